@@ -1,0 +1,396 @@
+"""Initializer specs: frozen, validated, framework-neutral.
+
+An initializer is a recipe; ``resolve(shape, role, fans)`` turns it into a concrete
+:mod:`xinit.distributions` law once the parameter's neutral shape and fans are known.
+Names and defaults follow PyTorch's ``torch.nn.init`` unless said otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .distributions import (
+    ConstantDist,
+    DiracDist,
+    Distribution,
+    EyeDist,
+    NormalDist,
+    OrthogonalDist,
+    TruncNormalDist,
+    UniformDist,
+)
+from .fans import Fans, check_role, compute_fans
+
+# std of N(0, 1) truncated to [-2, 2]: the variance correction of JAX/Keras variance_scaling.
+TRUNC_STD_2 = 0.87962566103423978
+
+NONLINEARITIES = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "selu",
+)
+MODES = ("fan_in", "fan_out")
+VS_MODES = ("fan_in", "fan_out", "fan_avg")
+VS_DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
+
+
+def gain(nonlinearity: str, param: float | None = None) -> float:
+    """PyTorch's ``nn.init.calculate_gain`` table (Paddle's is the same)."""
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"unknown nonlinearity {nonlinearity!r}; accepted: {NONLINEARITIES}")
+    if nonlinearity in ("tanh",):
+        return 5.0 / 3.0
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "selu":
+        return 3.0 / 4.0
+    if nonlinearity == "leaky_relu":
+        if param is None:
+            slope = 0.01
+        elif isinstance(param, bool) or not isinstance(param, (int, float)):
+            raise ValueError(f"negative_slope {param!r} is not a valid number")
+        else:
+            slope = float(param)
+        return math.sqrt(2.0 / (1.0 + slope**2))
+    return 1.0
+
+
+def _positive(name: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"{name} must be a positive number; got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value!r}")
+
+
+def _finite(name: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {value!r}")
+
+
+def _choice(name: str, value: str, accepted: tuple[str, ...]) -> None:
+    if value not in accepted:
+        raise ValueError(f"{name} must be one of {accepted}; got {value!r}")
+
+
+class Initializer:
+    """Base of all initializer specs."""
+
+    def resolve(
+        self, shape: tuple[int, ...], role: str = "linear", fans: Fans | None = None
+    ) -> Distribution:
+        """The distribution for a parameter of neutral ``shape`` and ``role``.
+
+        ``fans`` overrides the fans computed from the shape (a layer passes its weight's fans
+        for the bias, as PyTorch's default bias init does).
+        """
+        check_role(role, tuple(shape))
+        return self._resolve(tuple(shape), role, fans)
+
+    def _resolve(self, shape, role, fans) -> Distribution:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def _fans(shape, role, fans: Fans | None, who: str) -> Fans:
+        if fans is not None:
+            return fans
+        try:
+            return compute_fans(shape, role)
+        except ValueError as err:
+            raise ValueError(f"{who}: {err}") from None
+
+
+@dataclass(frozen=True)
+class Constant(Initializer):
+    value: float = 0.0
+
+    def __post_init__(self):
+        _finite("Constant.value", self.value)
+
+    def _resolve(self, shape, role, fans):
+        return ConstantDist(float(self.value))
+
+
+@dataclass(frozen=True)
+class Zeros(Initializer):
+    def _resolve(self, shape, role, fans):
+        return ConstantDist(0.0)
+
+
+@dataclass(frozen=True)
+class Ones(Initializer):
+    def _resolve(self, shape, role, fans):
+        return ConstantDist(1.0)
+
+
+@dataclass(frozen=True)
+class Normal(Initializer):
+    """N(mean, std^2), untruncated (``nn.init.normal_``)."""
+
+    mean: float = 0.0
+    std: float = 1.0
+
+    def __post_init__(self):
+        _finite("Normal.mean", self.mean)
+        _positive("Normal.std", self.std)
+
+    def _resolve(self, shape, role, fans):
+        return NormalDist(float(self.mean), float(self.std))
+
+
+@dataclass(frozen=True)
+class Uniform(Initializer):
+    """U(low, high) (``nn.init.uniform_``; defaults 0 and 1 as there)."""
+
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self):
+        _finite("Uniform.low", self.low)
+        _finite("Uniform.high", self.high)
+        if not self.low < self.high:
+            raise ValueError(f"Uniform needs low < high; got low={self.low}, high={self.high}")
+
+    def _resolve(self, shape, role, fans):
+        return UniformDist(float(self.low), float(self.high))
+
+
+@dataclass(frozen=True)
+class TruncatedNormal(Initializer):
+    """N(mean, std^2) cut to the **absolute** interval [low, high] (PyTorch's ``trunc_normal_``).
+
+    ``std`` is the pre-truncation scale. For bounds in standard deviations (JAX/Keras meaning)
+    use :meth:`TruncatedNormal.in_stds`.
+    """
+
+    mean: float = 0.0
+    std: float = 1.0
+    low: float = -2.0
+    high: float = 2.0
+
+    def __post_init__(self):
+        _finite("TruncatedNormal.mean", self.mean)
+        _positive("TruncatedNormal.std", self.std)
+        _finite("TruncatedNormal.low", self.low)
+        _finite("TruncatedNormal.high", self.high)
+        if not self.low < self.high:
+            raise ValueError(
+                f"TruncatedNormal needs low < high; got low={self.low}, high={self.high}"
+            )
+
+    @classmethod
+    def in_stds(
+        cls, mean: float = 0.0, std: float = 1.0, lower: float = -2.0, upper: float = 2.0
+    ) -> TruncatedNormal:
+        """Bounds given in units of ``std`` around ``mean`` (``jax.random.truncated_normal``)."""
+        _positive("TruncatedNormal.std", std)
+        return cls(mean, std, mean + lower * std, mean + upper * std)
+
+    def _resolve(self, shape, role, fans):
+        return TruncNormalDist(float(self.mean), float(self.std), float(self.low), float(self.high))
+
+
+@dataclass(frozen=True)
+class VarianceScaling(Initializer):
+    """The general form: variance ``scale / n`` with n the fan chosen by ``mode``.
+
+    ``truncated_normal`` is cut at +-2 pre-truncation sigmas and variance-corrected, so its
+    true std is sqrt(scale / n) (JAX/Flax meaning); ``normal`` is untruncated; ``uniform``
+    has bound sqrt(3 * scale / n).
+    """
+
+    scale: float = 1.0
+    mode: str = "fan_in"
+    distribution: str = "truncated_normal"
+
+    def __post_init__(self):
+        _positive("VarianceScaling.scale", self.scale)
+        _choice("VarianceScaling.mode", self.mode, VS_MODES)
+        _choice("VarianceScaling.distribution", self.distribution, VS_DISTRIBUTIONS)
+
+    def _resolve(self, shape, role, fans):
+        f = self._fans(shape, role, fans, type(self).__name__)
+        n = f.get(self.mode)
+        if n <= 0:
+            raise ValueError(f"{type(self).__name__}: {self.mode} is 0 for shape {shape}")
+        std = math.sqrt(self.scale / n)
+        if self.distribution == "normal":
+            return NormalDist(0.0, std)
+        if self.distribution == "uniform":
+            bound = math.sqrt(3.0) * std
+            return UniformDist(-bound, bound)
+        sigma = std / TRUNC_STD_2
+        return TruncNormalDist(0.0, sigma, -2.0 * sigma, 2.0 * sigma)
+
+
+@dataclass(frozen=True)
+class XavierUniform(Initializer):
+    gain: float = 1.0
+
+    def __post_init__(self):
+        _positive("XavierUniform.gain", self.gain)
+
+    def _resolve(self, shape, role, fans):
+        f = self._fans(shape, role, fans, "XavierUniform")
+        bound = self.gain * math.sqrt(6.0 / (f.fan_in + f.fan_out))
+        return UniformDist(-bound, bound)
+
+
+@dataclass(frozen=True)
+class XavierNormal(Initializer):
+    """Untruncated, as ``nn.init.xavier_normal_`` (JAX's glorot_normal is truncated)."""
+
+    gain: float = 1.0
+
+    def __post_init__(self):
+        _positive("XavierNormal.gain", self.gain)
+
+    def _resolve(self, shape, role, fans):
+        f = self._fans(shape, role, fans, "XavierNormal")
+        return NormalDist(0.0, self.gain * math.sqrt(2.0 / (f.fan_in + f.fan_out)))
+
+
+@dataclass(frozen=True)
+class _Kaiming(Initializer):
+    a: float = 0.0
+    mode: str = "fan_in"
+    nonlinearity: str = "leaky_relu"
+
+    def __post_init__(self):
+        name = type(self).__name__
+        _finite(f"{name}.a", self.a)
+        _choice(f"{name}.mode", self.mode, MODES)
+        _choice(f"{name}.nonlinearity", self.nonlinearity, NONLINEARITIES)
+
+    def _std(self, shape, role, fans) -> float:
+        f = self._fans(shape, role, fans, type(self).__name__)
+        n = f.get(self.mode)
+        if n <= 0:
+            raise ValueError(f"{type(self).__name__}: {self.mode} is 0 for shape {shape}")
+        return gain(self.nonlinearity, self.a) / math.sqrt(n)
+
+
+@dataclass(frozen=True)
+class KaimingUniform(_Kaiming):
+    """``nn.init.kaiming_uniform_``: bound = gain * sqrt(3 / fan)."""
+
+    def _resolve(self, shape, role, fans):
+        bound = math.sqrt(3.0) * self._std(shape, role, fans)
+        return UniformDist(-bound, bound)
+
+
+@dataclass(frozen=True)
+class KaimingNormal(_Kaiming):
+    """``nn.init.kaiming_normal_``: N(0, (gain / sqrt(fan))^2), untruncated."""
+
+    def _resolve(self, shape, role, fans):
+        return NormalDist(0.0, self._std(shape, role, fans))
+
+
+@dataclass(frozen=True)
+class LecunNormal(Initializer):
+    """Flax's default kernel init: truncated at +-2 sigma, variance-corrected to 1/fan_in."""
+
+    def _resolve(self, shape, role, fans):
+        return VarianceScaling(1.0, "fan_in", "truncated_normal")._resolve(shape, role, fans)
+
+
+@dataclass(frozen=True)
+class LecunUniform(Initializer):
+    def _resolve(self, shape, role, fans):
+        return VarianceScaling(1.0, "fan_in", "uniform")._resolve(shape, role, fans)
+
+
+@dataclass(frozen=True)
+class Orthogonal(Initializer):
+    """(Semi-)orthogonal rows or columns of the shape flattened to (shape[0], rest), times gain."""
+
+    gain: float = 1.0
+
+    def __post_init__(self):
+        _positive("Orthogonal.gain", self.gain)
+
+    def _resolve(self, shape, role, fans):
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal needs at least 2 dims; got shape {shape}")
+        return OrthogonalDist(float(self.gain))
+
+
+@dataclass(frozen=True)
+class Dirac(Initializer):
+    """Identity conv kernel (``nn.init.dirac_``), centre k//2, per group."""
+
+    groups: int = 1
+
+    def __post_init__(self):
+        if not isinstance(self.groups, int) or isinstance(self.groups, bool) or self.groups < 1:
+            raise ValueError(f"Dirac.groups must be a positive int; got {self.groups!r}")
+
+    def _resolve(self, shape, role, fans):
+        if role not in ("conv", "conv_transpose") or not 3 <= len(shape) <= 5:
+            raise ValueError(
+                f"Dirac needs a conv weight of 3 to 5 dims; got shape {shape} with role {role!r}"
+            )
+        if shape[0] % self.groups:
+            raise ValueError(
+                f"Dirac.groups={self.groups} does not divide the {shape[0]} output channels"
+            )
+        return DiracDist(self.groups)
+
+
+@dataclass(frozen=True)
+class Eye(Initializer):
+    def _resolve(self, shape, role, fans):
+        if len(shape) != 2:
+            raise ValueError(f"Eye needs a 2-d shape; got {shape}")
+        return EyeDist()
+
+
+@dataclass(frozen=True)
+class BiasPrior(Initializer):
+    """Focal-loss prior bias: constant -log((1 - p) / p); p = 0.1 gives -2.197."""
+
+    prob: float = 0.01
+
+    def __post_init__(self):
+        if not isinstance(self.prob, (int, float)) or not 0.0 < self.prob < 1.0:
+            raise ValueError(f"BiasPrior.prob must be in (0, 1); got {self.prob!r}")
+
+    @property
+    def value(self) -> float:
+        return -math.log((1.0 - self.prob) / self.prob)
+
+    def _resolve(self, shape, role, fans):
+        return ConstantDist(self.value)
+
+
+__all__ = [
+    "Initializer",
+    "Constant",
+    "Zeros",
+    "Ones",
+    "Normal",
+    "Uniform",
+    "TruncatedNormal",
+    "VarianceScaling",
+    "XavierUniform",
+    "XavierNormal",
+    "KaimingUniform",
+    "KaimingNormal",
+    "LecunNormal",
+    "LecunUniform",
+    "Orthogonal",
+    "Dirac",
+    "Eye",
+    "BiasPrior",
+    "gain",
+]

@@ -1,0 +1,34 @@
+"""``xinit.sample``: draw one initializer in any backend, returned in neutral layout."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .initializers import Initializer
+
+
+def sample(
+    initializer: Initializer,
+    shape: tuple[int, ...],
+    *,
+    role: str,
+    backend: str,
+    seed: int = 0,
+    device: str = "cpu",
+    rng: str = "native",
+    path: str = "sample",
+) -> np.ndarray:
+    """Sample ``initializer`` for a parameter of neutral ``shape`` and ``role`` in ``backend``.
+
+    The backend draws in its own native layout (Paddle Linear ``(in, out)``, Flax HWIO kernels)
+    on ``device``; the result comes back as numpy in the neutral (PyTorch) layout.
+    """
+    from xinit.backends import get_backend
+
+    if not isinstance(initializer, Initializer):
+        raise TypeError(f"expected an xinit initializer; got {initializer!r}")
+    adapter = get_backend(backend)
+    adapter.check_device(device)
+    shape = tuple(int(s) for s in shape)
+    dist = initializer.resolve(shape, role)
+    return adapter.sample_neutral(dist, shape, role, seed=seed, path=path, device=device, rng=rng)
