@@ -1,0 +1,231 @@
+"""Composition: Sequential and Residual blocks with named children, and the tree walkers.
+
+Child names become the dotted parameter paths (``layer1.0.conv1.weight``), exactly as PyTorch
+names submodules: ``Sequential(a, b)`` names them ``0``, ``1``; ``Sequential({"conv1": ...})``
+uses the given names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Union
+
+from .layers import Layer, ParamSpec, ReLU, SpecError
+
+Spec = Union[Layer, "Sequential", "Residual"]  # noqa: UP007 - forward references
+
+
+def _check_name(name: str, where: str) -> str:
+    if not isinstance(name, str) or not name or "." in name:
+        raise SpecError(f"{where}: child name {name!r} must be a non-empty string without '.'")
+    return name
+
+
+@dataclass(frozen=True, init=False)
+class Sequential:
+    """Children applied in order. ``Sequential(a, b)`` or ``Sequential({"name": a, ...})``.
+
+    Pairs ``Sequential(("relu", ReLU()), ...)`` may repeat a name for the same parameter-free
+    layer, which then runs twice as one shared module (torchvision's blocks reuse ``relu``).
+    """
+
+    steps: tuple[tuple[str, Spec], ...]
+    kind = "sequential"
+
+    def __init__(self, *layers, **named):
+        if len(layers) == 1 and isinstance(layers[0], Mapping):
+            items = list(layers[0].items())
+        elif layers and all(isinstance(x, tuple) and len(x) == 2 for x in layers):
+            items = list(layers)
+        else:
+            items = [(str(i), x) for i, x in enumerate(layers)]
+        items += list(named.items())
+        seen: dict[str, Spec] = {}
+        for name, child in items:
+            _check_name(name, "Sequential")
+            if not isinstance(child, (Layer, Sequential, Residual)):
+                raise SpecError(f"Sequential: child {name!r} is not a spec: {child!r}")
+            if name in seen and not (
+                seen[name] == child and isinstance(child, Layer) and not child.params()
+            ):
+                raise SpecError(
+                    f"Sequential: child name {name!r} repeats; only an identical parameter-free "
+                    "layer may be reused"
+                )
+            seen[name] = child
+        object.__setattr__(self, "steps", tuple(items))
+
+    @property
+    def children(self) -> tuple[tuple[str, Spec], ...]:
+        """Unique named children in first-use order (the module's submodules)."""
+        out: dict[str, Spec] = {}
+        for name, child in self.steps:
+            out.setdefault(name, child)
+        return tuple(out.items())
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, name: str | int):
+        key = str(name)
+        for n, c in self.steps:
+            if n == key:
+                return c
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Residual:
+    """``activation(body(x) + shortcut(x))``, body children inlined under the block's names.
+
+    Mirrors torchvision's BasicBlock/Bottleneck: ``Residual(Sequential({"conv1": ..., "bn1":
+    ..., "relu": ReLU(), "conv2": ..., "bn2": ...}), shortcut=Sequential(conv, bn))`` gives
+    the keys ``conv1.weight``, ..., ``downsample.0.weight``. An activation whose name is already
+    a body child of equal spec shares that child, as torchvision's blocks reuse one ``relu``.
+    """
+
+    body: Sequential
+    shortcut: Spec | None = None
+    shortcut_name: str = "downsample"
+    activation: Layer | None = ReLU()
+    activation_name: str = "relu"
+    kind = "residual"
+
+    def __post_init__(self):
+        if not isinstance(self.body, Sequential):
+            raise SpecError("Residual.body must be a Sequential of named children")
+        names = [n for n, _ in self.body.children]
+        if self.shortcut is not None:
+            _check_name(self.shortcut_name, "Residual")
+            if self.shortcut_name in names:
+                raise SpecError(f"Residual: shortcut name {self.shortcut_name!r} is a body child")
+        if self.activation is not None:
+            _check_name(self.activation_name, "Residual")
+            if self.activation_name in names and self.body[self.activation_name] != self.activation:
+                raise SpecError(
+                    f"Residual: activation name {self.activation_name!r} is a different body child"
+                )
+
+    @property
+    def children(self) -> tuple[tuple[str, Spec], ...]:
+        """Every named child, once (body, then shortcut, then a non-shared activation)."""
+        out = list(self.body.children)
+        if self.shortcut is not None:
+            out.append((self.shortcut_name, self.shortcut))
+        names = {n for n, _ in out}
+        if self.activation is not None and self.activation_name not in names:
+            out.append((self.activation_name, self.activation))
+        return tuple(out)
+
+
+def join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def children(spec) -> tuple[tuple[str, Spec], ...]:
+    return () if isinstance(spec, Layer) else spec.children
+
+
+def walk(spec, prefix: str = "") -> Iterator[tuple[str, Spec]]:
+    """Every node, parents before children, with its dotted path ("" for the root)."""
+    yield prefix, spec
+    for name, child in children(spec):
+        yield from walk(child, join(prefix, name))
+
+
+def param_specs(spec) -> dict[str, ParamSpec]:
+    """Dotted path -> ParamSpec for every parameter and buffer, in PyTorch's state_dict order."""
+    out: dict[str, ParamSpec] = {}
+    for path, node in walk(spec):
+        if isinstance(node, Layer):
+            for p in node.params():
+                out[join(path, p.name)] = p
+    return out
+
+
+def layer_of(spec, path: str):
+    """The node at dotted ``path``."""
+    node = spec
+    for part in path.split(".") if path else ():
+        node = dict(children(node)).get(part)
+        if node is None:
+            raise KeyError(f"no child {part!r} on the way to {path!r}")
+    return node
+
+
+@dataclass(frozen=True)
+class ShapeRow:
+    path: str
+    spec: object
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+
+
+def infer(spec, input_shape: tuple[int, ...], prefix: str = "") -> list[ShapeRow]:
+    """Output shape of every node (post-order rows), raising SpecError naming the path."""
+    rows: list[ShapeRow] = []
+    shape = tuple(int(s) for s in input_shape)
+
+    def visit(node, path, shape):
+        where = path or "<root>"
+        if isinstance(node, Layer):
+            try:
+                out = node.output_shape(shape)
+            except SpecError as err:
+                raise SpecError(f"{where}: {err}") from None
+            if min(out) < 1:
+                raise SpecError(f"{where}: output shape {out} is empty for input {shape}")
+        elif isinstance(node, Sequential):
+            out = shape
+            for name, child in node.steps:
+                out = visit(child, join(path, name), out)
+        elif isinstance(node, Residual):
+            main = shape
+            for name, child in node.body.steps:
+                main = visit(child, join(path, name), main)
+            side = shape
+            if node.shortcut is not None:
+                side = visit(node.shortcut, join(path, node.shortcut_name), shape)
+            if main != side:
+                raise SpecError(
+                    f"{where}: residual branches differ: body gives {main}, "
+                    f"{'shortcut' if node.shortcut is not None else 'identity'} gives {side}"
+                )
+            out = main
+            if node.activation is not None:
+                out = node.activation.output_shape(out)
+        else:
+            raise SpecError(f"{where}: not a spec: {node!r}")
+        rows.append(ShapeRow(path, node, shape, out))
+        return out
+
+    visit(spec, prefix, shape)
+    return rows
+
+
+def output_shape(spec, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    return infer(spec, input_shape)[-1].output_shape
+
+
+def num_params(spec, trainable_only: bool = False) -> int:
+    return sum(
+        p.numel
+        for p in param_specs(spec).values()
+        if p.dtype == "float32" and (p.trainable or not trainable_only)
+    )
+
+
+__all__ = [
+    "Sequential",
+    "Residual",
+    "walk",
+    "param_specs",
+    "infer",
+    "output_shape",
+    "layer_of",
+    "num_params",
+    "join",
+    "children",
+    "ShapeRow",
+]

@@ -1,0 +1,513 @@
+"""Layer specs: frozen dataclasses that know their parameters and infer their output shape.
+
+Shapes include the batch dimension and are channel-first (N, C, *spatial), whatever the
+backend. Parameter shapes are in the neutral (PyTorch) layout and carry a role for fans and
+a default initializer (PyTorch's defaults, the neutral convention).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .fans import Fans, compute_fans
+from .initializers import Initializer, KaimingUniform, Normal, Ones, Zeros
+
+_TORCH_DEFAULT = KaimingUniform(a=math.sqrt(5.0))  # U(+-1/sqrt(fan_in)) for weight and bias
+
+
+class SpecError(ValueError):
+    """A spec that cannot run; the message names the layer path and the shapes involved."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter or buffer of a layer, in neutral terms."""
+
+    name: str  # neutral leaf name: weight, bias, running_mean, running_var, num_batches_tracked
+    shape: tuple[int, ...]
+    role: str  # fan role: linear, conv, conv_transpose, embedding, vector
+    init: Initializer
+    kind: str  # the owning layer's neutral kind
+    fans: Fans | None = None  # fans for fan-based inits (a bias uses its weight's)
+    trainable: bool = True
+    dtype: str = "float32"
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+def _tuple(value, n: int, what: str) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,) * n
+    value = tuple(value)
+    if len(value) != n or not all(isinstance(v, int) for v in value):
+        raise SpecError(f"{what} must be an int or a tuple of {n} ints; got {value!r}")
+    return value
+
+
+def _dims_of(kernel, dims: int | None) -> int:
+    if dims is not None:
+        return dims
+    return len(kernel) if isinstance(kernel, (tuple, list)) else 2
+
+
+class Layer:
+    """Base of layer specs. ``kind`` is the neutral kind policies match on."""
+
+    kind: ClassVar[str] = ""
+
+    def params(self) -> tuple[ParamSpec, ...]:
+        return ()
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(shape)
+
+    def _need_rank(self, shape, ranks, what="input") -> None:
+        if len(shape) not in ranks:
+            raise SpecError(
+                f"{type(self).__name__} expects a {'/'.join(map(str, ranks))}-d {what} "
+                f"(N, C, ...); got shape {tuple(shape)}"
+            )
+
+    def _need_channels(self, shape, channels) -> None:
+        if shape[1] != channels:
+            raise SpecError(
+                f"{type(self).__name__} expects {channels} input channels; got {shape[1]} "
+                f"(input shape {tuple(shape)})"
+            )
+
+
+def _set(obj, **kw) -> None:
+    for k, v in kw.items():
+        object.__setattr__(obj, k, v)
+
+
+def _positive_int(obj, **kw) -> None:
+    for k, v in kw.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise SpecError(f"{type(obj).__name__}.{k} must be a positive int; got {v!r}")
+
+
+# ---- convolutions --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Conv(Layer):
+    """N-d convolution (PyTorch's ConvNd): weight (out, in/groups, *k)."""
+
+    kind: ClassVar[str] = "conv"
+    in_channels: int
+    out_channels: int
+    kernel_size: int | tuple[int, ...]
+    stride: int | tuple[int, ...] = 1
+    padding: int | tuple[int, ...] = 0
+    dilation: int | tuple[int, ...] = 1
+    groups: int = 1
+    bias: bool = True
+    dims: int | None = None
+    weight_init: Initializer | None = None
+    bias_init: Initializer | None = None
+
+    def __post_init__(self):
+        _positive_int(self, in_channels=self.in_channels, out_channels=self.out_channels)
+        _positive_int(self, groups=self.groups)
+        n = _dims_of(self.kernel_size, self.dims)
+        if n not in (1, 2, 3):
+            raise SpecError(f"{type(self).__name__} supports 1 to 3 spatial dims; got {n}")
+        _set(
+            self,
+            dims=n,
+            kernel_size=_tuple(self.kernel_size, n, "kernel_size"),
+            stride=_tuple(self.stride, n, "stride"),
+            padding=_tuple(self.padding, n, "padding"),
+            dilation=_tuple(self.dilation, n, "dilation"),
+        )
+        for name, value in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
+            if value % self.groups:
+                raise SpecError(
+                    f"{type(self).__name__}: groups={self.groups} does not divide "
+                    f"{name}={value}"
+                )
+        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.dilation) < 1:
+            raise SpecError(f"{type(self).__name__}: kernel, stride and dilation must be >= 1")
+        if min(self.padding) < 0:
+            raise SpecError(f"{type(self).__name__}: padding must be >= 0")
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+
+    role: ClassVar[str] = "conv"
+
+    def params(self):
+        w = self.weight_shape
+        fans = compute_fans(w, self.role)
+        out = [ParamSpec("weight", w, self.role, self.weight_init or _TORCH_DEFAULT, self.kind)]
+        if self.bias:
+            n_out = self.out_channels
+            init = self.bias_init or _TORCH_DEFAULT
+            out.append(ParamSpec("bias", (n_out,), "vector", init, self.kind, fans=fans))
+        return tuple(out)
+
+    def output_shape(self, shape):
+        self._need_rank(shape, (self.dims + 2,))
+        self._need_channels(shape, self.in_channels)
+        spatial = []
+        for size, k, s, p, d in zip(
+            shape[2:], self.kernel_size, self.stride, self.padding, self.dilation
+        ):
+            span = d * (k - 1) + 1
+            if size + 2 * p < span:
+                raise SpecError(
+                    f"{type(self).__name__}: kernel {self.kernel_size} (dilation {self.dilation}) "
+                    f"is larger than the padded input {tuple(shape)} with padding {self.padding}"
+                )
+            spatial.append((size + 2 * p - span) // s + 1)
+        return (shape[0], self.out_channels, *spatial)
+
+
+@dataclass(frozen=True)
+class ConvTranspose(Conv):
+    """N-d transposed convolution (PyTorch's ConvTransposeNd): weight (in, out/groups, *k)."""
+
+    kind: ClassVar[str] = "conv_transpose"
+    role: ClassVar[str] = "conv_transpose"
+    output_padding: int | tuple[int, ...] = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        _set(self, output_padding=_tuple(self.output_padding, self.dims, "output_padding"))
+        for op, s, d in zip(self.output_padding, self.stride, self.dilation):
+            if not 0 <= op < max(s, d):
+                raise SpecError(
+                    f"ConvTranspose: output_padding {self.output_padding} must be smaller than "
+                    f"stride {self.stride} or dilation {self.dilation}"
+                )
+
+    @property
+    def weight_shape(self):
+        return (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
+
+    def output_shape(self, shape):
+        self._need_rank(shape, (self.dims + 2,))
+        self._need_channels(shape, self.in_channels)
+        spatial = []
+        for size, k, s, p, d, op in zip(
+            shape[2:],
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.output_padding,
+        ):
+            out = (size - 1) * s - 2 * p + d * (k - 1) + op + 1
+            if out < 1:
+                raise SpecError(
+                    f"ConvTranspose: padding {self.padding} leaves no output for input "
+                    f"{tuple(shape)}"
+                )
+            spatial.append(out)
+        return (shape[0], self.out_channels, *spatial)
+
+
+def Conv1d(*args, **kw) -> Conv:  # noqa: N802 - PyTorch-style constructor names
+    return Conv(*args, dims=1, **kw)
+
+
+def Conv2d(*args, **kw) -> Conv:  # noqa: N802
+    return Conv(*args, dims=2, **kw)
+
+
+def Conv3d(*args, **kw) -> Conv:  # noqa: N802
+    return Conv(*args, dims=3, **kw)
+
+
+def ConvTranspose2d(*args, **kw) -> ConvTranspose:  # noqa: N802
+    return ConvTranspose(*args, dims=2, **kw)
+
+
+# ---- normalisation, dense, embedding -------------------------------------------------------
+@dataclass(frozen=True)
+class BatchNorm(Layer):
+    """Batch normalisation. ``momentum`` is PyTorch's (weight of the new batch statistic);
+    running variance is the unbiased batch variance, as PyTorch stores it. Adapters translate.
+    """
+
+    kind: ClassVar[str] = "batchnorm"
+    num_features: int
+    eps: float = 1e-5
+    momentum: float = 0.1
+    affine: bool = True
+    dims: int = 2
+    weight_init: Initializer | None = None
+    bias_init: Initializer | None = None
+
+    def __post_init__(self):
+        _positive_int(self, num_features=self.num_features)
+        if self.dims not in (1, 2, 3):
+            raise SpecError(f"BatchNorm.dims must be 1, 2 or 3; got {self.dims!r}")
+        if not 0.0 <= self.momentum <= 1.0:
+            raise SpecError(f"BatchNorm.momentum must be in [0, 1]; got {self.momentum!r}")
+        if not self.eps > 0:
+            raise SpecError(f"BatchNorm.eps must be positive; got {self.eps!r}")
+
+    def params(self):
+        c, k = (self.num_features,), self.kind
+        out = []
+        if self.affine:
+            out += [
+                ParamSpec("weight", c, "vector", self.weight_init or Ones(), k),
+                ParamSpec("bias", c, "vector", self.bias_init or Zeros(), k),
+            ]
+        out += [
+            ParamSpec("running_mean", c, "vector", Zeros(), k, trainable=False),
+            ParamSpec("running_var", c, "vector", Ones(), k, trainable=False),
+            ParamSpec("num_batches_tracked", (), "vector", Zeros(), k, trainable=False, dtype="int64"),
+        ]
+        return tuple(out)
+
+    def output_shape(self, shape):
+        ranks = (2, 3) if self.dims == 1 else (self.dims + 2,)
+        self._need_rank(shape, ranks)
+        self._need_channels(shape, self.num_features)
+        return tuple(shape)
+
+
+@dataclass(frozen=True)
+class Linear(Layer):
+    """Fully connected layer on (N, in_features) input: weight (out, in)."""
+
+    kind: ClassVar[str] = "linear"
+    in_features: int
+    out_features: int
+    bias: bool = True
+    weight_init: Initializer | None = None
+    bias_init: Initializer | None = None
+
+    def __post_init__(self):
+        _positive_int(self, in_features=self.in_features, out_features=self.out_features)
+
+    def params(self):
+        w = (self.out_features, self.in_features)
+        out = [ParamSpec("weight", w, "linear", self.weight_init or _TORCH_DEFAULT, self.kind)]
+        if self.bias:
+            init = self.bias_init or _TORCH_DEFAULT
+            fans = compute_fans(w, "linear")
+            out.append(ParamSpec("bias", (self.out_features,), "vector", init, self.kind, fans))
+        return tuple(out)
+
+    def output_shape(self, shape):
+        if len(shape) != 2:
+            raise SpecError(
+                f"Linear expects a 2-d input (N, {self.in_features}); got shape {tuple(shape)} "
+                "(add a Flatten before it)"
+            )
+        if shape[1] != self.in_features:
+            raise SpecError(
+                f"Linear expects {self.in_features} input features; got {shape[1]} "
+                f"(input shape {tuple(shape)})"
+            )
+        return (shape[0], self.out_features)
+
+
+@dataclass(frozen=True)
+class Embedding(Layer):
+    """Lookup table (num_embeddings, embedding_dim) on integer input (N, L) -> (N, L, D)."""
+
+    kind: ClassVar[str] = "embedding"
+    num_embeddings: int
+    embedding_dim: int
+    weight_init: Initializer | None = None
+
+    def __post_init__(self):
+        _positive_int(self, num_embeddings=self.num_embeddings, embedding_dim=self.embedding_dim)
+
+    def params(self):
+        shape = (self.num_embeddings, self.embedding_dim)
+        return (ParamSpec("weight", shape, "embedding", self.weight_init or Normal(), self.kind),)
+
+    def output_shape(self, shape):
+        return (*shape, self.embedding_dim)
+
+
+# ---- activations and shape-only layers -----------------------------------------------------
+@dataclass(frozen=True)
+class ReLU(Layer):
+    kind: ClassVar[str] = "relu"
+
+
+@dataclass(frozen=True)
+class LeakyReLU(Layer):
+    kind: ClassVar[str] = "leaky_relu"
+    negative_slope: float = 0.01
+
+
+@dataclass(frozen=True)
+class GELU(Layer):
+    """Exact (erf) GELU by default, as PyTorch; ``approximate="tanh"`` for the tanh form."""
+
+    kind: ClassVar[str] = "gelu"
+    approximate: str = "none"
+
+    def __post_init__(self):
+        if self.approximate not in ("none", "tanh"):
+            raise SpecError(f"GELU.approximate must be 'none' or 'tanh'; got {self.approximate!r}")
+
+
+@dataclass(frozen=True)
+class SiLU(Layer):
+    kind: ClassVar[str] = "silu"
+
+
+@dataclass(frozen=True)
+class Sigmoid(Layer):
+    kind: ClassVar[str] = "sigmoid"
+
+
+@dataclass(frozen=True)
+class Tanh(Layer):
+    kind: ClassVar[str] = "tanh"
+
+
+@dataclass(frozen=True)
+class Identity(Layer):
+    kind: ClassVar[str] = "identity"
+
+
+@dataclass(frozen=True)
+class Dropout(Layer):
+    kind: ClassVar[str] = "dropout"
+    p: float = 0.5
+
+    def __post_init__(self):
+        if not 0.0 <= self.p < 1.0:
+            raise SpecError(f"Dropout.p must be in [0, 1); got {self.p!r}")
+
+
+@dataclass(frozen=True)
+class Flatten(Layer):
+    """Flattens all but the batch dim, in channel-first order (as ``nn.Flatten()``)."""
+
+    kind: ClassVar[str] = "flatten"
+
+    def output_shape(self, shape):
+        self._need_rank(shape, (2, 3, 4, 5))
+        return (shape[0], math.prod(shape[1:]))
+
+
+# ---- pooling -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Pool(Layer):
+    kernel_size: int | tuple[int, ...] = 2
+    stride: int | tuple[int, ...] | None = None  # defaults to kernel_size, as in PyTorch
+    padding: int | tuple[int, ...] = 0
+    ceil_mode: bool = False
+    dims: int | None = None
+
+    def __post_init__(self):
+        n = _dims_of(self.kernel_size, self.dims)
+        if n not in (1, 2, 3):
+            raise SpecError(f"{type(self).__name__} supports 1 to 3 spatial dims; got {n}")
+        k = _tuple(self.kernel_size, n, "kernel_size")
+        s = k if self.stride is None else _tuple(self.stride, n, "stride")
+        p = _tuple(self.padding, n, "padding")
+        _set(self, dims=n, kernel_size=k, stride=s, padding=p)
+        if min(k) < 1 or min(s) < 1 or min(p) < 0:
+            raise SpecError(f"{type(self).__name__}: kernel/stride must be >= 1, padding >= 0")
+        if any(2 * pi > ki for pi, ki in zip(p, k)):
+            raise SpecError(
+                f"{type(self).__name__}: padding {p} must be at most half the kernel {k}"
+            )
+
+    def output_shape(self, shape):
+        self._need_rank(shape, (self.dims + 2,))
+        spatial = []
+        for size, k, s, p in zip(shape[2:], self.kernel_size, self.stride, self.padding):
+            if size + 2 * p < k:
+                raise SpecError(
+                    f"{type(self).__name__}: kernel {self.kernel_size} is larger than the padded "
+                    f"input {tuple(shape)} with padding {self.padding}"
+                )
+            out = pool_out(size, k, s, p, self.ceil_mode)
+            spatial.append(out)
+        return (shape[0], shape[1], *spatial)
+
+
+def pool_out(size: int, k: int, s: int, p: int, ceil_mode: bool) -> int:
+    """PyTorch's pooling output length, including ceil_mode's 'last window starts inside' rule."""
+    num = size + 2 * p - k
+    out = (-(-num // s) if ceil_mode else num // s) + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+@dataclass(frozen=True)
+class MaxPool(_Pool):
+    kind: ClassVar[str] = "max_pool"
+
+
+@dataclass(frozen=True)
+class AvgPool(_Pool):
+    """Average pool; ``count_include_pad`` as PyTorch (Paddle's ``exclusive`` is its negation)."""
+
+    kind: ClassVar[str] = "avg_pool"
+    count_include_pad: bool = True
+
+
+@dataclass(frozen=True)
+class AdaptiveAvgPool(Layer):
+    kind: ClassVar[str] = "adaptive_avg_pool"
+    output_size: int | tuple[int, ...] = 1
+    dims: int | None = None
+
+    def __post_init__(self):
+        n = _dims_of(self.output_size, self.dims)
+        _set(self, dims=n, output_size=_tuple(self.output_size, n, "output_size"))
+        if min(self.output_size) < 1:
+            raise SpecError(f"AdaptiveAvgPool.output_size must be >= 1; got {self.output_size}")
+
+    def output_shape(self, shape):
+        self._need_rank(shape, (self.dims + 2,))
+        return (shape[0], shape[1], *self.output_size)
+
+
+LAYER_KINDS = tuple(
+    sorted(
+        {
+            c.kind
+            for c in (Conv, ConvTranspose, BatchNorm, Linear, Embedding, ReLU, LeakyReLU, GELU)
+            + (SiLU, Sigmoid, Tanh, Identity, Dropout, Flatten, MaxPool, AvgPool, AdaptiveAvgPool)
+        }
+    )
+)
+
+__all__ = [
+    "SpecError",
+    "ParamSpec",
+    "Layer",
+    "Conv",
+    "ConvTranspose",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose2d",
+    "BatchNorm",
+    "Linear",
+    "Embedding",
+    "ReLU",
+    "LeakyReLU",
+    "GELU",
+    "SiLU",
+    "Sigmoid",
+    "Tanh",
+    "Identity",
+    "Dropout",
+    "Flatten",
+    "MaxPool",
+    "AvgPool",
+    "AdaptiveAvgPool",
+    "pool_out",
+    "LAYER_KINDS",
+]
