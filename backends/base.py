@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from xinit.blocks import Residual, Sequential, check_channels, param_specs
 from xinit.distributions import (
     ConstantDist,
     DiracDist,
@@ -21,6 +22,7 @@ from xinit.distributions import (
     OrthogonalDist,
     construct,
 )
+from xinit.layers import Layer, ParamSpec
 from xinit.rng import derive_seed, keyed_normal_draw, keyed_sample
 
 RNG_MODES = ("native", "xinit")
@@ -123,3 +125,112 @@ class Backend(ABC):
     def sample_neutral(self, dist, shape, role, **kw) -> np.ndarray:
         """Like :meth:`sample`, returned as numpy in neutral layout."""
         return self.to_neutral(self.to_numpy(self.sample(dist, shape, role, **kw)), role)
+
+    # ---- building -----------------------------------------------------------------------
+    @abstractmethod
+    def make_layer(self, layer: Layer, device: str) -> Any:
+        """A native module for one layer spec (framework default init; overwritten later)."""
+
+    @abstractmethod
+    def make_sequential(self, children: dict[str, Any], steps: list[str]) -> Any:
+        """A container applying ``steps`` (child names, possibly repeated) in order."""
+
+    @abstractmethod
+    def make_residual(
+        self,
+        children: dict[str, Any],
+        body: list[str],
+        shortcut: str | None,
+        activation: str | None,
+    ) -> Any:
+        """A container computing ``activation(body(x) + shortcut(x))``."""
+
+    @abstractmethod
+    def child(self, module: Any, name: str) -> Any:
+        """The named direct child of a native container."""
+
+    @abstractmethod
+    def set_value(self, module: Any, leaf: str, value: Any) -> None:
+        """Overwrite the leaf parameter/buffer ``leaf`` of ``module`` with a native tensor."""
+
+    @abstractmethod
+    def get_value(self, module: Any, leaf: str) -> Any:
+        """The native tensor of leaf ``leaf`` of ``module``."""
+
+    def leaf_name(self, kind: str, name: str) -> str | None:
+        """This framework's leaf name for neutral leaf ``name`` of a ``kind`` layer (None: absent)."""
+        return name
+
+    def submodule(self, module: Any, path: str) -> Any:
+        for part in path.split(".") if path else ():
+            module = self.child(module, part)
+        return module
+
+    def _build_node(self, spec, device: str) -> Any:
+        if isinstance(spec, Layer):
+            return self.make_layer(spec, device)
+        kids = {name: self._build_node(child, device) for name, child in spec.children}
+        if isinstance(spec, Sequential):
+            return self.make_sequential(kids, [n for n, _ in spec.steps])
+        if isinstance(spec, Residual):
+            return self.make_residual(
+                kids,
+                [n for n, _ in spec.body.steps],
+                spec.shortcut_name if spec.shortcut is not None else None,
+                spec.activation_name if spec.activation is not None else None,
+            )
+        raise TypeError(f"not a spec: {spec!r}")
+
+    def build(
+        self,
+        spec,
+        *,
+        seed: int = 0,
+        device: str = "cpu",
+        rng: str = "native",
+        policy=None,
+    ) -> Any:
+        """A native module for ``spec`` with every parameter initialised by xinit."""
+        self.check_device(device)
+        check_channels(spec)
+        module = self._build_node(spec, device)
+        self.attach_spec(module, spec)
+        self.initialize(module, spec, seed=seed, device=device, rng=rng, policy=policy)
+        return module
+
+    def attach_spec(self, module: Any, spec) -> None:
+        object.__setattr__(module, "_xinit_spec", spec)
+
+    def initializers(self, spec, policy=None) -> dict[str, tuple[ParamSpec, Any]]:
+        """Path -> (ParamSpec, initializer) for every trainable parameter of ``spec``."""
+        params = {p: s for p, s in param_specs(spec).items() if s.trainable}
+        chosen = {path: ps.init for path, ps in params.items()}
+        if policy is not None:
+            chosen.update(policy.initializers(params))
+        return {path: (params[path], chosen[path]) for path in params}
+
+    def initialize(self, module, spec, *, seed=0, device="cpu", rng="native", policy=None):
+        """Draw every trainable parameter of an xinit-built ``module`` from its initializer."""
+        for path, (ps, init) in self.initializers(spec, policy).items():
+            dist = init.resolve(ps.shape, ps.role, ps.fans, param=ps)
+            value = self.sample(
+                dist, ps.shape, ps.role, seed=seed, path=path, device=device, rng=rng
+            )
+            self.set_path(module, path, ps.kind, value)
+
+    def set_path(self, module: Any, path: str, kind: str, value: Any) -> None:
+        owner, _, leaf = path.rpartition(".")
+        native = self.leaf_name(kind, leaf)
+        if native is None:
+            raise KeyError(f"{self.name} has no counterpart of {path!r}")
+        self.set_value(self.submodule(module, owner), native, value)
+
+    def get_path(self, module: Any, path: str, kind: str) -> Any | None:
+        owner, _, leaf = path.rpartition(".")
+        native = self.leaf_name(kind, leaf)
+        return None if native is None else self.get_value(self.submodule(module, owner), native)
+
+    # ---- running ------------------------------------------------------------------------
+    @abstractmethod
+    def run(self, module: Any, x: np.ndarray, device: str | None = None) -> np.ndarray:
+        """Eval-mode, gradient-free forward of channel-first numpy ``x``; channel-first out."""

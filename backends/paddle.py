@@ -7,9 +7,115 @@ import contextlib
 import numpy as np
 import paddle
 
+from xinit import layers as L
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
 from .base import Backend
+
+nn = paddle.nn
+F = paddle.nn.functional
+_BN_LEAVES = {"running_mean": "_mean", "running_var": "_variance", "num_batches_tracked": None}
+_ACTIVATIONS = {
+    "relu": lambda s: nn.ReLU(),
+    "leaky_relu": lambda s: nn.LeakyReLU(s.negative_slope),
+    "gelu": lambda s: nn.GELU(approximate=s.approximate == "tanh"),
+    "silu": lambda s: nn.Silu(),
+    "sigmoid": lambda s: nn.Sigmoid(),
+    "tanh": lambda s: nn.Tanh(),
+    "identity": lambda s: nn.Identity(),
+    "flatten": lambda s: nn.Flatten(1, -1),
+    "dropout": lambda s: nn.Dropout(s.p),
+}
+
+
+class BatchNorm(nn.Layer):
+    """Batch norm with PaddleOCR's parameter names and the neutral (PyTorch) statistics rule.
+
+    Paddle's own BatchNorm stores the biased batch variance; the neutral spec stores the
+    unbiased one, as PyTorch does, so training-mode updates are computed here. ``momentum``
+    is the neutral (PyTorch) weight of the new batch; Paddle's own would be 1 - momentum.
+    """
+
+    def __init__(self, num_features: int, eps: float, momentum: float, affine: bool):
+        super().__init__()
+        self._epsilon, self._momentum = eps, momentum
+        c = [num_features]
+        if affine:
+            one = nn.initializer.Constant(1.0)
+            self.weight = self.create_parameter(c, default_initializer=one)
+            self.bias = self.create_parameter(c, is_bias=True)
+        else:
+            self.weight = self.bias = None
+        keep = paddle.ParamAttr(trainable=False)
+        self._mean = self.create_parameter(
+            c, attr=keep, default_initializer=nn.initializer.Constant(0.0)
+        )
+        self._variance = self.create_parameter(
+            c, attr=keep, default_initializer=nn.initializer.Constant(1.0)
+        )
+        self._mean.stop_gradient = self._variance.stop_gradient = True
+
+    def forward(self, x):
+        if not self.training:
+            return F.batch_norm(
+                x, self._mean, self._variance, self.weight, self.bias, False, epsilon=self._epsilon
+            )
+        axes = [0, *range(2, x.ndim)]
+        mean = x.mean(axis=axes)
+        var = ((x - mean.reshape([1, -1] + [1] * (x.ndim - 2))) ** 2).mean(axis=axes)
+        n = x.numel() // x.shape[1]
+        with paddle.no_grad():
+            m = self._momentum
+            unbiased = var * (float(n) / max(float(n) - 1.0, 1.0))
+            paddle.assign((1 - m) * self._mean + m * mean, self._mean)
+            paddle.assign((1 - m) * self._variance + m * unbiased, self._variance)
+        shape = [1, -1] + [1] * (x.ndim - 2)
+        y = (x - mean.reshape(shape)) / paddle.sqrt(var.reshape(shape) + self._epsilon)
+        if self.weight is not None:
+            y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
+        return y
+
+
+class Steps(nn.Layer):
+    """A Sequential whose steps may reuse a parameter-free child."""
+
+    def __init__(self, children: dict, steps: list[str]):
+        super().__init__()
+        for name, child in children.items():
+            self.add_sublayer(name, child)
+        self.steps = list(steps)
+
+    def forward(self, x):
+        for name in self.steps:
+            x = self._sub_layers[name](x)
+        return x
+
+
+class Residual(nn.Layer):
+    """activation(body(x) + shortcut(x)), children registered under their spec names."""
+
+    def __init__(self, children: dict, body: list[str], shortcut, activation):
+        super().__init__()
+        for name, child in children.items():
+            self.add_sublayer(name, child)
+        self.body, self.shortcut, self.activation = list(body), shortcut, activation
+
+    def forward(self, x):
+        out = x
+        for name in self.body:
+            out = self._sub_layers[name](out)
+        out = out + (self._sub_layers[self.shortcut](x) if self.shortcut else x)
+        return self._sub_layers[self.activation](out) if self.activation else out
+
+
+@contextlib.contextmanager
+def _on(device: str):
+    previous = paddle.get_device()
+    paddle.set_device("gpu:0" if device == "gpu" else "cpu")
+    try:
+        yield
+    finally:
+        paddle.set_device(previous)
 
 
 def _place(device: str):
@@ -64,6 +170,113 @@ class PaddleBackend(Backend):
                 )
                 return paddle.create_parameter(shape, "float32", default_initializer=init)
         raise TypeError(f"paddle cannot draw {dist!r}")
+
+    # ---- building -----------------------------------------------------------------------
+    def leaf_name(self, kind, name):
+        return _BN_LEAVES.get(name, name) if kind == "batchnorm" else name
+
+    def make_layer(self, spec, device):
+        with _on(device):
+            return self._make_layer(spec)
+
+    def _make_layer(self, spec):
+        bias = None if getattr(spec, "bias", True) else False
+        if isinstance(spec, L.ConvTranspose):
+            cls = (nn.Conv1DTranspose, nn.Conv2DTranspose, nn.Conv3DTranspose)[spec.dims - 1]
+            return cls(
+                spec.in_channels,
+                spec.out_channels,
+                list(spec.kernel_size),
+                list(spec.stride),
+                list(spec.padding),
+                list(spec.output_padding),
+                spec.groups,
+                list(spec.dilation),
+                bias_attr=bias,
+            )
+        if isinstance(spec, L.Conv):
+            cls = (nn.Conv1D, nn.Conv2D, nn.Conv3D)[spec.dims - 1]
+            return cls(
+                spec.in_channels,
+                spec.out_channels,
+                list(spec.kernel_size),
+                list(spec.stride),
+                list(spec.padding),
+                list(spec.dilation),
+                spec.groups,
+                bias_attr=bias,
+            )
+        if isinstance(spec, L.BatchNorm):
+            return BatchNorm(spec.num_features, spec.eps, spec.momentum, spec.affine)
+        if isinstance(spec, L.Linear):
+            return nn.Linear(spec.in_features, spec.out_features, bias_attr=bias)
+        if isinstance(spec, L.Embedding):
+            return nn.Embedding(spec.num_embeddings, spec.embedding_dim)
+        if isinstance(spec, L.MaxPool):
+            cls = (nn.MaxPool1D, nn.MaxPool2D, nn.MaxPool3D)[spec.dims - 1]
+            return cls(
+                list(spec.kernel_size),
+                list(spec.stride),
+                list(spec.padding),
+                ceil_mode=spec.ceil_mode,
+            )
+        if isinstance(spec, L.AvgPool):
+            cls = (nn.AvgPool1D, nn.AvgPool2D, nn.AvgPool3D)[spec.dims - 1]
+            return cls(
+                list(spec.kernel_size),
+                list(spec.stride),
+                list(spec.padding),
+                ceil_mode=spec.ceil_mode,
+                exclusive=not spec.count_include_pad,
+            )
+        if isinstance(spec, L.AdaptiveAvgPool):
+            cls = (nn.AdaptiveAvgPool1D, nn.AdaptiveAvgPool2D, nn.AdaptiveAvgPool3D)
+            size = spec.output_size[0] if spec.dims == 1 else list(spec.output_size)
+            return cls[spec.dims - 1](size)
+        if spec.kind in _ACTIVATIONS:
+            return _ACTIVATIONS[spec.kind](spec)
+        raise TypeError(f"paddle adapter cannot build {type(spec).__name__}")
+
+    def make_sequential(self, children, steps):
+        if len(set(steps)) == len(steps):
+            return nn.Sequential(*children.items())
+        return Steps(children, steps)
+
+    def make_residual(self, children, body, shortcut, activation):
+        return Residual(children, body, shortcut, activation)
+
+    def child(self, module, name):
+        try:
+            return module._sub_layers[name]
+        except KeyError:
+            raise KeyError(f"{type(module).__name__} has no child {name!r}") from None
+
+    def get_value(self, module, leaf):
+        value = getattr(module, leaf, None)
+        if not isinstance(value, paddle.Tensor):
+            raise KeyError(f"{type(module).__name__} has no tensor {leaf!r}")
+        return value
+
+    def set_value(self, module, leaf, value):
+        target = self.get_value(module, leaf)
+        if tuple(target.shape) != tuple(value.shape):
+            raise ValueError(
+                f"{leaf}: shape {tuple(value.shape)} does not match {tuple(target.shape)}"
+            )
+        target.set_value(value)
+
+    def run(self, module, x, device=None):
+        was_training = module.training
+        param = next(iter(module.parameters()), None)
+        place = param.place if param is not None else paddle.CPUPlace()
+        module.eval()
+        try:
+            with paddle.no_grad():
+                out = module(paddle.to_tensor(np.ascontiguousarray(x), place=place))
+        finally:
+            if was_training:
+                module.train()
+        return np.array(out.numpy())
 
 
 ADAPTER = PaddleBackend()

@@ -2,12 +2,59 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 import torch
 
+from xinit import layers as L
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
 from .base import Backend
+
+_ACTIVATIONS = {
+    "relu": lambda s: torch.nn.ReLU(),
+    "leaky_relu": lambda s: torch.nn.LeakyReLU(s.negative_slope),
+    "gelu": lambda s: torch.nn.GELU(approximate=s.approximate),
+    "silu": lambda s: torch.nn.SiLU(),
+    "sigmoid": lambda s: torch.nn.Sigmoid(),
+    "tanh": lambda s: torch.nn.Tanh(),
+    "identity": lambda s: torch.nn.Identity(),
+    "flatten": lambda s: torch.nn.Flatten(),
+    "dropout": lambda s: torch.nn.Dropout(s.p),
+}
+
+
+class Steps(torch.nn.Module):
+    """A Sequential whose steps may reuse a parameter-free child (torchvision's shared relu)."""
+
+    def __init__(self, children: dict, steps: list[str]):
+        super().__init__()
+        for name, child in children.items():
+            self.add_module(name, child)
+        self.steps = list(steps)
+
+    def forward(self, x):
+        for name in self.steps:
+            x = self._modules[name](x)
+        return x
+
+
+class Residual(torch.nn.Module):
+    """activation(body(x) + shortcut(x)), children registered under their spec names."""
+
+    def __init__(self, children: dict, body: list[str], shortcut, activation):
+        super().__init__()
+        for name, child in children.items():
+            self.add_module(name, child)
+        self.body, self.shortcut, self.activation = list(body), shortcut, activation
+
+    def forward(self, x):
+        out = x
+        for name in self.body:
+            out = self._modules[name](out)
+        out = out + (self._modules[self.shortcut](x) if self.shortcut else x)
+        return self._modules[self.activation](out) if self.activation else out
 
 
 def _dev(device: str) -> torch.device:
@@ -49,6 +96,102 @@ class TorchBackend(Backend):
                     out, dist.mu, dist.sigma, dist.low, dist.high, generator=gen
                 )
         raise TypeError(f"torch cannot draw {dist!r}")
+
+    # ---- building -----------------------------------------------------------------------
+    def make_layer(self, spec, device):
+        nn = torch.nn
+        with torch.device(_dev(device)):
+            if isinstance(spec, L.ConvTranspose):
+                cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[spec.dims - 1]
+                return cls(
+                    spec.in_channels,
+                    spec.out_channels,
+                    spec.kernel_size,
+                    spec.stride,
+                    spec.padding,
+                    spec.output_padding,
+                    spec.groups,
+                    spec.bias,
+                    spec.dilation,
+                )
+            if isinstance(spec, L.Conv):
+                cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[spec.dims - 1]
+                return cls(
+                    spec.in_channels,
+                    spec.out_channels,
+                    spec.kernel_size,
+                    spec.stride,
+                    spec.padding,
+                    spec.dilation,
+                    spec.groups,
+                    spec.bias,
+                )
+            if isinstance(spec, L.BatchNorm):
+                cls = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[spec.dims - 1]
+                return cls(spec.num_features, spec.eps, spec.momentum, spec.affine)
+            if isinstance(spec, L.Linear):
+                return nn.Linear(spec.in_features, spec.out_features, spec.bias)
+            if isinstance(spec, L.Embedding):
+                return nn.Embedding(spec.num_embeddings, spec.embedding_dim)
+            if isinstance(spec, L.MaxPool):
+                cls = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[spec.dims - 1]
+                return cls(spec.kernel_size, spec.stride, spec.padding, ceil_mode=spec.ceil_mode)
+            if isinstance(spec, L.AvgPool):
+                cls = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[spec.dims - 1]
+                return cls(
+                    spec.kernel_size,
+                    spec.stride,
+                    spec.padding,
+                    ceil_mode=spec.ceil_mode,
+                    count_include_pad=spec.count_include_pad,
+                )
+            if isinstance(spec, L.AdaptiveAvgPool):
+                cls = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
+                return cls[spec.dims - 1](spec.output_size)
+            if spec.kind in _ACTIVATIONS:
+                return _ACTIVATIONS[spec.kind](spec)
+        raise TypeError(f"torch adapter cannot build {type(spec).__name__}")
+
+    def make_sequential(self, children, steps):
+        if len(set(steps)) == len(steps):
+            return torch.nn.Sequential(OrderedDict(children))
+        return Steps(children, steps)
+
+    def make_residual(self, children, body, shortcut, activation):
+        return Residual(children, body, shortcut, activation)
+
+    def child(self, module, name):
+        try:
+            return module._modules[name]
+        except KeyError:
+            raise KeyError(f"{type(module).__name__} has no child {name!r}") from None
+
+    def get_value(self, module, leaf):
+        value = getattr(module, leaf, None)
+        if not isinstance(value, torch.Tensor):
+            raise KeyError(f"{type(module).__name__} has no tensor {leaf!r}")
+        return value
+
+    def set_value(self, module, leaf, value):
+        target = self.get_value(module, leaf)
+        if tuple(target.shape) != tuple(value.shape):
+            raise ValueError(
+                f"{leaf}: shape {tuple(value.shape)} does not match {tuple(target.shape)}"
+            )
+        with torch.no_grad():
+            target.copy_(value)
+
+    def run(self, module, x, device=None):
+        was_training = module.training
+        param = next(module.parameters(), None)
+        dev = param.device if param is not None else torch.device("cpu")
+        module.eval()
+        try:
+            with torch.no_grad():
+                out = module(torch.from_numpy(np.ascontiguousarray(x)).to(dev))
+        finally:
+            module.train(was_training)
+        return out.detach().cpu().numpy()
 
 
 ADAPTER = TorchBackend()

@@ -204,6 +204,48 @@ def infer(spec, input_shape: tuple[int, ...], prefix: str = "") -> list[ShapeRow
     return rows
 
 
+def check_channels(spec) -> None:
+    """Check channel counts along the spec without an input size (what build can know)."""
+
+    def visit(node, path, c):
+        where = path or "<root>"
+        if isinstance(node, Sequential):
+            for name, child in node.steps:
+                c = visit(child, join(path, name), c)
+            return c
+        if isinstance(node, Residual):
+            main = c
+            for name, child in node.body.steps:
+                main = visit(child, join(path, name), main)
+            side = (
+                c
+                if node.shortcut is None
+                else visit(node.shortcut, join(path, node.shortcut_name), c)
+            )
+            if main is not None and side is not None and main != side:
+                raise SpecError(
+                    f"{where}: residual branches differ: body gives {main} channels, "
+                    f"{'shortcut' if node.shortcut is not None else 'identity'} gives {side}"
+                )
+            return main
+        need = getattr(node, "in_channels", getattr(node, "num_features", None))
+        if need is None and type(node).__name__ == "Linear":
+            need = node.in_features
+        if need is not None and c is not None and need != c:
+            raise SpecError(
+                f"{where}: {type(node).__name__} expects {need} input channels but receives {c}"
+            )
+        if hasattr(node, "out_channels"):
+            return node.out_channels
+        if type(node).__name__ == "Linear":
+            return node.out_features
+        if node.kind in ("flatten", "embedding"):
+            return None
+        return c
+
+    visit(spec, "", None)
+
+
 def output_shape(spec, input_shape: tuple[int, ...]) -> tuple[int, ...]:
     return infer(spec, input_shape)[-1].output_shape
 
@@ -228,4 +270,5 @@ __all__ = [
     "join",
     "children",
     "ShapeRow",
+    "check_channels",
 ]

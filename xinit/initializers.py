@@ -86,12 +86,18 @@ class Initializer:
     """Base of all initializer specs."""
 
     def resolve(
-        self, shape: tuple[int, ...], role: str = "linear", fans: Fans | None = None
+        self,
+        shape: tuple[int, ...],
+        role: str = "linear",
+        fans: Fans | None = None,
+        *,
+        param=None,
     ) -> Distribution:
         """The distribution for a parameter of neutral ``shape`` and ``role``.
 
         ``fans`` overrides the fans computed from the shape (a layer passes its weight's fans
-        for the bias, as PyTorch's default bias init does).
+        for the bias, as PyTorch's default bias init does). ``param`` is the full
+        :class:`xinit.layers.ParamSpec` when known (framework defaults need the layer).
         """
         check_role(role, tuple(shape))
         return self._resolve(tuple(shape), role, fans)

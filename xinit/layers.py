@@ -8,7 +8,7 @@ a default initializer (PyTorch's defaults, the neutral convention).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from .fans import Fans, compute_fans
@@ -33,6 +33,7 @@ class ParamSpec:
     fans: Fans | None = None  # fans for fan-based inits (a bias uses its weight's)
     trainable: bool = True
     dtype: str = "float32"
+    layer: Layer | None = field(default=None, repr=False, compare=False)  # the owning spec
 
     @property
     def numel(self) -> int:
@@ -60,6 +61,10 @@ class Layer:
     kind: ClassVar[str] = ""
 
     def params(self) -> tuple[ParamSpec, ...]:
+        """Parameters and buffers (neutral names, shapes, roles, default initializers)."""
+        return tuple(replace(p, layer=self) for p in self._params())
+
+    def _params(self) -> tuple[ParamSpec, ...]:
         return ()
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -126,8 +131,7 @@ class Conv(Layer):
         for name, value in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
             if value % self.groups:
                 raise SpecError(
-                    f"{type(self).__name__}: groups={self.groups} does not divide "
-                    f"{name}={value}"
+                    f"{type(self).__name__}: groups={self.groups} does not divide {name}={value}"
                 )
         if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.dilation) < 1:
             raise SpecError(f"{type(self).__name__}: kernel, stride and dilation must be >= 1")
@@ -140,7 +144,7 @@ class Conv(Layer):
 
     role: ClassVar[str] = "conv"
 
-    def params(self):
+    def _params(self):
         w = self.weight_shape
         fans = compute_fans(w, self.role)
         out = [ParamSpec("weight", w, self.role, self.weight_init or _TORCH_DEFAULT, self.kind)]
@@ -252,7 +256,7 @@ class BatchNorm(Layer):
         if not self.eps > 0:
             raise SpecError(f"BatchNorm.eps must be positive; got {self.eps!r}")
 
-    def params(self):
+    def _params(self):
         c, k = (self.num_features,), self.kind
         out = []
         if self.affine:
@@ -263,7 +267,9 @@ class BatchNorm(Layer):
         out += [
             ParamSpec("running_mean", c, "vector", Zeros(), k, trainable=False),
             ParamSpec("running_var", c, "vector", Ones(), k, trainable=False),
-            ParamSpec("num_batches_tracked", (), "vector", Zeros(), k, trainable=False, dtype="int64"),
+            ParamSpec(
+                "num_batches_tracked", (), "vector", Zeros(), k, trainable=False, dtype="int64"
+            ),
         ]
         return tuple(out)
 
@@ -288,7 +294,7 @@ class Linear(Layer):
     def __post_init__(self):
         _positive_int(self, in_features=self.in_features, out_features=self.out_features)
 
-    def params(self):
+    def _params(self):
         w = (self.out_features, self.in_features)
         out = [ParamSpec("weight", w, "linear", self.weight_init or _TORCH_DEFAULT, self.kind)]
         if self.bias:
@@ -323,7 +329,7 @@ class Embedding(Layer):
     def __post_init__(self):
         _positive_int(self, num_embeddings=self.num_embeddings, embedding_dim=self.embedding_dim)
 
-    def params(self):
+    def _params(self):
         shape = (self.num_embeddings, self.embedding_dim)
         return (ParamSpec("weight", shape, "embedding", self.weight_init or Normal(), self.kind),)
 
