@@ -158,7 +158,7 @@ class Backend(ABC):
         """The native tensor of leaf ``leaf`` of ``module``."""
 
     def leaf_name(self, kind: str, name: str) -> str | None:
-        """This framework's leaf name for neutral leaf ``name`` of a ``kind`` layer (None: absent)."""
+        """This framework's name for neutral leaf ``name`` of a ``kind`` layer (None: absent)."""
         return name
 
     def submodule(self, module: Any, path: str) -> Any:
@@ -231,6 +231,11 @@ class Backend(ABC):
         return None if native is None else self.get_value(self.submodule(module, owner), native)
 
     # ---- running ------------------------------------------------------------------------
+    @abstractmethod
+    def trace(self, module: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Eval-mode forward recording every submodule's output (dotted path -> channel-first
+        numpy; "" is the whole model). A module applied twice reports its last call."""
+
     @abstractmethod
     def run(self, module: Any, x: np.ndarray, device: str | None = None) -> np.ndarray:
         """Eval-mode, gradient-free forward of channel-first numpy ``x``; channel-first out."""

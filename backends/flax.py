@@ -191,6 +191,15 @@ class AdaptiveAvgPool(nnx.Module):
         return x
 
 
+_TRACE: list[dict] = []  # while tracing: id(module) -> its last output
+
+
+def _record(module, out):
+    if _TRACE:
+        _TRACE[-1][id(module)] = out
+    return out
+
+
 class Steps(nnx.Module):
     """Named children applied in order (names may repeat for a shared parameter-free child)."""
 
@@ -201,7 +210,8 @@ class Steps(nnx.Module):
 
     def __call__(self, x):
         for name in self.steps:
-            x = getattr(self, name)(x)
+            child = getattr(self, name)
+            x = _record(child, child(x))
         return x
 
 
@@ -216,9 +226,17 @@ class Residual(nnx.Module):
     def __call__(self, x):
         out = x
         for name in self.body:
-            out = getattr(self, name)(out)
-        out = out + (getattr(self, self.shortcut)(x) if self.shortcut else x)
-        return getattr(self, self.activation)(out) if self.activation else out
+            child = getattr(self, name)
+            out = _record(child, child(out))
+        if self.shortcut:
+            child = getattr(self, self.shortcut)
+            out = out + _record(child, child(x))
+        else:
+            out = out + x
+        if self.activation:
+            child = getattr(self, self.activation)
+            out = _record(child, child(out))
+        return out
 
 
 def _device(device: str):
@@ -355,6 +373,17 @@ class FlaxBackend(Backend):
 
     def attach_spec(self, module, spec):
         module._xinit_spec = spec
+
+    def trace(self, module, x):
+        paths = {id(m): ".".join(map(str, p)) for p, m in nnx.iter_modules(module)}
+        _TRACE.append({})
+        try:
+            out = self.run(module, x)
+        finally:
+            seen = _TRACE.pop()
+        result = {paths[k]: np.asarray(_to_channel_first(v)) for k, v in seen.items() if k in paths}
+        result[""] = out
+        return result
 
     def run(self, module, x, device=None):
         module.eval()

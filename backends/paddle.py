@@ -265,6 +265,21 @@ class PaddleBackend(Backend):
             )
         target.set_value(value)
 
+    def trace(self, module, x):
+        outputs, handles = {}, []
+        for path, sub in [("", module), *module.named_sublayers()]:
+
+            def hook(_m, _inp, out, path=path):
+                outputs[path] = np.array(out.numpy())
+
+            handles.append(sub.register_forward_post_hook(hook))
+        try:
+            self.run(module, x)
+        finally:
+            for h in handles:
+                h.remove()
+        return outputs
+
     def run(self, module, x, device=None):
         was_training = module.training
         param = next(iter(module.parameters()), None)

@@ -181,6 +181,21 @@ class TorchBackend(Backend):
         with torch.no_grad():
             target.copy_(value)
 
+    def trace(self, module, x):
+        outputs, handles = {}, []
+        for path, sub in module.named_modules():
+
+            def hook(_m, _inp, out, path=path):
+                outputs[path] = out.detach().cpu().numpy()
+
+            handles.append(sub.register_forward_hook(hook))
+        try:
+            self.run(module, x)
+        finally:
+            for h in handles:
+                h.remove()
+        return outputs
+
     def run(self, module, x, device=None):
         was_training = module.training
         param = next(module.parameters(), None)

@@ -85,6 +85,18 @@ def _choice(name: str, value: str, accepted: tuple[str, ...]) -> None:
 class Initializer:
     """Base of all initializer specs."""
 
+    def __str__(self) -> str:
+        """Compact form: only the arguments that differ from the defaults."""
+        import dataclasses
+
+        args = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value == f.default:
+                continue
+            args.append(f"{f.name}={value:.4g}" if isinstance(value, float) else f"{f.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(args)})"
+
     def resolve(
         self,
         shape: tuple[int, ...],

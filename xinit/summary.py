@@ -1,0 +1,88 @@
+"""``xinit.summary``: the hand arithmetic people do, per layer: output shape, params, init."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .blocks import infer, param_specs
+from .layers import Layer
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    path: str
+    kind: str
+    output_shape: tuple[int, ...]
+    params: int
+    initializer: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    rows: tuple[SummaryRow, ...]
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    total_params: int
+    trainable_params: int
+    buffers: int
+
+    def table(self, title: str = ""):
+        """A rich Table of the rows and totals."""
+        from rich.table import Table
+
+        t = Table(title=title or None, caption=self.caption())
+        for col in ("path", "kind", "output shape", "params", "initializer"):
+            t.add_column(col, justify="right" if col == "params" else "left")
+        for r in self.rows:
+            t.add_row(
+                r.path, r.kind, "x".join(map(str, r.output_shape)), f"{r.params:,}", r.initializer
+            )
+        return t
+
+    def caption(self) -> str:
+        return (
+            f"input {'x'.join(map(str, self.input_shape))} -> output "
+            f"{'x'.join(map(str, self.output_shape))}; {self.trainable_params:,} trainable "
+            f"parameters, {self.buffers:,} buffer values"
+        )
+
+
+def _init_text(layer: Layer, policy_inits: dict[str, object], path: str) -> str:
+    parts = []
+    for p in layer.params():
+        if not p.trainable:
+            continue
+        init = policy_inits.get(f"{path}.{p.name}" if path else p.name, p.init)
+        parts.append(f"{p.name}: {init}")
+    return "; ".join(parts)
+
+
+def summary(spec, input_shape: tuple[int, ...], policy=None) -> Summary:
+    """Rows (path, layer kind, output shape, parameter count, initializer) and totals.
+
+    LeNet's first conv reads ``conv1 conv 1x6x28x28 456``: 3*6*5*5 + 6 parameters.
+    """
+    shapes = infer(spec, input_shape)
+    params = param_specs(spec)
+    chosen = {}
+    if policy is not None:
+        chosen = policy.initializers({k: v for k, v in params.items() if v.trainable})
+    rows, seen = [], set()
+    for r in shapes:
+        if not isinstance(r.spec, Layer):
+            continue
+        first = r.path not in seen
+        seen.add(r.path)
+        count = sum(p.numel for p in r.spec.params() if p.trainable) if first else 0
+        init = _init_text(r.spec, chosen, r.path) if first else ""
+        rows.append(SummaryRow(r.path, r.spec.kind, r.output_shape, count, init))
+    trainable = sum(p.numel for p in params.values() if p.trainable)
+    buffers = sum(p.numel for p in params.values() if not p.trainable)
+    return Summary(
+        rows=tuple(rows),
+        input_shape=tuple(input_shape),
+        output_shape=shapes[-1].output_shape,
+        total_params=trainable,
+        trainable_params=trainable,
+        buffers=buffers,
+    )
