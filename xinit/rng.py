@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,8 +23,13 @@ from .distributions import Distribution, NormalDist, TruncNormalDist, UniformDis
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
-_CHUNK = 1 << 16
-_TWO_PI = 2.0 * np.pi
+_PAIRS = 1 << 14  # counters per work unit: scratch stays in cache, no page faults
+_IOTA = np.arange(_PAIRS, dtype=np.uint64)
+_LOW_WORD = 0 if sys.byteorder == "little" else 1
+_THETA = np.float32(2.0 * np.pi / 4294967296.0)
+_FALLBACK = np.uint64(0xA5A5A5A5DEADBEEF)
+_POOL: ThreadPoolExecutor | None = None
+_LOCAL = threading.local()
 
 
 def derive_seed(seed: int, path: str, bits: int = 31) -> int:
@@ -37,54 +44,165 @@ def derive_key(seed: int, path: str) -> np.uint64:
     return np.uint64(int.from_bytes(digest, "little"))
 
 
+class _Scratch:
+    """Per-thread work buffers, reused across chunks so no call allocates."""
+
+    def __init__(self):
+        self.u = np.empty(_PAIRS, np.uint64)
+        self.t = np.empty(_PAIRS, np.uint64)
+        self.f64 = np.empty(_PAIRS, np.float64)
+        self.a = np.empty(_PAIRS, np.float32)
+        self.b = np.empty(_PAIRS, np.float32)
+        self.pairs = np.empty((_PAIRS, 2), np.float32)
+
+
+def _scratch() -> _Scratch:
+    sc = getattr(_LOCAL, "scratch", None)
+    if sc is None:
+        sc = _LOCAL.scratch = _Scratch()
+    return sc
+
+
+def _hash(key: np.uint64, c0: int, n: int, sc: _Scratch) -> np.ndarray:
+    """64 random bits for counters [c0, c0 + n): SplitMix64 of a keyed Weyl sequence."""
+    u, t = sc.u[:n], sc.t[:n]
+    np.add(_IOTA[:n], np.uint64(c0 + 1), out=u)
+    u *= _GOLDEN
+    u ^= key
+    for shift, mult in ((30, _M1), (27, _M2)):
+        np.right_shift(u, np.uint64(shift), out=t)
+        u ^= t
+        u *= mult
+    np.right_shift(u, np.uint64(31), out=t)
+    u ^= t
+    return u
+
+
+def _hash_counters(key: np.uint64, counters: np.ndarray) -> np.ndarray:
+    """The same bits as :func:`_hash` for an arbitrary array of counters."""
+    u = (counters + np.uint64(1)) * _GOLDEN
+    u ^= key
+    for shift, mult in ((30, _M1), (27, _M2)):
+        u ^= u >> np.uint64(shift)
+        u *= mult
+    u ^= u >> np.uint64(31)
+    return u
+
+
 def _bits(key: np.uint64, start: int, stop: int) -> np.ndarray:
-    """64 random bits for each element index in [start, stop)."""
-    x = np.arange(start, stop, dtype=np.uint64)
-    x += np.uint64(1)
-    x *= _GOLDEN
-    x ^= key
-    x ^= x >> np.uint64(30)
-    x *= _M1
-    x ^= x >> np.uint64(27)
-    x *= _M2
-    x ^= x >> np.uint64(31)
-    return x
+    """A copy of the 64 random bits of counters [start, stop) (any length)."""
+    out = np.empty(stop - start, np.uint64)
+    sc = _scratch()
+    for c in range(start, stop, _PAIRS):
+        n = min(_PAIRS, stop - c)
+        out[c - start : c - start + n] = _hash(key, c, n, sc)
+    return out
 
 
 def _uniform01(bits: np.ndarray) -> np.ndarray:
     """Open-interval (0, 1) float64 uniforms with 53 bits."""
-    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
+    return ((bits >> np.uint64(11)).view(np.int64).astype(np.float64) + 0.5) * 2.0**-53
 
 
-def _normal_chunk(key, start, stop) -> np.ndarray:
-    bits = _bits(key, start, stop)
-    hi = ((bits >> np.uint64(32)).astype(np.float64) + 0.5) * (1.0 / 4294967296.0)
-    lo = ((bits & np.uint64(0xFFFFFFFF)).astype(np.float64) + 0.5) * (1.0 / 4294967296.0)
-    np.log(hi, out=hi)
-    hi *= -2.0
-    np.sqrt(hi, out=hi)
-    lo *= _TWO_PI
-    np.cos(lo, out=lo)
-    hi *= lo
-    return hi
+def _normal_pairs_into(key, j0: int, n: int, dest: np.ndarray, sc: _Scratch) -> None:
+    """Standard normals of pairs [j0, j0 + n) into ``dest`` (n, 2) float32 (Box-Muller).
+
+    The radius uses the high 32 bits in float64 (tails to 6.7 sigma); the angle uses the low
+    32 bits with float32 trig, exact enough for an angle and much faster than float64's.
+    """
+    u = _hash(key, j0, n, sc)
+    t, r, theta, r32 = sc.t[:n], sc.f64[:n], sc.a[:n], sc.b[:n]
+    np.right_shift(u, np.uint64(32), out=t)
+    np.copyto(r, t.view(np.int64), casting="unsafe")
+    r += 0.5
+    r *= 1.0 / 4294967296.0
+    np.log(r, out=r)
+    r *= -2.0
+    np.sqrt(r, out=r)
+    np.copyto(theta, u.view(np.uint32)[_LOW_WORD::2], casting="unsafe")
+    theta *= _THETA
+    np.copyto(r32, r, casting="unsafe")
+    np.cos(theta, out=dest[:, 0])
+    np.sin(theta, out=dest[:, 1])
+    dest *= r32[:, None]
 
 
-def _chunked(fn: Callable[[int, int], np.ndarray], start: int, stop: int, out: np.ndarray):
-    n = stop - start
-    spans = [(s, min(s + _CHUNK, stop)) for s in range(start, stop, _CHUNK)]
+def _normal_span(key, start: int, stop: int, out: np.ndarray, sc: _Scratch) -> None:
+    """Standard normals of elements [start, stop) into ``out``; element 2j, 2j+1 = pair j."""
+    pos = start
+    while pos < stop:
+        j0 = pos // 2
+        n = min(_PAIRS, (stop + 1) // 2 - j0)
+        lo, hi = 2 * j0, 2 * (j0 + n)  # elements this unit of pairs covers
+        if lo == pos and hi <= stop:
+            _normal_pairs_into(key, j0, n, out[pos - start : hi - start].reshape(n, 2), sc)
+        else:
+            tmp = sc.pairs[:n]
+            _normal_pairs_into(key, j0, n, tmp, sc)
+            end = min(hi, stop)
+            out[pos - start : end - start] = tmp.reshape(-1)[pos - lo : end - lo]
+        pos = min(hi, stop)
 
-    def work(span):
-        a, b = span
-        out[a - start : b - start] = fn(a, b)
 
-    workers = min(os.cpu_count() or 1, 8)
-    if workers > 1 and n > 4 * _CHUNK:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(work, spans))
+def _uniform_span(key, start, stop, out, sc, low, width) -> None:
+    """U(low, low + width) float32 of elements [start, stop): 24-bit uniforms, exact in fp32."""
+    for c in range(start, stop, _PAIRS):
+        n = min(_PAIRS, stop - c)
+        u = _hash(key, c, n, sc)
+        t = sc.t[:n]
+        np.right_shift(u, np.uint64(40), out=t)
+        dest = out[c - start : c - start + n]
+        np.copyto(dest, t.view(np.int64), casting="unsafe")
+        dest += np.float32(0.5)
+        dest *= np.float32(width * 2.0**-24)
+        dest += np.float32(low)
+
+
+def _trunc_span(key, start, stop, out, sc, dist: TruncNormalDist) -> None:
+    """Element i keeps its normal draw if inside [a, b]; otherwise it takes the inverse CDF of
+    its own second uniform on [F(a), F(b)]. That mixture is exactly the truncated normal,
+    needs no retries, and keeps every element a function of (key, i) alone."""
+    from scipy.special import ndtr, ndtri
+
+    a, b = (dist.low - dist.mu) / dist.sigma, (dist.high - dist.mu) / dist.sigma
+    fa, fb = ndtr(a), ndtr(b)
+    if fb - fa < 0.5:  # narrow window: inverse CDF for every element (same rule for any slice)
+        out[:] = ndtri(fa + _uniform01(_bits(key ^ _FALLBACK, start, stop)) * (fb - fa))
+        bad = np.empty(0, np.int64)
     else:
-        for span in spans:
-            work(span)
-    return out
+        _normal_span(key, start, stop, out, sc)
+        bad = np.flatnonzero((out < a) | (out > b))
+    if bad.size:
+        u = _uniform01(_hash_counters(key ^ _FALLBACK, bad.astype(np.uint64) + np.uint64(start)))
+        out[bad] = ndtri(fa + u * (fb - fa))
+    out *= np.float32(dist.sigma)
+    out += np.float32(dist.mu)
+    np.clip(out, dist.low, dist.high, out=out)
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(min(os.cpu_count() or 1, 8), thread_name_prefix="xinit-rng")
+    return _POOL
+
+
+def _parallel(span_fn: Callable, start: int, stop: int, out: np.ndarray) -> None:
+    """Run ``span_fn(a, b, out_view, scratch)`` over [start, stop) on all cores."""
+    n = stop - start
+    workers = min(os.cpu_count() or 1, 8)
+    if workers == 1 or n < 8 * _PAIRS:
+        span_fn(start, stop, out, _scratch())
+        return
+    step = -(-n // (4 * workers))
+    step += step % 2  # even spans keep normal pairs whole
+    spans = [(a, min(a + step, stop)) for a in range(start, stop, step)]
+    futures = [
+        _pool().submit(lambda a, b: span_fn(a, b, out[a - start : b - start], _scratch()), a, b)
+        for a, b in spans
+    ]
+    for f in futures:
+        f.result()
 
 
 def keyed_sample(
@@ -108,43 +226,29 @@ def keyed_sample(
     if not 0 <= start <= stop <= total:
         raise ValueError(f"slice [{start}, {stop}) is outside a tensor of {total} elements")
     key = derive_key(seed, path)
-    out = np.empty(stop - start, dtype=dtype)
+    out = np.empty(stop - start, dtype=np.float32)
     if isinstance(dist, NormalDist):
-        mu, sigma = dist.mu, dist.sigma
+        mu, sigma = np.float32(dist.mu), np.float32(dist.sigma)
 
-        def fn(a, b):
-            z = _normal_chunk(key, a, b)
-            z *= sigma
-            z += mu
-            return z
+        def span(a, b, view, sc):
+            _normal_span(key, a, b, view, sc)
+            view *= sigma
+            view += mu
 
     elif isinstance(dist, UniformDist):
-        lo, width = dist.low, dist.high - dist.low
 
-        def fn(a, b):
-            u = _uniform01(_bits(key, a, b))
-            u *= width
-            u += lo
-            return u
+        def span(a, b, view, sc):
+            _uniform_span(key, a, b, view, sc, dist.low, dist.high - dist.low)
 
     elif isinstance(dist, TruncNormalDist):
-        from scipy.special import ndtr, ndtri
 
-        mu, sigma = dist.mu, dist.sigma
-        fa, fb = ndtr((dist.low - mu) / sigma), ndtr((dist.high - mu) / sigma)
-
-        def fn(a, b):
-            u = _uniform01(_bits(key, a, b))
-            u *= fb - fa
-            u += fa
-            z = ndtri(u)
-            z *= sigma
-            z += mu
-            return np.clip(z, dist.low, dist.high)
+        def span(a, b, view, sc):
+            _trunc_span(key, a, b, view, sc, dist)
 
     else:
         raise TypeError(f"the keyed generator cannot sample {dist!r}")
-    _chunked(fn, start, stop, out)
+    _parallel(span, start, stop, out)
+    out = out if dtype == np.float32 else out.astype(dtype)
     return out.reshape(shape) if whole else out
 
 
