@@ -193,9 +193,13 @@ class Backend(ABC):
         """A native module for ``spec`` with every parameter initialised by xinit."""
         self.check_device(device)
         check_channels(spec)
-        module = self._build_node(spec, device)
+        module = self.materialize(self._build_node(spec, device), spec, device)
         self.attach_spec(module, spec)
         self.initialize(module, spec, seed=seed, device=device, rng=rng, policy=policy)
+        return module
+
+    def materialize(self, module: Any, spec, device: str) -> Any:
+        """Hook after construction (torch builds on the meta device and allocates here)."""
         return module
 
     def attach_spec(self, module: Any, spec) -> None:

@@ -100,7 +100,9 @@ class TorchBackend(Backend):
     # ---- building -----------------------------------------------------------------------
     def make_layer(self, spec, device):
         nn = torch.nn
-        with torch.device(_dev(device)):
+        # Built on the meta device: no memory and no default init; xinit draws every
+        # parameter once in materialize/initialize (half the work of init-then-overwrite).
+        with torch.device("meta"):
             if isinstance(spec, L.ConvTranspose):
                 cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[spec.dims - 1]
                 return cls(
@@ -151,6 +153,16 @@ class TorchBackend(Backend):
             if spec.kind in _ACTIVATIONS:
                 return _ACTIVATIONS[spec.kind](spec)
         raise TypeError(f"torch adapter cannot build {type(spec).__name__}")
+
+    def materialize(self, module, spec, device):
+        from xinit.blocks import param_specs
+
+        module = module.to_empty(device=_dev(device))
+        with torch.no_grad():
+            for path, ps in param_specs(spec).items():
+                if not ps.trainable:  # buffers: running stats and counters, from the spec
+                    self.get_path(module, path, ps.kind).fill_(ps.init.resolve((1,), "vector").value)
+        return module
 
     def make_sequential(self, children, steps):
         if len(set(steps)) == len(steps):
