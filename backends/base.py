@@ -7,6 +7,7 @@ tensors, (2) its native layout of each parameter role, and (3) how to build each
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -26,6 +27,29 @@ from xinit.layers import Layer, ParamSpec
 from xinit.rng import derive_seed, keyed_normal_draw, keyed_sample
 
 RNG_MODES = ("native", "xinit")
+
+
+PROGRESS_MIN_ELEMENTS = 1 << 26  # show a progress bar from 64 Mi values (256 MB fp32) up
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str):
+    """Yield ``advance(n)``; a rich progress bar on stderr when the work is large."""
+    if total < PROGRESS_MIN_ELEMENTS:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
 
 
 def inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
@@ -215,12 +239,16 @@ class Backend(ABC):
 
     def initialize(self, module, spec, *, seed=0, device="cpu", rng="native", policy=None):
         """Draw every trainable parameter of an xinit-built ``module`` from its initializer."""
-        for path, (ps, init) in self.initializers(spec, policy).items():
-            dist = init.resolve(ps.shape, ps.role, ps.fans, param=ps)
-            value = self.sample(
-                dist, ps.shape, ps.role, seed=seed, path=path, device=device, rng=rng
-            )
-            self.set_path(module, path, ps.kind, value)
+        plan = self.initializers(spec, policy)
+        with progress(sum(ps.numel for ps, _ in plan.values()), f"{self.name}: init") as advance:
+            for path, (ps, init) in plan.items():
+                dist = init.resolve(ps.shape, ps.role, ps.fans, param=ps)
+                value = self.sample(
+                    dist, ps.shape, ps.role, seed=seed, path=path, device=device, rng=rng
+                )
+                self.set_path(module, path, ps.kind, value)
+                del value  # one parameter's temporary at a time: peak memory stays ~1x
+                advance(ps.numel)
 
     def set_path(self, module: Any, path: str, kind: str, value: Any) -> None:
         owner, _, leaf = path.rpartition(".")

@@ -1,0 +1,1 @@
+"""xinit's benchmark suite: ``python -m benchmarks`` (or ``./dev.sh bench``)."""
