@@ -1,0 +1,69 @@
+"""Run the benchmark suite and print (and save) a markdown table of ratios.
+
+``python -m benchmarks [name ...]``: names among rng, build, apply, transfer, import, memory.
+Each comparison runs xinit's way and the framework's own way side by side in one process
+(memory and import in fresh interpreters), median of >= 5 runs after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import time
+from pathlib import Path
+
+from .harness import Result, machine
+
+SUITES = ("import", "rng", "build", "apply", "transfer", "memory")
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "M/s":
+        return f"{value / 1e6:,.1f} M/s"
+    if unit == "B":
+        return f"{value / 1e9:.3f} GB"
+    if unit == "s":
+        return f"{value * 1e3:,.1f} ms" if value < 10 else f"{value:,.1f} s"
+    return f"{value:.3g}"
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        "| comparison | xinit | framework's own | ratio | target | met | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.name} | {_fmt(r.xinit, r.unit)} | {_fmt(r.native, r.unit)} | "
+            f"{r.ratio:.2f}x | {r.target} | {'yes' if r.met else '**no**'} | {r.note} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p.add_argument("suites", nargs="*", default=list(SUITES), help=f"any of {SUITES}")
+    p.add_argument("--out", default="benchmarks/RESULTS.md")
+    args = p.parse_args(argv)
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    results: list[Result] = []
+    t0 = time.perf_counter()
+    for name in args.suites:
+        if name not in SUITES:
+            p.error(f"unknown suite {name!r}; choose from {SUITES}")
+        module = importlib.import_module(f"benchmarks.bench_{name}")
+        print(f"running {name} ...", flush=True)
+        results.extend(module.run())
+    report = (
+        f"Machine: {machine()}\n\n{table(results)}\n\n"
+        f"(ratio = xinit / framework's own; for throughput rows higher is better; "
+        f"suite took {time.perf_counter() - t0:.0f} s)\n"
+    )
+    print(report)
+    Path(args.out).write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
