@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,12 @@ def progress(total: int, label: str):
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def contiguous(array: np.ndarray) -> np.ndarray:
+    """C-contiguous, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
+    array = np.asarray(array)
+    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
 
 
 def inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
@@ -268,6 +275,131 @@ class Backend(ABC):
         """Eval-mode forward recording every submodule's output (dotted path -> channel-first
         numpy; "" is the whole model). A module applied twice reports its last call."""
 
+    def trace_shapes(self, module: Any, x: np.ndarray) -> dict[str, tuple[int, ...]]:
+        """Like :meth:`trace`, the channel-first output shape of every submodule only. An
+        adapter whose framework can infer shapes without computing (Flax) does so."""
+        return {path: tuple(v.shape) for path, v in self.trace(module, x).items()}
+
     @abstractmethod
     def run(self, module: Any, x: np.ndarray, device: str | None = None) -> np.ndarray:
         """Eval-mode, gradient-free forward of channel-first numpy ``x``; channel-first out."""
+
+    # ---- native models (xinit.apply): any module, xinit-built or not -------------------------
+    def native_kind(self, module: Any) -> str:
+        """The neutral kind of a native layer object ("" when xinit does not know its class)."""
+        return ""
+
+    def native_params(self, module: Any):
+        """Every parameter of ``module`` once, as :class:`NativeParam` (registration order)."""
+        raise NotImplementedError(f"the {self.name} adapter cannot enumerate native parameters")
+
+    def assign(self, holder: Any, value: Any) -> None:
+        """Overwrite native parameter ``holder`` with native tensor ``value`` (same numel)."""
+        raise NotImplementedError(f"the {self.name} adapter cannot write native parameters")
+
+    def holder_device(self, holder: Any) -> str:
+        """``"cpu"`` or ``"gpu"``: where native parameter ``holder`` lives."""
+        return "cpu"
+
+    def native_param(
+        self,
+        layer: str,
+        kind: str,
+        leaf: str,
+        native_leaf: str,
+        holder: Any,
+        native_shape: tuple[int, ...],
+        module_type: str,
+        perm: tuple[int, ...] | None = None,
+    ) -> NativeParam:
+        """Describe one native parameter in neutral terms.
+
+        ``perm`` is the neutral -> native axis permutation; by default the adapter's
+        :meth:`layout` of the parameter's role for a known ``kind``, and none (the tensor as
+        stored) for a layer class xinit does not know.
+        """
+        native_shape = tuple(int(d) for d in native_shape)
+        ndim = len(native_shape)
+        role = native_role(kind, leaf, ndim)
+        if perm is None and kind:
+            perm = self.layout(role, ndim)
+        shape = tuple(native_shape[i] for i in inverse(perm)) if perm else native_shape
+        if role == "vector" and ndim != 1:  # multi-dim norm scales, 0-d or >5-d tensors
+            shape = (int(np.prod(native_shape, dtype=np.int64)),)
+        return NativeParam(
+            path=f"{layer}.{leaf}" if layer else leaf,
+            native=f"{layer}.{native_leaf}" if layer else native_leaf,
+            layer=layer,
+            kind=kind,
+            leaf=leaf,
+            role=role,
+            shape=shape,
+            native_shape=native_shape,
+            perm=tuple(perm) if perm else None,
+            module_type=module_type,
+            holder=holder,
+        )
+
+    def read_neutral(self, param: NativeParam) -> np.ndarray:
+        """The current value of a native parameter as numpy in the neutral layout and shape."""
+        value = self.to_numpy(param.holder).reshape(param.native_shape)
+        if param.perm is not None:
+            value = np.ascontiguousarray(value.transpose(inverse(param.perm)))
+        return value.reshape(param.shape)
+
+    def sample_into(
+        self, param: NativeParam, dist: Distribution, *, seed: int = 0, rng: str = "native"
+    ) -> None:
+        """Draw ``dist`` for ``param`` (seeded by its neutral path) and write it in place."""
+        device = self.holder_device(param.holder)
+        nd = len(param.shape)
+        if param.perm == self.layout(param.role, nd):  # the role's layout: what build() draws
+            value = self.sample(
+                dist, param.shape, param.role, seed=seed, path=param.path, device=device, rng=rng
+            )
+        else:  # a layout the role does not imply (unknown class, transposed kernels)
+            neutral = self.sample_neutral(
+                dist, param.shape, param.role, seed=seed, path=param.path, rng=rng
+            )
+            if param.perm is not None:
+                neutral = np.ascontiguousarray(neutral.transpose(param.perm))
+            value = self.from_numpy(neutral, device)
+        self.assign(param.holder, value)
+
+
+_WEIGHT_ROLES = {
+    "conv": "conv",
+    "conv_transpose": "conv_transpose",
+    "linear": "linear",
+    "embedding": "embedding",
+}
+
+
+def native_role(kind: str, leaf: str, ndim: int) -> str:
+    """The fan role of a native parameter: the layer's weight role for a known weight, a
+    vector for 1-d tensors and norm scales, and for a parameter of a class xinit does not know
+    PyTorch's reading of its shape (2-d: linear; 3- to 5-d: conv-like) so fans are torch's."""
+    if leaf == "weight" and kind in _WEIGHT_ROLES and ndim >= 2:
+        return _WEIGHT_ROLES[kind]
+    if ndim == 1 or kind:
+        return "vector"
+    if ndim == 2:
+        return "linear"
+    return "conv" if 3 <= ndim <= 5 else "vector"
+
+
+@dataclass(frozen=True)
+class NativeParam:
+    """One parameter of a native module in neutral terms (see :meth:`Backend.native_param`)."""
+
+    path: str  # neutral dotted path: layer path + neutral leaf name
+    native: str  # the framework's own dotted name (flax: ``...kernel``; paddle BN: same)
+    layer: str  # dotted path of the owning layer
+    kind: str  # neutral kind of the owning layer ("" when unknown)
+    leaf: str  # neutral leaf name (weight, bias, ...)
+    role: str  # fan role
+    shape: tuple[int, ...]  # neutral shape
+    native_shape: tuple[int, ...]
+    perm: tuple[int, ...] | None  # neutral -> native axis permutation (None: same layout)
+    module_type: str  # the owning layer's class name
+    holder: Any = field(repr=False, compare=False)  # the native parameter object

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +13,7 @@ from flax import nnx
 from xinit import layers as L
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from .base import Backend
+from .base import Backend, contiguous
 
 _LEAVES = {
     "linear": {"weight": "kernel"},
@@ -35,12 +38,51 @@ _ACTIVATIONS = {
 }
 
 
+@functools.cache
+def _sampler(kind: str, size: int):
+    """A jitted draw of ``size`` values of one law (parameters traced, size static)."""
+
+    def normal(key, mu, sigma, _a, _b):
+        return jax.random.normal(key, (size,), jnp.float32) * sigma + mu
+
+    def uniform(key, low, high, _a, _b):
+        return jax.random.uniform(key, (size,), jnp.float32, low, high)
+
+    def truncated_normal(key, mu, sigma, lo, hi):
+        return jax.random.truncated_normal(key, lo, hi, (size,), jnp.float32) * sigma + mu
+
+    return jax.jit(
+        {"normal": normal, "uniform": uniform, "truncated_normal": truncated_normal}[kind]
+    )
+
+
 def _to_channel_last(x):
     return jnp.moveaxis(x, 1, -1) if x.ndim >= 3 else x
 
 
 def _to_channel_first(x):
     return jnp.moveaxis(x, -1, 1) if x.ndim >= 3 else x
+
+
+def _channel_last_shape(shape) -> tuple[int, ...]:
+    shape = tuple(shape)
+    return (shape[0], *shape[2:], shape[1]) if len(shape) >= 3 else shape
+
+
+def _channel_first_shape(shape) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in shape)
+    return (shape[0], shape[-1], *shape[1:-1]) if len(shape) >= 3 else shape
+
+
+def _filled(shape, value: float) -> jax.Array:
+    """A float32 array made in numpy and put on the default device: ``jnp.zeros``/``ones``
+    compile a fill for every new shape, which made building cost ~0.1 s per layer."""
+    return jax.device_put(np.full(shape, value, np.float32))
+
+
+def _zeros_init(key, shape, dtype=jnp.float32):
+    """Flax initializer signature, no compilation; xinit overwrites the value right after."""
+    return jax.device_put(np.zeros(shape, np.dtype(dtype)))
 
 
 class Activation(nnx.Module):
@@ -67,10 +109,10 @@ class BatchNorm(nnx.Module):
     def __init__(self, spec: L.BatchNorm):
         c = (spec.num_features,)
         self.eps, self.momentum = spec.eps, spec.momentum
-        self.scale = nnx.Param(jnp.ones(c, jnp.float32)) if spec.affine else None
-        self.bias = nnx.Param(jnp.zeros(c, jnp.float32)) if spec.affine else None
-        self.mean = nnx.BatchStat(jnp.zeros(c, jnp.float32))
-        self.var = nnx.BatchStat(jnp.ones(c, jnp.float32))
+        self.scale = nnx.Param(_filled(c, 1.0)) if spec.affine else None
+        self.bias = nnx.Param(_filled(c, 0.0)) if spec.affine else None
+        self.mean = nnx.BatchStat(_filled(c, 0.0))
+        self.var = nnx.BatchStat(_filled(c, 1.0))
         self.use_running_average = False
 
     def __call__(self, x):
@@ -90,6 +132,14 @@ class BatchNorm(nnx.Module):
         return y
 
 
+class Embed(nnx.Embed):
+    """``nnx.Embed`` in the adapter's layout: inside, every tensor of 3 or more dims is the
+    neutral one with axis 1 moved last, so the neutral (N, L, D) output is held as (N, D, L)."""
+
+    def __call__(self, inputs):
+        return _to_channel_last(super().__call__(_to_channel_first(inputs)))
+
+
 class ConvTranspose(nnx.Module):
     """PyTorch's transposed convolution (stride, padding, output_padding, dilation, groups).
 
@@ -101,9 +151,9 @@ class ConvTranspose(nnx.Module):
         self.spec = spec
         k = spec.kernel_size
         self.kernel = nnx.Param(
-            jnp.zeros((*k, spec.in_channels, spec.out_channels // spec.groups), jnp.float32)
+            _filled((*k, spec.in_channels, spec.out_channels // spec.groups), 0.0)
         )
-        self.bias = nnx.Param(jnp.zeros((spec.out_channels,), jnp.float32)) if spec.bias else None
+        self.bias = nnx.Param(_filled((spec.out_channels,), 0.0)) if spec.bias else None
 
     def __call__(self, x):
         s, g = self.spec, self.spec.groups
@@ -239,6 +289,16 @@ class Residual(nnx.Module):
         return out
 
 
+def _in_eval(module) -> bool:
+    """Whether ``module`` is in eval mode: its first BatchNorm or Dropout tells."""
+    for _, sub in nnx.iter_modules(module):
+        for flag in ("use_running_average", "deterministic"):
+            value = getattr(sub, flag, None)
+            if isinstance(value, bool):
+                return value
+    return False
+
+
 def _device(device: str):
     return jax.devices("gpu")[0] if device == "gpu" else jax.devices("cpu")[0]
 
@@ -267,29 +327,37 @@ class FlaxBackend(Backend):
         return None
 
     def from_numpy(self, array, device="cpu"):
-        return jax.device_put(jnp.asarray(np.ascontiguousarray(array)), _device(device))
+        # device_put of the numpy array itself: jnp.asarray first would compile a copy per shape
+        return jax.device_put(contiguous(array), _device(device))
 
     def to_numpy(self, tensor) -> np.ndarray:
         return np.asarray(jax.device_get(tensor))
 
     def full(self, shape, value, device):
-        return jax.device_put(jnp.full(shape, value, jnp.float32), _device(device))
+        return jax.device_put(np.full(shape, value, np.float32), _device(device))
 
     def draw(self, dist, shape, seed, device):
         self.check_device(device)
         key = jax.random.key(seed)
-        shape = tuple(shape)
+        shape = tuple(int(s) for s in shape)
+        n = math.prod(shape)
+        if isinstance(dist, NormalDist):
+            kind, args = "normal", (dist.mu, dist.sigma, 0.0, 0.0)
+        elif isinstance(dist, UniformDist):
+            kind, args = "uniform", (dist.low, dist.high, 0.0, 0.0)
+        elif isinstance(dist, TruncNormalDist):
+            lo, hi = (dist.low - dist.mu) / dist.sigma, (dist.high - dist.mu) / dist.sigma
+            kind, args = "truncated_normal", (dist.mu, dist.sigma, lo, hi)
+        else:
+            raise TypeError(f"flax cannot draw {dist!r}")
+        # One compiled sampler per (law, power-of-two size), not per shape: XLA compiles
+        # cost ~1 s each here, and a ResNet has dozens of distinct parameter shapes.
+        bucket = max(1024, 1 << (n - 1).bit_length())
         with jax.default_device(_device(device)):
-            if isinstance(dist, NormalDist):
-                return jax.random.normal(key, shape, jnp.float32) * dist.sigma + dist.mu
-            if isinstance(dist, UniformDist):
-                return jax.random.uniform(key, shape, jnp.float32, dist.low, dist.high)
-            if isinstance(dist, TruncNormalDist):
-                lo = (dist.low - dist.mu) / dist.sigma
-                hi = (dist.high - dist.mu) / dist.sigma
-                z = jax.random.truncated_normal(key, lo, hi, shape, jnp.float32)
-                return z * dist.sigma + dist.mu
-        raise TypeError(f"flax cannot draw {dist!r}")
+            flat = _sampler(kind, bucket)(key, *(jnp.float32(a) for a in args))
+            if device == "cpu":
+                return jnp.asarray(np.asarray(flat)[:n].reshape(shape))
+            return flat[:n].reshape(shape)
 
     # ---- building -----------------------------------------------------------------------
     def leaf_name(self, kind, name):
@@ -301,7 +369,7 @@ class FlaxBackend(Backend):
 
     def _make_layer(self, spec):
         rngs = nnx.Rngs(0)
-        zeros = nnx.initializers.zeros_init()
+        zeros = _zeros_init
         if isinstance(spec, L.ConvTranspose):
             return ConvTranspose(spec)
         if isinstance(spec, L.Conv):
@@ -315,6 +383,7 @@ class FlaxBackend(Backend):
                 feature_group_count=spec.groups,
                 use_bias=spec.bias,
                 kernel_init=zeros,
+                bias_init=zeros,
                 rngs=rngs,
             )
         if isinstance(spec, L.BatchNorm):
@@ -325,12 +394,11 @@ class FlaxBackend(Backend):
                 spec.out_features,
                 use_bias=spec.bias,
                 kernel_init=zeros,
+                bias_init=zeros,
                 rngs=rngs,
             )
         if isinstance(spec, L.Embedding):
-            return nnx.Embed(
-                spec.num_embeddings, spec.embedding_dim, embedding_init=zeros, rngs=rngs
-            )
+            return Embed(spec.num_embeddings, spec.embedding_dim, embedding_init=zeros, rngs=rngs)
         if isinstance(spec, (L.MaxPool, L.AvgPool)):
             return Pool(spec)
         if isinstance(spec, L.AdaptiveAvgPool):
@@ -385,13 +453,125 @@ class FlaxBackend(Backend):
         result[""] = out
         return result
 
+    def trace_shapes(self, module, x):
+        """Every submodule's output shape by JAX's abstract evaluation: nothing is compiled."""
+        paths = {id(m): ".".join(map(str, p)) for p, m in nnx.iter_modules(module)}
+        x = jax.ShapeDtypeStruct(_channel_last_shape(np.shape(x)), np.asarray(x).dtype)
+
+        def forward(x):
+            _TRACE.append({})
+            try:
+                y = module(x)
+            finally:
+                seen = _TRACE.pop()
+            return y, {k: v for k, v in seen.items() if k in paths}
+
+        was_eval = _in_eval(module)
+        module.eval()
+        try:
+            y, seen = jax.eval_shape(forward, x)
+        finally:
+            if not was_eval:
+                module.train()
+        result = {paths[k]: _channel_first_shape(v.shape) for k, v in seen.items()}
+        result[""] = _channel_first_shape(y.shape)
+        return result
+
     def run(self, module, x, device=None):
+        was_eval = _in_eval(module)
         module.eval()
         try:
             y = module(_to_channel_last(jnp.asarray(x)))
         finally:
-            module.train()
+            if not was_eval:  # leave the module in the mode it was in, as torch and paddle do
+                module.train()
         return np.asarray(_to_channel_first(y))
 
+    # ---- native models (xinit.apply) ----------------------------------------------------
+    def native_kind(self, module):
+        if isinstance(module, (nnx.ConvTranspose, ConvTranspose)):
+            return "conv_transpose"
+        if isinstance(module, nnx.Conv):
+            return "conv"
+        if isinstance(module, nnx.Linear):
+            return "linear"
+        if isinstance(module, (nnx.BatchNorm, BatchNorm)):
+            return "batchnorm"
+        if isinstance(module, nnx.Embed):
+            return "embedding"
+        if isinstance(module, nnx.LayerNorm):
+            return "layernorm"
+        if isinstance(module, nnx.GroupNorm):
+            return "groupnorm"
+        return ""
+
+    def native_params(self, module):
+        """Every ``nnx.Param`` once, in attribute-assignment order (batch stats excluded).
+        Leaf names become neutral (kernel/scale/embedding -> weight) on known layers, and
+        kernels are read through the layer's layout (HWIO -> OIHW)."""
+        seen: set[int] = set()
+
+        def visit(node, path: list[str], owner, kind: str):
+            if isinstance(node, nnx.Module):
+                if id(node) in seen:
+                    return
+                seen.add(id(node))
+                owner, kind = node, self.native_kind(node)
+                items = [(k, v) for k, v in vars(node).items() if not k.startswith("_pytree__")]
+            elif isinstance(node, (list, tuple)):
+                items = [(str(i), v) for i, v in enumerate(node)]
+            elif isinstance(node, dict):
+                items = [(str(k), v) for k, v in node.items()]
+            else:
+                return
+            for name, value in items:
+                if isinstance(value, nnx.Param):
+                    if id(value) in seen:
+                        continue
+                    seen.add(id(value))
+                    leaf = _NATIVE_LEAVES.get(name, name) if kind and owner is node else name
+                    shape = tuple(value.get_value().shape)
+                    perm = None
+                    flipped = isinstance(node, nnx.ConvTranspose) and node.transpose_kernel
+                    if flipped and name == "kernel":  # (*k, out, in)
+                        perm = (*range(2, len(shape)), 1, 0)
+                    yield self.native_param(
+                        ".".join(path),
+                        kind if owner is node else "",
+                        leaf,
+                        name,
+                        value,
+                        shape,
+                        type(owner).__name__,
+                        perm,
+                    )
+                elif isinstance(value, (nnx.Module, list, tuple, dict)):
+                    yield from visit(value, [*path, name], owner, kind)
+
+        yield from visit(module, [], module, self.native_kind(module))
+
+    def assign(self, holder, value):
+        old = holder.get_value()
+        holder.set_value(jnp.asarray(value, dtype=old.dtype).reshape(old.shape))
+
+    def holder_device(self, holder):
+        value = holder.get_value()
+        platforms = {d.platform for d in value.devices()} if hasattr(value, "devices") else set()
+        return "gpu" if platforms & {"gpu", "cuda", "rocm"} else "cpu"
+
+    def run_train(self, module, x):
+        """One training-mode forward (BatchNorm uses the batch statistics and updates its
+        running ones); the module's mode is restored. Channel-first out."""
+        was_eval = _in_eval(module)
+        module.train()
+        try:
+            y = module(_to_channel_last(jnp.asarray(x)))
+        finally:
+            if was_eval:
+                module.eval()
+        return np.asarray(_to_channel_first(y))
+
+
+_NATIVE_LEAVES = {"kernel": "weight", "scale": "weight", "embedding": "weight"}
 
 ADAPTER = FlaxBackend()

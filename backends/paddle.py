@@ -10,7 +10,7 @@ import paddle
 from xinit import layers as L
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from .base import Backend
+from .base import Backend, contiguous
 
 nn = paddle.nn
 F = paddle.nn.functional
@@ -60,10 +60,16 @@ class BatchNorm(nn.Layer):
             return F.batch_norm(
                 x, self._mean, self._variance, self.weight, self.bias, False, epsilon=self._epsilon
             )
-        axes = [0, *range(2, x.ndim)]
-        mean = x.mean(axis=axes)
-        var = ((x - mean.reshape([1, -1] + [1] * (x.ndim - 2))) ** 2).mean(axis=axes)
-        n = x.numel() // x.shape[1]
+        # Mean over the spatial axes first, then the batch: Paddle's one-pass fp32 reduction
+        # over (N, *spatial) is ~30x less accurate than PyTorch's and would show in parity.
+        spatial = list(range(2, x.ndim))
+
+        def batch_mean(t):
+            return (t.mean(axis=spatial) if spatial else t).mean(axis=0)
+
+        mean = batch_mean(x)
+        var = batch_mean((x - mean.reshape([1, -1] + [1] * (x.ndim - 2))) ** 2)
+        n = int(np.prod(x.shape)) // x.shape[1]  # x.numel() is a Tensor, not an int
         with paddle.no_grad():
             m = self._momentum
             unbiased = var * (float(n) / max(float(n) - 1.0, 1.0))
@@ -106,6 +112,77 @@ class Residual(nn.Layer):
             out = self._sub_layers[name](out)
         out = out + (self._sub_layers[self.shortcut](x) if self.shortcut else x)
         return self._sub_layers[self.activation](out) if self.activation else out
+
+
+class CeilPool(nn.Layer):
+    """Max or average pooling in ceil mode with PyTorch's rule (the neutral one).
+
+    In ceil mode Paddle keeps a last window that starts inside the right padding; PyTorch
+    drops it. The windows both keep are computed alike, so Paddle's extra one is cut off.
+    """
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+
+    def forward(self, x):
+        s = self.spec
+        kw = {
+            "kernel_size": list(s.kernel_size),
+            "stride": list(s.stride),
+            "padding": list(s.padding),
+            "ceil_mode": True,
+        }
+        if s.kind == "max_pool":
+            y = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[s.dims - 1](x, **kw)
+        else:
+            pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[s.dims - 1]
+            y = pool(x, exclusive=not s.count_include_pad, **kw)
+        sizes = [
+            L.pool_out(n, k, st, p, True)
+            for n, k, st, p in zip(x.shape[2:], s.kernel_size, s.stride, s.padding)
+        ]
+        if list(y.shape[2:]) == sizes:
+            return y
+        return y[(slice(None), slice(None), *(slice(0, o) for o in sizes))]
+
+
+class _PaddedTranspose:
+    """A transposed convolution whose output_padding reaches its stride (PyTorch allows it up
+    to the dilation, Paddle refuses): computed with no padding, then cut to PyTorch's window,
+    zero-filled (plus bias) where output_padding reaches past the full output."""
+
+    spec: L.ConvTranspose
+
+    def forward(self, x):
+        s = self.spec
+        fn = (F.conv1d_transpose, F.conv2d_transpose, F.conv3d_transpose)[s.dims - 1]
+        y = fn(
+            x,
+            self.weight,
+            None,
+            stride=list(s.stride),
+            padding=0,
+            groups=s.groups,
+            dilation=list(s.dilation),
+        )
+        for axis, (p, op) in enumerate(zip(s.padding, s.output_padding), start=2):
+            full = y.shape[axis]
+            end = full - p + op
+            y = paddle.slice(y, [axis], [p], [min(end, full)])
+            if end > full:
+                shape = list(y.shape)
+                shape[axis] = end - full
+                y = paddle.concat([y, paddle.zeros(shape, y.dtype)], axis=axis)
+        if self.bias is not None:
+            y = y + self.bias.reshape([1, -1] + [1] * s.dims)
+        return y
+
+
+_PADDED_TRANSPOSE = tuple(
+    type(f"Padded{cls.__name__}", (_PaddedTranspose, cls), {})
+    for cls in (nn.Conv1DTranspose, nn.Conv2DTranspose, nn.Conv3DTranspose)
+)
 
 
 @contextlib.contextmanager
@@ -151,7 +228,7 @@ class PaddleBackend(Backend):
         return (1, 0) if role == "linear" else None
 
     def from_numpy(self, array, device="cpu"):
-        return paddle.to_tensor(np.ascontiguousarray(array), place=_place(device))
+        return paddle.to_tensor(contiguous(array), place=_place(device))
 
     def to_numpy(self, tensor) -> np.ndarray:
         return np.array(tensor.numpy())
@@ -183,17 +260,23 @@ class PaddleBackend(Backend):
         bias = None if getattr(spec, "bias", True) else False
         if isinstance(spec, L.ConvTranspose):
             cls = (nn.Conv1DTranspose, nn.Conv2DTranspose, nn.Conv3DTranspose)[spec.dims - 1]
-            return cls(
+            padded = any(op >= s for op, s in zip(spec.output_padding, spec.stride))
+            if padded:  # PyTorch allows output_padding < max(stride, dilation); Paddle < stride
+                cls = _PADDED_TRANSPOSE[spec.dims - 1]
+            module = cls(
                 spec.in_channels,
                 spec.out_channels,
                 list(spec.kernel_size),
                 list(spec.stride),
                 list(spec.padding),
-                list(spec.output_padding),
-                spec.groups,
-                list(spec.dilation),
+                [0] * spec.dims if padded else list(spec.output_padding),
+                groups=spec.groups,  # keywords: 1-D takes (groups, dilation), 2-D/3-D swap them
+                dilation=list(spec.dilation),
                 bias_attr=bias,
             )
+            if padded:
+                module.spec = spec
+            return module
         if isinstance(spec, L.Conv):
             cls = (nn.Conv1D, nn.Conv2D, nn.Conv3D)[spec.dims - 1]
             return cls(
@@ -212,6 +295,8 @@ class PaddleBackend(Backend):
             return nn.Linear(spec.in_features, spec.out_features, bias_attr=bias)
         if isinstance(spec, L.Embedding):
             return nn.Embedding(spec.num_embeddings, spec.embedding_dim)
+        if isinstance(spec, (L.MaxPool, L.AvgPool)) and spec.ceil_mode:
+            return CeilPool(spec)
         if isinstance(spec, L.MaxPool):
             cls = (nn.MaxPool1D, nn.MaxPool2D, nn.MaxPool3D)[spec.dims - 1]
             return cls(
@@ -291,6 +376,64 @@ class PaddleBackend(Backend):
         finally:
             if was_training:
                 module.train()
+        return np.array(out.numpy())
+
+    # ---- native models (xinit.apply) ----------------------------------------------------
+    def native_kind(self, module):
+        from paddle.nn.layer.conv import _ConvNd
+        from paddle.nn.layer.norm import _BatchNormBase
+
+        transposed = (nn.Conv1DTranspose, nn.Conv2DTranspose, nn.Conv3DTranspose)
+        if isinstance(module, transposed):
+            return "conv_transpose"
+        if isinstance(module, _ConvNd):
+            return "conv"
+        if isinstance(module, nn.Linear):
+            return "linear"
+        if isinstance(module, (_BatchNormBase, nn.BatchNorm, BatchNorm)):
+            return "batchnorm"
+        if isinstance(module, nn.Embedding):
+            return "embedding"
+        if isinstance(module, nn.LayerNorm):
+            return "layernorm"
+        if isinstance(module, nn.GroupNorm):
+            return "groupnorm"
+        return ""
+
+    def native_params(self, module):
+        """Every parameter once; a BatchNorm's ``_mean``/``_variance`` (running statistics,
+        buffers in the neutral view) are left out."""
+        seen: set[int] = set()
+        for layer, sub in module.named_sublayers(include_self=True):
+            kind = self.native_kind(sub)
+            for leaf, p in sub.named_parameters(include_sublayers=False):
+                if id(p) in seen or (kind == "batchnorm" and leaf in ("_mean", "_variance")):
+                    continue
+                seen.add(id(p))
+                yield self.native_param(layer, kind, leaf, leaf, p, p.shape, type(sub).__name__)
+
+    def assign(self, holder, value):
+        value = value.reshape(list(holder.shape))
+        if value.dtype != holder.dtype:
+            value = value.astype(holder.dtype)
+        holder.set_value(value)
+
+    def holder_device(self, holder):
+        return "gpu" if holder.place.is_gpu_place() else "cpu"
+
+    def run_train(self, module, x):
+        """One training-mode forward without gradients (BatchNorm uses the batch statistics
+        and updates its running ones); the module's mode is restored. Channel-first out."""
+        was_training = module.training
+        param = next(iter(module.parameters()), None)
+        place = param.place if param is not None else paddle.CPUPlace()
+        module.train()
+        try:
+            with paddle.no_grad():
+                out = module(paddle.to_tensor(np.ascontiguousarray(x), place=place))
+        finally:
+            if not was_training:
+                module.eval()
         return np.array(out.numpy())
 
 

@@ -10,7 +10,7 @@ import torch
 from xinit import layers as L
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from .base import Backend
+from .base import Backend, contiguous
 
 _ACTIVATIONS = {
     "relu": lambda s: torch.nn.ReLU(),
@@ -72,7 +72,7 @@ class TorchBackend(Backend):
         return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
 
     def from_numpy(self, array, device="cpu"):
-        return torch.from_numpy(np.ascontiguousarray(array)).to(_dev(device))
+        return torch.from_numpy(contiguous(array)).to(_dev(device))
 
     def to_numpy(self, tensor) -> np.ndarray:
         return tensor.detach().cpu().numpy()
@@ -161,7 +161,8 @@ class TorchBackend(Backend):
         with torch.no_grad():
             for path, ps in param_specs(spec).items():
                 if not ps.trainable:  # buffers: running stats and counters, from the spec
-                    self.get_path(module, path, ps.kind).fill_(ps.init.resolve((1,), "vector").value)
+                    value = ps.init.resolve((1,), "vector").value
+                    self.get_path(module, path, ps.kind).fill_(value)
         return module
 
     def make_sequential(self, children, steps):
@@ -213,6 +214,62 @@ class TorchBackend(Backend):
         param = next(module.parameters(), None)
         dev = param.device if param is not None else torch.device("cpu")
         module.eval()
+        try:
+            with torch.no_grad():
+                out = module(torch.from_numpy(np.ascontiguousarray(x)).to(dev))
+        finally:
+            module.train(was_training)
+        return out.detach().cpu().numpy()
+
+    # ---- native models (xinit.apply) ----------------------------------------------------
+    def native_kind(self, module):
+        nn = torch.nn
+        if isinstance(module, nn.modules.conv._ConvTransposeNd):
+            return "conv_transpose"
+        if isinstance(module, nn.modules.conv._ConvNd):
+            return "conv"
+        if isinstance(module, nn.Linear):
+            return "linear"
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            return "batchnorm"
+        if isinstance(module, nn.Embedding):
+            return "embedding"
+        if isinstance(module, nn.LayerNorm):
+            return "layernorm"
+        if isinstance(module, nn.GroupNorm):
+            return "groupnorm"
+        return ""
+
+    def native_params(self, module):
+        """Every ``nn.Parameter`` once (shared ones under their first name); buffers excluded."""
+        seen: set[int] = set()
+        for layer, sub in module.named_modules():
+            kind = self.native_kind(sub)
+            for leaf, p in sub.named_parameters(recurse=False):
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+                where = f"{layer}.{leaf}" if layer else leaf
+                if isinstance(p, torch.nn.parameter.UninitializedParameter):
+                    raise TypeError(f"{where} is uninitialised (lazy module): run a forward first")
+                if p.is_meta:
+                    raise TypeError(f"{where} is on the meta device: call module.to_empty() first")
+                yield self.native_param(layer, kind, leaf, leaf, p, p.shape, type(sub).__name__)
+
+    def assign(self, holder, value):
+        with torch.no_grad():
+            holder.copy_(value.reshape(holder.shape))
+
+    def holder_device(self, holder):
+        return "gpu" if holder.is_cuda else "cpu"
+
+    def run_train(self, module, x):
+        """One training-mode forward without gradients (BatchNorm uses the batch statistics
+        and updates its running ones); the module's mode is restored. Channel-first out."""
+        was_training = module.training
+        param = next(module.parameters(), None)
+        dev = param.device if param is not None else torch.device("cpu")
+        module.train()
         try:
             with torch.no_grad():
                 out = module(torch.from_numpy(np.ascontiguousarray(x)).to(dev))

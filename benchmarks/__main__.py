@@ -21,6 +21,8 @@ SUITES = ("import", "rng", "build", "apply", "transfer", "memory")
 def _fmt(value: float, unit: str) -> str:
     if unit == "M/s":
         return f"{value / 1e6:,.1f} M/s"
+    if unit == "B/s":
+        return f"{value / 1e9:.2f} GB/s"
     if unit == "B":
         return f"{value / 1e9:.3f} GB"
     if unit == "s":

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 from . import initializers as init
 from .initializers import gain
@@ -23,7 +25,30 @@ _LAZY = {
     "summary": ("xinit.summary", "summary"),
     "Sequential": ("xinit.blocks", "Sequential"),
     "Residual": ("xinit.blocks", "Residual"),
+    "state_dict": ("xinit.state", "state_dict"),
+    "load_state_dict": ("xinit.state", "load_state_dict"),
+    "transfer": ("xinit.state", "transfer"),
+    "port": ("xinit.port", "port"),
+    "parity": ("xinit.check", "parity"),
+    "apply": ("xinit.apply", "apply"),
+    "Policy": ("xinit.policy", "Policy"),
+    "Rule": ("xinit.policy", "Rule"),
+    "presets": ("xinit.presets", None),
 }
+
+
+class _Package(types.ModuleType):
+    """Keeps ``xinit.build``, ``xinit.apply``, ``xinit.summary`` the public functions: Python
+    otherwise rebinds the package attribute to the same-named submodule when that submodule is
+    first imported directly (``from xinit.apply import Report``)."""
+
+    def __setattr__(self, name, value):
+        if isinstance(value, types.ModuleType) and _LAZY.get(name, ("", None))[1] is not None:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

@@ -193,8 +193,8 @@ def infer(spec, input_shape: tuple[int, ...], prefix: str = "") -> list[ShapeRow
                     f"{'shortcut' if node.shortcut is not None else 'identity'} gives {side}"
                 )
             out = main
-            if node.activation is not None:
-                out = node.activation.output_shape(out)
+            if node.activation is not None:  # a row of its own: it runs (maybe shared)
+                out = visit(node.activation, join(path, node.activation_name), out)
         else:
             raise SpecError(f"{where}: not a spec: {node!r}")
         rows.append(ShapeRow(path, node, shape, out))

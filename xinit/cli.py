@@ -43,8 +43,227 @@ def cmd_demo(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    """Measured mean/std of one initializer in each backend next to the analytic values."""
-    raise SystemExit("xinit stats: not implemented yet")
+    """Measured mean/std of one initializer in each backend next to the analytic values.
+
+    ``--init`` is parsed, never evaluated: it must be a name from ``xinit.init`` (optionally
+    called, ``TruncatedNormal.in_stds(...)`` included) with literal arguments only.
+    """
+    import ast
+    import json
+    import logging
+    import math
+    import os
+    import warnings
+
+    import numpy as np
+
+    from xinit import initializers
+    from xinit.backends import BACKENDS, available, get_backend
+    from xinit.distributions import (
+        ConstantDist,
+        DiracDist,
+        EyeDist,
+        NormalDist,
+        TruncNormalDist,
+        UniformDist,
+        construct,
+    )
+    from xinit.fans import compute_fans
+    from xinit.sampling import sample
+
+    names = sorted(
+        n
+        for n in initializers.__all__
+        if isinstance(getattr(initializers, n), type)
+        and issubclass(getattr(initializers, n), initializers.Initializer)
+        and n != "Initializer"
+    )
+    methods = {("TruncatedNormal", "in_stds")}
+
+    def parse(text: str):
+        src = text.strip()
+        for prefix in ("xinit.init.", "init."):
+            src = src.removeprefix(prefix)
+        try:
+            node = ast.parse(src, mode="eval").body
+        except SyntaxError as err:
+            raise ValueError(
+                f"--init {text!r} is not an initializer expression: {err.msg}"
+            ) from None
+        call = node if isinstance(node, ast.Call) else ast.Call(func=node, args=[], keywords=[])
+        func = call.func
+        if isinstance(func, ast.Name) and func.id in names:
+            target = getattr(initializers, func.id)
+        elif (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and (func.value.id, func.attr) in methods
+            and isinstance(node, ast.Call)
+        ):
+            target = getattr(getattr(initializers, func.value.id), func.attr)
+        else:
+            raise ValueError(
+                f"--init {text!r}: expected one of {', '.join(names)} (or "
+                "TruncatedNormal.in_stds), optionally called with literal arguments"
+            )
+        try:
+            pos = [ast.literal_eval(a) for a in call.args]
+            kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg is not None}
+        except ValueError:
+            raise ValueError(
+                f"--init {text!r}: arguments must be literals (numbers, strings)"
+            ) from None
+        if any(k.arg is None for k in call.keywords) or any(
+            isinstance(a, ast.Starred) for a in call.args
+        ):
+            raise ValueError(f"--init {text!r}: * and ** arguments are not accepted")
+        try:
+            return target(*pos, **kw)
+        except TypeError as err:
+            raise ValueError(f"--init {text!r}: {err}") from None
+
+    init = parse(args.init)
+    shape = tuple(int(s) for s in args.shape)
+    role = args.role
+    dist = init.resolve(shape, role)  # bad shapes and roles fail here, before any framework
+    backends = _csv(args.backends) if isinstance(args.backends, str) else list(args.backends)
+    devices = _csv(args.device) if isinstance(args.device, str) else list(args.device)
+
+    # the analytic reference: the law's moments, or the exact values of a fixed construction
+    if isinstance(dist, (ConstantDist, NormalDist, UniformDist, TruncNormalDist)):
+        mean_a, std_a = dist.mean, dist.std
+    elif isinstance(dist, (DiracDist, EyeDist)):
+        exact = construct(dist, shape).astype(np.float64)
+        mean_a, std_a = float(exact.mean()), float(exact.std(ddof=1))
+    else:  # orthogonal: no element-wise law
+        mean_a = std_a = float("nan")
+    ks = None
+    if isinstance(dist, (NormalDist, UniformDist, TruncNormalDist)):
+        try:
+            from scipy import stats as ks
+        except ImportError:
+            ks = None
+
+    try:
+        fans = compute_fans(shape, role)
+        fan_text = f"fan_in={fans.fan_in}, fan_out={fans.fan_out}"
+    except ValueError:
+        fan_text = "no fans (1-d)"
+    rows, notes = [], []
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" chatter
+    warnings.filterwarnings("ignore", message="No ccache found")  # paddle's import-time notice
+    installed = set(available())
+    for name in [b for b in backends if b not in BACKENDS] + [
+        d for d in devices if d not in ("cpu", "gpu")
+    ]:
+        if name in devices:
+            raise ValueError(f"--device {name!r}: accepted devices are 'cpu' and 'gpu'")
+        get_backend(name)  # raises: unknown backend, naming the accepted ones
+    for name in backends:
+        if name not in installed:
+            notes.append(f"{name}: skipped, not installed (pip install 'xinit[{name}]')")
+            continue
+        adapter = get_backend(name)
+        for device in devices:
+            if device not in adapter.devices():
+                seen = ", ".join(adapter.devices())
+                notes.append(f"{name}: skipped on {device} (it sees {seen})")
+                continue
+            x = sample(
+                init, shape, role=role, backend=name, seed=args.seed, device=device, rng=args.rng
+            )
+            v = x.astype(np.float64).ravel()
+            row = {
+                "backend": name,
+                "device": device,
+                "rng": args.rng,
+                "n": int(v.size),
+                "mean": float(v.mean()),
+                "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+                "analytic_mean": mean_a,
+                "analytic_std": std_a,
+            }
+            row["std_ratio"] = row["std"] / std_a if std_a > 0 else float("nan")
+            row["ks_p"] = (
+                float(ks.kstest(v, dist.cdf, method="asymp").pvalue) if ks is not None else None
+            )
+            rows.append(row)
+    title = f"{init} on a {role} weight {shape} ({fan_text})"
+    law = f"analytic law: {dist.describe()}"
+    if args.format == "json":
+        clean = lambda f: None if isinstance(f, float) and not math.isfinite(f) else f  # noqa: E731
+        out = {
+            "init": str(init),
+            "shape": list(shape),
+            "role": role,
+            "distribution": dist.describe(),
+            "analytic": {"mean": clean(mean_a), "std": clean(std_a)},
+            "seed": args.seed,
+            "rows": [{k: clean(v) for k, v in r.items()} for r in rows],
+            "notes": notes,
+        }
+        print(json.dumps(out, indent=1))
+        return 0 if rows else 1
+
+    def fmt(key, value):
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return "-"
+        if key == "n":
+            return f"{value:,}"
+        if key in ("mean", "analytic_mean"):
+            return "0" if value == 0 else f"{value:+.3e}"
+        if key in ("std", "analytic_std"):
+            return f"{value:.5g}"
+        if key == "std_ratio":
+            return f"{value:.4f}"
+        if key == "ks_p":
+            return f"{value:.3f}" if value >= 1e-3 else f"{value:.1e}"
+        return str(value)
+
+    cols = [
+        ("backend", "backend"),
+        ("device", "device"),
+        ("rng", "rng"),
+        ("n", "n"),
+        ("mean", "mean"),
+        ("std", "std"),
+        ("analytic_mean", "analytic mean"),
+        ("analytic_std", "analytic std"),
+        ("std_ratio", "std ratio"),
+        ("ks_p", "KS p"),
+    ]
+    if args.format == "md":
+        print(f"**{title}**, {law}\n")
+        print("| " + " | ".join(h for _, h in cols) + " |")
+        align = ("---" if k in ("backend", "device", "rng") else "---:" for k, _ in cols)
+        print("|" + "|".join(align) + "|")
+        for r in rows:
+            print("| " + " | ".join(fmt(k, r[k]) for k, _ in cols) + " |")
+        for note in notes:
+            print(f"\n_{note}_")
+        return 0 if rows else 1
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for key, head in cols:
+        table.add_column(head, justify="left" if key in ("backend", "device", "rng") else "right")
+    for r in rows:
+        table.add_row(*(fmt(k, r[k]) for k, _ in cols))
+    caption = [f"seed {args.seed}; std ratio = measured / analytic std"]
+    if ks is not None:
+        caption.append("KS p: one-sample Kolmogorov-Smirnov test against the analytic CDF")
+    table.caption = "; ".join(caption)
+    table.caption_justify = "left"
+    width = None if os.isatty(1) else 140  # piped (README, CI logs): no wrapping at 80 columns
+    console = Console(width=width, highlight=False)
+    console.print(title)
+    console.print(law)
+    console.print(table)
+    for note in notes:
+        console.print(f"[dim]note: {note}[/dim]")
+    return 0 if rows else 1
 
 
 def cmd_summary(args) -> int:
@@ -81,6 +300,242 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_defaults(args) -> int:
+    """Each framework's default initialisation of a layer, side by side (or the conventions)."""
+    import json
+
+    from rich.console import Console
+
+    from xinit import defaults
+
+    frameworks = tuple(_csv(args.frameworks))
+    for fw in frameworks:
+        defaults._check_framework(fw)
+    if args.reference is not None and args.reference not in frameworks:
+        raise ValueError(f"--reference {args.reference!r} is not one of --frameworks {frameworks}")
+    if args.conventions:
+        items = defaults.conventions()
+        if args.format == "json":
+            print(json.dumps([c.record() for c in items], indent=1))
+        elif args.format == "md":
+            print(defaults.conventions_markdown(items), end="")
+        else:
+            Console(width=args.width).print(defaults.conventions_rich(items))
+        return 0
+    kernel = args.kernel[0] if len(args.kernel) == 1 else args.kernel
+    entries = []
+    for layer in _csv(args.layer):
+        d = defaults.dims(layer, args.in_features, args.out_features, kernel, args.groups)
+        entries += defaults.catalogue(d, frameworks=frameworks)
+    if args.format == "json":
+        print(json.dumps(defaults.records(entries, args.reference), indent=1, ensure_ascii=False))
+    elif args.format == "md":
+        print(defaults.to_markdown(entries, args.reference), end="")
+    else:
+        Console(width=args.width).print(defaults.to_rich(entries, args.reference))
+    if args.plot:
+        layer = _csv(args.layer)[0]
+        d = defaults.dims(layer, args.in_features, args.out_features, kernel, args.groups)
+        summary = defaults.plot_defaults(d, args.plot, frameworks=frameworks, seed=args.seed)
+        drawn = ", ".join(f"{s['framework']} std {s['measured_std']:.4g}" for s in summary)
+        print(f"xinit defaults: wrote {args.plot} ({drawn})", file=sys.stderr)
+    return 0
+
+
+def cmd_init(args) -> int:
+    """Build a zoo model under a preset policy and write its initial weights (neutral names
+    and layout, safetensors), then print the per-parameter report."""
+    import json
+    import os
+    import tempfile
+    import warnings
+
+    import numpy as np
+    from rich.console import Console
+    from safetensors.numpy import save_file
+
+    from xinit import models, presets
+    from xinit.backends import get_backend
+    from xinit.blocks import param_specs
+    from xinit.build import build
+    from xinit.distributions import construct
+    from xinit.policy import Policy, PolicyWarning
+
+    spec = models.get(args.model)
+    policy = presets.get(args.policy) if args.policy != "none" else Policy(name="none")
+    report = policy.report(spec, strict=args.strict)
+    adapter = get_backend(args.backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PolicyWarning)  # already raised by report()
+        module = build(spec, args.backend, seed=args.seed, rng=args.rng, policy=policy)
+    tensors = {}
+    for path, ps in param_specs(spec).items():
+        native = adapter.get_path(module, path, ps.kind)
+        if native is None:  # a buffer this framework does not keep (num_batches_tracked)
+            shape = ps.shape or (1,)
+            value = construct(ps.init.resolve(shape, ps.role), shape).reshape(ps.shape)
+        else:
+            value = adapter.to_neutral(adapter.to_numpy(native), ps.role)
+        tensors[path] = np.array(value, dtype=ps.dtype, order="C")  # keeps 0-d scalars 0-d
+    out = os.path.abspath(args.out)
+    meta = {
+        "format": "xinit-neutral",
+        "model": args.model,
+        "policy": args.policy,
+        "backend": args.backend,
+        "seed": str(args.seed),
+        "rng": args.rng,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=".xinit-", suffix=".safetensors", dir=os.path.dirname(out))
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    values = sum(int(t.size) for t in tensors.values())
+    done = f"xinit init: wrote {args.out} ({len(tensors)} tensors, {values:,} values)"
+    if args.format == "json":
+        print(json.dumps({"file": args.out, "meta": meta, "report": report.records()}, indent=1))
+    else:
+        title = f"{args.model} x {args.policy} ({args.backend}, seed {args.seed}, rng {args.rng})"
+        console = Console(width=args.width)
+        if policy.rules:
+            console.print(report.rules_table(f"policy {args.policy}"))
+        console.print(report.table(title))
+        print(done)
+    return 0
+
+
+def _parity_input(args, model: str):
+    import numpy as np
+
+    from xinit import models
+
+    shape = args.input or models.default_input(model)
+    return np.random.default_rng(args.seed).standard_normal(shape).astype(np.float32)
+
+
+def _print_parity(report, args, title: str) -> None:
+    from rich.console import Console
+
+    if args.format == "json":
+        import json
+
+        print(json.dumps(report.to_dict(), indent=1))
+        return
+    if args.format == "md":
+        print(report.to_markdown(max_rows=args.rows))
+        if report.bn_rows:
+            print()
+            print(report.to_markdown(bn=True, max_rows=args.rows))
+        print()
+        print(report.summary())
+        return
+    console = Console()
+    console.print(report.table(title, max_rows=args.rows))
+    if report.bn_rows:
+        console.print(report.table("BatchNorm, one training step", bn=True, max_rows=args.rows))
+    console.print(report.summary(), highlight=False)
+
+
+def cmd_port(args) -> int:
+    """Port a checkpoint between frameworks from the model's spec, write it atomically, then
+    prove it: a layer-by-layer parity report on a random input, and the keys moved."""
+    import os
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from xinit import models
+    from xinit.build import build
+    from xinit.check import parity
+    from xinit.checkpoints import (
+        CONVENTION,
+        SUFFIXES,
+        detect_format,
+        load_checkpoint,
+        save_checkpoint,
+    )
+    from xinit.port import port
+    from xinit.state import load_state_dict
+
+    spec = models.get(args.model)
+    src = args.src or CONVENTION[detect_format(args.checkpoint)]
+    out_format = detect_format(args.out, args.out_format)
+    if CONVENTION[out_format] != args.dst:
+        fits = [s for s, f in SUFFIXES.items() if CONVENTION[f] == args.dst]
+        raise ValueError(
+            f"{args.out} is a {out_format} file ({CONVENTION[out_format]} names and layout); "
+            f"--to {args.dst} writes {', '.join(fits)}"
+        )
+    strip = args.strip_prefix or None
+    if not os.path.isfile(args.checkpoint):
+        raise FileNotFoundError(f"no checkpoint file {args.checkpoint!r}")
+    err = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task(f"read {args.checkpoint}", total=1)
+        raw = load_checkpoint(args.checkpoint)
+        bar.update(task, completed=1)
+        task = bar.add_task(f"convert {src} -> {args.dst}", total=None)
+        ported = port(
+            raw,
+            spec,
+            src=src,
+            dst=args.dst,
+            strip_prefix=strip,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+        task = bar.add_task(f"write {args.out}", total=1)
+        save_checkpoint(ported, args.out, format=out_format)
+        bar.update(task, completed=1)
+    ok = True
+    if not args.no_parity:
+        a = "torch" if src == "neutral" else src
+        b = "torch" if args.dst == "neutral" else args.dst
+        m_src = build(spec, a, rng="xinit")
+        load_state_dict(m_src, port(raw, spec, src=src, dst="neutral", strip_prefix=strip))
+        m_dst = build(spec, b, rng="xinit")
+        written = load_checkpoint(args.out, format=out_format)
+        load_state_dict(m_dst, port(written, spec, src=args.dst, dst="neutral"))
+        report = parity(
+            {f"{src} (in)": m_src, f"{args.dst} (out)": m_dst}, _parity_input(args, args.model)
+        )
+        _print_parity(report, args, f"{args.model}: {args.checkpoint} vs {args.out}")
+        ok = report.ok
+    print(ported.report.summary())
+    print(f"wrote {args.out}")
+    return 0 if ok else 1
+
+
+def cmd_parity(args) -> int:
+    """Build a zoo model in several backends with the same weights (the first backend's,
+    BatchNorm statistics randomised) and compare every layer's output."""
+    from xinit import models
+    from xinit.build import build
+    from xinit.check import parity, randomize_batchnorm
+    from xinit.state import transfer
+
+    spec = models.get(args.model)
+    backends = _csv(args.backends)
+    if len(backends) < 2:
+        raise ValueError(f"--backends needs two or more backends; got {backends}")
+    first = build(spec, backends[0], seed=args.seed, rng=args.rng)
+    if args.bn_stats == "random":
+        randomize_batchnorm(first, seed=args.seed)
+    mods = {backends[0]: first}
+    for name in backends[1:]:
+        mods[name] = build(spec, name, seed=args.seed, rng="xinit")
+        transfer(first, mods[name])
+    x = _parity_input(args, args.model)
+    report = parity(mods, x, atol=args.atol, rtol=args.rtol, train=args.train)
+    _print_parity(report, args, f"{args.model} parity, input {tuple(x.shape)}")
+    return 0 if report.ok else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xinit", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True)
@@ -105,6 +560,76 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--input", type=_csv_ints, default=None, help="e.g. 1,3,224,224")
     m.add_argument("--format", default="table", choices=("table", "json"))
     m.set_defaults(func=cmd_summary)
+    f = sub.add_parser("defaults", help="each framework's default init of a layer, side by side")
+    f.add_argument("--layer", default="conv2d,linear", help="comma list: conv2d, linear, ...")
+    f.add_argument("--in", dest="in_features", type=int, default=64, help="C_in / in / num")
+    f.add_argument("--out", dest="out_features", type=int, default=128, help="C_out / out / dim")
+    f.add_argument("--kernel", type=_csv_ints, default=(3,), help="e.g. 3 or 3,5")
+    f.add_argument("--groups", type=int, default=1)
+    f.add_argument("--frameworks", default="torch,paddle,flax")
+    f.add_argument("--reference", default="torch", help="std ratios relative to this framework")
+    f.add_argument("--format", default="table", choices=("table", "md", "json"))
+    f.add_argument("--plot", default=None, metavar="FILE.png", help="histograms of real draws")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--conventions", action="store_true", help="BN/LN/pooling/layout/RNG table")
+    f.add_argument("--width", type=int, default=None, help=argparse.SUPPRESS)
+    f.set_defaults(func=cmd_defaults)
+    i = sub.add_parser("init", help="initial weights of a zoo model under a preset policy")
+    i.add_argument("model", help="a zoo model: lenet, resnet18, ..., resnet45")
+    i.add_argument("--policy", default="none", help="a preset (xinit.presets) or 'none'")
+    i.add_argument("--backend", default="torch", choices=("torch", "paddle", "flax"))
+    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--rng", default="native", choices=("native", "xinit"))
+    i.add_argument("--out", required=True, metavar="FILE.safetensors")
+    i.add_argument("--strict", action="store_true", help="fail on parameters no rule sets")
+    i.add_argument("--format", default="table", choices=("table", "json"))
+    i.add_argument("--width", type=int, default=None, help=argparse.SUPPRESS)
+    i.set_defaults(func=cmd_init)
+    pt = sub.add_parser("port", help="port a checkpoint between frameworks, with a parity report")
+    pt.add_argument("checkpoint", help="IN: .pdparams, .pt/.pth, .safetensors or .msgpack")
+    pt.add_argument("out", help="OUT: written atomically in --to's format")
+    pt.add_argument("--model", required=True, help="the zoo model the weights belong to")
+    pt.add_argument(
+        "--from",
+        dest="src",
+        default=None,
+        choices=("torch", "paddle", "flax", "neutral"),
+        help="the checkpoint's convention (default: from its suffix)",
+    )
+    pt.add_argument(
+        "--to", dest="dst", required=True, choices=("torch", "paddle", "flax", "neutral")
+    )
+    pt.add_argument(
+        "--strip-prefix", action="append", default=[], help="e.g. backbone. (repeatable)"
+    )
+    pt.add_argument(
+        "--out-format", default=None, choices=("paddle", "torch", "safetensors", "flax")
+    )
+    pt.add_argument("--input", type=_csv_ints, default=None, help="parity input, e.g. 1,3,32,128")
+    pt.add_argument("--seed", type=int, default=0, help="seed of the random parity input")
+    pt.add_argument("--no-parity", action="store_true", help="skip the parity report")
+    pt.add_argument("--rows", type=int, default=30, help="table rows shown (first/last/failing)")
+    pt.add_argument("--format", default="table", choices=("table", "md", "json"))
+    pt.set_defaults(func=cmd_port)
+
+    pa = sub.add_parser("parity", help="layer-by-layer output parity of a model across backends")
+    pa.add_argument("model", help="a zoo model: lenet, resnet18, ..., resnet45")
+    pa.add_argument("--backends", default="paddle,torch,flax", help="the first is the reference")
+    pa.add_argument("--input", type=_csv_ints, default=None, help="e.g. 1,3,64,64")
+    pa.add_argument("--seed", type=int, default=0)
+    pa.add_argument("--rng", default="native", choices=("native", "xinit"))
+    pa.add_argument("--atol", type=float, default=0.0)
+    pa.add_argument("--rtol", type=float, default=None, help="default 1e-5, 1e-4 with flax")
+    pa.add_argument(
+        "--bn-stats",
+        default="random",
+        choices=("random", "init"),
+        help="randomise BatchNorm affine and running statistics first (default)",
+    )
+    pa.add_argument("--train", action="store_true", help="add the BatchNorm training-step check")
+    pa.add_argument("--rows", type=int, default=None, help="table rows shown (default all)")
+    pa.add_argument("--format", default="table", choices=("table", "md", "json"))
+    pa.set_defaults(func=cmd_parity)
     return p
 
 

@@ -66,15 +66,27 @@ def gain(nonlinearity: str, param: float | None = None) -> float:
 
 
 def _positive(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a positive number; got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite; got {value!r}")
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not value > 0
+        or not math.isfinite(value)
+    ):
+        raise ValueError(f"{name} must be a positive, finite number; got {value!r}")
 
 
 def _finite(name: str, value: float) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number; got {value!r}")
+
+
+def _normal_mass(a: float, b: float) -> float:
+    """P(a <= Z <= b) for a standard normal Z, accurate in either tail (erfc, not 1 - erf)."""
+    if a > 0:  # upper tail: Phi(b) - Phi(a) = Q(a) - Q(b)
+        return 0.5 * (math.erfc(a / math.sqrt(2.0)) - math.erfc(b / math.sqrt(2.0)))
+    if b < 0:
+        return _normal_mass(-b, -a)
+    return 1.0 - 0.5 * (math.erfc(-a / math.sqrt(2.0)) + math.erfc(b / math.sqrt(2.0)))
 
 
 def _choice(name: str, value: str, accepted: tuple[str, ...]) -> None:
@@ -94,7 +106,8 @@ class Initializer:
             value = getattr(self, f.name)
             if value == f.default:
                 continue
-            args.append(f"{f.name}={value:.4g}" if isinstance(value, float) else f"{f.name}={value!r}")
+            text = f"{value:.4g}" if isinstance(value, float) else repr(value)
+            args.append(f"{f.name}={text}")
         return f"{type(self).__name__}({', '.join(args)})"
 
     def resolve(
@@ -204,6 +217,14 @@ class TruncatedNormal(Initializer):
             raise ValueError(
                 f"TruncatedNormal needs low < high; got low={self.low}, high={self.high}"
             )
+        a, b = (self.low - self.mean) / self.std, (self.high - self.mean) / self.std
+        mass = _normal_mass(a, b)
+        if not mass > 1e-9:
+            raise ValueError(
+                f"TruncatedNormal: [low, high] = [{self.low}, {self.high}] holds {mass:.3g} of the "
+                f"probability of N({self.mean}, {self.std}^2) (needs > 1e-9); low and high are "
+                "absolute bounds: for bounds in standard deviations use TruncatedNormal.in_stds"
+            )
 
     @classmethod
     def in_stds(
@@ -211,6 +232,12 @@ class TruncatedNormal(Initializer):
     ) -> TruncatedNormal:
         """Bounds given in units of ``std`` around ``mean`` (``jax.random.truncated_normal``)."""
         _positive("TruncatedNormal.std", std)
+        _finite("TruncatedNormal.in_stds lower", lower)
+        _finite("TruncatedNormal.in_stds upper", upper)
+        if not lower < upper:
+            raise ValueError(
+                f"TruncatedNormal.in_stds needs lower < upper; got lower={lower}, upper={upper}"
+            )
         return cls(mean, std, mean + lower * std, mean + upper * std)
 
     def _resolve(self, shape, role, fans):
@@ -319,12 +346,14 @@ class LecunNormal(Initializer):
     """Flax's default kernel init: truncated at +-2 sigma, variance-corrected to 1/fan_in."""
 
     def _resolve(self, shape, role, fans):
+        fans = self._fans(shape, role, fans, "LecunNormal")
         return VarianceScaling(1.0, "fan_in", "truncated_normal")._resolve(shape, role, fans)
 
 
 @dataclass(frozen=True)
 class LecunUniform(Initializer):
     def _resolve(self, shape, role, fans):
+        fans = self._fans(shape, role, fans, "LecunUniform")
         return VarianceScaling(1.0, "fan_in", "uniform")._resolve(shape, role, fans)
 
 
@@ -412,3 +441,12 @@ __all__ = [
     "BiasPrior",
     "gain",
 ]
+
+
+def __getattr__(name: str):
+    """``xinit.init.Default`` lives in :mod:`xinit.defaults`; loaded lazily (no import cycle)."""
+    if name == "Default":
+        from .defaults import Default
+
+        return Default
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

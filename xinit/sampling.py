@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from .initializers import Initializer
@@ -29,6 +31,9 @@ def sample(
         raise TypeError(f"expected an xinit initializer; got {initializer!r}")
     adapter = get_backend(backend)
     adapter.check_device(device)
-    shape = tuple(int(s) for s in shape)
+    try:
+        shape = tuple(operator.index(s) for s in shape)  # ints only: 4.5 is not truncated to 4
+    except TypeError:
+        raise TypeError(f"shape must be a tuple of ints; got {shape!r}") from None
     dist = initializer.resolve(shape, role)
     return adapter.sample_neutral(dist, shape, role, seed=seed, path=path, device=device, rng=rng)

@@ -1,0 +1,102 @@
+"""Shared fixtures: every cross-backend test runs over ``backend`` x ``device``.
+
+* ``backend``: ``torch``, ``paddle``, ``flax``; a framework that is not installed skips with
+  the extra to install.
+* ``device``: ``cpu`` and ``gpu``; a gpu case skips cleanly when the framework (or, for tests
+  without a ``backend``, every installed framework) sees no GPU.
+* ``rng``: ``native`` (each framework's own generator) and ``xinit`` (the keyed generator).
+
+Real frameworks only: nothing here mocks torch, paddle or jax.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # so tests can import stats_helpers
+
+# JAX compiles every new shape (1-3 s each for a 4-5 dim kernel on a small CPU); a persistent
+# compilation cache shares those compiles between the xdist workers and across runs. Set before
+# jax is imported; a JAX_* variable already in the environment wins.
+_JAX_CACHE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "jax-compilation-cache"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_JAX_CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+# Under pytest-xdist every core already runs a worker: one math thread per worker avoids the
+# oversubscription (spinning BLAS/OpenMP pools) that makes small draws and QRs 5-10x slower.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+BACKENDS = ("torch", "paddle", "flax")
+DEVICES = ("cpu", "gpu")
+RNGS = ("native", "xinit")
+
+
+def pytest_configure(config):
+    # Paddle's import-time notice about a C++ build cache: noise in every run's summary.
+    config.addinivalue_line("filterwarnings", "ignore:No ccache found:UserWarning")
+
+
+@functools.cache
+def installed() -> tuple[str, ...]:
+    from xinit.backends import available
+
+    return tuple(b for b in BACKENDS if b in available())
+
+
+@functools.cache
+def devices_of(name: str) -> tuple[str, ...]:
+    from xinit.backends import get_backend
+
+    return tuple(get_backend(name).devices())
+
+
+def require_backend(name: str):
+    """The adapter for ``name``, or skip the test if its framework is not installed."""
+    if name not in installed():
+        pytest.skip(f"{name} is not installed: pip install 'xinit[{name}]'")
+    from xinit.backends import get_backend
+
+    return get_backend(name)
+
+
+def backends_on(device: str) -> list[str]:
+    """Installed backends that see ``device``."""
+    return [b for b in installed() if device in devices_of(b)]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    require_backend(request.param)
+    return request.param
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    dev = request.param
+    if "backend" in request.fixturenames:
+        name = request.getfixturevalue("backend")
+        if dev not in devices_of(name):
+            pytest.skip(f"{name} sees no {dev} device")
+    elif not backends_on(dev):
+        pytest.skip(f"no installed framework sees a {dev} device")
+    return dev
+
+
+@pytest.fixture(params=RNGS)
+def rng(request) -> str:
+    return request.param
+
+
+def require_device(name: str, device: str) -> None:
+    """Skip unless backend ``name`` is installed and sees ``device``."""
+    require_backend(name)
+    if device not in devices_of(name):
+        pytest.skip(f"{name} sees no {device} device")

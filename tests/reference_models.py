@@ -1,0 +1,324 @@
+"""Hand-written reference models: the ground truth for "exactly torchvision's / PaddleOCR's keys".
+
+Written from the published architectures, in plain framework code, without xinit:
+
+* :func:`torch_resnet18`, :func:`torch_resnet34`, :func:`torch_resnet50`,
+  :func:`torch_resnet101`, :func:`torch_resnet152`, :func:`torch_resnext50_32x4d`: a
+  torchvision-style ResNet in ``torch.nn`` (``BasicBlock`` / ``Bottleneck`` with the stride on
+  the 3x3 conv, ``downsample`` = 1x1 conv + BN, torchvision's init loop). Its ``state_dict``
+  has torchvision's keys, shapes and order.
+* :func:`paddle_resnet45`: PaddleOCR's ResNet45 text-recognition backbone in ``paddle.nn``
+  (``rec_resnet_45.py``: 1x1 conv then a strided 3x3 conv per block, every conv built with
+  ``ParamAttr(initializer=KaimingNormal())``, Paddle's ``BatchNorm2D`` with ``_mean`` and
+  ``_variance``).
+
+Frameworks are imported inside the builders, so importing this module costs nothing; tests
+(and the policy and benchmark suites) import it as ``from reference_models import ...`` with
+``tests/`` on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+# ---- torchvision-style ResNet (torch.nn) ---------------------------------------------------
+
+
+def _torch_classes():
+    import torch
+    from torch import nn
+
+    def conv3x3(cin, cout, stride=1, groups=1):
+        return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, groups=groups, bias=False)
+
+    def conv1x1(cin, cout, stride=1):
+        return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+
+    class BasicBlock(nn.Module):
+        expansion = 1
+
+        def __init__(self, cin, planes, stride=1, downsample=None, groups=1, base_width=64):
+            super().__init__()
+            if groups != 1 or base_width != 64:
+                raise ValueError("BasicBlock supports groups=1 and base_width=64 only")
+            self.conv1 = conv3x3(cin, planes, stride)  # the stride sits on the first 3x3 conv
+            self.bn1 = nn.BatchNorm2d(planes)
+            self.relu = nn.ReLU(inplace=True)
+            self.conv2 = conv3x3(planes, planes)
+            self.bn2 = nn.BatchNorm2d(planes)
+            self.downsample = downsample
+
+        def forward(self, x):
+            skip = x if self.downsample is None else self.downsample(x)
+            y = self.relu(self.bn1(self.conv1(x)))
+            y = self.bn2(self.conv2(y))
+            return self.relu(y + skip)
+
+    class Bottleneck(nn.Module):
+        expansion = 4
+
+        def __init__(self, cin, planes, stride=1, downsample=None, groups=1, base_width=64):
+            super().__init__()
+            width = int(planes * (base_width / 64.0)) * groups
+            self.conv1 = conv1x1(cin, width)
+            self.bn1 = nn.BatchNorm2d(width)
+            self.conv2 = conv3x3(width, width, stride, groups)  # ResNet v1.5: stride on 3x3
+            self.bn2 = nn.BatchNorm2d(width)
+            self.conv3 = conv1x1(width, planes * self.expansion)
+            self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+            self.relu = nn.ReLU(inplace=True)
+            self.downsample = downsample
+
+        def forward(self, x):
+            skip = x if self.downsample is None else self.downsample(x)
+            y = self.relu(self.bn1(self.conv1(x)))
+            y = self.relu(self.bn2(self.conv2(y)))
+            y = self.bn3(self.conv3(y))
+            return self.relu(y + skip)
+
+    class ResNet(nn.Module):
+        def __init__(
+            self,
+            block,
+            layers,
+            num_classes=1000,
+            in_channels=3,
+            zero_init_residual=False,
+            groups=1,
+            width_per_group=64,
+        ):
+            super().__init__()
+            self.groups, self.base_width = groups, width_per_group
+            self.inplanes = 64
+            self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+            self.layer1 = self._make_layer(block, 64, layers[0])
+            self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
+            self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
+            self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
+            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+            self.fc = nn.Linear(512 * block.expansion, num_classes)
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                    nn.init.constant_(m.weight, 1)
+                    nn.init.constant_(m.bias, 0)
+            if zero_init_residual:
+                for m in self.modules():
+                    if isinstance(m, Bottleneck):
+                        nn.init.constant_(m.bn3.weight, 0)
+                    elif isinstance(m, BasicBlock):
+                        nn.init.constant_(m.bn2.weight, 0)
+
+        def _make_layer(self, block, planes, blocks, stride=1):
+            downsample = None
+            out = planes * block.expansion
+            if stride != 1 or self.inplanes != out:
+                downsample = nn.Sequential(conv1x1(self.inplanes, out, stride), nn.BatchNorm2d(out))
+            layers = [
+                block(self.inplanes, planes, stride, downsample, self.groups, self.base_width)
+            ]
+            self.inplanes = out
+            for _ in range(1, blocks):
+                layers.append(
+                    block(self.inplanes, planes, groups=self.groups, base_width=self.base_width)
+                )
+            return nn.Sequential(*layers)
+
+        def forward(self, x):
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    return BasicBlock, Bottleneck, ResNet
+
+
+def torch_resnet(block: str, layers, **kwargs):
+    """A torchvision-style ResNet: ``block`` is ``"basic"`` or ``"bottleneck"``."""
+    basic, bottleneck, resnet = _torch_classes()
+    return resnet(basic if block == "basic" else bottleneck, list(layers), **kwargs)
+
+
+def torch_resnet18(**kw):
+    return torch_resnet("basic", (2, 2, 2, 2), **kw)
+
+
+def torch_resnet34(**kw):
+    return torch_resnet("basic", (3, 4, 6, 3), **kw)
+
+
+def torch_resnet50(**kw):
+    return torch_resnet("bottleneck", (3, 4, 6, 3), **kw)
+
+
+def torch_resnet101(**kw):
+    return torch_resnet("bottleneck", (3, 4, 23, 3), **kw)
+
+
+def torch_resnet152(**kw):
+    return torch_resnet("bottleneck", (3, 8, 36, 3), **kw)
+
+
+def torch_resnext50_32x4d(**kw):
+    return torch_resnet("bottleneck", (3, 4, 6, 3), groups=32, width_per_group=4, **kw)
+
+
+TORCH_REFERENCES = {
+    "resnet18": torch_resnet18,
+    "resnet34": torch_resnet34,
+    "resnet50": torch_resnet50,
+    "resnet101": torch_resnet101,
+    "resnet152": torch_resnet152,
+    "resnext50_32x4d": torch_resnext50_32x4d,
+}
+
+# torchvision's published parameter counts (weights metadata "num_params").
+TORCHVISION_NUM_PARAMS = {
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "resnext50_32x4d": 25_028_904,
+}
+
+
+def torch_lenet(num_classes: int = 10, in_channels: int = 3):
+    """The PyTorch CIFAR-10 tutorial's ``Net`` (conv1, pool, conv2, fc1, fc2, fc3)."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(in_channels, 6, 5)
+            self.pool = nn.MaxPool2d(2, 2)
+            self.conv2 = nn.Conv2d(6, 16, 5)
+            self.fc1 = nn.Linear(16 * 5 * 5, 120)
+            self.fc2 = nn.Linear(120, 84)
+            self.fc3 = nn.Linear(84, num_classes)
+
+        def forward(self, x):
+            x = self.pool(F.relu(self.conv1(x)))
+            x = self.pool(F.relu(self.conv2(x)))
+            x = torch.flatten(x, 1)
+            return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+    return Net()
+
+
+# ---- PaddleOCR ResNet45 (paddle.nn) --------------------------------------------------------
+
+
+def _paddle_classes():
+    from paddle import ParamAttr, nn
+    from paddle.nn.initializer import KaimingNormal
+
+    def kaiming():
+        return ParamAttr(initializer=KaimingNormal())
+
+    def conv1x1(cin, cout):
+        return nn.Conv2D(cin, cout, kernel_size=1, stride=1, weight_attr=kaiming(), bias_attr=False)
+
+    def conv3x3(cin, cout, stride=1):
+        return nn.Conv2D(
+            cin,
+            cout,
+            kernel_size=3,
+            stride=stride,
+            padding=1,
+            weight_attr=kaiming(),
+            bias_attr=False,
+        )
+
+    class BasicBlock(nn.Layer):
+        expansion = 1
+
+        def __init__(self, cin, planes, stride=1, downsample=None):
+            super().__init__()
+            self.conv1 = conv1x1(cin, planes)  # 1x1 first, never strided
+            self.bn1 = nn.BatchNorm2D(planes)
+            self.relu = nn.ReLU()
+            self.conv2 = conv3x3(planes, planes, stride)  # the 3x3 carries the stride
+            self.bn2 = nn.BatchNorm2D(planes)
+            self.downsample = downsample
+            self.stride = stride
+
+        def forward(self, x):
+            skip = x if self.downsample is None else self.downsample(x)
+            y = self.relu(self.bn1(self.conv1(x)))
+            y = self.bn2(self.conv2(y))
+            return self.relu(y + skip)
+
+    class ResNet45(nn.Layer):
+        def __init__(self, in_channels=3, layers=(3, 4, 6, 6, 3), strides=(2, 1, 2, 1, 1)):
+            super().__init__()
+            self.inplanes = 32
+            self.conv1 = nn.Conv2D(
+                in_channels,
+                32,
+                kernel_size=3,
+                stride=1,
+                padding=1,
+                weight_attr=kaiming(),
+                bias_attr=False,
+            )
+            self.bn1 = nn.BatchNorm2D(32)
+            self.relu = nn.ReLU()
+            planes = (32, 64, 128, 256, 512)
+            self.layer1 = self._make_layer(planes[0], layers[0], strides[0])
+            self.layer2 = self._make_layer(planes[1], layers[1], strides[1])
+            self.layer3 = self._make_layer(planes[2], layers[2], strides[2])
+            self.layer4 = self._make_layer(planes[3], layers[3], strides[3])
+            self.layer5 = self._make_layer(planes[4], layers[4], strides[4])
+            self.out_channels = 512
+
+        def _make_layer(self, planes, blocks, stride=1):
+            downsample = None
+            if stride != 1 or self.inplanes != planes * BasicBlock.expansion:
+                downsample = nn.Sequential(
+                    nn.Conv2D(
+                        self.inplanes,
+                        planes * BasicBlock.expansion,
+                        kernel_size=1,
+                        stride=stride,
+                        weight_attr=kaiming(),
+                        bias_attr=False,
+                    ),
+                    nn.BatchNorm2D(planes * BasicBlock.expansion),
+                )
+            layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
+            self.inplanes = planes * BasicBlock.expansion
+            layers += [BasicBlock(self.inplanes, planes) for _ in range(1, blocks)]
+            return nn.Sequential(*layers)
+
+        def forward(self, x):
+            x = self.relu(self.bn1(self.conv1(x)))
+            for stage in (self.layer1, self.layer2, self.layer3, self.layer4, self.layer5):
+                x = stage(x)
+            return x
+
+    return BasicBlock, ResNet45
+
+
+def paddle_resnet45(in_channels: int = 3, strides=(2, 1, 2, 1, 1), layers=(3, 4, 6, 6, 3)):
+    """PaddleOCR's ResNet45 backbone (``ppocr/modeling/backbones/rec_resnet_45.py``)."""
+    _, resnet45 = _paddle_classes()
+    return resnet45(in_channels, tuple(layers), tuple(strides))
+
+
+__all__ = [
+    "torch_resnet",
+    "torch_resnet18",
+    "torch_resnet34",
+    "torch_resnet50",
+    "torch_resnet101",
+    "torch_resnet152",
+    "torch_resnext50_32x4d",
+    "torch_lenet",
+    "paddle_resnet45",
+    "TORCH_REFERENCES",
+    "TORCHVISION_NUM_PARAMS",
+]

@@ -1,0 +1,198 @@
+"""Train/eval behaviour in the three frameworks: BatchNorm statistics and Dropout.
+
+The neutral BatchNorm: ``momentum`` is PyTorch's (the weight of the new batch), the running
+variance stores the *unbiased* batch variance (PyTorch's rule; Paddle's and Flax's own layers
+store the biased one and weigh the running value by momentum). After the same training-mode
+forward passes, the three backends' outputs and running statistics agree, and equal the
+formula worked out in numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import require_backend
+
+from xinit.blocks import Sequential
+from xinit.build import build, run
+from xinit.initializers import Normal, Uniform
+from xinit.layers import BatchNorm, Conv, Dropout, Linear, ReLU
+
+BACKENDS = ("torch", "paddle", "flax")
+
+
+def train_forward(backend: str, module, x: np.ndarray) -> np.ndarray:
+    """One training-mode forward with the framework's own API, channel-first numpy in/out."""
+    module.train()  # torch .train(), paddle .train(), flax nnx Module.train()
+    return framework_forward(backend, module, x)
+
+
+def framework_forward(backend: str, module, x: np.ndarray) -> np.ndarray:
+    """A forward in whatever mode the module is in, through the framework's own call."""
+    if backend == "torch":
+        import torch
+
+        return module(torch.from_numpy(x)).detach().numpy()
+    if backend == "paddle":
+        import paddle
+
+        return np.array(module(paddle.to_tensor(x)).numpy())
+    import jax.numpy as jnp
+
+    if x.ndim >= 3:
+        return np.moveaxis(np.asarray(module(jnp.asarray(np.moveaxis(x, 1, -1)))), -1, 1)
+    return np.asarray(module(jnp.asarray(x)))
+
+
+def running(backend: str, module, path: str) -> tuple[np.ndarray, np.ndarray]:
+    ad = require_backend(backend)
+    mean = ad.to_numpy(ad.get_path(module, f"{path}.running_mean", "batchnorm"))
+    var = ad.to_numpy(ad.get_path(module, f"{path}.running_var", "batchnorm"))
+    return np.asarray(mean, np.float64), np.asarray(var, np.float64)
+
+
+def affine_bn(c: int, **kw) -> BatchNorm:
+    """A BatchNorm whose scale and shift are not 1 and 0, so that they are really applied."""
+    return BatchNorm(c, weight_init=Uniform(0.5, 1.5), bias_init=Normal(0.0, 0.3), **kw)
+
+
+def numpy_bn_steps(batches, momentum, eps, weight, bias):
+    """The neutral rule in numpy: outputs of each training step and the final running stats."""
+    c = batches[0].shape[1]
+    mean_r, var_r = np.zeros(c), np.ones(c)
+    outs = []
+    for x in batches:
+        x = x.astype(np.float64)
+        axes = (0, *range(2, x.ndim))
+        shape = [1, c] + [1] * (x.ndim - 2)
+        mu, var_b = x.mean(axes), x.var(axes)
+        n = x.size // c
+        mean_r = (1 - momentum) * mean_r + momentum * mu
+        var_r = (1 - momentum) * var_r + momentum * var_b * n / (n - 1)
+        y = (x - mu.reshape(shape)) / np.sqrt(var_b.reshape(shape) + eps)
+        outs.append(y * weight.reshape(shape) + bias.reshape(shape))
+    return outs, mean_r, var_r
+
+
+@pytest.mark.parametrize(
+    "shape,momentum",
+    [((4, 3, 5, 6), 0.1), ((6, 5), 0.3), ((3, 4, 7), 0.25), ((2, 2, 3, 4, 2), 0.5)],
+    ids=["2d", "1d-NC", "1d-NCL", "3d"],
+)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batchnorm_train_steps_follow_neutral_rule(backend, shape, momentum):
+    ad = require_backend(backend)
+    dims = {2: 1, 3: 1, 4: 2, 5: 3}[len(shape)]
+    eps = 1e-3
+    spec = Sequential(affine_bn(shape[1], momentum=momentum, eps=eps, dims=dims))
+    module = build(spec, backend, seed=7, rng="xinit")
+    weight = ad.to_numpy(ad.get_path(module, "0.weight", "batchnorm")).astype(np.float64)
+    bias = ad.to_numpy(ad.get_path(module, "0.bias", "batchnorm")).astype(np.float64)
+    rng = np.random.default_rng(11)
+    batches = [(rng.standard_normal(shape) * 2.0 + 0.5).astype(np.float32) for _ in range(2)]
+
+    outs = [train_forward(backend, module, x) for x in batches]
+    want, mean_r, var_r = numpy_bn_steps(batches, momentum, eps, weight, bias)
+    for got, expected in zip(outs, want):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    mean, var = running(backend, module, "0")
+    np.testing.assert_allclose(mean, mean_r, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(var, var_r, rtol=1e-5, atol=1e-6)  # unbiased, PyTorch's rule
+
+    # Eval mode uses the running statistics.
+    x = batches[0]
+    axes_shape = [1, -1] + [1] * (x.ndim - 2)
+    expected = (x - mean_r.reshape(axes_shape)) / np.sqrt(var_r.reshape(axes_shape) + eps)
+    expected = expected * weight.reshape(axes_shape) + bias.reshape(axes_shape)
+    np.testing.assert_allclose(run(module, x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_three_backends_agree_after_a_training_step():
+    """Conv + BN + ReLU + a BN1d head, same weights (rng="xinit"), one training forward each:
+    the outputs and every running statistic agree; afterwards eval outputs agree too."""
+    spec = Sequential(
+        ("conv", Conv(3, 6, 3, padding=1)),
+        ("bn", affine_bn(6, momentum=0.2)),
+        ("relu", ReLU()),
+        ("bn2", BatchNorm(6, momentum=0.05)),
+    )
+    x = np.random.default_rng(3).standard_normal((3, 3, 8, 7)).astype(np.float32)
+    outs, stats, evals = {}, {}, {}
+    for backend in BACKENDS:
+        require_backend(backend)
+        module = build(spec, backend, seed=1, rng="xinit")
+        outs[backend] = train_forward(backend, module, x)
+        stats[backend] = [*running(backend, module, "bn"), *running(backend, module, "bn2")]
+        evals[backend] = run(module, x)
+    for backend in ("paddle", "flax"):
+        np.testing.assert_allclose(outs[backend], outs["torch"], rtol=1e-4, atol=1e-5)
+        for got, expected in zip(stats[backend], stats["torch"]):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(evals[backend], evals["torch"], rtol=1e-4, atol=1e-5)
+    # A step really happened: the statistics moved away from their initial 0 / 1.
+    assert np.abs(stats["torch"][0]).max() > 1e-3 and np.abs(stats["torch"][1] - 1).max() > 1e-3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_run_leaves_the_training_mode_alone(backend):
+    """``xinit.run`` evaluates in eval mode and gives the module back in the mode it found."""
+    require_backend(backend)
+    spec = Sequential(("bn", BatchNorm(3)))
+    module = build(spec, backend)
+    x = np.random.default_rng(0).standard_normal((4, 3, 2, 2)).astype(np.float32) + 3.0
+    before = running(backend, module, "bn")
+    np.testing.assert_allclose(run(module, x), x / np.sqrt(1 + 1e-5), rtol=1e-5)  # eval stats
+    after = running(backend, module, "bn")
+    np.testing.assert_array_equal(before[0], after[0])  # eval: no statistics update
+    # Still in training mode: the next framework-level call normalises with batch statistics.
+    y = framework_forward(backend, module, x)
+    assert abs(float(y.mean())) < 1e-4
+    moved = running(backend, module, "bn")
+    assert np.abs(moved[0]).max() > 0.1
+
+    # And a module put in eval mode stays there: the next framework call uses running stats.
+    module.eval()
+    run(module, x)
+    y = framework_forward(backend, module, x)
+    np.testing.assert_array_equal(running(backend, module, "bn")[0], moved[0])
+    assert float(y.mean()) > 1.0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dropout_eval_is_identity_train_scales(backend):
+    require_backend(backend)
+    spec = Sequential(("fc", Linear(8, 256)), ("drop", Dropout(0.5)))
+    head = Sequential(("fc", Linear(8, 256)))
+    x = np.random.default_rng(5).standard_normal((4, 8)).astype(np.float32)
+    module = build(spec, backend, seed=2, rng="xinit")
+    plain = run(build(head, backend, seed=2, rng="xinit"), x)  # same weights, no dropout
+    np.testing.assert_allclose(run(module, x), plain, rtol=1e-6, atol=1e-6)
+
+    y = train_forward(backend, module, x)
+    kept = y != 0
+    assert 0.35 < kept.mean() < 0.65  # p = 0.5 over 1024 values
+    np.testing.assert_allclose(y[kept], 2.0 * plain[kept], rtol=1e-5, atol=1e-6)  # 1/(1-p)
+
+
+def test_dropout_eval_identity_across_backends():
+    spec = Sequential(Linear(5, 7), Dropout(0.3), ReLU(), Linear(7, 3), Dropout(0.9))
+    x = np.random.default_rng(9).standard_normal((6, 5)).astype(np.float32)
+    outs = {b: run(build(spec, b, seed=4, rng="xinit"), x) for b in BACKENDS}
+    for backend in ("paddle", "flax"):
+        np.testing.assert_allclose(outs[backend], outs["torch"], rtol=1e-5, atol=1e-6)
+
+
+def test_batchnorm_without_affine_agrees():
+    """``affine=False``: no weight or bias anywhere; training normalises, statistics agree."""
+    spec = Sequential(("bn", BatchNorm(3, affine=False, momentum=0.5)))
+    x = (np.random.default_rng(4).standard_normal((4, 3, 2, 5)) * 3 + 1).astype(np.float32)
+    _, mean_r, var_r = numpy_bn_steps([x], 0.5, 1e-5, np.ones(3), np.zeros(3))
+    for backend in BACKENDS:
+        ad = require_backend(backend)
+        module = build(spec, backend, rng="xinit")
+        assert ad.get_path(module, "bn.running_mean", "batchnorm") is not None
+        y = train_forward(backend, module, x)
+        np.testing.assert_allclose(y.std(axis=(0, 2, 3)), np.ones(3), rtol=1e-3)
+        mean, var = running(backend, module, "bn")
+        np.testing.assert_allclose(mean, mean_r, rtol=1e-5)
+        np.testing.assert_allclose(var, var_r, rtol=1e-5)

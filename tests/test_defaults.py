@@ -1,0 +1,791 @@
+"""The defaults catalogue (xinit.defaults) against the frameworks' own default layers.
+
+Each framework's layers are built here directly (``torch.nn.Conv2d(...)``, ``paddle.nn.Conv2D``,
+``nnx.Conv``), never through xinit, under fixed seeds, for several shapes. Their parameters are
+tested against the catalogue's distribution: mean and std with z-scores from the sample size
+(|z| <= 5, with power against a 3% std error), and a one-sample KS test (p > 1e-4); constants
+exactly. Test ids name the catalogue entry (``paddle-conv2d-weight-64x128k3g4``), so a framework
+that changes a default fails on the entry that moved.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+from conftest import require_backend
+from stats_helpers import N_MIN, Z_MAX, assert_ks_one, assert_ks_two, assert_same_law
+
+import xinit
+from xinit import defaults as D
+from xinit import layers as L
+from xinit.distributions import ConstantDist, NormalDist, TruncNormalDist, UniformDist
+
+N_CAP = 100_000  # elements per parameter kept for the statistics (>= N_MIN)
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+# tag -> layer dims; shapes picked so torch's random biases reach N_MIN in a few hundred draws
+CASES = {
+    "64x4096": D.dims("linear", 64, 4096),
+    "37x3000": D.dims("linear", 37, 3000),
+    "32x1024k5": D.dims("conv1d", 32, 1024, 5),
+    "16x1024k3": D.dims("conv2d", 16, 1024, 3),
+    "64x128k3g4": D.dims("conv2d", 64, 128, 3, groups=4),
+    "dw256k3": D.dims("depthwise_conv2d", 256, 256, 3),
+    "8x1024k3g2": D.dims("conv3d", 8, 1024, 3, groups=2),
+    "32x256k3": D.dims("conv_transpose2d", 32, 256, 3),
+    "64x1024k3g4t": D.dims("conv_transpose2d", 64, 1024, 3, groups=4),
+    "1000x64": D.dims("embedding", 1000, 64),
+    "50x512": D.dims("embedding", 50, 512),
+    "bn64": D.dims("batchnorm", 64),
+    "ln64": D.dims("layernorm", 64),
+}
+
+
+# ---- the frameworks' own layers (not through xinit) ------------------------------------------
+def _torch_layer(d: D.LayerDims):
+    import torch.nn as nn
+
+    i, o, k, g = d.in_features, d.out_features, d.kernel, d.groups
+    return {
+        "linear": lambda: nn.Linear(i, o),
+        "conv1d": lambda: nn.Conv1d(i, o, k, groups=g),
+        "conv2d": lambda: nn.Conv2d(i, o, k, groups=g),
+        "conv3d": lambda: nn.Conv3d(i, o, k, groups=g),
+        "conv_transpose2d": lambda: nn.ConvTranspose2d(i, o, k, groups=g),
+        "embedding": lambda: nn.Embedding(i, o),
+        "batchnorm": lambda: nn.BatchNorm2d(i),
+        "layernorm": lambda: nn.LayerNorm(i),
+    }[d.layer]()
+
+
+def _paddle_layer(d: D.LayerDims):
+    import paddle.nn as nn
+
+    i, o, k, g = d.in_features, d.out_features, list(d.kernel), d.groups
+    return {
+        "linear": lambda: nn.Linear(i, o),
+        "conv1d": lambda: nn.Conv1D(i, o, k, groups=g),
+        "conv2d": lambda: nn.Conv2D(i, o, k, groups=g),
+        "conv3d": lambda: nn.Conv3D(i, o, k, groups=g),
+        "conv_transpose2d": lambda: nn.Conv2DTranspose(i, o, k, groups=g),
+        "embedding": lambda: nn.Embedding(i, o),
+        "batchnorm": lambda: nn.BatchNorm2D(i),
+        "layernorm": lambda: nn.LayerNorm(i),
+    }[d.layer]()
+
+
+def _flax_layer(d: D.LayerDims, rngs):
+    from flax import nnx
+
+    i, o, k, g = d.in_features, d.out_features, d.kernel, d.groups
+    return {
+        "linear": lambda: nnx.Linear(i, o, rngs=rngs),
+        "conv1d": lambda: nnx.Conv(i, o, k, feature_group_count=g, rngs=rngs),
+        "conv2d": lambda: nnx.Conv(i, o, k, feature_group_count=g, rngs=rngs),
+        "conv3d": lambda: nnx.Conv(i, o, k, feature_group_count=g, rngs=rngs),
+        "conv_transpose2d": lambda: nnx.ConvTranspose(i, o, k, rngs=rngs),
+        "embedding": lambda: nnx.Embed(i, o, rngs=rngs),
+        "batchnorm": lambda: nnx.BatchNorm(i, rngs=rngs),
+        "layernorm": lambda: nnx.LayerNorm(i, rngs=rngs),
+    }[d.layer]()
+
+
+def _linen_params(d: D.LayerDims, seed: int) -> dict[str, np.ndarray]:
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+
+    i, o, k = d.in_features, d.out_features, d.kernel
+    if d.layer == "linear":
+        m, x = nn.Dense(o), jnp.ones((1, i))
+    elif d.layer == "conv2d":
+        m, x = nn.Conv(o, k, feature_group_count=d.groups), jnp.ones((1, 8, 8, i))
+    elif d.layer == "conv_transpose2d":
+        m, x = nn.ConvTranspose(o, k), jnp.ones((1, 8, 8, i))
+    else:
+        m, x = nn.Embed(i, o), jnp.zeros((1,), jnp.int32)
+    variables = m.init(jax.random.key(seed), x)
+    return {name: np.asarray(v) for name, v in variables["params"].items()}
+
+
+def _state(framework: str, d: D.LayerDims, seed: int) -> dict[str, np.ndarray]:
+    """One native default layer's state: native names, native layout."""
+    if framework == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+        return {n: t.detach().numpy() for n, t in _torch_layer(d).state_dict().items()}
+    if framework == "paddle":
+        import paddle
+
+        paddle.seed(seed)
+        return {n: np.array(t.numpy()) for n, t in _paddle_layer(d).state_dict().items()}
+    if framework == "flax_linen":
+        return _linen_params(d, seed)
+    from flax import nnx
+
+    module = _flax_layer(d, nnx.Rngs(seed))
+    return {
+        ".".join(map(str, path)): np.asarray(v.get_value())
+        for path, v in nnx.to_flat_state(nnx.state(module))
+    }
+
+
+_CACHE: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+
+
+def measured(framework: str, tag: str) -> dict[str, np.ndarray]:
+    """Enough independent native layers that each random parameter has >= N_MIN elements
+    (as the catalogue sizes them), concatenated per native name (up to N_CAP elements)."""
+    key = (framework, tag)
+    if key in _CACHE:
+        return _CACHE[key]
+    d = CASES[tag]
+    catalogue_fw = "flax" if framework == "flax_linen" else framework
+    sizes = [
+        math.prod(e.native_shape)
+        for e in D.catalogue(d, frameworks=(catalogue_fw,))
+        if e.distribution is not None and e.distribution.random
+    ]
+    draws = max([math.ceil(N_MIN / n) for n in sizes] or [1])
+    chunks: dict[str, list[np.ndarray]] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i in range(draws):
+        for name, value in _state(framework, d, 1000 + i).items():
+            shapes[name] = value.shape
+            have = sum(c.size for c in chunks.get(name, []))
+            if have < N_CAP:
+                chunks.setdefault(name, []).append(value.ravel())
+    out = {name: np.concatenate(c) for name, c in chunks.items()}
+    out["__shapes__"] = shapes  # type: ignore[assignment]
+    _CACHE[key] = out
+    return out
+
+
+def _catalogue_cases():
+    for fw in ("torch", "paddle", "flax"):
+        for tag, d in CASES.items():
+            for param in D.params_of(fw, d):
+                yield pytest.param(fw, tag, param, id=f"{fw}-{d.layer}-{param}-{tag}")
+
+
+# ---- 1. the catalogue against measurement ------------------------------------------------------
+@pytest.mark.parametrize("framework, tag, param", list(_catalogue_cases()))
+def test_catalogue_matches_native_default(framework, tag, param):
+    require_backend(framework)
+    d = CASES[tag]
+    entry = D.default_entry(framework, d, param)
+    what = f"{entry.id} [{d.describe()}] catalogue says {entry.rule}"
+    if entry.distribution is None:  # flax ConvTranspose has no groups: check it still has none
+        from flax import nnx
+
+        params = inspect.signature(nnx.ConvTranspose.__init__).parameters
+        assert "feature_group_count" not in params and "groups" not in params, (
+            f"{entry.id}: flax ConvTranspose gained a groups argument; catalogue it"
+        )
+        return
+    state = measured(framework, tag)
+    if param == D.params_of(framework, d)[0]:  # the catalogue lists all the state, no more
+        listed = {D.default_entry(framework, d, p).native_name for p in D.params_of(framework, d)}
+        assert listed == set(state["__shapes__"]), f"{framework} {d.describe()}: state names"
+    assert entry.native_name in state, f"{what}: no {entry.native_name!r} in {sorted(state)}"
+    assert state["__shapes__"][entry.native_name] == entry.native_shape, (
+        f"{what}: native shape {state['__shapes__'][entry.native_name]} != catalogue "
+        f"{entry.native_shape}"
+    )
+    values = state[entry.native_name]
+    dist = entry.distribution
+    if isinstance(dist, ConstantDist):
+        assert np.all(values == dist.value), (
+            f"{what}: expected every element == {dist.value}, got mean {values.mean():.4g} "
+            f"std {values.std():.4g}"
+        )
+        return
+    assert values.size >= N_MIN, f"{what}: only {values.size} elements measured"
+    assert_same_law(values, dist, what)
+
+
+@pytest.mark.parametrize(
+    "tag", ["64x4096", "64x128k3g4", "32x256k3", "1000x64"], ids=lambda t: f"linen-{t}"
+)
+def test_flax_linen_initialises_as_nnx(tag):
+    """Linen's Dense/Conv/ConvTranspose/Embed use the same default inits as NNX."""
+    require_backend("flax")
+    d = CASES[tag]
+    state = measured("flax_linen", tag)
+    for param in D.params_of("flax", d):
+        entry = D.default_entry("flax", d, param)
+        values = state[entry.native_name]
+        assert state["__shapes__"][entry.native_name] == entry.native_shape
+        if isinstance(entry.distribution, ConstantDist):
+            assert np.all(values == entry.distribution.value), entry.id
+        else:
+            assert_same_law(values, entry.distribution, f"linen {entry.id}")
+
+
+# ---- the catalogue's formulas (no framework needed) ------------------------------------------
+def test_catalogue_formulas():
+    def std(fw, d, param="weight"):
+        return D.default_entry(fw, d, param).std
+
+    conv = D.dims("conv2d", 64, 128, 3, groups=4)
+    fi = 16 * 9
+    assert std("torch", conv) == pytest.approx(1 / math.sqrt(3 * fi))
+    assert std("torch", conv, "bias") == pytest.approx(1 / math.sqrt(3 * fi))
+    assert isinstance(D.default_entry("torch", conv, "weight").distribution, UniformDist)
+    paddle_w = D.default_entry("paddle", conv, "weight").distribution
+    assert isinstance(paddle_w, NormalDist)
+    assert paddle_w.sigma == pytest.approx(math.sqrt(2 / (64 * 9)))  # full C_in, groups ignored
+    flax_w = D.default_entry("flax", conv, "weight").distribution
+    assert isinstance(flax_w, TruncNormalDist)
+    assert flax_w.std == pytest.approx(1 / math.sqrt(fi))
+    assert flax_w.high == pytest.approx(2 * flax_w.sigma)
+    for fw in ("paddle", "flax"):
+        assert D.default_entry(fw, conv, "bias").distribution == ConstantDist(0.0)
+
+    convt = D.dims("conv_transpose2d", 64, 32, 3)
+    assert std("torch", convt) == pytest.approx(1 / math.sqrt(3 * 32 * 9))  # C_out as fan_in
+    assert std("flax", convt) == pytest.approx(1 / math.sqrt(64 * 9))  # C_in as fan_in
+    assert std("paddle", convt) == pytest.approx(math.sqrt(2 / (9 * (64 + 32))))
+    assert D.default_entry("flax", D.dims("conv_transpose2d", 64, 32, 3, groups=2), "weight").note
+
+    lin = D.dims("linear", 1024, 512)
+    assert std("torch", lin) == pytest.approx(1 / math.sqrt(3 * 1024))
+    assert std("paddle", lin) == pytest.approx(math.sqrt(2 / 1536))
+    assert D.default_entry("paddle", lin, "weight").native_shape == (1024, 512)
+    assert std("flax", lin) == pytest.approx(1 / 32)
+
+    emb = D.dims("embedding", 1000, 64)
+    assert std("torch", emb) == 1.0
+    assert std("paddle", emb) == pytest.approx(math.sqrt(2 / 1064))
+    assert std("flax", emb) == pytest.approx(1 / 8)
+    assert isinstance(D.default_entry("flax", emb, "weight").distribution, NormalDist)
+
+    assert [e.param for e in D.catalogue("batchnorm", 8) if e.framework == "torch"] == [
+        "weight",
+        "bias",
+        "running_mean",
+        "running_var",
+        "num_batches_tracked",
+    ]
+    assert D.default_entry("paddle", D.dims("bn", 8), "running_var").native_name == "_variance"
+    assert D.default_entry("flax", D.dims("ln", 8), "weight").native_name == "scale"
+
+
+def test_catalogue_accepts_specs_and_rejects_bad_input():
+    spec = L.Conv(64, 128, 3, groups=4)
+    assert D.catalogue(spec) == D.catalogue("conv2d", 64, 128, 3, groups=4)
+    assert D.as_dims(L.ConvTranspose2d(8, 4, 3)).layer == "conv_transpose2d"
+    assert D.as_dims(L.Embedding(10, 4)) == D.dims("embedding", 10, 4)
+    assert D.as_dims({"layer": "linear", "in_features": 3, "out_features": 5}).out_features == 5
+    assert D.dims("depthwise_conv2d", 32, 64, 3).groups == 32
+    assert D.default_init("flax", "embedding", "weight", D.dims("embed", 10, 16)).std == 0.25
+    with pytest.raises(ValueError, match="unknown layer kind 'attention'"):
+        D.dims("attention", 8, 8)
+    with pytest.raises(ValueError, match="groups=3 does not divide"):
+        D.dims("conv2d", 64, 128, 3, groups=3)
+    with pytest.raises(ValueError, match="unknown framework 'keras'"):
+        D.default_entry("keras", D.dims("linear", 2, 2), "weight")
+    with pytest.raises(ValueError, match="no parameter 'num_batches_tracked'"):
+        D.default_entry("paddle", D.dims("batchnorm", 4), "num_batches_tracked")
+    with pytest.raises(ValueError, match="no groups"):
+        D.default_init("flax", "conv_transpose2d", "weight", D.dims("conv_transpose2d", 4, 4, 3, 2))
+
+
+def test_records_are_json_with_the_required_keys():
+    recs = D.records(D.catalogue("conv2d", 64, 128, 3), reference="torch")
+    text = json.dumps(recs)
+    assert len(json.loads(text)) == 6
+    for r in recs:
+        assert {"framework", "layer", "param", "distribution", "std"} <= set(r)
+    paddle_w = next(r for r in recs if r["framework"] == "paddle" and r["param"] == "weight")
+    assert paddle_w["ratio"] == pytest.approx(math.sqrt(2 / 576) * math.sqrt(3 * 576))
+    assert paddle_w["law"] == {"type": "NormalDist", "mu": 0.0, "sigma": math.sqrt(2 / 576)}
+
+
+# ---- 3. Default(framework) as an initializer --------------------------------------------------
+def _param(layer, name):
+    return next(p for p in layer.params() if p.name == name)
+
+
+def _draw_native(framework, d, native_name, n_min):
+    out, i = [], 0
+    while sum(a.size for a in out) < n_min:
+        out.append(_state(framework, d, 5000 + i)[native_name].ravel())
+        i += 1
+    return np.concatenate(out)
+
+
+def _draw_backend(backend, dist, p, n_min):
+    from xinit.backends import get_backend
+
+    adapter = get_backend(backend)
+    out, i = [], 0
+    while sum(a.size for a in out) < n_min:
+        t = adapter.sample(dist, p.shape, p.role, seed=i, path=f"m.{p.name}")
+        out.append(adapter.to_numpy(t).ravel())
+        i += 1
+    return np.concatenate(out)
+
+
+DEFAULT_TRANSFERS = [
+    ("torch", "paddle", L.Conv2d(64, 128, 3, groups=4), "weight"),
+    ("torch", "flax", L.Linear(64, 4096), "bias"),
+    ("paddle", "flax", L.Conv2d(256, 256, 3, groups=256), "weight"),
+    ("paddle", "torch", L.Embedding(1000, 64), "weight"),
+    ("flax", "torch", L.ConvTranspose2d(32, 256, 3), "weight"),
+    ("flax", "paddle", L.Conv1d(32, 1024, 5), "weight"),
+]
+
+
+@pytest.mark.parametrize(
+    "framework, backend, layer, param",
+    DEFAULT_TRANSFERS,
+    ids=[f"{f}-default-in-{b}-{D.as_dims(s).layer}-{p}" for f, b, s, p in DEFAULT_TRANSFERS],
+)
+def test_default_sampled_elsewhere_matches_the_native_layer(framework, backend, layer, param):
+    """Default(fw) drawn by another backend has fw's own layer's law (two-sample KS + std z)."""
+    require_backend(framework)
+    require_backend(backend)
+    p = _param(layer, param)
+    dist = xinit.init.Default(framework).resolve(p.shape, p.role, param=p)
+    d = D.as_dims(layer)
+    entry = D.default_entry(framework, d, param)
+    assert dist == entry.distribution
+    theirs = _draw_backend(backend, dist, p, N_MIN)
+    native = _draw_native(framework, d, entry.native_name, N_MIN)
+    what = f"Default({framework!r}) via {backend} vs {framework}'s own {d.describe()}.{param}"
+    assert_ks_two(theirs, native, what)
+    # variances agree within the standard error of their difference (sample 4th moments)
+    z = _two_sample_var_z(theirs, native)
+    assert abs(z) <= Z_MAX, f"{what}: std {theirs.std():.5g} vs {native.std():.5g}, z={z:+.2f}"
+    assert_same_law(theirs, dist, what)
+
+
+def _two_sample_var_z(x, y):
+    def var_and_se2(a):
+        a = np.asarray(a, np.float64)
+        c = a - a.mean()
+        v = float(np.mean(c * c))
+        return v, (float(np.mean(c**4)) - v * v) / a.size
+
+    vx, sx = var_and_se2(x)
+    vy, sy = var_and_se2(y)
+    return (vx - vy) / math.sqrt(sx + sy)
+
+
+@pytest.mark.parametrize("backend", ["paddle", "flax"])
+def test_default_in_a_policy_gives_a_model_torchs_init(backend):
+    """xinit.build with Rule(Default("torch")) gives a Paddle/Flax conv PyTorch's defaults."""
+    require_backend(backend)
+    spec = L.Conv2d(64, 1024, 3, groups=4)
+    policy = xinit.Policy(xinit.Rule(xinit.init.Default("torch"), kind="conv", param="*"))
+    module = xinit.build(spec, backend, policy=policy, seed=3)
+    if backend == "paddle":
+        weight, bias = module.weight.numpy(), module.bias.numpy()
+    else:
+        weight, bias = module.kernel.get_value(), module.bias.get_value()
+    d = D.as_dims(spec)
+    what = f"{backend} build with Default('torch')"
+    assert_same_law(np.asarray(weight), D.default_init("torch", "conv2d", "weight", d), what)
+    b = D.default_init("torch", "conv2d", "bias", d)
+    assert np.abs(bias).max() <= b.high and np.abs(bias).max() > 0.9 * b.high, what
+    assert_ks_one(np.asarray(bias), b, f"{what}: bias")
+
+
+def test_default_is_an_initializer_on_xinit_init():
+    assert isinstance(xinit.init.Default("torch"), xinit.init.Initializer)
+    assert xinit.init.Default("paddle") == D.Default("paddle")
+    assert hash(xinit.init.Default("flax")) == hash(D.Default("flax"))
+    with pytest.raises(AttributeError):
+        xinit.init.NoSuchThing  # noqa: B018
+    with pytest.raises(ValueError, match="unknown framework"):
+        xinit.init.Default("keras")
+
+
+def test_default_torch_equals_the_specs_torch_defaults():
+    """The layer specs' built-in (PyTorch) defaults and Default("torch") agree everywhere."""
+    specs = [
+        L.Conv2d(64, 128, 3, groups=4),
+        L.Conv1d(3, 8, 5),
+        L.ConvTranspose2d(64, 32, 3, groups=2),
+        L.Linear(37, 11),
+        L.Embedding(100, 16),
+        L.BatchNorm(8),
+    ]
+    for spec in specs:
+        for p in spec.params():
+            if p.shape == ():
+                assert D.Default("torch").resolve((), "vector", param=p) == ConstantDist(0.0)
+                continue
+            ours = D.Default("torch").resolve(p.shape, p.role, param=p)
+            theirs = p.init.resolve(p.shape, p.role, p.fans)
+            assert type(ours) is type(theirs), (spec, p.name)
+            assert ours.mean == pytest.approx(theirs.mean, abs=1e-12), (spec, p.name)
+            assert ours.std == pytest.approx(theirs.std, rel=1e-12), (spec, p.name)
+
+
+def test_default_errors_name_the_problem():
+    conv = L.Conv2d(64, 128, 3, groups=4)
+    w = _param(conv, "weight")
+    with pytest.raises(ValueError, match="needs the parameter spec"):
+        D.Default("torch").resolve(w.shape, w.role)
+    with pytest.raises(ValueError, match="does not know layer kind 'attention'"):
+        D.Default("torch").resolve(
+            w.shape, w.role, param=L.ParamSpec("weight", w.shape, "conv", w.init, "attention")
+        )
+    with pytest.raises(ValueError, match="needs the owning layer"):
+        D.Default("paddle").resolve(
+            w.shape, w.role, param=L.ParamSpec("weight", w.shape, "conv", w.init, "conv")
+        )
+    with pytest.raises(ValueError, match="has neutral shape"):
+        D.Default("torch").resolve((1, 2, 3, 3), "conv", param=w)
+    t = _param(L.ConvTranspose2d(8, 8, 3, groups=2), "weight")
+    with pytest.raises(ValueError, match="no groups"):
+        D.Default("flax").resolve(t.shape, t.role, param=t)
+    # without the layer, shapes that say everything are enough
+    lin = L.ParamSpec("weight", (10, 40), "linear", w.init, "linear")
+    assert D.Default("paddle").resolve((10, 40), "linear", param=lin).high == pytest.approx(
+        math.sqrt(6 / 50)
+    )
+
+
+# ---- conventions, measured ---------------------------------------------------------------------
+def _bn_one_step(framework):
+    """(weight of a new batch, running variance written) after one training batch [0, 1, 2, 3]."""
+    x = np.arange(4, dtype=np.float32).reshape(4, 1)  # mean 1.5, biased var 1.25
+    if framework == "torch":
+        import torch
+
+        bn = torch.nn.BatchNorm1d(1)
+        bn.train()
+        bn(torch.tensor(x))
+        mean, var = bn.running_mean.item(), bn.running_var.item()
+    elif framework == "paddle":
+        import paddle
+
+        bn = paddle.nn.BatchNorm1D(1)
+        bn.train()
+        bn(paddle.to_tensor(x))
+        mean, var = float(bn._mean.numpy()[0]), float(bn._variance.numpy()[0])
+    else:
+        import jax.numpy as jnp
+        from flax import nnx
+
+        bn = nnx.BatchNorm(1, rngs=nnx.Rngs(0))
+        bn(jnp.asarray(x))
+        mean, var = float(bn.mean.get_value()[0]), float(bn.var.get_value()[0])
+    w = mean / 1.5
+    written = (var - (1 - w)) / w
+    if math.isclose(written, 1.25, rel_tol=1e-3):
+        return w, "biased"
+    if math.isclose(written, 5 / 3, rel_tol=1e-3):
+        return w, "unbiased"
+    return w, f"neither ({written})"
+
+
+def _eps(framework, kind):
+    if framework == "torch":
+        import torch
+
+        return (torch.nn.BatchNorm2d(4) if kind == "bn" else torch.nn.LayerNorm(4)).eps
+    if framework == "paddle":
+        import paddle
+
+        return (paddle.nn.BatchNorm2D(4) if kind == "bn" else paddle.nn.LayerNorm(4))._epsilon
+    from flax import nnx
+
+    cls = nnx.BatchNorm if kind == "bn" else nnx.LayerNorm
+    return cls(4, rngs=nnx.Rngs(0)).epsilon
+
+
+def _momentum(framework):
+    if framework == "torch":
+        import torch
+
+        return torch.nn.BatchNorm2d(4).momentum
+    if framework == "paddle":
+        import paddle
+
+        return paddle.nn.BatchNorm2D(4)._momentum
+    from flax import nnx
+
+    return nnx.BatchNorm(4, rngs=nnx.Rngs(0)).momentum
+
+
+def _conv_padding(framework):
+    x = np.ones((1, 1, 5, 5), np.float32)
+    if framework == "torch":
+        import torch
+
+        out = torch.nn.Conv2d(1, 1, 3)(torch.tensor(x)).shape[-1]
+    elif framework == "paddle":
+        import paddle
+
+        out = paddle.nn.Conv2D(1, 1, 3)(paddle.to_tensor(x)).shape[-1]
+    else:
+        import jax.numpy as jnp
+        from flax import nnx
+
+        out = nnx.Conv(1, 1, (3, 3), rngs=nnx.Rngs(0))(jnp.ones((1, 5, 5, 1))).shape[1]
+    return {3: 0, 5: "SAME"}[out]
+
+
+def _avg_pool(framework, x, k, s=None, p=0, ceil_mode=False):
+    """(output spatial size, output) of the framework's default-argument average pool."""
+    if framework == "torch":
+        import torch
+
+        kw = {} if s is None else {"stride": s}
+        y = torch.nn.AvgPool2d(k, padding=p, ceil_mode=ceil_mode, **kw)(torch.tensor(x)).numpy()
+        return y[0, 0]
+    if framework == "paddle":
+        import paddle
+
+        kw = {} if s is None else {"stride": s}
+        y = paddle.nn.AvgPool2D(k, padding=p, ceil_mode=ceil_mode, **kw)(paddle.to_tensor(x))
+        return y.numpy()[0, 0]
+    import jax.numpy as jnp
+    from flax import nnx
+
+    kw = {} if s is None else {"strides": (s, s)}
+    y = nnx.avg_pool(jnp.asarray(x[0].transpose(1, 2, 0)), (k, k), padding=((p, p), (p, p)), **kw)
+    return np.asarray(y)[..., 0]
+
+
+def _pool_stride(framework):
+    y = _avg_pool(framework, np.ones((1, 1, 4, 4), np.float32), 2)
+    return {2: "kernel", 3: 1}[y.shape[-1]]
+
+
+def _count_include_pad(framework):
+    """Corner of a 3x3/s2/p1 average pool over ones: 4/9 if padding counts, 1 if not."""
+    corner = float(_avg_pool(framework, np.ones((1, 1, 4, 4), np.float32), 3, 2, 1)[0, 0])
+    if math.isclose(corner, 1.0, rel_tol=1e-6):
+        return False
+    return True if math.isclose(corner, 4 / 9, rel_tol=1e-6) else f"neither ({corner})"
+
+
+def _ceil_mode(framework):
+    if framework == "flax":
+        from flax import nnx
+
+        return "none" if "ceil_mode" not in inspect.signature(nnx.avg_pool).parameters else "?"
+    x = np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)
+    y = _avg_pool(framework, x, 2, 2, 1, ceil_mode=True)
+    return {3: "drop", 4: "keep"}[y.shape[-1]]
+
+
+def _truncated_bounds(framework):
+    """Is trunc-normal's default (-2, 2) absolute, or in stddevs? Drawn at std 0.01."""
+    if framework == "torch":
+        import torch
+
+        torch.manual_seed(0)
+        x = torch.nn.init.trunc_normal_(torch.empty(100_000), std=0.01).numpy()
+    elif framework == "paddle":
+        import paddle
+
+        paddle.seed(0)
+        init = paddle.nn.initializer.TruncatedNormal(std=0.01)
+        x = paddle.create_parameter([100_000], "float32", default_initializer=init).numpy()
+    else:
+        import jax
+
+        x = np.asarray(jax.nn.initializers.truncated_normal(0.01)(jax.random.key(0), (100_000,)))
+    return "absolute" if np.abs(x).max() > 0.025 else "stddevs"
+
+
+def _build_order(framework):
+    """Does a layer's init change when another layer is built before it?"""
+    if framework == "flax":
+        from flax import nnx
+
+        r = nnx.Rngs(0)
+        a1 = nnx.Linear(8, 8, rngs=r).kernel.get_value()
+        r = nnx.Rngs(0)
+        nnx.Linear(8, 8, rngs=r)
+        a2 = nnx.Linear(8, 8, rngs=r).kernel.get_value()
+        return not np.array_equal(np.asarray(a1), np.asarray(a2))
+    if framework == "torch":
+        import torch
+
+        def build_one():
+            return torch.nn.Linear(8, 8).weight.detach().numpy().copy()
+
+        seed = torch.manual_seed
+    else:
+        import paddle
+
+        def build_one():
+            return paddle.nn.Linear(8, 8).weight.numpy().copy()
+
+        seed = paddle.seed
+    seed(0)
+    a1 = build_one()
+    seed(0)
+    build_one()
+    a2 = build_one()
+    return not np.array_equal(a1, a2)
+
+
+def _norm_consumes(framework):
+    """RNG draws a BatchNorm's construction consumes."""
+    if framework == "flax":
+        from flax import nnx
+
+        r = nnx.Rngs(0)
+        before = int(r.params.count.get_value())
+        nnx.BatchNorm(4, rngs=r)
+        return int(r.params.count.get_value()) - before
+    if framework == "torch":
+        import torch
+
+        torch.manual_seed(0)
+        a = torch.rand(4)
+        torch.manual_seed(0)
+        torch.nn.BatchNorm2d(4)
+        b = torch.rand(4)
+        return 0 if torch.equal(a, b) else -1
+    import paddle
+
+    paddle.seed(0)
+    a = paddle.rand([4]).numpy()
+    paddle.seed(0)
+    paddle.nn.BatchNorm2D(4)
+    return 0 if np.array_equal(a, paddle.rand([4]).numpy()) else -1
+
+
+MEASURED_CONVENTIONS = {
+    "bn.momentum": _momentum,
+    "bn.new_batch_weight": lambda fw: round(_bn_one_step(fw)[0], 4),
+    "bn.running_var": lambda fw: _bn_one_step(fw)[1],
+    "bn.eps": lambda fw: _eps(fw, "bn"),
+    "ln.eps": lambda fw: _eps(fw, "ln"),
+    "conv.padding": _conv_padding,
+    "pool.stride": _pool_stride,
+    "pool.avg_count_include_pad": _count_include_pad,
+    "pool.ceil_mode": _ceil_mode,
+    "init.truncated_normal": _truncated_bounds,
+    "rng.build_order": _build_order,
+    "rng.norm_consumes": _norm_consumes,
+}
+
+
+@pytest.mark.parametrize(
+    "framework, key",
+    [(fw, key) for key in MEASURED_CONVENTIONS for fw in ("torch", "paddle", "flax")],
+    ids=[f"{fw}-{key}" for key in MEASURED_CONVENTIONS for fw in ("torch", "paddle", "flax")],
+)
+def test_convention_measured(framework, key):
+    require_backend(framework)
+    conv = D.convention(key)
+    expected = conv.value(framework)
+    got = MEASURED_CONVENTIONS[key](framework)
+    if isinstance(expected, float):
+        assert got == pytest.approx(expected, rel=1e-3), f"{framework} {conv.topic}: {got}"
+    else:
+        assert got == expected, (
+            f"{framework} {conv.topic}: catalogue {expected!r}, measured {got!r}"
+        )
+
+
+def test_conventions_table_is_complete():
+    keys = [c.key for c in D.CONVENTIONS]
+    assert len(keys) == len(set(keys))
+    assert set(MEASURED_CONVENTIONS) <= set(keys)
+    for c in D.CONVENTIONS:
+        assert all(c.text(fw) for fw in D.FRAMEWORKS), c.key
+    assert D.convention("bn.momentum").value("flax") == 0.99
+    assert "momentum" in json.dumps([c.record() for c in D.conventions()])
+
+
+# ---- 4. the CLI ------------------------------------------------------------------------------
+def _cli(capsys, *argv):
+    from xinit.cli import main
+
+    rc = main(["defaults", *argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_json(capsys):
+    rc, out, _ = _cli(
+        capsys,
+        "--layer",
+        "conv2d,linear",
+        "--in",
+        "64",
+        "--out",
+        "128",
+        "--kernel",
+        "3",
+        "--format",
+        "json",
+    )
+    assert rc == 0
+    recs = json.loads(out)
+    assert {(r["layer"], r["param"], r["framework"]) for r in recs} >= {
+        ("conv2d", "weight", "paddle"),
+        ("linear", "bias", "torch"),
+    }
+    for r in recs:
+        assert {"framework", "layer", "param", "distribution", "std", "ratio"} <= set(r)
+    w = {r["framework"]: r for r in recs if r["layer"] == "conv2d" and r["param"] == "weight"}
+    assert w["paddle"]["std"] == pytest.approx(math.sqrt(2 / 576))
+    assert w["torch"]["ratio"] == 1.0
+    assert w["flax"]["ratio"] == pytest.approx(math.sqrt(3))
+
+
+def test_cli_md_and_table(capsys):
+    rc, out, _ = _cli(
+        capsys,
+        "--layer",
+        "conv2d",
+        "--in",
+        "64",
+        "--out",
+        "128",
+        "--groups",
+        "4",
+        "--format",
+        "md",
+        "--reference",
+        "paddle",
+    )
+    assert rc == 0
+    assert "| conv2d (groups=4) | weight |" in out and "| conv2d (groups=4) | bias |" in out
+    assert "U(±0.08333)" in out and "N(0, 0.05893²)" in out
+    rc, out, _ = _cli(capsys, "--layer", "batchnorm,embedding", "--in", "1000", "--out", "64")
+    assert rc == 0
+    assert "running_var" in out and "paddle" in out and "N(0, 1²)" in out
+
+
+def test_cli_conventions_and_errors(capsys):
+    rc, out, _ = _cli(capsys, "--conventions")
+    assert rc == 0 and "momentum" in out and "exclusive" in out
+    rc, out, _ = _cli(capsys, "--conventions", "--format", "json")
+    assert rc == 0 and json.loads(out)[0]["key"] == "layout.linear"
+    rc, out, _ = _cli(capsys, "--conventions", "--format", "md")
+    assert rc == 0 and out.startswith("| topic |")
+    rc, _, err = _cli(capsys, "--layer", "attention")
+    assert rc == 2 and "unknown layer kind 'attention'" in err
+    rc, _, err = _cli(capsys, "--layer", "conv2d", "--reference", "keras")
+    assert rc == 2 and "keras" in err
+
+
+def test_cli_plot(capsys, tmp_path):
+    for fw in ("torch", "paddle", "flax"):
+        require_backend(fw)
+    png = tmp_path / "conv.png"
+    argv = ["--layer", "linear", "--in", "64", "--out", "4096", "--format", "json", "--plot"]
+    rc, out, _ = _cli(capsys, *argv, str(png))
+    assert rc == 0
+    json.loads(out)  # the plot note goes to stderr, stdout stays JSON
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000

@@ -1,0 +1,416 @@
+"""Checkpoint files, read and written safely: Paddle ``.pdparams``, PyTorch ``.pt``/``.pth``,
+safetensors and Flax msgpack.
+
+A checkpoint is held as a flat ``{name: numpy array}`` in the names and layout of the
+framework that wrote it (its *convention*); :func:`xinit.port` converts between conventions.
+
+* **Loading never runs code from a file.** A ``.pdparams`` is a pickle: it is read with a
+  restricted unpickler that can build numpy arrays, dtypes and plain containers and nothing
+  else; any other global (``os.system``, ``builtins.eval``, ...) is refused with
+  :class:`UnsafeCheckpointError` naming it, before anything is called. PyTorch files are read
+  with ``torch.load(weights_only=True)``; safetensors and msgpack cannot hold code.
+* **Writes are atomic**: the file is written to a temporary file in the same folder, synced,
+  then renamed over the target, so a crash never leaves a half-written checkpoint.
+* A truncated or corrupted file raises :class:`CheckpointError` naming the file.
+
+Formats (from the suffix unless ``format=`` is given):
+
+========== ====================== ==================================================
+format      suffixes               contents
+========== ====================== ==================================================
+paddle      .pdparams              ``paddle.save`` of a state dict (pickle protocol 4)
+torch       .pt .pth .bin          ``torch.save`` of a state dict
+safetensors .safetensors           the neutral format (``xinit.state_dict`` names)
+flax        .msgpack .flax         ``flax.serialization`` msgpack of the nested pure dict
+========== ====================== ==================================================
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import contextlib
+import io
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMATS = ("paddle", "torch", "safetensors", "flax")
+SUFFIXES = {
+    ".pdparams": "paddle",
+    ".pdopt": "paddle",
+    ".pt": "torch",
+    ".pth": "torch",
+    ".bin": "torch",
+    ".safetensors": "safetensors",
+    ".msgpack": "flax",
+    ".flax": "flax",
+}
+# The naming/layout convention each format's files use (see xinit.port).
+CONVENTION = {"paddle": "paddle", "torch": "torch", "safetensors": "neutral", "flax": "flax"}
+
+# Keys paddle.save adds next to the tensors.
+PADDLE_NAME_TABLE = "StructuredToParameterName@@"
+PADDLE_BIG_PARAMS = "UnpackBigParamInfor@@"  # typos: disable-line (Paddle's spelling)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be read or written (the message names the file)."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint would run code when loaded; it was refused without running anything."""
+
+
+def detect_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """The checkpoint format of ``path``: ``format`` if given, else from the suffix."""
+    if format is not None:
+        if format not in FORMATS:
+            raise ValueError(f"unknown checkpoint format {format!r}; accepted: {FORMATS}")
+        return format
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ValueError(
+            f"{os.fspath(path)}: cannot tell the checkpoint format from the suffix {suffix!r}; "
+            f"pass format= one of {FORMATS} (known suffixes: {', '.join(SUFFIXES)})"
+        )
+    return SUFFIXES[suffix]
+
+
+# ---- atomic writes -----------------------------------------------------------------------
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
+    """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it onto
+    ``path``. On any error the temporary file is removed and ``path`` is left untouched."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+# ---- the restricted unpickler ------------------------------------------------------------
+def _eval_data(*args, **kwargs):
+    """Stands in for ``eval`` in Paddle's pickle of a bare DenseTensor, which is
+    ``eval('data', {'data': ndarray})``: returns the array, evaluates nothing."""
+    if (
+        not kwargs
+        and len(args) == 2
+        and args[0] == "data"
+        and isinstance(args[1], dict)
+        and isinstance(args[1].get("data"), np.ndarray)
+    ):
+        return args[1]["data"]
+    shown = repr(args[0])[:60] if args else ""
+    raise UnsafeCheckpointError(
+        f"refused to load: the pickle calls builtins.eval({shown}, ...), which is not the form "
+        "Paddle uses for a tensor (nothing was evaluated)"
+    )
+
+
+def _codecs_encode(*args, **kwargs):
+    """``_codecs.encode`` as protocol-2 pickles of bytes use it (``latin1``), nothing else."""
+    text = args[0] if args else None
+    encoding = args[1] if len(args) > 1 else kwargs.get("encoding", "utf-8")
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1") or len(args) > 2:
+        raise UnsafeCheckpointError("refused to load: _codecs.encode with unexpected arguments")
+    return text.encode("latin1")
+
+
+def _reconstruct():
+    try:
+        from numpy._core.multiarray import _reconstruct as r
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct as r
+    return r
+
+
+def _scalar():
+    try:
+        from numpy._core.multiarray import scalar as s
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar as s
+    return s
+
+
+_SAFE_GLOBALS: dict[tuple[str, str], Callable[[], Any]] = {
+    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "dtype"): lambda: np.dtype,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "scalar"): _scalar,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("collections", "OrderedDict"): lambda: __import__("collections").OrderedDict,
+    ("builtins", "tuple"): lambda: tuple,  # Paddle's reduce of a tensor: tuple([(name, arr)])
+    ("builtins", "list"): lambda: list,
+    ("builtins", "dict"): lambda: dict,
+    ("builtins", "set"): lambda: set,
+    ("builtins", "frozenset"): lambda: frozenset,
+    ("builtins", "eval"): lambda: _eval_data,  # never evaluates: see _eval_data
+    ("_codecs", "encode"): lambda: _codecs_encode,
+}
+# numpy dtype classes (numpy.dtypes.Float32DType, ...) appear in some numpy-2 pickles.
+_SAFE_MODULE_PREFIXES = ("numpy.dtypes",)
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Builds numpy arrays, dtypes and containers only; refuses every other global."""
+
+    def find_class(self, module: str, name: str):
+        # Python 2 names, as protocol 2 pickles write them (__builtin__.eval -> builtins.eval)
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
+        factory = _SAFE_GLOBALS.get((module, name))
+        if factory is not None:
+            return factory()
+        if module in _SAFE_MODULE_PREFIXES and name.endswith("DType"):
+            import numpy.dtypes
+
+            value = getattr(numpy.dtypes, name, None)
+            if isinstance(value, type) and issubclass(value, np.dtype):
+                return value
+        raise UnsafeCheckpointError(
+            f"refused to load: the pickle asks for the global {module}.{name}, which a "
+            "checkpoint of arrays does not need (loading it could run code)"
+        )
+
+    def persistent_load(self, pid):
+        raise UnsafeCheckpointError(f"refused to load: persistent id {pid!r} in the pickle")
+
+
+def safe_unpickle(data: bytes | Any) -> Any:
+    """Unpickle ``data`` (bytes or a binary file) with :class:`RestrictedUnpickler`."""
+    f = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    return RestrictedUnpickler(f, encoding="latin1").load()
+
+
+# ---- flattening ----------------------------------------------------------------------------
+def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": x}}`` -> ``{"a.b": x}`` (keys become strings)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name))
+        else:
+            out[name] = value
+    return out
+
+
+def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": x}`` -> ``{"a": {"b": x}}``; a name that is also a prefix is an error."""
+    tree: dict[str, Any] = {}
+    for name, value in flat.items():
+        parts = name.split(".")
+        node = tree
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(
+                    f"{name!r}: {'.'.join(parts[: i + 1])!r} is both a leaf and a prefix"
+                )
+            node = child
+        if parts[-1] in node:
+            raise ValueError(f"{name!r} is both a leaf and a prefix")
+        node[parts[-1]] = value
+    return tree
+
+
+def _to_numpy_tree(obj: Any, where: str) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj
+    if isinstance(obj, np.generic):
+        return np.asarray(obj)
+    if isinstance(obj, Mapping):
+        return {k: _to_numpy_tree(v, where) for k, v in obj.items()}
+    if isinstance(obj, (int, float, bool)):
+        return np.asarray(obj)
+    if hasattr(obj, "detach") and hasattr(obj, "cpu"):  # torch tensor
+        t = obj.detach().cpu()
+        if str(t.dtype) == "torch.bfloat16":
+            raise CheckpointError(
+                f"{where}: bfloat16 tensors have no numpy dtype; convert the checkpoint first"
+            )
+        return t.numpy()
+    return obj
+
+
+# ---- reading -----------------------------------------------------------------------------
+def _read_paddle(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as f:
+        obj = safe_unpickle(f)
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: a .pdparams should hold a dict; found {type(obj).__name__}")
+    obj = dict(obj)
+    obj.pop(PADDLE_NAME_TABLE, None)
+    big = obj.pop(PADDLE_BIG_PARAMS, None)
+    if big:  # protocol 2/3 files split tensors of over 1 GiB into flat slices
+        for key, info in big.items():
+            parts = [obj.pop(name) for name in info["slices"]]
+            obj[key] = np.concatenate(parts).reshape(info["OriginShape"])
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], np.ndarray):
+            value = value[1]  # Paddle's pickled Tensor: (name, array)
+        out[key] = value
+    return out
+
+
+def _read_torch(path: Path) -> dict[str, Any]:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if "GLOBAL" in ln.upper()), lines[0] if lines else "")
+        raise UnsafeCheckpointError(
+            f"{path}: refused by torch.load(weights_only=True): {detail}"
+        ) from None
+
+
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors.numpy import load
+
+    return load(path.read_bytes())
+
+
+def _read_flax(path: Path) -> dict[str, Any]:
+    from flax import serialization
+
+    return serialization.msgpack_restore(path.read_bytes())
+
+
+_READERS = {
+    "paddle": _read_paddle,
+    "torch": _read_torch,
+    "safetensors": _read_safetensors,
+    "flax": _read_flax,
+}
+
+
+def load_checkpoint(path: str | os.PathLike, *, format: str | None = None) -> dict[str, np.ndarray]:
+    """Read a checkpoint file into a flat ``{name: numpy array}`` in the file's own names and
+    layout (nested dicts flattened with dots, e.g. ``state_dict.conv1.weight``).
+
+    Raises :class:`UnsafeCheckpointError` for a file that would run code,
+    :class:`CheckpointError` for a truncated or corrupted one, ``FileNotFoundError``.
+    """
+    path = Path(path)
+    fmt = detect_format(path, format)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file {os.fspath(path)!r}")
+    try:
+        raw = _READERS[fmt](path)
+    except CheckpointError as err:
+        if os.fspath(path) in str(err):
+            raise
+        raise type(err)(f"{path}: {err}") from None
+    except ImportError:
+        raise
+    except Exception as err:  # noqa: BLE001 - every reader's own error means a bad file
+        kind = type(err).__name__
+        raise CheckpointError(
+            f"{path}: not a readable {fmt} checkpoint (truncated or corrupted?): {kind}: {err}"
+        ) from None
+    if not isinstance(raw, Mapping):
+        raise CheckpointError(f"{path}: expected a dict of tensors; found {type(raw).__name__}")
+    flat = flatten(_to_numpy_tree(raw, os.fspath(path)))
+    bad = [k for k, v in flat.items() if not isinstance(v, np.ndarray)]
+    if bad:
+        raise CheckpointError(
+            f"{path}: entries that are not arrays: "
+            + ", ".join(f"{k} ({type(flat[k]).__name__})" for k in bad[:10])
+        )
+    return flat
+
+
+# ---- writing -----------------------------------------------------------------------------
+def _arrays(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    from .state import as_numpy
+
+    out = {}
+    for key, value in state.items():
+        array = as_numpy(value)
+        out[str(key)] = array if array.flags.c_contiguous else array.copy(order="C")
+    return out
+
+
+def _write_paddle(state: dict[str, np.ndarray], f) -> None:
+    # What paddle.save writes for a state dict: the arrays, plus the name table paddle.load
+    # consults to turn them back into tensors (structured name -> parameter name).
+    obj: dict[str, Any] = dict(state)
+    obj[PADDLE_NAME_TABLE] = {k: k for k in state}
+    pickle.dump(obj, f, protocol=4)
+
+
+def _write_torch(state: dict[str, np.ndarray], f) -> None:
+    from collections import OrderedDict
+
+    import torch
+
+    torch.save(OrderedDict((k, torch.from_numpy(v.copy())) for k, v in state.items()), f)
+
+
+def _write_safetensors(state: dict[str, np.ndarray], f) -> None:
+    from safetensors.numpy import save
+
+    f.write(save(state))
+
+
+def _write_flax(state: dict[str, np.ndarray], f) -> None:
+    from flax import serialization
+
+    f.write(serialization.msgpack_serialize(unflatten(state)))
+
+
+_WRITERS = {
+    "paddle": _write_paddle,
+    "torch": _write_torch,
+    "safetensors": _write_safetensors,
+    "flax": _write_flax,
+}
+
+
+def save_checkpoint(
+    state: Mapping[str, Any], path: str | os.PathLike, *, format: str | None = None
+) -> Path:
+    """Write a flat ``{name: array or tensor}`` atomically, as ``format``'s own tools write
+    it (``paddle.load``, ``torch.load``, ``safetensors`` and ``flax.serialization`` read the
+    files back). A Flax file holds the nested dict ``nnx.to_pure_dict(nnx.state(model))``
+    has, dotted names split into levels."""
+    fmt = detect_format(path, format)
+    arrays = _arrays(state)
+    writer = _WRITERS[fmt]
+    return atomic_write(path, lambda f: writer(arrays, f))
+
+
+__all__ = [
+    "load_checkpoint",
+    "save_checkpoint",
+    "detect_format",
+    "atomic_write",
+    "safe_unpickle",
+    "RestrictedUnpickler",
+    "CheckpointError",
+    "UnsafeCheckpointError",
+    "FORMATS",
+    "CONVENTION",
+    "flatten",
+    "unflatten",
+]

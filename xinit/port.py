@@ -1,0 +1,261 @@
+"""Porting a raw checkpoint between frameworks, from the spec, strictly.
+
+``xinit.port(checkpoint, spec, src="paddle", dst="torch")`` takes a checkpoint in one
+framework's names and layout (a file, or a dict of arrays/tensors) and returns the state in
+another's: every name and layout comes from the spec's layer kinds and parameter roles,
+none from name suffixes. Accounting is strict: every missing, unexpected and shape- or
+dtype-mismatched key is listed in one :class:`PortError`; nothing is dropped, renamed or
+reshaped without the caller asking (``strip_prefix``, ``prefix_map``) or the report
+saying so (``num_batches_tracked``, see :mod:`xinit.state`).
+
+Conventions: ``"torch"``, ``"paddle"``, ``"flax"`` (a framework's own state-dict names and
+layout) and ``"neutral"`` (xinit's: PyTorch's names and layout, what safetensors files hold).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .blocks import param_specs
+from .state import (
+    StateError,
+    _contiguous,
+    _describe,
+    _dtype_ok,
+    as_numpy,
+    convention,
+    is_optional,
+    native_name,
+)
+
+
+class PortError(StateError):
+    """A checkpoint does not fit the spec: every missing, unexpected and mismatched key."""
+
+
+@dataclass
+class PortReport:
+    """What :func:`port` did; every key of the checkpoint is accounted for in one list."""
+
+    src: str
+    dst: str
+    moved: list[tuple[str, str]] = field(default_factory=list)  # (checkpoint key, dst key)
+    renamed: int = 0  # moved under a different name
+    relaid: int = 0  # moved with a different layout (transposed kernel)
+    stripped: list[tuple[str, str]] = field(default_factory=list)  # (original, after prefix)
+    dropped: list[str] = field(default_factory=list)  # by an explicit prefix_map entry -> None
+    filled: list[str] = field(default_factory=list)  # dst keys absent from src, set to 0
+    skipped: list[str] = field(default_factory=list)  # src keys dst keeps no counterpart of
+    missing: list[str] = field(default_factory=list)  # strict=False only
+    unexpected: list[str] = field(default_factory=list)  # strict=False only
+
+    def summary(self) -> str:
+        lines = [
+            f"{len(self.moved)} tensors moved {self.src} -> {self.dst} "
+            f"({self.renamed} renamed, {self.relaid} transposed)"
+        ]
+        if self.stripped:
+            lines.append(f"{len(self.stripped)} keys had a prefix stripped or mapped")
+        for title, keys in (
+            ("dropped by prefix_map", self.dropped),
+            ("filled with 0 (num_batches_tracked: absent from the source)", self.filled),
+            (f"skipped ({self.dst} keeps no counterpart)", self.skipped),
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+        ):
+            if keys:
+                shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+                lines.append(f"{len(keys)} {title}: {shown}")
+        return "\n".join(lines)
+
+
+class PortedState(dict):
+    """The ported state (``{dst name: numpy array}``), with its :class:`PortReport`."""
+
+    report: PortReport
+
+
+def _rename(
+    keys: Iterable[str],
+    strip_prefix: str | Iterable[str] | None,
+    prefix_map: Mapping[str, str | None] | None,
+    report: PortReport,
+) -> dict[str, str]:
+    """Original key -> key after ``prefix_map`` (longest matching prefix) then
+    ``strip_prefix``; keys mapped to None are recorded as dropped."""
+    strips = (strip_prefix,) if isinstance(strip_prefix, str) else tuple(strip_prefix or ())
+    pmap = dict(prefix_map or {})
+    out: dict[str, str] = {}
+    for key in keys:
+        new = key
+        match = max((p for p in pmap if key.startswith(p)), key=len, default=None)
+        if match is not None:
+            if pmap[match] is None:
+                report.dropped.append(key)
+                continue
+            new = pmap[match] + key[len(match) :]
+        for p in strips:
+            if p and new.startswith(p):
+                new = new[len(p) :]
+                break
+        if new != key:
+            report.stripped.append((key, new))
+        out[key] = new
+    clashes = [n for n, c in Counter(out.values()).items() if c > 1]
+    if clashes:
+        raise PortError(
+            "port: after strip_prefix/prefix_map several checkpoint keys share a name: "
+            + ", ".join(
+                f"{n} <- {sorted(k for k, v in out.items() if v == n)}" for n in clashes[:5]
+            )
+        )
+    return out
+
+
+def _prefix_hint(unexpected: list[str], expected: Iterable[str]) -> str:
+    """Suggest strip_prefix when unexpected keys are expected keys behind a common prefix."""
+    expected = set(expected)
+    prefixes: Counter[str] = Counter()
+    for key in unexpected:
+        parts = key.split(".")
+        for i in range(1, len(parts)):
+            if ".".join(parts[i:]) in expected:
+                prefixes[".".join(parts[:i]) + "."] += 1
+                break
+    if not prefixes:
+        return ""
+    prefix, n = prefixes.most_common(1)[0]
+    return f"hint: {n} unexpected keys are expected keys behind {prefix!r}: strip_prefix={prefix!r}"
+
+
+def _layout_hint(array: np.ndarray, ps, src: str) -> str:
+    """Name the conventions whose layout the array has, when it is another's than src's."""
+    fits = [
+        name
+        for name in ("torch", "paddle", "flax")
+        if name != src and convention(name).native_shape(ps.shape, ps.role) == tuple(array.shape)
+    ]
+    if not fits:
+        return ""
+    return f" (that is {' and '.join(fits)} layout: is src={fits[0]!r}?)"
+
+
+def _load(checkpoint, src: str | None) -> tuple[dict[str, np.ndarray], str]:
+    if isinstance(checkpoint, (str, os.PathLike)):
+        from .checkpoints import CONVENTION, detect_format, load_checkpoint
+
+        fmt = detect_format(checkpoint)
+        return load_checkpoint(checkpoint), src or CONVENTION[fmt]
+    if not isinstance(checkpoint, Mapping):
+        raise TypeError(
+            f"checkpoint must be a file path or a dict of arrays; got {type(checkpoint).__name__}"
+        )
+    if src is None:
+        raise ValueError("port: src= (the checkpoint's convention) is needed for a dict")
+    from .checkpoints import flatten
+
+    return {k: as_numpy(v) for k, v in flatten(checkpoint).items()}, src
+
+
+def port(
+    checkpoint: str | os.PathLike | Mapping[str, Any],
+    spec,
+    *,
+    src: str | None = None,
+    dst: str,
+    strip_prefix: str | Iterable[str] | None = None,
+    prefix_map: Mapping[str, str | None] | None = None,
+    strict: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> PortedState:
+    """Convert ``checkpoint`` (a file path, or ``{name: array or tensor}``) from convention
+    ``src`` to convention ``dst`` (``"torch"``, ``"paddle"``, ``"flax"`` or ``"neutral"``)
+    for ``spec`` (a spec or a zoo model name), returning ``{dst name: numpy array}`` in the
+    spec's order with a ``.report`` (:class:`PortReport`).
+
+    ``src`` defaults to the file format's convention (``.pdparams`` paddle, ``.pt`` torch,
+    ``.safetensors`` neutral, ``.msgpack`` flax). ``strip_prefix`` removes a prefix (or the
+    first matching of several) from the keys that have it, e.g. ``"backbone."``;
+    ``prefix_map`` maps prefixes explicitly, ``{"Student.backbone.": "", "Student.head.":
+    None}`` (None drops those keys, listed in the report). With ``strict=True`` any missing
+    or unexpected key raises :class:`PortError` listing all of them; wrong shapes and dtype
+    kinds always do. ``progress(done, total)`` is called as tensors are converted.
+    """
+    if isinstance(spec, str):
+        from . import models
+
+        spec = models.get(spec)
+    raw, src = _load(checkpoint, src)
+    src_conv, dst_conv = convention(src), convention(dst)
+    report = PortReport(src=src, dst=dst)
+    names = _rename(raw, strip_prefix, prefix_map, report)
+    data = {names[k]: raw[k] for k in raw if k in names}
+    origin = {v: k for k, v in names.items()}
+
+    params = param_specs(spec)
+    expected: dict[str, str] = {}  # src name -> neutral path
+    missing, mismatched, todo = [], [], []
+    for path, ps in params.items():
+        sname, dname = native_name(src_conv, path, ps), native_name(dst_conv, path, ps)
+        if sname is not None:
+            expected[sname] = path
+        array = data.get(sname) if sname is not None else None
+        if array is None:
+            if dname is None:
+                continue
+            if is_optional(ps):
+                todo.append((path, ps, None, None, dname))  # filled with the fresh value
+            else:
+                missing.append(sname)
+            continue
+        want = src_conv.native_shape(ps.shape, ps.role)
+        if tuple(array.shape) != want or not _dtype_ok(array, ps.dtype):
+            hint = _layout_hint(array, ps, src) if tuple(array.shape) != want else ""
+            mismatched.append(
+                f"{origin[sname]}: checkpoint has {_describe(array)}, "
+                f"{src} layout of {path} is {want} {ps.dtype}{hint}"
+            )
+            continue
+        if dname is None:
+            report.skipped.append(origin[sname])
+            continue
+        todo.append((path, ps, sname, array, dname))
+    unexpected = [origin[k] for k in data if k not in expected]
+    if mismatched or (strict and (missing or unexpected)):
+        raise PortError(
+            f"port: the {src} checkpoint does not fit the spec "
+            f"({len(params)} entries, {len(data)} checkpoint keys):",
+            missing=missing if strict else (),
+            unexpected=unexpected if strict else (),
+            mismatched=mismatched,
+            hint=_prefix_hint(unexpected, expected) if unexpected else "",
+        )
+    report.missing, report.unexpected = ([], []) if strict else (missing, unexpected)
+
+    out = PortedState()
+    for i, (_path, ps, sname, array, dname) in enumerate(todo):
+        if array is None:
+            out[dname] = np.zeros(dst_conv.native_shape(ps.shape, ps.role), ps.dtype)
+            report.filled.append(dname)
+        else:
+            neutral = src_conv.to_neutral(array, ps.role)
+            value = _contiguous(np.array(dst_conv.to_native(neutral, ps.role), copy=True))
+            out[dname] = value
+            report.moved.append((origin[sname], dname))
+            report.renamed += origin[sname] != dname
+            report.relaid += src_conv.layout(ps.role, array.ndim) != dst_conv.layout(
+                ps.role, array.ndim
+            )
+        if progress is not None:
+            progress(i + 1, len(todo))
+    out.report = report
+    return out
+
+
+__all__ = ["port", "PortError", "PortReport", "PortedState"]

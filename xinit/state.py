@@ -1,0 +1,338 @@
+"""Neutral state: every parameter and buffer of an xinit-built module as numpy, by neutral path.
+
+The neutral state of a module is ``{dotted path: numpy array}`` with PyTorch's names and
+layout (``layer1.0.bn1.running_mean``, Conv ``(out, in/g, *k)``, Linear ``(out, in)``),
+whatever framework the module lives in. Names and layouts are looked up from the module's
+spec (each :class:`~xinit.layers.ParamSpec`'s layer kind and role), never guessed from name
+suffixes, and the adapters translate: Paddle's Linear weight ``(in, out)`` and BatchNorm
+``_mean``/``_variance``; Flax's ``kernel`` (HWIO / ``(*k, in, out/g)``), ``scale``,
+``mean``/``var``. Dtypes are kept as the module holds them, so moves are bit-exact.
+
+**The num_batches_tracked rule.** PyTorch's BatchNorm counts its training steps in an
+int64 buffer ``num_batches_tracked``; Paddle and Flax keep no such counter. So:
+
+* the neutral state of a Paddle or Flax module has no ``num_batches_tracked`` entries;
+* loading a state that has them into a module that lacks them is not an error: the
+  entries are reported as ``skipped`` (the counter has nowhere to go);
+* loading a state that lacks them into a module that has them is not an error either: the
+  module keeps its own counter (0 for a freshly built module), reported as ``kept``.
+
+Every other entry moves bit-exactly in all six directions between the three frameworks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .blocks import param_specs
+from .layers import ParamSpec
+
+# Entries a framework may lack, by (layer kind, neutral leaf name) from the spec.
+OPTIONAL = frozenset({("batchnorm", "num_batches_tracked")})
+
+
+SHOWN = 25  # entries of each list shown in an error message (the attributes hold all)
+
+
+class StateError(ValueError):
+    """A state does not fit a module or spec: lists every missing, unexpected and
+    mismatched entry at once."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        missing: list[str] = (),
+        unexpected: list[str] = (),
+        mismatched: list[str] = (),
+        hint: str = "",
+    ):
+        self.missing, self.unexpected = list(missing), list(unexpected)
+        self.mismatched = list(mismatched)
+        lines = [what]
+        for title, keys in (
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+            ("shape/dtype mismatch", self.mismatched),
+        ):
+            if keys:
+                lines.append(f"  {len(keys)} {title}:")
+                lines += [f"    {k}" for k in keys[:SHOWN]]
+                if len(keys) > SHOWN:
+                    attr = "mismatched" if title.startswith("shape") else title
+                    lines.append(
+                        f"    ... and {len(keys) - SHOWN} more (all in the error's .{attr})"
+                    )
+        if hint:
+            lines.append(hint)
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_state_dict` did (lists of neutral paths)."""
+
+    loaded: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # optional, absent from the state: unchanged
+    skipped: list[str] = field(default_factory=list)  # in the state, absent from the module
+    missing: list[str] = field(default_factory=list)  # only when strict=False
+    unexpected: list[str] = field(default_factory=list)  # only when strict=False
+
+    def summary(self) -> str:
+        parts = [f"{len(self.loaded)} loaded"]
+        for name in ("kept", "skipped", "missing", "unexpected"):
+            n = len(getattr(self, name))
+            if n:
+                parts.append(f"{n} {name}")
+        return ", ".join(parts)
+
+
+# ---- conventions: native names and layouts of each framework, and the neutral one ---------
+class _Neutral:
+    """The neutral convention (PyTorch's names and layout): the identity."""
+
+    name = "neutral"
+
+    def leaf_name(self, kind: str, name: str) -> str:
+        return name
+
+    def layout(self, role: str, ndim: int) -> None:
+        return None
+
+    def to_native(self, array: np.ndarray, role: str) -> np.ndarray:
+        return array
+
+    def to_neutral(self, array: np.ndarray, role: str) -> np.ndarray:
+        return array
+
+    def native_shape(self, shape: tuple[int, ...], role: str) -> tuple[int, ...]:
+        return tuple(shape)
+
+
+NEUTRAL = _Neutral()
+CONVENTIONS = ("neutral", "torch", "paddle", "flax")
+
+
+def convention(name: str):
+    """The naming/layout convention ``name``: ``"neutral"`` or a backend's adapter."""
+    if name == "neutral":
+        return NEUTRAL
+    if name not in CONVENTIONS:
+        raise ValueError(f"unknown convention {name!r}; accepted: {CONVENTIONS}")
+    from xinit.backends import get_backend
+
+    return get_backend(name)
+
+
+def native_name(conv, path: str, ps: ParamSpec) -> str | None:
+    """The name of neutral entry ``path`` in convention ``conv`` (None: it has none)."""
+    owner, _, leaf = path.rpartition(".")
+    native = conv.leaf_name(ps.kind, leaf)
+    if native is None:
+        return None
+    return f"{owner}.{native}" if owner else native
+
+
+def is_optional(ps: ParamSpec) -> bool:
+    return (ps.kind, ps.name) in OPTIONAL
+
+
+# ---- helpers -----------------------------------------------------------------------------
+def spec_of(module: Any):
+    spec = getattr(module, "_xinit_spec", None)
+    if spec is None:
+        raise TypeError(
+            f"{type(module).__name__} was not built by xinit.build (it carries no spec); "
+            "build it with xinit.build(spec, backend) or use xinit.port on its raw state"
+        )
+    return spec
+
+
+def _device_of(tensor: Any) -> str:
+    """'gpu' or 'cpu' for a torch, paddle or jax tensor (duck-typed: no framework import)."""
+    dev = getattr(tensor, "device", None)
+    if getattr(dev, "type", None) == "cuda":  # torch
+        return "gpu"
+    place = getattr(tensor, "place", None)
+    if place is not None and hasattr(place, "is_gpu_place"):  # paddle
+        return "gpu" if place.is_gpu_place() else "cpu"
+    devices = getattr(tensor, "devices", None)
+    if callable(devices):  # jax
+        try:
+            return "gpu" if any(d.platform == "gpu" for d in devices()) else "cpu"
+        except Exception:  # noqa: BLE001 - a tracer or an unusual array: assume host
+            return "cpu"
+    return "cpu"
+
+
+def as_numpy(value: Any) -> np.ndarray:
+    """A numpy array from a numpy array, a torch/paddle tensor or a jax array (a copy)."""
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch
+        return value.detach().cpu().numpy()
+    if hasattr(value, "numpy") and hasattr(value, "place"):  # paddle
+        return np.array(value.numpy())
+    return np.asarray(value)
+
+
+def _dtype_ok(array: np.ndarray, dtype: str) -> bool:
+    target = np.dtype(dtype)
+    if array.dtype == target:
+        return True
+    kind = {"f": "float", "i": "int", "u": "int", "b": "bool"}
+    return kind.get(array.dtype.kind) == kind.get(target.kind)
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    """C-contiguous, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
+    return array if array.flags.c_contiguous else array.copy(order="C")
+
+
+def to_tensor(adapter, array: np.ndarray, device: str = "cpu") -> Any:
+    """A native tensor of exactly ``array``'s shape (adapters' ``from_numpy`` may turn a 0-d
+    array into shape (1,), through ``np.ascontiguousarray``)."""
+    tensor = adapter.from_numpy(_contiguous(array), device)
+    if tuple(tensor.shape) != tuple(array.shape):
+        tensor = tensor.reshape(list(array.shape) if adapter.name == "paddle" else array.shape)
+    return tensor
+
+
+def _describe(array: np.ndarray) -> str:
+    return f"{tuple(array.shape)} {array.dtype}"
+
+
+# ---- the public functions ---------------------------------------------------------------
+def state_dict(module: Any) -> dict[str, np.ndarray]:
+    """Every parameter and buffer of an xinit-built ``module``, by neutral path, as numpy in
+    the neutral layout, in the spec's (PyTorch's state_dict) order, dtypes preserved.
+
+    The arrays are copies: later changes to the module do not reach them. Entries the
+    framework does not keep (``num_batches_tracked`` in Paddle and Flax) are absent.
+    """
+    from xinit.backends import backend_of
+
+    adapter = backend_of(module)
+    out: dict[str, np.ndarray] = {}
+    for path, ps in param_specs(spec_of(module)).items():
+        native = adapter.get_path(module, path, ps.kind)
+        if native is None:
+            continue
+        array = np.array(adapter.to_numpy(native), copy=True)
+        out[path] = _contiguous(adapter.to_neutral(array, ps.role))
+    return out
+
+
+def check_state(
+    state: Mapping[str, Any], spec, has=lambda ps: True, what: str = "state"
+) -> tuple[dict, LoadReport, list[str]]:
+    """Account for ``state`` (neutral) against ``spec``: returns (entries to load as
+    {path: (ParamSpec, array)}, the report, the mismatched entries described).
+
+    ``has(ps)`` says whether the destination keeps entry ``ps``.
+    """
+    params = param_specs(spec)
+    report = LoadReport()
+    todo: dict[str, tuple[ParamSpec, np.ndarray]] = {}
+    mismatched: list[str] = []
+    for path, ps in params.items():
+        present = has(ps)
+        if path not in state:
+            if not present:
+                continue
+            if is_optional(ps):
+                report.kept.append(path)
+            else:
+                report.missing.append(path)
+            continue
+        if not present:
+            report.skipped.append(path)
+            continue
+        array = as_numpy(state[path])
+        if tuple(array.shape) != tuple(ps.shape) or not _dtype_ok(array, ps.dtype):
+            mismatched.append(
+                f"{path}: {what} has {_describe(array)}, expected {tuple(ps.shape)} {ps.dtype}"
+            )
+            continue
+        todo[path] = (ps, array)
+    report.unexpected = [k for k in state if k not in params]
+    return todo, report, mismatched
+
+
+def load_state_dict(module: Any, state: Mapping[str, Any], *, strict: bool = True) -> LoadReport:
+    """Load a neutral ``state`` (as :func:`state_dict` returns) into an xinit-built ``module``.
+
+    With ``strict=True`` every entry of the module must be in ``state`` and every entry of
+    ``state`` must belong to the spec; otherwise a :class:`StateError` lists all missing,
+    unexpected and mismatched entries and nothing is changed. ``strict=False`` tolerates
+    missing and unexpected entries (reported), never a wrong shape or dtype kind: nothing
+    is reshaped or dropped silently. Same-kind dtypes are cast to the module's (float64 to
+    float32); ``num_batches_tracked`` follows the rule in this module's docstring.
+    """
+    from xinit.backends import backend_of
+
+    adapter = backend_of(module)
+    spec = spec_of(module)
+    todo, report, mismatched = check_state(
+        state, spec, has=lambda ps: adapter.leaf_name(ps.kind, ps.name) is not None
+    )
+    if mismatched or (strict and (report.missing or report.unexpected)):
+        raise StateError(
+            f"cannot load the state into the {adapter.name} module:",
+            missing=report.missing if strict else (),
+            unexpected=report.unexpected if strict else (),
+            mismatched=mismatched,
+            hint="(strict=False tolerates missing and unexpected entries, never mismatches)"
+            if not mismatched
+            else "",
+        )
+    for path, (ps, array) in todo.items():
+        current = adapter.get_path(module, path, ps.kind)
+        array = adapter.to_native(array.astype(ps.dtype, copy=False), ps.role)
+        adapter.set_path(module, path, ps.kind, to_tensor(adapter, array, _device_of(current)))
+        report.loaded.append(path)
+    return report
+
+
+def transfer(src: Any, dst: Any, *, strict: bool = True) -> LoadReport:
+    """Copy every parameter and buffer (BatchNorm running statistics included) from ``src``
+    to ``dst``, xinit-built modules of any backends from the same spec.
+
+    Layouts and names are converted from the spec's roles; values move bit-exactly.
+    ``num_batches_tracked``: see this module's docstring (skipped into Paddle/Flax; kept by a
+    PyTorch destination when the source has none).
+    """
+    src_spec, dst_spec = spec_of(src), spec_of(dst)
+    if src_spec is not dst_spec and src_spec != dst_spec:
+        a, b = param_specs(src_spec), param_specs(dst_spec)
+        shapes_a = {k: v.shape for k, v in a.items()}
+        shapes_b = {k: v.shape for k, v in b.items()}
+        if shapes_a != shapes_b:
+            raise StateError(
+                "transfer: the two modules were built from different specs:",
+                missing=[k for k in b if k not in a],
+                unexpected=[k for k in a if k not in b],
+                mismatched=[
+                    f"{k}: source {shapes_a[k]}, destination {shapes_b[k]}"
+                    for k in a
+                    if k in b and shapes_a[k] != shapes_b[k]
+                ],
+            )
+    return load_state_dict(dst, state_dict(src), strict=strict)
+
+
+__all__ = [
+    "state_dict",
+    "load_state_dict",
+    "transfer",
+    "StateError",
+    "LoadReport",
+    "convention",
+    "native_name",
+    "CONVENTIONS",
+    "OPTIONAL",
+]
