@@ -28,6 +28,11 @@ _ACTIVATIONS = {
 }
 
 
+def _placeholder() -> paddle.ParamAttr:
+    """A zero fill for weights xinit draws right after: skips Paddle's random default init."""
+    return paddle.ParamAttr(initializer=nn.initializer.Constant(0.0))
+
+
 class BatchNorm(nn.Layer):
     """Batch norm with PaddleOCR's parameter names and the neutral (PyTorch) statistics rule.
 
@@ -272,6 +277,7 @@ class PaddleBackend(Backend):
                 [0] * spec.dims if padded else list(spec.output_padding),
                 groups=spec.groups,  # keywords: 1-D takes (groups, dilation), 2-D/3-D swap them
                 dilation=list(spec.dilation),
+                weight_attr=_placeholder(),
                 bias_attr=bias,
             )
             if padded:
@@ -287,14 +293,17 @@ class PaddleBackend(Backend):
                 list(spec.padding),
                 list(spec.dilation),
                 spec.groups,
+                weight_attr=_placeholder(),
                 bias_attr=bias,
             )
         if isinstance(spec, L.BatchNorm):
             return BatchNorm(spec.num_features, spec.eps, spec.momentum, spec.affine)
         if isinstance(spec, L.Linear):
-            return nn.Linear(spec.in_features, spec.out_features, bias_attr=bias)
+            return nn.Linear(
+                spec.in_features, spec.out_features, weight_attr=_placeholder(), bias_attr=bias
+            )
         if isinstance(spec, L.Embedding):
-            return nn.Embedding(spec.num_embeddings, spec.embedding_dim)
+            return nn.Embedding(spec.num_embeddings, spec.embedding_dim, weight_attr=_placeholder())
         if isinstance(spec, (L.MaxPool, L.AvgPool)) and spec.ceil_mode:
             return CeilPool(spec)
         if isinstance(spec, L.MaxPool):

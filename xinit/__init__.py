@@ -1,6 +1,7 @@
 """xinit: one framework-neutral spec of network blocks and their initialisation.
 
-``import xinit`` loads numpy only; each backend imports its framework when first asked for.
+``import xinit`` is nearly free: the public names below load their module on first use
+(the core itself needs numpy only), and each backend imports its framework when first asked.
 """
 
 from __future__ import annotations
@@ -9,14 +10,13 @@ import importlib
 import sys
 import types
 
-from . import initializers as init
-from .initializers import gain
-from .sampling import sample
-
 __version__ = "0.1.0"
 
 # Public names served lazily from their modules, so the core import stays light.
 _LAZY = {
+    "init": ("xinit.initializers", None),
+    "gain": ("xinit.initializers", "gain"),
+    "sample": ("xinit.sampling", "sample"),
     "models": ("xinit.models", None),
     "layers": ("xinit.layers", None),
     "blocks": ("xinit.blocks", None),
@@ -61,4 +61,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'xinit' has no attribute {name!r}")
 
 
-__all__ = ["init", "gain", "sample", "__version__", *_LAZY]
+def __dir__():
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = ["__version__", *_LAZY]

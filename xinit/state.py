@@ -214,6 +214,12 @@ def state_dict(module: Any) -> dict[str, np.ndarray]:
     The arrays are copies: later changes to the module do not reach them. Entries the
     framework does not keep (``num_batches_tracked`` in Paddle and Flax) are absent.
     """
+    return _state(module, copy=True)
+
+
+def _state(module: Any, copy: bool) -> dict[str, np.ndarray]:
+    """The neutral state; ``copy=False`` may return views of the module's memory (for a
+    transfer that copies them straight into another module: one copy fewer per tensor)."""
     from xinit.backends import backend_of
 
     adapter = backend_of(module)
@@ -222,8 +228,8 @@ def state_dict(module: Any) -> dict[str, np.ndarray]:
         native = adapter.get_path(module, path, ps.kind)
         if native is None:
             continue
-        array = np.array(adapter.to_numpy(native), copy=True)
-        out[path] = _contiguous(adapter.to_neutral(array, ps.role))
+        array = adapter.to_neutral(adapter.to_numpy(native), ps.role)
+        out[path] = np.array(array, copy=True, order="C") if copy else array
     return out
 
 
@@ -322,7 +328,7 @@ def transfer(src: Any, dst: Any, *, strict: bool = True) -> LoadReport:
                     if k in b and shapes_a[k] != shapes_b[k]
                 ],
             )
-    return load_state_dict(dst, state_dict(src), strict=strict)
+    return load_state_dict(dst, _state(src, copy=False), strict=strict)
 
 
 __all__ = [
