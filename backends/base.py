@@ -114,6 +114,11 @@ class Backend(ABC):
     def draw(self, dist: Distribution, shape: tuple[int, ...], seed: int, device: str) -> Any:
         """Sample a Normal/Uniform/TruncNormal law with this framework's own RNG, seeded."""
 
+    in_place: bool = False  # draw() and fill() can write into an existing tensor
+
+    def fill(self, out: Any, value: float) -> Any:
+        raise NotImplementedError
+
     def full(self, shape: tuple[int, ...], value: float, device: str) -> Any:
         return self.from_numpy(np.full(shape, value, dtype=np.float32), device)
 
@@ -127,8 +132,12 @@ class Backend(ABC):
         path: str = "",
         device: str = "cpu",
         rng: str = "native",
+        out: Any = None,
     ) -> Any:
         """A native tensor (native layout) drawn from ``dist`` for a parameter of neutral shape.
+
+        ``out``: an existing native tensor of the native shape that adapters able to draw in
+        place (``in_place``) fill directly, saving a temporary and a copy.
 
         ``rng="native"`` draws with the framework's generator seeded from ``(seed, path)``;
         ``rng="xinit"`` computes the values with xinit's keyed generator, identical everywhere.
@@ -137,6 +146,8 @@ class Backend(ABC):
             raise ValueError(f"rng must be one of {RNG_MODES}; got {rng!r}")
         shape = tuple(int(s) for s in shape)
         if isinstance(dist, ConstantDist):
+            if out is not None and self.in_place:
+                return self.fill(out, dist.value)
             return self.full(self.native_shape(shape, role), dist.value, device)
         if isinstance(dist, (DiracDist, EyeDist)):
             return self.from_numpy(self.to_native(construct(dist, shape), role), device)
@@ -151,7 +162,10 @@ class Backend(ABC):
         if rng == "xinit":
             values = keyed_sample(dist, shape, seed, path)
             return self.from_numpy(self.to_native(values, role), device)
-        return self.draw(dist, self.native_shape(shape, role), derive_seed(seed, path), device)
+        native_shape = self.native_shape(shape, role)
+        if out is not None and self.in_place:
+            return self.draw(dist, native_shape, derive_seed(seed, path), device, out=out)
+        return self.draw(dist, native_shape, derive_seed(seed, path), device)
 
     def sample_neutral(self, dist, shape, role, **kw) -> np.ndarray:
         """Like :meth:`sample`, returned as numpy in neutral layout."""
@@ -250,10 +264,19 @@ class Backend(ABC):
         with progress(sum(ps.numel for ps, _ in plan.values()), f"{self.name}: init") as advance:
             for path, (ps, init) in plan.items():
                 dist = init.resolve(ps.shape, ps.role, ps.fans, param=ps)
+                target = self.get_path(module, path, ps.kind) if self.in_place else None
                 value = self.sample(
-                    dist, ps.shape, ps.role, seed=seed, path=path, device=device, rng=rng
+                    dist,
+                    ps.shape,
+                    ps.role,
+                    seed=seed,
+                    path=path,
+                    device=device,
+                    rng=rng,
+                    out=target,
                 )
-                self.set_path(module, path, ps.kind, value)
+                if value is not target:
+                    self.set_path(module, path, ps.kind, value)
                 del value  # one parameter's temporary at a time: peak memory stays ~1x
                 advance(ps.numel)
 
@@ -354,9 +377,20 @@ class Backend(ABC):
         device = self.holder_device(param.holder)
         nd = len(param.shape)
         if param.perm == self.layout(param.role, nd):  # the role's layout: what build() draws
+            same = self.in_place and tuple(param.holder.shape) == tuple(param.native_shape)
+            target = param.holder if same else None
             value = self.sample(
-                dist, param.shape, param.role, seed=seed, path=param.path, device=device, rng=rng
+                dist,
+                param.shape,
+                param.role,
+                seed=seed,
+                path=param.path,
+                device=device,
+                rng=rng,
+                out=target,
             )
+            if value is target:
+                return
         else:  # a layout the role does not imply (unknown class, transposed kernels)
             neutral = self.sample_neutral(
                 dist, param.shape, param.role, seed=seed, path=param.path, rng=rng

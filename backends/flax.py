@@ -350,11 +350,12 @@ class FlaxBackend(Backend):
             kind, args = "truncated_normal", (dist.mu, dist.sigma, lo, hi)
         else:
             raise TypeError(f"flax cannot draw {dist!r}")
-        # One compiled sampler per (law, power-of-two size), not per shape: XLA compiles
+        # One compiled sampler per (law, bucketed size), not per shape: XLA compiles
         # cost ~1 s each here, and a ResNet has dozens of distinct parameter shapes.
-        bucket = max(1024, 1 << (n - 1).bit_length())
+        step = max(1024, 1 << max((n - 1).bit_length() - 3, 0))  # 8 sizes per octave
+        bucket = -(-n // step) * step  # at most 12.5% more values drawn than needed
         with jax.default_device(_device(device)):
-            flat = _sampler(kind, bucket)(key, *(jnp.float32(a) for a in args))
+            flat = _sampler(kind, bucket)(key, *(np.float32(a) for a in args))
             if device == "cpu":
                 return jnp.asarray(np.asarray(flat)[:n].reshape(shape))
             return flat[:n].reshape(shape)

@@ -80,12 +80,19 @@ class TorchBackend(Backend):
     def full(self, shape, value, device):
         return torch.full(shape, float(value), dtype=torch.float32, device=_dev(device))
 
-    def draw(self, dist, shape, seed, device):
+    in_place = True
+
+    def fill(self, out, value):
+        with torch.no_grad():
+            return out.fill_(value)
+
+    def draw(self, dist, shape, seed, device, out=None):
         self.check_device(device)
         dev = _dev(device)
         gen = torch.Generator(device=dev)
         gen.manual_seed(seed)
-        out = torch.empty(shape, dtype=torch.float32, device=dev)
+        if out is None:
+            out = torch.empty(shape, dtype=torch.float32, device=dev)
         with torch.no_grad():
             if isinstance(dist, NormalDist):
                 return out.normal_(dist.mu, dist.sigma, generator=gen)
