@@ -53,6 +53,26 @@ def progress(total: int, label: str):
         yield lambda n: bar.advance(task, n)
 
 
+class StepsLogic:
+    """Forward of a container whose steps may reuse a child; subclasses give ``_child``."""
+
+    def _run_steps(self, x):
+        for name in self.steps:
+            x = self._child(name)(x)
+        return x
+
+
+class ResidualLogic:
+    """Forward of ``activation(body(x) + shortcut(x))``; subclasses give ``_child``."""
+
+    def _run_residual(self, x):
+        out = x
+        for name in self.body:
+            out = self._child(name)(out)
+        out = out + (self._child(self.shortcut)(x) if self.shortcut else x)
+        return self._child(self.activation)(out) if self.activation else out
+
+
 def contiguous(array: np.ndarray) -> np.ndarray:
     """C-contiguous, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
     array = np.asarray(array)
@@ -194,13 +214,28 @@ class Backend(ABC):
     def child(self, module: Any, name: str) -> Any:
         """The named direct child of a native container."""
 
-    @abstractmethod
-    def set_value(self, module: Any, leaf: str, value: Any) -> None:
-        """Overwrite the leaf parameter/buffer ``leaf`` of ``module`` with a native tensor."""
+    tensor_types: tuple[type, ...] = ()  # what get_value accepts as a parameter or buffer
 
-    @abstractmethod
     def get_value(self, module: Any, leaf: str) -> Any:
         """The native tensor of leaf ``leaf`` of ``module``."""
+        value = getattr(module, leaf, None)
+        if not isinstance(value, self.tensor_types):
+            raise KeyError(f"{type(module).__name__} has no tensor {leaf!r}")
+        return value
+
+    def set_value(self, module: Any, leaf: str, value: Any) -> None:
+        """Overwrite the leaf parameter/buffer ``leaf`` of ``module`` with a native tensor of
+        the same shape (never reshaped)."""
+        target = self.get_value(module, leaf)
+        if tuple(target.shape) != tuple(value.shape):
+            raise ValueError(
+                f"{leaf}: shape {tuple(value.shape)} does not match {tuple(target.shape)}"
+            )
+        self.write(target, value)
+
+    def write(self, target: Any, value: Any) -> None:
+        """Copy ``value`` into the native tensor ``target`` in place."""
+        raise NotImplementedError
 
     def leaf_name(self, kind: str, name: str) -> str | None:
         """This framework's name for neutral leaf ``name`` of a ``kind`` layer (None: absent)."""

@@ -10,7 +10,7 @@ import paddle
 from xinit import layers as L
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from .base import Backend, contiguous
+from .base import Backend, ResidualLogic, StepsLogic, contiguous
 
 nn = paddle.nn
 F = paddle.nn.functional
@@ -87,8 +87,8 @@ class BatchNorm(nn.Layer):
         return y
 
 
-class Steps(nn.Layer):
-    """A Sequential whose steps may reuse a parameter-free child."""
+class Steps(StepsLogic, nn.Layer):
+    """A Sequential whose steps may reuse a parameter-free child (torchvision's shared relu)."""
 
     def __init__(self, children: dict, steps: list[str]):
         super().__init__()
@@ -96,13 +96,14 @@ class Steps(nn.Layer):
             self.add_sublayer(name, child)
         self.steps = list(steps)
 
+    def _child(self, name):
+        return self._sub_layers[name]
+
     def forward(self, x):
-        for name in self.steps:
-            x = self._sub_layers[name](x)
-        return x
+        return self._run_steps(x)
 
 
-class Residual(nn.Layer):
+class Residual(ResidualLogic, nn.Layer):
     """activation(body(x) + shortcut(x)), children registered under their spec names."""
 
     def __init__(self, children: dict, body: list[str], shortcut, activation):
@@ -111,12 +112,11 @@ class Residual(nn.Layer):
             self.add_sublayer(name, child)
         self.body, self.shortcut, self.activation = list(body), shortcut, activation
 
+    def _child(self, name):
+        return self._sub_layers[name]
+
     def forward(self, x):
-        out = x
-        for name in self.body:
-            out = self._sub_layers[name](out)
-        out = out + (self._sub_layers[self.shortcut](x) if self.shortcut else x)
-        return self._sub_layers[self.activation](out) if self.activation else out
+        return self._run_residual(x)
 
 
 class CeilPool(nn.Layer):
@@ -219,6 +219,7 @@ def _seeded(seed: int, device: str):
 
 
 class PaddleBackend(Backend):
+    tensor_types = (paddle.Tensor,)
     name = "paddle"
     extra = "paddle"
 
@@ -345,18 +346,7 @@ class PaddleBackend(Backend):
         except KeyError:
             raise KeyError(f"{type(module).__name__} has no child {name!r}") from None
 
-    def get_value(self, module, leaf):
-        value = getattr(module, leaf, None)
-        if not isinstance(value, paddle.Tensor):
-            raise KeyError(f"{type(module).__name__} has no tensor {leaf!r}")
-        return value
-
-    def set_value(self, module, leaf, value):
-        target = self.get_value(module, leaf)
-        if tuple(target.shape) != tuple(value.shape):
-            raise ValueError(
-                f"{leaf}: shape {tuple(value.shape)} does not match {tuple(target.shape)}"
-            )
+    def write(self, target, value):
         target.set_value(value)
 
     def trace(self, module, x):

@@ -10,7 +10,7 @@ import torch
 from xinit import layers as L
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from .base import Backend, contiguous
+from .base import Backend, ResidualLogic, StepsLogic, contiguous
 
 _ACTIVATIONS = {
     "relu": lambda s: torch.nn.ReLU(),
@@ -25,7 +25,7 @@ _ACTIVATIONS = {
 }
 
 
-class Steps(torch.nn.Module):
+class Steps(StepsLogic, torch.nn.Module):
     """A Sequential whose steps may reuse a parameter-free child (torchvision's shared relu)."""
 
     def __init__(self, children: dict, steps: list[str]):
@@ -34,13 +34,14 @@ class Steps(torch.nn.Module):
             self.add_module(name, child)
         self.steps = list(steps)
 
+    def _child(self, name):
+        return self._modules[name]
+
     def forward(self, x):
-        for name in self.steps:
-            x = self._modules[name](x)
-        return x
+        return self._run_steps(x)
 
 
-class Residual(torch.nn.Module):
+class Residual(ResidualLogic, torch.nn.Module):
     """activation(body(x) + shortcut(x)), children registered under their spec names."""
 
     def __init__(self, children: dict, body: list[str], shortcut, activation):
@@ -49,12 +50,11 @@ class Residual(torch.nn.Module):
             self.add_module(name, child)
         self.body, self.shortcut, self.activation = list(body), shortcut, activation
 
+    def _child(self, name):
+        return self._modules[name]
+
     def forward(self, x):
-        out = x
-        for name in self.body:
-            out = self._modules[name](out)
-        out = out + (self._modules[self.shortcut](x) if self.shortcut else x)
-        return self._modules[self.activation](out) if self.activation else out
+        return self._run_residual(x)
 
 
 def _dev(device: str) -> torch.device:
@@ -62,6 +62,7 @@ def _dev(device: str) -> torch.device:
 
 
 class TorchBackend(Backend):
+    tensor_types = (torch.Tensor,)
     name = "torch"
     extra = "torch"
 
@@ -186,18 +187,7 @@ class TorchBackend(Backend):
         except KeyError:
             raise KeyError(f"{type(module).__name__} has no child {name!r}") from None
 
-    def get_value(self, module, leaf):
-        value = getattr(module, leaf, None)
-        if not isinstance(value, torch.Tensor):
-            raise KeyError(f"{type(module).__name__} has no tensor {leaf!r}")
-        return value
-
-    def set_value(self, module, leaf, value):
-        target = self.get_value(module, leaf)
-        if tuple(target.shape) != tuple(value.shape):
-            raise ValueError(
-                f"{leaf}: shape {tuple(value.shape)} does not match {tuple(target.shape)}"
-            )
+    def write(self, target, value):
         with torch.no_grad():
             target.copy_(value)
 

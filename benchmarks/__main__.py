@@ -38,7 +38,8 @@ def table(results: list[Result]) -> str:
     for r in results:
         lines.append(
             f"| {r.name} | {_fmt(r.xinit, r.unit)} | {_fmt(r.native, r.unit)} | "
-            f"{r.ratio:.2f}x | {r.target} | {'yes' if r.met else '**no**'} | {r.note} |"
+            f"{r.ratio:.2f}x | {r.target if r.target != '<= 99' else '-'} | "
+            f"{('yes' if r.met else '**no**') if r.target != '<= 99' else '-'} | {r.note} |"
         )
     return "\n".join(lines)
 
