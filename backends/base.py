@@ -112,6 +112,11 @@ class Backend(ABC):
     def to_numpy(self, tensor: Any) -> np.ndarray:
         """A numpy copy of a native tensor (native layout)."""
 
+    def view_numpy(self, tensor: Any) -> np.ndarray:
+        """Numpy over the tensor's own memory where the framework allows it (CPU), else a copy:
+        for reads that are consumed at once, such as a transfer."""
+        return self.to_numpy(tensor)
+
     # ---- layouts ------------------------------------------------------------------------
     def layout(self, role: str, ndim: int) -> tuple[int, ...] | None:
         """Axis permutation from the neutral layout to this framework's, or None if the same."""

@@ -237,7 +237,12 @@ class PaddleBackend(Backend):
         return paddle.to_tensor(contiguous(array), place=_place(device))
 
     def to_numpy(self, tensor) -> np.ndarray:
-        return np.array(tensor.numpy())
+        return tensor.numpy()  # already a copy, detached from the tensor's memory
+
+    def view_numpy(self, tensor) -> np.ndarray:
+        if tensor.place.is_cpu_place():
+            return np.from_dlpack(tensor.detach())  # zero-copy; .numpy() copies at ~2 GB/s
+        return tensor.numpy()
 
     def draw(self, dist, shape, seed, device):
         self.check_device(device)

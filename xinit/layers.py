@@ -62,7 +62,11 @@ class Layer:
 
     def params(self) -> tuple[ParamSpec, ...]:
         """Parameters and buffers (neutral names, shapes, roles, default initializers)."""
-        return tuple(replace(p, layer=self) for p in self._params())
+        cached = self.__dict__.get("_params_cache")  # specs are frozen: compute once
+        if cached is None:
+            cached = tuple(replace(p, layer=self) for p in self._params())
+            object.__setattr__(self, "_params_cache", cached)
+        return cached
 
     def _params(self) -> tuple[ParamSpec, ...]:
         return ()

@@ -228,8 +228,11 @@ def _state(module: Any, copy: bool) -> dict[str, np.ndarray]:
         native = adapter.get_path(module, path, ps.kind)
         if native is None:
             continue
-        array = adapter.to_neutral(adapter.to_numpy(native), ps.role)
-        out[path] = np.array(array, copy=True, order="C") if copy else array
+        if copy:
+            array = adapter.to_neutral(adapter.to_numpy(native), ps.role)
+            out[path] = np.array(array, copy=True, order="C")
+        else:
+            out[path] = adapter.to_neutral(adapter.view_numpy(native), ps.role)
     return out
 
 
