@@ -24,22 +24,40 @@ def _csv(text: str) -> list[str]:
 
 
 def cmd_demo(args) -> int:
-    """The README's demo: a short tour of what xinit does, in every installed backend."""
+    """The README's demo: the three uses of xinit, in every installed backend."""
+    from rich.console import Console
+
     from xinit.backends import available
 
+    console = Console()
     backends = available()
-    print(f"xinit demo: backends installed: {', '.join(backends) or 'none'}\n")
-    stats_args = argparse.Namespace(
-        init="KaimingNormal(mode='fan_out')",
-        shape=(256, 128, 3, 3),
-        role="conv",
-        backends=",".join(backends),
-        seed=0,
-        device="cpu",
-        rng="native",
-        format="table",
+    console.print(f"xinit demo: backends installed: {', '.join(backends) or 'none'}\n")
+    parser = _parser()
+
+    console.rule("1. One initializer, identical statistics in every framework")
+    code = cmd_stats(
+        parser.parse_args(
+            ["stats", "--init", "KaimingNormal(mode='fan_out')", "--shape", "256,128,3,3"]
+            + ["--role", "conv", "--backends", ",".join(backends)]
+        )
     )
-    return cmd_stats(stats_args)
+    if len(backends) >= 2:
+        console.rule("2. PaddleOCR's ResNet45, built once, same weights everywhere, per layer")
+        order = [b for b in ("paddle", "torch", "flax") if b in backends]
+        code |= cmd_parity(
+            parser.parse_args(["parity", "resnet45", "--backends", ",".join(order), "--rows", "8"])
+        )
+    console.rule("3. What each framework does by default")
+    code |= cmd_defaults(
+        parser.parse_args(
+            ["defaults", "--layer", "conv2d,linear", "--frameworks", ",".join(backends)]
+        )
+    )
+    console.print(
+        "\nMore: xinit summary resnet18 | xinit port --model resnet45 --from paddle --to torch "
+        "IN.pdparams OUT.pt | xinit init resnet50 --policy torchvision_resnet --out w.safetensors"
+    )
+    return code
 
 
 def cmd_stats(args) -> int:
