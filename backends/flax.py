@@ -38,18 +38,22 @@ _ACTIVATIONS = {
 }
 
 
+EXACT_MIN = 1 << 20  # parameters this large get a sampler of their own shape
+
+
 @functools.cache
-def _sampler(kind: str, size: int):
-    """A jitted draw of ``size`` values of one law (parameters traced, size static)."""
+def _sampler(kind: str, size: int | tuple[int, ...]):
+    """A jitted draw of one law (parameters traced; ``size``, a length or a shape, static)."""
+    size = size if isinstance(size, tuple) else (size,)
 
     def normal(key, mu, sigma, _a, _b):
-        return jax.random.normal(key, (size,), jnp.float32) * sigma + mu
+        return jax.random.normal(key, size, jnp.float32) * sigma + mu
 
     def uniform(key, low, high, _a, _b):
-        return jax.random.uniform(key, (size,), jnp.float32, low, high)
+        return jax.random.uniform(key, size, jnp.float32, low, high)
 
     def truncated_normal(key, mu, sigma, lo, hi):
-        return jax.random.truncated_normal(key, lo, hi, (size,), jnp.float32) * sigma + mu
+        return jax.random.truncated_normal(key, lo, hi, size, jnp.float32) * sigma + mu
 
     return jax.jit(
         {"normal": normal, "uniform": uniform, "truncated_normal": truncated_normal}[kind]
@@ -350,12 +354,15 @@ class FlaxBackend(Backend):
             kind, args = "truncated_normal", (dist.mu, dist.sigma, lo, hi)
         else:
             raise TypeError(f"flax cannot draw {dist!r}")
-        # One compiled sampler per (law, bucketed size), not per shape: XLA compiles
-        # cost ~1 s each here, and a ResNet has dozens of distinct parameter shapes.
-        step = max(1024, 1 << max((n - 1).bit_length() - 3, 0))  # 8 sizes per octave
-        bucket = -(-n // step) * step  # at most 12.5% more values drawn than needed
+        params = tuple(np.float32(a) for a in args)
         with jax.default_device(_device(device)):
-            flat = _sampler(kind, bucket)(key, *(np.float32(a) for a in args))
+            if n >= EXACT_MIN:  # few such shapes: compile for it, no waste and no host copy
+                return _sampler(kind, shape)(key, *params)
+            # Smaller ones share one compiled sampler per (law, bucketed size): XLA compiles
+            # cost ~1 s each here, and a ResNet has dozens of distinct parameter shapes.
+            step = max(1024, 1 << max((n - 1).bit_length() - 3, 0))  # 8 sizes per octave
+            bucket = -(-n // step) * step  # at most 12.5% more values drawn than needed
+            flat = _sampler(kind, bucket)(key, *params)
             if device == "cpu":
                 return jnp.asarray(np.asarray(flat)[:n].reshape(shape))
             return flat[:n].reshape(shape)
