@@ -205,7 +205,10 @@ class Backend(ABC):
     def make_sequential(self, children: dict[str, Any], steps: list[str]) -> Any:
         """A container applying ``steps`` (child names, possibly repeated) in order."""
 
-    @abstractmethod
+    steps_cls: type | None = None  # the adapter's container for steps that reuse a child
+    residual_cls: type | None = None  # the adapter's residual container
+    children_attr = ""  # the native attribute holding a module's named children
+
     def make_residual(
         self,
         children: dict[str, Any],
@@ -214,10 +217,14 @@ class Backend(ABC):
         activation: str | None,
     ) -> Any:
         """A container computing ``activation(body(x) + shortcut(x))``."""
+        return self.residual_cls(children, body, shortcut, activation)
 
-    @abstractmethod
     def child(self, module: Any, name: str) -> Any:
         """The named direct child of a native container."""
+        try:
+            return getattr(module, self.children_attr)[name]
+        except (KeyError, AttributeError):
+            raise KeyError(f"{type(module).__name__} has no child {name!r}") from None
 
     tensor_types: tuple[type, ...] = ()  # what get_value accepts as a parameter or buffer
 

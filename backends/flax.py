@@ -308,6 +308,7 @@ def _device(device: str):
 
 
 class FlaxBackend(Backend):
+    steps_cls, residual_cls = Steps, Residual
     name = "flax"
     extra = "flax"
 
@@ -420,10 +421,7 @@ class FlaxBackend(Backend):
         raise TypeError(f"flax adapter cannot build {type(spec).__name__}")
 
     def make_sequential(self, children, steps):
-        return Steps(children, steps)
-
-    def make_residual(self, children, body, shortcut, activation):
-        return Residual(children, body, shortcut, activation)
+        return self.steps_cls(children, steps)
 
     def child(self, module, name):
         value = vars(module).get(name)

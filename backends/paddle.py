@@ -219,6 +219,7 @@ def _seeded(seed: int, device: str):
 
 
 class PaddleBackend(Backend):
+    steps_cls, residual_cls, children_attr = Steps, Residual, "_sub_layers"
     tensor_types = (paddle.Tensor,)
     name = "paddle"
     extra = "paddle"
@@ -340,16 +341,7 @@ class PaddleBackend(Backend):
     def make_sequential(self, children, steps):
         if len(set(steps)) == len(steps):
             return nn.Sequential(*children.items())
-        return Steps(children, steps)
-
-    def make_residual(self, children, body, shortcut, activation):
-        return Residual(children, body, shortcut, activation)
-
-    def child(self, module, name):
-        try:
-            return module._sub_layers[name]
-        except KeyError:
-            raise KeyError(f"{type(module).__name__} has no child {name!r}") from None
+        return self.steps_cls(children, steps)
 
     def write(self, target, value):
         target.set_value(value)

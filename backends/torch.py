@@ -62,6 +62,7 @@ def _dev(device: str) -> torch.device:
 
 
 class TorchBackend(Backend):
+    steps_cls, residual_cls, children_attr = Steps, Residual, "_modules"
     tensor_types = (torch.Tensor,)
     name = "torch"
     extra = "torch"
@@ -176,16 +177,7 @@ class TorchBackend(Backend):
     def make_sequential(self, children, steps):
         if len(set(steps)) == len(steps):
             return torch.nn.Sequential(OrderedDict(children))
-        return Steps(children, steps)
-
-    def make_residual(self, children, body, shortcut, activation):
-        return Residual(children, body, shortcut, activation)
-
-    def child(self, module, name):
-        try:
-            return module._modules[name]
-        except KeyError:
-            raise KeyError(f"{type(module).__name__} has no child {name!r}") from None
+        return self.steps_cls(children, steps)
 
     def write(self, target, value):
         with torch.no_grad():
