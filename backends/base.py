@@ -73,6 +73,14 @@ class ResidualLogic:
         return self._child(self.activation)(out) if self.activation else out
 
 
+def set_mode(module: Any, train: bool) -> None:
+    """Training or eval mode, for frameworks with separate ``train()`` and ``eval()`` calls."""
+    if train:
+        module.train()
+    else:
+        module.eval()
+
+
 def contiguous(array: np.ndarray) -> np.ndarray:
     """C-contiguous, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
     array = np.asarray(array)
@@ -351,8 +359,18 @@ class Backend(ABC):
         return {path: tuple(v.shape) for path, v in self.trace(module, x).items()}
 
     @abstractmethod
+    def forward(self, module: Any, x: np.ndarray, train: bool) -> np.ndarray:
+        """A gradient-free forward of channel-first numpy ``x`` in training or eval mode,
+        leaving the module in the mode it was in; channel-first numpy out."""
+
     def run(self, module: Any, x: np.ndarray, device: str | None = None) -> np.ndarray:
         """Eval-mode, gradient-free forward of channel-first numpy ``x``; channel-first out."""
+        return self.forward(module, x, train=False)
+
+    def run_train(self, module: Any, x: np.ndarray) -> np.ndarray:
+        """One training-mode forward without gradients (BatchNorm uses the batch statistics
+        and updates its running ones); the module's mode is restored."""
+        return self.forward(module, x, train=True)
 
     # ---- native models (xinit.apply): any module, xinit-built or not -------------------------
     def native_kind(self, module: Any) -> str:

@@ -13,7 +13,7 @@ from flax import nnx
 from xinit import layers as L
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from .base import Backend, contiguous
+from .base import Backend, contiguous, set_mode
 
 _LEAVES = {
     "linear": {"weight": "kernel"},
@@ -483,14 +483,13 @@ class FlaxBackend(Backend):
         result[""] = _channel_first_shape(y.shape)
         return result
 
-    def run(self, module, x, device=None):
+    def forward(self, module, x, train):
         was_eval = _in_eval(module)
-        module.eval()
+        set_mode(module, train)
         try:
             y = module(_to_channel_last(jnp.asarray(x)))
         finally:
-            if not was_eval:  # leave the module in the mode it was in, as torch and paddle do
-                module.train()
+            set_mode(module, not was_eval)
         return np.asarray(_to_channel_first(y))
 
     # ---- native models (xinit.apply) ----------------------------------------------------
@@ -564,18 +563,6 @@ class FlaxBackend(Backend):
         value = holder.get_value()
         platforms = {d.platform for d in value.devices()} if hasattr(value, "devices") else set()
         return "gpu" if platforms & {"gpu", "cuda", "rocm"} else "cpu"
-
-    def run_train(self, module, x):
-        """One training-mode forward (BatchNorm uses the batch statistics and updates its
-        running ones); the module's mode is restored. Channel-first out."""
-        was_eval = _in_eval(module)
-        module.train()
-        try:
-            y = module(_to_channel_last(jnp.asarray(x)))
-        finally:
-            if was_eval:
-                module.eval()
-        return np.asarray(_to_channel_first(y))
 
 
 _NATIVE_LEAVES = {"kernel": "weight", "scale": "weight", "embedding": "weight"}

@@ -10,7 +10,7 @@ import paddle
 from xinit import layers as L
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from .base import Backend, ResidualLogic, StepsLogic, contiguous
+from .base import Backend, ResidualLogic, StepsLogic, contiguous, set_mode
 
 nn = paddle.nn
 F = paddle.nn.functional
@@ -361,17 +361,16 @@ class PaddleBackend(Backend):
                 h.remove()
         return outputs
 
-    def run(self, module, x, device=None):
+    def forward(self, module, x, train):
         was_training = module.training
         param = next(iter(module.parameters()), None)
         place = param.place if param is not None else paddle.CPUPlace()
-        module.eval()
+        set_mode(module, train)
         try:
             with paddle.no_grad():
                 out = module(paddle.to_tensor(np.ascontiguousarray(x), place=place))
         finally:
-            if was_training:
-                module.train()
+            set_mode(module, was_training)
         return np.array(out.numpy())
 
     # ---- native models (xinit.apply) ----------------------------------------------------
@@ -416,21 +415,6 @@ class PaddleBackend(Backend):
 
     def holder_device(self, holder):
         return "gpu" if holder.place.is_gpu_place() else "cpu"
-
-    def run_train(self, module, x):
-        """One training-mode forward without gradients (BatchNorm uses the batch statistics
-        and updates its running ones); the module's mode is restored. Channel-first out."""
-        was_training = module.training
-        param = next(iter(module.parameters()), None)
-        place = param.place if param is not None else paddle.CPUPlace()
-        module.train()
-        try:
-            with paddle.no_grad():
-                out = module(paddle.to_tensor(np.ascontiguousarray(x), place=place))
-        finally:
-            if not was_training:
-                module.eval()
-        return np.array(out.numpy())
 
 
 ADAPTER = PaddleBackend()

@@ -198,11 +198,11 @@ class TorchBackend(Backend):
                 h.remove()
         return outputs
 
-    def run(self, module, x, device=None):
+    def forward(self, module, x, train):
         was_training = module.training
         param = next(module.parameters(), None)
         dev = param.device if param is not None else torch.device("cpu")
-        module.eval()
+        module.train(train)
         try:
             with torch.no_grad():
                 out = module(torch.from_numpy(np.ascontiguousarray(x)).to(dev))
@@ -251,20 +251,6 @@ class TorchBackend(Backend):
 
     def holder_device(self, holder):
         return "gpu" if holder.is_cuda else "cpu"
-
-    def run_train(self, module, x):
-        """One training-mode forward without gradients (BatchNorm uses the batch statistics
-        and updates its running ones); the module's mode is restored. Channel-first out."""
-        was_training = module.training
-        param = next(module.parameters(), None)
-        dev = param.device if param is not None else torch.device("cpu")
-        module.train()
-        try:
-            with torch.no_grad():
-                out = module(torch.from_numpy(np.ascontiguousarray(x)).to(dev))
-        finally:
-            module.train(was_training)
-        return out.detach().cpu().numpy()
 
 
 ADAPTER = TorchBackend()
