@@ -1,50 +1,70 @@
-"""Backend adapters, one module per framework, loaded lazily by name."""
+"""The framework adapters, one folder each, loaded lazily by name.
+
+``FRAMEWORKS`` is the one list of frameworks: the CLI, state, port, the defaults catalogue and
+the tests read it. Each folder ``backends/<name>/`` holds everything that knows its framework:
+``__init__.py`` (light: what it requires, its pip extra, its parity tolerance), ``adapter.py``
+(the :class:`Backend`: tensors, devices, RNG), ``lowerings.py`` (one lowering per layer kind,
+with parameter maps), ``modules.py`` (native modules xinit needs), ``checkpoint.py`` (the
+native checkpoint format) and ``defaults.py`` (the framework's default init, as data, and the
+builder of its own default layers). Adding a framework is one folder plus one entry here.
+"""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
 import sys
+from types import ModuleType
 
 from .base import Backend
 
-BACKENDS = {"torch": "torch", "paddle": "paddle", "flax": "flax"}
-_FRAMEWORK_MODULE = {"torch": "torch", "paddle": "paddle", "flax": "flax.nnx"}
+FRAMEWORKS = ("torch", "paddle", "flax")
 _CACHE: dict[str, Backend] = {}
+
+
+def info(name: str) -> ModuleType:
+    """The light package ``xinit.backends.<name>`` (its ``REQUIRES``, ``EXTRA``, ...)."""
+    if name not in FRAMEWORKS:
+        raise ValueError(f"unknown backend {name!r}; accepted: {FRAMEWORKS}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def part(name: str, module: str) -> ModuleType:
+    """``xinit.backends.<name>.<module>`` (``lowerings``, ``checkpoint``, ``defaults``, ...)."""
+    info(name)
+    return importlib.import_module(f"{__name__}.{name}.{module}")
+
+
+def installed(name: str) -> bool:
+    """Whether framework ``name`` can be imported (without importing it)."""
+    return importlib.util.find_spec(info(name).REQUIRES) is not None
 
 
 def available() -> list[str]:
     """Backends whose framework is installed (without importing it)."""
-    out = []
-    for name, mod in _FRAMEWORK_MODULE.items():
-        top = mod.split(".")[0]
-        if importlib.util.find_spec(top) is not None:
-            out.append(name)
-    return out
+    return [name for name in FRAMEWORKS if installed(name)]
 
 
 def get_backend(name: str | Backend) -> Backend:
     """The adapter for ``name`` ('torch', 'paddle' or 'flax'), importing its framework now."""
     if isinstance(name, Backend):
         return name
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; accepted: {tuple(BACKENDS)}")
+    if name not in FRAMEWORKS:
+        raise ValueError(f"unknown backend {name!r}; accepted: {FRAMEWORKS}")
     if name not in _CACHE:
-        top = _FRAMEWORK_MODULE[name].split(".")[0]
-        if importlib.util.find_spec(top) is None:
+        if not installed(name):
             raise ImportError(
                 f"backend {name!r} needs its framework, which is not installed: "
-                f"pip install 'xinit[{name}]'"
+                f"pip install 'xinit[{info(name).EXTRA}]'"
             )
-        module = importlib.import_module(f"{__name__}.{BACKENDS[name]}")
-        _CACHE[name] = module.ADAPTER
+        _CACHE[name] = part(name, "adapter").ADAPTER
     return _CACHE[name]
 
 
 def backend_of(module) -> Backend:
     """The adapter whose framework ``module`` belongs to (only frameworks already imported)."""
-    for name in BACKENDS:
-        if _FRAMEWORK_MODULE[name].split(".")[0] in sys.modules:
+    for name in FRAMEWORKS:
+        if info(name).REQUIRES in sys.modules:
             adapter = get_backend(name)
             if adapter.owns(module):
                 return adapter
@@ -53,4 +73,16 @@ def backend_of(module) -> Backend:
     )
 
 
-__all__ = ["Backend", "BACKENDS", "available", "get_backend", "backend_of"]
+BACKENDS = {name: name for name in FRAMEWORKS}  # the earlier name of FRAMEWORKS, kept working
+
+__all__ = [
+    "Backend",
+    "FRAMEWORKS",
+    "BACKENDS",
+    "available",
+    "installed",
+    "get_backend",
+    "backend_of",
+    "info",
+    "part",
+]

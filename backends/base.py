@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from xinit.blocks import Residual, Sequential, check_channels, param_specs
+from xinit import kinds, parammap
+from xinit.blocks import Residual, Sequential, check_channels, children, join
 from xinit.distributions import (
     ConstantDist,
     DiracDist,
@@ -25,9 +27,13 @@ from xinit.distributions import (
     construct,
 )
 from xinit.layers import Layer, ParamSpec
-from xinit.rng import derive_seed, keyed_normal_draw, keyed_sample
+from xinit.parammap import Leaf, ParamMap
+from xinit.plan import PlanItem, init_plan
+from xinit.rng import RNG_MODES, check_rng, derive_seed, keyed_normal_draw, keyed_sample
 
-RNG_MODES = ("native", "xinit")
+from .registry import Registry
+
+__all__ = ["Backend", "NativeParam", "RNG_MODES", "progress", "contiguous", "inverse"]
 
 
 PROGRESS_MIN_ELEMENTS = 1 << 26  # show a progress bar from 64 Mi values (256 MB fp32) up
@@ -126,9 +132,16 @@ class Backend(ABC):
         return self.to_numpy(tensor)
 
     # ---- layouts ------------------------------------------------------------------------
+    lowerings: Registry  # this framework's lowering per layer kind (backends/<name>/lowerings.py)
+
     def layout(self, role: str, ndim: int) -> tuple[int, ...] | None:
-        """Axis permutation from the neutral layout to this framework's, or None if the same."""
-        return None
+        """Axis permutation from the neutral layout of fan role ``role`` to this framework's
+        (None: the same), as the lowerings' parameter maps lay parameters out by default."""
+        return self.lowerings.layout(role, ndim)
+
+    def param_map(self, spec: Layer) -> ParamMap:
+        """Where each neutral parameter of layer ``spec`` lives in this framework's module."""
+        return self.lowerings.param_map(spec)
 
     def to_native(self, array: np.ndarray, role: str) -> np.ndarray:
         perm = self.layout(role, array.ndim)
@@ -175,8 +188,7 @@ class Backend(ABC):
         ``rng="native"`` draws with the framework's generator seeded from ``(seed, path)``;
         ``rng="xinit"`` computes the values with xinit's keyed generator, identical everywhere.
         """
-        if rng not in RNG_MODES:
-            raise ValueError(f"rng must be one of {RNG_MODES}; got {rng!r}")
+        check_rng(rng)
         shape = tuple(int(s) for s in shape)
         if isinstance(dist, ConstantDist):
             if out is not None and self.in_place:
@@ -205,9 +217,10 @@ class Backend(ABC):
         return self.to_neutral(self.to_numpy(self.sample(dist, shape, role, **kw)), role)
 
     # ---- building -----------------------------------------------------------------------
-    @abstractmethod
     def make_layer(self, layer: Layer, device: str) -> Any:
-        """A native module for one layer spec (framework default init; overwritten later)."""
+        """The native module of one layer spec, from its registered lowering (values are
+        drawn afterwards)."""
+        return self.lowerings[layer.kind].build(layer, device)
 
     @abstractmethod
     def make_sequential(self, children: dict[str, Any], steps: list[str]) -> Any:
@@ -257,19 +270,111 @@ class Backend(ABC):
         """Copy ``value`` into the native tensor ``target`` in place."""
         raise NotImplementedError
 
-    def leaf_name(self, kind: str, name: str) -> str | None:
-        """This framework's name for neutral leaf ``name`` of a ``kind`` layer (None: absent)."""
-        return name
+    def reshape(self, tensor: Any, shape: tuple[int, ...]) -> Any:
+        return tensor.reshape(shape)
+
+    def tensor_of(self, array: np.ndarray, device: str = "cpu") -> Any:
+        """A native tensor of exactly ``array``'s shape (0-d stays 0-d)."""
+        tensor = self.from_numpy(contiguous(array), device)
+        if tuple(tensor.shape) != tuple(array.shape):
+            tensor = self.reshape(tensor, tuple(array.shape))
+        return tensor
 
     def submodule(self, module: Any, path: str) -> Any:
         for part in path.split(".") if path else ():
             module = self.child(module, part)
         return module
 
-    def _build_node(self, spec, device: str) -> Any:
+    def tensor(self, layer: Any, name: str) -> Any:
+        """The native tensor ``name`` (a parameter map's leaf name, maybe dotted) of ``layer``."""
+        owner, _, leaf = name.rpartition(".")
+        return self.get_value(self.submodule(layer, owner), leaf)
+
+    def assign_leaf(self, layer: Any, name: str, value: Any) -> None:
+        """Overwrite the native tensor ``name`` of ``layer`` with ``value`` (same shape)."""
+        owner, _, leaf = name.rpartition(".")
+        self.set_value(self.submodule(layer, owner), leaf, value)
+
+    def native_layers(self, module: Any, spec) -> Iterator[tuple[str, Any, Layer]]:
+        """``(path, native layer module, layer spec)`` for every layer of ``spec``, walking the
+        native tree once, parents before children."""
+
+        def visit(node, native, path):
+            if isinstance(node, Layer):
+                yield path, native, node
+                return
+            for name, child in children(node):
+                yield from visit(child, self.child(native, name), join(path, name))
+
+        yield from visit(spec, module, "")
+
+    def read_param(
+        self, layer: Any, leaves: tuple[Leaf, ...], shape: tuple[int, ...], *, view: bool = False
+    ) -> np.ndarray:
+        """A neutral parameter of ``layer`` as numpy in the neutral layout, from its native
+        leaves. ``view=True`` may return a view of the module's memory (a transfer's read)."""
+        read = self.view_numpy if view else self.to_numpy
+        natives = {leaf.name: read(self.tensor(layer, leaf.name)) for leaf in leaves}
+        return parammap.to_neutral(natives, leaves, shape)
+
+    def write_param(
+        self, layer: Any, leaves: tuple[Leaf, ...], array: np.ndarray, device: str
+    ) -> None:
+        """Write neutral numpy ``array`` into its native leaves of ``layer``."""
+        packed: dict[str, np.ndarray] = {}
+        for leaf in leaves:
+            value = parammap.piece(array, leaf)
+            if leaf.into is not None and leaf.name not in packed:
+                packed[leaf.name] = self.to_numpy(self.tensor(layer, leaf.name))
+            parammap.pack(packed, leaf.name, leaf, value)
+        for name, value in packed.items():
+            self.assign_leaf(layer, name, self.tensor_of(value, device))
+
+    def drawn_natively(self, leaves: tuple[Leaf, ...], role: str, ndim: int) -> bool:
+        """Whether the parameter is one native tensor in its role's layout: then the
+        framework draws it in place, in its own shape (what ``rng="native"`` promises)."""
+        if len(leaves) != 1:
+            return False
+        leaf = leaves[0]
+        plain = leaf.part is None and leaf.shape is None and leaf.into is None
+        return plain and leaf.perm == self.layout(role, ndim)
+
+    def fill_param(
+        self,
+        layer: Any,
+        leaves: tuple[Leaf, ...],
+        dist: Distribution,
+        ps: ParamSpec,
+        *,
+        seed: int,
+        path: str,
+        device: str,
+        rng: str,
+    ) -> None:
+        """Draw ``dist`` for neutral parameter ``ps`` at ``path`` into its native leaves."""
+        if not leaves:
+            return
+        if self.drawn_natively(leaves, ps.role, len(ps.shape)):
+            name = leaves[0].name
+            target = self.tensor(layer, name) if self.in_place else None
+            value = self.sample(
+                dist, ps.shape, ps.role, seed=seed, path=path, device=device, rng=rng, out=target
+            )
+            if value is not target:
+                self.assign_leaf(layer, name, value)
+            return
+        neutral = self.sample_neutral(dist, ps.shape, ps.role, seed=seed, path=path, rng=rng)
+        self.write_param(layer, leaves, neutral, device)
+
+    def _build_node(self, spec, device: str, path: str, layers: dict) -> Any:
         if isinstance(spec, Layer):
-            return self.make_layer(spec, device)
-        kids = {name: self._build_node(child, device) for name, child in spec.children}
+            native = self.make_layer(spec, device)
+            layers[path] = (native, spec)
+            return native
+        kids = {
+            name: self._build_node(child, device, join(path, name), layers)
+            for name, child in spec.children
+        }
         if isinstance(spec, Sequential):
             return self.make_sequential(kids, [n for n, _ in spec.steps])
         if isinstance(spec, Residual):
@@ -290,62 +395,49 @@ class Backend(ABC):
         rng: str = "native",
         policy=None,
     ) -> Any:
-        """A native module for ``spec`` with every parameter initialised by xinit."""
+        """A native module for ``spec`` with every parameter initialised by xinit.
+
+        The init plan is computed once (each initializer resolved once) and the native
+        layers are collected while building, so nothing is walked or resolved twice.
+        """
         self.check_device(device)
+        check_rng(rng)
         check_channels(spec)
-        module = self.materialize(self._build_node(spec, device), spec, device)
+        plan = init_plan(spec, policy)
+        layers: dict[str, tuple[Any, Layer]] = {}
+        module = self._build_node(spec, device, "", layers)
+        module = self.materialize(module, layers, device)
         self.attach_spec(module, spec)
-        self.initialize(module, spec, seed=seed, device=device, rng=rng, policy=policy)
+        self.initialize(layers, plan, seed=seed, device=device, rng=rng)
         return module
 
-    def materialize(self, module: Any, spec, device: str) -> Any:
-        """Hook after construction (torch builds on the meta device and allocates here)."""
+    def materialize(self, module: Any, layers: dict, device: str) -> Any:
+        """Hook after construction (torch builds on the meta device and allocates here;
+        ``layers`` is updated if the native layer objects change)."""
         return module
 
     def attach_spec(self, module: Any, spec) -> None:
         object.__setattr__(module, "_xinit_spec", spec)
 
-    def initializers(self, spec, policy=None) -> dict[str, tuple[ParamSpec, Any]]:
-        """Path -> (ParamSpec, initializer) for every trainable parameter of ``spec``."""
-        params = {p: s for p, s in param_specs(spec).items() if s.trainable}
-        chosen = {path: ps.init for path, ps in params.items()}
-        if policy is not None:
-            chosen.update(policy.initializers(params))
-        return {path: (params[path], chosen[path]) for path in params}
-
-    def initialize(self, module, spec, *, seed=0, device="cpu", rng="native", policy=None):
-        """Draw every trainable parameter of an xinit-built ``module`` from its initializer."""
-        plan = self.initializers(spec, policy)
-        with progress(sum(ps.numel for ps, _ in plan.values()), f"{self.name}: init") as advance:
-            for path, (ps, init) in plan.items():
-                dist = init.resolve(ps.shape, ps.role, ps.fans, param=ps)
-                target = self.get_path(module, path, ps.kind) if self.in_place else None
-                value = self.sample(
-                    dist,
-                    ps.shape,
-                    ps.role,
+    def initialize(
+        self, layers: dict, plan: list[PlanItem], *, seed=0, device="cpu", rng="native"
+    ) -> None:
+        """Draw every planned parameter into the native layers collected by the build."""
+        with progress(sum(item.param.numel for item in plan), f"{self.name}: init") as advance:
+            for item in plan:
+                native, layer = layers[item.layer]
+                leaves = self.param_map(layer)[item.param.name]
+                self.fill_param(
+                    native,
+                    leaves,
+                    item.dist,
+                    item.param,
                     seed=seed,
-                    path=path,
+                    path=item.path,
                     device=device,
                     rng=rng,
-                    out=target,
                 )
-                if value is not target:
-                    self.set_path(module, path, ps.kind, value)
-                del value  # one parameter's temporary at a time: peak memory stays ~1x
-                advance(ps.numel)
-
-    def set_path(self, module: Any, path: str, kind: str, value: Any) -> None:
-        owner, _, leaf = path.rpartition(".")
-        native = self.leaf_name(kind, leaf)
-        if native is None:
-            raise KeyError(f"{self.name} has no counterpart of {path!r}")
-        self.set_value(self.submodule(module, owner), native, value)
-
-    def get_path(self, module: Any, path: str, kind: str) -> Any | None:
-        owner, _, leaf = path.rpartition(".")
-        native = self.leaf_name(kind, leaf)
-        return None if native is None else self.get_value(self.submodule(module, owner), native)
+                advance(item.param.numel)
 
     # ---- running ------------------------------------------------------------------------
     @abstractmethod
@@ -374,8 +466,12 @@ class Backend(ABC):
 
     # ---- native models (xinit.apply): any module, xinit-built or not -------------------------
     def native_kind(self, module: Any) -> str:
-        """The neutral kind of a native layer object ("" when xinit does not know its class)."""
-        return ""
+        """The neutral kind of a native layer object ("" when no lowering claims its class)."""
+        return self.lowerings.kind_of(module)
+
+    def neutral_leaf(self, kind: str, native: str) -> str:
+        """The neutral name of native leaf ``native`` of a ``kind`` layer (kernel -> weight)."""
+        return self.lowerings[kind].neutral_leaf(native) if kind in self.lowerings else native
 
     def native_params(self, module: Any):
         """Every parameter of ``module`` once, as :class:`NativeParam` (registration order)."""
@@ -466,20 +562,13 @@ class Backend(ABC):
         self.assign(param.holder, value)
 
 
-_WEIGHT_ROLES = {
-    "conv": "conv",
-    "conv_transpose": "conv_transpose",
-    "linear": "linear",
-    "embedding": "embedding",
-}
-
-
 def native_role(kind: str, leaf: str, ndim: int) -> str:
     """The fan role of a native parameter: the layer's weight role for a known weight, a
     vector for 1-d tensors and norm scales, and for a parameter of a class xinit does not know
     PyTorch's reading of its shape (2-d: linear; 3- to 5-d: conv-like) so fans are torch's."""
-    if leaf == "weight" and kind in _WEIGHT_ROLES and ndim >= 2:
-        return _WEIGHT_ROLES[kind]
+    role = kinds.weight_role(kind)
+    if leaf == "weight" and role is not None and ndim >= 2:
+        return role
     if ndim == 1 or kind:
         return "vector"
     if ndim == 2:

@@ -228,20 +228,10 @@ def check_channels(spec) -> None:
                     f"{'shortcut' if node.shortcut is not None else 'identity'} gives {side}"
                 )
             return main
-        need = getattr(node, "in_channels", getattr(node, "num_features", None))
-        if need is None and type(node).__name__ == "Linear":
-            need = node.in_features
-        if need is not None and c is not None and need != c:
-            raise SpecError(
-                f"{where}: {type(node).__name__} expects {need} input channels but receives {c}"
-            )
-        if hasattr(node, "out_channels"):
-            return node.out_channels
-        if type(node).__name__ == "Linear":
-            return node.out_features
-        if node.kind in ("flatten", "embedding"):
-            return None
-        return c
+        try:
+            return node.channels(c)
+        except SpecError as err:
+            raise SpecError(f"{where}: {err}") from None
 
     visit(spec, "", None)
 

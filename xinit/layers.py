@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
+from . import kinds
 from .fans import Fans, compute_fans
 from .initializers import Initializer, KaimingUniform, Normal, Ones, Zeros
 
@@ -74,6 +75,15 @@ class Layer:
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(shape)
 
+    def channels(self, c: int | None) -> int | None:
+        """The channel (feature) count out, given ``c`` in (None: unknown), for the check a
+        build can make without an input size; SpecError when ``c`` is not what it takes."""
+        return c
+
+    def _take_channels(self, need: int, c: int | None) -> None:
+        if c is not None and need != c:
+            raise SpecError(f"{type(self).__name__} expects {need} input channels but receives {c}")
+
     def _need_rank(self, shape, ranks, what="input") -> None:
         if len(shape) not in ranks:
             raise SpecError(
@@ -101,6 +111,7 @@ def _positive_int(obj, **kw) -> None:
 
 
 # ---- convolutions --------------------------------------------------------------------------
+@kinds.layer(weight_role="conv", params=("weight", "bias"))
 @dataclass(frozen=True)
 class Conv(Layer):
     """N-d convolution (PyTorch's ConvNd): weight (out, in/groups, *k)."""
@@ -148,10 +159,15 @@ class Conv(Layer):
 
     role: ClassVar[str] = "conv"
 
+    def channels(self, c):
+        self._take_channels(self.in_channels, c)
+        return self.out_channels
+
     def _params(self):
         w = self.weight_shape
-        fans = compute_fans(w, self.role)
-        out = [ParamSpec("weight", w, self.role, self.weight_init or _TORCH_DEFAULT, self.kind)]
+        fans = compute_fans(w, self.role)  # once, for the weight and its bias
+        init = self.weight_init or _TORCH_DEFAULT
+        out = [ParamSpec("weight", w, self.role, init, self.kind, fans=fans)]
         if self.bias:
             n_out = self.out_channels
             init = self.bias_init or _TORCH_DEFAULT
@@ -175,6 +191,7 @@ class Conv(Layer):
         return (shape[0], self.out_channels, *spatial)
 
 
+@kinds.layer(weight_role="conv_transpose", params=("weight", "bias"))
 @dataclass(frozen=True)
 class ConvTranspose(Conv):
     """N-d transposed convolution (PyTorch's ConvTransposeNd): weight (in, out/groups, *k)."""
@@ -236,6 +253,12 @@ def ConvTranspose2d(*args, **kw) -> ConvTranspose:  # noqa: N802
 
 
 # ---- normalisation, dense, embedding -------------------------------------------------------
+@kinds.layer(
+    params=("weight", "bias", "running_mean", "running_var", "num_batches_tracked"),
+    optional=("num_batches_tracked",),
+    buffers=("running_mean", "running_var", "num_batches_tracked"),
+    aliases=("bn", "batchnorm1d", "batchnorm2d", "batchnorm3d"),
+)
 @dataclass(frozen=True)
 class BatchNorm(Layer):
     """Batch normalisation. ``momentum`` is PyTorch's (weight of the new batch statistic);
@@ -259,6 +282,10 @@ class BatchNorm(Layer):
             raise SpecError(f"BatchNorm.momentum must be in [0, 1]; got {self.momentum!r}")
         if not self.eps > 0:
             raise SpecError(f"BatchNorm.eps must be positive; got {self.eps!r}")
+
+    def channels(self, c):
+        self._take_channels(self.num_features, c)
+        return c
 
     def _params(self):
         c, k = (self.num_features,), self.kind
@@ -284,6 +311,7 @@ class BatchNorm(Layer):
         return tuple(shape)
 
 
+@kinds.layer(weight_role="linear", params=("weight", "bias"), aliases=("dense",))
 @dataclass(frozen=True)
 class Linear(Layer):
     """Fully connected layer on (N, in_features) input: weight (out, in)."""
@@ -298,12 +326,17 @@ class Linear(Layer):
     def __post_init__(self):
         _positive_int(self, in_features=self.in_features, out_features=self.out_features)
 
+    def channels(self, c):
+        self._take_channels(self.in_features, c)
+        return self.out_features
+
     def _params(self):
         w = (self.out_features, self.in_features)
-        out = [ParamSpec("weight", w, "linear", self.weight_init or _TORCH_DEFAULT, self.kind)]
+        fans = compute_fans(w, "linear")
+        init = self.weight_init or _TORCH_DEFAULT
+        out = [ParamSpec("weight", w, "linear", init, self.kind, fans=fans)]
         if self.bias:
             init = self.bias_init or _TORCH_DEFAULT
-            fans = compute_fans(w, "linear")
             out.append(ParamSpec("bias", (self.out_features,), "vector", init, self.kind, fans))
         return tuple(out)
 
@@ -321,6 +354,7 @@ class Linear(Layer):
         return (shape[0], self.out_features)
 
 
+@kinds.layer(weight_role="embedding", params=("weight",), aliases=("embed",))
 @dataclass(frozen=True)
 class Embedding(Layer):
     """Lookup table (num_embeddings, embedding_dim) on integer input (N, L) -> (N, L, D)."""
@@ -333,6 +367,9 @@ class Embedding(Layer):
     def __post_init__(self):
         _positive_int(self, num_embeddings=self.num_embeddings, embedding_dim=self.embedding_dim)
 
+    def channels(self, c):
+        return None  # integer ids in, (N, L, D) out: no channel axis to follow
+
     def _params(self):
         shape = (self.num_embeddings, self.embedding_dim)
         return (ParamSpec("weight", shape, "embedding", self.weight_init or Normal(), self.kind),)
@@ -342,17 +379,20 @@ class Embedding(Layer):
 
 
 # ---- activations and shape-only layers -----------------------------------------------------
+@kinds.layer()
 @dataclass(frozen=True)
 class ReLU(Layer):
     kind: ClassVar[str] = "relu"
 
 
+@kinds.layer()
 @dataclass(frozen=True)
 class LeakyReLU(Layer):
     kind: ClassVar[str] = "leaky_relu"
     negative_slope: float = 0.01
 
 
+@kinds.layer()
 @dataclass(frozen=True)
 class GELU(Layer):
     """Exact (erf) GELU by default, as PyTorch; ``approximate="tanh"`` for the tanh form."""
@@ -365,26 +405,31 @@ class GELU(Layer):
             raise SpecError(f"GELU.approximate must be 'none' or 'tanh'; got {self.approximate!r}")
 
 
+@kinds.layer()
 @dataclass(frozen=True)
 class SiLU(Layer):
     kind: ClassVar[str] = "silu"
 
 
+@kinds.layer()
 @dataclass(frozen=True)
 class Sigmoid(Layer):
     kind: ClassVar[str] = "sigmoid"
 
 
+@kinds.layer()
 @dataclass(frozen=True)
 class Tanh(Layer):
     kind: ClassVar[str] = "tanh"
 
 
+@kinds.layer()
 @dataclass(frozen=True)
 class Identity(Layer):
     kind: ClassVar[str] = "identity"
 
 
+@kinds.layer()
 @dataclass(frozen=True)
 class Dropout(Layer):
     kind: ClassVar[str] = "dropout"
@@ -395,11 +440,15 @@ class Dropout(Layer):
             raise SpecError(f"Dropout.p must be in [0, 1); got {self.p!r}")
 
 
+@kinds.layer()
 @dataclass(frozen=True)
 class Flatten(Layer):
     """Flattens all but the batch dim, in channel-first order (as ``nn.Flatten()``)."""
 
     kind: ClassVar[str] = "flatten"
+
+    def channels(self, c):
+        return None  # the feature count depends on the spatial size
 
     def output_shape(self, shape):
         self._need_rank(shape, (2, 3, 4, 5))
@@ -453,11 +502,13 @@ def pool_out(size: int, k: int, s: int, p: int, ceil_mode: bool) -> int:
     return out
 
 
+@kinds.layer()
 @dataclass(frozen=True)
 class MaxPool(_Pool):
     kind: ClassVar[str] = "max_pool"
 
 
+@kinds.layer()
 @dataclass(frozen=True)
 class AvgPool(_Pool):
     """Average pool; ``count_include_pad`` as PyTorch (Paddle's ``exclusive`` is its negation)."""
@@ -466,6 +517,7 @@ class AvgPool(_Pool):
     count_include_pad: bool = True
 
 
+@kinds.layer()
 @dataclass(frozen=True)
 class AdaptiveAvgPool(Layer):
     kind: ClassVar[str] = "adaptive_avg_pool"
@@ -483,15 +535,8 @@ class AdaptiveAvgPool(Layer):
         return (shape[0], shape[1], *self.output_size)
 
 
-LAYER_KINDS = tuple(
-    sorted(
-        {
-            c.kind
-            for c in (Conv, ConvTranspose, BatchNorm, Linear, Embedding, ReLU, LeakyReLU, GELU)
-            + (SiLU, Sigmoid, Tanh, Identity, Dropout, Flatten, MaxPool, AvgPool, AdaptiveAvgPool)
-        }
-    )
-)
+# The spec-backed kinds (the whole table, native-only kinds too: xinit.kinds.names()).
+LAYER_KINDS = tuple(k for k in kinds.names() if kinds.get(k).spec is not None)
 
 __all__ = [
     "SpecError",

@@ -186,6 +186,7 @@ class Plan:
     unused_rules: tuple[int, ...]
     notes: tuple[str, ...] = field(default=())  # the warnings raised while planning
     skipped: tuple[str, ...] = field(default=())  # selected or not, left untouched
+    dists: dict = field(default_factory=dict)  # path -> the matched initializer, resolved
 
 
 class Policy:
@@ -294,10 +295,11 @@ class Policy:
                 )
         for path in skip:
             matched.pop(path, None)
+        dists = {}
         for path, m in matched.items():
             ps = params[path]
             try:
-                m.init.resolve(ps.shape, ps.role, ps.fans, param=ps)
+                dists[path] = m.init.resolve(ps.shape, ps.role, ps.fans, param=ps)
             except (ValueError, TypeError) as err:
                 raise PolicyError(
                     f"policy rule #{m.index} {m.rule}: {m.init} cannot initialise {path!r} "
@@ -314,7 +316,7 @@ class Policy:
         for note in notes:
             warnings.warn(note, PolicyWarning, stacklevel=2)
         skipped = tuple(p for p in params if p in skip)
-        return Plan(matched, unmatched, tuple(unused), tuple(notes), skipped)
+        return Plan(matched, unmatched, tuple(unused), tuple(notes), skipped, dists)
 
     def initializers(self, params: Mapping[str, ParamSpec]) -> dict[str, Initializer]:
         """Path -> initializer for the parameters this policy sets (the build seam)."""

@@ -20,6 +20,16 @@ import numpy as np
 
 from .distributions import Distribution, NormalDist, TruncNormalDist, UniformDist
 
+RNG_MODES = ("native", "xinit")  # each framework's own generator, or xinit's keyed one
+
+
+def check_rng(rng: str) -> str:
+    """``rng`` if it is one of :data:`RNG_MODES`; ValueError otherwise."""
+    if rng not in RNG_MODES:
+        raise ValueError(f"rng must be one of {RNG_MODES}; got {rng!r}")
+    return rng
+
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)

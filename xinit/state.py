@@ -22,18 +22,16 @@ Every other entry moves bit-exactly in all six directions between the three fram
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .blocks import param_specs
-from .layers import ParamSpec
-
-# Entries a framework may lack, by (layer kind, neutral leaf name) from the spec.
-OPTIONAL = frozenset({("batchnorm", "num_batches_tracked")})
-
+from . import kinds
+from .blocks import join, param_specs
+from .layers import Layer, ParamSpec
+from .parammap import ParamMap
 
 SHOWN = 25  # entries of each list shown in an error message (the attributes hold all)
 
@@ -91,54 +89,29 @@ class LoadReport:
         return ", ".join(parts)
 
 
-# ---- conventions: native names and layouts of each framework, and the neutral one ---------
-class _Neutral:
-    """The neutral convention (PyTorch's names and layout): the identity."""
+# ---- conventions: whose names and layouts a state or checkpoint uses ----------------------
+def conventions() -> tuple[str, ...]:
+    """``"neutral"`` (xinit's: PyTorch's names and layout) and every framework's."""
+    from xinit.backends import FRAMEWORKS
 
-    name = "neutral"
-
-    def leaf_name(self, kind: str, name: str) -> str:
-        return name
-
-    def layout(self, role: str, ndim: int) -> None:
-        return None
-
-    def to_native(self, array: np.ndarray, role: str) -> np.ndarray:
-        return array
-
-    def to_neutral(self, array: np.ndarray, role: str) -> np.ndarray:
-        return array
-
-    def native_shape(self, shape: tuple[int, ...], role: str) -> tuple[int, ...]:
-        return tuple(shape)
+    return ("neutral", *FRAMEWORKS)
 
 
-NEUTRAL = _Neutral()
-CONVENTIONS = ("neutral", "torch", "paddle", "flax")
+def param_maps(convention: str) -> Callable[[Layer], ParamMap]:
+    """Layer spec -> parameter map in ``convention`` (without importing any framework)."""
+    from xinit.backends import FRAMEWORKS, part
+    from xinit.backends.registry import neutral_map
 
-
-def convention(name: str):
-    """The naming/layout convention ``name``: ``"neutral"`` or a backend's adapter."""
-    if name == "neutral":
-        return NEUTRAL
-    if name not in CONVENTIONS:
-        raise ValueError(f"unknown convention {name!r}; accepted: {CONVENTIONS}")
-    from xinit.backends import get_backend
-
-    return get_backend(name)
-
-
-def native_name(conv, path: str, ps: ParamSpec) -> str | None:
-    """The name of neutral entry ``path`` in convention ``conv`` (None: it has none)."""
-    owner, _, leaf = path.rpartition(".")
-    native = conv.leaf_name(ps.kind, leaf)
-    if native is None:
-        return None
-    return f"{owner}.{native}" if owner else native
+    if convention == "neutral":
+        return neutral_map
+    if convention not in FRAMEWORKS:
+        raise ValueError(f"unknown convention {convention!r}; accepted: {conventions()}")
+    return part(convention, "lowerings").REGISTRY.param_map
 
 
 def is_optional(ps: ParamSpec) -> bool:
-    return (ps.kind, ps.name) in OPTIONAL
+    """Whether a framework may keep no counterpart of ``ps`` (``num_batches_tracked``)."""
+    return kinds.is_optional(ps.kind, ps.name)
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -193,15 +166,6 @@ def _contiguous(array: np.ndarray) -> np.ndarray:
     return array if array.flags.c_contiguous else array.copy(order="C")
 
 
-def to_tensor(adapter, array: np.ndarray, device: str = "cpu") -> Any:
-    """A native tensor of exactly ``array``'s shape (adapters' ``from_numpy`` may turn a 0-d
-    array into shape (1,), through ``np.ascontiguousarray``)."""
-    tensor = adapter.from_numpy(_contiguous(array), device)
-    if tuple(tensor.shape) != tuple(array.shape):
-        tensor = tensor.reshape(list(array.shape) if adapter.name == "paddle" else array.shape)
-    return tensor
-
-
 def _describe(array: np.ndarray) -> str:
     return f"{tuple(array.shape)} {array.dtype}"
 
@@ -224,15 +188,14 @@ def _state(module: Any, copy: bool) -> dict[str, np.ndarray]:
 
     adapter = backend_of(module)
     out: dict[str, np.ndarray] = {}
-    for path, ps in param_specs(spec_of(module)).items():
-        native = adapter.get_path(module, path, ps.kind)
-        if native is None:
-            continue
-        if copy:
-            array = adapter.to_neutral(adapter.to_numpy(native), ps.role)
-            out[path] = np.array(array, copy=True, order="C")
-        else:
-            out[path] = adapter.to_neutral(adapter.view_numpy(native), ps.role)
+    for path, native, layer in adapter.native_layers(module, spec_of(module)):
+        pmap = adapter.param_map(layer)
+        for ps in layer.params():
+            leaves = pmap[ps.name]
+            if not leaves:
+                continue
+            array = adapter.read_param(native, leaves, ps.shape, view=not copy)
+            out[join(path, ps.name)] = np.array(array, copy=True, order="C") if copy else array
     return out
 
 
@@ -287,7 +250,7 @@ def load_state_dict(module: Any, state: Mapping[str, Any], *, strict: bool = Tru
     adapter = backend_of(module)
     spec = spec_of(module)
     todo, report, mismatched = check_state(
-        state, spec, has=lambda ps: adapter.leaf_name(ps.kind, ps.name) is not None
+        state, spec, has=lambda ps: bool(adapter.param_map(ps.layer)[ps.name])
     )
     if mismatched or (strict and (report.missing or report.unexpected)):
         raise StateError(
@@ -299,11 +262,16 @@ def load_state_dict(module: Any, state: Mapping[str, Any], *, strict: bool = Tru
             if not mismatched
             else "",
         )
-    for path, (ps, array) in todo.items():
-        current = adapter.get_path(module, path, ps.kind)
-        array = adapter.to_native(array.astype(ps.dtype, copy=False), ps.role)
-        adapter.set_path(module, path, ps.kind, to_tensor(adapter, array, _device_of(current)))
-        report.loaded.append(path)
+    for path, native, layer in adapter.native_layers(module, spec):
+        pmap = adapter.param_map(layer)
+        for ps in layer.params():
+            entry = todo.get(join(path, ps.name))
+            if entry is None:
+                continue
+            leaves = pmap[ps.name]
+            device = _device_of(adapter.tensor(native, leaves[0].name))
+            adapter.write_param(native, leaves, entry[1].astype(ps.dtype, copy=False), device)
+            report.loaded.append(join(path, ps.name))
     return report
 
 
@@ -340,8 +308,6 @@ __all__ = [
     "transfer",
     "StateError",
     "LoadReport",
-    "convention",
-    "native_name",
-    "CONVENTIONS",
-    "OPTIONAL",
+    "conventions",
+    "param_maps",
 ]

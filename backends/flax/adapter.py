@@ -1,0 +1,242 @@
+"""Flax NNX adapter: nnx modules in NHWC with HWIO kernels, jax.random sampling."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
+
+from ..base import Backend, contiguous, set_mode
+from .lowerings import REGISTRY
+from .modules import _TRACE, Residual, Steps, _channel_first_shape, _channel_last_shape
+from .modules import _to_channel_first, _to_channel_last
+
+EXACT_MIN = 1 << 20  # parameters this large get a sampler of their own shape
+
+
+@functools.cache
+def _sampler(kind: str, size: int | tuple[int, ...]):
+    """A jitted draw of one law (parameters traced; ``size``, a length or a shape, static)."""
+    size = size if isinstance(size, tuple) else (size,)
+
+    def normal(key, mu, sigma, _a, _b):
+        return jax.random.normal(key, size, jnp.float32) * sigma + mu
+
+    def uniform(key, low, high, _a, _b):
+        return jax.random.uniform(key, size, jnp.float32, low, high)
+
+    def truncated_normal(key, mu, sigma, lo, hi):
+        return jax.random.truncated_normal(key, lo, hi, size, jnp.float32) * sigma + mu
+
+    return jax.jit(
+        {"normal": normal, "uniform": uniform, "truncated_normal": truncated_normal}[kind]
+    )
+
+
+def _in_eval(module) -> bool:
+    """Whether ``module`` is in eval mode: its first BatchNorm or Dropout tells."""
+    for _, sub in nnx.iter_modules(module):
+        for flag in ("use_running_average", "deterministic"):
+            value = getattr(sub, flag, None)
+            if isinstance(value, bool):
+                return value
+    return False
+
+
+def _device(device: str):
+    return jax.devices("gpu")[0] if device == "gpu" else jax.devices("cpu")[0]
+
+
+class FlaxBackend(Backend):
+    lowerings = REGISTRY
+    steps_cls, residual_cls = Steps, Residual
+    name = "flax"
+    extra = "flax"
+
+    def owns(self, module) -> bool:
+        return isinstance(module, (nnx.Module, jax.Array))
+
+    def devices(self) -> list[str]:
+        try:
+            gpu = len(jax.devices("gpu")) > 0
+        except RuntimeError:
+            gpu = False
+        return ["cpu", "gpu"] if gpu else ["cpu"]
+
+    def from_numpy(self, array, device="cpu"):
+        # device_put of the numpy array itself: jnp.asarray first would compile a copy per shape
+        return jax.device_put(contiguous(array), _device(device))
+
+    def to_numpy(self, tensor) -> np.ndarray:
+        return np.asarray(jax.device_get(tensor))
+
+    def full(self, shape, value, device):
+        return jax.device_put(np.full(shape, value, np.float32), _device(device))
+
+    def draw(self, dist, shape, seed, device):
+        self.check_device(device)
+        key = jax.random.key(seed)
+        shape = tuple(int(s) for s in shape)
+        n = math.prod(shape)
+        if isinstance(dist, NormalDist):
+            kind, args = "normal", (dist.mu, dist.sigma, 0.0, 0.0)
+        elif isinstance(dist, UniformDist):
+            kind, args = "uniform", (dist.low, dist.high, 0.0, 0.0)
+        elif isinstance(dist, TruncNormalDist):
+            lo, hi = (dist.low - dist.mu) / dist.sigma, (dist.high - dist.mu) / dist.sigma
+            kind, args = "truncated_normal", (dist.mu, dist.sigma, lo, hi)
+        else:
+            raise TypeError(f"flax cannot draw {dist!r}")
+        params = tuple(np.float32(a) for a in args)
+        with jax.default_device(_device(device)):
+            if n >= EXACT_MIN:  # few such shapes: compile for it, no waste and no host copy
+                return _sampler(kind, shape)(key, *params)
+            # Smaller ones share one compiled sampler per (law, bucketed size): XLA compiles
+            # cost ~1 s each here, and a ResNet has dozens of distinct parameter shapes.
+            step = max(1024, 1 << max((n - 1).bit_length() - 3, 0))  # 8 sizes per octave
+            bucket = -(-n // step) * step  # at most 12.5% more values drawn than needed
+            flat = _sampler(kind, bucket)(key, *params)
+            if device == "cpu":
+                return jnp.asarray(np.asarray(flat)[:n].reshape(shape))
+            return flat[:n].reshape(shape)
+
+    # ---- building -----------------------------------------------------------------------
+    def make_layer(self, spec, device):
+        with jax.default_device(_device(device)):
+            return super().make_layer(spec, device)
+
+    def make_sequential(self, children, steps):
+        return self.steps_cls(children, steps)
+
+    def child(self, module, name):
+        value = vars(module).get(name)
+        if not isinstance(value, nnx.Module):
+            raise KeyError(f"{type(module).__name__} has no child {name!r}")
+        return value
+
+    def get_value(self, module, leaf):
+        value = vars(module).get(leaf)
+        if not isinstance(value, nnx.Variable):
+            raise KeyError(f"{type(module).__name__} has no variable {leaf!r}")
+        return value.get_value()
+
+    def set_value(self, module, leaf, value):
+        var = vars(module).get(leaf)
+        if not isinstance(var, nnx.Variable):
+            raise KeyError(f"{type(module).__name__} has no variable {leaf!r}")
+        if tuple(var.get_value().shape) != tuple(value.shape):
+            raise ValueError(
+                f"{leaf}: shape {tuple(value.shape)} does not match {tuple(var.get_value().shape)}"
+            )
+        var.set_value(jnp.asarray(value, dtype=var.get_value().dtype))
+
+    def attach_spec(self, module, spec):
+        module._xinit_spec = spec
+
+    def trace(self, module, x):
+        paths = {id(m): ".".join(map(str, p)) for p, m in nnx.iter_modules(module)}
+        _TRACE.append({})
+        try:
+            out = self.run(module, x)
+        finally:
+            seen = _TRACE.pop()
+        result = {paths[k]: np.asarray(_to_channel_first(v)) for k, v in seen.items() if k in paths}
+        result[""] = out
+        return result
+
+    def trace_shapes(self, module, x):
+        """Every submodule's output shape by JAX's abstract evaluation: nothing is compiled."""
+        paths = {id(m): ".".join(map(str, p)) for p, m in nnx.iter_modules(module)}
+        x = jax.ShapeDtypeStruct(_channel_last_shape(np.shape(x)), np.asarray(x).dtype)
+
+        def forward(x):
+            _TRACE.append({})
+            try:
+                y = module(x)
+            finally:
+                seen = _TRACE.pop()
+            return y, {k: v for k, v in seen.items() if k in paths}
+
+        was_eval = _in_eval(module)
+        module.eval()
+        try:
+            y, seen = jax.eval_shape(forward, x)
+        finally:
+            if not was_eval:
+                module.train()
+        result = {paths[k]: _channel_first_shape(v.shape) for k, v in seen.items()}
+        result[""] = _channel_first_shape(y.shape)
+        return result
+
+    def forward(self, module, x, train):
+        was_eval = _in_eval(module)
+        set_mode(module, train)
+        try:
+            y = module(_to_channel_last(jnp.asarray(x)))
+        finally:
+            set_mode(module, not was_eval)
+        return np.asarray(_to_channel_first(y))
+
+    # ---- native models (xinit.apply) ----------------------------------------------------
+    def native_params(self, module):
+        """Every ``nnx.Param`` once, in attribute-assignment order (batch stats excluded).
+        Leaf names become neutral (kernel/scale/embedding -> weight) on known layers, and
+        kernels are read through the layer's layout (HWIO -> OIHW)."""
+        seen: set[int] = set()
+
+        def visit(node, path: list[str], owner, kind: str):
+            if isinstance(node, nnx.Module):
+                if id(node) in seen:
+                    return
+                seen.add(id(node))
+                owner, kind = node, self.native_kind(node)
+                items = [(k, v) for k, v in vars(node).items() if not k.startswith("_pytree__")]
+            elif isinstance(node, (list, tuple)):
+                items = [(str(i), v) for i, v in enumerate(node)]
+            elif isinstance(node, dict):
+                items = [(str(k), v) for k, v in node.items()]
+            else:
+                return
+            for name, value in items:
+                if isinstance(value, nnx.Param):
+                    if id(value) in seen:
+                        continue
+                    seen.add(id(value))
+                    leaf = self.neutral_leaf(kind, name) if kind and owner is node else name
+                    shape = tuple(value.get_value().shape)
+                    perm = None
+                    flipped = isinstance(node, nnx.ConvTranspose) and node.transpose_kernel
+                    if flipped and name == "kernel":  # (*k, out, in)
+                        perm = (*range(2, len(shape)), 1, 0)
+                    yield self.native_param(
+                        ".".join(path),
+                        kind if owner is node else "",
+                        leaf,
+                        name,
+                        value,
+                        shape,
+                        type(owner).__name__,
+                        perm,
+                    )
+                elif isinstance(value, (nnx.Module, list, tuple, dict)):
+                    yield from visit(value, [*path, name], owner, kind)
+
+        yield from visit(module, [], module, self.native_kind(module))
+
+    def assign(self, holder, value):
+        old = holder.get_value()
+        holder.set_value(jnp.asarray(value, dtype=old.dtype).reshape(old.shape))
+
+    def holder_device(self, holder):
+        value = holder.get_value()
+        platforms = {d.platform for d in value.devices()} if hasattr(value, "devices") else set()
+        return "gpu" if platforms & {"gpu", "cuda", "rocm"} else "cpu"
+
+
+ADAPTER = FlaxBackend()

@@ -1,0 +1,255 @@
+"""The native Flax NNX modules xinit builds: layers with PyTorch's semantics on channel-last
+input (BatchNorm with the neutral statistics rule, transposed conv, pools, flatten in
+channel-first order) and the containers, which record outputs while tracing."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from xinit import layers as L
+
+_ACTIVATIONS = {
+    "relu": lambda s, x: jax.nn.relu(x),
+    "leaky_relu": lambda s, x: jax.nn.leaky_relu(x, s.negative_slope),
+    "gelu": lambda s, x: jax.nn.gelu(x, approximate=s.approximate == "tanh"),
+    "silu": lambda s, x: jax.nn.silu(x),
+    "sigmoid": lambda s, x: jax.nn.sigmoid(x),
+    "tanh": lambda s, x: jnp.tanh(x),
+    "identity": lambda s, x: x,
+}
+
+
+def _to_channel_last(x):
+    return jnp.moveaxis(x, 1, -1) if x.ndim >= 3 else x
+
+
+def _to_channel_first(x):
+    return jnp.moveaxis(x, -1, 1) if x.ndim >= 3 else x
+
+
+def _channel_last_shape(shape) -> tuple[int, ...]:
+    shape = tuple(shape)
+    return (shape[0], *shape[2:], shape[1]) if len(shape) >= 3 else shape
+
+
+def _channel_first_shape(shape) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in shape)
+    return (shape[0], shape[-1], *shape[1:-1]) if len(shape) >= 3 else shape
+
+
+def _filled(shape, value: float) -> jax.Array:
+    """A float32 array made in numpy and put on the default device: ``jnp.zeros``/``ones``
+    compile a fill for every new shape, which made building cost ~0.1 s per layer."""
+    return jax.device_put(np.full(shape, value, np.float32))
+
+
+def zeros_init(key, shape, dtype=jnp.float32):
+    """Flax initializer signature, no compilation; xinit overwrites the value right after."""
+    return jax.device_put(np.zeros(shape, np.dtype(dtype)))
+
+
+class Activation(nnx.Module):
+    """A parameter-free element-wise layer given by its spec."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, x):
+        return _ACTIVATIONS[self.spec.kind](self.spec, x)
+
+
+class Flatten(nnx.Module):
+    """Flattens in channel-first order (as PyTorch), so Linear weights transfer unchanged."""
+
+    def __call__(self, x):
+        return _to_channel_first(x).reshape(x.shape[0], -1)
+
+
+class BatchNorm(nnx.Module):
+    """Batch norm over the last (channel) axis with the neutral (PyTorch) statistics rule:
+    momentum is the weight of the new batch and the running variance is unbiased."""
+
+    def __init__(self, spec: L.BatchNorm):
+        c = (spec.num_features,)
+        self.eps, self.momentum = spec.eps, spec.momentum
+        self.scale = nnx.Param(_filled(c, 1.0)) if spec.affine else None
+        self.bias = nnx.Param(_filled(c, 0.0)) if spec.affine else None
+        self.mean = nnx.BatchStat(_filled(c, 0.0))
+        self.var = nnx.BatchStat(_filled(c, 1.0))
+        self.use_running_average = False
+
+    def __call__(self, x):
+        axes = tuple(range(x.ndim - 1))
+        if self.use_running_average:
+            mean, var = self.mean[...], self.var[...]
+        else:
+            mean = x.mean(axes)
+            var = ((x - mean) ** 2).mean(axes)
+            n = x.size // x.shape[-1]
+            m = self.momentum
+            self.mean[...] = (1 - m) * self.mean[...] + m * mean
+            self.var[...] = (1 - m) * self.var[...] + m * var * (n / max(n - 1, 1))
+        y = (x - mean) * jax.lax.rsqrt(var + self.eps)
+        if self.scale is not None:
+            y = y * self.scale[...] + self.bias[...]
+        return y
+
+
+class Embed(nnx.Embed):
+    """``nnx.Embed`` in the adapter's layout: inside, every tensor of 3 or more dims is the
+    neutral one with axis 1 moved last, so the neutral (N, L, D) output is held as (N, D, L)."""
+
+    def __call__(self, inputs):
+        return _to_channel_last(super().__call__(_to_channel_first(inputs)))
+
+
+class ConvTranspose(nnx.Module):
+    """PyTorch's transposed convolution (stride, padding, output_padding, dilation, groups).
+
+    Kernel layout (*k, in, out/groups); computed as a dilated-input convolution with the
+    spatially flipped kernel, so the numbers equal PyTorch's.
+    """
+
+    def __init__(self, spec: L.ConvTranspose):
+        self.spec = spec
+        k = spec.kernel_size
+        self.kernel = nnx.Param(
+            _filled((*k, spec.in_channels, spec.out_channels // spec.groups), 0.0)
+        )
+        self.bias = nnx.Param(_filled((spec.out_channels,), 0.0)) if spec.bias else None
+
+    def __call__(self, x):
+        s, g = self.spec, self.spec.groups
+        nd = s.dims
+        w = self.kernel[...]  # (*k, in, out/g)
+        cin, cout_g = w.shape[-2], w.shape[-1]
+        w = jnp.flip(w, axis=tuple(range(nd)))
+        w = w.reshape(*s.kernel_size, g, cin // g, cout_g)
+        w = jnp.moveaxis(w, nd, nd + 1).reshape(*s.kernel_size, cin // g, g * cout_g)
+        pads = [
+            (d * (k - 1) - p, d * (k - 1) - p + op)
+            for k, p, d, op in zip(s.kernel_size, s.padding, s.dilation, s.output_padding)
+        ]
+        spatial = "".join("DHW"[3 - nd :])
+        y = jax.lax.conv_general_dilated(
+            x,
+            w,
+            window_strides=(1,) * nd,
+            padding=pads,
+            lhs_dilation=s.stride,
+            rhs_dilation=s.dilation,
+            dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"),
+            feature_group_count=g,
+        )
+        return y + self.bias[...] if self.bias is not None else y
+
+
+class Pool(nnx.Module):
+    """Max or average pooling with PyTorch's semantics (stride, padding, ceil_mode,
+    count_include_pad), on channel-last input."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, x):
+        s = self.spec
+        sizes = x.shape[1:-1]
+        outs = [
+            L.pool_out(n, k, st, p, s.ceil_mode)
+            for n, k, st, p in zip(sizes, s.kernel_size, s.stride, s.padding)
+        ]
+        pads = [
+            (p, max((o - 1) * st + k - n - p, 0))
+            for n, o, k, st, p in zip(sizes, outs, s.kernel_size, s.stride, s.padding)
+        ]
+        window = (1, *s.kernel_size, 1)
+        strides = (1, *s.stride, 1)
+        padding = ((0, 0), *pads, (0, 0))
+        if s.kind == "max_pool":
+            return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, padding)
+        total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, padding)
+        return total / jnp.asarray(self._divisor(sizes, outs), x.dtype)[None, ..., None]
+
+    def _divisor(self, sizes, outs):
+        s = self.spec
+        counts = []
+        for n, o, k, st, p in zip(sizes, outs, s.kernel_size, s.stride, s.padding):
+            start = np.arange(o) * st - p
+            end = np.minimum(start + k, n + p)
+            if not s.count_include_pad:
+                start, end = np.maximum(start, 0), np.minimum(end, n)
+            counts.append((end - start).astype(np.float32))
+        out = counts[0]
+        for c in counts[1:]:
+            out = np.multiply.outer(out, c)
+        return out
+
+
+class AdaptiveAvgPool(nnx.Module):
+    """PyTorch's adaptive average pool: window i spans [floor(i*n/o), ceil((i+1)*n/o))."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, x):
+        for axis, o in enumerate(self.spec.output_size, start=1):
+            n = x.shape[axis]
+            parts = [
+                jax.lax.slice_in_dim(x, (i * n) // o, -(-((i + 1) * n) // o), axis=axis).mean(
+                    axis=axis, keepdims=True
+                )
+                for i in range(o)
+            ]
+            x = jnp.concatenate(parts, axis=axis)
+        return x
+
+
+_TRACE: list[dict] = []  # while tracing: id(module) -> its last output
+
+
+def _record(module, out):
+    if _TRACE:
+        _TRACE[-1][id(module)] = out
+    return out
+
+
+class Steps(nnx.Module):
+    """Named children applied in order (names may repeat for a shared parameter-free child)."""
+
+    def __init__(self, children: dict, steps: list[str]):
+        for name, child in children.items():
+            setattr(self, name, child)
+        self.steps = tuple(steps)
+
+    def __call__(self, x):
+        for name in self.steps:
+            child = getattr(self, name)
+            x = _record(child, child(x))
+        return x
+
+
+class Residual(nnx.Module):
+    """activation(body(x) + shortcut(x)) with children under their spec names."""
+
+    def __init__(self, children: dict, body: list[str], shortcut, activation):
+        for name, child in children.items():
+            setattr(self, name, child)
+        self.body, self.shortcut, self.activation = tuple(body), shortcut, activation
+
+    def __call__(self, x):
+        out = x
+        for name in self.body:
+            child = getattr(self, name)
+            out = _record(child, child(out))
+        if self.shortcut:
+            child = getattr(self, self.shortcut)
+            out = out + _record(child, child(x))
+        else:
+            out = out + x
+        if self.activation:
+            child = getattr(self, self.activation)
+            out = _record(child, child(out))
+        return out

@@ -1,0 +1,194 @@
+"""One lowering per layer kind for PaddlePaddle: the native ``paddle.nn`` layer and its map.
+
+Paddle's Linear weight is stored ``(in, out)`` (the transpose of the neutral one); BatchNorm
+uses PaddleOCR's names ``_mean``/``_variance`` and keeps no step counter. Weights are built
+with a zero fill (``modules._placeholder``) that xinit overwrites, skipping Paddle's own
+random default init.
+"""
+
+from __future__ import annotations
+
+from ..registry import Lowering, Registry
+
+
+def layout(role: str, ndim: int) -> tuple[int, ...] | None:
+    """Paddle's layout of each fan role: Linear ``(in, out)``; everything else as PyTorch."""
+    return (1, 0) if role == "linear" else None
+
+
+REGISTRY = Registry("paddle", layout)
+
+
+def _paddle():
+    import paddle
+
+    return paddle
+
+
+def _modules():
+    from . import modules
+
+    return modules
+
+
+def _bias(spec):
+    return None if spec.bias else False  # None: Paddle's default bias (zeros), False: none
+
+
+@REGISTRY.register("conv")
+class Conv(Lowering):
+    def build(self, spec, device):
+        nn, m = _paddle().nn, _modules()
+        cls = (nn.Conv1D, nn.Conv2D, nn.Conv3D)[spec.dims - 1]
+        return cls(
+            spec.in_channels,
+            spec.out_channels,
+            list(spec.kernel_size),
+            list(spec.stride),
+            list(spec.padding),
+            list(spec.dilation),
+            spec.groups,
+            weight_attr=m._placeholder(),
+            bias_attr=_bias(spec),
+        )
+
+    def natives(self):
+        from paddle.nn.layer.conv import _ConvNd
+
+        return (_ConvNd,)
+
+
+@REGISTRY.register("conv_transpose")
+class ConvTranspose(Lowering):
+    def build(self, spec, device):
+        nn, m = _paddle().nn, _modules()
+        cls = (nn.Conv1DTranspose, nn.Conv2DTranspose, nn.Conv3DTranspose)[spec.dims - 1]
+        padded = any(op >= s for op, s in zip(spec.output_padding, spec.stride))
+        if padded:  # PyTorch allows output_padding < max(stride, dilation); Paddle < stride
+            cls = m.PADDED_TRANSPOSE[spec.dims - 1]
+        module = cls(
+            spec.in_channels,
+            spec.out_channels,
+            list(spec.kernel_size),
+            list(spec.stride),
+            list(spec.padding),
+            [0] * spec.dims if padded else list(spec.output_padding),
+            groups=spec.groups,  # keywords: 1-D takes (groups, dilation), 2-D/3-D swap them
+            dilation=list(spec.dilation),
+            weight_attr=m._placeholder(),
+            bias_attr=_bias(spec),
+        )
+        if padded:
+            module.spec = spec
+        return module
+
+    def natives(self):
+        nn = _paddle().nn
+        return (nn.Conv1DTranspose, nn.Conv2DTranspose, nn.Conv3DTranspose)
+
+
+@REGISTRY.register("batchnorm")
+class BatchNorm(Lowering):
+    leaves = {"running_mean": "_mean", "running_var": "_variance", "num_batches_tracked": None}
+
+    def build(self, spec, device):
+        return _modules().BatchNorm(spec.num_features, spec.eps, spec.momentum, spec.affine)
+
+    def natives(self):
+        from paddle.nn.layer.norm import _BatchNormBase
+
+        return (_BatchNormBase, _paddle().nn.BatchNorm, _modules().BatchNorm)
+
+
+@REGISTRY.register("linear")
+class Linear(Lowering):
+    def build(self, spec, device):
+        weight = _modules()._placeholder()
+        return _paddle().nn.Linear(
+            spec.in_features, spec.out_features, weight_attr=weight, bias_attr=_bias(spec)
+        )
+
+    def natives(self):
+        return (_paddle().nn.Linear,)
+
+
+@REGISTRY.register("embedding")
+class Embedding(Lowering):
+    def build(self, spec, device):
+        weight = _modules()._placeholder()
+        return _paddle().nn.Embedding(spec.num_embeddings, spec.embedding_dim, weight_attr=weight)
+
+    def natives(self):
+        return (_paddle().nn.Embedding,)
+
+
+@REGISTRY.register("max_pool")
+class MaxPool(Lowering):
+    def build(self, spec, device):
+        if spec.ceil_mode:
+            return _modules().CeilPool(spec)
+        nn = _paddle().nn
+        cls = (nn.MaxPool1D, nn.MaxPool2D, nn.MaxPool3D)[spec.dims - 1]
+        return cls(list(spec.kernel_size), list(spec.stride), list(spec.padding))
+
+
+@REGISTRY.register("avg_pool")
+class AvgPool(Lowering):
+    def build(self, spec, device):
+        if spec.ceil_mode:
+            return _modules().CeilPool(spec)
+        nn = _paddle().nn
+        cls = (nn.AvgPool1D, nn.AvgPool2D, nn.AvgPool3D)[spec.dims - 1]
+        return cls(
+            list(spec.kernel_size),
+            list(spec.stride),
+            list(spec.padding),
+            exclusive=not spec.count_include_pad,
+        )
+
+
+@REGISTRY.register("adaptive_avg_pool")
+class AdaptiveAvgPool(Lowering):
+    def build(self, spec, device):
+        nn = _paddle().nn
+        cls = (nn.AdaptiveAvgPool1D, nn.AdaptiveAvgPool2D, nn.AdaptiveAvgPool3D)[spec.dims - 1]
+        return cls(spec.output_size[0] if spec.dims == 1 else list(spec.output_size))
+
+
+@REGISTRY.register("layernorm")
+class LayerNorm(Lowering):
+    def natives(self):
+        return (_paddle().nn.LayerNorm,)
+
+
+@REGISTRY.register("groupnorm")
+class GroupNorm(Lowering):
+    def natives(self):
+        return (_paddle().nn.GroupNorm,)
+
+
+# Parameter-free layers: the native layer from the spec, nothing else.
+_ELEMENTWISE = {
+    "relu": lambda nn, s: nn.ReLU(),
+    "leaky_relu": lambda nn, s: nn.LeakyReLU(s.negative_slope),
+    "gelu": lambda nn, s: nn.GELU(approximate=s.approximate == "tanh"),
+    "silu": lambda nn, s: nn.Silu(),
+    "sigmoid": lambda nn, s: nn.Sigmoid(),
+    "tanh": lambda nn, s: nn.Tanh(),
+    "identity": lambda nn, s: nn.Identity(),
+    "flatten": lambda nn, s: nn.Flatten(1, -1),
+    "dropout": lambda nn, s: nn.Dropout(s.p),
+}
+
+
+def _elementwise(kind: str, make) -> None:
+    class Elementwise(Lowering):
+        def build(self, spec, device):
+            return make(_paddle().nn, spec)
+
+    Elementwise.__name__ = Elementwise.__qualname__ = f"Lower_{kind}"
+    REGISTRY.register(kind)(Elementwise)
+
+
+for _kind, _make in _ELEMENTWISE.items():
+    _elementwise(_kind, _make)

@@ -1,0 +1,176 @@
+"""The native Paddle layers xinit builds: PyTorch-rule BatchNorm, ceil-mode pools with
+PyTorch's window rule, transposed convs with PyTorch's output_padding, and containers."""
+
+from __future__ import annotations
+
+import numpy as np
+import paddle
+
+from xinit import layers as L
+
+from ..base import ResidualLogic, StepsLogic
+
+nn = paddle.nn
+F = paddle.nn.functional
+
+
+def _placeholder() -> paddle.ParamAttr:
+    """A zero fill for weights xinit draws right after: skips Paddle's random default init."""
+    return paddle.ParamAttr(initializer=nn.initializer.Constant(0.0))
+
+
+class BatchNorm(nn.Layer):
+    """Batch norm with PaddleOCR's parameter names and the neutral (PyTorch) statistics rule.
+
+    Paddle's own BatchNorm stores the biased batch variance; the neutral spec stores the
+    unbiased one, as PyTorch does, so training-mode updates are computed here. ``momentum``
+    is the neutral (PyTorch) weight of the new batch; Paddle's own would be 1 - momentum.
+    """
+
+    def __init__(self, num_features: int, eps: float, momentum: float, affine: bool):
+        super().__init__()
+        self._epsilon, self._momentum = eps, momentum
+        c = [num_features]
+        if affine:
+            one = nn.initializer.Constant(1.0)
+            self.weight = self.create_parameter(c, default_initializer=one)
+            self.bias = self.create_parameter(c, is_bias=True)
+        else:
+            self.weight = self.bias = None
+        keep = paddle.ParamAttr(trainable=False)
+        self._mean = self.create_parameter(
+            c, attr=keep, default_initializer=nn.initializer.Constant(0.0)
+        )
+        self._variance = self.create_parameter(
+            c, attr=keep, default_initializer=nn.initializer.Constant(1.0)
+        )
+        self._mean.stop_gradient = self._variance.stop_gradient = True
+
+    def forward(self, x):
+        if not self.training:
+            return F.batch_norm(
+                x, self._mean, self._variance, self.weight, self.bias, False, epsilon=self._epsilon
+            )
+        # Mean over the spatial axes first, then the batch: Paddle's one-pass fp32 reduction
+        # over (N, *spatial) is ~30x less accurate than PyTorch's and would show in parity.
+        spatial = list(range(2, x.ndim))
+
+        def batch_mean(t):
+            return (t.mean(axis=spatial) if spatial else t).mean(axis=0)
+
+        mean = batch_mean(x)
+        var = batch_mean((x - mean.reshape([1, -1] + [1] * (x.ndim - 2))) ** 2)
+        n = int(np.prod(x.shape)) // x.shape[1]  # x.numel() is a Tensor, not an int
+        with paddle.no_grad():
+            m = self._momentum
+            unbiased = var * (float(n) / max(float(n) - 1.0, 1.0))
+            paddle.assign((1 - m) * self._mean + m * mean, self._mean)
+            paddle.assign((1 - m) * self._variance + m * unbiased, self._variance)
+        shape = [1, -1] + [1] * (x.ndim - 2)
+        y = (x - mean.reshape(shape)) / paddle.sqrt(var.reshape(shape) + self._epsilon)
+        if self.weight is not None:
+            y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
+        return y
+
+
+class Steps(StepsLogic, nn.Layer):
+    """A Sequential whose steps may reuse a parameter-free child (torchvision's shared relu)."""
+
+    def __init__(self, children: dict, steps: list[str]):
+        super().__init__()
+        for name, child in children.items():
+            self.add_sublayer(name, child)
+        self.steps = list(steps)
+
+    def _child(self, name):
+        return self._sub_layers[name]
+
+    def forward(self, x):
+        return self._run_steps(x)
+
+
+class Residual(ResidualLogic, nn.Layer):
+    """activation(body(x) + shortcut(x)), children registered under their spec names."""
+
+    def __init__(self, children: dict, body: list[str], shortcut, activation):
+        super().__init__()
+        for name, child in children.items():
+            self.add_sublayer(name, child)
+        self.body, self.shortcut, self.activation = list(body), shortcut, activation
+
+    def _child(self, name):
+        return self._sub_layers[name]
+
+    def forward(self, x):
+        return self._run_residual(x)
+
+
+class CeilPool(nn.Layer):
+    """Max or average pooling in ceil mode with PyTorch's rule (the neutral one).
+
+    In ceil mode Paddle keeps a last window that starts inside the right padding; PyTorch
+    drops it. The windows both keep are computed alike, so Paddle's extra one is cut off.
+    """
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+
+    def forward(self, x):
+        s = self.spec
+        kw = {
+            "kernel_size": list(s.kernel_size),
+            "stride": list(s.stride),
+            "padding": list(s.padding),
+            "ceil_mode": True,
+        }
+        if s.kind == "max_pool":
+            y = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[s.dims - 1](x, **kw)
+        else:
+            pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[s.dims - 1]
+            y = pool(x, exclusive=not s.count_include_pad, **kw)
+        sizes = [
+            L.pool_out(n, k, st, p, True)
+            for n, k, st, p in zip(x.shape[2:], s.kernel_size, s.stride, s.padding)
+        ]
+        if list(y.shape[2:]) == sizes:
+            return y
+        return y[(slice(None), slice(None), *(slice(0, o) for o in sizes))]
+
+
+class _PaddedTranspose:
+    """A transposed convolution whose output_padding reaches its stride (PyTorch allows it up
+    to the dilation, Paddle refuses): computed with no padding, then cut to PyTorch's window,
+    zero-filled (plus bias) where output_padding reaches past the full output."""
+
+    spec: L.ConvTranspose
+
+    def forward(self, x):
+        s = self.spec
+        fn = (F.conv1d_transpose, F.conv2d_transpose, F.conv3d_transpose)[s.dims - 1]
+        y = fn(
+            x,
+            self.weight,
+            None,
+            stride=list(s.stride),
+            padding=0,
+            groups=s.groups,
+            dilation=list(s.dilation),
+        )
+        for axis, (p, op) in enumerate(zip(s.padding, s.output_padding), start=2):
+            full = y.shape[axis]
+            end = full - p + op
+            y = paddle.slice(y, [axis], [p], [min(end, full)])
+            if end > full:
+                shape = list(y.shape)
+                shape[axis] = end - full
+                y = paddle.concat([y, paddle.zeros(shape, y.dtype)], axis=axis)
+        if self.bias is not None:
+            y = y + self.bias.reshape([1, -1] + [1] * s.dims)
+        return y
+
+
+PADDED_TRANSPOSE = tuple(
+    type(f"Padded{cls.__name__}", (_PaddedTranspose, cls), {})
+    for cls in (nn.Conv1DTranspose, nn.Conv2DTranspose, nn.Conv3DTranspose)
+)

@@ -1,0 +1,149 @@
+"""The lowering registry: one registered place per layer kind per framework.
+
+Each framework's ``lowerings.py`` makes a :class:`Registry` and registers one
+:class:`Lowering` subclass per layer kind, as onnx2torch registers one converter per ONNX op.
+A lowering says two things about its kind:
+
+* :meth:`Lowering.params`: the **parameter map** of a spec (:mod:`xinit.parammap`): where
+  each neutral parameter lives in the native module, under which name and layout. Pure data,
+  computed without the framework, so ``xinit.port`` and the defaults catalogue read it too.
+* :meth:`Lowering.build`: the native module (imports the framework when called).
+
+Building, state, transfer, port, apply and parity all read native names and layouts from
+these maps and from nowhere else. Reading a native model (``xinit.apply``) is the inverse:
+:meth:`Registry.kind_of` maps a native layer class to its kind through :meth:`Lowering.natives`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from xinit import kinds
+from xinit import layers as _layers  # noqa: F401 - registers the spec kinds in the table
+from xinit.parammap import Leaf, ParamMap
+
+Layout = Callable[[str, int], "tuple[int, ...] | None"]
+
+
+def no_layout(role: str, ndim: int) -> None:
+    """The neutral (PyTorch) layout: no permutation for any role."""
+    return None
+
+
+class Lowering:
+    """How layer kind ``kind`` becomes a native module, and where its parameters land.
+
+    Subclasses set ``kind`` (by registering) and usually only :meth:`build`. ``leaves`` maps a
+    neutral leaf name to the framework's, where they differ (None: the framework keeps no
+    counterpart); each leaf is laid out by the framework's layout of its fan role. Override
+    :meth:`params` for anything else (one neutral tensor as several native ones).
+    """
+
+    kind: ClassVar[str] = ""
+    leaves: ClassVar[Mapping[str, str | None]] = {}
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+
+    def params(self, spec) -> ParamMap:
+        """The parameter map of layer spec ``spec`` (every parameter and buffer)."""
+        out = {}
+        for p in spec.params():
+            native = self.leaves.get(p.name, p.name)
+            perm = self.registry.layout(p.role, len(p.shape))
+            out[p.name] = () if native is None else (Leaf(native, perm),)
+        return out
+
+    def build(self, spec, device: str) -> Any:
+        """The native module for ``spec`` on ``device`` (values are drawn afterwards)."""
+        raise TypeError(
+            f"the {self.registry.framework} adapter reads {self.kind!r} layers of native models "
+            "but cannot build one from a spec"
+        )
+
+    def natives(self) -> tuple[type, ...]:
+        """Native layer classes that are this kind (for reading models xinit did not build)."""
+        return ()
+
+    def neutral_leaf(self, native: str) -> str:
+        """The neutral name of a native leaf of this kind (``kernel`` -> ``weight``)."""
+        for neutral, name in self.leaves.items():
+            if name == native:
+                return neutral
+        return native
+
+
+class Registry:
+    """The lowerings of one framework, by layer kind, with the framework's role layout."""
+
+    def __init__(self, framework: str, layout: Layout = no_layout):
+        self.framework = framework
+        self.layout = layout
+        self._by_kind: dict[str, Lowering] = {}
+        self._classes: dict[type, str] | None = None
+
+    def register(self, kind: str) -> Callable[[type[Lowering]], type[Lowering]]:
+        """Class decorator: ``@REGISTRY.register("conv") class Conv(Lowering): ...``."""
+        if not kinds.is_known(kind):
+            raise KeyError(
+                f"{self.framework}: cannot lower unknown layer kind {kind!r}; register the kind "
+                "first (xinit.kinds.register, or @kinds.layer on its spec)"
+            )
+
+        def decorate(cls: type[Lowering]) -> type[Lowering]:
+            cls.kind = kind
+            self._by_kind[kind] = cls(self)
+            self._classes = None
+            return cls
+
+        return decorate
+
+    def __contains__(self, kind: str) -> bool:
+        return kind in self._by_kind
+
+    def __getitem__(self, kind: str) -> Lowering:
+        try:
+            return self._by_kind[kind]
+        except KeyError:
+            raise TypeError(
+                f"the {self.framework} adapter has no lowering for layer kind {kind!r} "
+                f"(it lowers: {', '.join(sorted(self._by_kind))})"
+            ) from None
+
+    def param_map(self, spec) -> ParamMap:
+        """The parameter map of layer spec ``spec``, computed once per spec and framework."""
+        cache = spec.__dict__.setdefault("_xinit_maps", {})
+        found = cache.get(self.framework)
+        if found is None:
+            found = cache[self.framework] = self[spec.kind].params(spec)
+        return found
+
+    def kind_of(self, module: Any) -> str:
+        """The neutral kind of a native layer object ("" for a class no lowering claims): the
+        most specific registered class in its MRO wins (ConvTranspose2d before _ConvNd)."""
+        if self._classes is None:
+            self._classes = {}
+            for kind, lowering in self._by_kind.items():
+                for cls in lowering.natives():
+                    self._classes.setdefault(cls, kind)
+        for cls in type(module).__mro__:
+            kind = self._classes.get(cls)
+            if kind is not None:
+                return kind
+        return ""
+
+    def lowering_of(self, module: Any) -> Lowering | None:
+        kind = self.kind_of(module)
+        return self._by_kind.get(kind) if kind else None
+
+
+NEUTRAL = Registry("neutral")
+
+
+def neutral_map(spec) -> ParamMap:
+    """The neutral convention's map: every parameter under its own name and layout."""
+    return {p.name: (Leaf(p.name),) for p in spec.params()}
+
+
+__all__ = ["Lowering", "Registry", "no_layout", "neutral_map", "Layout"]

@@ -1,0 +1,146 @@
+"""PyTorch adapter: torch.nn modules, nn.init-style sampling with per-parameter generators."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
+
+from ..base import Backend, contiguous
+from .lowerings import REGISTRY
+from .modules import Residual, Steps
+
+def _dev(device: str) -> torch.device:
+    return torch.device("cuda" if device == "gpu" else "cpu")
+
+
+class TorchBackend(Backend):
+    lowerings = REGISTRY
+    steps_cls, residual_cls, children_attr = Steps, Residual, "_modules"
+    tensor_types = (torch.Tensor,)
+    name = "torch"
+    extra = "torch"
+
+    def owns(self, module) -> bool:
+        return isinstance(module, (torch.nn.Module, torch.Tensor))
+
+    def devices(self) -> list[str]:
+        return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
+
+    def from_numpy(self, array, device="cpu"):
+        return torch.from_numpy(contiguous(array)).to(_dev(device))
+
+    def to_numpy(self, tensor) -> np.ndarray:
+        return tensor.detach().cpu().numpy()
+
+    def full(self, shape, value, device):
+        return torch.full(shape, float(value), dtype=torch.float32, device=_dev(device))
+
+    in_place = True
+
+    def fill(self, out, value):
+        with torch.no_grad():
+            return out.fill_(value)
+
+    def draw(self, dist, shape, seed, device, out=None):
+        self.check_device(device)
+        dev = _dev(device)
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(seed)
+        if out is None:
+            out = torch.empty(shape, dtype=torch.float32, device=dev)
+        with torch.no_grad():
+            if isinstance(dist, NormalDist):
+                return out.normal_(dist.mu, dist.sigma, generator=gen)
+            if isinstance(dist, UniformDist):
+                return out.uniform_(dist.low, dist.high, generator=gen)
+            if isinstance(dist, TruncNormalDist):
+                return torch.nn.init.trunc_normal_(
+                    out, dist.mu, dist.sigma, dist.low, dist.high, generator=gen
+                )
+        raise TypeError(f"torch cannot draw {dist!r}")
+
+    # ---- building -----------------------------------------------------------------------
+    def make_layer(self, spec, device):
+        # Built on the meta device: no memory and no default init; xinit draws every
+        # parameter once in materialize/initialize (half the work of init-then-overwrite).
+        with torch.device("meta"):
+            return super().make_layer(spec, device)
+
+    def materialize(self, module, layers, device):
+        module = module.to_empty(device=_dev(device))  # the layer objects stay the same
+        with torch.no_grad():
+            for _path, (native, layer) in layers.items():
+                leaves = self.param_map(layer)
+                for ps in layer.params():
+                    if not ps.trainable:  # buffers: running stats and counters, from the spec
+                        value = ps.init.resolve((1,), "vector").value
+                        for leaf in leaves[ps.name]:
+                            self.tensor(native, leaf.name).fill_(value)
+        return module
+
+    def make_sequential(self, children, steps):
+        if len(set(steps)) == len(steps):
+            return torch.nn.Sequential(OrderedDict(children))
+        return self.steps_cls(children, steps)
+
+    def write(self, target, value):
+        with torch.no_grad():
+            target.copy_(value)
+
+    def trace(self, module, x):
+        outputs, handles = {}, []
+        for path, sub in module.named_modules():
+
+            def hook(_m, _inp, out, path=path):
+                outputs[path] = out.detach().cpu().numpy()
+
+            handles.append(sub.register_forward_hook(hook))
+        try:
+            self.run(module, x)
+        finally:
+            for h in handles:
+                h.remove()
+        return outputs
+
+    def forward(self, module, x, train):
+        was_training = module.training
+        param = next(module.parameters(), None)
+        dev = param.device if param is not None else torch.device("cpu")
+        module.train(train)
+        try:
+            with torch.no_grad():
+                out = module(torch.from_numpy(np.ascontiguousarray(x)).to(dev))
+        finally:
+            module.train(was_training)
+        return out.detach().cpu().numpy()
+
+    # ---- native models (xinit.apply) ----------------------------------------------------
+    def native_params(self, module):
+        """Every ``nn.Parameter`` once (shared ones under their first name); buffers excluded."""
+        seen: set[int] = set()
+        for layer, sub in module.named_modules():
+            kind = self.native_kind(sub)
+            for leaf, p in sub.named_parameters(recurse=False):
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+                where = f"{layer}.{leaf}" if layer else leaf
+                if isinstance(p, torch.nn.parameter.UninitializedParameter):
+                    raise TypeError(f"{where} is uninitialised (lazy module): run a forward first")
+                if p.is_meta:
+                    raise TypeError(f"{where} is on the meta device: call module.to_empty() first")
+                yield self.native_param(layer, kind, leaf, leaf, p, p.shape, type(sub).__name__)
+
+    def assign(self, holder, value):
+        with torch.no_grad():
+            holder.copy_(value.reshape(holder.shape))
+
+    def holder_device(self, holder):
+        return "gpu" if holder.is_cuda else "cpu"
+
+
+ADAPTER = TorchBackend()

@@ -1,0 +1,153 @@
+"""One lowering per layer kind for PyTorch: the native ``torch.nn`` module and its parameter map.
+
+PyTorch's names and layouts are the neutral ones, so every map is the identity and most
+lowerings only build. The adapter builds on the meta device (no memory, no default init);
+xinit draws every parameter once afterwards.
+"""
+
+from __future__ import annotations
+
+from ..registry import Lowering, Registry
+
+REGISTRY = Registry("torch")
+
+
+def _nn():
+    import torch
+
+    return torch.nn
+
+
+@REGISTRY.register("conv")
+class Conv(Lowering):
+    def build(self, spec, device):
+        cls = (_nn().Conv1d, _nn().Conv2d, _nn().Conv3d)[spec.dims - 1]
+        return cls(
+            spec.in_channels,
+            spec.out_channels,
+            spec.kernel_size,
+            spec.stride,
+            spec.padding,
+            spec.dilation,
+            spec.groups,
+            spec.bias,
+        )
+
+    def natives(self):
+        return (_nn().modules.conv._ConvNd,)
+
+
+@REGISTRY.register("conv_transpose")
+class ConvTranspose(Lowering):
+    def build(self, spec, device):
+        nn = _nn()
+        cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[spec.dims - 1]
+        return cls(
+            spec.in_channels,
+            spec.out_channels,
+            spec.kernel_size,
+            spec.stride,
+            spec.padding,
+            spec.output_padding,
+            spec.groups,
+            spec.bias,
+            spec.dilation,
+        )
+
+    def natives(self):
+        return (_nn().modules.conv._ConvTransposeNd,)
+
+
+@REGISTRY.register("batchnorm")
+class BatchNorm(Lowering):
+    def build(self, spec, device):
+        cls = (_nn().BatchNorm1d, _nn().BatchNorm2d, _nn().BatchNorm3d)[spec.dims - 1]
+        return cls(spec.num_features, spec.eps, spec.momentum, spec.affine)
+
+    def natives(self):
+        return (_nn().modules.batchnorm._BatchNorm,)
+
+
+@REGISTRY.register("linear")
+class Linear(Lowering):
+    def build(self, spec, device):
+        return _nn().Linear(spec.in_features, spec.out_features, spec.bias)
+
+    def natives(self):
+        return (_nn().Linear,)
+
+
+@REGISTRY.register("embedding")
+class Embedding(Lowering):
+    def build(self, spec, device):
+        return _nn().Embedding(spec.num_embeddings, spec.embedding_dim)
+
+    def natives(self):
+        return (_nn().Embedding,)
+
+
+@REGISTRY.register("max_pool")
+class MaxPool(Lowering):
+    def build(self, spec, device):
+        cls = (_nn().MaxPool1d, _nn().MaxPool2d, _nn().MaxPool3d)[spec.dims - 1]
+        return cls(spec.kernel_size, spec.stride, spec.padding, ceil_mode=spec.ceil_mode)
+
+
+@REGISTRY.register("avg_pool")
+class AvgPool(Lowering):
+    def build(self, spec, device):
+        cls = (_nn().AvgPool1d, _nn().AvgPool2d, _nn().AvgPool3d)[spec.dims - 1]
+        return cls(
+            spec.kernel_size,
+            spec.stride,
+            spec.padding,
+            ceil_mode=spec.ceil_mode,
+            count_include_pad=spec.count_include_pad,
+        )
+
+
+@REGISTRY.register("adaptive_avg_pool")
+class AdaptiveAvgPool(Lowering):
+    def build(self, spec, device):
+        nn = _nn()
+        cls = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)[spec.dims - 1]
+        return cls(spec.output_size)
+
+
+@REGISTRY.register("layernorm")
+class LayerNorm(Lowering):
+    def natives(self):
+        return (_nn().LayerNorm,)
+
+
+@REGISTRY.register("groupnorm")
+class GroupNorm(Lowering):
+    def natives(self):
+        return (_nn().GroupNorm,)
+
+
+# Parameter-free layers: the native module from the spec, nothing else.
+_ELEMENTWISE = {
+    "relu": lambda nn, s: nn.ReLU(),
+    "leaky_relu": lambda nn, s: nn.LeakyReLU(s.negative_slope),
+    "gelu": lambda nn, s: nn.GELU(approximate=s.approximate),
+    "silu": lambda nn, s: nn.SiLU(),
+    "sigmoid": lambda nn, s: nn.Sigmoid(),
+    "tanh": lambda nn, s: nn.Tanh(),
+    "identity": lambda nn, s: nn.Identity(),
+    "flatten": lambda nn, s: nn.Flatten(),
+    "dropout": lambda nn, s: nn.Dropout(s.p),
+}
+
+
+def _elementwise(kind: str, make) -> None:
+    class Elementwise(Lowering):
+        def build(self, spec, device):
+            return make(_nn(), spec)
+
+    Elementwise.__name__ = Elementwise.__qualname__ = f"Lower_{kind}"
+    REGISTRY.register(kind)(Elementwise)
+
+
+for _kind, _make in _ELEMENTWISE.items():
+    _elementwise(_kind, _make)
