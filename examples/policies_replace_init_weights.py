@@ -27,7 +27,7 @@ from torch import nn
 
 import xinit
 from xinit import init as I
-from xinit.apply import neutral_values
+from xinit.native import neutral_values
 
 console = Console()
 

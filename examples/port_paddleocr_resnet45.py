@@ -26,7 +26,7 @@ from rich.console import Console
 from xinit.backends import available
 
 import xinit
-from xinit.check import randomize_batchnorm
+from xinit import randomize_batchnorm
 from xinit.checkpoints import save_checkpoint
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import require_backend
 
+from xinit import build, run, state_dict
 from xinit.blocks import Sequential
-from xinit.build import build, run
 from xinit.initializers import Normal, Uniform
 from xinit.layers import BatchNorm, Conv, Dropout, Linear, ReLU
 
@@ -45,9 +45,8 @@ def framework_forward(backend: str, module, x: np.ndarray) -> np.ndarray:
 
 
 def running(backend: str, module, path: str) -> tuple[np.ndarray, np.ndarray]:
-    ad = require_backend(backend)
-    mean = ad.to_numpy(ad.get_path(module, f"{path}.running_mean", "batchnorm"))
-    var = ad.to_numpy(ad.get_path(module, f"{path}.running_var", "batchnorm"))
+    state = state_dict(module)
+    mean, var = state[f"{path}.running_mean"], state[f"{path}.running_var"]
     return np.asarray(mean, np.float64), np.asarray(var, np.float64)
 
 
@@ -81,13 +80,13 @@ def numpy_bn_steps(batches, momentum, eps, weight, bias):
 )
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_batchnorm_train_steps_follow_neutral_rule(backend, shape, momentum):
-    ad = require_backend(backend)
+    require_backend(backend)
     dims = {2: 1, 3: 1, 4: 2, 5: 3}[len(shape)]
     eps = 1e-3
     spec = Sequential(affine_bn(shape[1], momentum=momentum, eps=eps, dims=dims))
     module = build(spec, backend, seed=7, rng="xinit")
-    weight = ad.to_numpy(ad.get_path(module, "0.weight", "batchnorm")).astype(np.float64)
-    bias = ad.to_numpy(ad.get_path(module, "0.bias", "batchnorm")).astype(np.float64)
+    state = state_dict(module)
+    weight, bias = state["0.weight"].astype(np.float64), state["0.bias"].astype(np.float64)
     rng = np.random.default_rng(11)
     batches = [(rng.standard_normal(shape) * 2.0 + 0.5).astype(np.float32) for _ in range(2)]
 
@@ -188,9 +187,11 @@ def test_batchnorm_without_affine_agrees():
     x = (np.random.default_rng(4).standard_normal((4, 3, 2, 5)) * 3 + 1).astype(np.float32)
     _, mean_r, var_r = numpy_bn_steps([x], 0.5, 1e-5, np.ones(3), np.zeros(3))
     for backend in BACKENDS:
-        ad = require_backend(backend)
+        require_backend(backend)
         module = build(spec, backend, rng="xinit")
-        assert ad.get_path(module, "bn.running_mean", "batchnorm") is not None
+        state = state_dict(module)
+        assert "bn.weight" not in state and "bn.bias" not in state
+        np.testing.assert_array_equal(state["bn.running_mean"], np.zeros(3, np.float32))
         y = train_forward(backend, module, x)
         np.testing.assert_allclose(y.std(axis=(0, 2, 3)), np.ones(3), rtol=1e-3)
         mean, var = running(backend, module, "bn")

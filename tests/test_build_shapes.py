@@ -20,11 +20,9 @@ from reference_models import (
     torch_lenet,
 )
 
-from xinit import models
-from xinit.blocks import Sequential, infer, join, num_params, param_specs
-from xinit.build import build, run
+from xinit import build, models, run, summary
+from xinit.blocks import Sequential, infer, join, layer_of, num_params, param_specs
 from xinit.layers import Conv, Embedding
-from xinit.summary import summary
 
 BACKENDS = ("torch", "paddle", "flax")
 BUILT = ("lenet", "resnet18", "resnet34", "resnet50", "resnext50_32x4d", "resnet45")
@@ -72,11 +70,20 @@ def expected_native_keys(backend: str, spec) -> dict[str, str]:
     ad = adapter(backend)
     out = {}
     for path, ps in param_specs(spec).items():
-        owner, _, leaf = path.rpartition(".")
-        native = ad.leaf_name(ps.kind, leaf)
-        if native is not None:
-            out[path] = join(owner, native)
+        owner = path.rpartition(".")[0]
+        for leaf in ad.param_map(ps.layer)[ps.name]:  # none: the framework keeps no counterpart
+            out[path] = join(owner, leaf.name)
     return out
+
+
+def native_value(ad, module, path: str):
+    """The native tensor holding neutral parameter ``path`` of an xinit-built module (None:
+    the framework keeps none), found through the layer's parameter map."""
+    owner, _, name = path.rpartition(".")
+    layer = ad.submodule(module, owner)
+    spec = next(p for p in layer_of(module._xinit_spec, owner).params() if p.name == name)
+    leaves = ad.param_map(spec.layer)[name]
+    return ad.tensor(layer, leaves[0].name) if leaves else None
 
 
 def framework_counts(backend: str, module) -> tuple[int, int]:
@@ -119,7 +126,7 @@ def test_built_state_matches_spec(name, backend):
         assert list(state) == list(keys.values())
 
     for path, ps in specs.items():
-        value = ad.get_path(module, path, ps.kind)
+        value = native_value(ad, module, path)
         if path not in keys:
             assert value is None and ps.name == "num_batches_tracked" and backend != "torch"
             continue
@@ -250,9 +257,9 @@ def test_one_channel_resnet18_512(backend):
     ad = adapter(backend)
     spec = models.resnet18(in_channels=1, num_classes=512)
     module = build(spec, backend, rng="xinit")
-    w = ad.to_neutral(ad.to_numpy(ad.get_path(module, "conv1.weight", "conv")), "conv")
+    w = ad.to_neutral(ad.to_numpy(native_value(ad, module, "conv1.weight")), "conv")
     assert w.shape == (64, 1, 7, 7)
-    fc = ad.to_neutral(ad.to_numpy(ad.get_path(module, "fc.weight", "linear")), "linear")
+    fc = ad.to_neutral(ad.to_numpy(native_value(ad, module, "fc.weight")), "linear")
     assert fc.shape == (512, 512)
     x = np.random.default_rng(0).standard_normal((2, 1, 64, 64)).astype(np.float32)
     y = run(module, x)
@@ -367,7 +374,7 @@ def test_public_functions_stay_functions():
 
     import xinit
 
-    for mod in ("xinit.build", "xinit.summary"):
+    for mod in ("xinit._build", "xinit._summary", "xinit._apply"):
         importlib.import_module(mod)
     assert callable(xinit.build) and callable(xinit.run) and callable(xinit.summary)
     assert xinit.summary(models.lenet(), (1, 3, 32, 32)).total_params == 62006

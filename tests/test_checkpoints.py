@@ -107,7 +107,7 @@ def test_flax_file_is_the_nnx_pure_dict(tmp_path):
     require_backend("flax")
     from flax import nnx, serialization
 
-    from xinit.port import port
+    from xinit import port
 
     src = xinit.build(lenet(), "flax", rng="xinit")
     native = port(state_dict(src), lenet(), src="neutral", dst="flax")

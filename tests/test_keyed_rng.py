@@ -23,9 +23,9 @@ from stats_helpers import N_MIN, Z_MAX, assert_orthogonal, assert_same_law
 
 import xinit
 from xinit import init as I
-from xinit.apply import neutral_values
 from xinit.blocks import param_specs
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
+from xinit.native import neutral_values
 from xinit.policy import Policy, Rule
 from xinit.rng import _PAIRS, keyed_sample
 

@@ -10,9 +10,8 @@ import pytest
 from conftest import require_backend
 
 import xinit
-from xinit import models
+from xinit import bn_parity, models, parity, randomize_batchnorm
 from xinit.blocks import Sequential
-from xinit.check import bn_parity, parity, randomize_batchnorm
 from xinit.layers import BatchNorm, Conv, ReLU
 from xinit.state import load_state_dict, state_dict, transfer
 

@@ -16,10 +16,11 @@ from stats_helpers import assert_moments, case_seed
 
 import xinit
 from xinit import init as I
-from xinit.apply import Report, native_param_specs, neutral_values
 from xinit.blocks import Sequential, param_specs
 from xinit.layers import BatchNorm, Conv, ConvTranspose, Embedding, Flatten, Linear, ReLU
+from xinit.native import native_param_specs, neutral_values
 from xinit.policy import KINDS, Policy, PolicyError, PolicyWarning, Rule
+from xinit.report import Report
 
 
 def small_net() -> Sequential:
@@ -247,7 +248,7 @@ def test_torch_classes_map_to_kinds_and_neutral_shapes():
 def test_paddle_classes_map_to_kinds_and_neutral_layouts():
     paddle = require_backend("paddle") and __import__("paddle")
     nn = paddle.nn
-    from xinit.backends.paddle import BatchNorm as XBatchNorm
+    from xinit.backends.paddle.modules import BatchNorm as XBatchNorm
 
     net = nn.LayerDict(
         {
@@ -281,7 +282,7 @@ def test_paddle_classes_map_to_kinds_and_neutral_layouts():
 def test_flax_classes_map_to_kinds_and_neutral_layouts():
     require_backend("flax")
     from flax import nnx
-    from xinit.backends.flax import BatchNorm as XBatchNorm
+    from xinit.backends.flax.modules import BatchNorm as XBatchNorm
 
     from xinit.rng import keyed_sample
 

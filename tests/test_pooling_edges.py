@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from conftest import require_backend
 
+from xinit import build, run
 from xinit.blocks import Sequential, output_shape
-from xinit.build import build, run
 from xinit.layers import AdaptiveAvgPool, AvgPool, MaxPool, SpecError, pool_out
 
 BACKENDS = ("torch", "paddle", "flax")

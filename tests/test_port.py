@@ -7,10 +7,9 @@ import pytest
 from conftest import require_backend
 
 import xinit
-from xinit import models
+from xinit import PortError, models, port
 from xinit.blocks import param_specs
 from xinit.checkpoints import load_checkpoint, save_checkpoint
-from xinit.port import PortError, port
 from xinit.state import load_state_dict, state_dict
 
 
@@ -30,7 +29,7 @@ def resnet45_pdparams(tmp_path_factory):
     require_backend("paddle")
     import paddle
 
-    from xinit.check import randomize_batchnorm
+    from xinit import randomize_batchnorm
 
     m = xinit.build(models.resnet45(), "paddle", rng="xinit")
     randomize_batchnorm(m, seed=3)
@@ -95,7 +94,7 @@ def resnet50_pth(tmp_path_factory):
     require_backend("torch")
     import torch
 
-    from xinit.check import randomize_batchnorm
+    from xinit import randomize_batchnorm
 
     m = xinit.build(models.resnet50(), "torch", rng="xinit")
     randomize_batchnorm(m, seed=5)

@@ -26,7 +26,6 @@ from stats_helpers import P_MIN, assert_ks_one, assert_moments, case_seed, ks_tw
 
 import xinit
 from xinit import presets
-from xinit.apply import native_param_specs, neutral_values
 from xinit.blocks import Sequential, param_specs
 from xinit.distributions import ConstantDist
 from xinit.layers import (
@@ -38,6 +37,7 @@ from xinit.layers import (
     Linear,
     ReLU,
 )
+from xinit.native import native_param_specs, neutral_values
 from xinit.policy import Policy
 
 KS_SAMPLE = 50_000  # KS on the first elements: i.i.d. draws, so a prefix is a fair sample

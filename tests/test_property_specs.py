@@ -19,8 +19,8 @@ from conftest import require_backend
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from xinit import build
 from xinit.blocks import Residual, Sequential, infer, output_shape
-from xinit.build import build
 from xinit.layers import (
     GELU,
     AdaptiveAvgPool,

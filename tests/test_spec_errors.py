@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from conftest import require_backend
 
-from xinit import models
+from xinit import build, models, run, summary
 from xinit.blocks import Residual, Sequential, check_channels, infer
-from xinit.build import build, run
 from xinit.layers import (
     AvgPool,
     BatchNorm,
@@ -24,7 +23,6 @@ from xinit.layers import (
     ReLU,
     SpecError,
 )
-from xinit.summary import summary
 
 BACKENDS = ("torch", "paddle", "flax")
 

@@ -7,12 +7,12 @@
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 
 __version__ = "0.1.0"
 
-# Public names served lazily from their modules, so the core import stays light.
+# Public names served lazily from their modules, so the core import stays light. A module
+# that defines a public function of the same name is private (``_build``, ``_port``, ...):
+# importing ``xinit.port`` as a module would otherwise replace the function ``xinit.port``.
 _LAZY = {
     "init": ("xinit.initializers", None),
     "gain": ("xinit.initializers", "gain"),
@@ -20,35 +20,25 @@ _LAZY = {
     "models": ("xinit.models", None),
     "layers": ("xinit.layers", None),
     "blocks": ("xinit.blocks", None),
-    "build": ("xinit.build", "build"),
-    "run": ("xinit.build", "run"),
-    "summary": ("xinit.summary", "summary"),
+    "build": ("xinit._build", "build"),
+    "run": ("xinit._build", "run"),
+    "summary": ("xinit._summary", "summary"),
     "Sequential": ("xinit.blocks", "Sequential"),
     "Residual": ("xinit.blocks", "Residual"),
     "state_dict": ("xinit.state", "state_dict"),
     "load_state_dict": ("xinit.state", "load_state_dict"),
     "transfer": ("xinit.state", "transfer"),
-    "port": ("xinit.port", "port"),
-    "parity": ("xinit.check", "parity"),
-    "apply": ("xinit.apply", "apply"),
+    "port": ("xinit._port", "port"),
+    "PortError": ("xinit._port", "PortError"),
+    "StateError": ("xinit.state", "StateError"),
+    "parity": ("xinit._parity", "parity"),
+    "bn_parity": ("xinit._parity", "bn_parity"),
+    "randomize_batchnorm": ("xinit._parity", "randomize_batchnorm"),
+    "apply": ("xinit._apply", "apply"),
     "Policy": ("xinit.policy", "Policy"),
     "Rule": ("xinit.policy", "Rule"),
     "presets": ("xinit.presets", None),
 }
-
-
-class _Package(types.ModuleType):
-    """Keeps ``xinit.build``, ``xinit.apply``, ``xinit.summary`` the public functions: Python
-    otherwise rebinds the package attribute to the same-named submodule when that submodule is
-    first imported directly (``from xinit.apply import Report``)."""
-
-    def __setattr__(self, name, value):
-        if isinstance(value, types.ModuleType) and _LAZY.get(name, ("", None))[1] is not None:
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

@@ -288,8 +288,7 @@ def cmd_summary(args) -> int:
     """Per-layer output shapes, parameter counts and initializers of a zoo model."""
     from rich.console import Console
 
-    from xinit import models
-    from xinit.summary import summary
+    from xinit import models, summary
 
     spec = models.get(args.model)
     shape = args.input or models.default_input(args.model)
@@ -372,28 +371,24 @@ def cmd_init(args) -> int:
     from rich.console import Console
     from safetensors.numpy import save_file
 
-    from xinit import models, presets
-    from xinit.backends import get_backend
+    from xinit import build, models, presets, state_dict
     from xinit.blocks import param_specs
-    from xinit.build import build
     from xinit.distributions import construct
     from xinit.policy import Policy, PolicyWarning
 
     spec = models.get(args.model)
     policy = presets.get(args.policy) if args.policy != "none" else Policy(name="none")
     report = policy.report(spec, strict=args.strict)
-    adapter = get_backend(args.backend)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PolicyWarning)  # already raised by report()
         module = build(spec, args.backend, seed=args.seed, rng=args.rng, policy=policy)
     tensors = {}
+    state = state_dict(module)
     for path, ps in param_specs(spec).items():
-        native = adapter.get_path(module, path, ps.kind)
-        if native is None:  # a buffer this framework does not keep (num_batches_tracked)
+        value = state.get(path)
+        if value is None:  # a buffer this framework does not keep (num_batches_tracked)
             shape = ps.shape or (1,)
             value = construct(ps.init.resolve(shape, ps.role), shape).reshape(ps.shape)
-        else:
-            value = adapter.to_neutral(adapter.to_numpy(native), ps.role)
         tensors[path] = np.array(value, dtype=ps.dtype, order="C")  # keeps 0-d scalars 0-d
     out = os.path.abspath(args.out)
     meta = {
@@ -467,9 +462,7 @@ def cmd_port(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from xinit import models
-    from xinit.build import build
-    from xinit.check import parity
+    from xinit import build, models, parity, port
     from xinit.checkpoints import (
         CONVENTION,
         SUFFIXES,
@@ -477,7 +470,6 @@ def cmd_port(args) -> int:
         load_checkpoint,
         save_checkpoint,
     )
-    from xinit.port import port
     from xinit.state import load_state_dict
 
     spec = models.get(args.model)
@@ -532,9 +524,7 @@ def cmd_port(args) -> int:
 def cmd_parity(args) -> int:
     """Build a zoo model in several backends with the same weights (the first backend's,
     BatchNorm statistics randomised) and compare every layer's output."""
-    from xinit import models
-    from xinit.build import build
-    from xinit.check import parity, randomize_batchnorm
+    from xinit import build, models, parity, randomize_batchnorm
     from xinit.state import transfer
 
     spec = models.get(args.model)

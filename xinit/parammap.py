@@ -79,6 +79,11 @@ def same(name: str) -> tuple[Leaf, ...]:
     return (Leaf(name),)
 
 
+def contiguous(array: np.ndarray) -> np.ndarray:
+    """C-contiguous, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
+    return array if array.flags.c_contiguous else array.copy(order="C")
+
+
 def _slice(ndim: int, where: tuple[int, int, int]) -> tuple[slice, ...]:
     axis, start, stop = where
     index = [slice(None)] * ndim
@@ -126,14 +131,14 @@ def to_native(array: np.ndarray, leaves: tuple[Leaf, ...]) -> dict[str, np.ndarr
             whole = np.zeros(leaf.full, array.dtype)
             whole[_slice(len(leaf.full), leaf.into)] = value
             value = whole
-        out[leaf.name] = np.ascontiguousarray(value)
+        out[leaf.name] = contiguous(value)
     return out
 
 
 def pack(into: dict[str, np.ndarray], name: str, leaf: Leaf, value: np.ndarray) -> None:
     """Write one neutral piece into ``into[name]``, allocating a packed tensor when needed."""
     if leaf.into is None:
-        into[name] = np.ascontiguousarray(value)
+        into[name] = contiguous(value)
         return
     whole = into.get(name)
     if whole is None:

@@ -27,19 +27,21 @@ policy=...)``, ``xinit.apply(policy, native_module)`` and ``xinit summary``.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import warnings
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from . import kinds
 from .initializers import Constant, Initializer
-from .layers import LAYER_KINDS, ParamSpec
+from .layers import ParamSpec
 
-# Kinds a rule may name: the spec's layer kinds plus norms xinit.apply recognises in native
-# models (torch nn.LayerNorm / nn.GroupNorm, paddle and flax equivalents).
-EXTRA_KINDS = ("layernorm", "groupnorm")
-KINDS = tuple(sorted({*LAYER_KINDS, *EXTRA_KINDS}))
+
+def __getattr__(name: str):
+    """``KINDS``: the kinds a rule may name, read live from :mod:`xinit.kinds` (the table)."""
+    if name == "KINDS":
+        return kinds.names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class PolicyError(ValueError):
@@ -115,13 +117,14 @@ class Rule:
         s(self, "bias", _as_init(bias, "Rule.bias"))
         if self.init is None:
             raise PolicyError(f"{self}: init is required")
+        known = []
         for k in self.kind or ():
-            if k not in KINDS:
-                close = difflib.get_close_matches(k, KINDS, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise PolicyError(
-                    f"{self}: unknown layer kind {k!r}{hint} (known kinds: {', '.join(KINDS)})"
-                )
+            try:
+                known.append(kinds.get(k).name)  # aliases (``bn``) name their kind
+            except KeyError as err:
+                raise PolicyError(f"{self}: {err.args[0]}") from None
+        if self.kind is not None:
+            s(self, "kind", tuple(known))
 
     def __str__(self) -> str:
         if self.label:
@@ -326,8 +329,8 @@ class Policy:
         """The :class:`xinit.apply.Report` of what ``xinit.build(spec, ..., policy=self)`` does:
         every trainable parameter with the rule that set it or, unmatched, the spec's own
         initializer."""
-        from .apply import Report, ReportEntry
         from .blocks import param_specs
+        from .report import Report, ReportEntry
 
         params = {p: s for p, s in param_specs(spec).items() if s.trainable}
         plan = self.plan(params, strict=strict)
@@ -361,4 +364,4 @@ def _examples(layers: Mapping[str, object], n: int = 4) -> str:
     return ", ".join(names) + (", ..." if len(layers) > n else "") if names else "none"
 
 
-__all__ = ["Rule", "Policy", "Plan", "Match", "PolicyError", "PolicyWarning", "KINDS"]
+__all__ = ["Rule", "Policy", "Plan", "Match", "PolicyError", "PolicyWarning"]

@@ -14,8 +14,15 @@ from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
 from ..base import Backend, contiguous, set_mode
 from .lowerings import REGISTRY
-from .modules import _TRACE, Residual, Steps, _channel_first_shape, _channel_last_shape
-from .modules import _to_channel_first, _to_channel_last
+from .modules import (
+    _TRACE,
+    Residual,
+    Steps,
+    _channel_first_shape,
+    _channel_last_shape,
+    _to_channel_first,
+    _to_channel_last,
+)
 
 EXACT_MIN = 1 << 20  # parameters this large get a sampler of their own shape
 

@@ -117,7 +117,9 @@ class Embedding(Lowering):
     def build(self, spec, device):
         m = _modules()
         rngs = _nnx().Rngs(0)
-        return m.Embed(spec.num_embeddings, spec.embedding_dim, embedding_init=m.zeros_init, rngs=rngs)
+        return m.Embed(
+            spec.num_embeddings, spec.embedding_dim, embedding_init=m.zeros_init, rngs=rngs
+        )
 
     def natives(self):
         return (_nnx().Embed,)

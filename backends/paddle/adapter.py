@@ -15,6 +15,8 @@ from .lowerings import REGISTRY
 from .modules import Residual, Steps
 
 nn = paddle.nn
+
+
 @contextlib.contextmanager
 def _on(device: str):
     previous = paddle.get_device()

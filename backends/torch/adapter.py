@@ -13,6 +13,7 @@ from ..base import Backend, contiguous
 from .lowerings import REGISTRY
 from .modules import Residual, Steps
 
+
 def _dev(device: str) -> torch.device:
     return torch.device("cuda" if device == "gpu" else "cpu")
 

@@ -27,10 +27,6 @@ import numpy as np
 from .blocks import walk
 from .state import load_state_dict, spec_of, state_dict
 
-# Per-pair default rtol: 1e-5, or 1e-4 when a pair involves one of these backends (XLA's
-# convolutions sum in another order than oneDNN's).
-DEFAULT_RTOL = 1e-5
-LOOSER_RTOL = {"flax": 1e-4}
 HERE = "<--- *** HERE ***"
 
 
@@ -298,12 +294,13 @@ def _same_spec(mods) -> Any:
 
 
 def _rtol_of(a: str, b: str, labels_to_backend: dict[str, str], rtol: float | None) -> float:
+    """The pair's rtol: the caller's, else the looser of the two frameworks' own (each
+    ``backends/<name>/__init__.py`` states its ``PARITY_RTOL``)."""
+    from xinit.backends import info
+
     if rtol is not None:
         return float(rtol)
-    return max(
-        LOOSER_RTOL.get(labels_to_backend[a], DEFAULT_RTOL),
-        LOOSER_RTOL.get(labels_to_backend[b], DEFAULT_RTOL),
-    )
+    return max(info(labels_to_backend[a]).PARITY_RTOL, info(labels_to_backend[b]).PARITY_RTOL)
 
 
 def parity(

@@ -22,16 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from .blocks import param_specs
+from . import parammap
+from .blocks import join, param_specs
 from .state import (
     StateError,
-    _contiguous,
     _describe,
     _dtype_ok,
     as_numpy,
-    convention,
+    conventions,
     is_optional,
-    native_name,
+    param_maps,
 )
 
 
@@ -136,14 +136,19 @@ def _prefix_hint(unexpected: list[str], expected: Iterable[str]) -> str:
 
 def _layout_hint(array: np.ndarray, ps, src: str) -> str:
     """Name the conventions whose layout the array has, when it is another's than src's."""
-    fits = [
-        name
-        for name in ("torch", "paddle", "flax")
-        if name != src and convention(name).native_shape(ps.shape, ps.role) == tuple(array.shape)
-    ]
+    fits = []
+    for name in conventions()[1:]:
+        leaves = param_maps(name)(ps.layer)[ps.name]
+        fit = len(leaves) == 1 and leaves[0].native_shape(ps.shape) == tuple(array.shape)
+        if name != src and fit:
+            fits.append(name)
     if not fits:
         return ""
     return f" (that is {' and '.join(fits)} layout: is src={fits[0]!r}?)"
+
+
+def _layouts(leaves) -> tuple:
+    return tuple((leaf.perm, leaf.part, leaf.shape, leaf.into) for leaf in leaves)
 
 
 def _load(checkpoint, src: str | None) -> tuple[dict[str, np.ndarray], str]:
@@ -192,7 +197,7 @@ def port(
 
         spec = models.get(spec)
     raw, src = _load(checkpoint, src)
-    src_conv, dst_conv = convention(src), convention(dst)
+    src_maps, dst_maps = param_maps(src), param_maps(dst)
     report = PortReport(src=src, dst=dst)
     names = _rename(raw, strip_prefix, prefix_map, report)
     data = {names[k]: raw[k] for k in raw if k in names}
@@ -202,30 +207,40 @@ def port(
     expected: dict[str, str] = {}  # src name -> neutral path
     missing, mismatched, todo = [], [], []
     for path, ps in params.items():
-        sname, dname = native_name(src_conv, path, ps), native_name(dst_conv, path, ps)
-        if sname is not None:
+        owner = path.rpartition(".")[0]
+        src_leaves = src_maps(ps.layer)[ps.name]
+        dst_leaves = dst_maps(ps.layer)[ps.name]
+        snames = [join(owner, leaf.name) for leaf in src_leaves]
+        for sname in snames:
             expected[sname] = path
-        array = data.get(sname) if sname is not None else None
-        if array is None:
-            if dname is None:
+        absent = [n for n in snames if n not in data]
+        if not snames or absent:
+            if not dst_leaves:
                 continue
             if is_optional(ps):
-                todo.append((path, ps, None, None, dname))  # filled with the fresh value
+                todo.append((ps, owner, src_leaves, None, dst_leaves))  # filled: fresh value
             else:
-                missing.append(sname)
+                missing.extend(absent)
             continue
-        want = src_conv.native_shape(ps.shape, ps.role)
-        if tuple(array.shape) != want or not _dtype_ok(array, ps.dtype):
-            hint = _layout_hint(array, ps, src) if tuple(array.shape) != want else ""
-            mismatched.append(
-                f"{origin[sname]}: checkpoint has {_describe(array)}, "
-                f"{src} layout of {path} is {want} {ps.dtype}{hint}"
-            )
+        bad = []
+        for sname, leaf in zip(snames, src_leaves):
+            array, want = data[sname], leaf.native_shape(ps.shape)
+            if tuple(array.shape) != want or not _dtype_ok(array, ps.dtype):
+                hint = ""
+                if tuple(array.shape) != want and len(src_leaves) == 1:
+                    hint = _layout_hint(array, ps, src)
+                bad.append(
+                    f"{origin[sname]}: checkpoint has {_describe(array)}, "
+                    f"{src} layout of {path} is {want} {ps.dtype}{hint}"
+                )
+        if bad:
+            mismatched.extend(bad)
             continue
-        if dname is None:
-            report.skipped.append(origin[sname])
+        if not dst_leaves:
+            report.skipped.extend(origin[n] for n in snames)
             continue
-        todo.append((path, ps, sname, array, dname))
+        arrays = {leaf.name: data[n] for n, leaf in zip(snames, src_leaves)}
+        todo.append((ps, owner, src_leaves, arrays, dst_leaves))
     unexpected = [origin[k] for k in data if k not in expected]
     if mismatched or (strict and (missing or unexpected)):
         raise PortError(
@@ -239,19 +254,20 @@ def port(
     report.missing, report.unexpected = ([], []) if strict else (missing, unexpected)
 
     out = PortedState()
-    for i, (_path, ps, sname, array, dname) in enumerate(todo):
-        if array is None:
-            out[dname] = np.zeros(dst_conv.native_shape(ps.shape, ps.role), ps.dtype)
-            report.filled.append(dname)
+    for i, (ps, owner, src_leaves, arrays, dst_leaves) in enumerate(todo):
+        dnames = [join(owner, leaf.name) for leaf in dst_leaves]
+        if arrays is None:
+            for dname, leaf in zip(dnames, dst_leaves):
+                out[dname] = np.zeros(leaf.native_shape(ps.shape), ps.dtype)
+                report.filled.append(dname)
         else:
-            neutral = src_conv.to_neutral(array, ps.role)
-            value = _contiguous(np.array(dst_conv.to_native(neutral, ps.role), copy=True))
-            out[dname] = value
-            report.moved.append((origin[sname], dname))
-            report.renamed += origin[sname] != dname
-            report.relaid += src_conv.layout(ps.role, array.ndim) != dst_conv.layout(
-                ps.role, array.ndim
-            )
+            neutral = parammap.to_neutral(arrays, src_leaves, ps.shape)
+            for dname, leaf in zip(dnames, dst_leaves):
+                parammap.pack(out, dname, leaf, np.array(parammap.piece(neutral, leaf)))
+            origins = "+".join(origin[join(owner, leaf.name)] for leaf in src_leaves)
+            report.moved.append((origins, "+".join(dnames)))
+            report.renamed += [origin[join(owner, leaf.name)] for leaf in src_leaves] != dnames
+            report.relaid += _layouts(src_leaves) != _layouts(dst_leaves)
         if progress is not None:
             progress(i + 1, len(todo))
     out.report = report
