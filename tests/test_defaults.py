@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -399,6 +400,10 @@ def test_default_in_a_policy_gives_a_model_torchs_init(backend):
 
 
 def test_default_is_an_initializer_on_xinit_init():
+    from xinit.init import Default, KaimingNormal
+
+    assert Default is D.Default and issubclass(KaimingNormal, xinit.init.Initializer)
+    assert xinit.init is sys.modules["xinit.init"]
     assert isinstance(xinit.init.Default("torch"), xinit.init.Initializer)
     assert xinit.init.Default("paddle") == D.Default("paddle")
     assert hash(xinit.init.Default("flax")) == hash(D.Default("flax"))

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 # Public names served lazily from their modules, so the core import stays light.
 _LAZY = {
-    "init": ("xinit.initializers", None),
+    "init": ("xinit.init", None),
     "gain": ("xinit.initializers", "gain"),
     "sample": ("xinit.sampling", "sample"),
     "models": ("xinit.models", None),
