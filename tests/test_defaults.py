@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -168,7 +169,7 @@ def measured(framework: str, tag: str) -> dict[str, np.ndarray]:
 
 
 def _catalogue_cases():
-    for fw in ("torch", "paddle", "flax"):
+    for fw in D.FRAMEWORKS:
         for tag, d in CASES.items():
             for param in D.params_of(fw, d):
                 yield pytest.param(fw, tag, param, id=f"{fw}-{d.layer}-{param}-{tag}")
@@ -399,6 +400,10 @@ def test_default_in_a_policy_gives_a_model_torchs_init(backend):
 
 
 def test_default_is_an_initializer_on_xinit_init():
+    from xinit.init import Default, KaimingNormal
+
+    assert Default is D.Default and issubclass(KaimingNormal, xinit.init.Initializer)
+    assert xinit.init is sys.modules["xinit.init"]
     assert isinstance(xinit.init.Default("torch"), xinit.init.Initializer)
     assert xinit.init.Default("paddle") == D.Default("paddle")
     assert hash(xinit.init.Default("flax")) == hash(D.Default("flax"))
@@ -679,12 +684,12 @@ MEASURED_CONVENTIONS = {
 
 @pytest.mark.parametrize(
     "framework, key",
-    [(fw, key) for key in MEASURED_CONVENTIONS for fw in ("torch", "paddle", "flax")],
-    ids=[f"{fw}-{key}" for key in MEASURED_CONVENTIONS for fw in ("torch", "paddle", "flax")],
+    [(fw, key) for key in MEASURED_CONVENTIONS for fw in D.FRAMEWORKS],
+    ids=[f"{fw}-{key}" for key in MEASURED_CONVENTIONS for fw in D.FRAMEWORKS],
 )
 def test_convention_measured(framework, key):
     require_backend(framework)
-    conv = D.convention(key)
+    conv = D.convention_record(key)
     expected = conv.value(framework)
     got = MEASURED_CONVENTIONS[key](framework)
     if isinstance(expected, float):
@@ -695,14 +700,36 @@ def test_convention_measured(framework, key):
         )
 
 
-def test_conventions_table_is_complete():
+def test_conventions_name_every_framework_and_every_value_is_measured():
+    """Every convention speaks of exactly the frameworks in FRAMEWORKS (text, and machine
+    values in that order), and a machine value exists only where a measurement checks it."""
     keys = [c.key for c in D.CONVENTIONS]
     assert len(keys) == len(set(keys))
-    assert set(MEASURED_CONVENTIONS) <= set(keys)
+    assert D.conventions() == list(D.CONVENTIONS)
+    with_values = set()
     for c in D.CONVENTIONS:
-        assert all(c.text(fw) for fw in D.FRAMEWORKS), c.key
-    assert D.convention("bn.momentum").value("flax") == 0.99
-    assert "momentum" in json.dumps([c.record() for c in D.conventions()])
+        assert all(c.text(fw).strip() for fw in D.FRAMEWORKS), c.key
+        if c.values:
+            assert tuple(fw for fw, _ in c.values) == tuple(D.FRAMEWORKS), c.key
+            with_values.add(c.key)
+        assert c.record()["values"] == dict(c.values)
+    assert with_values == set(MEASURED_CONVENTIONS)
+    with pytest.raises(ValueError, match="unknown framework"):
+        D.CONVENTIONS[0].text("keras")
+    with pytest.raises(KeyError, match="no convention"):
+        D.convention_record("bn.no_such_thing")
+
+
+@pytest.mark.parametrize("framework", D.FRAMEWORKS)
+def test_bn_momentum_matches_the_frameworks_layer_attributes(framework):
+    """BatchNorm momentum as each framework's own layer stores it, read from the layer (not
+    from one update): torch ``momentum``, paddle ``_momentum``, flax nnx ``momentum``; the
+    weight of a new batch is the momentum (torch) or its complement (paddle, flax)."""
+    require_backend(framework)
+    m = _momentum(framework)
+    assert m == pytest.approx(D.convention_record("bn.momentum").value(framework))
+    new = m if framework == "torch" else 1.0 - m
+    assert new == pytest.approx(D.convention_record("bn.new_batch_weight").value(framework))
 
 
 # ---- 4. the CLI ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 # that defines a public function of the same name is private (``_build``, ``_port``, ...):
 # importing ``xinit.port`` as a module would otherwise replace the function ``xinit.port``.
 _LAZY = {
-    "init": ("xinit.initializers", None),
+    "init": ("xinit.init", None),
     "gain": ("xinit.initializers", "gain"),
     "sample": ("xinit.sampling", "sample"),
     "models": ("xinit.models", None),

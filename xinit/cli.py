@@ -327,7 +327,7 @@ def cmd_defaults(args) -> int:
 
     frameworks = tuple(_csv(args.frameworks))
     for fw in frameworks:
-        defaults._check_framework(fw)
+        defaults.check_framework(fw)
     if args.reference is not None and args.reference not in frameworks:
         raise ValueError(f"--reference {args.reference!r} is not one of --frameworks {frameworks}")
     if args.conventions:

@@ -441,12 +441,3 @@ __all__ = [
     "BiasPrior",
     "gain",
 ]
-
-
-def __getattr__(name: str):
-    """``xinit.init.Default`` lives in :mod:`xinit.defaults`; loaded lazily (no import cycle)."""
-    if name == "Default":
-        from .defaults import Default
-
-        return Default
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

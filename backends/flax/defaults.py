@@ -1,0 +1,83 @@
+"""Flax NNX's own default initialisation, as data, and the builder of its default layers.
+
+:func:`rule` says which xinit initializer equals the default ``kernel_init``/``bias_init``/
+``embedding_init`` of one parameter of a ``flax.nnx`` layer (Linen's are the same; the
+defaults catalogue, :mod:`xinit.defaults`, reads it); :func:`native_defaults` builds the real
+default layer so tests and plots can measure it. Only :func:`native_defaults` imports flax,
+when called. ``d`` is a :class:`xinit.defaults.LayerDims` throughout (duck-typed: this module
+imports nothing of the catalogue, which imports it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xinit.fans import Fans
+from xinit.initializers import LecunNormal, Ones, VarianceScaling, Zeros
+
+_NO_GROUPS = "flax ConvTranspose has no groups (feature_group_count) argument"
+
+
+def unsupported(d) -> tuple[str, str] | None:
+    """(note, source) when Flax has no default layer for ``d``: a grouped ConvTranspose."""
+    if d.kind == "conv_transpose" and d.groups != 1:
+        return _NO_GROUPS, "flax/nnx/nn/linear.py ConvTranspose"
+    return None
+
+
+def rule(d, param: str):
+    """(initializer, fans, rule in words, source) of ``param`` of Flax's default layer."""
+    kind = d.kind
+    if kind in ("linear", "conv", "conv_transpose"):
+        src = "flax/nnx/nn/linear.py default_kernel_init = lecun_normal() (linen: the same)"
+        if param == "bias":
+            return Zeros(), None, "zeros_init()", src
+        if kind == "linear":
+            fans, text = Fans(d.in_features, d.out_features), "fan_in = in"
+        elif kind == "conv":
+            fans, text = d.weight_fans, "fan_in = (C_in/g)·∏k (kernel (*k, C_in/g, C_out))"
+        else:
+            r = d.receptive
+            fans = Fans(d.in_features * r, d.out_features * r)
+            text = "fan_in = C_in·∏k (kernel (*k, C_in, C_out))"
+        rule_text = f"lecun_normal: truncated ±2σ', variance-corrected to 1/fan_in, {text}"
+        return LecunNormal(), fans, rule_text, src
+    if kind == "embedding":
+        src = "flax/nnx/nn/linear.py default_embed_init (linen: the same)"
+        text = "variance_scaling(1, 'fan_in', 'normal', out_axis=0): N(0, 1/dim), untruncated"
+        fans = Fans(d.out_features, d.out_features)
+        return VarianceScaling(1.0, "fan_in", "normal"), fans, text, src
+    src = "flax/nnx/nn/normalization.py"
+    if param == "num_batches_tracked":
+        raise KeyError(param)
+    if param in ("weight", "running_var"):
+        return Ones(), None, "ones", src
+    return Zeros(), None, "zeros", src
+
+
+def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
+    """Flax NNX's own default layer for ``d``, built with ``nnx.Rngs(seed)``: its flat state
+    (native dotted names and layout) as numpy arrays."""
+    from flax import nnx
+
+    rngs = nnx.Rngs(seed)
+    i, o, k, g = d.in_features, d.out_features, d.kernel, d.groups
+    if d.kind == "linear":
+        m = nnx.Linear(i, o, rngs=rngs)
+    elif d.kind == "conv":
+        m = nnx.Conv(i, o, k, feature_group_count=g, rngs=rngs)
+    elif d.kind == "conv_transpose":
+        if g != 1:
+            raise ValueError(_NO_GROUPS)
+        m = nnx.ConvTranspose(i, o, k, rngs=rngs)
+    elif d.kind == "embedding":
+        m = nnx.Embed(i, o, rngs=rngs)
+    elif d.kind == "batchnorm":
+        m = nnx.BatchNorm(i, rngs=rngs)
+    else:
+        m = nnx.LayerNorm(i, rngs=rngs)
+    out = {}
+    for path, leaf in nnx.to_flat_state(nnx.state(m)):
+        value = leaf.get_value() if hasattr(leaf, "get_value") else leaf.value
+        out[".".join(map(str, path))] = np.asarray(value)
+    return out

@@ -1,0 +1,81 @@
+"""PaddlePaddle's own default initialisation, as data, and the builder of its default layers.
+
+:func:`rule` says which xinit initializer equals the default ``ParamAttr`` initializer of
+one parameter of a ``paddle.nn`` layer (the defaults catalogue, :mod:`xinit.defaults`, reads
+it); :func:`native_defaults` builds the real default layer so tests and plots can measure it.
+Only :func:`native_defaults` imports paddle, when called. ``d`` is a
+:class:`xinit.defaults.LayerDims` throughout (duck-typed: this module imports nothing of the
+catalogue, which imports it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from xinit.fans import Fans
+from xinit.initializers import Normal, Ones, XavierUniform, Zeros
+
+
+def unsupported(d) -> tuple[str, str] | None:
+    """(note, source) when Paddle has no default layer for ``d``: never."""
+    return None
+
+
+def rule(d, param: str):
+    """(initializer, fans, rule in words, source) of ``param`` of Paddle's default layer."""
+    kind = d.kind
+    if kind == "linear":
+        src = "python/paddle/nn/layer/common.py Linear (ParamAttr default: XavierUniform)"
+        if param == "weight":
+            text = "XavierUniform on [in, out]: U(±√(6/(in+out)))"
+            return XavierUniform(), Fans(d.in_features, d.out_features), text, src
+        return Zeros(), None, "Constant(0)", src
+    if kind == "conv":
+        src = "python/paddle/nn/layer/conv.py _ConvNd._get_default_param_initializer"
+        if param == "weight":
+            n = d.in_features * d.receptive  # the FULL C_in: groups are ignored
+            text = "Normal(0, √(2/(C_in·∏k))) with the full C_in (groups ignored)"
+            fans = Fans(n, d.out_features * d.receptive)
+            return Normal(0.0, math.sqrt(2.0 / n)), fans, text, src
+        return Zeros(), None, "Constant(0)", src
+    if kind == "conv_transpose":
+        src = "python/paddle/nn/layer/conv.py (transposed: no default, so XavierUniform)"
+        if param == "weight":
+            text = "XavierUniform on [C_in, C_out/g, *k]: fan_in = (C_out/g)·∏k, fan_out = C_in·∏k"
+            return XavierUniform(), d.weight_fans, text, src
+        return Zeros(), None, "Constant(0)", src
+    if kind == "embedding":
+        src = "python/paddle/nn/layer/common.py Embedding (XavierUniform default)"
+        text = "XavierUniform on [num, dim]: U(±√(6/(num+dim)))"
+        return XavierUniform(), Fans(d.in_features, d.out_features), text, src
+    src = "python/paddle/nn/layer/norm.py"
+    if param == "num_batches_tracked":
+        raise KeyError(param)
+    if param in ("weight", "running_var"):
+        return Ones(), None, "Constant(1)", src
+    return Zeros(), None, "Constant(0)", src
+
+
+def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
+    """Paddle's own default layer for ``d``, built under ``paddle.seed(seed)``: its state dict
+    (native names and layout) as numpy arrays."""
+    import paddle
+
+    nn = paddle.nn
+    paddle.seed(seed)
+    i, o, k, g = d.in_features, d.out_features, list(d.kernel), d.groups
+    if d.kind == "linear":
+        m = nn.Linear(i, o)
+    elif d.kind == "conv":
+        m = getattr(nn, f"Conv{d.spatial}D")(i, o, k, groups=g)
+    elif d.kind == "conv_transpose":
+        m = getattr(nn, f"Conv{d.spatial}DTranspose")(i, o, k, groups=g)
+    elif d.kind == "embedding":
+        m = nn.Embedding(i, o)
+    elif d.kind == "batchnorm":
+        m = nn.BatchNorm2D(i)
+    else:
+        m = nn.LayerNorm(i)
+    return {name: np.array(t.numpy()) for name, t in m.state_dict().items()}

@@ -1,0 +1,77 @@
+"""PyTorch's own default initialisation, as data, and the builder of its default layers.
+
+:func:`rule` says which xinit initializer equals what ``torch.nn`` does in
+``reset_parameters`` for one parameter (the defaults catalogue, :mod:`xinit.defaults`, reads
+it); :func:`native_defaults` builds the real default layer so tests and plots can measure it.
+Only :func:`native_defaults` imports torch, when called. ``d`` is a
+:class:`xinit.defaults.LayerDims` throughout (duck-typed: this module imports nothing of the
+catalogue, which imports it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from xinit.initializers import KaimingUniform, Normal, Ones, Uniform, Zeros
+
+_SQRT5 = math.sqrt(5.0)
+_FAN_TEXT = {
+    "linear": "fan_in = in",
+    "conv": "fan_in = (C_in/g)·∏k",
+    "conv_transpose": "fan_in = (C_out/g)·∏k",
+}
+_SOURCE = {
+    "linear": "torch/nn/modules/linear.py Linear.reset_parameters",
+    "conv": "torch/nn/modules/conv.py _ConvNd.reset_parameters",
+    "conv_transpose": "torch/nn/modules/conv.py _ConvNd.reset_parameters",
+    "batchnorm": "torch/nn/modules/batchnorm.py",
+    "layernorm": "torch/nn/modules/normalization.py",
+}
+
+
+def unsupported(d) -> tuple[str, str] | None:
+    """(note, source) when PyTorch has no default layer for ``d``: never."""
+    return None
+
+
+def rule(d, param: str):
+    """(initializer, fans, rule in words, source) of ``param`` of PyTorch's default layer."""
+    kind = d.kind
+    if kind in ("linear", "conv", "conv_transpose"):
+        fans, src = d.weight_fans, _SOURCE[kind]
+        if param == "weight":
+            text = f"kaiming_uniform_(a=√5) = U(±1/√fan_in), {_FAN_TEXT[kind]}"
+            return KaimingUniform(a=_SQRT5), fans, text, src
+        bound = 1.0 / math.sqrt(fans.fan_in)
+        text = f"U(±1/√fan_in) with the weight's {_FAN_TEXT[kind]}"
+        return Uniform(-bound, bound), fans, text, src
+    if kind == "embedding":
+        return Normal(0.0, 1.0), None, "normal_(0, 1)", "torch/nn/modules/sparse.py"
+    if param in ("weight", "running_var"):
+        return Ones(), None, "ones", _SOURCE[kind]
+    return Zeros(), None, "zeros", _SOURCE[kind]
+
+
+def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
+    """PyTorch's own default layer for ``d``, built under ``torch.manual_seed(seed)``: its
+    state dict (native names and layout) as numpy arrays."""
+    import torch
+
+    nn = torch.nn
+    torch.manual_seed(seed)
+    i, o, k, g = d.in_features, d.out_features, d.kernel, d.groups
+    if d.kind == "linear":
+        m = nn.Linear(i, o)
+    elif d.kind == "conv":
+        m = getattr(nn, f"Conv{d.spatial}d")(i, o, k, groups=g)
+    elif d.kind == "conv_transpose":
+        m = getattr(nn, f"ConvTranspose{d.spatial}d")(i, o, k, groups=g)
+    elif d.kind == "embedding":
+        m = nn.Embedding(i, o)
+    elif d.kind == "batchnorm":
+        m = nn.BatchNorm2d(i)
+    else:
+        m = nn.LayerNorm(i)
+    return {name: t.detach().cpu().numpy() for name, t in m.state_dict().items()}

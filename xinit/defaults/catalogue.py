@@ -1,0 +1,563 @@
+"""The defaults catalogue: what each framework's own default layer draws, as xinit initializers.
+
+For every parameter of every supported layer kind, each framework in
+:data:`xinit.backends.FRAMEWORKS` maps to the xinit initializer and the resolved distribution
+that the framework's **own** default layer uses, computed from the layer's logical dims (in,
+out, groups, kernel). The rules themselves live with each framework
+(``backends/<framework>/defaults.py``: :func:`rule`); native names and layouts come from the
+framework's lowerings (``backends/<framework>/lowerings.py``), the same parameter maps that
+building, state and port read, so the catalogue copies neither. ``tests/test_defaults.py``
+builds each framework's native default layers and tests their measured statistics against it.
+
+* :func:`catalogue` - the records for one layer (every framework, every parameter);
+* :func:`default_entry` / :func:`default_init` - one record / one distribution;
+* :class:`Default` - ``xinit.init.Default("torch")``: a framework's defaults as an initializer
+  usable for any parameter of a spec (so a Paddle or Flax model can get PyTorch's init).
+
+Nothing here imports a framework.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from xinit import kinds
+from xinit import layers as L
+from xinit.backends import FRAMEWORKS, part
+from xinit.distributions import ConstantDist, Distribution
+from xinit.fans import Fans
+from xinit.initializers import Initializer
+from xinit.parammap import Leaf
+
+from .render import law, short, std_ratio
+
+# The catalogue's layer names: a neutral kind, with the spatial dims of convolutions spelled out.
+LAYERS = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "batchnorm",
+    "layernorm",
+    "embedding",
+)
+_DEPTHWISE = {
+    "depthwise_conv1d": "conv1d",
+    "depthwise_conv2d": "conv2d",
+    "depthwise_conv3d": "conv3d",
+}
+
+
+def _kind_of_layer(layer: str) -> str:
+    """The neutral kind of a catalogue layer name: conv2d -> conv, conv_transpose1d -> ..."""
+    if layer.startswith("conv_transpose"):
+        return "conv_transpose"
+    if layer.startswith("conv"):
+        return "conv"
+    return layer
+
+
+def _aliases() -> dict[str, str]:
+    """Alias -> catalogue layer: a bare conv kind means its 2-d layer (catalogue data); the
+    other aliases are the kinds table's (sorted per kind, for a stable error message)."""
+    out: dict[str, str] = {}
+    for kind in dict.fromkeys(_kind_of_layer(layer) for layer in LAYERS):
+        if kind not in LAYERS:
+            out[kind] = f"{kind}2d"
+        for alias in sorted(kinds.get(kind).aliases):
+            out[alias] = kinds.canonical(alias)
+    return out
+
+
+_ALIASES = _aliases()
+
+
+# ---- layer dims --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerDims:
+    """A layer's logical dims, all the catalogue needs.
+
+    ``in_features``/``out_features`` are C_in/C_out for convolutions, in/out for linear,
+    ``num_embeddings``/``embedding_dim`` for embeddings and the feature count (twice) for
+    norm layers. ``kernel`` has one entry per spatial dim (empty for non-conv layers).
+    """
+
+    layer: str
+    in_features: int
+    out_features: int
+    kernel: tuple[int, ...] = ()
+    groups: int = 1
+
+    def __post_init__(self):
+        layer = canonical_layer(self.layer)
+        object.__setattr__(self, "layer", layer)
+        for name in ("in_features", "out_features", "groups"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{layer}: {name} must be a positive int; got {v!r}")
+        n = self.spatial
+        kernel = self.kernel
+        if isinstance(kernel, int) and not isinstance(kernel, bool):
+            kernel = (kernel,) * n
+        kernel = tuple(kernel)
+        if n == 0:
+            kernel = ()
+        elif len(kernel) != n or not all(isinstance(k, int) and k >= 1 for k in kernel):
+            raise ValueError(f"{layer}: kernel must be an int or {n} positive ints; got {kernel!r}")
+        object.__setattr__(self, "kernel", kernel)
+        if self.kind in ("conv", "conv_transpose"):
+            for name in ("in_features", "out_features"):
+                if getattr(self, name) % self.groups:
+                    raise ValueError(
+                        f"{layer}: groups={self.groups} does not divide "
+                        f"{name}={getattr(self, name)}"
+                    )
+        elif self.groups != 1:
+            raise ValueError(f"{layer} has no groups; got groups={self.groups}")
+        if self.kind in ("batchnorm", "layernorm") and self.in_features != self.out_features:
+            raise ValueError(
+                f"{layer}: one feature count; got in={self.in_features}, out={self.out_features}"
+            )
+
+    @property
+    def kind(self) -> str:
+        """The neutral kind (as ``ParamSpec.kind``): linear, conv, conv_transpose, ..."""
+        return _kind_of_layer(self.layer)
+
+    @property
+    def spatial(self) -> int:
+        return int(self.layer[-2]) if self.layer.startswith("conv") else 0
+
+    @property
+    def receptive(self) -> int:
+        return math.prod(self.kernel)
+
+    @property
+    def weight_fans(self) -> Fans:
+        """The weight's fans as PyTorch's init reads the neutral layout (dim 0 = out, dim 1 =
+        in, times the kernel): a transposed conv's (C_in, C_out/g, *k) weight has fan_in =
+        (C_out/g)·∏k. Each framework's rule starts from these or says why it differs."""
+        r = self.receptive
+        if self.kind == "linear":
+            return Fans(self.in_features, self.out_features)
+        if self.kind == "conv":
+            return Fans((self.in_features // self.groups) * r, self.out_features * r)
+        if self.kind == "conv_transpose":
+            return Fans((self.out_features // self.groups) * r, self.in_features * r)
+        raise ValueError(f"{self.layer} has no fan-based weight")
+
+    def describe(self) -> str:
+        if self.kind in ("batchnorm", "layernorm"):
+            return f"{self.layer}({self.in_features})"
+        if self.kind in ("linear", "embedding"):
+            return f"{self.layer}({self.in_features}, {self.out_features})"
+        k = "x".join(map(str, self.kernel))
+        g = f", groups={self.groups}" if self.groups != 1 else ""
+        return f"{self.layer}({self.in_features}, {self.out_features}, k={k}{g})"
+
+    def neutral_shape(self, param: str) -> tuple[int, ...]:
+        """Shape of ``param`` in the neutral (PyTorch) layout."""
+        i, o, g, k = self.in_features, self.out_features, self.groups, self.kernel
+        if param == "num_batches_tracked":
+            return ()
+        if param != "weight":
+            return (o,)
+        if self.kind == "linear":
+            return (o, i)
+        if self.kind == "conv":
+            return (o, i // g, *k)
+        if self.kind == "conv_transpose":
+            return (i, o // g, *k)
+        if self.kind == "embedding":
+            return (i, o)
+        return (o,)
+
+    def role(self, param: str) -> str:
+        if param != "weight" or self.kind in ("batchnorm", "layernorm"):
+            return "vector"
+        return self.kind
+
+
+def canonical_layer(name: str) -> str:
+    """The catalogue's name for a layer kind (accepts a few aliases: dense, bn, embed, ...)."""
+    if not isinstance(name, str):
+        raise ValueError(f"layer must be a name such as 'conv2d'; got {name!r}")
+    key = name.strip().lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key not in LAYERS:
+        raise ValueError(
+            f"unknown layer kind {name!r}; accepted: {LAYERS} (and {tuple(_ALIASES)}, "
+            f"{tuple(_DEPTHWISE)})"
+        )
+    return key
+
+
+def dims(
+    layer: str,
+    in_features: int,
+    out_features: int | None = None,
+    kernel: int | tuple[int, ...] = 3,
+    groups: int = 1,
+) -> LayerDims:
+    """Convenience constructor: ``dims("conv2d", 64, 128, 3, groups=4)``.
+
+    ``depthwise_conv2d`` (and 1d/3d) sets ``groups = in_features``; ``out_features`` defaults
+    to ``in_features``. Norm layers have one feature count: ``out_features`` when given (the
+    norm that follows an in->out layer), else ``in_features``.
+    """
+    key = str(layer).strip().lower().replace("-", "_")
+    if key in _DEPTHWISE:
+        layer, groups = _DEPTHWISE[key], in_features
+    out = in_features if out_features is None else out_features
+    canon = canonical_layer(layer)
+    if canon in ("batchnorm", "layernorm"):  # the norm after an in->out layer: out features
+        in_features = out
+    if not canon.startswith("conv"):
+        kernel = ()
+    return LayerDims(canon, in_features, out, kernel, groups)
+
+
+def as_dims(layer: Any) -> LayerDims:
+    """LayerDims from a LayerDims, an xinit layer spec, or a dict of LayerDims fields."""
+    if isinstance(layer, LayerDims):
+        return layer
+    if isinstance(layer, dict):
+        return dims(**layer)
+    if isinstance(layer, L.ConvTranspose):
+        return LayerDims(
+            f"conv_transpose{layer.dims}d",
+            layer.in_channels,
+            layer.out_channels,
+            tuple(layer.kernel_size),
+            layer.groups,
+        )
+    if isinstance(layer, L.Conv):
+        return LayerDims(
+            f"conv{layer.dims}d",
+            layer.in_channels,
+            layer.out_channels,
+            tuple(layer.kernel_size),
+            layer.groups,
+        )
+    if isinstance(layer, L.Linear):
+        return LayerDims("linear", layer.in_features, layer.out_features)
+    if isinstance(layer, L.Embedding):
+        return LayerDims("embedding", layer.num_embeddings, layer.embedding_dim)
+    if isinstance(layer, L.BatchNorm):
+        return LayerDims("batchnorm", layer.num_features, layer.num_features)
+    kind = getattr(layer, "kind", None)
+    if kind == "layernorm":
+        shape = getattr(layer, "normalized_shape", None) or getattr(layer, "num_features", None)
+        n = shape if isinstance(shape, int) else math.prod(shape)
+        return LayerDims("layernorm", n, n)
+    raise ValueError(
+        f"cannot read layer dims from {type(layer).__name__}: expected LayerDims, a dict, or an "
+        "xinit Conv/ConvTranspose/Linear/Embedding/BatchNorm spec"
+    )
+
+
+# ---- the catalogue -----------------------------------------------------------------------
+# ---- the catalogue -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class DefaultEntry:
+    """One framework's default for one parameter of one layer."""
+
+    framework: str
+    dims: LayerDims
+    param: str  # neutral (PyTorch) name: weight, bias, running_mean, running_var, ...
+    native_name: str  # the framework's own leaf name (kernel, scale, _mean, ...)
+    native_shape: tuple[int, ...]
+    initializer: Initializer | None  # the xinit initializer the framework's default equals
+    fans: Fans | None  # the fans the framework's own rule uses (None: not fan-based)
+    distribution: Distribution | None  # None when the framework cannot build this layer
+    rule: str  # the framework's rule, in words
+    source: str = ""  # where the rule lives in the framework's source
+    trainable: bool = True
+    note: str = ""
+
+    @property
+    def layer(self) -> str:
+        return self.dims.layer
+
+    @property
+    def id(self) -> str:
+        """``framework-layer-param``, e.g. ``paddle-conv2d-weight``."""
+        return f"{self.framework}-{self.layer}-{self.param}"
+
+    @property
+    def supported(self) -> bool:
+        return self.distribution is not None
+
+    @property
+    def neutral_shape(self) -> tuple[int, ...]:
+        return self.dims.neutral_shape(self.param)
+
+    @property
+    def std(self) -> float | None:
+        return None if self.distribution is None else float(self.distribution.std)
+
+    @property
+    def mean(self) -> float | None:
+        return None if self.distribution is None else float(self.distribution.mean)
+
+    def record(self) -> dict[str, Any]:
+        """A JSON-able dict (keys framework, layer, param, distribution, std, ...)."""
+        d = self.distribution
+        return {
+            "framework": self.framework,
+            "layer": self.layer,
+            "param": self.param,
+            "native_name": self.native_name,
+            "native_shape": list(self.native_shape),
+            "distribution": short(d),
+            "std": self.std,
+            "mean": self.mean,
+            "law": law(d),
+            "initializer": None if self.initializer is None else repr(self.initializer),
+            "fan_in": None if self.fans is None else self.fans.fan_in,
+            "fan_out": None if self.fans is None else self.fans.fan_out,
+            "rule": self.rule,
+            "source": self.source,
+            "trainable": self.trainable,
+            "dims": {
+                "in": self.dims.in_features,
+                "out": self.dims.out_features,
+                "kernel": list(self.dims.kernel),
+                "groups": self.dims.groups,
+            },
+            "note": self.note,
+        }
+
+
+# ---- names and layouts: read from the lowerings ------------------------------------------
+def _rules(framework: str):
+    """``backends/<framework>/defaults.py``: the framework's ``rule``, ``unsupported`` and
+    ``native_defaults``."""
+    return part(framework, "defaults")
+
+
+@functools.lru_cache(maxsize=256)
+def _spec(d: LayerDims) -> L.Layer | None:
+    """The xinit layer spec with dims ``d`` (None for layernorm, which has no spec yet)."""
+    if d.kind == "linear":
+        return L.Linear(d.in_features, d.out_features)
+    if d.kind == "conv":
+        return L.Conv(d.in_features, d.out_features, d.kernel, groups=d.groups)
+    if d.kind == "conv_transpose":
+        return L.ConvTranspose(d.in_features, d.out_features, d.kernel, groups=d.groups)
+    if d.kind == "embedding":
+        return L.Embedding(d.in_features, d.out_features)
+    if d.kind == "batchnorm":
+        return L.BatchNorm(d.in_features)
+    return None
+
+
+def _leaf(framework: str, d: LayerDims, param: str) -> Leaf | None:
+    """Where ``param`` of ``d`` lives in ``framework``'s module (its lowering's parameter map);
+    None when the framework keeps no counterpart (Paddle/Flax ``num_batches_tracked``)."""
+    registry = part(framework, "lowerings").REGISTRY
+    spec = _spec(d)
+    if spec is None:
+        name = registry[d.kind].leaves.get(param, param)
+        return None if name is None else Leaf(name)
+    leaves = registry.param_map(spec)[param]
+    return leaves[0] if leaves else None
+
+
+def check_framework(framework: str) -> str:
+    """``framework`` if it is one of :data:`FRAMEWORKS`, else a ValueError naming them."""
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {framework!r}; accepted: {FRAMEWORKS}")
+    return framework
+
+
+# ---- the catalogue -----------------------------------------------------------------------
+def params_of(framework: str, layer: Any) -> tuple[str, ...]:
+    """Neutral names of the parameters (and buffers) ``framework``'s layer has."""
+    d = as_dims(layer)
+    check_framework(framework)
+    return tuple(p for p in kinds.get(d.kind).params if _leaf(framework, d, p) is not None)
+
+
+def default_entry(framework: str, layer: Any, param: str) -> DefaultEntry:
+    """The catalogue record for ``param`` (neutral name) of ``layer`` in ``framework``.
+
+    ``layer`` is a :class:`LayerDims`, an xinit layer spec or a dict of LayerDims fields.
+    """
+    check_framework(framework)
+    d = as_dims(layer)
+    if param not in params_of(framework, d):
+        raise ValueError(
+            f"{framework} {d.layer} has no parameter {param!r}; it has {params_of(framework, d)}"
+        )
+    leaf = _leaf(framework, d, param)
+    neutral_shape = d.neutral_shape(param)
+    native = (leaf.name, leaf.native_shape(neutral_shape))
+    trainable = param in ("weight", "bias")
+    rules = _rules(framework)
+    missing = rules.unsupported(d)
+    if missing is not None:
+        note, source = missing
+        return DefaultEntry(
+            framework, d, param, *native, None, None, None, "unsupported", source, trainable, note
+        )
+    init, fans, rule, source = rules.rule(d, param)
+    dist = init.resolve(neutral_shape or (1,), d.role(param), fans)
+    return DefaultEntry(framework, d, param, *native, init, fans, dist, rule, source, trainable)
+
+
+def default_init(framework: str, layer_kind: str, param: str, layer: Any) -> Distribution:
+    """The distribution ``framework``'s default gives ``param`` of ``layer``.
+
+    ``layer_kind`` is a catalogue layer name (``"conv2d"``; a neutral kind such as ``"conv"``
+    is accepted and takes the dims of ``layer``); ``layer`` is a LayerDims, an xinit layer spec
+    or a dict. A Distribution is returned (not a bare initializer) because the fans a framework
+    uses are not always the neutral ones (Flax ConvTranspose, Paddle grouped convs).
+    """
+    d = as_dims(layer)
+    if layer_kind not in (d.kind, d.layer) and canonical_layer(layer_kind) != d.layer:
+        raise ValueError(f"layer_kind {layer_kind!r} does not match the layer dims {d.describe()}")
+    entry = default_entry(framework, d, param)
+    if entry.distribution is None:
+        raise ValueError(f"{entry.id}: {entry.note}")
+    return entry.distribution
+
+
+def catalogue(
+    layer: Any,
+    in_features: int | None = None,
+    out_features: int | None = None,
+    kernel: int | tuple[int, ...] = 3,
+    groups: int = 1,
+    *,
+    frameworks: tuple[str, ...] | list[str] = FRAMEWORKS,
+) -> list[DefaultEntry]:
+    """All records for one layer: every framework, every parameter (parameter-major order).
+
+    ``catalogue("conv2d", 64, 128, 3, groups=4)`` or ``catalogue(xinit.layers.Conv(...))``.
+    """
+    if isinstance(layer, str):
+        if in_features is None:
+            raise ValueError(f"catalogue({layer!r}) needs in_features")
+        d = dims(layer, in_features, out_features, kernel, groups)
+    else:
+        d = as_dims(layer)
+    for fw in frameworks:
+        check_framework(fw)
+    out = []
+    for param in kinds.get(d.kind).params:
+        for fw in frameworks:
+            if param in params_of(fw, d):
+                out.append(default_entry(fw, d, param))
+    return out
+
+
+def records(entries: list[DefaultEntry], reference: str | None = None) -> list[dict[str, Any]]:
+    """JSON-able records; with ``reference``, each gets ``ratio`` = std / reference's std."""
+    ref = {(e.dims, e.param): e.std for e in entries if e.framework == reference}
+    out = []
+    for e in entries:
+        rec = e.record()
+        if reference is not None:
+            rec["reference"] = reference
+            rec["ratio"] = std_ratio(e.std, ref.get((e.dims, e.param)))
+        out.append(rec)
+    return out
+
+
+# ---- Default: a framework's defaults as an initializer -------------------------------------
+_KIND_TO_LAYER = frozenset(_kind_of_layer(layer) for layer in LAYERS)  # kinds Default knows
+
+
+def _dims_from_param(param, framework: str) -> LayerDims:
+    layer = getattr(param, "layer", None)
+    kind = getattr(param, "kind", None)
+    if kind not in _KIND_TO_LAYER:
+        raise ValueError(
+            f"Default({framework!r}) does not know layer kind {kind!r} of parameter "
+            f"{getattr(param, 'name', '?')!r}; known kinds: {sorted(_KIND_TO_LAYER)}"
+        )
+    if layer is not None:
+        d = as_dims(layer)
+        if d.kind != kind:
+            raise ValueError(f"param kind {kind!r} does not match its layer {d.describe()}")
+        return d
+    shape, name = tuple(param.shape), param.name
+    if name == "weight" and kind == "linear" and len(shape) == 2:
+        return LayerDims("linear", shape[1], shape[0])
+    if name == "weight" and kind == "embedding" and len(shape) == 2:
+        return LayerDims("embedding", shape[0], shape[1])
+    if kind in ("batchnorm", "layernorm") and len(shape) == 1:
+        return LayerDims(kind, shape[0], shape[0])
+    if kind in ("batchnorm",) and name == "num_batches_tracked":
+        return LayerDims(kind, 1, 1)
+    raise ValueError(
+        f"Default({framework!r}) needs the owning layer of {kind} parameter {name!r} "
+        f"(shape {shape}) to know its in/out channels, kernel and groups: pass a ParamSpec from "
+        "layer.params()"
+    )
+
+
+@dataclass(frozen=True)
+class Default(Initializer):
+    """A framework's own default initialisation, for any parameter of a spec.
+
+    ``xinit.init.Default("torch")`` resolves a conv weight to U(±1/√fan_in), a Paddle-default
+    conv weight to N(0, 2/(C_in·∏k)), and so on, using the :class:`xinit.layers.ParamSpec`
+    (its ``kind``, ``name`` and owning ``layer``). The ``fans`` argument is ignored: the
+    framework's own fan rule is the point. Sampled by any backend, it gives e.g. a Paddle or
+    Flax model exactly PyTorch's default statistics.
+    """
+
+    framework: str
+
+    def __post_init__(self):
+        check_framework(self.framework)
+
+    def resolve(self, shape, role="linear", fans=None, *, param=None) -> Distribution:
+        if param is None:
+            raise ValueError(
+                f"Default({self.framework!r}) needs the parameter spec: "
+                "resolve(shape, role, param=layer_param); a framework's default depends on the "
+                "layer kind, the parameter name and the layer's dims"
+            )
+        name = param.name
+        if name == "num_batches_tracked":
+            return ConstantDist(0.0)  # a counter, 0 in every framework that has one
+        d = _dims_from_param(param, self.framework)
+        entry = default_entry(self.framework, d, name)
+        if entry.distribution is None:
+            raise ValueError(f"Default({self.framework!r}) for {entry.id}: {entry.note}")
+        if tuple(shape) != entry.neutral_shape:
+            raise ValueError(
+                f"Default({self.framework!r}): {d.kind} parameter {name!r} of {d.describe()} has "
+                f"neutral shape {entry.neutral_shape}; got shape {tuple(shape)}"
+            )
+        return entry.distribution
+
+    def _resolve(self, shape, role, fans):  # pragma: no cover - resolve() is overridden
+        raise ValueError(f"Default({self.framework!r}) needs param=")
+
+
+__all__ = [
+    "FRAMEWORKS",
+    "LAYERS",
+    "LayerDims",
+    "dims",
+    "as_dims",
+    "canonical_layer",
+    "check_framework",
+    "DefaultEntry",
+    "default_entry",
+    "default_init",
+    "catalogue",
+    "records",
+    "params_of",
+    "Default",
+]

@@ -1,0 +1,101 @@
+"""What the frameworks actually produce: their own default layers, built and plotted.
+
+:func:`native_defaults` builds a framework's default layer (``backends/<framework>/
+defaults.py``, which imports the framework when called) and returns its state;
+:func:`plot_defaults` overlays what each installed framework draws on the catalogue's
+analytic densities. Kept apart from the catalogue because it is the only part that needs
+the frameworks (and matplotlib) at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from xinit.backends import FRAMEWORKS, available, part
+
+from .catalogue import as_dims, check_framework, default_entry
+from .render import density, short
+
+
+def native_defaults(framework: str, layer: Any, seed: int = 0) -> dict[str, np.ndarray]:
+    """Build ``framework``'s own default layer and return its state, native names and layout.
+
+    Imports the framework now. Seeds its global generator (torch, paddle) or ``nnx.Rngs``.
+    """
+    d = as_dims(layer)
+    return part(check_framework(framework), "defaults").native_defaults(d, seed)
+
+
+def plot_defaults(
+    layer: Any,
+    path: str,
+    *,
+    frameworks: tuple[str, ...] | list[str] | None = None,
+    param: str = "weight",
+    seed: int = 0,
+    bins: int = 120,
+) -> list[dict[str, Any]]:
+    """Overlaid histograms of ``param`` as each installed framework's own default layer draws
+    it, with the catalogue's analytic densities; written to ``path`` (PNG, Agg backend).
+
+    Returns one summary dict per plotted framework (measured and catalogue std).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = as_dims(layer)
+    installed = available()
+    fws = [fw for fw in (frameworks or FRAMEWORKS) if fw in installed]
+    if not fws:
+        raise ImportError("no framework installed to draw from: pip install 'xinit[torch]'")
+    colors = {"torch": "#ee4c2c", "paddle": "#2932e1", "flax": "#2b9348"}
+    drawn = []
+    for fw in fws:
+        entry = default_entry(fw, d, param)
+        if entry.distribution is None or not entry.distribution.random:
+            continue
+        values = native_defaults(fw, d, seed)[entry.native_name].ravel().astype(np.float64)
+        drawn.append((fw, entry, values))
+    if not drawn:
+        raise ValueError(f"no framework draws {param!r} of {d.describe()} at random")
+    span = max(float(np.max(np.abs(v))) for _, _, v in drawn) * 1.05
+    grid = np.linspace(-span, span, 1201)
+    fig, ax = plt.subplots(figsize=(8.0, 5.6), dpi=110)
+    summary = []
+    for fw, entry, values in drawn:
+        color = colors.get(fw)
+        measured = float(values.std())
+        ax.hist(
+            values,
+            bins=bins,
+            range=(-span, span),
+            density=True,
+            alpha=0.35,
+            color=color,
+            label=f"{fw} measured (n={values.size}, std {measured:.4g})",
+        )
+        ax.plot(
+            grid,
+            density(entry.distribution, grid),
+            color=color,
+            lw=1.6,
+            label=f"{fw} catalogue {short(entry.distribution)}, std {entry.std:.4g}",
+        )
+        summary.append(
+            {"framework": fw, "measured_std": measured, "std": entry.std, "n": int(values.size)}
+        )
+    ax.set_title(f"default {param} of {d.describe()}: native layers vs catalogue")
+    ax.set_xlabel(f"{param} value")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return summary
+
+
+__all__ = ["native_defaults", "plot_defaults"]

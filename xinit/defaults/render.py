@@ -1,0 +1,186 @@
+"""Rendering the defaults catalogue and the conventions: compact text of a distribution,
+Markdown and rich tables, analytic densities for plots.
+
+Pure presentation of :class:`~xinit.defaults.catalogue.DefaultEntry` records and
+:class:`~xinit.defaults.conventions.Convention` rows; it computes no default itself, so the
+catalogue (which uses :func:`short` in its JSON records) imports this module and not the
+other way round. ``rich`` is imported only by the ``*_rich`` functions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from xinit.distributions import ConstantDist, Distribution, NormalDist, TruncNormalDist, UniformDist
+
+from .conventions import CONVENTIONS, Convention
+
+if TYPE_CHECKING:  # annotations only: the catalogue imports this module
+    from .catalogue import DefaultEntry, LayerDims
+
+
+def short(dist: Distribution | None) -> str:
+    """Compact text: ``U(±0.04167)``, ``N(0, 0.05893²)``, ``TN(0, σ=0.09474, ±0.1895)``."""
+    if dist is None:
+        return "n/a"
+    if isinstance(dist, ConstantDist):
+        return f"Const({dist.value:g})"
+    if isinstance(dist, UniformDist):
+        if math.isclose(dist.low, -dist.high):
+            return f"U(±{dist.high:.4g})"
+        return f"U({dist.low:.4g}, {dist.high:.4g})"
+    if isinstance(dist, NormalDist):
+        return f"N({dist.mu:g}, {dist.sigma:.4g}²)"
+    if isinstance(dist, TruncNormalDist):
+        if math.isclose(dist.low - dist.mu, dist.mu - dist.high):
+            return f"TN({dist.mu:g}, σ={dist.sigma:.4g}, ±{dist.high - dist.mu:.4g})"
+        return f"TN({dist.mu:g}, σ={dist.sigma:.4g}, [{dist.low:.4g}, {dist.high:.4g}])"
+    return dist.describe()
+
+
+def law(dist: Distribution | None) -> dict[str, Any] | None:
+    """The distribution as a JSON-able dict: its type name and its float fields."""
+    if dist is None:
+        return None
+    out: dict[str, Any] = {"type": type(dist).__name__}
+    for name in getattr(dist, "__dataclass_fields__", {}):
+        out[name] = float(getattr(dist, name))
+    return out
+
+
+def std_ratio(std: float | None, ref: float | None) -> float | None:
+    """``std / ref``, or None when either is missing or ``ref`` is 0."""
+    if std is None or ref is None or ref == 0.0:
+        return None
+    return std / ref
+
+
+# ---- tables -------------------------------------------------------------------------------
+def _cell(entry: DefaultEntry | None, ref: DefaultEntry | None, sep: str) -> str:
+    if entry is None:
+        return "-"
+    if entry.distribution is None:
+        return f"n/a ({entry.note})"
+    name = f"[{entry.native_name}] " if entry.native_name != entry.param else ""
+    text = f"{name}{short(entry.distribution)}"
+    if entry.distribution.random:
+        text += f"{sep}std {entry.std:.4g}"
+    if ref is not None and ref is not entry and ref.distribution is not None:
+        ratio = std_ratio(entry.std, ref.std)
+        if ratio is not None:
+            text += f"{sep}×{ratio:.3g}"
+        elif not entry.distribution.random and not ref.distribution.random:
+            text += f"{sep}{'=' if entry.distribution == ref.distribution else '≠'}"
+    return text
+
+
+def table_rows(
+    entries: list[DefaultEntry], reference: str | None = None, sep: str = " · "
+) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
+    """(frameworks, rows): one row per (layer, param), one cell per framework."""
+    frameworks = list(dict.fromkeys(e.framework for e in entries))
+    by_key: dict[tuple[LayerDims, str], dict[str, DefaultEntry]] = {}
+    for e in entries:
+        by_key.setdefault((e.dims, e.param), {})[e.framework] = e
+    rows = []
+    for (d, param), cells in by_key.items():
+        ref = cells.get(reference) if reference else None
+        label = d.layer
+        if d.groups != 1:
+            label += " (depthwise)" if d.groups == d.in_features else f" (groups={d.groups})"
+        rows.append((label, param, [_cell(cells.get(fw), ref, sep) for fw in frameworks]))
+    return frameworks, rows
+
+
+def _layers_of(entries: list[DefaultEntry]) -> str:
+    return ", ".join(dict.fromkeys(e.dims.describe() for e in entries))
+
+
+def to_markdown(entries: list[DefaultEntry], reference: str | None = None) -> str:
+    """A Markdown table: rows layer x parameter, columns frameworks."""
+    frameworks, rows = table_rows(entries, reference)
+    ref = f"; ×: std relative to {reference}" if reference else ""
+    lines = [
+        f"Default initialisation of {_layers_of(entries)}{ref}; [name]: the framework's own "
+        "parameter name.",
+        "",
+        "| layer | param | " + " | ".join(frameworks) + " |",
+        "|---|---|" + "---|" * len(frameworks),
+    ]
+    for layer, param, cells in rows:
+        lines.append(f"| {layer} | {param} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_rich(entries: list[DefaultEntry], reference: str | None = None):
+    """A rich Table (imported lazily) of the same content as :func:`to_markdown`."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    frameworks, rows = table_rows(entries, reference, sep="\n")
+    ref = f" (× = std / {reference}'s)" if reference else ""
+    table = Table(title=f"framework defaults: {_layers_of(entries)}{ref}", show_lines=True)
+    table.add_column("layer", style="bold", overflow="fold")
+    table.add_column("param", overflow="fold")
+    for fw in frameworks:
+        table.add_column(fw, overflow="fold")
+    for layer, param, cells in rows:
+        table.add_row(layer, param, *(escape(c) for c in cells))
+    return table
+
+
+def conventions_markdown(items: list[Convention] | None = None) -> str:
+    """The conventions (all, or ``items``) as a Markdown table, one column per framework."""
+    items = list(CONVENTIONS) if items is None else items
+    lines = ["| topic | torch | paddle | flax | note |", "|---|---|---|---|---|"]
+    for c in items:
+        cells = [c.topic, c.torch, c.paddle, c.flax, c.note]
+        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def conventions_rich(items: list[Convention] | None = None):
+    """A rich Table (imported lazily) of the same content as :func:`conventions_markdown`."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="conventions around initialisation", show_lines=True)
+    for col in ("topic", "torch", "paddle", "flax", "note"):
+        table.add_column(col, style="bold" if col == "topic" else None, overflow="fold")
+    for c in list(CONVENTIONS) if items is None else items:
+        table.add_row(*(escape(x) for x in (c.topic, c.torch, c.paddle, c.flax, c.note)))
+    return table
+
+
+def density(dist: Distribution, x: np.ndarray) -> np.ndarray:
+    """The analytic probability density of ``dist`` at ``x`` (for plots)."""
+    x = np.asarray(x, dtype=float)
+    if isinstance(dist, UniformDist):
+        inside = (x >= dist.low) & (x <= dist.high)
+        return np.where(inside, 1.0 / (dist.high - dist.low), 0.0)
+    if isinstance(dist, NormalDist):
+        z = (x - dist.mu) / dist.sigma
+        return np.exp(-0.5 * z * z) / (dist.sigma * math.sqrt(2.0 * math.pi))
+    if isinstance(dist, TruncNormalDist):
+        z = (x - dist.mu) / dist.sigma
+        a, b = dist._ab()
+        mass = 0.5 * (math.erf(b / math.sqrt(2.0)) - math.erf(a / math.sqrt(2.0)))
+        pdf = np.exp(-0.5 * z * z) / (dist.sigma * math.sqrt(2.0 * math.pi) * mass)
+        return np.where((x >= dist.low) & (x <= dist.high), pdf, 0.0)
+    raise TypeError(f"no density for {dist!r}")
+
+
+__all__ = [
+    "short",
+    "law",
+    "std_ratio",
+    "table_rows",
+    "to_markdown",
+    "to_rich",
+    "conventions_markdown",
+    "conventions_rich",
+    "density",
+]
