@@ -6,10 +6,7 @@ Shared by :func:`xinit.apply` (a native module) and :meth:`xinit.Policy.report` 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # for the annotation only: the policy module imports this one
-    from .policy import Policy
+from typing import Any
 
 STATUSES = ("initialized", "default", "unmatched", "skipped")
 
@@ -37,7 +34,7 @@ class Report:
     """Every parameter exactly once, in registration order (MMEngine's init log, as data)."""
 
     entries: tuple[ReportEntry, ...]
-    policy: Policy | None = None
+    policy: Any = None  # the xinit.Policy that made it (None: none)
     notes: tuple[str, ...] = ()  # warnings raised while planning (rules that select nothing)
 
     def __len__(self) -> int:

@@ -39,13 +39,12 @@ from .catalogue import (
     records,
 )
 from .conventions import CONVENTIONS, Convention, convention_record, conventions
+from .laws import short, std_ratio
 from .native import native_defaults, plot_defaults
 from .render import (
     conventions_markdown,
     conventions_rich,
     density,
-    short,
-    std_ratio,
     table_rows,
     to_markdown,
     to_rich,

@@ -32,7 +32,7 @@ from xinit.fans import Fans
 from xinit.initializers import Initializer
 from xinit.parammap import Leaf
 
-from .render import law, short, std_ratio
+from .laws import law, short, std_ratio
 
 # The catalogue's layer names: a neutral kind, with the spatial dims of convolutions spelled out.
 LAYERS = (

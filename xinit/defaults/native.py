@@ -16,7 +16,8 @@ import numpy as np
 from xinit.backends import FRAMEWORKS, available, part
 
 from .catalogue import as_dims, check_framework, default_entry
-from .render import density, short
+from .laws import short
+from .render import density
 
 
 def native_defaults(framework: str, layer: Any, seed: int = 0) -> dict[str, np.ndarray]:

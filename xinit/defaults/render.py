@@ -1,64 +1,25 @@
-"""Rendering the defaults catalogue and the conventions: compact text of a distribution,
-Markdown and rich tables, analytic densities for plots.
+"""Rendering the defaults catalogue and the conventions: Markdown and rich tables, analytic
+densities for plots.
 
 Pure presentation of :class:`~xinit.defaults.catalogue.DefaultEntry` records and
-:class:`~xinit.defaults.conventions.Convention` rows; it computes no default itself, so the
-catalogue (which uses :func:`short` in its JSON records) imports this module and not the
-other way round. ``rich`` is imported only by the ``*_rich`` functions.
+:class:`~xinit.defaults.conventions.Convention` rows; it computes no default itself. The
+short texts of a law that records also hold live in :mod:`xinit.defaults.laws`. ``rich`` is
+imported only by the ``*_rich`` functions.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xinit.distributions import ConstantDist, Distribution, NormalDist, TruncNormalDist, UniformDist
+from xinit.distributions import Distribution, NormalDist, TruncNormalDist, UniformDist
 
+from .catalogue import DefaultEntry, LayerDims
 from .conventions import CONVENTIONS, Convention
-
-if TYPE_CHECKING:  # annotations only: the catalogue imports this module
-    from .catalogue import DefaultEntry, LayerDims
+from .laws import law, short, std_ratio
 
 
-def short(dist: Distribution | None) -> str:
-    """Compact text: ``U(±0.04167)``, ``N(0, 0.05893²)``, ``TN(0, σ=0.09474, ±0.1895)``."""
-    if dist is None:
-        return "n/a"
-    if isinstance(dist, ConstantDist):
-        return f"Const({dist.value:g})"
-    if isinstance(dist, UniformDist):
-        if math.isclose(dist.low, -dist.high):
-            return f"U(±{dist.high:.4g})"
-        return f"U({dist.low:.4g}, {dist.high:.4g})"
-    if isinstance(dist, NormalDist):
-        return f"N({dist.mu:g}, {dist.sigma:.4g}²)"
-    if isinstance(dist, TruncNormalDist):
-        if math.isclose(dist.low - dist.mu, dist.mu - dist.high):
-            return f"TN({dist.mu:g}, σ={dist.sigma:.4g}, ±{dist.high - dist.mu:.4g})"
-        return f"TN({dist.mu:g}, σ={dist.sigma:.4g}, [{dist.low:.4g}, {dist.high:.4g}])"
-    return dist.describe()
-
-
-def law(dist: Distribution | None) -> dict[str, Any] | None:
-    """The distribution as a JSON-able dict: its type name and its float fields."""
-    if dist is None:
-        return None
-    out: dict[str, Any] = {"type": type(dist).__name__}
-    for name in getattr(dist, "__dataclass_fields__", {}):
-        out[name] = float(getattr(dist, name))
-    return out
-
-
-def std_ratio(std: float | None, ref: float | None) -> float | None:
-    """``std / ref``, or None when either is missing or ``ref`` is 0."""
-    if std is None or ref is None or ref == 0.0:
-        return None
-    return std / ref
-
-
-# ---- tables -------------------------------------------------------------------------------
 def _cell(entry: DefaultEntry | None, ref: DefaultEntry | None, sep: str) -> str:
     if entry is None:
         return "-"
