@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from xinit import kinds
 from xinit import layers as _layers  # noqa: F401 - registers the spec kinds in the table
-from xinit.parammap import Leaf, ParamMap
+from xinit.parammap import Leaf, ParamMap, check_cover
 
 Layout = Callable[[str, int], "tuple[int, ...] | None"]
 
@@ -116,8 +116,19 @@ class Registry:
         cache = spec.__dict__.setdefault("_xinit_maps", {})
         found = cache.get(self.framework)
         if found is None:
-            found = cache[self.framework] = self[spec.kind].params(spec)
+            found = cache[self.framework] = self._checked(spec, self[spec.kind].params(spec))
         return found
+
+    def _checked(self, spec, pmap: ParamMap) -> ParamMap:
+        """A lowering's map must cover each parameter of the spec exactly (caught once here,
+        not as a wrong tensor later)."""
+        where = f"{self.framework} lowering of {type(spec).__name__}"
+        names = [p.name for p in spec.params()]
+        if sorted(pmap) != sorted(names):
+            raise TypeError(f"{where}: the parameter map has {sorted(pmap)}, the spec {names}")
+        for p in spec.params():
+            check_cover(f"{where}: {p.name}", pmap[p.name], p.shape)
+        return pmap
 
     def kind_of(self, module: Any) -> str:
         """The neutral kind of a native layer object ("" for a class no lowering claims): the
