@@ -222,3 +222,18 @@ def test_leaves_that_do_not_tile_the_tensor_are_refused():
     with pytest.raises(ValueError, match="do not tile"):
         parammap.check_cover("w", gap, (5,))
     parammap.check_cover("w", (Leaf("a", part=(0, 0, 2)), Leaf("b", part=(0, 2, 5))), (5,))
+
+
+def test_apply_reads_the_split_through_the_map():
+    """A policy applied to the built modules sets the whole vector, split or not, and with
+    ``rng="xinit"`` draws exactly what a build with that policy gives."""
+    policy = xinit.Policy(xinit.Rule(xinit.init.Uniform(-3.0, 3.0), kind="scale"))
+    for fw, module in built(seed=5).items():
+        report = xinit.apply(policy, module, seed=9, rng="xinit")
+        entry = report["1.weight"]
+        assert entry.status == "initialized"
+        assert entry.native == {"torch": "1.weight", "paddle": "1.head+1.tail"}.get(fw, "1.scale")
+        rebuilt = xinit.build(SPEC, fw, seed=9, rng="xinit", policy=policy)
+        np.testing.assert_array_equal(
+            xinit.state_dict(module)["1.weight"], xinit.state_dict(rebuilt)["1.weight"]
+        )

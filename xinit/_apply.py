@@ -16,7 +16,7 @@ import fnmatch
 from collections.abc import Iterable
 from typing import Any
 
-from .native import native_param_specs
+from .native import slots
 from .policy import Policy, PolicyError
 from .report import Report, ReportEntry
 from .rng import check_rng
@@ -69,29 +69,28 @@ def apply(
     check_rng(rng)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int; got {seed!r}")
-    adapter = backend_of(module)
-    table = native_param_specs(module, adapter)
+    table = slots(module, backend_of(module))
     is_skipped = _skip_matcher(skip)
-    skip_paths = {path for path, (_, p) in table.items() if is_skipped(path, p.native)}
-    params = {path: spec for path, (spec, _) in table.items()}
+    skip_paths = {path for path, slot in table.items() if is_skipped(path, slot.native)}
+    params = {path: slot.spec for path, slot in table.items()}
     plan = policy.plan(params, strict=strict, skip=skip_paths)
     entries = []
-    for path, (spec, native) in table.items():
+    for path, slot in table.items():
         m = plan.matched.get(path)
         common = dict(
             path=path,
-            native=native.native,
-            kind=spec.kind,
-            module_type=native.module_type,
-            shape=tuple(spec.shape),
+            native=slot.native,
+            kind=slot.spec.kind,
+            module_type=slot.module_type,
+            shape=tuple(slot.spec.shape),
         )
         if m is None:
             status = "skipped" if path in skip_paths else "unmatched"
             entries.append(ReportEntry(status=status, **common))
             continue
+        dist = plan.dists[path]  # resolved once, by the plan
         try:
-            dist = m.init.resolve(spec.shape, spec.role, spec.fans, param=spec)
-            adapter.sample_into(native, dist, seed=seed, rng=rng)
+            slot.fill(dist, seed=seed, rng=rng)
         except (ValueError, TypeError) as err:
             raise PolicyError(f"policy rule {m.text}: cannot initialise {path!r}: {err}") from err
         entries.append(

@@ -125,7 +125,7 @@ def spec_of(module: Any):
     return spec
 
 
-def _device_of(tensor: Any) -> str:
+def device_of(tensor: Any) -> str:
     """'gpu' or 'cpu' for a torch, paddle or jax tensor (duck-typed: no framework import)."""
     dev = getattr(tensor, "device", None)
     if getattr(dev, "type", None) == "cuda":  # torch
@@ -269,7 +269,7 @@ def load_state_dict(module: Any, state: Mapping[str, Any], *, strict: bool = Tru
             if entry is None:
                 continue
             leaves = pmap[ps.name]
-            device = _device_of(adapter.tensor(native, leaves[0].name))
+            device = device_of(adapter.tensor(native, leaves[0].name))
             adapter.write_param(native, leaves, entry[1].astype(ps.dtype, copy=False), device)
             report.loaded.append(join(path, ps.name))
     return report
