@@ -149,6 +149,18 @@ class Registry:
         return self._by_kind.get(kind) if kind else None
 
 
+def register_builders(registry: Registry, builders: Mapping[str, Callable[[Any], Any]]) -> None:
+    """Register a build-only lowering for each ``kind: spec -> native module`` of
+    ``builders`` (parameter-free layers: activations, flatten, dropout)."""
+    for kind, make in builders.items():
+
+        def build(self, spec, device, make=make):
+            return make(spec)
+
+        name = f"{kind.title().replace('_', '')}Lowering"
+        registry.register(kind)(type(name, (Lowering,), {"build": build}))
+
+
 NEUTRAL = Registry("neutral")
 
 
@@ -157,4 +169,4 @@ def neutral_map(spec) -> ParamMap:
     return {p.name: (Leaf(p.name),) for p in spec.params()}
 
 
-__all__ = ["Lowering", "Registry", "no_layout", "neutral_map", "Layout"]
+__all__ = ["Lowering", "Registry", "no_layout", "neutral_map", "register_builders", "Layout"]

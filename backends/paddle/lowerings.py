@@ -8,7 +8,7 @@ random default init.
 
 from __future__ import annotations
 
-from ..registry import Lowering, Registry
+from ..registry import Lowering, Registry, register_builders
 
 
 def layout(role: str, ndim: int) -> tuple[int, ...] | None:
@@ -168,27 +168,17 @@ class GroupNorm(Lowering):
 
 
 # Parameter-free layers: the native layer from the spec, nothing else.
-_ELEMENTWISE = {
-    "relu": lambda nn, s: nn.ReLU(),
-    "leaky_relu": lambda nn, s: nn.LeakyReLU(s.negative_slope),
-    "gelu": lambda nn, s: nn.GELU(approximate=s.approximate == "tanh"),
-    "silu": lambda nn, s: nn.Silu(),
-    "sigmoid": lambda nn, s: nn.Sigmoid(),
-    "tanh": lambda nn, s: nn.Tanh(),
-    "identity": lambda nn, s: nn.Identity(),
-    "flatten": lambda nn, s: nn.Flatten(1, -1),
-    "dropout": lambda nn, s: nn.Dropout(s.p),
-}
-
-
-def _elementwise(kind: str, make) -> None:
-    class Elementwise(Lowering):
-        def build(self, spec, device):
-            return make(_paddle().nn, spec)
-
-    Elementwise.__name__ = Elementwise.__qualname__ = f"Lower_{kind}"
-    REGISTRY.register(kind)(Elementwise)
-
-
-for _kind, _make in _ELEMENTWISE.items():
-    _elementwise(_kind, _make)
+register_builders(
+    REGISTRY,
+    {
+        "relu": lambda s: _paddle().nn.ReLU(),
+        "leaky_relu": lambda s: _paddle().nn.LeakyReLU(s.negative_slope),
+        "gelu": lambda s: _paddle().nn.GELU(approximate=s.approximate == "tanh"),
+        "silu": lambda s: _paddle().nn.Silu(),
+        "sigmoid": lambda s: _paddle().nn.Sigmoid(),
+        "tanh": lambda s: _paddle().nn.Tanh(),
+        "identity": lambda s: _paddle().nn.Identity(),
+        "flatten": lambda s: _paddle().nn.Flatten(1, -1),
+        "dropout": lambda s: _paddle().nn.Dropout(s.p),
+    },
+)

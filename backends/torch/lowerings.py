@@ -7,7 +7,7 @@ xinit draws every parameter once afterwards.
 
 from __future__ import annotations
 
-from ..registry import Lowering, Registry
+from ..registry import Lowering, Registry, register_builders
 
 REGISTRY = Registry("torch")
 
@@ -127,27 +127,17 @@ class GroupNorm(Lowering):
 
 
 # Parameter-free layers: the native module from the spec, nothing else.
-_ELEMENTWISE = {
-    "relu": lambda nn, s: nn.ReLU(),
-    "leaky_relu": lambda nn, s: nn.LeakyReLU(s.negative_slope),
-    "gelu": lambda nn, s: nn.GELU(approximate=s.approximate),
-    "silu": lambda nn, s: nn.SiLU(),
-    "sigmoid": lambda nn, s: nn.Sigmoid(),
-    "tanh": lambda nn, s: nn.Tanh(),
-    "identity": lambda nn, s: nn.Identity(),
-    "flatten": lambda nn, s: nn.Flatten(),
-    "dropout": lambda nn, s: nn.Dropout(s.p),
-}
-
-
-def _elementwise(kind: str, make) -> None:
-    class Elementwise(Lowering):
-        def build(self, spec, device):
-            return make(_nn(), spec)
-
-    Elementwise.__name__ = Elementwise.__qualname__ = f"Lower_{kind}"
-    REGISTRY.register(kind)(Elementwise)
-
-
-for _kind, _make in _ELEMENTWISE.items():
-    _elementwise(_kind, _make)
+register_builders(
+    REGISTRY,
+    {
+        "relu": lambda s: _nn().ReLU(),
+        "leaky_relu": lambda s: _nn().LeakyReLU(s.negative_slope),
+        "gelu": lambda s: _nn().GELU(approximate=s.approximate),
+        "silu": lambda s: _nn().SiLU(),
+        "sigmoid": lambda s: _nn().Sigmoid(),
+        "tanh": lambda s: _nn().Tanh(),
+        "identity": lambda s: _nn().Identity(),
+        "flatten": lambda s: _nn().Flatten(),
+        "dropout": lambda s: _nn().Dropout(s.p),
+    },
+)
