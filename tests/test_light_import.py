@@ -46,7 +46,7 @@ def test_import_loads_no_framework(code):
 
 def test_the_probe_does_see_a_framework_when_one_is_imported():
     """The check above is not vacuous: asking for a backend does import its framework."""
-    from conftest import installed
+    from helpers import installed
 
     name = installed()[0]
     top = {"flax": "jax"}.get(name, name)

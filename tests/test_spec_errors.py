@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import require_backend
+from helpers import BACKENDS, require_backend
 
 from xinit import models
 from xinit.blocks import Residual, Sequential, check_channels, infer
@@ -25,8 +25,6 @@ from xinit.layers import (
     SpecError,
 )
 from xinit.summary import summary
-
-BACKENDS = ("torch", "paddle", "flax")
 
 
 @pytest.fixture
