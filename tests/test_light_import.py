@@ -37,8 +37,10 @@ def _loaded_after(code: str) -> list[str]:
         "import xinit; xinit.gain('leaky_relu', 0.2); xinit.init.BiasPrior(0.01).value",
         # the command line parser (``xinit --help``) imports no framework either
         "import xinit.cli; xinit.cli._parser()",
+        # the checkpoint formats table reads every backend's checkpoint module
+        "import xinit.checkpoints as c; c.detect_format('w.pt'); c.detect_format('w.msgpack')",
     ],
-    ids=["import", "backends.available", "resolve", "gain", "cli-parser"],
+    ids=["import", "backends.available", "resolve", "gain", "cli-parser", "checkpoints"],
 )
 def test_import_loads_no_framework(code):
     assert _loaded_after(code) == []
