@@ -11,14 +11,13 @@ Real frameworks only: nothing here mocks torch, paddle or jax.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # so tests can import stats_helpers
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests import helpers from here
 
 # JAX compiles every new shape (1-3 s each for a 4-5 dim kernel on a small CPU); a persistent
 # compilation cache shares those compiles between the xdist workers and across runs. Set before
@@ -34,42 +33,21 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
 
-BACKENDS = ("torch", "paddle", "flax")
-DEVICES = ("cpu", "gpu")
-RNGS = ("native", "xinit")
+from helpers import (  # noqa: E402 - after the sys.path entry above
+    BACKENDS,
+    DEVICES,
+    RNGS,
+    backends_on,
+    devices_of,
+    installed,
+    require_backend,
+    require_device,
+)
 
 
 def pytest_configure(config):
     # Paddle's import-time notice about a C++ build cache: noise in every run's summary.
     config.addinivalue_line("filterwarnings", "ignore:No ccache found:UserWarning")
-
-
-@functools.cache
-def installed() -> tuple[str, ...]:
-    from xinit.backends import available
-
-    return tuple(b for b in BACKENDS if b in available())
-
-
-@functools.cache
-def devices_of(name: str) -> tuple[str, ...]:
-    from xinit.backends import get_backend
-
-    return tuple(get_backend(name).devices())
-
-
-def require_backend(name: str):
-    """The adapter for ``name``, or skip the test if its framework is not installed."""
-    if name not in installed():
-        pytest.skip(f"{name} is not installed: pip install 'xinit[{name}]'")
-    from xinit.backends import get_backend
-
-    return get_backend(name)
-
-
-def backends_on(device: str) -> list[str]:
-    """Installed backends that see ``device``."""
-    return [b for b in installed() if device in devices_of(b)]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -95,8 +73,13 @@ def rng(request) -> str:
     return request.param
 
 
-def require_device(name: str, device: str) -> None:
-    """Skip unless backend ``name`` is installed and sees ``device``."""
-    require_backend(name)
-    if device not in devices_of(name):
-        pytest.skip(f"{name} sees no {device} device")
+__all__ = [
+    "BACKENDS",
+    "DEVICES",
+    "RNGS",
+    "backends_on",
+    "devices_of",
+    "installed",
+    "require_backend",
+    "require_device",
+]

@@ -8,7 +8,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import require_backend
+from helpers import require_backend
 
 import xinit
 from xinit.checkpoints import (

@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import require_backend
+from helpers import require_backend
 from stats_helpers import N_MIN, Z_MAX, assert_ks_one, assert_ks_two, assert_same_law
 
 import xinit

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import installed, require_backend
+from helpers import installed, require_backend
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stats_helpers import N_MIN, Z_MAX, assert_orthogonal, assert_same_law

@@ -37,8 +37,10 @@ def _loaded_after(code: str) -> list[str]:
         "import xinit; xinit.gain('leaky_relu', 0.2); xinit.init.BiasPrior(0.01).value",
         # the command line parser (``xinit --help``) imports no framework either
         "import xinit.cli; xinit.cli._parser()",
+        # the checkpoint formats table reads every backend's checkpoint module
+        "import xinit.checkpoints as c; c.detect_format('w.pt'); c.detect_format('w.msgpack')",
     ],
-    ids=["import", "backends.available", "resolve", "gain", "cli-parser"],
+    ids=["import", "backends.available", "resolve", "gain", "cli-parser", "checkpoints"],
 )
 def test_import_loads_no_framework(code):
     assert _loaded_after(code) == []
@@ -46,7 +48,7 @@ def test_import_loads_no_framework(code):
 
 def test_the_probe_does_see_a_framework_when_one_is_imported():
     """The check above is not vacuous: asking for a backend does import its framework."""
-    from conftest import installed
+    from helpers import installed
 
     name = installed()[0]
     top = {"flax": "jax"}.get(name, name)

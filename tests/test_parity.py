@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import require_backend
+from helpers import BACKENDS, require_backend
 
 import xinit
 from xinit import bn_parity, models, parity, randomize_batchnorm
@@ -15,7 +15,6 @@ from xinit.blocks import Sequential
 from xinit.layers import BatchNorm, Conv, ReLU
 from xinit.state import load_state_dict, state_dict, transfer
 
-BACKENDS = ("torch", "paddle", "flax")
 TARGET = {"torch vs paddle": 1e-5, "paddle vs torch": 1e-5}  # else 1e-4 (a pair with flax)
 
 # (model, input, the backend whose weights are transferred to the other two)

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import require_backend
+from helpers import require_backend
 from stats_helpers import assert_moments, case_seed
 
 import xinit

@@ -15,13 +15,11 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import require_backend
+from helpers import BACKENDS, require_backend
 
 from xinit import build, run
 from xinit.blocks import Sequential, output_shape
 from xinit.layers import AdaptiveAvgPool, AvgPool, MaxPool, SpecError, pool_out
-
-BACKENDS = ("torch", "paddle", "flax")
 
 
 def torch_reference(layer, x: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import require_backend
+from helpers import require_backend
 from stats_helpers import P_MIN, assert_ks_one, assert_moments, case_seed, ks_two
 
 import xinit

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from conftest import require_backend
+from helpers import BACKENDS, require_backend
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -41,7 +41,6 @@ from xinit.layers import (
     Tanh,
 )
 
-BACKENDS = ("torch", "paddle", "flax")
 SETTINGS = settings(
     max_examples=200,
     deadline=None,

@@ -10,7 +10,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import require_backend
+from helpers import BACKENDS, require_backend
 
 import xinit
 from xinit.blocks import Sequential, param_specs
@@ -26,7 +26,6 @@ from xinit.layers import (
 )
 from xinit.state import StateError, load_state_dict, state_dict, transfer
 
-BACKENDS = ("torch", "paddle", "flax")
 DIRECTIONS = list(itertools.permutations(BACKENDS, 2))  # all six
 
 

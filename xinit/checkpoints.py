@@ -13,7 +13,9 @@ framework that wrote it (its *convention*); :func:`xinit.port` converts between 
   then renamed over the target, so a crash never leaves a half-written checkpoint.
 * A truncated or corrupted file raises :class:`CheckpointError` naming the file.
 
-Formats (from the suffix unless ``format=`` is given):
+Formats (from the suffix unless ``format=`` is given): one per framework, named after it,
+read and written by ``xinit.backends.<name>.checkpoint`` (``SUFFIXES``, ``read``, ``write``);
+safetensors, the neutral format, is handled here:
 
 ========== ====================== ==================================================
 format      suffixes               contents
@@ -39,23 +41,22 @@ from typing import Any
 
 import numpy as np
 
-FORMATS = ("paddle", "torch", "safetensors", "flax")
+from xinit.backends import FRAMEWORKS
+from xinit.backends import part as backend_part
+
+# One format per framework, named after it, its reader/writer in
+# ``xinit.backends.<name>.checkpoint``; plus safetensors, the neutral format, handled here.
+NEUTRAL_FORMAT = "safetensors"
+FORMATS = (*FRAMEWORKS, NEUTRAL_FORMAT)
 SUFFIXES = {
-    ".pdparams": "paddle",
-    ".pdopt": "paddle",
-    ".pt": "torch",
-    ".pth": "torch",
-    ".bin": "torch",
-    ".safetensors": "safetensors",
-    ".msgpack": "flax",
-    ".flax": "flax",
+    **{suffix: name for name in FRAMEWORKS for suffix in backend_part(name, "checkpoint").SUFFIXES},
+    ".safetensors": NEUTRAL_FORMAT,
 }
 # The naming/layout convention each format's files use (see xinit.port).
-CONVENTION = {"paddle": "paddle", "torch": "torch", "safetensors": "neutral", "flax": "flax"}
-
-# Keys paddle.save adds next to the tensors.
-PADDLE_NAME_TABLE = "StructuredToParameterName@@"
-PADDLE_BIG_PARAMS = "UnpackBigParamInfor@@"  # typos: disable-line (Paddle's spelling)
+CONVENTION = {**{name: name for name in FRAMEWORKS}, NEUTRAL_FORMAT: "neutral"}
+# Keys paddle.save adds next to the tensors (defined with Paddle's format, kept here too).
+PADDLE_NAME_TABLE = backend_part("paddle", "checkpoint").PADDLE_NAME_TABLE
+PADDLE_BIG_PARAMS = backend_part("paddle", "checkpoint").PADDLE_BIG_PARAMS
 
 
 class CheckpointError(ValueError):
@@ -240,68 +241,18 @@ def _to_numpy_tree(obj: Any, where: str) -> Any:
         return {k: _to_numpy_tree(v, where) for k, v in obj.items()}
     if isinstance(obj, (int, float, bool)):
         return np.asarray(obj)
-    if hasattr(obj, "detach") and hasattr(obj, "cpu"):  # torch tensor
-        t = obj.detach().cpu()
-        if str(t.dtype) == "torch.bfloat16":
-            raise CheckpointError(
-                f"{where}: bfloat16 tensors have no numpy dtype; convert the checkpoint first"
-            )
-        return t.numpy()
     return obj
 
 
 # ---- reading -----------------------------------------------------------------------------
-def _read_paddle(path: Path) -> dict[str, Any]:
-    with open(path, "rb") as f:
-        obj = safe_unpickle(f)
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{path}: a .pdparams should hold a dict; found {type(obj).__name__}")
-    obj = dict(obj)
-    obj.pop(PADDLE_NAME_TABLE, None)
-    big = obj.pop(PADDLE_BIG_PARAMS, None)
-    if big:  # protocol 2/3 files split tensors of over 1 GiB into flat slices
-        for key, info in big.items():
-            parts = [obj.pop(name) for name in info["slices"]]
-            obj[key] = np.concatenate(parts).reshape(info["OriginShape"])
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], np.ndarray):
-            value = value[1]  # Paddle's pickled Tensor: (name, array)
-        out[key] = value
-    return out
-
-
-def _read_torch(path: Path) -> dict[str, Any]:
-    import torch
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-        detail = next((ln for ln in lines if "GLOBAL" in ln.upper()), lines[0] if lines else "")
-        raise UnsafeCheckpointError(
-            f"{path}: refused by torch.load(weights_only=True): {detail}"
-        ) from None
-
-
 def _read_safetensors(path: Path) -> dict[str, Any]:
     from safetensors.numpy import load
 
     return load(path.read_bytes())
 
 
-def _read_flax(path: Path) -> dict[str, Any]:
-    from flax import serialization
-
-    return serialization.msgpack_restore(path.read_bytes())
-
-
-_READERS = {
-    "paddle": _read_paddle,
-    "torch": _read_torch,
-    "safetensors": _read_safetensors,
-    "flax": _read_flax,
-}
+def _reader(fmt: str) -> Callable[[Path], Any]:
+    return _read_safetensors if fmt == NEUTRAL_FORMAT else backend_part(fmt, "checkpoint").read
 
 
 def load_checkpoint(path: str | os.PathLike, *, format: str | None = None) -> dict[str, np.ndarray]:
@@ -316,7 +267,7 @@ def load_checkpoint(path: str | os.PathLike, *, format: str | None = None) -> di
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file {os.fspath(path)!r}")
     try:
-        raw = _READERS[fmt](path)
+        raw = _reader(fmt)(path)
     except CheckpointError as err:
         if os.fspath(path) in str(err):
             raise
@@ -351,40 +302,14 @@ def _arrays(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def _write_paddle(state: dict[str, np.ndarray], f) -> None:
-    # What paddle.save writes for a state dict: the arrays, plus the name table paddle.load
-    # consults to turn them back into tensors (structured name -> parameter name).
-    obj: dict[str, Any] = dict(state)
-    obj[PADDLE_NAME_TABLE] = {k: k for k in state}
-    pickle.dump(obj, f, protocol=4)
-
-
-def _write_torch(state: dict[str, np.ndarray], f) -> None:
-    from collections import OrderedDict
-
-    import torch
-
-    torch.save(OrderedDict((k, torch.from_numpy(v.copy())) for k, v in state.items()), f)
-
-
 def _write_safetensors(state: dict[str, np.ndarray], f) -> None:
     from safetensors.numpy import save
 
     f.write(save(state))
 
 
-def _write_flax(state: dict[str, np.ndarray], f) -> None:
-    from flax import serialization
-
-    f.write(serialization.msgpack_serialize(unflatten(state)))
-
-
-_WRITERS = {
-    "paddle": _write_paddle,
-    "torch": _write_torch,
-    "safetensors": _write_safetensors,
-    "flax": _write_flax,
-}
+def _writer(fmt: str) -> Callable[[dict[str, np.ndarray], Any], None]:
+    return _write_safetensors if fmt == NEUTRAL_FORMAT else backend_part(fmt, "checkpoint").write
 
 
 def save_checkpoint(
@@ -396,7 +321,7 @@ def save_checkpoint(
     has, dotted names split into levels."""
     fmt = detect_format(path, format)
     arrays = _arrays(state)
-    writer = _WRITERS[fmt]
+    writer = _writer(fmt)
     return atomic_write(path, lambda f: writer(arrays, f))
 
 
@@ -410,7 +335,10 @@ __all__ = [
     "CheckpointError",
     "UnsafeCheckpointError",
     "FORMATS",
+    "SUFFIXES",
     "CONVENTION",
+    "PADDLE_NAME_TABLE",
+    "PADDLE_BIG_PARAMS",
     "flatten",
     "unflatten",
 ]

@@ -9,6 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from xinit.backends import FRAMEWORKS
+
+# The zoo's reference framework first (PaddleOCR's ResNet45 comes from Paddle), then the rest.
+PARITY_ORDER = ("paddle", *(f for f in FRAMEWORKS if f != "paddle"))
+
 
 def _csv_ints(text: str) -> tuple[int, ...]:
     try:
@@ -43,7 +48,7 @@ def cmd_demo(args) -> int:
     )
     if len(backends) >= 2:
         console.rule("2. PaddleOCR's ResNet45, built once, same weights everywhere, per layer")
-        order = [b for b in ("paddle", "torch", "flax") if b in backends]
+        order = [b for b in PARITY_ORDER if b in backends]
         code |= cmd_parity(
             parser.parse_args(["parity", "resnet45", "--backends", ",".join(order), "--rows", "8"])
         )
@@ -76,7 +81,7 @@ def cmd_stats(args) -> int:
     import numpy as np
 
     from xinit import initializers
-    from xinit.backends import BACKENDS, available, get_backend
+    from xinit.backends import available, get_backend
     from xinit.distributions import (
         ConstantDist,
         DiracDist,
@@ -171,7 +176,7 @@ def cmd_stats(args) -> int:
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" chatter
     warnings.filterwarnings("ignore", message="No ccache found")  # paddle's import-time notice
     installed = set(available())
-    for name in [b for b in backends if b not in BACKENDS] + [
+    for name in [b for b in backends if b not in FRAMEWORKS] + [
         d for d in devices if d not in ("cpu", "gpu")
     ]:
         if name in devices:
@@ -545,6 +550,8 @@ def cmd_parity(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from xinit.checkpoints import FORMATS
+
     p = argparse.ArgumentParser(prog="xinit", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True)
 
@@ -557,7 +564,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--shape", type=_csv_ints, default=(256, 128, 3, 3))
     s.add_argument("--role", default="conv")
-    s.add_argument("--backends", default="torch,paddle,flax")
+    s.add_argument("--backends", default=",".join(FRAMEWORKS))
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
     s.add_argument("--rng", default="native", choices=("native", "xinit"))
@@ -574,7 +581,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--out", dest="out_features", type=int, default=128, help="C_out / out / dim")
     f.add_argument("--kernel", type=_csv_ints, default=(3,), help="e.g. 3 or 3,5")
     f.add_argument("--groups", type=int, default=1)
-    f.add_argument("--frameworks", default="torch,paddle,flax")
+    f.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     f.add_argument("--reference", default="torch", help="std ratios relative to this framework")
     f.add_argument("--format", default="table", choices=("table", "md", "json"))
     f.add_argument("--plot", default=None, metavar="FILE.png", help="histograms of real draws")
@@ -585,7 +592,7 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("init", help="initial weights of a zoo model under a preset policy")
     i.add_argument("model", help="a zoo model: lenet, resnet18, ..., resnet45")
     i.add_argument("--policy", default="none", help="a preset (xinit.presets) or 'none'")
-    i.add_argument("--backend", default="torch", choices=("torch", "paddle", "flax"))
+    i.add_argument("--backend", default=FRAMEWORKS[0], choices=FRAMEWORKS)
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--rng", default="native", choices=("native", "xinit"))
     i.add_argument("--out", required=True, metavar="FILE.safetensors")
@@ -601,18 +608,14 @@ def _parser() -> argparse.ArgumentParser:
         "--from",
         dest="src",
         default=None,
-        choices=("torch", "paddle", "flax", "neutral"),
+        choices=(*FRAMEWORKS, "neutral"),
         help="the checkpoint's convention (default: from its suffix)",
     )
-    pt.add_argument(
-        "--to", dest="dst", required=True, choices=("torch", "paddle", "flax", "neutral")
-    )
+    pt.add_argument("--to", dest="dst", required=True, choices=(*FRAMEWORKS, "neutral"))
     pt.add_argument(
         "--strip-prefix", action="append", default=[], help="e.g. backbone. (repeatable)"
     )
-    pt.add_argument(
-        "--out-format", default=None, choices=("paddle", "torch", "safetensors", "flax")
-    )
+    pt.add_argument("--out-format", default=None, choices=FORMATS)
     pt.add_argument("--input", type=_csv_ints, default=None, help="parity input, e.g. 1,3,32,128")
     pt.add_argument("--seed", type=int, default=0, help="seed of the random parity input")
     pt.add_argument("--no-parity", action="store_true", help="skip the parity report")
@@ -622,7 +625,7 @@ def _parser() -> argparse.ArgumentParser:
 
     pa = sub.add_parser("parity", help="layer-by-layer output parity of a model across backends")
     pa.add_argument("model", help="a zoo model: lenet, resnet18, ..., resnet45")
-    pa.add_argument("--backends", default="paddle,torch,flax", help="the first is the reference")
+    pa.add_argument("--backends", default=",".join(PARITY_ORDER), help="the first is the reference")
     pa.add_argument("--input", type=_csv_ints, default=None, help="e.g. 1,3,64,64")
     pa.add_argument("--seed", type=int, default=0)
     pa.add_argument("--rng", default="native", choices=("native", "xinit"))
