@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from conftest import require_backend
+from helpers import require_backend
 from xinit.backends.flax.lowerings import REGISTRY as FLAX
 from xinit.backends.paddle.lowerings import REGISTRY as PADDLE
 from xinit.backends.registry import Lowering
