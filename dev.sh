@@ -3,9 +3,23 @@
 #   ./dev.sh demo     the main demo (xinit demo)
 #   ./dev.sh test     the whole test suite
 #   ./dev.sh bench    the benchmark suite (benchmarks/)
+#   ./dev.sh test-torch-only   the suite in .venv-torch, which has torch and no paddle or flax:
+#                     every paddle and flax case must skip cleanly
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
+task=${1:-demo}
+if [ "$task" = test-torch-only ]; then
+  if [ ! -f .venv-torch/.xinit-installed ] || [ pyproject.toml -nt .venv-torch/.xinit-installed ]; then
+    "$PY" -m venv .venv-torch
+    .venv-torch/bin/python -m pip install -q --upgrade pip
+    .venv-torch/bin/python -m pip install -q torch==2.13.0
+    .venv-torch/bin/python -m pip install -q -e ".[torch,io,plot,test]"
+    touch .venv-torch/.xinit-installed
+  fi
+  shift
+  exec .venv-torch/bin/python -m pytest -n 2 -q -p no:cacheprovider "$@"
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
@@ -17,12 +31,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[dev]"
   touch "$stamp"
 fi
-task=${1:-demo}
 shift || true
 case "$task" in
   demo)  exec .venv/bin/xinit demo "$@" ;;
   test)  exec .venv/bin/python -m pytest -n 2 -q "$@" ;;
   bench) exec .venv/bin/python -m benchmarks "$@" ;;
   lint)  .venv/bin/ruff check . && exec .venv/bin/ruff format --check . ;;
-  *) echo "usage: ./dev.sh demo|test|bench|lint" >&2; exit 2 ;;
+  *) echo "usage: ./dev.sh demo|test|test-torch-only|bench|lint" >&2; exit 2 ;;
 esac

@@ -157,8 +157,9 @@ def test_keyed_values_and_outputs_are_identical_in_every_framework():
     outs = {fw: xinit.run(m, X) for fw, m in mods.items()}
     for fw, out in outs.items():
         np.testing.assert_allclose(out, outs["torch"], rtol=1e-5, atol=1e-5, err_msg=fw)
-    report = xinit.parity(list(mods.values()), X)
-    assert report.ok and "1" in [row.path for row in report.rows]
+    if len(mods) > 1:  # layer by layer, the Scale layer included
+        report = xinit.parity(list(mods.values()), X)
+        assert report.ok and "1" in [row.path for row in report.rows]
 
 
 def test_transfer_round_trip_is_bit_exact_through_the_split():
