@@ -101,7 +101,6 @@ class Backend(ABC):
     """A framework adapter. Subclasses implement the abstract primitives only."""
 
     name: str = ""
-    extra: str = ""  # the pip extra that installs the framework
 
     @abstractmethod
     def owns(self, module: Any) -> bool:

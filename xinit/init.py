@@ -12,27 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .initializers import (
-    BiasPrior,
-    Constant,
-    Dirac,
-    Eye,
-    Initializer,
-    KaimingNormal,
-    KaimingUniform,
-    LecunNormal,
-    LecunUniform,
-    Normal,
-    Ones,
-    Orthogonal,
-    TruncatedNormal,
-    Uniform,
-    VarianceScaling,
-    XavierNormal,
-    XavierUniform,
-    Zeros,
-    gain,
-)
+from . import initializers
+from .initializers import *  # noqa: F403 - every initializer, by name
 
 if TYPE_CHECKING:  # for type checkers; at run time __getattr__ below loads it on first use
     from .defaults.catalogue import Default
@@ -51,25 +32,4 @@ def __dir__():
     return sorted({*globals(), *__all__})
 
 
-__all__ = [
-    "Initializer",
-    "Constant",
-    "Zeros",
-    "Ones",
-    "Normal",
-    "Uniform",
-    "TruncatedNormal",
-    "VarianceScaling",
-    "XavierUniform",
-    "XavierNormal",
-    "KaimingUniform",
-    "KaimingNormal",
-    "LecunNormal",
-    "LecunUniform",
-    "Orthogonal",
-    "Dirac",
-    "Eye",
-    "BiasPrior",
-    "gain",
-    "Default",
-]
+__all__ = [*initializers.__all__, "Default"]

@@ -64,7 +64,6 @@ class FlaxBackend(Backend):
     lowerings = REGISTRY
     steps_cls, residual_cls = Steps, Residual
     name = "flax"
-    extra = "flax"
 
     def owns(self, module) -> bool:
         return isinstance(module, (nnx.Module, jax.Array))

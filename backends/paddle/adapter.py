@@ -50,7 +50,6 @@ class PaddleBackend(Backend):
     steps_cls, residual_cls, children_attr = Steps, Residual, "_sub_layers"
     tensor_types = (paddle.Tensor,)
     name = "paddle"
-    extra = "paddle"
 
     def owns(self, module) -> bool:
         return isinstance(module, (paddle.nn.Layer, paddle.Tensor))

@@ -23,7 +23,6 @@ class TorchBackend(Backend):
     steps_cls, residual_cls, children_attr = Steps, Residual, "_modules"
     tensor_types = (torch.Tensor,)
     name = "torch"
-    extra = "torch"
 
     def owns(self, module) -> bool:
         return isinstance(module, (torch.nn.Module, torch.Tensor))
