@@ -29,8 +29,8 @@ from .state import (
     _describe,
     _dtype_ok,
     as_numpy,
-    conventions,
     is_optional,
+    layout_conventions,
     param_maps,
 )
 
@@ -137,7 +137,7 @@ def _prefix_hint(unexpected: list[str], expected: Iterable[str]) -> str:
 def _layout_hint(array: np.ndarray, ps, src: str) -> str:
     """Name the conventions whose layout the array has, when it is another's than src's."""
     fits = []
-    for name in conventions()[1:]:
+    for name in layout_conventions()[1:]:
         leaves = param_maps(name)(ps.layer)[ps.name]
         fit = len(leaves) == 1 and leaves[0].native_shape(ps.shape) == tuple(array.shape)
         if name != src and fit:

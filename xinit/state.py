@@ -90,7 +90,7 @@ class LoadReport:
 
 
 # ---- conventions: whose names and layouts a state or checkpoint uses ----------------------
-def conventions() -> tuple[str, ...]:
+def layout_conventions() -> tuple[str, ...]:
     """``"neutral"`` (xinit's: PyTorch's names and layout) and every framework's."""
     from xinit.backends import FRAMEWORKS
 
@@ -105,7 +105,7 @@ def param_maps(convention: str) -> Callable[[Layer], ParamMap]:
     if convention == "neutral":
         return neutral_map
     if convention not in FRAMEWORKS:
-        raise ValueError(f"unknown convention {convention!r}; accepted: {conventions()}")
+        raise ValueError(f"unknown convention {convention!r}; accepted: {layout_conventions()}")
     return part(convention, "lowerings").REGISTRY.param_map
 
 
@@ -308,6 +308,6 @@ __all__ = [
     "transfer",
     "StateError",
     "LoadReport",
-    "conventions",
+    "layout_conventions",
     "param_maps",
 ]
