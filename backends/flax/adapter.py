@@ -12,7 +12,7 @@ from flax import nnx
 
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from ..base import Backend, contiguous, set_mode
+from ..base import Backend, contiguous, copy_into, set_mode
 from .lowerings import REGISTRY
 from .modules import (
     _TRACE,
@@ -54,6 +54,18 @@ def _in_eval(module) -> bool:
             if isinstance(value, bool):
                 return value
     return False
+
+
+ALIGN = 64  # bytes: jax's CPU client adopts host memory aligned so, and copies the rest
+
+
+def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised array whose memory ``jax.device_put`` can adopt without a copy
+    (``np.empty`` gives 16-byte alignment: half of a ResNet's tensors were copied again)."""
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
 def _device(device: str):
@@ -142,6 +154,21 @@ class FlaxBackend(Backend):
                 f"{leaf}: shape {tuple(value.shape)} does not match {tuple(var.get_value().shape)}"
             )
         var.set_value(jnp.asarray(value, dtype=var.get_value().dtype))
+
+    def write_array(self, layer, name, array, device):
+        """A fresh host array filled in one (blocked) copy, then put on the device. On CPU
+        ``device_put`` takes a numpy array's memory without copying: handing it ``array``
+        itself would let the Flax model alias another module's (or the caller's) memory."""
+        owner, _, leaf = name.rpartition(".")
+        var = vars(self.submodule(layer, owner)).get(leaf)
+        if not isinstance(var, nnx.Variable):
+            raise KeyError(f"{type(layer).__name__} has no variable {name!r}")
+        old = var.get_value()
+        if tuple(old.shape) != array.shape:
+            raise ValueError(f"{leaf}: shape {array.shape} does not match {tuple(old.shape)}")
+        out = _aligned_empty(array.shape, np.dtype(old.dtype))
+        copy_into(out, array)
+        var.set_value(jax.device_put(out, _device(device)))
 
     def attach_spec(self, module, spec):
         module._xinit_spec = spec
