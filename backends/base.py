@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,15 +247,27 @@ class Backend(ABC):
             return self.draw(dist, native_shape, derive_seed(seed, path), device, out=out)
         return self.draw(dist, native_shape, derive_seed(seed, path), device)
 
+    def sample_later(self, dist, shape, role, **kw) -> Callable[[], Any]:
+        """Start what :meth:`sample` (same arguments, no ``out``) computes and return a
+        function giving its result. Adapters whose framework computes asynchronously (JAX)
+        launch the work now so that it overlaps building; by default it runs when called."""
+        return lambda: self.sample(dist, shape, role, **kw)
+
     def sample_neutral(self, dist, shape, role, **kw) -> np.ndarray:
         """Like :meth:`sample`, returned as numpy in neutral layout."""
         return self.to_neutral(self.to_numpy(self.sample(dist, shape, role, **kw)), role)
 
     # ---- building -----------------------------------------------------------------------
-    def make_layer(self, layer: Layer, device: str) -> Any:
-        """The native module of one layer spec, from its registered lowering (values are
-        drawn afterwards)."""
-        return self.lowerings[layer.kind].build(layer, device)
+    def make_layer(self, layer: Layer, device: str, initial: Initial | None = None) -> Any:
+        """The native module of one layer spec, from its registered lowering. A lowering
+        that ``takes_initial`` gets ``initial`` and creates its parameters with their drawn
+        values; the values of any other are drawn afterwards (:meth:`initialize`)."""
+        lowering = self.lowerings[layer.kind]
+        if initial is not None and lowering.takes_initial:
+            return lowering.build(layer, device, initial=initial)
+        return lowering.build(layer, device)
+
+    builds_with_values: bool = False  # lowerings create parameters with their values (Flax)
 
     @abstractmethod
     def make_sequential(self, children: dict[str, Any], steps: list[str]) -> Any:
@@ -411,13 +423,14 @@ class Backend(ABC):
         neutral = self.sample_neutral(dist, ps.shape, ps.role, seed=seed, path=path, rng=rng)
         self.write_param(layer, leaves, neutral, device)
 
-    def _build_node(self, spec, device: str, path: str, layers: dict) -> Any:
+    def _build_node(self, spec, device: str, path: str, layers: dict, values=None) -> Any:
         if isinstance(spec, Layer):
-            native = self.make_layer(spec, device)
+            initial = values.for_layer(path) if values is not None else None
+            native = self.make_layer(spec, device, initial)
             layers[path] = (native, spec)
             return native
         kids = {
-            name: self._build_node(child, device, join(path, name), layers)
+            name: self._build_node(child, device, join(path, name), layers, values)
             for name, child in spec.children
         }
         if isinstance(spec, Sequential):
@@ -450,9 +463,14 @@ class Backend(ABC):
         check_channels(spec)
         plan = init_plan(spec, policy)
         layers: dict[str, tuple[Any, Layer]] = {}
-        module = self._build_node(spec, device, "", layers)
+        values = None
+        if self.builds_with_values:
+            values = InitialValues(self, plan, seed=seed, device=device, rng=rng)
+        module = self._build_node(spec, device, "", layers, values)
         module = self.materialize(module, layers, device)
         self.attach_spec(module, spec)
+        if values is not None:
+            plan = [item for item in plan if item.path not in values.taken]
         self.initialize(layers, plan, seed=seed, device=device, rng=rng)
         return module
 
@@ -605,6 +623,54 @@ class Backend(ABC):
                 neutral = np.ascontiguousarray(neutral.transpose(param.perm))
             value = self.from_numpy(neutral, device)
         self.assign(param.holder, value)
+
+
+Initial = Callable[[str, tuple[int, ...]], Any]
+"""``initial(native leaf name, native shape)``: the leaf's drawn native value, or None."""
+
+
+class InitialValues:
+    """The init plan's values, drawn when a lowering asks for them while it constructs a
+    layer, so each parameter is created once with its final value (no zero placeholder
+    put on the device and then replaced: a third of a Flax ResNet build).
+
+    Only parameters the framework draws in its own layout (:meth:`Backend.drawn_natively`)
+    are offered, each drawn as :meth:`Backend.fill_param` would (:meth:`Backend.sample`,
+    started up front by :meth:`Backend.sample_later`), so values are the same; what no
+    lowering takes is drawn by ``initialize``.
+    """
+
+    def __init__(self, backend: Backend, plan: list[PlanItem], *, seed, device, rng):
+        self.backend = backend
+        self.by_layer: dict[str, dict[str, PlanItem]] = {}
+        self.taken: set[str] = set()  # paths of the plan items handed out
+        self.started: dict[str, Callable[[], Any]] = {}  # path -> finish its draw
+        for item in plan:
+            ps = item.param
+            leaves = backend.param_map(ps.layer)[ps.name]
+            if leaves and backend.drawn_natively(leaves, ps.role, len(ps.shape)):
+                self.by_layer.setdefault(item.layer, {})[leaves[0].name] = item
+                self.started[item.path] = backend.sample_later(
+                    item.dist, ps.shape, ps.role, seed=seed, path=item.path, device=device, rng=rng
+                )
+
+    def for_layer(self, path: str) -> Initial | None:
+        """The ``initial`` of the layer at ``path`` (None: nothing of it is offered)."""
+        table = self.by_layer.get(path)
+        if not table:
+            return None
+
+        def initial(name: str, shape: tuple[int, ...]) -> Any:
+            item = table.get(name)
+            if item is None or item.path in self.taken:
+                return None
+            ps = item.param
+            if self.backend.native_shape(ps.shape, ps.role) != tuple(shape):
+                return None
+            self.taken.add(item.path)
+            return self.started.pop(item.path)()
+
+        return initial
 
 
 def native_role(kind: str, leaf: str, ndim: int) -> str:

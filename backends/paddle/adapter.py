@@ -86,9 +86,9 @@ class PaddleBackend(Backend):
         raise TypeError(f"paddle cannot draw {dist!r}")
 
     # ---- building -----------------------------------------------------------------------
-    def make_layer(self, spec, device):
+    def make_layer(self, spec, device, initial=None):
         with _on(device):
-            return super().make_layer(spec, device)
+            return super().make_layer(spec, device, initial)
 
     def reshape(self, tensor, shape):
         return tensor.reshape(list(shape))

@@ -65,11 +65,11 @@ class TorchBackend(Backend):
         raise TypeError(f"torch cannot draw {dist!r}")
 
     # ---- building -----------------------------------------------------------------------
-    def make_layer(self, spec, device):
+    def make_layer(self, spec, device, initial=None):
         # Built on the meta device: no memory and no default init; xinit draws every
         # parameter once in materialize/initialize (half the work of init-then-overwrite).
         with torch.device("meta"):
-            return super().make_layer(spec, device)
+            return super().make_layer(spec, device, initial)
 
     def materialize(self, module, layers, device):
         module = module.to_empty(device=_dev(device))  # the layer objects stay the same
