@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,15 @@ from xinit.rng import RNG_MODES, check_rng, derive_seed, keyed_normal_draw, keye
 
 from .registry import Registry
 
-__all__ = ["Backend", "NativeParam", "RNG_MODES", "progress", "contiguous", "inverse"]
+__all__ = [
+    "Backend",
+    "NativeParam",
+    "RNG_MODES",
+    "progress",
+    "contiguous",
+    "copy_into",
+    "inverse",
+]
 
 
 PROGRESS_MIN_ELEMENTS = 1 << 26  # show a progress bar from 64 Mi values (256 MB fp32) up
@@ -91,6 +99,33 @@ def contiguous(array: np.ndarray) -> np.ndarray:
     """C-contiguous, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
     array = np.asarray(array)
     return array if array.flags.c_contiguous else np.ascontiguousarray(array)
+
+
+SLAB = 32  # rows per slab of a blocked copy (a slab of a ResNet kernel stays in L2)
+SMALL_COPY = 1 << 16  # bytes: below this a strided copy stays in cache anyway
+
+
+def copy_into(out: np.ndarray, src: np.ndarray) -> None:
+    """Copy numpy ``src`` (any strides: a transposed view of another module's memory) into
+    ``out`` of the same shape, one pass, no temporary.
+
+    numpy copies a transposed view in the destination's order, so every read lands on a new
+    cache line of the source and a ResNet kernel moves at ~0.5 GB/s. Copying it in slabs of
+    ``SLAB`` along the source's outermost axis keeps each slab's source in cache (~4 GB/s
+    here). Other layouts (already in order, small, or outermost axis short) copy directly.
+    """
+    if src.ndim < 2 or src.nbytes <= SMALL_COPY or abs(src.strides[-1]) == src.itemsize:
+        np.copyto(out, src)
+        return
+    strides = [abs(s) if n > 1 else 0 for s, n in zip(src.strides, src.shape)]
+    axis = strides.index(max(strides))
+    if src.shape[axis] < 2 * SLAB:
+        np.copyto(out, src)
+        return
+    index = [slice(None)] * src.ndim
+    for start in range(0, src.shape[axis], SLAB):
+        index[axis] = slice(start, start + SLAB)
+        np.copyto(out[tuple(index)], src[tuple(index)])
 
 
 def inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
@@ -211,15 +246,27 @@ class Backend(ABC):
             return self.draw(dist, native_shape, derive_seed(seed, path), device, out=out)
         return self.draw(dist, native_shape, derive_seed(seed, path), device)
 
+    def sample_later(self, dist, shape, role, **kw) -> Callable[[], Any]:
+        """Start what :meth:`sample` (same arguments, no ``out``) computes and return a
+        function giving its result. Adapters whose framework computes asynchronously (JAX)
+        launch the work now so that it overlaps building; by default it runs when called."""
+        return lambda: self.sample(dist, shape, role, **kw)
+
     def sample_neutral(self, dist, shape, role, **kw) -> np.ndarray:
         """Like :meth:`sample`, returned as numpy in neutral layout."""
         return self.to_neutral(self.to_numpy(self.sample(dist, shape, role, **kw)), role)
 
     # ---- building -----------------------------------------------------------------------
-    def make_layer(self, layer: Layer, device: str) -> Any:
-        """The native module of one layer spec, from its registered lowering (values are
-        drawn afterwards)."""
-        return self.lowerings[layer.kind].build(layer, device)
+    def make_layer(self, layer: Layer, device: str, initial: Initial | None = None) -> Any:
+        """The native module of one layer spec, from its registered lowering. A lowering
+        that ``takes_initial`` gets ``initial`` and creates its parameters with their drawn
+        values; the values of any other are drawn afterwards (:meth:`initialize`)."""
+        lowering = self.lowerings[layer.kind]
+        if initial is not None and lowering.takes_initial:
+            return lowering.build(layer, device, initial=initial)
+        return lowering.build(layer, device)
+
+    builds_with_values: bool = False  # lowerings create parameters with their values (Flax)
 
     @abstractmethod
     def make_sequential(self, children: dict[str, Any], steps: list[str]) -> Any:
@@ -268,6 +315,13 @@ class Backend(ABC):
     def write(self, target: Any, value: Any) -> None:
         """Copy ``value`` into the native tensor ``target`` in place."""
         raise NotImplementedError
+
+    def write_array(self, layer: Any, name: str, array: np.ndarray, device: str) -> None:
+        """Copy numpy ``array`` (native layout, native shape) into native tensor ``name`` of
+        ``layer``. ``array`` may have any strides, be read-only and be another module's
+        memory (a transfer's view): adapters copy it once, straight into the target, where
+        their framework allows; by default through a native tensor."""
+        self.assign_leaf(layer, name, self.tensor_of(array, device))
 
     def reshape(self, tensor: Any, shape: tuple[int, ...]) -> Any:
         return tensor.reshape(shape)
@@ -322,12 +376,15 @@ class Backend(ABC):
         """Write neutral numpy ``array`` into its native leaves of ``layer``."""
         packed: dict[str, np.ndarray] = {}
         for leaf in leaves:
-            value = parammap.piece(array, leaf)
-            if leaf.into is not None and leaf.name not in packed:
+            value = parammap.piece(array, leaf)  # a view where numpy can: copied once below
+            if leaf.into is None:
+                self.write_array(layer, leaf.name, value, device)
+                continue
+            if leaf.name not in packed:
                 packed[leaf.name] = self.to_numpy(self.tensor(layer, leaf.name))
             parammap.pack(packed, leaf.name, leaf, value)
         for name, value in packed.items():
-            self.assign_leaf(layer, name, self.tensor_of(value, device))
+            self.write_array(layer, name, value, device)
 
     def drawn_natively(self, leaves: tuple[Leaf, ...], role: str, ndim: int) -> bool:
         """Whether the parameter is one native tensor in its role's layout: then the
@@ -365,13 +422,14 @@ class Backend(ABC):
         neutral = self.sample_neutral(dist, ps.shape, ps.role, seed=seed, path=path, rng=rng)
         self.write_param(layer, leaves, neutral, device)
 
-    def _build_node(self, spec, device: str, path: str, layers: dict) -> Any:
+    def _build_node(self, spec, device: str, path: str, layers: dict, values=None) -> Any:
         if isinstance(spec, Layer):
-            native = self.make_layer(spec, device)
+            initial = values.for_layer(path) if values is not None else None
+            native = self.make_layer(spec, device, initial)
             layers[path] = (native, spec)
             return native
         kids = {
-            name: self._build_node(child, device, join(path, name), layers)
+            name: self._build_node(child, device, join(path, name), layers, values)
             for name, child in spec.children
         }
         if isinstance(spec, Sequential):
@@ -404,9 +462,14 @@ class Backend(ABC):
         check_channels(spec)
         plan = init_plan(spec, policy)
         layers: dict[str, tuple[Any, Layer]] = {}
-        module = self._build_node(spec, device, "", layers)
+        values = None
+        if self.builds_with_values:
+            values = InitialValues(self, plan, seed=seed, device=device, rng=rng)
+        module = self._build_node(spec, device, "", layers, values)
         module = self.materialize(module, layers, device)
         self.attach_spec(module, spec)
+        if values is not None:
+            plan = [item for item in plan if item.path not in values.taken]
         self.initialize(layers, plan, seed=seed, device=device, rng=rng)
         return module
 
@@ -559,6 +622,54 @@ class Backend(ABC):
                 neutral = np.ascontiguousarray(neutral.transpose(param.perm))
             value = self.from_numpy(neutral, device)
         self.assign(param.holder, value)
+
+
+Initial = Callable[[str, tuple[int, ...]], Any]
+"""``initial(native leaf name, native shape)``: the leaf's drawn native value, or None."""
+
+
+class InitialValues:
+    """The init plan's values, drawn when a lowering asks for them while it constructs a
+    layer, so each parameter is created once with its final value (no zero placeholder
+    put on the device and then replaced: a third of a Flax ResNet build).
+
+    Only parameters the framework draws in its own layout (:meth:`Backend.drawn_natively`)
+    are offered, each drawn as :meth:`Backend.fill_param` would (:meth:`Backend.sample`,
+    started up front by :meth:`Backend.sample_later`), so values are the same; what no
+    lowering takes is drawn by ``initialize``.
+    """
+
+    def __init__(self, backend: Backend, plan: list[PlanItem], *, seed, device, rng):
+        self.backend = backend
+        self.by_layer: dict[str, dict[str, PlanItem]] = {}
+        self.taken: set[str] = set()  # paths of the plan items handed out
+        self.started: dict[str, Callable[[], Any]] = {}  # path -> finish its draw
+        for item in plan:
+            ps = item.param
+            leaves = backend.param_map(ps.layer)[ps.name]
+            if leaves and backend.drawn_natively(leaves, ps.role, len(ps.shape)):
+                self.by_layer.setdefault(item.layer, {})[leaves[0].name] = item
+                self.started[item.path] = backend.sample_later(
+                    item.dist, ps.shape, ps.role, seed=seed, path=item.path, device=device, rng=rng
+                )
+
+    def for_layer(self, path: str) -> Initial | None:
+        """The ``initial`` of the layer at ``path`` (None: nothing of it is offered)."""
+        table = self.by_layer.get(path)
+        if not table:
+            return None
+
+        def initial(name: str, shape: tuple[int, ...]) -> Any:
+            item = table.get(name)
+            if item is None or item.path in self.taken:
+                return None
+            ps = item.param
+            if self.backend.native_shape(ps.shape, ps.role) != tuple(shape):
+                return None
+            self.taken.add(item.path)
+            return self.started.pop(item.path)()
+
+        return initial
 
 
 def native_role(kind: str, leaf: str, ndim: int) -> str:

@@ -42,6 +42,9 @@ class Lowering:
 
     kind: ClassVar[str] = ""
     leaves: ClassVar[Mapping[str, str | None]] = {}
+    # build(spec, device, initial=...) accepted: ``initial(native leaf, shape)`` gives a
+    # parameter's drawn value (or None) while the module is made (backends/base.py)
+    takes_initial: ClassVar[bool] = False
 
     def __init__(self, registry: Registry):
         self.registry = registry

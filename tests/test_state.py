@@ -135,6 +135,32 @@ def test_transfer_then_run_agrees(src, dst):
     assert np.abs(ya - yb).max() <= rtol * np.abs(ya).max()
 
 
+@pytest.mark.parametrize("dst", BACKENDS)
+def test_loaded_values_are_copies(dst):
+    """A destination never shares memory with the source module or the caller's arrays
+    (Flax's device_put adopts host memory on CPU: it must be handed a fresh copy)."""
+    require_backend(dst)
+    spec = roles_spec()
+    state = random_state(spec)
+    kept = {k: v.copy() for k, v in state.items()}
+    m = xinit.build(spec, dst, rng="xinit")
+    load_state_dict(m, state)
+    for v in state.values():
+        v[...] = 0
+    for k, v in state_dict(m).items():
+        assert_bits(v, kept[k], k)
+    for src in BACKENDS:
+        require_backend(src)
+        a = xinit.build(spec, src, rng="xinit")
+        load_state_dict(a, kept)
+        b = xinit.build(spec, dst, seed=1, rng="xinit")
+        transfer(a, b)
+        load_state_dict(a, {k: np.zeros_like(v) for k, v in kept.items()}, strict=False)
+        for k, v in state_dict(b).items():
+            if not k.endswith("num_batches_tracked"):
+                assert_bits(v, kept[k], k)
+
+
 def test_native_layouts_and_names_follow_roles():
     """Paddle Linear (in, out) and BN _mean/_variance; Flax HWIO kernels, (*k, in, out/g)
     conv-transpose kernels, scale/mean/var; torch as neutral."""

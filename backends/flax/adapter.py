@@ -11,8 +11,9 @@ import numpy as np
 from flax import nnx
 
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
+from xinit.rng import derive_seed
 
-from ..base import Backend, contiguous, set_mode
+from ..base import Backend, contiguous, copy_into, set_mode
 from .lowerings import REGISTRY
 from .modules import (
     _TRACE,
@@ -56,6 +57,18 @@ def _in_eval(module) -> bool:
     return False
 
 
+ALIGN = 64  # bytes: jax's CPU client adopts host memory aligned so, and copies the rest
+
+
+def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised array whose memory ``jax.device_put`` can adopt without a copy
+    (``np.empty`` gives 16-byte alignment: half of a ResNet's tensors were copied again)."""
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start : start + nbytes].view(dtype).reshape(shape)
+
+
 def _device(device: str):
     return jax.devices("gpu")[0] if device == "gpu" else jax.devices("cpu")[0]
 
@@ -86,6 +99,11 @@ class FlaxBackend(Backend):
         return jax.device_put(np.full(shape, value, np.float32), _device(device))
 
     def draw(self, dist, shape, seed, device):
+        return self._launch(dist, shape, seed, device)()
+
+    def _launch(self, dist, shape, seed, device):
+        """Start drawing (JAX computes asynchronously) and return a function that finishes
+        the draw: the native array of ``shape``."""
         self.check_device(device)
         key = jax.random.key(seed)
         shape = tuple(int(s) for s in shape)
@@ -100,22 +118,36 @@ class FlaxBackend(Backend):
         else:
             raise TypeError(f"flax cannot draw {dist!r}")
         params = tuple(np.float32(a) for a in args)
-        with jax.default_device(_device(device)):
+        target = _device(device)
+        with jax.default_device(target):
             if n >= EXACT_MIN:  # few such shapes: compile for it, no waste and no host copy
-                return _sampler(kind, shape)(key, *params)
+                value = _sampler(kind, shape)(key, *params)
+                return lambda: value
             # Smaller ones share one compiled sampler per (law, bucketed size): XLA compiles
             # cost ~1 s each here, and a ResNet has dozens of distinct parameter shapes.
             step = max(1024, 1 << max((n - 1).bit_length() - 3, 0))  # 8 sizes per octave
             bucket = -(-n // step) * step  # at most 12.5% more values drawn than needed
             flat = _sampler(kind, bucket)(key, *params)
-            if device == "cpu":
-                return jnp.asarray(np.asarray(flat)[:n].reshape(shape))
-            return flat[:n].reshape(shape)
+        if device == "cpu":  # the host view itself: device_put adopts it, no copy
+            return lambda: jax.device_put(np.asarray(flat)[:n].reshape(shape), target)
+        return lambda: flat[:n].reshape(shape)
+
+    def sample_later(self, dist, shape, role, *, seed=0, path="", device="cpu", rng="native"):
+        """Framework-drawn laws are launched now: building the modules overlaps the draws
+        (as Flax's own initialisers overlap), instead of waiting for each in turn."""
+        if rng != "native" or not isinstance(dist, (NormalDist, UniformDist, TruncNormalDist)):
+            return super().sample_later(
+                dist, shape, role, seed=seed, path=path, device=device, rng=rng
+            )
+        native = self.native_shape(tuple(int(s) for s in shape), role)
+        return self._launch(dist, native, derive_seed(seed, path), device)
 
     # ---- building -----------------------------------------------------------------------
-    def make_layer(self, spec, device):
+    builds_with_values = True  # each nnx.Param is created once, with its drawn value
+
+    def make_layer(self, spec, device, initial=None):
         with jax.default_device(_device(device)):
-            return super().make_layer(spec, device)
+            return super().make_layer(spec, device, initial)
 
     def make_sequential(self, children, steps):
         return self.steps_cls(children, steps)
@@ -141,6 +173,21 @@ class FlaxBackend(Backend):
                 f"{leaf}: shape {tuple(value.shape)} does not match {tuple(var.get_value().shape)}"
             )
         var.set_value(jnp.asarray(value, dtype=var.get_value().dtype))
+
+    def write_array(self, layer, name, array, device):
+        """A fresh host array filled in one (blocked) copy, then put on the device. On CPU
+        ``device_put`` takes a numpy array's memory without copying: handing it ``array``
+        itself would let the Flax model alias another module's (or the caller's) memory."""
+        owner, _, leaf = name.rpartition(".")
+        var = vars(self.submodule(layer, owner)).get(leaf)
+        if not isinstance(var, nnx.Variable):
+            raise KeyError(f"{type(layer).__name__} has no variable {name!r}")
+        old = var.get_value()
+        if tuple(old.shape) != array.shape:
+            raise ValueError(f"{leaf}: shape {array.shape} does not match {tuple(old.shape)}")
+        out = _aligned_empty(array.shape, np.dtype(old.dtype))
+        copy_into(out, array)
+        var.set_value(jax.device_put(out, _device(device)))
 
     def attach_spec(self, module, spec):
         module._xinit_spec = spec

@@ -2,8 +2,9 @@
 
 Flax holds kernels channel-last: Linear ``(in, out)``, Conv ``(*k, in/groups, out)``,
 ConvTranspose ``(*k, in, out/groups)``; the leaves are ``kernel``, ``scale`` (norms),
-``embedding``, and BatchNorm's ``mean``/``var`` (no step counter). Weights are built with a
-zero placeholder (``modules.zeros_init``) that xinit overwrites.
+``embedding``, and BatchNorm's ``mean``/``var`` (no step counter). Layers with parameters
+take ``initial`` and create each parameter with the value xinit drew for it
+(``modules.initializer``); a parameter it has no value for gets a zero placeholder.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ _KERNEL = {"weight": "kernel"}
 @REGISTRY.register("conv")
 class Conv(Lowering):
     leaves = _KERNEL
+    takes_initial = True
 
-    def build(self, spec, device):
-        nnx, zeros = _nnx(), _modules().zeros_init
+    def build(self, spec, device, initial=None):
+        nnx, init = _nnx(), _modules().initializer
         return nnx.Conv(
             spec.in_channels,
             spec.out_channels,
@@ -55,8 +57,8 @@ class Conv(Lowering):
             kernel_dilation=spec.dilation,
             feature_group_count=spec.groups,
             use_bias=spec.bias,
-            kernel_init=zeros,
-            bias_init=zeros,
+            kernel_init=init(initial, "kernel"),
+            bias_init=init(initial, "bias"),
             rngs=nnx.Rngs(0),
         )
 
@@ -67,9 +69,10 @@ class Conv(Lowering):
 @REGISTRY.register("conv_transpose")
 class ConvTranspose(Lowering):
     leaves = _KERNEL
+    takes_initial = True
 
-    def build(self, spec, device):
-        return _modules().ConvTranspose(spec)
+    def build(self, spec, device, initial=None):
+        return _modules().ConvTranspose(spec, initial)
 
     def natives(self):
         return (_nnx().ConvTranspose, _modules().ConvTranspose)
@@ -83,9 +86,10 @@ class BatchNorm(Lowering):
         "running_var": "var",
         "num_batches_tracked": None,
     }
+    takes_initial = True
 
-    def build(self, spec, device):
-        return _modules().BatchNorm(spec)
+    def build(self, spec, device, initial=None):
+        return _modules().BatchNorm(spec, initial)
 
     def natives(self):
         return (_nnx().BatchNorm, _modules().BatchNorm)
@@ -94,15 +98,16 @@ class BatchNorm(Lowering):
 @REGISTRY.register("linear")
 class Linear(Lowering):
     leaves = _KERNEL
+    takes_initial = True
 
-    def build(self, spec, device):
-        nnx, zeros = _nnx(), _modules().zeros_init
+    def build(self, spec, device, initial=None):
+        nnx, init = _nnx(), _modules().initializer
         return nnx.Linear(
             spec.in_features,
             spec.out_features,
             use_bias=spec.bias,
-            kernel_init=zeros,
-            bias_init=zeros,
+            kernel_init=init(initial, "kernel"),
+            bias_init=init(initial, "bias"),
             rngs=nnx.Rngs(0),
         )
 
@@ -113,13 +118,13 @@ class Linear(Lowering):
 @REGISTRY.register("embedding")
 class Embedding(Lowering):
     leaves = {"weight": "embedding"}
+    takes_initial = True
 
-    def build(self, spec, device):
+    def build(self, spec, device, initial=None):
         m = _modules()
+        init = m.initializer(initial, "embedding")
         rngs = _nnx().Rngs(0)
-        return m.Embed(
-            spec.num_embeddings, spec.embedding_dim, embedding_init=m.zeros_init, rngs=rngs
-        )
+        return m.Embed(spec.num_embeddings, spec.embedding_dim, embedding_init=init, rngs=rngs)
 
     def natives(self):
         return (_nnx().Embed,)

@@ -51,6 +51,26 @@ def zeros_init(key, shape, dtype=jnp.float32):
     return jax.device_put(np.zeros(shape, np.dtype(dtype)))
 
 
+def initializer(initial, name: str):
+    """A Flax initializer for native leaf ``name``: the value xinit drew for it when the
+    build offers one (``initial``, see backends/base.py ``InitialValues``), else a zero
+    placeholder that xinit overwrites."""
+
+    def init(key, shape, dtype=jnp.float32):
+        value = initial(name, tuple(shape)) if initial is not None else None
+        if value is None:
+            return zeros_init(key, shape, dtype)
+        return jnp.asarray(value, dtype=dtype)
+
+    return init
+
+
+def _initial_or(initial, name: str, shape, fill: float) -> jax.Array:
+    """Leaf ``name``'s drawn value when ``initial`` has one, else ``fill`` everywhere."""
+    value = initial(name, tuple(shape)) if initial is not None else None
+    return _filled(shape, fill) if value is None else jnp.asarray(value, dtype=jnp.float32)
+
+
 class Activation(nnx.Module):
     """A parameter-free element-wise layer given by its spec."""
 
@@ -72,11 +92,11 @@ class BatchNorm(nnx.Module):
     """Batch norm over the last (channel) axis with the neutral (PyTorch) statistics rule:
     momentum is the weight of the new batch and the running variance is unbiased."""
 
-    def __init__(self, spec: L.BatchNorm):
+    def __init__(self, spec: L.BatchNorm, initial=None):
         c = (spec.num_features,)
         self.eps, self.momentum = spec.eps, spec.momentum
-        self.scale = nnx.Param(_filled(c, 1.0)) if spec.affine else None
-        self.bias = nnx.Param(_filled(c, 0.0)) if spec.affine else None
+        self.scale = nnx.Param(_initial_or(initial, "scale", c, 1.0)) if spec.affine else None
+        self.bias = nnx.Param(_initial_or(initial, "bias", c, 0.0)) if spec.affine else None
         self.mean = nnx.BatchStat(_filled(c, 0.0))
         self.var = nnx.BatchStat(_filled(c, 1.0))
         self.use_running_average = False
@@ -113,13 +133,12 @@ class ConvTranspose(nnx.Module):
     spatially flipped kernel, so the numbers equal PyTorch's.
     """
 
-    def __init__(self, spec: L.ConvTranspose):
+    def __init__(self, spec: L.ConvTranspose, initial=None):
         self.spec = spec
-        k = spec.kernel_size
-        self.kernel = nnx.Param(
-            _filled((*k, spec.in_channels, spec.out_channels // spec.groups), 0.0)
-        )
-        self.bias = nnx.Param(_filled((spec.out_channels,), 0.0)) if spec.bias else None
+        shape = (*spec.kernel_size, spec.in_channels, spec.out_channels // spec.groups)
+        self.kernel = nnx.Param(_initial_or(initial, "kernel", shape, 0.0))
+        c = (spec.out_channels,)
+        self.bias = nnx.Param(_initial_or(initial, "bias", c, 0.0)) if spec.bias else None
 
     def __call__(self, x):
         s, g = self.spec, self.spec.groups

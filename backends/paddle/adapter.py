@@ -10,7 +10,7 @@ import paddle
 from xinit import kinds
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from ..base import Backend, contiguous, set_mode
+from ..base import Backend, contiguous, copy_into, set_mode
 from .lowerings import REGISTRY
 from .modules import Residual, Steps
 
@@ -85,9 +85,9 @@ class PaddleBackend(Backend):
         raise TypeError(f"paddle cannot draw {dist!r}")
 
     # ---- building -----------------------------------------------------------------------
-    def make_layer(self, spec, device):
+    def make_layer(self, spec, device, initial=None):
         with _on(device):
-            return super().make_layer(spec, device)
+            return super().make_layer(spec, device, initial)
 
     def reshape(self, tensor, shape):
         return tensor.reshape(list(shape))
@@ -99,6 +99,20 @@ class PaddleBackend(Backend):
 
     def write(self, target, value):
         target.set_value(value)
+
+    def write_array(self, layer, name, array, device):
+        """CPU tensors: numpy copies ``array`` into the tensor's memory seen through DLPack
+        (one copy; ``to_tensor`` then ``set_value`` made two)."""
+        target = self.tensor(layer, name)
+        if not target.place.is_cpu_place() or tuple(target.shape) != array.shape:
+            return super().write_array(layer, name, array, device)
+        try:
+            view = np.from_dlpack(target.detach())
+        except (BufferError, TypeError, RuntimeError):  # a dtype numpy lacks (bfloat16)
+            return super().write_array(layer, name, array, device)
+        if not view.flags.writeable:
+            return super().write_array(layer, name, array, device)
+        copy_into(view, array)
 
     def trace(self, module, x):
         outputs, handles = {}, []

@@ -9,7 +9,7 @@ import torch
 
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from ..base import Backend, contiguous
+from ..base import Backend, contiguous, copy_into
 from .lowerings import REGISTRY
 from .modules import Residual, Steps
 
@@ -64,11 +64,11 @@ class TorchBackend(Backend):
         raise TypeError(f"torch cannot draw {dist!r}")
 
     # ---- building -----------------------------------------------------------------------
-    def make_layer(self, spec, device):
+    def make_layer(self, spec, device, initial=None):
         # Built on the meta device: no memory and no default init; xinit draws every
         # parameter once in materialize/initialize (half the work of init-then-overwrite).
         with torch.device("meta"):
-            return super().make_layer(spec, device)
+            return super().make_layer(spec, device, initial)
 
     def materialize(self, module, layers, device):
         module = module.to_empty(device=_dev(device))  # the layer objects stay the same
@@ -90,6 +90,20 @@ class TorchBackend(Backend):
     def write(self, target, value):
         with torch.no_grad():
             target.copy_(value)
+
+    def write_array(self, layer, name, array, device):
+        """CPU tensors: numpy copies ``array`` straight into the tensor's memory (one copy,
+        blocked when transposed). ``copy_`` from ``torch.from_numpy`` would copy as fast on
+        an idle machine but runs its OpenMP pool, which on a busy one (a CI runner) stalls
+        at ~0.3 GB/s; ``from_numpy`` also warns about the read-only views Flax gives."""
+        target = self.tensor(layer, name)
+        if target.device.type != "cpu" or tuple(target.shape) != array.shape:
+            return super().write_array(layer, name, array, device)
+        try:
+            view = target.detach().numpy()
+        except TypeError:  # a dtype numpy lacks (bfloat16)
+            return super().write_array(layer, name, array, device)
+        copy_into(view, array)
 
     def trace(self, module, x):
         outputs, handles = {}, []
