@@ -33,9 +33,9 @@ def layers_made(monkeypatch):
         ad = require_backend(name)
         original = ad.make_layer
 
-        def counting(layer, device, _name=name, _original=original):
+        def counting(layer, device, initial=None, *, _name=name, _original=original):
             counts[_name] = counts.get(_name, 0) + 1
-            return _original(layer, device)
+            return _original(layer, device, initial)
 
         monkeypatch.setattr(ad, "make_layer", counting)
     return counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from ..base import Backend, contiguous, copy_into
+from ..base import Backend, contiguous
 from .lowerings import REGISTRY
 from .modules import Residual, Steps
 
@@ -92,18 +93,18 @@ class TorchBackend(Backend):
             target.copy_(value)
 
     def write_array(self, layer, name, array, device):
-        """CPU tensors: numpy copies ``array`` straight into the tensor's memory (one copy,
-        blocked when transposed). ``copy_`` from ``torch.from_numpy`` would copy as fast on
-        an idle machine but runs its OpenMP pool, which on a busy one (a CI runner) stalls
-        at ~0.3 GB/s; ``from_numpy`` also warns about the read-only views Flax gives."""
+        """One ``copy_`` from a tensor over ``array``'s own memory (any strides: a transposed
+        view of another module's tensor), so nothing is copied twice and torch's autograd
+        version counter moves as with ``load_state_dict``. Read-only sources (Flax's views)
+        are only read: torch's warning about them does not apply."""
         target = self.tensor(layer, name)
-        if target.device.type != "cpu" or tuple(target.shape) != array.shape:
+        if tuple(target.shape) != array.shape:
             return super().write_array(layer, name, array, device)
-        try:
-            view = target.detach().numpy()
-        except TypeError:  # a dtype numpy lacks (bfloat16)
-            return super().write_array(layer, name, array, device)
-        copy_into(view, array)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            source = torch.from_numpy(array)
+        with torch.no_grad():
+            target.copy_(source)
 
     def trace(self, module, x):
         outputs, handles = {}, []
