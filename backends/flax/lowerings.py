@@ -9,7 +9,7 @@ take ``initial`` and create each parameter with the value xinit drew for it
 
 from __future__ import annotations
 
-from ..registry import Lowering, Registry
+from ..registry import Lowering, Registry, register_builders
 
 
 def layout(role: str, ndim: int) -> tuple[int, ...] | None:
@@ -130,37 +130,6 @@ class Embedding(Lowering):
         return (_nnx().Embed,)
 
 
-@REGISTRY.register("max_pool")
-class MaxPool(Lowering):
-    def build(self, spec, device):
-        return _modules().Pool(spec)
-
-
-@REGISTRY.register("avg_pool")
-class AvgPool(Lowering):
-    def build(self, spec, device):
-        return _modules().Pool(spec)
-
-
-@REGISTRY.register("adaptive_avg_pool")
-class AdaptiveAvgPool(Lowering):
-    def build(self, spec, device):
-        return _modules().AdaptiveAvgPool(spec)
-
-
-@REGISTRY.register("flatten")
-class Flatten(Lowering):
-    def build(self, spec, device):
-        return _modules().Flatten()
-
-
-@REGISTRY.register("dropout")
-class Dropout(Lowering):
-    def build(self, spec, device):
-        nnx = _nnx()
-        return nnx.Dropout(spec.p, rngs=nnx.Rngs(dropout=0))
-
-
 @REGISTRY.register("layernorm")
 class LayerNorm(Lowering):
     leaves = {"weight": "scale"}
@@ -177,10 +146,19 @@ class GroupNorm(Lowering):
         return (_nnx().GroupNorm,)
 
 
-# Element-wise activations: one module type, the function chosen by the spec's kind.
-for _kind in ("relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "identity"):
-
-    @REGISTRY.register(_kind)
-    class Activation(Lowering):
-        def build(self, spec, device):
-            return _modules().Activation(spec)
+# Parameter-free layers: the native module from the spec, nothing else. Element-wise
+# activations share one module type, which applies the function the spec's kind names.
+register_builders(
+    REGISTRY,
+    {
+        "max_pool": lambda s: _modules().Pool(s),
+        "avg_pool": lambda s: _modules().Pool(s),
+        "adaptive_avg_pool": lambda s: _modules().AdaptiveAvgPool(s),
+        "flatten": lambda s: _modules().Flatten(),
+        "dropout": lambda s: _nnx().Dropout(s.p, rngs=_nnx().Rngs(dropout=0)),
+        **{
+            kind: lambda s: _modules().Activation(s)
+            for kind in ("relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "identity")
+        },
+    },
+)
