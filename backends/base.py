@@ -316,11 +316,16 @@ class Backend(ABC):
         """Copy ``value`` into the native tensor ``target`` in place."""
         raise NotImplementedError
 
-    def write_array(self, layer: Any, name: str, array: np.ndarray, device: str) -> None:
+    def write_array(
+        self, layer: Any, name: str, array: np.ndarray, device: str | None = None
+    ) -> None:
         """Copy numpy ``array`` (native layout, native shape) into native tensor ``name`` of
-        ``layer``. ``array`` may have any strides, be read-only and be another module's
-        memory (a transfer's view): adapters copy it once, straight into the target, where
-        their framework allows; by default through a native tensor."""
+        ``layer``, on ``device`` (None: where the tensor is). ``array`` may have any strides,
+        be read-only and be another module's memory (a transfer's view): adapters copy it
+        once, straight into the target, where their framework allows; by default through a
+        native tensor."""
+        if device is None:
+            device = self.tensor_device(self.tensor(layer, name))
         self.assign_leaf(layer, name, self.tensor_of(array, device))
 
     def reshape(self, tensor: Any, shape: tuple[int, ...]) -> Any:
@@ -371,9 +376,10 @@ class Backend(ABC):
         return parammap.to_neutral(natives, leaves, shape)
 
     def write_param(
-        self, layer: Any, leaves: tuple[Leaf, ...], array: np.ndarray, device: str
+        self, layer: Any, leaves: tuple[Leaf, ...], array: np.ndarray, device: str | None = None
     ) -> None:
-        """Write neutral numpy ``array`` into its native leaves of ``layer``."""
+        """Write neutral numpy ``array`` into its native leaves of ``layer`` (on ``device``;
+        None: where each leaf is)."""
         packed: dict[str, np.ndarray] = {}
         for leaf in leaves:
             value = parammap.piece(array, leaf)  # a view where numpy can: copied once below
@@ -543,9 +549,13 @@ class Backend(ABC):
         """Overwrite native parameter ``holder`` with native tensor ``value`` (same numel)."""
         raise NotImplementedError(f"the {self.name} adapter cannot write native parameters")
 
+    def tensor_device(self, tensor: Any) -> str:
+        """``"cpu"`` or ``"gpu"``: where native tensor ``tensor`` lives."""
+        return "cpu"
+
     def holder_device(self, holder: Any) -> str:
         """``"cpu"`` or ``"gpu"``: where native parameter ``holder`` lives."""
-        return "cpu"
+        return self.tensor_device(holder)
 
     def native_param(
         self,

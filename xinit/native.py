@@ -19,7 +19,6 @@ from .blocks import join
 from .distributions import Distribution
 from .fans import compute_fans
 from .layers import ParamSpec
-from .state import device_of
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class Slot:
         if self.holder is not None:
             self.adapter.sample_into(self.holder, dist, seed=seed, rng=rng)
             return
-        device = device_of(self.adapter.tensor(self.layer, self.leaves[0].name))
+        device = self.adapter.tensor_device(self.adapter.tensor(self.layer, self.leaves[0].name))
         self.adapter.fill_param(
             self.layer,
             self.leaves,

@@ -125,23 +125,6 @@ def spec_of(module: Any):
     return spec
 
 
-def device_of(tensor: Any) -> str:
-    """'gpu' or 'cpu' for a torch, paddle or jax tensor (duck-typed: no framework import)."""
-    dev = getattr(tensor, "device", None)
-    if getattr(dev, "type", None) == "cuda":  # torch
-        return "gpu"
-    place = getattr(tensor, "place", None)
-    if place is not None and hasattr(place, "is_gpu_place"):  # paddle
-        return "gpu" if place.is_gpu_place() else "cpu"
-    devices = getattr(tensor, "devices", None)
-    if callable(devices):  # jax
-        try:
-            return "gpu" if any(d.platform == "gpu" for d in devices()) else "cpu"
-        except Exception:  # noqa: BLE001 - a tracer or an unusual array: assume host
-            return "cpu"
-    return "cpu"
-
-
 def as_numpy(value: Any) -> np.ndarray:
     """A numpy array from a numpy array, a torch/paddle tensor or a jax array (a copy)."""
     if isinstance(value, np.ndarray):
@@ -268,9 +251,8 @@ def load_state_dict(module: Any, state: Mapping[str, Any], *, strict: bool = Tru
             entry = todo.get(join(path, ps.name))
             if entry is None:
                 continue
-            leaves = pmap[ps.name]
-            device = device_of(adapter.tensor(native, leaves[0].name))
-            adapter.write_param(native, leaves, entry[1].astype(ps.dtype, copy=False), device)
+            array = entry[1].astype(ps.dtype, copy=False)
+            adapter.write_param(native, pmap[ps.name], array)  # where the module's tensors are
             report.loaded.append(join(path, ps.name))
     return report
 

@@ -174,7 +174,7 @@ class FlaxBackend(Backend):
             )
         var.set_value(jnp.asarray(value, dtype=var.get_value().dtype))
 
-    def write_array(self, layer, name, array, device):
+    def write_array(self, layer, name, array, device=None):
         """A fresh host array filled in one (blocked) copy, then put on the device. On CPU
         ``device_put`` takes a numpy array's memory without copying: handing it ``array``
         itself would let the Flax model alias another module's (or the caller's) memory."""
@@ -187,6 +187,7 @@ class FlaxBackend(Backend):
             raise ValueError(f"{leaf}: shape {array.shape} does not match {tuple(old.shape)}")
         out = _aligned_empty(array.shape, np.dtype(old.dtype))
         copy_into(out, array)
+        device = device or self.tensor_device(old)
         var.set_value(jax.device_put(out, _device(device)))
 
     def attach_spec(self, module, spec):
@@ -286,10 +287,12 @@ class FlaxBackend(Backend):
         old = holder.get_value()
         holder.set_value(jnp.asarray(value, dtype=old.dtype).reshape(old.shape))
 
+    def tensor_device(self, tensor):
+        devices = tensor.devices() if hasattr(tensor, "devices") else ()
+        return "gpu" if {d.platform for d in devices} & {"gpu", "cuda", "rocm"} else "cpu"
+
     def holder_device(self, holder):
-        value = holder.get_value()
-        platforms = {d.platform for d in value.devices()} if hasattr(value, "devices") else set()
-        return "gpu" if platforms & {"gpu", "cuda", "rocm"} else "cpu"
+        return self.tensor_device(holder.get_value())
 
 
 ADAPTER = FlaxBackend()

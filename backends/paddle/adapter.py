@@ -100,7 +100,7 @@ class PaddleBackend(Backend):
     def write(self, target, value):
         target.set_value(value)
 
-    def write_array(self, layer, name, array, device):
+    def write_array(self, layer, name, array, device=None):
         """CPU tensors: numpy copies ``array`` into the tensor's memory seen through DLPack
         (one copy; ``to_tensor`` then ``set_value`` made two)."""
         target = self.tensor(layer, name)
@@ -161,8 +161,8 @@ class PaddleBackend(Backend):
             value = value.astype(holder.dtype)
         holder.set_value(value)
 
-    def holder_device(self, holder):
-        return "gpu" if holder.place.is_gpu_place() else "cpu"
+    def tensor_device(self, tensor):
+        return "gpu" if tensor.place.is_gpu_place() else "cpu"
 
 
 ADAPTER = PaddleBackend()

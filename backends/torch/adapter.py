@@ -92,7 +92,7 @@ class TorchBackend(Backend):
         with torch.no_grad():
             target.copy_(value)
 
-    def write_array(self, layer, name, array, device):
+    def write_array(self, layer, name, array, device=None):
         """One ``copy_`` from a tensor over ``array``'s own memory (any strides: a transposed
         view of another module's tensor), so nothing is copied twice and torch's autograd
         version counter moves as with ``load_state_dict``. Read-only sources (Flax's views)
@@ -100,9 +100,12 @@ class TorchBackend(Backend):
         target = self.tensor(layer, name)
         if tuple(target.shape) != array.shape:
             return super().write_array(layer, name, array, device)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        if array.flags.writeable:
             source = torch.from_numpy(array)
+        else:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writ")
+                source = torch.from_numpy(array)
         with torch.no_grad():
             target.copy_(source)
 
@@ -154,8 +157,8 @@ class TorchBackend(Backend):
         with torch.no_grad():
             holder.copy_(value.reshape(holder.shape))
 
-    def holder_device(self, holder):
-        return "gpu" if holder.is_cuda else "cpu"
+    def tensor_device(self, tensor):
+        return "gpu" if tensor.is_cuda else "cpu"
 
 
 ADAPTER = TorchBackend()
