@@ -22,61 +22,17 @@ import time.
 
 from __future__ import annotations
 
-from .catalogue import (
-    FRAMEWORKS,
-    LAYERS,
-    Default,
-    DefaultEntry,
-    LayerDims,
-    as_dims,
-    canonical_layer,
-    catalogue,
-    check_framework,
-    default_entry,
-    default_init,
-    dims,
-    params_of,
-    records,
-)
-from .conventions import CONVENTIONS, Convention, convention_record, conventions
-from .laws import short, std_ratio
-from .native import native_defaults, plot_defaults
-from .render import (
-    conventions_markdown,
-    conventions_rich,
-    density,
-    table_rows,
-    to_markdown,
-    to_rich,
-)
+import importlib
 
+from .catalogue import *  # noqa: F403 - the package re-exports each part's public names
+from .conventions import *  # noqa: F403
+from .laws import *  # noqa: F403
+from .native import *  # noqa: F403
+from .render import *  # noqa: F403
+
+# (``catalogue`` and ``conventions`` name functions here, as they always did, not the modules)
 __all__ = [
-    "FRAMEWORKS",
-    "LAYERS",
-    "LayerDims",
-    "dims",
-    "as_dims",
-    "canonical_layer",
-    "check_framework",
-    "DefaultEntry",
-    "default_entry",
-    "default_init",
-    "catalogue",
-    "records",
-    "params_of",
-    "short",
-    "std_ratio",
-    "table_rows",
-    "to_markdown",
-    "to_rich",
-    "conventions_markdown",
-    "conventions_rich",
-    "Default",
-    "Convention",
-    "CONVENTIONS",
-    "conventions",
-    "convention_record",
-    "native_defaults",
-    "density",
-    "plot_defaults",
+    name
+    for part in ("catalogue", "conventions", "laws", "native", "render")
+    for name in importlib.import_module(f"{__name__}.{part}").__all__
 ]

@@ -45,3 +45,6 @@ def std_ratio(std: float | None, ref: float | None) -> float | None:
 
 
 # ---- tables -------------------------------------------------------------------------------
+
+
+__all__ = ["short", "law", "std_ratio"]

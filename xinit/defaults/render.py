@@ -17,7 +17,7 @@ from xinit.distributions import Distribution, NormalDist, TruncNormalDist, Unifo
 
 from .catalogue import DefaultEntry, LayerDims
 from .conventions import CONVENTIONS, Convention
-from .laws import law, short, std_ratio
+from .laws import short, std_ratio
 
 
 def _cell(entry: DefaultEntry | None, ref: DefaultEntry | None, sep: str) -> str:
@@ -135,9 +135,6 @@ def density(dist: Distribution, x: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "short",
-    "law",
-    "std_ratio",
     "table_rows",
     "to_markdown",
     "to_rich",
