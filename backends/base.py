@@ -541,6 +541,20 @@ class Backend(ABC):
         """The neutral name of native leaf ``native`` of a ``kind`` layer (kernel -> weight)."""
         return self.lowerings[kind].neutral_leaf(native) if kind in self.lowerings else native
 
+    def named_layers(self, module: Any) -> Iterator[tuple[str, Any]]:
+        """``(dotted path, submodule)`` for ``module`` ("") and every submodule once, parents
+        before children, in registration order."""
+        raise NotImplementedError(f"the {self.name} adapter cannot walk native modules")
+
+    def check_layer(self, path: str, layer: Any) -> None:
+        """Raise TypeError, naming the parameter, when ``layer``'s own parameters cannot be read
+        (torch: on the meta device, or lazy and uninitialised). By default all can."""
+        return None
+
+    def own_parameters(self, layer: Any) -> list[str]:
+        """Names of the parameters and buffers ``layer`` holds itself (not its children's)."""
+        raise NotImplementedError(f"the {self.name} adapter cannot walk native modules")
+
     def native_params(self, module: Any):
         """Every parameter of ``module`` once, as :class:`NativeParam` (registration order)."""
         raise NotImplementedError(f"the {self.name} adapter cannot enumerate native parameters")

@@ -69,6 +69,14 @@ class Lowering:
         """Native layer classes that are this kind (for reading models xinit did not build)."""
         return ()
 
+    def read(self, module: Any) -> Any:
+        """The layer spec of a native layer of this kind (the inverse of :meth:`build`), so
+        that a model xinit did not build is read through the same parameter maps; None when
+        the kind has no spec. Read specs carry what decides the parameters (channels,
+        kernel, groups, bias, eps, momentum); stride and padding where they mean what
+        PyTorch's do."""
+        return None
+
     def neutral_leaf(self, native: str) -> str:
         """The neutral name of a native leaf of this kind (``kernel`` -> ``weight``)."""
         for neutral, name in self.leaves.items():

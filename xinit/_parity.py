@@ -63,6 +63,8 @@ class ParityReport:
     # momentum, running_mean, running_var after the step)
     bn_stats: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     input_shape: tuple[int, ...] = ()
+    # native models: label -> parameter-free submodules only that model has (not compared)
+    unmatched: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -95,6 +97,13 @@ class ParityReport:
                     else ""
                 )
             )
+        for label, paths in self.unmatched.items():
+            if paths:
+                shown = ", ".join(paths[:4]) + (", ..." if len(paths) > 4 else "")
+                lines.append(
+                    f"{label}: {len(paths)} parameter-free submodule(s) the others lack, "
+                    f"not compared: {shown}"
+                )
         first = self.first_divergent
         if first is not None:
             bad = ", ".join(k for k, d in first.diffs.items() if not d.passed)
@@ -310,28 +319,45 @@ def parity(
     atol: float = 0.0,
     rtol: float | None = None,
     train: bool = False,
+    name_map: Any = None,
 ) -> ParityReport:
-    """Compare two or more xinit-built modules (any backends, same spec) layer by layer on
-    channel-first input ``x``, in eval mode; every pair is compared.
+    """Compare two or more modules of any frameworks layer by layer on channel-first input
+    ``x``, in eval mode; every pair is compared.
 
-    ``rtol=None`` uses 1e-5 per pair, 1e-4 for a pair with Flax. ``train=True`` adds the
-    BatchNorm training-step comparison (``report.bn_rows``); the modules' states are
-    restored afterwards. ``modules`` may be a dict ``{label: module}``.
+    Modules built by xinit from one spec are matched by the spec's paths, in execution
+    order. Any other modules (torchvision's, ``paddle.vision``'s, hand-written ones) are
+    traced with their framework's own hooks (``nnx.capture`` in Flax) and matched by path,
+    the first module's paths being the reference: ``name_map`` renames the others' paths
+    into it (see :class:`~xinit.namemap.NameMap`). A layer holding parameters that some
+    module lacks fails; a parameter-free submodule only some have (a ``ReLU`` module where
+    the other framework calls a function) is listed in ``report.unmatched``, not compared.
+
+    ``rtol=None`` uses each pair's looser framework tolerance (1e-5; 1e-4 with Flax).
+    ``train=True`` (xinit-built modules) adds the BatchNorm training-step comparison
+    (``report.bn_rows``); the modules' states are restored afterwards. ``modules`` may be a
+    dict ``{label: module}``.
     """
     from xinit.backends import backend_of
 
     labels, mods = _labelled(modules)
-    spec = _same_spec(mods)
     x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
-    kinds = {path: getattr(node, "kind", "") for path, node in walk(spec)}
     backend = {label: backend_of(m).name for label, m in zip(labels, mods)}
     traces = {label: backend_of(m).trace(m, x) for label, m in zip(labels, mods)}
     pairs = list(itertools.combinations(labels, 2))
     rtols = {f"{a} vs {b}": _rtol_of(a, b, backend, rtol) for a, b in pairs}
-
-    order = execution_order(spec)
-    paths = [p for p in order if any(p in t for t in traces.values())]
-    paths += list(dict.fromkeys(p for t in traces.values() for p in t if p not in set(order)))
+    specs = [getattr(m, "_xinit_spec", None) for m in mods]
+    built = all(s is not None for s in specs) and all(s == specs[0] for s in specs)
+    unmatched: dict[str, list[str]] = {}
+    if built and name_map is None:
+        spec = specs[0]
+        kinds = {path: getattr(node, "kind", "") for path, node in walk(spec)}
+        order = execution_order(spec)
+        paths = [p for p in order if any(p in t for t in traces.values())]
+        paths += list(dict.fromkeys(p for t in traces.values() for p in t if p not in set(order)))
+    else:
+        if train:
+            raise ValueError("parity(train=True) compares BatchNorm steps of xinit-built modules")
+        paths, kinds, unmatched = _native_paths(labels, mods, traces, name_map)
     rows = []
     for path in paths:
         diffs = {}
@@ -346,10 +372,43 @@ def parity(
         out = next((t[path] for t in traces.values() if path in t), np.zeros(0))
         rows.append(ParityRow(path, kinds.get(path, "?"), tuple(np.shape(out)), diffs))
     report = ParityReport(labels, pairs, rtols, atol, rows, input_shape=tuple(x.shape))
+    report.unmatched = unmatched
     if train:
         bn = bn_parity(dict(zip(labels, mods)), x, atol=atol, rtol=rtol)
         report.bn_rows, report.bn_stats = bn.bn_rows, bn.bn_stats
     return report
+
+
+def _native_paths(labels, mods, traces, name_map):
+    """Rows for models xinit did not build: the reference's traced paths in its order, the
+    others' renamed by ``name_map`` (in place in ``traces``). Returns (paths to compare,
+    path -> kind, label -> parameter-free paths only that model has)."""
+    from xinit.backends import backend_of
+
+    from .namemap import NameMap
+
+    names = NameMap(name_map)
+    kinds: dict[str, str] = {}
+    holders: set[str] = set()  # paths of layers that hold parameters, in any model
+    for i, (label, module) in enumerate(zip(labels, mods)):
+        adapter = backend_of(module)
+        rename = names if (i and names) else (lambda p: p)
+        if i and names:
+            traces[label] = names.rename(traces[label])[0]
+        for path, sub in adapter.named_layers(module):
+            new = rename(path)
+            if new is None:
+                continue
+            kinds.setdefault(new, adapter.native_kind(sub) or type(sub).__name__)
+            if adapter.own_parameters(sub):
+                holders.add(new)
+    reference = traces[labels[0]]
+    everywhere = [p for p in reference if all(p in traces[label] for label in labels)]
+    missing = [p for t in traces.values() for p in t if p in holders and p not in everywhere]
+    paths = everywhere + list(dict.fromkeys(missing))
+    compared = set(paths)
+    unmatched = {label: [p for p in traces[label] if p not in compared] for label in labels}
+    return paths, kinds, unmatched
 
 
 def execution_order(spec) -> list[str]:

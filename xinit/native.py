@@ -1,11 +1,14 @@
-"""Live modules in neutral terms: every trainable parameter of a torch, paddle or flax module
-with its neutral path, kind, role and shape, ready to be read or drawn into.
+"""Live modules in neutral terms: the layers of a torch, paddle or flax module with their
+specs, and every trainable parameter with its neutral path, kind, role and shape.
 
-A module built by xinit is read through its spec's parameter maps (the lowerings'), so a
-parameter split over several native tensors is still one neutral parameter, and a draw gives
-exactly what ``xinit.build`` gives the same path. Any other module is read layer by layer
-through the adapter (``Backend.native_params``): known layer classes map to their kinds
-through the lowering registry, and their leaves to neutral names and layouts.
+A module built by xinit is read through its spec. Any other module is read layer by layer:
+each native layer class a lowering claims (``Lowering.natives``) is read back into its layer
+spec (``Lowering.read``, the inverse of building), so its parameters go through the same
+parameter maps as a built module's: names and layouts come from the layer kind, never from
+shapes, and a square weight is never transposed by guess. A native class that holds
+parameters and that no lowering reads is listed by path and class, never guessed
+(:class:`NativeModelError`); :func:`xinit.apply` alone also accepts such parameters, read by
+their shape as PyTorch reads fans.
 """
 
 from __future__ import annotations
@@ -18,7 +21,63 @@ import numpy as np
 from .blocks import join
 from .distributions import Distribution
 from .fans import compute_fans
-from .layers import ParamSpec
+from .layers import Layer, ParamSpec
+
+
+class NativeModelError(TypeError):
+    """A native model xinit cannot read in neutral terms: the layers at fault, by path and
+    class."""
+
+
+def read_layers(module: Any, adapter=None, *, strict: bool = True) -> list[tuple[str, Any, Layer]]:
+    """``(path, native layer, layer spec)`` for every layer of a native ``module`` that holds
+    parameters or buffers, read back through the lowerings. With ``strict``, a layer holding
+    parameters that no lowering reads raises :class:`NativeModelError` naming every one."""
+    if adapter is None:
+        from xinit.backends import backend_of
+
+        adapter = backend_of(module)
+    out, unknown, inside = [], [], set()
+    for path, sub in adapter.named_layers(module):
+        parts = path.split(".") if path else []
+        if any(".".join(parts[:i]) in inside for i in range(len(parts))):
+            continue  # part of a layer already read (its own children)
+        adapter.check_layer(path, sub)
+        lowering = adapter.lowerings.lowering_of(sub)
+        spec = lowering.read(sub) if lowering is not None else None
+        if spec is not None:
+            out.append((path, sub, spec))
+            inside.add(path)
+            continue
+        own = adapter.own_parameters(sub)
+        if own:
+            what = f" (kind {lowering.kind!r}, which has no spec to read yet)" if lowering else ""
+            unknown.append(f"{path or '<root>'}: {type(sub).__name__}{what} holds {', '.join(own)}")
+    if unknown and strict:
+        raise NativeModelError(
+            f"cannot read this {adapter.name} model in neutral terms: {len(unknown)} layer(s) "
+            "hold parameters of a class no lowering reads (register a lowering whose natives() "
+            "lists the class and whose read() gives its spec):\n  " + "\n  ".join(unknown)
+        )
+    return out
+
+
+def layers_of(module: Any, adapter=None) -> list[tuple[str, Any, Layer]]:
+    """``(path, native layer, layer spec)`` for every layer of ``module``: through its spec
+    when xinit built it, else read back (:func:`read_layers`)."""
+    if adapter is None:
+        from xinit.backends import backend_of
+
+        adapter = backend_of(module)
+    spec = getattr(module, "_xinit_spec", None)
+    if spec is not None:
+        return list(adapter.native_layers(module, spec))
+    return read_layers(module, adapter)
+
+
+def param_table(layers) -> dict[str, ParamSpec]:
+    """Neutral path -> ParamSpec of every parameter and buffer of ``layers``."""
+    return {join(path, ps.name): ps for path, _, spec in layers for ps in spec.params()}
 
 
 @dataclass(frozen=True)
@@ -65,14 +124,10 @@ def slots(module: Any, adapter=None) -> dict[str, Slot]:
         from xinit.backends import backend_of
 
         adapter = backend_of(module)
-    spec = getattr(module, "_xinit_spec", None)
-    if spec is None:
-        return {
-            path: Slot(path, p.native, p.module_type, ps, adapter, holder=p)
-            for path, (ps, p) in native_param_specs(module, adapter).items()
-        }
+    built = getattr(module, "_xinit_spec", None) is not None
+    layers = layers_of(module, adapter) if built else read_layers(module, adapter, strict=False)
     out = {}
-    for layer_path, native, layer in adapter.native_layers(module, spec):
+    for layer_path, native, layer in layers:
         pmap = adapter.param_map(layer)
         for ps in layer.params():
             leaves = pmap[ps.name]
@@ -81,7 +136,17 @@ def slots(module: Any, adapter=None) -> dict[str, Slot]:
             path = join(layer_path, ps.name)
             name = "+".join(join(layer_path, leaf.name) for leaf in leaves)
             out[path] = Slot(path, name, type(native).__name__, ps, adapter, native, leaves)
-    return out
+    if built:
+        return out
+    # a native model: parameters of layers no lowering reads, as the adapter finds them
+    natives = native_param_specs(module, adapter)
+    read = {lp for lp, _, _ in layers}
+    for path, (ps, p) in natives.items():
+        parts = path.split(".")
+        if path not in out and not any(".".join(parts[:i]) in read for i in range(len(parts))):
+            out[path] = Slot(path, p.native, p.module_type, ps, adapter, holder=p)
+    order = {path: i for i, path in enumerate(natives)}  # registration order
+    return dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order))))
 
 
 def native_param_specs(module: Any, adapter=None) -> dict[str, tuple[ParamSpec, Any]]:

@@ -31,6 +31,7 @@ import numpy as np
 from . import kinds
 from .blocks import join, param_specs
 from .layers import Layer, ParamSpec
+from .native import layers_of, param_table
 from .parammap import ParamMap
 
 SHOWN = 25  # entries of each list shown in an error message (the attributes hold all)
@@ -79,10 +80,11 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)  # in the state, absent from the module
     missing: list[str] = field(default_factory=list)  # only when strict=False
     unexpected: list[str] = field(default_factory=list)  # only when strict=False
+    renamed: dict[str, str] = field(default_factory=dict)  # transfer's name map: new -> old
 
     def summary(self) -> str:
         parts = [f"{len(self.loaded)} loaded"]
-        for name in ("kept", "skipped", "missing", "unexpected"):
+        for name in ("kept", "skipped", "missing", "unexpected", "renamed"):
             n = len(getattr(self, name))
             if n:
                 parts.append(f"{n} {name}")
@@ -155,8 +157,9 @@ def _describe(array: np.ndarray) -> str:
 
 # ---- the public functions ---------------------------------------------------------------
 def state_dict(module: Any) -> dict[str, np.ndarray]:
-    """Every parameter and buffer of an xinit-built ``module``, by neutral path, as numpy in
-    the neutral layout, in the spec's (PyTorch's state_dict) order, dtypes preserved.
+    """Every parameter and buffer of ``module`` (built by xinit or not: a native model is
+    read layer by layer, see :mod:`xinit.native`), by neutral path, as numpy in the neutral
+    layout, in the spec's (PyTorch's state_dict) order, dtypes preserved.
 
     The arrays are copies: later changes to the module do not reach them. Entries the
     framework does not keep (``num_batches_tracked`` in Paddle and Flax) are absent.
@@ -171,7 +174,7 @@ def _state(module: Any, copy: bool) -> dict[str, np.ndarray]:
 
     adapter = backend_of(module)
     out: dict[str, np.ndarray] = {}
-    for path, native, layer in adapter.native_layers(module, spec_of(module)):
+    for path, native, layer in layers_of(module, adapter):
         pmap = adapter.param_map(layer)
         for ps in layer.params():
             leaves = pmap[ps.name]
@@ -185,12 +188,13 @@ def _state(module: Any, copy: bool) -> dict[str, np.ndarray]:
 def check_state(
     state: Mapping[str, Any], spec, has=lambda ps: True, what: str = "state"
 ) -> tuple[dict, LoadReport, list[str]]:
-    """Account for ``state`` (neutral) against ``spec``: returns (entries to load as
-    {path: (ParamSpec, array)}, the report, the mismatched entries described).
+    """Account for ``state`` (neutral) against ``spec`` (a spec, or a ``{path: ParamSpec}``
+    table): returns (entries to load as {path: (ParamSpec, array)}, the report, the
+    mismatched entries described).
 
     ``has(ps)`` says whether the destination keeps entry ``ps``.
     """
-    params = param_specs(spec)
+    params = spec if isinstance(spec, Mapping) else param_specs(spec)
     report = LoadReport()
     todo: dict[str, tuple[ParamSpec, np.ndarray]] = {}
     mismatched: list[str] = []
@@ -219,7 +223,8 @@ def check_state(
 
 
 def load_state_dict(module: Any, state: Mapping[str, Any], *, strict: bool = True) -> LoadReport:
-    """Load a neutral ``state`` (as :func:`state_dict` returns) into an xinit-built ``module``.
+    """Load a neutral ``state`` (as :func:`state_dict` returns) into ``module`` (built by xinit
+    or a native model read layer by layer).
 
     With ``strict=True`` every entry of the module must be in ``state`` and every entry of
     ``state`` must belong to the spec; otherwise a :class:`StateError` lists all missing,
@@ -231,9 +236,9 @@ def load_state_dict(module: Any, state: Mapping[str, Any], *, strict: bool = Tru
     from xinit.backends import backend_of
 
     adapter = backend_of(module)
-    spec = spec_of(module)
+    layers = layers_of(module, adapter)
     todo, report, mismatched = check_state(
-        state, spec, has=lambda ps: bool(adapter.param_map(ps.layer)[ps.name])
+        state, param_table(layers), has=lambda ps: bool(adapter.param_map(ps.layer)[ps.name])
     )
     if mismatched or (strict and (report.missing or report.unexpected)):
         raise StateError(
@@ -245,7 +250,7 @@ def load_state_dict(module: Any, state: Mapping[str, Any], *, strict: bool = Tru
             if not mismatched
             else "",
         )
-    for path, native, layer in adapter.native_layers(module, spec):
+    for path, native, layer in layers:
         pmap = adapter.param_map(layer)
         for ps in layer.params():
             entry = todo.get(join(path, ps.name))
@@ -257,16 +262,34 @@ def load_state_dict(module: Any, state: Mapping[str, Any], *, strict: bool = Tru
     return report
 
 
-def transfer(src: Any, dst: Any, *, strict: bool = True) -> LoadReport:
+def transfer(src: Any, dst: Any, *, strict: bool = True, name_map: Any = None) -> LoadReport:
     """Copy every parameter and buffer (BatchNorm running statistics included) from ``src``
-    to ``dst``, xinit-built modules of any backends from the same spec.
+    to ``dst``: modules of any two frameworks, built by xinit or not (a native model is read
+    layer by layer through the lowerings, see :mod:`xinit.native`).
 
-    Layouts and names are converted from the spec's roles; values move bit-exactly.
-    ``num_batches_tracked``: see this module's docstring (skipped into Paddle/Flax; kept by a
-    PyTorch destination when the source has none).
+    Layouts and names are converted from the layer kinds, never guessed from shapes; values
+    move bit-exactly. Where the two trees name layers differently, ``name_map`` renames the
+    source's neutral paths into the destination's (a :class:`~xinit.namemap.NameMap`, or
+    what it accepts: prefix dict, regex rules, function, JSON file); the report lists what it
+    renamed. Accounting is strict: every missing, unexpected and mismatched entry is listed
+    at once and nothing is loaded half-way. ``num_batches_tracked``: see this module's
+    docstring (skipped into Paddle/Flax; kept by a PyTorch destination when the source has
+    none).
     """
-    src_spec, dst_spec = spec_of(src), spec_of(dst)
-    if src_spec is not dst_spec and src_spec != dst_spec:
+    from .namemap import NameMap
+
+    src_spec, dst_spec = getattr(src, "_xinit_spec", None), getattr(dst, "_xinit_spec", None)
+    names = NameMap(name_map)
+    built_alike = src_spec is not None and (src_spec is dst_spec or src_spec == dst_spec)
+    state = _state(src, copy=False)
+    renamed: dict[str, str] = {}
+    if names:
+        state, dropped, renamed = names.rename(state)
+        if dropped and strict:
+            raise StateError(
+                "transfer: the name map drops source entries (strict=True):", unexpected=dropped
+            )
+    elif not built_alike and src_spec is not None and dst_spec is not None:
         a, b = param_specs(src_spec), param_specs(dst_spec)
         shapes_a = {k: v.shape for k, v in a.items()}
         shapes_b = {k: v.shape for k, v in b.items()}
@@ -281,7 +304,20 @@ def transfer(src: Any, dst: Any, *, strict: bool = True) -> LoadReport:
                     if k in b and shapes_a[k] != shapes_b[k]
                 ],
             )
-    return load_state_dict(dst, _state(src, copy=False), strict=strict)
+    try:
+        report = load_state_dict(dst, state, strict=strict)
+    except StateError as err:
+        if names or built_alike:
+            raise
+        raise StateError(
+            "transfer: the two models' entries do not correspond:",
+            missing=err.missing,
+            unexpected=err.unexpected,
+            mismatched=err.mismatched,
+            hint="(are their layers named differently? name_map= says how they correspond)",
+        ) from None
+    report.renamed = renamed
+    return report
 
 
 __all__ = [

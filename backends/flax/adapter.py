@@ -194,6 +194,8 @@ class FlaxBackend(Backend):
         module._xinit_spec = spec
 
     def trace(self, module, x):
+        if getattr(module, "_xinit_spec", None) is None:
+            return self._trace_native(module, x)
         paths = {id(m): ".".join(map(str, p)) for p, m in nnx.iter_modules(module)}
         _TRACE.append({})
         try:
@@ -202,6 +204,26 @@ class FlaxBackend(Backend):
             seen = _TRACE.pop()
         result = {paths[k]: np.asarray(_to_channel_first(v)) for k, v in seen.items() if k in paths}
         result[""] = out
+        return result
+
+    def _trace_native(self, module, x):
+        """A model xinit did not build: every submodule's last output through Flax's own
+        ``nnx.capture`` of method outputs (``__call__``), channel-first."""
+        was_eval = _in_eval(module)
+        set_mode(module, False)
+        try:
+            capture = nnx.capture(module, nnx.Intermediate, method_outputs=nnx.Intermediate)
+            y, captured = capture(_to_channel_last(jnp.asarray(x)))
+        finally:
+            set_mode(module, not was_eval)
+        result = {}
+        for key, var in nnx.to_flat_state(captured):
+            if key[-1] != "__call__":
+                continue
+            value = var.get_value()
+            value = value[-1] if isinstance(value, (tuple, list)) else value  # the last call
+            result[".".join(map(str, key[:-1]))] = np.asarray(_to_channel_first(value))
+        result[""] = np.asarray(_to_channel_first(y))
         return result
 
     def trace_shapes(self, module, x):
@@ -238,6 +260,33 @@ class FlaxBackend(Backend):
         return np.asarray(_to_channel_first(y))
 
     # ---- native models (xinit.apply) ----------------------------------------------------
+    def named_layers(self, module):
+        """Modules in attribute-assignment order, through lists, tuples and dicts
+        (``nnx.Sequential``'s ``layers.0``), each once."""
+        seen: set[int] = set()
+
+        def visit(node, path):
+            if isinstance(node, nnx.Module):
+                if id(node) in seen:
+                    return
+                seen.add(id(node))
+                yield ".".join(path), node
+                items = [(k, v) for k, v in vars(node).items() if not k.startswith("_pytree__")]
+            elif isinstance(node, (list, tuple)):
+                items = [(str(i), v) for i, v in enumerate(node)]
+            elif isinstance(node, dict):
+                items = [(str(k), v) for k, v in node.items()]
+            else:
+                return
+            for name, value in items:
+                if isinstance(value, (nnx.Module, list, tuple, dict)):
+                    yield from visit(value, [*path, name])
+
+        yield from visit(module, [])
+
+    def own_parameters(self, layer):
+        return [k for k, v in vars(layer).items() if isinstance(v, nnx.Variable)]
+
     def native_params(self, module):
         """Every ``nnx.Param`` once, in attribute-assignment order (batch stats excluded).
         Leaf names become neutral (kernel/scale/embedding -> weight) on known layers, and

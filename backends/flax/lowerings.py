@@ -9,6 +9,8 @@ take ``initial`` and create each parameter with the value xinit drew for it
 
 from __future__ import annotations
 
+from xinit import layers as L
+
 from ..registry import Lowering, Registry, register_builders
 
 
@@ -30,6 +32,23 @@ def _nnx():
     from flax import nnx
 
     return nnx
+
+
+def _ints(value, n: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (int(value),) * n
+
+
+def _padding(m, n: int) -> tuple[int, ...] | int:
+    """An nnx conv's symmetric explicit padding as PyTorch's, else 0 ('SAME', 'VALID' and
+    asymmetric paddings have no PyTorch equivalent; they decide no parameter)."""
+    pad = m.padding
+    if isinstance(pad, int):
+        return pad
+    if isinstance(pad, (tuple, list)) and len(pad) == n:
+        pairs = [p if isinstance(p, (tuple, list)) else (p, p) for p in pad]
+        if all(len(p) == 2 and p[0] == p[1] for p in pairs):
+            return tuple(int(p[0]) for p in pairs)
+    return 0
 
 
 def _modules():
@@ -65,6 +84,19 @@ class Conv(Lowering):
     def natives(self):
         return (_nnx().Conv,)
 
+    def read(self, m):
+        k = tuple(m.kernel_size)
+        return L.Conv(
+            m.in_features,
+            m.out_features,
+            k,
+            _ints(m.strides or 1, len(k)),
+            _padding(m, len(k)),
+            _ints(m.kernel_dilation or 1, len(k)),
+            m.feature_group_count,
+            m.use_bias,
+        )
+
 
 @REGISTRY.register("conv_transpose")
 class ConvTranspose(Lowering):
@@ -76,6 +108,14 @@ class ConvTranspose(Lowering):
 
     def natives(self):
         return (_nnx().ConvTranspose, _modules().ConvTranspose)
+
+    def read(self, m):
+        if isinstance(m, _modules().ConvTranspose):
+            return m.spec
+        if m.transpose_kernel:  # kernel (*k, out, in): not the layout this map describes
+            return None
+        k = tuple(m.kernel_size)  # nnx's own padding and strides differ from PyTorch's
+        return L.ConvTranspose(m.in_features, m.out_features, k, bias=m.use_bias)
 
 
 @REGISTRY.register("batchnorm")
@@ -93,6 +133,12 @@ class BatchNorm(Lowering):
 
     def natives(self):
         return (_nnx().BatchNorm, _modules().BatchNorm)
+
+    def read(self, m):
+        if isinstance(m, _modules().BatchNorm):  # xinit's: the neutral momentum already
+            return L.BatchNorm(int(m.mean[...].shape[0]), m.eps, m.momentum, m.scale is not None)
+        affine = m.use_scale and m.use_bias
+        return L.BatchNorm(m.num_features, m.epsilon, 1.0 - m.momentum, affine)
 
 
 @REGISTRY.register("linear")
@@ -114,6 +160,9 @@ class Linear(Lowering):
     def natives(self):
         return (_nnx().Linear,)
 
+    def read(self, m):
+        return L.Linear(m.in_features, m.out_features, m.use_bias)
+
 
 @REGISTRY.register("embedding")
 class Embedding(Lowering):
@@ -128,6 +177,9 @@ class Embedding(Lowering):
 
     def natives(self):
         return (_nnx().Embed,)
+
+    def read(self, m):
+        return L.Embedding(m.num_embeddings, m.features)
 
 
 @REGISTRY.register("layernorm")

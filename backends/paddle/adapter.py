@@ -142,6 +142,13 @@ class PaddleBackend(Backend):
         return np.array(out.numpy())
 
     # ---- native models (xinit.apply) ----------------------------------------------------
+    def named_layers(self, module):
+        yield from module.named_sublayers(include_self=True)
+
+    def own_parameters(self, layer):
+        names = [n for n, _ in layer.named_parameters(include_sublayers=False)]
+        return names + [n for n, _ in layer.named_buffers(include_sublayers=False)]
+
     def native_params(self, module):
         """Every parameter once; a BatchNorm's ``_mean``/``_variance`` (running statistics,
         buffers in the neutral view) are left out."""

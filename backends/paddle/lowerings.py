@@ -8,6 +8,8 @@ random default init.
 
 from __future__ import annotations
 
+from xinit import layers as L
+
 from ..registry import Lowering, Registry, register_builders
 
 
@@ -29,6 +31,18 @@ def _modules():
     from . import modules
 
     return modules
+
+
+def _padding(m) -> tuple[int, ...] | int:
+    """A Paddle conv's symmetric explicit padding as PyTorch's, else 0 (SAME/VALID and
+    asymmetric paddings have no PyTorch equivalent; they do not decide any parameter)."""
+    pad = getattr(m, "_updated_padding", None)
+    if getattr(m, "_padding_algorithm", "EXPLICIT") != "EXPLICIT" or not isinstance(pad, list):
+        return 0
+    n = len(m._kernel_size)
+    if len(pad) == n and all(isinstance(p, int) for p in pad):
+        return tuple(pad)
+    return 0
 
 
 def _bias(spec):
@@ -56,6 +70,18 @@ class Conv(Lowering):
         from paddle.nn.layer.conv import _ConvNd
 
         return (_ConvNd,)
+
+    def read(self, m):
+        return L.Conv(
+            m._in_channels,
+            m._out_channels,
+            tuple(m._kernel_size),
+            tuple(m._stride),
+            _padding(m),
+            tuple(m._dilation),
+            m._groups,
+            m.bias is not None,
+        )
 
 
 @REGISTRY.register("conv_transpose")
@@ -86,6 +112,18 @@ class ConvTranspose(Lowering):
         nn = _paddle().nn
         return (nn.Conv1DTranspose, nn.Conv2DTranspose, nn.Conv3DTranspose)
 
+    def read(self, m):
+        return L.ConvTranspose(
+            m._in_channels,
+            m._out_channels,
+            tuple(m._kernel_size),
+            tuple(m._stride),
+            _padding(m),
+            tuple(m._dilation),
+            m._groups,
+            m.bias is not None,
+        )
+
 
 @REGISTRY.register("batchnorm")
 class BatchNorm(Lowering):
@@ -99,6 +137,13 @@ class BatchNorm(Lowering):
 
         return (_BatchNormBase, _paddle().nn.BatchNorm, _modules().BatchNorm)
 
+    def read(self, m):
+        c = int(m._mean.shape[0])
+        if isinstance(m, _modules().BatchNorm):  # xinit's: the neutral momentum already
+            return L.BatchNorm(c, m._epsilon, m._momentum, m.weight is not None)
+        dims = {"BatchNorm1D": 1, "BatchNorm3D": 3}.get(type(m).__name__, 2)
+        return L.BatchNorm(c, m._epsilon, 1.0 - m._momentum, m.weight is not None, dims)
+
 
 @REGISTRY.register("linear")
 class Linear(Lowering):
@@ -111,6 +156,10 @@ class Linear(Lowering):
     def natives(self):
         return (_paddle().nn.Linear,)
 
+    def read(self, m):
+        n_in, n_out = (int(d) for d in m.weight.shape)  # stored (in, out)
+        return L.Linear(n_in, n_out, m.bias is not None)
+
 
 @REGISTRY.register("embedding")
 class Embedding(Lowering):
@@ -120,6 +169,9 @@ class Embedding(Lowering):
 
     def natives(self):
         return (_paddle().nn.Embedding,)
+
+    def read(self, m):
+        return L.Embedding(m._num_embeddings, m._embedding_dim)
 
 
 @REGISTRY.register("max_pool")

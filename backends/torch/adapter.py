@@ -114,7 +114,7 @@ class TorchBackend(Backend):
         for path, sub in module.named_modules():
 
             def hook(_m, _inp, out, path=path):
-                outputs[path] = out.detach().cpu().numpy()
+                outputs[path] = out.detach().cpu().numpy().copy()  # in-place ops come after
 
             handles.append(sub.register_forward_hook(hook))
         try:
@@ -137,20 +137,31 @@ class TorchBackend(Backend):
         return out.detach().cpu().numpy()
 
     # ---- native models (xinit.apply) ----------------------------------------------------
+    def named_layers(self, module):
+        yield from module.named_modules()
+
+    def check_layer(self, path, layer):
+        for leaf, p in layer.named_parameters(recurse=False):
+            where = f"{path}.{leaf}" if path else leaf
+            if isinstance(p, torch.nn.parameter.UninitializedParameter):
+                raise TypeError(f"{where} is uninitialised (lazy module): run a forward first")
+            if p.is_meta:
+                raise TypeError(f"{where} is on the meta device: call module.to_empty() first")
+
+    def own_parameters(self, layer):
+        names = [n for n, _ in layer.named_parameters(recurse=False)]
+        return names + [n for n, _ in layer.named_buffers(recurse=False)]
+
     def native_params(self, module):
         """Every ``nn.Parameter`` once (shared ones under their first name); buffers excluded."""
         seen: set[int] = set()
         for layer, sub in module.named_modules():
+            self.check_layer(layer, sub)
             kind = self.native_kind(sub)
             for leaf, p in sub.named_parameters(recurse=False):
                 if id(p) in seen:
                     continue
                 seen.add(id(p))
-                where = f"{layer}.{leaf}" if layer else leaf
-                if isinstance(p, torch.nn.parameter.UninitializedParameter):
-                    raise TypeError(f"{where} is uninitialised (lazy module): run a forward first")
-                if p.is_meta:
-                    raise TypeError(f"{where} is on the meta device: call module.to_empty() first")
                 yield self.native_param(layer, kind, leaf, leaf, p, p.shape, type(sub).__name__)
 
     def assign(self, holder, value):

@@ -7,6 +7,8 @@ xinit draws every parameter once afterwards.
 
 from __future__ import annotations
 
+from xinit import layers as L
+
 from ..registry import Lowering, Registry, register_builders
 
 REGISTRY = Registry("torch")
@@ -36,6 +38,19 @@ class Conv(Lowering):
     def natives(self):
         return (_nn().modules.conv._ConvNd,)
 
+    def read(self, m):
+        padding = m.padding if isinstance(m.padding, tuple) else 0  # "same"/"valid": not read
+        return L.Conv(
+            m.in_channels,
+            m.out_channels,
+            tuple(m.kernel_size),
+            tuple(m.stride),
+            padding,
+            tuple(m.dilation),
+            m.groups,
+            m.bias is not None,
+        )
+
 
 @REGISTRY.register("conv_transpose")
 class ConvTranspose(Lowering):
@@ -57,6 +72,19 @@ class ConvTranspose(Lowering):
     def natives(self):
         return (_nn().modules.conv._ConvTransposeNd,)
 
+    def read(self, m):
+        return L.ConvTranspose(
+            m.in_channels,
+            m.out_channels,
+            tuple(m.kernel_size),
+            tuple(m.stride),
+            tuple(m.padding),
+            tuple(m.dilation),
+            m.groups,
+            m.bias is not None,
+            output_padding=tuple(m.output_padding),
+        )
+
 
 @REGISTRY.register("batchnorm")
 class BatchNorm(Lowering):
@@ -67,6 +95,11 @@ class BatchNorm(Lowering):
     def natives(self):
         return (_nn().modules.batchnorm._BatchNorm,)
 
+    def read(self, m):
+        dims = {"BatchNorm1d": 1, "BatchNorm3d": 3}.get(type(m).__name__, 2)
+        momentum = 0.1 if m.momentum is None else m.momentum  # None: cumulative average
+        return L.BatchNorm(m.num_features, m.eps, momentum, m.affine, dims)
+
 
 @REGISTRY.register("linear")
 class Linear(Lowering):
@@ -76,6 +109,9 @@ class Linear(Lowering):
     def natives(self):
         return (_nn().Linear,)
 
+    def read(self, m):
+        return L.Linear(m.in_features, m.out_features, m.bias is not None)
+
 
 @REGISTRY.register("embedding")
 class Embedding(Lowering):
@@ -84,6 +120,9 @@ class Embedding(Lowering):
 
     def natives(self):
         return (_nn().Embedding,)
+
+    def read(self, m):
+        return L.Embedding(m.num_embeddings, m.embedding_dim)
 
 
 @REGISTRY.register("max_pool")
