@@ -14,7 +14,6 @@ import xinit
 from .harness import Result, interleaved
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def run(repeats: int = 5) -> list[Result]:
@@ -32,8 +31,6 @@ def run(repeats: int = 5) -> list[Result]:
     tx, tn = interleaved(lambda: xinit.build(spec45, "paddle"), ref.paddle_resnet45, repeats)
     out.append(Result("build resnet45, paddle", tx, tn, "<= 1.1"))
 
-    from reference_flax import ResNet50
-
-    tx, tn = interleaved(lambda: xinit.build(spec, "flax"), ResNet50, repeats)
+    tx, tn = interleaved(lambda: xinit.build(spec, "flax"), ref.flax_resnet50, repeats)
     out.append(Result("build resnet50, flax", tx, tn, "<= 1.1"))
     return out

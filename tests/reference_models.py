@@ -7,6 +7,9 @@ Written from the published architectures, in plain framework code, without xinit
   torchvision-style ResNet in ``torch.nn`` (``BasicBlock`` / ``Bottleneck`` with the stride on
   the 3x3 conv, ``downsample`` = 1x1 conv + BN, torchvision's init loop). Its ``state_dict``
   has torchvision's keys, shapes and order.
+* :func:`flax_resnet18`, :func:`flax_resnet50`: the same structure in plain ``flax.nnx``
+  (the build benchmark's "framework's own way" too);
+* :func:`torch_resnet45`: PaddleOCR's ResNet45 written by hand in ``torch.nn``;
 * :func:`paddle_resnet45`: PaddleOCR's ResNet45 text-recognition backbone in ``paddle.nn``
   (``rec_resnet_45.py``: 1x1 conv then a strided 3x3 conv per block, every conv built with
   ``ParamAttr(initializer=KaimingNormal())``, Paddle's ``BatchNorm2D`` with ``_mean`` and
@@ -309,6 +312,136 @@ def paddle_resnet45(in_channels: int = 3, strides=(2, 1, 2, 1, 1), layers=(3, 4,
     return resnet45(in_channels, tuple(layers), tuple(strides))
 
 
+# ---- a hand-written torch ResNet45 (PaddleOCR's structure, written as a PyTorch user would) --
+def torch_resnet45(in_channels: int = 3, strides=(2, 1, 2, 1, 1), layers=(3, 4, 6, 6, 3)):
+    """PaddleOCR's ResNet45 in ``torch.nn``: 1x1 conv then a strided 3x3 conv per block; the
+    names a PyTorch port of ``rec_resnet_45.py`` gets (``layer1.0.conv1``, ...)."""
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, planes, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(planes)
+            self.relu = nn.ReLU(inplace=True)
+            self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(planes)
+            self.downsample = None
+            if stride != 1 or cin != planes:
+                self.downsample = nn.Sequential(
+                    nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+                )
+
+        def forward(self, x):
+            skip = x if self.downsample is None else self.downsample(x)
+            y = self.relu(self.bn1(self.conv1(x)))
+            return self.relu(self.bn2(self.conv2(y)) + skip)
+
+    class ResNet45(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(in_channels, 32, 3, 1, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(32)
+            self.relu = nn.ReLU(inplace=True)
+            cin = 32
+            for i, (planes, n, stride) in enumerate(zip((32, 64, 128, 256, 512), layers, strides)):
+                blocks = [Block(cin, planes, stride)] + [
+                    Block(planes, planes, 1) for _ in range(n - 1)
+                ]
+                setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+                cin = planes
+
+        def forward(self, x):
+            x = self.relu(self.bn1(self.conv1(x)))
+            for i in range(1, 6):
+                x = getattr(self, f"layer{i}")(x)
+            return x
+
+    return ResNet45()
+
+
+# ---- a hand-written Flax NNX ResNet (torchvision's structure, as a Flax user writes it) ----
+def flax_resnet(block: str, layers, num_classes: int = 1000, seed: int = 0):
+    """A torchvision-structured ResNet in plain ``flax.nnx`` (``nnx.Conv``/``nnx.BatchNorm``/
+    ``nnx.Linear`` with their default initialisers, NHWC). Its stages are ``nnx.Sequential``,
+    so its paths read ``layer1.layers.0.conv1``: a name map meets torchvision's."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    rngs = nnx.Rngs(seed)
+
+    def bn(c):
+        return nnx.BatchNorm(c, rngs=rngs)
+
+    def conv(cin, cout, k, stride=1):
+        pad = ((k // 2, k // 2),) * 2
+        return nnx.Conv(cin, cout, (k, k), strides=stride, padding=pad, use_bias=False, rngs=rngs)
+
+    class Block(nnx.Module):
+        def __init__(self, cin, planes, stride):
+            self.bottleneck = block == "bottleneck"
+            out = planes * (4 if self.bottleneck else 1)
+            if self.bottleneck:
+                self.conv1, self.bn1 = conv(cin, planes, 1), bn(planes)
+                self.conv2, self.bn2 = conv(planes, planes, 3, stride), bn(planes)
+                self.conv3, self.bn3 = conv(planes, out, 1), bn(out)
+            else:
+                self.conv1, self.bn1 = conv(cin, planes, 3, stride), bn(planes)
+                self.conv2, self.bn2 = conv(planes, planes, 3), bn(planes)
+            project = stride != 1 or cin != out  # one assignment: nnx fixes data vs static
+            self.downsample = (
+                nnx.Sequential(conv(cin, out, 1, stride), bn(out)) if project else None
+            )
+            self.out = out
+
+        def __call__(self, x):
+            y = jax.nn.relu(self.bn1(self.conv1(x)))
+            y = self.bn2(self.conv2(y))
+            if self.bottleneck:
+                y = self.bn3(self.conv3(jax.nn.relu(y)))
+            skip = x if self.downsample is None else self.downsample(x)
+            return jax.nn.relu(y + skip)
+
+    class ResNet(nnx.Module):
+        def __init__(self):
+            self.conv1 = nnx.Conv(
+                3, 64, (7, 7), strides=2, padding=((3, 3), (3, 3)), use_bias=False, rngs=rngs
+            )
+            self.bn1 = nnx.BatchNorm(64, rngs=rngs)
+            cin, stages = 64, []
+            for i, (planes, n) in enumerate(zip((64, 128, 256, 512), layers)):
+                blocks = []
+                for j in range(n):
+                    blocks.append(Block(cin, planes, 2 if (i > 0 and j == 0) else 1))
+                    cin = blocks[-1].out
+                stages.append(nnx.Sequential(*blocks))
+            self.layer1, self.layer2, self.layer3, self.layer4 = stages
+            self.fc = nnx.Linear(cin, num_classes, rngs=rngs)
+
+        def __call__(self, x):
+            x = jax.nn.relu(self.bn1(self.conv1(x)))
+            x = nnx.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
+            for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+                x = stage(x)
+            return self.fc(jnp.mean(x, axis=(1, 2)))
+
+    return ResNet()
+
+
+def flax_resnet18(**kw):
+    return flax_resnet("basic", (2, 2, 2, 2), **kw)
+
+
+def flax_resnet50(**kw):
+    return flax_resnet("bottleneck", (3, 4, 6, 3), **kw)
+
+
+# torchvision's paths from the hand-written Flax ResNet's, and back
+FLAX_TO_TORCHVISION = [(r"\.layers\.", ".")]
+TORCHVISION_TO_FLAX = [(r"^(layer\d)\.", r"\1.layers."), (r"downsample\.", "downsample.layers.")]
+
+
 __all__ = [
     "torch_resnet",
     "torch_resnet18",
@@ -319,6 +452,12 @@ __all__ = [
     "torch_resnext50_32x4d",
     "torch_lenet",
     "paddle_resnet45",
+    "torch_resnet45",
+    "flax_resnet",
+    "flax_resnet18",
+    "flax_resnet50",
+    "FLAX_TO_TORCHVISION",
+    "TORCHVISION_TO_FLAX",
     "TORCH_REFERENCES",
     "TORCHVISION_NUM_PARAMS",
 ]

@@ -281,10 +281,18 @@ def test_transfer_between_different_specs_lists_the_differences():
     assert "different specs" in msg and "out.weight" in msg and "fc.weight" in msg
 
 
-def test_not_an_xinit_module():
+def test_a_native_layer_class_no_lowering_reads_is_named_not_guessed():
     torch = pytest.importorskip("torch")
-    with pytest.raises(TypeError, match="not built by xinit"):
-        state_dict(torch.nn.Linear(2, 2))
+
+    class Gate(torch.nn.Module):  # a parameter of a class xinit does not know
+        def __init__(self):
+            super().__init__()
+            self.alpha = torch.nn.Parameter(torch.ones(3))
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), Gate())
+    with pytest.raises(TypeError, match=r"1: Gate .*holds alpha"):
+        state_dict(net)
+    assert list(state_dict(torch.nn.Sequential(torch.nn.Linear(2, 3)))) == ["0.weight", "0.bias"]
 
 
 def test_public_names():

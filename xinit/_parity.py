@@ -346,7 +346,12 @@ def parity(
     pairs = list(itertools.combinations(labels, 2))
     rtols = {f"{a} vs {b}": _rtol_of(a, b, backend, rtol) for a, b in pairs}
     specs = [getattr(m, "_xinit_spec", None) for m in mods]
-    built = all(s is not None for s in specs) and all(s == specs[0] for s in specs)
+    built = all(s is not None for s in specs)
+    if built and name_map is None and any(s != specs[0] for s in specs):
+        raise ValueError(
+            "parity: the modules were built from different specs (name_map= matches layers "
+            "of different models by path)"
+        )
     unmatched: dict[str, list[str]] = {}
     if built and name_map is None:
         spec = specs[0]

@@ -168,6 +168,23 @@ def _load(checkpoint, src: str | None) -> tuple[dict[str, np.ndarray], str]:
     return {k: as_numpy(v) for k, v in flatten(checkpoint).items()}, src
 
 
+def _param_table(model) -> dict:
+    """Neutral path -> ParamSpec of a spec, a zoo model name or a native model (read layer by
+    layer through the lowerings: the model xinit did not build defines the names)."""
+    from .blocks import Residual, Sequential
+    from .layers import Layer
+
+    if isinstance(model, str):
+        from . import models
+
+        model = models.get(model)
+    if isinstance(model, (Layer, Sequential, Residual)):
+        return param_specs(model)
+    from .native import param_table, read_layers
+
+    return param_table(read_layers(model))
+
+
 def port(
     checkpoint: str | os.PathLike | Mapping[str, Any],
     spec,
@@ -181,8 +198,9 @@ def port(
 ) -> PortedState:
     """Convert ``checkpoint`` (a file path, or ``{name: array or tensor}``) from convention
     ``src`` to convention ``dst`` (``"torch"``, ``"paddle"``, ``"flax"`` or ``"neutral"``)
-    for ``spec`` (a spec or a zoo model name), returning ``{dst name: numpy array}`` in the
-    spec's order with a ``.report`` (:class:`PortReport`).
+    for ``spec`` (a spec, a zoo model name, or a native model of any framework, read layer by
+    layer: its names define the paths), returning ``{dst name: numpy array}`` in the spec's
+    order with a ``.report`` (:class:`PortReport`).
 
     ``src`` defaults to the file format's convention (``.pdparams`` paddle, ``.pt`` torch,
     ``.safetensors`` neutral, ``.msgpack`` flax). ``strip_prefix`` removes a prefix (or the
@@ -192,10 +210,7 @@ def port(
     or unexpected key raises :class:`PortError` listing all of them; wrong shapes and dtype
     kinds always do. ``progress(done, total)`` is called as tensors are converted.
     """
-    if isinstance(spec, str):
-        from . import models
-
-        spec = models.get(spec)
+    params = _param_table(spec)
     raw, src = _load(checkpoint, src)
     src_maps, dst_maps = param_maps(src), param_maps(dst)
     report = PortReport(src=src, dst=dst)
@@ -203,7 +218,6 @@ def port(
     data = {names[k]: raw[k] for k in raw if k in names}
     origin = {v: k for k, v in names.items()}
 
-    params = param_specs(spec)
     expected: dict[str, str] = {}  # src name -> neutral path
     missing, mismatched, todo = [], [], []
     for path, ps in params.items():
