@@ -230,3 +230,70 @@ def test_a_name_map_file(tmp_path):
     a, b = ref.torch_resnet18(), ref.flax_resnet18()
     report = xinit.transfer(a, b, name_map=str(path))
     assert report.renamed["layer1.layers.0.conv1.weight"] == "layer1.0.conv1.weight"
+
+
+def test_an_uncalled_preset_says_to_call_it():
+    torch = require_backend("torch") and __import__("torch")
+    with pytest.raises(TypeError, match=r"call it, presets.torchvision_resnet\(\)"):
+        xinit.apply(xinit.presets.torchvision_resnet, torch.nn.Linear(2, 2))
+
+
+def test_cli_parity_of_two_native_models(tmp_path, capsys):
+    require_backends("torch", "flax")
+    from xinit.cli import main
+
+    path = tmp_path / "map.json"
+    path.write_text(__import__("json").dumps({"regex": ref.FLAX_TO_TORCHVISION}))
+    rc = main(
+        [
+            "parity",
+            "reference_models:torch_resnet18",
+            "reference_models:flax_resnet18",
+            "--model-args",
+            "num_classes=10",
+            "--name-map",
+            str(path),
+            "--input",
+            "1,3,32,32",
+            "--format",
+            "md",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0 and "PASS: every layer agrees" in out and "layer4.1.conv2" in out
+
+
+def test_cli_port_into_a_hand_written_model_with_its_parity(tmp_path, capsys):
+    require_backends("paddle", "torch")
+    import paddle
+    import torch
+
+    from xinit.cli import main
+
+    source = ref.paddle_resnet45()
+    randomised(source)
+    ckpt, out = tmp_path / "rec.pdparams", tmp_path / "rec.pt"
+    paddle.save(source.state_dict(), str(ckpt))
+    rc = main(
+        [
+            "port",
+            str(ckpt),
+            str(out),
+            "--to",
+            "torch",
+            "--model",
+            "reference_models:torch_resnet45",
+            "--source-model",
+            "reference_models:paddle_resnet45",
+            "--input",
+            "1,3,32,64",
+            "--format",
+            "md",
+        ]
+    )
+    text = capsys.readouterr().out
+    assert rc == 0 and "PASS" in text, text
+    model = ref.torch_resnet45()
+    model.load_state_dict(torch.load(out, weights_only=True), strict=True)
+    ported = model.state_dict()["layer5.2.conv2.weight"].numpy()
+    np.testing.assert_array_equal(ported, source.state_dict()["layer5.2.conv2.weight"].numpy())

@@ -65,6 +65,11 @@ def apply(
     from xinit.backends import backend_of
 
     if not isinstance(policy, Policy):
+        if callable(policy) and getattr(policy, "__module__", "") == "xinit.presets":
+            raise TypeError(
+                f"xinit.apply takes a Policy first; got the preset function "
+                f"presets.{policy.__name__}: call it, presets.{policy.__name__}()"
+            )
         raise TypeError(f"xinit.apply takes a Policy first; got {type(policy).__name__}")
     check_rng(rng)
     if isinstance(seed, bool) or not isinstance(seed, int):

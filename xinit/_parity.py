@@ -552,18 +552,23 @@ def bn_parity(
 
 # ---- test inputs ---------------------------------------------------------------------------
 def randomize_batchnorm(module: Any, seed: int = 0) -> None:
-    """Give every BatchNorm of an xinit-built module random affine parameters and running
-    statistics (seeded), so a parity check exercises them: freshly built ones are 1/0/0/1."""
-    spec = spec_of(module)
+    """Give every BatchNorm of ``module`` (built by xinit or a native model) random affine
+    parameters and running statistics (seeded), so a parity check exercises them: fresh ones
+    are 1/0/0/1."""
+    from xinit.native import layers_of
+
     state = state_dict(module)
     rng = np.random.default_rng(seed)
-    for path, node in _bn_layers(spec):
+    for path, _, node in layers_of(module):
+        if node.kind != "batchnorm":
+            continue
         c = (node.num_features,)
+        prefix = f"{path}." if path else ""
         if node.affine:
-            state[f"{path}.weight"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
-            state[f"{path}.bias"] = rng.normal(0.0, 0.1, c).astype(np.float32)
-        state[f"{path}.running_mean"] = rng.normal(0.0, 0.1, c).astype(np.float32)
-        state[f"{path}.running_var"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
+            state[f"{prefix}weight"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
+            state[f"{prefix}bias"] = rng.normal(0.0, 0.1, c).astype(np.float32)
+        state[f"{prefix}running_mean"] = rng.normal(0.0, 0.1, c).astype(np.float32)
+        state[f"{prefix}running_var"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
     load_state_dict(module, state)
 
 

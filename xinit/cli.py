@@ -467,7 +467,7 @@ def cmd_port(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from xinit import build, models, parity, port
+    from xinit import build, factories, parity, port
     from xinit.checkpoints import (
         CONVENTION,
         SUFFIXES,
@@ -477,7 +477,7 @@ def cmd_port(args) -> int:
     )
     from xinit.state import load_state_dict
 
-    spec = models.get(args.model)
+    spec = factories.load(args.model, factories.parse_args(args.model_args))
     src = args.src or CONVENTION[detect_format(args.checkpoint)]
     out_format = detect_format(args.out, args.out_format)
     if CONVENTION[out_format] != args.dst:
@@ -508,7 +508,9 @@ def cmd_port(args) -> int:
         save_checkpoint(ported, args.out, format=out_format)
         bar.update(task, completed=1)
     ok = True
-    if not args.no_parity:
+    if not args.no_parity and not factories.is_spec(spec):
+        ok = _native_port_parity(args, spec, raw, src, strip, out_format)
+    elif not args.no_parity:
         a = "torch" if src == "neutral" else src
         b = "torch" if args.dst == "neutral" else args.dst
         m_src = build(spec, a, rng="xinit")
@@ -526,13 +528,45 @@ def cmd_port(args) -> int:
     return 0 if ok else 1
 
 
+def _native_port_parity(args, model, raw, src, strip, out_format) -> bool:
+    """After porting into a native ``--model``: the source checkpoint loaded into
+    ``--source-model`` against the written file loaded into ``--model``, layer by layer."""
+    import numpy as np
+
+    from xinit import factories, load_state_dict, parity, port
+    from xinit.checkpoints import load_checkpoint
+
+    if args.source_model is None:
+        print("(no --source-model: parity skipped; the port itself was checked key by key)")
+        return True
+    if args.input is None:
+        raise ValueError("the parity of native models needs --input, e.g. --input 1,3,224,224")
+    source = factories.load(args.source_model, factories.parse_args(args.source_model_args))
+    load_state_dict(source, port(raw, source, src=src, dst="neutral", strip_prefix=strip))
+    written = load_checkpoint(args.out, format=out_format)
+    load_state_dict(model, port(written, model, src=args.dst, dst="neutral"))
+    x = np.random.default_rng(args.seed).standard_normal(args.input).astype(np.float32)
+    report = parity({f"{src} (in)": source, f"{args.dst} (out)": model}, x, name_map=args.name_map)
+    _print_parity(report, args, f"{args.source_model} vs {args.model}")
+    return report.ok
+
+
 def cmd_parity(args) -> int:
     """Build a zoo model in several backends with the same weights (the first backend's,
-    BatchNorm statistics randomised) and compare every layer's output."""
-    from xinit import build, models, parity, randomize_batchnorm
+    BatchNorm statistics randomised) and compare every layer's output; or compare two or
+    more native models, the first lending its weights to the others."""
+    from xinit import build, factories, parity, randomize_batchnorm
     from xinit.state import transfer
 
-    spec = models.get(args.model)
+    model_args = factories.parse_args(args.model_args)
+    if len(args.models) > 1:
+        return _native_parity(args, model_args)
+    spec = factories.load(args.models[0], model_args)
+    if not factories.is_spec(spec):
+        raise ValueError(
+            f"{args.models[0]} is a native model: name two or more to compare (the first "
+            "lends its weights to the others)"
+        )
     backends = _csv(args.backends)
     if len(backends) < 2:
         raise ValueError(f"--backends needs two or more backends; got {backends}")
@@ -543,9 +577,46 @@ def cmd_parity(args) -> int:
     for name in backends[1:]:
         mods[name] = build(spec, name, seed=args.seed, rng="xinit")
         transfer(first, mods[name])
-    x = _parity_input(args, args.model)
+    x = _parity_input(args, args.models[0])
     report = parity(mods, x, atol=args.atol, rtol=args.rtol, train=args.train)
-    _print_parity(report, args, f"{args.model} parity, input {tuple(x.shape)}")
+    _print_parity(report, args, f"{args.models[0]} parity, input {tuple(x.shape)}")
+    return 0 if report.ok else 1
+
+
+def _native_parity(args, model_args) -> int:
+    """``xinit parity A B ...`` on models xinit did not build: B... get A's weights through
+    the name map, then every layer is compared."""
+    import numpy as np
+
+    from xinit import factories, parity, randomize_batchnorm
+    from xinit.namemap import NameMap
+    from xinit.native import layers_of, param_table
+    from xinit.state import transfer
+
+    if args.input is None:
+        raise ValueError("comparing native models needs --input, e.g. --input 1,3,224,224")
+    mods = {}
+    for ref in args.models:
+        model = factories.load(ref, model_args)
+        if factories.is_spec(model):
+            raise ValueError(
+                f"{ref} is an xinit spec: compare specs with one zoo name and --backends"
+            )
+        mods[ref] = model
+    names = NameMap(args.name_map)
+    refs = list(mods)
+    if args.bn_stats == "random":
+        randomize_batchnorm(mods[refs[0]], seed=args.seed)
+    for ref in refs[1:]:
+        back = None
+        if names:  # the map renames this model's paths into the reference's: invert it here
+            own = param_table(layers_of(mods[ref]))
+            inverse = {names(p): p for p in own if names(p) is not None}
+            back = lambda path, inverse=inverse: inverse.get(path, path)  # noqa: E731
+        transfer(mods[refs[0]], mods[ref], name_map=back)
+    x = np.random.default_rng(args.seed).standard_normal(args.input).astype(np.float32)
+    report = parity(mods, x, atol=args.atol, rtol=args.rtol, name_map=names or None)
+    _print_parity(report, args, f"parity, input {tuple(x.shape)}")
     return 0 if report.ok else 1
 
 
@@ -603,7 +674,21 @@ def _parser() -> argparse.ArgumentParser:
     pt = sub.add_parser("port", help="port a checkpoint between frameworks, with a parity report")
     pt.add_argument("checkpoint", help="IN: .pdparams, .pt/.pth, .safetensors or .msgpack")
     pt.add_argument("out", help="OUT: written atomically in --to's format")
-    pt.add_argument("--model", required=True, help="the zoo model the weights belong to")
+    pt.add_argument(
+        "--model",
+        required=True,
+        help="the model the weights belong to: a zoo name, module:factory or file.py:factory "
+        "(a native model's own names then define the keys)",
+    )
+    pt.add_argument("--model-args", default=None, help="factory arguments, e.g. num_classes=10")
+    pt.add_argument(
+        "--source-model",
+        default=None,
+        help="for a native --model: the source framework's model (module:factory), so the "
+        "parity report compares the two",
+    )
+    pt.add_argument("--source-model-args", default=None)
+    pt.add_argument("--name-map", default=None, help="JSON file: the models' path map (parity)")
     pt.add_argument(
         "--from",
         dest="src",
@@ -624,7 +709,15 @@ def _parser() -> argparse.ArgumentParser:
     pt.set_defaults(func=cmd_port)
 
     pa = sub.add_parser("parity", help="layer-by-layer output parity of a model across backends")
-    pa.add_argument("model", help="a zoo model: lenet, resnet18, ..., resnet45")
+    pa.add_argument(
+        "models",
+        nargs="+",
+        help="a zoo model (built in each of --backends), or two or more models to compare: "
+        "module:factory or file.py:factory (native models, any frameworks; the first is the "
+        "reference and lends its weights to the others)",
+    )
+    pa.add_argument("--model-args", default=None, help="factory arguments, e.g. num_classes=10")
+    pa.add_argument("--name-map", default=None, help="JSON file: the others' paths -> the first's")
     pa.add_argument("--backends", default=",".join(PARITY_ORDER), help="the first is the reference")
     pa.add_argument("--input", type=_csv_ints, default=None, help="e.g. 1,3,64,64")
     pa.add_argument("--seed", type=int, default=0)
