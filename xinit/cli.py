@@ -364,24 +364,39 @@ def cmd_defaults(args) -> int:
     return 0
 
 
+def _output_file(text: str, default_name: str) -> str:
+    """``--out``: a name ending in a slash is a folder (made if missing) to write
+    ``default_name`` in; an existing folder named without the slash is refused, since the
+    user may have meant a file of that name."""
+    import os
+
+    if text.endswith((os.sep, "/")):
+        return os.path.join(text, default_name)
+    if os.path.isdir(text):
+        raise IsADirectoryError(
+            f"--out {text} is an existing folder; write {os.path.join(text, default_name)} "
+            f"with --out {text.rstrip(os.sep)}/ or name a file"
+        )
+    return text
+
+
 def cmd_init(args) -> int:
     """Build a zoo model under a preset policy and write its initial weights (neutral names
     and layout, safetensors), then print the per-parameter report."""
     import json
-    import os
-    import tempfile
     import warnings
 
     import numpy as np
     from rich.console import Console
-    from safetensors.numpy import save_file
 
     from xinit import build, models, presets, state_dict
     from xinit.blocks import param_specs
+    from xinit.checkpoints import atomic_write, check_destination, safetensors_bytes
     from xinit.distributions import construct
     from xinit.policy import Policy, PolicyWarning
 
     spec = models.get(args.model)
+    out = check_destination(_output_file(args.out, f"{args.model}.safetensors"))
     policy = presets.get(args.policy) if args.policy != "none" else Policy(name="none")
     report = policy.report(spec, strict=args.strict)
     with warnings.catch_warnings():
@@ -395,7 +410,6 @@ def cmd_init(args) -> int:
             shape = ps.shape or (1,)
             value = construct(ps.init.resolve(shape, ps.role), shape).reshape(ps.shape)
         tensors[path] = np.array(value, dtype=ps.dtype, order="C")  # keeps 0-d scalars 0-d
-    out = os.path.abspath(args.out)
     meta = {
         "format": "xinit-neutral",
         "model": args.model,
@@ -404,19 +418,11 @@ def cmd_init(args) -> int:
         "seed": str(args.seed),
         "rng": args.rng,
     }
-    fd, tmp = tempfile.mkstemp(prefix=".xinit-", suffix=".safetensors", dir=os.path.dirname(out))
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(out, lambda f: f.write(safetensors_bytes(tensors, meta)))
     values = sum(int(t.size) for t in tensors.values())
-    done = f"xinit init: wrote {args.out} ({len(tensors)} tensors, {values:,} values)"
+    done = f"xinit init: wrote {out} ({len(tensors)} tensors, {values:,} values)"
     if args.format == "json":
-        print(json.dumps({"file": args.out, "meta": meta, "report": report.records()}, indent=1))
+        print(json.dumps({"file": str(out), "meta": meta, "report": report.records()}, indent=1))
     else:
         title = f"{args.model} x {args.policy} ({args.backend}, seed {args.seed}, rng {args.rng})"
         console = Console(width=args.width)
@@ -471,6 +477,7 @@ def cmd_port(args) -> int:
     from xinit.checkpoints import (
         CONVENTION,
         SUFFIXES,
+        check_destination,
         detect_format,
         load_checkpoint,
         save_checkpoint,
@@ -478,6 +485,7 @@ def cmd_port(args) -> int:
     from xinit.state import load_state_dict
 
     spec = models.get(args.model)
+    check_destination(args.out)  # before any reading: a bad --out fails at once
     src = args.src or CONVENTION[detect_format(args.checkpoint)]
     out_format = detect_format(args.out, args.out_format)
     if CONVENTION[out_format] != args.dst:
@@ -644,12 +652,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# Failures a user can cause and fix (bad input, a file that cannot be read or written, a
+# missing framework, too little memory): one line on stderr and exit code 2, no traceback.
+EXPECTED_FAILURES = (ValueError, TypeError, ImportError, KeyError, OSError, MemoryError)
+
+
+def error_message(err: BaseException) -> str:
+    """One line saying what failed, where and why (an OSError's file name and reason)."""
+    if isinstance(err, OSError) and err.strerror:
+        where = f"{err.filename}: " if err.filename is not None else ""
+        extra = f" -> {err.filename2}" if err.filename2 is not None else ""
+        return f"{where}{err.strerror}{extra}"
+    if isinstance(err, KeyError) and len(err.args) == 1:
+        return str(err.args[0])
+    if isinstance(err, MemoryError):
+        return f"out of memory: {err}" if str(err) else "out of memory"
+    return str(err) or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, ImportError, KeyError, FileNotFoundError) as err:
-        print(f"xinit {args.verb}: error: {err}", file=sys.stderr)
+    except EXPECTED_FAILURES as err:
+        print(f"xinit {args.verb}: error: {error_message(err)}", file=sys.stderr)
         return 2
 
 
