@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
+import shlex
 import stat
 import subprocess
 import sys
@@ -154,16 +154,13 @@ def test_a_read_only_file_is_not_replaced(tmp_path):
 def test_ulimit_f_is_a_clear_error(tmp_path):
     path = tmp_path / "lenet.safetensors"
     path.write_bytes(b"old")
-    limit = 64 * 1024  # lenet's weights are ~250 KB
-
-    def cap():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
+    # bash's ulimit (KiB) rather than preexec_fn: forking a process that runs JAX's threads
+    # is unsafe; lenet's weights are ~250 KB
+    command = f"ulimit -f 64 && exec {shlex.quote(sys.executable)} -m xinit.cli init lenet"
     done = subprocess.run(
-        [sys.executable, "-m", "xinit.cli", "init", "lenet", "--out", str(path)],
+        ["bash", "-c", f"{command} --out {shlex.quote(str(path))}"],
         capture_output=True,
         text=True,
-        preexec_fn=cap,
         cwd=ROOT,
     )
     assert done.returncode == 2, done.stderr

@@ -434,12 +434,33 @@ def cmd_init(args) -> int:
 
 
 def _parity_input(args, model: str):
+    """The random parity input of ``--input``'s shape; an empty one is refused at once."""
     import numpy as np
 
     from xinit import models
+    from xinit._parity import check_input
 
     shape = args.input or models.default_input(model)
-    return np.random.default_rng(args.seed).standard_normal(shape).astype(np.float32)
+    if any(n <= 0 for n in shape):
+        raise ValueError(f"--input {','.join(map(str, shape))}: every size must be at least 1")
+    return check_input(np.random.default_rng(args.seed).standard_normal(shape))
+
+
+def _nonfinite_note(state) -> str | None:
+    """A warning naming the tensors of ``state`` that hold NaN or Inf, or None."""
+    import numpy as np
+
+    bad = []
+    for key, value in state.items():
+        array = np.asarray(value)
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            nan = int(np.isnan(array).sum())
+            inf = int(array.size - np.isfinite(array).sum()) - nan
+            bad.append(f"{key} ({nan} NaN, {inf} Inf)")
+    if not bad:
+        return None
+    shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    return f"non-finite weights in {len(bad)} tensor(s): {shown}"
 
 
 def _print_parity(report, args, title: str) -> None:
@@ -497,6 +518,7 @@ def cmd_port(args) -> int:
     strip = args.strip_prefix or None
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(f"no checkpoint file {args.checkpoint!r}")
+    x = None if args.no_parity else _parity_input(args, args.model)  # refused before writing
     err = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=False) as bar:
@@ -515,6 +537,9 @@ def cmd_port(args) -> int:
         task = bar.add_task(f"write {args.out}", total=1)
         save_checkpoint(ported, args.out, format=out_format)
         bar.update(task, completed=1)
+    note = _nonfinite_note(raw)
+    if note is not None:
+        print(f"xinit port: warning: {args.checkpoint}: {note}", file=sys.stderr)
     ok = True
     if not args.no_parity:
         a = "torch" if src == "neutral" else src
@@ -524,9 +549,7 @@ def cmd_port(args) -> int:
         m_dst = build(spec, b, rng="xinit")
         written = load_checkpoint(args.out, format=out_format)
         load_state_dict(m_dst, port(written, spec, src=args.dst, dst="neutral"))
-        report = parity(
-            {f"{src} (in)": m_src, f"{args.dst} (out)": m_dst}, _parity_input(args, args.model)
-        )
+        report = parity({f"{src} (in)": m_src, f"{args.dst} (out)": m_dst}, x)
         _print_parity(report, args, f"{args.model}: {args.checkpoint} vs {args.out}")
         ok = report.ok
     print(ported.report.summary())
@@ -544,6 +567,7 @@ def cmd_parity(args) -> int:
     backends = _csv(args.backends)
     if len(backends) < 2:
         raise ValueError(f"--backends needs two or more backends; got {backends}")
+    x = _parity_input(args, args.model)  # an empty --input fails before any build
     first = build(spec, backends[0], seed=args.seed, rng=args.rng)
     if args.bn_stats == "random":
         randomize_batchnorm(first, seed=args.seed)
@@ -551,7 +575,6 @@ def cmd_parity(args) -> int:
     for name in backends[1:]:
         mods[name] = build(spec, name, seed=args.seed, rng="xinit")
         transfer(first, mods[name])
-    x = _parity_input(args, args.model)
     report = parity(mods, x, atol=args.atol, rtol=args.rtol, train=args.train)
     _print_parity(report, args, f"{args.model} parity, input {tuple(x.shape)}")
     return 0 if report.ok else 1
