@@ -24,6 +24,29 @@ def _csv_ints(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _plain(text: str) -> str:
+    """Docstring text for the terminal: reST markup (````x````, ``:func:`x```) removed."""
+    import re
+
+    text = re.sub(r":[a-z]+:`([^`]*)`", r"\1", text)
+    return re.sub(r"``([^`]*)``", r"\1", text)
+
+
+def _print_wide(*renderables, width: int | None = None) -> None:
+    """Print rich tables; when stdout is not a terminal (a pipe, a file, CI), at their
+    natural width, so rows are not wrapped or cut at rich's default of 80 columns."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    if width is None and not sys.stdout.isatty():
+        probe = Console(width=10_000)
+        sizes = [Measurement.get(probe, probe.options, r).maximum for r in renderables]
+        width = max([80, *sizes])
+    console = Console(width=width, highlight=False)
+    for renderable in renderables:
+        console.print(renderable)
+
+
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -291,7 +314,6 @@ def cmd_stats(args) -> int:
 
 def cmd_summary(args) -> int:
     """Per-layer output shapes, parameter counts and initializers of a zoo model."""
-    from rich.console import Console
 
     from xinit import models, summary
 
@@ -318,15 +340,13 @@ def cmd_summary(args) -> int:
             )
         )
     else:
-        Console().print(result.table(f"{args.model} summary"))
+        _print_wide(result.table(f"{args.model} summary"))
     return 0
 
 
 def cmd_defaults(args) -> int:
     """Each framework's default initialisation of a layer, side by side (or the conventions)."""
     import json
-
-    from rich.console import Console
 
     from xinit import defaults
 
@@ -342,7 +362,7 @@ def cmd_defaults(args) -> int:
         elif args.format == "md":
             print(defaults.conventions_markdown(items), end="")
         else:
-            Console(width=args.width).print(defaults.conventions_rich(items))
+            _print_wide(defaults.conventions_rich(items), width=args.width)
         return 0
     kernel = args.kernel[0] if len(args.kernel) == 1 else args.kernel
     entries = []
@@ -354,7 +374,7 @@ def cmd_defaults(args) -> int:
     elif args.format == "md":
         print(defaults.to_markdown(entries, args.reference), end="")
     else:
-        Console(width=args.width).print(defaults.to_rich(entries, args.reference))
+        _print_wide(defaults.to_rich(entries, args.reference), width=args.width)
     if args.plot:
         layer = _csv(args.layer)[0]
         d = defaults.dims(layer, args.in_features, args.out_features, kernel, args.groups)
@@ -387,7 +407,6 @@ def cmd_init(args) -> int:
     import warnings
 
     import numpy as np
-    from rich.console import Console
 
     from xinit import build, models, presets, state_dict
     from xinit.blocks import param_specs
@@ -425,10 +444,8 @@ def cmd_init(args) -> int:
         print(json.dumps({"file": str(out), "meta": meta, "report": report.records()}, indent=1))
     else:
         title = f"{args.model} x {args.policy} ({args.backend}, seed {args.seed}, rng {args.rng})"
-        console = Console(width=args.width)
-        if policy.rules:
-            console.print(report.rules_table(f"policy {args.policy}"))
-        console.print(report.table(title))
+        tables = [report.rules_table(f"policy {args.policy}")] if policy.rules else []
+        _print_wide(*tables, report.table(title), width=args.width)
         print(done)
     return 0
 
@@ -479,11 +496,13 @@ def _print_parity(report, args, title: str) -> None:
         print()
         print(report.summary())
         return
-    console = Console()
-    console.print(report.table(title, max_rows=args.rows))
+    tables = [report.table(title, max_rows=args.rows)]
     if report.bn_rows:
-        console.print(report.table("BatchNorm, one training step", bn=True, max_rows=args.rows))
-    console.print(report.summary(), highlight=False)
+        tables.append(report.table("BatchNorm, one training step", bn=True, max_rows=args.rows))
+    _print_wide(*tables)
+    Console(highlight=False, width=10_000 if not sys.stdout.isatty() else None).print(
+        report.summary()
+    )
 
 
 def cmd_port(args) -> int:
@@ -583,7 +602,7 @@ def cmd_parity(args) -> int:
 def _parser() -> argparse.ArgumentParser:
     from xinit.checkpoints import FORMATS
 
-    p = argparse.ArgumentParser(prog="xinit", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="xinit", description=_plain(__doc__.splitlines()[0]))
     sub = p.add_subparsers(dest="verb", required=True)
 
     d = sub.add_parser("demo", help="a short tour in every installed backend")
