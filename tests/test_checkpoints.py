@@ -15,6 +15,7 @@ from xinit.checkpoints import (
     PADDLE_BIG_PARAMS,
     PADDLE_NAME_TABLE,
     CheckpointError,
+    CheckpointWriteError,
     UnsafeCheckpointError,
     atomic_write,
     load_checkpoint,
@@ -254,7 +255,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         f.write(b"half a checkpoint")
         raise RuntimeError("disk full")
 
-    with pytest.raises(RuntimeError, match="disk full"):
+    with pytest.raises(CheckpointWriteError, match="disk full"):
         atomic_write(path, crash)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]

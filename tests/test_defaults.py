@@ -438,8 +438,17 @@ def test_default_torch_equals_the_specs_torch_defaults():
 def test_default_errors_name_the_problem():
     conv = L.Conv2d(64, 128, 3, groups=4)
     w = _param(conv, "weight")
-    with pytest.raises(ValueError, match="needs the parameter spec"):
-        D.Default("torch").resolve(w.shape, w.role)
+    # a weight's law follows from role and shape alone, groups taken as 1: torch's fans are
+    # the weight's own; Paddle's default counts all input channels, so it needs the layer
+    assert D.Default("torch").resolve(w.shape, w.role) == D.Default("torch").resolve(
+        w.shape, w.role, param=w
+    )
+    plain = _param(L.Conv2d(64, 128, 3), "weight")
+    assert D.Default("paddle").resolve(plain.shape, "conv") == D.Default("paddle").resolve(
+        plain.shape, "conv", param=plain
+    )
+    with pytest.raises(ValueError, match="cannot tell a layer from role 'vector'"):
+        D.Default("torch").resolve((128,), "vector")
     with pytest.raises(ValueError, match="does not know layer kind 'attention'"):
         D.Default("torch").resolve(
             w.shape, w.role, param=L.ParamSpec("weight", w.shape, "conv", w.init, "attention")

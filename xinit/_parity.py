@@ -35,6 +35,7 @@ class Diff:
     max_abs: float
     max_rel: float
     passed: bool
+    nonfinite: int = 0  # NaN/Inf values in the reference (matched by the other, or it fails)
 
 
 @dataclass
@@ -85,6 +86,12 @@ class ParityReport:
         values = [d.max_rel for r in rows for label, d in r.diffs.items() if pair in (None, label)]
         return max(values, default=0.0)
 
+    @property
+    def nonfinite_rows(self) -> list[ParityRow]:
+        """Layers whose reference output holds NaN or Inf (in the BatchNorm section too)."""
+        rows = [*self.rows, *self.bn_rows]
+        return [r for r in rows if any(d.nonfinite for d in r.diffs.values())]
+
     def summary(self) -> str:
         lines = []
         for label in self.rtol:
@@ -104,6 +111,12 @@ class ParityReport:
                     f"{label}: {len(paths)} parameter-free submodule(s) the others lack, "
                     f"not compared: {shown}"
                 )
+        nonfinite = self.nonfinite_rows
+        if nonfinite:
+            lines.append(
+                f"warning: NaN/Inf in the reference's output at {len(nonfinite)} layer(s), "
+                f"first {nonfinite[0].path or '<root>'}: only finite values were compared"
+            )
         first = self.first_divergent
         if first is not None:
             bad = ", ".join(k for k, d in first.diffs.items() if not d.passed)
@@ -232,7 +245,12 @@ class ParityReport:
                     "shape": list(r.shape),
                     "passed": r.passed,
                     "diffs": {
-                        k: {"max_abs": d.max_abs, "max_rel": d.max_rel, "passed": d.passed}
+                        k: {
+                            "max_abs": d.max_abs,
+                            "max_rel": d.max_rel,
+                            "passed": d.passed,
+                            "nonfinite": d.nonfinite,
+                        }
                         for k, d in r.diffs.items()
                     },
                 }
@@ -255,24 +273,43 @@ class ParityReport:
 
 # ---- comparing ---------------------------------------------------------------------------
 def compare(a: np.ndarray, b: np.ndarray, *, atol: float, rtol: float) -> Diff:
-    """max |a - b|, that over max |a|, and whether max |a - b| <= atol + rtol * max |a|."""
+    """max |a - b|, that over max |a|, and whether max |a - b| <= atol + rtol * max |a|,
+    over the finite values. A NaN or Inf of ``b`` not matched by the same value at the same
+    place of the reference ``a`` (or the reverse) fails, and so does an output with no
+    finite value to compare (all NaN passes nothing)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
+    if a.shape != b.shape or a.size == 0:
         return Diff(math.inf, math.inf, False)
-    nan_a, nan_b = np.isnan(a), np.isnan(b)
-    if not np.array_equal(nan_a, nan_b):
-        return Diff(math.inf, math.inf, False)
-    keep = ~nan_a
-    if not keep.any():
-        return Diff(0.0, 0.0, True)
+    finite_a, finite_b = np.isfinite(a), np.isfinite(b)
+    nonfinite = int(a.size - np.count_nonzero(finite_a))
+    both_nan = np.isnan(a) & np.isnan(b)
+    with np.errstate(invalid="ignore"):
+        unmatched = (~finite_a | ~finite_b) & ~(both_nan | (a == b))
+    keep = finite_a & finite_b
+    if unmatched.any() or not keep.any():
+        return Diff(math.inf, math.inf, False, nonfinite)
     diff = float(np.max(np.abs(a[keep] - b[keep])))
     scale = float(np.max(np.abs(a[keep])))
     if scale > 0:
         rel = diff / scale
     else:
         rel = 0.0 if diff == 0 else math.inf
-    return Diff(diff, rel, bool(diff <= atol + rtol * scale))
+    return Diff(diff, rel, bool(diff <= atol + rtol * scale), nonfinite)
+
+
+def check_input(x: Any) -> np.ndarray:
+    """The parity input as contiguous float32; an empty one (a batch of 0) compares nothing
+    and is refused, as is one holding NaN or Inf."""
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    if x.size == 0:
+        raise ValueError(
+            f"parity needs a non-empty input; got shape {tuple(x.shape)} "
+            "(a dimension of 0 leaves nothing to compare)"
+        )
+    if not np.isfinite(x).all():
+        raise ValueError("parity input holds NaN or Inf; outputs would compare nothing")
+    return x
 
 
 def _labelled(modules) -> tuple[list[str], list[Any]]:
@@ -340,7 +377,7 @@ def parity(
     from xinit.backends import backend_of
 
     labels, mods = _labelled(modules)
-    x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    x = check_input(x)
     backend = {label: backend_of(m).name for label, m in zip(labels, mods)}
     traces = {label: backend_of(m).trace(m, x) for label, m in zip(labels, mods)}
     pairs = list(itertools.combinations(labels, 2))
@@ -515,7 +552,7 @@ def bn_parity(
 
     labels, mods = _labelled(modules)
     spec = _same_spec(mods)
-    x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    x = check_input(x)
     bns = _bn_layers(spec)
     backend = {label: backend_of(m).name for label, m in zip(labels, mods)}
     results = {label: _bn_step(m, x, bns) for label, m in zip(labels, mods)}
@@ -576,6 +613,7 @@ __all__ = [
     "parity",
     "bn_parity",
     "compare",
+    "check_input",
     "randomize_batchnorm",
     "ParityReport",
     "ParityRow",

@@ -241,11 +241,16 @@ def output_shape(spec, input_shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def num_params(spec, trainable_only: bool = False) -> int:
-    return sum(
-        p.numel
-        for p in param_specs(spec).values()
-        if p.dtype == "float32" and (p.trainable or not trainable_only)
-    )
+    """The number of parameter values, as ``summary().total_params`` and torch's
+    ``sum(p.numel() for p in model.parameters())`` count them: no buffers (BatchNorm
+    running statistics). ``trainable_only`` is kept for old callers; it changes nothing."""
+    return sum(p.numel for p in param_specs(spec).values() if p.trainable)
+
+
+def num_state_values(spec) -> int:
+    """Parameter values plus float buffers (running statistics): what a state dict holds
+    in float32, e.g. VGG-16's features 20,046,400 against 20,035,392 parameters."""
+    return sum(p.numel for p in param_specs(spec).values() if p.dtype == "float32")
 
 
 __all__ = [
@@ -257,6 +262,7 @@ __all__ = [
     "output_shape",
     "layer_of",
     "num_params",
+    "num_state_values",
     "join",
     "children",
     "ShapeRow",

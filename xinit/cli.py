@@ -24,6 +24,29 @@ def _csv_ints(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _plain(text: str) -> str:
+    """Docstring text for the terminal: reST markup (````x````, ``:func:`x```) removed."""
+    import re
+
+    text = re.sub(r":[a-z]+:`([^`]*)`", r"\1", text)
+    return re.sub(r"``([^`]*)``", r"\1", text)
+
+
+def _print_wide(*renderables, width: int | None = None) -> None:
+    """Print rich tables; when stdout is not a terminal (a pipe, a file, CI), at their
+    natural width, so rows are not wrapped or cut at rich's default of 80 columns."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    if width is None and not sys.stdout.isatty():
+        probe = Console(width=10_000)
+        sizes = [Measurement.get(probe, probe.options, r).maximum for r in renderables]
+        width = max([80, *sizes])
+    console = Console(width=width, highlight=False)
+    for renderable in renderables:
+        console.print(renderable)
+
+
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -291,7 +314,6 @@ def cmd_stats(args) -> int:
 
 def cmd_summary(args) -> int:
     """Per-layer output shapes, parameter counts and initializers of a zoo model."""
-    from rich.console import Console
 
     from xinit import models, summary
 
@@ -318,15 +340,13 @@ def cmd_summary(args) -> int:
             )
         )
     else:
-        Console().print(result.table(f"{args.model} summary"))
+        _print_wide(result.table(f"{args.model} summary"))
     return 0
 
 
 def cmd_defaults(args) -> int:
     """Each framework's default initialisation of a layer, side by side (or the conventions)."""
     import json
-
-    from rich.console import Console
 
     from xinit import defaults
 
@@ -342,7 +362,7 @@ def cmd_defaults(args) -> int:
         elif args.format == "md":
             print(defaults.conventions_markdown(items), end="")
         else:
-            Console(width=args.width).print(defaults.conventions_rich(items))
+            _print_wide(defaults.conventions_rich(items), width=args.width)
         return 0
     kernel = args.kernel[0] if len(args.kernel) == 1 else args.kernel
     entries = []
@@ -354,7 +374,7 @@ def cmd_defaults(args) -> int:
     elif args.format == "md":
         print(defaults.to_markdown(entries, args.reference), end="")
     else:
-        Console(width=args.width).print(defaults.to_rich(entries, args.reference))
+        _print_wide(defaults.to_rich(entries, args.reference), width=args.width)
     if args.plot:
         layer = _csv(args.layer)[0]
         d = defaults.dims(layer, args.in_features, args.out_features, kernel, args.groups)
@@ -364,24 +384,38 @@ def cmd_defaults(args) -> int:
     return 0
 
 
+def _output_file(text: str, default_name: str) -> str:
+    """``--out``: a name ending in a slash is a folder (made if missing) to write
+    ``default_name`` in; an existing folder named without the slash is refused, since the
+    user may have meant a file of that name."""
+    import os
+
+    if text.endswith((os.sep, "/")):
+        return os.path.join(text, default_name)
+    if os.path.isdir(text):
+        raise IsADirectoryError(
+            f"--out {text} is an existing folder; write {os.path.join(text, default_name)} "
+            f"with --out {text.rstrip(os.sep)}/ or name a file"
+        )
+    return text
+
+
 def cmd_init(args) -> int:
     """Build a zoo model under a preset policy and write its initial weights (neutral names
     and layout, safetensors), then print the per-parameter report."""
     import json
-    import os
-    import tempfile
     import warnings
 
     import numpy as np
-    from rich.console import Console
-    from safetensors.numpy import save_file
 
     from xinit import build, models, presets, state_dict
     from xinit.blocks import param_specs
+    from xinit.checkpoints import atomic_write, check_destination, safetensors_bytes
     from xinit.distributions import construct
     from xinit.policy import Policy, PolicyWarning
 
     spec = models.get(args.model)
+    out = check_destination(_output_file(args.out, f"{args.model}.safetensors"))
     policy = presets.get(args.policy) if args.policy != "none" else Policy(name="none")
     report = policy.report(spec, strict=args.strict)
     with warnings.catch_warnings():
@@ -395,7 +429,6 @@ def cmd_init(args) -> int:
             shape = ps.shape or (1,)
             value = construct(ps.init.resolve(shape, ps.role), shape).reshape(ps.shape)
         tensors[path] = np.array(value, dtype=ps.dtype, order="C")  # keeps 0-d scalars 0-d
-    out = os.path.abspath(args.out)
     meta = {
         "format": "xinit-neutral",
         "model": args.model,
@@ -404,36 +437,47 @@ def cmd_init(args) -> int:
         "seed": str(args.seed),
         "rng": args.rng,
     }
-    fd, tmp = tempfile.mkstemp(prefix=".xinit-", suffix=".safetensors", dir=os.path.dirname(out))
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(out, lambda f: f.write(safetensors_bytes(tensors, meta)))
     values = sum(int(t.size) for t in tensors.values())
-    done = f"xinit init: wrote {args.out} ({len(tensors)} tensors, {values:,} values)"
+    done = f"xinit init: wrote {out} ({len(tensors)} tensors, {values:,} values)"
     if args.format == "json":
-        print(json.dumps({"file": args.out, "meta": meta, "report": report.records()}, indent=1))
+        print(json.dumps({"file": str(out), "meta": meta, "report": report.records()}, indent=1))
     else:
         title = f"{args.model} x {args.policy} ({args.backend}, seed {args.seed}, rng {args.rng})"
-        console = Console(width=args.width)
-        if policy.rules:
-            console.print(report.rules_table(f"policy {args.policy}"))
-        console.print(report.table(title))
+        tables = [report.rules_table(f"policy {args.policy}")] if policy.rules else []
+        _print_wide(*tables, report.table(title), width=args.width)
         print(done)
     return 0
 
 
 def _parity_input(args, model: str):
+    """The random parity input of ``--input``'s shape; an empty one is refused at once."""
     import numpy as np
 
     from xinit import models
+    from xinit._parity import check_input
 
     shape = args.input or models.default_input(model)
-    return np.random.default_rng(args.seed).standard_normal(shape).astype(np.float32)
+    if any(n <= 0 for n in shape):
+        raise ValueError(f"--input {','.join(map(str, shape))}: every size must be at least 1")
+    return check_input(np.random.default_rng(args.seed).standard_normal(shape))
+
+
+def _nonfinite_note(state) -> str | None:
+    """A warning naming the tensors of ``state`` that hold NaN or Inf, or None."""
+    import numpy as np
+
+    bad = []
+    for key, value in state.items():
+        array = np.asarray(value)
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            nan = int(np.isnan(array).sum())
+            inf = int(array.size - np.isfinite(array).sum()) - nan
+            bad.append(f"{key} ({nan} NaN, {inf} Inf)")
+    if not bad:
+        return None
+    shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    return f"non-finite weights in {len(bad)} tensor(s): {shown}"
 
 
 def _print_parity(report, args, title: str) -> None:
@@ -452,11 +496,13 @@ def _print_parity(report, args, title: str) -> None:
         print()
         print(report.summary())
         return
-    console = Console()
-    console.print(report.table(title, max_rows=args.rows))
+    tables = [report.table(title, max_rows=args.rows)]
     if report.bn_rows:
-        console.print(report.table("BatchNorm, one training step", bn=True, max_rows=args.rows))
-    console.print(report.summary(), highlight=False)
+        tables.append(report.table("BatchNorm, one training step", bn=True, max_rows=args.rows))
+    _print_wide(*tables)
+    Console(highlight=False, width=10_000 if not sys.stdout.isatty() else None).print(
+        report.summary()
+    )
 
 
 def cmd_port(args) -> int:
@@ -471,12 +517,14 @@ def cmd_port(args) -> int:
     from xinit.checkpoints import (
         CONVENTION,
         SUFFIXES,
+        check_destination,
         detect_format,
         load_checkpoint,
         save_checkpoint,
     )
     from xinit.state import load_state_dict
 
+    check_destination(args.out)  # before any reading: a bad --out fails at once
     spec = factories.load(args.model, factories.parse_args(args.model_args))
     src = args.src or CONVENTION[detect_format(args.checkpoint)]
     out_format = detect_format(args.out, args.out_format)
@@ -489,6 +537,7 @@ def cmd_port(args) -> int:
     strip = args.strip_prefix or None
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(f"no checkpoint file {args.checkpoint!r}")
+    x = None if args.no_parity else _parity_input(args, args.model)  # refused before writing
     err = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=False) as bar:
@@ -507,6 +556,9 @@ def cmd_port(args) -> int:
         task = bar.add_task(f"write {args.out}", total=1)
         save_checkpoint(ported, args.out, format=out_format)
         bar.update(task, completed=1)
+    note = _nonfinite_note(raw)
+    if note is not None:
+        print(f"xinit port: warning: {args.checkpoint}: {note}", file=sys.stderr)
     ok = True
     if not args.no_parity and not factories.is_spec(spec):
         ok = _native_port_parity(args, spec, raw, src, strip, out_format)
@@ -518,9 +570,7 @@ def cmd_port(args) -> int:
         m_dst = build(spec, b, rng="xinit")
         written = load_checkpoint(args.out, format=out_format)
         load_state_dict(m_dst, port(written, spec, src=args.dst, dst="neutral"))
-        report = parity(
-            {f"{src} (in)": m_src, f"{args.dst} (out)": m_dst}, _parity_input(args, args.model)
-        )
+        report = parity({f"{src} (in)": m_src, f"{args.dst} (out)": m_dst}, x)
         _print_parity(report, args, f"{args.model}: {args.checkpoint} vs {args.out}")
         ok = report.ok
     print(ported.report.summary())
@@ -570,6 +620,7 @@ def cmd_parity(args) -> int:
     backends = _csv(args.backends)
     if len(backends) < 2:
         raise ValueError(f"--backends needs two or more backends; got {backends}")
+    x = _parity_input(args, args.models[0])  # an empty --input fails before any build
     first = build(spec, backends[0], seed=args.seed, rng=args.rng)
     if args.bn_stats == "random":
         randomize_batchnorm(first, seed=args.seed)
@@ -577,7 +628,6 @@ def cmd_parity(args) -> int:
     for name in backends[1:]:
         mods[name] = build(spec, name, seed=args.seed, rng="xinit")
         transfer(first, mods[name])
-    x = _parity_input(args, args.models[0])
     report = parity(mods, x, atol=args.atol, rtol=args.rtol, train=args.train)
     _print_parity(report, args, f"{args.models[0]} parity, input {tuple(x.shape)}")
     return 0 if report.ok else 1
@@ -623,7 +673,7 @@ def _native_parity(args, model_args) -> int:
 def _parser() -> argparse.ArgumentParser:
     from xinit.checkpoints import FORMATS
 
-    p = argparse.ArgumentParser(prog="xinit", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="xinit", description=_plain(__doc__.splitlines()[0]))
     sub = p.add_subparsers(dest="verb", required=True)
 
     d = sub.add_parser("demo", help="a short tour in every installed backend")
@@ -737,12 +787,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# Failures a user can cause and fix (bad input, a file that cannot be read or written, a
+# missing framework, too little memory): one line on stderr and exit code 2, no traceback.
+EXPECTED_FAILURES = (ValueError, TypeError, ImportError, KeyError, OSError, MemoryError)
+
+
+def error_message(err: BaseException) -> str:
+    """One line saying what failed, where and why (an OSError's file name and reason)."""
+    if isinstance(err, OSError) and err.strerror:
+        where = f"{err.filename}: " if err.filename is not None else ""
+        extra = f" -> {err.filename2}" if err.filename2 is not None else ""
+        return f"{where}{err.strerror}{extra}"
+    if isinstance(err, KeyError) and len(err.args) == 1:
+        return str(err.args[0])
+    if isinstance(err, MemoryError):
+        return f"out of memory: {err}" if str(err) else "out of memory"
+    return str(err) or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, ImportError, KeyError, FileNotFoundError) as err:
-        print(f"xinit {args.verb}: error: {err}", file=sys.stderr)
+    except EXPECTED_FAILURES as err:
+        print(f"xinit {args.verb}: error: {error_message(err)}", file=sys.stderr)
         return 2
 
 

@@ -147,6 +147,10 @@ class Constant(Initializer):
     def __post_init__(self):
         _finite("Constant.value", self.value)
 
+    def __str__(self) -> str:
+        """``Zeros()`` for 0 (reports would otherwise print ``Constant()``), else the value."""
+        return "Zeros()" if self.value == 0 else f"Constant({self.value:.4g})"
+
     def _resolve(self, shape, role, fans):
         return ConstantDist(float(self.value))
 

@@ -259,6 +259,7 @@ class Policy:
             entry[1].append(leaf)
         matched: dict[str, Match] = {}
         notes: list[str] = []
+        strict_notes: list[str] = []  # errors under strict, silent otherwise
         unused: list[int] = []
         for i, rule in enumerate(self.rules):
             chosen = [lp for lp, (kind, _) in layers.items() if rule.selects_layer(lp, kind)]
@@ -296,6 +297,12 @@ class Policy:
                     f"policy rule #{i} {rule}: the layers its path glob matches have kinds "
                     f"{', '.join(kinds)}, not {_short(rule.kind or ())}"
                 )
+            else:  # selects by kind only: a preset may name kinds a model lacks, so strict only
+                kinds = sorted({kind or "?" for kind, _ in layers.values()})
+                strict_notes.append(
+                    f"policy rule #{i} {rule}: no layer has kind {_short(rule.kind or ())} "
+                    f"(the layers' kinds: {', '.join(kinds)})"
+                )
         for path in skip:
             matched.pop(path, None)
         dists = {}
@@ -309,13 +316,15 @@ class Policy:
                     f"(kind {ps.kind or '?'}, shape {tuple(ps.shape)}, role {ps.role}): {err}"
                 ) from None
         unmatched = tuple(p for p in params if p not in matched and p not in skip)
-        if strict and notes:
-            raise PolicyError("; ".join(notes))
-        if strict and unmatched:
-            shown = ", ".join(unmatched[:12]) + (" ..." if len(unmatched) > 12 else "")
-            raise PolicyError(
-                f"strict policy: {len(unmatched)} parameter(s) matched by no rule: {shown}"
-            )
+        if strict:
+            problems = notes + strict_notes
+            if unmatched:
+                shown = ", ".join(unmatched[:12]) + (" ..." if len(unmatched) > 12 else "")
+                problems.append(
+                    f"strict policy: {len(unmatched)} parameter(s) matched by no rule: {shown}"
+                )
+            if problems:
+                raise PolicyError("; ".join(problems))
         for note in notes:
             warnings.warn(note, PolicyWarning, stacklevel=2)
         skipped = tuple(p for p in params if p in skip)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 import paddle
@@ -16,15 +17,21 @@ from .modules import Residual, Steps
 
 nn = paddle.nn
 
+# Paddle's current device and its global generator are process-wide, and Paddle 3.3 draws
+# take no generator argument: seeding, drawing and restoring (and making layers, whose own
+# default init consumes the generator) happen under this lock, one thread at a time.
+_GLOBAL_STATE = threading.RLock()
+
 
 @contextlib.contextmanager
 def _on(device: str):
-    previous = paddle.get_device()
-    paddle.set_device("gpu:0" if device == "gpu" else "cpu")
-    try:
-        yield
-    finally:
-        paddle.set_device(previous)
+    with _GLOBAL_STATE:
+        previous = paddle.get_device()
+        paddle.set_device("gpu:0" if device == "gpu" else "cpu")
+        try:
+            yield
+        finally:
+            paddle.set_device(previous)
 
 
 def _place(device: str):
@@ -33,16 +40,18 @@ def _place(device: str):
 
 @contextlib.contextmanager
 def _seeded(seed: int, device: str):
-    """Seed Paddle's global generator for one draw, then restore it (it has no generator arg)."""
-    state = paddle.get_rng_state()
-    previous = paddle.get_device()
-    paddle.set_device("gpu:0" if device == "gpu" else "cpu")
-    paddle.seed(seed)
-    try:
-        yield
-    finally:
-        paddle.set_device(previous)
-        paddle.set_rng_state(state)
+    """Seed Paddle's global generator for one draw, then restore it (it has no generator
+    arg); holds :data:`_GLOBAL_STATE` throughout, so concurrent draws cannot interleave."""
+    with _GLOBAL_STATE:
+        state = paddle.get_rng_state()
+        previous = paddle.get_device()
+        paddle.set_device("gpu:0" if device == "gpu" else "cpu")
+        paddle.seed(seed)
+        try:
+            yield
+        finally:
+            paddle.set_device(previous)
+            paddle.set_rng_state(state)
 
 
 class PaddleBackend(Backend):

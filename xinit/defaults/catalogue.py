@@ -504,6 +504,26 @@ def _dims_from_param(param, framework: str) -> LayerDims:
     )
 
 
+def _dims_from_weight(shape: tuple[int, ...], role: str, framework: str) -> LayerDims:
+    """The layer a weight of neutral ``shape`` and ``role`` belongs to (groups 1): a conv
+    weight ``(out, in, *k)``, a transposed one ``(in, out, *k)``, linear ``(out, in)``,
+    embedding ``(num, dim)``."""
+    n = len(shape) - 2
+    if role == "linear" and n == 0:
+        return LayerDims("linear", shape[1], shape[0])
+    if role == "embedding" and n == 0:
+        return LayerDims("embedding", shape[0], shape[1])
+    if role == "conv" and 1 <= n <= 3:
+        return LayerDims(f"conv{n}d", shape[1], shape[0], shape[2:])
+    if role == "conv_transpose" and 1 <= n <= 3:
+        return LayerDims(f"conv_transpose{n}d", shape[0], shape[1], shape[2:])
+    raise ValueError(
+        f"Default({framework!r}) cannot tell a layer from role {role!r} and shape {shape}: "
+        "a weight of role linear or embedding (2-d) or conv/conv_transpose (3-5-d) can be "
+        "sampled from its shape; other parameters need param=layer.params()[...]"
+    )
+
+
 @dataclass(frozen=True)
 class Default(Initializer):
     """A framework's own default initialisation, for any parameter of a spec.
@@ -521,16 +541,15 @@ class Default(Initializer):
         check_framework(self.framework)
 
     def resolve(self, shape, role="linear", fans=None, *, param=None) -> Distribution:
+        """The default law of ``param`` (a ParamSpec); without one, of the weight of the
+        layer that ``role`` and the neutral ``shape`` describe (groups taken as 1)."""
         if param is None:
-            raise ValueError(
-                f"Default({self.framework!r}) needs the parameter spec: "
-                "resolve(shape, role, param=layer_param); a framework's default depends on the "
-                "layer kind, the parameter name and the layer's dims"
-            )
-        name = param.name
-        if name == "num_batches_tracked":
-            return ConstantDist(0.0)  # a counter, 0 in every framework that has one
-        d = _dims_from_param(param, self.framework)
+            d, name = _dims_from_weight(tuple(shape), role, self.framework), "weight"
+        else:
+            name = param.name
+            if name == "num_batches_tracked":
+                return ConstantDist(0.0)  # a counter, 0 in every framework that has one
+            d = _dims_from_param(param, self.framework)
         entry = default_entry(self.framework, d, name)
         if entry.distribution is None:
             raise ValueError(f"Default({self.framework!r}) for {entry.id}: {entry.note}")
