@@ -163,9 +163,12 @@ def _load(checkpoint, src: str | None) -> tuple[dict[str, np.ndarray], str]:
         )
     if src is None:
         raise ValueError("port: src= (the checkpoint's convention) is needed for a dict")
-    from .checkpoints import flatten
+    from .checkpoints import check_plain, flatten
 
-    return {k: as_numpy(v) for k, v in flatten(checkpoint).items()}, src
+    out = {k: as_numpy(v) for k, v in flatten(checkpoint).items()}
+    for key, array in out.items():
+        check_plain(array, key)
+    return out, src
 
 
 def port(
