@@ -17,7 +17,7 @@ import pytest
 from helpers import require_backend
 
 import xinit
-from xinit import models
+from xinit import init, models
 from xinit.checkpoints import (
     PADDLE_BIG_PARAMS,
     CheckpointError,
@@ -201,3 +201,180 @@ def test_save_checkpoint_refuses_keys_that_become_one_name(tmp_path):
     with pytest.raises(ValueError, match=r"1.*'1'"):
         save_checkpoint({1: a, "1": b}, tmp_path / "w.safetensors")
     assert not (tmp_path / "w.safetensors").exists()
+
+
+# ---- 4. huge requests are checked against available memory ---------------------------------
+def test_huge_build_and_sample_are_refused_with_the_size_needed():
+    require_backend("torch")
+    from xinit import layers
+    from xinit.memory import InsufficientMemoryError
+
+    with pytest.raises(InsufficientMemoryError, match=r"needs 7\.28 TiB"):
+        xinit.build(layers.Linear(10**6, 10**6), "torch")
+    with pytest.raises(InsufficientMemoryError, match=r"needs 7\.28 TiB"):
+        xinit.sample(init.Normal(), (10**6, 10**6), role="linear", backend="torch")
+
+
+def test_cli_stats_with_a_huge_shape_is_a_clean_error(capsys):
+    require_backend("torch")
+    from xinit.cli import main
+
+    code = main(["stats", "--shape=1000000,1000000", "--role", "linear", "--backends", "torch"])
+    assert code == 2
+    assert "TiB of memory" in capsys.readouterr().err
+
+
+# ---- 9. seeds and hyper-parameters that would silently become something else ---------------
+@pytest.mark.parametrize("seed", [1.5, True, "1"])
+def test_non_integer_seeds_are_refused(seed):
+    require_backend("torch")
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        xinit.build(models.lenet(), "torch", seed=seed)
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        xinit.sample(init.Normal(), (4, 4), role="linear", backend="torch", seed=seed)
+
+
+def test_numpy_integer_seeds_still_work():
+    require_backend("torch")
+    a = xinit.sample(init.Normal(), (4, 4), role="linear", backend="torch", seed=np.int64(3))
+    b = xinit.sample(init.Normal(), (4, 4), role="linear", backend="torch", seed=3)
+    assert np.array_equal(a, b)
+
+
+def test_orthogonal_gain_that_overflows_float32_is_refused():
+    with pytest.raises(ValueError, match="not finite in float32"):
+        init.Orthogonal(gain=1e308).resolve((8, 8), "linear")
+    assert init.Orthogonal(gain=2.0).resolve((8, 8), "linear").gain == 2.0
+
+
+def test_kaiming_slope_that_overflows_is_a_value_error():
+    with pytest.raises(ValueError, match="too large"):
+        init.KaimingNormal(nonlinearity="leaky_relu", a=1e200).resolve((8, 8), "linear")
+
+
+# ---- 10. square weights transposed on the strength of src ----------------------------------
+def test_square_weights_transposed_on_src_alone_are_reported():
+    from xinit import layers
+
+    spec = layers.Linear(8, 8)
+    w = np.arange(64, dtype=np.float32).reshape(8, 8)
+    out = xinit.port(
+        {"weight": w, "bias": np.zeros(8, np.float32)}, spec, src="paddle", dst="torch"
+    )
+    assert out.report.square == 1
+    assert "1 square weight transposed on the strength of src=paddle" in out.report.summary()
+    assert np.array_equal(out["weight"], w.T)
+    rect = layers.Linear(8, 4)  # (in, out) = (8, 4): the shape tells, nothing to say
+    state = {"weight": np.zeros((8, 4), np.float32), "bias": np.zeros(4, np.float32)}
+    assert xinit.port(state, rect, src="paddle", dst="torch").report.square == 0
+
+
+# ---- 15. messages that misled ----------------------------------------------------------------
+@pytest.mark.parametrize("protocol", [0, 1, 4, 5])
+def test_other_pickle_protocols_report_torchs_cause_and_no_unsafe_advice(tmp_path, protocol):
+    require_backend("torch")
+    import torch
+
+    path = tmp_path / "old.pt"
+    torch.save({"w": torch.zeros(2)}, path, pickle_protocol=protocol)
+    with pytest.raises(CheckpointError, match="Unsupported operand") as info:
+        load_checkpoint(path)
+    assert not isinstance(info.value, UnsafeCheckpointError)
+    assert "False" not in str(info.value)
+
+
+def safetensors_file(path, dtype_name, bits: np.ndarray, shape, name="w"):
+    header = {name: {"dtype": dtype_name, "shape": list(shape), "data_offsets": [0, bits.nbytes]}}
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bits.tobytes())
+    return path
+
+
+def test_bf16_and_fp16_safetensors_load_and_port_to_the_models_dtype(tmp_path):
+    from xinit import layers
+
+    w = np.array([[1.5, -2.0], [0.25, 3.0]], np.float32)  # exact in bf16 and fp16
+    bf16 = (w.view(np.uint32) >> 16).astype("<u2")
+    got = load_checkpoint(safetensors_file(tmp_path / "b.safetensors", "BF16", bf16, (2, 2)))
+    assert got["w"].dtype == np.float32 and np.array_equal(got["w"], w)
+    assert "1 bfloat16 tensors widened exactly to float32" in got.notes
+    path = safetensors_file(tmp_path / "h.safetensors", "F16", w.astype("<f2"), (2, 2), "weight")
+    spec = layers.Linear(2, 2, bias=False)
+    out = xinit.port(path, spec, dst="torch")
+    assert out["weight"].dtype == np.float32 and np.array_equal(out["weight"], w)
+    assert "1 converted to the model's dtype: weight: float16 -> float32" in out.report.summary()
+
+
+def test_permission_errors_are_not_called_corruption(tmp_path):
+    import os
+
+    path = save_checkpoint({"w": np.zeros(2, np.float32)}, tmp_path / "w.safetensors")
+    os.chmod(path, 0)
+    try:
+        if os.access(path, os.R_OK):
+            pytest.skip("running as a user who can read mode-0 files (root)")
+        with pytest.raises(CheckpointError, match="cannot read the file: Permission denied") as e:
+            load_checkpoint(path)
+        assert "corrupted" not in str(e.value)
+    finally:
+        os.chmod(path, 0o644)
+
+
+def test_build_accepts_a_zoo_name_and_says_pass_a_spec_otherwise():
+    require_backend("torch")
+    a = xinit.build("lenet", "torch", seed=1)
+    b = xinit.build(models.lenet(), "torch", seed=1)
+    assert all(
+        np.array_equal(x.detach(), y.detach()) for x, y in zip(a.parameters(), b.parameters())
+    )
+    with pytest.raises(TypeError, match="pass a spec"):
+        xinit.build(3, "torch")
+
+
+# ---- 16. wrapper checkpoints -----------------------------------------------------------------
+def lenet_torch_state() -> dict[str, np.ndarray]:
+    require_backend("torch")
+    m = xinit.build(models.lenet(), "torch", seed=0)
+    return {k: v.detach().numpy() for k, v in m.state_dict().items()}
+
+
+def test_state_dict_wrapper_with_metadata_is_unwrapped_with_a_report_line(tmp_path):
+    import torch
+
+    state = lenet_torch_state()
+    wrapped = {"state_dict": {k: torch.from_numpy(v) for k, v in state.items()}, "epoch": 3,
+               "arch": "lenet"}  # fmt: skip
+    path = tmp_path / "ckpt.pt"
+    torch.save(wrapped, path)
+    out = xinit.port(path, "lenet", dst="neutral")
+    assert set(out) == set(state)
+    assert "unwrapped the checkpoint's 'state_dict' entry (left aside: epoch, arch)" in (
+        out.report.summary()
+    )
+
+
+def test_data_parallel_prefix_is_stripped_with_a_report_line():
+    state = {f"module.{k}": v for k, v in lenet_torch_state().items()}
+    out = xinit.port({"model": state}, "lenet", src="torch", dst="neutral")
+    summary = out.report.summary()
+    assert "unwrapped the checkpoint's 'model' entry" in summary
+    assert "stripped DataParallel's 'module.' prefix from all 10 keys" in summary
+
+
+def test_cli_port_prefix_map_and_drop_prefix(tmp_path, capsys):
+    import torch
+
+    from xinit.cli import main
+
+    state = {f"student.{k}": torch.from_numpy(v) for k, v in lenet_torch_state().items()}
+    state["teacher.fc.weight"] = torch.zeros(2, 2)
+    path = tmp_path / "distill.pt"
+    torch.save(state, path)
+    out = tmp_path / "out.safetensors"
+    argv = ["port", str(path), str(out), "--model", "lenet", "--to", "neutral", "--no-parity"]
+    assert main(argv) == 2  # the prefixes do not fit the spec
+    capsys.readouterr()
+    assert main([*argv, "--prefix-map", "student.=", "--drop-prefix", "teacher."]) == 0
+    assert set(load_checkpoint(out)) == {k.removeprefix("student.") for k in state} - {
+        "teacher.fc.weight"
+    }
