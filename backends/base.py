@@ -8,6 +8,7 @@ tensors, (2) its native layout of each parameter role, and (3) how to build each
 from __future__ import annotations
 
 import contextlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,9 +28,17 @@ from xinit.distributions import (
     construct,
 )
 from xinit.layers import Layer, ParamSpec
+from xinit.memory import check_allocation
 from xinit.parammap import Leaf, ParamMap
 from xinit.plan import PlanItem, init_plan
-from xinit.rng import RNG_MODES, check_rng, derive_seed, keyed_normal_draw, keyed_sample
+from xinit.rng import (
+    RNG_MODES,
+    check_rng,
+    check_seed,
+    derive_seed,
+    keyed_normal_draw,
+    keyed_sample,
+)
 
 from .registry import Registry
 
@@ -126,6 +135,15 @@ def copy_into(out: np.ndarray, src: np.ndarray) -> None:
     for start in range(0, src.shape[axis], SLAB):
         index[axis] = slice(start, start + SLAB)
         np.copyto(out[tuple(index)], src[tuple(index)])
+
+
+def build_bytes(spec) -> int:
+    """Bytes a build of ``spec`` allocates: every parameter and buffer, plus the largest
+    one once more for the values drawn before they are written."""
+    from xinit.blocks import param_specs
+
+    sizes = [math.prod(ps.shape) * np.dtype(ps.dtype).itemsize for ps in param_specs(spec).values()]
+    return sum(sizes) + max(sizes, default=0)
 
 
 def inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
@@ -465,7 +483,9 @@ class Backend(ABC):
         """
         self.check_device(device)
         check_rng(rng)
+        check_seed(seed)
         check_channels(spec)
+        check_allocation(build_bytes(spec), f"building {type(spec).__name__} in {self.name}")
         plan = init_plan(spec, policy)
         layers: dict[str, tuple[Any, Layer]] = {}
         values = None

@@ -19,7 +19,8 @@ def build(
     policy=None,
     input_shape: tuple[int, ...] | None = None,
 ) -> Any:
-    """Build ``spec`` as a ``torch.nn.Module``, ``paddle.nn.Layer`` or Flax NNX module.
+    """Build ``spec`` (a spec, or a zoo model's name such as ``"resnet18"``) as a
+    ``torch.nn.Module``, ``paddle.nn.Layer`` or Flax NNX module.
 
     Every trainable parameter is drawn from its initializer (the layer's own, or the
     ``policy``'s) with ``rng="native"`` (the framework's generator, seeded per parameter
@@ -28,6 +29,15 @@ def build(
     """
     from xinit.backends import get_backend
 
+    if isinstance(spec, str):  # a zoo model's name
+        from . import models
+
+        spec = models.get(spec)
+    elif not hasattr(spec, "kind"):
+        raise TypeError(
+            f"build: pass a spec (xinit.layers / xinit.blocks) or a zoo model's name; got "
+            f"{type(spec).__name__}"
+        )
     if input_shape is not None:
         infer(spec, input_shape)
     return get_backend(backend).build(spec, seed=seed, device=device, rng=rng, policy=policy)

@@ -54,14 +54,27 @@ class PortReport:
     skipped: list[str] = field(default_factory=list)  # src keys dst keeps no counterpart of
     missing: list[str] = field(default_factory=list)  # strict=False only
     unexpected: list[str] = field(default_factory=list)  # strict=False only
+    square: int = 0  # transposed weights whose shape fits either layout: src decided alone
+    converted: list[str] = field(default_factory=list)  # widened: "key: float16 -> float32"
+    notes: list[str] = field(default_factory=list)  # what reading changed (wrappers, bf16)
 
     def summary(self) -> str:
         lines = [
             f"{len(self.moved)} tensors moved {self.src} -> {self.dst} "
             f"({self.renamed} renamed, {self.relaid} transposed)"
         ]
+        lines.extend(self.notes)
         if self.stripped:
             lines.append(f"{len(self.stripped)} keys had a prefix stripped or mapped")
+        if self.square:
+            s = "" if self.square == 1 else "s"
+            lines.append(
+                f"{self.square} square weight{s} transposed on the strength of src={self.src} "
+                "(no shape can tell; if the outputs differ, check src)"
+            )
+        if self.converted:
+            shown = ", ".join(self.converted[:3]) + (", ..." if len(self.converted) > 3 else "")
+            lines.append(f"{len(self.converted)} converted to the model's dtype: {shown}")
         for title, keys in (
             ("dropped by prefix_map", self.dropped),
             ("filled with 0 (num_batches_tracked: absent from the source)", self.filled),
@@ -147,25 +160,56 @@ def _layout_hint(array: np.ndarray, ps, src: str) -> str:
     return f" (that is {' and '.join(fits)} layout: is src={fits[0]!r}?)"
 
 
+def _shape_blind(src_leaves, dst_leaves, shape) -> bool:
+    """Whether a relaid tensor's shape is the same in both layouts (a square Linear weight
+    between torch and paddle): then only ``src`` says it must be transposed."""
+    if len(src_leaves) != 1 or len(dst_leaves) != 1:
+        return False
+    return src_leaves[0].native_shape(shape) == dst_leaves[0].native_shape(shape)
+
+
 def _layouts(leaves) -> tuple:
     return tuple((leaf.perm, leaf.part, leaf.shape, leaf.into) for leaf in leaves)
 
 
-def _load(checkpoint, src: str | None) -> tuple[dict[str, np.ndarray], str]:
+def _load(checkpoint, src: str | None, max_bytes: int | None = None):
     if isinstance(checkpoint, (str, os.PathLike)):
         from .checkpoints import CONVENTION, detect_format, load_checkpoint
 
         fmt = detect_format(checkpoint)
-        return load_checkpoint(checkpoint), src or CONVENTION[fmt]
+        loaded = load_checkpoint(checkpoint, max_bytes=max_bytes, unwrap_wrappers=True)
+        return loaded, src or CONVENTION[fmt]
     if not isinstance(checkpoint, Mapping):
         raise TypeError(
             f"checkpoint must be a file path or a dict of arrays; got {type(checkpoint).__name__}"
         )
     if src is None:
         raise ValueError("port: src= (the checkpoint's convention) is needed for a dict")
-    from .checkpoints import flatten
+    from .checkpoints import LoadedCheckpoint, check_plain, flatten, unwrap
 
-    return {k: as_numpy(v) for k, v in flatten(checkpoint).items()}, src
+    notes = list(getattr(checkpoint, "notes", []))
+    if src != "flax":
+        checkpoint = unwrap(checkpoint, notes)
+    out = LoadedCheckpoint({k: as_numpy(v) for k, v in flatten(checkpoint).items()}, notes=notes)
+    for key, array in out.items():
+        check_plain(array, key)
+    return out, src
+
+
+DATA_PARALLEL_PREFIX = "module."  # torch.nn.DataParallel / DistributedDataParallel
+
+
+def _data_parallel(raw: Mapping[str, Any], params: Mapping[str, Any], report) -> str | None:
+    """``"module."`` when every checkpoint key has DataParallel's prefix and no parameter
+    of the spec does (then it is stripped, with a report line); else None."""
+    if not raw or not all(k.startswith(DATA_PARALLEL_PREFIX) for k in raw):
+        return None
+    if any(p.startswith(DATA_PARALLEL_PREFIX) for p in params):
+        return None
+    report.notes.append(
+        f"stripped DataParallel's {DATA_PARALLEL_PREFIX!r} prefix from all {len(raw)} keys"
+    )
+    return DATA_PARALLEL_PREFIX
 
 
 def _param_table(model) -> dict:
@@ -195,6 +239,7 @@ def port(
     prefix_map: Mapping[str, str | None] | None = None,
     strict: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    max_bytes: int | None = None,
 ) -> PortedState:
     """Convert ``checkpoint`` (a file path, or ``{name: array or tensor}``) from convention
     ``src`` to convention ``dst`` (``"torch"``, ``"paddle"``, ``"flax"`` or ``"neutral"``)
@@ -209,15 +254,24 @@ def port(
     None}`` (None drops those keys, listed in the report). With ``strict=True`` any missing
     or unexpected key raises :class:`PortError` listing all of them; wrong shapes and dtype
     kinds always do. ``progress(done, total)`` is called as tensors are converted.
+
+    Training wrappers are unwrapped (``{"state_dict": ..., "epoch": 3}``, ``{"model":
+    ...}``) and DataParallel's ``module.`` prefix is stripped when every key has it, each
+    with a report line. Floats of lower precision than the model's (float16; bfloat16 is
+    widened to float32 on reading) are converted to the model's dtype and listed; higher
+    precision is kept as the checkpoint has it.
+    ``max_bytes`` bounds what reading a file may allocate (see
+    :func:`xinit.checkpoints.load_checkpoint`).
     """
     params = _param_table(spec)
-    raw, src = _load(checkpoint, src)
+    raw, src = _load(checkpoint, src, max_bytes)
     src_maps, dst_maps = param_maps(src), param_maps(dst)
-    report = PortReport(src=src, dst=dst)
+    report = PortReport(src=src, dst=dst, notes=list(raw.notes))
+    if strip_prefix is None and prefix_map is None:
+        strip_prefix = _data_parallel(raw, params, report)
     names = _rename(raw, strip_prefix, prefix_map, report)
     data = {names[k]: raw[k] for k in raw if k in names}
     origin = {v: k for k, v in names.items()}
-
     expected: dict[str, str] = {}  # src name -> neutral path
     missing, mismatched, todo = [], [], []
     for path, ps in params.items():
@@ -275,13 +329,22 @@ def port(
                 out[dname] = np.zeros(leaf.native_shape(ps.shape), ps.dtype)
                 report.filled.append(dname)
         else:
+            for leaf in src_leaves:
+                array = arrays[leaf.name]
+                target = np.dtype(ps.dtype)
+                if array.dtype.kind == target.kind == "f" and array.itemsize < target.itemsize:
+                    key = origin[join(owner, leaf.name)]
+                    report.converted.append(f"{key}: {array.dtype} -> {ps.dtype}")
+                    arrays[leaf.name] = array.astype(ps.dtype)
             neutral = parammap.to_neutral(arrays, src_leaves, ps.shape)
             for dname, leaf in zip(dnames, dst_leaves):
                 parammap.pack(out, dname, leaf, np.array(parammap.piece(neutral, leaf)))
             origins = "+".join(origin[join(owner, leaf.name)] for leaf in src_leaves)
             report.moved.append((origins, "+".join(dnames)))
             report.renamed += [origin[join(owner, leaf.name)] for leaf in src_leaves] != dnames
-            report.relaid += _layouts(src_leaves) != _layouts(dst_leaves)
+            relaid = _layouts(src_leaves) != _layouts(dst_leaves)
+            report.relaid += relaid
+            report.square += relaid and _shape_blind(src_leaves, dst_leaves, ps.shape)
         if progress is not None:
             progress(i + 1, len(todo))
     out.report = report

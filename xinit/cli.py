@@ -172,6 +172,9 @@ def cmd_stats(args) -> int:
     shape = tuple(int(s) for s in args.shape)
     role = args.role
     dist = init.resolve(shape, role)  # bad shapes and roles fail here, before any framework
+    from xinit.memory import check_allocation
+
+    check_allocation(3 * 4 * math.prod(shape), f"stats on a {tuple(shape)} tensor")
     backends = _csv(args.backends) if isinstance(args.backends, str) else list(args.backends)
     devices = _csv(args.device) if isinstance(args.device, str) else list(args.device)
 
@@ -535,6 +538,14 @@ def cmd_port(args) -> int:
             f"--to {args.dst} writes {', '.join(fits)}"
         )
     strip = args.strip_prefix or None
+    pmap: dict[str, str | None] = {}
+    for item in args.prefix_map:
+        old, sep, new = item.partition("=")
+        if not sep or not old:
+            raise ValueError(f"--prefix-map takes OLD=NEW (NEW may be empty); got {item!r}")
+        pmap[old] = new
+    pmap.update({prefix: None for prefix in args.drop_prefix})
+    pmap = pmap or None
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(f"no checkpoint file {args.checkpoint!r}")
     x = None if args.no_parity else _parity_input(args, args.model)  # refused before writing
@@ -542,7 +553,7 @@ def cmd_port(args) -> int:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task(f"read {args.checkpoint}", total=1)
-        raw = load_checkpoint(args.checkpoint)
+        raw = load_checkpoint(args.checkpoint, max_bytes=args.max_bytes, unwrap_wrappers=True)
         bar.update(task, completed=1)
         task = bar.add_task(f"convert {src} -> {args.dst}", total=None)
         ported = port(
@@ -551,6 +562,7 @@ def cmd_port(args) -> int:
             src=src,
             dst=args.dst,
             strip_prefix=strip,
+            prefix_map=pmap,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
         task = bar.add_task(f"write {args.out}", total=1)
@@ -566,7 +578,8 @@ def cmd_port(args) -> int:
         a = "torch" if src == "neutral" else src
         b = "torch" if args.dst == "neutral" else args.dst
         m_src = build(spec, a, rng="xinit")
-        load_state_dict(m_src, port(raw, spec, src=src, dst="neutral", strip_prefix=strip))
+        neutral = port(raw, spec, src=src, dst="neutral", strip_prefix=strip, prefix_map=pmap)
+        load_state_dict(m_src, neutral)
         m_dst = build(spec, b, rng="xinit")
         written = load_checkpoint(args.out, format=out_format)
         load_state_dict(m_dst, port(written, spec, src=args.dst, dst="neutral"))
@@ -749,6 +762,22 @@ def _parser() -> argparse.ArgumentParser:
     pt.add_argument("--to", dest="dst", required=True, choices=(*FRAMEWORKS, "neutral"))
     pt.add_argument(
         "--strip-prefix", action="append", default=[], help="e.g. backbone. (repeatable)"
+    )
+    pt.add_argument(
+        "--prefix-map",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="rename keys starting with OLD to start with NEW (may be empty; repeatable)",
+    )
+    pt.add_argument(
+        "--drop-prefix", action="append", default=[], help="drop keys with this prefix (repeatable)"
+    )
+    pt.add_argument(
+        "--max-bytes",
+        type=int,
+        default=None,
+        help="read limit in bytes (default 4x the checkpoint's size; docs/reliability.md)",
     )
     pt.add_argument("--out-format", default=None, choices=FORMATS)
     pt.add_argument("--input", type=_csv_ints, default=None, help="parity input, e.g. 1,3,32,128")

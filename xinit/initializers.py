@@ -7,6 +7,7 @@ Names and defaults follow PyTorch's ``torch.nn.init`` unless said otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -61,7 +62,12 @@ def gain(nonlinearity: str, param: float | None = None) -> float:
             raise ValueError(f"negative_slope {param!r} is not a valid number")
         else:
             slope = float(param)
-        return math.sqrt(2.0 / (1.0 + slope**2))
+        try:
+            return math.sqrt(2.0 / (1.0 + slope**2))
+        except OverflowError:
+            raise ValueError(
+                f"leaky_relu negative_slope a={param!r} is too large: 1 + a**2 overflows"
+            ) from None
     return 1.0
 
 
@@ -92,6 +98,28 @@ def _normal_mass(a: float, b: float) -> float:
 def _choice(name: str, value: str, accepted: tuple[str, ...]) -> None:
     if value not in accepted:
         raise ValueError(f"{name} must be one of {accepted}; got {value!r}")
+
+
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
+
+
+def _finite_law(init: Initializer, dist: Distribution) -> Distribution:
+    """``dist`` if its mean, std (and an orthogonal law's gain) are finite in float32, the
+    dtype weights are drawn in; otherwise ValueError (``Orthogonal(gain=1e308)`` would fill
+    a tensor with inf and report success)."""
+    values = []
+    for name in ("mean", "std"):
+        with contextlib.suppress(NotImplementedError, TypeError, AttributeError):
+            values.append(float(getattr(dist, name)()))
+    if isinstance(dist, OrthogonalDist):
+        values.append(float(dist.gain))
+    for value in values:
+        if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+            raise ValueError(
+                f"{init}: resolves to {dist}, not finite in float32 ({value!r}); the weights "
+                "would be inf or nan"
+            )
+    return dist
 
 
 class Initializer:
@@ -125,7 +153,7 @@ class Initializer:
         :class:`xinit.layers.ParamSpec` when known (framework defaults need the layer).
         """
         check_role(role, tuple(shape))
-        return self._resolve(tuple(shape), role, fans)
+        return _finite_law(self, self._resolve(tuple(shape), role, fans))
 
     def _resolve(self, shape, role, fans) -> Distribution:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -42,14 +42,24 @@ _POOL: ThreadPoolExecutor | None = None
 _LOCAL = threading.local()
 
 
+def check_seed(seed: int) -> int:
+    """``seed`` as an int; a float (``1.5`` would silently act as ``1``), a bool or anything
+    else that is not an integer is refused with ValueError."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer; got {seed!r} ({type(seed).__name__})")
+    return int(seed)
+
+
 def derive_seed(seed: int, path: str, bits: int = 31) -> int:
     """A stable integer seed for the parameter at ``path`` (used by ``rng="native"``)."""
+    seed = check_seed(seed)
     digest = hashlib.blake2b(f"{int(seed)}\x00{path}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & ((1 << bits) - 1)
 
 
 def derive_key(seed: int, path: str) -> np.uint64:
     """The 64-bit key of the keyed generator for ``(seed, path)``."""
+    seed = check_seed(seed)
     digest = hashlib.blake2b(f"xinit\x00{int(seed)}\x00{path}".encode(), digest_size=8).digest()
     return np.uint64(int.from_bytes(digest, "little"))
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
 
 from .initializers import Initializer
+from .memory import check_allocation
+from .rng import check_seed
 
 
 def sample(
@@ -35,5 +38,10 @@ def sample(
         shape = tuple(operator.index(s) for s in shape)  # ints only: 4.5 is not truncated to 4
     except TypeError:
         raise TypeError(f"shape must be a tuple of ints; got {shape!r}") from None
+    check_seed(seed)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"shape must not have negative sizes; got {shape!r}")
+    # the draw in native layout and its neutral copy, float32
+    check_allocation(2 * 4 * math.prod(shape), f"sampling a {shape} tensor")
     dist = initializer.resolve(shape, role)
     return adapter.sample_neutral(dist, shape, role, seed=seed, path=path, device=device, rng=rng)

@@ -14,8 +14,9 @@ import numpy as np
 SUFFIXES = (".msgpack", ".flax")
 
 
-def read(path: Path) -> dict[str, Any]:
-    """The nested dict in ``path`` (the caller flattens it with dots)."""
+def read(path: Path, budget=None, notes: list[str] | None = None) -> dict[str, Any]:
+    """The nested dict in ``path`` (the caller flattens it with dots and checks the total
+    against the read budget: msgpack stores arrays' bytes as they are)."""
     from flax import serialization
 
     return serialization.msgpack_restore(path.read_bytes())
