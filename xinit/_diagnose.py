@@ -126,6 +126,12 @@ class Diagnosis:
     loss: tuple[tuple[str, str, float], ...]  # (backend, policy, sum(y**2))
     input_shape: tuple[int, ...]
 
+    def __add__(self, other: Diagnosis) -> Diagnosis:
+        """Both results' runs in one (e.g. each framework under its own default)."""
+        if other.input_shape != self.input_shape:
+            raise DiagnoseError(f"inputs differ: {self.input_shape} vs {other.input_shape}")
+        return Diagnosis(self.rows + other.rows, self.loss + other.loss, self.input_shape)
+
     @property
     def runs(self) -> list[tuple[str, str]]:
         return list(dict.fromkeys((r.backend, r.policy) for r in self.rows))
