@@ -1,6 +1,7 @@
 """Run the benchmark suite and print (and save) a markdown table of ratios.
 
-``python -m benchmarks [name ...]``: names among rng, build, apply, transfer, import, memory, diagnose.
+``python -m benchmarks [name ...]``: names among rng, build, apply, transfer, import, memory,
+diagnose.
 Each comparison runs xinit's way and the framework's own way side by side in one process
 (memory and import in fresh interpreters), median of >= 5 runs after a warm-up.
 """
