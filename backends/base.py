@@ -45,6 +45,7 @@ from .registry import Registry
 __all__ = [
     "Backend",
     "NativeParam",
+    "SignalPass",
     "RNG_MODES",
     "progress",
     "contiguous",
@@ -666,6 +667,40 @@ class Backend(ABC):
                 neutral = np.ascontiguousarray(neutral.transpose(param.perm))
             value = self.from_numpy(neutral, device)
         self.assign(param.holder, value)
+
+    # ---- diagnostics (xinit.diagnose, xinit.lsuv) ----------------------------------------
+    def signal_pass(self, module: Any, x: np.ndarray, *, train: bool = True) -> SignalPass:
+        """One forward of channel-first ``x`` recording the channel moments of every
+        submodule's output (each call), then one backward pass of ``sum(y**2)`` (``y`` the
+        model's output) recording those of each output's gradient and the std of each
+        parameter's gradient. The module's mode and its running statistics are left as they
+        were, and no ``.grad`` is written."""
+        raise NotImplementedError(f"the {self.name} adapter cannot run a diagnostic pass")
+
+    def scale_param(self, param: NativeParam, factor: float) -> None:
+        """Multiply native parameter ``param`` by ``factor`` in place (layout-independent)."""
+        self.assign(
+            param.holder,
+            self.from_numpy(
+                self.to_numpy(param.holder) * np.float32(factor), self.holder_device(param.holder)
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class SignalPass:
+    """What :meth:`Backend.signal_pass` measured, in neutral terms.
+
+    Moments are ``(channel means, channel variances)`` over every axis but the neutral
+    channel axis 1 (population variance), one pair per call of the submodule, in call
+    order; paths are the native module's dotted submodule paths ("" is the whole model).
+    """
+
+    outputs: dict[str, list[tuple[np.ndarray, np.ndarray]]]
+    output_grads: dict[str, list[tuple[np.ndarray, np.ndarray] | None]]  # None: no gradient
+    param_grads: dict[str, float]  # neutral parameter path -> std of its gradient
+    kinds: dict[str, str]  # submodule path -> neutral kind ("" when unknown)
+    loss: float
 
 
 Initial = Callable[[str, tuple[int, ...]], Any]

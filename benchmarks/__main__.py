@@ -1,6 +1,7 @@
 """Run the benchmark suite and print (and save) a markdown table of ratios.
 
-``python -m benchmarks [name ...]``: names among rng, build, apply, transfer, import, memory.
+``python -m benchmarks [name ...]``: names among rng, build, apply, transfer, import, memory,
+diagnose.
 Each comparison runs xinit's way and the framework's own way side by side in one process
 (memory and import in fresh interpreters), median of >= 5 runs after a warm-up.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from .harness import Result, machine
 
-SUITES = ("import", "rng", "build", "apply", "transfer", "memory")
+SUITES = ("import", "rng", "build", "apply", "transfer", "memory", "diagnose")
 
 
 def _fmt(value: float, unit: str) -> str:

@@ -38,6 +38,8 @@ _LAZY = {
     "Policy": ("xinit.policy", "Policy"),
     "Rule": ("xinit.policy", "Rule"),
     "presets": ("xinit.presets", None),
+    "diagnose": ("xinit._diagnose", "diagnose"),
+    "lsuv": ("xinit._lsuv", "lsuv"),
 }
 
 

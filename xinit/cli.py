@@ -683,6 +683,34 @@ def _native_parity(args, model_args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_diagnose(args) -> int:
+    """Per-layer activation and gradient std at initialisation, per backend and policy."""
+    from xinit import models
+    from xinit._diagnose import diagnose
+
+    spec = models.get(args.model)
+    result = diagnose(
+        spec,
+        args.input,
+        backends=_csv(args.backends),
+        policies=_csv(args.policies),
+        seed=args.seed,
+        rng=args.rng,
+    )
+    if args.format == "json":
+        print(result.to_json())
+    elif args.format == "md":
+        print(result.to_markdown())
+    else:
+        from rich.console import Console
+
+        Console(width=max(160, 40 + 24 * len(result.runs))).print(result.table())
+    if args.plot:
+        result.plot(args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     from xinit.checkpoints import FORMATS
 
@@ -813,6 +841,21 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument("--rows", type=int, default=None, help="table rows shown (default all)")
     pa.add_argument("--format", default="table", choices=("table", "md", "json"))
     pa.set_defaults(func=cmd_parity)
+
+    dg = sub.add_parser("diagnose", help="per-layer signal at initialisation, per policy")
+    dg.add_argument("model", help="a zoo model: lenet, resnet18, ..., resnet45")
+    dg.add_argument("--backends", default=",".join(FRAMEWORKS))
+    dg.add_argument(
+        "--policies",
+        default=",".join(f"default-{f}" for f in FRAMEWORKS),
+        help="default-<framework>, kaiming, spec, or a preset (torchvision_resnet, ...)",
+    )
+    dg.add_argument("--input", type=_csv_ints, default=(8, 3, 64, 64), help="N,C,H,W")
+    dg.add_argument("--seed", type=int, default=0)
+    dg.add_argument("--rng", default="xinit", choices=("native", "xinit"))
+    dg.add_argument("--format", default="table", choices=("table", "md", "json"))
+    dg.add_argument("--plot", default=None, metavar="FILE.png", help="std against depth")
+    dg.set_defaults(func=cmd_diagnose)
     return p
 
 

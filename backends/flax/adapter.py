@@ -13,7 +13,7 @@ from flax import nnx
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 from xinit.rng import derive_seed
 
-from ..base import Backend, contiguous, copy_into, set_mode
+from ..base import Backend, SignalPass, contiguous, copy_into, set_mode
 from .lowerings import REGISTRY
 from .modules import (
     _TRACE,
@@ -342,6 +342,97 @@ class FlaxBackend(Backend):
 
     def holder_device(self, holder):
         return self.tensor_device(holder.get_value())
+
+    # ---- diagnostics (xinit.diagnose) ---------------------------------------------------
+    def signal_pass(self, module, x, *, train=True):
+        """The containers' recorder (``_record``) adds a zero probe to each call's output;
+        the gradient with respect to the probe is that output's gradient. A first abstract
+        pass (nothing computed) finds the probes' shapes."""
+        kinds = {".".join(map(str, p)): self.native_kind(m) for p, m in nnx.iter_modules(module)}
+        params = list(self.native_params(module))
+        native_paths = [p.native for p in params]
+        xl = _to_channel_last(jnp.asarray(np.ascontiguousarray(x)))
+        recorders = []
+
+        def loss_fn(model, probes):
+            paths = {id(m): ".".join(map(str, p)) for p, m in nnx.iter_modules(model)}
+            recorder = _Recorder(paths, probes)
+            recorders.append(recorder)
+            _TRACE.append(recorder)
+            try:
+                y = model(xl)
+            finally:
+                _TRACE.pop()
+            return jnp.sum(jnp.square(y.astype(jnp.float32))), (y, recorder.moments)
+
+        was_eval = _in_eval(module)
+        saved = nnx.state(module, nnx.BatchStat)
+        try:
+            module.eval()  # shapes only (no batch statistics to update while abstract)
+            graphdef, state = nnx.split(module)
+            jax.eval_shape(lambda s: loss_fn(nnx.merge(graphdef, s), None), state)
+            shapes = recorders[0].shapes
+            probes = {key: jnp.zeros(shape, jnp.float32) for key, shape in shapes.items()}
+            set_mode(module, train)
+            grad = nnx.value_and_grad(
+                loss_fn, argnums=(nnx.DiffState(0, nnx.Param), 1), has_aux=True
+            )
+            (loss, (y, seen)), (g_values, g_probes) = grad(module, probes)
+        finally:
+            set_mode(module, not was_eval)
+            nnx.update(module, saved)
+        flat = {".".join(map(str, k)): v for k, v in nnx.to_flat_state(g_values)}
+        outputs: dict[str, list] = {}
+        output_grads: dict[str, list] = {}
+        for (path, _call), (mean, var) in seen.items():
+            outputs.setdefault(path, []).append((np.asarray(mean), np.asarray(var)))
+        for (path, _call), g in g_probes.items():
+            output_grads.setdefault(path, []).append(_moments_np(g))
+        outputs[""] = [_moments_np(y)]
+        output_grads[""] = [_moments_np(2 * y.astype(jnp.float32))]
+        param_grads = {}
+        for p, native in zip(params, native_paths):
+            g = flat.get(native)
+            g = getattr(g, "get_value", lambda g=g: g)()
+            param_grads[p.path] = float(jnp.std(g)) if g is not None else float("nan")
+        return SignalPass(outputs, output_grads, param_grads, kinds, float(loss))
+
+
+class _Recorder:
+    """A ``_TRACE`` recorder: each call's output plus its probe (when probing), and the
+    output's channel moments, keyed by (module path, call index)."""
+
+    def __init__(self, paths: dict[int, str], probes: dict | None):
+        self.paths, self.probes = paths, probes
+        self.moments: dict[tuple[str, int], tuple] = {}
+        self.shapes: dict[tuple[str, int], tuple[int, ...]] = {}
+        self.calls: dict[str, int] = {}
+
+    def __call__(self, module, out):
+        path = self.paths.get(id(module))
+        if path is None:
+            return out
+        call = self.calls.get(path, 0)
+        self.calls[path] = call + 1
+        key = (path, call)
+        if self.probes is not None:
+            out = out + self.probes[key]
+        out32 = out.astype(jnp.float32)
+        axes = tuple(range(out.ndim - 1))
+        mean = out32.mean(axes)
+        var = jnp.square(out32 - mean).mean(axes)
+        self.moments[key] = (mean, var)
+        self.shapes[key] = tuple(out.shape)
+        return out
+
+
+def _moments_np(t) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (last axis, channel-last) mean and population variance, as numpy."""
+    t = jnp.asarray(t, jnp.float32)
+    t = t.reshape(-1, 1) if t.ndim < 2 else t
+    axes = tuple(range(t.ndim - 1))
+    mean = t.mean(axes)
+    return np.asarray(mean), np.asarray(jnp.square(t - mean).mean(axes))
 
 
 ADAPTER = FlaxBackend()

@@ -226,12 +226,17 @@ class AdaptiveAvgPool(nnx.Module):
         return x
 
 
-_TRACE: list[dict] = []  # while tracing: id(module) -> its last output
+_TRACE: list = []  # while tracing: a dict id(module) -> its last output, or a recorder
 
 
 def _record(module, out):
+    """Note ``module``'s output for the innermost trace: a dict keeps the last output; a
+    callable recorder (the diagnostics') sees every call and may return a new output."""
     if _TRACE:
-        _TRACE[-1][id(module)] = out
+        recorder = _TRACE[-1]
+        if callable(recorder):
+            return recorder(module, out)
+        recorder[id(module)] = out
     return out
 
 

@@ -11,7 +11,7 @@ import paddle
 from xinit import kinds
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from ..base import Backend, contiguous, copy_into, set_mode
+from ..base import Backend, SignalPass, contiguous, copy_into, set_mode
 from .lowerings import REGISTRY
 from .modules import Residual, Steps
 
@@ -179,6 +179,72 @@ class PaddleBackend(Backend):
 
     def tensor_device(self, tensor):
         return "gpu" if tensor.place.is_gpu_place() else "cpu"
+
+    # ---- diagnostics (xinit.diagnose) ---------------------------------------------------
+    def signal_pass(self, module, x, *, train=True):
+        moments: dict[str, list] = {}
+        grads: dict[str, dict[int, tuple]] = {}
+        kinds, handles = {}, []
+
+        def on_output(path):
+            def hook(_m, _inp, out):
+                if not isinstance(out, paddle.Tensor):
+                    return
+                calls = moments.setdefault(path, [])
+                calls.append(_channel_moments(out))
+                if not out.stop_gradient:
+                    store = grads.setdefault(path, {})
+                    call = len(calls) - 1
+
+                    def on_grad(g):
+                        store[call] = _channel_moments(g)
+
+                    out.register_hook(on_grad)
+
+            return hook
+
+        for path, sub in module.named_sublayers(include_self=True):
+            kinds[path] = self.native_kind(sub)
+            handles.append(sub.register_forward_post_hook(on_output(path)))
+        params = [p for p in self.native_params(module) if not p.holder.stop_gradient]
+        frozen = [p for p in module.parameters() if p.stop_gradient] + list(module.buffers())
+        saved = [(t, t.numpy()) for t in frozen]
+        was_training = module.training
+        place = params[0].holder.place if params else paddle.CPUPlace()
+        set_mode(module, train)
+        try:
+            y = module(paddle.to_tensor(np.ascontiguousarray(x), place=place))
+            loss = y.astype("float32").square().sum()
+            found = paddle.grad(loss, [p.holder for p in params], allow_unused=True)
+        finally:
+            set_mode(module, was_training)
+            for h in handles:
+                h.remove()
+            for t, value in saved:
+                t.set_value(value)
+        stds = [
+            float(g.astype("float32").std(unbiased=False)) if g is not None else None for g in found
+        ]
+        return SignalPass(
+            outputs=moments,
+            output_grads={k: [v.get(i) for i in range(len(moments[k]))] for k, v in grads.items()},
+            param_grads={
+                p.path: s if s is not None else float("nan") for p, s in zip(params, stds)
+            },
+            kinds=kinds,
+            loss=float(loss),
+        )
+
+
+def _channel_moments(t) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (axis 1) mean and population variance, as float32 numpy."""
+    t = t.detach().astype("float32")
+    if t.ndim < 2:
+        t = t.reshape([-1, 1])
+    axes = [0, *range(2, t.ndim)]
+    mean = t.mean(axis=axes, keepdim=True)
+    var = (t - mean).square().mean(axis=axes)
+    return mean.flatten().numpy(), var.numpy()
 
 
 ADAPTER = PaddleBackend()

@@ -10,7 +10,7 @@ import torch
 
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from ..base import Backend, contiguous
+from ..base import Backend, SignalPass, contiguous
 from .lowerings import REGISTRY
 from .modules import Residual, Steps
 
@@ -170,6 +170,65 @@ class TorchBackend(Backend):
 
     def tensor_device(self, tensor):
         return "gpu" if tensor.is_cuda else "cpu"
+
+    # ---- diagnostics (xinit.diagnose) ---------------------------------------------------
+    def signal_pass(self, module, x, *, train=True):
+        moments: dict[str, list] = {}
+        grads: dict[str, dict[int, tuple]] = {}
+        kinds, handles = {}, []
+
+        def on_output(path):
+            def hook(_m, _inp, out):
+                if not isinstance(out, torch.Tensor):
+                    return
+                calls = moments.setdefault(path, [])
+                calls.append(_channel_moments(out))
+                if out.requires_grad:
+                    store = grads.setdefault(path, {})
+                    call = len(calls) - 1
+                    out.register_hook(lambda g: store.__setitem__(call, _channel_moments(g)))
+
+            return hook
+
+        for path, sub in module.named_modules():
+            kinds[path] = self.native_kind(sub)
+            handles.append(sub.register_forward_hook(on_output(path)))
+        params = [p for p in self.native_params(module) if p.holder.requires_grad]
+        buffers = [(b, b.detach().clone()) for b in module.buffers()]
+        was_training = module.training
+        device = params[0].holder.device if params else torch.device("cpu")
+        module.train(train)
+        try:
+            with torch.enable_grad():
+                y = module(torch.from_numpy(np.ascontiguousarray(x)).to(device))
+                loss = y.float().square().sum()
+                found = torch.autograd.grad(loss, [p.holder for p in params], allow_unused=True)
+        finally:
+            module.train(was_training)
+            for h in handles:
+                h.remove()
+            with torch.no_grad():
+                for b, saved in buffers:
+                    b.copy_(saved)
+        stds = [g.float().std(correction=0) if g is not None else None for g in found]
+        return SignalPass(
+            outputs=moments,
+            output_grads={k: [v.get(i) for i in range(len(moments[k]))] for k, v in grads.items()},
+            param_grads={
+                p.path: float(s) if s is not None else float("nan") for p, s in zip(params, stds)
+            },
+            kinds=kinds,
+            loss=float(loss.detach()),
+        )
+
+
+def _channel_moments(t: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (axis 1) mean and population variance, as float32 numpy."""
+    t = t.detach().float()
+    if t.ndim < 2:
+        t = t.reshape(-1, 1)
+    var, mean = torch.var_mean(t, dim=[0, *range(2, t.ndim)], correction=0)
+    return mean.cpu().numpy(), var.cpu().numpy()
 
 
 ADAPTER = TorchBackend()
