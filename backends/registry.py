@@ -145,10 +145,16 @@ class Registry:
         """The neutral kind of a native layer object ("" for a class no lowering claims): the
         most specific registered class in its MRO wins (ConvTranspose2d before _ConvNd)."""
         if self._classes is None:
-            self._classes = {}
+            classes: dict[type, str] = {}
             for kind, lowering in self._by_kind.items():
                 for cls in lowering.natives():
-                    self._classes.setdefault(cls, kind)
+                    other = classes.setdefault(cls, kind)
+                    if other != kind:
+                        raise TypeError(
+                            f"{self.framework}: native class {cls.__module__}.{cls.__qualname__} "
+                            f"is claimed by the lowerings of both {other!r} and {kind!r}"
+                        )
+            self._classes = classes
         for cls in type(module).__mro__:
             kind = self._classes.get(cls)
             if kind is not None:

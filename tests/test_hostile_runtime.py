@@ -133,3 +133,15 @@ def test_paddle_native_draws_are_thread_safe():
     for i in range(8):
         differing = [k for k in want if not np.array_equal(want[k], got[i][k])]
         assert differing == [], f"thread {i}: {len(differing)} tensors differ, {differing[:3]}"
+
+
+def test_a_built_flax_module_called_with_nchw_says_it_takes_nhwc():
+    require_backend("flax")
+    import jax.numpy as jnp
+
+    module = xinit.build(xinit.models.lenet(), "flax", rng="xinit")
+    x = np.zeros((2, 3, 32, 32), np.float32)
+    with pytest.raises(ValueError, match=r"channel-last.*xinit.run"):
+        module(jnp.asarray(x))
+    assert module(jnp.moveaxis(jnp.asarray(x), 1, -1)).shape == (2, 10)
+    assert xinit.run(module, x).shape == (2, 10)

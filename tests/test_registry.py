@@ -238,3 +238,25 @@ def test_apply_reads_the_split_through_the_map():
         np.testing.assert_array_equal(
             xinit.state_dict(module)["1.weight"], xinit.state_dict(rebuilt)["1.weight"]
         )
+
+
+def test_a_native_class_claimed_by_two_kinds_is_an_error():
+    """Reading a native model must never depend on which lowering was registered first."""
+    torch = require_backend("torch") and __import__("torch")
+    from xinit.backends.registry import Registry
+
+    kinds.register("scale_twin", params=("weight",))
+    registry = Registry("torch-test")
+
+    class First(Lowering):
+        def natives(self):
+            return (torch.nn.Linear,)
+
+    class Second(Lowering):
+        def natives(self):
+            return (torch.nn.Linear,)
+
+    registry.register("scale")(First)
+    registry.register("scale_twin")(Second)
+    with pytest.raises(TypeError, match=r"torch.nn.modules.linear.Linear is claimed by .*'scale'"):
+        registry.kind_of(torch.nn.Linear(2, 2))

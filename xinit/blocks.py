@@ -236,6 +236,21 @@ def check_channels(spec) -> None:
     visit(spec, "", None)
 
 
+def input_channels(spec) -> int | None:
+    """The channel (feature) count the spec's first layer takes (None when its first layer
+    takes no fixed count: an activation-only spec, an embedding, a flatten)."""
+    for _, node in walk(spec):
+        if not isinstance(node, Layer):
+            continue
+        for name in ("in_channels", "num_features", "in_features"):
+            value = getattr(node, name, None)
+            if isinstance(value, int):
+                return value
+        if node.kind in ("embedding", "flatten"):
+            return None
+    return None
+
+
 def output_shape(spec, input_shape: tuple[int, ...]) -> tuple[int, ...]:
     return infer(spec, input_shape)[-1].output_shape
 
@@ -267,4 +282,5 @@ __all__ = [
     "children",
     "ShapeRow",
     "check_channels",
+    "input_channels",
 ]

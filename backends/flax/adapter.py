@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from xinit.blocks import input_channels
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 from xinit.rng import derive_seed
 
@@ -192,6 +193,7 @@ class FlaxBackend(Backend):
 
     def attach_spec(self, module, spec):
         module._xinit_spec = spec
+        module._xinit_in_channels = input_channels(spec)  # checks direct calls (NHWC)
 
     def trace(self, module, x):
         if getattr(module, "_xinit_spec", None) is None:

@@ -240,6 +240,22 @@ def _record(module, out):
     return out
 
 
+def check_root_input(module, x) -> None:
+    """A built root module called directly (not through ``xinit.run``) must get channel-last
+    input: a channel-first batch fails with a message saying so, not deep inside JAX."""
+    c = getattr(module, "_xinit_in_channels", None)
+    shape = tuple(getattr(x, "shape", ()))
+    if c is None or len(shape) < 3 or shape[-1] == c:
+        return
+    if shape[1] == c:
+        raise ValueError(
+            f"this Flax module takes channel-last input (N, ..., C={c}); got {shape}, which "
+            "looks channel-first: move axis 1 last (jnp.moveaxis(x, 1, -1)), or call "
+            "xinit.run(module, x), which takes channel-first numpy"
+        )
+    raise ValueError(f"this Flax module takes channel-last input with C={c}; got shape {shape}")
+
+
 class Steps(nnx.Module):
     """Named children applied in order (names may repeat for a shared parameter-free child)."""
 
@@ -249,6 +265,7 @@ class Steps(nnx.Module):
         self.steps = tuple(steps)
 
     def __call__(self, x):
+        check_root_input(self, x)
         for name in self.steps:
             child = getattr(self, name)
             x = _record(child, child(x))
@@ -264,6 +281,7 @@ class Residual(nnx.Module):
         self.body, self.shortcut, self.activation = tuple(body), shortcut, activation
 
     def __call__(self, x):
+        check_root_input(self, x)
         out = x
         for name in self.body:
             child = getattr(self, name)
