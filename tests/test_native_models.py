@@ -297,3 +297,18 @@ def test_cli_port_into_a_hand_written_model_with_its_parity(tmp_path, capsys):
     model.load_state_dict(torch.load(out, weights_only=True), strict=True)
     ported = model.state_dict()["layer5.2.conv2.weight"].numpy()
     np.testing.assert_array_equal(ported, source.state_dict()["layer5.2.conv2.weight"].numpy())
+
+
+def test_example_port_native_model(capsys):
+    """The example: paddle.vision's resnet50 into a hand-written torch model, no spec."""
+    require_backends("paddle", "torch")
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "port_native_model.py"
+    spec = importlib.util.spec_from_file_location("port_native_model", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert example.main(input_shape=(1, 3, 32, 32), rows=6)
+    out = capsys.readouterr().out
+    assert "All keys matched successfully" in out and "PASS: every layer agrees" in out
