@@ -70,6 +70,18 @@ def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
+def _items(node) -> list:
+    """``(name, value)`` pairs held by a module (attribute-assignment order), a list, a tuple
+    or a dict: the edges of an NNX module graph; nothing for any other value."""
+    if isinstance(node, nnx.Module):
+        return [(k, v) for k, v in vars(node).items() if not k.startswith("_pytree__")]
+    if isinstance(node, (list, tuple)):
+        return [(str(i), v) for i, v in enumerate(node)]
+    if isinstance(node, dict):
+        return [(str(k), v) for k, v in node.items()]
+    return []
+
+
 def _device(device: str):
     return jax.devices("gpu")[0] if device == "gpu" else jax.devices("cpu")[0]
 
@@ -273,14 +285,7 @@ class FlaxBackend(Backend):
                     return
                 seen.add(id(node))
                 yield ".".join(path), node
-                items = [(k, v) for k, v in vars(node).items() if not k.startswith("_pytree__")]
-            elif isinstance(node, (list, tuple)):
-                items = [(str(i), v) for i, v in enumerate(node)]
-            elif isinstance(node, dict):
-                items = [(str(k), v) for k, v in node.items()]
-            else:
-                return
-            for name, value in items:
+            for name, value in _items(node):
                 if isinstance(value, (nnx.Module, list, tuple, dict)):
                     yield from visit(value, [*path, name])
 
@@ -301,14 +306,7 @@ class FlaxBackend(Backend):
                     return
                 seen.add(id(node))
                 owner, kind = node, self.native_kind(node)
-                items = [(k, v) for k, v in vars(node).items() if not k.startswith("_pytree__")]
-            elif isinstance(node, (list, tuple)):
-                items = [(str(i), v) for i, v in enumerate(node)]
-            elif isinstance(node, dict):
-                items = [(str(k), v) for k, v in node.items()]
-            else:
-                return
-            for name, value in items:
+            for name, value in _items(node):
                 if isinstance(value, nnx.Param):
                     if id(value) in seen:
                         continue
