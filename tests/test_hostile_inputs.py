@@ -378,3 +378,14 @@ def test_cli_port_prefix_map_and_drop_prefix(tmp_path, capsys):
     assert set(load_checkpoint(out)) == {k.removeprefix("student.") for k in state} - {
         "teacher.fc.weight"
     }
+
+
+def test_the_target_model_bounds_what_reading_a_file_may_allocate(tmp_path):
+    """A file far larger than the model it is ported to is refused before its arrays are
+    made (12 MB of data against LeNet's 0.25 MB), with the reason; max_bytes overrides."""
+    path = tmp_path / "big.safetensors"
+    save_checkpoint({"junk": np.zeros(3_000_000, np.float32)}, path)
+    with pytest.raises(CheckpointError, match=r"4x the model's 248,024 bytes"):
+        xinit.port(path, xinit.models.lenet(), dst="torch")
+    with pytest.raises(xinit.PortError, match="junk"):  # read, then refused as unexpected
+        xinit.port(path, xinit.models.lenet(), dst="torch", max_bytes=1 << 26)

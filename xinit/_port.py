@@ -172,12 +172,31 @@ def _layouts(leaves) -> tuple:
     return tuple((leaf.perm, leaf.part, leaf.shape, leaf.into) for leaf in leaves)
 
 
-def _load(checkpoint, src: str | None, max_bytes: int | None = None):
+MODEL_FACTOR = 4  # a file may hold the model's bytes a few times (Adam's moments: 3x)
+
+
+def _load(checkpoint, src: str | None, max_bytes: int | None = None, params=None):
     if isinstance(checkpoint, (str, os.PathLike)):
-        from .checkpoints import CONVENTION, detect_format, load_checkpoint
+        from .checkpoints import (
+            CONVENTION,
+            MIN_LIMIT,
+            default_max_bytes,
+            detect_format,
+            load_checkpoint,
+        )
 
         fmt = detect_format(checkpoint)
-        loaded = load_checkpoint(checkpoint, max_bytes=max_bytes, unwrap_wrappers=True)
+        why = "max_bytes"
+        if max_bytes is None and params:  # the target model bounds a sane file too
+            model = sum(ps.numel * np.dtype(ps.dtype).itemsize for ps in params.values())
+            by_model = MODEL_FACTOR * model + MIN_LIMIT
+            if by_model < default_max_bytes(checkpoint):
+                max_bytes, why = by_model, f"{MODEL_FACTOR}x the model's {model:,} bytes"
+            else:
+                why = ""
+        loaded = load_checkpoint(
+            checkpoint, max_bytes=max_bytes, unwrap_wrappers=True, limit_reason=why
+        )
         return loaded, src or CONVENTION[fmt]
     if not isinstance(checkpoint, Mapping):
         raise TypeError(
@@ -264,7 +283,7 @@ def port(
     :func:`xinit.checkpoints.load_checkpoint`).
     """
     params = _param_table(spec)
-    raw, src = _load(checkpoint, src, max_bytes)
+    raw, src = _load(checkpoint, src, max_bytes, params)
     src_maps, dst_maps = param_maps(src), param_maps(dst)
     report = PortReport(src=src, dst=dst, notes=list(raw.notes))
     if strip_prefix is None and prefix_map is None:

@@ -271,8 +271,9 @@ def default_max_bytes(path: str | os.PathLike) -> int:
 class ReadBudget:
     """Counts the bytes a reader is about to create and refuses to pass ``max_bytes``."""
 
-    def __init__(self, path: str | os.PathLike, max_bytes: int):
+    def __init__(self, path: str | os.PathLike, max_bytes: int, why: str = ""):
         self.path, self.max_bytes, self.used = os.fspath(path), int(max_bytes), 0
+        self.why = why or f"{SIZE_FACTOR}x the file's size"
 
     def charge(self, nbytes: int, what: str) -> None:
         """Account for ``nbytes`` about to be allocated for ``what``; refuse past the limit."""
@@ -280,7 +281,7 @@ class ReadBudget:
         if self.used > self.max_bytes:
             raise CheckpointError(
                 f"{self.path}: {what} would bring the data read to {self.used:,} bytes, over "
-                f"the limit of {self.max_bytes:,} bytes ({SIZE_FACTOR}x the file's size); "
+                f"the limit of {self.max_bytes:,} bytes ({self.why}); "
                 "refused before allocating. Pass max_bytes= (xinit port --max-bytes) if the "
                 "file is trusted"
             )
@@ -718,6 +719,7 @@ def _read_safetensors(path: Path, budget: ReadBudget, notes: list[str]) -> dict[
     import json
     import struct
 
+    budget.charge(path.stat().st_size, "the file itself")  # its arrays are views of it
     data = bytearray(path.stat().st_size)
     with open(path, "rb") as f:
         got = f.readinto(data)
@@ -773,6 +775,7 @@ def load_checkpoint(
     format: str | None = None,
     max_bytes: int | None = None,
     unwrap_wrappers: bool = False,
+    limit_reason: str = "",
 ) -> LoadedCheckpoint:
     """Read a checkpoint file into a flat ``{name: numpy array}`` in the file's own names and
     layout (nested dicts flattened with dots, e.g. ``state_dict.conv1.weight``).
@@ -780,7 +783,8 @@ def load_checkpoint(
     Reading is bounded: the arrays (and strings, containers) a file yields may total at
     most ``max_bytes``, by default ``SIZE_FACTOR`` x the file's size (at least
     ``MIN_LIMIT``); declared sizes are checked before anything is allocated. Arrays have
-    plain numeric dtypes only. ``unwrap_wrappers=True`` takes the state dict out of a
+    plain numeric dtypes only (``limit_reason`` says where a given ``max_bytes`` comes from,
+    for the error). ``unwrap_wrappers=True`` takes the state dict out of a
     training wrapper (``{"state_dict": ..., "epoch": 3}``) and says so in ``.notes``.
 
     Raises :class:`UnsafeCheckpointError` for a file that would run code or hides objects,
@@ -792,7 +796,10 @@ def load_checkpoint(
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file {os.fspath(path)!r}")
     limit = default_max_bytes(path) if max_bytes is None else int(max_bytes)
-    budget, notes = ReadBudget(path, limit), []
+    why = limit_reason if max_bytes is not None and limit_reason else ""
+    if max_bytes is not None and not why:
+        why = "max_bytes"
+    budget, notes = ReadBudget(path, limit, why), []
     try:
         raw = _reader(fmt)(path, budget, notes)
     except CheckpointError as err:
@@ -836,8 +843,8 @@ def load_checkpoint(
     if total > limit:  # one array under many names: every name is a copy downstream
         raise CheckpointError(
             f"{path}: its {len(flat)} entries hold {total:,} bytes, over the limit of "
-            f"{limit:,} bytes ({SIZE_FACTOR}x the file's size; the same array under many "
-            "names?); pass max_bytes= (xinit port --max-bytes) if the file is trusted"
+            f"{limit:,} bytes ({budget.why}; the same array under many names?); pass "
+            "max_bytes= (xinit port --max-bytes) if the file is trusted"
         )
     return LoadedCheckpoint(flat, notes=notes)
 
