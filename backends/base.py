@@ -44,6 +44,7 @@ from .registry import Registry
 
 __all__ = [
     "Backend",
+    "OutputRecorder",
     "NativeParam",
     "SignalPass",
     "RNG_MODES",
@@ -701,6 +702,43 @@ class SignalPass:
     param_grads: dict[str, float]  # neutral parameter path -> std of its gradient
     kinds: dict[str, str]  # submodule path -> neutral kind ("" when unknown)
     loss: float
+
+
+class OutputRecorder:
+    """Per-path output moments, and output-gradient moments, for :meth:`Backend.signal_pass`
+    with forward hooks. A tensor seen before (a container's output is its last child's, a
+    shared ReLU's) is measured once, its gradient too.
+
+    ``moments(tensor)`` gives (channel means, channel variances); ``watch(tensor, fn)``
+    registers ``fn(grad)`` on a tensor that takes part in the backward pass, returning
+    whether it did.
+    """
+
+    def __init__(self, moments: Callable, watch: Callable):
+        self._moments, self._watch = moments, watch
+        self.outputs: dict[str, list] = {}
+        self._grads: dict[str, dict[int, tuple]] = {}
+        self._seen: dict[int, tuple] = {}  # id -> (tensor kept alive, moments, grad targets)
+
+    def record(self, path: str, out: Any) -> None:
+        calls = self.outputs.setdefault(path, [])
+        entry = self._seen.get(id(out))
+        if entry is None:
+            targets: list[tuple[str, int]] = []
+            if not self._watch(out, lambda g, targets=targets: self._gradient(targets, g)):
+                targets = None
+            entry = self._seen[id(out)] = (out, self._moments(out), targets)
+        calls.append(entry[1])
+        if entry[2] is not None:
+            entry[2].append((path, len(calls) - 1))
+
+    def _gradient(self, targets, grad) -> None:
+        moments = self._moments(grad)
+        for path, call in targets:
+            self._grads.setdefault(path, {})[call] = moments
+
+    def output_grads(self) -> dict[str, list]:
+        return {k: [v.get(i) for i in range(len(self.outputs[k]))] for k, v in self._grads.items()}
 
 
 Initial = Callable[[str, tuple[int, ...]], Any]
