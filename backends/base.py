@@ -818,3 +818,52 @@ class NativeParam:
     perm: tuple[int, ...] | None  # neutral -> native axis permutation (None: same layout)
     module_type: str  # the owning layer's class name
     holder: Any = field(repr=False, compare=False)  # the native parameter object
+
+
+# ---- sharded parameters: each rank / device computes only its box of the whole ------------
+class ShardingError(ValueError):
+    """A sharded parameter xinit cannot fill shard by shard (placement, generator or law)."""
+
+
+def box_values(
+    dist: Distribution,
+    shape: tuple[int, ...],
+    perm: tuple[int, ...] | None,
+    offset: tuple[int, ...],
+    size: tuple[int, ...],
+    *,
+    seed: int,
+    path: str,
+    rng: str,
+    where: str,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The native-layout box ``[offset, offset + size)`` of the parameter at ``path`` (neutral
+    ``shape``; ``perm`` neutral -> native axes): exactly that block of the single-process
+    init, computed without the rest. ``where`` names the sharding for errors. ``out``: a
+    C-contiguous float32 array of shape ``size`` to write into (used when ``perm`` is None)."""
+    from xinit.rng import keyed_box
+
+    if rng != "xinit":
+        raise ShardingError(
+            f"{path}: sharded over {where}: rng={rng!r} would draw each shard with its own "
+            "generator, so values would depend on the world size; use rng='xinit'"
+        )
+    size = tuple(int(n) for n in size)
+    if isinstance(dist, ConstantDist):
+        if out is None:
+            return np.full(size, dist.value, np.float32)
+        out[...] = dist.value
+        return out
+    if isinstance(dist, (DiracDist, EyeDist, OrthogonalDist)):
+        raise ShardingError(
+            f"{path}: sharded over {where}: {dist.describe()} is constructed from the whole "
+            "tensor, which xinit does not build on one rank; initialise it before sharding"
+        )
+    if perm is None:
+        return keyed_box(dist, shape, seed, path, offset, size, out=out)
+    n_off, n_size = [0] * len(perm), [0] * len(perm)
+    for j, axis in enumerate(perm):  # native axis j is neutral axis perm[j]
+        n_off[axis], n_size[axis] = int(offset[j]), size[j]
+    neutral = keyed_box(dist, shape, seed, path, tuple(n_off), tuple(n_size))
+    return np.ascontiguousarray(neutral.transpose(perm))

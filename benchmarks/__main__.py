@@ -1,7 +1,7 @@
 """Run the benchmark suite and print (and save) a markdown table of ratios.
 
 ``python -m benchmarks [name ...]``: names among rng, build, apply, transfer, import, memory,
-diagnose.
+diagnose, scale (sharded init; minutes, so only when named).
 Each comparison runs xinit's way and the framework's own way side by side in one process
 (memory and import in fresh interpreters), median of >= 5 runs after a warm-up.
 """
@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .harness import Result, machine
 
-SUITES = ("import", "rng", "build", "apply", "transfer", "memory", "diagnose")
+SUITES = ("import", "rng", "build", "apply", "transfer", "memory", "diagnose", "scale")
+DEFAULT = SUITES[:-1]  # "scale" takes minutes: run it by name, `python -m benchmarks scale`
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -47,7 +48,9 @@ def table(results: list[Result]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    p.add_argument("suites", nargs="*", default=list(SUITES), help=f"any of {SUITES}")
+    p.add_argument(
+        "suites", nargs="*", default=list(DEFAULT), help=f"any of {SUITES} (default: all but scale)"
+    )
     p.add_argument("--out", default="benchmarks/RESULTS.md")
     args = p.parse_args(argv)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")

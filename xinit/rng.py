@@ -250,6 +250,7 @@ def keyed_sample(
     if not 0 <= start <= stop <= total:
         raise ValueError(f"slice [{start}, {stop}) is outside a tensor of {total} elements")
     key = derive_key(seed, path)
+    span = _span_fn(dist, key)
     if out is None:
         out = np.empty(stop - start, dtype=np.float32)
     else:
@@ -259,6 +260,13 @@ def keyed_sample(
                 f"{out.dtype} {out.shape}"
             )
         out = out.reshape(-1)
+    _parallel(span, start, stop, out)
+    out = out if dtype == np.float32 else out.astype(dtype)
+    return out.reshape(shape) if whole else out
+
+
+def _span_fn(dist: Distribution, key: np.uint64) -> Callable:
+    """``span(a, b, out_view, scratch)`` writing elements [a, b) of ``dist``'s keyed draw."""
     if isinstance(dist, NormalDist):
         mu, sigma = np.float32(dist.mu), np.float32(dist.sigma)
 
@@ -279,9 +287,78 @@ def keyed_sample(
 
     else:
         raise TypeError(f"the keyed generator cannot sample {dist!r}")
-    _parallel(span, start, stop, out)
-    out = out if dtype == np.float32 else out.astype(dtype)
-    return out.reshape(shape) if whole else out
+    return span
+
+
+def _box_runs(shape, offset, size) -> tuple[np.ndarray, int]:
+    """The flat starts of the contiguous runs a box of a C-ordered tensor is made of, and
+    their common length: the box's innermost partial axis and every full axis after it."""
+    nd = len(shape)
+    k = nd - 1
+    while k > 0 and offset[k] == 0 and size[k] == shape[k]:
+        k -= 1
+    inner = int(np.prod(shape[k + 1 :], dtype=np.int64))
+    strides = [int(np.prod(shape[i + 1 :], dtype=np.int64)) for i in range(nd)]
+    starts = np.array([offset[k] * strides[k] if nd else 0], dtype=np.int64)
+    for i in range(k - 1, -1, -1):  # outer axes, innermost first: runs stay in C order
+        rows = (offset[i] + np.arange(size[i], dtype=np.int64)) * strides[i]
+        starts = (rows[:, None] + starts[None, :]).reshape(-1)
+    return starts, (size[k] * inner if nd else 1)
+
+
+def keyed_box(
+    dist: Distribution,
+    shape: tuple[int, ...],
+    seed: int,
+    path: str,
+    offset: tuple[int, ...],
+    size: tuple[int, ...],
+    *,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The box ``[offset, offset + size)`` of the keyed draw of a tensor of ``shape`` (float32,
+    C order): exactly that block of the whole, computed without the whole. A shard of
+    ``Shard(1)`` is one run per row; memory is the box plus per-thread scratch.
+
+    ``out``: a C-contiguous float32 array of shape ``size`` to write into.
+    """
+    shape, offset, size = (tuple(int(v) for v in t) for t in (shape, offset, size))
+    if not len(shape) == len(offset) == len(size):
+        raise ValueError(f"box offset {offset} / size {size} do not match a {len(shape)}-d shape")
+    if any(o < 0 or n < 0 or o + n > s for s, o, n in zip(shape, offset, size)):
+        raise ValueError(f"box at {offset} of size {size} is outside a tensor of shape {shape}")
+    if out is None:
+        out = np.empty(size, dtype=np.float32)
+    elif out.dtype != np.float32 or tuple(out.shape) != size or not out.flags.c_contiguous:
+        raise ValueError(
+            f"out must be a C-contiguous float32 array of shape {size}; got {out.dtype} {out.shape}"
+        )
+    if 0 in size:
+        return out
+    span = _span_fn(dist, derive_key(seed, path))
+    starts, run = _box_runs(shape, offset, size)
+    flat = out.reshape(-1)
+    if run >= 8 * _PAIRS or len(starts) == 1:  # long runs: each one on all cores
+        for j, a in enumerate(starts.tolist()):
+            _parallel(span, a, a + run, flat[j * run : (j + 1) * run])
+        return out
+    workers = min(os.cpu_count() or 1, 8)
+    per = max(1, -(-(8 * _PAIRS) // run))  # runs per task: ~half a million values each
+
+    def task(j0: int, j1: int) -> None:
+        sc = _scratch()
+        for j in range(j0, j1):
+            a = int(starts[j])
+            span(a, a + run, flat[j * run : (j + 1) * run], sc)
+
+    groups = [(j, min(j + per, len(starts))) for j in range(0, len(starts), per)]
+    if workers == 1 or len(groups) == 1:
+        for j0, j1 in groups:
+            task(j0, j1)
+        return out
+    for f in [_pool().submit(task, j0, j1) for j0, j1 in groups]:
+        f.result()
+    return out
 
 
 def keyed_normal_draw(seed: int, path: str) -> Callable[[tuple[int, ...]], np.ndarray]:

@@ -14,7 +14,15 @@ from xinit.blocks import input_channels
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 from xinit.rng import derive_seed
 
-from ..base import Backend, SignalPass, contiguous, copy_into, set_mode
+from ..base import (
+    Backend,
+    ShardingError,
+    SignalPass,
+    box_values,
+    contiguous,
+    copy_into,
+    set_mode,
+)
 from .lowerings import REGISTRY
 from .modules import (
     _TRACE,
@@ -397,6 +405,35 @@ class FlaxBackend(Backend):
             param_grads[p.path] = float(jnp.std(g)) if g is not None else float("nan")
         return SignalPass(outputs, output_grads, param_grads, kinds, float(loss))
 
+    # ---- sharded parameters (NamedSharding on a Mesh) -----------------------------------
+    def fill_param(self, layer, leaves, dist, ps, *, seed, path, device, rng):
+        """A parameter sharded over several devices is computed shard by shard, keeping its
+        sharding (each device's block of the single-device init)."""
+        owner, _, leaf = leaves[0].name.rpartition(".") if leaves else ("", "", "")
+        var = vars(self.submodule(layer, owner)).get(leaf) if leaves else None
+        if not isinstance(var, nnx.Variable) or not _is_sharded(var.get_value()):
+            return super().fill_param(
+                layer, leaves, dist, ps, seed=seed, path=path, device=device, rng=rng
+            )
+        if not self.drawn_natively(leaves, ps.role, len(ps.shape)):
+            raise ShardingError(
+                f"{path}: a sharded parameter split over several native arrays or reshaped "
+                f"({', '.join(leaf.name for leaf in leaves)}) cannot be filled shard by shard"
+            )
+        _fill_sharded(var, dist, tuple(ps.shape), leaves[0].perm, seed=seed, path=path, rng=rng)
+
+    def sample_into(self, param, dist, *, seed=0, rng="native"):
+        if not _is_sharded(param.holder.get_value()):
+            return super().sample_into(param, dist, seed=seed, rng=rng)
+        perm = param.perm
+        expected = tuple(param.shape[i] for i in perm) if perm else tuple(param.shape)
+        if expected != tuple(param.native_shape):
+            raise ShardingError(
+                f"{param.path}: sharded array of shape {param.native_shape} is read as "
+                f"{param.shape}: a reshaped parameter cannot be filled shard by shard"
+            )
+        _fill_sharded(param.holder, dist, param.shape, perm, seed=seed, path=param.path, rng=rng)
+
 
 class _Recorder:
     """A ``_TRACE`` recorder: each call's output plus its probe (when probing), and the
@@ -436,3 +473,29 @@ def _moments_np(t) -> tuple[np.ndarray, np.ndarray]:
 
 
 ADAPTER = FlaxBackend()
+
+
+def _is_sharded(value) -> bool:
+    """Whether a jax array is laid over several devices (a NamedSharding on a Mesh, ...)."""
+    sharding = getattr(value, "sharding", None)
+    return sharding is not None and len(sharding.device_set) > 1
+
+
+def _fill_sharded(var, dist, shape, perm, *, seed: int, path: str, rng: str) -> None:
+    """Replace ``var``'s value by the keyed init built shard by shard on its own sharding:
+    each addressable shard is its box of the single-device values, computed on its own."""
+    old = var.get_value()
+    sharding, native = old.sharding, tuple(old.shape)
+    where = getattr(sharding, "spec", None)
+    where = f"{type(sharding).__name__} {where if where is not None else sharding}"
+
+    def shard(index: tuple[slice, ...]) -> np.ndarray:
+        bounds = [sl.indices(n) for sl, n in zip(index, native)]
+        offset = tuple(a for a, _, _ in bounds)
+        size = tuple(max(b - a, 0) for a, b, _ in bounds)
+        values = box_values(
+            dist, shape, perm, offset, size, seed=seed, path=path, rng=rng, where=where
+        )
+        return values if old.dtype == np.float32 else values.astype(old.dtype)
+
+    var.set_value(jax.make_array_from_callback(native, sharding, shard))

@@ -10,7 +10,7 @@ import torch
 
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from ..base import Backend, OutputRecorder, SignalPass, contiguous
+from ..base import Backend, OutputRecorder, ShardingError, SignalPass, box_values, contiguous
 from .lowerings import REGISTRY
 from .modules import Residual, Steps
 
@@ -217,6 +217,33 @@ class TorchBackend(Backend):
             loss=float(loss.detach()),
         )
 
+    # ---- sharded parameters (DTensor, FSDP2 fully_shard) --------------------------------
+    def fill_param(self, layer, leaves, dist, ps, *, seed, path, device, rng):
+        """A DTensor parameter gets its local shard's box of the single-process init."""
+        target = self.tensor(layer, leaves[0].name) if leaves else None
+        if not _is_dtensor(target):
+            return super().fill_param(
+                layer, leaves, dist, ps, seed=seed, path=path, device=device, rng=rng
+            )
+        if not self.drawn_natively(leaves, ps.role, len(ps.shape)):
+            raise ShardingError(
+                f"{path}: a DTensor split over several native tensors or reshaped "
+                f"({', '.join(leaf.name for leaf in leaves)}) cannot be filled shard by shard"
+            )
+        _fill_dtensor(target, dist, tuple(ps.shape), leaves[0].perm, seed=seed, path=path, rng=rng)
+
+    def sample_into(self, param, dist, *, seed=0, rng="native"):
+        if not _is_dtensor(param.holder):
+            return super().sample_into(param, dist, seed=seed, rng=rng)
+        perm = param.perm
+        expected = tuple(param.shape[i] for i in perm) if perm else tuple(param.shape)
+        if expected != tuple(param.native_shape):
+            raise ShardingError(
+                f"{param.path}: DTensor of shape {param.native_shape} is read as "
+                f"{param.shape}: a reshaped parameter cannot be filled shard by shard"
+            )
+        _fill_dtensor(param.holder, dist, param.shape, perm, seed=seed, path=param.path, rng=rng)
+
 
 def _channel_moments(t: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (axis 1) mean and population variance, as float32 numpy."""
@@ -228,3 +255,51 @@ def _channel_moments(t: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 ADAPTER = TorchBackend()
+
+
+def _is_dtensor(tensor) -> bool:
+    """Whether ``tensor`` is a ``torch.distributed.tensor.DTensor`` (FSDP2's parameters)."""
+    if tensor is None or type(tensor) in (torch.Tensor, torch.nn.Parameter):
+        return False
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # torch built without distributed
+        return False
+    return isinstance(tensor, DTensor)
+
+
+def _fill_dtensor(param, dist, shape, perm, *, seed: int, path: str, rng: str) -> None:
+    """Fill this rank's local shard of DTensor ``param`` with its box of the whole init."""
+    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+    mesh, placements = param.device_mesh, tuple(param.placements)
+    where = f"mesh {tuple(mesh.shape)} with placements {placements}"
+    for dim, placement in enumerate(placements):
+        if type(placement) not in (Shard, Replicate):  # Partial, _StridedShard, custom
+            raise ShardingError(
+                f"{path}: placement {placement!r} on mesh dimension {dim} ({where}): xinit "
+                "computes the shards of Shard(d) and Replicate() only"
+            )
+    if mesh.get_coordinate() is None:  # this rank is not in the mesh: it holds nothing
+        return
+    size, offset = compute_local_shape_and_global_offset(param.shape, mesh, placements)
+    with torch.no_grad():
+        local = param.to_local()
+        if tuple(local.shape) != tuple(size):
+            raise ShardingError(
+                f"{path}: local shard {tuple(local.shape)} is not the {tuple(size)} its {where} "
+                "gives"
+            )
+        direct = (
+            perm is None
+            and local.device.type == "cpu"
+            and local.dtype == torch.float32
+            and local.is_contiguous()
+        )
+        out = local.detach().numpy() if direct else None
+        values = box_values(
+            dist, shape, perm, offset, size, seed=seed, path=path, rng=rng, where=where, out=out
+        )
+        if not direct:
+            local.copy_(torch.from_numpy(values))

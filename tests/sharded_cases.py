@@ -1,0 +1,214 @@
+"""Workers of tests/test_sharded.py, run in other processes: torch ranks (gloo, spawned) and a
+JAX run with forced host devices (``python sharded_cases.py jax OUT``: XLA_FLAGS must be set
+before jax is imported, so it cannot run inside the pytest process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import xinit
+from xinit import init as I  # noqa: N812
+from xinit.policy import Policy, Rule
+
+SEED = 5
+POLICY = Policy(
+    Rule(I.Normal(0.0, 0.02), kind="linear", bias=I.Uniform(-0.1, 0.1)),
+    Rule(I.TruncatedNormal(0.0, 1.0, -2.0, 2.0), kind="linear", path="fc2"),
+    Rule(I.Ones(), kind="layernorm"),
+    Rule(I.Uniform(-0.5, 0.5), kind="layernorm", param="bias"),
+)
+
+
+def torch_model():
+    """Linear, LayerNorm (a kind without a spec: read as a native parameter), Linear; rows
+    5 and 9 split unevenly over 2 ranks."""
+    import torch
+
+    class Net(torch.nn.Module):  # FSDP2 wraps modules with a forward, not bare containers
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.ln, self.fc2 = (
+                torch.nn.Linear(6, 5),
+                torch.nn.LayerNorm(5),
+                torch.nn.Linear(5, 9),
+            )
+
+        def forward(self, x):
+            return self.fc2(self.ln(self.fc1(x)))
+
+    return Net()
+
+
+def torch_values(model) -> dict[str, np.ndarray]:
+    """Name -> full (gathered) value of every parameter."""
+    out = {}
+    for name, p in model.named_parameters():
+        p = p.full_tensor() if hasattr(p, "full_tensor") else p
+        out[name] = p.detach().cpu().numpy().copy()
+    return out
+
+
+def _distribute(model, mesh, placements_of):
+    import torch
+    from torch.distributed.tensor import distribute_tensor
+
+    for sub in model.modules():
+        for leaf, p in list(sub.named_parameters(recurse=False)):
+            dt = distribute_tensor(p.detach(), mesh, placements_of(p))
+            setattr(sub, leaf, torch.nn.Parameter(dt))
+    return model
+
+
+def torch_rank(rank: int, world: int, port: int, out: str) -> None:
+    """One gloo rank: every sharding case, gathered values (and one local shard) saved by rank
+    0 / 1, and the errors bad input gives."""
+    import torch
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import DTensor, Partial, Replicate, Shard
+
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
+    try:
+        mesh = init_device_mesh("cpu", (world,))
+        mesh2 = init_device_mesh("cpu", (world, 1), mesh_dim_names=("dp", "tp"))
+        cases = {
+            "shard0": (mesh, lambda p: [Shard(0)]),
+            "shard1": (mesh, lambda p: [Shard(1) if p.ndim == 2 else Replicate()]),
+            "mesh2d": (mesh2, lambda p: [Shard(p.ndim - 1), Shard(0)]),
+        }
+        saved = {}
+        for name, (m, placements_of) in cases.items():
+            model = _distribute(torch_model(), m, placements_of)
+            xinit.apply(POLICY, model, seed=SEED, rng="xinit")
+            saved[name] = torch_values(model)
+            if name == "shard1":
+                local = model.fc2.weight.to_local().detach().numpy().copy()
+                saved["shard1_local"] = {f"rank{rank}": local}
+        # FSDP2: built on meta, sharded, allocated, then initialised
+        with torch.device("meta"):
+            model = torch_model()
+        for key in ("fc1", "ln", "fc2"):
+            fully_shard(getattr(model, key), mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        model.to_empty(device="cpu")
+        xinit.apply(POLICY, model, seed=SEED, rng="xinit")
+        saved["fsdp"] = torch_values(model)
+        errors = {}
+        try:
+            xinit.apply(
+                POLICY,
+                _distribute(torch_model(), mesh, lambda p: [Shard(0)]),
+                seed=SEED,
+                rng="native",
+            )
+        except Exception as err:  # noqa: BLE001 - the message is what the test checks
+            errors["native"] = f"{type(err).__name__}: {err}"
+        model = torch_model()
+        w = model.fc1.weight
+        model.fc1.weight = torch.nn.Parameter(
+            DTensor.from_local(torch.zeros(w.shape), mesh, [Partial()], run_check=False)
+        )
+        try:
+            xinit.apply(POLICY, model, seed=SEED, rng="xinit")
+        except Exception as err:  # noqa: BLE001
+            errors["partial"] = f"{type(err).__name__}: {err}"
+        for name, values in saved.items():
+            if rank == 0 or name == "shard1_local":
+                np.savez(Path(out) / f"{name}_{rank}.npz", **values)
+        if rank == 0:
+            (Path(out) / "errors.json").write_text(json.dumps(errors))
+    finally:
+        dist.destroy_process_group()
+
+
+def flax_model(rngs):
+    """The torch model's twin: same neutral paths and shapes (kernels are (in, out))."""
+    from flax import nnx
+
+    class Net(nnx.Module):
+        def __init__(self, d_in: int, d_mid: int, d_out: int):
+            self.fc1 = nnx.Linear(d_in, d_mid, rngs=rngs)
+            self.ln = nnx.LayerNorm(d_mid, rngs=rngs)
+            self.fc2 = nnx.Linear(d_mid, d_out, rngs=rngs)
+
+    return Net
+
+
+def jax_run(out: str) -> None:
+    """Every parameter placed with several PartitionSpecs on 1-d and 2-d meshes of 4 host
+    devices, initialised, checked to keep its sharding; values saved for the test."""
+    import jax
+    from flax import nnx
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    Net = flax_model(nnx.Rngs(0))  # noqa: N806
+    ref = Net(8, 12, 4)
+    xinit.apply(POLICY, ref, seed=SEED, rng="xinit")
+    results = {"devices": len(jax.devices())}
+    arrays = {"ref." + k: np.asarray(v) for k, v in _flat(ref).items()}
+    twin = Net(6, 5, 9)  # the torch model's shapes, for the cross-framework check
+    xinit.apply(POLICY, twin, seed=SEED, rng="xinit")
+    arrays.update({"twin." + k: np.asarray(v) for k, v in _flat(twin).items()})
+    devs = np.array(jax.devices()[:4])
+    meshes = {"1d": Mesh(devs, ("x",)), "2d": Mesh(devs.reshape(2, 2), ("x", "y"))}
+    specs = {
+        "1d": [(P("x", None), P("x")), (P(None, "x"), P(None))],
+        "2d": [(P("x", "y"), P("y")), (P("y", "x"), P(("x", "y"))), (P(None, ("y", "x")), P())],
+    }
+    for mesh_name, mesh in meshes.items():
+        for i, (spec2, spec1) in enumerate(specs[mesh_name]):
+            model = Net(8, 12, 4)
+            for _, var in _vars(model).items():
+                spec = spec2 if var.get_value().ndim == 2 else spec1
+                if var.get_value().ndim == 1 and var.get_value().shape[0] % 4:
+                    spec = P()
+                var.set_value(jax.device_put(var.get_value(), NamedSharding(mesh, spec)))
+            before = {k: v.get_value().sharding for k, v in _vars(model).items()}
+            xinit.apply(POLICY, model, seed=SEED, rng="xinit")
+            kept = all(v.get_value().sharding == before[k] for k, v in _vars(model).items())
+            tag = f"{mesh_name}.{i}"
+            results[tag] = {
+                "kept_sharding": kept,
+                "shards": {
+                    k: len(v.get_value().addressable_shards) for k, v in _vars(model).items()
+                },
+            }
+            arrays.update({f"{tag}.{k}": np.asarray(v) for k, v in _flat(model).items()})
+    model = Net(8, 12, 4)
+    var = model.fc1.kernel
+    var.set_value(jax.device_put(var.get_value(), NamedSharding(meshes["1d"], P("x"))))
+    try:
+        xinit.apply(POLICY, model, seed=SEED, rng="native")
+    except Exception as err:  # noqa: BLE001
+        results["native_error"] = f"{type(err).__name__}: {err}"
+    np.savez(Path(out) / "jax.npz", **arrays)
+    (Path(out) / "jax.json").write_text(json.dumps(results))
+
+
+def _vars(model) -> dict:
+    return {
+        f"{k}.{leaf}": getattr(getattr(model, k), leaf)
+        for k in ("fc1", "ln", "fc2")
+        for leaf in ("kernel", "scale", "bias")
+        if hasattr(getattr(model, k), leaf)
+    }
+
+
+def _flat(model) -> dict:
+    return {k: v.get_value() for k, v in _vars(model).items()}
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "jax":
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        jax_run(sys.argv[2])
