@@ -42,7 +42,13 @@ def torch_run(tmp_path_factory):
     from sharded_cases import torch_rank
 
     out = tmp_path_factory.mktemp("torch_sharded")
-    mp.spawn(torch_rank, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    for attempt in range(3):  # a free port can be taken by another process (xdist) meanwhile
+        try:
+            mp.spawn(torch_rank, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+            return out
+        except Exception:  # noqa: BLE001 - torch.multiprocessing.ProcessRaisedException, ...
+            if attempt == 2:
+                raise
     return out
 
 
