@@ -81,7 +81,7 @@ class StepsLogic:
     """Forward of a container whose steps may reuse a child; subclasses give ``_child``."""
 
     def _run_steps(self, x):
-        for name in self.steps:
+        for name in self._xinit_steps:
             x = self._child(name)(x)
         return x
 
@@ -91,10 +91,10 @@ class ResidualLogic:
 
     def _run_residual(self, x):
         out = x
-        for name in self.body:
+        for name in self._xinit_body:
             out = self._child(name)(out)
-        out = out + (self._child(self.shortcut)(x) if self.shortcut else x)
-        return self._child(self.activation)(out) if self.activation else out
+        out = out + (self._child(self._xinit_shortcut)(x) if self._xinit_shortcut else x)
+        return self._child(self._xinit_activation)(out) if self._xinit_activation else out
 
 
 def set_mode(module: Any, train: bool) -> None:

@@ -246,10 +246,10 @@ class Steps(nnx.Module):
     def __init__(self, children: dict, steps: list[str]):
         for name, child in children.items():
             setattr(self, name, child)
-        self.steps = tuple(steps)
+        self._xinit_steps = tuple(steps)
 
     def __call__(self, x):
-        for name in self.steps:
+        for name in self._xinit_steps:
             child = getattr(self, name)
             x = _record(child, child(x))
         return x
@@ -261,19 +261,23 @@ class Residual(nnx.Module):
     def __init__(self, children: dict, body: list[str], shortcut, activation):
         for name, child in children.items():
             setattr(self, name, child)
-        self.body, self.shortcut, self.activation = tuple(body), shortcut, activation
+        self._xinit_body, self._xinit_shortcut, self._xinit_activation = (
+            tuple(body),
+            shortcut,
+            activation,
+        )
 
     def __call__(self, x):
         out = x
-        for name in self.body:
+        for name in self._xinit_body:
             child = getattr(self, name)
             out = _record(child, child(out))
-        if self.shortcut:
-            child = getattr(self, self.shortcut)
+        if self._xinit_shortcut:
+            child = getattr(self, self._xinit_shortcut)
             out = out + _record(child, child(x))
         else:
             out = out + x
-        if self.activation:
-            child = getattr(self, self.activation)
+        if self._xinit_activation:
+            child = getattr(self, self._xinit_activation)
             out = _record(child, child(out))
         return out

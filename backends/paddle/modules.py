@@ -80,7 +80,7 @@ class Steps(StepsLogic, nn.Layer):
         super().__init__()
         for name, child in children.items():
             self.add_sublayer(name, child)
-        self.steps = list(steps)
+        self._xinit_steps = list(steps)
 
     def _child(self, name):
         return self._sub_layers[name]
@@ -96,7 +96,11 @@ class Residual(ResidualLogic, nn.Layer):
         super().__init__()
         for name, child in children.items():
             self.add_sublayer(name, child)
-        self.body, self.shortcut, self.activation = list(body), shortcut, activation
+        self._xinit_body, self._xinit_shortcut, self._xinit_activation = (
+            list(body),
+            shortcut,
+            activation,
+        )
 
     def _child(self, name):
         return self._sub_layers[name]

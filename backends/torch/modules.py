@@ -14,7 +14,7 @@ class Steps(StepsLogic, torch.nn.Module):
         super().__init__()
         for name, child in children.items():
             self.add_module(name, child)
-        self.steps = list(steps)
+        self._xinit_steps = list(steps)
 
     def _child(self, name):
         return self._modules[name]
@@ -30,7 +30,11 @@ class Residual(ResidualLogic, torch.nn.Module):
         super().__init__()
         for name, child in children.items():
             self.add_module(name, child)
-        self.body, self.shortcut, self.activation = list(body), shortcut, activation
+        self._xinit_body, self._xinit_shortcut, self._xinit_activation = (
+            list(body),
+            shortcut,
+            activation,
+        )
 
     def _child(self, name):
         return self._modules[name]
