@@ -13,10 +13,11 @@ from flax import nnx
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 from xinit.rng import derive_seed
 
-from ..base import Backend, SignalPass, contiguous, copy_into, set_mode
+from ..base import Backend, SignalPass, as_args, contiguous, copy_into, map_arrays, set_mode
 from .lowerings import REGISTRY
 from .modules import (
     _TRACE,
+    Graph,
     Residual,
     Steps,
     _channel_first_shape,
@@ -75,7 +76,7 @@ def _device(device: str):
 
 class FlaxBackend(Backend):
     lowerings = REGISTRY
-    steps_cls, residual_cls = Steps, Residual
+    steps_cls, residual_cls, graph_cls = Steps, Residual, Graph
     name = "flax"
 
     def owns(self, module) -> bool:
@@ -203,7 +204,8 @@ class FlaxBackend(Backend):
         finally:
             seen = _TRACE.pop()
         result = {paths[k]: np.asarray(_to_channel_first(v)) for k, v in seen.items() if k in paths}
-        result[""] = out
+        if isinstance(out, np.ndarray):  # a graph's tuple or dict: its nodes are recorded
+            result[""] = out
         return result
 
     def _trace_native(self, module, x):
@@ -247,17 +249,18 @@ class FlaxBackend(Backend):
             if not was_eval:
                 module.train()
         result = {paths[k]: _channel_first_shape(v.shape) for k, v in seen.items()}
-        result[""] = _channel_first_shape(y.shape)
+        if hasattr(y, "shape"):  # a graph's tuple or dict: its nodes are recorded
+            result[""] = _channel_first_shape(y.shape)
         return result
 
     def forward(self, module, x, train):
         was_eval = _in_eval(module)
         set_mode(module, train)
         try:
-            y = module(_to_channel_last(jnp.asarray(x)))
+            y = module(*[_to_channel_last(jnp.asarray(a)) for a in as_args(x)])
         finally:
             set_mode(module, not was_eval)
-        return np.asarray(_to_channel_first(y))
+        return map_arrays(lambda t: np.asarray(_to_channel_first(t)), y)
 
     # ---- native models (xinit.apply) ----------------------------------------------------
     def named_layers(self, module):

@@ -208,6 +208,10 @@ register_builders(
         "adaptive_avg_pool": lambda s: _modules().AdaptiveAvgPool(s),
         "flatten": lambda s: _modules().Flatten(),
         "dropout": lambda s: _nnx().Dropout(s.p, rngs=_nnx().Rngs(dropout=0)),
+        "add": lambda s: _modules().Merge(s),
+        "mul": lambda s: _modules().Merge(s),
+        "concat": lambda s: _modules().Merge(s),
+        "upsample": lambda s: _modules().Upsample(s),
         **{
             kind: lambda s: _modules().Activation(s)
             for kind in ("relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "identity")

@@ -11,6 +11,8 @@ from flax import nnx
 
 from xinit import layers as L
 
+from ..base import GraphLogic
+
 _ACTIVATIONS = {
     "relu": lambda s, x: jax.nn.relu(x),
     "leaky_relu": lambda s, x: jax.nn.leaky_relu(x, s.negative_slope),
@@ -281,3 +283,69 @@ class Residual(nnx.Module):
             child = getattr(self, self._xinit_activation)
             out = _record(child, child(out))
         return out
+
+
+class Graph(GraphLogic, nnx.Module):
+    """Nodes run in topological order, children under their node names; each array a node
+    returns is recorded for ``trace`` (a nested graph's tuple or dict: its nodes are)."""
+
+    def __init__(self, children: dict, layout: dict):
+        for name, child in children.items():
+            setattr(self, name, child)
+        self._xinit_nodes = tuple((name, tuple(refs)) for name, refs in layout["nodes"])
+        self._xinit_inputs = tuple(layout["inputs"])
+        self._xinit_outputs = tuple(tuple(o) for o in layout["outputs"])
+        self._xinit_returns = layout["returns"]
+
+    def _child(self, name):
+        return getattr(self, name)
+
+    def _call(self, name, args):
+        child = getattr(self, name)
+        out = child(*args)
+        return _record(child, out) if hasattr(out, "ndim") else out
+
+    def __call__(self, *xs):
+        return self._run_graph(*xs)
+
+
+def _axis(dim: int, ndim: int) -> int:
+    """The channel-last axis holding neutral (channel-first) dim ``dim``."""
+    dim %= ndim
+    if ndim < 3 or dim == 0:
+        return dim
+    return ndim - 1 if dim == 1 else dim - 1
+
+
+class Merge(nnx.Module):
+    """add, mul or concat along the neutral dim (mapped to the channel-last axis)."""
+
+    def __init__(self, spec):
+        self.kind, self.dim = spec.kind, getattr(spec, "dim", 1)
+
+    def __call__(self, *xs):
+        if self.kind == "concat":
+            return jnp.concatenate(xs, axis=_axis(self.dim, xs[0].ndim))
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x if self.kind == "add" else out * x
+        return out
+
+
+class Upsample(nnx.Module):
+    """PyTorch's interpolate on channel-last input, one spatial axis at a time as a product
+    with the axis's resize matrix (``xinit.layers.upsample_matrix``): ``jax.image.resize``
+    samples half-pixel centres without PyTorch's nearest rule or align_corners."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, x):
+        sizes = tuple(int(n) for n in x.shape[1:-1])
+        outs = self.spec.out_sizes(sizes)
+        factors = self.spec.factors(len(sizes)) or (None,) * len(sizes)
+        for axis, (n, o, f) in enumerate(zip(sizes, outs, factors), start=1):
+            m = jnp.asarray(L.upsample_matrix(self.spec, n, o, f).astype(np.float32))
+            moved = jnp.moveaxis(x, axis, -1)
+            x = jnp.moveaxis(jnp.matmul(moved, m.T, precision="highest"), -1, axis)
+        return x

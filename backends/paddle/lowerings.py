@@ -232,5 +232,9 @@ register_builders(
         "identity": lambda s: _paddle().nn.Identity(),
         "flatten": lambda s: _paddle().nn.Flatten(1, -1),
         "dropout": lambda s: _paddle().nn.Dropout(s.p),
+        "add": lambda s: _modules().Merge(s),
+        "mul": lambda s: _modules().Merge(s),
+        "concat": lambda s: _modules().Merge(s),
+        "upsample": lambda s: _modules().Upsample(s),
     },
 )

@@ -165,6 +165,17 @@ class GroupNorm(Lowering):
         return (_nn().GroupNorm,)
 
 
+def _merge(spec):
+    from . import modules
+
+    return modules.Merge(spec)
+
+
+def _upsample(spec):
+    align = spec.align_corners if spec.mode == "bilinear" else None
+    return _nn().Upsample(spec.size, spec.scale_factor, spec.mode, align)
+
+
 # Parameter-free layers: the native module from the spec, nothing else.
 register_builders(
     REGISTRY,
@@ -178,5 +189,9 @@ register_builders(
         "identity": lambda s: _nn().Identity(),
         "flatten": lambda s: _nn().Flatten(),
         "dropout": lambda s: _nn().Dropout(s.p),
+        "add": _merge,
+        "mul": _merge,
+        "concat": _merge,
+        "upsample": _upsample,
     },
 )
