@@ -344,8 +344,11 @@ class Upsample(nnx.Module):
         sizes = tuple(int(n) for n in x.shape[1:-1])
         outs = self.spec.out_sizes(sizes)
         factors = self.spec.factors(len(sizes)) or (None,) * len(sizes)
-        for axis, (n, o, f) in enumerate(zip(sizes, outs, factors), start=1):
-            m = jnp.asarray(L.upsample_matrix(self.spec, n, o, f).astype(np.float32))
-            moved = jnp.moveaxis(x, axis, -1)
-            x = jnp.moveaxis(jnp.matmul(moved, m.T, precision="highest"), -1, axis)
-        return x
+        mats = [
+            jnp.asarray(L.upsample_matrix(self.spec, n, o, f).astype(np.float32))
+            for n, o, f in zip(sizes, outs, factors)
+        ]
+        src, dst = "hwd"[: len(sizes)], "HWD"[: len(sizes)]
+        pairs = ",".join(f"{b}{a}" for a, b in zip(src, dst))
+        # one contraction (one compiled op per shape): eager JAX compiles every op it meets
+        return jnp.einsum(f"n{src}c,{pairs}->n{dst}c", x, *mats, precision="highest")
