@@ -4,8 +4,9 @@ upsampling build in torch, paddle and flax with the same output shapes and value
 Each draw grows a graph node by node from the input: a 3x3 conv, a ReLU, a 2x2 max pool,
 an Upsample (nearest x2, bilinear x2 or to a size, align_corners either way) of any earlier
 node, or a concat / add / mul of earlier nodes of matching shapes (so branches and skips
-form), and returns two nodes as a dict. Sizes are tiny (1-2 channels, 2-8 pixels, few distinct shapes: Flax compiles each op per shape) so the
-200 draws stay quick; weights are ``rng="xinit"``, identical in every framework.
+form), and returns two nodes as a dict. Sizes are tiny and few (1-2 channels, 2-8 pixels):
+eager JAX compiles each op once per shape, which is most of the ~15 s the 200 draws take.
+Weights are ``rng="xinit"``, identical in every framework.
 """
 
 from __future__ import annotations
