@@ -248,3 +248,42 @@ def test_merge_of_a_dict_output_names_the_missing_key():
 def test_linear_head_after_graph_node():
     spec = Graph({"c": Conv(3, 2, 4), "f": xinit.layers.Flatten(), "fc": Linear(2, 3)})
     assert infer(spec, (1, 3, 4, 4))[-1].output_shape == (1, 3)
+
+
+# ---- layout ops and Linear on N-d input ---------------------------------------------------
+def test_layout_ops_and_nd_linear_mean_torch_in_every_framework():
+    """Reshape, permute, partial flatten and Linear on the last dim of a 4-d input, checked
+    against the same computation in numpy from the built weights."""
+    from xinit.layers import Flatten, Permute, Reshape
+
+    spec = Sequential(
+        {
+            "conv": Conv(3, 6, 1),
+            "perm": Permute((0, 2, 3, 1)),  # N, H, W, C
+            "fc": Linear(6, 4),  # on the last dim, as torch.nn.Linear
+            "flat": Flatten(1, 2),  # N, H*W, 4
+            "view": Reshape((4, -1)),  # N, 4, H*W (a reshape, not a transpose)
+        }
+    )
+    x = rand(2, 3, 5, 3, seed=7)
+    assert infer(spec, x.shape)[-1].output_shape == (2, 4, 15)
+    for b in BACKENDS:
+        require_backend(b)
+        module = xinit.build(spec, b, seed=3, rng="xinit")
+        sd = state_dict(module)
+        y = np.einsum("oi,nihw->nohw", sd["conv.weight"][:, :, 0, 0], x)
+        y = y + sd["conv.bias"][:, None, None]
+        y = y.transpose(0, 2, 3, 1) @ sd["fc.weight"].T + sd["fc.bias"]
+        want = y.reshape(2, 15, 4).reshape(2, 4, 15)
+        np.testing.assert_allclose(xinit.run(module, x), want, rtol=1e-4, atol=1e-5, err_msg=b)
+
+
+def test_layout_op_errors_name_the_shapes():
+    from xinit.layers import Permute, Reshape
+
+    with pytest.raises(SpecError, match=r"Reshape: \(1, 3, 4, 4\) has 48 values per sample"):
+        infer(Reshape((5, 5)), (1, 3, 4, 4))
+    with pytest.raises(SpecError, match="not a permutation"):
+        Permute((0, 2, 2))
+    with pytest.raises(SpecError, match=r"Linear expects 6 input features in the last dim; got 5"):
+        infer(Linear(6, 2), (1, 3, 5))

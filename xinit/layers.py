@@ -99,6 +99,12 @@ class Layer:
             )
 
 
+def _dim(dim: int, ndim: int, who: str) -> int:
+    if not -ndim <= dim < ndim:
+        raise SpecError(f"{who}: dim {dim} is out of range for a {ndim}-d input")
+    return dim % ndim
+
+
 def _set(obj, **kw) -> None:
     for k, v in kw.items():
         object.__setattr__(obj, k, v)
@@ -314,7 +320,7 @@ class BatchNorm(Layer):
 @kinds.layer(weight_role="linear", params=("weight", "bias"), aliases=("dense",))
 @dataclass(frozen=True)
 class Linear(Layer):
-    """Fully connected layer on (N, in_features) input: weight (out, in)."""
+    """Fully connected layer on the last dim of (N, ..., in_features): weight (out, in)."""
 
     kind: ClassVar[str] = "linear"
     in_features: int
@@ -341,17 +347,17 @@ class Linear(Layer):
         return tuple(out)
 
     def output_shape(self, shape):
-        if len(shape) != 2:
+        """Applied to the last dim, as ``torch.nn.Linear``: (*, in) -> (*, out)."""
+        if len(shape) < 2:
+            raise SpecError(f"Linear expects at least a 2-d input (N, ..., {self.in_features})")
+        if shape[-1] != self.in_features:
+            nd = len(shape) > 2
             raise SpecError(
-                f"Linear expects a 2-d input (N, {self.in_features}); got shape {tuple(shape)} "
-                "(add a Flatten before it)"
+                f"Linear expects {self.in_features} input features"
+                f"{' in the last dim' if nd else ''}; got {shape[-1]} (input shape "
+                f"{tuple(shape)}){' (add a Flatten before it?)' if nd else ''}"
             )
-        if shape[1] != self.in_features:
-            raise SpecError(
-                f"Linear expects {self.in_features} input features; got {shape[1]} "
-                f"(input shape {tuple(shape)})"
-            )
-        return (shape[0], self.out_features)
+        return (*shape[:-1], self.out_features)
 
 
 @kinds.layer(weight_role="embedding", params=("weight",), aliases=("embed",))
@@ -443,16 +449,73 @@ class Dropout(Layer):
 @kinds.layer()
 @dataclass(frozen=True)
 class Flatten(Layer):
-    """Flattens all but the batch dim, in channel-first order (as ``nn.Flatten()``)."""
+    """Flattens dims ``start_dim..end_dim`` in channel-first order (``nn.Flatten``; by
+    default all but the batch dim)."""
 
     kind: ClassVar[str] = "flatten"
+    start_dim: int = 1
+    end_dim: int = -1
 
     def channels(self, c):
-        return None  # the feature count depends on the spatial size
+        return c if self.start_dim >= 2 else None  # else it depends on the spatial size
 
     def output_shape(self, shape):
-        self._need_rank(shape, (2, 3, 4, 5))
-        return (shape[0], math.prod(shape[1:]))
+        n = len(shape)
+        if self.start_dim == 1 and self.end_dim == -1:
+            self._need_rank(shape, (2, 3, 4, 5))
+        start, end = _dim(self.start_dim, n, "Flatten"), _dim(self.end_dim, n, "Flatten")
+        if start > end:
+            raise SpecError(f"Flatten: start_dim {self.start_dim} after end_dim {self.end_dim}")
+        return (*shape[:start], math.prod(shape[start : end + 1]), *shape[end + 1 :])
+
+
+@kinds.layer()
+@dataclass(frozen=True)
+class Reshape(Layer):
+    """``x.reshape(N, *shape)``: the dims after the batch, channel-first order; one may be -1."""
+
+    kind: ClassVar[str] = "reshape"
+    shape: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        _set(self, shape=tuple(int(d) for d in self.shape))
+        if not self.shape or sum(d == -1 for d in self.shape) > 1 or min(self.shape) < -1:
+            raise SpecError(f"Reshape: shape {self.shape} needs sizes >= 1 and at most one -1")
+
+    def channels(self, c):
+        return None
+
+    def output_shape(self, shape):
+        total, known = math.prod(shape[1:]), math.prod(d for d in self.shape if d != -1)
+        if -1 in self.shape:
+            if known == 0 or total % known:
+                raise SpecError(f"Reshape: {tuple(shape)} cannot be viewed as (N, *{self.shape})")
+            return (shape[0], *(total // known if d == -1 else d for d in self.shape))
+        if known != total:
+            raise SpecError(f"Reshape: {tuple(shape)} has {total} values per sample, not {known}")
+        return (shape[0], *self.shape)
+
+
+@kinds.layer()
+@dataclass(frozen=True)
+class Permute(Layer):
+    """``x.permute(*dims)`` on the channel-first (neutral) dims, batch included."""
+
+    kind: ClassVar[str] = "permute"
+    dims: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        _set(self, dims=tuple(int(d) for d in self.dims))
+        if sorted(self.dims) != list(range(len(self.dims))):
+            raise SpecError(f"Permute: dims {self.dims} is not a permutation of 0..n-1")
+
+    def channels(self, c):
+        return c if self.dims[:2] == (0, 1) else None
+
+    def output_shape(self, shape):
+        if len(shape) != len(self.dims):
+            raise SpecError(f"Permute{self.dims} needs a {len(self.dims)}-d input; got {shape}")
+        return tuple(shape[d] for d in self.dims)
 
 
 # ---- pooling -------------------------------------------------------------------------------
@@ -536,12 +599,6 @@ class AdaptiveAvgPool(Layer):
 
 
 # ---- merges and resizing (graph nodes) ----------------------------------------------------
-def _dim(dim: int, ndim: int, who: str) -> int:
-    if not -ndim <= dim < ndim:
-        raise SpecError(f"{who}: dim {dim} is out of range for a {ndim}-d input")
-    return dim % ndim
-
-
 @dataclass(frozen=True)
 class Merge(Layer):
     """A parameter-free node of several inputs (a graph's ``add``, ``concat``, ``mul``).
@@ -728,6 +785,8 @@ __all__ = [
     "Identity",
     "Dropout",
     "Flatten",
+    "Reshape",
+    "Permute",
     "MaxPool",
     "AvgPool",
     "AdaptiveAvgPool",

@@ -90,6 +90,35 @@ class Flatten(nnx.Module):
         return _to_channel_first(x).reshape(x.shape[0], -1)
 
 
+class Neutral(nnx.Module):
+    """A layout op (flatten of some dims, reshape, permute) computed on the neutral
+    channel-first array, the result held channel-last again: its meaning is PyTorch's."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, x):
+        s, x = self.spec, _to_channel_first(x)
+        if s.kind == "flatten":
+            shape = L.Flatten.output_shape(s, tuple(x.shape))
+            y = x.reshape(shape)
+        elif s.kind == "reshape":
+            y = x.reshape(x.shape[0], *s.shape)
+        else:
+            y = jnp.transpose(x, s.dims)
+        return _to_channel_last(y)
+
+
+class Linear(nnx.Linear):
+    """``nnx.Linear`` on the neutral last dim: a 3-d or larger input is held channel-last
+    here, so it is turned channel-first around the product (as ``torch.nn.Linear``)."""
+
+    def __call__(self, x):
+        if x.ndim < 3:
+            return super().__call__(x)
+        return _to_channel_last(super().__call__(_to_channel_first(x)))
+
+
 class BatchNorm(nnx.Module):
     """Batch norm over the last (channel) axis with the neutral (PyTorch) statistics rule:
     momentum is the weight of the new batch and the running variance is unbiased."""

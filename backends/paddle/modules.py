@@ -238,3 +238,25 @@ class Upsample(nn.Layer):
 
 def _matrix(spec, n, o, f) -> np.ndarray:
     return L.upsample_matrix(spec, n, o, f).astype(np.float32)
+
+
+class Reshape(nn.Layer):
+    """``x.reshape([N, *shape])``."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = list(shape)
+
+    def forward(self, x):
+        return x.reshape([x.shape[0], *self.shape])
+
+
+class Permute(nn.Layer):
+    """``x.transpose(dims)`` (PyTorch's permute)."""
+
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = list(dims)
+
+    def forward(self, x):
+        return x.transpose(self.dims)

@@ -165,10 +165,14 @@ class GroupNorm(Lowering):
         return (_nn().GroupNorm,)
 
 
-def _merge(spec):
+def _torch_modules():
     from . import modules
 
-    return modules.Merge(spec)
+    return modules
+
+
+def _merge(spec):
+    return _torch_modules().Merge(spec)
 
 
 def _upsample(spec):
@@ -187,7 +191,9 @@ register_builders(
         "sigmoid": lambda s: _nn().Sigmoid(),
         "tanh": lambda s: _nn().Tanh(),
         "identity": lambda s: _nn().Identity(),
-        "flatten": lambda s: _nn().Flatten(),
+        "flatten": lambda s: _nn().Flatten(s.start_dim, s.end_dim),
+        "reshape": lambda s: _torch_modules().Reshape(s.shape),
+        "permute": lambda s: _torch_modules().Permute(s.dims),
         "dropout": lambda s: _nn().Dropout(s.p),
         "add": _merge,
         "mul": _merge,

@@ -80,3 +80,25 @@ class Merge(torch.nn.Module):
 
     def extra_repr(self):
         return f"{self.kind}" + (f", dim={self.dim}" if self.kind == "concat" else "")
+
+
+class Reshape(torch.nn.Module):
+    """``x.reshape(N, *shape)``."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class Permute(torch.nn.Module):
+    """``x.permute(*dims)``."""
+
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = tuple(dims)
+
+    def forward(self, x):
+        return x.permute(*self.dims)
