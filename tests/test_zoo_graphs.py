@@ -176,3 +176,64 @@ def test_unet_parity_and_odd_sizes_refused():
         xinit.layers.SpecError, match=r"up1.cat: concat .*x2 \(1, 8, 7, 7\), up \(1, 8, 6, 6\)"
     ):
         infer(spec, (1, 3, 14, 14))
+
+
+# ---- the CenterNet preset is the seed's init_weights ------------------------------------------
+def test_centernet_preset_equals_the_seed_loop_parameter_by_parameter():
+    """xinit.build with presets.centernet_heads() (and the spec's own defaults, which are the
+    same) against the seed's init_weights on the hand-written PoseResNet: constants exactly,
+    random laws by their moments; parameters the seed leaves alone keep PyTorch's default."""
+    torch = pytest.importorskip("torch")
+    require_backend("torch")
+    from stats_helpers import assert_ks_two
+
+    from xinit import presets
+    from xinit.distributions import UniformDist
+
+    heads = {"hm": 80, "wh": 2, "reg": 2}
+    spec = models.centernet_resnet(18, heads, head_conv=256)  # larger heads: more samples
+    torch.manual_seed(4)
+    seed_sd = {k: v.numpy() for k, v in torch_pose_resnet(18, heads, 256).state_dict().items()}
+    for policy in (None, presets.centernet_heads()):
+        ours = state_dict(xinit.build(spec, "torch", seed=6, policy=policy))
+        assert list(ours) == list(seed_sd)
+        assert np.all(ours["hm.2.bias"] == np.float32(-2.19))
+        assert np.all(seed_sd["hm.2.bias"] == ours["hm.2.bias"])
+        for key in ("wh.2.bias", "reg.2.bias", "deconv_layers.1.bias", "deconv_layers.7.bias"):
+            assert not ours[key].any() and not seed_sd[key].any(), key
+        for key in ("deconv_layers.1.weight", "deconv_layers.4.weight"):
+            assert np.all(ours[key] == 1) and np.all(seed_sd[key] == 1), key
+        small = NormalDist(0.0, 0.001)
+        for key in ("deconv_layers.0.weight", "deconv_layers.3.weight", "wh.2.weight"):
+            assert_moments(ours[key], small, f"xinit {key}")
+            assert_moments(seed_sd[key], small, f"seed {key}")
+        # left at PyTorch's default by the seed: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        for key in ("hm.2.weight", "hm.0.weight"):
+            fan_in = 256 if key == "hm.2.weight" else 256 * 9
+            law = UniformDist(-1 / np.sqrt(fan_in), 1 / np.sqrt(fan_in))
+            assert_moments(ours[key], law, f"xinit {key}")
+            assert_moments(seed_sd[key], law, f"seed {key}")
+        assert_ks_two(ours["reg.2.weight"].ravel(), seed_sd["reg.2.weight"].ravel(), "reg.2")
+
+
+def test_centernet_backbone_from_a_checkpoint_rest_by_the_preset():
+    """The seed's last step: the backbone from a checkpoint (strict=False), everything the
+    checkpoint lacks initialised by the preset, the loaded tensors untouched."""
+    torch = pytest.importorskip("torch")
+    require_backend("torch")
+    from reference_models import torch_resnet18
+
+    from xinit import presets
+
+    torch.manual_seed(5)
+    backbone = {k: v for k, v in torch_resnet18().state_dict().items() if not k.startswith("fc")}
+    spec = models.centernet_resnet(18, {"hm": 3, "wh": 2}, head_conv=16)
+    model = xinit.build(spec, "torch", seed=1)
+    result = model.load_state_dict(backbone, strict=False)
+    assert not result.unexpected_keys
+    assert all(k.startswith(("deconv_layers", "hm", "wh")) for k in result.missing_keys)
+    report = xinit.apply(presets.centernet_heads(heads=("hm", "wh")), model, skip=backbone.keys())
+    assert "hm.2.bias" in report.initialized and "layer1.0.conv1.weight" in report.skipped
+    sd = model.state_dict()
+    assert all(torch.equal(sd[k], v) for k, v in backbone.items())
+    assert torch.all(sd["hm.2.bias"] == torch.tensor(-2.19))
