@@ -146,6 +146,13 @@ def map_arrays(fn: Callable[[Any], Any], value: Any, leaf: type | tuple = ()) ->
     return fn(value)
 
 
+def array_leaves(value: Any) -> list:
+    """The arrays of a nested tuple/dict output (a graph's several outputs), in order."""
+    out: list = []
+    map_arrays(out.append, value)
+    return out
+
+
 def as_args(x: Any) -> tuple:
     """A module's positional inputs: a tuple/list is several, anything else one."""
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)

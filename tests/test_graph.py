@@ -295,3 +295,17 @@ def test_layout_op_errors_name_the_shapes():
         Permute((0, 2, 2))
     with pytest.raises(SpecError, match=r"Linear expects 6 input features in the last dim; got 5"):
         infer(Linear(6, 2), (1, 3, 5))
+
+
+def test_diagnose_a_graph_of_several_outputs_in_every_framework():
+    """The diagnostic loss is sum(y**2) over all the outputs; the three frameworks hold the
+    same weights (rng="xinit"), so their losses and the heads' gradients agree."""
+    require_backends(*BACKENDS)
+    spec = two_heads()
+    d = xinit.diagnose(spec, (2, 3, 8, 6), backends=BACKENDS)
+    losses = {backend: loss for backend, _, loss in d.loss}
+    assert set(losses) == set(BACKENDS) and all(v > 0 for v in losses.values())
+    for b in BACKENDS[1:]:
+        assert losses[b] == pytest.approx(losses["torch"], rel=1e-4)
+    heads = {r.path: r for r in d.run("flax", d.runs[-1][1]) if r.path in ("hm.2", "wh.2")}
+    assert set(heads) == {"hm.2", "wh.2"} and all(r.grad_std > 0 for r in heads.values())

@@ -13,7 +13,16 @@ from flax import nnx
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 from xinit.rng import derive_seed
 
-from ..base import Backend, SignalPass, as_args, contiguous, copy_into, map_arrays, set_mode
+from ..base import (
+    Backend,
+    SignalPass,
+    array_leaves,
+    as_args,
+    contiguous,
+    copy_into,
+    map_arrays,
+    set_mode,
+)
 from .lowerings import REGISTRY
 from .modules import (
     _TRACE,
@@ -366,7 +375,8 @@ class FlaxBackend(Backend):
                 y = model(xl)
             finally:
                 _TRACE.pop()
-            return jnp.sum(jnp.square(y.astype(jnp.float32))), (y, recorder.moments)
+            loss = sum(jnp.sum(jnp.square(t.astype(jnp.float32))) for t in array_leaves(y))
+            return loss, (y, recorder.moments)
 
         was_eval = _in_eval(module)
         saved = nnx.state(module, nnx.BatchStat)
@@ -391,8 +401,9 @@ class FlaxBackend(Backend):
             outputs.setdefault(path, []).append((np.asarray(mean), np.asarray(var)))
         for (path, _call), g in g_probes.items():
             output_grads.setdefault(path, []).append(_moments_np(g))
-        outputs[""] = [_moments_np(y)]
-        output_grads[""] = [_moments_np(2 * y.astype(jnp.float32))]
+        if hasattr(y, "ndim"):  # a graph's several outputs: their nodes are recorded
+            outputs[""] = [_moments_np(y)]
+            output_grads[""] = [_moments_np(2 * y.astype(jnp.float32))]
         param_grads = {}
         for p, native in zip(params, native_paths):
             g = flat.get(native)

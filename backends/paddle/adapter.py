@@ -11,7 +11,16 @@ import paddle
 from xinit import kinds
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from ..base import Backend, SignalPass, as_args, contiguous, copy_into, map_arrays, set_mode
+from ..base import (
+    Backend,
+    SignalPass,
+    array_leaves,
+    as_args,
+    contiguous,
+    copy_into,
+    map_arrays,
+    set_mode,
+)
 from .lowerings import REGISTRY
 from .modules import Graph, Residual, Steps
 
@@ -217,7 +226,7 @@ class PaddleBackend(Backend):
         set_mode(module, train)
         try:
             y = module(paddle.to_tensor(np.ascontiguousarray(x), place=place))
-            loss = y.astype("float32").square().sum()
+            loss = sum(t.astype("float32").square().sum() for t in array_leaves(y))
             found = paddle.grad(loss, [p.holder for p in params], allow_unused=True)
         finally:
             set_mode(module, was_training)

@@ -10,7 +10,7 @@ import torch
 
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from ..base import Backend, SignalPass, as_args, contiguous, map_arrays
+from ..base import Backend, SignalPass, array_leaves, as_args, contiguous, map_arrays
 from .lowerings import REGISTRY
 from .modules import Graph, Residual, Steps
 
@@ -204,7 +204,7 @@ class TorchBackend(Backend):
         try:
             with torch.enable_grad():
                 y = module(torch.from_numpy(np.ascontiguousarray(x)).to(device))
-                loss = y.float().square().sum()
+                loss = sum(t.float().square().sum() for t in array_leaves(y))  # all outputs
                 found = torch.autograd.grad(loss, [p.holder for p in params], allow_unused=True)
         finally:
             module.train(was_training)
