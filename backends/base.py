@@ -27,6 +27,7 @@ from xinit.distributions import (
     OrthogonalDist,
     construct,
 )
+from xinit.graph import Graph
 from xinit.layers import Layer, ParamSpec
 from xinit.memory import check_allocation
 from xinit.parammap import Leaf, ParamMap
@@ -82,7 +83,7 @@ class StepsLogic:
     """Forward of a container whose steps may reuse a child; subclasses give ``_child``."""
 
     def _run_steps(self, x):
-        for name in self.steps:
+        for name in self._xinit_steps:
             x = self._child(name)(x)
         return x
 
@@ -92,10 +93,70 @@ class ResidualLogic:
 
     def _run_residual(self, x):
         out = x
-        for name in self.body:
+        for name in self._xinit_body:
             out = self._child(name)(out)
-        out = out + (self._child(self.shortcut)(x) if self.shortcut else x)
-        return self._child(self.activation)(out) if self.activation else out
+        out = out + (self._child(self._xinit_shortcut)(x) if self._xinit_shortcut else x)
+        return self._child(self._xinit_activation)(out) if self._xinit_activation else out
+
+
+class GraphLogic:
+    """Forward of a graph: nodes in topological order, each on its inputs' values; the
+    outputs as one value, a tuple or a dict. Subclasses give ``_child``; ``_call`` is the
+    hook a framework that records outputs (Flax) overrides."""
+
+    def _run_graph(self, *xs):
+        if len(xs) != len(self._xinit_inputs):
+            raise TypeError(f"the graph takes inputs {self._xinit_inputs}; got {len(xs)}")
+        env = dict(zip(self._xinit_inputs, xs))
+        for name, refs in self._xinit_nodes:
+            env[name] = self._call(name, [_resolve(env, r) for r in refs])
+        outs = [_resolve(env, ref) for _, ref in self._xinit_outputs]
+        if self._xinit_returns == "single":
+            return outs[0]
+        if self._xinit_returns == "tuple":
+            return tuple(outs)
+        return {key: v for (key, _), v in zip(self._xinit_outputs, outs)}
+
+    def _call(self, name, args):
+        return self._child(name)(*args)
+
+
+def _resolve(env: dict, ref: str):
+    node, _, key = ref.partition(".")
+    return env[node][key] if key else env[node]
+
+
+def graph_layout(spec) -> dict:
+    """The plain data a native graph container keeps: node inputs in execution order, the
+    graph's input names, its outputs and how it returns them."""
+    return {
+        "nodes": [(name, tuple(spec.inputs_of(name))) for name in spec.order],
+        "inputs": tuple(spec.inputs),
+        "outputs": tuple(spec.outputs),
+        "returns": spec.returns,
+    }
+
+
+def map_arrays(fn: Callable[[Any], Any], value: Any, leaf: type | tuple = ()) -> Any:
+    """``fn`` applied to every array of a nested tuple/list/dict (a graph's inputs or
+    outputs), keeping the structure; ``leaf`` types are arrays even if iterable."""
+    if isinstance(value, dict):
+        return {k: map_arrays(fn, v, leaf) for k, v in value.items()}
+    if isinstance(value, (tuple, list)) and not isinstance(value, leaf or ()):
+        return tuple(map_arrays(fn, v, leaf) for v in value)
+    return fn(value)
+
+
+def array_leaves(value: Any) -> list:
+    """The arrays of a nested tuple/dict output (a graph's several outputs), in order."""
+    out: list = []
+    map_arrays(out.append, value)
+    return out
+
+
+def as_args(x: Any) -> tuple:
+    """A module's positional inputs: a tuple/list is several, anything else one."""
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
 def set_mode(module: Any, train: bool) -> None:
@@ -306,6 +367,12 @@ class Backend(ABC):
         """A container computing ``activation(body(x) + shortcut(x))``."""
         return self.residual_cls(children, body, shortcut, activation)
 
+    graph_cls: type | None = None  # the adapter's graph container
+
+    def make_graph(self, children: dict[str, Any], layout: dict) -> Any:
+        """A container running a graph's nodes (see :func:`graph_layout`)."""
+        return self.graph_cls(children, layout)
+
     def child(self, module: Any, name: str) -> Any:
         """The named direct child of a native container."""
         try:
@@ -467,6 +534,8 @@ class Backend(ABC):
                 spec.shortcut_name if spec.shortcut is not None else None,
                 spec.activation_name if spec.activation is not None else None,
             )
+        if isinstance(spec, Graph):
+            return self.make_graph(kids, graph_layout(spec))
         raise TypeError(f"not a spec: {spec!r}")
 
     def build(

@@ -9,8 +9,9 @@ and on xinit-built models.
    do the same job; the per-parameter report says which rule set what, and the measured
    std of every conv matches the loop's law.
 2. The same preset given to ``xinit.build`` for torch and paddle, plus a rule of our own.
-3. CenterNet's head loop (deconvs N(0, 0.001), final head convs N(0, 0.001), focal-loss prior
-   bias on the heatmap head) as ``xinit.presets.centernet_heads()``.
+3. CenterNet's ``init_weights`` loop (deconvs N(0, 0.001) and their BNs 1/0; the final
+   conv of ``wh``/``reg`` N(0, 0.001) with bias 0; ``hm``'s bias -2.19, its weight left at
+   PyTorch's default) as ``xinit.presets.centernet_heads()``.
 4. Initialising only what a checkpoint did not provide (``skip=loaded keys``).
 5. ``rng="xinit"``: the hand-written torch model and xinit's paddle/flax builds hold exactly
    the same numbers.

@@ -9,6 +9,13 @@ Written from the published architectures, in plain framework code, without xinit
   has torchvision's keys, shapes and order.
 * :func:`flax_resnet18`, :func:`flax_resnet50`: the same structure in plain ``flax.nnx``
   (the build benchmark's "framework's own way" too);
+* :func:`torch_vgg`: torchvision's VGG (``make_layers``, ``features`` / ``avgpool`` /
+  ``classifier``, its init loop) retyped in ``torch.nn``;
+* :func:`torch_pose_resnet`: CenterNet's ``msra_resnet`` PoseResNet with heads (the backbone,
+  ``deconv_layers``, one head per entry registered in sorted order, ``init_weights``'s
+  deconv/head loop) in ``torch.nn``, returning the heads as a dict;
+* :func:`torch_unet`: the common PyTorch U-Net (``DoubleConv``/``Down``/``Up``/``OutConv``
+  with transposed-conv up) in ``torch.nn``;
 * :func:`torch_resnet45`: PaddleOCR's ResNet45 written by hand in ``torch.nn``;
 * :func:`paddle_resnet45`: PaddleOCR's ResNet45 text-recognition backbone in ``paddle.nn``
   (``rec_resnet_45.py``: 1x1 conv then a strided 3x3 conv per block, every conv built with
@@ -461,3 +468,201 @@ __all__ = [
     "TORCH_REFERENCES",
     "TORCHVISION_NUM_PARAMS",
 ]
+
+
+# ---- torchvision-style VGG (torch.nn) ------------------------------------------------------
+VGG_CFGS = {
+    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M"]
+    + [512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}
+
+
+def torch_vgg(depth: int, batch_norm: bool = False, num_classes: int = 1000):
+    """torchvision's VGG: features from the config, 7x7 adaptive pool, the 3-Linear
+    classifier with dropout, and its init (kaiming fan_out convs, BN 1/0, N(0, 0.01) fc)."""
+    import torch
+    from torch import nn
+
+    layers, c = [], 3
+    for v in VGG_CFGS[depth]:
+        if v == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            continue
+        layers.append(nn.Conv2d(c, v, kernel_size=3, padding=1))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(v))
+        layers.append(nn.ReLU(inplace=True))
+        c = v
+
+    class VGG(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(*layers)
+            self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+            self.classifier = nn.Sequential(
+                nn.Linear(512 * 7 * 7, 4096),
+                nn.ReLU(True),
+                nn.Dropout(0.5),
+                nn.Linear(4096, 4096),
+                nn.ReLU(True),
+                nn.Dropout(0.5),
+                nn.Linear(4096, num_classes),
+            )
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.constant_(m.bias, 0)
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.constant_(m.weight, 1)
+                    nn.init.constant_(m.bias, 0)
+                elif isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, 0, 0.01)
+                    nn.init.constant_(m.bias, 0)
+
+        def forward(self, x):
+            return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+    return VGG()
+
+
+# ---- CenterNet's msra_resnet PoseResNet with heads (torch.nn) ------------------------------
+def torch_pose_resnet(depth: int = 18, heads=None, head_conv: int = 64):
+    """PoseResNet as in CenterNet's ``msra_resnet.py``: the torchvision-style backbone
+    without avgpool and fc, three (ConvTranspose2d 4x4/2, BN, ReLU) ``deconv_layers`` of 256,
+    a head per entry (sorted), and ``init_weights``'s loop for the deconvs and heads."""
+    from torch import nn
+
+    heads = dict(heads or {"hm": 80, "wh": 2, "reg": 2})
+    blocks = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3))}
+    blocks[50] = ("bottleneck", (3, 4, 6, 3))
+    kind, layers = blocks[depth]
+    base = torch_resnet(kind, layers)
+    inplanes = 512 if kind == "basic" else 2048
+
+    class PoseResNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3"):
+                setattr(self, name, getattr(base, name))
+            self.layer4 = base.layer4
+            deconv, cin = [], inplanes
+            for _ in range(3):
+                deconv += [
+                    nn.ConvTranspose2d(
+                        cin, 256, 4, stride=2, padding=1, output_padding=0, bias=False
+                    ),
+                    nn.BatchNorm2d(256, momentum=0.1),
+                    nn.ReLU(inplace=True),
+                ]
+                cin = 256
+            self.deconv_layers = nn.Sequential(*deconv)
+            self.heads = heads
+            for head in sorted(heads):
+                fc = nn.Sequential(
+                    nn.Conv2d(256, head_conv, kernel_size=3, padding=1, bias=True),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(head_conv, heads[head], kernel_size=1, stride=1, padding=0),
+                )
+                self.__setattr__(head, fc)
+
+        def init_weights(self):
+            """The seed's loop (the backbone is then loaded from a checkpoint)."""
+            for m in self.deconv_layers.modules():
+                if isinstance(m, nn.ConvTranspose2d):
+                    nn.init.normal_(m.weight, std=0.001)
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.constant_(m.weight, 1)
+                    nn.init.constant_(m.bias, 0)
+            for head in self.heads:
+                for m in getattr(self, head).modules():
+                    if isinstance(m, nn.Conv2d) and m.weight.shape[0] == self.heads[head]:
+                        if "hm" in head:
+                            nn.init.constant_(m.bias, -2.19)
+                        else:
+                            nn.init.normal_(m.weight, std=0.001)
+                            nn.init.constant_(m.bias, 0)
+
+        def forward(self, x):
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            x = self.deconv_layers(x)
+            return {head: getattr(self, head)(x) for head in self.heads}
+
+    model = PoseResNet()
+    model.init_weights()
+    return model
+
+
+# ---- the common PyTorch U-Net (torch.nn) ---------------------------------------------------
+def torch_unet(in_channels: int = 3, num_classes: int = 2, base: int = 64, depth: int = 4):
+    """DoubleConv (conv-BN-ReLU twice, no conv bias), Down (max-pool, DoubleConv), Up
+    (2x2 transposed conv, concatenate after the skip, DoubleConv), OutConv (1x1)."""
+    import torch
+    from torch import nn
+
+    class DoubleConv(nn.Module):
+        def __init__(self, cin, cout):
+            super().__init__()
+            self.double_conv = nn.Sequential(
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            )
+
+        def forward(self, x):
+            return self.double_conv(x)
+
+    class Down(nn.Module):
+        def __init__(self, cin, cout):
+            super().__init__()
+            self.maxpool_conv = nn.Sequential(nn.MaxPool2d(2), DoubleConv(cin, cout))
+
+        def forward(self, x):
+            return self.maxpool_conv(x)
+
+    class Up(nn.Module):
+        def __init__(self, cin, cout):
+            super().__init__()
+            self.up = nn.ConvTranspose2d(cin, cin // 2, kernel_size=2, stride=2)
+            self.conv = DoubleConv(cin, cout)
+
+        def forward(self, x1, x2):
+            return self.conv(torch.cat([x2, self.up(x1)], dim=1))
+
+    class OutConv(nn.Module):
+        def __init__(self, cin, cout):
+            super().__init__()
+            self.conv = nn.Conv2d(cin, cout, kernel_size=1)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    widths = [base * 2**i for i in range(depth + 1)]
+
+    class UNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inc = DoubleConv(in_channels, widths[0])
+            for i in range(1, depth + 1):
+                setattr(self, f"down{i}", Down(widths[i - 1], widths[i]))
+            for j in range(1, depth + 1):
+                cin = widths[depth - j + 1]
+                setattr(self, f"up{j}", Up(cin, cin // 2))
+            self.outc = OutConv(widths[0], num_classes)
+
+        def forward(self, x):
+            skips = [self.inc(x)]
+            for i in range(1, depth + 1):
+                skips.append(getattr(self, f"down{i}")(skips[-1]))
+            y = skips.pop()
+            for j in range(1, depth + 1):
+                y = getattr(self, f"up{j}")(y, skips.pop())
+            return self.outc(y)
+
+    return UNet()

@@ -163,21 +163,26 @@ def test_report_lists_every_parameter_exactly_once(backend):
     assert set(paths) == set(trainable(spec))
     natives = [e.native for e in report]
     assert sorted(natives) == sorted(native_names(backend, module))
-    assert report.unmatched == (
+    assert report.unmatched == (  # centernet_heads sets only deconv_layers and head ends
         "conv1.weight",
+        "bn1.weight",
+        "bn1.bias",
+        "up.weight",
+        "up.bias",
         "heads.hm.0.weight",
         "heads.hm.0.bias",
+        "heads.hm.2.weight",
         "heads.wh.0.weight",
         "heads.wh.0.bias",
         "fc.weight",
         "fc.bias",
     )
-    assert report["heads.hm.2.bias"].initializer == "BiasPrior(prob=0.1)"
+    assert report["heads.hm.2.bias"].initializer == "Constant(-2.19)"
     assert report["heads.hm.0.weight"].status == "unmatched"
     values = neutral_values(module)
-    np.testing.assert_allclose(values["heads.hm.2.bias"], np.log(0.1 / 0.9), rtol=1e-6)
+    assert np.all(values["heads.hm.2.bias"] == np.float32(-2.19))  # the seed's constant
     assert np.all(values["heads.wh.2.bias"] == 0) and np.all(values["bn1.weight"] == 1)
-    with pytest.raises(PolicyError, match=r"7 parameter\(s\) matched by no rule: conv1.weight"):
+    with pytest.raises(PolicyError, match=r"12 parameter\(s\) matched by no rule: conv1.weight"):
         xinit.apply(policy, module, strict=True)
 
 

@@ -251,11 +251,14 @@ def torch_centernet(init: bool):
                 elif isinstance(m, nn.BatchNorm2d):
                     nn.init.constant_(m.weight, 1)
                     nn.init.constant_(m.bias, 0)
-            for head in self.heads:
+            for head in self.heads:  # the seed's loop, verbatim in effect
                 for m in self.__getattr__(head).modules():
                     if isinstance(m, nn.Conv2d) and m.weight.shape[0] == self.heads[head]:
-                        nn.init.normal_(m.weight, std=0.001)
-                        nn.init.constant_(m.bias, PRIOR if "hm" in head else 0)
+                        if "hm" in head:
+                            nn.init.constant_(m.bias, -2.19)
+                        else:
+                            nn.init.normal_(m.weight, std=0.001)
+                            nn.init.constant_(m.bias, 0)
 
     return CenterNet()
 
@@ -293,8 +296,11 @@ def paddle_centernet(init: bool):
                         nn.init.constant_(m.bias, 0)
                 for head in self.heads:
                     final = getattr(self, head)[-1]
-                    nn.init.normal_(final.weight, std=0.001)
-                    nn.init.constant_(final.bias, PRIOR if "hm" in head else 0)
+                    if "hm" in head:
+                        nn.init.constant_(final.bias, -2.19)
+                    else:
+                        nn.init.normal_(final.weight, std=0.001)
+                        nn.init.constant_(final.bias, 0)
 
     return CenterNet()
 
@@ -446,11 +452,15 @@ def test_preset_matches_the_hand_written_loop(name, backend):
     report, common = run_case(name, backend)
     if name in ("torchvision_resnet", "xavier_bn_normal"):
         assert common, "the xinit build shares no parameter with the hand-written model"
-    if name == "centernet_heads":
-        assert report["hm.2.bias"].initializer == "BiasPrior(prob=0.1)"
+    if name == "centernet_heads":  # the seed's init_weights: issue 11, item 5
+        assert report["hm.2.bias"].initializer == "Constant(-2.19)"
+        assert report["hm.2.weight"].status == "unmatched"  # the seed keeps the default
         assert report["wh.2.bias"].initializer == "Zeros()"
+        assert report["wh.2.weight"].initializer == "Normal(std=0.001)"
         assert report["hm.0.weight"].status == "unmatched"  # the first head conv: default
         assert report["conv1.weight"].status == "unmatched"
+        assert report["bn1.weight"].status == "unmatched"  # only the deconvs' BNs are set
+        assert report["deconv_layers.1.weight"].initializer == "Ones()"
     if name == "torchvision_resnet":
         assert report["fc.weight"].status == "unmatched"  # torchvision keeps the default
 
@@ -517,8 +527,13 @@ def test_centernet_heads_match_nested_and_single_conv_heads():
         }
     )
     report = xinit.apply(presets.centernet_heads(heads=("hm", "wh")), net)
-    assert report["heads.hm.2.bias"].initializer == "BiasPrior(prob=0.1)"
+    assert report["heads.hm.2.bias"].initializer == "Constant(-2.19)"
     assert report["heads.hm.0.weight"].status == "unmatched"
+    assert report["heads.hm.2.weight"].status == "unmatched"
     assert report["heads.wh.weight"].initializer == "Normal(std=0.001)"
     assert torch.all(net.heads.wh.bias == 0)
+    assert torch.all(net.heads.hm[2].bias == torch.tensor(-2.19))
+    prior = xinit.apply(presets.focal_prior(heads=("hm",)), net)
+    assert prior["heads.hm.2.bias"].initializer == "BiasPrior(prob=0.1)"
     assert torch.allclose(net.heads.hm[2].bias, torch.tensor(PRIOR))
+    assert prior["heads.wh.bias"].status == "unmatched"

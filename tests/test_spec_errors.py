@@ -158,8 +158,12 @@ def test_residual_spatial_shapes_differ(layers_made):
 
 
 def test_linear_needs_flatten():
+    """Linear acts on the last dim (as torch's): a 4-d input whose last dim is not its
+    in_features is refused, naming the shape and suggesting a Flatten."""
     spec = Sequential(("conv", Conv(3, 4, 3)), ("fc", Linear(4, 2)))
-    with pytest.raises(SpecError, match=r"^fc: Linear expects a 2-d input .*\(1, 4, 6, 6\)"):
+    with pytest.raises(
+        SpecError, match=r"^fc: Linear expects 4 input features in the last dim; got 6 .*Flatten"
+    ):
         summary(spec, (1, 3, 8, 8))
 
 

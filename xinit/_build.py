@@ -43,8 +43,11 @@ def build(
     return get_backend(backend).build(spec, seed=seed, device=device, rng=rng, policy=policy)
 
 
-def run(module: Any, x: np.ndarray) -> np.ndarray:
-    """Eval-mode, gradient-free forward of a built module on channel-first numpy input."""
+def run(module: Any, x: np.ndarray | tuple) -> np.ndarray | tuple | dict:
+    """Eval-mode, gradient-free forward of a built module on channel-first numpy input (a
+    tuple for a graph of several inputs); a graph of several outputs returns a tuple or a
+    dict of channel-first numpy arrays."""
     from xinit.backends import backend_of
 
-    return backend_of(module).run(module, np.asarray(x))
+    x = tuple(np.asarray(a) for a in x) if isinstance(x, (tuple, list)) else np.asarray(x)
+    return backend_of(module).run(module, x)

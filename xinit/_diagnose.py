@@ -293,9 +293,9 @@ def _rows_of(measured, backend: str, policy: str, nodes) -> list[LayerSignal]:
 
 
 def _is_spec(model) -> bool:
-    from .blocks import Sequential
+    from .blocks import is_spec
 
-    return isinstance(model, (Layer, Sequential, Residual))
+    return is_spec(model)
 
 
 def diagnose(

@@ -458,6 +458,7 @@ def execution_order(spec) -> list[str]:
     their parent), the order ``trace`` outputs relate to: a shared child reports its last call.
     """
     from .blocks import Residual, Sequential, join
+    from .graph import Graph
 
     calls: list[str] = []
 
@@ -472,6 +473,9 @@ def execution_order(spec) -> list[str]:
                 visit(node.shortcut, join(path, node.shortcut_name))
             if node.activation is not None:
                 visit(node.activation, join(path, node.activation_name))
+        elif isinstance(node, Graph):
+            for name in node.order:
+                visit(node.node(name), join(path, name))
         calls.append(path)
 
     visit(spec, "")

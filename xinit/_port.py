@@ -234,14 +234,13 @@ def _data_parallel(raw: Mapping[str, Any], params: Mapping[str, Any], report) ->
 def _param_table(model) -> dict:
     """Neutral path -> ParamSpec of a spec, a zoo model name or a native model (read layer by
     layer through the lowerings: the model xinit did not build defines the names)."""
-    from .blocks import Residual, Sequential
-    from .layers import Layer
+    from .blocks import is_spec
 
     if isinstance(model, str):
         from . import models
 
         model = models.get(model)
-    if isinstance(model, (Layer, Sequential, Residual)):
+    if is_spec(model):
         return param_specs(model)
     from .native import param_table, read_layers
 

@@ -21,7 +21,7 @@ class SummaryRow:
 class Summary:
     rows: tuple[SummaryRow, ...]
     input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
+    output_shape: tuple[int, ...] | tuple | dict  # a graph of several outputs: all of them
     total_params: int
     trainable_params: int
     buffers: int
@@ -41,10 +41,19 @@ class Summary:
 
     def caption(self) -> str:
         return (
-            f"input {'x'.join(map(str, self.input_shape))} -> output "
-            f"{'x'.join(map(str, self.output_shape))}; {self.trainable_params:,} trainable "
+            f"input {_shape_text(self.input_shape)} -> output "
+            f"{_shape_text(self.output_shape)}; {self.trainable_params:,} trainable "
             f"parameters, {self.buffers:,} buffer values"
         )
+
+
+def _shape_text(shape) -> str:
+    """``1x3x8x8``; a graph's several shapes as ``(a, b)`` or ``{hm: ..., wh: ...}``."""
+    if isinstance(shape, dict):
+        return "{" + ", ".join(f"{k}: {_shape_text(v)}" for k, v in shape.items()) + "}"
+    if any(isinstance(s, (tuple, list)) for s in shape):
+        return "(" + ", ".join(_shape_text(s) for s in shape) + ")"
+    return "x".join(map(str, shape))
 
 
 def _init_text(layer: Layer, policy_inits: dict[str, object], path: str) -> str:
@@ -80,7 +89,7 @@ def summary(spec, input_shape: tuple[int, ...], policy=None) -> Summary:
     buffers = sum(p.numel for p in params.values() if not p.trainable)
     return Summary(
         rows=tuple(rows),
-        input_shape=tuple(input_shape),
+        input_shape=input_shape if isinstance(input_shape, dict) else tuple(input_shape),
         output_shape=shapes[-1].output_shape,
         total_params=trainable,
         trainable_params=trainable,

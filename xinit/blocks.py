@@ -16,6 +16,14 @@ from .layers import Layer, ParamSpec, ReLU, SpecError
 Spec = Union[Layer, "Sequential", "Residual"]  # noqa: UP007 - forward references
 
 
+def is_spec(value) -> bool:
+    """A layer spec or a container (Sequential, Residual, or a graph: any class that says
+    ``is_container``)."""
+    return isinstance(value, (Layer, Sequential, Residual)) or getattr(
+        type(value), "is_container", False
+    )
+
+
 def _check_name(name: str, where: str) -> str:
     if not isinstance(name, str) or not name or "." in name:
         raise SpecError(f"{where}: child name {name!r} must be a non-empty string without '.'")
@@ -44,7 +52,7 @@ class Sequential:
         seen: dict[str, Spec] = {}
         for name, child in items:
             _check_name(name, "Sequential")
-            if not isinstance(child, (Layer, Sequential, Residual)):
+            if not is_spec(child):
                 raise SpecError(f"Sequential: child {name!r} is not a spec: {child!r}")
             if name in seen and not (
                 seen[name] == child and isinstance(child, Layer) and not child.params()
@@ -165,7 +173,7 @@ class ShapeRow:
 def infer(spec, input_shape: tuple[int, ...], prefix: str = "") -> list[ShapeRow]:
     """Output shape of every node (post-order rows), raising SpecError naming the path."""
     rows: list[ShapeRow] = []
-    shape = tuple(int(s) for s in input_shape)
+    shape = _shapes(input_shape)
 
     def visit(node, path, shape):
         where = path or "<root>"
@@ -174,6 +182,8 @@ def infer(spec, input_shape: tuple[int, ...], prefix: str = "") -> list[ShapeRow
                 out = node.output_shape(shape)
             except SpecError as err:
                 raise SpecError(f"{where}: {err}") from None
+            if _is_multi(shape):
+                raise SpecError(f"{where}: {node.kind} takes one array; got shapes {shape}")
             if min(out) < 1:
                 raise SpecError(f"{where}: output shape {out} is empty for input {shape}")
         elif isinstance(node, Sequential):
@@ -195,6 +205,8 @@ def infer(spec, input_shape: tuple[int, ...], prefix: str = "") -> list[ShapeRow
             out = main
             if node.activation is not None:  # a row of its own: it runs (maybe shared)
                 out = visit(node.activation, join(path, node.activation_name), out)
+        elif hasattr(node, "_infer"):  # a graph
+            out = node._infer(visit, path, shape)
         else:
             raise SpecError(f"{where}: not a spec: {node!r}")
         rows.append(ShapeRow(path, node, shape, out))
@@ -202,6 +214,21 @@ def infer(spec, input_shape: tuple[int, ...], prefix: str = "") -> list[ShapeRow
 
     visit(spec, prefix, shape)
     return rows
+
+
+def _shapes(value):
+    """Integer shape tuples, kept nested for several inputs (tuple or dict of shapes)."""
+    if isinstance(value, Mapping):
+        return {k: _shapes(v) for k, v in value.items()}
+    if _is_multi(value):
+        return tuple(_shapes(v) for v in value)
+    return tuple(int(s) for s in value)
+
+
+def _is_multi(shape) -> bool:
+    return isinstance(shape, Mapping) or (
+        isinstance(shape, (tuple, list)) and any(isinstance(s, (tuple, list)) for s in shape)
+    )
 
 
 def check_channels(spec) -> None:
@@ -228,6 +255,10 @@ def check_channels(spec) -> None:
                     f"{'shortcut' if node.shortcut is not None else 'identity'} gives {side}"
                 )
             return main
+        if hasattr(node, "_channels"):  # a graph
+            return node._channels(visit, path, c)
+        if not isinstance(c, (int, type(None))):
+            c = None  # several inputs: the node's own check sees them
         try:
             return node.channels(c)
         except SpecError as err:
@@ -283,4 +314,5 @@ __all__ = [
     "ShapeRow",
     "check_channels",
     "input_channels",
+    "is_spec",
 ]

@@ -70,10 +70,9 @@ def load(ref: str, args: dict[str, Any] | None = None) -> Any:
 
 
 def is_spec(obj: Any) -> bool:
-    from .blocks import Residual, Sequential
-    from .layers import Layer
+    from .blocks import is_spec as spec_like
 
-    return isinstance(obj, (Layer, Sequential, Residual))
+    return spec_like(obj)
 
 
 __all__ = ["load", "factory", "parse_args", "is_spec"]

@@ -99,6 +99,12 @@ class Layer:
             )
 
 
+def _dim(dim: int, ndim: int, who: str) -> int:
+    if not -ndim <= dim < ndim:
+        raise SpecError(f"{who}: dim {dim} is out of range for a {ndim}-d input")
+    return dim % ndim
+
+
 def _set(obj, **kw) -> None:
     for k, v in kw.items():
         object.__setattr__(obj, k, v)
@@ -314,7 +320,7 @@ class BatchNorm(Layer):
 @kinds.layer(weight_role="linear", params=("weight", "bias"), aliases=("dense",))
 @dataclass(frozen=True)
 class Linear(Layer):
-    """Fully connected layer on (N, in_features) input: weight (out, in)."""
+    """Fully connected layer on the last dim of (N, ..., in_features): weight (out, in)."""
 
     kind: ClassVar[str] = "linear"
     in_features: int
@@ -341,17 +347,17 @@ class Linear(Layer):
         return tuple(out)
 
     def output_shape(self, shape):
-        if len(shape) != 2:
+        """Applied to the last dim, as ``torch.nn.Linear``: (*, in) -> (*, out)."""
+        if len(shape) < 2:
+            raise SpecError(f"Linear expects at least a 2-d input (N, ..., {self.in_features})")
+        if shape[-1] != self.in_features:
+            nd = len(shape) > 2
             raise SpecError(
-                f"Linear expects a 2-d input (N, {self.in_features}); got shape {tuple(shape)} "
-                "(add a Flatten before it)"
+                f"Linear expects {self.in_features} input features"
+                f"{' in the last dim' if nd else ''}; got {shape[-1]} (input shape "
+                f"{tuple(shape)}){' (add a Flatten before it?)' if nd else ''}"
             )
-        if shape[1] != self.in_features:
-            raise SpecError(
-                f"Linear expects {self.in_features} input features; got {shape[1]} "
-                f"(input shape {tuple(shape)})"
-            )
-        return (shape[0], self.out_features)
+        return (*shape[:-1], self.out_features)
 
 
 @kinds.layer(weight_role="embedding", params=("weight",), aliases=("embed",))
@@ -443,16 +449,73 @@ class Dropout(Layer):
 @kinds.layer()
 @dataclass(frozen=True)
 class Flatten(Layer):
-    """Flattens all but the batch dim, in channel-first order (as ``nn.Flatten()``)."""
+    """Flattens dims ``start_dim..end_dim`` in channel-first order (``nn.Flatten``; by
+    default all but the batch dim)."""
 
     kind: ClassVar[str] = "flatten"
+    start_dim: int = 1
+    end_dim: int = -1
 
     def channels(self, c):
-        return None  # the feature count depends on the spatial size
+        return c if self.start_dim >= 2 else None  # else it depends on the spatial size
 
     def output_shape(self, shape):
-        self._need_rank(shape, (2, 3, 4, 5))
-        return (shape[0], math.prod(shape[1:]))
+        n = len(shape)
+        if self.start_dim == 1 and self.end_dim == -1:
+            self._need_rank(shape, (2, 3, 4, 5))
+        start, end = _dim(self.start_dim, n, "Flatten"), _dim(self.end_dim, n, "Flatten")
+        if start > end:
+            raise SpecError(f"Flatten: start_dim {self.start_dim} after end_dim {self.end_dim}")
+        return (*shape[:start], math.prod(shape[start : end + 1]), *shape[end + 1 :])
+
+
+@kinds.layer()
+@dataclass(frozen=True)
+class Reshape(Layer):
+    """``x.reshape(N, *shape)``: the dims after the batch, channel-first order; one may be -1."""
+
+    kind: ClassVar[str] = "reshape"
+    shape: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        _set(self, shape=tuple(int(d) for d in self.shape))
+        if not self.shape or sum(d == -1 for d in self.shape) > 1 or min(self.shape) < -1:
+            raise SpecError(f"Reshape: shape {self.shape} needs sizes >= 1 and at most one -1")
+
+    def channels(self, c):
+        return None
+
+    def output_shape(self, shape):
+        total, known = math.prod(shape[1:]), math.prod(d for d in self.shape if d != -1)
+        if -1 in self.shape:
+            if known == 0 or total % known:
+                raise SpecError(f"Reshape: {tuple(shape)} cannot be viewed as (N, *{self.shape})")
+            return (shape[0], *(total // known if d == -1 else d for d in self.shape))
+        if known != total:
+            raise SpecError(f"Reshape: {tuple(shape)} has {total} values per sample, not {known}")
+        return (shape[0], *self.shape)
+
+
+@kinds.layer()
+@dataclass(frozen=True)
+class Permute(Layer):
+    """``x.permute(*dims)`` on the channel-first (neutral) dims, batch included."""
+
+    kind: ClassVar[str] = "permute"
+    dims: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        _set(self, dims=tuple(int(d) for d in self.dims))
+        if sorted(self.dims) != list(range(len(self.dims))):
+            raise SpecError(f"Permute: dims {self.dims} is not a permutation of 0..n-1")
+
+    def channels(self, c):
+        return c if self.dims[:2] == (0, 1) else None
+
+    def output_shape(self, shape):
+        if len(shape) != len(self.dims):
+            raise SpecError(f"Permute{self.dims} needs a {len(self.dims)}-d input; got {shape}")
+        return tuple(shape[d] for d in self.dims)
 
 
 # ---- pooling -------------------------------------------------------------------------------
@@ -535,6 +598,168 @@ class AdaptiveAvgPool(Layer):
         return (shape[0], shape[1], *self.output_size)
 
 
+# ---- merges and resizing (graph nodes) ----------------------------------------------------
+@dataclass(frozen=True)
+class Merge(Layer):
+    """A parameter-free node of several inputs (a graph's ``add``, ``concat``, ``mul``).
+    ``merge_shape`` infers the output shape from the input shapes; one input passes through."""
+
+    arity: ClassVar[int | None] = None  # inputs taken (None: two or more)
+
+    def output_shape(self, shape):
+        return self.merge_shape([tuple(shape)])
+
+    def merge_shape(self, shapes, names=None) -> tuple[int, ...]:
+        names = names or [f"input {i}" for i in range(len(shapes))]
+        first = tuple(shapes[0])
+        for shape in shapes[1:]:
+            if tuple(shape) != first:
+                listed = ", ".join(f"{n} {tuple(s)}" for n, s in zip(names, shapes))
+                raise SpecError(f"{self.kind} needs equal shapes; got {listed}")
+        return first
+
+    def merge_channels(self, channels: list[int | None]) -> int | None:
+        known = {c for c in channels if c is not None}
+        if len(known) > 1:
+            raise SpecError(f"{self.kind} needs equal channel counts; got {channels}")
+        return known.pop() if known else None
+
+
+@kinds.layer()
+@dataclass(frozen=True)
+class Add(Merge):
+    """Element-wise sum of the inputs (equal shapes)."""
+
+    kind: ClassVar[str] = "add"
+
+
+@kinds.layer()
+@dataclass(frozen=True)
+class Mul(Merge):
+    """Element-wise product of the inputs (equal shapes)."""
+
+    kind: ClassVar[str] = "mul"
+
+
+@kinds.layer()
+@dataclass(frozen=True)
+class Concat(Merge):
+    """Concatenation along neutral (channel-first) dim ``dim``, as ``torch.cat``: all other
+    sizes must be equal."""
+
+    kind: ClassVar[str] = "concat"
+    dim: int = 1
+
+    def merge_shape(self, shapes, names=None):
+        names = names or [f"input {i}" for i in range(len(shapes))]
+        ranks = {len(s) for s in shapes}
+        listed = ", ".join(f"{n} {tuple(s)}" for n, s in zip(names, shapes))
+        if len(ranks) > 1:
+            raise SpecError(f"concat needs inputs of one rank; got {listed}")
+        d = _dim(self.dim, len(shapes[0]), "concat")
+        rest = {tuple(s[:d]) + tuple(s[d + 1 :]) for s in shapes}
+        if len(rest) > 1:
+            raise SpecError(f"concat along dim {self.dim} needs equal other sizes; got {listed}")
+        out = list(shapes[0])
+        out[d] = sum(s[d] for s in shapes)
+        return tuple(out)
+
+    def merge_channels(self, channels):
+        if self.dim != 1:
+            return super().merge_channels(channels)
+        return None if None in channels else sum(channels)
+
+
+UPSAMPLE_MODES = ("nearest", "bilinear")
+
+
+@kinds.layer(aliases=("interpolate",))
+@dataclass(frozen=True)
+class Upsample(Layer):
+    """Resize the spatial dims, with PyTorch's ``F.interpolate`` meaning in every framework.
+
+    ``size`` (output sizes) or ``scale_factor`` (output = floor(input * factor)). ``nearest``
+    takes source index ``floor(i * in / out)`` and needs integer multiples; ``bilinear``
+    (2-d) samples at ``(i + 0.5) * in / out - 0.5`` clamped at 0, or with ``align_corners``
+    at ``i * (in - 1) / (out - 1)``.
+    """
+
+    kind: ClassVar[str] = "upsample"
+    scale_factor: float | tuple[float, ...] | None = None
+    size: int | tuple[int, ...] | None = None
+    mode: str = "nearest"
+    align_corners: bool = False
+
+    def __post_init__(self):
+        if (self.size is None) == (self.scale_factor is None):
+            raise SpecError("Upsample takes exactly one of size and scale_factor")
+        if self.mode not in UPSAMPLE_MODES:
+            raise SpecError(f"Upsample.mode must be one of {UPSAMPLE_MODES}; got {self.mode!r}")
+        if self.align_corners and self.mode != "bilinear":
+            raise SpecError("Upsample: align_corners applies to mode='bilinear' only")
+        for v in (self.size, self.scale_factor):
+            values = v if isinstance(v, tuple) else (v,)
+            if v is not None and not all(isinstance(x, (int, float)) and x > 0 for x in values):
+                raise SpecError(f"Upsample: sizes and factors must be positive; got {v!r}")
+
+    def out_sizes(self, sizes: tuple[int, ...]) -> tuple[int, ...]:
+        n = len(sizes)
+        if self.size is not None:
+            size = self.size if isinstance(self.size, tuple) else (self.size,) * n
+            if len(size) != n:
+                raise SpecError(f"Upsample: size {self.size} for {n} spatial dims")
+            return tuple(int(s) for s in size)
+        f = self.factors(n)
+        return tuple(int(math.floor(s * k)) for s, k in zip(sizes, f))
+
+    def factors(self, n: int) -> tuple[float, ...] | None:
+        """The scale factors per spatial dim (None: ``size`` given)."""
+        if self.scale_factor is None:
+            return None
+        f = self.scale_factor
+        f = tuple(f) if isinstance(f, tuple) else (f,) * n
+        if len(f) != n:
+            raise SpecError(f"Upsample: scale_factor {self.scale_factor} for {n} spatial dims")
+        return tuple(float(x) for x in f)
+
+    def output_shape(self, shape):
+        self._need_rank(shape, (4,) if self.mode == "bilinear" else (3, 4, 5))
+        sizes = tuple(shape[2:])
+        out = self.out_sizes(sizes)
+        if self.mode == "nearest":
+            for n, o in zip(sizes, out):
+                if o % n and n % o:
+                    raise SpecError(
+                        f"Upsample(mode='nearest') needs integer multiples: {n} -> {o} "
+                        f"(input shape {tuple(shape)})"
+                    )
+        return (shape[0], shape[1], *out)
+
+
+def upsample_matrix(spec: Upsample, n: int, o: int, factor: float | None):
+    """The (o, n) float64 numpy matrix of one axis of ``spec``'s resize (PyTorch's rule):
+    output[i] = sum_j M[i, j] * input[j]. The same matrix serves all three frameworks."""
+    import numpy as np
+
+    ratio = (1.0 / factor) if factor else n / o  # torch: 1/scale_factor when one is given
+    i = np.arange(o, dtype=np.float64)
+    m = np.zeros((o, n), np.float64)
+    if spec.mode == "nearest":
+        src = np.minimum(np.floor(i * np.float32(ratio)).astype(np.int64), n - 1)
+        m[np.arange(o), src] = 1.0
+        return m
+    if spec.align_corners:
+        src = i * ((n - 1) / (o - 1)) if o > 1 else np.zeros(o)
+    else:
+        src = np.maximum((i + 0.5) * ratio - 0.5, 0.0)
+    lo = np.minimum(np.floor(src).astype(np.int64), n - 1)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = src - lo
+    np.add.at(m, (np.arange(o), lo), 1.0 - frac)
+    np.add.at(m, (np.arange(o), hi), frac)
+    return m
+
+
 # The spec-backed kinds (the whole table, native-only kinds too: xinit.kinds.names()).
 LAYER_KINDS = tuple(k for k in kinds.names() if kinds.get(k).spec is not None)
 
@@ -560,9 +785,17 @@ __all__ = [
     "Identity",
     "Dropout",
     "Flatten",
+    "Reshape",
+    "Permute",
     "MaxPool",
     "AvgPool",
     "AdaptiveAvgPool",
+    "Merge",
+    "Add",
+    "Mul",
+    "Concat",
+    "Upsample",
+    "upsample_matrix",
     "pool_out",
     "LAYER_KINDS",
 ]

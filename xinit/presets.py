@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .initializers import (
     BiasPrior,
+    Constant,
     KaimingNormal,
     Normal,
     Ones,
@@ -59,24 +60,55 @@ def xavier_bn_normal() -> Policy:
     )
 
 
-def centernet_heads(heads: tuple[str, ...] = ("hm", "wh", "reg"), prior: float = 0.1) -> Policy:
-    """CenterNet's ``init_weights``: deconvs ``normal_(std=0.001)`` (bias 0), BN 1/0, and the
-    final conv of each head ``normal_(std=0.001)`` with bias 0, except heads whose name
-    contains ``hm`` whose bias is the focal-loss prior ``BiasPrior(prior)`` (-2.19 for 0.1).
+CENTERNET_HM_BIAS = -2.19  # the constant in CenterNet's msra_resnet.py init_weights
 
-    ``heads`` are the head modules' names; each is matched as a top-level or nested module
-    (``hm``, ``heads.hm``, ...), and its last conv under its own container is "final"."""
+
+def _under(name: str) -> tuple[str, ...]:
+    """Globs for a module ``name`` at the top or nested, and everything under it."""
+    return (name, f"{name}.*", f"*.{name}", f"*.{name}.*")
+
+
+def centernet_heads(
+    heads: tuple[str, ...] = ("hm", "wh", "reg"), hm_bias: float = CENTERNET_HM_BIAS
+) -> Policy:
+    """CenterNet's ``init_weights`` (``msra_resnet.py``), exactly: under ``deconv_layers``
+    ConvTranspose weights ``normal_(std=0.001)`` and BatchNorm 1/0; the final conv of each
+    head: ``hm`` heads bias -2.19 with the weight left as it is (PyTorch's default), other
+    heads weight ``normal_(std=0.001)`` and bias 0. Every other parameter (the backbone, the
+    heads' first convs, BatchNorms outside the deconvs) is left alone, as the seed leaves it
+    (its backbone is then loaded from a checkpoint).
+
+    ``heads`` are the head modules' names, matched at the top or nested (``heads.hm``); a
+    head's last conv under its own container is its final conv. The generic focal-loss prior
+    is :func:`focal_prior`."""
+    if isinstance(heads, str):
+        heads = (heads,)
+    deconv = _under("deconv_layers")
+    rules = [
+        Rule(Normal(0.0, 0.001), kind="conv_transpose", path=deconv),
+        Rule(Ones(), kind="batchnorm", path=deconv, bias=Zeros()),
+    ]
+    for h in heads:
+        if "hm" in h:
+            rules.append(
+                Rule(Constant(hm_bias), kind="conv", path=_under(h), param="bias", last=True)
+            )
+        else:
+            rules.append(
+                Rule(Normal(0.0, 0.001), kind="conv", path=_under(h), bias=Zeros(), last=True)
+            )
+    return Policy(rules, name="centernet_heads")
+
+
+def focal_prior(heads: tuple[str, ...] = ("hm",), prob: float = 0.1) -> Policy:
+    """The focal-loss prior (RetinaNet, MMDetection's ``bias_init_with_prob``): the final
+    conv of each head gets bias ``-log((1 - prob) / prob)`` (-2.1972 for 0.1); nothing else."""
     if isinstance(heads, str):
         heads = (heads,)
     rules = [
-        Rule(Normal(0.0, 0.001), kind="conv_transpose", bias=Zeros()),
-        Rule(Ones(), kind="batchnorm", bias=Zeros()),
+        Rule(BiasPrior(prob), kind="conv", path=_under(h), param="bias", last=True) for h in heads
     ]
-    for h in heads:
-        bias = BiasPrior(prior) if "hm" in h else Zeros()
-        path = (h, f"{h}.*", f"*.{h}", f"*.{h}.*")
-        rules.append(Rule(Normal(0.0, 0.001), kind="conv", path=path, bias=bias, last=True))
-    return Policy(rules, name="centernet_heads")
+    return Policy(rules, name="focal_prior")
 
 
 PRESETS = {
@@ -84,6 +116,7 @@ PRESETS = {
     "paddleocr_resnet45": paddleocr_resnet45,
     "xavier_bn_normal": xavier_bn_normal,
     "centernet_heads": centernet_heads,
+    "focal_prior": focal_prior,
 }
 
 

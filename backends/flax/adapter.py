@@ -18,14 +18,18 @@ from ..base import (
     Backend,
     ShardingError,
     SignalPass,
+    array_leaves,
+    as_args,
     box_values,
     contiguous,
     copy_into,
+    map_arrays,
     set_mode,
 )
 from .lowerings import REGISTRY
 from .modules import (
     _TRACE,
+    Graph,
     Residual,
     Steps,
     _channel_first_shape,
@@ -96,7 +100,7 @@ def _device(device: str):
 
 class FlaxBackend(Backend):
     lowerings = REGISTRY
-    steps_cls, residual_cls = Steps, Residual
+    steps_cls, residual_cls, graph_cls = Steps, Residual, Graph
     name = "flax"
 
     def owns(self, module) -> bool:
@@ -225,7 +229,8 @@ class FlaxBackend(Backend):
         finally:
             seen = _TRACE.pop()
         result = {paths[k]: np.asarray(_to_channel_first(v)) for k, v in seen.items() if k in paths}
-        result[""] = out
+        if isinstance(out, np.ndarray):  # a graph's tuple or dict: its nodes are recorded
+            result[""] = out
         return result
 
     def _trace_native(self, module, x):
@@ -269,17 +274,18 @@ class FlaxBackend(Backend):
             if not was_eval:
                 module.train()
         result = {paths[k]: _channel_first_shape(v.shape) for k, v in seen.items()}
-        result[""] = _channel_first_shape(y.shape)
+        if hasattr(y, "shape"):  # a graph's tuple or dict: its nodes are recorded
+            result[""] = _channel_first_shape(y.shape)
         return result
 
     def forward(self, module, x, train):
         was_eval = _in_eval(module)
         set_mode(module, train)
         try:
-            y = module(_to_channel_last(jnp.asarray(x)))
+            y = module(*[_to_channel_last(jnp.asarray(a)) for a in as_args(x)])
         finally:
             set_mode(module, not was_eval)
-        return np.asarray(_to_channel_first(y))
+        return map_arrays(lambda t: np.asarray(_to_channel_first(t)), y)
 
     # ---- native models (xinit.apply) ----------------------------------------------------
     def named_layers(self, module):
@@ -371,7 +377,8 @@ class FlaxBackend(Backend):
                 y = model(xl)
             finally:
                 _TRACE.pop()
-            return jnp.sum(jnp.square(y.astype(jnp.float32))), (y, recorder.moments)
+            loss = sum(jnp.sum(jnp.square(t.astype(jnp.float32))) for t in array_leaves(y))
+            return loss, (y, recorder.moments)
 
         was_eval = _in_eval(module)
         saved = nnx.state(module, nnx.BatchStat)
@@ -396,8 +403,9 @@ class FlaxBackend(Backend):
             outputs.setdefault(path, []).append((np.asarray(mean), np.asarray(var)))
         for (path, _call), g in g_probes.items():
             output_grads.setdefault(path, []).append(_moments_np(g))
-        outputs[""] = [_moments_np(y)]
-        output_grads[""] = [_moments_np(2 * y.astype(jnp.float32))]
+        if hasattr(y, "ndim"):  # a graph's several outputs: their nodes are recorded
+            outputs[""] = [_moments_np(y)]
+            output_grads[""] = [_moments_np(2 * y.astype(jnp.float32))]
         param_grads = {}
         for p, native in zip(params, native_paths):
             g = flat.get(native)

@@ -148,7 +148,7 @@ class Linear(Lowering):
 
     def build(self, spec, device, initial=None):
         nnx, init = _nnx(), _modules().initializer
-        return nnx.Linear(
+        return _modules().Linear(
             spec.in_features,
             spec.out_features,
             use_bias=spec.bias,
@@ -206,8 +206,16 @@ register_builders(
         "max_pool": lambda s: _modules().Pool(s),
         "avg_pool": lambda s: _modules().Pool(s),
         "adaptive_avg_pool": lambda s: _modules().AdaptiveAvgPool(s),
-        "flatten": lambda s: _modules().Flatten(),
+        "flatten": lambda s: (
+            _modules().Flatten() if (s.start_dim, s.end_dim) == (1, -1) else _modules().Neutral(s)
+        ),
+        "reshape": lambda s: _modules().Neutral(s),
+        "permute": lambda s: _modules().Neutral(s),
         "dropout": lambda s: _nnx().Dropout(s.p, rngs=_nnx().Rngs(dropout=0)),
+        "add": lambda s: _modules().Merge(s),
+        "mul": lambda s: _modules().Merge(s),
+        "concat": lambda s: _modules().Merge(s),
+        "upsample": lambda s: _modules().Upsample(s),
         **{
             kind: lambda s: _modules().Activation(s)
             for kind in ("relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "identity")

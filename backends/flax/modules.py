@@ -11,6 +11,8 @@ from flax import nnx
 
 from xinit import layers as L
 
+from ..base import GraphLogic
+
 _ACTIVATIONS = {
     "relu": lambda s, x: jax.nn.relu(x),
     "leaky_relu": lambda s, x: jax.nn.leaky_relu(x, s.negative_slope),
@@ -86,6 +88,35 @@ class Flatten(nnx.Module):
 
     def __call__(self, x):
         return _to_channel_first(x).reshape(x.shape[0], -1)
+
+
+class Neutral(nnx.Module):
+    """A layout op (flatten of some dims, reshape, permute) computed on the neutral
+    channel-first array, the result held channel-last again: its meaning is PyTorch's."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, x):
+        s, x = self.spec, _to_channel_first(x)
+        if s.kind == "flatten":
+            shape = L.Flatten.output_shape(s, tuple(x.shape))
+            y = x.reshape(shape)
+        elif s.kind == "reshape":
+            y = x.reshape(x.shape[0], *s.shape)
+        else:
+            y = jnp.transpose(x, s.dims)
+        return _to_channel_last(y)
+
+
+class Linear(nnx.Linear):
+    """``nnx.Linear`` on the neutral last dim: a 3-d or larger input is held channel-last
+    here, so it is turned channel-first around the product (as ``torch.nn.Linear``)."""
+
+    def __call__(self, x):
+        if x.ndim < 3:
+            return super().__call__(x)
+        return _to_channel_last(super().__call__(_to_channel_first(x)))
 
 
 class BatchNorm(nnx.Module):
@@ -262,11 +293,11 @@ class Steps(nnx.Module):
     def __init__(self, children: dict, steps: list[str]):
         for name, child in children.items():
             setattr(self, name, child)
-        self.steps = tuple(steps)
+        self._xinit_steps = tuple(steps)
 
     def __call__(self, x):
         check_root_input(self, x)
-        for name in self.steps:
+        for name in self._xinit_steps:
             child = getattr(self, name)
             x = _record(child, child(x))
         return x
@@ -278,20 +309,93 @@ class Residual(nnx.Module):
     def __init__(self, children: dict, body: list[str], shortcut, activation):
         for name, child in children.items():
             setattr(self, name, child)
-        self.body, self.shortcut, self.activation = tuple(body), shortcut, activation
+        self._xinit_body, self._xinit_shortcut, self._xinit_activation = (
+            tuple(body),
+            shortcut,
+            activation,
+        )
 
     def __call__(self, x):
         check_root_input(self, x)
         out = x
-        for name in self.body:
+        for name in self._xinit_body:
             child = getattr(self, name)
             out = _record(child, child(out))
-        if self.shortcut:
-            child = getattr(self, self.shortcut)
+        if self._xinit_shortcut:
+            child = getattr(self, self._xinit_shortcut)
             out = out + _record(child, child(x))
         else:
             out = out + x
-        if self.activation:
-            child = getattr(self, self.activation)
+        if self._xinit_activation:
+            child = getattr(self, self._xinit_activation)
             out = _record(child, child(out))
         return out
+
+
+class Graph(GraphLogic, nnx.Module):
+    """Nodes run in topological order, children under their node names; each array a node
+    returns is recorded for ``trace`` (a nested graph's tuple or dict: its nodes are)."""
+
+    def __init__(self, children: dict, layout: dict):
+        for name, child in children.items():
+            setattr(self, name, child)
+        self._xinit_nodes = tuple((name, tuple(refs)) for name, refs in layout["nodes"])
+        self._xinit_inputs = tuple(layout["inputs"])
+        self._xinit_outputs = tuple(tuple(o) for o in layout["outputs"])
+        self._xinit_returns = layout["returns"]
+
+    def _child(self, name):
+        return getattr(self, name)
+
+    def _call(self, name, args):
+        child = getattr(self, name)
+        out = child(*args)
+        return _record(child, out) if hasattr(out, "ndim") else out
+
+    def __call__(self, *xs):
+        return self._run_graph(*xs)
+
+
+def _axis(dim: int, ndim: int) -> int:
+    """The channel-last axis holding neutral (channel-first) dim ``dim``."""
+    dim %= ndim
+    if ndim < 3 or dim == 0:
+        return dim
+    return ndim - 1 if dim == 1 else dim - 1
+
+
+class Merge(nnx.Module):
+    """add, mul or concat along the neutral dim (mapped to the channel-last axis)."""
+
+    def __init__(self, spec):
+        self.kind, self.dim = spec.kind, getattr(spec, "dim", 1)
+
+    def __call__(self, *xs):
+        if self.kind == "concat":
+            return jnp.concatenate(xs, axis=_axis(self.dim, xs[0].ndim))
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x if self.kind == "add" else out * x
+        return out
+
+
+class Upsample(nnx.Module):
+    """PyTorch's interpolate on channel-last input, one spatial axis at a time as a product
+    with the axis's resize matrix (``xinit.layers.upsample_matrix``): ``jax.image.resize``
+    samples half-pixel centres without PyTorch's nearest rule or align_corners."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, x):
+        sizes = tuple(int(n) for n in x.shape[1:-1])
+        outs = self.spec.out_sizes(sizes)
+        factors = self.spec.factors(len(sizes)) or (None,) * len(sizes)
+        mats = [
+            jnp.asarray(L.upsample_matrix(self.spec, n, o, f).astype(np.float32))
+            for n, o, f in zip(sizes, outs, factors)
+        ]
+        src, dst = "hwd"[: len(sizes)], "HWD"[: len(sizes)]
+        pairs = ",".join(f"{b}{a}" for a, b in zip(src, dst))
+        # one contraction (one compiled op per shape): eager JAX compiles every op it meets
+        return jnp.einsum(f"n{src}c,{pairs}->n{dst}c", x, *mats, precision="highest")

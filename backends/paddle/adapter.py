@@ -11,9 +11,19 @@ import paddle
 from xinit import kinds
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from ..base import Backend, OutputRecorder, SignalPass, contiguous, copy_into, set_mode
+from ..base import (
+    Backend,
+    OutputRecorder,
+    SignalPass,
+    array_leaves,
+    as_args,
+    contiguous,
+    copy_into,
+    map_arrays,
+    set_mode,
+)
 from .lowerings import REGISTRY
-from .modules import Residual, Steps
+from .modules import Graph, Residual, Steps
 
 nn = paddle.nn
 
@@ -57,6 +67,7 @@ def _seeded(seed: int, device: str):
 class PaddleBackend(Backend):
     lowerings = REGISTRY
     steps_cls, residual_cls, children_attr = Steps, Residual, "_sub_layers"
+    graph_cls = Graph
     tensor_types = (paddle.Tensor,)
     name = "paddle"
 
@@ -128,7 +139,8 @@ class PaddleBackend(Backend):
         for path, sub in [("", module), *module.named_sublayers()]:
 
             def hook(_m, _inp, out, path=path):
-                outputs[path] = np.array(out.numpy())
+                if isinstance(out, paddle.Tensor):  # a graph's tuple or dict: nodes report
+                    outputs[path] = np.array(out.numpy())
 
             handles.append(sub.register_forward_post_hook(hook))
         try:
@@ -145,10 +157,11 @@ class PaddleBackend(Backend):
         set_mode(module, train)
         try:
             with paddle.no_grad():
-                out = module(paddle.to_tensor(np.ascontiguousarray(x), place=place))
+                args = [paddle.to_tensor(np.ascontiguousarray(a), place=place) for a in as_args(x)]
+                out = module(*args)
         finally:
             set_mode(module, was_training)
-        return np.array(out.numpy())
+        return map_arrays(lambda t: np.array(t.numpy()), out)
 
     # ---- native models (xinit.apply) ----------------------------------------------------
     def named_layers(self, module):
@@ -209,7 +222,7 @@ class PaddleBackend(Backend):
         set_mode(module, train)
         try:
             y = module(paddle.to_tensor(np.ascontiguousarray(x), place=place))
-            loss = y.astype("float32").square().sum()
+            loss = sum(t.astype("float32").square().sum() for t in array_leaves(y))
             found = paddle.grad(loss, [p.holder for p in params], allow_unused=True)
         finally:
             set_mode(module, was_training)

@@ -8,7 +8,7 @@ import paddle
 
 from xinit import layers as L
 
-from ..base import ResidualLogic, StepsLogic
+from ..base import GraphLogic, ResidualLogic, StepsLogic
 
 nn = paddle.nn
 F = paddle.nn.functional
@@ -80,7 +80,7 @@ class Steps(StepsLogic, nn.Layer):
         super().__init__()
         for name, child in children.items():
             self.add_sublayer(name, child)
-        self.steps = list(steps)
+        self._xinit_steps = list(steps)
 
     def _child(self, name):
         return self._sub_layers[name]
@@ -96,7 +96,11 @@ class Residual(ResidualLogic, nn.Layer):
         super().__init__()
         for name, child in children.items():
             self.add_sublayer(name, child)
-        self.body, self.shortcut, self.activation = list(body), shortcut, activation
+        self._xinit_body, self._xinit_shortcut, self._xinit_activation = (
+            list(body),
+            shortcut,
+            activation,
+        )
 
     def _child(self, name):
         return self._sub_layers[name]
@@ -174,3 +178,85 @@ PADDED_TRANSPOSE = tuple(
     type(f"Padded{cls.__name__}", (_PaddedTranspose, cls), {})
     for cls in (nn.Conv1DTranspose, nn.Conv2DTranspose, nn.Conv3DTranspose)
 )
+
+
+class Graph(GraphLogic, nn.Layer):
+    """Nodes run in topological order, children registered under their node names."""
+
+    def __init__(self, children: dict, layout: dict):
+        super().__init__()
+        for name, child in children.items():
+            self.add_sublayer(name, child)
+        self._xinit_nodes = list(layout["nodes"])
+        self._xinit_inputs = layout["inputs"]
+        self._xinit_outputs = layout["outputs"]
+        self._xinit_returns = layout["returns"]
+
+    def _child(self, name):
+        return self._sub_layers[name]
+
+    def forward(self, *xs):
+        return self._run_graph(*xs)
+
+
+class Merge(nn.Layer):
+    """add, mul or concat (along the neutral dim) of the inputs."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.kind, self.dim = spec.kind, getattr(spec, "dim", 1)
+
+    def forward(self, *xs):
+        if self.kind == "concat":
+            return paddle.concat(list(xs), axis=self.dim)
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x if self.kind == "add" else out * x
+        return out
+
+
+class Upsample(nn.Layer):
+    """PyTorch's interpolate, one spatial axis at a time as a product with the axis's
+    resize matrix (``xinit.layers.upsample_matrix``): Paddle's own interpolate has other
+    defaults (align_mode) and rounding of the source index."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+
+    def forward(self, x):
+        sizes = tuple(int(n) for n in x.shape[2:])
+        outs = self.spec.out_sizes(sizes)
+        factors = self.spec.factors(len(sizes)) or (None,) * len(sizes)
+        for axis, (n, o, f) in enumerate(zip(sizes, outs, factors), start=2):
+            m = paddle.to_tensor(_matrix(self.spec, n, o, f).T, dtype=x.dtype)
+            perm = [i for i in range(x.ndim) if i != axis] + [axis]
+            back = list(np.argsort(perm))
+            x = paddle.matmul(x.transpose(perm), m).transpose(back)
+        return x
+
+
+def _matrix(spec, n, o, f) -> np.ndarray:
+    return L.upsample_matrix(spec, n, o, f).astype(np.float32)
+
+
+class Reshape(nn.Layer):
+    """``x.reshape([N, *shape])``."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = list(shape)
+
+    def forward(self, x):
+        return x.reshape([x.shape[0], *self.shape])
+
+
+class Permute(nn.Layer):
+    """``x.transpose(dims)`` (PyTorch's permute)."""
+
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = list(dims)
+
+    def forward(self, x):
+        return x.transpose(self.dims)

@@ -10,9 +10,19 @@ import torch
 
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
-from ..base import Backend, OutputRecorder, ShardingError, SignalPass, box_values, contiguous
+from ..base import (
+    Backend,
+    OutputRecorder,
+    ShardingError,
+    SignalPass,
+    array_leaves,
+    as_args,
+    box_values,
+    contiguous,
+    map_arrays,
+)
 from .lowerings import REGISTRY
-from .modules import Residual, Steps
+from .modules import Graph, Residual, Steps
 
 
 def _dev(device: str) -> torch.device:
@@ -22,6 +32,7 @@ def _dev(device: str) -> torch.device:
 class TorchBackend(Backend):
     lowerings = REGISTRY
     steps_cls, residual_cls, children_attr = Steps, Residual, "_modules"
+    graph_cls = Graph
     tensor_types = (torch.Tensor,)
     name = "torch"
 
@@ -114,7 +125,8 @@ class TorchBackend(Backend):
         for path, sub in module.named_modules():
 
             def hook(_m, _inp, out, path=path):
-                outputs[path] = out.detach().cpu().numpy().copy()  # in-place ops come after
+                if isinstance(out, torch.Tensor):  # a graph's tuple or dict: its nodes report
+                    outputs[path] = out.detach().cpu().numpy().copy()  # in-place ops come after
 
             handles.append(sub.register_forward_hook(hook))
         try:
@@ -131,10 +143,11 @@ class TorchBackend(Backend):
         module.train(train)
         try:
             with torch.no_grad():
-                out = module(torch.from_numpy(np.ascontiguousarray(x)).to(dev))
+                args = [torch.from_numpy(np.ascontiguousarray(a)).to(dev) for a in as_args(x)]
+                out = module(*args)
         finally:
             module.train(was_training)
-        return out.detach().cpu().numpy()
+        return map_arrays(lambda t: t.detach().cpu().numpy(), out)
 
     # ---- native models (xinit.apply) ----------------------------------------------------
     def named_layers(self, module):
@@ -197,7 +210,7 @@ class TorchBackend(Backend):
         try:
             with torch.enable_grad():
                 y = module(torch.from_numpy(np.ascontiguousarray(x)).to(device))
-                loss = y.float().square().sum()
+                loss = sum(t.float().square().sum() for t in array_leaves(y))  # all outputs
                 found = torch.autograd.grad(loss, [p.holder for p in params], allow_unused=True)
         finally:
             module.train(was_training)

@@ -165,6 +165,21 @@ class GroupNorm(Lowering):
         return (_nn().GroupNorm,)
 
 
+def _torch_modules():
+    from . import modules
+
+    return modules
+
+
+def _merge(spec):
+    return _torch_modules().Merge(spec)
+
+
+def _upsample(spec):
+    align = spec.align_corners if spec.mode == "bilinear" else None
+    return _nn().Upsample(spec.size, spec.scale_factor, spec.mode, align)
+
+
 # Parameter-free layers: the native module from the spec, nothing else.
 register_builders(
     REGISTRY,
@@ -176,7 +191,13 @@ register_builders(
         "sigmoid": lambda s: _nn().Sigmoid(),
         "tanh": lambda s: _nn().Tanh(),
         "identity": lambda s: _nn().Identity(),
-        "flatten": lambda s: _nn().Flatten(),
+        "flatten": lambda s: _nn().Flatten(s.start_dim, s.end_dim),
+        "reshape": lambda s: _torch_modules().Reshape(s.shape),
+        "permute": lambda s: _torch_modules().Permute(s.dims),
         "dropout": lambda s: _nn().Dropout(s.p),
+        "add": _merge,
+        "mul": _merge,
+        "concat": _merge,
+        "upsample": _upsample,
     },
 )

@@ -1,10 +1,11 @@
-"""The native torch containers xinit builds: steps that reuse a child, and residual blocks."""
+"""The native torch containers xinit builds (steps that reuse a child, residual blocks,
+graphs) and the graph merges."""
 
 from __future__ import annotations
 
 import torch
 
-from ..base import ResidualLogic, StepsLogic
+from ..base import GraphLogic, ResidualLogic, StepsLogic
 
 
 class Steps(StepsLogic, torch.nn.Module):
@@ -14,7 +15,7 @@ class Steps(StepsLogic, torch.nn.Module):
         super().__init__()
         for name, child in children.items():
             self.add_module(name, child)
-        self.steps = list(steps)
+        self._xinit_steps = list(steps)
 
     def _child(self, name):
         return self._modules[name]
@@ -30,10 +31,74 @@ class Residual(ResidualLogic, torch.nn.Module):
         super().__init__()
         for name, child in children.items():
             self.add_module(name, child)
-        self.body, self.shortcut, self.activation = list(body), shortcut, activation
+        self._xinit_body, self._xinit_shortcut, self._xinit_activation = (
+            list(body),
+            shortcut,
+            activation,
+        )
 
     def _child(self, name):
         return self._modules[name]
 
     def forward(self, x):
         return self._run_residual(x)
+
+
+class Graph(GraphLogic, torch.nn.Module):
+    """Nodes run in topological order, children registered under their node names."""
+
+    def __init__(self, children: dict, layout: dict):
+        super().__init__()
+        for name, child in children.items():
+            self.add_module(name, child)
+        self._xinit_nodes = list(layout["nodes"])
+        self._xinit_inputs = layout["inputs"]
+        self._xinit_outputs = layout["outputs"]
+        self._xinit_returns = layout["returns"]
+
+    def _child(self, name):
+        return self._modules[name]
+
+    def forward(self, *xs):
+        return self._run_graph(*xs)
+
+
+class Merge(torch.nn.Module):
+    """add, mul or concat (along the neutral dim) of the inputs."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.kind, self.dim = spec.kind, getattr(spec, "dim", 1)
+
+    def forward(self, *xs):
+        if self.kind == "concat":
+            return torch.cat(xs, dim=self.dim)
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x if self.kind == "add" else out * x
+        return out
+
+    def extra_repr(self):
+        return f"{self.kind}" + (f", dim={self.dim}" if self.kind == "concat" else "")
+
+
+class Reshape(torch.nn.Module):
+    """``x.reshape(N, *shape)``."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class Permute(torch.nn.Module):
+    """``x.permute(*dims)``."""
+
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = tuple(dims)
+
+    def forward(self, x):
+        return x.permute(*self.dims)

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from .centernet import centernet_resnet
 from .lenet import lenet
 from .resnet import resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d
 from .resnet45 import resnet45
+from .unet import unet
+from .vgg import (
+    vgg11,
+    vgg11_bn,
+    vgg13,
+    vgg13_bn,
+    vgg16,
+    vgg16_bn,
+    vgg19,
+    vgg19_bn,
+    vgg19_encoder,
+)
 
 ZOO = {
     "lenet": lenet,
@@ -15,12 +28,25 @@ ZOO = {
     "resnet152": resnet152,
     "resnext50_32x4d": resnext50_32x4d,
     "resnet45": resnet45,
+    "vgg11": vgg11,
+    "vgg11_bn": vgg11_bn,
+    "vgg13": vgg13,
+    "vgg13_bn": vgg13_bn,
+    "vgg16": vgg16,
+    "vgg16_bn": vgg16_bn,
+    "vgg19": vgg19,
+    "vgg19_bn": vgg19_bn,
+    "vgg19_encoder": vgg19_encoder,
+    "centernet_resnet": centernet_resnet,
+    "unet": unet,
 }
 
 # A typical input for each model (N, C, H, W), used by the CLI and parity checks.
 DEFAULT_INPUT = {
     "lenet": (1, 3, 32, 32),
     "resnet45": (1, 3, 32, 128),
+    "centernet_resnet": (1, 3, 512, 512),
+    "unet": (1, 3, 256, 256),
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..blocks import Residual, Sequential
 from ..initializers import KaimingNormal, Zeros
-from ..layers import AdaptiveAvgPool, BatchNorm, Conv, Flatten, Linear, MaxPool, ReLU
+from ..layers import AdaptiveAvgPool, BatchNorm, Conv, Flatten, Linear, MaxPool, ReLU, SpecError
 
 CONV_INIT = KaimingNormal(mode="fan_out", nonlinearity="relu")
 
@@ -94,11 +94,11 @@ def _resnet(
                 )
             cin = planes * expansion
         children.append((f"layer{i + 1}", Sequential(*blocks)))
-    children += [
-        ("avgpool", AdaptiveAvgPool(1)),
-        ("flatten", Flatten()),
-        ("fc", Linear(512 * expansion, num_classes)),
-    ]
+    if num_classes < 0:
+        raise SpecError(f"num_classes must be >= 0 (0: no classifier); got {num_classes}")
+    children += [("avgpool", AdaptiveAvgPool(1)), ("flatten", Flatten())]
+    if num_classes:  # 0: a headless backbone giving the pooled features (as timm's)
+        children.append(("fc", Linear(512 * expansion, num_classes)))
     return Sequential(*children)
 
 
