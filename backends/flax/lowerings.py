@@ -182,20 +182,63 @@ class Embedding(Lowering):
         return L.Embedding(m.num_embeddings, m.features)
 
 
+_SCALE = {"weight": "scale"}
+
+
 @REGISTRY.register("layernorm")
 class LayerNorm(Lowering):
-    leaves = {"weight": "scale"}
+    leaves = _SCALE
+    takes_initial = True
+
+    def build(self, spec, device, initial=None):
+        return _modules().LayerNorm(spec, initial)
 
     def natives(self):
-        return (_nnx().LayerNorm,)
+        return (_nnx().LayerNorm, _modules().LayerNorm)
+
+    def read(self, m):
+        if isinstance(m, _modules().FeatureNorm):
+            return m.spec
+        if not m.use_scale and m.use_bias:  # a bias alone: no neutral LayerNorm
+            return None
+        bias = m.use_bias if m.use_scale else True
+        return L.LayerNorm(m.num_features, m.epsilon, m.use_scale, bias)
+
+
+@REGISTRY.register("rmsnorm")
+class RMSNorm(Lowering):
+    leaves = _SCALE
+    takes_initial = True
+
+    def build(self, spec, device, initial=None):
+        return _modules().RMSNorm(spec, initial)
+
+    def natives(self):
+        return (_nnx().RMSNorm, _modules().RMSNorm)
+
+    def read(self, m):
+        if isinstance(m, _modules().FeatureNorm):
+            return m.spec
+        return L.RMSNorm(m.num_features, m.epsilon, m.use_scale)
 
 
 @REGISTRY.register("groupnorm")
 class GroupNorm(Lowering):
-    leaves = {"weight": "scale"}
+    leaves = _SCALE
+    takes_initial = True
+
+    def build(self, spec, device, initial=None):
+        return _modules().GroupNorm(spec, initial)
 
     def natives(self):
-        return (_nnx().GroupNorm,)
+        return (_nnx().GroupNorm, _modules().GroupNorm)
+
+    def read(self, m):
+        if isinstance(m, _modules().GroupNorm):
+            return m.spec
+        if m.use_scale != m.use_bias:  # one of the two: no neutral GroupNorm
+            return None
+        return L.GroupNorm(m.num_groups, m.num_groups * m.group_size, m.epsilon, m.use_scale)
 
 
 # Parameter-free layers: the native module from the spec, nothing else. Element-wise
