@@ -252,11 +252,11 @@ def test_groupnorm_bad_groups_and_channels():
 
 @pytest.mark.parametrize("framework", BACKENDS)
 def test_default_resolves_norm_parameters(framework):
-    """Default(framework) on a spec's LayerNorm: weight ones, bias zeros, as
+    """Default(framework) on a spec's LayerNorm and GroupNorm: weight ones, bias zeros, as
     every framework's own layer."""
-    spec = Sequential(ln=LayerNorm(6))
+    spec = Sequential(ln=LayerNorm(6), gn=GroupNorm(2, 6))
     plan = init_plan(spec, Policy(Rule(init.Default(framework))))
     laws = {item.path: item.dist for item in plan}
-    assert set(laws) == {"ln.weight", "ln.bias"}
+    assert set(laws) == {"ln.weight", "ln.bias", "gn.weight", "gn.bias"}
     for path, law in laws.items():
         assert (law.mean, law.std) == ((1.0, 0.0) if path.endswith("weight") else (0.0, 0.0))
