@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from . import kinds
 from .fans import Fans, compute_fans
-from .initializers import Initializer, KaimingUniform, Normal, Ones, Zeros
+from .initializers import Initializer, KaimingUniform, Normal, Ones, XavierUniform, Zeros
 
 _TORCH_DEFAULT = KaimingUniform(a=math.sqrt(5.0))  # U(+-1/sqrt(fan_in)) for weight and bias
 
@@ -39,6 +39,15 @@ class ParamSpec:
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
+
+    def owner(self, path: str) -> str:
+        """The layer path of this parameter's full ``path``; a leaf name may be dotted
+        (``out_proj.weight`` of attention), so the path is cut at the name, not the last dot."""
+        if path == self.name:
+            return ""
+        if path.endswith("." + self.name):
+            return path[: -len(self.name) - 1]
+        return path.rpartition(".")[0]
 
 
 def _tuple(value, n: int, what: str) -> tuple[int, ...]:
@@ -519,6 +528,60 @@ class GroupNorm(Layer):
         return tuple(shape)
 
 
+# ---- attention -----------------------------------------------------------------------------
+@kinds.layer(
+    weight_role="linear",
+    params=("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"),
+    aliases=("mha", "attention"),
+)
+@dataclass(frozen=True)
+class MultiheadAttention(Layer):
+    """Self-attention on (N, L, E) sequences with PyTorch's ``nn.MultiheadAttention``
+    parameters: the packed (3E, E) ``in_proj_weight`` (rows q, k, v) and ``out_proj``.
+    Defaults as PyTorch: Xavier-uniform on the packed matrix (fan_out 3E), zero biases,
+    ``out_proj.weight`` U(±1/√E)."""
+
+    kind: ClassVar[str] = "multihead_attention"
+    embed_dim: int
+    num_heads: int
+    bias: bool = True
+
+    def __post_init__(self):
+        _positive_int(self, embed_dim=self.embed_dim, num_heads=self.num_heads)
+        if self.embed_dim % self.num_heads:
+            raise SpecError(
+                f"MultiheadAttention: embed_dim {self.embed_dim} is not divisible by num_heads "
+                f"{self.num_heads}"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+    def channels(self, c):
+        return None  # (N, L, E): the checked size is the last, in output_shape
+
+    def _params(self):
+        e, k = self.embed_dim, self.kind
+        packed = compute_fans((3 * e, e), "linear")
+        out = [ParamSpec("in_proj_weight", (3 * e, e), "linear", XavierUniform(), k, packed)]
+        if self.bias:
+            out.append(ParamSpec("in_proj_bias", (3 * e,), "vector", Zeros(), k, packed))
+        fans = compute_fans((e, e), "linear")
+        out.append(ParamSpec("out_proj.weight", (e, e), "linear", _TORCH_DEFAULT, k, fans))
+        if self.bias:
+            out.append(ParamSpec("out_proj.bias", (e,), "vector", Zeros(), k, fans))
+        return tuple(out)
+
+    def output_shape(self, shape):
+        if len(shape) != 3 or shape[-1] != self.embed_dim:
+            raise SpecError(
+                f"MultiheadAttention expects an (N, L, E={self.embed_dim}) sequence; got shape "
+                f"{tuple(shape)}"
+            )
+        return tuple(shape)
+
+
 # ---- activations and shape-only layers -----------------------------------------------------
 @kinds.layer()
 @dataclass(frozen=True)
@@ -914,6 +977,7 @@ __all__ = [
     "LayerNorm",
     "RMSNorm",
     "GroupNorm",
+    "MultiheadAttention",
     "ReLU",
     "LeakyReLU",
     "GELU",

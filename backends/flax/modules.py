@@ -219,6 +219,27 @@ class Embed(nnx.Embed):
         return _to_channel_last(super().__call__(_to_channel_first(inputs)))
 
 
+class SelfAttention(nnx.MultiHeadAttention):
+    """``nnx.MultiHeadAttention`` (the same parameters) as self-attention on the neutral
+    (N, L, E) sequence, which the adapter holds as (N, E, L): turned back around the call.
+    Built with zero placeholders; xinit writes every parameter right after."""
+
+    def __init__(self, spec: L.MultiheadAttention):
+        super().__init__(
+            spec.num_heads,
+            spec.embed_dim,
+            use_bias=spec.bias,
+            kernel_init=zeros_init,
+            bias_init=zeros_init,
+            decode=False,
+            rngs=nnx.Rngs(0),
+        )
+
+    def __call__(self, x):
+        y = super().__call__(_to_channel_first(x), deterministic=True)
+        return _to_channel_last(y)
+
+
 class ConvTranspose(nnx.Module):
     """PyTorch's transposed convolution (stride, padding, output_padding, dilation, groups).
 

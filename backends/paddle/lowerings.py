@@ -274,6 +274,47 @@ class GroupNorm(Lowering):
         return L.GroupNorm(m._num_groups, m._num_channels, m._epsilon, m.weight is not None)
 
 
+def _qkv_leaves(spec, suffix: str, perm) -> tuple[Leaf, ...]:
+    """The packed q/k/v rows of a neutral ``in_proj_*`` as Paddle's three projections."""
+    e = spec.embed_dim
+    return tuple(
+        Leaf(f"{name}_proj.{suffix}", perm, part=(0, i * e, (i + 1) * e))
+        for i, name in enumerate("qkv")
+    )
+
+
+@REGISTRY.register("multihead_attention")
+class MultiheadAttention(Lowering):
+    """Paddle's ``nn.MultiHeadAttention``: separate ``q_proj``/``k_proj``/``v_proj``/``out_proj``
+    Linears, weights stored (in, out): the neutral packed rows, each transposed."""
+
+    def params(self, spec):
+        out = {
+            "in_proj_weight": _qkv_leaves(spec, "weight", (1, 0)),
+            "out_proj.weight": (Leaf("out_proj.weight", (1, 0)),),
+        }
+        if spec.bias:
+            out["in_proj_bias"] = _qkv_leaves(spec, "bias", None)
+            out["out_proj.bias"] = (Leaf("out_proj.bias"),)
+        return out
+
+    def build(self, spec, device):
+        return _paddle().nn.MultiHeadAttention(
+            spec.embed_dim,
+            spec.num_heads,
+            weight_attr=_modules()._placeholder(),
+            bias_attr=_bias(spec),
+        )
+
+    def natives(self):
+        return (_paddle().nn.MultiHeadAttention,)
+
+    def read(self, m):
+        if m.kdim != m.embed_dim or m.vdim != m.embed_dim:
+            return None
+        return L.MultiheadAttention(m.embed_dim, m.num_heads, m.q_proj.bias is not None)
+
+
 # Parameter-free layers: the native layer from the spec, nothing else.
 register_builders(
     REGISTRY,

@@ -193,6 +193,20 @@ class GroupNorm(Lowering):
         return L.GroupNorm(m.num_groups, m.num_channels, m.eps, m.affine)
 
 
+@REGISTRY.register("multihead_attention")
+class MultiheadAttention(Lowering):
+    def build(self, spec, device):
+        return _torch_modules().SelfAttention(spec.embed_dim, spec.num_heads, bias=spec.bias)
+
+    def natives(self):
+        return (_nn().MultiheadAttention,)
+
+    def read(self, m):
+        if not m._qkv_same_embed_dim:  # separate q/k/v weights (kdim/vdim): not this map
+            return None
+        return L.MultiheadAttention(m.embed_dim, m.num_heads, m.in_proj_bias is not None)
+
+
 def _torch_modules():
     from . import modules
 
