@@ -8,7 +8,9 @@ import math
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, require_backend, require_backends
+from helpers import BACKENDS, installed, require_backend, require_backends
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import xinit
 from xinit.blocks import Sequential, infer
@@ -197,3 +199,33 @@ def test_port_torch_checkpoint_to_paddle_and_flax_keys():
     back = xinit.port(dict(to_flax), spec, src="flax", dst="torch")
     for k, v in ckpt.items():
         np.testing.assert_array_equal(back[k], v)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    heads=st.integers(1, 4),
+    head_dim=st.integers(1, 5),
+    bias=st.booleans(),
+    n=st.integers(1, 3),
+    length=st.integers(1, 6),
+)
+def test_random_configurations_agree_with_torch(heads, head_dim, bias, n, length):
+    """Any (heads, head_dim, bias, batch, length): every framework's build has the (N, L, E)
+    output shape and, with rng="xinit", PyTorch's own module's values."""
+    if "torch" not in installed():
+        pytest.skip("needs torch for the reference")
+    import torch
+
+    e = heads * head_dim
+    spec = MultiheadAttention(e, heads, bias=bias)
+    x = rand(n, length, e, seed=heads * 100 + length)
+    ref = torch.nn.MultiheadAttention(e, heads, bias=bias, batch_first=True)
+    state = state_dict(xinit.build(spec, "torch", seed=4, rng="xinit"))
+    ref.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    with torch.no_grad():
+        t = torch.from_numpy(x)
+        want = ref(t, t, t, need_weights=False)[0].numpy()
+    for backend in installed():
+        out = np.asarray(xinit.run(xinit.build(spec, backend, seed=4, rng="xinit"), x))
+        assert out.shape == (n, length, e)
+        np.testing.assert_allclose(out, want, rtol=RTOL, atol=ATOL, err_msg=backend)
