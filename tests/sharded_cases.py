@@ -25,7 +25,7 @@ POLICY = Policy(
 
 
 def torch_model():
-    """Linear, LayerNorm (a kind without a spec: read as a native parameter), Linear; rows
+    """Linear, LayerNorm (read through its lowering), Linear; rows
     5 and 9 split unevenly over 2 ranks."""
     import torch
 

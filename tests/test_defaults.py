@@ -44,6 +44,7 @@ CASES = {
     "50x512": D.dims("embedding", 50, 512),
     "bn64": D.dims("batchnorm", 64),
     "ln64": D.dims("layernorm", 64),
+    "gn64": D.dims("groupnorm", 64, groups=8),
 }
 
 
@@ -61,6 +62,7 @@ def _torch_layer(d: D.LayerDims):
         "embedding": lambda: nn.Embedding(i, o),
         "batchnorm": lambda: nn.BatchNorm2d(i),
         "layernorm": lambda: nn.LayerNorm(i),
+        "groupnorm": lambda: nn.GroupNorm(g, i),
     }[d.layer]()
 
 
@@ -77,6 +79,7 @@ def _paddle_layer(d: D.LayerDims):
         "embedding": lambda: nn.Embedding(i, o),
         "batchnorm": lambda: nn.BatchNorm2D(i),
         "layernorm": lambda: nn.LayerNorm(i),
+        "groupnorm": lambda: nn.GroupNorm(g, i),
     }[d.layer]()
 
 
@@ -93,6 +96,7 @@ def _flax_layer(d: D.LayerDims, rngs):
         "embedding": lambda: nnx.Embed(i, o, rngs=rngs),
         "batchnorm": lambda: nnx.BatchNorm(i, rngs=rngs),
         "layernorm": lambda: nnx.LayerNorm(i, rngs=rngs),
+        "groupnorm": lambda: nnx.GroupNorm(i, num_groups=g, rngs=rngs),
     }[d.layer]()
 
 

@@ -971,5 +971,8 @@ def test_cli_stats_table_and_deterministic_inits(capsys):
     argv = ["stats", "--init", "TruncatedNormal.in_stds(0, 0.02)", "--role", "vector"]
     assert main([*argv, "--shape", "70000"]) == 0
     assert "no fans (1-d)" in capsys.readouterr().out
-    assert main(argv) == 2  # the default 4-d shape is not a vector
-    assert "role 'vector' needs a 1-d shape" in capsys.readouterr().err
+    assert main(argv) == 0  # a 4-d per-element tensor too: LayerNorm((C, H, W))'s weight
+    capsys.readouterr()
+    wrong = ["stats", "--init", "Normal(0, 0.02)", "--role", "linear", "--shape", "70000"]
+    assert main(wrong) == 2
+    assert "role 'linear' needs a 2-d shape" in capsys.readouterr().err

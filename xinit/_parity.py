@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .blocks import walk
+from .layers import Layer
 from .state import load_state_dict, spec_of, state_dict
 
 HERE = "<--- *** HERE ***"
@@ -395,7 +396,9 @@ def parity(
         kinds = {path: getattr(node, "kind", "") for path, node in walk(spec)}
         order = execution_order(spec)
         paths = [p for p in order if any(p in t for t in traces.values())]
-        paths += list(dict.fromkeys(p for t in traces.values() for p in t if p not in set(order)))
+        inner = _inside_layers(spec)
+        extra = (p for t in traces.values() for p in t if p not in set(order) and not inner(p))
+        paths += list(dict.fromkeys(extra))
     else:
         if train:
             raise ValueError("parity(train=True) compares BatchNorm steps of xinit-built modules")
@@ -419,6 +422,18 @@ def parity(
         bn = bn_parity(dict(zip(labels, mods)), x, atol=atol, rtol=rtol)
         report.bn_rows, report.bn_stats = bn.bn_rows, bn.bn_stats
     return report
+
+
+def _inside_layers(spec):
+    """Whether a traced path is a submodule inside one layer of ``spec`` (Paddle's attention
+    calls its ``q_proj`` Linear; PyTorch's does not): framework detail, not a spec node."""
+    layers = [path for path, node in walk(spec) if isinstance(node, Layer)]
+    prefixes = tuple(f"{path}." for path in layers if path)
+
+    def inner(path: str) -> bool:
+        return ("" in layers and path != "") or path.startswith(prefixes)
+
+    return inner
 
 
 def _native_paths(labels, mods, traces, name_map):

@@ -293,7 +293,7 @@ def port(
     expected: dict[str, str] = {}  # src name -> neutral path
     missing, mismatched, todo = [], [], []
     for path, ps in params.items():
-        owner = path.rpartition(".")[0]
+        owner = ps.owner(path)
         src_leaves = src_maps(ps.layer)[ps.name]
         dst_leaves = dst_maps(ps.layer)[ps.name]
         snames = [join(owner, leaf.name) for leaf in src_leaves]

@@ -39,9 +39,11 @@ def check_role(role: str, shape: tuple[int, ...]) -> None:
         raise ValueError(f"role must be one of {ROLES}; got {role!r}")
     if any((not isinstance(s, int)) or s < 0 for s in shape):
         raise ValueError(f"shape must be a tuple of non-negative ints; got {shape!r}")
-    need = {"linear": (2,), "embedding": (2,), "vector": (1,)}
+    need = {"linear": (2,), "embedding": (2,)}
     if role in need and len(shape) not in need[role]:
         raise ValueError(f"role {role!r} needs a {need[role][0]}-d shape; got {shape!r}")
+    if role == "vector" and not shape:  # per-feature: (C,), or LayerNorm's normalized_shape
+        raise ValueError(f"role 'vector' needs a shape of 1 or more dims; got {shape!r}")
     if role in ("conv", "conv_transpose") and not 3 <= len(shape) <= 5:
         raise ValueError(
             f"role {role!r} needs shape (C, C', *kernel) with 1 to 3 spatial dims; got {shape!r}"
@@ -51,7 +53,7 @@ def check_role(role: str, shape: tuple[int, ...]) -> None:
 def compute_fans(shape: tuple[int, ...], role: str) -> Fans:
     """PyTorch's ``_calculate_fan_in_and_fan_out`` applied to the neutral shape."""
     check_role(role, shape)
-    if len(shape) < 2:
+    if len(shape) < 2 or role == "vector":
         raise ValueError(
             f"fans are undefined for a {len(shape)}-d tensor of shape {shape!r} (role {role!r}): "
             "use a non-fan initializer (Constant, Normal, Uniform, ...) or give the layer's fans"

@@ -1,9 +1,10 @@
 """The one table of layer kinds: what policies, the defaults catalogue and the adapters agree on.
 
 Every layer spec class registers its kind here (``@kinds.layer(...)`` in :mod:`xinit.layers`),
-and kinds that xinit knows only in native models (``layernorm`` and ``groupnorm`` until they
-get specs) are registered below. A new layer kind is its spec, decorated, plus one lowering
-per framework (``backends/<framework>/lowerings.py``): nothing else lists kinds.
+and a kind that xinit knows only in native models is registered with :func:`register` (no
+spec); a later ``@kinds.layer`` on a spec for it upgrades that entry. A new layer kind is
+its spec, decorated, plus one lowering per framework (``backends/<framework>/lowerings.py``):
+nothing else lists kinds.
 """
 
 from __future__ import annotations
@@ -123,9 +124,5 @@ def is_optional(kind: str, leaf: str) -> bool:
     entry = _TABLE.get(kind)
     return entry is not None and leaf in entry.optional
 
-
-# Kinds known in native models only (xinit.apply reads them; specs come with sequence blocks).
-register("layernorm", params=("weight", "bias"), aliases=("ln",))
-register("groupnorm", params=("weight", "bias"), aliases=("gn",))
 
 __all__ = ["Kind", "register", "layer", "names", "get", "canonical", "is_known", "weight_role"]

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from . import kinds
 from .fans import Fans, compute_fans
-from .initializers import Initializer, KaimingUniform, Normal, Ones, Zeros
+from .initializers import Initializer, KaimingUniform, Normal, Ones, XavierUniform, Zeros
 
 _TORCH_DEFAULT = KaimingUniform(a=math.sqrt(5.0))  # U(+-1/sqrt(fan_in)) for weight and bias
 
@@ -39,6 +39,15 @@ class ParamSpec:
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
+
+    def owner(self, path: str) -> str:
+        """The layer path of this parameter's full ``path``; a leaf name may be dotted
+        (``out_proj.weight`` of attention), so the path is cut at the name, not the last dot."""
+        if path == self.name:
+            return ""
+        if path.endswith("." + self.name):
+            return path[: -len(self.name) - 1]
+        return path.rpartition(".")[0]
 
 
 def _tuple(value, n: int, what: str) -> tuple[int, ...]:
@@ -382,6 +391,195 @@ class Embedding(Layer):
 
     def output_shape(self, shape):
         return (*shape, self.embedding_dim)
+
+
+# ---- normalisation over features (sequences and groups) -----------------------------------
+def _norm_shape(value, who: str) -> tuple[int, ...]:
+    shape = (value,) if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
+    if not shape or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape
+    ):
+        raise SpecError(
+            f"{who}.normalized_shape must be a positive int or tuple of them; got {value!r}"
+        )
+    return shape
+
+
+def _need_positive(obj, eps) -> None:
+    if eps is not None and not eps > 0:
+        raise SpecError(f"{type(obj).__name__}.eps must be positive; got {eps!r}")
+
+
+@dataclass(frozen=True)
+class _FeatureNorm(Layer):
+    """A norm over the trailing neutral dims ``normalized_shape`` (PyTorch's layout: the
+    last dims of (N, *, *normalized_shape), whatever the framework holds inside)."""
+
+    normalized_shape: int | tuple[int, ...] = ()
+
+    def channels(self, c):
+        return c  # over the last dims: (N, D) checks in output_shape, (N, L, D) has no channel
+
+    def output_shape(self, shape):
+        n = self.normalized_shape
+        if len(shape) < len(n) + 1 or tuple(shape[-len(n) :]) != n:
+            raise SpecError(
+                f"{type(self).__name__} normalizes over the last dims {n}; got input shape "
+                f"{tuple(shape)}"
+            )
+        return tuple(shape)
+
+
+@kinds.layer(params=("weight", "bias"), aliases=("ln",))
+@dataclass(frozen=True)
+class LayerNorm(_FeatureNorm):
+    """PyTorch's ``nn.LayerNorm``: (x - mean) / sqrt(var + eps) over the last dims, biased
+    variance, then weight (ones) and bias (zeros) of shape ``normalized_shape``."""
+
+    kind: ClassVar[str] = "layernorm"
+    eps: float = 1e-5
+    elementwise_affine: bool = True
+    bias: bool = True
+    weight_init: Initializer | None = None
+    bias_init: Initializer | None = None
+
+    def __post_init__(self):
+        _set(self, normalized_shape=_norm_shape(self.normalized_shape, "LayerNorm"))
+        _need_positive(self, self.eps)
+
+    def _params(self):
+        n, k = self.normalized_shape, self.kind
+        if not self.elementwise_affine:
+            return ()
+        out = [ParamSpec("weight", n, "vector", self.weight_init or Ones(), k)]
+        if self.bias:
+            out.append(ParamSpec("bias", n, "vector", self.bias_init or Zeros(), k))
+        return tuple(out)
+
+
+@kinds.layer(params=("weight",))
+@dataclass(frozen=True)
+class RMSNorm(_FeatureNorm):
+    """PyTorch's ``nn.RMSNorm``: x / sqrt(mean(x**2) + eps) over the last dims, times weight
+    (ones); ``eps=None`` is the machine epsilon of the input's dtype, as PyTorch."""
+
+    kind: ClassVar[str] = "rmsnorm"
+    eps: float | None = None
+    elementwise_affine: bool = True
+    weight_init: Initializer | None = None
+
+    def __post_init__(self):
+        _set(self, normalized_shape=_norm_shape(self.normalized_shape, "RMSNorm"))
+        _need_positive(self, self.eps)
+
+    def _params(self):
+        if not self.elementwise_affine:
+            return ()
+        n = self.normalized_shape
+        return (ParamSpec("weight", n, "vector", self.weight_init or Ones(), self.kind),)
+
+    def eps_for(self, dtype: str = "float32") -> float:
+        """The eps used on ``dtype`` input (PyTorch's ``finfo(dtype).eps`` when None)."""
+        import numpy as np
+
+        return float(np.finfo(dtype).eps) if self.eps is None else float(self.eps)
+
+
+@kinds.layer(params=("weight", "bias"), aliases=("gn",))
+@dataclass(frozen=True)
+class GroupNorm(Layer):
+    """PyTorch's ``nn.GroupNorm`` on (N, C, *): channels split into ``num_groups`` contiguous
+    groups, each normalised over its channels and all positions; per-channel weight/bias."""
+
+    kind: ClassVar[str] = "groupnorm"
+    num_groups: int
+    num_channels: int
+    eps: float = 1e-5
+    affine: bool = True
+    weight_init: Initializer | None = None
+    bias_init: Initializer | None = None
+
+    def __post_init__(self):
+        _positive_int(self, num_groups=self.num_groups, num_channels=self.num_channels)
+        if self.num_channels % self.num_groups:
+            raise SpecError(
+                f"GroupNorm: num_groups {self.num_groups} does not divide num_channels "
+                f"{self.num_channels}"
+            )
+        _need_positive(self, self.eps)
+
+    def channels(self, c):
+        self._take_channels(self.num_channels, c)
+        return c
+
+    def _params(self):
+        if not self.affine:
+            return ()
+        c, k = (self.num_channels,), self.kind
+        return (
+            ParamSpec("weight", c, "vector", self.weight_init or Ones(), k),
+            ParamSpec("bias", c, "vector", self.bias_init or Zeros(), k),
+        )
+
+    def output_shape(self, shape):
+        if len(shape) < 2:
+            raise SpecError(f"GroupNorm expects an (N, C, *) input; got shape {tuple(shape)}")
+        self._need_channels(shape, self.num_channels)
+        return tuple(shape)
+
+
+# ---- attention -----------------------------------------------------------------------------
+@kinds.layer(
+    weight_role="linear",
+    params=("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"),
+    aliases=("mha", "attention"),
+)
+@dataclass(frozen=True)
+class MultiheadAttention(Layer):
+    """Self-attention on (N, L, E) sequences with PyTorch's ``nn.MultiheadAttention``
+    parameters: the packed (3E, E) ``in_proj_weight`` (rows q, k, v) and ``out_proj``.
+    Defaults as PyTorch: Xavier-uniform on the packed matrix (fan_out 3E), zero biases,
+    ``out_proj.weight`` U(±1/√E)."""
+
+    kind: ClassVar[str] = "multihead_attention"
+    embed_dim: int
+    num_heads: int
+    bias: bool = True
+
+    def __post_init__(self):
+        _positive_int(self, embed_dim=self.embed_dim, num_heads=self.num_heads)
+        if self.embed_dim % self.num_heads:
+            raise SpecError(
+                f"MultiheadAttention: embed_dim {self.embed_dim} is not divisible by num_heads "
+                f"{self.num_heads}"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+    def channels(self, c):
+        return None  # (N, L, E): the checked size is the last, in output_shape
+
+    def _params(self):
+        e, k = self.embed_dim, self.kind
+        packed = compute_fans((3 * e, e), "linear")
+        out = [ParamSpec("in_proj_weight", (3 * e, e), "linear", XavierUniform(), k, packed)]
+        if self.bias:
+            out.append(ParamSpec("in_proj_bias", (3 * e,), "vector", Zeros(), k, packed))
+        fans = compute_fans((e, e), "linear")
+        out.append(ParamSpec("out_proj.weight", (e, e), "linear", _TORCH_DEFAULT, k, fans))
+        if self.bias:
+            out.append(ParamSpec("out_proj.bias", (e,), "vector", Zeros(), k, fans))
+        return tuple(out)
+
+    def output_shape(self, shape):
+        if len(shape) != 3 or shape[-1] != self.embed_dim:
+            raise SpecError(
+                f"MultiheadAttention expects an (N, L, E={self.embed_dim}) sequence; got shape "
+                f"{tuple(shape)}"
+            )
+        return tuple(shape)
 
 
 # ---- activations and shape-only layers -----------------------------------------------------
@@ -776,6 +974,10 @@ __all__ = [
     "BatchNorm",
     "Linear",
     "Embedding",
+    "LayerNorm",
+    "RMSNorm",
+    "GroupNorm",
+    "MultiheadAttention",
     "ReLU",
     "LeakyReLU",
     "GELU",

@@ -42,7 +42,7 @@ def init_plan(spec, policy=None) -> list[PlanItem]:
         dist = dists.get(path)
         if dist is None:
             dist = init.resolve(ps.shape, ps.role, ps.fans, param=ps)
-        items.append(PlanItem(path, path.rpartition(".")[0], ps, init, dist, m))
+        items.append(PlanItem(path, ps.owner(path), ps, init, dist, m))
     return items
 
 

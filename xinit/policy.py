@@ -254,7 +254,7 @@ class Policy:
         skip = frozenset(skip)
         layers: dict[str, tuple[str, list[str]]] = {}  # layer path -> (kind, leaf names)
         for path, ps in params.items():
-            layer, leaf = split_path(path)
+            layer, leaf = ps.owner(path), ps.name
             entry = layers.setdefault(layer, (ps.kind, []))
             entry[1].append(leaf)
         matched: dict[str, Match] = {}

@@ -74,6 +74,8 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
         m = nnx.Embed(i, o, rngs=rngs)
     elif d.kind == "batchnorm":
         m = nnx.BatchNorm(i, rngs=rngs)
+    elif d.kind == "groupnorm":
+        m = nnx.GroupNorm(i, num_groups=g, rngs=rngs)
     else:
         m = nnx.LayerNorm(i, rngs=rngs)
     out = {}

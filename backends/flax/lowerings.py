@@ -10,6 +10,7 @@ take ``initial`` and create each parameter with the value xinit drew for it
 from __future__ import annotations
 
 from xinit import layers as L
+from xinit.parammap import Leaf
 
 from ..registry import Lowering, Registry, register_builders
 
@@ -182,20 +183,99 @@ class Embedding(Lowering):
         return L.Embedding(m.num_embeddings, m.features)
 
 
+_SCALE = {"weight": "scale"}
+
+
 @REGISTRY.register("layernorm")
 class LayerNorm(Lowering):
-    leaves = {"weight": "scale"}
+    leaves = _SCALE
+    takes_initial = True
+
+    def build(self, spec, device, initial=None):
+        return _modules().LayerNorm(spec, initial)
 
     def natives(self):
-        return (_nnx().LayerNorm,)
+        return (_nnx().LayerNorm, _modules().LayerNorm)
+
+    def read(self, m):
+        if isinstance(m, _modules().FeatureNorm):
+            return m.spec
+        if not m.use_scale and m.use_bias:  # a bias alone: no neutral LayerNorm
+            return None
+        bias = m.use_bias if m.use_scale else True
+        return L.LayerNorm(m.num_features, m.epsilon, m.use_scale, bias)
+
+
+@REGISTRY.register("rmsnorm")
+class RMSNorm(Lowering):
+    leaves = _SCALE
+    takes_initial = True
+
+    def build(self, spec, device, initial=None):
+        return _modules().RMSNorm(spec, initial)
+
+    def natives(self):
+        return (_nnx().RMSNorm, _modules().RMSNorm)
+
+    def read(self, m):
+        if isinstance(m, _modules().FeatureNorm):
+            return m.spec
+        return L.RMSNorm(m.num_features, m.epsilon, m.use_scale)
 
 
 @REGISTRY.register("groupnorm")
 class GroupNorm(Lowering):
-    leaves = {"weight": "scale"}
+    leaves = _SCALE
+    takes_initial = True
+
+    def build(self, spec, device, initial=None):
+        return _modules().GroupNorm(spec, initial)
 
     def natives(self):
-        return (_nnx().GroupNorm,)
+        return (_nnx().GroupNorm, _modules().GroupNorm)
+
+    def read(self, m):
+        if isinstance(m, _modules().GroupNorm):
+            return m.spec
+        if m.use_scale != m.use_bias:  # one of the two: no neutral GroupNorm
+            return None
+        return L.GroupNorm(m.num_groups, m.num_groups * m.group_size, m.epsilon, m.use_scale)
+
+
+@REGISTRY.register("multihead_attention")
+class MultiheadAttention(Lowering):
+    """``nnx.MultiHeadAttention``: ``query``/``key``/``value`` kernels (E, H, D) and ``out``
+    kernel (H, D, E), the neutral packed rows transposed and split by head."""
+
+    def params(self, spec):
+        e, h, d = spec.embed_dim, spec.num_heads, spec.head_dim
+        names = ("query", "key", "value")
+        out = {
+            "in_proj_weight": tuple(
+                Leaf(f"{n}.kernel", (1, 0), part=(0, i * e, (i + 1) * e), shape=(e, h, d))
+                for i, n in enumerate(names)
+            ),
+            "out_proj.weight": (Leaf("out.kernel", (1, 0), shape=(h, d, e)),),
+        }
+        if spec.bias:
+            out["in_proj_bias"] = tuple(
+                Leaf(f"{n}.bias", part=(0, i * e, (i + 1) * e), shape=(h, d))
+                for i, n in enumerate(names)
+            )
+            out["out_proj.bias"] = (Leaf("out.bias"),)
+        return out
+
+    def build(self, spec, device):
+        return _modules().SelfAttention(spec)
+
+    def natives(self):
+        return (_nnx().MultiHeadAttention,)
+
+    def read(self, m):
+        e = m.in_features
+        if m.qkv_features != e or m.out_features != e:
+            return None
+        return L.MultiheadAttention(e, m.num_heads, m.use_bias)
 
 
 # Parameter-free layers: the native module from the spec, nothing else. Element-wise

@@ -149,12 +149,95 @@ class BatchNorm(nnx.Module):
         return y
 
 
+class FeatureNorm(nnx.Module):
+    """PyTorch's LayerNorm or RMSNorm (by ``spec.kind``) over the neutral last dims, with
+    nnx's leaf names ``scale``/``bias``. The adapter holds a 3-d or larger activation with
+    neutral axis 1 moved last (an (N, L, D) sequence is (N, D, L) here), so the norm is
+    computed on the channel-first array and the result held channel-last again."""
+
+    def __init__(self, spec, initial=None):
+        self.spec = spec
+        shape = spec.normalized_shape
+        affine = spec.elementwise_affine
+        self.scale = nnx.Param(_initial_or(initial, "scale", shape, 1.0)) if affine else None
+        has_bias = affine and getattr(spec, "bias", False)
+        self.bias = nnx.Param(_initial_or(initial, "bias", shape, 0.0)) if has_bias else None
+
+    def __call__(self, x):
+        x = _to_channel_first(x)
+        axes = tuple(range(x.ndim - len(self.spec.normalized_shape), x.ndim))
+        if self.spec.kind == "rmsnorm":
+            eps = self.spec.eps_for(str(x.dtype))
+            y = x * jax.lax.rsqrt((x * x).mean(axes, keepdims=True) + eps)
+        else:
+            mean = x.mean(axes, keepdims=True)
+            var = ((x - mean) ** 2).mean(axes, keepdims=True)
+            y = (x - mean) * jax.lax.rsqrt(var + self.spec.eps)
+        if self.scale is not None:
+            y = y * self.scale[...]
+        if self.bias is not None:
+            y = y + self.bias[...]
+        return _to_channel_last(y)
+
+
+class LayerNorm(FeatureNorm):
+    """PyTorch's LayerNorm in the adapter's layout (see :class:`FeatureNorm`)."""
+
+
+class RMSNorm(FeatureNorm):
+    """PyTorch's RMSNorm in the adapter's layout (see :class:`FeatureNorm`)."""
+
+
+class GroupNorm(nnx.Module):
+    """PyTorch's GroupNorm: contiguous channel groups, each normalised over its channels and
+    every position (biased variance), then per-channel ``scale``/``bias``; on the adapter's
+    channel-last images, so the channels are the last axis."""
+
+    def __init__(self, spec: L.GroupNorm, initial=None):
+        self.spec = spec
+        c = (spec.num_channels,)
+        self.scale = nnx.Param(_initial_or(initial, "scale", c, 1.0)) if spec.affine else None
+        self.bias = nnx.Param(_initial_or(initial, "bias", c, 0.0)) if spec.affine else None
+
+    def __call__(self, x):
+        g = self.spec.num_groups
+        grouped = x.reshape(*x.shape[:-1], g, x.shape[-1] // g)  # (N, *, G, C/G)
+        axes = (*range(1, x.ndim - 1), x.ndim)  # every position and the channels of a group
+        mean = grouped.mean(axes, keepdims=True)
+        var = ((grouped - mean) ** 2).mean(axes, keepdims=True)
+        y = ((grouped - mean) * jax.lax.rsqrt(var + self.spec.eps)).reshape(x.shape)
+        if self.scale is not None:
+            y = y * self.scale[...] + self.bias[...]
+        return y
+
+
 class Embed(nnx.Embed):
     """``nnx.Embed`` in the adapter's layout: inside, every tensor of 3 or more dims is the
     neutral one with axis 1 moved last, so the neutral (N, L, D) output is held as (N, D, L)."""
 
     def __call__(self, inputs):
         return _to_channel_last(super().__call__(_to_channel_first(inputs)))
+
+
+class SelfAttention(nnx.MultiHeadAttention):
+    """``nnx.MultiHeadAttention`` (the same parameters) as self-attention on the neutral
+    (N, L, E) sequence, which the adapter holds as (N, E, L): turned back around the call.
+    Built with zero placeholders; xinit writes every parameter right after."""
+
+    def __init__(self, spec: L.MultiheadAttention):
+        super().__init__(
+            spec.num_heads,
+            spec.embed_dim,
+            use_bias=spec.bias,
+            kernel_init=zeros_init,
+            bias_init=zeros_init,
+            decode=False,
+            rngs=nnx.Rngs(0),
+        )
+
+    def __call__(self, x):
+        y = super().__call__(_to_channel_first(x), deterministic=True)
+        return _to_channel_last(y)
 
 
 class ConvTranspose(nnx.Module):

@@ -76,6 +76,8 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
         m = nn.Embedding(i, o)
     elif d.kind == "batchnorm":
         m = nn.BatchNorm2D(i)
+    elif d.kind == "groupnorm":
+        m = nn.GroupNorm(g, i)
     else:
         m = nn.LayerNorm(i)
     return {name: np.array(t.numpy()) for name, t in m.state_dict().items()}

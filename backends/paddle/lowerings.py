@@ -8,7 +8,10 @@ random default init.
 
 from __future__ import annotations
 
+import math
+
 from xinit import layers as L
+from xinit.parammap import Leaf
 
 from ..registry import Lowering, Registry, register_builders
 
@@ -207,16 +210,109 @@ class AdaptiveAvgPool(Lowering):
         return cls(spec.output_size[0] if spec.dims == 1 else list(spec.output_size))
 
 
+def _affine(on: bool):
+    return None if on else False  # None: Paddle's default (ones/zeros), False: none
+
+
 @REGISTRY.register("layernorm")
 class LayerNorm(Lowering):
+    """Paddle keeps LayerNorm's weight and bias flattened to ``(prod(normalized_shape),)``."""
+
+    def params(self, spec):
+        flat = (math.prod(spec.normalized_shape),)
+        shape = flat if len(spec.normalized_shape) > 1 else None
+        return {p.name: (Leaf(p.name, shape=shape),) for p in spec.params()}
+
+    def build(self, spec, device):
+        return _paddle().nn.LayerNorm(
+            list(spec.normalized_shape),
+            spec.eps,
+            weight_attr=_affine(spec.elementwise_affine),
+            bias_attr=_affine(spec.elementwise_affine and spec.bias),
+        )
+
     def natives(self):
         return (_paddle().nn.LayerNorm,)
+
+    def read(self, m):
+        if m.weight is None and m.bias is not None:  # a bias alone: no neutral LayerNorm
+            return None
+        affine = m.weight is not None
+        bias = m.bias is not None if affine else True
+        return L.LayerNorm(tuple(m._normalized_shape), m._epsilon, affine, bias)
+
+
+@REGISTRY.register("rmsnorm")
+class RMSNorm(Lowering):
+    def build(self, spec, device):
+        return _modules().RMSNorm(spec)
+
+    def natives(self):
+        return (_modules().RMSNorm,)
+
+    def read(self, m):
+        return m.spec
 
 
 @REGISTRY.register("groupnorm")
 class GroupNorm(Lowering):
+    def build(self, spec, device):
+        return _paddle().nn.GroupNorm(
+            spec.num_groups,
+            spec.num_channels,
+            spec.eps,
+            weight_attr=_affine(spec.affine),
+            bias_attr=_affine(spec.affine),
+        )
+
     def natives(self):
         return (_paddle().nn.GroupNorm,)
+
+    def read(self, m):
+        if (m.weight is None) != (m.bias is None):  # one of the two: no neutral GroupNorm
+            return None
+        return L.GroupNorm(m._num_groups, m._num_channels, m._epsilon, m.weight is not None)
+
+
+def _qkv_leaves(spec, suffix: str, perm) -> tuple[Leaf, ...]:
+    """The packed q/k/v rows of a neutral ``in_proj_*`` as Paddle's three projections."""
+    e = spec.embed_dim
+    return tuple(
+        Leaf(f"{name}_proj.{suffix}", perm, part=(0, i * e, (i + 1) * e))
+        for i, name in enumerate("qkv")
+    )
+
+
+@REGISTRY.register("multihead_attention")
+class MultiheadAttention(Lowering):
+    """Paddle's ``nn.MultiHeadAttention``: separate ``q_proj``/``k_proj``/``v_proj``/``out_proj``
+    Linears, weights stored (in, out): the neutral packed rows, each transposed."""
+
+    def params(self, spec):
+        out = {
+            "in_proj_weight": _qkv_leaves(spec, "weight", (1, 0)),
+            "out_proj.weight": (Leaf("out_proj.weight", (1, 0)),),
+        }
+        if spec.bias:
+            out["in_proj_bias"] = _qkv_leaves(spec, "bias", None)
+            out["out_proj.bias"] = (Leaf("out_proj.bias"),)
+        return out
+
+    def build(self, spec, device):
+        return _paddle().nn.MultiHeadAttention(
+            spec.embed_dim,
+            spec.num_heads,
+            weight_attr=_modules()._placeholder(),
+            bias_attr=_bias(spec),
+        )
+
+    def natives(self):
+        return (_paddle().nn.MultiHeadAttention,)
+
+    def read(self, m):
+        if m.kdim != m.embed_dim or m.vdim != m.embed_dim:
+            return None
+        return L.MultiheadAttention(m.embed_dim, m.num_heads, m.q_proj.bias is not None)
 
 
 # Parameter-free layers: the native layer from the spec, nothing else.

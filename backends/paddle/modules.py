@@ -19,6 +19,28 @@ def _placeholder() -> paddle.ParamAttr:
     return paddle.ParamAttr(initializer=nn.initializer.Constant(0.0))
 
 
+class RMSNorm(nn.Layer):
+    """PyTorch's ``nn.RMSNorm`` (Paddle 3.3 has none): x / sqrt(mean(x**2) + eps) over the
+    last dims of ``spec.normalized_shape``, times ``weight``."""
+
+    def __init__(self, spec: L.RMSNorm):
+        super().__init__()
+        self.spec = spec
+        if spec.elementwise_affine:
+            one = nn.initializer.Constant(1.0)
+            self.weight = self.create_parameter(
+                list(spec.normalized_shape), default_initializer=one
+            )
+        else:
+            self.weight = None
+
+    def forward(self, x):
+        axes = list(range(x.ndim - len(self.spec.normalized_shape), x.ndim))
+        eps = self.spec.eps_for(str(x.dtype).split(".")[-1])
+        y = x * paddle.rsqrt((x * x).mean(axis=axes, keepdim=True) + eps)
+        return y * self.weight if self.weight is not None else y
+
+
 class BatchNorm(nn.Layer):
     """Batch norm with PaddleOCR's parameter names and the neutral (PyTorch) statistics rule.
 

@@ -28,6 +28,7 @@ _SOURCE = {
     "conv_transpose": "torch/nn/modules/conv.py _ConvNd.reset_parameters",
     "batchnorm": "torch/nn/modules/batchnorm.py",
     "layernorm": "torch/nn/modules/normalization.py",
+    "groupnorm": "torch/nn/modules/normalization.py",
 }
 
 
@@ -72,6 +73,8 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
         m = nn.Embedding(i, o)
     elif d.kind == "batchnorm":
         m = nn.BatchNorm2d(i)
+    elif d.kind == "groupnorm":
+        m = nn.GroupNorm(g, i)
     else:
         m = nn.LayerNorm(i)
     return {name: t.detach().cpu().numpy() for name, t in m.state_dict().items()}

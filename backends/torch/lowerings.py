@@ -155,14 +155,56 @@ class AdaptiveAvgPool(Lowering):
 
 @REGISTRY.register("layernorm")
 class LayerNorm(Lowering):
+    def build(self, spec, device):
+        return _nn().LayerNorm(
+            spec.normalized_shape, spec.eps, spec.elementwise_affine, bias=spec.bias
+        )
+
     def natives(self):
         return (_nn().LayerNorm,)
+
+    def read(self, m):
+        affine = m.elementwise_affine
+        bias = m.bias is not None if affine else True
+        return L.LayerNorm(tuple(m.normalized_shape), m.eps, affine, bias)
+
+
+@REGISTRY.register("rmsnorm")
+class RMSNorm(Lowering):
+    def build(self, spec, device):
+        return _nn().RMSNorm(spec.normalized_shape, spec.eps, spec.elementwise_affine)
+
+    def natives(self):
+        return (_nn().RMSNorm,)
+
+    def read(self, m):
+        return L.RMSNorm(tuple(m.normalized_shape), m.eps, m.elementwise_affine)
 
 
 @REGISTRY.register("groupnorm")
 class GroupNorm(Lowering):
+    def build(self, spec, device):
+        return _nn().GroupNorm(spec.num_groups, spec.num_channels, spec.eps, spec.affine)
+
     def natives(self):
         return (_nn().GroupNorm,)
+
+    def read(self, m):
+        return L.GroupNorm(m.num_groups, m.num_channels, m.eps, m.affine)
+
+
+@REGISTRY.register("multihead_attention")
+class MultiheadAttention(Lowering):
+    def build(self, spec, device):
+        return _torch_modules().SelfAttention(spec.embed_dim, spec.num_heads, bias=spec.bias)
+
+    def natives(self):
+        return (_nn().MultiheadAttention,)
+
+    def read(self, m):
+        if not m._qkv_same_embed_dim:  # separate q/k/v weights (kdim/vdim): not this map
+            return None
+        return L.MultiheadAttention(m.embed_dim, m.num_heads, m.in_proj_bias is not None)
 
 
 def _torch_modules():

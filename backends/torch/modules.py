@@ -102,3 +102,14 @@ class Permute(torch.nn.Module):
 
     def forward(self, x):
         return x.permute(*self.dims)
+
+
+class SelfAttention(torch.nn.MultiheadAttention):
+    """``nn.MultiheadAttention`` (batch first, the same parameters and state-dict keys) called
+    as self-attention on one (N, L, E) input; returns the attention output alone."""
+
+    def __init__(self, embed_dim: int, num_heads: int, bias: bool = True):
+        super().__init__(embed_dim, num_heads, bias=bias, batch_first=True)
+
+    def forward(self, x):
+        return super().forward(x, x, x, need_weights=False)[0]

@@ -45,8 +45,10 @@ LAYERS = (
     "conv_transpose3d",
     "batchnorm",
     "layernorm",
+    "groupnorm",
     "embedding",
 )
+_NORMS = ("batchnorm", "layernorm", "groupnorm")  # one feature count, no fans
 _DEPTHWISE = {
     "depthwise_conv1d": "conv1d",
     "depthwise_conv2d": "conv2d",
@@ -118,9 +120,14 @@ class LayerDims:
                         f"{layer}: groups={self.groups} does not divide "
                         f"{name}={getattr(self, name)}"
                     )
+        elif self.kind == "groupnorm":
+            if self.in_features % self.groups:
+                raise ValueError(
+                    f"{layer}: groups={self.groups} does not divide {self.in_features} channels"
+                )
         elif self.groups != 1:
             raise ValueError(f"{layer} has no groups; got groups={self.groups}")
-        if self.kind in ("batchnorm", "layernorm") and self.in_features != self.out_features:
+        if self.kind in _NORMS and self.in_features != self.out_features:
             raise ValueError(
                 f"{layer}: one feature count; got in={self.in_features}, out={self.out_features}"
             )
@@ -153,7 +160,9 @@ class LayerDims:
         raise ValueError(f"{self.layer} has no fan-based weight")
 
     def describe(self) -> str:
-        if self.kind in ("batchnorm", "layernorm"):
+        if self.kind == "groupnorm":
+            return f"groupnorm({self.in_features}, groups={self.groups})"
+        if self.kind in _NORMS:
             return f"{self.layer}({self.in_features})"
         if self.kind in ("linear", "embedding"):
             return f"{self.layer}({self.in_features}, {self.out_features})"
@@ -179,7 +188,7 @@ class LayerDims:
         return (o,)
 
     def role(self, param: str) -> str:
-        if param != "weight" or self.kind in ("batchnorm", "layernorm"):
+        if param != "weight" or self.kind in _NORMS:
             return "vector"
         return self.kind
 
@@ -216,7 +225,7 @@ def dims(
         layer, groups = _DEPTHWISE[key], in_features
     out = in_features if out_features is None else out_features
     canon = canonical_layer(layer)
-    if canon in ("batchnorm", "layernorm"):  # the norm after an in->out layer: out features
+    if canon in _NORMS:  # the norm after an in->out layer: out features
         in_features = out
     if not canon.startswith("conv"):
         kernel = ()
@@ -252,6 +261,8 @@ def as_dims(layer: Any) -> LayerDims:
     if isinstance(layer, L.BatchNorm):
         return LayerDims("batchnorm", layer.num_features, layer.num_features)
     kind = getattr(layer, "kind", None)
+    if kind == "groupnorm":
+        return LayerDims("groupnorm", layer.num_channels, layer.num_channels, (), layer.num_groups)
     if kind == "layernorm":
         shape = getattr(layer, "normalized_shape", None) or getattr(layer, "num_features", None)
         n = shape if isinstance(shape, int) else math.prod(shape)
@@ -344,7 +355,7 @@ def _rules(framework: str):
 
 @functools.lru_cache(maxsize=256)
 def _spec(d: LayerDims) -> L.Layer | None:
-    """The xinit layer spec with dims ``d`` (None for layernorm, which has no spec yet)."""
+    """The xinit layer spec with dims ``d``."""
     if d.kind == "linear":
         return L.Linear(d.in_features, d.out_features)
     if d.kind == "conv":
@@ -355,6 +366,10 @@ def _spec(d: LayerDims) -> L.Layer | None:
         return L.Embedding(d.in_features, d.out_features)
     if d.kind == "batchnorm":
         return L.BatchNorm(d.in_features)
+    if d.kind == "layernorm":
+        return L.LayerNorm(d.in_features)
+    if d.kind == "groupnorm":
+        return L.GroupNorm(d.groups, d.in_features)
     return None
 
 
@@ -493,7 +508,7 @@ def _dims_from_param(param, framework: str) -> LayerDims:
         return LayerDims("linear", shape[1], shape[0])
     if name == "weight" and kind == "embedding" and len(shape) == 2:
         return LayerDims("embedding", shape[0], shape[1])
-    if kind in ("batchnorm", "layernorm") and len(shape) == 1:
+    if kind in _NORMS and len(shape) == 1:
         return LayerDims(kind, shape[0], shape[0])
     if kind in ("batchnorm",) and name == "num_batches_tracked":
         return LayerDims(kind, 1, 1)
