@@ -500,9 +500,22 @@ class Backend(ABC):
         device: str,
         rng: str,
     ) -> None:
-        """Draw ``dist`` for neutral parameter ``ps`` at ``path`` into its native leaves."""
+        """Draw ``dist`` for neutral parameter ``ps`` at ``path`` into its native leaves (a
+        sharded leaf shard by shard: each shard's block of the single-device init)."""
         if not leaves:
             return
+        holder = self.sharded_leaf(layer, leaves[0].name)
+        if holder is not None:
+            if not self.drawn_natively(leaves, ps.role, len(ps.shape)):
+                raise ShardingError(
+                    f"{path}: a sharded parameter split over several native tensors or "
+                    f"reshaped ({', '.join(leaf.name for leaf in leaves)}) cannot be filled "
+                    "shard by shard"
+                )
+            perm = leaves[0].perm
+            return self.fill_shards(
+                holder, dist, tuple(ps.shape), perm, seed=seed, path=path, rng=rng
+            )
         if self.drawn_natively(leaves, ps.role, len(ps.shape)):
             name = leaves[0].name
             target = self.tensor(layer, name) if self.in_place else None
@@ -632,6 +645,20 @@ class Backend(ABC):
         """The neutral name of native leaf ``native`` of a ``kind`` layer (kernel -> weight)."""
         return self.lowerings[kind].neutral_leaf(native) if kind in self.lowerings else native
 
+    # ---- sharded parameters (docs/scale.md) --------------------------------------------
+    def sharded_leaf(self, layer: Any, name: str) -> Any | None:
+        """The native parameter ``name`` of ``layer`` when it is sharded, else None."""
+        return None
+
+    def sharded_native(self, holder: Any) -> Any | None:
+        """``holder`` (a native parameter) when it is sharded, else None."""
+        return None
+
+    def fill_shards(self, holder, dist, shape, perm, *, seed: int, path: str, rng: str) -> None:
+        """Fill each local shard of sharded ``holder`` with its block of the single-device
+        init of neutral ``shape`` (``perm``: neutral -> native axes)."""
+        raise NotImplementedError(f"the {self.name} adapter cannot fill sharded parameters")
+
     def named_layers(self, module: Any) -> Iterator[tuple[str, Any]]:
         """``(dotted path, submodule)`` for ``module`` ("") and every submodule once, parents
         before children, in registration order."""
@@ -712,6 +739,18 @@ class Backend(ABC):
         self, param: NativeParam, dist: Distribution, *, seed: int = 0, rng: str = "native"
     ) -> None:
         """Draw ``dist`` for ``param`` (seeded by its neutral path) and write it in place."""
+        holder = self.sharded_native(param.holder)
+        if holder is not None:
+            perm = param.perm
+            expected = tuple(param.shape[i] for i in perm) if perm else tuple(param.shape)
+            if expected != tuple(param.native_shape):
+                raise ShardingError(
+                    f"{param.path}: sharded tensor of shape {param.native_shape} is read as "
+                    f"{param.shape}: a reshaped parameter cannot be filled shard by shard"
+                )
+            return self.fill_shards(
+                holder, dist, param.shape, perm, seed=seed, path=param.path, rng=rng
+            )
         device = self.holder_device(param.holder)
         nd = len(param.shape)
         if param.perm == self.layout(param.role, nd):  # the role's layout: what build() draws

@@ -16,7 +16,6 @@ from xinit.rng import derive_seed
 
 from ..base import (
     Backend,
-    ShardingError,
     SignalPass,
     array_leaves,
     as_args,
@@ -414,33 +413,18 @@ class FlaxBackend(Backend):
         return SignalPass(outputs, output_grads, param_grads, kinds, float(loss))
 
     # ---- sharded parameters (NamedSharding on a Mesh) -----------------------------------
-    def fill_param(self, layer, leaves, dist, ps, *, seed, path, device, rng):
-        """A parameter sharded over several devices is computed shard by shard, keeping its
-        sharding (each device's block of the single-device init)."""
-        owner, _, leaf = leaves[0].name.rpartition(".") if leaves else ("", "", "")
-        var = vars(self.submodule(layer, owner)).get(leaf) if leaves else None
-        if not isinstance(var, nnx.Variable) or not _is_sharded(var.get_value()):
-            return super().fill_param(
-                layer, leaves, dist, ps, seed=seed, path=path, device=device, rng=rng
-            )
-        if not self.drawn_natively(leaves, ps.role, len(ps.shape)):
-            raise ShardingError(
-                f"{path}: a sharded parameter split over several native arrays or reshaped "
-                f"({', '.join(leaf.name for leaf in leaves)}) cannot be filled shard by shard"
-            )
-        _fill_sharded(var, dist, tuple(ps.shape), leaves[0].perm, seed=seed, path=path, rng=rng)
+    def sharded_leaf(self, layer, name):
+        owner, _, leaf = name.rpartition(".")
+        var = vars(self.submodule(layer, owner)).get(leaf)
+        return self.sharded_native(var) if isinstance(var, nnx.Variable) else None
 
-    def sample_into(self, param, dist, *, seed=0, rng="native"):
-        if not _is_sharded(param.holder.get_value()):
-            return super().sample_into(param, dist, seed=seed, rng=rng)
-        perm = param.perm
-        expected = tuple(param.shape[i] for i in perm) if perm else tuple(param.shape)
-        if expected != tuple(param.native_shape):
-            raise ShardingError(
-                f"{param.path}: sharded array of shape {param.native_shape} is read as "
-                f"{param.shape}: a reshaped parameter cannot be filled shard by shard"
-            )
-        _fill_sharded(param.holder, dist, param.shape, perm, seed=seed, path=param.path, rng=rng)
+    def sharded_native(self, holder):
+        return holder if _is_sharded(holder.get_value()) else None
+
+    def fill_shards(self, holder, dist, shape, perm, *, seed, path, rng):
+        """Computed shard by shard, keeping the array's sharding (each device's block of the
+        single-device init)."""
+        _fill_sharded(holder, dist, tuple(shape), perm, seed=seed, path=path, rng=rng)
 
 
 class _Recorder:

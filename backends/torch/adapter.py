@@ -231,31 +231,16 @@ class TorchBackend(Backend):
         )
 
     # ---- sharded parameters (DTensor, FSDP2 fully_shard) --------------------------------
-    def fill_param(self, layer, leaves, dist, ps, *, seed, path, device, rng):
-        """A DTensor parameter gets its local shard's box of the single-process init."""
-        target = self.tensor(layer, leaves[0].name) if leaves else None
-        if not _is_dtensor(target):
-            return super().fill_param(
-                layer, leaves, dist, ps, seed=seed, path=path, device=device, rng=rng
-            )
-        if not self.drawn_natively(leaves, ps.role, len(ps.shape)):
-            raise ShardingError(
-                f"{path}: a DTensor split over several native tensors or reshaped "
-                f"({', '.join(leaf.name for leaf in leaves)}) cannot be filled shard by shard"
-            )
-        _fill_dtensor(target, dist, tuple(ps.shape), leaves[0].perm, seed=seed, path=path, rng=rng)
+    def sharded_leaf(self, layer, name):
+        target = self.tensor(layer, name)
+        return target if _is_dtensor(target) else None
 
-    def sample_into(self, param, dist, *, seed=0, rng="native"):
-        if not _is_dtensor(param.holder):
-            return super().sample_into(param, dist, seed=seed, rng=rng)
-        perm = param.perm
-        expected = tuple(param.shape[i] for i in perm) if perm else tuple(param.shape)
-        if expected != tuple(param.native_shape):
-            raise ShardingError(
-                f"{param.path}: DTensor of shape {param.native_shape} is read as "
-                f"{param.shape}: a reshaped parameter cannot be filled shard by shard"
-            )
-        _fill_dtensor(param.holder, dist, param.shape, perm, seed=seed, path=param.path, rng=rng)
+    def sharded_native(self, holder):
+        return holder if _is_dtensor(holder) else None
+
+    def fill_shards(self, holder, dist, shape, perm, *, seed, path, rng):
+        """A DTensor parameter gets its local shard's box of the single-process init."""
+        _fill_dtensor(holder, dist, tuple(shape), perm, seed=seed, path=path, rng=rng)
 
 
 def _channel_moments(t: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
