@@ -30,7 +30,7 @@ from xinit.distributions import (
 from xinit.graph import Graph
 from xinit.layers import Layer, ParamSpec
 from xinit.memory import check_allocation
-from xinit.parammap import Leaf, ParamMap
+from xinit.parammap import Leaf, ParamMap, contiguous
 from xinit.plan import PlanItem, init_plan
 from xinit.rng import (
     RNG_MODES,
@@ -165,12 +165,6 @@ def set_mode(module: Any, train: bool) -> None:
         module.train()
     else:
         module.eval()
-
-
-def contiguous(array: np.ndarray) -> np.ndarray:
-    """C-contiguous, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
-    array = np.asarray(array)
-    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
 
 
 SLAB = 32  # rows per slab of a blocked copy (a slab of a ResNet kernel stays in L2)

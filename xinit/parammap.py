@@ -81,6 +81,7 @@ def same(name: str) -> tuple[Leaf, ...]:
 
 def contiguous(array: np.ndarray) -> np.ndarray:
     """C-contiguous, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
+    array = np.asarray(array)
     return array if array.flags.c_contiguous else array.copy(order="C")
 
 

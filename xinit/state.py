@@ -146,11 +146,6 @@ def _dtype_ok(array: np.ndarray, dtype: str) -> bool:
     return kind.get(array.dtype.kind) == kind.get(target.kind)
 
 
-def _contiguous(array: np.ndarray) -> np.ndarray:
-    """C-contiguous, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
-    return array if array.flags.c_contiguous else array.copy(order="C")
-
-
 def _describe(array: np.ndarray) -> str:
     return f"{tuple(array.shape)} {array.dtype}"
 

@@ -200,6 +200,7 @@ def load_checkpoint(
 
 # ---- writing -----------------------------------------------------------------------------
 def _arrays(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    from xinit.parammap import contiguous
     from xinit.state import as_numpy
 
     out: dict[str, np.ndarray] = {}
@@ -212,7 +213,7 @@ def _arrays(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
             )
         origin[str(key)] = key
         array = as_numpy(value)
-        out[str(key)] = array if array.flags.c_contiguous else array.copy(order="C")
+        out[str(key)] = contiguous(array)
     return out
 
 
