@@ -45,6 +45,7 @@ class Lowering:
     # build(spec, device, initial=...) accepted: ``initial(native leaf, shape)`` gives a
     # parameter's drawn value (or None) while the module is made (backends/base.py)
     takes_initial: ClassVar[bool] = False
+    layout: ClassVar[str] = "any"
 
     def __init__(self, registry: Registry):
         self.registry = registry

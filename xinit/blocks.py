@@ -178,12 +178,18 @@ def infer(spec, input_shape: tuple[int, ...], prefix: str = "") -> list[ShapeRow
     def visit(node, path, shape):
         where = path or "<root>"
         if isinstance(node, Layer):
+            lo, hi = node.inputs_taken()
+            count = len(shape) if _is_multi(shape) and not isinstance(shape, Mapping) else 1
+            if _is_multi(shape) and hi == 1:
+                raise SpecError(f"{where}: {node.kind} takes one array; got shapes {shape}")
+            if count < lo or (hi is not None and count > hi) or isinstance(shape, Mapping):
+                raise SpecError(
+                    f"{where}: {node.kind} takes {lo} to {hi} inputs; got shape(s) {shape}"
+                )
             try:
                 out = node.output_shape(shape)
             except SpecError as err:
                 raise SpecError(f"{where}: {err}") from None
-            if _is_multi(shape):
-                raise SpecError(f"{where}: {node.kind} takes one array; got shapes {shape}")
             if min(out) < 1:
                 raise SpecError(f"{where}: output shape {out} is empty for input {shape}")
         elif isinstance(node, Sequential):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .blocks import Sequential, children, is_spec, join
-from .layers import Merge, SpecError
+from .layers import Layer, Merge, SpecError
 
 RETURNS = ("single", "tuple", "dict")
 
@@ -69,10 +69,7 @@ class Graph:
             if not is_spec(spec):
                 raise SpecError(f"Graph: node {name!r} is not a spec: {spec!r}")
             refs = _names(refs, f"inputs of node {name!r}")
-            if len(refs) > 1 and not isinstance(spec, (Merge, Graph)):
-                raise SpecError(
-                    f"Graph: node {name!r} ({type(spec).__name__}) takes one input; got {refs}"
-                )
+            _check_inputs(name, spec, refs)
             seen.add(name)
             rows.append((name, spec, refs))
             previous = name
@@ -186,6 +183,23 @@ class Graph:
                 raise SpecError(f"{child}: {err} ({named})") from None
 
         return self._propagate(visit, path, c, merge)
+
+
+def _check_inputs(name: str, spec, refs: tuple[str, ...]) -> None:
+    """A node gets as many inputs as its spec takes (``Layer.inputs_taken``; a nested graph
+    any number, Sequential and Residual one)."""
+    if isinstance(spec, Graph):
+        return
+    lo, hi = spec.inputs_taken() if isinstance(spec, Layer) else (1, 1)
+    if lo <= len(refs) and (hi is None or len(refs) <= hi):
+        return
+    if hi == 1:
+        what = "one input"
+    elif hi is None:
+        what = f"{lo} or more inputs"
+    else:
+        what = f"{lo} to {hi} inputs" if lo != hi else f"{lo} inputs"
+    raise SpecError(f"Graph: node {name!r} ({type(spec).__name__}) takes {what}; got {refs}")
 
 
 def _is_shape(value) -> bool:

@@ -255,6 +255,42 @@ CONVENTIONS: tuple[Convention, ...] = (
         "(shape[-2], shape[-1]); Embed uses out_axis=0 so fan_in = dim",
         "an embedding table gets fan_in = dim (torch, flax) or num (paddle)",
     ),
+    Convention(
+        "layout.attention",
+        "MultiheadAttention parameters",
+        "packed in_proj_weight (3E, E), rows q, k, v; with kdim/vdim != E: q_proj_weight "
+        "(E, E), k_proj_weight (E, kdim), v_proj_weight (E, vdim); in_proj_bias (3E,); "
+        "out_proj.weight (E, E)",
+        "q_proj, k_proj, v_proj, out_proj Linears, weights [in, out]: q [E, E], k [kdim, E], "
+        "v [vdim, E]",
+        "query/key/value LinearGeneral kernels (in, H, D), out kernel (H, D, E); one "
+        "in_kv_features for key and value",
+        "xinit's neutral names are torch's; a vdim != kdim Flax layer is xinit's module "
+        "(value kernel (vdim, H, D))",
+    ),
+    Convention(
+        "init.attention",
+        "MultiheadAttention default init and its fans",
+        "xavier_uniform_ on the packed (3E, E) in_proj_weight: U(±√(6/(E+3E))); separate "
+        "q/k/v_proj_weight: each U(±√(6/(E+in))); out_proj U(±1/√E); biases 0",
+        "XavierUniform on each Linear [in, E]: U(±√(6/(in+E))) for q, k, v and out; biases 0",
+        "lecun_normal on each kernel flattened to (in, H·D): truncated, variance 1/in; out "
+        "kernel (H·D, E): 1/E; biases 0",
+        "neutral: an initializer on in_proj_weight sees the packed fans (fan_in E, fan_out 3E), "
+        "on a separate q/k/v_proj_weight its own (fan_in kdim/vdim, fan_out E)",
+    ),
+    Convention(
+        "attention.bool_mask",
+        "A True in a bool attention mask",
+        "masks the position out (attn_mask, key_padding_mask); float masks are added",
+        "keeps the position (one attn_mask broadcast to [N, H, L, S]; no key_padding_mask); "
+        "float masks are added",
+        "keeps the position (nnx mask [N, H, L, S]; no float mask in MultiHeadAttention, "
+        "dot_product_attention takes bias=)",
+        "xinit's masks mean what torch's do in every framework (attn_mask (L, S) or "
+        "(N·H, L, S), key_padding_mask (N, S))",
+        values=_v("masked", "keep", "keep"),
+    ),
 )
 
 
