@@ -34,7 +34,8 @@ class Graph:
     ``nodes``: a mapping ``name -> spec`` or ``name -> (spec, input or inputs)``, or a list
     of ``(name, spec)`` / ``(name, spec, inputs)``. ``outputs``: one name (the run returns
     one array), a tuple of names (a tuple) or a mapping ``key -> name`` (a dict); by
-    default the last node listed.
+    default the last node listed. ``kind`` names what the graph is (a factory's block, as
+    :mod:`xinit.transformer`'s layers): parity rows and summaries show it.
     """
 
     nodes: tuple[tuple[str, Any, tuple[str, ...]], ...]
@@ -42,10 +43,13 @@ class Graph:
     outputs: tuple[tuple[str, str], ...]
     returns: str
     order: tuple[str, ...]
-    kind = "graph"
+    kind: str = "graph"  # a factory's graph is named by its kind (transformer_encoder_layer)
     is_container = True  # xinit.blocks.is_spec: a spec that holds children
 
-    def __init__(self, nodes, *, inputs="x", outputs=None):
+    def __init__(self, nodes, *, inputs="x", outputs=None, kind: str = "graph"):
+        if not isinstance(kind, str) or not kind.isidentifier():
+            raise SpecError(f"Graph: kind must be a name such as 'graph'; got {kind!r}")
+        object.__setattr__(self, "kind", kind)
         inputs = _names(inputs, "inputs")
         items = list(nodes.items()) if isinstance(nodes, Mapping) else list(nodes)
         rows: list[tuple[str, Any, tuple[str, ...]]] = []
