@@ -62,12 +62,3 @@ def require_device(name: str, device: str) -> None:
     require_backend(name)
     if device not in devices_of(name):
         pytest.skip(f"{name} sees no {device} device")
-
-
-def flax_sequences_neutral() -> bool:
-    """Whether the Flax adapter hands (N, L, D) sequences to 'sequence' layers unchanged (the
-    "Flax layouts" change: ``Lowering.layout``); before it, sequence graphs run in Flax only
-    with their layers called directly."""
-    from xinit.backends import part
-
-    return getattr(part("flax", "lowerings").REGISTRY["linear"], "layout", "any") == "sequence"

@@ -22,12 +22,16 @@ def unsupported(d) -> tuple[str, str] | None:
     """(note, source) when Flax has no default layer for ``d``: a grouped ConvTranspose."""
     if d.kind == "conv_transpose" and d.groups != 1:
         return _NO_GROUPS, "flax/nnx/nn/linear.py ConvTranspose"
+    if d.kind == "multihead_attention" and d.key_features != d.value_features:
+        return _ONE_KV, _ATTENTION_SRC
     return None
 
 
 def rule(d, param: str):
     """(initializer, fans, rule in words, source) of ``param`` of Flax's default layer."""
     kind = d.kind
+    if kind == "multihead_attention":
+        return _attention(d, param)
     if kind in ("linear", "conv", "conv_transpose"):
         src = "flax/nnx/nn/linear.py default_kernel_init = lecun_normal() (linen: the same)"
         if param == "bias":
@@ -55,12 +59,45 @@ def rule(d, param: str):
     return Zeros(), None, "zeros", src
 
 
+_ATTENTION_SRC = "flax/nnx/nn/attention.py MultiHeadAttention (LinearGeneral, lecun_normal)"
+_ONE_KV = "nnx.MultiHeadAttention has one in_kv_features for key and value (kdim != vdim)"
+
+
+def _attention(d, param: str):
+    """``nnx.MultiHeadAttention``: lecun_normal on each LinearGeneral kernel, which Flax draws
+    flattened to (in, H·D) (fan_in = in: E for query and out, kdim/vdim for key/value), zero
+    biases. ``d`` is the layer spec (or dims with its ``embed_dim``, ``key_features``,
+    ``value_features``)."""
+    e = d.embed_dim
+    if param in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
+        n = {"i": e, "q": e, "k": d.key_features, "v": d.value_features}[param[0]]
+        text = (
+            "lecun_normal on the (in, H, D) kernel drawn as (in, H·D): truncated, variance "
+            f"1/in, in = {n}"
+        )
+        return LecunNormal(), Fans(n, e), text, _ATTENTION_SRC
+    if param == "out_proj.weight":
+        text = "lecun_normal on the (H, D, E) out kernel drawn as (H·D, E): variance 1/E"
+        return LecunNormal(), Fans(e, e), text, _ATTENTION_SRC
+    return Zeros(), None, "zeros_init()", _ATTENTION_SRC
+
+
 def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
     """Flax NNX's own default layer for ``d``, built with ``nnx.Rngs(seed)``: its flat state
     (native dotted names and layout) as numpy arrays."""
     from flax import nnx
 
     rngs = nnx.Rngs(seed)
+    if d.kind == "multihead_attention":
+        if d.key_features != d.value_features:
+            raise ValueError(_ONE_KV)
+        m = nnx.MultiHeadAttention(
+            d.num_heads, d.embed_dim, in_kv_features=d.key_features, decode=False, rngs=rngs
+        )
+        return {
+            ".".join(map(str, path)): np.asarray(leaf.get_value())
+            for path, leaf in nnx.to_flat_state(nnx.state(m, nnx.Param))
+        }
     i, o, k, g = d.in_features, d.out_features, d.kernel, d.groups
     if d.kind == "linear":
         m = nnx.Linear(i, o, rngs=rngs)

@@ -26,6 +26,8 @@ def unsupported(d) -> tuple[str, str] | None:
 def rule(d, param: str):
     """(initializer, fans, rule in words, source) of ``param`` of Paddle's default layer."""
     kind = d.kind
+    if kind == "multihead_attention":
+        return _attention(d, param)
     if kind == "linear":
         src = "python/paddle/nn/layer/common.py Linear (ParamAttr default: XavierUniform)"
         if param == "weight":
@@ -58,6 +60,28 @@ def rule(d, param: str):
     return Zeros(), None, "Constant(0)", src
 
 
+_ATTENTION_SRC = (
+    "python/paddle/nn/layer/transformer.py MultiHeadAttention: q/k/v/out_proj Linears "
+    "(ParamAttr default: XavierUniform)"
+)
+
+
+def _attention(d, param: str):
+    """``nn.MultiHeadAttention``: four Linears, each XavierUniform on its own [in, E] weight
+    (the packed neutral matrix is three (E, E) blocks of one law), zero biases. ``d`` is the
+    layer spec (or dims with its ``embed_dim``, ``key_features``, ``value_features``)."""
+    e = d.embed_dim
+    if param == "in_proj_weight":
+        text = "XavierUniform on each [E, E] q/k/v Linear: U(±√(6/(E+E))) (not the packed fans)"
+        return XavierUniform(), Fans(e, e), text, _ATTENTION_SRC
+    if param in ("q_proj_weight", "k_proj_weight", "v_proj_weight", "out_proj.weight"):
+        n = {"q": e, "k": d.key_features, "v": d.value_features, "o": e}[param[0]]
+        name = "out" if param[0] == "o" else param[0]
+        text = f"XavierUniform on the {name}_proj Linear [in, E]: U(±√(6/(in+E))), in = {n}"
+        return XavierUniform(), Fans(n, e), text, _ATTENTION_SRC
+    return Zeros(), None, "Constant(0)", _ATTENTION_SRC
+
+
 def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
     """Paddle's own default layer for ``d``, built under ``paddle.seed(seed)``: its state dict
     (native names and layout) as numpy arrays."""
@@ -65,6 +89,11 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
 
     nn = paddle.nn
     paddle.seed(seed)
+    if d.kind == "multihead_attention":
+        m = nn.MultiHeadAttention(
+            d.embed_dim, d.num_heads, kdim=d.key_features, vdim=d.value_features
+        )
+        return {name: np.array(t.numpy()) for name, t in m.state_dict().items()}
     i, o, k, g = d.in_features, d.out_features, list(d.kernel), d.groups
     if d.kind == "linear":
         m = nn.Linear(i, o)

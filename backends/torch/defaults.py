@@ -14,7 +14,8 @@ import math
 
 import numpy as np
 
-from xinit.initializers import KaimingUniform, Normal, Ones, Uniform, Zeros
+from xinit.fans import Fans
+from xinit.initializers import KaimingUniform, Normal, Ones, Uniform, XavierUniform, Zeros
 
 _SQRT5 = math.sqrt(5.0)
 _FAN_TEXT = {
@@ -40,6 +41,8 @@ def unsupported(d) -> tuple[str, str] | None:
 def rule(d, param: str):
     """(initializer, fans, rule in words, source) of ``param`` of PyTorch's default layer."""
     kind = d.kind
+    if kind == "multihead_attention":
+        return _attention(d, param)
     if kind in ("linear", "conv", "conv_transpose"):
         fans, src = d.weight_fans, _SOURCE[kind]
         if param == "weight":
@@ -55,6 +58,28 @@ def rule(d, param: str):
     return Zeros(), None, "zeros", _SOURCE[kind]
 
 
+_ATTENTION_SRC = "torch/nn/modules/activation.py MultiheadAttention._reset_parameters"
+
+
+def _attention(d, param: str):
+    """``nn.MultiheadAttention``: xavier_uniform_ on the packed (3E, E) ``in_proj_weight``
+    (fan_out 3E), or on each separate (E, in) projection; ``out_proj`` is a Linear (kaiming
+    a=√5) whose bias is then zeroed, as ``in_proj_bias``. ``d`` is the layer spec (or dims
+    with its ``embed_dim``, ``key_features``, ``value_features``)."""
+    e = d.embed_dim
+    if param == "in_proj_weight":
+        text = "xavier_uniform_ on the packed (3E, E) matrix: U(±√(6/(E+3E)))"
+        return XavierUniform(), Fans(e, 3 * e), text, _ATTENTION_SRC
+    if param in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+        n = {"q": e, "k": d.key_features, "v": d.value_features}[param[0]]
+        text = f"xavier_uniform_ on the ({param[0]}) projection (E, in): U(±√(6/(E+in))), in = {n}"
+        return XavierUniform(), Fans(n, e), text, _ATTENTION_SRC
+    if param == "out_proj.weight":
+        text = "out_proj Linear: kaiming_uniform_(a=√5) = U(±1/√E)"
+        return KaimingUniform(a=_SQRT5), Fans(e, e), text, _SOURCE["linear"]
+    return Zeros(), None, "constant_(0) (in_proj_bias, out_proj.bias)", _ATTENTION_SRC
+
+
 def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
     """PyTorch's own default layer for ``d``, built under ``torch.manual_seed(seed)``: its
     state dict (native names and layout) as numpy arrays."""
@@ -62,6 +87,11 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
 
     nn = torch.nn
     torch.manual_seed(seed)
+    if d.kind == "multihead_attention":
+        m = nn.MultiheadAttention(
+            d.embed_dim, d.num_heads, kdim=d.key_features, vdim=d.value_features
+        )
+        return {name: t.detach().cpu().numpy() for name, t in m.state_dict().items()}
     i, o, k, g = d.in_features, d.out_features, d.kernel, d.groups
     if d.kind == "linear":
         m = nn.Linear(i, o)
