@@ -45,6 +45,9 @@ CASES = {
     "bn64": D.dims("batchnorm", 64),
     "ln64": D.dims("layernorm", 64),
     "gn64": D.dims("groupnorm", 64, groups=8),
+    "rms64": D.dims("rmsnorm", 64),
+    "e256h8": D.dims("multihead_attention", 256, heads=8),
+    "e96h4": D.dims("multihead_attention", 96, heads=4),
 }
 
 
@@ -63,6 +66,8 @@ def _torch_layer(d: D.LayerDims):
         "batchnorm": lambda: nn.BatchNorm2d(i),
         "layernorm": lambda: nn.LayerNorm(i),
         "groupnorm": lambda: nn.GroupNorm(g, i),
+        "rmsnorm": lambda: nn.RMSNorm(i),
+        "multihead_attention": lambda: nn.MultiheadAttention(i, d.heads),
     }[d.layer]()
 
 
@@ -80,6 +85,7 @@ def _paddle_layer(d: D.LayerDims):
         "batchnorm": lambda: nn.BatchNorm2D(i),
         "layernorm": lambda: nn.LayerNorm(i),
         "groupnorm": lambda: nn.GroupNorm(g, i),
+        "multihead_attention": lambda: nn.MultiHeadAttention(i, d.heads),
     }[d.layer]()
 
 
@@ -97,6 +103,8 @@ def _flax_layer(d: D.LayerDims, rngs):
         "batchnorm": lambda: nnx.BatchNorm(i, rngs=rngs),
         "layernorm": lambda: nnx.LayerNorm(i, rngs=rngs),
         "groupnorm": lambda: nnx.GroupNorm(i, num_groups=g, rngs=rngs),
+        "rmsnorm": lambda: nnx.RMSNorm(i, rngs=rngs),
+        "multihead_attention": lambda: nnx.MultiHeadAttention(d.heads, i, rngs=rngs),
     }[d.layer]()
 
 
@@ -180,39 +188,58 @@ def _catalogue_cases():
 
 
 # ---- 1. the catalogue against measurement ------------------------------------------------------
+def _still_unsupported(framework: str, d: D.LayerDims) -> str | None:
+    """Why a layer the catalogue marks unsupported still is (None: the framework gained it)."""
+    if framework == "flax" and d.kind == "conv_transpose":
+        from flax import nnx
+
+        params = inspect.signature(nnx.ConvTranspose.__init__).parameters
+        if "feature_group_count" not in params and "groups" not in params:
+            return "flax ConvTranspose has no groups argument"
+    if framework == "paddle" and d.kind == "rmsnorm":
+        import paddle
+
+        if not hasattr(paddle.nn, "RMSNorm"):
+            return "paddle.nn has no RMSNorm"
+    return None
+
+
 @pytest.mark.parametrize("framework, tag, param", list(_catalogue_cases()))
 def test_catalogue_matches_native_default(framework, tag, param):
     require_backend(framework)
     d = CASES[tag]
     entry = D.default_entry(framework, d, param)
     what = f"{entry.id} [{d.describe()}] catalogue says {entry.rule}"
-    if entry.distribution is None:  # flax ConvTranspose has no groups: check it still has none
-        from flax import nnx
-
-        params = inspect.signature(nnx.ConvTranspose.__init__).parameters
-        assert "feature_group_count" not in params and "groups" not in params, (
-            f"{entry.id}: flax ConvTranspose gained a groups argument; catalogue it"
+    if entry.distribution is None:  # the framework has no such layer: check it still has none
+        assert _still_unsupported(framework, d), (
+            f"{entry.id}: the catalogue says {entry.note!r}, but {framework} has the layer now; "
+            "catalogue it"
         )
         return
     state = measured(framework, tag)
     if param == D.params_of(framework, d)[0]:  # the catalogue lists all the state, no more
-        listed = {D.default_entry(framework, d, p).native_name for p in D.params_of(framework, d)}
+        listed = {
+            name
+            for p in D.params_of(framework, d)
+            for name in D.default_entry(framework, d, p).native_names
+        }
         assert listed == set(state["__shapes__"]), f"{framework} {d.describe()}: state names"
-    assert entry.native_name in state, f"{what}: no {entry.native_name!r} in {sorted(state)}"
-    assert state["__shapes__"][entry.native_name] == entry.native_shape, (
-        f"{what}: native shape {state['__shapes__'][entry.native_name]} != catalogue "
-        f"{entry.native_shape}"
-    )
-    values = state[entry.native_name]
-    dist = entry.distribution
-    if isinstance(dist, ConstantDist):
-        assert np.all(values == dist.value), (
-            f"{what}: expected every element == {dist.value}, got mean {values.mean():.4g} "
-            f"std {values.std():.4g}"
+    for name in entry.native_names:  # each native leaf on its own (Paddle's q/k/v_proj, ...)
+        assert name in state, f"{what}: no {name!r} in {sorted(state)}"
+        assert state["__shapes__"][name] == entry.native_shape, (
+            f"{what}: native shape of {name} {state['__shapes__'][name]} != catalogue "
+            f"{entry.native_shape}"
         )
-        return
-    assert values.size >= N_MIN, f"{what}: only {values.size} elements measured"
-    assert_same_law(values, dist, what)
+        values = state[name]
+        dist = entry.distribution
+        if isinstance(dist, ConstantDist):
+            assert np.all(values == dist.value), (
+                f"{what}: expected every element of {name} == {dist.value}, got mean "
+                f"{values.mean():.4g} std {values.std():.4g}"
+            )
+            continue
+        assert values.size >= N_MIN, f"{what}: only {values.size} elements of {name} measured"
+        assert_same_law(values, dist, f"{what} ({name})")
 
 
 @pytest.mark.parametrize(
@@ -281,6 +308,32 @@ def test_catalogue_formulas():
     assert D.default_entry("paddle", D.dims("bn", 8), "running_var").native_name == "_variance"
     assert D.default_entry("flax", D.dims("ln", 8), "weight").native_name == "scale"
 
+    # attention: which fans each framework's init sees (Xavier: std = √(2/(fan_in+fan_out)))
+    e, h = 512, 8
+    mha = D.dims("multihead_attention", e, heads=h)
+    assert std("torch", mha, "in_proj_weight") == pytest.approx(math.sqrt(2 / (e + 3 * e)))
+    assert std("paddle", mha, "in_proj_weight") == pytest.approx(math.sqrt(2 / (e + e)))
+    assert std("flax", mha, "in_proj_weight") == pytest.approx(1 / math.sqrt(e))
+    assert std("torch", mha, "out_proj.weight") == pytest.approx(1 / math.sqrt(3 * e))
+    assert std("paddle", mha, "out_proj.weight") == pytest.approx(math.sqrt(2 / (e + e)))
+    assert std("flax", mha, "out_proj.weight") == pytest.approx(1 / math.sqrt(e))
+    for fw in D.FRAMEWORKS:
+        for p in ("in_proj_bias", "out_proj.bias"):
+            assert D.default_entry(fw, mha, p).distribution == ConstantDist(0.0), (fw, p)
+    q = {fw: D.default_entry(fw, mha, "in_proj_weight") for fw in D.FRAMEWORKS}
+    assert q["torch"].leaves == (("in_proj_weight", (3 * e, e)),)
+    assert q["paddle"].native_names == ("q_proj.weight", "k_proj.weight", "v_proj.weight")
+    assert q["paddle"].native_shape == (e, e)
+    assert q["flax"].native_name == "{query,key,value}.kernel"
+    assert q["flax"].native_shape == (e, h, e // h)
+    assert D.default_entry("flax", mha, "out_proj.weight").native_shape == (h, e // h, e)
+
+    rms = D.dims("rmsnorm", 16)
+    assert D.default_entry("torch", rms, "weight").distribution == ConstantDist(1.0)
+    assert D.default_entry("flax", rms, "weight").native_name == "scale"
+    assert not D.default_entry("paddle", rms, "weight").supported
+    assert "no RMSNorm" in D.default_entry("paddle", rms, "weight").note
+
 
 def test_catalogue_accepts_specs_and_rejects_bad_input():
     spec = L.Conv(64, 128, 3, groups=4)
@@ -290,8 +343,23 @@ def test_catalogue_accepts_specs_and_rejects_bad_input():
     assert D.as_dims({"layer": "linear", "in_features": 3, "out_features": 5}).out_features == 5
     assert D.dims("depthwise_conv2d", 32, 64, 3).groups == 32
     assert D.default_init("flax", "embedding", "weight", D.dims("embed", 10, 16)).std == 0.25
-    with pytest.raises(ValueError, match="unknown layer kind 'attention'"):
-        D.dims("attention", 8, 8)
+    mha = D.dims("multihead_attention", 64, heads=8)
+    assert D.as_dims(L.MultiheadAttention(64, 8)) == mha
+    assert D.as_dims(L.RMSNorm(16)) == D.dims("rmsnorm", 16)
+    assert D.as_dims(L.LayerNorm((4, 8))) == D.dims("ln", 32)
+    for name in ("mha", "attention", "MultiHeadAttention", "multi-head attention"):
+        assert D.dims(name, 64, heads=8) == mha, name
+    assert D.dims("mha", 32, 64, heads=8).in_features == 64  # one count: the out features
+    assert D.dims("LayerNorm", 8).layer == "layernorm"
+    assert D.dims("linear", 8, 4, heads=8).heads == 1  # heads apply to attention only
+    with pytest.raises(
+        ValueError, match="unknown layer kind 'layernrom'; did you mean 'layernorm'"
+    ):
+        D.dims("layernrom", 8)
+    with pytest.raises(ValueError, match="heads=3 does not divide the embed dim 64"):
+        D.dims("mha", 64, heads=3)
+    with pytest.raises(ValueError, match="linear has no heads"):
+        D.LayerDims("linear", 8, 8, heads=2)
     with pytest.raises(ValueError, match="groups=3 does not divide"):
         D.dims("conv2d", 64, 128, 3, groups=3)
     with pytest.raises(ValueError, match="unknown framework 'keras'"):
@@ -813,8 +881,8 @@ def test_cli_conventions_and_errors(capsys):
     assert rc == 0 and json.loads(out)[0]["key"] == "layout.linear"
     rc, out, _ = _cli(capsys, "--conventions", "--format", "md")
     assert rc == 0 and out.startswith("| topic |")
-    rc, _, err = _cli(capsys, "--layer", "attention")
-    assert rc == 2 and "unknown layer kind 'attention'" in err
+    rc, _, err = _cli(capsys, "--layer", "atention")
+    assert rc == 2 and "unknown layer kind 'atention'; did you mean 'attention'" in err
     rc, _, err = _cli(capsys, "--layer", "conv2d", "--reference", "keras")
     assert rc == 2 and "keras" in err
 
