@@ -747,12 +747,81 @@ def _norm_consumes(framework):
     return 0 if np.array_equal(a, paddle.rand([4]).numpy()) else -1
 
 
+def _norm_eps(framework, kind):
+    """The eps of the framework's own GroupNorm (``gn``) or RMSNorm (``rms``)."""
+    if framework == "torch":
+        import torch
+
+        return (torch.nn.GroupNorm(2, 4) if kind == "gn" else torch.nn.RMSNorm(4)).eps
+    if framework == "paddle":
+        import paddle
+
+        if kind == "gn":
+            return paddle.nn.GroupNorm(2, 4)._epsilon
+        assert not hasattr(paddle.nn, "RMSNorm")  # no layer: the function's default
+        return inspect.signature(paddle.nn.functional.rms_norm).parameters["eps"].default
+    from flax import nnx
+
+    if kind == "gn":
+        return nnx.GroupNorm(4, num_groups=2, rngs=nnx.Rngs(0)).epsilon
+    return nnx.RMSNorm(4, rngs=nnx.Rngs(0)).epsilon
+
+
+def _attention_fans(framework, e=16, heads=4):
+    """(fan_in, fan_out) / E that the framework's default init computes for the query
+    projection of its own attention layer, caught by a spy on the init function."""
+    from unittest import mock
+
+    seen = []
+    if framework == "torch":
+        import torch
+
+        activation = torch.nn.modules.activation
+        real = activation.xavier_uniform_
+
+        def spy(t, *a, **k):
+            seen.append(torch.nn.init._calculate_fan_in_and_fan_out(t))
+            return real(t, *a, **k)
+
+        with mock.patch.object(activation, "xavier_uniform_", spy):
+            torch.nn.MultiheadAttention(e, heads)
+    elif framework == "paddle":
+        import paddle
+        from paddle.nn.initializer.xavier import XavierInitializer
+
+        real = XavierInitializer._compute_fans
+
+        def spy(self, var):
+            seen.append(real(self, var))
+            return seen[-1]
+
+        with mock.patch.object(XavierInitializer, "_compute_fans", spy):
+            paddle.nn.MultiHeadAttention(e, heads)
+        assert len(seen) == 4, seen  # q, k, v, out: one Xavier each
+    else:
+        from flax import nnx
+
+        real = nnx.initializers.lecun_normal()
+
+        def spy(key, shape, dtype):  # lecun_normal's fans: in_axis=-2, out_axis=-1
+            seen.append((shape[-2], shape[-1]))
+            return real(key, shape, dtype)
+
+        nnx.MultiHeadAttention(heads, e, kernel_init=spy, rngs=nnx.Rngs(0))
+        assert len(seen) == 4, seen  # query, key, value, out
+    fan_in, fan_out = seen[0]  # the query projection's (torch: the packed q, k, v)
+    return (fan_in // e, fan_out // e) if fan_in % e == fan_out % e == 0 else seen[0]
+
+
 MEASURED_CONVENTIONS = {
     "bn.momentum": _momentum,
     "bn.new_batch_weight": lambda fw: round(_bn_one_step(fw)[0], 4),
     "bn.running_var": lambda fw: _bn_one_step(fw)[1],
     "bn.eps": lambda fw: _eps(fw, "bn"),
     "ln.eps": lambda fw: _eps(fw, "ln"),
+    "gn.eps": lambda fw: _norm_eps(fw, "gn"),
+    "rmsnorm.eps": lambda fw: _norm_eps(fw, "rms"),
+    "attention.fans": _attention_fans,
     "conv.padding": _conv_padding,
     "pool.stride": _pool_stride,
     "pool.avg_count_include_pad": _count_include_pad,
@@ -881,6 +950,13 @@ def test_cli_conventions_and_errors(capsys):
     assert rc == 0 and json.loads(out)[0]["key"] == "layout.linear"
     rc, out, _ = _cli(capsys, "--conventions", "--format", "md")
     assert rc == 0 and out.startswith("| topic |")
+    fans = D.convention_record("attention.fans")  # the attention row, each framework's text
+    row = next(line for line in out.splitlines() if line.startswith(f"| {fans.topic} |"))
+    assert all(fans.text(fw) in row for fw in D.FRAMEWORKS), row
+    rc, out, _ = _cli(capsys, "--conventions", "--format", "json")
+    assert next(r for r in json.loads(out) if r["key"] == "attention.fans")["values"] == {
+        fw: list(v) for fw, v in fans.values
+    }
     rc, _, err = _cli(capsys, "--layer", "atention")
     assert rc == 2 and "unknown layer kind 'atention'; did you mean 'attention'" in err
     rc, _, err = _cli(capsys, "--layer", "conv2d", "--reference", "keras")
