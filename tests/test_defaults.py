@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import re
 import sys
 import warnings
 
@@ -23,6 +24,7 @@ from stats_helpers import N_MIN, Z_MAX, assert_ks_one, assert_ks_two, assert_sam
 
 import xinit
 from xinit import defaults as D
+from xinit import kinds
 from xinit import layers as L
 from xinit.distributions import ConstantDist, NormalDist, TruncNormalDist, UniformDist
 
@@ -961,6 +963,84 @@ def test_cli_conventions_and_errors(capsys):
     assert rc == 2 and "unknown layer kind 'atention'; did you mean 'attention'" in err
     rc, _, err = _cli(capsys, "--layer", "conv2d", "--reference", "keras")
     assert rc == 2 and "keras" in err
+
+
+def _md_table(out: str) -> tuple[list[str], dict[str, list[str]]]:
+    """The header and the rows (by param) of ``xinit defaults --format md``'s table."""
+
+    def cells(line):
+        return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+    lines = [line for line in out.splitlines() if line.startswith("| ")]
+    return cells(lines[0]), {row[1]: row for row in map(cells, lines[1:])}
+
+
+@pytest.mark.parametrize("layer", D.LAYERS)
+def test_cli_one_layer_side_by_side(capsys, layer):
+    """``xinit defaults --layer NAME``: one row per parameter, one column per framework, each
+    cell the catalogue's law, rule and native tensors, for every layer the catalogue has."""
+    rc, out, _ = _cli(capsys, "--layer", layer, "--in", "96", "--heads", "4", "--format", "md")
+    assert rc == 0
+    one = D.one_feature_count(layer)  # norms, attention: --in is their count without --out
+    d = D.dims(layer, 96, None if one else 128, 3, 1, heads=4)
+    assert d.describe() in out.splitlines()[0]
+    header, rows = _md_table(out)
+    assert header == ["layer", "param", *D.FRAMEWORKS]
+    params = [
+        p for p in kinds.get(d.kind).params if any(p in D.params_of(f, d) for f in D.FRAMEWORKS)
+    ]
+    assert list(rows) == params
+    for param, row in rows.items():
+        for fw, cell in zip(D.FRAMEWORKS, row[2:]):
+            if param not in D.params_of(fw, d):
+                assert cell == "-", (fw, param, cell)
+                continue
+            e = D.default_entry(fw, d, param)
+            if not e.supported:
+                assert cell == f"n/a ({e.note})", (fw, param, cell)
+                continue
+            lines = cell.split("<br>")
+            assert lines[0].startswith(D.short(e.distribution)), (fw, param, cell)
+            assert lines[1:] == [
+                e.rule,
+                f"{e.native_name} {e.native_shape}" + (" each" if len(e.leaves) > 1 else ""),
+            ], (fw, param, cell)
+
+
+def test_cli_attention_side_by_side(capsys):
+    """The attention table states each framework's own law: torch's Xavier over the packed
+    (3E, E), paddle's per (E, E) projection (std ×√2), flax's LeCun normal (std 1/√E)."""
+    e, h = 512, 8
+    rc, out, _ = _cli(capsys, "--layer", "mha", "--in", str(e), "--heads", str(h), "--format", "md")
+    assert rc == 0
+    _, rows = _md_table(out)
+    torch_q, paddle_q, flax_q = rows["in_proj_weight"][2:]
+    assert torch_q.startswith(f"U(±{math.sqrt(6 / (e + 3 * e)):.4g})")
+    assert paddle_q.startswith(f"U(±{math.sqrt(6 / (e + e)):.4g})")
+    assert f"×{math.sqrt(2):.3g}" in paddle_q
+    assert f"std {1 / math.sqrt(e):.4g}" in flax_q and flax_q.startswith("TN(0,")
+    assert f"{{query,key,value}}.kernel ({e}, {h}, {e // h}) each" in flax_q
+    assert f"{{q_proj,k_proj,v_proj}}.weight ({e}, {e}) each" in paddle_q
+    assert rows["out_proj.weight"][2].startswith(f"U(±{1 / math.sqrt(e):.4g})")
+    assert f"out.kernel ({h}, {e // h}, {e})" in rows["out_proj.weight"][4]
+    for name in ("attention", "multihead_attention", "MultiHeadAttention"):
+        rc, again, _ = _cli(capsys, "--layer", name, "--in", str(e), "--format", "md")
+        assert rc == 0 and again == out, name
+    rc, out, _ = _cli(capsys, "--layer", "mha", "--out", "64", "--heads", "4")  # rich table
+    assert rc == 0
+    assert "multihead_attention(E=64, heads=4)" in out and "{query,key,value}.kernel" in out
+    assert all(fw in out for fw in D.FRAMEWORKS)
+
+
+def test_cli_layer_names_and_errors(capsys):
+    rc, ln, _ = _cli(capsys, "--layer", "ln", "--in", "32", "--format", "md")
+    rc2, layernorm, _ = _cli(capsys, "--layer", "LayerNorm", "--in", "32", "--format", "md")
+    assert rc == rc2 == 0 and ln == layernorm and "layernorm(32)" in ln
+    rc, _, err = _cli(capsys, "--layer", "layernrom")
+    assert rc == 2 and "did you mean 'layernorm'?" in err
+    assert all(name in err for name in D.LAYERS)  # the accepted names, listed
+    rc, _, err = _cli(capsys, "--layer", "mha", "--in", "100", "--heads", "8")
+    assert rc == 2 and "heads=8 does not divide the embed dim 100" in err
 
 
 def test_cli_plot(capsys, tmp_path):

@@ -233,6 +233,13 @@ def canonical_layer(name: str) -> str:
     )
 
 
+def one_feature_count(layer: str) -> bool:
+    """Whether catalogue layer ``layer`` (any accepted name) has a single feature count
+    (norms, attention) rather than in and out counts."""
+    key = str(layer).strip().lower().replace("-", "_")
+    return key not in _DEPTHWISE and canonical_layer(layer) in _ONE_COUNT
+
+
 def dims(
     layer: str,
     in_features: int,
@@ -678,6 +685,7 @@ __all__ = [
     "dims",
     "as_dims",
     "canonical_layer",
+    "one_feature_count",
     "check_framework",
     "DefaultEntry",
     "default_entry",
