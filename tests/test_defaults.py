@@ -473,6 +473,63 @@ def test_default_in_a_policy_gives_a_model_torchs_init(backend):
     assert_ks_one(np.asarray(bias), b, f"{what}: bias")
 
 
+ATTENTION = L.MultiheadAttention(256, 8)  # each (E, E) leaf holds 65536 >= N_MIN elements
+
+
+@pytest.mark.parametrize("framework", D.FRAMEWORKS)
+@pytest.mark.parametrize("backend", D.FRAMEWORKS)
+def test_default_on_attention_reproduces_each_native_leaf(framework, backend):
+    """Default(framework) on a MultiheadAttention spec, built in ``backend``: every native
+    tensor ``framework`` keeps (torch's packed (3E, E) matrix, each of Paddle's q/k/v/out
+    [E, E] weights, each of Flax's (E, H, D) kernels) has that framework's own law; the
+    neutral tensor is cut into them by ``framework``'s parameter map."""
+    from xinit.backends import part
+
+    from xinit.parammap import piece
+    from xinit.state import state_dict
+
+    require_backend(framework)
+    require_backend(backend)
+    rule = xinit.Rule(xinit.init.Default(framework), kind="multihead_attention", param="*")
+    built = state_dict(xinit.build(ATTENTION, backend, policy=xinit.Policy(rule), seed=7))
+    leaves = part(framework, "lowerings").REGISTRY.param_map(ATTENTION)
+    d = D.as_dims(ATTENTION)
+    native = _state(framework, d, 4321)  # the framework's own default layer
+    for entry in D.catalogue(ATTENTION, frameworks=(framework,)):
+        for leaf in leaves[entry.param]:
+            ours = piece(built[entry.param], leaf)
+            what = (
+                f"Default({framework!r}) in {backend}: {entry.param} as {framework}'s {leaf.name}"
+            )
+            assert ours.shape == native[leaf.name].shape == entry.native_shape, what
+            if isinstance(entry.distribution, ConstantDist):
+                assert np.all(ours == entry.distribution.value), what
+                assert np.all(native[leaf.name] == entry.distribution.value), what
+                continue
+            assert_same_law(ours.ravel(), entry.distribution, what)
+            assert_ks_two(ours.ravel(), native[leaf.name].ravel(), f"{what} vs its own layer")
+
+
+@pytest.mark.parametrize("framework", D.FRAMEWORKS)
+def test_default_on_norms(framework):
+    """Default(framework) on LayerNorm (any normalized_shape) and GroupNorm gives ones and
+    zeros; on RMSNorm it does too, except Paddle's, which has no RMSNorm layer to copy."""
+    from xinit.state import state_dict
+
+    require_backend("torch")
+    policy = xinit.Policy(xinit.Rule(xinit.init.Default(framework), param="*"))
+    for spec in (L.LayerNorm((4, 8)), L.GroupNorm(2, 8), L.RMSNorm(8)):
+        if framework == "paddle" and spec.kind == "rmsnorm":
+            with pytest.raises(ValueError, match="paddle.nn has no RMSNorm layer"):
+                xinit.build(spec, "torch", policy=policy)
+            continue
+        state = state_dict(xinit.build(spec, "torch", policy=policy))
+        for name, value in state.items():
+            want = D.default_entry(framework, D.as_dims(spec), name).distribution
+            assert np.all(value == want.value), (framework, spec, name)
+        assert np.all(state["weight"] == 1.0), (framework, spec)
+
+
 def test_default_is_an_initializer_on_xinit_init():
     from xinit.init import Default, KaimingNormal
 
