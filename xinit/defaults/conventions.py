@@ -85,9 +85,9 @@ CONVENTIONS: tuple[Convention, ...] = (
     Convention(
         "layout.activations",
         "Activation layout",
-        "NCHW",
-        "NCHW (data_format='NCHW')",
-        "NHWC; BatchNorm normalises axis=-1",
+        "NCHW images; (N, L, D) sequences (batch_first=True)",
+        "NCHW (data_format='NCHW') images; (N, L, D) sequences (time_major=False)",
+        "NHWC images, BatchNorm normalises axis=-1; (N, L, D) sequences",
     ),
     Convention(
         "names.batchnorm",
