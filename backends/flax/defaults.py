@@ -16,22 +16,22 @@ from xinit.fans import Fans
 from xinit.initializers import LecunNormal, Ones, VarianceScaling, Zeros
 
 _NO_GROUPS = "flax ConvTranspose has no groups (feature_group_count) argument"
+_ONE_KV = "nnx.MultiHeadAttention has one in_kv_features for key and value (kdim != vdim)"
 
 
 def unsupported(d) -> tuple[str, str] | None:
-    """(note, source) when Flax has no default layer for ``d``: a grouped ConvTranspose."""
+    """(note, source) when Flax has no default layer for ``d``: a grouped ConvTranspose, an
+    attention whose key and value sizes differ."""
     if d.kind == "conv_transpose" and d.groups != 1:
         return _NO_GROUPS, "flax/nnx/nn/linear.py ConvTranspose"
     if d.kind == "multihead_attention" and d.key_features != d.value_features:
-        return _ONE_KV, _ATTENTION_SRC
+        return _ONE_KV, "flax/nnx/nn/attention.py MultiHeadAttention(in_kv_features=)"
     return None
 
 
 def rule(d, param: str):
     """(initializer, fans, rule in words, source) of ``param`` of Flax's default layer."""
     kind = d.kind
-    if kind == "multihead_attention":
-        return _attention(d, param)
     if kind in ("linear", "conv", "conv_transpose"):
         src = "flax/nnx/nn/linear.py default_kernel_init = lecun_normal() (linen: the same)"
         if param == "bias":
@@ -51,6 +51,8 @@ def rule(d, param: str):
         text = "variance_scaling(1, 'fan_in', 'normal', out_axis=0): N(0, 1/dim), untruncated"
         fans = Fans(d.out_features, d.out_features)
         return VarianceScaling(1.0, "fan_in", "normal"), fans, text, src
+    if kind == "multihead_attention":
+        return _attention(d, param)
     src = "flax/nnx/nn/normalization.py"
     if param == "num_batches_tracked":
         raise KeyError(param)
@@ -59,27 +61,28 @@ def rule(d, param: str):
     return Zeros(), None, "zeros", src
 
 
-_ATTENTION_SRC = "flax/nnx/nn/attention.py MultiHeadAttention (LinearGeneral, lecun_normal)"
-_ONE_KV = "nnx.MultiHeadAttention has one in_kv_features for key and value (kdim != vdim)"
+_MHA_SOURCE = (
+    "flax/nnx/nn/attention.py MultiHeadAttention (kernel_init = default_kernel_init = "
+    "lecun_normal(), bias_init = zeros_init()); flax/nnx/nn/linear.py LinearGeneral "
+    "kernel_init_wrap (flattens the kernel to (prod in, prod out) for the initializer)"
+)
 
 
 def _attention(d, param: str):
-    """``nnx.MultiHeadAttention``: lecun_normal on each LinearGeneral kernel, which Flax draws
-    flattened to (in, H·D) (fan_in = in: E for query and out, kdim/vdim for key/value), zero
-    biases. ``d`` is the layer spec (or dims with its ``embed_dim``, ``key_features``,
-    ``value_features``)."""
-    e = d.embed_dim
-    if param in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
-        n = {"i": e, "q": e, "k": d.key_features, "v": d.value_features}[param[0]]
-        text = (
-            "lecun_normal on the (in, H, D) kernel drawn as (in, H·D): truncated, variance "
-            f"1/in, in = {n}"
-        )
-        return LecunNormal(), Fans(n, e), text, _ATTENTION_SRC
+    """``nnx.MultiHeadAttention``: ``LinearGeneral`` kernels, flattened to 2-d before
+    ``lecun_normal`` sees them: (E, H·D) for query/key/value, (H·D, E) for out; fan_in E."""
+    e = d.in_features
+    if param == "in_proj_weight":
+        text = "lecun_normal on each (E, H, D) query/key/value kernel, seen as (E, H·D): fan_in E"
+        return LecunNormal(), Fans(e, e), text, _MHA_SOURCE
+    if param in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):  # kdim/vdim != E
+        n = {"q": e, "k": d.key_features, "v": d.value_features}[param[0]]
+        text = f"lecun_normal on the ({n}, H, D) kernel, seen as ({n}, H·D): fan_in {n}"
+        return LecunNormal(), Fans(n, e), text, _MHA_SOURCE
     if param == "out_proj.weight":
-        text = "lecun_normal on the (H, D, E) out kernel drawn as (H·D, E): variance 1/E"
-        return LecunNormal(), Fans(e, e), text, _ATTENTION_SRC
-    return Zeros(), None, "zeros_init()", _ATTENTION_SRC
+        text = "lecun_normal on the (H, D, E) out kernel, seen as (H·D, E): fan_in H·D = E"
+        return LecunNormal(), Fans(e, e), text, _MHA_SOURCE
+    return Zeros(), None, "zeros_init()", _MHA_SOURCE
 
 
 def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
@@ -88,16 +91,6 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
     from flax import nnx
 
     rngs = nnx.Rngs(seed)
-    if d.kind == "multihead_attention":
-        if d.key_features != d.value_features:
-            raise ValueError(_ONE_KV)
-        m = nnx.MultiHeadAttention(
-            d.num_heads, d.embed_dim, in_kv_features=d.key_features, decode=False, rngs=rngs
-        )
-        return {
-            ".".join(map(str, path)): np.asarray(leaf.get_value())
-            for path, leaf in nnx.to_flat_state(nnx.state(m, nnx.Param))
-        }
     i, o, k, g = d.in_features, d.out_features, d.kernel, d.groups
     if d.kind == "linear":
         m = nnx.Linear(i, o, rngs=rngs)
@@ -113,6 +106,12 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
         m = nnx.BatchNorm(i, rngs=rngs)
     elif d.kind == "groupnorm":
         m = nnx.GroupNorm(i, num_groups=g, rngs=rngs)
+    elif d.kind == "rmsnorm":
+        m = nnx.RMSNorm(i, rngs=rngs)
+    elif d.kind == "multihead_attention":
+        if d.key_features != d.value_features:
+            raise ValueError(_ONE_KV)
+        m = nnx.MultiHeadAttention(d.heads, i, in_kv_features=d.key_features, rngs=rngs)
     else:
         m = nnx.LayerNorm(i, rngs=rngs)
     out = {}

@@ -17,17 +17,22 @@ import numpy as np
 from xinit.fans import Fans
 from xinit.initializers import Normal, Ones, XavierUniform, Zeros
 
+_NO_RMSNORM = (
+    "paddle.nn has no RMSNorm layer, only the function rms_norm(x, shape, weight); xinit's "
+    "own layer sets weight to ones"
+)
+
 
 def unsupported(d) -> tuple[str, str] | None:
-    """(note, source) when Paddle has no default layer for ``d``: never."""
+    """(note, source) when Paddle has no default layer for ``d``: RMSNorm."""
+    if d.kind == "rmsnorm":
+        return _NO_RMSNORM, "python/paddle/nn/functional/norm.py rms_norm"
     return None
 
 
 def rule(d, param: str):
     """(initializer, fans, rule in words, source) of ``param`` of Paddle's default layer."""
     kind = d.kind
-    if kind == "multihead_attention":
-        return _attention(d, param)
     if kind == "linear":
         src = "python/paddle/nn/layer/common.py Linear (ParamAttr default: XavierUniform)"
         if param == "weight":
@@ -52,6 +57,8 @@ def rule(d, param: str):
         src = "python/paddle/nn/layer/common.py Embedding (XavierUniform default)"
         text = "XavierUniform on [num, dim]: U(±√(6/(num+dim)))"
         return XavierUniform(), Fans(d.in_features, d.out_features), text, src
+    if kind == "multihead_attention":
+        return _attention(d, param)
     src = "python/paddle/nn/layer/norm.py"
     if param == "num_batches_tracked":
         raise KeyError(param)
@@ -60,26 +67,25 @@ def rule(d, param: str):
     return Zeros(), None, "Constant(0)", src
 
 
-_ATTENTION_SRC = (
-    "python/paddle/nn/layer/transformer.py MultiHeadAttention: q/k/v/out_proj Linears "
-    "(ParamAttr default: XavierUniform)"
+_MHA_SOURCE = (
+    "python/paddle/nn/layer/transformer.py MultiHeadAttention: q/k/v/out_proj are Linear(E, E) "
+    "(ParamAttr defaults: XavierUniform weight, zero bias)"
 )
 
 
 def _attention(d, param: str):
-    """``nn.MultiHeadAttention``: four Linears, each XavierUniform on its own [in, E] weight
-    (the packed neutral matrix is three (E, E) blocks of one law), zero biases. ``d`` is the
-    layer spec (or dims with its ``embed_dim``, ``key_features``, ``value_features``)."""
-    e = d.embed_dim
-    if param == "in_proj_weight":
-        text = "XavierUniform on each [E, E] q/k/v Linear: U(±√(6/(E+E))) (not the packed fans)"
-        return XavierUniform(), Fans(e, e), text, _ATTENTION_SRC
-    if param in ("q_proj_weight", "k_proj_weight", "v_proj_weight", "out_proj.weight"):
-        n = {"q": e, "k": d.key_features, "v": d.value_features, "o": e}[param[0]]
-        name = "out" if param[0] == "o" else param[0]
-        text = f"XavierUniform on the {name}_proj Linear [in, E]: U(±√(6/(in+E))), in = {n}"
-        return XavierUniform(), Fans(n, e), text, _ATTENTION_SRC
-    return Zeros(), None, "Constant(0)", _ATTENTION_SRC
+    """``nn.MultiHeadAttention``: four Linears, each with Linear's defaults, so Xavier sees
+    each [in, E] projection (in = E, or kdim/vdim for k/v), not a packed matrix."""
+    e = d.in_features
+    if param in ("in_proj_weight", "out_proj.weight"):
+        which = "each of q_proj/k_proj/v_proj" if param == "in_proj_weight" else "out_proj"
+        text = f"XavierUniform on {which}.weight [E, E]: U(±√(6/2E))"
+        return XavierUniform(), Fans(e, e), text, _MHA_SOURCE
+    if param in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):  # kdim/vdim != E
+        n = {"q": e, "k": d.key_features, "v": d.value_features}[param[0]]
+        text = f"XavierUniform on {param[0]}_proj.weight [{n}, E]: U(±√(6/({n}+E)))"
+        return XavierUniform(), Fans(n, e), text, _MHA_SOURCE
+    return Zeros(), None, "Constant(0) (Linear's bias default)", _MHA_SOURCE
 
 
 def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
@@ -89,11 +95,6 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
 
     nn = paddle.nn
     paddle.seed(seed)
-    if d.kind == "multihead_attention":
-        m = nn.MultiHeadAttention(
-            d.embed_dim, d.num_heads, kdim=d.key_features, vdim=d.value_features
-        )
-        return {name: np.array(t.numpy()) for name, t in m.state_dict().items()}
     i, o, k, g = d.in_features, d.out_features, list(d.kernel), d.groups
     if d.kind == "linear":
         m = nn.Linear(i, o)
@@ -107,6 +108,10 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
         m = nn.BatchNorm2D(i)
     elif d.kind == "groupnorm":
         m = nn.GroupNorm(g, i)
+    elif d.kind == "rmsnorm":
+        raise ValueError(_NO_RMSNORM)
+    elif d.kind == "multihead_attention":
+        m = nn.MultiHeadAttention(i, d.heads, kdim=d.key_features, vdim=d.value_features)
     else:
         m = nn.LayerNorm(i)
     return {name: np.array(t.numpy()) for name, t in m.state_dict().items()}
