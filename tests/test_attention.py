@@ -21,7 +21,7 @@ from xinit.blocks import Sequential, infer
 from xinit.defaults.catalogue import Default, as_dims
 from xinit.graph import Graph
 from xinit.layers import LayerNorm, MultiheadAttention, SpecError
-from xinit.native import NativeModelError, read_layers
+from xinit.native import NativeModelError, neutral_values, read_layers
 from xinit.plan import init_plan
 from xinit.state import state_dict, transfer
 
@@ -636,6 +636,35 @@ def test_wrong_input_counts_and_values():
         with pytest.raises(SpecError, match=r"MultiheadAttention\.kdim must be a positive int"):
             MultiheadAttention(8, 2, kdim=bad)
     assert MultiheadAttention(8, 2, kdim=8, vdim=8) == MultiheadAttention(8, 2)  # one layer
+
+
+def test_policy_on_native_cross_attention_reaches_every_parameter():
+    """``xinit.apply`` on each framework's own attention with a key/value size of 6 (torch's
+    separate q/k/v_proj_weight, Paddle's (6, E) k/v Linears, Flax's (6, H, D) LinearGeneral
+    kernels) selects every parameter by its neutral name, and with rng="xinit" all three hold
+    the same neutral values afterwards."""
+    require_backends(*BACKENDS)
+    from xinit.init import XavierNormal
+    from xinit.policy import Policy, Rule
+
+    policy = Policy(
+        [
+            Rule(XavierNormal(), kind="multihead_attention", param=("*_weight", "*.weight")),
+            Rule(0.25, kind="multihead_attention", param=("in_proj_bias", "out_proj.bias")),
+        ]
+    )
+    spec = MultiheadAttention(8, 2, kdim=6, vdim=6)
+    values = {}
+    for backend in BACKENDS:
+        native, _ = _native(backend, spec)
+        report = xinit.apply(policy, native, seed=5, rng="xinit", strict=True)
+        assert {e.status for e in report.entries} == {"initialized"}, backend
+        values[backend] = neutral_values(native)
+    assert set(values["torch"]) == {p.name for p in spec.params()}
+    for backend in ("paddle", "flax"):
+        for k, v in values["torch"].items():
+            np.testing.assert_array_equal(values[backend][k], v, err_msg=f"{backend} {k}")
+    np.testing.assert_array_equal(values["flax"]["in_proj_bias"], np.full(24, 0.25, np.float32))
 
 
 def test_extra_key_value_rows_are_not_read_as_neutral_attention():
