@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Union
 
-from .layers import Layer, ParamSpec, ReLU, SpecError
+from .layers import Layer, ParamSpec, ReLU, SpecError, inputs_text
 
 Spec = Union[Layer, "Sequential", "Residual"]  # noqa: UP007 - forward references
 
@@ -183,9 +183,8 @@ def infer(spec, input_shape: tuple[int, ...], prefix: str = "") -> list[ShapeRow
             if _is_multi(shape) and hi == 1:
                 raise SpecError(f"{where}: {node.kind} takes one array; got shapes {shape}")
             if count < lo or (hi is not None and count > hi) or isinstance(shape, Mapping):
-                raise SpecError(
-                    f"{where}: {node.kind} takes {lo} to {hi} inputs; got shape(s) {shape}"
-                )
+                what = inputs_text(lo, hi)
+                raise SpecError(f"{where}: {node.kind} takes {what}; got shape(s) {shape}")
             try:
                 out = node.output_shape(shape)
             except SpecError as err:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .blocks import Sequential, children, is_spec, join
-from .layers import Layer, Merge, SpecError
+from .layers import Layer, Merge, SpecError, inputs_text
 
 RETURNS = ("single", "tuple", "dict")
 
@@ -197,12 +197,7 @@ def _check_inputs(name: str, spec, refs: tuple[str, ...]) -> None:
     lo, hi = spec.inputs_taken() if isinstance(spec, Layer) else (1, 1)
     if lo <= len(refs) and (hi is None or len(refs) <= hi):
         return
-    if hi == 1:
-        what = "one input"
-    elif hi is None:
-        what = f"{lo} or more inputs"
-    else:
-        what = f"{lo} to {hi} inputs" if lo != hi else f"{lo} inputs"
+    what = inputs_text(lo, hi)
     raise SpecError(f"Graph: node {name!r} ({type(spec).__name__}) takes {what}; got {refs}")
 
 

@@ -113,6 +113,15 @@ class Layer:
             )
 
 
+def inputs_text(lo: int, hi: int | None) -> str:
+    """``one input``, ``2 inputs``, ``1 to 3 inputs``, ``1 or more inputs``: for errors."""
+    if hi == 1:
+        return "one input"
+    if hi is None:
+        return f"{lo} or more inputs"
+    return f"{lo} inputs" if lo == hi else f"{lo} to {hi} inputs"
+
+
 def _dim(dim: int, ndim: int, who: str) -> int:
     if not -ndim <= dim < ndim:
         raise SpecError(f"{who}: dim {dim} is out of range for a {ndim}-d input")
@@ -626,10 +635,10 @@ class MultiheadAttention(Layer):
         xs = list(xs)
         n = len(xs) - len(self.masks)
         if not 1 <= n <= 3:
-            lo, hi = self.inputs_taken()
+            what = inputs_text(*self.inputs_taken())
+            masks = "".join(", " + m for m in self.masks)
             raise SpecError(
-                f"MultiheadAttention takes {lo} to {hi} inputs (query[, key[, value]]"
-                f"{''.join(', ' + m for m in self.masks)}); got {len(xs)}"
+                f"MultiheadAttention takes {what} (query[, key[, value]]{masks}); got {len(xs)}"
             )
         q = xs[0]
         k = xs[1] if n > 1 else q
@@ -668,7 +677,7 @@ class MultiheadAttention(Layer):
                 )
                 for n, d in (("q", e), ("k", self.key_features), ("v", self.value_features))
             ]
-        if self.bias:
+        if self.bias:  # one (3E,) vector either way: the packed matrix's fans
             out.append(ParamSpec("in_proj_bias", (3 * e,), "vector", Zeros(), k, packed))
         fans = compute_fans((e, e), "linear")
         out.append(ParamSpec("out_proj.weight", (e, e), "linear", _TORCH_DEFAULT, k, fans))
