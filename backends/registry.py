@@ -45,6 +45,10 @@ class Lowering:
     # build(spec, device, initial=...) accepted: ``initial(native leaf, shape)`` gives a
     # parameter's drawn value (or None) while the module is made (backends/base.py)
     takes_initial: ClassVar[bool] = False
+    # the activation layout a Flax lowering takes and returns: "channels" (image ops, axis 1
+    # last), "sequence" (sequence ops on the neutral (N, L, D) array), "neutral" (layout ops
+    # on the neutral array) or "any" (element-wise)
+    layout: ClassVar[str] = "any"
 
     def __init__(self, registry: Registry):
         self.registry = registry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .blocks import infer, param_specs
+from .blocks import infer, join, param_specs
 from .layers import Layer
 
 
@@ -61,8 +61,8 @@ def _init_text(layer: Layer, policy_inits: dict[str, object], path: str) -> str:
     for p in layer.params():
         if not p.trainable:
             continue
-        init = policy_inits.get(f"{path}.{p.name}" if path else p.name, p.init)
-        parts.append(f"{p.name}: {init}")
+        init = policy_inits.get(join(path, p.name), p.init)
+        parts.append(f"{p.name}: {init}" if p.name else str(init))
     return "; ".join(parts)
 
 

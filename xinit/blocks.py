@@ -128,7 +128,11 @@ class Residual:
 
 
 def join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
+    """``prefix.name``; an empty ``name`` is ``prefix`` itself (a learned-parameter node's
+    single parameter: its path is the node's)."""
+    if not prefix:
+        return name
+    return f"{prefix}.{name}" if name else prefix
 
 
 def children(spec) -> tuple[tuple[str, Spec], ...]:

@@ -42,7 +42,10 @@ class ParamSpec:
 
     def owner(self, path: str) -> str:
         """The layer path of this parameter's full ``path``; a leaf name may be dotted
-        (``out_proj.weight`` of attention), so the path is cut at the name, not the last dot."""
+        (``out_proj.weight`` of attention), so the path is cut at the name, not the last dot;
+        an empty name (a learned-parameter node's) is the layer path itself."""
+        if not self.name:
+            return path
         if path == self.name:
             return ""
         if path.endswith("." + self.name):
@@ -582,6 +585,177 @@ class MultiheadAttention(Layer):
         return tuple(shape)
 
 
+# ---- transformer pieces: attention core, learned tokens and positions, token picks ---------
+@kinds.layer()
+@dataclass(frozen=True)
+class ScaledDotProductAttention(Layer):
+    """The parameter-free core of self-attention on a packed (N, L, 3E) input, as timm's
+    ``Attention`` and GPT-2's ``c_attn`` produce it (rows q, k, v of one Linear): split into
+    ``num_heads`` heads of E/num_heads, softmax(q k^T / sqrt(head_dim)) v (``causal``: each
+    position sees itself and the ones before), heads joined again: (N, L, E). With a qkv
+    Linear before it and an output Linear after it, its parameters are plain ``linear``."""
+
+    kind: ClassVar[str] = "sdpa"
+    num_heads: int
+    causal: bool = False
+
+    def __post_init__(self):
+        _positive_int(self, num_heads=self.num_heads)
+
+    def embed_dim(self, packed: int) -> int:
+        """E from the packed width 3E; SpecError when 3E cannot be split into heads."""
+        if packed % 3 or (packed // 3) % self.num_heads:
+            raise SpecError(
+                f"ScaledDotProductAttention expects a packed q, k, v width 3E with E divisible "
+                f"by num_heads={self.num_heads}; got {packed}"
+            )
+        return packed // 3
+
+    def channels(self, c):
+        return None if c is None else self.embed_dim(c)
+
+    def output_shape(self, shape):
+        if len(shape) != 3:
+            raise SpecError(
+                f"ScaledDotProductAttention expects a packed (N, L, 3E) sequence; got shape "
+                f"{tuple(shape)}"
+            )
+        return (shape[0], shape[1], self.embed_dim(shape[-1]))
+
+
+LEARNED_OPS = ("add", "prepend")
+
+
+@kinds.layer(params=("",), aliases=("learned", "parameter"))
+@dataclass(frozen=True)
+class LearnedParameter(Layer):
+    """A learned tensor as a node of a container (ViT's ``cls_token``, ``pos_embed``).
+
+    Its single parameter has an empty leaf name, so its path is the node's: a node named
+    ``cls_token`` is the state-dict key ``cls_token``, a parameter of the container itself
+    as timm registers it. ``shape`` is the whole parameter, batch axis 1 first. ``op`` is
+    what the node does to its input (N, L, *rest): ``"prepend"`` concatenates the parameter
+    (1, T, *rest), broadcast over the batch, before the sequence, giving (N, T + L, *rest)
+    (a class token); ``"add"`` adds the parameter (1, L, *rest) (positions). Default init
+    N(0, 0.02), as torchvision's ViT gives its positions."""
+
+    kind: ClassVar[str] = "learned_parameter"
+    needs_container: ClassVar[bool] = True  # its parameter lives on the enclosing container
+    shape: tuple[int, ...]
+    op: str = "add"
+    init: Initializer | None = None
+
+    def __post_init__(self):
+        shape = (self.shape,) if isinstance(self.shape, int) else tuple(self.shape)
+        if (
+            len(shape) < 2
+            or shape[0] != 1
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
+        ):
+            raise SpecError(
+                f"LearnedParameter.shape must be (1, L, *rest) with positive sizes (axis 0 is "
+                f"broadcast over the batch); got {self.shape!r}"
+            )
+        _set(self, shape=shape)
+        if self.op not in LEARNED_OPS:
+            raise SpecError(f"LearnedParameter.op must be one of {LEARNED_OPS}; got {self.op!r}")
+
+    def channels(self, c):
+        return c  # the feature (last) size is kept
+
+    def _params(self):
+        init = self.init or Normal(0.0, 0.02)
+        return (ParamSpec("", self.shape, "vector", init, self.kind),)
+
+    def output_shape(self, shape):
+        p, shape = self.shape, tuple(shape)
+        if len(shape) != len(p):
+            raise SpecError(
+                f"LearnedParameter (op={self.op!r}) of shape {p} needs a {len(p)}-d input; got "
+                f"shape {shape}"
+            )
+        if self.op == "add":
+            if shape[1:] != p[1:]:
+                raise SpecError(
+                    f"LearnedParameter (op='add') of shape {p} does not match input {shape}: "
+                    f"{p[1]} positions for {shape[1]} tokens"
+                    if shape[2:] == p[2:]
+                    else f"LearnedParameter (op='add') of shape {p} does not match input {shape}"
+                )
+            return shape
+        if shape[2:] != p[2:]:
+            raise SpecError(
+                f"LearnedParameter (op='prepend') of shape {p} cannot be put before input "
+                f"{shape}: the sizes after the sequence axis differ"
+            )
+        return (shape[0], shape[1] + p[1], *shape[2:])
+
+
+@kinds.layer()
+@dataclass(frozen=True)
+class Select(Layer):
+    """``x.select(dim, index)``: one index of neutral dim ``dim``, that dim removed (ViT's
+    class-token pooling ``x[:, 0]``)."""
+
+    kind: ClassVar[str] = "select"
+    dim: int = 1
+    index: int = 0
+
+    def __post_init__(self):
+        for name in ("dim", "index"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise SpecError(f"Select.{name} must be an int; got {value!r}")
+        if self.dim == 0:
+            raise SpecError("Select: dim 0 is the batch")
+
+    def channels(self, c):
+        return None
+
+    def output_shape(self, shape):
+        d = _dim(self.dim, len(shape), "Select")
+        if d == 0:
+            raise SpecError(f"Select: dim {self.dim} is the batch of input {tuple(shape)}")
+        if not -shape[d] <= self.index < shape[d]:
+            raise SpecError(
+                f"Select: index {self.index} is out of range for dim {self.dim} of input "
+                f"{tuple(shape)}"
+            )
+        return (*shape[:d], *shape[d + 1 :])
+
+    def position(self, size: int) -> int:
+        """The index in ``0 .. size - 1`` (a negative index counts from the end)."""
+        return self.index % size
+
+
+@kinds.layer()
+@dataclass(frozen=True)
+class PositionIds(Layer):
+    """Token ids (N, L) in, their positions ``arange(L)`` for every sample out (N, L): what
+    GPT-2 feeds its position embedding ``wpe``. ``num_positions`` (the table's size), when
+    given, bounds L."""
+
+    kind: ClassVar[str] = "position_ids"
+    num_positions: int | None = None
+
+    def __post_init__(self):
+        if self.num_positions is not None:
+            _positive_int(self, num_positions=self.num_positions)
+
+    def channels(self, c):
+        return None
+
+    def output_shape(self, shape):
+        if len(shape) != 2:
+            raise SpecError(f"PositionIds expects token ids (N, L); got shape {tuple(shape)}")
+        if self.num_positions is not None and shape[1] > self.num_positions:
+            raise SpecError(
+                f"PositionIds: {shape[1]} tokens exceed the {self.num_positions} positions "
+                f"(input shape {tuple(shape)})"
+            )
+        return tuple(shape)
+
+
 # ---- activations and shape-only layers -----------------------------------------------------
 @kinds.layer()
 @dataclass(frozen=True)
@@ -978,6 +1152,10 @@ __all__ = [
     "RMSNorm",
     "GroupNorm",
     "MultiheadAttention",
+    "ScaledDotProductAttention",
+    "LearnedParameter",
+    "Select",
+    "PositionIds",
     "ReLU",
     "LeakyReLU",
     "GELU",

@@ -278,6 +278,42 @@ class MultiheadAttention(Lowering):
         return L.MultiheadAttention(e, m.num_heads, m.use_bias)
 
 
+@REGISTRY.register("sdpa")
+class ScaledDotProductAttention(Lowering):
+    layout = "sequence"
+
+    def build(self, spec, device):
+        return _modules().ScaledDotProductAttention(spec)
+
+
+@REGISTRY.register("learned_parameter")
+class LearnedParameter(Lowering):
+    """The native layer is the ``nnx.Param`` itself (its op in the metadata): the enclosing
+    container holds it as the attribute named as the node (``cls_token``) and applies it."""
+
+    layout = "sequence"
+    takes_initial = True
+
+    def build(self, spec, device, initial=None):
+        return _modules().learned_parameter(spec, initial)
+
+
+@REGISTRY.register("select")
+class Select(Lowering):
+    layout = "neutral"
+
+    def build(self, spec, device):
+        return _modules().Select(spec)
+
+
+@REGISTRY.register("position_ids")
+class PositionIds(Lowering):
+    layout = "neutral"
+
+    def build(self, spec, device):
+        return _modules().PositionIds()
+
+
 # Parameter-free layers: the native module from the spec, nothing else. Element-wise
 # activations share one module type, which applies the function the spec's kind names.
 register_builders(

@@ -382,7 +382,7 @@ class Steps(nnx.Module):
         check_root_input(self, x)
         for name in self._xinit_steps:
             child = getattr(self, name)
-            x = _record(child, child(x))
+            x = _record(child, call_child(child, x))
         return x
 
 
@@ -403,7 +403,7 @@ class Residual(nnx.Module):
         out = x
         for name in self._xinit_body:
             child = getattr(self, name)
-            out = _record(child, child(out))
+            out = _record(child, call_child(child, out))
         if self._xinit_shortcut:
             child = getattr(self, self._xinit_shortcut)
             out = out + _record(child, child(x))
@@ -432,7 +432,7 @@ class Graph(GraphLogic, nnx.Module):
 
     def _call(self, name, args):
         child = getattr(self, name)
-        out = child(*args)
+        out = call_child(child, *args)
         return _record(child, out) if hasattr(out, "ndim") else out
 
     def __call__(self, *xs):
@@ -482,3 +482,63 @@ class Upsample(nnx.Module):
         pairs = ",".join(f"{b}{a}" for a, b in zip(src, dst))
         # one contraction (one compiled op per shape): eager JAX compiles every op it meets
         return jnp.einsum(f"n{src}c,{pairs}->n{dst}c", x, *mats, precision="highest")
+
+
+# ---- sequence kinds: they take and return the neutral (N, L, D) array (layout "sequence") --
+def learned_parameter(spec, initial=None) -> nnx.Param:
+    """The ``nnx.Param`` of a learned-parameter node, with its drawn value when the build
+    offers one, its op kept in the metadata for the container that holds it."""
+    return nnx.Param(_initial_or(initial, "", spec.shape, 0.0), xinit_op=spec.op)
+
+
+def learned_op(op: str, param, x):
+    """A learned parameter (1, T, *rest) put before the neutral sequence x (``prepend``) or
+    added to it (``add``), broadcast over the batch."""
+    if op == "prepend":
+        return jnp.concatenate([jnp.broadcast_to(param, (x.shape[0], *param.shape[1:])), x], 1)
+    return x + param
+
+
+def call_child(child, *args):
+    """Run a container's child: a module, or a learned-parameter node (an ``nnx.Param``)."""
+    if isinstance(child, nnx.Variable):
+        return learned_op(child.xinit_op, child[...], *args)
+    return child(*args)
+
+
+class ScaledDotProductAttention(nnx.Module):
+    """Packed (N, L, 3E) q, k, v rows -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E), on
+    the neutral sequence."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, x):
+        n, length, packed = x.shape
+        h = self.spec.num_heads
+        e = packed // 3
+        qkv = x.reshape(n, length, 3, h, e // h)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # (N, L, H, D)
+        scores = jnp.einsum("nqhd,nkhd->nhqk", q, k) / np.float32(np.sqrt(e // h))
+        if self.spec.causal:
+            keep = jnp.tril(jnp.ones((length, length), bool))
+            scores = jnp.where(keep, scores, -jnp.inf)
+        y = jnp.einsum("nhqk,nkhd->nqhd", jax.nn.softmax(scores, axis=-1), v)
+        return y.reshape(n, length, e)
+
+
+class Select(nnx.Module):
+    """``x.select(dim, index)`` on the neutral array (ViT's class-token pooling)."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, x):
+        return jnp.take(x, self.spec.index, axis=self.spec.dim)
+
+
+class PositionIds(nnx.Module):
+    """Token ids (N, L) -> their positions ``arange(L)`` per sample (N, L)."""
+
+    def __call__(self, x):
+        return jnp.broadcast_to(jnp.arange(x.shape[1]), x.shape)

@@ -315,6 +315,21 @@ class MultiheadAttention(Lowering):
         return L.MultiheadAttention(m.embed_dim, m.num_heads, m.q_proj.bias is not None)
 
 
+@REGISTRY.register("sdpa")
+class ScaledDotProductAttention(Lowering):
+    def build(self, spec, device):
+        return _modules().ScaledDotProductAttention(spec.num_heads, spec.causal)
+
+
+@REGISTRY.register("learned_parameter")
+class LearnedParameter(Lowering):
+    """The native layer is the Paddle parameter itself: the enclosing container adds it
+    under the node's name (the state-dict key ``cls_token``) and applies ``op``."""
+
+    def build(self, spec, device):
+        return _modules().learned_parameter(spec)
+
+
 # Parameter-free layers: the native layer from the spec, nothing else.
 register_builders(
     REGISTRY,
@@ -334,5 +349,7 @@ register_builders(
         "mul": lambda s: _modules().Merge(s),
         "concat": lambda s: _modules().Merge(s),
         "upsample": lambda s: _modules().Upsample(s),
+        "select": lambda s: _modules().Select(s.dim, s.index),
+        "position_ids": lambda s: _modules().PositionIds(),
     },
 )

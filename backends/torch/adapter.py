@@ -84,6 +84,9 @@ class TorchBackend(Backend):
 
     def materialize(self, module, layers, device):
         module = module.to_empty(device=_dev(device))  # the layer objects stay the same
+        for path, (native, layer) in list(layers.items()):
+            if isinstance(native, torch.nn.Parameter):  # a learned-parameter node: replaced
+                layers[path] = (module.get_parameter(path), layer)
         with torch.no_grad():
             for _path, (native, layer) in layers.items():
                 leaves = self.param_map(layer)
@@ -95,9 +98,20 @@ class TorchBackend(Backend):
         return module
 
     def make_sequential(self, children, steps):
-        if len(set(steps)) == len(steps):
+        plain = not any(isinstance(c, torch.nn.Parameter) for c in children.values())
+        if plain and len(set(steps)) == len(steps):
             return torch.nn.Sequential(OrderedDict(children))
         return self.steps_cls(children, steps)
+
+    def child(self, module, name):
+        """A submodule, or the parameter of a learned-parameter node (the native layer of
+        such a node is its ``nn.Parameter``, registered on the container)."""
+        found = module._modules.get(name)
+        if found is None and name in getattr(module, "_xinit_param_ops", ()):
+            found = module._parameters[name]
+        if found is None:
+            raise KeyError(f"{type(module).__name__} has no child {name!r}")
+        return found
 
     def write(self, target, value):
         with torch.no_grad():

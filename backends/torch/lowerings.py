@@ -207,6 +207,21 @@ class MultiheadAttention(Lowering):
         return L.MultiheadAttention(m.embed_dim, m.num_heads, m.in_proj_bias is not None)
 
 
+@REGISTRY.register("sdpa")
+class ScaledDotProductAttention(Lowering):
+    def build(self, spec, device):
+        return _torch_modules().ScaledDotProductAttention(spec.num_heads, spec.causal)
+
+
+@REGISTRY.register("learned_parameter")
+class LearnedParameter(Lowering):
+    """The native layer is the ``nn.Parameter`` itself: the enclosing container registers
+    it under the node's name (the state-dict key ``cls_token``) and applies ``op``."""
+
+    def build(self, spec, device):
+        return _torch_modules().learned_parameter(spec)
+
+
 def _torch_modules():
     from . import modules
 
@@ -241,5 +256,7 @@ register_builders(
         "mul": _merge,
         "concat": _merge,
         "upsample": _upsample,
+        "select": lambda s: _torch_modules().Select(s.dim, s.index),
+        "position_ids": lambda s: _torch_modules().PositionIds(),
     },
 )
