@@ -8,6 +8,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from xinit.blocks import check_channels
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
 from ..base import (
@@ -76,6 +77,19 @@ class TorchBackend(Backend):
         raise TypeError(f"torch cannot draw {dist!r}")
 
     # ---- building -----------------------------------------------------------------------
+    def build(self, spec, *, device="cpu", **kw):
+        """As :meth:`Backend.build`; ``device="meta"`` gives the module's structure alone on
+        PyTorch's meta device (nothing allocated or drawn): shard it, ``to_empty`` it, then
+        ``xinit.apply(policy, module, rng="xinit")`` gives each rank its block of the init."""
+        if device != "meta":
+            return super().build(spec, device=device, **kw)
+        if getattr(spec, "needs_container", False):
+            return super().build(spec, **kw)  # its error
+        check_channels(spec)
+        module = self._build_node(spec, "cpu", "", {})  # make_layer builds on meta
+        self.attach_spec(module, spec)
+        return module
+
     def make_layer(self, spec, device, initial=None):
         # Built on the meta device: no memory and no default init; xinit draws every
         # parameter once in materialize/initialize (half the work of init-then-overwrite).

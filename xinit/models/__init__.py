@@ -18,6 +18,7 @@ from .vgg import (
     vgg19_bn,
     vgg19_encoder,
 )
+from .vit import vit_base_patch16_224, vit_small_patch16_224, vit_tiny_patch16_224
 
 ZOO = {
     "lenet": lenet,
@@ -39,6 +40,9 @@ ZOO = {
     "vgg19_encoder": vgg19_encoder,
     "centernet_resnet": centernet_resnet,
     "unet": unet,
+    "vit_tiny_patch16_224": vit_tiny_patch16_224,
+    "vit_small_patch16_224": vit_small_patch16_224,
+    "vit_base_patch16_224": vit_base_patch16_224,
 }
 
 # A typical input for each model (N, C, H, W), used by the CLI and parity checks.
