@@ -826,3 +826,124 @@ def torch_vit(
             return self.head(self.head_drop(self.fc_norm(x[:, 0])))
 
     return VisionTransformer()
+
+
+# ---- Hugging Face's GPT2Model (torch.nn) ---------------------------------------------------
+def torch_gpt2(
+    n_layer: int = 2,
+    n_head: int = 4,
+    n_embd: int = 32,
+    vocab_size: int = 97,
+    n_positions: int = 64,
+    init_std: float = 0.02,
+):
+    """HF transformers' ``GPT2Model`` (``modeling_gpt2.py``) retyped, with its eager
+    attention: ``Conv1D`` projections (weight (in, out), ``addmm``), ``c_attn`` split into q,
+    k, v and heads, ``q k^T / sqrt(d)`` with the causal ``bias`` buffer (non-persistent, as
+    current HF registers it) and ``finfo.min`` where masked, ``NewGELUActivation`` (tanh),
+    LayerNorm eps 1e-5, ``wte + wpe(arange(L))`` and ``ln_f``; ``_init_weights`` applied
+    module by module (Linear/Conv1D and Embedding N(0, initializer_range), biases 0,
+    LayerNorm 1/0, every ``c_proj.weight`` N(0, initializer_range / sqrt(2 n_layer)))."""
+    import math
+
+    import torch
+    from torch import nn
+
+    class Conv1D(nn.Module):
+        def __init__(self, nf, nx):
+            super().__init__()
+            self.nf = nf
+            self.weight = nn.Parameter(torch.empty(nx, nf))
+            self.bias = nn.Parameter(torch.zeros(nf))
+            nn.init.normal_(self.weight, std=0.02)
+
+        def forward(self, x):
+            size_out = x.size()[:-1] + (self.nf,)
+            x = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+            return x.view(size_out)
+
+    class NewGELUActivation(nn.Module):
+        def forward(self, x):
+            inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))
+            return 0.5 * x * (1.0 + torch.tanh(inner))
+
+    class GPT2Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            mask = torch.tril(torch.ones((n_positions, n_positions), dtype=torch.bool))
+            self.register_buffer("bias", mask.view(1, 1, n_positions, n_positions), False)
+            self.embed_dim, self.num_heads = n_embd, n_head
+            self.head_dim = n_embd // n_head
+            self.c_attn = Conv1D(3 * n_embd, n_embd)
+            self.c_proj = Conv1D(n_embd, n_embd)
+            self.attn_dropout, self.resid_dropout = nn.Dropout(0.0), nn.Dropout(0.0)
+
+        def heads(self, t):
+            return t.view(*t.shape[:-1], self.num_heads, self.head_dim).transpose(1, 2)
+
+        def forward(self, hidden):
+            q, k, v = self.c_attn(hidden).split(self.embed_dim, dim=2)
+            q, k, v = self.heads(q), self.heads(k), self.heads(v)
+            w = torch.matmul(q, k.transpose(-1, -2))
+            w = w / torch.full([], v.size(-1) ** 0.5, dtype=w.dtype, device=w.device)
+            length = q.size(-2)
+            causal = self.bias[:, :, :length, :length]
+            w = torch.where(causal, w, torch.finfo(w.dtype).min)
+            w = self.attn_dropout(nn.functional.softmax(w, dim=-1))
+            out = torch.matmul(w, v).transpose(1, 2).reshape(*hidden.shape[:-1], -1)
+            return self.resid_dropout(self.c_proj(out))
+
+    class GPT2MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_fc = Conv1D(4 * n_embd, n_embd)
+            self.c_proj = Conv1D(n_embd, 4 * n_embd)
+            self.act, self.dropout = NewGELUActivation(), nn.Dropout(0.0)
+
+        def forward(self, x):
+            return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+    class GPT2Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1 = nn.LayerNorm(n_embd, eps=1e-5)
+            self.attn = GPT2Attention()
+            self.ln_2 = nn.LayerNorm(n_embd, eps=1e-5)
+            self.mlp = GPT2MLP()
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class GPT2Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(vocab_size, n_embd)
+            self.wpe = nn.Embedding(n_positions, n_embd)
+            self.drop = nn.Dropout(0.0)
+            self.h = nn.ModuleList([GPT2Block() for _ in range(n_layer)])
+            self.ln_f = nn.LayerNorm(n_embd, eps=1e-5)
+            self.apply(self._init_weights)  # post_init()
+
+        def _init_weights(self, module):
+            if isinstance(module, (nn.Linear, Conv1D)):
+                module.weight.data.normal_(mean=0.0, std=init_std)
+                if module.bias is not None:
+                    module.bias.data.zero_()
+            elif isinstance(module, nn.Embedding):
+                module.weight.data.normal_(mean=0.0, std=init_std)
+            elif isinstance(module, nn.LayerNorm):
+                module.bias.data.zero_()
+                module.weight.data.fill_(1.0)
+            for name, p in module.named_parameters():
+                if name == "c_proj.weight":
+                    p.data.normal_(mean=0.0, std=init_std / math.sqrt(2 * n_layer))
+
+        def forward(self, input_ids):
+            positions = torch.arange(input_ids.shape[-1], device=input_ids.device).unsqueeze(0)
+            x = self.drop(self.wte(input_ids) + self.wpe(positions))
+            for block in self.h:
+                x = block(x)
+            return self.ln_f(x)
+
+    return GPT2Model()

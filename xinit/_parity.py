@@ -300,9 +300,10 @@ def compare(a: np.ndarray, b: np.ndarray, *, atol: float, rtol: float) -> Diff:
 
 
 def check_input(x: Any) -> np.ndarray:
-    """The parity input as contiguous float32; an empty one (a batch of 0) compares nothing
-    and is refused, as is one holding NaN or Inf."""
-    x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    """The parity input as contiguous float32 (integers, token ids, as int64); an empty one
+    (a batch of 0) compares nothing and is refused, as is one holding NaN or Inf."""
+    x = np.asarray(x)
+    x = np.ascontiguousarray(x, dtype=np.int64 if x.dtype.kind in "iu" else np.float32)
     if x.size == 0:
         raise ValueError(
             f"parity needs a non-empty input; got shape {tuple(x.shape)} "

@@ -332,7 +332,11 @@ class BatchNorm(Layer):
 @kinds.layer(weight_role="linear", params=("weight", "bias"), aliases=("dense",))
 @dataclass(frozen=True)
 class Linear(Layer):
-    """Fully connected layer on the last dim of (N, ..., in_features): weight (out, in)."""
+    """Fully connected layer on the last dim of (N, ..., in_features): weight (out, in).
+
+    ``conv1d``: the PyTorch build is Hugging Face's ``Conv1D`` (GPT-2's ``c_attn``,
+    ``c_proj``, ``c_fc``), which stores the weight (in, out); the neutral weight stays
+    (out, in) and Paddle and Flax store (in, out) anyway, so only torch's map differs."""
 
     kind: ClassVar[str] = "linear"
     in_features: int
@@ -340,6 +344,7 @@ class Linear(Layer):
     bias: bool = True
     weight_init: Initializer | None = None
     bias_init: Initializer | None = None
+    conv1d: bool = False
 
     def __post_init__(self):
         _positive_int(self, in_features=self.in_features, out_features=self.out_features)

@@ -8,6 +8,7 @@ xinit draws every parameter once afterwards.
 from __future__ import annotations
 
 from xinit import layers as L
+from xinit.parammap import Leaf
 
 from ..registry import Lowering, Registry, register_builders
 
@@ -103,13 +104,26 @@ class BatchNorm(Lowering):
 
 @REGISTRY.register("linear")
 class Linear(Lowering):
+    """``nn.Linear``; a ``conv1d`` spec is Hugging Face's ``Conv1D`` layout, weight (in, out)."""
+
+    def params(self, spec):
+        out = super().params(spec)
+        if spec.conv1d:
+            out["weight"] = (Leaf("weight", (1, 0)),)
+        return out
+
     def build(self, spec, device):
+        if spec.conv1d:
+            return _torch_modules().Conv1D(spec.in_features, spec.out_features, spec.bias)
         return _nn().Linear(spec.in_features, spec.out_features, spec.bias)
 
     def natives(self):
-        return (_nn().Linear,)
+        return (_nn().Linear, _torch_modules().Conv1D)
 
     def read(self, m):
+        if isinstance(m, _torch_modules().Conv1D):
+            n_in, n_out = m.weight.shape
+            return L.Linear(n_in, n_out, m.bias is not None, conv1d=True)
         return L.Linear(m.in_features, m.out_features, m.bias is not None)
 
 

@@ -184,3 +184,21 @@ class PositionIds(torch.nn.Module):
 
     def forward(self, x):
         return torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
+
+
+class Conv1D(torch.nn.Module):
+    """Hugging Face's ``Conv1D`` (GPT-2's projections): a Linear whose ``weight`` is stored
+    (in, out), ``y = x @ weight + bias``; the same keys and shapes as GPT-2's checkpoints."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.empty(in_features, out_features))
+        self.bias = torch.nn.Parameter(torch.empty(out_features)) if bias else None
+
+    def forward(self, x):
+        y = x @ self.weight
+        return y + self.bias if self.bias is not None else y
+
+    def extra_repr(self):
+        n_in, n_out = self.weight.shape
+        return f"in={n_in}, out={n_out}, bias={self.bias is not None}"
