@@ -690,7 +690,9 @@ def torch_vit(
     ``init_weights(mode, needs_reset=False)`` as timm calls it in ``__init__``:
     ``pos_embed`` trunc_normal(.02), ``cls_token`` N(0, 1e-6), then ``named_apply`` of
     ``init_weights_vit_timm`` (``weight_init=""``) or ``init_weights_vit_jax`` (``"jax"``).
-    Dropouts and identities are kept as the modules timm has (all no-ops here)."""
+    ``"skip"`` leaves every layer's own default (``cls_token``/``pos_embed`` uninitialised,
+    as timm's ``torch.empty``). Dropouts and identities are kept as the modules timm has (all
+    no-ops here)."""
     import math
 
     import torch
@@ -807,7 +809,8 @@ def torch_vit(
             self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
             self.fc_norm, self.head_drop = nn.Identity(), nn.Dropout(0.0)
             self.head = nn.Linear(embed_dim, num_classes) if num_classes else nn.Identity()
-            self.init_weights(weight_init)
+            if weight_init != "skip":  # timm's 'skip': the layers' own defaults only
+                self.init_weights(weight_init)
 
         def init_weights(self, mode=""):
             head_bias = -math.log(self.num_classes) if "nlhb" in mode else 0.0
@@ -836,6 +839,7 @@ def torch_gpt2(
     vocab_size: int = 97,
     n_positions: int = 64,
     init_std: float = 0.02,
+    init: bool = True,
 ):
     """HF transformers' ``GPT2Model`` (``modeling_gpt2.py``) retyped, with its eager
     attention: ``Conv1D`` projections (weight (in, out), ``addmm``), ``c_attn`` split into q,
@@ -923,7 +927,8 @@ def torch_gpt2(
             self.drop = nn.Dropout(0.0)
             self.h = nn.ModuleList([GPT2Block() for _ in range(n_layer)])
             self.ln_f = nn.LayerNorm(n_embd, eps=1e-5)
-            self.apply(self._init_weights)  # post_init()
+            if init:  # post_init(); init=False keeps every layer's own default
+                self.apply(self._init_weights)
 
         def _init_weights(self, module):
             if isinstance(module, (nn.Linear, Conv1D)):

@@ -452,7 +452,29 @@ class BiasPrior(Initializer):
         return ConstantDist(self.value)
 
 
+@dataclass(frozen=True)
+class AsLinear(Initializer):
+    """``init`` with the fans of the weight viewed as a Linear ``(out, in * prod(kernel))``:
+    MAE's patch embedding, ``xavier_uniform_(w.view([w.shape[0], -1]))`` (fan_out is the
+    output channels, not PyTorch's conv ``out * prod(kernel)``)."""
+
+    init: Initializer
+
+    def __post_init__(self):
+        if not isinstance(self.init, Initializer):
+            raise ValueError(f"AsLinear wraps an initializer; got {self.init!r}")
+
+    def __str__(self) -> str:
+        return f"AsLinear({self.init})"
+
+    def _resolve(self, shape, role, fans):
+        if len(shape) < 2:
+            raise ValueError(f"AsLinear needs a weight of 2 or more dims; got shape {shape}")
+        return self.init.resolve((shape[0], math.prod(shape[1:])), "linear")
+
+
 __all__ = [
+    "AsLinear",
     "Initializer",
     "Constant",
     "Zeros",
