@@ -167,3 +167,30 @@ def test_cli_parity_feeds_token_ids(capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "PASS" in out and "h.0.attn.sdpa" in out
+
+
+@pytest.mark.parametrize("model", ["gpt2", "vit"])
+def test_meta_build_then_to_empty_then_apply_is_the_build(model):
+    """The sharded recipe's steps on one process: the structure on the meta device,
+    ``to_empty``, then ``xinit.apply(preset, rng="xinit")`` gives every parameter the value
+    ``xinit.build`` gives it (learned-parameter nodes included), and the same outputs."""
+    torch = require_backend("torch") and __import__("torch")
+    from xinit.models.vit import vision_transformer
+
+    if model == "gpt2":
+        spec, policy, x = xinit.models.gpt2(**TINY), xinit.presets.gpt2(n_layer=2), ids()
+    else:
+        spec = vision_transformer(32, 2, 2, img_size=16, patch_size=8, num_classes=5)
+        conv = xinit.policy.Rule(xinit.init.XavierUniform(), kind="conv", bias=0.0)
+        policy = xinit.presets.vit_timm() + conv  # the patch conv too: every parameter set
+        x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    meta = xinit.build(spec, "torch", device="meta")
+    meta.to_empty(device="cpu")
+    report = xinit.apply(policy, meta, seed=11, rng="xinit", strict=True)
+    assert len(report.initialized) == len(param_specs(spec))
+    built = xinit.build(spec, "torch", seed=11, rng="xinit", policy=policy)
+    want = state_dict(built)
+    for k, v in state_dict(meta).items():
+        np.testing.assert_array_equal(v, want[k], err_msg=k)
+    with torch.no_grad():
+        np.testing.assert_array_equal(xinit.run(meta, x), xinit.run(built, x))
