@@ -45,6 +45,10 @@ class Lowering:
     # build(spec, device, initial=...) accepted: ``initial(native leaf, shape)`` gives a
     # parameter's drawn value (or None) while the module is made (backends/base.py)
     takes_initial: ClassVar[bool] = False
+    # How the native module holds the activations it takes and returns, for frameworks whose
+    # images are channel-last (Flax): "channels" (axis 1 moved last: convs, pools, norms over
+    # channels), "sequence" or "neutral" (the neutral array as it is: (N, L, D) sequences,
+    # reshapes), "any" (element-wise: the input's). The containers convert between them.
     layout: ClassVar[str] = "any"
 
     def __init__(self, registry: Registry):
@@ -70,6 +74,10 @@ class Lowering:
             f"the {self.registry.framework} adapter reads {self.kind!r} layers of native models "
             "but cannot build one from a spec"
         )
+
+    def layout_for(self, spec) -> str:
+        """The activation layout of the module built for ``spec`` (see ``layout``)."""
+        return self.layout
 
     def natives(self) -> tuple[type, ...]:
         """Native layer classes that are this kind (for reading models xinit did not build)."""

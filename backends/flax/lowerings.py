@@ -63,6 +63,7 @@ _KERNEL = {"weight": "kernel"}
 
 @REGISTRY.register("conv")
 class Conv(Lowering):
+    layout = "channels"
     leaves = _KERNEL
     takes_initial = True
 
@@ -101,6 +102,7 @@ class Conv(Lowering):
 
 @REGISTRY.register("conv_transpose")
 class ConvTranspose(Lowering):
+    layout = "channels"
     leaves = _KERNEL
     takes_initial = True
 
@@ -121,6 +123,7 @@ class ConvTranspose(Lowering):
 
 @REGISTRY.register("batchnorm")
 class BatchNorm(Lowering):
+    layout = "channels"
     leaves = {
         "weight": "scale",
         "running_mean": "mean",
@@ -144,12 +147,13 @@ class BatchNorm(Lowering):
 
 @REGISTRY.register("linear")
 class Linear(Lowering):
+    layout = "sequence"
     leaves = _KERNEL
     takes_initial = True
 
     def build(self, spec, device, initial=None):
         nnx, init = _nnx(), _modules().initializer
-        return _modules().Linear(
+        return nnx.Linear(
             spec.in_features,
             spec.out_features,
             use_bias=spec.bias,
@@ -167,6 +171,7 @@ class Linear(Lowering):
 
 @REGISTRY.register("embedding")
 class Embedding(Lowering):
+    layout = "sequence"
     leaves = {"weight": "embedding"}
     takes_initial = True
 
@@ -174,7 +179,7 @@ class Embedding(Lowering):
         m = _modules()
         init = m.initializer(initial, "embedding")
         rngs = _nnx().Rngs(0)
-        return m.Embed(spec.num_embeddings, spec.embedding_dim, embedding_init=init, rngs=rngs)
+        return _nnx().Embed(spec.num_embeddings, spec.embedding_dim, embedding_init=init, rngs=rngs)
 
     def natives(self):
         return (_nnx().Embed,)
@@ -188,6 +193,7 @@ _SCALE = {"weight": "scale"}
 
 @REGISTRY.register("layernorm")
 class LayerNorm(Lowering):
+    layout = "sequence"
     leaves = _SCALE
     takes_initial = True
 
@@ -208,6 +214,7 @@ class LayerNorm(Lowering):
 
 @REGISTRY.register("rmsnorm")
 class RMSNorm(Lowering):
+    layout = "sequence"
     leaves = _SCALE
     takes_initial = True
 
@@ -225,6 +232,7 @@ class RMSNorm(Lowering):
 
 @REGISTRY.register("groupnorm")
 class GroupNorm(Lowering):
+    layout = "channels"
     leaves = _SCALE
     takes_initial = True
 
@@ -246,6 +254,8 @@ class GroupNorm(Lowering):
 class MultiheadAttention(Lowering):
     """``nnx.MultiHeadAttention``: ``query``/``key``/``value`` kernels (E, H, D) and ``out``
     kernel (H, D, E), the neutral packed rows transposed and split by head."""
+
+    layout = "sequence"
 
     def params(self, spec):
         e, h, d = spec.embed_dim, spec.num_heads, spec.head_dim
@@ -385,6 +395,19 @@ class GRU(_Recurrent):
         return self._read_cell(m, L.GRU, "ih")  # dense_i's bias; no b_hn
 
 
+@REGISTRY.register("flatten")
+class Flatten(Lowering):
+    """Flattening all but the batch dim reads a channel-last image in channel-first order
+    (so a following Linear's weights are PyTorch's); any other flatten is a neutral reshape."""
+
+    def build(self, spec, device):
+        whole = (spec.start_dim, spec.end_dim) == (1, -1)
+        return _modules().Flatten() if whole else _modules().Neutral(spec)
+
+    def layout_for(self, spec):
+        return "channels" if (spec.start_dim, spec.end_dim) == (1, -1) else "neutral"
+
+
 # Parameter-free layers: the native module from the spec, nothing else. Element-wise
 # activations share one module type, which applies the function the spec's kind names.
 register_builders(
@@ -393,9 +416,6 @@ register_builders(
         "max_pool": lambda s: _modules().Pool(s),
         "avg_pool": lambda s: _modules().Pool(s),
         "adaptive_avg_pool": lambda s: _modules().AdaptiveAvgPool(s),
-        "flatten": lambda s: (
-            _modules().Flatten() if (s.start_dim, s.end_dim) == (1, -1) else _modules().Neutral(s)
-        ),
         "reshape": lambda s: _modules().Neutral(s),
         "permute": lambda s: _modules().Neutral(s),
         "dropout": lambda s: _nnx().Dropout(s.p, rngs=_nnx().Rngs(dropout=0)),
@@ -409,3 +429,14 @@ register_builders(
         },
     },
 )
+
+# How the parameter-free modules hold activations (see Lowering.layout); the rest are "any".
+for _kind, _layout in {
+    "max_pool": "channels",
+    "avg_pool": "channels",
+    "adaptive_avg_pool": "channels",
+    "upsample": "channels",
+    "reshape": "neutral",
+    "permute": "neutral",
+}.items():
+    REGISTRY[_kind].layout = _layout

@@ -14,6 +14,9 @@ from flax import nnx
 from xinit import layers as L
 
 from ..base import GraphLogic
+from . import layouts
+from .layouts import CHANNELS, NEUTRAL
+from .layouts import to_channel_first as _to_channel_first
 
 _ACTIVATIONS = {
     "relu": lambda s, x: jax.nn.relu(x),
@@ -24,14 +27,6 @@ _ACTIVATIONS = {
     "tanh": lambda s, x: jnp.tanh(x),
     "identity": lambda s, x: x,
 }
-
-
-def _to_channel_last(x):
-    return jnp.moveaxis(x, 1, -1) if x.ndim >= 3 else x
-
-
-def _to_channel_first(x):
-    return jnp.moveaxis(x, -1, 1) if x.ndim >= 3 else x
 
 
 def _channel_last_shape(shape) -> tuple[int, ...]:
@@ -93,32 +88,19 @@ class Flatten(nnx.Module):
 
 
 class Neutral(nnx.Module):
-    """A layout op (flatten of some dims, reshape, permute) computed on the neutral
-    channel-first array, the result held channel-last again: its meaning is PyTorch's."""
+    """A layout op (flatten of some dims, reshape, permute) on the neutral array: its meaning
+    is PyTorch's (the containers hand it the neutral layout, see :func:`plan_steps`)."""
 
     def __init__(self, spec):
         self.spec = spec
 
     def __call__(self, x):
-        s, x = self.spec, _to_channel_first(x)
+        s = self.spec
         if s.kind == "flatten":
-            shape = L.Flatten.output_shape(s, tuple(x.shape))
-            y = x.reshape(shape)
-        elif s.kind == "reshape":
-            y = x.reshape(x.shape[0], *s.shape)
-        else:
-            y = jnp.transpose(x, s.dims)
-        return _to_channel_last(y)
-
-
-class Linear(nnx.Linear):
-    """``nnx.Linear`` on the neutral last dim: a 3-d or larger input is held channel-last
-    here, so it is turned channel-first around the product (as ``torch.nn.Linear``)."""
-
-    def __call__(self, x):
-        if x.ndim < 3:
-            return super().__call__(x)
-        return _to_channel_last(super().__call__(_to_channel_first(x)))
+            return x.reshape(L.Flatten.output_shape(s, tuple(x.shape)))
+        if s.kind == "reshape":
+            return x.reshape(x.shape[0], *s.shape)
+        return jnp.transpose(x, s.dims)
 
 
 class BatchNorm(nnx.Module):
@@ -153,9 +135,7 @@ class BatchNorm(nnx.Module):
 
 class FeatureNorm(nnx.Module):
     """PyTorch's LayerNorm or RMSNorm (by ``spec.kind``) over the neutral last dims, with
-    nnx's leaf names ``scale``/``bias``. The adapter holds a 3-d or larger activation with
-    neutral axis 1 moved last (an (N, L, D) sequence is (N, D, L) here), so the norm is
-    computed on the channel-first array and the result held channel-last again."""
+    nnx's leaf names ``scale``/``bias``, on the neutral array (layout "sequence")."""
 
     def __init__(self, spec, initial=None):
         self.spec = spec
@@ -166,7 +146,6 @@ class FeatureNorm(nnx.Module):
         self.bias = nnx.Param(_initial_or(initial, "bias", shape, 0.0)) if has_bias else None
 
     def __call__(self, x):
-        x = _to_channel_first(x)
         axes = tuple(range(x.ndim - len(self.spec.normalized_shape), x.ndim))
         if self.spec.kind == "rmsnorm":
             eps = self.spec.eps_for(str(x.dtype))
@@ -179,7 +158,7 @@ class FeatureNorm(nnx.Module):
             y = y * self.scale[...]
         if self.bias is not None:
             y = y + self.bias[...]
-        return _to_channel_last(y)
+        return y
 
 
 class LayerNorm(FeatureNorm):
@@ -213,18 +192,9 @@ class GroupNorm(nnx.Module):
         return y
 
 
-class Embed(nnx.Embed):
-    """``nnx.Embed`` in the adapter's layout: inside, every tensor of 3 or more dims is the
-    neutral one with axis 1 moved last, so the neutral (N, L, D) output is held as (N, D, L)."""
-
-    def __call__(self, inputs):
-        return _to_channel_last(super().__call__(_to_channel_first(inputs)))
-
-
 class SelfAttention(nnx.MultiHeadAttention):
-    """``nnx.MultiHeadAttention`` (the same parameters) as self-attention on the neutral
-    (N, L, E) sequence, which the adapter holds as (N, E, L): turned back around the call.
-    Built with zero placeholders; xinit writes every parameter right after."""
+    """``nnx.MultiHeadAttention`` (the same parameters) as self-attention on an (N, L, E)
+    sequence. Built with zero placeholders; xinit writes every parameter right after."""
 
     def __init__(self, spec: L.MultiheadAttention):
         super().__init__(
@@ -238,8 +208,7 @@ class SelfAttention(nnx.MultiHeadAttention):
         )
 
     def __call__(self, x):
-        y = super().__call__(_to_channel_first(x), deterministic=True)
-        return _to_channel_last(y)
+        return super().__call__(x, deterministic=True)
 
 
 class ConvTranspose(nnx.Module):
@@ -342,26 +311,28 @@ class AdaptiveAvgPool(nnx.Module):
         return x
 
 
-_TRACE: list = []  # while tracing: a dict id(module) -> its last output, or a recorder
+_TRACE: list = []  # while tracing: a dict id(module) -> (last output, layout), or a recorder
 
 
-def _record(module, out):
-    """Note ``module``'s output for the innermost trace: a dict keeps the last output; a
-    callable recorder (the diagnostics') sees every call and may return a new output."""
+def _record(module, out, layout=None):
+    """Note ``module``'s output (held in ``layout``) for the innermost trace: a dict keeps the
+    last output; a callable recorder (the diagnostics') sees every call and may return a new
+    output."""
     if _TRACE:
         recorder = _TRACE[-1]
         if callable(recorder):
             return recorder(module, out)
-        recorder[id(module)] = out
+        recorder[id(module)] = (out, layout)
     return out
 
 
 def check_root_input(module, x) -> None:
     """A built root module called directly (not through ``xinit.run``) must get channel-last
-    input: a channel-first batch fails with a message saying so, not deep inside JAX."""
+    images: a channel-first batch fails with a message saying so, not deep inside JAX.
+    (Sequences (N, L, D) are taken as they are.)"""
     c = getattr(module, "_xinit_in_channels", None)
     shape = tuple(getattr(x, "shape", ()))
-    if c is None or len(shape) < 3 or shape[-1] == c:
+    if c is None or len(shape) < 3 or shape[-1] == c or module._xinit_needs == NEUTRAL:
         return
     if shape[1] == c:
         raise ValueError(
@@ -373,18 +344,21 @@ def check_root_input(module, x) -> None:
 
 
 class Steps(nnx.Module):
-    """Named children applied in order (names may repeat for a shared parameter-free child)."""
+    """Named children applied in order (names may repeat for a shared parameter-free child),
+    each value turned into the layout the next child takes where they differ."""
 
     def __init__(self, children: dict, steps: list[str]):
         for name, child in children.items():
             setattr(self, name, child)
         self._xinit_steps = tuple(steps)
+        plan = layouts.plan_chain([children[n] for n in steps])
+        self._xinit_needs, self._xinit_converts, self._xinit_outs, self._xinit_gives = plan
 
     def __call__(self, x):
         check_root_input(self, x)
-        for name in self._xinit_steps:
+        for name, to, held in zip(self._xinit_steps, self._xinit_converts, self._xinit_outs):
             child = getattr(self, name)
-            x = _record(child, child(x))
+            x = _record(child, child(layouts.convert(x, to)), held)
         return x
 
 
@@ -399,21 +373,28 @@ class Residual(nnx.Module):
             shortcut,
             activation,
         )
+        plan = layouts.plan_residual(
+            [children[n] for n in body], children[shortcut] if shortcut else None
+        )
+        self._xinit_needs, self._xinit_converts, self._xinit_outs = plan[:3]
+        self._xinit_to_short, self._xinit_to_add, self._xinit_gives = plan[3:]
 
     def __call__(self, x):
         check_root_input(self, x)
         out = x
-        for name in self._xinit_body:
+        for name, to, held in zip(self._xinit_body, self._xinit_converts, self._xinit_outs):
             child = getattr(self, name)
-            out = _record(child, child(out))
+            out = _record(child, child(layouts.convert(out, to)), held)
         if self._xinit_shortcut:
             child = getattr(self, self._xinit_shortcut)
-            out = out + _record(child, child(x))
+            short = child(layouts.convert(x, self._xinit_to_short))
+            short = _record(child, short, layouts.gives(child, self._xinit_needs))
         else:
-            out = out + x
+            short = x
+        out = out + layouts.convert(short, self._xinit_to_add)
         if self._xinit_activation:
             child = getattr(self, self._xinit_activation)
-            out = _record(child, child(out))
+            out = _record(child, child(out), self._xinit_gives)
         return out
 
 
@@ -428,14 +409,20 @@ class Graph(GraphLogic, nnx.Module):
         self._xinit_inputs = tuple(layout["inputs"])
         self._xinit_outputs = tuple(tuple(o) for o in layout["outputs"])
         self._xinit_returns = layout["returns"]
+        needs, converts, held, gives = layouts.plan_graph(children, layout)
+        self._xinit_needs, self._xinit_converts, self._xinit_gives = needs, converts, gives
+        self._xinit_held = {k: v for k, v in held.items() if isinstance(v, str)}
 
     def _child(self, name):
         return getattr(self, name)
 
     def _call(self, name, args):
         child = getattr(self, name)
+        to = self._xinit_converts.get(name)
+        if to is not None:
+            args = [layouts.convert(a, t) for a, t in zip(args, to)]
         out = child(*args)
-        return _record(child, out) if hasattr(out, "ndim") else out
+        return _record(child, out, self._xinit_held.get(name)) if hasattr(out, "ndim") else out
 
     def __call__(self, *xs):
         return self._run_graph(*xs)
@@ -450,14 +437,17 @@ def _axis(dim: int, ndim: int) -> int:
 
 
 class Merge(nnx.Module):
-    """add, mul or concat along the neutral dim (mapped to the channel-last axis)."""
+    """add, mul or concat along the neutral dim (mapped to the channel-last axis when the
+    graph holds the inputs channel-last)."""
 
     def __init__(self, spec):
         self.kind, self.dim = spec.kind, getattr(spec, "dim", 1)
 
     def __call__(self, *xs):
         if self.kind == "concat":
-            return jnp.concatenate(xs, axis=_axis(self.dim, xs[0].ndim))
+            ndim = xs[0].ndim
+            neutral = getattr(self, "_xinit_layout", CHANNELS) == NEUTRAL
+            return jnp.concatenate(xs, axis=self.dim % ndim if neutral else _axis(self.dim, ndim))
         out = xs[0]
         for x in xs[1:]:
             out = out + x if self.kind == "add" else out * x
