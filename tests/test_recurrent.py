@@ -106,7 +106,7 @@ def _run(module, x):
 
 
 NATIVE = ("torch", "paddle")  # frameworks whose own module has PyTorch's two-bias math
-FRAMEWORKS = [b for b in BACKENDS if b != "flax"]  # TODO(flax lowering): all of BACKENDS
+FRAMEWORKS = BACKENDS
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
@@ -427,6 +427,126 @@ def test_native_models_are_read_through_the_lowerings():
     assert not np.any(p.rnn.bias_hh_l1_reverse.numpy())
 
 
+# ---- Flax: xinit's module and Flax's own cells --------------------------------------------------
+FLAX_CELLS = {
+    "LSTMCell": (LSTM, "hh"),
+    "OptimizedLSTMCell": (LSTM, "hh"),
+    "GRUCell": (GRU, "ih"),
+}
+
+
+def _flax_cell(name, n_in, hidden, seed=0):
+    """One of Flax's own cells with its default init plus independent noise (biases too)."""
+    from flax import nnx
+
+    cell = getattr(nnx, name)(n_in, hidden, rngs=nnx.Rngs(seed))
+    rng = np.random.default_rng(seed + 1)
+    for _, var in nnx.to_flat_state(nnx.state(cell, nnx.Param)):
+        value = np.asarray(var.get_value())
+        var.set_value(value + rng.uniform(-0.3, 0.3, value.shape).astype(np.float32))
+    return cell
+
+
+def test_flax_cells_keys_and_layouts():
+    """xinit's Flax LSTM cell holds nnx.LSTMCell's very leaves (per-gate kernels (in, H) and
+    (H, H), the hidden side's biases), plus PyTorch's input-side biases; its GRU's gate
+    kernels stacked are nnx.GRUCell's (in, 3H) and (H, 3H) kernels."""
+    require_backend("flax")
+    cell = _flax_cell("LSTMCell", 5, 3)
+    one_bias = _keys("flax", xinit.build(LSTM(5, 3, bias="hh"), "flax", seed=0))
+    assert one_bias == {f"l0.{k}": v for k, v in _keys("flax", cell).items()}
+    both = _keys("flax", xinit.build(LSTM(5, 3), "flax", seed=0))
+    assert set(both) - set(one_bias) == {f"l0.{g}.bias" for g in ("ii", "if_", "ig", "io")}
+    gru = _keys("flax", xinit.build(GRU(5, 3, num_layers=2, bidirectional=True), "flax", seed=0))
+    native = _keys("flax", _flax_cell("GRUCell", 5, 3))
+    assert (native["dense_i.kernel"], native["dense_h.kernel"]) == ((5, 9), (3, 9))
+    for cell_name, n_in in (("l0", 5), ("l1_reverse", 6)):  # deeper layers take 2H = 6
+        for g in ("ir", "iz", "in_"):
+            assert gru[f"{cell_name}.{g}.kernel"] == (n_in, 3)  # 3 of them: (in, 3H) stacked
+        for g in ("hr", "hz", "hn"):
+            assert gru[f"{cell_name}.{g}.kernel"] == (3, 3)  # (H, 3H) stacked
+
+
+@pytest.mark.parametrize("name", sorted(FLAX_CELLS))
+def test_flax_own_cells_weights_give_their_outputs(name):
+    """Flax's own cell (in nnx.RNN), read as a one-bias spec and transferred into xinit's
+    Flax module, gives Flax's outputs; into PyTorch's module with the absent bias zero,
+    the same: its math is PyTorch's with one bias."""
+    require_backend("flax")
+    import jax.numpy as jnp
+    from flax import nnx
+
+    spec_cls, bias = FLAX_CELLS[name]
+    cell = _flax_cell(name, 4, 3)
+    spec = spec_cls(4, 3, bias=bias)
+    x = rand(2, 7, 4, seed=6)
+    want = np.asarray(nnx.RNN(cell)(jnp.asarray(x)))
+    built = xinit.build(spec, "flax", seed=0)
+    assert transfer(cell, built).summary() == "3 loaded"
+    np.testing.assert_allclose(_run(built, x), want, rtol=0, atol=tolerance(spec, 7))
+    if "torch" not in installed():
+        return
+    torch_spec = spec_cls(4, 3)  # both biases; the one Flax lacks is zero
+    state = {k: np.zeros(v.shape, np.float32) for k, v in _noisy_state(torch_spec, 0).items()}
+    state.update(state_dict(cell))
+    module = xinit.build(torch_spec, "torch", seed=0)
+    load_state_dict(module, state)
+    np.testing.assert_allclose(_run(module, x), want, rtol=0, atol=tolerance(spec, 7))
+
+
+def test_flax_own_cells_in_a_model_state_apply_port():
+    """A hand-written Flax model with an nnx.RNN(LSTMCell) and a Bidirectional GRU: its
+    kernels are read as the recurrent kinds (not as ``linear`` layers), apply sets the
+    recurrent kernels orthogonal by their role (per gate for the LSTMCell: one
+    (4H, H) neutral tensor split over hi, hf, hg, ho), and port moves the checkpoint."""
+    require_backend("flax")
+    from flax import nnx
+
+    class Net(nnx.Module):
+        def __init__(self):
+            self.lstm = nnx.RNN(_flax_cell("LSTMCell", 3, 4))
+            fw, bw = _flax_cell("GRUCell", 4, 2, 1), _flax_cell("GRUCell", 4, 2, 2)
+            self.gru = nnx.Bidirectional(nnx.RNN(fw), nnx.RNN(bw))
+            self.fc = nnx.Linear(4, 2, rngs=nnx.Rngs(0))
+
+        def __call__(self, x):
+            return self.fc(self.gru(self.lstm(x)))
+
+    net = Net()
+    state = state_dict(net)
+    assert {k: v.shape for k, v in state.items() if k.startswith("lstm")} == {
+        "lstm.cell.weight_ih_l0": (16, 3),
+        "lstm.cell.weight_hh_l0": (16, 4),
+        "lstm.cell.bias_hh_l0": (16,),
+    }
+    assert "gru.backward_rnn.cell.bias_ih_l0" in state
+    policy = Policy(
+        Rule(xinit.init.Orthogonal(), kind=("lstm", "gru"), param="weight_hh*"),
+        Rule(xinit.init.XavierUniform(), kind="lstm", param="weight_ih*"),
+    )
+    report = xinit.apply(policy, net, seed=0)
+    rows = {e.path: e for e in report.entries}
+    assert rows["lstm.cell.weight_hh_l0"].kind == "lstm"
+    assert rows["lstm.cell.weight_hh_l0"].native == "+".join(
+        f"lstm.cell.{g}.kernel" for g in ("hi", "hf", "hg", "ho")
+    )
+    assert rows["gru.forward_rnn.cell.weight_ih_l0"].status == "unmatched"
+    assert rows["fc.weight"].kind == "linear"
+    w = state_dict(net)["lstm.cell.weight_hh_l0"]  # (16, 4): orthonormal columns
+    np.testing.assert_allclose(w.T @ w, np.eye(4), atol=1e-5)
+    ckpt = {
+        ".".join(map(str, k)): np.asarray(v.get_value())
+        for k, v in nnx.to_flat_state(nnx.state(net, nnx.Param))
+    }
+    neutral = xinit.port(ckpt, net, src="flax", dst="neutral")
+    for k, v in state_dict(net).items():
+        np.testing.assert_array_equal(neutral[k], v)
+    again = xinit.port(
+        dict(xinit.port(neutral, net, src="neutral", dst="flax")), net, src="flax", dst="neutral"
+    )
+    assert sorted(again) == sorted(neutral)
+
+
 # ---- random configurations ----------------------------------------------------------------------
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
@@ -455,7 +575,7 @@ def test_random_configurations_agree_across_frameworks(
     ref.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     want = run(x)
     assert want.shape == (n, length, hidden * spec.directions)
-    for backend in [b for b in installed() if b in FRAMEWORKS]:
+    for backend in installed():
         built = xinit.build(spec, backend, seed=4, rng="xinit")
         for k, v in state_dict(built).items():
             np.testing.assert_array_equal(v, state[k], err_msg=f"{backend} {k}")
