@@ -297,6 +297,22 @@ GATES = {
 _FLAX_CELL = "_xinit_flax_cell"  # on a spec read from one of Flax's own cells: its class name
 
 
+FLAX_CELLS = {  # Flax's own cells: (spec, the one bias they keep)
+    "LSTMCell": (L.LSTM, "hh"),
+    "OptimizedLSTMCell": (L.LSTM, "hh"),
+    "GRUCell": (L.GRU, "ih"),  # dense_i's bias; no b_hn
+}
+
+
+def cell_spec(cell: str, n_in: int, hidden: int):
+    """The one-bias spec of Flax's own cell class ``cell`` (its math is PyTorch's with the
+    other bias zero), marked so that its map is that cell's own layout."""
+    spec_cls, bias = FLAX_CELLS[cell]
+    spec = spec_cls(n_in, hidden, bias=bias)
+    object.__setattr__(spec, _FLAX_CELL, cell)
+    return spec
+
+
 def _per_gate(prefix: str, names, leaf: str, h: int, perm) -> tuple[Leaf, ...]:
     """A neutral gate-stacked tensor as one native tensor per gate (rows j*H:(j+1)*H)."""
     return tuple(
@@ -362,11 +378,6 @@ class _Recurrent(Lowering):
             )
         return getattr(_modules(), self.native_name)(spec, GATES[spec.kind])
 
-    def _read_cell(self, m, spec_cls, bias):
-        spec = spec_cls(m.in_features, m.hidden_features, bias=bias)
-        object.__setattr__(spec, _FLAX_CELL, type(m).__name__)
-        return spec
-
 
 @REGISTRY.register("lstm")
 class LSTM(_Recurrent):
@@ -379,7 +390,7 @@ class LSTM(_Recurrent):
     def read(self, m):
         if isinstance(m, _modules().Recurrent):
             return m.spec
-        return self._read_cell(m, L.LSTM, "hh")  # one bias per gate, on the hidden side
+        return cell_spec(type(m).__name__, m.in_features, m.hidden_features)
 
 
 @REGISTRY.register("gru")
@@ -392,7 +403,7 @@ class GRU(_Recurrent):
     def read(self, m):
         if isinstance(m, _modules().Recurrent):
             return m.spec
-        return self._read_cell(m, L.GRU, "ih")  # dense_i's bias; no b_hn
+        return cell_spec(type(m).__name__, m.in_features, m.hidden_features)
 
 
 @REGISTRY.register("flatten")

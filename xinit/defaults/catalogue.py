@@ -47,8 +47,11 @@ LAYERS = (
     "layernorm",
     "groupnorm",
     "embedding",
+    "lstm",
+    "gru",
 )
 _NORMS = ("batchnorm", "layernorm", "groupnorm")  # one feature count, no fans
+_RECURRENT = {"lstm": L.LSTM, "gru": L.GRU}  # in = input size, out = hidden size
 _DEPTHWISE = {
     "depthwise_conv1d": "conv1d",
     "depthwise_conv2d": "conv2d",
@@ -86,8 +89,9 @@ class LayerDims:
     """A layer's logical dims, all the catalogue needs.
 
     ``in_features``/``out_features`` are C_in/C_out for convolutions, in/out for linear,
-    ``num_embeddings``/``embedding_dim`` for embeddings and the feature count (twice) for
-    norm layers. ``kernel`` has one entry per spatial dim (empty for non-conv layers).
+    ``num_embeddings``/``embedding_dim`` for embeddings, input/hidden size for one layer and
+    direction of an LSTM or GRU, and the feature count (twice) for norm layers. ``kernel``
+    has one entry per spatial dim (empty for non-conv layers).
     """
 
     layer: str
@@ -159,7 +163,14 @@ class LayerDims:
             return Fans((self.out_features // self.groups) * r, self.in_features * r)
         raise ValueError(f"{self.layer} has no fan-based weight")
 
+    @property
+    def gates(self) -> int:
+        """Gate blocks of a recurrent layer's stacked tensors (LSTM 4, GRU 3)."""
+        return _RECURRENT[self.kind].gates
+
     def describe(self) -> str:
+        if self.kind in _RECURRENT:
+            return f"{self.layer}(input={self.in_features}, hidden={self.out_features})"
         if self.kind == "groupnorm":
             return f"groupnorm({self.in_features}, groups={self.groups})"
         if self.kind in _NORMS:
@@ -175,6 +186,9 @@ class LayerDims:
         i, o, g, k = self.in_features, self.out_features, self.groups, self.kernel
         if param == "num_batches_tracked":
             return ()
+        if self.kind in _RECURRENT:
+            rows = self.gates * o
+            return {"weight_ih_l0": (rows, i), "weight_hh_l0": (rows, o)}.get(param, (rows,))
         if param != "weight":
             return (o,)
         if self.kind == "linear":
@@ -188,6 +202,10 @@ class LayerDims:
         return (o,)
 
     def role(self, param: str) -> str:
+        if self.kind in _RECURRENT:
+            return {"weight_ih_l0": "rnn_input", "weight_hh_l0": "rnn_recurrent"}.get(
+                param, "vector"
+            )
         if param != "weight" or self.kind in _NORMS:
             return "vector"
         return self.kind
@@ -260,6 +278,8 @@ def as_dims(layer: Any) -> LayerDims:
         return LayerDims("embedding", layer.num_embeddings, layer.embedding_dim)
     if isinstance(layer, L.BatchNorm):
         return LayerDims("batchnorm", layer.num_features, layer.num_features)
+    if getattr(layer, "kind", None) in _RECURRENT:  # layer 0, one direction: see _dims_from_param
+        return LayerDims(layer.kind, layer.input_size, layer.hidden_size)
     kind = getattr(layer, "kind", None)
     if kind == "groupnorm":
         return LayerDims("groupnorm", layer.num_channels, layer.num_channels, (), layer.num_groups)
@@ -269,7 +289,7 @@ def as_dims(layer: Any) -> LayerDims:
         return LayerDims("layernorm", n, n)
     raise ValueError(
         f"cannot read layer dims from {type(layer).__name__}: expected LayerDims, a dict, or an "
-        "xinit Conv/ConvTranspose/Linear/Embedding/BatchNorm spec"
+        "xinit Conv/ConvTranspose/Linear/Embedding/BatchNorm/LayerNorm/GroupNorm/LSTM/GRU spec"
     )
 
 
@@ -282,8 +302,8 @@ class DefaultEntry:
     framework: str
     dims: LayerDims
     param: str  # neutral (PyTorch) name: weight, bias, running_mean, running_var, ...
-    native_name: str  # the framework's own leaf name (kernel, scale, _mean, ...)
-    native_shape: tuple[int, ...]
+    native_name: str  # the framework's own leaf name (kernel, scale, _mean, ...); "a+b+..."
+    native_shape: tuple[int, ...]  # when one tensor is several native ones: each one's shape
     initializer: Initializer | None  # the xinit initializer the framework's default equals
     fans: Fans | None  # the fans the framework's own rule uses (None: not fan-based)
     distribution: Distribution | None  # None when the framework cannot build this layer
@@ -354,6 +374,16 @@ def _rules(framework: str):
 
 
 @functools.lru_cache(maxsize=256)
+def _own_spec(framework: str, d: LayerDims) -> L.Layer | None:
+    """The spec of ``framework``'s own default layer with dims ``d``, where it is not the
+    neutral one (Flax's recurrent cells keep one bias per gate): its defaults module's
+    ``own_layer``; else :func:`_spec`."""
+    own = getattr(_rules(framework), "own_layer", None)
+    spec = own(d) if own is not None else None
+    return spec if spec is not None else _spec(d)
+
+
+@functools.lru_cache(maxsize=256)
 def _spec(d: LayerDims) -> L.Layer | None:
     """The xinit layer spec with dims ``d``."""
     if d.kind == "linear":
@@ -370,6 +400,8 @@ def _spec(d: LayerDims) -> L.Layer | None:
         return L.LayerNorm(d.in_features)
     if d.kind == "groupnorm":
         return L.GroupNorm(d.groups, d.in_features)
+    if d.kind in _RECURRENT:
+        return _RECURRENT[d.kind](d.in_features, d.out_features)
     return None
 
 
@@ -377,11 +409,15 @@ def _leaf(framework: str, d: LayerDims, param: str) -> Leaf | None:
     """Where ``param`` of ``d`` lives in ``framework``'s module (its lowering's parameter map);
     None when the framework keeps no counterpart (Paddle/Flax ``num_batches_tracked``)."""
     registry = part(framework, "lowerings").REGISTRY
-    spec = _spec(d)
+    spec = _own_spec(framework, d)
     if spec is None:
         name = registry[d.kind].leaves.get(param, param)
         return None if name is None else Leaf(name)
-    leaves = registry.param_map(spec)[param]
+    leaves = registry.param_map(spec).get(param, ())
+    if len(leaves) > 1:  # one neutral tensor over several native ones (Flax's gate kernels)
+        first = leaves[0]
+        names = "+".join(leaf.name for leaf in leaves)
+        return Leaf(names, first.perm, first.part, first.shape, first.into, first.full)
     return leaves[0] if leaves else None
 
 
@@ -519,6 +555,18 @@ def _dims_from_param(param, framework: str) -> LayerDims:
     )
 
 
+def _recurrent_dims(param, d: LayerDims) -> tuple[LayerDims, str]:
+    """A recurrent tensor (``weight_ih_l2_reverse``) as the catalogue's one-layer one-direction
+    layer it has the defaults of (input = layer 2's input size) and its name there."""
+    parts = L.LSTM.leaf_parts(param.name)
+    if parts is None:
+        raise ValueError(f"{d.kind} has no parameter {param.name!r}")
+    base, k, _ = parts
+    layer = getattr(param, "layer", None)
+    n_in = layer.layer_input(k) if layer is not None else d.in_features
+    return LayerDims(d.kind, n_in, d.out_features), f"{base}_l0"
+
+
 def _dims_from_weight(shape: tuple[int, ...], role: str, framework: str) -> LayerDims:
     """The layer a weight of neutral ``shape`` and ``role`` belongs to (groups 1): a conv
     weight ``(out, in, *k)``, a transposed one ``(in, out, *k)``, linear ``(out, in)``,
@@ -557,7 +605,9 @@ class Default(Initializer):
 
     def resolve(self, shape, role="linear", fans=None, *, param=None) -> Distribution:
         """The default law of ``param`` (a ParamSpec); without one, of the weight of the
-        layer that ``role`` and the neutral ``shape`` describe (groups taken as 1)."""
+        layer that ``role`` and the neutral ``shape`` describe (groups taken as 1). A
+        recurrent layer's deeper or backward tensors take their layer's own input size; a
+        bias the framework's own layer lacks (Flax's cells keep one per gate) is zero."""
         if param is None:
             d, name = _dims_from_weight(tuple(shape), role, self.framework), "weight"
         else:
@@ -565,6 +615,10 @@ class Default(Initializer):
             if name == "num_batches_tracked":
                 return ConstantDist(0.0)  # a counter, 0 in every framework that has one
             d = _dims_from_param(param, self.framework)
+            if d.kind in _RECURRENT:
+                d, name = _recurrent_dims(param, d)
+                if name not in params_of(self.framework, d):
+                    return ConstantDist(0.0)  # absent in its math: zero
         entry = default_entry(self.framework, d, name)
         if entry.distribution is None:
             raise ValueError(f"Default({self.framework!r}) for {entry.id}: {entry.note}")
