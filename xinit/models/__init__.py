@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .centernet import centernet_resnet
+from .crnn import crnn
 from .lenet import lenet
 from .resnet import resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d
 from .resnet45 import resnet45
@@ -39,6 +40,7 @@ ZOO = {
     "vgg19_encoder": vgg19_encoder,
     "centernet_resnet": centernet_resnet,
     "unet": unet,
+    "crnn": crnn,
 }
 
 # A typical input for each model (N, C, H, W), used by the CLI and parity checks.
@@ -47,6 +49,7 @@ DEFAULT_INPUT = {
     "resnet45": (1, 3, 32, 128),
     "centernet_resnet": (1, 3, 512, 512),
     "unet": (1, 3, 256, 256),
+    "crnn": (1, 3, 32, 128),
 }
 
 
