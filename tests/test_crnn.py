@@ -3,6 +3,9 @@ layer-by-layer parity, and a Paddle checkpoint (``paddle.save``) ported to PyTor
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import BACKENDS, require_backend, require_backends
@@ -103,3 +106,17 @@ def test_paddle_checkpoint_ports_to_flax_with_parity(crnn_pdparams):
     x = np.random.default_rng(2).standard_normal((1, 3, 32, 96)).astype(np.float32)
     report = xinit.parity({"paddle": paddle_model, "flax": flax_model}, x)
     assert report.ok, str(report.first_divergent)
+
+
+def test_example_port_paddleocr_crnn(capsys, tmp_path):
+    """examples/port_paddleocr_crnn.py makes its own Paddle checkpoint, ports it and prints
+    a passing parity report (run here on the light model)."""
+    require_backends("paddle", "torch")
+    path = Path(__file__).resolve().parents[1] / "examples" / "port_paddleocr_crnn.py"
+    loader = importlib.util.spec_from_file_location("port_paddleocr_crnn", path)
+    example = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(example)
+    assert example.main(["--workdir", str(tmp_path), "--light", "--rows", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "neck.encoder.lstm" in out and "head.fc" in out
+    assert (tmp_path / "rec_crnn.pdparams").is_file() and (tmp_path / "rec_crnn.pt").is_file()
