@@ -37,6 +37,12 @@ def test_paddleocr_names_and_shapes():
     assert ps["neck.encoder.lstm.weight_ih_l1"].shape == (1024, 512)
     assert ps["head.fc.weight"].shape == (37, 512)
     assert models.default_input("crnn") == (1, 3, 32, 128)
+    rows = {r.path: r for r in xinit.summary(spec, (1, 3, 32, 128)).rows}
+    lstm_row = rows["neck.encoder.lstm"]
+    assert lstm_row.params == 2 * 2 * (4 * 256 * (512 + 256 + 2))  # layers x directions; in = 512
+    assert lstm_row.initializer == (
+        "16 tensors weight_ih_l0 .. bias_hh_l1_reverse: Uniform(low=-0.0625, high=0.0625)"
+    )
 
 
 def test_a_line_not_32_pixels_high_is_refused():

@@ -245,7 +245,7 @@ def test_policy_rules_target_input_and_recurrent_kernels():
     assert laws["rnn.weight_ih_l1"].high == pytest.approx(bound)
     assert laws["rnn.bias_hh_l0"].describe() == "Constant(0)"
     assert laws["fc.weight"].describe().startswith("U(")
-    built = xinit.build(spec, FRAMEWORKS[0], policy=policy)
+    built = xinit.build(spec, require_backend("torch").name, policy=policy)
     w = state_dict(built)["rnn.weight_hh_l0"]  # (4H, H): orthonormal columns
     np.testing.assert_allclose(w.T @ w, np.eye(8), atol=1e-5)
     with pytest.warns(PolicyWarning, match=r"param 'weight' matches no parameter.*weight_hh_l0"):
@@ -280,7 +280,7 @@ def test_checkpoint_with_the_wrong_gate_count_is_refused():
     text = str(err.value)
     assert "rnn.weight_ih_l0: checkpoint has (12, 3) float32" in text
     assert "(16, 3)" in text and "3 gate blocks of hidden size 4; LSTM has 4: i, f, g, o" in text
-    built = xinit.build(spec, FRAMEWORKS[0], seed=0)
+    built = xinit.build(spec, require_backend("torch").name, seed=0)
     before = state_dict(built)
     with pytest.raises(StateError, match=r"rnn\.weight_hh_l0: state has \(12, 4\).*3 gate blocks"):
         load_state_dict(built, gru)
