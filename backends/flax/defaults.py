@@ -73,12 +73,34 @@ def rule(d, param: str):
         text = "variance_scaling(1, 'fan_in', 'normal', out_axis=0): N(0, 1/dim), untruncated"
         fans = Fans(d.out_features, d.out_features)
         return VarianceScaling(1.0, "fan_in", "normal"), fans, text, src
+    if kind == "multihead_attention":
+        return _attention(d, param)
     src = "flax/nnx/nn/normalization.py"
     if param == "num_batches_tracked":
         raise KeyError(param)
     if param in ("weight", "running_var"):
         return Ones(), None, "ones", src
     return Zeros(), None, "zeros", src
+
+
+_MHA_SOURCE = (
+    "flax/nnx/nn/attention.py MultiHeadAttention (kernel_init = default_kernel_init = "
+    "lecun_normal(), bias_init = zeros_init()); flax/nnx/nn/linear.py LinearGeneral "
+    "kernel_init_wrap (flattens the kernel to (prod in, prod out) for the initializer)"
+)
+
+
+def _attention(d, param: str):
+    """``nnx.MultiHeadAttention``: ``LinearGeneral`` kernels, flattened to 2-d before
+    ``lecun_normal`` sees them: (E, H·D) for query/key/value, (H·D, E) for out; fan_in E."""
+    e = d.in_features
+    if param == "in_proj_weight":
+        text = "lecun_normal on each (E, H, D) query/key/value kernel, seen as (E, H·D): fan_in E"
+        return LecunNormal(), Fans(e, e), text, _MHA_SOURCE
+    if param == "out_proj.weight":
+        text = "lecun_normal on the (H, D, E) out kernel, seen as (H·D, E): fan_in H·D = E"
+        return LecunNormal(), Fans(e, e), text, _MHA_SOURCE
+    return Zeros(), None, "zeros_init()", _MHA_SOURCE
 
 
 def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
@@ -104,6 +126,10 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
         m = nnx.GroupNorm(i, num_groups=g, rngs=rngs)
     elif d.kind in _CELLS:
         m = getattr(nnx, _CELLS[d.kind])(i, o, rngs=rngs)
+    elif d.kind == "rmsnorm":
+        m = nnx.RMSNorm(i, rngs=rngs)
+    elif d.kind == "multihead_attention":
+        m = nnx.MultiHeadAttention(d.heads, i, rngs=rngs)
     else:
         m = nnx.LayerNorm(i, rngs=rngs)
     out = {}

@@ -17,9 +17,16 @@ import numpy as np
 from xinit.fans import Fans
 from xinit.initializers import Normal, Ones, Uniform, XavierUniform, Zeros
 
+_NO_RMSNORM = (
+    "paddle.nn has no RMSNorm layer, only the function rms_norm(x, shape, weight); xinit's "
+    "own layer sets weight to ones"
+)
+
 
 def unsupported(d) -> tuple[str, str] | None:
-    """(note, source) when Paddle has no default layer for ``d``: never."""
+    """(note, source) when Paddle has no default layer for ``d``: RMSNorm."""
+    if d.kind == "rmsnorm":
+        return _NO_RMSNORM, "python/paddle/nn/functional/norm.py rms_norm"
     return None
 
 
@@ -56,12 +63,31 @@ def rule(d, param: str):
         src = "python/paddle/nn/layer/common.py Embedding (XavierUniform default)"
         text = "XavierUniform on [num, dim]: U(±√(6/(num+dim)))"
         return XavierUniform(), Fans(d.in_features, d.out_features), text, src
+    if kind == "multihead_attention":
+        return _attention(d, param)
     src = "python/paddle/nn/layer/norm.py"
     if param == "num_batches_tracked":
         raise KeyError(param)
     if param in ("weight", "running_var"):
         return Ones(), None, "Constant(1)", src
     return Zeros(), None, "Constant(0)", src
+
+
+_MHA_SOURCE = (
+    "python/paddle/nn/layer/transformer.py MultiHeadAttention: q/k/v/out_proj are Linear(E, E) "
+    "(ParamAttr defaults: XavierUniform weight, zero bias)"
+)
+
+
+def _attention(d, param: str):
+    """``nn.MultiHeadAttention``: four ``Linear(E, E)``, each with Linear's defaults, so
+    Xavier sees each [E, E] projection (fan_in = fan_out = E), not a packed matrix."""
+    e = d.in_features
+    if param in ("in_proj_weight", "out_proj.weight"):
+        which = "each of q_proj/k_proj/v_proj" if param == "in_proj_weight" else "out_proj"
+        text = f"XavierUniform on {which}.weight [E, E]: U(±√(6/2E))"
+        return XavierUniform(), Fans(e, e), text, _MHA_SOURCE
+    return Zeros(), None, "Constant(0) (Linear's bias default)", _MHA_SOURCE
 
 
 def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
@@ -86,6 +112,10 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
         m = nn.GroupNorm(g, i)
     elif d.kind in ("lstm", "gru"):
         m = getattr(nn, d.kind.upper())(i, o)
+    elif d.kind == "rmsnorm":
+        raise ValueError(_NO_RMSNORM)
+    elif d.kind == "multihead_attention":
+        m = nn.MultiHeadAttention(i, d.heads)
     else:
         m = nn.LayerNorm(i)
     return {name: np.array(t.numpy()) for name, t in m.state_dict().items()}

@@ -1,5 +1,6 @@
 """Conventions around initialisation, per framework: BatchNorm momentum/eps/running variance,
-LayerNorm eps, weight layouts, truncated-normal bounds, pooling defaults, RNG seeding.
+LayerNorm/GroupNorm/RMSNorm eps, weight layouts (attention's too), the fans of attention
+projections, truncated-normal bounds, pooling defaults, RNG seeding.
 
 Each :class:`Convention` is a line of text per framework plus, where one exists, a
 machine-readable value per framework that ``tests/test_defaults.py`` measures on the
@@ -84,9 +85,9 @@ CONVENTIONS: tuple[Convention, ...] = (
     Convention(
         "layout.activations",
         "Activation layout",
-        "NCHW",
-        "NCHW (data_format='NCHW')",
-        "NHWC; BatchNorm normalises axis=-1",
+        "NCHW images; (N, L, D) sequences (batch_first=True)",
+        "NCHW (data_format='NCHW') images; (N, L, D) sequences (time_major=False)",
+        "NHWC images, BatchNorm normalises axis=-1; (N, L, D) sequences",
     ),
     Convention(
         "names.batchnorm",
@@ -153,6 +154,23 @@ CONVENTIONS: tuple[Convention, ...] = (
         "1e-5 (epsilon)",
         "1e-6 (epsilon)",
         values=_v(1e-5, 1e-5, 1e-6),
+    ),
+    Convention(
+        "gn.eps",
+        "GroupNorm eps",
+        "1e-5",
+        "1e-5 (epsilon)",
+        "1e-6 (epsilon)",
+        values=_v(1e-5, 1e-5, 1e-6),
+    ),
+    Convention(
+        "rmsnorm.eps",
+        "RMSNorm eps",
+        "None: torch.finfo(input dtype).eps (1.19e-7 for float32)",
+        "no RMSNorm layer; paddle.nn.functional.rms_norm(eps=1e-5)",
+        "1e-6 (epsilon)",
+        "xinit's RMSNorm keeps PyTorch's eps=None; set eps to match Flax",
+        values=_v(None, 1e-5, 1e-6),
     ),
     Convention(
         "conv.padding",
@@ -254,6 +272,26 @@ CONVENTIONS: tuple[Convention, ...] = (
         "(shape[0], shape[1])",
         "(shape[-2], shape[-1]); Embed uses out_axis=0 so fan_in = dim",
         "an embedding table gets fan_in = dim (torch, flax) or num (paddle)",
+    ),
+    Convention(
+        "layout.attention",
+        "Attention projection layout (self-attention, embed dim E, H heads of D = E/H)",
+        "in_proj_weight (3E, E): rows q, k, v packed; in_proj_bias (3E,); out_proj.weight (E, E)",
+        "q_proj/k_proj/v_proj/out_proj: Linear weights [E, E] (in, out), biases [E]",
+        "query/key/value: LinearGeneral kernels (E, H, D), biases (H, D); out: kernel (H, D, E)",
+        "xinit's neutral layout is torch's; paddle's and flax's are slices of it, transposed",
+    ),
+    Convention(
+        "attention.fans",
+        "Fans an initializer sees on an attention projection (fan_in, fan_out), in units of E",
+        "(E, 3E): xavier_uniform_ on the packed (3E, E) in_proj_weight, so U(±√(6/4E)); "
+        "out_proj is a Linear: (E, E)",
+        "(E, E): each q/k/v/out projection is its own Linear [E, E]; XavierUniform U(±√(6/2E))",
+        "(E, E): LinearGeneral hands the initializer the kernel flattened to (E, H·D) (out: "
+        "(H·D, E)); lecun_normal uses fan_in E",
+        "neutral (xinit): torch's, an initializer on in_proj_weight gets fan_out 3E (Xavier std "
+        "×1/√2 against paddle's); Default('paddle'/'flax') gives each projection its framework's",
+        values=_v((1, 3), (1, 1), (1, 1)),
     ),
 )
 
