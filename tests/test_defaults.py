@@ -840,6 +840,43 @@ def _norm_consumes(framework):
     return 0 if np.array_equal(a, paddle.rand([4]).numpy()) else -1
 
 
+def _bool_mask_meaning(framework):
+    """What a True in a bool attention mask does in the framework's own attention: with one
+    query attending to two keys of different values, True on key 0 leaves only key 1's value
+    ("masked") or only key 0's ("keep")."""
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((1, 1, 4)).astype(np.float32)
+    kv = rng.standard_normal((1, 2, 4)).astype(np.float32)
+    mask = np.array([[True, False]])  # (L, S) = (1, 2)
+    if framework == "torch":
+        import torch
+
+        m = torch.nn.MultiheadAttention(4, 1, batch_first=True).eval()
+        t = torch.from_numpy
+        with torch.no_grad():
+            out = m(t(q), t(kv), t(kv), attn_mask=t(mask), need_weights=False)[0].numpy()
+            alone = [m(t(q), t(kv[:, i : i + 1]), t(kv[:, i : i + 1]))[0].numpy() for i in (0, 1)]
+    elif framework == "paddle":
+        import paddle
+
+        m = paddle.nn.MultiHeadAttention(4, 1)
+        m.eval()
+        t = paddle.to_tensor
+        out = m(t(q), t(kv), t(kv), attn_mask=t(mask)).numpy()
+        alone = [m(t(q), t(kv[:, i : i + 1]), t(kv[:, i : i + 1])).numpy() for i in (0, 1)]
+    else:
+        import jax.numpy as jnp
+        from flax import nnx
+
+        m = nnx.MultiHeadAttention(1, 4, decode=False, rngs=nnx.Rngs(0))
+        a = jnp.asarray
+        out = np.asarray(m(a(q), a(kv), mask=a(mask)[None, None]))
+        alone = [np.asarray(m(a(q), a(kv[:, i : i + 1]))) for i in (0, 1)]
+    if np.allclose(out, alone[1], atol=1e-6):
+        return "masked"
+    return "keep" if np.allclose(out, alone[0], atol=1e-6) else "neither"
+
+
 def _norm_eps(framework, kind):
     """The eps of the framework's own GroupNorm (``gn``) or RMSNorm (``rms``)."""
     if framework == "torch":
@@ -922,6 +959,7 @@ MEASURED_CONVENTIONS = {
     "init.truncated_normal": _truncated_bounds,
     "rng.build_order": _build_order,
     "rng.norm_consumes": _norm_consumes,
+    "attention.bool_mask": _bool_mask_meaning,
 }
 
 

@@ -77,10 +77,17 @@ def _init_text(layer: Layer, policy_inits: dict[str, object], path: str) -> str:
     return "; ".join(parts)
 
 
+def _named_block(node) -> bool:
+    """A graph a factory named (its ``kind`` is not plain ``graph``)."""
+    return getattr(type(node), "is_container", False) and node.kind != "graph"
+
+
 def summary(spec, input_shape: tuple[int, ...], policy=None) -> Summary:
     """Rows (path, layer kind, output shape, parameter count, initializer) and totals.
 
-    LeNet's first conv reads ``conv1 conv 1x6x28x28 456``: 3*6*5*5 + 6 parameters.
+    LeNet's first conv reads ``conv1 conv 1x6x28x28 456``: 3*6*5*5 + 6 parameters. A named
+    graph (``transformer_encoder_layer``) gets a row after its layers, with its output and no
+    parameters of its own (its layers' rows count them), so the rows sum to the total.
     """
     shapes = infer(spec, input_shape)
     params = param_specs(spec)
@@ -89,6 +96,9 @@ def summary(spec, input_shape: tuple[int, ...], policy=None) -> Summary:
         chosen = policy.initializers({k: v for k, v in params.items() if v.trainable})
     rows, seen = [], set()
     for r in shapes:
+        if _named_block(r.spec):  # a factory's block (transformer layer): a row of its own,
+            rows.append(SummaryRow(r.path, r.spec.kind, r.output_shape, 0, ""))  # after its layers
+            continue
         if not isinstance(r.spec, Layer):
             continue
         first = r.path not in seen

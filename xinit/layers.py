@@ -93,6 +93,11 @@ class Layer:
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(shape)
 
+    def inputs_taken(self) -> tuple[int, int | None]:
+        """(fewest, most) inputs a graph node of this layer takes (None: no limit); a layer
+        of several inputs gets their shapes as a tuple in :meth:`output_shape`."""
+        return (1, 1)
+
     def channels(self, c: int | None) -> int | None:
         """The channel (feature) count out, given ``c`` in (None: unknown), for the check a
         build can make without an input size; SpecError when ``c`` is not what it takes."""
@@ -115,6 +120,15 @@ class Layer:
                 f"{type(self).__name__} expects {channels} input channels; got {shape[1]} "
                 f"(input shape {tuple(shape)})"
             )
+
+
+def inputs_text(lo: int, hi: int | None) -> str:
+    """``one input``, ``2 inputs``, ``1 to 3 inputs``, ``1 or more inputs``: for errors."""
+    if hi == 1:
+        return "one input"
+    if hi is None:
+        return f"{lo} or more inputs"
+    return f"{lo} inputs" if lo == hi else f"{lo} to {hi} inputs"
 
 
 def _dim(dim: int, ndim: int, who: str) -> int:
@@ -538,25 +552,57 @@ class GroupNorm(Layer):
 
 
 # ---- attention -----------------------------------------------------------------------------
+ATTENTION_MASKS = ("attn_mask", "key_padding_mask")  # the extra inputs, in this order
+
+
 @kinds.layer(
     weight_role="linear",
-    params=("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"),
+    params=(
+        "in_proj_weight",
+        "q_proj_weight",
+        "k_proj_weight",
+        "v_proj_weight",
+        "in_proj_bias",
+        "out_proj.weight",
+        "out_proj.bias",
+    ),
     aliases=("mha", "attention"),
 )
 @dataclass(frozen=True)
 class MultiheadAttention(Layer):
-    """Self-attention on (N, L, E) sequences with PyTorch's ``nn.MultiheadAttention``
-    parameters: the packed (3E, E) ``in_proj_weight`` (rows q, k, v) and ``out_proj``.
-    Defaults as PyTorch: Xavier-uniform on the packed matrix (fan_out 3E), zero biases,
-    ``out_proj.weight`` U(±1/√E)."""
+    """PyTorch's ``nn.MultiheadAttention`` (batch first) on (N, L, E) queries.
+
+    Parameters as PyTorch names them: with ``kdim``/``vdim`` equal to ``embed_dim`` (or None)
+    the packed (3E, E) ``in_proj_weight`` (rows q, k, v); otherwise ``q_proj_weight`` (E, E),
+    ``k_proj_weight`` (E, kdim), ``v_proj_weight`` (E, vdim); then ``in_proj_bias`` (3E,)
+    and ``out_proj``. Defaults as PyTorch: Xavier-uniform on the packed matrix (fan_out 3E)
+    or on each separate projection, zero biases, ``out_proj.weight`` U(±1/√E).
+
+    A graph node takes (query) for self-attention, (query, key_value) or (query, key, value),
+    followed by the masks the spec asks for, in the order of :data:`ATTENTION_MASKS`:
+    ``attn_mask`` (L, S) or (N·num_heads, L, S), ``key_padding_mask`` (N, S). As PyTorch:
+    a bool mask is True where attention is NOT allowed, a float mask is added to the scores.
+    ``is_causal`` masks key j > query i itself (no mask input needed; combined with an
+    ``attn_mask`` when both are given)."""
 
     kind: ClassVar[str] = "multihead_attention"
     embed_dim: int
     num_heads: int
     bias: bool = True
+    kdim: int | None = None
+    vdim: int | None = None
+    attn_mask: bool = False
+    key_padding_mask: bool = False
+    is_causal: bool = False
 
     def __post_init__(self):
         _positive_int(self, embed_dim=self.embed_dim, num_heads=self.num_heads)
+        for name in ("kdim", "vdim"):
+            value = getattr(self, name)
+            if value is not None:
+                _positive_int(self, **{name: value})
+                if value == self.embed_dim:  # one spelling of the same layer (equal specs)
+                    _set(self, **{name: None})
         if self.embed_dim % self.num_heads:
             raise SpecError(
                 f"MultiheadAttention: embed_dim {self.embed_dim} is not divisible by num_heads "
@@ -567,14 +613,80 @@ class MultiheadAttention(Layer):
     def head_dim(self) -> int:
         return self.embed_dim // self.num_heads
 
+    @property
+    def key_features(self) -> int:
+        """The key input's feature count (``kdim``, else ``embed_dim``)."""
+        return self.kdim or self.embed_dim
+
+    @property
+    def value_features(self) -> int:
+        """The value input's feature count (``vdim``, else ``embed_dim``)."""
+        return self.vdim or self.embed_dim
+
+    @property
+    def packed(self) -> bool:
+        """Whether q, k, v are one packed ``in_proj_weight`` (PyTorch's _qkv_same_embed_dim)."""
+        return self.kdim is None and self.vdim is None
+
+    @property
+    def masks(self) -> tuple[str, ...]:
+        """The mask inputs this node takes, in input order."""
+        return tuple(m for m in ATTENTION_MASKS if getattr(self, m))
+
+    def inputs_taken(self):
+        n = len(self.masks)
+        return (1 + n, 3 + n)
+
+    def split_inputs(self, xs) -> tuple:
+        """``(query, key, value, attn_mask, key_padding_mask)`` from a node's inputs (arrays or
+        shapes): 1 to 3 sequences, then the masks; key defaults to query, value to key, an
+        absent mask is None."""
+        xs = list(xs)
+        n = len(xs) - len(self.masks)
+        if not 1 <= n <= 3:
+            what = inputs_text(*self.inputs_taken())
+            masks = "".join(", " + m for m in self.masks)
+            raise SpecError(
+                f"MultiheadAttention takes {what} (query[, key[, value]]{masks}); got {len(xs)}"
+            )
+        q = xs[0]
+        k = xs[1] if n > 1 else q
+        v = xs[2] if n > 2 else k
+        given = dict(zip(self.masks, xs[n:]))
+        return q, k, v, given.get("attn_mask"), given.get("key_padding_mask")
+
+    def score_shape(self, mask: str, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """The shape mask ``mask`` (of ``shape``) takes to broadcast against the attention
+        scores (N, H, L, S), as PyTorch reads it: (L, S) -> (1, 1, L, S), (N·H, L, S) ->
+        (N, H, L, S) (batch-major), key_padding_mask (N, S) -> (N, 1, 1, S)."""
+        shape = tuple(int(d) for d in shape)
+        if mask == "key_padding_mask":
+            return (shape[0], 1, 1, shape[1])
+        if len(shape) == 2:
+            return (1, 1, *shape)
+        return (shape[0] // self.num_heads, self.num_heads, shape[1], shape[2])
+
     def channels(self, c):
         return None  # (N, L, E): the checked size is the last, in output_shape
 
     def _params(self):
         e, k = self.embed_dim, self.kind
         packed = compute_fans((3 * e, e), "linear")
-        out = [ParamSpec("in_proj_weight", (3 * e, e), "linear", XavierUniform(), k, packed)]
-        if self.bias:
+        if self.packed:
+            out = [ParamSpec("in_proj_weight", (3 * e, e), "linear", XavierUniform(), k, packed)]
+        else:  # torch: xavier_uniform_ on each projection, its own fans
+            out = [
+                ParamSpec(
+                    f"{n}_proj_weight",
+                    (e, d),
+                    "linear",
+                    XavierUniform(),
+                    k,
+                    compute_fans((e, d), "linear"),
+                )
+                for n, d in (("q", e), ("k", self.key_features), ("v", self.value_features))
+            ]
+        if self.bias:  # one (3E,) vector either way: the packed matrix's fans
             out.append(ParamSpec("in_proj_bias", (3 * e,), "vector", Zeros(), k, packed))
         fans = compute_fans((e, e), "linear")
         out.append(ParamSpec("out_proj.weight", (e, e), "linear", _TORCH_DEFAULT, k, fans))
@@ -583,12 +695,43 @@ class MultiheadAttention(Layer):
         return tuple(out)
 
     def output_shape(self, shape):
-        if len(shape) != 3 or shape[-1] != self.embed_dim:
+        """(N, L, E) out; checks the query, key, value and mask shapes of the node's inputs."""
+        multi = bool(shape) and all(isinstance(s, (tuple, list)) for s in shape)
+        shapes = [tuple(s) for s in shape] if multi else [tuple(shape)]
+        q, k, v, attn, pad = self.split_inputs(shapes)
+        n_seq = len(shapes) - len(self.masks)
+        names = (("query",), ("query", "key_value"), ("query", "key", "value"))[n_seq - 1]
+        listed = ", ".join(f"{name} {s}" for name, s in zip((*names, *self.masks), shapes))
+        e = self.embed_dim
+        if len(q) != 3 or q[-1] != e:
             raise SpecError(
-                f"MultiheadAttention expects an (N, L, E={self.embed_dim}) sequence; got shape "
-                f"{tuple(shape)}"
+                f"MultiheadAttention expects an (N, L, E={e}) query; got shape {q}"
+                + (f" (inputs: {listed})" if multi else "")
             )
-        return tuple(shape)
+        for what, s, d in (("key", k, self.key_features), ("value", v, self.value_features)):
+            if len(s) != 3 or s[-1] != d:
+                flag = "kdim" if what == "key" else "vdim"
+                raise SpecError(
+                    f"MultiheadAttention expects an (N, S, {flag}={d}) {what}; got shape {s} "
+                    f"(inputs: {listed})"
+                )
+        if k[0] != q[0] or v[0] != q[0] or v[1] != k[1]:
+            raise SpecError(
+                f"MultiheadAttention: query, key and value need one batch size and key/value "
+                f"one length; got {listed}"
+            )
+        n, length, s_len, h = q[0], q[1], k[1], self.num_heads
+        if attn is not None and attn not in ((length, s_len), (n * h, length, s_len)):
+            raise SpecError(
+                f"MultiheadAttention: attn_mask must be (L, S) = {(length, s_len)} or "
+                f"(N*num_heads, L, S) = {(n * h, length, s_len)}; got {attn} (inputs: {listed})"
+            )
+        if pad is not None and pad != (n, s_len):
+            raise SpecError(
+                f"MultiheadAttention: key_padding_mask must be (N, S) = {(n, s_len)}; got {pad} "
+                f"(inputs: {listed})"
+            )
+        return q
 
 
 # ---- recurrent -----------------------------------------------------------------------------
@@ -948,7 +1091,8 @@ class Merge(Layer):
     """A parameter-free node of several inputs (a graph's ``add``, ``concat``, ``mul``).
     ``merge_shape`` infers the output shape from the input shapes; one input passes through."""
 
-    arity: ClassVar[int | None] = None  # inputs taken (None: two or more)
+    def inputs_taken(self):
+        return (1, None)
 
     def output_shape(self, shape):
         return self.merge_shape([tuple(shape)])

@@ -16,12 +16,16 @@ from xinit.fans import Fans
 from xinit.initializers import LecunNormal, Ones, Orthogonal, VarianceScaling, Zeros
 
 _NO_GROUPS = "flax ConvTranspose has no groups (feature_group_count) argument"
+_ONE_KV = "nnx.MultiHeadAttention has one in_kv_features for key and value (kdim != vdim)"
 
 
 def unsupported(d) -> tuple[str, str] | None:
-    """(note, source) when Flax has no default layer for ``d``: a grouped ConvTranspose."""
+    """(note, source) when Flax has no default layer for ``d``: a grouped ConvTranspose, an
+    attention whose key and value sizes differ."""
     if d.kind == "conv_transpose" and d.groups != 1:
         return _NO_GROUPS, "flax/nnx/nn/linear.py ConvTranspose"
+    if d.kind == "multihead_attention" and d.key_features != d.value_features:
+        return _ONE_KV, "flax/nnx/nn/attention.py MultiHeadAttention(in_kv_features=)"
     return None
 
 
@@ -97,6 +101,10 @@ def _attention(d, param: str):
     if param == "in_proj_weight":
         text = "lecun_normal on each (E, H, D) query/key/value kernel, seen as (E, H·D): fan_in E"
         return LecunNormal(), Fans(e, e), text, _MHA_SOURCE
+    if param in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):  # kdim/vdim != E
+        n = {"q": e, "k": d.key_features, "v": d.value_features}[param[0]]
+        text = f"lecun_normal on the ({n}, H, D) kernel, seen as ({n}, H·D): fan_in {n}"
+        return LecunNormal(), Fans(n, e), text, _MHA_SOURCE
     if param == "out_proj.weight":
         text = "lecun_normal on the (H, D, E) out kernel, seen as (H·D, E): fan_in H·D = E"
         return LecunNormal(), Fans(e, e), text, _MHA_SOURCE
@@ -129,7 +137,9 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
     elif d.kind == "rmsnorm":
         m = nnx.RMSNorm(i, rngs=rngs)
     elif d.kind == "multihead_attention":
-        m = nnx.MultiHeadAttention(d.heads, i, rngs=rngs)
+        if d.key_features != d.value_features:
+            raise ValueError(_ONE_KV)
+        m = nnx.MultiHeadAttention(d.heads, i, in_kv_features=d.key_features, rngs=rngs)
     else:
         m = nnx.LayerNorm(i, rngs=rngs)
     out = {}

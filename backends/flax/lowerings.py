@@ -250,23 +250,36 @@ class GroupNorm(Lowering):
         return L.GroupNorm(m.num_groups, m.num_groups * m.group_size, m.epsilon, m.use_scale)
 
 
+def _heads(spec, name: str, rows: int, part: tuple[int, int, int] | None) -> Leaf:
+    """One (in, H, D) ``LinearGeneral`` kernel: a neutral (E, in) block, transposed, heads split."""
+    return Leaf(name, (1, 0), part=part, shape=(rows, spec.num_heads, spec.head_dim))
+
+
 @REGISTRY.register("multihead_attention")
 class MultiheadAttention(Lowering):
-    """``nnx.MultiHeadAttention``: ``query``/``key``/``value`` kernels (E, H, D) and ``out``
-    kernel (H, D, E), the neutral packed rows transposed and split by head."""
+    """``nnx.MultiHeadAttention``: ``query``/``key``/``value`` kernels (in, H, D) and ``out``
+    kernel (H, D, E), the neutral packed rows (or PyTorch's separate ``q/k/v_proj_weight``
+    with kdim/vdim) transposed and split by head. Takes and returns the neutral (N, L, E)."""
 
     layout = "sequence"
 
     def params(self, spec):
         e, h, d = spec.embed_dim, spec.num_heads, spec.head_dim
         names = ("query", "key", "value")
-        out = {
-            "in_proj_weight": tuple(
-                Leaf(f"{n}.kernel", (1, 0), part=(0, i * e, (i + 1) * e), shape=(e, h, d))
-                for i, n in enumerate(names)
-            ),
-            "out_proj.weight": (Leaf("out.kernel", (1, 0), shape=(h, d, e)),),
-        }
+        if spec.packed:
+            out = {
+                "in_proj_weight": tuple(
+                    _heads(spec, f"{n}.kernel", e, (0, i * e, (i + 1) * e))
+                    for i, n in enumerate(names)
+                )
+            }
+        else:
+            rows = (e, spec.key_features, spec.value_features)
+            out = {
+                f"{p}_proj_weight": (_heads(spec, f"{n}.kernel", r, None),)
+                for p, n, r in zip("qkv", names, rows)
+            }
+        out["out_proj.weight"] = (Leaf("out.kernel", (1, 0), shape=(h, d, e)),)
         if spec.bias:
             out["in_proj_bias"] = tuple(
                 Leaf(f"{n}.bias", part=(0, i * e, (i + 1) * e), shape=(h, d))
@@ -276,16 +289,20 @@ class MultiheadAttention(Lowering):
         return out
 
     def build(self, spec, device):
-        return _modules().SelfAttention(spec)
+        return _modules().Attention(spec)
 
     def natives(self):
         return (_nnx().MultiHeadAttention,)
 
     def read(self, m):
+        if isinstance(m, _modules().Attention):
+            return m.spec
         e = m.in_features
-        if m.qkv_features != e or m.out_features != e:
+        plain = m.num_kv_heads == m.num_heads and not m.normalize_qk
+        if m.qkv_features != e or m.out_features != e or not plain:
             return None
-        return L.MultiheadAttention(e, m.num_heads, m.use_bias)
+        kv = m.in_kv_features
+        return L.MultiheadAttention(e, m.num_heads, m.use_bias, kdim=kv, vdim=kv)
 
 
 # Per-gate names of xinit's cells, input side then hidden side, in PyTorch's gate order:

@@ -192,23 +192,59 @@ class GroupNorm(nnx.Module):
         return y
 
 
-class SelfAttention(nnx.MultiHeadAttention):
-    """``nnx.MultiHeadAttention`` (the same parameters) as self-attention on an (N, L, E)
-    sequence. Built with zero placeholders; xinit writes every parameter right after."""
+class Attention(nnx.MultiHeadAttention):
+    """``nnx.MultiHeadAttention`` (the same children ``query``/``key``/``value``/``out`` and
+    kernels) on a node's inputs (``spec.split_inputs``) in the neutral (N, L, E) layout, with
+    PyTorch's masks: bool True masks a position out, a float mask is added, as one additive
+    bias (nnx's own ``mask`` keeps True and takes no float). ``nnx.MultiHeadAttention`` has one
+    key/value input size; with vdim != kdim the ``value`` projection is made for vdim. Built
+    with zero placeholders; xinit writes every parameter right after."""
 
     def __init__(self, spec: L.MultiheadAttention):
+        rngs = nnx.Rngs(0)
         super().__init__(
             spec.num_heads,
             spec.embed_dim,
+            in_kv_features=spec.key_features,
             use_bias=spec.bias,
             kernel_init=zeros_init,
             bias_init=zeros_init,
             decode=False,
-            rngs=nnx.Rngs(0),
+            rngs=rngs,
         )
+        if spec.value_features != spec.key_features:
+            self.value = nnx.LinearGeneral(
+                spec.value_features,
+                (spec.num_heads, spec.head_dim),
+                use_bias=spec.bias,
+                kernel_init=zeros_init,
+                bias_init=zeros_init,
+                rngs=rngs,
+            )
+        self.spec = spec
 
-    def __call__(self, x):
-        return super().__call__(x, deterministic=True)
+    def __call__(self, *xs):
+        s = self.spec
+        q, k, v, attn_mask, pad = s.split_inputs(xs)
+        bias = None
+        for name, m in (("attn_mask", attn_mask), ("key_padding_mask", pad)):
+            if m is not None:
+                add = _additive(m, q.dtype).reshape(s.score_shape(name, m.shape))
+                bias = add if bias is None else bias + add
+        if s.is_causal:
+            length, s_len = q.shape[1], k.shape[1]
+            causal = np.triu(np.full((length, s_len), -np.inf, np.float32), 1)
+            bias = causal if bias is None else bias + causal
+        y = nnx.dot_product_attention(self.query(q), self.key(k), self.value(v), bias=bias)
+        return self.out(y)
+
+
+def _additive(mask, dtype):
+    """A bool mask (True: masked, PyTorch's meaning) as a float mask: -inf there, else 0."""
+    mask = jnp.asarray(mask)
+    if mask.dtype != jnp.bool_:
+        return mask.astype(dtype)
+    return jnp.where(mask, jnp.asarray(-jnp.inf, dtype), jnp.asarray(0.0, dtype))
 
 
 class ConvTranspose(nnx.Module):

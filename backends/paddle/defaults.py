@@ -80,13 +80,17 @@ _MHA_SOURCE = (
 
 
 def _attention(d, param: str):
-    """``nn.MultiHeadAttention``: four ``Linear(E, E)``, each with Linear's defaults, so
-    Xavier sees each [E, E] projection (fan_in = fan_out = E), not a packed matrix."""
+    """``nn.MultiHeadAttention``: four Linears, each with Linear's defaults, so Xavier sees
+    each [in, E] projection (in = E, or kdim/vdim for k/v), not a packed matrix."""
     e = d.in_features
     if param in ("in_proj_weight", "out_proj.weight"):
         which = "each of q_proj/k_proj/v_proj" if param == "in_proj_weight" else "out_proj"
         text = f"XavierUniform on {which}.weight [E, E]: U(±√(6/2E))"
         return XavierUniform(), Fans(e, e), text, _MHA_SOURCE
+    if param in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):  # kdim/vdim != E
+        n = {"q": e, "k": d.key_features, "v": d.value_features}[param[0]]
+        text = f"XavierUniform on {param[0]}_proj.weight [{n}, E]: U(±√(6/({n}+E)))"
+        return XavierUniform(), Fans(n, e), text, _MHA_SOURCE
     return Zeros(), None, "Constant(0) (Linear's bias default)", _MHA_SOURCE
 
 
@@ -115,7 +119,7 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
     elif d.kind == "rmsnorm":
         raise ValueError(_NO_RMSNORM)
     elif d.kind == "multihead_attention":
-        m = nn.MultiHeadAttention(i, d.heads)
+        m = nn.MultiHeadAttention(i, d.heads, kdim=d.key_features, vdim=d.value_features)
     else:
         m = nn.LayerNorm(i)
     return {name: np.array(t.numpy()) for name, t in m.state_dict().items()}

@@ -286,33 +286,35 @@ def _qkv_leaves(spec, suffix: str, perm) -> tuple[Leaf, ...]:
 @REGISTRY.register("multihead_attention")
 class MultiheadAttention(Lowering):
     """Paddle's ``nn.MultiHeadAttention``: separate ``q_proj``/``k_proj``/``v_proj``/``out_proj``
-    Linears, weights stored (in, out): the neutral packed rows, each transposed."""
+    Linears, weights stored (in, out): the neutral packed rows (or PyTorch's separate
+    ``q/k/v_proj_weight`` with kdim/vdim), each transposed. Masks are turned into the one
+    additive float mask Paddle takes (``modules.Attention``)."""
 
     def params(self, spec):
-        out = {
-            "in_proj_weight": _qkv_leaves(spec, "weight", (1, 0)),
-            "out_proj.weight": (Leaf("out_proj.weight", (1, 0)),),
-        }
+        if spec.packed:
+            out = {"in_proj_weight": _qkv_leaves(spec, "weight", (1, 0))}
+        else:
+            out = {f"{n}_proj_weight": (Leaf(f"{n}_proj.weight", (1, 0)),) for n in "qkv"}
+        out["out_proj.weight"] = (Leaf("out_proj.weight", (1, 0)),)
         if spec.bias:
             out["in_proj_bias"] = _qkv_leaves(spec, "bias", None)
             out["out_proj.bias"] = (Leaf("out_proj.bias"),)
         return out
 
     def build(self, spec, device):
-        return _paddle().nn.MultiHeadAttention(
-            spec.embed_dim,
-            spec.num_heads,
-            weight_attr=_modules()._placeholder(),
-            bias_attr=_bias(spec),
-        )
+        return _modules().Attention(spec)
 
     def natives(self):
         return (_paddle().nn.MultiHeadAttention,)
 
     def read(self, m):
-        if m.kdim != m.embed_dim or m.vdim != m.embed_dim:
+        if isinstance(m, _modules().Attention):
+            return m.spec
+        biases = {p.bias is None for p in (m.q_proj, m.k_proj, m.v_proj, m.out_proj)}
+        if len(biases) > 1:  # some projections without bias: no neutral spec
             return None
-        return L.MultiheadAttention(m.embed_dim, m.num_heads, m.q_proj.bias is not None)
+        bias = m.q_proj.bias is not None
+        return L.MultiheadAttention(m.embed_dim, m.num_heads, bias, kdim=m.kdim, vdim=m.vdim)
 
 
 class _Recurrent(Lowering):

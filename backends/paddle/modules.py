@@ -284,6 +284,47 @@ class Permute(nn.Layer):
         return x.transpose(self.dims)
 
 
+class Attention(nn.MultiHeadAttention):
+    """Paddle's ``nn.MultiHeadAttention`` (the same parameters and names) on a node's inputs
+    (``spec.split_inputs``), with PyTorch's mask meaning: Paddle takes one mask in which a bool
+    True KEEPS a position, so the masks are combined here into the float mask both agree on
+    (-inf where PyTorch's bool mask is True, float masks added), (N|1, H|1, L, S)."""
+
+    def __init__(self, spec: L.MultiheadAttention):
+        super().__init__(
+            spec.embed_dim,
+            spec.num_heads,
+            kdim=spec.kdim,
+            vdim=spec.vdim,
+            weight_attr=_placeholder(),
+            bias_attr=None if spec.bias else False,
+        )
+        self.spec = spec
+
+    def forward(self, *xs):
+        s = self.spec
+        q, k, v, attn_mask, pad = s.split_inputs(xs)
+        mask = None
+        for name, m in (("attn_mask", attn_mask), ("key_padding_mask", pad)):
+            if m is not None:
+                add = _additive(m, q.dtype).reshape(list(s.score_shape(name, m.shape)))
+                mask = add if mask is None else mask + add
+        if s.is_causal:
+            length, s_len = q.shape[1], k.shape[1]
+            causal = np.triu(np.full((length, s_len), -np.inf, np.float32), 1)
+            causal = paddle.to_tensor(causal.reshape(1, 1, length, s_len), place=q.place)
+            mask = causal if mask is None else mask + causal
+        return super().forward(q, k, v, attn_mask=mask)
+
+
+def _additive(mask, dtype):
+    """A bool mask (True: masked, PyTorch's meaning) as a float mask: -inf there, else 0."""
+    if mask.dtype != paddle.bool:
+        return mask.astype(dtype)
+    blocked = paddle.full_like(mask, -np.inf, dtype=dtype)
+    return paddle.where(mask, blocked, paddle.zeros_like(blocked))
+
+
 class _SequenceOnly:
     """``paddle.nn.LSTM``/``GRU`` called on one batch-first (N, L, D) sequence: returns the
     output sequence alone (no final states), as the graph node of a recurrent spec."""

@@ -72,13 +72,17 @@ _MHA_SOURCE = "torch/nn/modules/activation.py MultiheadAttention._reset_paramete
 
 
 def _attention(d, param: str):
-    """``nn.MultiheadAttention``: Xavier on the packed (3E, E) matrix, so fan_out is 3E;
-    ``out_proj`` is a ``Linear`` (NonDynamicallyQuantizableLinear) whose bias
-    ``_reset_parameters`` then zeroes."""
+    """``nn.MultiheadAttention``: Xavier on the packed (3E, E) matrix, so fan_out is 3E (with
+    kdim/vdim != E: on each separate (E, in) projection); ``out_proj`` is a ``Linear``
+    (NonDynamicallyQuantizableLinear) whose bias ``_reset_parameters`` then zeroes."""
     e = d.in_features
     if param == "in_proj_weight":
         text = "xavier_uniform_ on the packed (3E, E): fan_in E, fan_out 3E: U(±√(6/4E))"
         return XavierUniform(), Fans(e, 3 * e), text, _MHA_SOURCE
+    if param in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):  # kdim/vdim != E
+        n = {"q": e, "k": d.key_features, "v": d.value_features}[param[0]]
+        text = f"xavier_uniform_ on the separate (E, {n}) {param}: U(±√(6/(E+{n})))"
+        return XavierUniform(), Fans(n, e), text, _MHA_SOURCE
     if param == "out_proj.weight":
         text = "kaiming_uniform_(a=√5) = U(±1/√E) (out_proj: Linear(E, E).reset_parameters)"
         return KaimingUniform(a=_SQRT5), Fans(e, e), text, "torch/nn/modules/linear.py Linear"
@@ -112,7 +116,7 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
     elif d.kind == "rmsnorm":
         m = nn.RMSNorm(i)
     elif d.kind == "multihead_attention":
-        m = nn.MultiheadAttention(i, d.heads)
+        m = nn.MultiheadAttention(i, d.heads, kdim=d.key_features, vdim=d.value_features)
     else:
         m = nn.LayerNorm(i)
     return {name: t.detach().cpu().numpy() for name, t in m.state_dict().items()}

@@ -196,15 +196,16 @@ class GroupNorm(Lowering):
 @REGISTRY.register("multihead_attention")
 class MultiheadAttention(Lowering):
     def build(self, spec, device):
-        return _torch_modules().SelfAttention(spec.embed_dim, spec.num_heads, bias=spec.bias)
+        return _torch_modules().Attention(spec)
 
     def natives(self):
         return (_nn().MultiheadAttention,)
 
     def read(self, m):
-        if not m._qkv_same_embed_dim:  # separate q/k/v weights (kdim/vdim): not this map
+        if m.bias_k is not None or m.add_zero_attn:  # extra key/value rows: no neutral spec
             return None
-        return L.MultiheadAttention(m.embed_dim, m.num_heads, m.in_proj_bias is not None)
+        bias = m.in_proj_bias is not None
+        return L.MultiheadAttention(m.embed_dim, m.num_heads, bias, kdim=m.kdim, vdim=m.vdim)
 
 
 def one_bias_refused(spec, framework: str, module: str) -> None:

@@ -104,15 +104,49 @@ class Permute(torch.nn.Module):
         return x.permute(*self.dims)
 
 
-class SelfAttention(torch.nn.MultiheadAttention):
+class Attention(torch.nn.MultiheadAttention):
     """``nn.MultiheadAttention`` (batch first, the same parameters and state-dict keys) called
-    as self-attention on one (N, L, E) input; returns the attention output alone."""
+    on a node's inputs (``spec.split_inputs``: query[, key[, value]], then the masks, given to
+    PyTorch as they are); returns the attention output alone."""
 
-    def __init__(self, embed_dim: int, num_heads: int, bias: bool = True):
-        super().__init__(embed_dim, num_heads, bias=bias, batch_first=True)
+    def __init__(self, spec):
+        super().__init__(
+            spec.embed_dim,
+            spec.num_heads,
+            bias=spec.bias,
+            kdim=spec.kdim,
+            vdim=spec.vdim,
+            batch_first=True,
+        )
+        self.spec = spec
 
-    def forward(self, x):
-        return super().forward(x, x, x, need_weights=False)[0]
+    def forward(self, *xs):
+        q, k, v, attn_mask, pad = self.spec.split_inputs(xs)
+        if self.spec.is_causal:
+            attn_mask = _with_causal(attn_mask, q.shape[1], k.shape[1], q.device)
+        if attn_mask is not None and pad is not None and attn_mask.dtype != pad.dtype:
+            attn_mask, pad = _additive(attn_mask, q.dtype), _additive(pad, q.dtype)
+        out = super().forward(
+            q, k, v, key_padding_mask=pad, attn_mask=attn_mask, need_weights=False
+        )
+        return out[0]
+
+
+def _additive(mask, dtype):
+    """A bool mask (True: masked) as PyTorch's equivalent float mask (-inf there, else 0)."""
+    if mask.dtype != torch.bool:
+        return mask
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, -torch.inf)
+
+
+def _with_causal(attn_mask, length: int, s_len: int, device):
+    """``attn_mask`` with key j > query i masked too (a bool mask stays bool)."""
+    causal = torch.ones(length, s_len, dtype=torch.bool, device=device).triu(1)
+    if attn_mask is None:
+        return causal
+    if attn_mask.dtype == torch.bool:
+        return attn_mask | causal
+    return attn_mask.masked_fill(causal, -torch.inf)
 
 
 class _SequenceOnly:

@@ -112,8 +112,9 @@ class LayerDims:
     ``in_features``/``out_features`` are C_in/C_out for convolutions, in/out for linear,
     ``num_embeddings``/``embedding_dim`` for embeddings, input/hidden size for one layer and
     direction of an LSTM or GRU, and the feature count (twice) for norm layers and
-    attention (the embed dim E). ``kernel`` has one entry per spatial dim
-    (empty for non-conv layers); ``heads`` is attention's head count (1 for other layers).
+    attention (the embed dim E). ``kernel`` has one entry per spatial dim (empty for
+    non-conv layers); ``heads`` is attention's head count (1 for other layers),
+    ``kdim``/``vdim`` its key and value input sizes (None: E).
     """
 
     layer: str
@@ -122,6 +123,8 @@ class LayerDims:
     kernel: tuple[int, ...] = ()
     groups: int = 1
     heads: int = 1
+    kdim: int | None = None
+    vdim: int | None = None
 
     def __post_init__(self):
         layer = canonical_layer(self.layer)
@@ -165,6 +168,26 @@ class LayerDims:
                 )
         elif self.heads != 1:
             raise ValueError(f"{layer} has no heads; got heads={self.heads}")
+        for name in ("kdim", "vdim"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if self.kind != "multihead_attention":
+                raise ValueError(f"{layer} has no {name}; got {name}={v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{layer}: {name} must be a positive int; got {v!r}")
+            if v == self.in_features:  # the same layer as None (PyTorch's packed weight)
+                object.__setattr__(self, name, None)
+
+    @property
+    def key_features(self) -> int:
+        """Attention's key input size (``kdim``, else E)."""
+        return self.kdim or self.in_features
+
+    @property
+    def value_features(self) -> int:
+        """Attention's value input size (``vdim``, else E)."""
+        return self.vdim or self.in_features
 
     @property
     def kind(self) -> str:
@@ -197,7 +220,8 @@ class LayerDims:
         if self.kind in _RECURRENT:
             return f"{self.layer}(input={self.in_features}, hidden={self.out_features})"
         if self.kind == "multihead_attention":
-            return f"{self.layer}(E={self.in_features}, heads={self.heads})"
+            kv = "".join(f", {n}={getattr(self, n)}" for n in ("kdim", "vdim") if getattr(self, n))
+            return f"{self.layer}(E={self.in_features}, heads={self.heads}{kv})"
         if self.kind == "groupnorm":
             return f"groupnorm({self.in_features}, groups={self.groups})"
         if self.kind in _NORMS:
@@ -313,13 +337,7 @@ def as_dims(layer: Any) -> LayerDims:
         return LayerDims(kind, n, n)
     if kind == "multihead_attention":
         e = layer.embed_dim
-        for name in ("kdim", "vdim"):  # separate k/v input sizes: other parameters
-            if getattr(layer, name, None) not in (None, e):
-                raise ValueError(
-                    f"the defaults catalogue covers attention with {name} = embed_dim; got "
-                    f"{name}={getattr(layer, name)}, embed_dim={e}"
-                )
-        return LayerDims(kind, e, e, heads=layer.num_heads)
+        return LayerDims(kind, e, e, heads=layer.num_heads, kdim=layer.kdim, vdim=layer.vdim)
     if kind in _RECURRENT:  # layer 0, one direction: deeper tensors see _recurrent_dims
         return LayerDims(kind, layer.input_size, layer.hidden_size)
     raise ValueError(
@@ -461,7 +479,7 @@ def _spec(d: LayerDims) -> L.Layer | None:
     if d.kind == "rmsnorm":
         return L.RMSNorm(d.in_features)
     if d.kind == "multihead_attention":
-        return L.MultiheadAttention(d.in_features, d.heads)
+        return L.MultiheadAttention(d.in_features, d.heads, kdim=d.kdim, vdim=d.vdim)
     if d.kind in _RECURRENT:
         return _RECURRENT[d.kind](d.in_features, d.out_features)
     return None
@@ -489,7 +507,9 @@ def _param_spec(d: LayerDims, param: str) -> L.ParamSpec:
 def _leaves(framework: str, d: LayerDims, param: str) -> tuple[Leaf, ...]:
     """Where ``param`` of ``d`` lives in ``framework``'s module (its lowering's parameter map:
     one leaf or several); empty when the framework keeps no counterpart (Paddle/Flax
-    ``num_batches_tracked``, the second bias of Flax's recurrent cells)."""
+    ``num_batches_tracked``, the second bias of Flax's recurrent cells) or the layer has no
+    such parameter (attention's packed ``in_proj_weight`` or separate ``q/k/v_proj_weight``,
+    by kdim/vdim)."""
     registry = part(framework, "lowerings").REGISTRY
     spec = _own_spec(framework, d)
     if spec is None:

@@ -275,23 +275,41 @@ CONVENTIONS: tuple[Convention, ...] = (
     ),
     Convention(
         "layout.attention",
-        "Attention projection layout (self-attention, embed dim E, H heads of D = E/H)",
-        "in_proj_weight (3E, E): rows q, k, v packed; in_proj_bias (3E,); out_proj.weight (E, E)",
-        "q_proj/k_proj/v_proj/out_proj: Linear weights [E, E] (in, out), biases [E]",
-        "query/key/value: LinearGeneral kernels (E, H, D), biases (H, D); out: kernel (H, D, E)",
-        "xinit's neutral layout is torch's; paddle's and flax's are slices of it, transposed",
+        "Attention projection layout (embed dim E, H heads of D = E/H; key/value sizes kdim, vdim)",
+        "in_proj_weight (3E, E): rows q, k, v packed; in_proj_bias (3E,); out_proj.weight "
+        "(E, E); with kdim/vdim != E: q_proj_weight (E, E), k_proj_weight (E, kdim), "
+        "v_proj_weight (E, vdim) instead of in_proj_weight",
+        "q_proj/k_proj/v_proj/out_proj: Linear weights [in, out] ([E, E], [kdim, E], "
+        "[vdim, E]), biases [E]",
+        "query/key/value: LinearGeneral kernels (in, H, D), biases (H, D); out: kernel "
+        "(H, D, E); one in_kv_features for key and value",
+        "xinit's neutral layout is torch's; paddle's and flax's are slices of it, transposed; a "
+        "kdim != vdim Flax layer is xinit's module (value kernel (vdim, H, D))",
     ),
     Convention(
         "attention.fans",
         "Fans an initializer sees on an attention projection (fan_in, fan_out), in units of E",
         "(E, 3E): xavier_uniform_ on the packed (3E, E) in_proj_weight, so U(±√(6/4E)); "
-        "out_proj is a Linear: (E, E)",
-        "(E, E): each q/k/v/out projection is its own Linear [E, E]; XavierUniform U(±√(6/2E))",
+        "out_proj is a Linear: (E, E); with kdim/vdim, each q/k/v_proj_weight its own (in, E)",
+        "(E, E): each q/k/v/out projection is its own Linear [E, E]; XavierUniform U(±√(6/2E)) "
+        "(k/v with kdim/vdim: (in, E))",
         "(E, E): LinearGeneral hands the initializer the kernel flattened to (E, H·D) (out: "
-        "(H·D, E)); lecun_normal uses fan_in E",
+        "(H·D, E)); lecun_normal uses fan_in E (key/value: kdim/vdim)",
         "neutral (xinit): torch's, an initializer on in_proj_weight gets fan_out 3E (Xavier std "
         "×1/√2 against paddle's); Default('paddle'/'flax') gives each projection its framework's",
         values=_v((1, 3), (1, 1), (1, 1)),
+    ),
+    Convention(
+        "attention.bool_mask",
+        "A True in a bool attention mask",
+        "masks the position out (attn_mask, key_padding_mask); float masks are added",
+        "keeps the position (one attn_mask broadcast to [N, H, L, S]; no key_padding_mask); "
+        "float masks are added",
+        "keeps the position (nnx mask [N, H, L, S]; no float mask in MultiHeadAttention, "
+        "dot_product_attention takes bias=)",
+        "xinit's masks mean what torch's do in every framework (attn_mask (L, S) or "
+        "(N·H, L, S), key_padding_mask (N, S))",
+        values=_v("masked", "keep", "keep"),
     ),
 )
 
