@@ -282,7 +282,7 @@ def input_channels(spec) -> int | None:
     for _, node in walk(spec):
         if not isinstance(node, Layer):
             continue
-        for name in ("in_channels", "num_features", "in_features"):
+        for name in ("in_channels", "num_features", "in_features", "input_size"):
             value = getattr(node, name, None)
             if isinstance(value, int):
                 return value

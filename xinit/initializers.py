@@ -391,17 +391,27 @@ class LecunUniform(Initializer):
 
 @dataclass(frozen=True)
 class Orthogonal(Initializer):
-    """(Semi-)orthogonal rows or columns of the shape flattened to (shape[0], rest), times gain."""
+    """(Semi-)orthogonal rows or columns of the shape flattened to (shape[0], rest), times gain.
+    ``blocks``: split dim 0 into that many equal blocks, each orthogonal on its own (one per
+    gate of a recurrent kernel (G*H, H), as Flax initialises each gate's kernel)."""
 
     gain: float = 1.0
+    blocks: int = 1
 
     def __post_init__(self):
         _positive("Orthogonal.gain", self.gain)
+        if not isinstance(self.blocks, int) or isinstance(self.blocks, bool) or self.blocks < 1:
+            raise ValueError(f"Orthogonal.blocks must be a positive int; got {self.blocks!r}")
 
     def _resolve(self, shape, role, fans):
         if len(shape) < 2:
             raise ValueError(f"Orthogonal needs at least 2 dims; got shape {shape}")
-        return OrthogonalDist(float(self.gain))
+        if shape[0] % self.blocks:
+            raise ValueError(
+                f"Orthogonal(blocks={self.blocks}) does not divide dim 0 of shape {shape}"
+            )
+        size = max(shape[0] // self.blocks, math.prod(shape[1:]))
+        return OrthogonalDist(float(self.gain), self.blocks, size)
 
 
 @dataclass(frozen=True)

@@ -399,3 +399,19 @@ class PositionIds(nn.Layer):
     def forward(self, x):
         n, length = x.shape
         return paddle.arange(length, dtype="int64").unsqueeze(0).expand([n, length])
+
+
+class _SequenceOnly:
+    """``paddle.nn.LSTM``/``GRU`` called on one batch-first (N, L, D) sequence: returns the
+    output sequence alone (no final states), as the graph node of a recurrent spec."""
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+
+class LSTM(_SequenceOnly, nn.LSTM):
+    """``paddle.nn.LSTM`` returning the output sequence (see ``_SequenceOnly``)."""
+
+
+class GRU(_SequenceOnly, nn.GRU):
+    """``paddle.nn.GRU`` returning the output sequence (see ``_SequenceOnly``)."""

@@ -237,6 +237,49 @@ class LearnedParameter(Lowering):
         return _torch_modules().learned_parameter(spec)
 
 
+def one_bias_refused(spec, framework: str, module: str) -> None:
+    """TypeError for a one-bias recurrent spec (read from a Flax cell): ``module`` keeps both
+    biases of every gate or none."""
+    if isinstance(spec.bias, str):
+        raise TypeError(
+            f"{framework} cannot build {spec!r}: {module} keeps both biases or none, and "
+            f"bias={spec.bias!r} keeps one (a spec read from one of Flax's own cells)"
+        )
+
+
+class _Recurrent(Lowering):
+    """``nn.LSTM``/``nn.GRU``, batch first, returning the output sequence alone; PyTorch's
+    names and layout are the neutral ones."""
+
+    native_name: str = ""
+
+    def build(self, spec, device):
+        one_bias_refused(spec, "torch", f"nn.{self.native_name}")
+        cls = getattr(_torch_modules(), self.native_name)
+        return cls(
+            spec.input_size, spec.hidden_size, spec.num_layers, spec.bias, spec.bidirectional
+        )
+
+    def natives(self):
+        return (getattr(_nn(), self.native_name),)
+
+    def read(self, m):
+        if getattr(m, "proj_size", 0):  # LSTM projections (weight_hr_l{k}): not this map
+            return None
+        spec = getattr(L, self.native_name)
+        return spec(m.input_size, m.hidden_size, m.num_layers, m.bias, m.bidirectional)
+
+
+@REGISTRY.register("lstm")
+class LSTM(_Recurrent):
+    native_name = "LSTM"
+
+
+@REGISTRY.register("gru")
+class GRU(_Recurrent):
+    native_name = "GRU"
+
+
 def _torch_modules():
     from . import modules
 

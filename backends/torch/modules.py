@@ -236,3 +236,29 @@ class Conv1D(torch.nn.Module):
     def extra_repr(self):
         n_in, n_out = self.weight.shape
         return f"in={n_in}, out={n_out}, bias={self.bias is not None}"
+
+
+class _SequenceOnly:
+    """``nn.LSTM``/``nn.GRU`` built batch first (the same parameters and state-dict keys),
+    called on one (N, L, D) sequence; returns the output sequence alone (no final states)."""
+
+    def __init__(self, input_size, hidden_size, num_layers, bias, bidirectional):
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias=bias,
+            batch_first=True,
+            bidirectional=bidirectional,
+        )
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+
+class LSTM(_SequenceOnly, torch.nn.LSTM):
+    """``nn.LSTM(batch_first=True)`` returning the output sequence (see ``_SequenceOnly``)."""
+
+
+class GRU(_SequenceOnly, torch.nn.GRU):
+    """``nn.GRU(batch_first=True)`` returning the output sequence (see ``_SequenceOnly``)."""

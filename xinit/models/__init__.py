@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .centernet import centernet_resnet
+from .crnn import crnn
 from .gpt2 import gpt2, gpt2_1b
 from .lenet import lenet
 from .resnet import resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d
@@ -46,6 +47,7 @@ ZOO = {
     "vit_base_patch16_224": vit_base_patch16_224,
     "gpt2": gpt2,
     "gpt2_1b": gpt2_1b,
+    "crnn": crnn,
 }
 
 # A typical input for each model (N, C, H, W; token ids (N, L) for gpt2), used by the CLI
@@ -57,6 +59,7 @@ DEFAULT_INPUT = {
     "unet": (1, 3, 256, 256),
     "gpt2": (1, 16),  # token ids (N, L)
     "gpt2_1b": (1, 16),
+    "crnn": (1, 3, 32, 128),
 }
 
 
