@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from xinit import kinds
 from xinit import layers as _layers  # noqa: F401 - registers the spec kinds in the table
-from xinit.parammap import Leaf, ParamMap, check_cover
+from xinit.parammap import Extras, Leaf, ParamMap, check_cover
 
 Layout = Callable[[str, int], "tuple[int, ...] | None"]
 
@@ -62,6 +62,11 @@ class Lowering:
             perm = self.registry.layout(p.role, len(p.shape))
             out[p.name] = () if native is None else (Leaf(native, perm),)
         return out
+
+    def extras(self, spec) -> Extras:
+        """Native tensors of the layer that are no leaf of :meth:`params`, by native name
+        (:class:`xinit.parammap.Extra`: second names, frozen constants); usually none."""
+        return {}
 
     def build(self, spec, device: str) -> Any:
         """The native module for ``spec`` on ``device`` (values are drawn afterwards)."""
@@ -149,6 +154,10 @@ class Registry:
         for p in spec.params():
             check_cover(f"{where}: {p.name}", pmap[p.name], p.shape)
         return pmap
+
+    def extras(self, spec) -> Extras:
+        """The extra native tensors of layer spec ``spec`` (see :meth:`Lowering.extras`)."""
+        return self[spec.kind].extras(spec)
 
     def kind_of(self, module: Any) -> str:
         """The neutral kind of a native layer object ("" for a class no lowering claims): the

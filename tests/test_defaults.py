@@ -20,13 +20,26 @@ import warnings
 import numpy as np
 import pytest
 from helpers import require_backend
-from stats_helpers import N_MIN, Z_MAX, assert_ks_one, assert_ks_two, assert_same_law
+from stats_helpers import (
+    N_MIN,
+    Z_MAX,
+    assert_haar_orthogonal,
+    assert_ks_one,
+    assert_ks_two,
+    assert_same_law,
+)
 
 import xinit
 from xinit import defaults as D
 from xinit import kinds
 from xinit import layers as L
-from xinit.distributions import ConstantDist, NormalDist, TruncNormalDist, UniformDist
+from xinit.distributions import (
+    ConstantDist,
+    NormalDist,
+    OrthogonalDist,
+    TruncNormalDist,
+    UniformDist,
+)
 
 N_CAP = 100_000  # elements per parameter kept for the statistics (>= N_MIN)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -53,6 +66,8 @@ CASES = {
     # blocks: torch's random biases (d_model 128 each) reach N_MIN in 469 layers
     "enc128h4f512": D.dims("transformer_encoder_layer", 128, 512, heads=4),
     "dec128h4f512": D.dims("transformer_decoder_layer", 128, 512, heads=4),
+    "lstm64x256": D.dims("lstm", 64, 256),
+    "gru48x256": D.dims("gru", 48, 256),
 }
 
 
@@ -73,6 +88,8 @@ def _torch_layer(d: D.LayerDims):
         "groupnorm": lambda: nn.GroupNorm(g, i),
         "rmsnorm": lambda: nn.RMSNorm(i),
         "multihead_attention": lambda: nn.MultiheadAttention(i, d.heads),
+        "lstm": lambda: nn.LSTM(i, o),
+        "gru": lambda: nn.GRU(i, o),
     }[d.layer]()
 
 
@@ -91,6 +108,8 @@ def _paddle_layer(d: D.LayerDims):
         "layernorm": lambda: nn.LayerNorm(i),
         "groupnorm": lambda: nn.GroupNorm(g, i),
         "multihead_attention": lambda: nn.MultiHeadAttention(i, d.heads),
+        "lstm": lambda: nn.LSTM(i, o),
+        "gru": lambda: nn.GRU(i, o),
     }[d.layer]()
 
 
@@ -110,6 +129,8 @@ def _flax_layer(d: D.LayerDims, rngs):
         "groupnorm": lambda: nnx.GroupNorm(i, num_groups=g, rngs=rngs),
         "rmsnorm": lambda: nnx.RMSNorm(i, rngs=rngs),
         "multihead_attention": lambda: nnx.MultiHeadAttention(d.heads, i, rngs=rngs),
+        "lstm": lambda: nnx.LSTMCell(i, o, rngs=rngs),
+        "gru": lambda: nnx.GRUCell(i, o, rngs=rngs),
     }[d.layer]()
 
 
@@ -144,7 +165,12 @@ def _state(framework: str, d: D.LayerDims, seed: int) -> dict[str, np.ndarray]:
         import paddle
 
         paddle.seed(seed)
-        return {n: np.array(t.numpy()) for n, t in _paddle_layer(d).state_dict().items()}
+        state = {n: np.array(t.numpy()) for n, t in _paddle_layer(d).state_dict().items()}
+        if d.kind in ("lstm", "gru"):  # each tensor twice: "weight_ih_l0" is "0.cell.weight_ih"
+            for name in [n for n in state if ".cell." not in n]:
+                leaf = name.rsplit("_l0", 1)[0]
+                np.testing.assert_array_equal(state.pop(name), state[f"0.cell.{leaf}"])
+        return state
     if framework == "flax_linen":
         return _linen_params(d, seed)
     from flax import nnx
@@ -241,6 +267,14 @@ def test_catalogue_matches_native_default(framework, tag, param):
         )
         values = state[name]
         dist = entry.distribution
+        if isinstance(dist, OrthogonalDist):  # per draw: a leaf is one block, or all of them
+            assert len(entry.native_names) in (1, dist.blocks), what
+            if len(entry.native_names) == 1 and dist.blocks > 1:
+                raise AssertionError(f"{what}: blocks of one native tensor are not measured here")
+            mats = values.reshape(-1, *entry.native_shape)
+            assert_haar_orthogonal(mats, dist.gain, f"{what} ({name})")
+            assert np.mean(np.square(mats)) == pytest.approx(dist.std**2, rel=1e-4), what
+            continue
         if isinstance(dist, ConstantDist):
             assert np.all(values == dist.value), (
                 f"{what}: expected every element of {name} == {dist.value}, got mean "
@@ -1491,3 +1525,96 @@ def test_cli_transformer_layer_names_and_the_torch_model(capsys):
     )
     rc, out, err = _cli(capsys, "--layer", "decoder_layer", "--plot", "unused.png")
     assert rc == 2 and out == "" and "transformer_decoder_layer is a block" in err
+
+
+# ---- recurrent layers: Default(framework) on every tensor of a deep bidirectional LSTM --------
+RECURRENT_DEFAULTS = [("flax", "torch"), ("flax", "paddle"), ("torch", "flax"), ("paddle", "flax")]
+
+
+@pytest.mark.parametrize(
+    "framework, backend", RECURRENT_DEFAULTS, ids=[f"{f}-in-{b}" for f, b in RECURRENT_DEFAULTS]
+)
+def test_default_on_a_recurrent_spec(framework, backend):
+    """Default(fw) on every tensor of a 2-layer bidirectional LSTM built in another backend:
+    the deeper layer's input kernels take its own input size (2H) as fan_in, Flax's
+    recurrent kernels are orthogonal gate by gate, the bias Flax's own cell lacks is zero,
+    PyTorch's and Paddle's U(±1/√H) everywhere; each law measured (over several builds for
+    the biases, to reach N_MIN elements)."""
+    require_backend(framework)
+    require_backend(backend)
+    h = 256
+    spec = L.LSTM(128, h, num_layers=2, bidirectional=True)
+    rule = xinit.Rule(xinit.init.Default(framework), kind="lstm", param="*")
+    groups: dict[str, list[np.ndarray]] = {}
+    for seed in range(math.ceil(N_MIN / (8 * 4 * h))):  # the 8 biases of a build: 8·4H values
+        state = xinit.state_dict(xinit.build(spec, backend, policy=xinit.Policy(rule), seed=seed))
+        for name, value in state.items():
+            if name.startswith("bias") or seed == 0:
+                groups.setdefault(name, []).append(value)
+    for p in spec.params():
+        dist = xinit.init.Default(framework).resolve(p.shape, p.role, param=p)
+        what = f"Default({framework!r}) in {backend}: {p.name}"
+        values = np.stack(groups[p.name])
+        if framework != "flax":
+            bound = 1 / math.sqrt(h)
+            assert (dist.low, dist.high) == pytest.approx((-bound, bound)), what
+        elif p.name.startswith("weight_ih"):
+            fan_in = 128 if "_l0" in p.name else 2 * h
+            assert dist.std == pytest.approx(1 / math.sqrt(fan_in)), what
+        elif p.name.startswith("weight_hh"):
+            assert isinstance(dist, OrthogonalDist) and dist.blocks == 4, what
+            assert_haar_orthogonal(values[0].reshape(4, h, h), dist.gain, what)
+            continue
+        elif p.name.startswith("bias_ih"):
+            assert dist == ConstantDist(0.0), what  # nnx.LSTMCell has no input-side bias
+        if isinstance(dist, ConstantDist):
+            assert not np.any(values), what
+        elif p.name.startswith("weight") or values.size >= N_MIN:
+            assert_same_law(values.ravel(), dist, what)
+    biases = np.concatenate([np.ravel(groups[p.name]) for p in spec.params() if "bias" in p.name])
+    if framework != "flax":
+        assert biases.size >= N_MIN
+        assert_same_law(
+            biases,
+            xinit.init.Default(framework).resolve((4 * h,), param=spec.params()[2]),
+            "biases",
+        )
+
+
+def test_recurrent_catalogue_formulas():
+    """The catalogue's LSTM/GRU rows: PyTorch's and Paddle's U(±1/√H) everywhere; Flax's
+    lecun_normal input kernels (fan_in = in per gate), orthogonal recurrent kernels (per gate
+    for LSTMCell, on the stacked (H, 3H) kernel for GRUCell) and the one bias it keeps."""
+    lstm, gru = D.dims("lstm", 64, 256), D.dims("gru", 64, 256)
+    for fw in ("torch", "paddle"):
+        for d in (lstm, gru):
+            assert D.params_of(fw, d) == (
+                "weight_ih_l0",
+                "weight_hh_l0",
+                "bias_ih_l0",
+                "bias_hh_l0",
+            )
+            for p in D.params_of(fw, d):
+                assert D.default_entry(fw, d, p).std == pytest.approx(1 / 16 / math.sqrt(3))
+    assert D.params_of("flax", lstm) == ("weight_ih_l0", "weight_hh_l0", "bias_hh_l0")
+    assert D.params_of("flax", gru) == ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0")
+    w_ih = D.default_entry("flax", lstm, "weight_ih_l0")
+    assert w_ih.native_names == ("ii.kernel", "if_.kernel", "ig.kernel", "io.kernel")
+    assert w_ih.native_shape == (64, 256) and w_ih.std == pytest.approx(1 / 8)
+    w_hh = D.default_entry("flax", lstm, "weight_hh_l0")
+    assert w_hh.distribution == OrthogonalDist(1.0, 4, 256) and w_hh.std == pytest.approx(1 / 16)
+    g_hh = D.default_entry("flax", gru, "weight_hh_l0")
+    assert (g_hh.native_name, g_hh.native_shape) == ("dense_h.kernel", (256, 768))
+    assert g_hh.std == pytest.approx(1 / math.sqrt(768))  # unit columns of the (3H, H) tensor
+    assert D.default_entry("paddle", lstm, "weight_ih_l0").native_name == "0.cell.weight_ih"
+    assert D.as_dims(L.GRU(8, 4, num_layers=3)) == D.dims("gru", 8, 4)
+
+
+def test_cli_recurrent_layers(capsys):
+    rc, out, _ = _cli(capsys, "--layer", "lstm", "--in", "64", "--out", "256", "--format", "md")
+    assert rc == 0
+    assert "| lstm | weight_hh_l0 |" in out and "| lstm | bias_ih_l0 |" in out
+    assert "Orthogonal(gain=1, each of 4 row blocks)" in out and "U(±0.0625)" in out
+    assert "{hi,hf,hg,ho}.kernel (256, 256) each" in out and "0.cell.weight_ih (1024, 64)" in out
+    rc, out, _ = _cli(capsys, "--layer", "gru", "--in", "64", "--out", "256", "--format", "md")
+    assert rc == 0 and "dense_h.kernel (256, 768)" in out

@@ -82,9 +82,9 @@ def _flax_build(spec):
 
 
 def test_a_sequence_model_takes_n_l_d_as_it_is_in_flax():
+    fx, tm = _flax_build(SEQUENCE)  # skips unless torch and flax are installed
     import jax.numpy as jnp
 
-    fx, tm = _flax_build(SEQUENCE)
     x = rand(2, 5, 16)
     want = xinit.run(tm, x)
     direct = np.asarray(fx(jnp.asarray(x)))  # no axis moved: Flax's own (N, L, D)
@@ -104,9 +104,9 @@ def test_every_traced_output_is_neutral_and_equal_to_torch(spec):
 
 
 def test_an_image_model_still_takes_nhwc_directly():
+    fx, tm = _flax_build(PATCHES)  # skips unless torch and flax are installed
     import jax.numpy as jnp
 
-    fx, tm = _flax_build(PATCHES)
     x = rand(2, 3, 16, 16)
     direct = np.asarray(fx(jnp.asarray(np.moveaxis(x, 1, -1))))  # Flax's NHWC image in
     np.testing.assert_allclose(direct, xinit.run(tm, x), rtol=RTOL, atol=ATOL)

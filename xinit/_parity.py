@@ -300,13 +300,14 @@ def compare(a: np.ndarray, b: np.ndarray, *, atol: float, rtol: float) -> Diff:
 
 
 def check_input(x: Any) -> np.ndarray | tuple:
-    """The parity input as contiguous float32; an empty one (a batch of 0) compares nothing
-    and is refused, as is one holding NaN or Inf. A tuple is a graph's several inputs (a
-    decoder's target and memory, masks): each checked, bool masks kept bool, -inf allowed
-    (PyTorch's float attention masks)."""
+    """The parity input as contiguous float32 (integers, token ids, as int64); an empty one
+    (a batch of 0) compares nothing and is refused, as is one holding NaN or Inf. A tuple is
+    a graph's several inputs (a decoder's target and memory, masks): each checked, bool
+    masks kept bool, -inf allowed (PyTorch's float attention masks)."""
     if isinstance(x, (tuple, list)):
         return tuple(_mask_or_input(a) for a in x)
-    x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    x = np.asarray(x)
+    x = np.ascontiguousarray(x, dtype=np.int64 if x.dtype.kind in "iu" else np.float32)
     if x.size == 0:
         raise ValueError(
             f"parity needs a non-empty input; got shape {tuple(x.shape)} "
@@ -323,6 +324,8 @@ def _mask_or_input(a: Any) -> np.ndarray:
     a = np.asarray(a)
     if a.dtype == np.bool_:
         return np.ascontiguousarray(a)
+    if a.dtype.kind in "iu":  # token ids
+        return check_input(a)
     out = np.ascontiguousarray(a, dtype=np.float32)
     check_input(np.where(np.isneginf(out), np.float32(0.0), out))  # empty, NaN, +inf refused
     return out

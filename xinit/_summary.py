@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .blocks import infer, param_specs
+from .blocks import infer, join, param_specs
 from .layers import Layer
 
 
@@ -57,12 +57,23 @@ def _shape_text(shape) -> str:
 
 
 def _init_text(layer: Layer, policy_inits: dict[str, object], path: str) -> str:
-    parts = []
+    """``leaf: initializer`` per trainable parameter; a run of three or more consecutive
+    leaves with one initializer (a recurrent layer's 16 tensors) is one entry."""
+    runs: list[tuple[str, list[str]]] = []
     for p in layer.params():
         if not p.trainable:
             continue
-        init = policy_inits.get(f"{path}.{p.name}" if path else p.name, p.init)
-        parts.append(f"{p.name}: {init}")
+        init = str(policy_inits.get(join(path, p.name), p.init))
+        if runs and runs[-1][0] == init:
+            runs[-1][1].append(p.name)
+        else:
+            runs.append((init, [p.name]))
+    parts = []
+    for init, names in runs:
+        if len(names) >= 3:
+            parts.append(f"{len(names)} tensors {names[0]} .. {names[-1]}: {init}")
+        else:
+            parts += [f"{name}: {init}" if name else init for name in names]
     return "; ".join(parts)
 
 

@@ -128,7 +128,11 @@ class Residual:
 
 
 def join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
+    """``prefix.name``; an empty ``name`` is ``prefix`` itself (a learned-parameter node's
+    single parameter: its path is the node's)."""
+    if not prefix:
+        return name
+    return f"{prefix}.{name}" if name else prefix
 
 
 def children(spec) -> tuple[tuple[str, Spec], ...]:
@@ -278,7 +282,7 @@ def input_channels(spec) -> int | None:
     for _, node in walk(spec):
         if not isinstance(node, Layer):
             continue
-        for name in ("in_channels", "num_features", "in_features"):
+        for name in ("in_channels", "num_features", "in_features", "input_size"):
             value = getattr(node, name, None)
             if isinstance(value, int):
                 return value

@@ -465,17 +465,24 @@ def cmd_init(args) -> int:
     return 0
 
 
-def _parity_input(args, model: str):
-    """The random parity input of ``--input``'s shape; an empty one is refused at once."""
+def _parity_input(args, model: str, spec=None):
+    """The random parity input of ``--input``'s shape; an empty one is refused at once. A
+    spec whose first layer is an embedding (GPT-2) gets random token ids instead."""
     import numpy as np
 
     from xinit import models
     from xinit._parity import check_input
+    from xinit.blocks import walk
+    from xinit.layers import Layer
 
     shape = args.input or models.default_input(model)
     if any(n <= 0 for n in shape):
         raise ValueError(f"--input {','.join(map(str, shape))}: every size must be at least 1")
-    return check_input(np.random.default_rng(args.seed).standard_normal(shape))
+    rng = np.random.default_rng(args.seed)
+    first = next((n for _, n in walk(spec) if isinstance(n, Layer)), None) if spec else None
+    if first is not None and first.kind == "embedding":
+        return check_input(rng.integers(0, first.num_embeddings, shape))
+    return check_input(rng.standard_normal(shape))
 
 
 def _nonfinite_note(state) -> str | None:
@@ -645,7 +652,7 @@ def cmd_parity(args) -> int:
     backends = _csv(args.backends)
     if len(backends) < 2:
         raise ValueError(f"--backends needs two or more backends; got {backends}")
-    x = _parity_input(args, args.models[0])  # an empty --input fails before any build
+    x = _parity_input(args, args.models[0], spec)  # an empty --input fails before any build
     first = build(spec, backends[0], seed=args.seed, rng=args.rng)
     if args.bn_stats == "random":
         randomize_batchnorm(first, seed=args.seed)

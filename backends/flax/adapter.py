@@ -92,6 +92,14 @@ def _items(node) -> list:
     return []
 
 
+def _variable(module, leaf: str):
+    """Variable ``leaf`` of ``module``; the empty leaf of a learned-parameter node, whose
+    native layer is the ``nnx.Param`` itself, is that variable."""
+    if not leaf:
+        return module
+    return vars(module).get(leaf) if isinstance(module, nnx.Module) else None
+
+
 def _device(device: str):
     return jax.devices("gpu")[0] if device == "gpu" else jax.devices("cpu")[0]
 
@@ -171,25 +179,32 @@ class FlaxBackend(Backend):
     def make_layer(self, spec, device, initial=None):
         with jax.default_device(_device(device)):
             module = super().make_layer(spec, device, initial)
-        return layouts.mark(module, self.lowerings[spec.kind].layout_for(spec))
+        layout = self.lowerings[spec.kind].layout_for(spec)
+        if isinstance(module, nnx.Variable):  # a learned-parameter node: tagged in its metadata
+            held = layouts.physical(layout)
+            module.set_metadata(_xinit_needs=held, _xinit_gives=held)
+            return module
+        return layouts.mark(module, layout)
 
     def make_sequential(self, children, steps):
         return self.steps_cls(children, steps)
 
     def child(self, module, name):
+        """A submodule, or the ``nnx.Param`` of a learned-parameter node (its native layer)."""
         value = vars(module).get(name)
-        if not isinstance(value, nnx.Module):
+        node = isinstance(value, nnx.Variable) and hasattr(value, "xinit_op")
+        if not (isinstance(value, nnx.Module) or node):
             raise KeyError(f"{type(module).__name__} has no child {name!r}")
         return value
 
     def get_value(self, module, leaf):
-        value = vars(module).get(leaf)
+        value = _variable(module, leaf)
         if not isinstance(value, nnx.Variable):
             raise KeyError(f"{type(module).__name__} has no variable {leaf!r}")
         return value.get_value()
 
     def set_value(self, module, leaf, value):
-        var = vars(module).get(leaf)
+        var = _variable(module, leaf)
         if not isinstance(var, nnx.Variable):
             raise KeyError(f"{type(module).__name__} has no variable {leaf!r}")
         if tuple(var.get_value().shape) != tuple(value.shape):
@@ -203,7 +218,7 @@ class FlaxBackend(Backend):
         ``device_put`` takes a numpy array's memory without copying: handing it ``array``
         itself would let the Flax model alias another module's (or the caller's) memory."""
         owner, _, leaf = name.rpartition(".")
-        var = vars(self.submodule(layer, owner)).get(leaf)
+        var = _variable(self.submodule(layer, owner), leaf)
         if not isinstance(var, nnx.Variable):
             raise KeyError(f"{type(layer).__name__} has no variable {name!r}")
         old = var.get_value()
@@ -457,7 +472,7 @@ class FlaxBackend(Backend):
     # ---- sharded parameters (NamedSharding on a Mesh) -----------------------------------
     def sharded_leaf(self, layer, name):
         owner, _, leaf = name.rpartition(".")
-        var = vars(self.submodule(layer, owner)).get(leaf)
+        var = _variable(self.submodule(layer, owner), leaf)
         return self.sharded_native(var) if isinstance(var, nnx.Variable) else None
 
     def sharded_native(self, holder):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from xinit.fans import Fans
-from xinit.initializers import LecunNormal, Ones, VarianceScaling, Zeros
+from xinit.initializers import LecunNormal, Ones, Orthogonal, VarianceScaling, Zeros
 
 _NO_GROUPS = "flax ConvTranspose has no groups (feature_group_count) argument"
 _ONE_KV = "nnx.MultiHeadAttention has one in_kv_features for key and value (kdim != vdim)"
@@ -29,9 +29,35 @@ def unsupported(d) -> tuple[str, str] | None:
     return None
 
 
+_CELLS = {"lstm": "LSTMCell", "gru": "GRUCell"}  # Flax's own default recurrent layers
+
+
+def own_layer(d):
+    """The spec of Flax's own default layer for ``d`` where it is not the neutral one: a
+    recurrent layer is ``nnx.LSTMCell``/``nnx.GRUCell``, one bias per gate, in its layout."""
+    if d.kind not in _CELLS:
+        return None
+    from .lowerings import cell_spec
+
+    return cell_spec(_CELLS[d.kind], d.in_features, d.out_features)
+
+
 def rule(d, param: str):
     """(initializer, fans, rule in words, source) of ``param`` of Flax's default layer."""
     kind = d.kind
+    if kind in _CELLS:
+        src = f"flax/nnx/nn/recurrent.py {_CELLS[kind]} (linen: the same)"
+        if param == "weight_ih_l0":
+            text = "lecun_normal on each gate's kernel (in, H): fan_in = in"
+            return LecunNormal(), Fans(d.in_features, d.out_features), text, src
+        if param == "weight_hh_l0" and kind == "lstm":
+            text = "orthogonal on each gate's kernel (H, H) (modified_orthogonal)"
+            return Orthogonal(blocks=4), None, text, src
+        if param == "weight_hh_l0":
+            text = "orthogonal on the stacked (H, 3H) kernel: orthonormal rows"
+            return Orthogonal(), None, text, src
+        text = "zeros_init(): one bias per gate (PyTorch's other bias: none, zero in the math)"
+        return Zeros(), None, text, src
     if kind in ("linear", "conv", "conv_transpose"):
         src = "flax/nnx/nn/linear.py default_kernel_init = lecun_normal() (linen: the same)"
         if param == "bias":
@@ -135,6 +161,8 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
         m = nnx.BatchNorm(i, rngs=rngs)
     elif d.kind == "groupnorm":
         m = nnx.GroupNorm(i, num_groups=g, rngs=rngs)
+    elif d.kind in _CELLS:
+        m = getattr(nnx, _CELLS[d.kind])(i, o, rngs=rngs)
     elif d.kind == "rmsnorm":
         m = nnx.RMSNorm(i, rngs=rngs)
     elif d.kind == "multihead_attention":

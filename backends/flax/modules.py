@@ -4,6 +4,8 @@ channel-first order) and the containers, which record outputs while tracing."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -392,7 +394,7 @@ class Steps(nnx.Module):
         check_root_input(self, x)
         for name, to, held in zip(self._xinit_steps, self._xinit_converts, self._xinit_outs):
             child = getattr(self, name)
-            x = _record(child, child(layouts.convert(x, to)), held)
+            x = _record(child, call_child(child, layouts.convert(x, to)), held)
         return x
 
 
@@ -418,7 +420,7 @@ class Residual(nnx.Module):
         out = x
         for name, to, held in zip(self._xinit_body, self._xinit_converts, self._xinit_outs):
             child = getattr(self, name)
-            out = _record(child, child(layouts.convert(out, to)), held)
+            out = _record(child, call_child(child, layouts.convert(out, to)), held)
         if self._xinit_shortcut:
             child = getattr(self, self._xinit_shortcut)
             short = child(layouts.convert(x, self._xinit_to_short))
@@ -455,7 +457,7 @@ class Graph(GraphLogic, nnx.Module):
         to = self._xinit_converts.get(name)
         if to is not None:
             args = [layouts.convert(a, t) for a, t in zip(args, to)]
-        out = child(*args)
+        out = call_child(child, *args)
         return _record(child, out, self._xinit_held.get(name)) if hasattr(out, "ndim") else out
 
     def __call__(self, *xs):
@@ -508,3 +510,182 @@ class Upsample(nnx.Module):
         pairs = ",".join(f"{b}{a}" for a, b in zip(src, dst))
         # one contraction (one compiled op per shape): eager JAX compiles every op it meets
         return jnp.einsum(f"n{src}c,{pairs}->n{dst}c", x, *mats, precision="highest")
+
+
+# ---- sequence kinds: they take and return the neutral (N, L, D) array (layout "sequence") --
+def learned_parameter(spec, initial=None) -> nnx.Param:
+    """The ``nnx.Param`` of a learned-parameter node, with its drawn value when the build
+    offers one, its op kept in the metadata for the container that holds it."""
+    return nnx.Param(_initial_or(initial, "", spec.shape, 0.0), xinit_op=spec.op)
+
+
+def learned_op(op: str, param, x):
+    """A learned parameter (1, T, *rest) put before the neutral sequence x (``prepend``) or
+    added to it (``add``), broadcast over the batch."""
+    if op == "prepend":
+        return jnp.concatenate([jnp.broadcast_to(param, (x.shape[0], *param.shape[1:])), x], 1)
+    return x + param
+
+
+def call_child(child, *args):
+    """Run a container's child: a module, or a learned-parameter node (an ``nnx.Param``)."""
+    if isinstance(child, nnx.Variable):
+        return learned_op(child.xinit_op, child[...], *args)
+    return child(*args)
+
+
+class ScaledDotProductAttention(nnx.Module):
+    """Packed (N, L, 3E) q, k, v rows -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E), on
+    the neutral sequence."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, x):
+        n, length, packed = x.shape
+        h = self.spec.num_heads
+        e = packed // 3
+        qkv = x.reshape(n, length, 3, h, e // h)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # (N, L, H, D)
+        scores = jnp.einsum("nqhd,nkhd->nhqk", q, k) / np.float32(np.sqrt(e // h))
+        if self.spec.causal:
+            keep = jnp.tril(jnp.ones((length, length), bool))
+            scores = jnp.where(keep, scores, -jnp.inf)
+        y = jnp.einsum("nhqk,nkhd->nqhd", jax.nn.softmax(scores, axis=-1), v)
+        return y.reshape(n, length, e)
+
+
+class Select(nnx.Module):
+    """``x.select(dim, index)`` on the neutral array (ViT's class-token pooling)."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, x):
+        return jnp.take(x, self.spec.index, axis=self.spec.dim)
+
+
+class PositionIds(nnx.Module):
+    """Token ids (N, L) -> their positions ``arange(L)`` per sample (N, L)."""
+
+    def __call__(self, x):
+        return jnp.broadcast_to(jnp.arange(x.shape[1]), x.shape)
+
+
+# ---- recurrent layers: PyTorch's math on the neutral (N, L, D) sequence ---------------------
+_HIGHEST = jax.lax.Precision.HIGHEST  # float32 products, as PyTorch's (no TF32 on GPUs)
+
+
+def _lstm_step(wh, bh):
+    def step(carry, gx):  # gx: the input side of the gates at one step, (N, 4H)
+        h, c = carry
+        i, f, g, o = jnp.split(gx + jnp.dot(h, wh, precision=_HIGHEST) + bh, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+    return step
+
+
+def _gru_step(wh, bh):
+    def step(h, gx):  # gx: W_i x + b_i at one step, (N, 3H)
+        xr, xz, xn = jnp.split(gx, 3, axis=-1)
+        hr, hz, hn = jnp.split(jnp.dot(h, wh, precision=_HIGHEST) + bh, 3, axis=-1)
+        r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
+        n = jnp.tanh(xn + r * hn)  # b_hn inside r * (W_hn h + b_hn), as PyTorch
+        h = (1.0 - z) * n + z * h
+        return h, h
+
+    return step
+
+
+@functools.partial(jax.jit, static_argnames=("kind", "reverse"))
+def _run_cell(x, wi, bi, wh, bh, *, kind: str, reverse: bool):
+    """One layer and direction over a batch-first (N, L, D) sequence: the input side of every
+    gate for all steps at once, then ``lax.scan`` over time; (N, L, H) out."""
+    gx = jnp.einsum("nld,dg->lng", x, wi, precision=_HIGHEST) + bi
+    if reverse:
+        gx = gx[::-1]
+    h = jnp.zeros((x.shape[0], wh.shape[0]), x.dtype)
+    if kind == "lstm":
+        _, hs = jax.lax.scan(_lstm_step(wh, bh), (h, h), gx)
+    else:
+        _, hs = jax.lax.scan(_gru_step(wh, bh), h, gx)
+    if reverse:
+        hs = hs[::-1]
+    return jnp.transpose(hs, (1, 0, 2))
+
+
+def _gate(n_in: int, n_out: int, bias: bool) -> nnx.Linear:
+    """One gate's kernel (in, H), with a bias when the spec has it; xinit writes both."""
+    return nnx.Linear(
+        n_in,
+        n_out,
+        use_bias=bias,
+        kernel_init=zeros_init,
+        bias_init=zeros_init,
+        rngs=nnx.Rngs(0),
+    )
+
+
+class RecurrentCell(nnx.Module):
+    """One layer and direction of a recurrent spec: a ``kernel`` (in, H) per gate on each
+    side, named as Flax's ``nnx.LSTMCell`` names them (``ii``, ``if_``, ``ig``, ``io`` on
+    the input, ``hi``, ``hf``, ``hg``, ``ho`` on the hidden state; a GRU's ``ir``, ``iz``,
+    ``in_`` and ``hr``, ``hz``, ``hn``), and PyTorch's biases: a ``bias`` on each input gate
+    (b_i*) and on each hidden gate (b_h*) where the spec has them. ``gates``: the names,
+    input side then hidden side, in PyTorch's gate order (the lowering's ``GATES``)."""
+
+    def __init__(self, spec, n_in: int, gates):
+        h = spec.hidden_size
+        self.input_gates, self.hidden_gates = (tuple(side) for side in gates)
+        for name in self.input_gates:
+            setattr(self, name, _gate(n_in, h, spec.has_bias("ih")))
+        for name in self.hidden_gates:
+            setattr(self, name, _gate(h, h, spec.has_bias("hh")))
+
+    def _side(self, names):
+        gates = [getattr(self, name) for name in names]
+        kernel = jnp.concatenate([g.kernel[...] for g in gates], axis=1)  # (in, G*H)
+        if gates[0].bias is None:
+            return kernel, jnp.zeros((kernel.shape[1],), kernel.dtype)
+        return kernel, jnp.concatenate([g.bias[...] for g in gates])
+
+    def run(self, x, kind: str, reverse: bool):
+        wi, bi = self._side(self.input_gates)
+        wh, bh = self._side(self.hidden_gates)
+        return _run_cell(x, wi, bi, wh, bh, kind=kind, reverse=reverse)
+
+
+class Recurrent(nnx.Module):
+    """PyTorch's LSTM/GRU (``spec.kind``) in Flax: a :class:`RecurrentCell` per layer ``k``
+    and direction, named ``l{k}`` and ``l{k}_reverse`` as PyTorch suffixes its tensors.
+
+    Flax's own cells cannot compute PyTorch's numbers: ``nnx.LSTMCell`` keeps one bias per
+    gate (the hidden side), ``nnx.GRUCell`` keeps the input side's and has no b_hn, which
+    PyTorch applies inside r * (W_hn h + b_hn). So this module keeps both biases, computes
+    PyTorch's equations and takes and returns the neutral batch-first (N, L, D) sequence
+    (the output sequence alone); kernels (in, H) per gate, as Flax's LSTMCell holds them."""
+
+    def __init__(self, spec, gates):
+        self.spec = spec
+        for k, sfx in spec.cells():
+            setattr(self, f"l{k}{sfx}", RecurrentCell(spec, spec.layer_input(k), gates))
+
+    def __call__(self, x):
+        s = self.spec
+        for k in range(s.num_layers):
+            outs = [
+                getattr(self, f"l{k}{sfx}").run(x, s.kind, reverse=bool(sfx))
+                for sfx in ("", "_reverse")[: s.directions]
+            ]
+            x = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)
+        return x
+
+
+class LSTM(Recurrent):
+    """PyTorch's LSTM in Flax (see :class:`Recurrent`)."""
+
+
+class GRU(Recurrent):
+    """PyTorch's GRU in Flax (see :class:`Recurrent`)."""

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from xinit.fans import Fans
-from xinit.initializers import Normal, Ones, XavierUniform, Zeros
+from xinit.initializers import Normal, Ones, Uniform, XavierUniform, Zeros
 
 _NO_RMSNORM = (
     "paddle.nn has no RMSNorm layer, only the function rms_norm(x, shape, weight); xinit's "
@@ -33,6 +33,12 @@ def unsupported(d) -> tuple[str, str] | None:
 def rule(d, param: str):
     """(initializer, fans, rule in words, source) of ``param`` of Paddle's default layer."""
     kind = d.kind
+    if kind in ("lstm", "gru"):
+        bound = 1.0 / math.sqrt(d.out_features)
+        cell = "LSTMCell" if kind == "lstm" else "GRUCell"
+        src = f"python/paddle/nn/layer/rnn.py {cell} (default_initializer Uniform(-std, std))"
+        text = "Uniform(-1/√H, 1/√H), H = hidden_size, on every weight and bias"
+        return Uniform(-bound, bound), None, text, src
     if kind == "linear":
         src = "python/paddle/nn/layer/common.py Linear (ParamAttr default: XavierUniform)"
         if param == "weight":
@@ -151,6 +157,8 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
         m = nn.BatchNorm2D(i)
     elif d.kind == "groupnorm":
         m = nn.GroupNorm(g, i)
+    elif d.kind in ("lstm", "gru"):
+        m = getattr(nn, d.kind.upper())(i, o)
     elif d.kind == "rmsnorm":
         raise ValueError(_NO_RMSNORM)
     elif d.kind == "multihead_attention":

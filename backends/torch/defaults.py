@@ -42,6 +42,15 @@ def unsupported(d) -> tuple[str, str] | None:
 def rule(d, param: str):
     """(initializer, fans, rule in words, source) of ``param`` of PyTorch's default layer."""
     kind = d.kind
+    if kind in ("lstm", "gru"):
+        bound = 1.0 / math.sqrt(d.out_features)
+        text = "uniform_(-1/√H, 1/√H), H = hidden_size, on every weight and bias"
+        return (
+            Uniform(-bound, bound),
+            None,
+            text,
+            "torch/nn/modules/rnn.py RNNBase.reset_parameters",
+        )
     if kind in ("linear", "conv", "conv_transpose"):
         fans, src = d.weight_fans, _SOURCE[kind]
         if param == "weight":
@@ -162,6 +171,8 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
         m = nn.BatchNorm2d(i)
     elif d.kind == "groupnorm":
         m = nn.GroupNorm(g, i)
+    elif d.kind in ("lstm", "gru"):
+        m = getattr(nn, d.kind.upper())(i, o)
     elif d.kind == "rmsnorm":
         m = nn.RMSNorm(i)
     elif d.kind == "multihead_attention":

@@ -53,8 +53,11 @@ LAYERS = (
     "embedding",
     "rmsnorm",
     "multihead_attention",
+    "lstm",
+    "gru",
 )
 _NORMS = ("batchnorm", "layernorm", "groupnorm", "rmsnorm")  # one feature count, no fans
+_RECURRENT = {"lstm": L.LSTM, "gru": L.GRU}  # in = input size, out = hidden size
 _ONE_COUNT = (*_NORMS, "multihead_attention")  # layers with a single feature count
 _DEPTHWISE = {
     "depthwise_conv1d": "conv1d",
@@ -125,9 +128,10 @@ class LayerDims:
     """A layer's logical dims, all the catalogue needs.
 
     ``in_features``/``out_features`` are C_in/C_out for convolutions, in/out for linear,
-    ``num_embeddings``/``embedding_dim`` for embeddings and the feature count (twice) for
-    norm layers and attention (the embed dim E). ``kernel`` has one entry per spatial dim
-    (empty for non-conv layers); ``heads`` is attention's head count (1 for other layers),
+    ``num_embeddings``/``embedding_dim`` for embeddings, input/hidden size for one layer and
+    direction of an LSTM or GRU, and the feature count (twice) for norm layers and
+    attention (the embed dim E). ``kernel`` has one entry per spatial dim (empty for
+    non-conv layers); ``heads`` is attention's head count (1 for other layers),
     ``kdim``/``vdim`` its key and value input sizes (None: E).
     """
 
@@ -241,6 +245,8 @@ class LayerDims:
                 f"{self.layer}(d_model={self.in_features}, nhead={self.heads}, "
                 f"dim_feedforward={self.out_features})"
             )
+        if self.kind in _RECURRENT:
+            return f"{self.layer}(input={self.in_features}, hidden={self.out_features})"
         if self.kind == "multihead_attention":
             kv = "".join(f", {n}={getattr(self, n)}" for n in ("kdim", "vdim") if getattr(self, n))
             return f"{self.layer}(E={self.in_features}, heads={self.heads}{kv})"
@@ -371,10 +377,12 @@ def as_dims(layer: Any) -> LayerDims:
     if kind == "multihead_attention":
         e = layer.embed_dim
         return LayerDims(kind, e, e, heads=layer.num_heads, kdim=layer.kdim, vdim=layer.vdim)
+    if kind in _RECURRENT:  # layer 0, one direction: deeper tensors see _recurrent_dims
+        return LayerDims(kind, layer.input_size, layer.hidden_size)
     raise ValueError(
         f"cannot read layer dims from {type(layer).__name__}: expected LayerDims, a dict, or an "
         "xinit Conv/ConvTranspose/Linear/Embedding/BatchNorm/LayerNorm/GroupNorm/RMSNorm/"
-        "MultiheadAttention spec or an xinit.transformer layer"
+        "MultiheadAttention/LSTM/GRU spec or an xinit.transformer layer"
     )
 
 
@@ -520,7 +528,19 @@ def _spec(d: LayerDims) -> L.Layer | None:
         return L.RMSNorm(d.in_features)
     if d.kind == "multihead_attention":
         return L.MultiheadAttention(d.in_features, d.heads, kdim=d.kdim, vdim=d.vdim)
+    if d.kind in _RECURRENT:
+        return _RECURRENT[d.kind](d.in_features, d.out_features)
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _own_spec(framework: str, d: LayerDims) -> L.Layer | None:
+    """The spec of ``framework``'s own default layer with dims ``d`` where it is not the
+    neutral one (Flax's recurrent cells keep one bias per gate, in their own layout): its
+    defaults module's ``own_layer``; else :func:`_spec`."""
+    own = getattr(_rules(framework), "own_layer", None)
+    spec = own(d) if own is not None else None
+    return spec if spec is not None else _spec(d)
 
 
 def _param_spec(d: LayerDims, param: str) -> L.ParamSpec:
@@ -537,10 +557,11 @@ def _param_spec(d: LayerDims, param: str) -> L.ParamSpec:
 def _leaves(framework: str, d: LayerDims, param: str) -> tuple[Leaf, ...]:
     """Where ``param`` of ``d`` lives in ``framework``'s module (its lowering's parameter map:
     one leaf or several); empty when the framework keeps no counterpart (Paddle/Flax
-    ``num_batches_tracked``) or the layer has no such parameter (attention's packed
-    ``in_proj_weight`` or separate ``q/k/v_proj_weight``, by kdim/vdim)."""
+    ``num_batches_tracked``, the second bias of Flax's recurrent cells) or the layer has no
+    such parameter (attention's packed ``in_proj_weight`` or separate ``q/k/v_proj_weight``,
+    by kdim/vdim)."""
     registry = part(framework, "lowerings").REGISTRY
-    spec = _spec(d)
+    spec = _own_spec(framework, d)
     if spec is None:
         name = registry[d.kind].leaves.get(param, param)
         return () if name is None else (Leaf(name),)
@@ -769,6 +790,18 @@ def _dims_from_param(param, framework: str) -> LayerDims:
     )
 
 
+def _recurrent_dims(param, d: LayerDims) -> tuple[LayerDims, str]:
+    """A recurrent tensor (``weight_ih_l2_reverse``) as the catalogue's one-layer one-direction
+    layer it has the defaults of (input = layer 2's input size) and its name there."""
+    parts = L.LSTM.leaf_parts(param.name)
+    if parts is None:
+        raise ValueError(f"{d.kind} has no parameter {param.name!r}")
+    base, k, _ = parts
+    layer = getattr(param, "layer", None)
+    n_in = layer.layer_input(k) if layer is not None else d.in_features
+    return LayerDims(d.kind, n_in, d.out_features), f"{base}_l0"
+
+
 def _dims_from_weight(shape: tuple[int, ...], role: str, framework: str) -> LayerDims:
     """The layer a weight of neutral ``shape`` and ``role`` belongs to (groups 1): a conv
     weight ``(out, in, *k)``, a transposed one ``(in, out, *k)``, linear ``(out, in)``,
@@ -807,7 +840,9 @@ class Default(Initializer):
 
     def resolve(self, shape, role="linear", fans=None, *, param=None) -> Distribution:
         """The default law of ``param`` (a ParamSpec); without one, of the weight of the
-        layer that ``role`` and the neutral ``shape`` describe (groups taken as 1)."""
+        layer that ``role`` and the neutral ``shape`` describe (groups taken as 1). A
+        recurrent layer's deeper or backward tensors take their layer's own input size; a
+        bias the framework's own layer lacks (Flax's cells keep one per gate) is zero."""
         if param is None:
             d, name = _dims_from_weight(tuple(shape), role, self.framework), "weight"
         else:
@@ -815,6 +850,10 @@ class Default(Initializer):
             if name == "num_batches_tracked":
                 return ConstantDist(0.0)  # a counter, 0 in every framework that has one
             d = _dims_from_param(param, self.framework)
+            if d.kind in _RECURRENT:
+                d, name = _recurrent_dims(param, d)
+                if name not in params_of(self.framework, d):
+                    return ConstantDist(0.0)  # absent in its math: zero
         entry = default_entry(self.framework, d, name)
         if entry.distribution is None:
             raise ValueError(f"Default({self.framework!r}) for {entry.id}: {entry.note}")
