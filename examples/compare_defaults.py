@@ -1,5 +1,5 @@
-"""Compare what PyTorch, PaddlePaddle and Flax do by default to a conv, a linear layer, norms
-and attention.
+"""Compare what PyTorch, PaddlePaddle and Flax do by default to a conv, a linear layer, norms,
+attention and a transformer encoder layer.
 
     python examples/compare_defaults.py                      # table on the terminal, plot file
     python examples/compare_defaults.py --markdown defaults.md --plot defaults_conv2d.png
@@ -8,7 +8,8 @@ The table comes from xinit's catalogue (``xinit.defaults``), which the test suit
 against each framework's own default layers; the plot draws the weights that each installed
 framework's own ``Conv2d`` / ``Conv2D`` / ``nnx.Conv`` actually produces, over the catalogue's
 analytic densities. The same is one command away: ``xinit defaults --layer conv2d,linear``,
-``xinit defaults --layer layernorm,groupnorm,rmsnorm`` and ``xinit defaults --layer mha``.
+``xinit defaults --layer layernorm,groupnorm,rmsnorm``, ``xinit defaults --layer mha`` and
+``xinit defaults --layer transformer_encoder_layer``.
 """
 
 from __future__ import annotations
@@ -44,16 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     norms = [defaults.dims(n, o, groups=args.groups if n == "groupnorm" else 1) for n in _NORMS]
     norm_entries = [e for d in norms for e in defaults.catalogue(d)]
     attention = defaults.catalogue("multihead_attention", o, heads=args.heads)
+    encoder = defaults.catalogue("transformer_encoder_layer", o, heads=args.heads)  # ff 4·E
 
     console = Console()
     console.print(defaults.to_rich(entries, args.reference))
     console.print(defaults.to_rich(norm_entries, args.reference))
     console.print(defaults.to_rich(attention, args.reference, detail=True))
+    console.print(defaults.to_rich(encoder, args.reference, detail=True))
     if args.markdown:
         text = [
             defaults.to_markdown(entries, args.reference),
             defaults.to_markdown(norm_entries, args.reference),
             defaults.to_markdown(attention, args.reference, detail=True),
+            defaults.to_markdown(encoder, args.reference, detail=True),
             "\nConventions around initialisation (`xinit defaults --conventions`):\n",
             defaults.conventions_markdown(),
         ]

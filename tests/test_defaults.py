@@ -63,6 +63,9 @@ CASES = {
     "rms64": D.dims("rmsnorm", 64),
     "e256h8": D.dims("multihead_attention", 256, heads=8),
     "e96h4": D.dims("multihead_attention", 96, heads=4),
+    # blocks: torch's random biases (d_model 128 each) reach N_MIN in 469 layers
+    "enc128h4f512": D.dims("transformer_encoder_layer", 128, 512, heads=4),
+    "dec128h4f512": D.dims("transformer_decoder_layer", 128, 512, heads=4),
     "lstm64x256": D.dims("lstm", 64, 256),
     "gru48x256": D.dims("gru", 48, 256),
 }
@@ -151,6 +154,8 @@ def _linen_params(d: D.LayerDims, seed: int) -> dict[str, np.ndarray]:
 
 def _state(framework: str, d: D.LayerDims, seed: int) -> dict[str, np.ndarray]:
     """One native default layer's state: native names, native layout."""
+    if d.block_class:
+        return _block_state(framework, d, seed)
     if framework == "torch":
         import torch
 
@@ -211,6 +216,8 @@ def measured(framework: str, tag: str) -> dict[str, np.ndarray]:
 def _catalogue_cases():
     for fw in D.FRAMEWORKS:
         for tag, d in CASES.items():
+            if d.block_class and fw == "flax":  # no nnx block: test_flax_composes_its_layers
+                continue
             for param in D.params_of(fw, d):
                 yield pytest.param(fw, tag, param, id=f"{fw}-{d.layer}-{param}-{tag}")
 
@@ -634,6 +641,254 @@ def test_default_errors_name_the_problem():
     )
 
 
+# ---- transformer layers: blocks, their rows composed of their layers' rows ----------------------
+def _block_state(framework: str, d: D.LayerDims, seed: int) -> dict[str, np.ndarray]:
+    """The framework's own transformer layer (or nn.Transformer, one layer per stack) for block
+    ``d``, built directly under ``seed``: its state, native names and layout."""
+    e, h, f = d.in_features, d.heads, d.out_features
+    if framework == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+        nn = torch.nn
+        if d.layer == "transformer":
+            m = nn.Transformer(e, h, 1, 1, f, batch_first=True)
+        elif d.layer == "transformer_encoder_layer":
+            m = nn.TransformerEncoderLayer(e, h, f, batch_first=True)
+        else:
+            m = nn.TransformerDecoderLayer(e, h, f, batch_first=True)
+        return {n: t.detach().numpy() for n, t in m.state_dict().items()}
+    import paddle
+
+    paddle.seed(seed)
+    nn = paddle.nn
+    if d.layer == "transformer":
+        m = nn.Transformer(e, h, 1, 1, f)
+    elif d.layer == "transformer_encoder_layer":
+        m = nn.TransformerEncoderLayer(e, h, f)
+    else:
+        m = nn.TransformerDecoderLayer(e, h, f)
+    return {n: np.array(t.numpy()) for n, t in m.state_dict().items()}
+
+
+def _child_entry(framework: str, d: D.LayerDims, path: str) -> D.DefaultEntry:
+    """The catalogue entry of the layer that holds ``path`` of block ``d``, read from the
+    block's xinit graph (not from the catalogue's composition)."""
+    from xinit.blocks import param_specs
+    from xinit.transformer import TransformerDecoderLayer, TransformerEncoderLayer
+
+    e, h, f = d.in_features, d.heads, d.out_features
+    if d.layer == "transformer":  # encoder.layers.0.* / decoder.layers.0.*, and each norm
+        stack, _, rest = path.partition(".")
+        if rest.startswith("norm."):
+            return D.default_entry(framework, D.dims("layernorm", e), rest[len("norm.") :])
+        layer = dict(encoder=TransformerEncoderLayer, decoder=TransformerDecoderLayer)[stack]
+        graph, path = layer(e, h, f), rest[len("layers.0.") :]
+    elif d.layer == "transformer_encoder_layer":
+        graph = TransformerEncoderLayer(e, h, f)
+    else:
+        graph = TransformerDecoderLayer(e, h, f)
+    p = param_specs(graph)[path]
+    return D.default_entry(framework, D.as_dims(p.layer), p.name)
+
+
+BLOCK_DIMS = [D.dims(b, 64, heads=4) for b in D.BLOCKS] + [
+    D.dims("transformer_decoder_layer", 96, 200, heads=3)
+]
+
+
+@pytest.mark.parametrize("d", BLOCK_DIMS, ids=lambda d: f"{d.layer}-{d.in_features}")
+def test_block_rows_are_their_layers_rows(d):
+    """Each framework's row for a block parameter is its layer's row (the same initializer,
+    fans and law, the native names under the framework's child path), except where the
+    framework's block re-initialises: torch's nn.Transformer, Xavier on every >1-d tensor
+    with the tensor's own fans."""
+    paths = [e.param for e in D.catalogue(d, frameworks=("torch",))]
+    assert (
+        len(paths)
+        == len(set(paths))
+        == {"transformer_encoder_layer": 12}.get(
+            d.layer, 18 if d.layer == "transformer_decoder_layer" else 12 + 2 + 18 + 2
+        )
+    )
+    for fw in D.FRAMEWORKS:
+        assert D.params_of(fw, d) == tuple(paths), fw  # every framework has every parameter
+        for path in paths:
+            entry, child = D.default_entry(fw, d, path), _child_entry(fw, d, path)
+            owner = path[: -len(child.param) - 1]
+            if fw == "paddle":  # Paddle names the decoder's cross-attention cross_attn
+                owner = owner.replace("multihead_attn", "cross_attn")
+            assert entry.leaves == tuple((f"{owner}.{n}", s) for n, s in child.leaves), path
+            assert entry.neutral_shape == child.neutral_shape and entry.note, (fw, path)
+            if fw == "torch" and d.layer == "transformer" and len(entry.neutral_shape) > 1:
+                out, fan_in = entry.neutral_shape
+                bound = math.sqrt(6 / (fan_in + out))
+                assert entry.distribution == UniformDist(-bound, bound), path
+                assert "xavier_uniform_" in entry.rule and child.rule in entry.rule, path
+                continue
+            assert (entry.initializer, entry.fans, entry.distribution) == (
+                child.initializer,
+                child.fans,
+                child.distribution,
+            ), (fw, path)
+            assert entry.rule.endswith(child.rule), (fw, path)
+            assert entry.rule.startswith("composed, nnx.") == (fw == "flax"), (fw, path)
+
+
+def test_block_dims_and_names():
+    enc = D.dims("TransformerEncoderLayer", 512, heads=8)
+    assert enc == D.LayerDims("transformer_encoder_layer", 512, 2048, heads=8)  # 4·d_model
+    for name in ("transformer_encoder", "encoder_layer", "Transformer Encoder Layer"):
+        assert D.dims(name, 512, heads=8) == enc, name
+    assert D.dims("decoder_layer", 64, 100, heads=2).layer == "transformer_decoder_layer"
+    assert D.dims("Transformer", 64).layer == "transformer" and D.is_block("transformer")
+    assert not D.is_block("mha") and not D.is_block("depthwise_conv2d")
+    assert enc.describe() == "transformer_encoder_layer(d_model=512, nhead=8, dim_feedforward=2048)"
+    from xinit.transformer import TransformerDecoderLayer, TransformerEncoderLayer
+
+    assert D.as_dims(TransformerEncoderLayer(512, 8)) == enc  # torch's dim_feedforward 2048
+    assert D.catalogue(TransformerEncoderLayer(512, 8)) == D.catalogue(enc)
+    with pytest.raises(ValueError, match="heads=3 does not divide the embed dim 64"):
+        D.dims("transformer_encoder_layer", 64, heads=3)
+    with pytest.raises(ValueError, match="with bias and PyTorch's child names"):
+        D.as_dims(TransformerEncoderLayer(64, 4, 128, bias=False))
+    with pytest.raises(ValueError, match="with bias and PyTorch's child names"):
+        D.as_dims(TransformerDecoderLayer(64, 4, 128, cross_attn_name="cross_attn"))
+    with pytest.raises(ValueError, match="has no parameter 'weight'"):
+        D.default_entry("torch", enc, "weight")
+    with pytest.raises(ValueError, match="is a block of layers"):
+        D.plot_defaults(enc, "unused.png")
+
+
+def _layer_draws(framework: str, d: D.LayerDims, seed: int) -> dict[str, np.ndarray]:
+    """The framework's own encoder and decoder layers for ``d``'s dims, built one after the
+    other under ``seed`` (the order nn.Transformer builds them), under nn.Transformer's
+    names."""
+    e, h, f = d.in_features, d.heads, d.out_features
+    out = {}
+    if framework == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+        nn = torch.nn
+        layers = {
+            "encoder": nn.TransformerEncoderLayer(e, h, f, batch_first=True),
+            "decoder": nn.TransformerDecoderLayer(e, h, f, batch_first=True),
+        }
+        for stack, m in layers.items():
+            out |= {f"{stack}.layers.0.{n}": t.detach().numpy() for n, t in m.state_dict().items()}
+        return out
+    import paddle
+
+    paddle.seed(seed)
+    layers = {
+        "encoder": paddle.nn.TransformerEncoderLayer(e, h, f),
+        "decoder": paddle.nn.TransformerDecoderLayer(e, h, f),
+    }
+    for stack, m in layers.items():
+        out |= {f"{stack}.layers.0.{n}": np.array(t.numpy()) for n, t in m.state_dict().items()}
+    return out
+
+
+@pytest.mark.parametrize("framework", ["torch", "paddle"])
+def test_transformer_model_reinit_is_the_catalogues(framework):
+    """nn.Transformer: torch's _reset_parameters re-draws every >1-d parameter with
+    xavier_uniform_ (measured: moments and KS over independent models, each tensor on its
+    own), and leaves every 1-d one exactly as its layer drew it (the same values as the
+    encoder and decoder layers built alone, in the same order, under the same seed); Paddle's
+    re-draws nothing (every value equal). The layers' own laws are measured above."""
+    require_backend(framework)
+    d = D.dims("transformer", 128, 512, heads=4)
+    entries = D.catalogue(d, frameworks=(framework,))
+    redrawn = [e for e in entries if e.rule.startswith("xavier_uniform_ (nn.Transformer")]
+    assert (len(redrawn) == 10) == (framework == "torch") and (framework == "torch" or not redrawn)
+    # the smallest re-drawn tensor, out_proj.weight (E, E), has 16384 elements: 4 models
+    draws = math.ceil(N_MIN / 128**2)
+    states = [_block_state(framework, d, 9000 + i) for i in range(draws)]
+    assert set(states[0]) == {n for e in entries for n in e.native_names}
+    alone = _layer_draws(framework, d, 9000)
+    for e in entries:
+        for name in e.native_names:
+            if e in redrawn:
+                values = np.concatenate([s[name].ravel() for s in states])
+                assert_same_law(values, e.distribution, f"{e.id} ({name})")
+                assert not np.array_equal(states[0][name], alone[name]), name
+            elif name in alone:  # a layer's parameter: exactly what the layer drew
+                np.testing.assert_array_equal(states[0][name], alone[name], err_msg=name)
+            else:  # encoder.norm, decoder.norm: the stacks' final LayerNorms
+                assert np.all(states[0][name] == e.distribution.value), name
+    assert D.native_defaults(framework, d, seed=9000).keys() == states[0].keys()
+
+
+def test_flax_composes_its_layers():
+    """flax.nnx has no transformer layer (checked, so a Flax that gains one fails here); the
+    catalogue's Flax rows name the tensors of xinit's Flax build, which composes
+    nnx.MultiHeadAttention, nnx.Linear and nnx.LayerNorm (their laws are measured above)."""
+    require_backend("flax")
+    from flax import nnx
+
+    from xinit.transformer import TransformerDecoderLayer, TransformerEncoderLayer
+
+    assert not [n for n in dir(nnx) if "transformer" in n.lower() or "encoder" in n.lower()]
+    for graph in (TransformerEncoderLayer(64, 4, 128), TransformerDecoderLayer(64, 4, 128)):
+        module = xinit.build(graph, "flax")
+        state = {
+            ".".join(map(str, path)): np.asarray(v.get_value()).shape
+            for path, v in nnx.to_flat_state(nnx.state(module, nnx.Param))
+        }
+        entries = D.catalogue(graph, frameworks=("flax",))
+        assert {n: e.native_shape for e in entries for n in e.native_names} == state
+        with pytest.raises(ValueError, match="flax.nnx has no transformer layer"):
+            D.native_defaults("flax", D.as_dims(graph))
+
+
+BLOCK_DEFAULTS = [(fw, backend) for fw in ("torch", "paddle") for backend in D.FRAMEWORKS]
+
+
+@pytest.mark.parametrize(
+    "framework, backend", BLOCK_DEFAULTS, ids=[f"{f}-in-{b}" for f, b in BLOCK_DEFAULTS]
+)
+def test_default_on_a_transformer_layer_reproduces_each_native_leaf(framework, backend):
+    """Default(framework) in a policy on xinit's TransformerEncoderLayer graph, built in
+    ``backend``: every tensor of the framework's own nn.TransformerEncoderLayer (torch's packed
+    in_proj_weight, Paddle's q/k/v_proj, linear1/2, norms) gets that framework's law, the
+    catalogue's block row: moments and KS for each leaf of >= N_MIN elements, KS and the
+    support for torch's small random biases, two-sample KS against the native layer's."""
+    from xinit.backends import part
+
+    from xinit.blocks import param_specs
+    from xinit.parammap import piece
+    from xinit.state import state_dict
+    from xinit.transformer import TransformerEncoderLayer
+
+    require_backend(framework)
+    require_backend(backend)
+    graph = TransformerEncoderLayer(256, 8, 1024)  # each (E, E) leaf: 65536 >= N_MIN
+    rule = xinit.Rule(xinit.init.Default(framework), param="*")
+    built = state_dict(xinit.build(graph, backend, policy=xinit.Policy(rule), seed=11))
+    native = _block_state(framework, D.as_dims(graph), 4321)
+    registry = part(framework, "lowerings").REGISTRY
+    specs = param_specs(graph)
+    for entry in D.catalogue(graph, frameworks=(framework,)):
+        p = specs[entry.param]
+        leaves = registry.param_map(p.layer)[p.name]
+        for name, leaf in zip(entry.native_names, leaves, strict=True):
+            ours = piece(built[entry.param], leaf)
+            what = f"Default({framework!r}) in {backend}: {entry.param} as {name}"
+            assert ours.shape == native[name].shape == entry.native_shape, what
+            dist = entry.distribution
+            if isinstance(dist, ConstantDist):
+                assert np.all(ours == dist.value) and np.all(native[name] == dist.value), what
+                continue
+            if ours.size >= N_MIN:
+                assert_same_law(ours.ravel(), dist, what)
+            else:  # torch's linear biases (1024 and 256): the law's support, and KS
+                assert np.abs(ours).max() <= dist.high, what
+                assert np.abs(ours).max() > 0.9 * dist.high, what  # P(miss) = 0.9^256 < 1e-11
+                assert_ks_one(ours.ravel(), dist, what)
+            assert_ks_two(ours.ravel(), native[name].ravel(), f"{what} vs its own layer")
+
+
 # ---- conventions, measured ---------------------------------------------------------------------
 def _bn_one_step(framework):
     """(weight of a new batch, running variance written) after one training batch [0, 1, 2, 3]."""
@@ -943,6 +1198,34 @@ def _attention_fans(framework, e=16, heads=4):
     return (fan_in // e, fan_out // e) if fan_in % e == fan_out % e == 0 else seen[0]
 
 
+def _stack_copies(framework):
+    """Are the layers of the framework's own TransformerEncoder equal at init?"""
+    if framework == "flax":
+        from flax import nnx
+
+        return "none" if not [n for n in dir(nnx) if "transformer" in n.lower()] else "?"
+    if framework == "torch":
+        import torch
+
+        layer = torch.nn.TransformerEncoderLayer(16, 4, 32, batch_first=True)
+        state = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).state_dict()
+        state = {k: v.numpy() for k, v in state.items()}
+    else:
+        import paddle
+
+        layer = paddle.nn.TransformerEncoderLayer(16, 4, 32)
+        state = paddle.nn.TransformerEncoder(layer, 2).state_dict()
+        state = {k: np.array(v.numpy()) for k, v in state.items()}
+    names = [k[len("layers.0.") :] for k in state if k.startswith("layers.0.")]
+    same = [np.array_equal(state[f"layers.0.{k}"], state[f"layers.1.{k}"]) for k in names]
+    if all(same):
+        return "identical"
+    # every random tensor differs (the norms' ones and zeros and Paddle's zero biases are equal)
+    random = [k for k, eq in zip(names, same) if np.unique(state[f"layers.0.{k}"]).size > 1]
+    shared = [k for k, eq in zip(names, same) if eq and k in random]
+    return "independent" if random and not shared else f"neither (equal: {shared})"
+
+
 MEASURED_CONVENTIONS = {
     "bn.momentum": _momentum,
     "bn.new_batch_weight": lambda fw: round(_bn_one_step(fw)[0], 4),
@@ -960,6 +1243,7 @@ MEASURED_CONVENTIONS = {
     "rng.build_order": _build_order,
     "rng.norm_consumes": _norm_consumes,
     "attention.bool_mask": _bool_mask_meaning,
+    "transformer.stack_copies": _stack_copies,
 }
 
 
@@ -1182,6 +1466,65 @@ def test_cli_plot(capsys, tmp_path):
     json.loads(out)  # the plot note goes to stderr, stdout stays JSON
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+@pytest.mark.parametrize("block", D.BLOCKS)
+def test_cli_block_side_by_side(capsys, block):
+    """``xinit defaults --layer BLOCK``: a row per parameter of the block, each cell the
+    catalogue's entry (law, rule, native tensors), then each framework's note; d_model is
+    --in, nhead --heads, dim_feedforward --out or 4·d_model."""
+    rc, out, _ = _cli(capsys, "--layer", block, "--in", "64", "--heads", "4", "--format", "md")
+    assert rc == 0
+    d = D.dims(block, 64, 256, heads=4)
+    assert d.describe() in out.splitlines()[0]
+    header, rows = _md_table(out)
+    assert header == ["layer", "param", *D.FRAMEWORKS]
+    assert list(rows) == list(D.params_of("torch", d))
+    for param, row in rows.items():
+        assert row[0] == block
+        for fw, cell in zip(D.FRAMEWORKS, row[2:]):
+            e = D.default_entry(fw, d, param)
+            lines = cell.split("<br>")
+            assert lines[0].startswith(D.short(e.distribution)), (fw, param, cell)
+            each = " each" if len(e.leaves) > 1 else ""
+            assert lines[1:] == [e.rule, f"{e.native_name} {e.native_shape}{each}"], (fw, cell)
+    first = next(iter(rows))
+    notes = [line for line in out.splitlines() if line.startswith("- ")]
+    assert notes == [f"- {fw}: {D.default_entry(fw, d, first).note}" for fw in D.FRAMEWORKS]
+    argv = ("--layer", block, "--in", "64", "--heads", "4")
+    rc, again, _ = _cli(capsys, *argv, "--out", "256", "--format", "md")
+    assert rc == 0 and again == out
+    rc, text, _ = _cli(capsys, *argv, "--out", "96", "--format", "json")
+    recs = json.loads(text)
+    assert rc == 0 and len(recs) == 3 * len(rows)
+    assert {r["dims"]["out"] for r in recs} == {96}
+    assert {r["note"] for r in recs} == {
+        D.default_entry(fw, D.dims(block, 64, 96, heads=4), first).note for fw in D.FRAMEWORKS
+    }
+
+
+def test_cli_transformer_layer_names_and_the_torch_model(capsys):
+    """The aliases print the same table; nn.Transformer's table shows torch's Xavier where the
+    layer alone has kaiming_uniform_; --plot refuses a block before printing anything."""
+    argv = ("--in", "512", "--heads", "8", "--format", "md")
+    rc, out, _ = _cli(capsys, "--layer", "transformer_encoder_layer", *argv)
+    assert rc == 0
+    for name in ("transformer_encoder", "encoder_layer", "TransformerEncoderLayer"):
+        rc, again, _ = _cli(capsys, "--layer", name, *argv)
+        assert rc == 0 and again == out, name
+    _, rows = _md_table(out)
+    e = 512
+    assert rows["linear1.weight"][2].startswith(f"U(±{1 / math.sqrt(e):.4g})")  # kaiming, a=√5
+    assert rows["linear1.weight"][3].startswith(f"U(±{math.sqrt(6 / (e + 4 * e)):.4g})")
+    rc, model, _ = _cli(capsys, "--layer", "transformer", *argv)
+    _, rows = _md_table(model)
+    cell = rows["encoder.layers.0.linear1.weight"][2]
+    assert cell.startswith(f"U(±{math.sqrt(6 / (e + 4 * e)):.4g})") and "xavier_uniform_" in cell
+    assert rows["decoder.layers.0.multihead_attn.in_proj_weight"][3].split("<br>")[2] == (
+        f"decoder.layers.0.cross_attn.{{q_proj,k_proj,v_proj}}.weight ({e}, {e}) each"
+    )
+    rc, out, err = _cli(capsys, "--layer", "decoder_layer", "--plot", "unused.png")
+    assert rc == 2 and out == "" and "transformer_decoder_layer is a block" in err
 
 
 # ---- recurrent layers: Default(framework) on every tensor of a deep bidirectional LSTM --------

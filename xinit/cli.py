@@ -368,6 +368,8 @@ def cmd_defaults(args) -> int:
             _print_wide(defaults.conventions_rich(items), width=args.width)
         return 0
     layers = [_defaults_dims(defaults, layer, args) for layer in _csv(args.layer)]
+    if args.plot and layers[0].block_class:  # refused before the table, not after it
+        raise ValueError(f"--plot draws one layer's parameter; {layers[0].layer} is a block")
     entries = [e for d in layers for e in defaults.catalogue(d, frameworks=frameworks)]
     detail = len(layers) == 1  # one layer kind: side by side, with each framework's rule
     if args.format == "json":
@@ -387,9 +389,11 @@ def cmd_defaults(args) -> int:
 
 def _defaults_dims(defaults, layer: str, args):
     """The dims of one ``--layer`` name: a layer with one feature count (norms, attention)
-    takes ``--out`` when given, else ``--in``; others take ``--out`` (default 128)."""
+    takes ``--out`` when given, else ``--in``; a block (transformer layer) takes d_model =
+    ``--in`` and the feed-forward width ``--out`` (default 4·d_model); others take ``--out``
+    (default 128)."""
     out = args.out_features
-    if out is None and not defaults.one_feature_count(layer):
+    if out is None and not defaults.one_feature_count(layer) and not defaults.is_block(layer):
         out = 128
     kernel = args.kernel[0] if len(args.kernel) == 1 else args.kernel
     return defaults.dims(layer, args.in_features, out, kernel, args.groups, args.heads)
@@ -756,11 +760,16 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--layer",
         default="conv2d,linear",
-        help="comma list: conv2d, linear, layernorm, mha, ...; one layer: side by side, with "
-        "each framework's rule and native tensors",
+        help="comma list: conv2d, linear, layernorm, mha, ..., transformer_encoder_layer, "
+        "transformer_decoder_layer, transformer; one layer: side by side, with each "
+        "framework's rule and native tensors",
     )
     f.add_argument(
-        "--in", dest="in_features", type=int, default=64, help="C_in / in / num / features / E"
+        "--in",
+        dest="in_features",
+        type=int,
+        default=64,
+        help="C_in / in / num / features / E / d_model",
     )
     f.add_argument(
         "--out",
@@ -768,11 +777,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="C_out / out / dim (default 128); norms and attention: their feature count (--in "
-        "when not given)",
+        "when not given); transformer layers: dim_feedforward (default 4·--in)",
     )
     f.add_argument("--kernel", type=_csv_ints, default=(3,), help="e.g. 3 or 3,5")
     f.add_argument("--groups", type=int, default=1)
-    f.add_argument("--heads", type=int, default=8, help="attention heads (default 8)")
+    f.add_argument(
+        "--heads", type=int, default=8, help="attention heads, transformer nhead (default 8)"
+    )
     f.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     f.add_argument("--reference", default="torch", help="std ratios relative to this framework")
     f.add_argument("--format", default="table", choices=("table", "md", "json"))

@@ -111,11 +111,40 @@ def _attention(d, param: str):
     return Zeros(), None, "zeros_init()", _MHA_SOURCE
 
 
+# ---- blocks: transformer layers, composed of the layers above ------------------------------
+_NO_BLOCK = (
+    "flax.nnx has no transformer layer: each row is what composing nnx.MultiHeadAttention, "
+    "nnx.Linear and nnx.LayerNorm gives (named as xinit's Flax build names them)"
+)
+CHILD_NAMES: dict[str, str] = {}  # no native block: xinit's Flax build names its children
+_MODULE = {
+    "multihead_attention": "nnx.MultiHeadAttention",
+    "linear": "nnx.Linear",
+    "layernorm": "nnx.LayerNorm",
+}
+
+
+def block_note(d) -> str:
+    """Flax has no transformer block: its rows are a composition of its layers."""
+    return _NO_BLOCK
+
+
+def block_rule(d, param: str, kind: str, shape: tuple[int, ...], child: tuple):
+    """(initializer, fans, rule in words, source) of ``param`` of a Flax user's composition
+    for block ``d``: the child's own default ``child`` (the same 4-tuple), marked as composed
+    (``kind``: the child's layer kind)."""
+    init, fans, rule, source = child
+    module = _MODULE.get(kind, "its layer")
+    return init, fans, f"composed, {module}: {rule}", f"{_NO_BLOCK}; {source}"
+
+
 def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
     """Flax NNX's own default layer for ``d``, built with ``nnx.Rngs(seed)``: its flat state
     (native dotted names and layout) as numpy arrays."""
     from flax import nnx
 
+    if d.block_class:
+        raise ValueError(_NO_BLOCK)
     rngs = nnx.Rngs(seed)
     i, o, k, g = d.in_features, d.out_features, d.kernel, d.groups
     if d.kind == "linear":

@@ -94,6 +94,47 @@ def _attention(d, param: str):
     return Zeros(), None, "Constant(0) (Linear's bias default)", _MHA_SOURCE
 
 
+# ---- blocks: transformer layers, composed of the layers above ------------------------------
+_TRANSFORMER_SOURCE = (
+    "python/paddle/nn/layer/transformer.py {}.__init__ (weight_attr=bias_attr=None: "
+    "_convert_param_attr_to_list gives each child a ParamAttr without initializer, so each "
+    "keeps its own default; nothing re-initialised)"
+)
+CHILD_NAMES = {"multihead_attn": "cross_attn"}  # the decoder's cross-attention
+
+
+def block_note(d) -> str:
+    """What Paddle's own block ``d`` does beyond building its children: nothing."""
+    if d.layer == "transformer":
+        return (
+            "nn.Transformer: every layer keeps its children's defaults (no re-initialisation, "
+            "unlike torch's nn.Transformer)"
+        )
+    return (
+        f"nn.{d.block_class}: each child keeps its own default (nothing re-initialised, nor "
+        "inside nn.Transformer)"
+    )
+
+
+def block_rule(d, param: str, kind: str, shape: tuple[int, ...], child: tuple):
+    """(initializer, fans, rule in words, source) of ``param`` of Paddle's own block ``d``:
+    its child's own default ``child`` (the same 4-tuple), unchanged."""
+    init, fans, rule, source = child
+    return init, fans, rule, f"{_TRANSFORMER_SOURCE.format(d.block_class)}; {source}"
+
+
+def _native_block(d):
+    """Paddle's own block for ``d`` (nn.Transformer with one encoder and one decoder layer,
+    every layer alike)."""
+    import paddle
+
+    nn = paddle.nn
+    e, h, f = d.in_features, d.heads, d.out_features
+    if d.layer == "transformer":
+        return nn.Transformer(e, h, 1, 1, f)
+    return getattr(nn, d.block_class)(e, h, f)
+
+
 def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
     """Paddle's own default layer for ``d``, built under ``paddle.seed(seed)``: its state dict
     (native names and layout) as numpy arrays."""
@@ -102,7 +143,9 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
     nn = paddle.nn
     paddle.seed(seed)
     i, o, k, g = d.in_features, d.out_features, list(d.kernel), d.groups
-    if d.kind == "linear":
+    if d.block_class:
+        m = _native_block(d)
+    elif d.kind == "linear":
         m = nn.Linear(i, o)
     elif d.kind == "conv":
         m = getattr(nn, f"Conv{d.spatial}D")(i, o, k, groups=g)

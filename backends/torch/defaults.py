@@ -91,6 +91,64 @@ def _attention(d, param: str):
     return Zeros(), None, "constant_(0)", _MHA_SOURCE
 
 
+# ---- blocks: transformer layers, composed of the layers above ------------------------------
+_TRANSFORMER_SOURCE = "torch/nn/modules/transformer.py"
+_BLOCK_SOURCE = {
+    "transformer_encoder_layer": f"{_TRANSFORMER_SOURCE} TransformerEncoderLayer.__init__ "
+    "(builds its children, re-initialises nothing)",
+    "transformer_decoder_layer": f"{_TRANSFORMER_SOURCE} TransformerDecoderLayer.__init__ "
+    "(builds its children, re-initialises nothing)",
+    "transformer": f"{_TRANSFORMER_SOURCE} Transformer._reset_parameters (xavier_uniform_ on "
+    "every parameter with more than one dim)",
+}
+CHILD_NAMES: dict[str, str] = {}  # PyTorch's child names are the neutral ones
+
+
+def block_note(d) -> str:
+    """What PyTorch's own block ``d`` does beyond building its children."""
+    if d.layer == "transformer":
+        return (
+            "nn.Transformer._reset_parameters re-draws every parameter with more than one dim "
+            "with xavier_uniform_ (its layers alone do not); biases and norms keep the layers' "
+            "defaults"
+        )
+    return (
+        f"nn.{d.block_class}: each child keeps its own default (nothing re-initialised); "
+        "inside nn.Transformer every >1-d parameter is re-drawn with xavier_uniform_ "
+        "(--layer transformer)"
+    )
+
+
+def block_rule(d, param: str, kind: str, shape: tuple[int, ...], child: tuple):
+    """(initializer, fans, rule in words, source) of ``param`` (neutral ``shape``) of
+    PyTorch's own block ``d``, given its child's own default ``child`` (the same 4-tuple):
+    the child's, except that ``nn.Transformer`` re-draws every >1-d parameter with
+    ``xavier_uniform_``, whose fans are read from the tensor (the packed (3E, E)
+    in_proj_weight: fan_out 3E, as the attention layer's own)."""
+    init, fans, rule, source = child
+    if d.layer == "transformer" and len(shape) > 1:
+        receptive = math.prod(shape[2:])  # torch's _calculate_fan_in_and_fan_out
+        fans = Fans(shape[1] * receptive, shape[0] * receptive)
+        text = (
+            f"xavier_uniform_ (nn.Transformer._reset_parameters): fan_in {fans.fan_in}, "
+            f"fan_out {fans.fan_out}; the layer alone: {rule}"
+        )
+        return XavierUniform(), fans, text, _BLOCK_SOURCE[d.layer]
+    return init, fans, rule, f"{_BLOCK_SOURCE[d.layer]}; {source}"
+
+
+def _native_block(d):
+    """PyTorch's own block for ``d`` (batch_first: the layout does not change the init;
+    nn.Transformer with one encoder and one decoder layer, every layer alike)."""
+    import torch
+
+    nn = torch.nn
+    e, h, f = d.in_features, d.heads, d.out_features
+    if d.layer == "transformer":
+        return nn.Transformer(e, h, 1, 1, f, batch_first=True)
+    return getattr(nn, d.block_class)(e, h, f, batch_first=True)
+
+
 def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
     """PyTorch's own default layer for ``d``, built under ``torch.manual_seed(seed)``: its
     state dict (native names and layout) as numpy arrays."""
@@ -99,7 +157,9 @@ def native_defaults(d, seed: int) -> dict[str, np.ndarray]:
     nn = torch.nn
     torch.manual_seed(seed)
     i, o, k, g = d.in_features, d.out_features, d.kernel, d.groups
-    if d.kind == "linear":
+    if d.block_class:
+        m = _native_block(d)
+    elif d.kind == "linear":
         m = nn.Linear(i, o)
     elif d.kind == "conv":
         m = getattr(nn, f"Conv{d.spatial}d")(i, o, k, groups=g)

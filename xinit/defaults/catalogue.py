@@ -27,9 +27,12 @@ from typing import Any
 
 from xinit import kinds
 from xinit import layers as L
+from xinit import transformer as T
 from xinit.backends import FRAMEWORKS, part
+from xinit.blocks import param_specs
 from xinit.distributions import ConstantDist, Distribution
 from xinit.fans import Fans
+from xinit.graph import Graph
 from xinit.initializers import Initializer
 from xinit.parammap import Leaf
 
@@ -61,6 +64,21 @@ _DEPTHWISE = {
     "depthwise_conv2d": "conv2d",
     "depthwise_conv3d": "conv3d",
 }
+# Blocks: layers made of the layers above (xinit.transformer's graphs; PyTorch's class names),
+# whose rows are their children's rows (see "blocks" below); in = d_model, out = the
+# feed-forward width, heads = nhead.
+_BLOCK_CLASS = {
+    "transformer_encoder_layer": "TransformerEncoderLayer",
+    "transformer_decoder_layer": "TransformerDecoderLayer",
+    "transformer": "Transformer",
+}
+BLOCKS = tuple(_BLOCK_CLASS)
+_BLOCK_ALIASES = {
+    "transformer_encoder": "transformer_encoder_layer",
+    "encoder_layer": "transformer_encoder_layer",
+    "transformer_decoder": "transformer_decoder_layer",
+    "decoder_layer": "transformer_decoder_layer",
+}
 
 
 def _kind_of_layer(layer: str) -> str:
@@ -81,7 +99,7 @@ def _aliases() -> dict[str, str]:
             out[kind] = f"{kind}2d"
         for alias in sorted(kinds.get(kind).aliases):
             out[alias] = kinds.canonical(alias)
-    return out
+    return {**out, **_BLOCK_ALIASES}
 
 
 _ALIASES = _aliases()
@@ -95,7 +113,7 @@ def _squash(name: str) -> str:
 
 def _squashed() -> dict[str, str]:
     """Squashed name -> catalogue layer, for every layer name and alias."""
-    out = {_squash(layer): layer for layer in LAYERS}
+    out = {_squash(layer): layer for layer in (*LAYERS, *BLOCKS)}
     for alias, layer in _ALIASES.items():
         out.setdefault(_squash(alias), layer)
     return out
@@ -161,7 +179,7 @@ class LayerDims:
             raise ValueError(
                 f"{layer}: one feature count; got in={self.in_features}, out={self.out_features}"
             )
-        if self.kind == "multihead_attention":
+        if self.kind == "multihead_attention" or self.block_class:
             if self.in_features % self.heads:
                 raise ValueError(
                     f"{layer}: heads={self.heads} does not divide the embed dim {self.in_features}"
@@ -178,6 +196,11 @@ class LayerDims:
                 raise ValueError(f"{layer}: {name} must be a positive int; got {v!r}")
             if v == self.in_features:  # the same layer as None (PyTorch's packed weight)
                 object.__setattr__(self, name, None)
+
+    @property
+    def block_class(self) -> str:
+        """PyTorch's class name of a block (``TransformerEncoderLayer``); "" for a layer."""
+        return _BLOCK_CLASS.get(self.layer, "")
 
     @property
     def key_features(self) -> int:
@@ -217,6 +240,11 @@ class LayerDims:
         raise ValueError(f"{self.layer} has no fan-based weight")
 
     def describe(self) -> str:
+        if self.block_class:
+            return (
+                f"{self.layer}(d_model={self.in_features}, nhead={self.heads}, "
+                f"dim_feedforward={self.out_features})"
+            )
         if self.kind in _RECURRENT:
             return f"{self.layer}(input={self.in_features}, hidden={self.out_features})"
         if self.kind == "multihead_attention":
@@ -249,18 +277,24 @@ def canonical_layer(name: str) -> str:
         raise ValueError(f"layer must be a name such as 'conv2d'; got {name!r}")
     key = name.strip().lower().replace("-", "_")
     key = _ALIASES.get(key, key)
-    if key in LAYERS:
+    if key in LAYERS or key in BLOCKS:
         return key
     found = _SQUASHED.get(_squash(name))
     if found is not None:
         return found
-    names = [*LAYERS, *_ALIASES, *_DEPTHWISE]
+    names = [*LAYERS, *BLOCKS, *_ALIASES, *_DEPTHWISE]
     close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ValueError(
-        f"unknown layer kind {name!r}{hint} Accepted: {', '.join(LAYERS)} "
+        f"unknown layer kind {name!r}{hint} Accepted: {', '.join((*LAYERS, *BLOCKS))} "
         f"(aliases: {', '.join([*_ALIASES, *_DEPTHWISE])})"
     )
+
+
+def is_block(layer: str) -> bool:
+    """Whether ``layer`` (any accepted name) is a block (a transformer layer), not a layer."""
+    key = str(layer).strip().lower().replace("-", "_")
+    return key not in _DEPTHWISE and canonical_layer(layer) in BLOCKS
 
 
 def one_feature_count(layer: str) -> bool:
@@ -284,19 +318,22 @@ def dims(
     ``depthwise_conv2d`` (and 1d/3d) sets ``groups = in_features``; ``out_features`` defaults
     to ``in_features``. Norm layers and attention have one feature count: ``out_features``
     when given (the norm that follows an in->out layer), else ``in_features``. ``kernel`` is
-    kept for convolutions only and ``heads`` (default 1) for attention only, so one call
-    pattern serves every layer.
+    kept for convolutions only and ``heads`` (default 1) for attention and blocks only, so
+    one call pattern serves every layer. A block (``dims("transformer_encoder_layer", 512,
+    heads=8)``) takes d_model, then the feed-forward width (default 4·d_model).
     """
     key = str(layer).strip().lower().replace("-", "_")
     if key in _DEPTHWISE:
         layer, groups = _DEPTHWISE[key], in_features
     out = in_features if out_features is None else out_features
     canon = canonical_layer(layer)
+    if canon in BLOCKS and out_features is None:
+        out = 4 * in_features
     if canon in _ONE_COUNT:  # the norm after an in->out layer: out features
         in_features = out
     if not canon.startswith("conv"):
         kernel = ()
-    heads = (heads or 1) if canon == "multihead_attention" else 1
+    heads = (heads or 1) if canon == "multihead_attention" or canon in BLOCKS else 1
     return LayerDims(canon, in_features, out, kernel, groups, heads)
 
 
@@ -322,6 +359,8 @@ def as_dims(layer: Any) -> LayerDims:
             tuple(layer.kernel_size),
             layer.groups,
         )
+    if isinstance(layer, Graph) and layer.kind in BLOCKS:
+        return _block_dims(layer)
     if isinstance(layer, L.Linear):
         return LayerDims("linear", layer.in_features, layer.out_features)
     if isinstance(layer, L.Embedding):
@@ -343,7 +382,7 @@ def as_dims(layer: Any) -> LayerDims:
     raise ValueError(
         f"cannot read layer dims from {type(layer).__name__}: expected LayerDims, a dict, or an "
         "xinit Conv/ConvTranspose/Linear/Embedding/BatchNorm/LayerNorm/GroupNorm/RMSNorm/"
-        "MultiheadAttention/LSTM/GRU spec"
+        "MultiheadAttention/LSTM/GRU spec or an xinit.transformer layer"
     )
 
 
@@ -368,7 +407,7 @@ class DefaultEntry:
     rule: str  # the framework's rule, in words
     source: str = ""  # where the rule lives in the framework's source
     trainable: bool = True
-    note: str = ""
+    note: str = ""  # why unsupported; for a block, what the framework's block does (or lacks)
 
     @property
     def layer(self) -> str:
@@ -442,13 +481,20 @@ class DefaultEntry:
 
 
 def native_label(names: tuple[str, ...]) -> str:
-    """One label for several native names: a shared dotted suffix is written once
-    (``{q_proj,k_proj,v_proj}.weight``); different suffixes are joined with ``+``."""
+    """One label for several native names: a shared dotted suffix and prefix are written once
+    (``{q_proj,k_proj,v_proj}.weight``, ``self_attn.{q_proj,k_proj,v_proj}.weight``);
+    different suffixes are joined with ``+``."""
     if len(names) == 1:
         return names[0]
     heads = [n.rpartition(".") for n in names]
     if len({tail for _, _, tail in heads}) == 1 and all(dot for _, dot, _ in heads):
-        return "{" + ",".join(head for head, _, _ in heads) + "}." + heads[0][2]
+        parts = [head.split(".") for head, _, _ in heads]
+        shared = 0  # leading path segments every name has (a block's child path)
+        while all(len(p) > shared + 1 and p[shared] == parts[0][shared] for p in parts):
+            shared += 1
+        lead = "".join(f"{seg}." for seg in parts[0][:shared])
+        inner = ",".join(".".join(p[shared:]) for p in parts)
+        return f"{lead}{{{inner}}}.{heads[0][2]}"
     return "+".join(names)
 
 
@@ -461,7 +507,9 @@ def _rules(framework: str):
 
 @functools.lru_cache(maxsize=256)
 def _spec(d: LayerDims) -> L.Layer | None:
-    """The xinit layer spec with dims ``d``."""
+    """The xinit layer spec with dims ``d`` (a block's: its graph)."""
+    if d.block_class:
+        return _block_graph(d)
     if d.kind == "linear":
         return L.Linear(d.in_features, d.out_features)
     if d.kind == "conv":
@@ -497,6 +545,8 @@ def _own_spec(framework: str, d: LayerDims) -> L.Layer | None:
 
 def _param_spec(d: LayerDims, param: str) -> L.ParamSpec:
     """The neutral ParamSpec ``param`` of the layer spec with dims ``d``."""
+    if d.block_class and param in _block_params(d):
+        return _block_params(d)[param]
     spec = _spec(d)
     for p in () if spec is None else spec.params():
         if p.name == param:
@@ -518,6 +568,85 @@ def _leaves(framework: str, d: LayerDims, param: str) -> tuple[Leaf, ...]:
     return tuple(registry.param_map(spec).get(param, ()))
 
 
+# ---- blocks: a block's rows are its children's ---------------------------------------------
+# A block (a transformer layer) is not a layer kind: xinit.transformer builds it as a graph of
+# attention, linear and layernorm layers named as PyTorch's children. Its rows are those
+# layers' rows under the child's path (the framework's own child names: Paddle's decoder has
+# ``cross_attn``), then each framework's ``block_rule`` says what its own block does beyond
+# its children (PyTorch's nn.Transformer: Xavier on every >1-d parameter). No rule is copied.
+@functools.lru_cache(maxsize=64)
+def _block_graph(d: LayerDims) -> Graph:
+    """The neutral graph of block ``d``, PyTorch's child names (nn.Transformer: one encoder
+    and one decoder layer, each stack with its final norm; every layer of a stack alike)."""
+    e, h, f = d.in_features, d.heads, d.out_features
+    if d.layer == "transformer_encoder_layer":
+        return T.TransformerEncoderLayer(e, h, f)
+    if d.layer == "transformer_decoder_layer":
+        return T.TransformerDecoderLayer(e, h, f)
+    encoder = T.TransformerEncoder(T.TransformerEncoderLayer(e, h, f), 1, L.LayerNorm(e))
+    decoder = T.TransformerDecoder(T.TransformerDecoderLayer(e, h, f), 1, L.LayerNorm(e))
+    nodes = [("encoder", encoder, "src"), ("decoder", decoder, ("tgt", "encoder"))]
+    return Graph(nodes, inputs=("src", "tgt"), kind="transformer")
+
+
+@functools.lru_cache(maxsize=64)
+def _block_params(d: LayerDims) -> dict[str, L.ParamSpec]:
+    """Dotted path -> ParamSpec of every parameter of block ``d``, in PyTorch's order."""
+    return param_specs(_block_graph(d))
+
+
+def _block_dims(graph: Graph) -> LayerDims:
+    """The dims of an ``xinit.transformer`` encoder or decoder layer made with the
+    catalogue's options (bias, PyTorch's names); the others are refused, not guessed."""
+    attn, ff = graph.node("self_attn"), graph.node("linear1")
+    d = LayerDims(graph.kind, attn.embed_dim, ff.out_features, heads=attn.num_heads)
+    if tuple(param_specs(graph)) != tuple(_block_params(d)):
+        raise ValueError(
+            f"the catalogue has {d.describe()} with bias and PyTorch's child names; this "
+            f"{graph.kind} has parameters {tuple(param_specs(graph))}"
+        )
+    return d
+
+
+def _child(d: LayerDims, param: str) -> tuple[L.ParamSpec, str, LayerDims]:
+    """(ParamSpec, child path, child dims) of ``param`` of block ``d``."""
+    spec = _block_params(d).get(param)
+    if spec is None:
+        raise ValueError(f"{d.describe()} has no parameter {param!r}")
+    return spec, spec.owner(param), as_dims(spec.layer)
+
+
+def _block_params_of(framework: str, d: LayerDims) -> tuple[str, ...]:
+    """The paths of block ``d`` whose child has the parameter in ``framework``."""
+    out = []
+    for path in _block_params(d):
+        spec, _, child = _child(d, path)
+        if spec.name in params_of(framework, child):
+            out.append(path)
+    return tuple(out)
+
+
+def _block_entry(framework: str, d: LayerDims, param: str) -> DefaultEntry:
+    """The record of ``param`` of block ``d``: its child's record, under the child's native
+    path, with what the framework's block does beyond its children."""
+    spec, owner, child = _child(d, param)
+    e = default_entry(framework, child, spec.name)
+    rules = _rules(framework)
+    prefix = ".".join(rules.CHILD_NAMES.get(name, name) for name in owner.split("."))
+    leaves = tuple((f"{prefix}.{name}", shape) for name, shape in e.leaves)
+    if e.distribution is None:
+        return DefaultEntry(
+            framework, d, param, leaves, None, None, None, e.rule, e.source, e.trainable, e.note
+        )
+    own = (e.initializer, e.fans, e.rule, e.source)
+    init, fans, rule, source = rules.block_rule(d, param, child.kind, spec.shape, own)
+    dist = init.resolve(spec.shape or (1,), spec.role, fans)
+    note = rules.block_note(d)
+    return DefaultEntry(
+        framework, d, param, leaves, init, fans, dist, rule, source, e.trainable, note
+    )
+
+
 def check_framework(framework: str) -> str:
     """``framework`` if it is one of :data:`FRAMEWORKS`, else a ValueError naming them."""
     if framework not in FRAMEWORKS:
@@ -530,6 +659,8 @@ def params_of(framework: str, layer: Any) -> tuple[str, ...]:
     """Neutral names of the parameters (and buffers) ``framework``'s layer has."""
     d = as_dims(layer)
     check_framework(framework)
+    if d.block_class:
+        return _block_params_of(framework, d)
     return tuple(p for p in kinds.get(d.kind).params if _leaves(framework, d, p))
 
 
@@ -540,6 +671,8 @@ def default_entry(framework: str, layer: Any, param: str) -> DefaultEntry:
     """
     check_framework(framework)
     d = as_dims(layer)
+    if d.block_class and param in params_of(framework, d):
+        return _block_entry(framework, d, param)
     if param not in params_of(framework, d):
         raise ValueError(
             f"{framework} {d.layer} has no parameter {param!r}; it has {params_of(framework, d)}"
@@ -590,7 +723,8 @@ def catalogue(
 ) -> list[DefaultEntry]:
     """All records for one layer: every framework, every parameter (parameter-major order).
 
-    ``catalogue("conv2d", 64, 128, 3, groups=4)``, ``catalogue("mha", 512, heads=8)`` or
+    ``catalogue("conv2d", 64, 128, 3, groups=4)``, ``catalogue("mha", 512, heads=8)``,
+    ``catalogue("transformer_encoder_layer", 512, 2048, heads=8)`` or
     ``catalogue(xinit.layers.Conv(...))``.
     """
     if isinstance(layer, str):
@@ -602,7 +736,8 @@ def catalogue(
     for fw in frameworks:
         check_framework(fw)
     out = []
-    for param in kinds.get(d.kind).params:
+    names = tuple(_block_params(d)) if d.block_class else kinds.get(d.kind).params
+    for param in names:
         for fw in frameworks:
             if param in params_of(fw, d):
                 out.append(default_entry(fw, d, param))
@@ -739,11 +874,13 @@ class Default(Initializer):
 __all__ = [
     "FRAMEWORKS",
     "LAYERS",
+    "BLOCKS",
     "LayerDims",
     "dims",
     "as_dims",
     "canonical_layer",
     "one_feature_count",
+    "is_block",
     "check_framework",
     "DefaultEntry",
     "default_entry",

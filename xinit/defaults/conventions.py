@@ -1,6 +1,6 @@
 """Conventions around initialisation, per framework: BatchNorm momentum/eps/running variance,
 LayerNorm/GroupNorm/RMSNorm eps, weight layouts (attention's too), the fans of attention
-projections, truncated-normal bounds, pooling defaults, RNG seeding.
+projections, truncated-normal bounds, pooling defaults, RNG seeding, transformer stacks.
 
 Each :class:`Convention` is a line of text per framework plus, where one exists, a
 machine-readable value per framework that ``tests/test_defaults.py`` measures on the
@@ -310,6 +310,19 @@ CONVENTIONS: tuple[Convention, ...] = (
         "xinit's masks mean what torch's do in every framework (attn_mask (L, S) or "
         "(N·H, L, S), key_padding_mask (N, S))",
         values=_v("masked", "keep", "keep"),
+    ),
+    Convention(
+        "transformer.stack_copies",
+        "Layers of a TransformerEncoder/TransformerDecoder stack at init",
+        "copy.deepcopy of the layer passed (_get_clones): every layer starts with the same "
+        "values; nn.Transformer then re-draws the >1-d ones with xavier_uniform_, the biases "
+        "stay equal across layers",
+        "layer 0 is the layer passed, the others are built again from its arguments "
+        "(type(layer)(**layer._config)): independent draws",
+        "no transformer stack in flax.nnx",
+        "xinit's TransformerEncoder/TransformerDecoder draw each layer by its own path: "
+        "independent, as Paddle's",
+        values=_v("identical", "independent", "none"),
     ),
 )
 

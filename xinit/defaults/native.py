@@ -49,6 +49,11 @@ def plot_defaults(
     import matplotlib.pyplot as plt
 
     d = as_dims(layer)
+    if d.block_class:
+        raise ValueError(
+            f"plot_defaults draws one layer's parameter; {d.layer} is a block of layers: plot "
+            "its layers (multihead_attention, linear, layernorm)"
+        )
     installed = available()
     fws = [fw for fw in (frameworks or FRAMEWORKS) if fw in installed]
     if not fws:

@@ -77,6 +77,16 @@ def _layers_of(entries: list[DefaultEntry]) -> str:
 _DETAIL = "each cell: the law at these dims, the framework's rule, its own tensors (shape)"
 
 
+def notes(entries: list[DefaultEntry]) -> list[tuple[str, str]]:
+    """(framework, note) of what a framework's block does beyond its children (or that it
+    has no such block), once each: a block's rows are its layers' rows, and this says why."""
+    out: dict[tuple[str, str], None] = {}
+    for e in entries:
+        if e.supported and e.note:
+            out[(e.framework, e.note)] = None
+    return list(out)
+
+
 def to_markdown(entries: list[DefaultEntry], reference: str | None = None, detail=False) -> str:
     """A Markdown table: rows layer x parameter, columns frameworks; ``detail`` adds each
     framework's rule and native tensors to its cell (the one-layer, side-by-side view)."""
@@ -93,6 +103,9 @@ def to_markdown(entries: list[DefaultEntry], reference: str | None = None, detai
     for layer, param, cells in rows:
         cells = [c.replace("|", "\\|") for c in cells]
         lines.append(f"| {layer} | {param} | " + " | ".join(cells) + " |")
+    if notes(entries):
+        lines.append("")
+        lines.extend(f"- {fw}: {note}" for fw, note in notes(entries))
     return "\n".join(lines) + "\n"
 
 
@@ -104,9 +117,11 @@ def to_rich(entries: list[DefaultEntry], reference: str | None = None, detail=Fa
     sep, line = (" · ", "\n") if detail else ("\n", None)
     frameworks, rows = table_rows(entries, reference, sep=sep, line=line)
     ref = f" (× = std / {reference}'s)" if reference else ""
+    caption = [_DETAIL] if detail else []
+    caption += [f"{fw}: {note}" for fw, note in notes(entries)]
     table = Table(
         title=f"framework defaults: {_layers_of(entries)}{ref}",
-        caption=_DETAIL if detail else None,
+        caption="\n".join(caption) or None,
         show_lines=True,
     )
     table.add_column("layer", style="bold", overflow="fold")
@@ -160,6 +175,7 @@ def density(dist: Distribution, x: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
+    "notes",
     "table_rows",
     "to_markdown",
     "to_rich",
