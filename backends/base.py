@@ -39,7 +39,6 @@ from xinit.rng import (
     check_seed,
     derive_seed,
     keyed_normal_draw,
-    keyed_sample,
 )
 
 from .registry import Registry
@@ -314,13 +313,28 @@ class Backend(ABC):
                 std = NormalDist(0.0, 1.0)
                 draw = lambda sh: self.to_numpy(self.draw(std, sh, s, "cpu"))  # noqa: E731
             return self.from_numpy(self.to_native(construct(dist, shape, draw), role), device)
-        if rng == "xinit":
-            values = keyed_sample(dist, shape, seed, path)
-            return self.from_numpy(self.to_native(values, role), device)
         native_shape = self.native_shape(shape, role)
+        if rng == "xinit":  # the whole tensor as one box: a transposed layout in bands
+            values = box_values(
+                dist,
+                shape,
+                self.layout(role, len(shape)),
+                (0,) * len(shape),
+                native_shape,
+                seed=seed,
+                path=path,
+                rng=rng,
+                where="one device",
+                out=self.host_array(native_shape),
+            )
+            return self.from_numpy(values, device)
         if out is not None and self.in_place:
             return self.draw(dist, native_shape, derive_seed(seed, path), device, out=out)
         return self.draw(dist, native_shape, derive_seed(seed, path), device)
+
+    def host_array(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """A float32 host array that :meth:`from_numpy` takes without a copy, or None."""
+        return None
 
     def sample_later(self, dist, shape, role, **kw) -> Callable[[], Any]:
         """Start what :meth:`sample` (same arguments, no ``out``) computes and return a

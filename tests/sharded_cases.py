@@ -184,6 +184,23 @@ def jax_run(out: str) -> None:
                 },
             }
             arrays.update({f"{tag}.{k}": np.asarray(v) for k, v in _flat(model).items()})
+    # the abstract model (nnx.eval_shape) with shardings and no memory: xinit makes each array
+    abstract = nnx.eval_shape(lambda: flax_model(nnx.Rngs(0))(8, 12, 4))
+    for var in _vars(abstract).values():
+        x = var.get_value()
+        spec = P("x", None) if x.ndim == 2 else P("x") if x.shape[0] % 4 == 0 else P()
+        var.set_value(
+            jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=NamedSharding(meshes["1d"], spec))
+        )
+    before = {k: v.get_value().sharding for k, v in _vars(abstract).items()}
+    xinit.apply(POLICY, abstract, seed=SEED, rng="xinit", strict=True)
+    results["abstract"] = {
+        "kept_sharding": all(
+            v.get_value().sharding == before[k] for k, v in _vars(abstract).items()
+        ),
+        "shards": {k: len(v.get_value().addressable_shards) for k, v in _vars(abstract).items()},
+    }
+    arrays.update({f"abstract.{k}": np.asarray(v) for k, v in _flat(abstract).items()})
     model = Net(8, 12, 4)
     var = model.fc1.kernel
     var.set_value(jax.device_put(var.get_value(), NamedSharding(meshes["1d"], P("x"))))

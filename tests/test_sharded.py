@@ -225,7 +225,7 @@ def jax_run(tmp_path_factory):
     return json.loads((out / "jax.json").read_text()), dict(np.load(out / "jax.npz"))
 
 
-@pytest.mark.parametrize("tag", ["1d.0", "1d.1", "2d.0", "2d.1", "2d.2"])
+@pytest.mark.parametrize("tag", ["1d.0", "1d.1", "2d.0", "2d.1", "2d.2", "abstract"])
 def test_jax_shards_equal_the_single_device_init(jax_run, tag):
     results, arrays = jax_run
     assert results["devices"] == 4
@@ -275,6 +275,21 @@ def test_keyed_box_equals_the_block_of_the_whole(law):
             box = keyed_box(law, shape, 3, "w", offset, size)
             block = whole[tuple(slice(o, o + n) for o, n in zip(offset, size))]
             assert box.shape == block.shape and np.array_equal(box, block), (shape, offset)
+
+
+@pytest.mark.parametrize(
+    "law", [NormalDist(0.5, 2.0), UniformDist(-1, 3), TruncNormalDist(0.0, 1.0, -0.3, 0.3)]
+)
+def test_many_short_runs_on_all_cores_equal_the_block_of_the_whole(law):
+    """Column blocks of a (1500, 1001) tensor: 1500 runs per box computed many rows per pass
+    (odd row stride: rows start at even and odd elements, so normal pairs are cut both ways),
+    and a box of 1.2 M values split into tasks on the thread pool."""
+    shape = (1500, 1001)
+    whole = keyed_sample(law, shape, 9, "w")
+    for offset, size in [((0, 333), (1500, 100)), ((7, 1), (1490, 999)), ((0, 1000), (1500, 1))]:
+        box = keyed_box(law, shape, 9, "w", offset, size)
+        block = whole[offset[0] : offset[0] + size[0], offset[1] : offset[1] + size[1]]
+        assert np.array_equal(box, block), (offset, size)
 
 
 def test_a_transposed_box_in_bands_is_the_block_of_the_transposed_whole():
