@@ -197,6 +197,26 @@ def test_a_paddle_rank_computes_its_shard_and_not_the_whole(paddle_run):
         assert memory["growth"] < 0.5 * memory["local"], memory
 
 
+def test_a_bfloat16_paddle_dist_tensor_gets_the_float32_init_cast(paddle_reference):
+    """Not float32, so not written through DLPack: computed in float32, cast by Paddle and
+    set, equal to the single-process init cast the same way (a one-process mesh, in place)."""
+    import paddle
+    import paddle.distributed as dist
+
+    model = paddle_model()
+    model.to(dtype="bfloat16")
+    mesh = dist.ProcessMesh([0], dim_names=["x"])
+    for sub in (model.fc1, model.ln, model.fc2):
+        for leaf in ("weight", "bias"):
+            setattr(sub, leaf, dist.shard_tensor(getattr(sub, leaf), mesh, [dist.Shard(0)]))
+    xinit.apply(POLICY, model, seed=SEED, rng="xinit")
+    for name, p in model.named_parameters():
+        assert p.is_dist() and p.dtype == paddle.bfloat16
+        want = paddle.to_tensor(paddle_reference[name]).astype("bfloat16").astype("float32")
+        got = p._local_value().astype("float32").numpy()
+        assert np.array_equal(got, want.numpy()), name
+
+
 def test_a_paddle_shard_is_the_same_block_of_the_torch_values(paddle_run, torch_reference):
     """Paddle's fc2.weight rows (its Shard(0): 3 and 2) are the torch twin's neutral columns."""
     require_backends("torch", "paddle")
