@@ -392,8 +392,9 @@ class Backend(ABC):
     tensor_types: tuple[type, ...] = ()  # what get_value accepts as a parameter or buffer
 
     def get_value(self, module: Any, leaf: str) -> Any:
-        """The native tensor of leaf ``leaf`` of ``module``."""
-        value = getattr(module, leaf, None)
+        """The native tensor of leaf ``leaf`` of ``module``; the empty leaf of a learned-
+        parameter node, whose native layer is the parameter itself, is that parameter."""
+        value = getattr(module, leaf, None) if leaf else module
         if not isinstance(value, self.tensor_types):
             raise KeyError(f"{type(module).__name__} has no tensor {leaf!r}")
         return value
@@ -577,6 +578,11 @@ class Backend(ABC):
         self.check_device(device)
         check_rng(rng)
         check_seed(seed)
+        if getattr(spec, "needs_container", False):
+            raise TypeError(
+                f"a {type(spec).__name__} is a parameter of its container: build it inside a "
+                "Sequential or Graph"
+            )
         check_channels(spec)
         check_allocation(build_bytes(spec), f"building {type(spec).__name__} in {self.name}")
         plan = init_plan(spec, policy)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from xinit import kinds
 from xinit import layers as _layers  # noqa: F401 - registers the spec kinds in the table
-from xinit.parammap import Leaf, ParamMap, check_cover
+from xinit.parammap import Extras, Leaf, ParamMap, check_cover
 
 Layout = Callable[[str, int], "tuple[int, ...] | None"]
 
@@ -45,6 +45,11 @@ class Lowering:
     # build(spec, device, initial=...) accepted: ``initial(native leaf, shape)`` gives a
     # parameter's drawn value (or None) while the module is made (backends/base.py)
     takes_initial: ClassVar[bool] = False
+    # How the native module holds the activations it takes and returns, for frameworks whose
+    # images are channel-last (Flax): "channels" (axis 1 moved last: convs, pools, norms over
+    # channels), "sequence" or "neutral" (the neutral array as it is: (N, L, D) sequences,
+    # reshapes), "any" (element-wise: the input's). The containers convert between them.
+    layout: ClassVar[str] = "any"
 
     def __init__(self, registry: Registry):
         self.registry = registry
@@ -58,12 +63,21 @@ class Lowering:
             out[p.name] = () if native is None else (Leaf(native, perm),)
         return out
 
+    def extras(self, spec) -> Extras:
+        """Native tensors of the layer that are no leaf of :meth:`params`, by native name
+        (:class:`xinit.parammap.Extra`: second names, frozen constants); usually none."""
+        return {}
+
     def build(self, spec, device: str) -> Any:
         """The native module for ``spec`` on ``device`` (values are drawn afterwards)."""
         raise TypeError(
             f"the {self.registry.framework} adapter reads {self.kind!r} layers of native models "
             "but cannot build one from a spec"
         )
+
+    def layout_for(self, spec) -> str:
+        """The activation layout of the module built for ``spec`` (see ``layout``)."""
+        return self.layout
 
     def natives(self) -> tuple[type, ...]:
         """Native layer classes that are this kind (for reading models xinit did not build)."""
@@ -140,6 +154,10 @@ class Registry:
         for p in spec.params():
             check_cover(f"{where}: {p.name}", pmap[p.name], p.shape)
         return pmap
+
+    def extras(self, spec) -> Extras:
+        """The extra native tensors of layer spec ``spec`` (see :meth:`Lowering.extras`)."""
+        return self[spec.kind].extras(spec)
 
     def kind_of(self, module: Any) -> str:
         """The neutral kind of a native layer object ("" for a class no lowering claims): the

@@ -1,4 +1,5 @@
-"""Compare what PyTorch, PaddlePaddle and Flax do by default to a conv and a linear layer.
+"""Compare what PyTorch, PaddlePaddle and Flax do by default to a conv, a linear layer, norms
+and attention.
 
     python examples/compare_defaults.py                      # table on the terminal, plot file
     python examples/compare_defaults.py --markdown defaults.md --plot defaults_conv2d.png
@@ -6,7 +7,8 @@
 The table comes from xinit's catalogue (``xinit.defaults``), which the test suite checks
 against each framework's own default layers; the plot draws the weights that each installed
 framework's own ``Conv2d`` / ``Conv2D`` / ``nnx.Conv`` actually produces, over the catalogue's
-analytic densities. The same is one command away: ``xinit defaults --layer conv2d,linear``.
+analytic densities. The same is one command away: ``xinit defaults --layer conv2d,linear``,
+``xinit defaults --layer layernorm,groupnorm,rmsnorm`` and ``xinit defaults --layer mha``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from rich.console import Console
 
 from xinit import defaults
 
+_NORMS = ("layernorm", "groupnorm", "rmsnorm")
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -24,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", dest="out_features", type=int, default=128)
     p.add_argument("--kernel", type=int, default=3)
     p.add_argument("--groups", type=int, default=4, help="the extra grouped-conv row")
+    p.add_argument("--heads", type=int, default=8, help="attention heads (E = --out)")
     p.add_argument("--reference", default="torch")
     p.add_argument("--markdown", default=None, help="also write the table as Markdown here")
     p.add_argument("--plot", default="defaults_conv2d.png", help="histogram PNG ('' for none)")
@@ -36,11 +41,19 @@ def main(argv: list[str] | None = None) -> int:
         layers.append(defaults.dims("conv2d", i, o, k, groups=args.groups))
     layers.append(defaults.dims("linear", i, o))
     entries = [e for d in layers for e in defaults.catalogue(d)]
+    norms = [defaults.dims(n, o, groups=args.groups if n == "groupnorm" else 1) for n in _NORMS]
+    norm_entries = [e for d in norms for e in defaults.catalogue(d)]
+    attention = defaults.catalogue("multihead_attention", o, heads=args.heads)
 
-    Console().print(defaults.to_rich(entries, args.reference))
+    console = Console()
+    console.print(defaults.to_rich(entries, args.reference))
+    console.print(defaults.to_rich(norm_entries, args.reference))
+    console.print(defaults.to_rich(attention, args.reference, detail=True))
     if args.markdown:
         text = [
             defaults.to_markdown(entries, args.reference),
+            defaults.to_markdown(norm_entries, args.reference),
+            defaults.to_markdown(attention, args.reference, detail=True),
             "\nConventions around initialisation (`xinit defaults --conventions`):\n",
             defaults.conventions_markdown(),
         ]

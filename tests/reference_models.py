@@ -666,3 +666,289 @@ def torch_unet(in_channels: int = 3, num_classes: int = 2, base: int = 64, depth
             return self.outc(y)
 
     return UNet()
+
+
+# ---- timm's VisionTransformer (torch.nn) ---------------------------------------------------
+def torch_vit(
+    embed_dim: int = 192,
+    depth: int = 12,
+    num_heads: int = 3,
+    *,
+    img_size: int = 224,
+    patch_size: int = 16,
+    in_chans: int = 3,
+    num_classes: int = 1000,
+    mlp_ratio: float = 4.0,
+    weight_init: str = "",
+):
+    """timm's ``VisionTransformer`` (timm 1.0, ``timm/models/vision_transformer.py``) retyped:
+    timm does not import beside this torch (its torchvision import), so this is the
+    reference. ``PatchEmbed`` (``proj`` conv, flatten(2).transpose(1, 2)), ``Attention``
+    (``qkv`` reshaped to (B, N, 3, H, D) and permuted, timm's unfused path: q * scale @ k^T,
+    softmax, @ v), ``Mlp`` (fc1, GELU, fc2), pre-norm ``Block``, the model's own
+    ``cls_token`` and ``pos_embed`` parameters, LayerNorm eps 1e-6, token pooling, and
+    ``init_weights(mode, needs_reset=False)`` as timm calls it in ``__init__``:
+    ``pos_embed`` trunc_normal(.02), ``cls_token`` N(0, 1e-6), then ``named_apply`` of
+    ``init_weights_vit_timm`` (``weight_init=""``) or ``init_weights_vit_jax`` (``"jax"``).
+    ``"skip"`` leaves every layer's own default (``cls_token``/``pos_embed`` uninitialised,
+    as timm's ``torch.empty``). Dropouts and identities are kept as the modules timm has (all
+    no-ops here)."""
+    import math
+
+    import torch
+    from torch import nn
+
+    def trunc_normal_(t, std):
+        return nn.init.trunc_normal_(t, mean=0.0, std=std, a=-2.0, b=2.0)
+
+    def lecun_normal_(t):  # variance_scaling_(mode="fan_in", distribution="truncated_normal")
+        fan_in = t.shape[1] * math.prod(t.shape[2:])
+        with torch.no_grad():
+            nn.init.trunc_normal_(t, 0.0, 1.0, -2.0, 2.0)  # trunc_normal_tf_: cut at +-2 sigma
+            t.mul_(math.sqrt(1.0 / fan_in) / 0.87962566103423978)
+
+    def init_weights_vit_timm(module, name=""):
+        if isinstance(module, nn.Linear):
+            trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def init_weights_vit_jax(module, name="", head_bias=0.0):
+        if isinstance(module, nn.Linear):
+            if name.startswith("head"):
+                nn.init.zeros_(module.weight)
+                nn.init.constant_(module.bias, head_bias)
+            else:
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    if "mlp" in name:
+                        nn.init.normal_(module.bias, std=1e-6)
+                    else:
+                        nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):
+            lecun_normal_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def named_apply(fn, module, name="", include_root=False):
+        for child_name, child in module.named_children():
+            child_name = f"{name}.{child_name}" if name else child_name
+            named_apply(fn, child, child_name, include_root=True)
+        if include_root:
+            fn(module, name)
+
+    class PatchEmbed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size, bias=True)
+            self.norm = nn.Identity()
+
+        def forward(self, x):
+            return self.norm(self.proj(x).flatten(2).transpose(1, 2))
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.num_heads = num_heads
+            self.head_dim = embed_dim // num_heads
+            self.scale = self.head_dim**-0.5
+            self.qkv = nn.Linear(embed_dim, embed_dim * 3, bias=True)
+            self.q_norm, self.k_norm = nn.Identity(), nn.Identity()
+            self.attn_drop = nn.Dropout(0.0)
+            self.norm = nn.Identity()
+            self.proj = nn.Linear(embed_dim, embed_dim)
+            self.proj_drop = nn.Dropout(0.0)
+
+        def forward(self, x):
+            b, n, c = x.shape
+            qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+            q, k = self.q_norm(q), self.k_norm(k)
+            attn = (q * self.scale) @ k.transpose(-2, -1)
+            x = self.attn_drop(attn.softmax(dim=-1)) @ v
+            x = self.norm(x.transpose(1, 2).reshape(b, n, c))
+            return self.proj_drop(self.proj(x))
+
+    class Mlp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            hidden = int(embed_dim * mlp_ratio)
+            self.fc1, self.act = nn.Linear(embed_dim, hidden), nn.GELU()
+            self.drop1, self.norm = nn.Dropout(0.0), nn.Identity()
+            self.fc2, self.drop2 = nn.Linear(hidden, embed_dim), nn.Dropout(0.0)
+
+        def forward(self, x):
+            x = self.norm(self.drop1(self.act(self.fc1(x))))
+            return self.drop2(self.fc2(x))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm1 = nn.LayerNorm(embed_dim, eps=1e-6)
+            self.attn = Attention()
+            self.ls1, self.drop_path1 = nn.Identity(), nn.Identity()
+            self.norm2 = nn.LayerNorm(embed_dim, eps=1e-6)
+            self.mlp = Mlp()
+            self.ls2, self.drop_path2 = nn.Identity(), nn.Identity()
+
+        def forward(self, x):
+            x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x))))
+            return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+
+    class VisionTransformer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.num_classes = num_classes
+            self.patch_embed = PatchEmbed()
+            tokens = (img_size // patch_size) ** 2
+            self.cls_token = nn.Parameter(torch.empty(1, 1, embed_dim))
+            self.pos_embed = nn.Parameter(torch.empty(1, tokens + 1, embed_dim))
+            self.pos_drop, self.patch_drop = nn.Dropout(0.0), nn.Identity()
+            self.norm_pre = nn.Identity()
+            self.blocks = nn.Sequential(*[Block() for _ in range(depth)])
+            self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+            self.fc_norm, self.head_drop = nn.Identity(), nn.Dropout(0.0)
+            self.head = nn.Linear(embed_dim, num_classes) if num_classes else nn.Identity()
+            if weight_init != "skip":  # timm's 'skip': the layers' own defaults only
+                self.init_weights(weight_init)
+
+        def init_weights(self, mode=""):
+            head_bias = -math.log(self.num_classes) if "nlhb" in mode else 0.0
+            trunc_normal_(self.pos_embed, std=0.02)
+            nn.init.normal_(self.cls_token, std=1e-6)
+            if mode.startswith("jax"):
+                named_apply(lambda m, n: init_weights_vit_jax(m, n, head_bias), self)
+            else:
+                named_apply(init_weights_vit_timm, self)
+
+        def forward(self, x):
+            x = self.patch_embed(x)
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+            x = self.norm_pre(self.patch_drop(self.pos_drop(x + self.pos_embed)))
+            x = self.norm(self.blocks(x))
+            return self.head(self.head_drop(self.fc_norm(x[:, 0])))
+
+    return VisionTransformer()
+
+
+# ---- Hugging Face's GPT2Model (torch.nn) ---------------------------------------------------
+def torch_gpt2(
+    n_layer: int = 2,
+    n_head: int = 4,
+    n_embd: int = 32,
+    vocab_size: int = 97,
+    n_positions: int = 64,
+    init_std: float = 0.02,
+    init: bool = True,
+):
+    """HF transformers' ``GPT2Model`` (``modeling_gpt2.py``) retyped, with its eager
+    attention: ``Conv1D`` projections (weight (in, out), ``addmm``), ``c_attn`` split into q,
+    k, v and heads, ``q k^T / sqrt(d)`` with the causal ``bias`` buffer (non-persistent, as
+    current HF registers it) and ``finfo.min`` where masked, ``NewGELUActivation`` (tanh),
+    LayerNorm eps 1e-5, ``wte + wpe(arange(L))`` and ``ln_f``; ``_init_weights`` applied
+    module by module (Linear/Conv1D and Embedding N(0, initializer_range), biases 0,
+    LayerNorm 1/0, every ``c_proj.weight`` N(0, initializer_range / sqrt(2 n_layer)))."""
+    import math
+
+    import torch
+    from torch import nn
+
+    class Conv1D(nn.Module):
+        def __init__(self, nf, nx):
+            super().__init__()
+            self.nf = nf
+            self.weight = nn.Parameter(torch.empty(nx, nf))
+            self.bias = nn.Parameter(torch.zeros(nf))
+            nn.init.normal_(self.weight, std=0.02)
+
+        def forward(self, x):
+            size_out = x.size()[:-1] + (self.nf,)
+            x = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+            return x.view(size_out)
+
+    class NewGELUActivation(nn.Module):
+        def forward(self, x):
+            inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))
+            return 0.5 * x * (1.0 + torch.tanh(inner))
+
+    class GPT2Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            mask = torch.tril(torch.ones((n_positions, n_positions), dtype=torch.bool))
+            self.register_buffer("bias", mask.view(1, 1, n_positions, n_positions), False)
+            self.embed_dim, self.num_heads = n_embd, n_head
+            self.head_dim = n_embd // n_head
+            self.c_attn = Conv1D(3 * n_embd, n_embd)
+            self.c_proj = Conv1D(n_embd, n_embd)
+            self.attn_dropout, self.resid_dropout = nn.Dropout(0.0), nn.Dropout(0.0)
+
+        def heads(self, t):
+            return t.view(*t.shape[:-1], self.num_heads, self.head_dim).transpose(1, 2)
+
+        def forward(self, hidden):
+            q, k, v = self.c_attn(hidden).split(self.embed_dim, dim=2)
+            q, k, v = self.heads(q), self.heads(k), self.heads(v)
+            w = torch.matmul(q, k.transpose(-1, -2))
+            w = w / torch.full([], v.size(-1) ** 0.5, dtype=w.dtype, device=w.device)
+            length = q.size(-2)
+            causal = self.bias[:, :, :length, :length]
+            w = torch.where(causal, w, torch.finfo(w.dtype).min)
+            w = self.attn_dropout(nn.functional.softmax(w, dim=-1))
+            out = torch.matmul(w, v).transpose(1, 2).reshape(*hidden.shape[:-1], -1)
+            return self.resid_dropout(self.c_proj(out))
+
+    class GPT2MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_fc = Conv1D(4 * n_embd, n_embd)
+            self.c_proj = Conv1D(n_embd, 4 * n_embd)
+            self.act, self.dropout = NewGELUActivation(), nn.Dropout(0.0)
+
+        def forward(self, x):
+            return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+    class GPT2Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1 = nn.LayerNorm(n_embd, eps=1e-5)
+            self.attn = GPT2Attention()
+            self.ln_2 = nn.LayerNorm(n_embd, eps=1e-5)
+            self.mlp = GPT2MLP()
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class GPT2Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(vocab_size, n_embd)
+            self.wpe = nn.Embedding(n_positions, n_embd)
+            self.drop = nn.Dropout(0.0)
+            self.h = nn.ModuleList([GPT2Block() for _ in range(n_layer)])
+            self.ln_f = nn.LayerNorm(n_embd, eps=1e-5)
+            if init:  # post_init(); init=False keeps every layer's own default
+                self.apply(self._init_weights)
+
+        def _init_weights(self, module):
+            if isinstance(module, (nn.Linear, Conv1D)):
+                module.weight.data.normal_(mean=0.0, std=init_std)
+                if module.bias is not None:
+                    module.bias.data.zero_()
+            elif isinstance(module, nn.Embedding):
+                module.weight.data.normal_(mean=0.0, std=init_std)
+            elif isinstance(module, nn.LayerNorm):
+                module.bias.data.zero_()
+                module.weight.data.fill_(1.0)
+            for name, p in module.named_parameters():
+                if name == "c_proj.weight":
+                    p.data.normal_(mean=0.0, std=init_std / math.sqrt(2 * n_layer))
+
+        def forward(self, input_ids):
+            positions = torch.arange(input_ids.shape[-1], device=input_ids.device).unsqueeze(0)
+            x = self.drop(self.wte(input_ids) + self.wpe(positions))
+            for block in self.h:
+                x = block(x)
+            return self.ln_f(x)
+
+    return GPT2Model()

@@ -220,3 +220,25 @@ def assert_orthogonal(w: np.ndarray, gain: float = 1.0, atol: float = 1e-5, what
     err = float(np.abs(gram - gain**2 * np.eye(min(rows, cols))).max())
     assert err <= atol * gain**2, f"{what}: W W^T (or W^T W) is off gain^2 I by {err:.3g}"
     return err
+
+
+def assert_haar_orthogonal(mats, gain: float, what: str = "") -> None:
+    """Each matrix of ``mats`` (a Haar (semi-)orthogonal draw times ``gain``, any side
+    longer) has orthonormal rows or columns (its smaller Gram matrix is gain² I within
+    float32 rounding of an n-term dot product: 4 n eps), and its elements follow the exact
+    marginal of such a draw: a coordinate of a uniform point on the sphere S^(n-1) of radius
+    gain, (x/gain + 1)/2 ~ Beta((n-1)/2, (n-1)/2), n the longer side (one-sample KS; the
+    elements of one matrix are weakly dependent, which makes the test conservative)."""
+    mats = [np.asarray(m, np.float64) for m in mats]
+    n = max(mats[0].shape)
+    tol = 4 * n * float(np.finfo(np.float32).eps) * gain * gain
+    for m in mats:
+        gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
+        err = float(np.abs(gram - gain * gain * np.eye(gram.shape[0])).max())
+        assert err <= tol, (
+            f"{what}: not (semi-)orthogonal: |Gram - gain² I| = {err:.3g} > {tol:.3g}"
+        )
+    law = stats.beta((n - 1) / 2, (n - 1) / 2, loc=-gain, scale=2 * gain)
+    x = np.concatenate([m.ravel() for m in mats])
+    p = ks_pvalue(ks_statistic(x, law.cdf), x.size)
+    assert p > P_MIN, f"{what}: elements are not a uniform sphere's coordinates (n={n}): p={p:.3g}"

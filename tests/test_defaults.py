@@ -13,18 +13,33 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import re
 import sys
 import warnings
 
 import numpy as np
 import pytest
 from helpers import require_backend
-from stats_helpers import N_MIN, Z_MAX, assert_ks_one, assert_ks_two, assert_same_law
+from stats_helpers import (
+    N_MIN,
+    Z_MAX,
+    assert_haar_orthogonal,
+    assert_ks_one,
+    assert_ks_two,
+    assert_same_law,
+)
 
 import xinit
 from xinit import defaults as D
+from xinit import kinds
 from xinit import layers as L
-from xinit.distributions import ConstantDist, NormalDist, TruncNormalDist, UniformDist
+from xinit.distributions import (
+    ConstantDist,
+    NormalDist,
+    OrthogonalDist,
+    TruncNormalDist,
+    UniformDist,
+)
 
 N_CAP = 100_000  # elements per parameter kept for the statistics (>= N_MIN)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -45,6 +60,11 @@ CASES = {
     "bn64": D.dims("batchnorm", 64),
     "ln64": D.dims("layernorm", 64),
     "gn64": D.dims("groupnorm", 64, groups=8),
+    "rms64": D.dims("rmsnorm", 64),
+    "e256h8": D.dims("multihead_attention", 256, heads=8),
+    "e96h4": D.dims("multihead_attention", 96, heads=4),
+    "lstm64x256": D.dims("lstm", 64, 256),
+    "gru48x256": D.dims("gru", 48, 256),
 }
 
 
@@ -63,6 +83,10 @@ def _torch_layer(d: D.LayerDims):
         "batchnorm": lambda: nn.BatchNorm2d(i),
         "layernorm": lambda: nn.LayerNorm(i),
         "groupnorm": lambda: nn.GroupNorm(g, i),
+        "rmsnorm": lambda: nn.RMSNorm(i),
+        "multihead_attention": lambda: nn.MultiheadAttention(i, d.heads),
+        "lstm": lambda: nn.LSTM(i, o),
+        "gru": lambda: nn.GRU(i, o),
     }[d.layer]()
 
 
@@ -80,6 +104,9 @@ def _paddle_layer(d: D.LayerDims):
         "batchnorm": lambda: nn.BatchNorm2D(i),
         "layernorm": lambda: nn.LayerNorm(i),
         "groupnorm": lambda: nn.GroupNorm(g, i),
+        "multihead_attention": lambda: nn.MultiHeadAttention(i, d.heads),
+        "lstm": lambda: nn.LSTM(i, o),
+        "gru": lambda: nn.GRU(i, o),
     }[d.layer]()
 
 
@@ -97,6 +124,10 @@ def _flax_layer(d: D.LayerDims, rngs):
         "batchnorm": lambda: nnx.BatchNorm(i, rngs=rngs),
         "layernorm": lambda: nnx.LayerNorm(i, rngs=rngs),
         "groupnorm": lambda: nnx.GroupNorm(i, num_groups=g, rngs=rngs),
+        "rmsnorm": lambda: nnx.RMSNorm(i, rngs=rngs),
+        "multihead_attention": lambda: nnx.MultiHeadAttention(d.heads, i, rngs=rngs),
+        "lstm": lambda: nnx.LSTMCell(i, o, rngs=rngs),
+        "gru": lambda: nnx.GRUCell(i, o, rngs=rngs),
     }[d.layer]()
 
 
@@ -129,7 +160,12 @@ def _state(framework: str, d: D.LayerDims, seed: int) -> dict[str, np.ndarray]:
         import paddle
 
         paddle.seed(seed)
-        return {n: np.array(t.numpy()) for n, t in _paddle_layer(d).state_dict().items()}
+        state = {n: np.array(t.numpy()) for n, t in _paddle_layer(d).state_dict().items()}
+        if d.kind in ("lstm", "gru"):  # each tensor twice: "weight_ih_l0" is "0.cell.weight_ih"
+            for name in [n for n in state if ".cell." not in n]:
+                leaf = name.rsplit("_l0", 1)[0]
+                np.testing.assert_array_equal(state.pop(name), state[f"0.cell.{leaf}"])
+        return state
     if framework == "flax_linen":
         return _linen_params(d, seed)
     from flax import nnx
@@ -180,39 +216,66 @@ def _catalogue_cases():
 
 
 # ---- 1. the catalogue against measurement ------------------------------------------------------
+def _still_unsupported(framework: str, d: D.LayerDims) -> str | None:
+    """Why a layer the catalogue marks unsupported still is (None: the framework gained it)."""
+    if framework == "flax" and d.kind == "conv_transpose":
+        from flax import nnx
+
+        params = inspect.signature(nnx.ConvTranspose.__init__).parameters
+        if "feature_group_count" not in params and "groups" not in params:
+            return "flax ConvTranspose has no groups argument"
+    if framework == "paddle" and d.kind == "rmsnorm":
+        import paddle
+
+        if not hasattr(paddle.nn, "RMSNorm"):
+            return "paddle.nn has no RMSNorm"
+    return None
+
+
 @pytest.mark.parametrize("framework, tag, param", list(_catalogue_cases()))
 def test_catalogue_matches_native_default(framework, tag, param):
     require_backend(framework)
     d = CASES[tag]
     entry = D.default_entry(framework, d, param)
     what = f"{entry.id} [{d.describe()}] catalogue says {entry.rule}"
-    if entry.distribution is None:  # flax ConvTranspose has no groups: check it still has none
-        from flax import nnx
-
-        params = inspect.signature(nnx.ConvTranspose.__init__).parameters
-        assert "feature_group_count" not in params and "groups" not in params, (
-            f"{entry.id}: flax ConvTranspose gained a groups argument; catalogue it"
+    if entry.distribution is None:  # the framework has no such layer: check it still has none
+        assert _still_unsupported(framework, d), (
+            f"{entry.id}: the catalogue says {entry.note!r}, but {framework} has the layer now; "
+            "catalogue it"
         )
         return
     state = measured(framework, tag)
     if param == D.params_of(framework, d)[0]:  # the catalogue lists all the state, no more
-        listed = {D.default_entry(framework, d, p).native_name for p in D.params_of(framework, d)}
+        listed = {
+            name
+            for p in D.params_of(framework, d)
+            for name in D.default_entry(framework, d, p).native_names
+        }
         assert listed == set(state["__shapes__"]), f"{framework} {d.describe()}: state names"
-    assert entry.native_name in state, f"{what}: no {entry.native_name!r} in {sorted(state)}"
-    assert state["__shapes__"][entry.native_name] == entry.native_shape, (
-        f"{what}: native shape {state['__shapes__'][entry.native_name]} != catalogue "
-        f"{entry.native_shape}"
-    )
-    values = state[entry.native_name]
-    dist = entry.distribution
-    if isinstance(dist, ConstantDist):
-        assert np.all(values == dist.value), (
-            f"{what}: expected every element == {dist.value}, got mean {values.mean():.4g} "
-            f"std {values.std():.4g}"
+    for name in entry.native_names:  # each native leaf on its own (Paddle's q/k/v_proj, ...)
+        assert name in state, f"{what}: no {name!r} in {sorted(state)}"
+        assert state["__shapes__"][name] == entry.native_shape, (
+            f"{what}: native shape of {name} {state['__shapes__'][name]} != catalogue "
+            f"{entry.native_shape}"
         )
-        return
-    assert values.size >= N_MIN, f"{what}: only {values.size} elements measured"
-    assert_same_law(values, dist, what)
+        values = state[name]
+        dist = entry.distribution
+        if isinstance(dist, OrthogonalDist):  # per draw: a leaf is one block, or all of them
+            assert len(entry.native_names) in (1, dist.blocks), what
+            if len(entry.native_names) == 1 and dist.blocks > 1:
+                raise AssertionError(f"{what}: blocks of one native tensor are not measured here")
+            mats = values.reshape(-1, *entry.native_shape)
+            assert_haar_orthogonal(mats, dist.gain, f"{what} ({name})")
+            assert np.mean(np.square(mats)) == pytest.approx(dist.std**2, rel=1e-4), what
+            continue
+        if isinstance(dist, ConstantDist):
+            assert np.all(values == dist.value), (
+                f"{what}: expected every element of {name} == {dist.value}, got mean "
+                f"{values.mean():.4g} std {values.std():.4g}"
+            )
+            continue
+        assert values.size >= N_MIN, f"{what}: only {values.size} elements of {name} measured"
+        assert_same_law(values, dist, f"{what} ({name})")
 
 
 @pytest.mark.parametrize(
@@ -281,6 +344,32 @@ def test_catalogue_formulas():
     assert D.default_entry("paddle", D.dims("bn", 8), "running_var").native_name == "_variance"
     assert D.default_entry("flax", D.dims("ln", 8), "weight").native_name == "scale"
 
+    # attention: which fans each framework's init sees (Xavier: std = √(2/(fan_in+fan_out)))
+    e, h = 512, 8
+    mha = D.dims("multihead_attention", e, heads=h)
+    assert std("torch", mha, "in_proj_weight") == pytest.approx(math.sqrt(2 / (e + 3 * e)))
+    assert std("paddle", mha, "in_proj_weight") == pytest.approx(math.sqrt(2 / (e + e)))
+    assert std("flax", mha, "in_proj_weight") == pytest.approx(1 / math.sqrt(e))
+    assert std("torch", mha, "out_proj.weight") == pytest.approx(1 / math.sqrt(3 * e))
+    assert std("paddle", mha, "out_proj.weight") == pytest.approx(math.sqrt(2 / (e + e)))
+    assert std("flax", mha, "out_proj.weight") == pytest.approx(1 / math.sqrt(e))
+    for fw in D.FRAMEWORKS:
+        for p in ("in_proj_bias", "out_proj.bias"):
+            assert D.default_entry(fw, mha, p).distribution == ConstantDist(0.0), (fw, p)
+    q = {fw: D.default_entry(fw, mha, "in_proj_weight") for fw in D.FRAMEWORKS}
+    assert q["torch"].leaves == (("in_proj_weight", (3 * e, e)),)
+    assert q["paddle"].native_names == ("q_proj.weight", "k_proj.weight", "v_proj.weight")
+    assert q["paddle"].native_shape == (e, e)
+    assert q["flax"].native_name == "{query,key,value}.kernel"
+    assert q["flax"].native_shape == (e, h, e // h)
+    assert D.default_entry("flax", mha, "out_proj.weight").native_shape == (h, e // h, e)
+
+    rms = D.dims("rmsnorm", 16)
+    assert D.default_entry("torch", rms, "weight").distribution == ConstantDist(1.0)
+    assert D.default_entry("flax", rms, "weight").native_name == "scale"
+    assert not D.default_entry("paddle", rms, "weight").supported
+    assert "no RMSNorm" in D.default_entry("paddle", rms, "weight").note
+
 
 def test_catalogue_accepts_specs_and_rejects_bad_input():
     spec = L.Conv(64, 128, 3, groups=4)
@@ -290,8 +379,23 @@ def test_catalogue_accepts_specs_and_rejects_bad_input():
     assert D.as_dims({"layer": "linear", "in_features": 3, "out_features": 5}).out_features == 5
     assert D.dims("depthwise_conv2d", 32, 64, 3).groups == 32
     assert D.default_init("flax", "embedding", "weight", D.dims("embed", 10, 16)).std == 0.25
-    with pytest.raises(ValueError, match="unknown layer kind 'attention'"):
-        D.dims("attention", 8, 8)
+    mha = D.dims("multihead_attention", 64, heads=8)
+    assert D.as_dims(L.MultiheadAttention(64, 8)) == mha
+    assert D.as_dims(L.RMSNorm(16)) == D.dims("rmsnorm", 16)
+    assert D.as_dims(L.LayerNorm((4, 8))) == D.dims("ln", 32)
+    for name in ("mha", "attention", "MultiHeadAttention", "multi-head attention"):
+        assert D.dims(name, 64, heads=8) == mha, name
+    assert D.dims("mha", 32, 64, heads=8).in_features == 64  # one count: the out features
+    assert D.dims("LayerNorm", 8).layer == "layernorm"
+    assert D.dims("linear", 8, 4, heads=8).heads == 1  # heads apply to attention only
+    with pytest.raises(
+        ValueError, match="unknown layer kind 'layernrom'; did you mean 'layernorm'"
+    ):
+        D.dims("layernrom", 8)
+    with pytest.raises(ValueError, match="heads=3 does not divide the embed dim 64"):
+        D.dims("mha", 64, heads=3)
+    with pytest.raises(ValueError, match="linear has no heads"):
+        D.LayerDims("linear", 8, 8, heads=2)
     with pytest.raises(ValueError, match="groups=3 does not divide"):
         D.dims("conv2d", 64, 128, 3, groups=3)
     with pytest.raises(ValueError, match="unknown framework 'keras'"):
@@ -401,6 +505,63 @@ def test_default_in_a_policy_gives_a_model_torchs_init(backend):
     b = D.default_init("torch", "conv2d", "bias", d)
     assert np.abs(bias).max() <= b.high and np.abs(bias).max() > 0.9 * b.high, what
     assert_ks_one(np.asarray(bias), b, f"{what}: bias")
+
+
+ATTENTION = L.MultiheadAttention(256, 8)  # each (E, E) leaf holds 65536 >= N_MIN elements
+
+
+@pytest.mark.parametrize("framework", D.FRAMEWORKS)
+@pytest.mark.parametrize("backend", D.FRAMEWORKS)
+def test_default_on_attention_reproduces_each_native_leaf(framework, backend):
+    """Default(framework) on a MultiheadAttention spec, built in ``backend``: every native
+    tensor ``framework`` keeps (torch's packed (3E, E) matrix, each of Paddle's q/k/v/out
+    [E, E] weights, each of Flax's (E, H, D) kernels) has that framework's own law; the
+    neutral tensor is cut into them by ``framework``'s parameter map."""
+    from xinit.backends import part
+
+    from xinit.parammap import piece
+    from xinit.state import state_dict
+
+    require_backend(framework)
+    require_backend(backend)
+    rule = xinit.Rule(xinit.init.Default(framework), kind="multihead_attention", param="*")
+    built = state_dict(xinit.build(ATTENTION, backend, policy=xinit.Policy(rule), seed=7))
+    leaves = part(framework, "lowerings").REGISTRY.param_map(ATTENTION)
+    d = D.as_dims(ATTENTION)
+    native = _state(framework, d, 4321)  # the framework's own default layer
+    for entry in D.catalogue(ATTENTION, frameworks=(framework,)):
+        for leaf in leaves[entry.param]:
+            ours = piece(built[entry.param], leaf)
+            what = (
+                f"Default({framework!r}) in {backend}: {entry.param} as {framework}'s {leaf.name}"
+            )
+            assert ours.shape == native[leaf.name].shape == entry.native_shape, what
+            if isinstance(entry.distribution, ConstantDist):
+                assert np.all(ours == entry.distribution.value), what
+                assert np.all(native[leaf.name] == entry.distribution.value), what
+                continue
+            assert_same_law(ours.ravel(), entry.distribution, what)
+            assert_ks_two(ours.ravel(), native[leaf.name].ravel(), f"{what} vs its own layer")
+
+
+@pytest.mark.parametrize("framework", D.FRAMEWORKS)
+def test_default_on_norms(framework):
+    """Default(framework) on LayerNorm (any normalized_shape) and GroupNorm gives ones and
+    zeros; on RMSNorm it does too, except Paddle's, which has no RMSNorm layer to copy."""
+    from xinit.state import state_dict
+
+    require_backend("torch")
+    policy = xinit.Policy(xinit.Rule(xinit.init.Default(framework), param="*"))
+    for spec in (L.LayerNorm((4, 8)), L.GroupNorm(2, 8), L.RMSNorm(8)):
+        if framework == "paddle" and spec.kind == "rmsnorm":
+            with pytest.raises(ValueError, match="paddle.nn has no RMSNorm layer"):
+                xinit.build(spec, "torch", policy=policy)
+            continue
+        state = state_dict(xinit.build(spec, "torch", policy=policy))
+        for name, value in state.items():
+            want = D.default_entry(framework, D.as_dims(spec), name).distribution
+            assert np.all(value == want.value), (framework, spec, name)
+        assert np.all(state["weight"] == 1.0), (framework, spec)
 
 
 def test_default_is_an_initializer_on_xinit_init():
@@ -679,12 +840,118 @@ def _norm_consumes(framework):
     return 0 if np.array_equal(a, paddle.rand([4]).numpy()) else -1
 
 
+def _bool_mask_meaning(framework):
+    """What a True in a bool attention mask does in the framework's own attention: with one
+    query attending to two keys of different values, True on key 0 leaves only key 1's value
+    ("masked") or only key 0's ("keep")."""
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((1, 1, 4)).astype(np.float32)
+    kv = rng.standard_normal((1, 2, 4)).astype(np.float32)
+    mask = np.array([[True, False]])  # (L, S) = (1, 2)
+    if framework == "torch":
+        import torch
+
+        m = torch.nn.MultiheadAttention(4, 1, batch_first=True).eval()
+        t = torch.from_numpy
+        with torch.no_grad():
+            out = m(t(q), t(kv), t(kv), attn_mask=t(mask), need_weights=False)[0].numpy()
+            alone = [m(t(q), t(kv[:, i : i + 1]), t(kv[:, i : i + 1]))[0].numpy() for i in (0, 1)]
+    elif framework == "paddle":
+        import paddle
+
+        m = paddle.nn.MultiHeadAttention(4, 1)
+        m.eval()
+        t = paddle.to_tensor
+        out = m(t(q), t(kv), t(kv), attn_mask=t(mask)).numpy()
+        alone = [m(t(q), t(kv[:, i : i + 1]), t(kv[:, i : i + 1])).numpy() for i in (0, 1)]
+    else:
+        import jax.numpy as jnp
+        from flax import nnx
+
+        m = nnx.MultiHeadAttention(1, 4, decode=False, rngs=nnx.Rngs(0))
+        a = jnp.asarray
+        out = np.asarray(m(a(q), a(kv), mask=a(mask)[None, None]))
+        alone = [np.asarray(m(a(q), a(kv[:, i : i + 1]))) for i in (0, 1)]
+    if np.allclose(out, alone[1], atol=1e-6):
+        return "masked"
+    return "keep" if np.allclose(out, alone[0], atol=1e-6) else "neither"
+
+
+def _norm_eps(framework, kind):
+    """The eps of the framework's own GroupNorm (``gn``) or RMSNorm (``rms``)."""
+    if framework == "torch":
+        import torch
+
+        return (torch.nn.GroupNorm(2, 4) if kind == "gn" else torch.nn.RMSNorm(4)).eps
+    if framework == "paddle":
+        import paddle
+
+        if kind == "gn":
+            return paddle.nn.GroupNorm(2, 4)._epsilon
+        assert not hasattr(paddle.nn, "RMSNorm")  # no layer: the function's default
+        return inspect.signature(paddle.nn.functional.rms_norm).parameters["eps"].default
+    from flax import nnx
+
+    if kind == "gn":
+        return nnx.GroupNorm(4, num_groups=2, rngs=nnx.Rngs(0)).epsilon
+    return nnx.RMSNorm(4, rngs=nnx.Rngs(0)).epsilon
+
+
+def _attention_fans(framework, e=16, heads=4):
+    """(fan_in, fan_out) / E that the framework's default init computes for the query
+    projection of its own attention layer, caught by a spy on the init function."""
+    from unittest import mock
+
+    seen = []
+    if framework == "torch":
+        import torch
+
+        activation = torch.nn.modules.activation
+        real = activation.xavier_uniform_
+
+        def spy(t, *a, **k):
+            seen.append(torch.nn.init._calculate_fan_in_and_fan_out(t))
+            return real(t, *a, **k)
+
+        with mock.patch.object(activation, "xavier_uniform_", spy):
+            torch.nn.MultiheadAttention(e, heads)
+    elif framework == "paddle":
+        import paddle
+        from paddle.nn.initializer.xavier import XavierInitializer
+
+        real = XavierInitializer._compute_fans
+
+        def spy(self, var):
+            seen.append(real(self, var))
+            return seen[-1]
+
+        with mock.patch.object(XavierInitializer, "_compute_fans", spy):
+            paddle.nn.MultiHeadAttention(e, heads)
+        assert len(seen) == 4, seen  # q, k, v, out: one Xavier each
+    else:
+        from flax import nnx
+
+        real = nnx.initializers.lecun_normal()
+
+        def spy(key, shape, dtype):  # lecun_normal's fans: in_axis=-2, out_axis=-1
+            seen.append((shape[-2], shape[-1]))
+            return real(key, shape, dtype)
+
+        nnx.MultiHeadAttention(heads, e, kernel_init=spy, rngs=nnx.Rngs(0))
+        assert len(seen) == 4, seen  # query, key, value, out
+    fan_in, fan_out = seen[0]  # the query projection's (torch: the packed q, k, v)
+    return (fan_in // e, fan_out // e) if fan_in % e == fan_out % e == 0 else seen[0]
+
+
 MEASURED_CONVENTIONS = {
     "bn.momentum": _momentum,
     "bn.new_batch_weight": lambda fw: round(_bn_one_step(fw)[0], 4),
     "bn.running_var": lambda fw: _bn_one_step(fw)[1],
     "bn.eps": lambda fw: _eps(fw, "bn"),
     "ln.eps": lambda fw: _eps(fw, "ln"),
+    "gn.eps": lambda fw: _norm_eps(fw, "gn"),
+    "rmsnorm.eps": lambda fw: _norm_eps(fw, "rms"),
+    "attention.fans": _attention_fans,
     "conv.padding": _conv_padding,
     "pool.stride": _pool_stride,
     "pool.avg_count_include_pad": _count_include_pad,
@@ -692,6 +959,7 @@ MEASURED_CONVENTIONS = {
     "init.truncated_normal": _truncated_bounds,
     "rng.build_order": _build_order,
     "rng.norm_consumes": _norm_consumes,
+    "attention.bool_mask": _bool_mask_meaning,
 }
 
 
@@ -813,10 +1081,95 @@ def test_cli_conventions_and_errors(capsys):
     assert rc == 0 and json.loads(out)[0]["key"] == "layout.linear"
     rc, out, _ = _cli(capsys, "--conventions", "--format", "md")
     assert rc == 0 and out.startswith("| topic |")
-    rc, _, err = _cli(capsys, "--layer", "attention")
-    assert rc == 2 and "unknown layer kind 'attention'" in err
+    fans = D.convention_record("attention.fans")  # the attention row, each framework's text
+    row = next(line for line in out.splitlines() if line.startswith(f"| {fans.topic} |"))
+    assert all(fans.text(fw) in row for fw in D.FRAMEWORKS), row
+    rc, out, _ = _cli(capsys, "--conventions", "--format", "json")
+    assert next(r for r in json.loads(out) if r["key"] == "attention.fans")["values"] == {
+        fw: list(v) for fw, v in fans.values
+    }
+    rc, _, err = _cli(capsys, "--layer", "atention")
+    assert rc == 2 and "unknown layer kind 'atention'; did you mean 'attention'" in err
     rc, _, err = _cli(capsys, "--layer", "conv2d", "--reference", "keras")
     assert rc == 2 and "keras" in err
+
+
+def _md_table(out: str) -> tuple[list[str], dict[str, list[str]]]:
+    """The header and the rows (by param) of ``xinit defaults --format md``'s table."""
+
+    def cells(line):
+        return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+    lines = [line for line in out.splitlines() if line.startswith("| ")]
+    return cells(lines[0]), {row[1]: row for row in map(cells, lines[1:])}
+
+
+@pytest.mark.parametrize("layer", D.LAYERS)
+def test_cli_one_layer_side_by_side(capsys, layer):
+    """``xinit defaults --layer NAME``: one row per parameter, one column per framework, each
+    cell the catalogue's law, rule and native tensors, for every layer the catalogue has."""
+    rc, out, _ = _cli(capsys, "--layer", layer, "--in", "96", "--heads", "4", "--format", "md")
+    assert rc == 0
+    one = D.one_feature_count(layer)  # norms, attention: --in is their count without --out
+    d = D.dims(layer, 96, None if one else 128, 3, 1, heads=4)
+    assert d.describe() in out.splitlines()[0]
+    header, rows = _md_table(out)
+    assert header == ["layer", "param", *D.FRAMEWORKS]
+    params = [
+        p for p in kinds.get(d.kind).params if any(p in D.params_of(f, d) for f in D.FRAMEWORKS)
+    ]
+    assert list(rows) == params
+    for param, row in rows.items():
+        for fw, cell in zip(D.FRAMEWORKS, row[2:]):
+            if param not in D.params_of(fw, d):
+                assert cell == "-", (fw, param, cell)
+                continue
+            e = D.default_entry(fw, d, param)
+            if not e.supported:
+                assert cell == f"n/a ({e.note})", (fw, param, cell)
+                continue
+            lines = cell.split("<br>")
+            assert lines[0].startswith(D.short(e.distribution)), (fw, param, cell)
+            assert lines[1:] == [
+                e.rule,
+                f"{e.native_name} {e.native_shape}" + (" each" if len(e.leaves) > 1 else ""),
+            ], (fw, param, cell)
+
+
+def test_cli_attention_side_by_side(capsys):
+    """The attention table states each framework's own law: torch's Xavier over the packed
+    (3E, E), paddle's per (E, E) projection (std ×√2), flax's LeCun normal (std 1/√E)."""
+    e, h = 512, 8
+    rc, out, _ = _cli(capsys, "--layer", "mha", "--in", str(e), "--heads", str(h), "--format", "md")
+    assert rc == 0
+    _, rows = _md_table(out)
+    torch_q, paddle_q, flax_q = rows["in_proj_weight"][2:]
+    assert torch_q.startswith(f"U(±{math.sqrt(6 / (e + 3 * e)):.4g})")
+    assert paddle_q.startswith(f"U(±{math.sqrt(6 / (e + e)):.4g})")
+    assert f"×{math.sqrt(2):.3g}" in paddle_q
+    assert f"std {1 / math.sqrt(e):.4g}" in flax_q and flax_q.startswith("TN(0,")
+    assert f"{{query,key,value}}.kernel ({e}, {h}, {e // h}) each" in flax_q
+    assert f"{{q_proj,k_proj,v_proj}}.weight ({e}, {e}) each" in paddle_q
+    assert rows["out_proj.weight"][2].startswith(f"U(±{1 / math.sqrt(e):.4g})")
+    assert f"out.kernel ({h}, {e // h}, {e})" in rows["out_proj.weight"][4]
+    for name in ("attention", "multihead_attention", "MultiHeadAttention"):
+        rc, again, _ = _cli(capsys, "--layer", name, "--in", str(e), "--format", "md")
+        assert rc == 0 and again == out, name
+    rc, out, _ = _cli(capsys, "--layer", "mha", "--out", "64", "--heads", "4")  # rich table
+    assert rc == 0
+    assert "multihead_attention(E=64, heads=4)" in out and "{query,key,value}.kernel" in out
+    assert all(fw in out for fw in D.FRAMEWORKS)
+
+
+def test_cli_layer_names_and_errors(capsys):
+    rc, ln, _ = _cli(capsys, "--layer", "ln", "--in", "32", "--format", "md")
+    rc2, layernorm, _ = _cli(capsys, "--layer", "LayerNorm", "--in", "32", "--format", "md")
+    assert rc == rc2 == 0 and ln == layernorm and "layernorm(32)" in ln
+    rc, _, err = _cli(capsys, "--layer", "layernrom")
+    assert rc == 2 and "did you mean 'layernorm'?" in err
+    assert all(name in err for name in D.LAYERS)  # the accepted names, listed
+    rc, _, err = _cli(capsys, "--layer", "mha", "--in", "100", "--heads", "8")
+    assert rc == 2 and "heads=8 does not divide the embed dim 100" in err
 
 
 def test_cli_plot(capsys, tmp_path):
@@ -829,3 +1182,96 @@ def test_cli_plot(capsys, tmp_path):
     json.loads(out)  # the plot note goes to stderr, stdout stays JSON
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+# ---- recurrent layers: Default(framework) on every tensor of a deep bidirectional LSTM --------
+RECURRENT_DEFAULTS = [("flax", "torch"), ("flax", "paddle"), ("torch", "flax"), ("paddle", "flax")]
+
+
+@pytest.mark.parametrize(
+    "framework, backend", RECURRENT_DEFAULTS, ids=[f"{f}-in-{b}" for f, b in RECURRENT_DEFAULTS]
+)
+def test_default_on_a_recurrent_spec(framework, backend):
+    """Default(fw) on every tensor of a 2-layer bidirectional LSTM built in another backend:
+    the deeper layer's input kernels take its own input size (2H) as fan_in, Flax's
+    recurrent kernels are orthogonal gate by gate, the bias Flax's own cell lacks is zero,
+    PyTorch's and Paddle's U(±1/√H) everywhere; each law measured (over several builds for
+    the biases, to reach N_MIN elements)."""
+    require_backend(framework)
+    require_backend(backend)
+    h = 256
+    spec = L.LSTM(128, h, num_layers=2, bidirectional=True)
+    rule = xinit.Rule(xinit.init.Default(framework), kind="lstm", param="*")
+    groups: dict[str, list[np.ndarray]] = {}
+    for seed in range(math.ceil(N_MIN / (8 * 4 * h))):  # the 8 biases of a build: 8·4H values
+        state = xinit.state_dict(xinit.build(spec, backend, policy=xinit.Policy(rule), seed=seed))
+        for name, value in state.items():
+            if name.startswith("bias") or seed == 0:
+                groups.setdefault(name, []).append(value)
+    for p in spec.params():
+        dist = xinit.init.Default(framework).resolve(p.shape, p.role, param=p)
+        what = f"Default({framework!r}) in {backend}: {p.name}"
+        values = np.stack(groups[p.name])
+        if framework != "flax":
+            bound = 1 / math.sqrt(h)
+            assert (dist.low, dist.high) == pytest.approx((-bound, bound)), what
+        elif p.name.startswith("weight_ih"):
+            fan_in = 128 if "_l0" in p.name else 2 * h
+            assert dist.std == pytest.approx(1 / math.sqrt(fan_in)), what
+        elif p.name.startswith("weight_hh"):
+            assert isinstance(dist, OrthogonalDist) and dist.blocks == 4, what
+            assert_haar_orthogonal(values[0].reshape(4, h, h), dist.gain, what)
+            continue
+        elif p.name.startswith("bias_ih"):
+            assert dist == ConstantDist(0.0), what  # nnx.LSTMCell has no input-side bias
+        if isinstance(dist, ConstantDist):
+            assert not np.any(values), what
+        elif p.name.startswith("weight") or values.size >= N_MIN:
+            assert_same_law(values.ravel(), dist, what)
+    biases = np.concatenate([np.ravel(groups[p.name]) for p in spec.params() if "bias" in p.name])
+    if framework != "flax":
+        assert biases.size >= N_MIN
+        assert_same_law(
+            biases,
+            xinit.init.Default(framework).resolve((4 * h,), param=spec.params()[2]),
+            "biases",
+        )
+
+
+def test_recurrent_catalogue_formulas():
+    """The catalogue's LSTM/GRU rows: PyTorch's and Paddle's U(±1/√H) everywhere; Flax's
+    lecun_normal input kernels (fan_in = in per gate), orthogonal recurrent kernels (per gate
+    for LSTMCell, on the stacked (H, 3H) kernel for GRUCell) and the one bias it keeps."""
+    lstm, gru = D.dims("lstm", 64, 256), D.dims("gru", 64, 256)
+    for fw in ("torch", "paddle"):
+        for d in (lstm, gru):
+            assert D.params_of(fw, d) == (
+                "weight_ih_l0",
+                "weight_hh_l0",
+                "bias_ih_l0",
+                "bias_hh_l0",
+            )
+            for p in D.params_of(fw, d):
+                assert D.default_entry(fw, d, p).std == pytest.approx(1 / 16 / math.sqrt(3))
+    assert D.params_of("flax", lstm) == ("weight_ih_l0", "weight_hh_l0", "bias_hh_l0")
+    assert D.params_of("flax", gru) == ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0")
+    w_ih = D.default_entry("flax", lstm, "weight_ih_l0")
+    assert w_ih.native_names == ("ii.kernel", "if_.kernel", "ig.kernel", "io.kernel")
+    assert w_ih.native_shape == (64, 256) and w_ih.std == pytest.approx(1 / 8)
+    w_hh = D.default_entry("flax", lstm, "weight_hh_l0")
+    assert w_hh.distribution == OrthogonalDist(1.0, 4, 256) and w_hh.std == pytest.approx(1 / 16)
+    g_hh = D.default_entry("flax", gru, "weight_hh_l0")
+    assert (g_hh.native_name, g_hh.native_shape) == ("dense_h.kernel", (256, 768))
+    assert g_hh.std == pytest.approx(1 / math.sqrt(768))  # unit columns of the (3H, H) tensor
+    assert D.default_entry("paddle", lstm, "weight_ih_l0").native_name == "0.cell.weight_ih"
+    assert D.as_dims(L.GRU(8, 4, num_layers=3)) == D.dims("gru", 8, 4)
+
+
+def test_cli_recurrent_layers(capsys):
+    rc, out, _ = _cli(capsys, "--layer", "lstm", "--in", "64", "--out", "256", "--format", "md")
+    assert rc == 0
+    assert "| lstm | weight_hh_l0 |" in out and "| lstm | bias_ih_l0 |" in out
+    assert "Orthogonal(gain=1, each of 4 row blocks)" in out and "U(±0.0625)" in out
+    assert "{hi,hf,hg,ho}.kernel (256, 256) each" in out and "0.cell.weight_ih (1024, 64)" in out
+    rc, out, _ = _cli(capsys, "--layer", "gru", "--in", "64", "--out", "256", "--format", "md")
+    assert rc == 0 and "dense_h.kernel (256, 768)" in out

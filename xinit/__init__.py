@@ -20,6 +20,7 @@ _LAZY = {
     "models": ("xinit.models", None),
     "layers": ("xinit.layers", None),
     "blocks": ("xinit.blocks", None),
+    "transformer": ("xinit.transformer", None),
     "build": ("xinit._build", "build"),
     "run": ("xinit._build", "run"),
     "summary": ("xinit._summary", "summary"),

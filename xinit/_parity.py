@@ -299,10 +299,15 @@ def compare(a: np.ndarray, b: np.ndarray, *, atol: float, rtol: float) -> Diff:
     return Diff(diff, rel, bool(diff <= atol + rtol * scale), nonfinite)
 
 
-def check_input(x: Any) -> np.ndarray:
-    """The parity input as contiguous float32; an empty one (a batch of 0) compares nothing
-    and is refused, as is one holding NaN or Inf."""
-    x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+def check_input(x: Any) -> np.ndarray | tuple:
+    """The parity input as contiguous float32 (integers, token ids, as int64); an empty one
+    (a batch of 0) compares nothing and is refused, as is one holding NaN or Inf. A tuple is
+    a graph's several inputs (a decoder's target and memory, masks): each checked, bool
+    masks kept bool, -inf allowed (PyTorch's float attention masks)."""
+    if isinstance(x, (tuple, list)):
+        return tuple(_mask_or_input(a) for a in x)
+    x = np.asarray(x)
+    x = np.ascontiguousarray(x, dtype=np.int64 if x.dtype.kind in "iu" else np.float32)
     if x.size == 0:
         raise ValueError(
             f"parity needs a non-empty input; got shape {tuple(x.shape)} "
@@ -311,6 +316,24 @@ def check_input(x: Any) -> np.ndarray:
     if not np.isfinite(x).all():
         raise ValueError("parity input holds NaN or Inf; outputs would compare nothing")
     return x
+
+
+def _mask_or_input(a: Any) -> np.ndarray:
+    """One of several parity inputs: a bool mask as it is, else float32 as :func:`check_input`
+    makes it, where -inf (a float mask's blocked position) is allowed."""
+    a = np.asarray(a)
+    if a.dtype == np.bool_:
+        return np.ascontiguousarray(a)
+    if a.dtype.kind in "iu":  # token ids
+        return check_input(a)
+    out = np.ascontiguousarray(a, dtype=np.float32)
+    check_input(np.where(np.isneginf(out), np.float32(0.0), out))  # empty, NaN, +inf refused
+    return out
+
+
+def _shape_of(x) -> tuple:
+    """The input's shape, or the shapes of several inputs."""
+    return tuple(tuple(a.shape) for a in x) if isinstance(x, tuple) else tuple(x.shape)
 
 
 def _labelled(modules) -> tuple[list[str], list[Any]]:
@@ -416,7 +439,7 @@ def parity(
                 )
         out = next((t[path] for t in traces.values() if path in t), np.zeros(0))
         rows.append(ParityRow(path, kinds.get(path, "?"), tuple(np.shape(out)), diffs))
-    report = ParityReport(labels, pairs, rtols, atol, rows, input_shape=tuple(x.shape))
+    report = ParityReport(labels, pairs, rtols, atol, rows, input_shape=_shape_of(x))
     report.unmatched = unmatched
     if train:
         bn = bn_parity(dict(zip(labels, mods)), x, atol=atol, rtol=rtol)

@@ -29,9 +29,11 @@ from .state import (
     _describe,
     _dtype_ok,
     as_numpy,
+    extra_maps,
     is_optional,
     layout_conventions,
     param_maps,
+    shape_hint,
 )
 
 
@@ -57,6 +59,8 @@ class PortReport:
     square: int = 0  # transposed weights whose shape fits either layout: src decided alone
     converted: list[str] = field(default_factory=list)  # widened: "key: float16 -> float32"
     notes: list[str] = field(default_factory=list)  # what reading changed (wrappers, bf16)
+    extras_read: list[str] = field(default_factory=list)  # second names / constants checked
+    extras_written: int = 0  # second names and constants written for dst's own loader
 
     def summary(self) -> str:
         lines = [
@@ -71,6 +75,16 @@ class PortReport:
             lines.append(
                 f"{self.square} square weight{s} transposed on the strength of src={self.src} "
                 "(no shape can tell; if the outputs differ, check src)"
+            )
+        if self.extras_read:
+            lines.append(
+                f"{len(self.extras_read)} {self.src} keys checked as second names of tensors "
+                "or as constants (e.g. Paddle's RNN weights, saved twice)"
+            )
+        if self.extras_written:
+            lines.append(
+                f"{self.extras_written} {self.dst} keys written as second names or constants, "
+                f"as {self.dst} saves them"
             )
         if self.converted:
             shown = ", ".join(self.converted[:3]) + (", ..." if len(self.converted) > 3 else "")
@@ -151,7 +165,10 @@ def _layout_hint(array: np.ndarray, ps, src: str) -> str:
     """Name the conventions whose layout the array has, when it is another's than src's."""
     fits = []
     for name in layout_conventions()[1:]:
-        leaves = param_maps(name)(ps.layer)[ps.name]
+        try:
+            leaves = param_maps(name)(ps.layer)[ps.name]
+        except TypeError:  # a framework with no lowering of this kind
+            continue
         fit = len(leaves) == 1 and leaves[0].native_shape(ps.shape) == tuple(array.shape)
         if name != src and fit:
             fits.append(name)
@@ -170,6 +187,67 @@ def _shape_blind(src_leaves, dst_leaves, shape) -> bool:
 
 def _layouts(leaves) -> tuple:
     return tuple((leaf.perm, leaf.part, leaf.shape, leaf.into) for leaf in leaves)
+
+
+def _resolve_extra(extras, name: str):
+    """Follow second names from extra ``name``: (the leaf name it ends at, None) or (the
+    extra's name, the constant Extra it ends at)."""
+    seen = set()
+    while name in extras and extras[name].of is not None and name not in seen:
+        seen.add(name)
+        name = extras[name].of
+    extra = extras.get(name)
+    return (name, extra) if extra is not None and extra.of is None else (name, None)
+
+
+def _read_extras(layers, extras_of, data, origin, expected, report, mismatched) -> None:
+    """Account for the checkpoint's extra keys (:class:`xinit.parammap.Extra`): a second
+    name stands in for its tensor when that is absent and must equal it when present; a
+    constant must hold its value. Each is expected (never unexpected), and recorded."""
+    for owner, layer in layers.items():
+        extras = extras_of(layer)
+        for name in extras:
+            key = join(owner, name)
+            expected[key] = key
+            if key not in data:
+                continue
+            array = data[key]
+            target, const = _resolve_extra(extras, name)
+            report.extras_read.append(origin[key])
+            if const is not None:
+                if tuple(array.shape) != tuple(const.shape) or np.any(array != const.fill):
+                    mismatched.append(
+                        f"{origin[key]}: checkpoint has {_describe(array)} (max |x| "
+                        f"{float(np.max(np.abs(array), initial=0)):.3g}); {report.src} keeps it "
+                        f"as the constant {const.fill:g} of shape {const.shape} (a parameter "
+                        f"{type(layer).__name__} does not have: bias={getattr(layer, 'bias', '?')})"
+                    )
+                continue
+            canon = join(owner, target)
+            if canon not in data:
+                data[canon], origin[canon] = array, origin[key]
+            elif data[canon].shape != array.shape or not np.array_equal(data[canon], array):
+                mismatched.append(
+                    f"{origin[key]} and {origin[canon]} name one {report.src} tensor but differ: "
+                    f"{_describe(array)} vs {_describe(data[canon])}"
+                    + ("" if data[canon].shape != array.shape else ", different values")
+                )
+
+
+def _write_extras(layers, extras_of, out, report) -> None:
+    """Write dst's extra keys: each second name as its tensor, each constant filled."""
+    for owner, layer in layers.items():
+        extras = extras_of(layer)
+        for name in extras:
+            target, const = _resolve_extra(extras, name)
+            key = join(owner, name)
+            if const is not None:
+                out[key] = np.full(const.shape, const.fill, np.float32)
+            elif join(owner, target) in out:
+                out[key] = out[join(owner, target)]
+            else:
+                continue
+            report.extras_written += 1
 
 
 MODEL_FACTOR = 4  # a file may hold the model's bytes a few times (Adam's moments: 3x)
@@ -292,6 +370,8 @@ def port(
     origin = {v: k for k, v in names.items()}
     expected: dict[str, str] = {}  # src name -> neutral path
     missing, mismatched, todo = [], [], []
+    layers = {ps.owner(path): ps.layer for path, ps in params.items()}
+    _read_extras(layers, extra_maps(src), data, origin, expected, report, mismatched)
     for path, ps in params.items():
         owner = ps.owner(path)
         src_leaves = src_maps(ps.layer)[ps.name]
@@ -315,6 +395,8 @@ def port(
                 hint = ""
                 if tuple(array.shape) != want and len(src_leaves) == 1:
                     hint = _layout_hint(array, ps, src)
+                    if not leaf.relaid:
+                        hint += shape_hint(ps, array.shape)
                 bad.append(
                     f"{origin[sname]}: checkpoint has {_describe(array)}, "
                     f"{src} layout of {path} is {want} {ps.dtype}{hint}"
@@ -365,6 +447,7 @@ def port(
             report.square += relaid and _shape_blind(src_leaves, dst_leaves, ps.shape)
         if progress is not None:
             progress(i + 1, len(todo))
+    _write_extras(layers, extra_maps(dst), out, report)
     out.report = report
     return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .blocks import infer, param_specs
+from .blocks import infer, join, param_specs
 from .layers import Layer
 
 
@@ -57,19 +57,37 @@ def _shape_text(shape) -> str:
 
 
 def _init_text(layer: Layer, policy_inits: dict[str, object], path: str) -> str:
-    parts = []
+    """``leaf: initializer`` per trainable parameter; a run of three or more consecutive
+    leaves with one initializer (a recurrent layer's 16 tensors) is one entry."""
+    runs: list[tuple[str, list[str]]] = []
     for p in layer.params():
         if not p.trainable:
             continue
-        init = policy_inits.get(f"{path}.{p.name}" if path else p.name, p.init)
-        parts.append(f"{p.name}: {init}")
+        init = str(policy_inits.get(join(path, p.name), p.init))
+        if runs and runs[-1][0] == init:
+            runs[-1][1].append(p.name)
+        else:
+            runs.append((init, [p.name]))
+    parts = []
+    for init, names in runs:
+        if len(names) >= 3:
+            parts.append(f"{len(names)} tensors {names[0]} .. {names[-1]}: {init}")
+        else:
+            parts += [f"{name}: {init}" if name else init for name in names]
     return "; ".join(parts)
+
+
+def _named_block(node) -> bool:
+    """A graph a factory named (its ``kind`` is not plain ``graph``)."""
+    return getattr(type(node), "is_container", False) and node.kind != "graph"
 
 
 def summary(spec, input_shape: tuple[int, ...], policy=None) -> Summary:
     """Rows (path, layer kind, output shape, parameter count, initializer) and totals.
 
-    LeNet's first conv reads ``conv1 conv 1x6x28x28 456``: 3*6*5*5 + 6 parameters.
+    LeNet's first conv reads ``conv1 conv 1x6x28x28 456``: 3*6*5*5 + 6 parameters. A named
+    graph (``transformer_encoder_layer``) gets a row after its layers, with its output and no
+    parameters of its own (its layers' rows count them), so the rows sum to the total.
     """
     shapes = infer(spec, input_shape)
     params = param_specs(spec)
@@ -78,6 +96,9 @@ def summary(spec, input_shape: tuple[int, ...], policy=None) -> Summary:
         chosen = policy.initializers({k: v for k, v in params.items() if v.trainable})
     rows, seen = [], set()
     for r in shapes:
+        if _named_block(r.spec):  # a factory's block (transformer layer): a row of its own,
+            rows.append(SummaryRow(r.path, r.spec.kind, r.output_shape, 0, ""))  # after its layers
+            continue
         if not isinstance(r.spec, Layer):
             continue
         first = r.path not in seen

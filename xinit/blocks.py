@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Union
 
-from .layers import Layer, ParamSpec, ReLU, SpecError
+from .layers import Layer, ParamSpec, ReLU, SpecError, inputs_text
 
 Spec = Union[Layer, "Sequential", "Residual"]  # noqa: UP007 - forward references
 
@@ -128,7 +128,11 @@ class Residual:
 
 
 def join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
+    """``prefix.name``; an empty ``name`` is ``prefix`` itself (a learned-parameter node's
+    single parameter: its path is the node's)."""
+    if not prefix:
+        return name
+    return f"{prefix}.{name}" if name else prefix
 
 
 def children(spec) -> tuple[tuple[str, Spec], ...]:
@@ -178,12 +182,17 @@ def infer(spec, input_shape: tuple[int, ...], prefix: str = "") -> list[ShapeRow
     def visit(node, path, shape):
         where = path or "<root>"
         if isinstance(node, Layer):
+            lo, hi = node.inputs_taken()
+            count = len(shape) if _is_multi(shape) and not isinstance(shape, Mapping) else 1
+            if _is_multi(shape) and hi == 1:
+                raise SpecError(f"{where}: {node.kind} takes one array; got shapes {shape}")
+            if count < lo or (hi is not None and count > hi) or isinstance(shape, Mapping):
+                what = inputs_text(lo, hi)
+                raise SpecError(f"{where}: {node.kind} takes {what}; got shape(s) {shape}")
             try:
                 out = node.output_shape(shape)
             except SpecError as err:
                 raise SpecError(f"{where}: {err}") from None
-            if _is_multi(shape):
-                raise SpecError(f"{where}: {node.kind} takes one array; got shapes {shape}")
             if min(out) < 1:
                 raise SpecError(f"{where}: output shape {out} is empty for input {shape}")
         elif isinstance(node, Sequential):
@@ -273,7 +282,7 @@ def input_channels(spec) -> int | None:
     for _, node in walk(spec):
         if not isinstance(node, Layer):
             continue
-        for name in ("in_channels", "num_features", "in_features"):
+        for name in ("in_channels", "num_features", "in_features", "input_size"):
             value = getattr(node, name, None)
             if isinstance(value, int):
                 return value

@@ -367,24 +367,32 @@ def cmd_defaults(args) -> int:
         else:
             _print_wide(defaults.conventions_rich(items), width=args.width)
         return 0
-    kernel = args.kernel[0] if len(args.kernel) == 1 else args.kernel
-    entries = []
-    for layer in _csv(args.layer):
-        d = defaults.dims(layer, args.in_features, args.out_features, kernel, args.groups)
-        entries += defaults.catalogue(d, frameworks=frameworks)
+    layers = [_defaults_dims(defaults, layer, args) for layer in _csv(args.layer)]
+    entries = [e for d in layers for e in defaults.catalogue(d, frameworks=frameworks)]
+    detail = len(layers) == 1  # one layer kind: side by side, with each framework's rule
     if args.format == "json":
         print(json.dumps(defaults.records(entries, args.reference), indent=1, ensure_ascii=False))
     elif args.format == "md":
-        print(defaults.to_markdown(entries, args.reference), end="")
+        print(defaults.to_markdown(entries, args.reference, detail), end="")
     else:
-        _print_wide(defaults.to_rich(entries, args.reference), width=args.width)
+        _print_wide(defaults.to_rich(entries, args.reference, detail), width=args.width)
     if args.plot:
-        layer = _csv(args.layer)[0]
-        d = defaults.dims(layer, args.in_features, args.out_features, kernel, args.groups)
-        summary = defaults.plot_defaults(d, args.plot, frameworks=frameworks, seed=args.seed)
+        summary = defaults.plot_defaults(
+            layers[0], args.plot, frameworks=frameworks, seed=args.seed
+        )
         drawn = ", ".join(f"{s['framework']} std {s['measured_std']:.4g}" for s in summary)
         print(f"xinit defaults: wrote {args.plot} ({drawn})", file=sys.stderr)
     return 0
+
+
+def _defaults_dims(defaults, layer: str, args):
+    """The dims of one ``--layer`` name: a layer with one feature count (norms, attention)
+    takes ``--out`` when given, else ``--in``; others take ``--out`` (default 128)."""
+    out = args.out_features
+    if out is None and not defaults.one_feature_count(layer):
+        out = 128
+    kernel = args.kernel[0] if len(args.kernel) == 1 else args.kernel
+    return defaults.dims(layer, args.in_features, out, kernel, args.groups, args.heads)
 
 
 def _output_file(text: str, default_name: str) -> str:
@@ -453,17 +461,24 @@ def cmd_init(args) -> int:
     return 0
 
 
-def _parity_input(args, model: str):
-    """The random parity input of ``--input``'s shape; an empty one is refused at once."""
+def _parity_input(args, model: str, spec=None):
+    """The random parity input of ``--input``'s shape; an empty one is refused at once. A
+    spec whose first layer is an embedding (GPT-2) gets random token ids instead."""
     import numpy as np
 
     from xinit import models
     from xinit._parity import check_input
+    from xinit.blocks import walk
+    from xinit.layers import Layer
 
     shape = args.input or models.default_input(model)
     if any(n <= 0 for n in shape):
         raise ValueError(f"--input {','.join(map(str, shape))}: every size must be at least 1")
-    return check_input(np.random.default_rng(args.seed).standard_normal(shape))
+    rng = np.random.default_rng(args.seed)
+    first = next((n for _, n in walk(spec) if isinstance(n, Layer)), None) if spec else None
+    if first is not None and first.kind == "embedding":
+        return check_input(rng.integers(0, first.num_embeddings, shape))
+    return check_input(rng.standard_normal(shape))
 
 
 def _nonfinite_note(state) -> str | None:
@@ -633,7 +648,7 @@ def cmd_parity(args) -> int:
     backends = _csv(args.backends)
     if len(backends) < 2:
         raise ValueError(f"--backends needs two or more backends; got {backends}")
-    x = _parity_input(args, args.models[0])  # an empty --input fails before any build
+    x = _parity_input(args, args.models[0], spec)  # an empty --input fails before any build
     first = build(spec, backends[0], seed=args.seed, rng=args.rng)
     if args.bn_stats == "random":
         randomize_batchnorm(first, seed=args.seed)
@@ -738,11 +753,26 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--format", default="table", choices=("table", "json"))
     m.set_defaults(func=cmd_summary)
     f = sub.add_parser("defaults", help="each framework's default init of a layer, side by side")
-    f.add_argument("--layer", default="conv2d,linear", help="comma list: conv2d, linear, ...")
-    f.add_argument("--in", dest="in_features", type=int, default=64, help="C_in / in / num")
-    f.add_argument("--out", dest="out_features", type=int, default=128, help="C_out / out / dim")
+    f.add_argument(
+        "--layer",
+        default="conv2d,linear",
+        help="comma list: conv2d, linear, layernorm, mha, ...; one layer: side by side, with "
+        "each framework's rule and native tensors",
+    )
+    f.add_argument(
+        "--in", dest="in_features", type=int, default=64, help="C_in / in / num / features / E"
+    )
+    f.add_argument(
+        "--out",
+        dest="out_features",
+        type=int,
+        default=None,
+        help="C_out / out / dim (default 128); norms and attention: their feature count (--in "
+        "when not given)",
+    )
     f.add_argument("--kernel", type=_csv_ints, default=(3,), help="e.g. 3 or 3,5")
     f.add_argument("--groups", type=int, default=1)
+    f.add_argument("--heads", type=int, default=8, help="attention heads (default 8)")
     f.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     f.add_argument("--reference", default="torch", help="std ratios relative to this framework")
     f.add_argument("--format", default="table", choices=("table", "md", "json"))

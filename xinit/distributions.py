@@ -150,9 +150,14 @@ class TruncNormalDist(Distribution):
 
 @dataclass(frozen=True)
 class OrthogonalDist(Distribution):
-    """(Semi-)orthogonal matrix from the QR of a standard normal draw, times ``gain``."""
+    """(Semi-)orthogonal matrix from the QR of a standard normal draw, times ``gain``;
+    with ``blocks`` > 1, each of that many equal row blocks on its own (a recurrent layer's
+    gate blocks, as Flax draws each gate's recurrent kernel). ``size``: the larger side of
+    a block once the shape is known (0: not known)."""
 
     gain: float
+    blocks: int = 1
+    size: int = 0
     random = True
 
     @property
@@ -160,11 +165,14 @@ class OrthogonalDist(Distribution):
         return 0.0
 
     @property
-    def std(self) -> float:  # per-element std of a Haar semi-orthogonal matrix is 1/sqrt(max dim)
-        return float("nan")
+    def std(self) -> float:
+        """Each row (or column) of a (semi-)orthogonal block has unit norm over the block's
+        larger side, so every element's mean square is gain² / size (nan: size unknown)."""
+        return self.gain / math.sqrt(self.size) if self.size else float("nan")
 
     def describe(self) -> str:
-        return f"Orthogonal(gain={self.gain:g})"
+        per = f", each of {self.blocks} row blocks" if self.blocks != 1 else ""
+        return f"Orthogonal(gain={self.gain:g}{per})"
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,17 @@ class EyeDist(Distribution):
 
     def describe(self) -> str:
         return "Eye"
+
+
+def _orthogonal(flat: np.ndarray) -> np.ndarray:
+    """The Haar (semi-)orthogonal matrix of a standard normal ``flat`` (rows, cols): the Q of
+    its QR (of its transpose when wide), signs fixed by R's diagonal."""
+    rows, cols = flat.shape
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))
+    return q.T if rows < cols else q
 
 
 def construct(dist: Distribution, shape: tuple[int, ...], normal_draw=None) -> np.ndarray:
@@ -208,11 +227,7 @@ def construct(dist: Distribution, shape: tuple[int, ...], normal_draw=None) -> n
         rows = shape[0]
         cols = int(np.prod(shape[1:]))
         flat = np.asarray(normal_draw((rows, cols)), dtype=np.float64)
-        if rows < cols:
-            flat = flat.T
-        q, r = np.linalg.qr(flat)
-        q = q * np.sign(np.diag(r))
-        if rows < cols:
-            q = q.T
+        per = rows // dist.blocks  # independent normal rows for each block
+        q = np.concatenate([_orthogonal(flat[i * per : (i + 1) * per]) for i in range(dist.blocks)])
         return (dist.gain * q).reshape(shape).astype(np.float32)
     raise TypeError(f"{dist!r} is not a deterministic construction")

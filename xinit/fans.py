@@ -1,7 +1,9 @@
 """Fans from a parameter's role and neutral (PyTorch) layout, with PyTorch's convention.
 
 Neutral layouts: linear ``(out, in)``, conv ``(out, in/groups, *k)``, conv_transpose
-``(in, out/groups, *k)``, embedding ``(num, dim)``, vector ``(n,)``. PyTorch's rule on these
+``(in, out/groups, *k)``, embedding ``(num, dim)``, vector ``(n,)``, and a recurrent layer's
+gate-stacked ``rnn_input`` ``(gates*hidden, in)`` and ``rnn_recurrent`` ``(gates*hidden,
+hidden)`` kernels (PyTorch's ``weight_ih_l{k}``/``weight_hh_l{k}``). PyTorch's rule on these
 shapes (fan_in = size(1) * prod(k), fan_out = size(0) * prod(k)) is the neutral meaning, so
 ``KaimingNormal(mode="fan_out")`` means what ``nn.init.kaiming_normal_(w, mode="fan_out")`` does.
 """
@@ -11,7 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-ROLES = ("linear", "conv", "conv_transpose", "embedding", "vector")
+ROLES = ("linear", "conv", "conv_transpose", "embedding", "vector", "rnn_input", "rnn_recurrent")
+MATRIX_ROLES = ("linear", "embedding", "rnn_input", "rnn_recurrent")  # 2-d weights
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,8 @@ def check_role(role: str, shape: tuple[int, ...]) -> None:
         raise ValueError(f"role must be one of {ROLES}; got {role!r}")
     if any((not isinstance(s, int)) or s < 0 for s in shape):
         raise ValueError(f"shape must be a tuple of non-negative ints; got {shape!r}")
-    need = {"linear": (2,), "embedding": (2,)}
-    if role in need and len(shape) not in need[role]:
-        raise ValueError(f"role {role!r} needs a {need[role][0]}-d shape; got {shape!r}")
+    if role in MATRIX_ROLES and len(shape) != 2:
+        raise ValueError(f"role {role!r} needs a 2-d shape; got {shape!r}")
     if role == "vector" and not shape:  # per-feature: (C,), or LayerNorm's normalized_shape
         raise ValueError(f"role 'vector' needs a shape of 1 or more dims; got {shape!r}")
     if role in ("conv", "conv_transpose") and not 3 <= len(shape) <= 5:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .blocks import Sequential, children, is_spec, join
-from .layers import Merge, SpecError
+from .layers import Layer, Merge, SpecError, inputs_text
 
 RETURNS = ("single", "tuple", "dict")
 
@@ -34,7 +34,8 @@ class Graph:
     ``nodes``: a mapping ``name -> spec`` or ``name -> (spec, input or inputs)``, or a list
     of ``(name, spec)`` / ``(name, spec, inputs)``. ``outputs``: one name (the run returns
     one array), a tuple of names (a tuple) or a mapping ``key -> name`` (a dict); by
-    default the last node listed.
+    default the last node listed. ``kind`` names what the graph is (a factory's block, as
+    :mod:`xinit.transformer`'s layers): parity rows and summaries show it.
     """
 
     nodes: tuple[tuple[str, Any, tuple[str, ...]], ...]
@@ -42,10 +43,13 @@ class Graph:
     outputs: tuple[tuple[str, str], ...]
     returns: str
     order: tuple[str, ...]
-    kind = "graph"
+    kind: str = "graph"  # a factory's graph is named by its kind (transformer_encoder_layer)
     is_container = True  # xinit.blocks.is_spec: a spec that holds children
 
-    def __init__(self, nodes, *, inputs="x", outputs=None):
+    def __init__(self, nodes, *, inputs="x", outputs=None, kind: str = "graph"):
+        if not isinstance(kind, str) or not kind.isidentifier():
+            raise SpecError(f"Graph: kind must be a name such as 'graph'; got {kind!r}")
+        object.__setattr__(self, "kind", kind)
         inputs = _names(inputs, "inputs")
         items = list(nodes.items()) if isinstance(nodes, Mapping) else list(nodes)
         rows: list[tuple[str, Any, tuple[str, ...]]] = []
@@ -69,10 +73,7 @@ class Graph:
             if not is_spec(spec):
                 raise SpecError(f"Graph: node {name!r} is not a spec: {spec!r}")
             refs = _names(refs, f"inputs of node {name!r}")
-            if len(refs) > 1 and not isinstance(spec, (Merge, Graph)):
-                raise SpecError(
-                    f"Graph: node {name!r} ({type(spec).__name__}) takes one input; got {refs}"
-                )
+            _check_inputs(name, spec, refs)
             seen.add(name)
             rows.append((name, spec, refs))
             previous = name
@@ -186,6 +187,18 @@ class Graph:
                 raise SpecError(f"{child}: {err} ({named})") from None
 
         return self._propagate(visit, path, c, merge)
+
+
+def _check_inputs(name: str, spec, refs: tuple[str, ...]) -> None:
+    """A node gets as many inputs as its spec takes (``Layer.inputs_taken``; a nested graph
+    any number, Sequential and Residual one)."""
+    if isinstance(spec, Graph):
+        return
+    lo, hi = spec.inputs_taken() if isinstance(spec, Layer) else (1, 1)
+    if lo <= len(refs) and (hi is None or len(refs) <= hi):
+        return
+    what = inputs_text(lo, hi)
+    raise SpecError(f"Graph: node {name!r} ({type(spec).__name__}) takes {what}; got {refs}")
 
 
 def _is_shape(value) -> bool:

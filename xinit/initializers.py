@@ -391,17 +391,27 @@ class LecunUniform(Initializer):
 
 @dataclass(frozen=True)
 class Orthogonal(Initializer):
-    """(Semi-)orthogonal rows or columns of the shape flattened to (shape[0], rest), times gain."""
+    """(Semi-)orthogonal rows or columns of the shape flattened to (shape[0], rest), times gain.
+    ``blocks``: split dim 0 into that many equal blocks, each orthogonal on its own (one per
+    gate of a recurrent kernel (G*H, H), as Flax initialises each gate's kernel)."""
 
     gain: float = 1.0
+    blocks: int = 1
 
     def __post_init__(self):
         _positive("Orthogonal.gain", self.gain)
+        if not isinstance(self.blocks, int) or isinstance(self.blocks, bool) or self.blocks < 1:
+            raise ValueError(f"Orthogonal.blocks must be a positive int; got {self.blocks!r}")
 
     def _resolve(self, shape, role, fans):
         if len(shape) < 2:
             raise ValueError(f"Orthogonal needs at least 2 dims; got shape {shape}")
-        return OrthogonalDist(float(self.gain))
+        if shape[0] % self.blocks:
+            raise ValueError(
+                f"Orthogonal(blocks={self.blocks}) does not divide dim 0 of shape {shape}"
+            )
+        size = max(shape[0] // self.blocks, math.prod(shape[1:]))
+        return OrthogonalDist(float(self.gain), self.blocks, size)
 
 
 @dataclass(frozen=True)
@@ -452,7 +462,29 @@ class BiasPrior(Initializer):
         return ConstantDist(self.value)
 
 
+@dataclass(frozen=True)
+class AsLinear(Initializer):
+    """``init`` with the fans of the weight viewed as a Linear ``(out, in * prod(kernel))``:
+    MAE's patch embedding, ``xavier_uniform_(w.view([w.shape[0], -1]))`` (fan_out is the
+    output channels, not PyTorch's conv ``out * prod(kernel)``)."""
+
+    init: Initializer
+
+    def __post_init__(self):
+        if not isinstance(self.init, Initializer):
+            raise ValueError(f"AsLinear wraps an initializer; got {self.init!r}")
+
+    def __str__(self) -> str:
+        return f"AsLinear({self.init})"
+
+    def _resolve(self, shape, role, fans):
+        if len(shape) < 2:
+            raise ValueError(f"AsLinear needs a weight of 2 or more dims; got shape {shape}")
+        return self.init.resolve((shape[0], math.prod(shape[1:])), "linear")
+
+
 __all__ = [
+    "AsLinear",
     "Initializer",
     "Constant",
     "Zeros",

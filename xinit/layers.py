@@ -8,12 +8,21 @@ a default initializer (PyTorch's defaults, the neutral convention).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from . import kinds
 from .fans import Fans, compute_fans
-from .initializers import Initializer, KaimingUniform, Normal, Ones, XavierUniform, Zeros
+from .initializers import (
+    Initializer,
+    KaimingUniform,
+    Normal,
+    Ones,
+    Uniform,
+    XavierUniform,
+    Zeros,
+)
 
 _TORCH_DEFAULT = KaimingUniform(a=math.sqrt(5.0))  # U(+-1/sqrt(fan_in)) for weight and bias
 
@@ -42,7 +51,10 @@ class ParamSpec:
 
     def owner(self, path: str) -> str:
         """The layer path of this parameter's full ``path``; a leaf name may be dotted
-        (``out_proj.weight`` of attention), so the path is cut at the name, not the last dot."""
+        (``out_proj.weight`` of attention), so the path is cut at the name, not the last dot;
+        an empty name (a learned-parameter node's) is the layer path itself."""
+        if not self.name:
+            return path
         if path == self.name:
             return ""
         if path.endswith("." + self.name):
@@ -84,6 +96,11 @@ class Layer:
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(shape)
 
+    def inputs_taken(self) -> tuple[int, int | None]:
+        """(fewest, most) inputs a graph node of this layer takes (None: no limit); a layer
+        of several inputs gets their shapes as a tuple in :meth:`output_shape`."""
+        return (1, 1)
+
     def channels(self, c: int | None) -> int | None:
         """The channel (feature) count out, given ``c`` in (None: unknown), for the check a
         build can make without an input size; SpecError when ``c`` is not what it takes."""
@@ -106,6 +123,15 @@ class Layer:
                 f"{type(self).__name__} expects {channels} input channels; got {shape[1]} "
                 f"(input shape {tuple(shape)})"
             )
+
+
+def inputs_text(lo: int, hi: int | None) -> str:
+    """``one input``, ``2 inputs``, ``1 to 3 inputs``, ``1 or more inputs``: for errors."""
+    if hi == 1:
+        return "one input"
+    if hi is None:
+        return f"{lo} or more inputs"
+    return f"{lo} inputs" if lo == hi else f"{lo} to {hi} inputs"
 
 
 def _dim(dim: int, ndim: int, who: str) -> int:
@@ -329,7 +355,11 @@ class BatchNorm(Layer):
 @kinds.layer(weight_role="linear", params=("weight", "bias"), aliases=("dense",))
 @dataclass(frozen=True)
 class Linear(Layer):
-    """Fully connected layer on the last dim of (N, ..., in_features): weight (out, in)."""
+    """Fully connected layer on the last dim of (N, ..., in_features): weight (out, in).
+
+    ``conv1d``: the PyTorch build is Hugging Face's ``Conv1D`` (GPT-2's ``c_attn``,
+    ``c_proj``, ``c_fc``), which stores the weight (in, out); the neutral weight stays
+    (out, in) and Paddle and Flax store (in, out) anyway, so only torch's map differs."""
 
     kind: ClassVar[str] = "linear"
     in_features: int
@@ -337,6 +367,7 @@ class Linear(Layer):
     bias: bool = True
     weight_init: Initializer | None = None
     bias_init: Initializer | None = None
+    conv1d: bool = False
 
     def __post_init__(self):
         _positive_int(self, in_features=self.in_features, out_features=self.out_features)
@@ -529,25 +560,57 @@ class GroupNorm(Layer):
 
 
 # ---- attention -----------------------------------------------------------------------------
+ATTENTION_MASKS = ("attn_mask", "key_padding_mask")  # the extra inputs, in this order
+
+
 @kinds.layer(
     weight_role="linear",
-    params=("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"),
+    params=(
+        "in_proj_weight",
+        "q_proj_weight",
+        "k_proj_weight",
+        "v_proj_weight",
+        "in_proj_bias",
+        "out_proj.weight",
+        "out_proj.bias",
+    ),
     aliases=("mha", "attention"),
 )
 @dataclass(frozen=True)
 class MultiheadAttention(Layer):
-    """Self-attention on (N, L, E) sequences with PyTorch's ``nn.MultiheadAttention``
-    parameters: the packed (3E, E) ``in_proj_weight`` (rows q, k, v) and ``out_proj``.
-    Defaults as PyTorch: Xavier-uniform on the packed matrix (fan_out 3E), zero biases,
-    ``out_proj.weight`` U(±1/√E)."""
+    """PyTorch's ``nn.MultiheadAttention`` (batch first) on (N, L, E) queries.
+
+    Parameters as PyTorch names them: with ``kdim``/``vdim`` equal to ``embed_dim`` (or None)
+    the packed (3E, E) ``in_proj_weight`` (rows q, k, v); otherwise ``q_proj_weight`` (E, E),
+    ``k_proj_weight`` (E, kdim), ``v_proj_weight`` (E, vdim); then ``in_proj_bias`` (3E,)
+    and ``out_proj``. Defaults as PyTorch: Xavier-uniform on the packed matrix (fan_out 3E)
+    or on each separate projection, zero biases, ``out_proj.weight`` U(±1/√E).
+
+    A graph node takes (query) for self-attention, (query, key_value) or (query, key, value),
+    followed by the masks the spec asks for, in the order of :data:`ATTENTION_MASKS`:
+    ``attn_mask`` (L, S) or (N·num_heads, L, S), ``key_padding_mask`` (N, S). As PyTorch:
+    a bool mask is True where attention is NOT allowed, a float mask is added to the scores.
+    ``is_causal`` masks key j > query i itself (no mask input needed; combined with an
+    ``attn_mask`` when both are given)."""
 
     kind: ClassVar[str] = "multihead_attention"
     embed_dim: int
     num_heads: int
     bias: bool = True
+    kdim: int | None = None
+    vdim: int | None = None
+    attn_mask: bool = False
+    key_padding_mask: bool = False
+    is_causal: bool = False
 
     def __post_init__(self):
         _positive_int(self, embed_dim=self.embed_dim, num_heads=self.num_heads)
+        for name in ("kdim", "vdim"):
+            value = getattr(self, name)
+            if value is not None:
+                _positive_int(self, **{name: value})
+                if value == self.embed_dim:  # one spelling of the same layer (equal specs)
+                    _set(self, **{name: None})
         if self.embed_dim % self.num_heads:
             raise SpecError(
                 f"MultiheadAttention: embed_dim {self.embed_dim} is not divisible by num_heads "
@@ -558,14 +621,80 @@ class MultiheadAttention(Layer):
     def head_dim(self) -> int:
         return self.embed_dim // self.num_heads
 
+    @property
+    def key_features(self) -> int:
+        """The key input's feature count (``kdim``, else ``embed_dim``)."""
+        return self.kdim or self.embed_dim
+
+    @property
+    def value_features(self) -> int:
+        """The value input's feature count (``vdim``, else ``embed_dim``)."""
+        return self.vdim or self.embed_dim
+
+    @property
+    def packed(self) -> bool:
+        """Whether q, k, v are one packed ``in_proj_weight`` (PyTorch's _qkv_same_embed_dim)."""
+        return self.kdim is None and self.vdim is None
+
+    @property
+    def masks(self) -> tuple[str, ...]:
+        """The mask inputs this node takes, in input order."""
+        return tuple(m for m in ATTENTION_MASKS if getattr(self, m))
+
+    def inputs_taken(self):
+        n = len(self.masks)
+        return (1 + n, 3 + n)
+
+    def split_inputs(self, xs) -> tuple:
+        """``(query, key, value, attn_mask, key_padding_mask)`` from a node's inputs (arrays or
+        shapes): 1 to 3 sequences, then the masks; key defaults to query, value to key, an
+        absent mask is None."""
+        xs = list(xs)
+        n = len(xs) - len(self.masks)
+        if not 1 <= n <= 3:
+            what = inputs_text(*self.inputs_taken())
+            masks = "".join(", " + m for m in self.masks)
+            raise SpecError(
+                f"MultiheadAttention takes {what} (query[, key[, value]]{masks}); got {len(xs)}"
+            )
+        q = xs[0]
+        k = xs[1] if n > 1 else q
+        v = xs[2] if n > 2 else k
+        given = dict(zip(self.masks, xs[n:]))
+        return q, k, v, given.get("attn_mask"), given.get("key_padding_mask")
+
+    def score_shape(self, mask: str, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """The shape mask ``mask`` (of ``shape``) takes to broadcast against the attention
+        scores (N, H, L, S), as PyTorch reads it: (L, S) -> (1, 1, L, S), (N·H, L, S) ->
+        (N, H, L, S) (batch-major), key_padding_mask (N, S) -> (N, 1, 1, S)."""
+        shape = tuple(int(d) for d in shape)
+        if mask == "key_padding_mask":
+            return (shape[0], 1, 1, shape[1])
+        if len(shape) == 2:
+            return (1, 1, *shape)
+        return (shape[0] // self.num_heads, self.num_heads, shape[1], shape[2])
+
     def channels(self, c):
         return None  # (N, L, E): the checked size is the last, in output_shape
 
     def _params(self):
         e, k = self.embed_dim, self.kind
         packed = compute_fans((3 * e, e), "linear")
-        out = [ParamSpec("in_proj_weight", (3 * e, e), "linear", XavierUniform(), k, packed)]
-        if self.bias:
+        if self.packed:
+            out = [ParamSpec("in_proj_weight", (3 * e, e), "linear", XavierUniform(), k, packed)]
+        else:  # torch: xavier_uniform_ on each projection, its own fans
+            out = [
+                ParamSpec(
+                    f"{n}_proj_weight",
+                    (e, d),
+                    "linear",
+                    XavierUniform(),
+                    k,
+                    compute_fans((e, d), "linear"),
+                )
+                for n, d in (("q", e), ("k", self.key_features), ("v", self.value_features))
+            ]
+        if self.bias:  # one (3E,) vector either way: the packed matrix's fans
             out.append(ParamSpec("in_proj_bias", (3 * e,), "vector", Zeros(), k, packed))
         fans = compute_fans((e, e), "linear")
         out.append(ParamSpec("out_proj.weight", (e, e), "linear", _TORCH_DEFAULT, k, fans))
@@ -574,12 +703,351 @@ class MultiheadAttention(Layer):
         return tuple(out)
 
     def output_shape(self, shape):
-        if len(shape) != 3 or shape[-1] != self.embed_dim:
+        """(N, L, E) out; checks the query, key, value and mask shapes of the node's inputs."""
+        multi = bool(shape) and all(isinstance(s, (tuple, list)) for s in shape)
+        shapes = [tuple(s) for s in shape] if multi else [tuple(shape)]
+        q, k, v, attn, pad = self.split_inputs(shapes)
+        n_seq = len(shapes) - len(self.masks)
+        names = (("query",), ("query", "key_value"), ("query", "key", "value"))[n_seq - 1]
+        listed = ", ".join(f"{name} {s}" for name, s in zip((*names, *self.masks), shapes))
+        e = self.embed_dim
+        if len(q) != 3 or q[-1] != e:
             raise SpecError(
-                f"MultiheadAttention expects an (N, L, E={self.embed_dim}) sequence; got shape "
+                f"MultiheadAttention expects an (N, L, E={e}) query; got shape {q}"
+                + (f" (inputs: {listed})" if multi else "")
+            )
+        for what, s, d in (("key", k, self.key_features), ("value", v, self.value_features)):
+            if len(s) != 3 or s[-1] != d:
+                flag = "kdim" if what == "key" else "vdim"
+                raise SpecError(
+                    f"MultiheadAttention expects an (N, S, {flag}={d}) {what}; got shape {s} "
+                    f"(inputs: {listed})"
+                )
+        if k[0] != q[0] or v[0] != q[0] or v[1] != k[1]:
+            raise SpecError(
+                f"MultiheadAttention: query, key and value need one batch size and key/value "
+                f"one length; got {listed}"
+            )
+        n, length, s_len, h = q[0], q[1], k[1], self.num_heads
+        if attn is not None and attn not in ((length, s_len), (n * h, length, s_len)):
+            raise SpecError(
+                f"MultiheadAttention: attn_mask must be (L, S) = {(length, s_len)} or "
+                f"(N*num_heads, L, S) = {(n * h, length, s_len)}; got {attn} (inputs: {listed})"
+            )
+        if pad is not None and pad != (n, s_len):
+            raise SpecError(
+                f"MultiheadAttention: key_padding_mask must be (N, S) = {(n, s_len)}; got {pad} "
+                f"(inputs: {listed})"
+            )
+        return q
+
+
+# ---- transformer pieces: attention core, learned tokens and positions, token picks ---------
+@kinds.layer()
+@dataclass(frozen=True)
+class ScaledDotProductAttention(Layer):
+    """The parameter-free core of self-attention on a packed (N, L, 3E) input, as timm's
+    ``Attention`` and GPT-2's ``c_attn`` produce it (rows q, k, v of one Linear): split into
+    ``num_heads`` heads of E/num_heads, softmax(q k^T / sqrt(head_dim)) v (``causal``: each
+    position sees itself and the ones before), heads joined again: (N, L, E). With a qkv
+    Linear before it and an output Linear after it, its parameters are plain ``linear``."""
+
+    kind: ClassVar[str] = "sdpa"
+    num_heads: int
+    causal: bool = False
+
+    def __post_init__(self):
+        _positive_int(self, num_heads=self.num_heads)
+
+    def embed_dim(self, packed: int) -> int:
+        """E from the packed width 3E; SpecError when 3E cannot be split into heads."""
+        if packed % 3 or (packed // 3) % self.num_heads:
+            raise SpecError(
+                f"ScaledDotProductAttention expects a packed q, k, v width 3E with E divisible "
+                f"by num_heads={self.num_heads}; got {packed}"
+            )
+        return packed // 3
+
+    def channels(self, c):
+        return None if c is None else self.embed_dim(c)
+
+    def output_shape(self, shape):
+        if len(shape) != 3:
+            raise SpecError(
+                f"ScaledDotProductAttention expects a packed (N, L, 3E) sequence; got shape "
                 f"{tuple(shape)}"
             )
+        return (shape[0], shape[1], self.embed_dim(shape[-1]))
+
+
+LEARNED_OPS = ("add", "prepend")
+
+
+@kinds.layer(params=("",), aliases=("learned", "parameter"))
+@dataclass(frozen=True)
+class LearnedParameter(Layer):
+    """A learned tensor as a node of a container (ViT's ``cls_token``, ``pos_embed``).
+
+    Its single parameter has an empty leaf name, so its path is the node's: a node named
+    ``cls_token`` is the state-dict key ``cls_token``, a parameter of the container itself
+    as timm registers it. ``shape`` is the whole parameter, batch axis 1 first. ``op`` is
+    what the node does to its input (N, L, *rest): ``"prepend"`` concatenates the parameter
+    (1, T, *rest), broadcast over the batch, before the sequence, giving (N, T + L, *rest)
+    (a class token); ``"add"`` adds the parameter (1, L, *rest) (positions). Default init
+    N(0, 0.02), as torchvision's ViT gives its positions."""
+
+    kind: ClassVar[str] = "learned_parameter"
+    needs_container: ClassVar[bool] = True  # its parameter lives on the enclosing container
+    shape: tuple[int, ...]
+    op: str = "add"
+    init: Initializer | None = None
+
+    def __post_init__(self):
+        shape = (self.shape,) if isinstance(self.shape, int) else tuple(self.shape)
+        if (
+            len(shape) < 2
+            or shape[0] != 1
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
+        ):
+            raise SpecError(
+                f"LearnedParameter.shape must be (1, L, *rest) with positive sizes (axis 0 is "
+                f"broadcast over the batch); got {self.shape!r}"
+            )
+        _set(self, shape=shape)
+        if self.op not in LEARNED_OPS:
+            raise SpecError(f"LearnedParameter.op must be one of {LEARNED_OPS}; got {self.op!r}")
+
+    def channels(self, c):
+        return c  # the feature (last) size is kept
+
+    def _params(self):
+        init = self.init or Normal(0.0, 0.02)
+        return (ParamSpec("", self.shape, "vector", init, self.kind),)
+
+    def output_shape(self, shape):
+        p, shape = self.shape, tuple(shape)
+        if len(shape) != len(p):
+            raise SpecError(
+                f"LearnedParameter (op={self.op!r}) of shape {p} needs a {len(p)}-d input; got "
+                f"shape {shape}"
+            )
+        if self.op == "add":
+            if shape[1:] != p[1:]:
+                raise SpecError(
+                    f"LearnedParameter (op='add') of shape {p} does not match input {shape}: "
+                    f"{p[1]} positions for {shape[1]} tokens"
+                    if shape[2:] == p[2:]
+                    else f"LearnedParameter (op='add') of shape {p} does not match input {shape}"
+                )
+            return shape
+        if shape[2:] != p[2:]:
+            raise SpecError(
+                f"LearnedParameter (op='prepend') of shape {p} cannot be put before input "
+                f"{shape}: the sizes after the sequence axis differ"
+            )
+        return (shape[0], shape[1] + p[1], *shape[2:])
+
+
+@kinds.layer()
+@dataclass(frozen=True)
+class Select(Layer):
+    """``x.select(dim, index)``: one index of neutral dim ``dim``, that dim removed (ViT's
+    class-token pooling ``x[:, 0]``)."""
+
+    kind: ClassVar[str] = "select"
+    dim: int = 1
+    index: int = 0
+
+    def __post_init__(self):
+        for name in ("dim", "index"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise SpecError(f"Select.{name} must be an int; got {value!r}")
+        if self.dim == 0:
+            raise SpecError("Select: dim 0 is the batch")
+
+    def channels(self, c):
+        return None
+
+    def output_shape(self, shape):
+        d = _dim(self.dim, len(shape), "Select")
+        if d == 0:
+            raise SpecError(f"Select: dim {self.dim} is the batch of input {tuple(shape)}")
+        if not -shape[d] <= self.index < shape[d]:
+            raise SpecError(
+                f"Select: index {self.index} is out of range for dim {self.dim} of input "
+                f"{tuple(shape)}"
+            )
+        return (*shape[:d], *shape[d + 1 :])
+
+    def position(self, size: int) -> int:
+        """The index in ``0 .. size - 1`` (a negative index counts from the end)."""
+        return self.index % size
+
+
+@kinds.layer()
+@dataclass(frozen=True)
+class PositionIds(Layer):
+    """Token ids (N, L) in, their positions ``arange(L)`` for every sample out (N, L): what
+    GPT-2 feeds its position embedding ``wpe``. ``num_positions`` (the table's size), when
+    given, bounds L."""
+
+    kind: ClassVar[str] = "position_ids"
+    num_positions: int | None = None
+
+    def __post_init__(self):
+        if self.num_positions is not None:
+            _positive_int(self, num_positions=self.num_positions)
+
+    def channels(self, c):
+        return None
+
+    def output_shape(self, shape):
+        if len(shape) != 2:
+            raise SpecError(f"PositionIds expects token ids (N, L); got shape {tuple(shape)}")
+        if self.num_positions is not None and shape[1] > self.num_positions:
+            raise SpecError(
+                f"PositionIds: {shape[1]} tokens exceed the {self.num_positions} positions "
+                f"(input shape {tuple(shape)})"
+            )
         return tuple(shape)
+
+
+# ---- recurrent -----------------------------------------------------------------------------
+RNN_BIASES = (True, False, "ih", "hh")
+_RNN_LEAF = re.compile(r"^(weight|bias)_(ih|hh)_l(\d+)(_reverse)?$")
+
+
+@dataclass(frozen=True)
+class _Recurrent(Layer):
+    """A stack of recurrent layers with PyTorch's parameters (``nn.LSTM``/``nn.GRU``), on a
+    batch-first (N, L, input_size) sequence; the output is the last layer's sequence (N, L,
+    hidden_size * directions) alone: a graph node yields one array, so the final states
+    (h_n, c_n) are not returned.
+
+    Parameters, per layer ``k`` and direction (``_reverse`` for the backward one), in
+    PyTorch's state-dict order: ``weight_ih_l{k}`` (G·H, in_k) with role ``rnn_input``,
+    ``weight_hh_l{k}`` (G·H, H) with role ``rnn_recurrent``, ``bias_ih_l{k}`` and
+    ``bias_hh_l{k}`` (G·H,); the G gate blocks are stacked along dim 0 in PyTorch's order;
+    ``in_0 = input_size``, deeper layers take H·directions. Default init: PyTorch's
+    U(±1/√H) on every one of them. No leaf is named ``weight``, so a policy rule for these
+    layers names its leaves: ``Rule(init, kind="lstm", param="weight_hh*")`` (recurrent
+    kernels), ``param="weight_ih*"`` (input kernels), ``param="*"`` (all); a plain
+    ``Rule(init, kind="lstm")`` selects nothing and warns, listing the leaves.
+
+    ``bias``: True (both biases, PyTorch), False (none), or ``"ih"``/``"hh"``: that bias
+    alone, the other one zero in the math. Flax's own cells have one bias per gate
+    (``nnx.LSTMCell`` the recurrent one, ``nnx.GRUCell`` the input one); specs read from
+    them are one-bias specs, which PyTorch's modules cannot build.
+    """
+
+    gates: ClassVar[int] = 0
+    gate_names: ClassVar[tuple[str, ...]] = ()
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bias: bool | str = True
+    bidirectional: bool = False
+
+    def __post_init__(self):
+        _positive_int(self, input_size=self.input_size, hidden_size=self.hidden_size)
+        _positive_int(self, num_layers=self.num_layers)
+        if not any(self.bias is b or (isinstance(b, str) and self.bias == b) for b in RNN_BIASES):
+            raise SpecError(
+                f"{type(self).__name__}.bias must be True, False, 'ih' or 'hh'; got {self.bias!r}"
+            )
+        if not isinstance(self.bidirectional, bool):
+            raise SpecError(
+                f"{type(self).__name__}.bidirectional must be a bool; got {self.bidirectional!r}"
+            )
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size * self.directions
+
+    def has_bias(self, side: str) -> bool:
+        """Whether the layer has the ``"ih"`` or ``"hh"`` bias."""
+        return self.bias is True or self.bias == side
+
+    def layer_input(self, k: int) -> int:
+        """The input size of layer ``k``: ``input_size``, then H·directions."""
+        return self.input_size if k == 0 else self.output_size
+
+    def cells(self) -> tuple[tuple[int, str], ...]:
+        """``(layer, suffix)`` of every cell in PyTorch's order: ("", "_reverse") per layer."""
+        suffixes = ("", "_reverse")[: self.directions]
+        return tuple((k, s) for k in range(self.num_layers) for s in suffixes)
+
+    @staticmethod
+    def leaf_parts(name: str) -> tuple[str, int, bool] | None:
+        """``"weight_ih_l1_reverse"`` -> ``("weight_ih", 1, True)``; None for other names."""
+        m = _RNN_LEAF.match(name)
+        return None if m is None else (f"{m[1]}_{m[2]}", int(m[3]), m[4] is not None)
+
+    def channels(self, c):
+        return self.output_size  # features of (N, L, D) in; the input's checked in output_shape
+
+    def _params(self):
+        g, h, kind = self.gates, self.hidden_size, self.kind
+        bound = 1.0 / math.sqrt(h)
+        init = Uniform(-bound, bound)
+        out = []
+        for k, sfx in self.cells():
+            w_ih, w_hh = (g * h, self.layer_input(k)), (g * h, h)
+            f_ih, f_hh = compute_fans(w_ih, "rnn_input"), compute_fans(w_hh, "rnn_recurrent")
+            out.append(ParamSpec(f"weight_ih_l{k}{sfx}", w_ih, "rnn_input", init, kind, f_ih))
+            out.append(ParamSpec(f"weight_hh_l{k}{sfx}", w_hh, "rnn_recurrent", init, kind, f_hh))
+            for side, fans in (("ih", f_ih), ("hh", f_hh)):
+                if self.has_bias(side):
+                    out.append(
+                        ParamSpec(f"bias_{side}_l{k}{sfx}", (g * h,), "vector", init, kind, fans)
+                    )
+        return tuple(out)
+
+    def output_shape(self, shape):
+        if len(shape) != 3 or shape[-1] != self.input_size:
+            raise SpecError(
+                f"{type(self).__name__} expects a batch-first (N, L, input_size={self.input_size}) "
+                f"sequence; got shape {tuple(shape)}"
+            )
+        return (shape[0], shape[1], self.output_size)
+
+    def shape_hint(self, name: str, shape: tuple[int, ...]) -> str:
+        """Why a tensor of ``shape`` does not fit leaf ``name``: a gate count that is another
+        recurrent kind's (a GRU's 3 gates for an LSTM's 4), or another hidden size."""
+        h = self.hidden_size
+        if not shape or shape[0] % h or shape[0] // h == self.gates:
+            return ""
+        n = shape[0] // h
+        return (
+            f" ({n} gate blocks of hidden size {h}; {type(self).__name__} has {self.gates}: "
+            f"{', '.join(self.gate_names)})"
+        )
+
+
+@kinds.layer(params=("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
+@dataclass(frozen=True)
+class LSTM(_Recurrent):
+    """PyTorch's ``nn.LSTM(batch_first=True)``: 4 gates (i, f, g, o); see :class:`_Recurrent`."""
+
+    kind: ClassVar[str] = "lstm"
+    gates: ClassVar[int] = 4
+    gate_names: ClassVar[tuple[str, ...]] = ("i", "f", "g", "o")
+
+
+@kinds.layer(params=("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
+@dataclass(frozen=True)
+class GRU(_Recurrent):
+    """PyTorch's ``nn.GRU(batch_first=True)``: 3 gates (r, z, n), with b_hn inside
+    r ⊙ (W_hn h + b_hn); see :class:`_Recurrent`."""
+
+    kind: ClassVar[str] = "gru"
+    gates: ClassVar[int] = 3
+    gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
 
 
 # ---- activations and shape-only layers -----------------------------------------------------
@@ -802,7 +1270,8 @@ class Merge(Layer):
     """A parameter-free node of several inputs (a graph's ``add``, ``concat``, ``mul``).
     ``merge_shape`` infers the output shape from the input shapes; one input passes through."""
 
-    arity: ClassVar[int | None] = None  # inputs taken (None: two or more)
+    def inputs_taken(self):
+        return (1, None)
 
     def output_shape(self, shape):
         return self.merge_shape([tuple(shape)])
@@ -978,6 +1447,13 @@ __all__ = [
     "RMSNorm",
     "GroupNorm",
     "MultiheadAttention",
+    "ScaledDotProductAttention",
+    "LearnedParameter",
+    "Select",
+    "PositionIds",
+    "LSTM",
+    "GRU",
+    "RNN_BIASES",
     "ReLU",
     "LeakyReLU",
     "GELU",

@@ -17,8 +17,11 @@ it is laid out from the neutral (PyTorch) tensor:
    native tensor: the reverse of ``part``); None when the piece is the whole native tensor.
 
 An empty tuple means the framework keeps no counterpart (Paddle and Flax BatchNorm have no
-``num_batches_tracked``). Everything here is numpy: the same maps drive building, state,
-transfer, port and apply, with or without the framework installed.
+``num_batches_tracked``). A lowering may also name native tensors that are no leaf of the
+map (:class:`Extra`): second names of the same tensors (Paddle's RNNs save each weight under
+two keys) and constants the framework keeps where the neutral spec has nothing.
+Everything here is numpy: the same maps drive building, state, transfer, port and apply,
+with or without the framework installed.
 """
 
 from __future__ import annotations
@@ -72,6 +75,22 @@ class Leaf:
 
 
 ParamMap = Mapping[str, tuple[Leaf, ...]]
+
+
+@dataclass(frozen=True)
+class Extra:
+    """A native tensor of a layer that is no leaf of its parameter map: a second name of the
+    leaf (or extra) named ``of``, or, when ``of`` is None, a constant of ``shape`` filled with
+    ``fill`` (Paddle's bias-free RNN cells keep frozen zero biases). Checkpoints of the
+    framework hold them; ``xinit.port`` reads them (a second name that differs from its tensor
+    is an error) and writes them, so the framework's own loader finds every key it saves."""
+
+    of: str | None = None
+    shape: tuple[int, ...] = ()
+    fill: float = 0.0
+
+
+Extras = Mapping[str, Extra]
 
 
 def same(name: str) -> tuple[Leaf, ...]:
@@ -182,4 +201,15 @@ def check_cover(name: str, leaves: tuple[Leaf, ...], shape: tuple[int, ...]) -> 
         raise ValueError(f"{name}: leaves {spans} do not tile axis {axis} of {shape}")
 
 
-__all__ = ["Leaf", "ParamMap", "same", "piece", "unpiece", "to_native", "to_neutral", "pack"]
+__all__ = [
+    "Leaf",
+    "ParamMap",
+    "Extra",
+    "Extras",
+    "same",
+    "piece",
+    "unpiece",
+    "to_native",
+    "to_neutral",
+    "pack",
+]

@@ -33,6 +33,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import kinds
+from .blocks import join
 from .initializers import Constant, Initializer
 from .layers import ParamSpec
 
@@ -80,7 +81,10 @@ class Rule:
       ``"fc"``, ``"layer*.*.bn*"``, ``"heads.hm.*"``; ``*`` crosses dots; ``""`` is the root
       module (its own parameters, e.g. a ``cls_token``). None: every path.
     * ``param``: the leaf name(s) ``init`` applies to (globs allowed; ``"*"``: all). Default
-      ``"weight"``, as MMEngine's initializers.
+      ``"weight"``, as MMEngine's initializers. A learned-parameter node's single parameter
+      (``cls_token``: its leaf name is empty) answers to the node's own name, so
+      ``param="cls_token"`` selects it whether it is a built node or a native model's
+      top-level ``nn.Parameter``; ``path="cls_token", param="*"`` selects the node too.
     * ``bias``: an initializer (or number) for the ``bias`` leaf of the same layers, as
       MMEngine's ``bias=``; layers without a bias are simply skipped.
     * ``last``: select only the last matching layer (in registration order) under each parent
@@ -272,10 +276,9 @@ class Policy:
             hits = 0
             for lp in chosen:
                 for leaf in layers[lp][1]:
-                    init = rule.init_for(leaf)
+                    init = rule.init_for(leaf or split_path(lp)[1])  # "": the node's name
                     if init is not None:
-                        path = f"{lp}.{leaf}" if lp else leaf
-                        matched[path] = Match(i, rule, init)
+                        matched[join(lp, leaf)] = Match(i, rule, init)
                         hits += 1
             if hits:
                 continue
@@ -286,7 +289,9 @@ class Policy:
                     f"(layers look like {_examples(layers)})"
                 )
             elif chosen:
-                leaves = sorted({leaf for lp in chosen for leaf in layers[lp][1]})
+                leaves = sorted(
+                    {leaf or split_path(lp)[1] for lp in chosen for leaf in layers[lp][1]}
+                )
                 notes.append(
                     f"policy rule #{i} {rule}: param {_short(rule.param)} matches no parameter "
                     f"of the {len(chosen)} layer(s) it selects (they have: {', '.join(leaves)})"

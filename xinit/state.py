@@ -32,7 +32,7 @@ from . import kinds
 from .blocks import join, param_specs
 from .layers import Layer, ParamSpec
 from .native import layers_of, param_table
-from .parammap import ParamMap
+from .parammap import Extras, ParamMap
 
 SHOWN = 25  # entries of each list shown in an error message (the attributes hold all)
 
@@ -111,6 +111,17 @@ def param_maps(convention: str) -> Callable[[Layer], ParamMap]:
     return part(convention, "lowerings").REGISTRY.param_map
 
 
+def extra_maps(convention: str) -> Callable[[Layer], Extras]:
+    """Layer spec -> the extra native tensors (second names, constants) ``convention``'s
+    checkpoints hold beside the parameter map's leaves (:class:`xinit.parammap.Extra`)."""
+    from xinit.backends import part
+
+    if convention == "neutral":
+        return lambda layer: {}
+    param_maps(convention)  # checks the name
+    return part(convention, "lowerings").REGISTRY.extras
+
+
 def is_optional(ps: ParamSpec) -> bool:
     """Whether a framework may keep no counterpart of ``ps`` (``num_batches_tracked``)."""
     return kinds.is_optional(ps.kind, ps.name)
@@ -148,6 +159,13 @@ def _dtype_ok(array: np.ndarray, dtype: str) -> bool:
 
 def _describe(array: np.ndarray) -> str:
     return f"{tuple(array.shape)} {array.dtype}"
+
+
+def shape_hint(ps: ParamSpec, shape: tuple[int, ...]) -> str:
+    """The owning layer's reason why a tensor of ``shape`` does not fit ``ps`` (a recurrent
+    layer names a wrong gate count); "" when it has none."""
+    explain = getattr(ps.layer, "shape_hint", None)
+    return explain(ps.name, tuple(shape)) if explain is not None else ""
 
 
 # ---- the public functions ---------------------------------------------------------------
@@ -210,6 +228,7 @@ def check_state(
         if tuple(array.shape) != tuple(ps.shape) or not _dtype_ok(array, ps.dtype):
             mismatched.append(
                 f"{path}: {what} has {_describe(array)}, expected {tuple(ps.shape)} {ps.dtype}"
+                f"{shape_hint(ps, array.shape)}"
             )
             continue
         todo[path] = (ps, array)
@@ -323,4 +342,5 @@ __all__ = [
     "LoadReport",
     "layout_conventions",
     "param_maps",
+    "extra_maps",
 ]

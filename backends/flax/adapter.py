@@ -25,6 +25,7 @@ from ..base import (
     map_arrays,
     set_mode,
 )
+from . import layouts
 from .lowerings import REGISTRY
 from .modules import (
     _TRACE,
@@ -33,8 +34,6 @@ from .modules import (
     Steps,
     _channel_first_shape,
     _channel_last_shape,
-    _to_channel_first,
-    _to_channel_last,
 )
 
 EXACT_MIN = 1 << 20  # parameters this large get a sampler of their own shape
@@ -91,6 +90,14 @@ def _items(node) -> list:
     if isinstance(node, dict):
         return [(str(k), v) for k, v in node.items()]
     return []
+
+
+def _variable(module, leaf: str):
+    """Variable ``leaf`` of ``module``; the empty leaf of a learned-parameter node, whose
+    native layer is the ``nnx.Param`` itself, is that variable."""
+    if not leaf:
+        return module
+    return vars(module).get(leaf) if isinstance(module, nnx.Module) else None
 
 
 def _device(device: str):
@@ -174,25 +181,33 @@ class FlaxBackend(Backend):
 
     def make_layer(self, spec, device, initial=None):
         with jax.default_device(_device(device)):
-            return super().make_layer(spec, device, initial)
+            module = super().make_layer(spec, device, initial)
+        layout = self.lowerings[spec.kind].layout_for(spec)
+        if isinstance(module, nnx.Variable):  # a learned-parameter node: tagged in its metadata
+            held = layouts.physical(layout)
+            module.set_metadata(_xinit_needs=held, _xinit_gives=held)
+            return module
+        return layouts.mark(module, layout)
 
     def make_sequential(self, children, steps):
         return self.steps_cls(children, steps)
 
     def child(self, module, name):
+        """A submodule, or the ``nnx.Param`` of a learned-parameter node (its native layer)."""
         value = vars(module).get(name)
-        if not isinstance(value, nnx.Module):
+        node = isinstance(value, nnx.Variable) and hasattr(value, "xinit_op")
+        if not (isinstance(value, nnx.Module) or node):
             raise KeyError(f"{type(module).__name__} has no child {name!r}")
         return value
 
     def get_value(self, module, leaf):
-        value = vars(module).get(leaf)
+        value = _variable(module, leaf)
         if not isinstance(value, nnx.Variable):
             raise KeyError(f"{type(module).__name__} has no variable {leaf!r}")
         return value.get_value()
 
     def set_value(self, module, leaf, value):
-        var = vars(module).get(leaf)
+        var = _variable(module, leaf)
         if not isinstance(var, nnx.Variable):
             raise KeyError(f"{type(module).__name__} has no variable {leaf!r}")
         if tuple(var.get_value().shape) != tuple(value.shape):
@@ -206,7 +221,7 @@ class FlaxBackend(Backend):
         ``device_put`` takes a numpy array's memory without copying: handing it ``array``
         itself would let the Flax model alias another module's (or the caller's) memory."""
         owner, _, leaf = name.rpartition(".")
-        var = vars(self.submodule(layer, owner)).get(leaf)
+        var = _variable(self.submodule(layer, owner), leaf)
         if not isinstance(var, nnx.Variable):
             raise KeyError(f"{type(layer).__name__} has no variable {name!r}")
         old = var.get_value()
@@ -230,7 +245,11 @@ class FlaxBackend(Backend):
             out = self.run(module, x)
         finally:
             seen = _TRACE.pop()
-        result = {paths[k]: np.asarray(_to_channel_first(v)) for k, v in seen.items() if k in paths}
+        result = {
+            paths[k]: np.asarray(layouts.to_neutral(v, held))
+            for k, (v, held) in seen.items()
+            if k in paths
+        }
         if isinstance(out, np.ndarray):  # a graph's tuple or dict: its nodes are recorded
             result[""] = out
         return result
@@ -242,7 +261,8 @@ class FlaxBackend(Backend):
         set_mode(module, False)
         try:
             capture = nnx.capture(module, nnx.Intermediate, method_outputs=nnx.Intermediate)
-            y, captured = capture(_to_channel_last(jnp.asarray(x)))
+            first, held = self._native_layouts(module)
+            y, captured = capture(layouts.from_neutral(jnp.asarray(x), first))
         finally:
             set_mode(module, not was_eval)
         result = {}
@@ -251,14 +271,38 @@ class FlaxBackend(Backend):
                 continue
             value = var.get_value()
             value = value[-1] if isinstance(value, (tuple, list)) else value  # the last call
-            result[".".join(map(str, key[:-1]))] = np.asarray(_to_channel_first(value))
-        result[""] = np.asarray(_to_channel_first(y))
+            path = ".".join(map(str, key[:-1]))
+            result[path] = np.asarray(layouts.to_neutral(value, held.get(path) or first))
+        result[""] = np.asarray(layouts.to_neutral(y, held.get("") or first))
         return result
+
+    def _native_layouts(self, module) -> tuple[str, dict[str, str | None]]:
+        """How a model xinit did not build holds each submodule's output: the layout of its
+        layer kind (a convolution's image channel-last, a Dense's or an attention's sequence
+        as it is); an element-wise or unknown module, the last known layout before it in
+        assignment order; a module holding others, its last layer's. Also the layout the
+        model takes (its first layer's; channel-last when none says)."""
+        held: dict[str, str | None] = {}
+        cur = None
+        for path, m in self.named_layers(module):
+            kind = self.native_kind(m)
+            if kind:
+                cur = layouts.physical(self.lowerings[kind].layout) or cur
+            held[path] = cur
+        first = next((lay for lay in held.values() if lay), layouts.CHANNELS)
+        for path in sorted(held, key=len, reverse=True):  # a container: its last descendant's
+            inner = [p for p in held if p.startswith(path + ".") or (path == "" and p)]
+            if inner and held[inner[-1]]:
+                held[path] = held[inner[-1]]
+        return first, held
 
     def trace_shapes(self, module, x):
         """Every submodule's output shape by JAX's abstract evaluation: nothing is compiled."""
         paths = {id(m): ".".join(map(str, p)) for p, m in nnx.iter_modules(module)}
-        x = jax.ShapeDtypeStruct(_channel_last_shape(np.shape(x)), np.asarray(x).dtype)
+        (first,) = layouts.root_inputs(module, 1)
+        shape = np.shape(x) if first == layouts.NEUTRAL else _channel_last_shape(np.shape(x))
+        x = jax.ShapeDtypeStruct(shape, np.asarray(x).dtype)
+        held: dict = {}
 
         def forward(x):
             _TRACE.append({})
@@ -266,7 +310,8 @@ class FlaxBackend(Backend):
                 y = module(x)
             finally:
                 seen = _TRACE.pop()
-            return y, {k: v for k, v in seen.items() if k in paths}
+            held.update({k: lay for k, (_, lay) in seen.items()})
+            return y, {k: v for k, (v, _) in seen.items() if k in paths}
 
         was_eval = _in_eval(module)
         module.eval()
@@ -275,19 +320,30 @@ class FlaxBackend(Backend):
         finally:
             if not was_eval:
                 module.train()
-        result = {paths[k]: _channel_first_shape(v.shape) for k, v in seen.items()}
+
+        def neutral(shape, layout):
+            return (
+                tuple(int(n) for n in shape)
+                if layout == layouts.NEUTRAL
+                else (_channel_first_shape(shape))
+            )
+
+        result = {paths[k]: neutral(v.shape, held.get(k)) for k, v in seen.items()}
         if hasattr(y, "shape"):  # a graph's tuple or dict: its nodes are recorded
-            result[""] = _channel_first_shape(y.shape)
+            result[""] = neutral(y.shape, layouts.gives(module, first))
         return result
 
     def forward(self, module, x, train):
         was_eval = _in_eval(module)
         set_mode(module, train)
         try:
-            y = module(*[_to_channel_last(jnp.asarray(a)) for a in as_args(x)])
+            args = as_args(x)
+            held = layouts.root_inputs(module, len(args))
+            y = module(*[layouts.from_neutral(jnp.asarray(a), h) for a, h in zip(args, held)])
         finally:
             set_mode(module, not was_eval)
-        return map_arrays(lambda t: np.asarray(_to_channel_first(t)), y)
+        y = layouts.root_outputs(module, y, held[0])
+        return map_arrays(np.asarray, y)
 
     # ---- native models (xinit.apply) ----------------------------------------------------
     def named_layers(self, module):
@@ -367,7 +423,8 @@ class FlaxBackend(Backend):
         kinds = {".".join(map(str, p)): self.native_kind(m) for p, m in nnx.iter_modules(module)}
         params = list(self.native_params(module))
         native_paths = [p.native for p in params]
-        xl = _to_channel_last(jnp.asarray(np.ascontiguousarray(x)))
+        (first,) = layouts.root_inputs(module, 1)
+        xl = layouts.from_neutral(jnp.asarray(np.ascontiguousarray(x)), first)
         recorders = []
 
         def loss_fn(model, probes):
@@ -418,7 +475,7 @@ class FlaxBackend(Backend):
     # ---- sharded parameters (NamedSharding on a Mesh) -----------------------------------
     def sharded_leaf(self, layer, name):
         owner, _, leaf = name.rpartition(".")
-        var = vars(self.submodule(layer, owner)).get(leaf)
+        var = _variable(self.submodule(layer, owner), leaf)
         return self.sharded_native(var) if isinstance(var, nnx.Variable) else None
 
     def sharded_native(self, holder):

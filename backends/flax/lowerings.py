@@ -63,6 +63,7 @@ _KERNEL = {"weight": "kernel"}
 
 @REGISTRY.register("conv")
 class Conv(Lowering):
+    layout = "channels"
     leaves = _KERNEL
     takes_initial = True
 
@@ -101,6 +102,7 @@ class Conv(Lowering):
 
 @REGISTRY.register("conv_transpose")
 class ConvTranspose(Lowering):
+    layout = "channels"
     leaves = _KERNEL
     takes_initial = True
 
@@ -121,6 +123,7 @@ class ConvTranspose(Lowering):
 
 @REGISTRY.register("batchnorm")
 class BatchNorm(Lowering):
+    layout = "channels"
     leaves = {
         "weight": "scale",
         "running_mean": "mean",
@@ -144,12 +147,13 @@ class BatchNorm(Lowering):
 
 @REGISTRY.register("linear")
 class Linear(Lowering):
+    layout = "sequence"
     leaves = _KERNEL
     takes_initial = True
 
     def build(self, spec, device, initial=None):
         nnx, init = _nnx(), _modules().initializer
-        return _modules().Linear(
+        return nnx.Linear(
             spec.in_features,
             spec.out_features,
             use_bias=spec.bias,
@@ -167,6 +171,7 @@ class Linear(Lowering):
 
 @REGISTRY.register("embedding")
 class Embedding(Lowering):
+    layout = "sequence"
     leaves = {"weight": "embedding"}
     takes_initial = True
 
@@ -174,7 +179,7 @@ class Embedding(Lowering):
         m = _modules()
         init = m.initializer(initial, "embedding")
         rngs = _nnx().Rngs(0)
-        return m.Embed(spec.num_embeddings, spec.embedding_dim, embedding_init=init, rngs=rngs)
+        return _nnx().Embed(spec.num_embeddings, spec.embedding_dim, embedding_init=init, rngs=rngs)
 
     def natives(self):
         return (_nnx().Embed,)
@@ -188,6 +193,7 @@ _SCALE = {"weight": "scale"}
 
 @REGISTRY.register("layernorm")
 class LayerNorm(Lowering):
+    layout = "sequence"
     leaves = _SCALE
     takes_initial = True
 
@@ -208,6 +214,7 @@ class LayerNorm(Lowering):
 
 @REGISTRY.register("rmsnorm")
 class RMSNorm(Lowering):
+    layout = "sequence"
     leaves = _SCALE
     takes_initial = True
 
@@ -225,6 +232,7 @@ class RMSNorm(Lowering):
 
 @REGISTRY.register("groupnorm")
 class GroupNorm(Lowering):
+    layout = "channels"
     leaves = _SCALE
     takes_initial = True
 
@@ -242,21 +250,36 @@ class GroupNorm(Lowering):
         return L.GroupNorm(m.num_groups, m.num_groups * m.group_size, m.epsilon, m.use_scale)
 
 
+def _heads(spec, name: str, rows: int, part: tuple[int, int, int] | None) -> Leaf:
+    """One (in, H, D) ``LinearGeneral`` kernel: a neutral (E, in) block, transposed, heads split."""
+    return Leaf(name, (1, 0), part=part, shape=(rows, spec.num_heads, spec.head_dim))
+
+
 @REGISTRY.register("multihead_attention")
 class MultiheadAttention(Lowering):
-    """``nnx.MultiHeadAttention``: ``query``/``key``/``value`` kernels (E, H, D) and ``out``
-    kernel (H, D, E), the neutral packed rows transposed and split by head."""
+    """``nnx.MultiHeadAttention``: ``query``/``key``/``value`` kernels (in, H, D) and ``out``
+    kernel (H, D, E), the neutral packed rows (or PyTorch's separate ``q/k/v_proj_weight``
+    with kdim/vdim) transposed and split by head. Takes and returns the neutral (N, L, E)."""
+
+    layout = "sequence"
 
     def params(self, spec):
         e, h, d = spec.embed_dim, spec.num_heads, spec.head_dim
         names = ("query", "key", "value")
-        out = {
-            "in_proj_weight": tuple(
-                Leaf(f"{n}.kernel", (1, 0), part=(0, i * e, (i + 1) * e), shape=(e, h, d))
-                for i, n in enumerate(names)
-            ),
-            "out_proj.weight": (Leaf("out.kernel", (1, 0), shape=(h, d, e)),),
-        }
+        if spec.packed:
+            out = {
+                "in_proj_weight": tuple(
+                    _heads(spec, f"{n}.kernel", e, (0, i * e, (i + 1) * e))
+                    for i, n in enumerate(names)
+                )
+            }
+        else:
+            rows = (e, spec.key_features, spec.value_features)
+            out = {
+                f"{p}_proj_weight": (_heads(spec, f"{n}.kernel", r, None),)
+                for p, n, r in zip("qkv", names, rows)
+            }
+        out["out_proj.weight"] = (Leaf("out.kernel", (1, 0), shape=(h, d, e)),)
         if spec.bias:
             out["in_proj_bias"] = tuple(
                 Leaf(f"{n}.bias", part=(0, i * e, (i + 1) * e), shape=(h, d))
@@ -266,16 +289,187 @@ class MultiheadAttention(Lowering):
         return out
 
     def build(self, spec, device):
-        return _modules().SelfAttention(spec)
+        return _modules().Attention(spec)
 
     def natives(self):
         return (_nnx().MultiHeadAttention,)
 
     def read(self, m):
+        if isinstance(m, _modules().Attention):
+            return m.spec
         e = m.in_features
-        if m.qkv_features != e or m.out_features != e:
+        plain = m.num_kv_heads == m.num_heads and not m.normalize_qk
+        if m.qkv_features != e or m.out_features != e or not plain:
             return None
-        return L.MultiheadAttention(e, m.num_heads, m.use_bias)
+        kv = m.in_kv_features
+        return L.MultiheadAttention(e, m.num_heads, m.use_bias, kdim=kv, vdim=kv)
+
+
+@REGISTRY.register("sdpa")
+class ScaledDotProductAttention(Lowering):
+    layout = "sequence"
+
+    def build(self, spec, device):
+        return _modules().ScaledDotProductAttention(spec)
+
+
+@REGISTRY.register("learned_parameter")
+class LearnedParameter(Lowering):
+    """The native layer is the ``nnx.Param`` itself (its op in the metadata): the enclosing
+    container holds it as the attribute named as the node (``cls_token``) and applies it."""
+
+    layout = "sequence"
+    takes_initial = True
+
+    def build(self, spec, device, initial=None):
+        return _modules().learned_parameter(spec, initial)
+
+
+@REGISTRY.register("select")
+class Select(Lowering):
+    layout = "neutral"
+
+    def build(self, spec, device):
+        return _modules().Select(spec)
+
+
+@REGISTRY.register("position_ids")
+class PositionIds(Lowering):
+    layout = "neutral"
+
+    def build(self, spec, device):
+        return _modules().PositionIds()
+
+
+# Per-gate names of xinit's cells, input side then hidden side, in PyTorch's gate order:
+# nnx.LSTMCell's own names (``if_``: ``if`` is a keyword), and a GRU's in the same style.
+GATES = {
+    "lstm": (("ii", "if_", "ig", "io"), ("hi", "hf", "hg", "ho")),
+    "gru": (("ir", "iz", "in_"), ("hr", "hz", "hn")),
+}
+_FLAX_CELL = "_xinit_flax_cell"  # on a spec read from one of Flax's own cells: its class name
+
+
+FLAX_CELLS = {  # Flax's own cells: (spec, the one bias they keep)
+    "LSTMCell": (L.LSTM, "hh"),
+    "OptimizedLSTMCell": (L.LSTM, "hh"),
+    "GRUCell": (L.GRU, "ih"),  # dense_i's bias; no b_hn
+}
+
+
+def cell_spec(cell: str, n_in: int, hidden: int):
+    """The one-bias spec of Flax's own cell class ``cell`` (its math is PyTorch's with the
+    other bias zero), marked so that its map is that cell's own layout."""
+    spec_cls, bias = FLAX_CELLS[cell]
+    spec = spec_cls(n_in, hidden, bias=bias)
+    object.__setattr__(spec, _FLAX_CELL, cell)
+    return spec
+
+
+def _per_gate(prefix: str, names, leaf: str, h: int, perm) -> tuple[Leaf, ...]:
+    """A neutral gate-stacked tensor as one native tensor per gate (rows j*H:(j+1)*H)."""
+    return tuple(
+        Leaf(f"{prefix}{name}.{leaf}", perm, part=(0, j * h, (j + 1) * h))
+        for j, name in enumerate(names)
+    )
+
+
+class _Recurrent(Lowering):
+    """xinit's :class:`modules.Recurrent` (PyTorch's math, both biases; cells ``l{k}`` and
+    ``l{k}_reverse`` with per-gate kernels (in, H)), which takes and returns the neutral
+    (N, L, D) sequence. Flax's own cells are read too, as one-bias specs (their math is
+    PyTorch's with the other bias zero), through their own layouts: ``nnx.LSTMCell``
+    (per-gate ``ii.kernel`` ... ``ho.bias``), ``nnx.OptimizedLSTMCell`` (``dense_i``/
+    ``dense_h`` kernels (in, 4H)) and ``nnx.GRUCell`` (``dense_i`` with the bias,
+    ``dense_h`` (H, 3H)); ``xinit.apply`` then sets their input and recurrent kernels by
+    role, and state/port move them (a torch/paddle module needs both biases: see
+    ``docs/architecture.md``)."""
+
+    layout = "sequence"
+    native_name = ""
+
+    def params(self, spec):
+        cell = getattr(spec, _FLAX_CELL, None)
+        if cell is not None:
+            return self._native_cell_params(spec, cell)
+        names = {p.name for p in spec.params()}
+        h = spec.hidden_size
+        inputs, hidden = GATES[spec.kind]
+        out = {}
+        for k, sfx in spec.cells():
+            prefix, tail = f"l{k}{sfx}.", f"l{k}{sfx}"
+            out[f"weight_ih_{tail}"] = _per_gate(prefix, inputs, "kernel", h, (1, 0))
+            out[f"weight_hh_{tail}"] = _per_gate(prefix, hidden, "kernel", h, (1, 0))
+            if f"bias_ih_{tail}" in names:
+                out[f"bias_ih_{tail}"] = _per_gate(prefix, inputs, "bias", h, None)
+            if f"bias_hh_{tail}" in names:
+                out[f"bias_hh_{tail}"] = _per_gate(prefix, hidden, "bias", h, None)
+        return out
+
+    def _native_cell_params(self, spec, cell: str):
+        h = spec.hidden_size
+        if cell == "LSTMCell":
+            inputs, hidden = GATES["lstm"]
+            return {
+                "weight_ih_l0": _per_gate("", inputs, "kernel", h, (1, 0)),
+                "weight_hh_l0": _per_gate("", hidden, "kernel", h, (1, 0)),
+                "bias_hh_l0": _per_gate("", hidden, "bias", h, None),
+            }
+        bias = "bias_hh_l0" if cell == "OptimizedLSTMCell" else "bias_ih_l0"
+        dense = "dense_h" if cell == "OptimizedLSTMCell" else "dense_i"
+        return {
+            "weight_ih_l0": (Leaf("dense_i.kernel", (1, 0)),),
+            "weight_hh_l0": (Leaf("dense_h.kernel", (1, 0)),),
+            bias: (Leaf(f"{dense}.bias"),),
+        }
+
+    def build(self, spec, device):
+        if getattr(spec, _FLAX_CELL, None) is not None:
+            raise TypeError(
+                f"{spec!r} was read from Flax's own {getattr(spec, _FLAX_CELL)}; xinit builds "
+                f"its own module: build {type(spec).__name__}(...) made anew"
+            )
+        return getattr(_modules(), self.native_name)(spec, GATES[spec.kind])
+
+
+@REGISTRY.register("lstm")
+class LSTM(_Recurrent):
+    native_name = "LSTM"
+
+    def natives(self):
+        nnx = _nnx()
+        return (_modules().LSTM, nnx.LSTMCell, nnx.OptimizedLSTMCell)
+
+    def read(self, m):
+        if isinstance(m, _modules().Recurrent):
+            return m.spec
+        return cell_spec(type(m).__name__, m.in_features, m.hidden_features)
+
+
+@REGISTRY.register("gru")
+class GRU(_Recurrent):
+    native_name = "GRU"
+
+    def natives(self):
+        return (_modules().GRU, _nnx().GRUCell)
+
+    def read(self, m):
+        if isinstance(m, _modules().Recurrent):
+            return m.spec
+        return cell_spec(type(m).__name__, m.in_features, m.hidden_features)
+
+
+@REGISTRY.register("flatten")
+class Flatten(Lowering):
+    """Flattening all but the batch dim reads a channel-last image in channel-first order
+    (so a following Linear's weights are PyTorch's); any other flatten is a neutral reshape."""
+
+    def build(self, spec, device):
+        whole = (spec.start_dim, spec.end_dim) == (1, -1)
+        return _modules().Flatten() if whole else _modules().Neutral(spec)
+
+    def layout_for(self, spec):
+        return "channels" if (spec.start_dim, spec.end_dim) == (1, -1) else "neutral"
 
 
 # Parameter-free layers: the native module from the spec, nothing else. Element-wise
@@ -286,9 +480,6 @@ register_builders(
         "max_pool": lambda s: _modules().Pool(s),
         "avg_pool": lambda s: _modules().Pool(s),
         "adaptive_avg_pool": lambda s: _modules().AdaptiveAvgPool(s),
-        "flatten": lambda s: (
-            _modules().Flatten() if (s.start_dim, s.end_dim) == (1, -1) else _modules().Neutral(s)
-        ),
         "reshape": lambda s: _modules().Neutral(s),
         "permute": lambda s: _modules().Neutral(s),
         "dropout": lambda s: _nnx().Dropout(s.p, rngs=_nnx().Rngs(dropout=0)),
@@ -302,3 +493,14 @@ register_builders(
         },
     },
 )
+
+# How the parameter-free modules hold activations (see Lowering.layout); the rest are "any".
+for _kind, _layout in {
+    "max_pool": "channels",
+    "avg_pool": "channels",
+    "adaptive_avg_pool": "channels",
+    "upsample": "channels",
+    "reshape": "neutral",
+    "permute": "neutral",
+}.items():
+    REGISTRY[_kind].layout = _layout

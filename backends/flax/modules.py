@@ -4,6 +4,8 @@ channel-first order) and the containers, which record outputs while tracing."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +14,9 @@ from flax import nnx
 from xinit import layers as L
 
 from ..base import GraphLogic
+from . import layouts
+from .layouts import CHANNELS, NEUTRAL
+from .layouts import to_channel_first as _to_channel_first
 
 _ACTIVATIONS = {
     "relu": lambda s, x: jax.nn.relu(x),
@@ -22,14 +27,6 @@ _ACTIVATIONS = {
     "tanh": lambda s, x: jnp.tanh(x),
     "identity": lambda s, x: x,
 }
-
-
-def _to_channel_last(x):
-    return jnp.moveaxis(x, 1, -1) if x.ndim >= 3 else x
-
-
-def _to_channel_first(x):
-    return jnp.moveaxis(x, -1, 1) if x.ndim >= 3 else x
 
 
 def _channel_last_shape(shape) -> tuple[int, ...]:
@@ -91,32 +88,19 @@ class Flatten(nnx.Module):
 
 
 class Neutral(nnx.Module):
-    """A layout op (flatten of some dims, reshape, permute) computed on the neutral
-    channel-first array, the result held channel-last again: its meaning is PyTorch's."""
+    """A layout op (flatten of some dims, reshape, permute) on the neutral array: its meaning
+    is PyTorch's (the containers hand it the neutral layout, see :func:`plan_steps`)."""
 
     def __init__(self, spec):
         self.spec = spec
 
     def __call__(self, x):
-        s, x = self.spec, _to_channel_first(x)
+        s = self.spec
         if s.kind == "flatten":
-            shape = L.Flatten.output_shape(s, tuple(x.shape))
-            y = x.reshape(shape)
-        elif s.kind == "reshape":
-            y = x.reshape(x.shape[0], *s.shape)
-        else:
-            y = jnp.transpose(x, s.dims)
-        return _to_channel_last(y)
-
-
-class Linear(nnx.Linear):
-    """``nnx.Linear`` on the neutral last dim: a 3-d or larger input is held channel-last
-    here, so it is turned channel-first around the product (as ``torch.nn.Linear``)."""
-
-    def __call__(self, x):
-        if x.ndim < 3:
-            return super().__call__(x)
-        return _to_channel_last(super().__call__(_to_channel_first(x)))
+            return x.reshape(L.Flatten.output_shape(s, tuple(x.shape)))
+        if s.kind == "reshape":
+            return x.reshape(x.shape[0], *s.shape)
+        return jnp.transpose(x, s.dims)
 
 
 class BatchNorm(nnx.Module):
@@ -151,9 +135,7 @@ class BatchNorm(nnx.Module):
 
 class FeatureNorm(nnx.Module):
     """PyTorch's LayerNorm or RMSNorm (by ``spec.kind``) over the neutral last dims, with
-    nnx's leaf names ``scale``/``bias``. The adapter holds a 3-d or larger activation with
-    neutral axis 1 moved last (an (N, L, D) sequence is (N, D, L) here), so the norm is
-    computed on the channel-first array and the result held channel-last again."""
+    nnx's leaf names ``scale``/``bias``, on the neutral array (layout "sequence")."""
 
     def __init__(self, spec, initial=None):
         self.spec = spec
@@ -164,7 +146,6 @@ class FeatureNorm(nnx.Module):
         self.bias = nnx.Param(_initial_or(initial, "bias", shape, 0.0)) if has_bias else None
 
     def __call__(self, x):
-        x = _to_channel_first(x)
         axes = tuple(range(x.ndim - len(self.spec.normalized_shape), x.ndim))
         if self.spec.kind == "rmsnorm":
             eps = self.spec.eps_for(str(x.dtype))
@@ -177,7 +158,7 @@ class FeatureNorm(nnx.Module):
             y = y * self.scale[...]
         if self.bias is not None:
             y = y + self.bias[...]
-        return _to_channel_last(y)
+        return y
 
 
 class LayerNorm(FeatureNorm):
@@ -211,33 +192,59 @@ class GroupNorm(nnx.Module):
         return y
 
 
-class Embed(nnx.Embed):
-    """``nnx.Embed`` in the adapter's layout: inside, every tensor of 3 or more dims is the
-    neutral one with axis 1 moved last, so the neutral (N, L, D) output is held as (N, D, L)."""
-
-    def __call__(self, inputs):
-        return _to_channel_last(super().__call__(_to_channel_first(inputs)))
-
-
-class SelfAttention(nnx.MultiHeadAttention):
-    """``nnx.MultiHeadAttention`` (the same parameters) as self-attention on the neutral
-    (N, L, E) sequence, which the adapter holds as (N, E, L): turned back around the call.
-    Built with zero placeholders; xinit writes every parameter right after."""
+class Attention(nnx.MultiHeadAttention):
+    """``nnx.MultiHeadAttention`` (the same children ``query``/``key``/``value``/``out`` and
+    kernels) on a node's inputs (``spec.split_inputs``) in the neutral (N, L, E) layout, with
+    PyTorch's masks: bool True masks a position out, a float mask is added, as one additive
+    bias (nnx's own ``mask`` keeps True and takes no float). ``nnx.MultiHeadAttention`` has one
+    key/value input size; with vdim != kdim the ``value`` projection is made for vdim. Built
+    with zero placeholders; xinit writes every parameter right after."""
 
     def __init__(self, spec: L.MultiheadAttention):
+        rngs = nnx.Rngs(0)
         super().__init__(
             spec.num_heads,
             spec.embed_dim,
+            in_kv_features=spec.key_features,
             use_bias=spec.bias,
             kernel_init=zeros_init,
             bias_init=zeros_init,
             decode=False,
-            rngs=nnx.Rngs(0),
+            rngs=rngs,
         )
+        if spec.value_features != spec.key_features:
+            self.value = nnx.LinearGeneral(
+                spec.value_features,
+                (spec.num_heads, spec.head_dim),
+                use_bias=spec.bias,
+                kernel_init=zeros_init,
+                bias_init=zeros_init,
+                rngs=rngs,
+            )
+        self.spec = spec
 
-    def __call__(self, x):
-        y = super().__call__(_to_channel_first(x), deterministic=True)
-        return _to_channel_last(y)
+    def __call__(self, *xs):
+        s = self.spec
+        q, k, v, attn_mask, pad = s.split_inputs(xs)
+        bias = None
+        for name, m in (("attn_mask", attn_mask), ("key_padding_mask", pad)):
+            if m is not None:
+                add = _additive(m, q.dtype).reshape(s.score_shape(name, m.shape))
+                bias = add if bias is None else bias + add
+        if s.is_causal:
+            length, s_len = q.shape[1], k.shape[1]
+            causal = np.triu(np.full((length, s_len), -np.inf, np.float32), 1)
+            bias = causal if bias is None else bias + causal
+        y = nnx.dot_product_attention(self.query(q), self.key(k), self.value(v), bias=bias)
+        return self.out(y)
+
+
+def _additive(mask, dtype):
+    """A bool mask (True: masked, PyTorch's meaning) as a float mask: -inf there, else 0."""
+    mask = jnp.asarray(mask)
+    if mask.dtype != jnp.bool_:
+        return mask.astype(dtype)
+    return jnp.where(mask, jnp.asarray(-jnp.inf, dtype), jnp.asarray(0.0, dtype))
 
 
 class ConvTranspose(nnx.Module):
@@ -340,26 +347,28 @@ class AdaptiveAvgPool(nnx.Module):
         return x
 
 
-_TRACE: list = []  # while tracing: a dict id(module) -> its last output, or a recorder
+_TRACE: list = []  # while tracing: a dict id(module) -> (last output, layout), or a recorder
 
 
-def _record(module, out):
-    """Note ``module``'s output for the innermost trace: a dict keeps the last output; a
-    callable recorder (the diagnostics') sees every call and may return a new output."""
+def _record(module, out, layout=None):
+    """Note ``module``'s output (held in ``layout``) for the innermost trace: a dict keeps the
+    last output; a callable recorder (the diagnostics') sees every call and may return a new
+    output."""
     if _TRACE:
         recorder = _TRACE[-1]
         if callable(recorder):
             return recorder(module, out)
-        recorder[id(module)] = out
+        recorder[id(module)] = (out, layout)
     return out
 
 
 def check_root_input(module, x) -> None:
     """A built root module called directly (not through ``xinit.run``) must get channel-last
-    input: a channel-first batch fails with a message saying so, not deep inside JAX."""
+    images: a channel-first batch fails with a message saying so, not deep inside JAX.
+    (Sequences (N, L, D) are taken as they are.)"""
     c = getattr(module, "_xinit_in_channels", None)
     shape = tuple(getattr(x, "shape", ()))
-    if c is None or len(shape) < 3 or shape[-1] == c:
+    if c is None or len(shape) < 3 or shape[-1] == c or module._xinit_needs == NEUTRAL:
         return
     if shape[1] == c:
         raise ValueError(
@@ -371,18 +380,21 @@ def check_root_input(module, x) -> None:
 
 
 class Steps(nnx.Module):
-    """Named children applied in order (names may repeat for a shared parameter-free child)."""
+    """Named children applied in order (names may repeat for a shared parameter-free child),
+    each value turned into the layout the next child takes where they differ."""
 
     def __init__(self, children: dict, steps: list[str]):
         for name, child in children.items():
             setattr(self, name, child)
         self._xinit_steps = tuple(steps)
+        plan = layouts.plan_chain([children[n] for n in steps])
+        self._xinit_needs, self._xinit_converts, self._xinit_outs, self._xinit_gives = plan
 
     def __call__(self, x):
         check_root_input(self, x)
-        for name in self._xinit_steps:
+        for name, to, held in zip(self._xinit_steps, self._xinit_converts, self._xinit_outs):
             child = getattr(self, name)
-            x = _record(child, child(x))
+            x = _record(child, call_child(child, layouts.convert(x, to)), held)
         return x
 
 
@@ -397,21 +409,28 @@ class Residual(nnx.Module):
             shortcut,
             activation,
         )
+        plan = layouts.plan_residual(
+            [children[n] for n in body], children[shortcut] if shortcut else None
+        )
+        self._xinit_needs, self._xinit_converts, self._xinit_outs = plan[:3]
+        self._xinit_to_short, self._xinit_to_add, self._xinit_gives = plan[3:]
 
     def __call__(self, x):
         check_root_input(self, x)
         out = x
-        for name in self._xinit_body:
+        for name, to, held in zip(self._xinit_body, self._xinit_converts, self._xinit_outs):
             child = getattr(self, name)
-            out = _record(child, child(out))
+            out = _record(child, call_child(child, layouts.convert(out, to)), held)
         if self._xinit_shortcut:
             child = getattr(self, self._xinit_shortcut)
-            out = out + _record(child, child(x))
+            short = child(layouts.convert(x, self._xinit_to_short))
+            short = _record(child, short, layouts.gives(child, self._xinit_needs))
         else:
-            out = out + x
+            short = x
+        out = out + layouts.convert(short, self._xinit_to_add)
         if self._xinit_activation:
             child = getattr(self, self._xinit_activation)
-            out = _record(child, child(out))
+            out = _record(child, child(out), self._xinit_gives)
         return out
 
 
@@ -426,14 +445,20 @@ class Graph(GraphLogic, nnx.Module):
         self._xinit_inputs = tuple(layout["inputs"])
         self._xinit_outputs = tuple(tuple(o) for o in layout["outputs"])
         self._xinit_returns = layout["returns"]
+        needs, converts, held, gives = layouts.plan_graph(children, layout)
+        self._xinit_needs, self._xinit_converts, self._xinit_gives = needs, converts, gives
+        self._xinit_held = {k: v for k, v in held.items() if isinstance(v, str)}
 
     def _child(self, name):
         return getattr(self, name)
 
     def _call(self, name, args):
         child = getattr(self, name)
-        out = child(*args)
-        return _record(child, out) if hasattr(out, "ndim") else out
+        to = self._xinit_converts.get(name)
+        if to is not None:
+            args = [layouts.convert(a, t) for a, t in zip(args, to)]
+        out = call_child(child, *args)
+        return _record(child, out, self._xinit_held.get(name)) if hasattr(out, "ndim") else out
 
     def __call__(self, *xs):
         return self._run_graph(*xs)
@@ -448,14 +473,17 @@ def _axis(dim: int, ndim: int) -> int:
 
 
 class Merge(nnx.Module):
-    """add, mul or concat along the neutral dim (mapped to the channel-last axis)."""
+    """add, mul or concat along the neutral dim (mapped to the channel-last axis when the
+    graph holds the inputs channel-last)."""
 
     def __init__(self, spec):
         self.kind, self.dim = spec.kind, getattr(spec, "dim", 1)
 
     def __call__(self, *xs):
         if self.kind == "concat":
-            return jnp.concatenate(xs, axis=_axis(self.dim, xs[0].ndim))
+            ndim = xs[0].ndim
+            neutral = getattr(self, "_xinit_layout", CHANNELS) == NEUTRAL
+            return jnp.concatenate(xs, axis=self.dim % ndim if neutral else _axis(self.dim, ndim))
         out = xs[0]
         for x in xs[1:]:
             out = out + x if self.kind == "add" else out * x
@@ -482,3 +510,182 @@ class Upsample(nnx.Module):
         pairs = ",".join(f"{b}{a}" for a, b in zip(src, dst))
         # one contraction (one compiled op per shape): eager JAX compiles every op it meets
         return jnp.einsum(f"n{src}c,{pairs}->n{dst}c", x, *mats, precision="highest")
+
+
+# ---- sequence kinds: they take and return the neutral (N, L, D) array (layout "sequence") --
+def learned_parameter(spec, initial=None) -> nnx.Param:
+    """The ``nnx.Param`` of a learned-parameter node, with its drawn value when the build
+    offers one, its op kept in the metadata for the container that holds it."""
+    return nnx.Param(_initial_or(initial, "", spec.shape, 0.0), xinit_op=spec.op)
+
+
+def learned_op(op: str, param, x):
+    """A learned parameter (1, T, *rest) put before the neutral sequence x (``prepend``) or
+    added to it (``add``), broadcast over the batch."""
+    if op == "prepend":
+        return jnp.concatenate([jnp.broadcast_to(param, (x.shape[0], *param.shape[1:])), x], 1)
+    return x + param
+
+
+def call_child(child, *args):
+    """Run a container's child: a module, or a learned-parameter node (an ``nnx.Param``)."""
+    if isinstance(child, nnx.Variable):
+        return learned_op(child.xinit_op, child[...], *args)
+    return child(*args)
+
+
+class ScaledDotProductAttention(nnx.Module):
+    """Packed (N, L, 3E) q, k, v rows -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E), on
+    the neutral sequence."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, x):
+        n, length, packed = x.shape
+        h = self.spec.num_heads
+        e = packed // 3
+        qkv = x.reshape(n, length, 3, h, e // h)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # (N, L, H, D)
+        scores = jnp.einsum("nqhd,nkhd->nhqk", q, k) / np.float32(np.sqrt(e // h))
+        if self.spec.causal:
+            keep = jnp.tril(jnp.ones((length, length), bool))
+            scores = jnp.where(keep, scores, -jnp.inf)
+        y = jnp.einsum("nhqk,nkhd->nqhd", jax.nn.softmax(scores, axis=-1), v)
+        return y.reshape(n, length, e)
+
+
+class Select(nnx.Module):
+    """``x.select(dim, index)`` on the neutral array (ViT's class-token pooling)."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, x):
+        return jnp.take(x, self.spec.index, axis=self.spec.dim)
+
+
+class PositionIds(nnx.Module):
+    """Token ids (N, L) -> their positions ``arange(L)`` per sample (N, L)."""
+
+    def __call__(self, x):
+        return jnp.broadcast_to(jnp.arange(x.shape[1]), x.shape)
+
+
+# ---- recurrent layers: PyTorch's math on the neutral (N, L, D) sequence ---------------------
+_HIGHEST = jax.lax.Precision.HIGHEST  # float32 products, as PyTorch's (no TF32 on GPUs)
+
+
+def _lstm_step(wh, bh):
+    def step(carry, gx):  # gx: the input side of the gates at one step, (N, 4H)
+        h, c = carry
+        i, f, g, o = jnp.split(gx + jnp.dot(h, wh, precision=_HIGHEST) + bh, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+    return step
+
+
+def _gru_step(wh, bh):
+    def step(h, gx):  # gx: W_i x + b_i at one step, (N, 3H)
+        xr, xz, xn = jnp.split(gx, 3, axis=-1)
+        hr, hz, hn = jnp.split(jnp.dot(h, wh, precision=_HIGHEST) + bh, 3, axis=-1)
+        r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
+        n = jnp.tanh(xn + r * hn)  # b_hn inside r * (W_hn h + b_hn), as PyTorch
+        h = (1.0 - z) * n + z * h
+        return h, h
+
+    return step
+
+
+@functools.partial(jax.jit, static_argnames=("kind", "reverse"))
+def _run_cell(x, wi, bi, wh, bh, *, kind: str, reverse: bool):
+    """One layer and direction over a batch-first (N, L, D) sequence: the input side of every
+    gate for all steps at once, then ``lax.scan`` over time; (N, L, H) out."""
+    gx = jnp.einsum("nld,dg->lng", x, wi, precision=_HIGHEST) + bi
+    if reverse:
+        gx = gx[::-1]
+    h = jnp.zeros((x.shape[0], wh.shape[0]), x.dtype)
+    if kind == "lstm":
+        _, hs = jax.lax.scan(_lstm_step(wh, bh), (h, h), gx)
+    else:
+        _, hs = jax.lax.scan(_gru_step(wh, bh), h, gx)
+    if reverse:
+        hs = hs[::-1]
+    return jnp.transpose(hs, (1, 0, 2))
+
+
+def _gate(n_in: int, n_out: int, bias: bool) -> nnx.Linear:
+    """One gate's kernel (in, H), with a bias when the spec has it; xinit writes both."""
+    return nnx.Linear(
+        n_in,
+        n_out,
+        use_bias=bias,
+        kernel_init=zeros_init,
+        bias_init=zeros_init,
+        rngs=nnx.Rngs(0),
+    )
+
+
+class RecurrentCell(nnx.Module):
+    """One layer and direction of a recurrent spec: a ``kernel`` (in, H) per gate on each
+    side, named as Flax's ``nnx.LSTMCell`` names them (``ii``, ``if_``, ``ig``, ``io`` on
+    the input, ``hi``, ``hf``, ``hg``, ``ho`` on the hidden state; a GRU's ``ir``, ``iz``,
+    ``in_`` and ``hr``, ``hz``, ``hn``), and PyTorch's biases: a ``bias`` on each input gate
+    (b_i*) and on each hidden gate (b_h*) where the spec has them. ``gates``: the names,
+    input side then hidden side, in PyTorch's gate order (the lowering's ``GATES``)."""
+
+    def __init__(self, spec, n_in: int, gates):
+        h = spec.hidden_size
+        self.input_gates, self.hidden_gates = (tuple(side) for side in gates)
+        for name in self.input_gates:
+            setattr(self, name, _gate(n_in, h, spec.has_bias("ih")))
+        for name in self.hidden_gates:
+            setattr(self, name, _gate(h, h, spec.has_bias("hh")))
+
+    def _side(self, names):
+        gates = [getattr(self, name) for name in names]
+        kernel = jnp.concatenate([g.kernel[...] for g in gates], axis=1)  # (in, G*H)
+        if gates[0].bias is None:
+            return kernel, jnp.zeros((kernel.shape[1],), kernel.dtype)
+        return kernel, jnp.concatenate([g.bias[...] for g in gates])
+
+    def run(self, x, kind: str, reverse: bool):
+        wi, bi = self._side(self.input_gates)
+        wh, bh = self._side(self.hidden_gates)
+        return _run_cell(x, wi, bi, wh, bh, kind=kind, reverse=reverse)
+
+
+class Recurrent(nnx.Module):
+    """PyTorch's LSTM/GRU (``spec.kind``) in Flax: a :class:`RecurrentCell` per layer ``k``
+    and direction, named ``l{k}`` and ``l{k}_reverse`` as PyTorch suffixes its tensors.
+
+    Flax's own cells cannot compute PyTorch's numbers: ``nnx.LSTMCell`` keeps one bias per
+    gate (the hidden side), ``nnx.GRUCell`` keeps the input side's and has no b_hn, which
+    PyTorch applies inside r * (W_hn h + b_hn). So this module keeps both biases, computes
+    PyTorch's equations and takes and returns the neutral batch-first (N, L, D) sequence
+    (the output sequence alone); kernels (in, H) per gate, as Flax's LSTMCell holds them."""
+
+    def __init__(self, spec, gates):
+        self.spec = spec
+        for k, sfx in spec.cells():
+            setattr(self, f"l{k}{sfx}", RecurrentCell(spec, spec.layer_input(k), gates))
+
+    def __call__(self, x):
+        s = self.spec
+        for k in range(s.num_layers):
+            outs = [
+                getattr(self, f"l{k}{sfx}").run(x, s.kind, reverse=bool(sfx))
+                for sfx in ("", "_reverse")[: s.directions]
+            ]
+            x = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)
+        return x
+
+
+class LSTM(Recurrent):
+    """PyTorch's LSTM in Flax (see :class:`Recurrent`)."""
+
+
+class GRU(Recurrent):
+    """PyTorch's GRU in Flax (see :class:`Recurrent`)."""

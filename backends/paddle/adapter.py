@@ -115,9 +115,20 @@ class PaddleBackend(Backend):
         return tensor.reshape(list(shape))
 
     def make_sequential(self, children, steps):
-        if len(set(steps)) == len(steps):
+        plain = not any(isinstance(c, paddle.Tensor) for c in children.values())
+        if plain and len(set(steps)) == len(steps):
             return nn.Sequential(*children.items())
         return self.steps_cls(children, steps)
+
+    def child(self, module, name):
+        """A sublayer, or the parameter of a learned-parameter node (the native layer of such
+        a node is the parameter itself, added to the container)."""
+        found = module._sub_layers.get(name)
+        if found is None and name in getattr(module, "_xinit_param_ops", ()):
+            found = module._parameters[name]
+        if found is None:
+            raise KeyError(f"{type(module).__name__} has no child {name!r}")
+        return found
 
     def write(self, target, value):
         target.set_value(value)

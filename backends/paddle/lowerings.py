@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from xinit import layers as L
-from xinit.parammap import Leaf
+from xinit.parammap import Extra, Leaf
 
 from ..registry import Lowering, Registry, register_builders
 
@@ -286,33 +286,142 @@ def _qkv_leaves(spec, suffix: str, perm) -> tuple[Leaf, ...]:
 @REGISTRY.register("multihead_attention")
 class MultiheadAttention(Lowering):
     """Paddle's ``nn.MultiHeadAttention``: separate ``q_proj``/``k_proj``/``v_proj``/``out_proj``
-    Linears, weights stored (in, out): the neutral packed rows, each transposed."""
+    Linears, weights stored (in, out): the neutral packed rows (or PyTorch's separate
+    ``q/k/v_proj_weight`` with kdim/vdim), each transposed. Masks are turned into the one
+    additive float mask Paddle takes (``modules.Attention``)."""
 
     def params(self, spec):
-        out = {
-            "in_proj_weight": _qkv_leaves(spec, "weight", (1, 0)),
-            "out_proj.weight": (Leaf("out_proj.weight", (1, 0)),),
-        }
+        if spec.packed:
+            out = {"in_proj_weight": _qkv_leaves(spec, "weight", (1, 0))}
+        else:
+            out = {f"{n}_proj_weight": (Leaf(f"{n}_proj.weight", (1, 0)),) for n in "qkv"}
+        out["out_proj.weight"] = (Leaf("out_proj.weight", (1, 0)),)
         if spec.bias:
             out["in_proj_bias"] = _qkv_leaves(spec, "bias", None)
             out["out_proj.bias"] = (Leaf("out_proj.bias"),)
         return out
 
     def build(self, spec, device):
-        return _paddle().nn.MultiHeadAttention(
-            spec.embed_dim,
-            spec.num_heads,
-            weight_attr=_modules()._placeholder(),
-            bias_attr=_bias(spec),
-        )
+        return _modules().Attention(spec)
 
     def natives(self):
         return (_paddle().nn.MultiHeadAttention,)
 
     def read(self, m):
-        if m.kdim != m.embed_dim or m.vdim != m.embed_dim:
+        if isinstance(m, _modules().Attention):
+            return m.spec
+        biases = {p.bias is None for p in (m.q_proj, m.k_proj, m.v_proj, m.out_proj)}
+        if len(biases) > 1:  # some projections without bias: no neutral spec
             return None
-        return L.MultiheadAttention(m.embed_dim, m.num_heads, m.q_proj.bias is not None)
+        bias = m.q_proj.bias is not None
+        return L.MultiheadAttention(m.embed_dim, m.num_heads, bias, kdim=m.kdim, vdim=m.vdim)
+
+
+@REGISTRY.register("sdpa")
+class ScaledDotProductAttention(Lowering):
+    def build(self, spec, device):
+        return _modules().ScaledDotProductAttention(spec.num_heads, spec.causal)
+
+
+@REGISTRY.register("learned_parameter")
+class LearnedParameter(Lowering):
+    """The native layer is the Paddle parameter itself: the enclosing container adds it
+    under the node's name (the state-dict key ``cls_token``) and applies ``op``."""
+
+    def build(self, spec, device):
+        return _modules().learned_parameter(spec)
+
+
+class _Recurrent(Lowering):
+    """``paddle.nn.LSTM``/``GRU`` (batch first, ``direction="bidirect"`` for two), returning
+    the output sequence alone. Paddle's gates, layouts and biases are PyTorch's (LSTM i, f,
+    g, o; GRU r, z, c with b_hc inside r * (W_hc h + b_hc), h = (h_prev - c) * z + c: the
+    same as PyTorch's (1 - z) * n + z * h_prev), weights (G*H, in).
+
+    Paddle saves every tensor twice: under the cell's structured name (``0.cell_fw.weight_ih``,
+    ``0.cell.weight_ih`` one way), the leaves of this map, which are always right, and under
+    PyTorch-style names the layer sets as attributes (``weight_ih_l0_reverse``), the extras
+    (second names). A bias the spec lacks is a frozen zero tensor here: Paddle's own
+    ``bias_*_attr=False`` leaves the attributes misnamed and its CPU kernel crashes (Paddle
+    3.3), so xinit keeps all four tensors per cell and freezes the absent biases at zero."""
+
+    native_name: str = ""
+
+    def _cells(self, spec):
+        """``(neutral suffix "l{k}[_reverse]", native cell path)`` in Paddle's order."""
+        out = []
+        for k, sfx in spec.cells():
+            cell = ("cell_bw" if sfx else "cell_fw") if spec.bidirectional else "cell"
+            out.append((f"l{k}{sfx}", f"{k}.{cell}"))
+        return out
+
+    def params(self, spec):
+        names = {p.name for p in spec.params()}
+        out = {}
+        for sfx, cell in self._cells(spec):
+            for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                if f"{leaf}_{sfx}" in names:
+                    out[f"{leaf}_{sfx}"] = (Leaf(f"{cell}.{leaf}"),)
+        return out
+
+    def extras(self, spec):
+        """The layer's PyTorch-style attribute names (second names of the cells' tensors,
+        in Paddle's order) and the absent biases (frozen zeros)."""
+        g = spec.gates * spec.hidden_size
+        out = {}
+        for sfx, cell in self._cells(spec):
+            for side in ("ih", "hh"):
+                if not spec.has_bias(side):
+                    out[f"{cell}.bias_{side}"] = Extra(shape=(g,), fill=0.0)
+            for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                out[f"{leaf}_{sfx}"] = Extra(of=f"{cell}.{leaf}")
+        return out
+
+    def build(self, spec, device):
+        m = _modules()
+        frozen = _paddle().ParamAttr(
+            initializer=_paddle().nn.initializer.Constant(0.0), trainable=False
+        )
+        bias = {side: m._placeholder() if spec.has_bias(side) else frozen for side in ("ih", "hh")}
+        return getattr(m, self.native_name)(
+            spec.input_size,
+            spec.hidden_size,
+            spec.num_layers,
+            direction="bidirect" if spec.bidirectional else "forward",
+            time_major=False,
+            weight_ih_attr=m._placeholder(),
+            weight_hh_attr=m._placeholder(),
+            bias_ih_attr=bias["ih"],
+            bias_hh_attr=bias["hh"],
+        )
+
+    def natives(self):
+        return (getattr(_paddle().nn, self.native_name),)
+
+    def read(self, m):
+        if getattr(m, "proj_size", 0):  # LSTM projections (weight_ho): not this map
+            return None
+        first = m[0]
+        cell = first.cell_fw if m.num_directions == 2 else first.cell
+
+        def has(name):
+            p = getattr(cell, name)
+            return not (p.stop_gradient and not bool((p != 0).any()))  # a frozen zero: none
+
+        ih, hh = has("bias_ih"), has("bias_hh")
+        bias = True if ih and hh else "ih" if ih else "hh" if hh else False
+        spec = getattr(L, self.native_name)
+        return spec(m.input_size, m.hidden_size, m.num_layers, bias, m.num_directions == 2)
+
+
+@REGISTRY.register("lstm")
+class LSTM(_Recurrent):
+    native_name = "LSTM"
+
+
+@REGISTRY.register("gru")
+class GRU(_Recurrent):
+    native_name = "GRU"
 
 
 # Parameter-free layers: the native layer from the spec, nothing else.
@@ -334,5 +443,7 @@ register_builders(
         "mul": lambda s: _modules().Merge(s),
         "concat": lambda s: _modules().Merge(s),
         "upsample": lambda s: _modules().Upsample(s),
+        "select": lambda s: _modules().Select(s.dim, s.index),
+        "position_ids": lambda s: _modules().PositionIds(),
     },
 )

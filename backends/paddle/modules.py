@@ -3,6 +3,8 @@ PyTorch's window rule, transposed convs with PyTorch's output_padding, and conta
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import paddle
 
@@ -12,6 +14,48 @@ from ..base import GraphLogic, ResidualLogic, StepsLogic
 
 nn = paddle.nn
 F = paddle.nn.functional
+
+
+def adopt(layer: nn.Layer, children: dict) -> None:
+    """Register ``children`` on container ``layer``: layers as sublayers, a learned-parameter
+    node's parameter as a parameter of ``layer`` itself under the node's name (the state-dict
+    key ``cls_token``), its op kept by name for the forward."""
+    ops = {}
+    for name, child in children.items():
+        if isinstance(child, paddle.Tensor):
+            layer.add_parameter(name, child)
+            ops[name] = child._xinit_op
+        else:
+            layer.add_sublayer(name, child)
+    layer._xinit_param_ops = ops
+
+
+class ParamNodes:
+    """``_child`` of a container that may hold learned-parameter nodes: such a node is the
+    container's parameter of that name applied by its op."""
+
+    def _child(self, name):
+        op = self._xinit_param_ops.get(name)
+        if op is None:
+            return self._sub_layers[name]
+        return functools.partial(learned_op, op, self._parameters[name])
+
+
+def learned_op(op: str, param, x):
+    """A learned parameter (1, T, *rest) put before the sequence x (``prepend``) or added to it
+    (``add``), broadcast over the batch."""
+    if op == "prepend":
+        return paddle.concat([param.expand([x.shape[0], *param.shape[1:]]), x], axis=1)
+    return x + param
+
+
+def learned_parameter(spec):
+    """The parameter of a learned-parameter node (a zero fill xinit overwrites), carrying its
+    op for the container that adopts it."""
+    zero = nn.initializer.Constant(0.0)
+    param = paddle.create_parameter(list(spec.shape), "float32", default_initializer=zero)
+    param._xinit_op = spec.op
+    return param
 
 
 def _placeholder() -> paddle.ParamAttr:
@@ -95,37 +139,30 @@ class BatchNorm(nn.Layer):
         return y
 
 
-class Steps(StepsLogic, nn.Layer):
-    """A Sequential whose steps may reuse a parameter-free child (torchvision's shared relu)."""
+class Steps(ParamNodes, StepsLogic, nn.Layer):
+    """A Sequential whose steps may reuse a parameter-free child (torchvision's shared relu)
+    or hold a learned-parameter node."""
 
     def __init__(self, children: dict, steps: list[str]):
         super().__init__()
-        for name, child in children.items():
-            self.add_sublayer(name, child)
+        adopt(self, children)
         self._xinit_steps = list(steps)
-
-    def _child(self, name):
-        return self._sub_layers[name]
 
     def forward(self, x):
         return self._run_steps(x)
 
 
-class Residual(ResidualLogic, nn.Layer):
+class Residual(ParamNodes, ResidualLogic, nn.Layer):
     """activation(body(x) + shortcut(x)), children registered under their spec names."""
 
     def __init__(self, children: dict, body: list[str], shortcut, activation):
         super().__init__()
-        for name, child in children.items():
-            self.add_sublayer(name, child)
+        adopt(self, children)
         self._xinit_body, self._xinit_shortcut, self._xinit_activation = (
             list(body),
             shortcut,
             activation,
         )
-
-    def _child(self, name):
-        return self._sub_layers[name]
 
     def forward(self, x):
         return self._run_residual(x)
@@ -202,20 +239,16 @@ PADDED_TRANSPOSE = tuple(
 )
 
 
-class Graph(GraphLogic, nn.Layer):
+class Graph(ParamNodes, GraphLogic, nn.Layer):
     """Nodes run in topological order, children registered under their node names."""
 
     def __init__(self, children: dict, layout: dict):
         super().__init__()
-        for name, child in children.items():
-            self.add_sublayer(name, child)
+        adopt(self, children)
         self._xinit_nodes = list(layout["nodes"])
         self._xinit_inputs = layout["inputs"]
         self._xinit_outputs = layout["outputs"]
         self._xinit_returns = layout["returns"]
-
-    def _child(self, name):
-        return self._sub_layers[name]
 
     def forward(self, *xs):
         return self._run_graph(*xs)
@@ -282,3 +315,103 @@ class Permute(nn.Layer):
 
     def forward(self, x):
         return x.transpose(self.dims)
+
+
+class Attention(nn.MultiHeadAttention):
+    """Paddle's ``nn.MultiHeadAttention`` (the same parameters and names) on a node's inputs
+    (``spec.split_inputs``), with PyTorch's mask meaning: Paddle takes one mask in which a bool
+    True KEEPS a position, so the masks are combined here into the float mask both agree on
+    (-inf where PyTorch's bool mask is True, float masks added), (N|1, H|1, L, S)."""
+
+    def __init__(self, spec: L.MultiheadAttention):
+        super().__init__(
+            spec.embed_dim,
+            spec.num_heads,
+            kdim=spec.kdim,
+            vdim=spec.vdim,
+            weight_attr=_placeholder(),
+            bias_attr=None if spec.bias else False,
+        )
+        self.spec = spec
+
+    def forward(self, *xs):
+        s = self.spec
+        q, k, v, attn_mask, pad = s.split_inputs(xs)
+        mask = None
+        for name, m in (("attn_mask", attn_mask), ("key_padding_mask", pad)):
+            if m is not None:
+                add = _additive(m, q.dtype).reshape(list(s.score_shape(name, m.shape)))
+                mask = add if mask is None else mask + add
+        if s.is_causal:
+            length, s_len = q.shape[1], k.shape[1]
+            causal = np.triu(np.full((length, s_len), -np.inf, np.float32), 1)
+            causal = paddle.to_tensor(causal.reshape(1, 1, length, s_len), place=q.place)
+            mask = causal if mask is None else mask + causal
+        return super().forward(q, k, v, attn_mask=mask)
+
+
+def _additive(mask, dtype):
+    """A bool mask (True: masked, PyTorch's meaning) as a float mask: -inf there, else 0."""
+    if mask.dtype != paddle.bool:
+        return mask.astype(dtype)
+    blocked = paddle.full_like(mask, -np.inf, dtype=dtype)
+    return paddle.where(mask, blocked, paddle.zeros_like(blocked))
+
+
+class ScaledDotProductAttention(nn.Layer):
+    """Packed (N, L, 3E) q, k, v rows -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E), in
+    plain ops (Paddle's fused kernel wants a GPU and its own (N, L, H, D) layout)."""
+
+    def __init__(self, num_heads: int, causal: bool = False):
+        super().__init__()
+        self.num_heads, self.causal = num_heads, causal
+
+    def forward(self, x):
+        n, length, packed = x.shape
+        e = packed // 3
+        d = e // self.num_heads
+        qkv = x.reshape([n, length, 3, self.num_heads, d]).transpose([2, 0, 3, 1, 4])
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        scores = paddle.matmul(q, k, transpose_y=True) * (1.0 / float(np.sqrt(d)))
+        if self.causal:
+            keep = paddle.tril(paddle.ones([length, length], dtype="bool"))
+            scores = paddle.where(keep, scores, paddle.full_like(scores, float("-inf")))
+        y = paddle.matmul(F.softmax(scores, axis=-1), v)
+        return y.transpose([0, 2, 1, 3]).reshape([n, length, e])
+
+
+class Select(nn.Layer):
+    """``x.select(dim, index)`` (ViT's class-token pooling ``x[:, 0]``)."""
+
+    def __init__(self, dim: int, index: int):
+        super().__init__()
+        self.dim, self.index = dim, index
+
+    def forward(self, x):
+        index = [slice(None)] * x.ndim
+        index[self.dim] = self.index
+        return x[tuple(index)]
+
+
+class PositionIds(nn.Layer):
+    """Token ids (N, L) -> their positions ``arange(L)`` per sample (N, L), int64."""
+
+    def forward(self, x):
+        n, length = x.shape
+        return paddle.arange(length, dtype="int64").unsqueeze(0).expand([n, length])
+
+
+class _SequenceOnly:
+    """``paddle.nn.LSTM``/``GRU`` called on one batch-first (N, L, D) sequence: returns the
+    output sequence alone (no final states), as the graph node of a recurrent spec."""
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+
+class LSTM(_SequenceOnly, nn.LSTM):
+    """``paddle.nn.LSTM`` returning the output sequence (see ``_SequenceOnly``)."""
+
+
+class GRU(_SequenceOnly, nn.GRU):
+    """``paddle.nn.GRU`` returning the output sequence (see ``_SequenceOnly``)."""

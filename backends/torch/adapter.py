@@ -8,6 +8,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from xinit.blocks import check_channels
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
 from ..base import (
@@ -76,6 +77,19 @@ class TorchBackend(Backend):
         raise TypeError(f"torch cannot draw {dist!r}")
 
     # ---- building -----------------------------------------------------------------------
+    def build(self, spec, *, device="cpu", **kw):
+        """As :meth:`Backend.build`; ``device="meta"`` gives the module's structure alone on
+        PyTorch's meta device (nothing allocated or drawn): shard it, ``to_empty`` it, then
+        ``xinit.apply(policy, module, rng="xinit")`` gives each rank its block of the init."""
+        if device != "meta":
+            return super().build(spec, device=device, **kw)
+        if getattr(spec, "needs_container", False):
+            return super().build(spec, **kw)  # its error
+        check_channels(spec)
+        module = self._build_node(spec, "cpu", "", {})  # make_layer builds on meta
+        self.attach_spec(module, spec)
+        return module
+
     def make_layer(self, spec, device, initial=None):
         # Built on the meta device: no memory and no default init; xinit draws every
         # parameter once in materialize/initialize (half the work of init-then-overwrite).
@@ -84,6 +98,9 @@ class TorchBackend(Backend):
 
     def materialize(self, module, layers, device):
         module = module.to_empty(device=_dev(device))  # the layer objects stay the same
+        for path, (native, layer) in list(layers.items()):
+            if isinstance(native, torch.nn.Parameter):  # a learned-parameter node: replaced
+                layers[path] = (module.get_parameter(path), layer)
         with torch.no_grad():
             for _path, (native, layer) in layers.items():
                 leaves = self.param_map(layer)
@@ -95,9 +112,20 @@ class TorchBackend(Backend):
         return module
 
     def make_sequential(self, children, steps):
-        if len(set(steps)) == len(steps):
+        plain = not any(isinstance(c, torch.nn.Parameter) for c in children.values())
+        if plain and len(set(steps)) == len(steps):
             return torch.nn.Sequential(OrderedDict(children))
         return self.steps_cls(children, steps)
+
+    def child(self, module, name):
+        """A submodule, or the parameter of a learned-parameter node (the native layer of
+        such a node is its ``nn.Parameter``, registered on the container)."""
+        found = module._modules.get(name)
+        if found is None and name in getattr(module, "_xinit_param_ops", ()):
+            found = module._parameters[name]
+        if found is None:
+            raise KeyError(f"{type(module).__name__} has no child {name!r}")
+        return found
 
     def write(self, target, value):
         with torch.no_grad():

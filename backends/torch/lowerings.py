@@ -8,6 +8,7 @@ xinit draws every parameter once afterwards.
 from __future__ import annotations
 
 from xinit import layers as L
+from xinit.parammap import Leaf
 
 from ..registry import Lowering, Registry, register_builders
 
@@ -103,13 +104,26 @@ class BatchNorm(Lowering):
 
 @REGISTRY.register("linear")
 class Linear(Lowering):
+    """``nn.Linear``; a ``conv1d`` spec is Hugging Face's ``Conv1D`` layout, weight (in, out)."""
+
+    def params(self, spec):
+        out = super().params(spec)
+        if spec.conv1d:
+            out["weight"] = (Leaf("weight", (1, 0)),)
+        return out
+
     def build(self, spec, device):
+        if spec.conv1d:
+            return _torch_modules().Conv1D(spec.in_features, spec.out_features, spec.bias)
         return _nn().Linear(spec.in_features, spec.out_features, spec.bias)
 
     def natives(self):
-        return (_nn().Linear,)
+        return (_nn().Linear, _torch_modules().Conv1D)
 
     def read(self, m):
+        if isinstance(m, _torch_modules().Conv1D):
+            n_in, n_out = m.weight.shape
+            return L.Linear(n_in, n_out, m.bias is not None, conv1d=True)
         return L.Linear(m.in_features, m.out_features, m.bias is not None)
 
 
@@ -196,15 +210,74 @@ class GroupNorm(Lowering):
 @REGISTRY.register("multihead_attention")
 class MultiheadAttention(Lowering):
     def build(self, spec, device):
-        return _torch_modules().SelfAttention(spec.embed_dim, spec.num_heads, bias=spec.bias)
+        return _torch_modules().Attention(spec)
 
     def natives(self):
         return (_nn().MultiheadAttention,)
 
     def read(self, m):
-        if not m._qkv_same_embed_dim:  # separate q/k/v weights (kdim/vdim): not this map
+        if m.bias_k is not None or m.add_zero_attn:  # extra key/value rows: no neutral spec
             return None
-        return L.MultiheadAttention(m.embed_dim, m.num_heads, m.in_proj_bias is not None)
+        bias = m.in_proj_bias is not None
+        return L.MultiheadAttention(m.embed_dim, m.num_heads, bias, kdim=m.kdim, vdim=m.vdim)
+
+
+@REGISTRY.register("sdpa")
+class ScaledDotProductAttention(Lowering):
+    def build(self, spec, device):
+        return _torch_modules().ScaledDotProductAttention(spec.num_heads, spec.causal)
+
+
+@REGISTRY.register("learned_parameter")
+class LearnedParameter(Lowering):
+    """The native layer is the ``nn.Parameter`` itself: the enclosing container registers
+    it under the node's name (the state-dict key ``cls_token``) and applies ``op``."""
+
+    def build(self, spec, device):
+        return _torch_modules().learned_parameter(spec)
+
+
+def one_bias_refused(spec, framework: str, module: str) -> None:
+    """TypeError for a one-bias recurrent spec (read from a Flax cell): ``module`` keeps both
+    biases of every gate or none."""
+    if isinstance(spec.bias, str):
+        raise TypeError(
+            f"{framework} cannot build {spec!r}: {module} keeps both biases or none, and "
+            f"bias={spec.bias!r} keeps one (a spec read from one of Flax's own cells)"
+        )
+
+
+class _Recurrent(Lowering):
+    """``nn.LSTM``/``nn.GRU``, batch first, returning the output sequence alone; PyTorch's
+    names and layout are the neutral ones."""
+
+    native_name: str = ""
+
+    def build(self, spec, device):
+        one_bias_refused(spec, "torch", f"nn.{self.native_name}")
+        cls = getattr(_torch_modules(), self.native_name)
+        return cls(
+            spec.input_size, spec.hidden_size, spec.num_layers, spec.bias, spec.bidirectional
+        )
+
+    def natives(self):
+        return (getattr(_nn(), self.native_name),)
+
+    def read(self, m):
+        if getattr(m, "proj_size", 0):  # LSTM projections (weight_hr_l{k}): not this map
+            return None
+        spec = getattr(L, self.native_name)
+        return spec(m.input_size, m.hidden_size, m.num_layers, m.bias, m.bidirectional)
+
+
+@REGISTRY.register("lstm")
+class LSTM(_Recurrent):
+    native_name = "LSTM"
+
+
+@REGISTRY.register("gru")
+class GRU(_Recurrent):
+    native_name = "GRU"
 
 
 def _torch_modules():
@@ -241,5 +314,7 @@ register_builders(
         "mul": _merge,
         "concat": _merge,
         "upsample": _upsample,
+        "select": lambda s: _torch_modules().Select(s.dim, s.index),
+        "position_ids": lambda s: _torch_modules().PositionIds(),
     },
 )

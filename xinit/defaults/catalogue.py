@@ -19,6 +19,7 @@ Nothing here imports a framework.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 from dataclasses import dataclass
@@ -47,8 +48,14 @@ LAYERS = (
     "layernorm",
     "groupnorm",
     "embedding",
+    "rmsnorm",
+    "multihead_attention",
+    "lstm",
+    "gru",
 )
-_NORMS = ("batchnorm", "layernorm", "groupnorm")  # one feature count, no fans
+_NORMS = ("batchnorm", "layernorm", "groupnorm", "rmsnorm")  # one feature count, no fans
+_RECURRENT = {"lstm": L.LSTM, "gru": L.GRU}  # in = input size, out = hidden size
+_ONE_COUNT = (*_NORMS, "multihead_attention")  # layers with a single feature count
 _DEPTHWISE = {
     "depthwise_conv1d": "conv1d",
     "depthwise_conv2d": "conv2d",
@@ -80,14 +87,34 @@ def _aliases() -> dict[str, str]:
 _ALIASES = _aliases()
 
 
+def _squash(name: str) -> str:
+    """A name without case, spaces, dashes or underscores: ``MultiHeadAttention``,
+    ``multi-head attention`` and ``multihead_attention`` all squash to the same key."""
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def _squashed() -> dict[str, str]:
+    """Squashed name -> catalogue layer, for every layer name and alias."""
+    out = {_squash(layer): layer for layer in LAYERS}
+    for alias, layer in _ALIASES.items():
+        out.setdefault(_squash(alias), layer)
+    return out
+
+
+_SQUASHED = _squashed()
+
+
 # ---- layer dims --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LayerDims:
     """A layer's logical dims, all the catalogue needs.
 
     ``in_features``/``out_features`` are C_in/C_out for convolutions, in/out for linear,
-    ``num_embeddings``/``embedding_dim`` for embeddings and the feature count (twice) for
-    norm layers. ``kernel`` has one entry per spatial dim (empty for non-conv layers).
+    ``num_embeddings``/``embedding_dim`` for embeddings, input/hidden size for one layer and
+    direction of an LSTM or GRU, and the feature count (twice) for norm layers and
+    attention (the embed dim E). ``kernel`` has one entry per spatial dim (empty for
+    non-conv layers); ``heads`` is attention's head count (1 for other layers),
+    ``kdim``/``vdim`` its key and value input sizes (None: E).
     """
 
     layer: str
@@ -95,11 +122,14 @@ class LayerDims:
     out_features: int
     kernel: tuple[int, ...] = ()
     groups: int = 1
+    heads: int = 1
+    kdim: int | None = None
+    vdim: int | None = None
 
     def __post_init__(self):
         layer = canonical_layer(self.layer)
         object.__setattr__(self, "layer", layer)
-        for name in ("in_features", "out_features", "groups"):
+        for name in ("in_features", "out_features", "groups", "heads"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{layer}: {name} must be a positive int; got {v!r}")
@@ -127,10 +157,37 @@ class LayerDims:
                 )
         elif self.groups != 1:
             raise ValueError(f"{layer} has no groups; got groups={self.groups}")
-        if self.kind in _NORMS and self.in_features != self.out_features:
+        if self.kind in _ONE_COUNT and self.in_features != self.out_features:
             raise ValueError(
                 f"{layer}: one feature count; got in={self.in_features}, out={self.out_features}"
             )
+        if self.kind == "multihead_attention":
+            if self.in_features % self.heads:
+                raise ValueError(
+                    f"{layer}: heads={self.heads} does not divide the embed dim {self.in_features}"
+                )
+        elif self.heads != 1:
+            raise ValueError(f"{layer} has no heads; got heads={self.heads}")
+        for name in ("kdim", "vdim"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if self.kind != "multihead_attention":
+                raise ValueError(f"{layer} has no {name}; got {name}={v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{layer}: {name} must be a positive int; got {v!r}")
+            if v == self.in_features:  # the same layer as None (PyTorch's packed weight)
+                object.__setattr__(self, name, None)
+
+    @property
+    def key_features(self) -> int:
+        """Attention's key input size (``kdim``, else E)."""
+        return self.kdim or self.in_features
+
+    @property
+    def value_features(self) -> int:
+        """Attention's value input size (``vdim``, else E)."""
+        return self.vdim or self.in_features
 
     @property
     def kind(self) -> str:
@@ -160,6 +217,11 @@ class LayerDims:
         raise ValueError(f"{self.layer} has no fan-based weight")
 
     def describe(self) -> str:
+        if self.kind in _RECURRENT:
+            return f"{self.layer}(input={self.in_features}, hidden={self.out_features})"
+        if self.kind == "multihead_attention":
+            kv = "".join(f", {n}={getattr(self, n)}" for n in ("kdim", "vdim") if getattr(self, n))
+            return f"{self.layer}(E={self.in_features}, heads={self.heads}{kv})"
         if self.kind == "groupnorm":
             return f"groupnorm({self.in_features}, groups={self.groups})"
         if self.kind in _NORMS:
@@ -171,40 +233,41 @@ class LayerDims:
         return f"{self.layer}({self.in_features}, {self.out_features}, k={k}{g})"
 
     def neutral_shape(self, param: str) -> tuple[int, ...]:
-        """Shape of ``param`` in the neutral (PyTorch) layout."""
-        i, o, g, k = self.in_features, self.out_features, self.groups, self.kernel
-        if param == "num_batches_tracked":
-            return ()
-        if param != "weight":
-            return (o,)
-        if self.kind == "linear":
-            return (o, i)
-        if self.kind == "conv":
-            return (o, i // g, *k)
-        if self.kind == "conv_transpose":
-            return (i, o // g, *k)
-        if self.kind == "embedding":
-            return (i, o)
-        return (o,)
+        """Shape of ``param`` in the neutral (PyTorch) layout: the layer spec's."""
+        return _param_spec(self, param).shape
 
     def role(self, param: str) -> str:
-        if param != "weight" or self.kind in _NORMS:
-            return "vector"
-        return self.kind
+        """The fan role of ``param``: the layer spec's (``vector`` for biases and norms)."""
+        return _param_spec(self, param).role
 
 
 def canonical_layer(name: str) -> str:
-    """The catalogue's name for a layer kind (accepts a few aliases: dense, bn, embed, ...)."""
+    """The catalogue's name for a layer kind. Accepts the kinds' aliases (dense, bn, ln,
+    embed, mha, attention, ...) and any spelling that differs only in case, spaces, dashes
+    or underscores (``MultiHeadAttention``, ``LayerNorm``, ``conv-transpose2d``)."""
     if not isinstance(name, str):
         raise ValueError(f"layer must be a name such as 'conv2d'; got {name!r}")
     key = name.strip().lower().replace("-", "_")
     key = _ALIASES.get(key, key)
-    if key not in LAYERS:
-        raise ValueError(
-            f"unknown layer kind {name!r}; accepted: {LAYERS} (and {tuple(_ALIASES)}, "
-            f"{tuple(_DEPTHWISE)})"
-        )
-    return key
+    if key in LAYERS:
+        return key
+    found = _SQUASHED.get(_squash(name))
+    if found is not None:
+        return found
+    names = [*LAYERS, *_ALIASES, *_DEPTHWISE]
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        f"unknown layer kind {name!r}{hint} Accepted: {', '.join(LAYERS)} "
+        f"(aliases: {', '.join([*_ALIASES, *_DEPTHWISE])})"
+    )
+
+
+def one_feature_count(layer: str) -> bool:
+    """Whether catalogue layer ``layer`` (any accepted name) has a single feature count
+    (norms, attention) rather than in and out counts."""
+    key = str(layer).strip().lower().replace("-", "_")
+    return key not in _DEPTHWISE and canonical_layer(layer) in _ONE_COUNT
 
 
 def dims(
@@ -213,23 +276,28 @@ def dims(
     out_features: int | None = None,
     kernel: int | tuple[int, ...] = 3,
     groups: int = 1,
+    heads: int | None = None,
 ) -> LayerDims:
-    """Convenience constructor: ``dims("conv2d", 64, 128, 3, groups=4)``.
+    """Convenience constructor: ``dims("conv2d", 64, 128, 3, groups=4)``,
+    ``dims("mha", 512, heads=8)``.
 
     ``depthwise_conv2d`` (and 1d/3d) sets ``groups = in_features``; ``out_features`` defaults
-    to ``in_features``. Norm layers have one feature count: ``out_features`` when given (the
-    norm that follows an in->out layer), else ``in_features``.
+    to ``in_features``. Norm layers and attention have one feature count: ``out_features``
+    when given (the norm that follows an in->out layer), else ``in_features``. ``kernel`` is
+    kept for convolutions only and ``heads`` (default 1) for attention only, so one call
+    pattern serves every layer.
     """
     key = str(layer).strip().lower().replace("-", "_")
     if key in _DEPTHWISE:
         layer, groups = _DEPTHWISE[key], in_features
     out = in_features if out_features is None else out_features
     canon = canonical_layer(layer)
-    if canon in _NORMS:  # the norm after an in->out layer: out features
+    if canon in _ONE_COUNT:  # the norm after an in->out layer: out features
         in_features = out
     if not canon.startswith("conv"):
         kernel = ()
-    return LayerDims(canon, in_features, out, kernel, groups)
+    heads = (heads or 1) if canon == "multihead_attention" else 1
+    return LayerDims(canon, in_features, out, kernel, groups, heads)
 
 
 def as_dims(layer: Any) -> LayerDims:
@@ -263,27 +331,37 @@ def as_dims(layer: Any) -> LayerDims:
     kind = getattr(layer, "kind", None)
     if kind == "groupnorm":
         return LayerDims("groupnorm", layer.num_channels, layer.num_channels, (), layer.num_groups)
-    if kind == "layernorm":
+    if kind in ("layernorm", "rmsnorm"):
         shape = getattr(layer, "normalized_shape", None) or getattr(layer, "num_features", None)
         n = shape if isinstance(shape, int) else math.prod(shape)
-        return LayerDims("layernorm", n, n)
+        return LayerDims(kind, n, n)
+    if kind == "multihead_attention":
+        e = layer.embed_dim
+        return LayerDims(kind, e, e, heads=layer.num_heads, kdim=layer.kdim, vdim=layer.vdim)
+    if kind in _RECURRENT:  # layer 0, one direction: deeper tensors see _recurrent_dims
+        return LayerDims(kind, layer.input_size, layer.hidden_size)
     raise ValueError(
         f"cannot read layer dims from {type(layer).__name__}: expected LayerDims, a dict, or an "
-        "xinit Conv/ConvTranspose/Linear/Embedding/BatchNorm spec"
+        "xinit Conv/ConvTranspose/Linear/Embedding/BatchNorm/LayerNorm/GroupNorm/RMSNorm/"
+        "MultiheadAttention/LSTM/GRU spec"
     )
 
 
 # ---- the catalogue -----------------------------------------------------------------------
-# ---- the catalogue -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class DefaultEntry:
-    """One framework's default for one parameter of one layer."""
+    """One framework's default for one parameter of one layer.
+
+    ``leaves`` are the framework's own tensors holding the parameter, ``(name, shape)`` each:
+    one for most layers, several where one neutral tensor is several native ones (PyTorch's
+    packed ``in_proj_weight`` is Paddle's ``q_proj``/``k_proj``/``v_proj`` weights); each
+    leaf is drawn from ``distribution`` on its own.
+    """
 
     framework: str
     dims: LayerDims
     param: str  # neutral (PyTorch) name: weight, bias, running_mean, running_var, ...
-    native_name: str  # the framework's own leaf name (kernel, scale, _mean, ...)
-    native_shape: tuple[int, ...]
+    leaves: tuple[tuple[str, tuple[int, ...]], ...]  # (native name, native shape) each
     initializer: Initializer | None  # the xinit initializer the framework's default equals
     fans: Fans | None  # the fans the framework's own rule uses (None: not fan-based)
     distribution: Distribution | None  # None when the framework cannot build this layer
@@ -306,6 +384,21 @@ class DefaultEntry:
         return self.distribution is not None
 
     @property
+    def native_names(self) -> tuple[str, ...]:
+        """The framework's own names of the tensors holding this parameter."""
+        return tuple(name for name, _ in self.leaves)
+
+    @property
+    def native_name(self) -> str:
+        """The native name, or several as one label: ``{q_proj,k_proj,v_proj}.weight``."""
+        return native_label(self.native_names)
+
+    @property
+    def native_shape(self) -> tuple[int, ...]:
+        """The native shape of each leaf (the leaves of one parameter share one shape)."""
+        return self.leaves[0][1]
+
+    @property
     def neutral_shape(self) -> tuple[int, ...]:
         return self.dims.neutral_shape(self.param)
 
@@ -326,6 +419,7 @@ class DefaultEntry:
             "param": self.param,
             "native_name": self.native_name,
             "native_shape": list(self.native_shape),
+            "native_names": list(self.native_names),
             "distribution": short(d),
             "std": self.std,
             "mean": self.mean,
@@ -341,9 +435,21 @@ class DefaultEntry:
                 "out": self.dims.out_features,
                 "kernel": list(self.dims.kernel),
                 "groups": self.dims.groups,
+                "heads": self.dims.heads,
             },
             "note": self.note,
         }
+
+
+def native_label(names: tuple[str, ...]) -> str:
+    """One label for several native names: a shared dotted suffix is written once
+    (``{q_proj,k_proj,v_proj}.weight``); different suffixes are joined with ``+``."""
+    if len(names) == 1:
+        return names[0]
+    heads = [n.rpartition(".") for n in names]
+    if len({tail for _, _, tail in heads}) == 1 and all(dot for _, dot, _ in heads):
+        return "{" + ",".join(head for head, _, _ in heads) + "}." + heads[0][2]
+    return "+".join(names)
 
 
 # ---- names and layouts: read from the lowerings ------------------------------------------
@@ -370,19 +476,46 @@ def _spec(d: LayerDims) -> L.Layer | None:
         return L.LayerNorm(d.in_features)
     if d.kind == "groupnorm":
         return L.GroupNorm(d.groups, d.in_features)
+    if d.kind == "rmsnorm":
+        return L.RMSNorm(d.in_features)
+    if d.kind == "multihead_attention":
+        return L.MultiheadAttention(d.in_features, d.heads, kdim=d.kdim, vdim=d.vdim)
+    if d.kind in _RECURRENT:
+        return _RECURRENT[d.kind](d.in_features, d.out_features)
     return None
 
 
-def _leaf(framework: str, d: LayerDims, param: str) -> Leaf | None:
-    """Where ``param`` of ``d`` lives in ``framework``'s module (its lowering's parameter map);
-    None when the framework keeps no counterpart (Paddle/Flax ``num_batches_tracked``)."""
-    registry = part(framework, "lowerings").REGISTRY
+@functools.lru_cache(maxsize=256)
+def _own_spec(framework: str, d: LayerDims) -> L.Layer | None:
+    """The spec of ``framework``'s own default layer with dims ``d`` where it is not the
+    neutral one (Flax's recurrent cells keep one bias per gate, in their own layout): its
+    defaults module's ``own_layer``; else :func:`_spec`."""
+    own = getattr(_rules(framework), "own_layer", None)
+    spec = own(d) if own is not None else None
+    return spec if spec is not None else _spec(d)
+
+
+def _param_spec(d: LayerDims, param: str) -> L.ParamSpec:
+    """The neutral ParamSpec ``param`` of the layer spec with dims ``d``."""
     spec = _spec(d)
+    for p in () if spec is None else spec.params():
+        if p.name == param:
+            return p
+    raise ValueError(f"{d.describe()} has no parameter {param!r}")
+
+
+def _leaves(framework: str, d: LayerDims, param: str) -> tuple[Leaf, ...]:
+    """Where ``param`` of ``d`` lives in ``framework``'s module (its lowering's parameter map:
+    one leaf or several); empty when the framework keeps no counterpart (Paddle/Flax
+    ``num_batches_tracked``, the second bias of Flax's recurrent cells) or the layer has no
+    such parameter (attention's packed ``in_proj_weight`` or separate ``q/k/v_proj_weight``,
+    by kdim/vdim)."""
+    registry = part(framework, "lowerings").REGISTRY
+    spec = _own_spec(framework, d)
     if spec is None:
         name = registry[d.kind].leaves.get(param, param)
-        return None if name is None else Leaf(name)
-    leaves = registry.param_map(spec)[param]
-    return leaves[0] if leaves else None
+        return () if name is None else (Leaf(name),)
+    return tuple(registry.param_map(spec).get(param, ()))
 
 
 def check_framework(framework: str) -> str:
@@ -397,7 +530,7 @@ def params_of(framework: str, layer: Any) -> tuple[str, ...]:
     """Neutral names of the parameters (and buffers) ``framework``'s layer has."""
     d = as_dims(layer)
     check_framework(framework)
-    return tuple(p for p in kinds.get(d.kind).params if _leaf(framework, d, p) is not None)
+    return tuple(p for p in kinds.get(d.kind).params if _leaves(framework, d, p))
 
 
 def default_entry(framework: str, layer: Any, param: str) -> DefaultEntry:
@@ -411,20 +544,21 @@ def default_entry(framework: str, layer: Any, param: str) -> DefaultEntry:
         raise ValueError(
             f"{framework} {d.layer} has no parameter {param!r}; it has {params_of(framework, d)}"
         )
-    leaf = _leaf(framework, d, param)
     neutral_shape = d.neutral_shape(param)
-    native = (leaf.name, leaf.native_shape(neutral_shape))
+    native = tuple(
+        (leaf.name, leaf.native_shape(neutral_shape)) for leaf in _leaves(framework, d, param)
+    )
     trainable = param in ("weight", "bias")
     rules = _rules(framework)
     missing = rules.unsupported(d)
     if missing is not None:
         note, source = missing
         return DefaultEntry(
-            framework, d, param, *native, None, None, None, "unsupported", source, trainable, note
+            framework, d, param, native, None, None, None, "unsupported", source, trainable, note
         )
     init, fans, rule, source = rules.rule(d, param)
     dist = init.resolve(neutral_shape or (1,), d.role(param), fans)
-    return DefaultEntry(framework, d, param, *native, init, fans, dist, rule, source, trainable)
+    return DefaultEntry(framework, d, param, native, init, fans, dist, rule, source, trainable)
 
 
 def default_init(framework: str, layer_kind: str, param: str, layer: Any) -> Distribution:
@@ -451,16 +585,18 @@ def catalogue(
     kernel: int | tuple[int, ...] = 3,
     groups: int = 1,
     *,
+    heads: int | None = None,
     frameworks: tuple[str, ...] | list[str] = FRAMEWORKS,
 ) -> list[DefaultEntry]:
     """All records for one layer: every framework, every parameter (parameter-major order).
 
-    ``catalogue("conv2d", 64, 128, 3, groups=4)`` or ``catalogue(xinit.layers.Conv(...))``.
+    ``catalogue("conv2d", 64, 128, 3, groups=4)``, ``catalogue("mha", 512, heads=8)`` or
+    ``catalogue(xinit.layers.Conv(...))``.
     """
     if isinstance(layer, str):
         if in_features is None:
             raise ValueError(f"catalogue({layer!r}) needs in_features")
-        d = dims(layer, in_features, out_features, kernel, groups)
+        d = dims(layer, in_features, out_features, kernel, groups, heads)
     else:
         d = as_dims(layer)
     for fw in frameworks:
@@ -519,6 +655,18 @@ def _dims_from_param(param, framework: str) -> LayerDims:
     )
 
 
+def _recurrent_dims(param, d: LayerDims) -> tuple[LayerDims, str]:
+    """A recurrent tensor (``weight_ih_l2_reverse``) as the catalogue's one-layer one-direction
+    layer it has the defaults of (input = layer 2's input size) and its name there."""
+    parts = L.LSTM.leaf_parts(param.name)
+    if parts is None:
+        raise ValueError(f"{d.kind} has no parameter {param.name!r}")
+    base, k, _ = parts
+    layer = getattr(param, "layer", None)
+    n_in = layer.layer_input(k) if layer is not None else d.in_features
+    return LayerDims(d.kind, n_in, d.out_features), f"{base}_l0"
+
+
 def _dims_from_weight(shape: tuple[int, ...], role: str, framework: str) -> LayerDims:
     """The layer a weight of neutral ``shape`` and ``role`` belongs to (groups 1): a conv
     weight ``(out, in, *k)``, a transposed one ``(in, out, *k)``, linear ``(out, in)``,
@@ -557,7 +705,9 @@ class Default(Initializer):
 
     def resolve(self, shape, role="linear", fans=None, *, param=None) -> Distribution:
         """The default law of ``param`` (a ParamSpec); without one, of the weight of the
-        layer that ``role`` and the neutral ``shape`` describe (groups taken as 1)."""
+        layer that ``role`` and the neutral ``shape`` describe (groups taken as 1). A
+        recurrent layer's deeper or backward tensors take their layer's own input size; a
+        bias the framework's own layer lacks (Flax's cells keep one per gate) is zero."""
         if param is None:
             d, name = _dims_from_weight(tuple(shape), role, self.framework), "weight"
         else:
@@ -565,10 +715,17 @@ class Default(Initializer):
             if name == "num_batches_tracked":
                 return ConstantDist(0.0)  # a counter, 0 in every framework that has one
             d = _dims_from_param(param, self.framework)
+            if d.kind in _RECURRENT:
+                d, name = _recurrent_dims(param, d)
+                if name not in params_of(self.framework, d):
+                    return ConstantDist(0.0)  # absent in its math: zero
         entry = default_entry(self.framework, d, name)
         if entry.distribution is None:
             raise ValueError(f"Default({self.framework!r}) for {entry.id}: {entry.note}")
-        if tuple(shape) != entry.neutral_shape:
+        shape = tuple(shape)
+        # a norm's ones/zeros fit any normalized_shape (LayerNorm((4, 8)) is layernorm(32))
+        same = math.prod(shape) == math.prod(entry.neutral_shape) and d.kind in _NORMS
+        if shape != entry.neutral_shape and not same:
             raise ValueError(
                 f"Default({self.framework!r}): {d.kind} parameter {name!r} of {d.describe()} has "
                 f"neutral shape {entry.neutral_shape}; got shape {tuple(shape)}"
@@ -586,6 +743,7 @@ __all__ = [
     "dims",
     "as_dims",
     "canonical_layer",
+    "one_feature_count",
     "check_framework",
     "DefaultEntry",
     "default_entry",
@@ -593,5 +751,6 @@ __all__ = [
     "catalogue",
     "records",
     "params_of",
+    "native_label",
     "Default",
 ]

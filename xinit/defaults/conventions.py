@@ -1,5 +1,6 @@
 """Conventions around initialisation, per framework: BatchNorm momentum/eps/running variance,
-LayerNorm eps, weight layouts, truncated-normal bounds, pooling defaults, RNG seeding.
+LayerNorm/GroupNorm/RMSNorm eps, weight layouts (attention's too), the fans of attention
+projections, truncated-normal bounds, pooling defaults, RNG seeding.
 
 Each :class:`Convention` is a line of text per framework plus, where one exists, a
 machine-readable value per framework that ``tests/test_defaults.py`` measures on the
@@ -84,9 +85,9 @@ CONVENTIONS: tuple[Convention, ...] = (
     Convention(
         "layout.activations",
         "Activation layout",
-        "NCHW",
-        "NCHW (data_format='NCHW')",
-        "NHWC; BatchNorm normalises axis=-1",
+        "NCHW images; (N, L, D) sequences (batch_first=True)",
+        "NCHW (data_format='NCHW') images; (N, L, D) sequences (time_major=False)",
+        "NHWC images, BatchNorm normalises axis=-1; (N, L, D) sequences",
     ),
     Convention(
         "names.batchnorm",
@@ -153,6 +154,23 @@ CONVENTIONS: tuple[Convention, ...] = (
         "1e-5 (epsilon)",
         "1e-6 (epsilon)",
         values=_v(1e-5, 1e-5, 1e-6),
+    ),
+    Convention(
+        "gn.eps",
+        "GroupNorm eps",
+        "1e-5",
+        "1e-5 (epsilon)",
+        "1e-6 (epsilon)",
+        values=_v(1e-5, 1e-5, 1e-6),
+    ),
+    Convention(
+        "rmsnorm.eps",
+        "RMSNorm eps",
+        "None: torch.finfo(input dtype).eps (1.19e-7 for float32)",
+        "no RMSNorm layer; paddle.nn.functional.rms_norm(eps=1e-5)",
+        "1e-6 (epsilon)",
+        "xinit's RMSNorm keeps PyTorch's eps=None; set eps to match Flax",
+        values=_v(None, 1e-5, 1e-6),
     ),
     Convention(
         "conv.padding",
@@ -254,6 +272,44 @@ CONVENTIONS: tuple[Convention, ...] = (
         "(shape[0], shape[1])",
         "(shape[-2], shape[-1]); Embed uses out_axis=0 so fan_in = dim",
         "an embedding table gets fan_in = dim (torch, flax) or num (paddle)",
+    ),
+    Convention(
+        "layout.attention",
+        "Attention projection layout (embed dim E, H heads of D = E/H; key/value sizes kdim, vdim)",
+        "in_proj_weight (3E, E): rows q, k, v packed; in_proj_bias (3E,); out_proj.weight "
+        "(E, E); with kdim/vdim != E: q_proj_weight (E, E), k_proj_weight (E, kdim), "
+        "v_proj_weight (E, vdim) instead of in_proj_weight",
+        "q_proj/k_proj/v_proj/out_proj: Linear weights [in, out] ([E, E], [kdim, E], "
+        "[vdim, E]), biases [E]",
+        "query/key/value: LinearGeneral kernels (in, H, D), biases (H, D); out: kernel "
+        "(H, D, E); one in_kv_features for key and value",
+        "xinit's neutral layout is torch's; paddle's and flax's are slices of it, transposed; a "
+        "kdim != vdim Flax layer is xinit's module (value kernel (vdim, H, D))",
+    ),
+    Convention(
+        "attention.fans",
+        "Fans an initializer sees on an attention projection (fan_in, fan_out), in units of E",
+        "(E, 3E): xavier_uniform_ on the packed (3E, E) in_proj_weight, so U(±√(6/4E)); "
+        "out_proj is a Linear: (E, E); with kdim/vdim, each q/k/v_proj_weight its own (in, E)",
+        "(E, E): each q/k/v/out projection is its own Linear [E, E]; XavierUniform U(±√(6/2E)) "
+        "(k/v with kdim/vdim: (in, E))",
+        "(E, E): LinearGeneral hands the initializer the kernel flattened to (E, H·D) (out: "
+        "(H·D, E)); lecun_normal uses fan_in E (key/value: kdim/vdim)",
+        "neutral (xinit): torch's, an initializer on in_proj_weight gets fan_out 3E (Xavier std "
+        "×1/√2 against paddle's); Default('paddle'/'flax') gives each projection its framework's",
+        values=_v((1, 3), (1, 1), (1, 1)),
+    ),
+    Convention(
+        "attention.bool_mask",
+        "A True in a bool attention mask",
+        "masks the position out (attn_mask, key_padding_mask); float masks are added",
+        "keeps the position (one attn_mask broadcast to [N, H, L, S]; no key_padding_mask); "
+        "float masks are added",
+        "keeps the position (nnx mask [N, H, L, S]; no float mask in MultiHeadAttention, "
+        "dot_product_attention takes bias=)",
+        "xinit's masks mean what torch's do in every framework (attn_mask (L, S) or "
+        "(N·H, L, S), key_padding_mask (N, S))",
+        values=_v("masked", "keep", "keep"),
     ),
 )
 

@@ -59,7 +59,8 @@ def plot_defaults(
         entry = default_entry(fw, d, param)
         if entry.distribution is None or not entry.distribution.random:
             continue
-        values = native_defaults(fw, d, seed)[entry.native_name].ravel().astype(np.float64)
+        state = native_defaults(fw, d, seed)
+        values = np.concatenate([state[n].ravel() for n in entry.native_names]).astype(np.float64)
         drawn.append((fw, entry, values))
     if not drawn:
         raise ValueError(f"no framework draws {param!r} of {d.describe()} at random")

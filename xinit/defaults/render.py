@@ -20,12 +20,18 @@ from .conventions import CONVENTIONS, Convention
 from .laws import short, std_ratio
 
 
-def _cell(entry: DefaultEntry | None, ref: DefaultEntry | None, sep: str) -> str:
+def _cell(
+    entry: DefaultEntry | None, ref: DefaultEntry | None, sep: str, line: str | None = None
+) -> str:
+    """One framework's cell: ``[native name] law · std · ×ratio``; with ``line`` (a line
+    break), also the rule in words and the native tensors with their shape."""
     if entry is None:
         return "-"
     if entry.distribution is None:
         return f"n/a ({entry.note})"
     name = f"[{entry.native_name}] " if entry.native_name != entry.param else ""
+    if line is not None:
+        name = ""  # on its own line below, with the shape
     text = f"{name}{short(entry.distribution)}"
     if entry.distribution.random:
         text += f"{sep}std {entry.std:.4g}"
@@ -35,13 +41,21 @@ def _cell(entry: DefaultEntry | None, ref: DefaultEntry | None, sep: str) -> str
             text += f"{sep}×{ratio:.3g}"
         elif not entry.distribution.random and not ref.distribution.random:
             text += f"{sep}{'=' if entry.distribution == ref.distribution else '≠'}"
+    if line is not None:
+        shape = str(tuple(entry.native_shape))
+        each = " each" if len(entry.leaves) > 1 else ""
+        text += f"{line}{entry.rule}{line}{entry.native_name} {shape}{each}"
     return text
 
 
 def table_rows(
-    entries: list[DefaultEntry], reference: str | None = None, sep: str = " · "
+    entries: list[DefaultEntry],
+    reference: str | None = None,
+    sep: str = " · ",
+    line: str | None = None,
 ) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
-    """(frameworks, rows): one row per (layer, param), one cell per framework."""
+    """(frameworks, rows): one row per (layer, param), one cell per framework; with ``line``
+    (the line break to use), each cell also has the rule and the native tensors."""
     frameworks = list(dict.fromkeys(e.framework for e in entries))
     by_key: dict[tuple[LayerDims, str], dict[str, DefaultEntry]] = {}
     for e in entries:
@@ -52,7 +66,7 @@ def table_rows(
         label = d.layer
         if d.groups != 1:
             label += " (depthwise)" if d.groups == d.in_features else f" (groups={d.groups})"
-        rows.append((label, param, [_cell(cells.get(fw), ref, sep) for fw in frameworks]))
+        rows.append((label, param, [_cell(cells.get(fw), ref, sep, line) for fw in frameworks]))
     return frameworks, rows
 
 
@@ -60,30 +74,41 @@ def _layers_of(entries: list[DefaultEntry]) -> str:
     return ", ".join(dict.fromkeys(e.dims.describe() for e in entries))
 
 
-def to_markdown(entries: list[DefaultEntry], reference: str | None = None) -> str:
-    """A Markdown table: rows layer x parameter, columns frameworks."""
-    frameworks, rows = table_rows(entries, reference)
+_DETAIL = "each cell: the law at these dims, the framework's rule, its own tensors (shape)"
+
+
+def to_markdown(entries: list[DefaultEntry], reference: str | None = None, detail=False) -> str:
+    """A Markdown table: rows layer x parameter, columns frameworks; ``detail`` adds each
+    framework's rule and native tensors to its cell (the one-layer, side-by-side view)."""
+    frameworks, rows = table_rows(entries, reference, line="<br>" if detail else None)
     ref = f"; ×: std relative to {reference}" if reference else ""
+    more = f"; {_DETAIL}" if detail else ""
     lines = [
         f"Default initialisation of {_layers_of(entries)}{ref}; [name]: the framework's own "
-        "parameter name.",
+        f"parameter name{more}.",
         "",
         "| layer | param | " + " | ".join(frameworks) + " |",
         "|---|---|" + "---|" * len(frameworks),
     ]
     for layer, param, cells in rows:
+        cells = [c.replace("|", "\\|") for c in cells]
         lines.append(f"| {layer} | {param} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def to_rich(entries: list[DefaultEntry], reference: str | None = None):
+def to_rich(entries: list[DefaultEntry], reference: str | None = None, detail=False):
     """A rich Table (imported lazily) of the same content as :func:`to_markdown`."""
     from rich.markup import escape
     from rich.table import Table
 
-    frameworks, rows = table_rows(entries, reference, sep="\n")
+    sep, line = (" · ", "\n") if detail else ("\n", None)
+    frameworks, rows = table_rows(entries, reference, sep=sep, line=line)
     ref = f" (× = std / {reference}'s)" if reference else ""
-    table = Table(title=f"framework defaults: {_layers_of(entries)}{ref}", show_lines=True)
+    table = Table(
+        title=f"framework defaults: {_layers_of(entries)}{ref}",
+        caption=_DETAIL if detail else None,
+        show_lines=True,
+    )
     table.add_column("layer", style="bold", overflow="fold")
     table.add_column("param", overflow="fold")
     for fw in frameworks:

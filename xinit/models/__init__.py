@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .centernet import centernet_resnet
+from .crnn import crnn
+from .gpt2 import gpt2, gpt2_1b
 from .lenet import lenet
 from .resnet import resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d
 from .resnet45 import resnet45
@@ -18,6 +20,7 @@ from .vgg import (
     vgg19_bn,
     vgg19_encoder,
 )
+from .vit import vit_base_patch16_224, vit_small_patch16_224, vit_tiny_patch16_224
 
 ZOO = {
     "lenet": lenet,
@@ -39,14 +42,24 @@ ZOO = {
     "vgg19_encoder": vgg19_encoder,
     "centernet_resnet": centernet_resnet,
     "unet": unet,
+    "vit_tiny_patch16_224": vit_tiny_patch16_224,
+    "vit_small_patch16_224": vit_small_patch16_224,
+    "vit_base_patch16_224": vit_base_patch16_224,
+    "gpt2": gpt2,
+    "gpt2_1b": gpt2_1b,
+    "crnn": crnn,
 }
 
-# A typical input for each model (N, C, H, W), used by the CLI and parity checks.
+# A typical input for each model (N, C, H, W; token ids (N, L) for gpt2), used by the CLI
+# and parity checks.
 DEFAULT_INPUT = {
     "lenet": (1, 3, 32, 32),
     "resnet45": (1, 3, 32, 128),
     "centernet_resnet": (1, 3, 512, 512),
     "unet": (1, 3, 256, 256),
+    "gpt2": (1, 16),  # token ids (N, L)
+    "gpt2_1b": (1, 16),
+    "crnn": (1, 3, 32, 128),
 }
 
 
