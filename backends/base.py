@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,7 +39,6 @@ from xinit.rng import (
     check_seed,
     derive_seed,
     keyed_normal_draw,
-    keyed_sample,
 )
 
 from .registry import Registry
@@ -313,13 +313,28 @@ class Backend(ABC):
                 std = NormalDist(0.0, 1.0)
                 draw = lambda sh: self.to_numpy(self.draw(std, sh, s, "cpu"))  # noqa: E731
             return self.from_numpy(self.to_native(construct(dist, shape, draw), role), device)
-        if rng == "xinit":
-            values = keyed_sample(dist, shape, seed, path)
-            return self.from_numpy(self.to_native(values, role), device)
         native_shape = self.native_shape(shape, role)
+        if rng == "xinit":  # the whole tensor as one box: a transposed layout in bands
+            values = box_values(
+                dist,
+                shape,
+                self.layout(role, len(shape)),
+                (0,) * len(shape),
+                native_shape,
+                seed=seed,
+                path=path,
+                rng=rng,
+                where="one device",
+                out=self.host_array(native_shape),
+            )
+            return self.from_numpy(values, device)
         if out is not None and self.in_place:
             return self.draw(dist, native_shape, derive_seed(seed, path), device, out=out)
         return self.draw(dist, native_shape, derive_seed(seed, path), device)
+
+    def host_array(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """A float32 host array that :meth:`from_numpy` takes without a copy, or None."""
+        return None
 
     def sample_later(self, dist, shape, role, **kw) -> Callable[[], Any]:
         """Start what :meth:`sample` (same arguments, no ``out``) computes and return a
@@ -929,6 +944,22 @@ class NativeParam:
 
 
 # ---- sharded parameters: each rank / device computes only its box of the whole ------------
+BAND = 1 << 20  # neutral values computed at a time for a transposed box (4 MB of scratch)
+_BANDS = threading.local()
+
+
+def _band_scratch(n: int) -> np.ndarray:
+    """A float32 buffer of at least ``n`` values: up to :data:`BAND` one kept per thread and
+    reused (a band freed after every shard would leave holes between the shards in the
+    allocator's heap); a longer one (one neutral row above BAND) for this call only."""
+    if n > BAND:
+        return np.empty(n, np.float32)
+    buf = getattr(_BANDS, "buf", None)
+    if buf is None:
+        buf = _BANDS.buf = np.empty(BAND, np.float32)
+    return buf
+
+
 class ShardingError(ValueError):
     """A sharded parameter xinit cannot fill shard by shard (placement, generator or law)."""
 
@@ -949,7 +980,11 @@ def box_values(
     """The native-layout box ``[offset, offset + size)`` of the parameter at ``path`` (neutral
     ``shape``; ``perm`` neutral -> native axes): exactly that block of the single-process
     init, computed without the rest. ``where`` names the sharding for errors. ``out``: a
-    C-contiguous float32 array of shape ``size`` to write into (used when ``perm`` is None)."""
+    float32 array of shape ``size`` to write into (C-contiguous when ``perm`` is None).
+
+    A transposed box (Flax and Paddle kernels) is computed in bands of at most :data:`BAND`
+    neutral values, each written transposed into ``out``: the scratch is one band, never a
+    second shard."""
     from xinit.rng import keyed_box
 
     if rng != "xinit":
@@ -968,10 +1003,21 @@ def box_values(
             f"{path}: sharded over {where}: {dist.describe()} is constructed from the whole "
             "tensor, which xinit does not build on one rank; initialise it before sharding"
         )
-    if perm is None:
+    if perm is None or perm == tuple(range(len(perm))):
         return keyed_box(dist, shape, seed, path, offset, size, out=out)
+    out = np.empty(size, np.float32) if out is None else out
+    if 0 in size:
+        return out
     n_off, n_size = [0] * len(perm), [0] * len(perm)
     for j, axis in enumerate(perm):  # native axis j is neutral axis perm[j]
         n_off[axis], n_size[axis] = int(offset[j]), size[j]
-    neutral = keyed_box(dist, shape, seed, path, tuple(n_off), tuple(n_size))
-    return np.ascontiguousarray(neutral.transpose(perm))
+    inner = math.prod(n_size[1:])
+    rows = max(1, BAND // inner)  # neutral axis-0 rows per band
+    scratch = _band_scratch(min(rows, n_size[0]) * inner)
+    lead = [slice(None)] * perm.index(0)  # native axes before the one neutral axis 0 is
+    for r0 in range(0, n_size[0], rows):
+        r1 = min(r0 + rows, n_size[0])
+        band = scratch[: (r1 - r0) * inner].reshape(r1 - r0, *n_size[1:])
+        keyed_box(dist, shape, seed, path, (n_off[0] + r0, *n_off[1:]), band.shape, out=band)
+        copy_into(out[(*lead, slice(r0, r1))], band.transpose(perm))
+    return out

@@ -4,15 +4,23 @@ sharded init (torch ``normal_`` on DTensors; ``jax.jit(init, out_shardings=...)`
 
 ``python -m benchmarks scale`` (minutes; not in the default suite). The model size comes from
 ``XINIT_SCALE_D`` (width, default 1024) and ``XINIT_SCALE_LAYERS`` (default 16: ~200 M
-parameters); ``XINIT_SCALE_D=2048 XINIT_SCALE_LAYERS=20`` is the ~1 B model. Per row: init
-time, whether the gathered values are equal across world sizes (a digest of every gathered
-parameter), and each rank's peak RSS growth during init over its shard's bytes.
+parameters); ``XINIT_SCALE_D=2048 XINIT_SCALE_LAYERS=20`` is the ~1 B model.
+``XINIT_SCALE_MODEL`` names an xinit spec instead (a zoo name such as ``gpt2``, or
+``module:factory``), called with ``XINIT_SCALE_MODEL_ARGS`` (``n_layer=24,d_model=2048``: the
+CLI's ``--model-args``); it is built through the adapters on meta (torch) or abstractly (Flax)
+and sharded the same way. Per row: init time, whether the gathered values are equal across
+world sizes (a digest of every gathered parameter), and each rank's peak RSS growth during init
+over its shard's bytes (the peak is reset just before init on Linux; JAX's compile of the
+sharded zeros happens before it), plus what is still resident afterwards once the C allocator
+has returned its free memory (``malloc_trim``, measured here only).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
 import resource
 import socket
@@ -37,18 +45,90 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _reset_peak() -> None:
+    """Peak RSS := current RSS (Linux 4.0+), so a peak reached earlier (imports, building,
+    compiling) is not counted as init's; elsewhere the lifetime peak stays (an overestimate)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def _peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _trimmed_rss() -> int:
+    """RSS once glibc has returned its free heap memory to the system (what is live): the
+    benchmark's own measurement, not something xinit does."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return _rss()
+
+
+def _spec():
+    """The xinit spec ``XINIT_SCALE_MODEL`` names (zoo name or ``module:factory``), or None
+    for the plain Linear/LayerNorm stack."""
+    ref = os.environ.get("XINIT_SCALE_MODEL", "")
+    if not ref:
+        return None
+    from xinit import models
+    from xinit.factories import factory, parse_args
+
+    args = parse_args(os.environ.get("XINIT_SCALE_MODEL_ARGS", ""))
+    return factory(ref)(**args) if ":" in ref else models.get(ref, **args)
+
+
+def _label() -> str:
+    spec = _spec()
+    if spec is None:
+        d, layers = _sizes()
+        params = layers * (12 * d * d + 13 * d)
+        return f"{params / 1e6:,.0f} M-param GPT stack"
+    from xinit.blocks import param_specs
+
+    params = sum(math.prod(ps.shape) for ps in param_specs(spec).values())
+    return f"{params / 1e6:,.0f} M-param {os.environ['XINIT_SCALE_MODEL']}"
+
+
 def policy():
+    """Normal(0, 0.02) for every parameter of a spec model first (so nothing is left
+    uninitialised), then Linear / LayerNorm as GPT-2 does."""
     from xinit import init as I  # noqa: N812
     from xinit.policy import Policy, Rule
 
+    every = (Rule(I.Normal(0.0, STD), param="*"),) if _spec() is not None else ()
     return Policy(
+        *every,
         Rule(I.Normal(0.0, STD), kind="linear", bias=I.Zeros()),
         Rule(I.Ones(), kind="layernorm", bias=I.Zeros()),
     )
+
+
+def torch_model():
+    """The model on the meta device (no memory, no init) and the submodules to shard each:
+    the stack's blocks, or a spec's top-level children that hold parameters."""
+    import torch
+
+    spec = _spec()
+    if spec is None:
+        with torch.device("meta"):
+            model = torch_gpt(*_sizes())
+        return model, list(model.blocks)
+    from xinit.backends import get_backend
+
+    model = get_backend("torch")._build_node(spec, "cpu", "", {}, None)  # layers on meta
+    parts = [
+        m
+        for m in model.children()
+        if not isinstance(m, torch.nn.ModuleList) and any(True for _ in m.parameters())
+    ]
+    return model, parts
 
 
 def torch_gpt(d: int, layers: int):
@@ -100,18 +180,17 @@ def torch_rank(rank: int, world: int, port: int, out: str, how: str) -> None:
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
     )
-    d, layers = _sizes()
     mesh = init_device_mesh("cpu", (world,))
-    with torch.device("meta"):
-        model = torch_gpt(d, layers)
-    for block in model.blocks:
-        fully_shard(block, mesh=mesh)
+    model, parts = torch_model()
+    for part in parts:
+        fully_shard(part, mesh=mesh)
     fully_shard(model, mesh=mesh)
     rules = policy()
     model.to_empty(device="cpu")
     shard = sum(p.to_local().numel() * 4 for p in model.parameters())
-    base = _rss()
     dist.barrier()
+    _reset_peak()
+    base = _rss()
     t = time.perf_counter()
     if how == "xinit":
         xinit.apply(rules, model, seed=0, rng="xinit")
@@ -119,7 +198,7 @@ def torch_rank(rank: int, world: int, port: int, out: str, how: str) -> None:
         torch.manual_seed(0)
         with torch.no_grad():
             for name, p in model.named_parameters():
-                if name.endswith("bias"):
+                if name.endswith("bias") or (p.ndim < 2 and _spec() is not None):
                     p.zero_()
                 elif ".ln" in name:
                     p.fill_(1.0)
@@ -127,6 +206,7 @@ def torch_rank(rank: int, world: int, port: int, out: str, how: str) -> None:
                     p.normal_(0.0, STD)
     elapsed = time.perf_counter() - t
     grew = max(_peak() - base, 0)
+    live = max(_trimmed_rss() - base, 0)
     dist.barrier()
     gathered = []
     for p in model.parameters():  # one parameter at a time: memory stays small
@@ -137,7 +217,7 @@ def torch_rank(rank: int, world: int, port: int, out: str, how: str) -> None:
         digest = _digest(gathered)
         gathered.clear()
     times = [None] * world
-    dist.all_gather_object(times, (elapsed, grew, shard))
+    dist.all_gather_object(times, (elapsed, grew, shard, live))
     if rank == 0:
         Path(out).write_text(json.dumps({"times": times, "digest": digest}))
     dist.destroy_process_group()
@@ -167,8 +247,9 @@ def _torch_sweep(worlds=(1, 2, 4)) -> list[dict]:
 
 def jax_worker(how: str) -> dict:
     """In a process with N forced host devices: the GPT stack's parameters as sharded arrays
-    (FSDP-like: first axis over all devices), initialised by xinit shard by shard or by one
-    jitted init with out_shardings; time, digest, peak RSS growth over the shard bytes."""
+    (FSDP-like: first axis over all devices), initialised by xinit shard by shard (``how``
+    "xinit": from the abstract state; "xinit-zeros": over sharded zeros) or by one jitted init
+    with out_shardings ("jax"); time, digest, peak RSS growth over the shard bytes."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -178,21 +259,9 @@ def jax_worker(how: str) -> dict:
 
     import xinit
 
-    d, layers = _sizes()
     n = len(jax.devices())
     mesh = Mesh(np.array(jax.devices()), ("fsdp",))
-
-    class Block(nnx.Module):
-        def __init__(self, rngs):
-            self.ln1, self.ln2 = nnx.LayerNorm(d, rngs=rngs), nnx.LayerNorm(d, rngs=rngs)
-            self.qkv, self.proj = nnx.Linear(d, 3 * d, rngs=rngs), nnx.Linear(d, d, rngs=rngs)
-            self.up, self.down = nnx.Linear(d, 4 * d, rngs=rngs), nnx.Linear(4 * d, d, rngs=rngs)
-
-    class GPT(nnx.Module):
-        def __init__(self, rngs):
-            self.blocks = nnx.List([Block(rngs) for _ in range(layers)])
-
-    abstract = nnx.eval_shape(lambda: GPT(nnx.Rngs(0)))
+    abstract = nnx.eval_shape(flax_model)
     graphdef, state = nnx.split(abstract)
     leaves, treedef = jax.tree.flatten(state)
     shard_of = [NamedSharding(mesh, P("fsdp") if x.shape[0] % n == 0 else P()) for x in leaves]
@@ -200,11 +269,19 @@ def jax_worker(how: str) -> dict:
         int(np.prod(x.shape)) * 4 // (n if s.spec else 1) for x, s in zip(leaves, shard_of)
     )
     zeros = jax.jit(lambda: [jnp.zeros(x.shape, x.dtype) for x in leaves], out_shardings=shard_of)
+    zeros = zeros.lower().compile()  # the model's allocation is not init: compiled before
+    structs = [jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s) for x, s in zip(leaves, shard_of)]
+    rules = policy()
+    _reset_peak()
     base = _rss()
     t = time.perf_counter()
-    if how == "xinit":
-        model = nnx.merge(graphdef, jax.tree.unflatten(treedef, zeros()))
-        xinit.apply(policy(), model, seed=0, rng="xinit")
+    if how.startswith("xinit"):
+        # "xinit": the abstract state with its shardings, each array made once by xinit;
+        # "xinit-zeros": sharded zeros first, then replaced (docs/scale.md, both recipes)
+        held = zeros() if how == "xinit-zeros" else structs
+        model = nnx.merge(graphdef, jax.tree.unflatten(treedef, held))
+        del held
+        xinit.apply(rules, model, seed=0, rng="xinit", strict=True)
         values = jax.tree.flatten(nnx.state(model))[0]
     else:
         kinds = [len(x.shape) for x in leaves]
@@ -220,8 +297,40 @@ def jax_worker(how: str) -> dict:
     jax.block_until_ready(values)
     elapsed = time.perf_counter() - t
     grew = max(_peak() - base, 0)
+    live = max(_trimmed_rss() - base, 0)
     digest = _digest(np.asarray(v) for v in values)
-    return {"time": elapsed, "grew": grew, "shard": shard_bytes, "devices": n, "digest": digest}
+    return {
+        "time": elapsed,
+        "grew": grew,
+        "live": live,
+        "shard": shard_bytes,
+        "devices": n,
+        "digest": digest,
+    }
+
+
+def flax_model():
+    """The Flax model (call under ``nnx.eval_shape``): the stack, or the spec's modules."""
+    from flax import nnx
+
+    spec = _spec()
+    if spec is not None:
+        from xinit.backends import get_backend
+
+        return get_backend("flax")._build_node(spec, "cpu", "", {}, None)
+    d, layers = _sizes()
+
+    class Block(nnx.Module):
+        def __init__(self, rngs):
+            self.ln1, self.ln2 = nnx.LayerNorm(d, rngs=rngs), nnx.LayerNorm(d, rngs=rngs)
+            self.qkv, self.proj = nnx.Linear(d, 3 * d, rngs=rngs), nnx.Linear(d, d, rngs=rngs)
+            self.up, self.down = nnx.Linear(d, 4 * d, rngs=rngs), nnx.Linear(4 * d, d, rngs=rngs)
+
+    class GPT(nnx.Module):
+        def __init__(self, rngs):
+            self.blocks = nnx.List([Block(rngs) for _ in range(layers)])
+
+    return GPT(nnx.Rngs(0))
 
 
 def _jax_sweep(devices=(1, 2, 4, 8)) -> list[dict]:
@@ -250,19 +359,19 @@ def _jax_sweep(devices=(1, 2, 4, 8)) -> list[dict]:
 
 
 def run() -> list[Result]:
-    d, layers = _sizes()
-    params = layers * (12 * d * d + 13 * d)
-    label = f"{params / 1e6:,.0f} M-param GPT stack"
+    label = _label()
     results: list[Result] = []
     torch_rows = _torch_sweep()
     same = {how: len({r[how]["digest"] for r in torch_rows}) == 1 for how in ("xinit", "torch")}
     for r in torch_rows:
-        tx = max(t for t, _, _ in r["xinit"]["times"])
-        tn = max(t for t, _, _ in r["torch"]["times"])
-        mem = max(g / s for _, g, s in r["xinit"]["times"])
+        tx = max(t for t, _, _, _ in r["xinit"]["times"])
+        tn = max(t for t, _, _, _ in r["torch"]["times"])
+        mem = max(g / s for _, g, s, _ in r["xinit"]["times"])
+        live = max(v / s for _, _, s, v in r["xinit"]["times"])
         note = (
             f"equal across world sizes: xinit {'yes' if same['xinit'] else 'NO'}, torch "
-            f"{'yes' if same['torch'] else 'no'}; xinit peak RSS growth / shard {mem:.2f}x"
+            f"{'yes' if same['torch'] else 'no'}; xinit peak RSS growth / shard {mem:.2f}x "
+            f"(resident after, allocator trimmed: {live:.2f}x)"
         )
         results.append(
             Result(
@@ -277,11 +386,13 @@ def run() -> list[Result]:
     jax_rows = _jax_sweep()
     same = {how: len({r[how]["digest"] for r in jax_rows}) == 1 for how in ("xinit", "jax")}
     for r in jax_rows:
-        mem = r["xinit"]["grew"] / (r["xinit"]["shard"] * r["devices"])
+        held = r["xinit"]["shard"] * r["devices"]
+        mem, live = r["xinit"]["grew"] / held, r["xinit"]["live"] / held
         note = (
             f"equal across device counts: xinit {'yes' if same['xinit'] else 'NO'}, jax "
             f"{'yes' if same['jax'] else 'no'}; xinit peak RSS growth / bytes of the "
-            f"{r['devices']} shards (one process holds them all) {mem:.2f}x"
+            f"{r['devices']} shards (one process holds them all) {mem:.2f}x (resident after, "
+            f"allocator trimmed: {live:.2f}x)"
         )
         results.append(
             Result(

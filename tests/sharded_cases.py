@@ -184,6 +184,23 @@ def jax_run(out: str) -> None:
                 },
             }
             arrays.update({f"{tag}.{k}": np.asarray(v) for k, v in _flat(model).items()})
+    # the abstract model (nnx.eval_shape) with shardings and no memory: xinit makes each array
+    abstract = nnx.eval_shape(lambda: flax_model(nnx.Rngs(0))(8, 12, 4))
+    for var in _vars(abstract).values():
+        x = var.get_value()
+        spec = P("x", None) if x.ndim == 2 else P("x") if x.shape[0] % 4 == 0 else P()
+        var.set_value(
+            jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=NamedSharding(meshes["1d"], spec))
+        )
+    before = {k: v.get_value().sharding for k, v in _vars(abstract).items()}
+    xinit.apply(POLICY, abstract, seed=SEED, rng="xinit", strict=True)
+    results["abstract"] = {
+        "kept_sharding": all(
+            v.get_value().sharding == before[k] for k, v in _vars(abstract).items()
+        ),
+        "shards": {k: len(v.get_value().addressable_shards) for k, v in _vars(abstract).items()},
+    }
+    arrays.update({f"abstract.{k}": np.asarray(v) for k, v in _flat(abstract).items()})
     model = Net(8, 12, 4)
     var = model.fc1.kernel
     var.set_value(jax.device_put(var.get_value(), NamedSharding(meshes["1d"], P("x"))))
@@ -208,7 +225,163 @@ def _flat(model) -> dict:
     return {k: v.get_value() for k, v in _vars(model).items()}
 
 
+def paddle_model():
+    """The torch model's twin in Paddle (weights (in, out)): fc2.weight (5, 9) splits its 5
+    rows 3 / 2 over 2 ranks (uneven)."""
+    import paddle
+
+    class Net(paddle.nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.ln, self.fc2 = (
+                paddle.nn.Linear(6, 5),
+                paddle.nn.LayerNorm(5),
+                paddle.nn.Linear(5, 9),
+            )
+
+        def forward(self, x):
+            return self.fc2(self.ln(self.fc1(x)))
+
+    return Net()
+
+
+def paddle_values(model) -> dict[str, np.ndarray]:
+    """Name -> full value of every parameter (a dist tensor resharded to Replicate first)."""
+    import paddle.distributed as dist
+
+    out = {}
+    for name, p in model.named_parameters():
+        if p.is_dist():
+            p = dist.reshard(p, p.process_mesh, [dist.Replicate()] * len(p.placements))
+            p = p._local_value()
+        out[name] = p.numpy().copy()
+    return out
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def paddle_memory(mesh) -> dict:
+    """Peak RSS growth while xinit fills a 4096 x 4096 Paddle weight sharded Shard(1) over
+    the ranks (transposed: its local value is a block of neutral rows) and its bias, over the
+    local bytes. The per-thread scratch is made first (a keyed draw on every core), and the
+    peak is reset just before (Linux /proc); elsewhere the growth is None."""
+    import gc
+
+    import paddle
+    import paddle.distributed as dist
+
+    from xinit.distributions import NormalDist
+    from xinit.rng import keyed_sample
+
+    keyed_sample(NormalDist(0.0, 1.0), (1 << 22,), 0, "warm-up")  # scratch of every thread
+    layer = paddle.nn.Linear(4096, 4096)
+    layer.weight = dist.shard_tensor(layer.weight, mesh, [dist.Shard(1)])
+    layer.bias = dist.shard_tensor(layer.bias, mesh, [dist.Shard(0)])
+    local = sum(int(np.prod(p._local_value().shape)) * 4 for p in (layer.weight, layer.bias))
+    gc.collect()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
+        before = _status_kb("VmRSS")
+    except OSError:
+        return {"growth": None, "local": local}
+    xinit.apply(POLICY, layer, seed=SEED, rng="xinit")
+    return {"growth": (_status_kb("VmHWM") - before) * 1024, "local": local}
+
+
+def paddle_rank(out: str) -> None:
+    """One Paddle rank of 2 (gloo on CPU; the PADDLE_* variables come from the test): every
+    sharding case's gathered values, rank r's local fc2.weight, and the errors bad input
+    gives, saved by rank 0 (local values by each rank)."""
+    import paddle
+    import paddle.distributed as dist
+
+    dist.init_parallel_env()
+    rank = dist.get_rank()
+    mesh = dist.ProcessMesh([0, 1], dim_names=["x"])
+    mesh2 = dist.ProcessMesh([[0], [1]], dim_names=["dp", "tp"])
+    memory = paddle_memory(mesh)
+
+    def shard_all(model, m, placements_of):
+        for sub in (model.fc1, model.ln, model.fc2):
+            for leaf in ("weight", "bias"):
+                p = getattr(sub, leaf)
+                setattr(sub, leaf, dist.shard_tensor(p, m, placements_of(p)))
+        return model
+
+    cases = {
+        "shard0": (mesh, lambda p: [dist.Shard(0)]),
+        "shard1": (mesh, lambda p: [dist.Shard(1) if p.ndim == 2 else dist.Replicate()]),
+        "mesh2d": (
+            mesh2,
+            lambda p: [dist.Shard(p.ndim - 1), dist.Shard(0) if p.ndim == 2 else dist.Replicate()],
+        ),
+    }
+    saved, locals_ = {}, {}
+    for name, (m, placements_of) in cases.items():
+        model = shard_all(paddle_model(), m, placements_of)
+        xinit.apply(POLICY, model, seed=SEED, rng="xinit")
+        saved[name] = paddle_values(model)
+        locals_[f"{name}.{rank}"] = model.fc2.weight._local_value().numpy().copy()
+
+    def shard_fn(layer_name, layer, process_mesh):  # paddle's own shard_layer API
+        for leaf in ("weight", "bias"):
+            p = getattr(layer, leaf, None)
+            if p is not None and not p.is_dist():
+                setattr(layer, leaf, dist.shard_tensor(p, process_mesh, [dist.Shard(0)]))
+
+    model = dist.shard_layer(paddle_model(), mesh, shard_fn)
+    xinit.apply(POLICY, model, seed=SEED, rng="xinit")
+    saved["layer"] = paddle_values(model)
+
+    def even_fn(layer_name, layer, process_mesh):  # Shard(0) where 2 ranks split evenly
+        for leaf in ("weight", "bias"):
+            p = getattr(layer, leaf, None)
+            if p is not None and not p.is_dist():
+                split = [dist.Shard(0) if p.shape[0] % 2 == 0 else dist.Replicate()]
+                setattr(layer, leaf, dist.shard_tensor(p, process_mesh, split))
+
+    with paddle.LazyGuard():  # parameters made without memory; each rank allocates its part
+        model = dist.shard_layer(paddle_model(), mesh, even_fn)
+    if any(p._is_initialized() for p in model.parameters()):
+        raise AssertionError("LazyGuard gave allocated parameters")
+    xinit.apply(POLICY, model, seed=SEED, rng="xinit")
+    saved["lazy"] = paddle_values(model)
+    locals_[f"lazy.{rank}"] = model.fc1.weight._local_value().numpy().copy()
+    errors = {}
+    for key, placements_of, rng in (
+        ("native", lambda p: [dist.Shard(0)], "native"),
+        ("partial", lambda p: [dist.Partial()], "xinit"),
+        ("coshard", lambda p: [dist.Shard(0), dist.Shard(0)], "xinit"),
+    ):
+        try:
+            xinit.apply(
+                POLICY,
+                shard_all(paddle_model(), mesh2 if key == "coshard" else mesh, placements_of),
+                seed=SEED,
+                rng=rng,
+            )
+        except Exception as err:  # noqa: BLE001 - the message is what the test checks
+            errors[key] = f"{type(err).__name__}: {err}"
+    with paddle.LazyGuard():
+        model = dist.shard_layer(paddle_model(), mesh, shard_fn)  # fc2.weight: 5 rows over 2
+    try:
+        xinit.apply(POLICY, model, seed=SEED, rng="xinit")
+    except Exception as err:  # noqa: BLE001
+        errors["lazy_uneven"] = f"{type(err).__name__}: {err}"
+    np.savez(Path(out) / f"paddle_local_{rank}.npz", **locals_)
+    (Path(out) / f"paddle_memory_{rank}.json").write_text(json.dumps(memory))
+    if rank == 0:
+        for name, values in saved.items():
+            np.savez(Path(out) / f"paddle_{name}.npz", **values)
+        (Path(out) / "paddle_errors.json").write_text(json.dumps(errors))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "jax":
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
         jax_run(sys.argv[2])
+    elif sys.argv[1] == "paddle":
+        paddle_rank(sys.argv[2])

@@ -85,8 +85,23 @@ def _scratch() -> _Scratch:
 
 def _hash(key: np.uint64, c0: int, n: int, sc: _Scratch) -> np.ndarray:
     """64 random bits for counters [c0, c0 + n): SplitMix64 of a keyed Weyl sequence."""
-    u, t = sc.u[:n], sc.t[:n]
+    u = sc.u[:n]
     np.add(_IOTA[:n], np.uint64(c0 + 1), out=u)
+    return _finish(key, u, sc.t[:n])
+
+
+def _hash_grid(key: np.uint64, firsts: np.ndarray, width: int, sc: _Scratch) -> np.ndarray:
+    """The bits of :func:`_hash` for counters [f, f + width) of each f in ``firsts``, row
+    after row in one flat scratch array (len(firsts) * width <= _PAIRS): many short runs of
+    a box in one pass instead of one pass each."""
+    n = len(firsts) * width
+    u = sc.u[:n]
+    np.add((firsts + 1).astype(np.uint64)[:, None], _IOTA[None, :width], out=u.reshape(-1, width))
+    return _finish(key, u, sc.t[:n])
+
+
+def _finish(key: np.uint64, u: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """In place: ``u`` (counters + 1) -> their 64 random bits; ``t`` is scratch."""
     u *= _GOLDEN
     u ^= key
     for shift, mult in ((30, _M1), (27, _M2)):
@@ -130,7 +145,12 @@ def _normal_pairs_into(key, j0: int, n: int, dest: np.ndarray, sc: _Scratch) -> 
     The radius uses the high 32 bits (tails to 6.7 sigma), the angle the low 32 bits; both in
     float32 math, accurate to an ulp or two and several times faster than float64's trig.
     """
-    u = _hash(key, j0, n, sc)
+    _box_muller(_hash(key, j0, n, sc), dest, sc)
+
+
+def _box_muller(u: np.ndarray, dest: np.ndarray, sc: _Scratch) -> None:
+    """The two standard normals of each pair's 64 bits ``u`` into ``dest`` (n, 2) float32."""
+    n = len(u)
     t, r, theta = sc.t[:n], sc.b[:n], sc.a[:n]
     np.right_shift(u, np.uint64(32), out=t)
     np.copyto(r, t.view(np.int64), casting="unsafe")  # fp32 keeps u > 0 down to 2^-33
@@ -196,6 +216,61 @@ def _trunc_span(key, start, stop, out, sc, dist: TruncNormalDist) -> None:
     if bad.size:
         u = _uniform01(_hash_counters(key ^ _FALLBACK, bad.astype(np.uint64) + np.uint64(start)))
         out[bad] = ndtri(fa + u * (fb - fa))
+    out *= np.float32(dist.sigma)
+    out += np.float32(dist.mu)
+    np.clip(out, dist.low, dist.high, out=out)
+
+
+# ---- many short runs at once (a box's rows): each unit holds <= _PAIRS counters ----------
+def _normal_grid(key, starts: np.ndarray, run: int, out: np.ndarray, sc: _Scratch) -> None:
+    """Standard normals of elements [s, s + run) of each s in ``starts`` into ``out``
+    (len(starts), run): the pairs covering every row in one Box-Muller pass, then each row
+    cut from them (a row that starts at an odd element skips the first value)."""
+    width = run // 2 + 1  # pairs covering ``run`` elements from either parity
+    u = _hash_grid(key, starts // 2, width, sc)
+    vals = sc.pairs[: len(u)]
+    _box_muller(u, vals, sc)
+    vals = vals.reshape(len(starts), 2 * width)
+    odd = (starts & 1).astype(bool)
+    if not odd.any():
+        out[...] = vals[:, :run]
+    elif odd.all():
+        out[...] = vals[:, 1 : run + 1]
+    else:
+        out[~odd] = vals[~odd, :run]
+        out[odd] = vals[odd, 1 : run + 1]
+
+
+def _uniform_grid(key, starts, run, out, sc, low, width) -> None:
+    """:func:`_uniform_span` for elements [s, s + run) of each s in ``starts`` (rows of
+    ``out``, C-contiguous)."""
+    u = _hash_grid(key, starts, run, sc)
+    t = sc.t[: len(u)]
+    np.right_shift(u, np.uint64(40), out=t)
+    dest = out.reshape(-1)
+    np.copyto(dest, t.view(np.int64), casting="unsafe")
+    dest += np.float32(0.5)
+    dest *= np.float32(width * 2.0**-24)
+    dest += np.float32(low)
+
+
+def _trunc_grid(key, starts, run, out, sc, dist: TruncNormalDist) -> None:
+    """:func:`_trunc_span` for elements [s, s + run) of each s in ``starts``: the same
+    draw, fallback counters and inverse CDF, element by element."""
+    from scipy.special import ndtr, ndtri
+
+    a, b = (dist.low - dist.mu) / dist.sigma, (dist.high - dist.mu) / dist.sigma
+    fa, fb = ndtr(a), ndtr(b)
+    index = starts[:, None] + np.arange(run, dtype=np.int64)[None, :]
+    if fb - fa < 0.5:
+        u = _uniform01(_hash_counters(key ^ _FALLBACK, index.astype(np.uint64)))
+        out[...] = ndtri(fa + u * (fb - fa))
+    else:
+        _normal_grid(key, starts, run, out, sc)
+        bad = np.nonzero((out < a) | (out > b))
+        if bad[0].size:
+            u = _uniform01(_hash_counters(key ^ _FALLBACK, index[bad].astype(np.uint64)))
+            out[bad] = ndtri(fa + u * (fb - fa))
     out *= np.float32(dist.sigma)
     out += np.float32(dist.mu)
     np.clip(out, dist.low, dist.high, out=out)
@@ -290,6 +365,40 @@ def _span_fn(dist: Distribution, key: np.uint64) -> Callable:
     return span
 
 
+def _grid_fn(dist: Distribution, key: np.uint64) -> Callable:
+    """``grid(starts, run, out_rows, scratch)`` writing elements [s, s + run) of each start
+    into the rows of ``out_rows``; one call takes at most ``_grid_rows(run)`` rows."""
+    if isinstance(dist, NormalDist):
+        mu, sigma = np.float32(dist.mu), np.float32(dist.sigma)
+
+        def grid(starts, run, out, sc):
+            _normal_grid(key, starts, run, out, sc)
+            out *= sigma
+            out += mu
+
+    elif isinstance(dist, UniformDist):
+
+        def grid(starts, run, out, sc):
+            _uniform_grid(key, starts, run, out, sc, dist.low, dist.high - dist.low)
+
+    elif isinstance(dist, TruncNormalDist):
+
+        def grid(starts, run, out, sc):
+            _trunc_grid(key, starts, run, out, sc, dist)
+
+    else:
+        raise TypeError(f"the keyed generator cannot sample {dist!r}")
+    return grid
+
+
+def _grid_rows(run: int) -> int:
+    """Rows of ``run`` elements one grid call takes: <= _PAIRS counters (or pairs) in all."""
+    return max(1, _PAIRS // (run + 2))
+
+
+GRID_RUN = _PAIRS // 2  # runs shorter than this are computed many rows per pass
+
+
 def _box_runs(shape, offset, size) -> tuple[np.ndarray, int]:
     """The flat starts of the contiguous runs a box of a C-ordered tensor is made of, and
     their common length: the box's innermost partial axis and every full axis after it."""
@@ -335,7 +444,8 @@ def keyed_box(
         )
     if 0 in size:
         return out
-    span = _span_fn(dist, derive_key(seed, path))
+    key = derive_key(seed, path)
+    span = _span_fn(dist, key)
     starts, run = _box_runs(shape, offset, size)
     flat = out.reshape(-1)
     if run >= 8 * _PAIRS or len(starts) == 1:  # long runs: each one on all cores
@@ -344,9 +454,16 @@ def keyed_box(
         return out
     workers = min(os.cpu_count() or 1, 8)
     per = max(1, -(-(8 * _PAIRS) // run))  # runs per task: ~half a million values each
+    grid = _grid_fn(dist, key) if run < GRID_RUN else None
 
     def task(j0: int, j1: int) -> None:
         sc = _scratch()
+        if grid is not None:  # short runs: a block of rows per pass
+            step = _grid_rows(run)
+            for a in range(j0, j1, step):
+                b = min(a + step, j1)
+                grid(starts[a:b], run, flat[a * run : b * run].reshape(b - a, run), sc)
+            return
         for j in range(j0, j1):
             a = int(starts[j])
             span(a, a + run, flat[j * run : (j + 1) * run], sc)

@@ -126,6 +126,9 @@ class FlaxBackend(Backend):
     def to_numpy(self, tensor) -> np.ndarray:
         return np.asarray(jax.device_get(tensor))
 
+    def host_array(self, shape):
+        return _aligned_empty(tuple(shape), np.dtype(np.float32))
+
     def full(self, shape, value, device):
         return jax.device_put(np.full(shape, value, np.float32), _device(device))
 
@@ -542,8 +545,10 @@ def _fill_sharded(var, dist, shape, perm, *, seed: int, path: str, rng: str) -> 
         bounds = [sl.indices(n) for sl, n in zip(index, native)]
         offset = tuple(a for a, _, _ in bounds)
         size = tuple(max(b - a, 0) for a, b, _ in bounds)
+        # aligned float32: the CPU client adopts it, so the shard is the only copy
+        out = _aligned_empty(size, np.dtype(np.float32))
         values = box_values(
-            dist, shape, perm, offset, size, seed=seed, path=path, rng=rng, where=where
+            dist, shape, perm, offset, size, seed=seed, path=path, rng=rng, where=where, out=out
         )
         return values if old.dtype == np.float32 else values.astype(old.dtype)
 

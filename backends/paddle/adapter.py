@@ -14,9 +14,11 @@ from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 from ..base import (
     Backend,
     OutputRecorder,
+    ShardingError,
     SignalPass,
     array_leaves,
     as_args,
+    box_values,
     contiguous,
     copy_into,
     map_arrays,
@@ -254,6 +256,18 @@ class PaddleBackend(Backend):
             loss=float(loss),
         )
 
+    # ---- sharded parameters (auto-parallel dist tensors: shard_tensor, shard_layer) -------
+    def sharded_leaf(self, layer, name):
+        return self.sharded_native(self.tensor(layer, name))
+
+    def sharded_native(self, holder):
+        return holder if _is_dist(holder) else None
+
+    def fill_shards(self, holder, dist, shape, perm, *, seed, path, rng):
+        """A dist tensor gets this rank's local value filled with its box of the
+        single-process init."""
+        _fill_dist(holder, dist, tuple(shape), perm, seed=seed, path=path, rng=rng)
+
 
 def _channel_moments(t) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (axis 1) mean and population variance, as float32 numpy."""
@@ -269,3 +283,103 @@ def _channel_moments(t) -> tuple[np.ndarray, np.ndarray]:
 
 
 ADAPTER = PaddleBackend()
+
+
+def _is_dist(tensor) -> bool:
+    """Whether ``tensor`` is an auto-parallel dist tensor (``paddle.distributed.shard_tensor``)."""
+    is_dist = getattr(tensor, "is_dist", None)
+    return isinstance(tensor, paddle.Tensor) and is_dist is not None and bool(is_dist())
+
+
+def _dist_box(tensor, full, path: str, where: str) -> tuple[list[int], list[int]] | None:
+    """This rank's ``(offset, size)`` in dist ``tensor`` of global shape ``full`` (None: the
+    rank is not in its mesh).
+
+    Paddle splits a tensor dim over a mesh dim of n processes into chunks of ceil(dim / n)
+    (the last ones shorter or empty), as ``balanced_split`` in its checkpoint code and the
+    local shapes it allocates; the result is checked against the local value's shape."""
+    mesh, placements = tensor.process_mesh, list(tensor.placements)
+    shape, nd = [int(n) for n in full], len(full)
+    split_by: dict[int, int] = {}  # tensor dim -> the mesh dim it is split over
+    for m, placement in enumerate(placements):
+        if type(placement) is paddle.distributed.Replicate:
+            continue
+        d = placement.get_dim() % max(nd, 1) if type(placement) is paddle.distributed.Shard else -1
+        # Partial (a pending sum), a co-shard (one tensor dim over several mesh dims: Paddle
+        # hands it back as a bare Placement) or a split factor: not a plain block
+        if d < 0 or d in split_by or placement.get_split_factor() != 1:
+            raise ShardingError(
+                f"{path}: placement {placement} on mesh dimension {m} ({where}): xinit computes "
+                "Shard(d) (each tensor dimension over one mesh dimension, no split factor) and "
+                "Replicate() only"
+            )
+        split_by[d] = m
+    ids = np.asarray(mesh.process_ids).reshape(list(mesh.shape))
+    hits = np.argwhere(ids == paddle.distributed.get_rank())
+    if not len(hits):
+        return None
+    offset, size = [0] * nd, list(shape)
+    for d, m in split_by.items():
+        chunk = -(-shape[d] // int(mesh.shape[m]))
+        lo = min(int(hits[0][m]) * chunk, shape[d])
+        offset[d], size[d] = lo, min(lo + chunk, shape[d]) - lo
+    return offset, size
+
+
+def _allocate_lazy(tensor, full: list[int], path: str, where: str) -> None:
+    """Allocate this rank's part of a dist parameter made under ``paddle.LazyGuard`` (Paddle's
+    lazy hook: its own init of the local value). Paddle 3.3.1 then gives an unevenly split
+    parameter a wrong global shape (local rows x ranks: 6 and 4 for 5 rows over 2 ranks), so
+    an uneven split is refused before anything is allocated."""
+    mesh = tensor.process_mesh
+    for m, placement in enumerate(tensor.placements):
+        if type(placement) is paddle.distributed.Shard and full[placement.get_dim()] % int(
+            mesh.shape[m]
+        ):
+            raise ShardingError(
+                f"{path}: made under paddle.LazyGuard and split unevenly ({full} over {where}): "
+                "Paddle's lazy init gives such a parameter a wrong global shape; build it "
+                "without LazyGuard or split it evenly"
+            )
+    if getattr(tensor, "_init_func", None) is None:
+        raise ShardingError(
+            f"{path}: the local value of this dist tensor ({where}) is not allocated"
+        )
+    tensor.initialize()
+
+
+def _fill_dist(tensor, dist, shape, perm, *, seed: int, path: str, rng: str) -> None:
+    """Fill this rank's local value of dist ``tensor`` with its box of the whole init: on CPU
+    float32 written in place through DLPack, otherwise cast and set."""
+    mesh = tensor.process_mesh
+    where = (
+        f"ProcessMesh shape {list(mesh.shape)} ids {list(mesh.process_ids)} with placements "
+        f"{list(tensor.placements)}"
+    )
+    full = [shape[i] for i in perm] if perm else list(shape)
+    if list(tensor.shape) != full:
+        raise ShardingError(
+            f"{path}: dist tensor's global shape {list(tensor.shape)} is not the parameter's {full}"
+        )
+    box = _dist_box(tensor, full, path, where)
+    if box is None:  # this rank holds no part of it
+        return
+    offset, size = box
+    if not tensor._is_initialized():  # made under paddle.LazyGuard: nothing allocated yet
+        _allocate_lazy(tensor, full, path, where)
+    local = tensor._local_value()
+    if list(local.shape) != size:
+        raise ShardingError(
+            f"{path}: local value {list(local.shape)} is not the {size} its {where} gives"
+        )
+    view = None
+    if local.place.is_cpu_place() and local.dtype == paddle.float32:
+        view = np.from_dlpack(local.detach())
+        view = view if view.flags.writeable and view.flags.c_contiguous else None
+    values = box_values(
+        dist, shape, perm, offset, size, seed=seed, path=path, rng=rng, where=where, out=view
+    )
+    if values is view:
+        return
+    value = paddle.to_tensor(values, place=local.place)
+    local.set_value(value if local.dtype == paddle.float32 else value.astype(local.dtype))
