@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import time
 from pathlib import Path
@@ -21,6 +22,8 @@ DEFAULT = SUITES[:-1]  # "scale" takes minutes: run it by name, `python -m bench
 
 
 def _fmt(value: float, unit: str) -> str:
+    if math.isnan(value):
+        return "not run"
     if unit == "M/s":
         return f"{value / 1e6:,.1f} M/s"
     if unit == "B/s":
@@ -38,9 +41,10 @@ def table(results: list[Result]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        ratio = "-" if math.isnan(r.ratio) else f"{r.ratio:.2f}x"
         lines.append(
             f"| {r.name} | {_fmt(r.xinit, r.unit)} | {_fmt(r.native, r.unit)} | "
-            f"{r.ratio:.2f}x | {r.target if r.target != '<= 99' else '-'} | "
+            f"{ratio} | {r.target if r.target != '<= 99' else '-'} | "
             f"{('yes' if r.met else '**no**') if r.target != '<= 99' else '-'} | {r.note} |"
         )
     return "\n".join(lines)

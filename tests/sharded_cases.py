@@ -126,6 +126,7 @@ def torch_rank(rank: int, world: int, port: int, out: str) -> None:
                 np.savez(Path(out) / f"{name}_{rank}.npz", **values)
         if rank == 0:
             (Path(out) / "errors.json").write_text(json.dumps(errors))
+        dist.barrier()  # no rank tears gloo down while the other still uses it
     finally:
         dist.destroy_process_group()
 
