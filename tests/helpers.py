@@ -1,6 +1,6 @@
-"""Helpers shared by the tests: which frameworks are installed and see which devices, and skips
-that name the extra to install. Import them with ``from helpers import ...`` (conftest puts
-this folder on ``sys.path``); conftest builds its fixtures from them.
+"""Helpers shared by the tests: which frameworks are installed and see which devices, skips
+that name the extra to install, and the exact-transfer check. Import them with ``from helpers
+import ...`` (conftest puts this folder on ``sys.path``); conftest builds its fixtures from them.
 """
 
 from __future__ import annotations
@@ -62,3 +62,19 @@ def require_device(name: str, device: str) -> None:
     require_backend(name)
     if device not in devices_of(name):
         pytest.skip(f"{name} sees no {device} device")
+
+
+def assert_transfers_exact(spec, mods: dict, ref: dict) -> None:
+    """``xinit.transfer`` from each build in ``mods`` into a fresh build of ``spec`` in every
+    other framework gives exactly ``ref`` (neutral path -> array), tensor by tensor."""
+    import numpy as np
+
+    import xinit
+
+    for src in mods:
+        for dst in mods:
+            if src != dst:
+                other = xinit.build(spec, dst, seed=99)
+                xinit.transfer(mods[src], other)
+                for k, v in xinit.state_dict(other).items():
+                    np.testing.assert_array_equal(v, ref[k], err_msg=f"{src}->{dst} {k}")

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, installed, require_backend, require_backends
+from helpers import BACKENDS, assert_transfers_exact, installed, require_backend, require_backends
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stats_helpers import N_MIN, assert_same_law, case_seed
@@ -263,13 +263,7 @@ def test_transfer_exact_and_parity_across_frameworks():
         assert state.keys() == ref.keys()
         for k, v in ref.items():
             np.testing.assert_array_equal(state[k], v, err_msg=f"{b} {k}")
-    for src in BACKENDS:
-        for dst in BACKENDS:
-            if src != dst:
-                other = xinit.build(spec, dst, seed=99)
-                transfer(mods[src], other)
-                for k, v in state_dict(other).items():
-                    np.testing.assert_array_equal(v, ref[k], err_msg=f"{src}->{dst} {k}")
+    assert_transfers_exact(spec, mods, ref)
     report = xinit.parity(mods, rand(2, 6, 8, seed=1))
     assert report.ok, str(report.first_divergent)
 
@@ -457,13 +451,7 @@ def test_cross_attention_transfer_exact_between_all_pairs_and_parity():
         "out_proj.weight",
         "out_proj.bias",
     ]
-    for src in BACKENDS:
-        for dst in BACKENDS:
-            if src != dst:
-                other = xinit.build(spec, dst, seed=99)
-                transfer(mods[src], other)
-                for k, v in state_dict(other).items():
-                    np.testing.assert_array_equal(v, ref[k], err_msg=f"{src}->{dst} {k}")
+    assert_transfers_exact(spec, mods, ref)
     xs, _ = _inputs(spec, 3, "attn_3d", seed=4)  # (N·H, L, S) bool mask, then padding
     report = xinit.parity(mods, tuple(xs))
     assert report.ok, str(report.first_divergent)

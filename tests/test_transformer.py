@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, require_backend, require_backends
+from helpers import BACKENDS, assert_transfers_exact, require_backend, require_backends
 from stats_helpers import case_seed
 
 import xinit
@@ -341,13 +341,7 @@ def test_transfer_exact_between_all_pairs_and_parity_node_by_node():
     )
     mods = {b: xinit.build(spec, b, seed=2, rng="xinit") for b in BACKENDS}
     ref = state_dict(mods["torch"])
-    for src in BACKENDS:
-        for dst in BACKENDS:
-            if src != dst:
-                other = xinit.build(spec, dst, seed=99)
-                transfer(mods[src], other)
-                for k, v in state_dict(other).items():
-                    np.testing.assert_array_equal(v, ref[k], err_msg=f"{src}->{dst} {k}")
+    assert_transfers_exact(spec, mods, ref)
     tgt_mask, _ = _masks(L, L, seed=18)
     _, pad = _masks(L, S, seed=19)
     report = xinit.parity(mods, (rand(N, L, D, seed=20), rand(N, S, D, seed=21), tgt_mask, pad))

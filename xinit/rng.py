@@ -340,55 +340,41 @@ def keyed_sample(
     return out.reshape(shape) if whole else out
 
 
-def _span_fn(dist: Distribution, key: np.uint64) -> Callable:
-    """``span(a, b, out_view, scratch)`` writing elements [a, b) of ``dist``'s keyed draw."""
+def _writer(dist: Distribution, key: np.uint64, normal, uniform, trunc) -> Callable:
+    """``write(where, n, out, scratch)`` of ``dist``'s keyed draw, from the standard-normal,
+    uniform and truncated-normal kernels of one access pattern (spans or grids)."""
     if isinstance(dist, NormalDist):
         mu, sigma = np.float32(dist.mu), np.float32(dist.sigma)
 
-        def span(a, b, view, sc):
-            _normal_span(key, a, b, view, sc)
-            view *= sigma
-            view += mu
-
-    elif isinstance(dist, UniformDist):
-
-        def span(a, b, view, sc):
-            _uniform_span(key, a, b, view, sc, dist.low, dist.high - dist.low)
-
-    elif isinstance(dist, TruncNormalDist):
-
-        def span(a, b, view, sc):
-            _trunc_span(key, a, b, view, sc, dist)
-
-    else:
-        raise TypeError(f"the keyed generator cannot sample {dist!r}")
-    return span
-
-
-def _grid_fn(dist: Distribution, key: np.uint64) -> Callable:
-    """``grid(starts, run, out_rows, scratch)`` writing elements [s, s + run) of each start
-    into the rows of ``out_rows``; one call takes at most ``_grid_rows(run)`` rows."""
-    if isinstance(dist, NormalDist):
-        mu, sigma = np.float32(dist.mu), np.float32(dist.sigma)
-
-        def grid(starts, run, out, sc):
-            _normal_grid(key, starts, run, out, sc)
+        def write(where, n, out, sc):
+            normal(key, where, n, out, sc)
             out *= sigma
             out += mu
 
     elif isinstance(dist, UniformDist):
 
-        def grid(starts, run, out, sc):
-            _uniform_grid(key, starts, run, out, sc, dist.low, dist.high - dist.low)
+        def write(where, n, out, sc):
+            uniform(key, where, n, out, sc, dist.low, dist.high - dist.low)
 
     elif isinstance(dist, TruncNormalDist):
 
-        def grid(starts, run, out, sc):
-            _trunc_grid(key, starts, run, out, sc, dist)
+        def write(where, n, out, sc):
+            trunc(key, where, n, out, sc, dist)
 
     else:
         raise TypeError(f"the keyed generator cannot sample {dist!r}")
-    return grid
+    return write
+
+
+def _span_fn(dist: Distribution, key: np.uint64) -> Callable:
+    """``span(a, b, out_view, scratch)`` writing elements [a, b) of ``dist``'s keyed draw."""
+    return _writer(dist, key, _normal_span, _uniform_span, _trunc_span)
+
+
+def _grid_fn(dist: Distribution, key: np.uint64) -> Callable:
+    """``grid(starts, run, out_rows, scratch)`` writing elements [s, s + run) of each start
+    into the rows of ``out_rows``; one call takes at most ``_grid_rows(run)`` rows."""
+    return _writer(dist, key, _normal_grid, _uniform_grid, _trunc_grid)
 
 
 def _grid_rows(run: int) -> int:
