@@ -144,6 +144,45 @@ def flax_model(rngs):
     return Net
 
 
+def partitioned_flax_model(rngs):
+    """The same net annotated the Flax way, ``nnx.with_partitioning`` on every initializer:
+    built under ``jax.set_mesh``, Flax shards each value as it creates it."""
+    from flax import nnx
+
+    def split(init, names):
+        return nnx.with_partitioning(init, names)
+
+    class Net(nnx.Module):
+        def __init__(self, d_in: int, d_mid: int, d_out: int):
+            lecun, zeros, ones = (
+                nnx.initializers.lecun_normal(),
+                nnx.initializers.zeros_init(),
+                nnx.initializers.ones_init(),
+            )
+            self.fc1 = nnx.Linear(
+                d_in,
+                d_mid,
+                kernel_init=split(lecun, ("data", "model")),
+                bias_init=split(zeros, ("model",)),
+                rngs=rngs,
+            )
+            self.ln = nnx.LayerNorm(
+                d_mid,
+                scale_init=split(ones, ("model",)),
+                bias_init=split(zeros, (None,)),
+                rngs=rngs,
+            )
+            self.fc2 = nnx.Linear(
+                d_mid,
+                d_out,
+                kernel_init=split(lecun, ("model", "data")),
+                bias_init=split(zeros, ("data",)),
+                rngs=rngs,
+            )
+
+    return Net
+
+
 def jax_run(out: str) -> None:
     """Every parameter placed with several PartitionSpecs on 1-d and 2-d meshes of 4 host
     devices, initialised, checked to keep its sharding; values saved for the test."""
@@ -202,6 +241,20 @@ def jax_run(out: str) -> None:
         "shards": {k: len(v.get_value().addressable_shards) for k, v in _vars(abstract).items()},
     }
     arrays.update({f"abstract.{k}": np.asarray(v) for k, v in _flat(abstract).items()})
+    # Flax's own route: with_partitioning annotations, values sharded as they are created
+    explicit = jax.make_mesh(
+        (2, 2), ("data", "model"), axis_types=(jax.sharding.AxisType.Explicit,) * 2
+    )
+    with jax.set_mesh(explicit):
+        model = partitioned_flax_model(nnx.Rngs(0))(8, 12, 4)
+        before = {k: v.get_value().sharding for k, v in _vars(model).items()}
+        xinit.apply(POLICY, model, seed=SEED, rng="xinit", strict=True)
+    results["partitioned"] = {
+        "kept_sharding": all(v.get_value().sharding == before[k] for k, v in _vars(model).items()),
+        "shards": {k: len(v.get_value().addressable_shards) for k, v in _vars(model).items()},
+        "specs": {k: list(v.spec) for k, v in before.items()},
+    }
+    arrays.update({f"partitioned.{k}": np.asarray(v) for k, v in _flat(model).items()})
     model = Net(8, 12, 4)
     var = model.fc1.kernel
     var.set_value(jax.device_put(var.get_value(), NamedSharding(meshes["1d"], P("x"))))

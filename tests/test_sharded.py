@@ -245,7 +245,7 @@ def jax_run(tmp_path_factory):
     return json.loads((out / "jax.json").read_text()), dict(np.load(out / "jax.npz"))
 
 
-@pytest.mark.parametrize("tag", ["1d.0", "1d.1", "2d.0", "2d.1", "2d.2", "abstract"])
+@pytest.mark.parametrize("tag", ["1d.0", "1d.1", "2d.0", "2d.1", "2d.2", "abstract", "partitioned"])
 def test_jax_shards_equal_the_single_device_init(jax_run, tag):
     results, arrays = jax_run
     assert results["devices"] == 4
@@ -255,6 +255,15 @@ def test_jax_shards_equal_the_single_device_init(jax_run, tag):
     for name, ref in refs.items():
         assert np.array_equal(arrays[f"{tag}.{name}"], ref), f"{tag}: {name} differs"
     assert results[tag]["shards"]["fc1.kernel"] == 4
+
+
+def test_with_partitioning_annotations_are_the_shardings_kept(jax_run):
+    """The with_partitioning case really was sharded by Flax on the 2x2 mesh as annotated
+    (fc1.kernel over both axes: 4 distinct blocks), so the equality above is over shards."""
+    specs = jax_run[0]["partitioned"]["specs"]
+    assert specs["fc1.kernel"] == ["data", "model"]
+    assert specs["fc2.kernel"] == ["model", "data"]
+    assert specs["ln.scale"] == ["model"]
 
 
 def test_jax_native_rng_on_a_sharded_parameter_is_an_error(jax_run):
