@@ -6,12 +6,13 @@ sharded init (torch ``normal_`` on DTensors; ``jax.jit(init, out_shardings=...)`
 ``XINIT_SCALE_D`` (width, default 1024) and ``XINIT_SCALE_LAYERS`` (default 16: ~200 M
 parameters); ``XINIT_SCALE_D=2048 XINIT_SCALE_LAYERS=20`` is the ~1 B model.
 ``XINIT_SCALE_MODEL`` names an xinit spec instead (a zoo name such as ``gpt2``, or
-``module:factory``), called with ``XINIT_SCALE_MODEL_ARGS`` (``n_layer=24,d_model=2048``: the
-CLI's ``--model-args``); it is built through the adapters on meta (torch) or abstractly (Flax)
-and sharded the same way. Per row: init time, whether the gathered values are equal across
-world sizes (a digest of every gathered parameter), and each rank's peak RSS growth during init
-over its shard's bytes (the peak is reset just before init on Linux; JAX's compile of the
-sharded zeros happens before it), plus what is still resident afterwards once the C allocator
+``module:factory``), called with ``XINIT_SCALE_MODEL_ARGS`` (``n_layer=24,d_model=2048``:
+the CLI's ``--model-args``); it is built by ``xinit.build(spec, "torch", device="meta")``
+(torch, each block FSDP2-sharded on its own) or abstractly (Flax) and sharded the same way.
+Per row: init time, whether the gathered values are equal across world sizes (a digest of
+every gathered parameter), and each rank's peak RSS growth during init over its shard's bytes
+(the peak is reset just before init on Linux; JAX's compile of the sharded zeros happens
+before it), plus what is still resident afterwards once the C allocator
 has returned its free memory (``malloc_trim``, measured here only).
 """
 
@@ -112,7 +113,7 @@ def policy():
 
 def torch_model():
     """The model on the meta device (no memory, no init) and the submodules to shard each:
-    the stack's blocks, or a spec's top-level children that hold parameters."""
+    the stack's blocks, or a spec's top-level children and blocks that hold parameters."""
     import torch
 
     spec = _spec()
@@ -120,15 +121,15 @@ def torch_model():
         with torch.device("meta"):
             model = torch_gpt(*_sizes())
         return model, list(model.blocks)
-    from xinit.backends import get_backend
+    import xinit
 
-    model = get_backend("torch")._build_node(spec, "cpu", "", {}, None)  # layers on meta
-    parts = [
-        m
-        for m in model.children()
-        if not isinstance(m, torch.nn.ModuleList) and any(True for _ in m.parameters())
-    ]
-    return model, parts
+    model = xinit.build(spec, "torch", device="meta")  # the structure alone, nothing drawn
+    units = []  # torchtitan's way: each top-level child, a block list's blocks one by one
+    for child in model.children():
+        blocks = isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential))
+        inner = list(child) if blocks else [child]
+        units += [m for m in inner if any(True for _ in m.parameters())]
+    return model, units
 
 
 def torch_gpt(d: int, layers: int):
@@ -176,7 +177,9 @@ def torch_rank(rank: int, world: int, port: int, out: str, how: str) -> None:
 
     import xinit
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    threads = max(1, (os.cpu_count() or 1) // world)  # the cores shared out, both sides alike
+    torch.set_num_threads(threads)
+    os.environ["XINIT_NUM_THREADS"] = str(threads)
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
     )

@@ -24,6 +24,24 @@ POLICY = Policy(
 )
 
 
+GPT2_SMALL = dict(n_layer=2, n_head=2, n_embd=8, vocab_size=11, n_positions=7)
+GPT2_POLICY = xinit.presets.gpt2(n_layer=2)
+
+
+def fsdp_units(model) -> list:
+    """The submodules to ``fully_shard`` one by one (torchtitan's way): every top-level child
+    holding parameters, the blocks of a ModuleList or Sequential (GPT-2's ``h``) each on
+    their own."""
+    import torch
+
+    units = []
+    for child in model.children():
+        blocks = isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential))
+        inner = list(child) if blocks else [child]
+        units += [m for m in inner if any(True for _ in m.parameters())]
+    return units
+
+
 def torch_model():
     """Linear, LayerNorm (read through its lowering), Linear; rows
     5 and 9 split unevenly over 2 ranks."""
@@ -102,6 +120,19 @@ def torch_rank(rank: int, world: int, port: int, out: str) -> None:
         model.to_empty(device="cpu")
         xinit.apply(POLICY, model, seed=SEED, rng="xinit")
         saved["fsdp"] = torch_values(model)
+        # xinit's own build: a small GPT-2 (vocab 11 and 7 positions: uneven rows) on meta,
+        # each block and embedding FSDP2-sharded, allocated, then the gpt2 preset
+        model = xinit.build(xinit.models.gpt2(**GPT2_SMALL), "torch", device="meta")
+        units = fsdp_units(model)
+        assert len(units) == 2 + GPT2_SMALL["n_layer"] + 1, units  # wte, wpe, h.0, h.1, ln_f
+        for part in units:
+            fully_shard(part, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        model.to_empty(device="cpu")
+        wte = model.wte.weight  # really sharded: 11 rows as 6 and 5
+        assert isinstance(wte, DTensor) and wte.to_local().shape[0] == (6, 5)[rank], wte
+        xinit.apply(GPT2_POLICY, model, seed=SEED, rng="xinit", strict=True)
+        saved["xinit_gpt2"] = torch_values(model)
         errors = {}
         try:
             xinit.apply(

@@ -27,7 +27,7 @@ from xinit.blocks import param_specs
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 from xinit.native import neutral_values
 from xinit.policy import Policy, Rule
-from xinit.rng import _PAIRS, keyed_sample
+from xinit.rng import _PAIRS, keyed_box, keyed_sample, workers
 
 LAWS = {
     "normal": NormalDist(0.5, 2.0),
@@ -200,3 +200,25 @@ def test_xinit_rng_apply_does_not_depend_on_other_layers():
     xinit.apply(policy, big, rng="xinit")
     for name in ("stem.weight", "fc.weight"):
         assert torch.equal(small.get_parameter(name), big.get_parameter(name)), name
+
+
+def test_thread_count_follows_the_environment_and_never_the_values(monkeypatch):
+    """XINIT_NUM_THREADS, else OMP_NUM_THREADS (torchrun sets it to 1 per rank), else the
+    cores: the draws (long spans, and a box of short rows) are the same bit for bit."""
+    monkeypatch.delenv("XINIT_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert workers() == 1
+    law, n = NormalDist(0.0, 1.0), 40 * _PAIRS
+    trunc = TruncNormalDist(0.0, 1.0, -2.0, 2.0)
+    one = keyed_sample(law, (n,), 3, "w")
+    box_one = keyed_box(trunc, (4096, 300), 3, "t", (0, 7), (4096, 9))
+    monkeypatch.setenv("XINIT_NUM_THREADS", "4")  # xinit's own setting wins
+    assert workers() == 4
+    np.testing.assert_array_equal(keyed_sample(law, (n,), 3, "w"), one)
+    box_four = keyed_box(trunc, (4096, 300), 3, "t", (0, 7), (4096, 9))
+    np.testing.assert_array_equal(box_four, box_one)
+    monkeypatch.setenv("XINIT_NUM_THREADS", "99")
+    assert workers() == 8
+    monkeypatch.setenv("XINIT_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match="XINIT_NUM_THREADS must be a whole number"):
+        workers()

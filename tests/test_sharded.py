@@ -72,6 +72,22 @@ def test_gathered_torch_shards_equal_the_single_process_init(torch_run, torch_re
     assert np.unique(got["fc2.weight"]).size == got["fc2.weight"].size
 
 
+def test_xinit_built_gpt2_fsdp2_sharded_equals_its_single_process_build(torch_run):
+    """xinit's own GPT-2 built on meta, each block FSDP2-sharded over 2 ranks (11 vocabulary
+    rows and 7 positions: uneven), allocated and given the gpt2 preset: gathered, every
+    parameter equals ``xinit.build`` of the same spec with that policy in one process."""
+    from sharded_cases import GPT2_POLICY, GPT2_SMALL
+
+    built = xinit.build(
+        xinit.models.gpt2(**GPT2_SMALL), "torch", seed=SEED, rng="xinit", policy=GPT2_POLICY
+    )
+    want = torch_values(built)
+    got = dict(np.load(torch_run / "xinit_gpt2_0.npz"))
+    assert set(got) == set(want) and "wte.weight" in got
+    for name, ref in want.items():
+        assert np.array_equal(got[name], ref), f"{name} differs from the one-process build"
+
+
 def test_local_shards_are_the_blocks_of_the_whole(torch_run, torch_reference):
     """fc2.weight (9, 5) split by columns over 2 ranks: 3 and 2 columns (uneven)."""
     whole = torch_reference["fc2.weight"]

@@ -38,7 +38,7 @@ _IOTA = np.arange(_PAIRS, dtype=np.uint64)
 _LOW_WORD = 0 if sys.byteorder == "little" else 1
 _THETA = np.float32(2.0 * np.pi / 4294967296.0)
 _FALLBACK = np.uint64(0xA5A5A5A5DEADBEEF)
-_POOL: ThreadPoolExecutor | None = None
+_POOLS: dict[int, ThreadPoolExecutor] = {}
 _LOCAL = threading.local()
 
 
@@ -276,25 +276,44 @@ def _trunc_grid(key, starts, run, out, sc, dist: TruncNormalDist) -> None:
     np.clip(out, dist.low, dist.high, out=out)
 
 
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(min(os.cpu_count() or 1, 8), thread_name_prefix="xinit-rng")
-    return _POOL
+def workers() -> int:
+    """Threads the keyed generator draws on: ``XINIT_NUM_THREADS``, else ``OMP_NUM_THREADS``
+    (what torchrun sets for each of several ranks on a node, so ranks do not oversubscribe
+    the cores), else the cores this process may run on; at most 8. The values never depend
+    on it."""
+    for name in ("XINIT_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            try:
+                return max(1, min(int(value), 8))
+            except ValueError:
+                msg = f"{name} must be a whole number of threads; got {value!r}"
+                raise ValueError(msg) from None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 8))
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    """The pool of ``n`` threads (made once per size: the setting rarely changes)."""
+    if n not in _POOLS:
+        _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="xinit-rng")
+    return _POOLS[n]
 
 
 def _parallel(span_fn: Callable, start: int, stop: int, out: np.ndarray) -> None:
-    """Run ``span_fn(a, b, out_view, scratch)`` over [start, stop) on all cores."""
+    """Run ``span_fn(a, b, out_view, scratch)`` over [start, stop) on :func:`workers` threads."""
     n = stop - start
-    workers = min(os.cpu_count() or 1, 8)
-    if workers == 1 or n < 8 * _PAIRS:
+    n_workers = workers()
+    if n_workers == 1 or n < 8 * _PAIRS:
         span_fn(start, stop, out, _scratch())
         return
-    step = -(-n // (4 * workers))
+    step = -(-n // (4 * n_workers))
     step += step % 2  # even spans keep normal pairs whole
     spans = [(a, min(a + step, stop)) for a in range(start, stop, step)]
     futures = [
-        _pool().submit(lambda a, b: span_fn(a, b, out[a - start : b - start], _scratch()), a, b)
+        _pool(n_workers).submit(
+            lambda a, b: span_fn(a, b, out[a - start : b - start], _scratch()), a, b
+        )
         for a, b in spans
     ]
     for f in futures:
@@ -438,7 +457,7 @@ def keyed_box(
         for j, a in enumerate(starts.tolist()):
             _parallel(span, a, a + run, flat[j * run : (j + 1) * run])
         return out
-    workers = min(os.cpu_count() or 1, 8)
+    n_workers = workers()
     per = max(1, -(-(8 * _PAIRS) // run))  # runs per task: ~half a million values each
     grid = _grid_fn(dist, key) if run < GRID_RUN else None
 
@@ -455,11 +474,11 @@ def keyed_box(
             span(a, a + run, flat[j * run : (j + 1) * run], sc)
 
     groups = [(j, min(j + per, len(starts))) for j in range(0, len(starts), per)]
-    if workers == 1 or len(groups) == 1:
+    if n_workers == 1 or len(groups) == 1:
         for j0, j1 in groups:
             task(j0, j1)
         return out
-    for f in [_pool().submit(task, j0, j1) for j0, j1 in groups]:
+    for f in [_pool(n_workers).submit(task, j0, j1) for j0, j1 in groups]:
         f.result()
     return out
 
