@@ -55,8 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "suites", nargs="*", default=list(DEFAULT), help=f"any of {SUITES} (default: all but scale)"
     )
-    p.add_argument("--out", default="benchmarks/RESULTS.md")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="the report's file (default: benchmarks/RESULTS.md; benchmarks/RESULTS_scale.md "
+        "when scale runs alone, so it never replaces the main table)",
+    )
     args = p.parse_args(argv)
+    if args.out is None:
+        alone = args.suites == ["scale"]
+        args.out = f"benchmarks/RESULTS{'_scale' if alone else ''}.md"
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     results: list[Result] = []
     t0 = time.perf_counter()
