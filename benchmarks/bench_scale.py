@@ -12,8 +12,8 @@ the CLI's ``--model-args``); it is built by ``xinit.build(spec, "torch", device=
 Per row: init time, whether the gathered values are equal across world sizes (a digest of
 every gathered parameter), and each rank's peak RSS growth during init over its shard's bytes
 (the peak is reset just before init on Linux; JAX's compile of the sharded zeros happens
-before it), plus what is still resident afterwards once the C allocator
-has returned its free memory (``malloc_trim``, measured here only).
+before it), plus what is still resident afterwards once the C allocator has returned its
+free memory (``malloc_trim``, measured here only).
 """
 
 from __future__ import annotations
@@ -385,7 +385,10 @@ def _jax_sweep(devices=(1, 2, 4, 8)) -> list[dict]:
             )
             if proc.returncode and how == "jax":  # JAX's own init did not fit: say so
                 print(proc.stderr[-1500:], flush=True)
-                row[how] = {"failed": f"ran out of its {limit / 1e9:.1f} GB memory limit"}
+                row[how] = {
+                    "failed": f"did not finish under its {limit / 1e9:.1f} GB memory limit "
+                    f"(exit code {proc.returncode})"
+                }
                 continue
             if proc.returncode:
                 raise RuntimeError(proc.stderr[-3000:])
@@ -421,7 +424,7 @@ def run() -> list[Result]:
             )
         )
     jax_rows = _jax_sweep()
-    same = {how: len({r[how].get("digest") for r in jax_rows}) == 1 for how in ("xinit", "jax")}
+    xinit_same = len({r["xinit"]["digest"] for r in jax_rows}) == 1
     ran = [r for r in jax_rows if "digest" in r["jax"]]
     jax_same = "yes" if len({r["jax"]["digest"] for r in ran}) == 1 else "no"
     if len(ran) < len(jax_rows):
@@ -431,7 +434,7 @@ def run() -> list[Result]:
         mem, live = r["xinit"]["grew"] / held, r["xinit"]["live"] / held
         own = r["jax"].get("failed")
         note = (
-            f"equal across device counts: xinit {'yes' if same['xinit'] else 'NO'}, jax "
+            f"equal across device counts: xinit {'yes' if xinit_same else 'NO'}, jax "
             f"{jax_same}; {f'jax: {own}; ' if own else ''}xinit peak RSS growth / bytes of the "
             f"{r['devices']} shards (one process holds them all) {mem:.2f}x (resident after, "
             f"allocator trimmed: {live:.2f}x)"

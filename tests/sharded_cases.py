@@ -25,21 +25,7 @@ POLICY = Policy(
 
 
 GPT2_SMALL = dict(n_layer=2, n_head=2, n_embd=8, vocab_size=11, n_positions=7)
-GPT2_POLICY = xinit.presets.gpt2(n_layer=2)
-
-
-def fsdp_units(model) -> list:
-    """The submodules to ``fully_shard`` one by one (torchtitan's way): every top-level child
-    holding parameters, the blocks of a ModuleList or Sequential (GPT-2's ``h``) each on
-    their own."""
-    import torch
-
-    units = []
-    for child in model.children():
-        blocks = isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential))
-        inner = list(child) if blocks else [child]
-        units += [m for m in inner if any(True for _ in m.parameters())]
-    return units
+GPT2_POLICY = xinit.presets.gpt2(n_layer=GPT2_SMALL["n_layer"])
 
 
 def torch_model():
@@ -123,9 +109,7 @@ def torch_rank(rank: int, world: int, port: int, out: str) -> None:
         # xinit's own build: a small GPT-2 (vocab 11 and 7 positions: uneven rows) on meta,
         # each block and embedding FSDP2-sharded, allocated, then the gpt2 preset
         model = xinit.build(xinit.models.gpt2(**GPT2_SMALL), "torch", device="meta")
-        units = fsdp_units(model)
-        assert len(units) == 2 + GPT2_SMALL["n_layer"] + 1, units  # wte, wpe, h.0, h.1, ln_f
-        for part in units:
+        for part in (model.wte, model.wpe, *model.h, model.ln_f):  # torchtitan's units
             fully_shard(part, mesh=mesh)
         fully_shard(model, mesh=mesh)
         model.to_empty(device="cpu")
@@ -180,8 +164,7 @@ def partitioned_flax_model(rngs):
     built under ``jax.set_mesh``, Flax shards each value as it creates it."""
     from flax import nnx
 
-    def split(init, names):
-        return nnx.with_partitioning(init, names)
+    split = nnx.with_partitioning
 
     class Net(nnx.Module):
         def __init__(self, d_in: int, d_mid: int, d_out: int):

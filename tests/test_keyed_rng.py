@@ -204,18 +204,19 @@ def test_xinit_rng_apply_does_not_depend_on_other_layers():
 
 def test_thread_count_follows_the_environment_and_never_the_values(monkeypatch):
     """XINIT_NUM_THREADS, else OMP_NUM_THREADS (torchrun sets it to 1 per rank), else the
-    cores: the draws (long spans, and a box of short rows) are the same bit for bit."""
+    cores: the draws (long spans; a box whose 256 rows of 9,000 go to 5 tasks) are the same
+    bit for bit."""
     monkeypatch.delenv("XINIT_NUM_THREADS", raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert workers() == 1
     law, n = NormalDist(0.0, 1.0), 40 * _PAIRS
     trunc = TruncNormalDist(0.0, 1.0, -2.0, 2.0)
     one = keyed_sample(law, (n,), 3, "w")
-    box_one = keyed_box(trunc, (4096, 300), 3, "t", (0, 7), (4096, 9))
+    box_one = keyed_box(trunc, (256, 20000), 3, "t", (0, 100), (256, 9000))
     monkeypatch.setenv("XINIT_NUM_THREADS", "4")  # xinit's own setting wins
     assert workers() == 4
     np.testing.assert_array_equal(keyed_sample(law, (n,), 3, "w"), one)
-    box_four = keyed_box(trunc, (4096, 300), 3, "t", (0, 7), (4096, 9))
+    box_four = keyed_box(trunc, (256, 20000), 3, "t", (0, 100), (256, 9000))
     np.testing.assert_array_equal(box_four, box_one)
     monkeypatch.setenv("XINIT_NUM_THREADS", "99")
     assert workers() == 8

@@ -453,7 +453,7 @@ def keyed_box(
     span = _span_fn(dist, key)
     starts, run = _box_runs(shape, offset, size)
     flat = out.reshape(-1)
-    if run >= 8 * _PAIRS or len(starts) == 1:  # long runs: each one on all cores
+    if run >= 8 * _PAIRS or len(starts) == 1:  # long runs: each one on every thread
         for j, a in enumerate(starts.tolist()):
             _parallel(span, a, a + run, flat[j * run : (j + 1) * run])
         return out
