@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -45,7 +46,59 @@ _LAZY = {
     "presets": ("xinit.presets", None),
     "diagnose": ("xinit._diagnose", "diagnose"),
     "lsuv": ("xinit._lsuv", "lsuv"),
+    "stats": ("xinit._stats", "stats"),
+    # every error xinit raises on purpose: XinitError and its subclasses
+    "XinitError": ("xinit.errors", "XinitError"),
+    "ArgumentError": ("xinit.errors", "ArgumentError"),
+    "UnknownNameError": ("xinit.errors", "UnknownNameError"),
+    "FrameworkError": ("xinit.errors", "FrameworkError"),
+    "FrameworkNotInstalledError": ("xinit.errors", "FrameworkNotInstalledError"),
+    "InitializerError": ("xinit.errors", "InitializerError"),
+    "DefaultsError": ("xinit.errors", "DefaultsError"),
+    "SpecError": ("xinit.layers", "SpecError"),
+    "PolicyError": ("xinit.policy", "PolicyError"),
+    "NameMapError": ("xinit.namemap", "NameMapError"),
+    "NativeModelError": ("xinit.native", "NativeModelError"),
+    "CheckpointError": ("xinit.checkpoints.errors", "CheckpointError"),
+    "UnsafeCheckpointError": ("xinit.checkpoints.errors", "UnsafeCheckpointError"),
+    "CheckpointWriteError": ("xinit.checkpoints.errors", "CheckpointWriteError"),
+    "InsufficientMemoryError": ("xinit.memory", "InsufficientMemoryError"),
+    "DiagnoseError": ("xinit._diagnose", "DiagnoseError"),
+    "LSUVError": ("xinit._lsuv", "LSUVError"),
+    "ShardingError": ("xinit.backends.base", "ShardingError"),
 }
+
+if TYPE_CHECKING:  # the same names for IDEs and type checkers (a test keeps both in step)
+    from . import blocks, init, layers, models, presets, transformer
+    from ._apply import apply
+    from ._build import build, run
+    from ._diagnose import DiagnoseError, diagnose
+    from ._lsuv import LSUVError, lsuv
+    from ._parity import bn_parity, parity, randomize_batchnorm
+    from ._port import PortError, port
+    from ._stats import stats
+    from ._summary import summary
+    from .backends.base import ShardingError
+    from .blocks import Residual, Sequential
+    from .checkpoints.errors import CheckpointError, CheckpointWriteError, UnsafeCheckpointError
+    from .errors import (
+        ArgumentError,
+        DefaultsError,
+        FrameworkError,
+        FrameworkNotInstalledError,
+        InitializerError,
+        UnknownNameError,
+        XinitError,
+    )
+    from .graph import Graph, feature_extractor, sub_spec, truncate
+    from .initializers import gain
+    from .layers import SpecError
+    from .memory import InsufficientMemoryError
+    from .namemap import NameMapError
+    from .native import NativeModelError
+    from .policy import Policy, PolicyError, Rule
+    from .sampling import sample
+    from .state import StateError, load_state_dict, state_dict, transfer
 
 
 def __getattr__(name: str):

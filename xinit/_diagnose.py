@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 
 from .blocks import Residual, infer
+from .errors import XinitError
 from .layers import Layer
 from .policy import Policy, Rule
 
 
-class DiagnoseError(ValueError):
+class DiagnoseError(XinitError, ValueError):
     """A policy name, backend or input that :func:`diagnose` cannot use."""
 
 

@@ -7,6 +7,7 @@ import operator
 
 import numpy as np
 
+from .errors import ArgumentError
 from .initializers import Initializer
 from .memory import check_allocation
 from .rng import check_seed
@@ -40,7 +41,7 @@ def sample(
         raise TypeError(f"shape must be a tuple of ints; got {shape!r}") from None
     check_seed(seed)
     if any(s < 0 for s in shape):
-        raise ValueError(f"shape must not have negative sizes; got {shape!r}")
+        raise ArgumentError(f"shape must not have negative sizes; got {shape!r}")
     # the draw in native layout and its neutral copy, float32
     check_allocation(2 * 4 * math.prod(shape), f"sampling a {shape} tensor")
     dist = initializer.resolve(shape, role)
