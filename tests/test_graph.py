@@ -302,7 +302,7 @@ def test_diagnose_a_graph_of_several_outputs_in_every_framework():
     same weights (rng="xinit"), so their losses and the heads' gradients agree."""
     require_backends(*BACKENDS)
     spec = two_heads()
-    d = xinit.diagnose(spec, (2, 3, 8, 6), backends=BACKENDS)
+    d = xinit.diagnose(spec, (2, 3, 8, 6), frameworks=BACKENDS)
     losses = {backend: loss for backend, _, loss in d.loss}
     assert set(losses) == set(BACKENDS) and all(v > 0 for v in losses.values())
     for b in BACKENDS[1:]:

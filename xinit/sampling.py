@@ -7,6 +7,7 @@ import operator
 
 import numpy as np
 
+from ._compat import renamed
 from .errors import ArgumentError
 from .initializers import Initializer
 from .memory import check_allocation
@@ -18,22 +19,28 @@ def sample(
     shape: tuple[int, ...],
     *,
     role: str,
-    backend: str,
+    framework: str | None = None,
     seed: int = 0,
     device: str = "cpu",
     rng: str = "native",
     path: str = "sample",
+    backend: str | None = None,
 ) -> np.ndarray:
-    """Sample ``initializer`` for a parameter of neutral ``shape`` and ``role`` in ``backend``.
+    """Sample ``initializer`` for a parameter of neutral ``shape`` and ``role`` in ``framework``
+    (``backend=`` is its deprecated name).
 
-    The backend draws in its own native layout (Paddle Linear ``(in, out)``, Flax HWIO kernels)
-    on ``device``; the result comes back as numpy in the neutral (PyTorch) layout.
+    The framework draws in its own native layout (Paddle Linear ``(in, out)``, Flax HWIO
+    kernels) on ``device``; the result comes back as numpy in the neutral (PyTorch) layout.
     """
     from xinit.backends import get_backend
 
+    framework = renamed("sample", "backend", backend, "framework", framework)
+    if framework is None:
+        raise TypeError("sample() missing its framework: 'torch', 'paddle' or 'flax'")
+
     if not isinstance(initializer, Initializer):
         raise TypeError(f"expected an xinit initializer; got {initializer!r}")
-    adapter = get_backend(backend)
+    adapter = get_backend(framework)
     adapter.check_device(device)
     try:
         shape = tuple(operator.index(s) for s in shape)  # ints only: 4.5 is not truncated to 4
