@@ -233,11 +233,11 @@ def test_unknown_device(backend):
     )
 
 
-def test_unknown_backend():
+def test_unknown_framework():
     _raises(
-        ValueError,
+        xinit.FrameworkError,
         lambda: xinit.sample(I.Normal(), (4, 4), role="linear", framework="mxnet"),
-        "backend",
+        "framework",
         "'mxnet'",
         "'torch'",
         "'paddle'",
