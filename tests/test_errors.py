@@ -111,10 +111,10 @@ def test_cli_prints_one_line_and_exits_2_for_an_xinit_error():
     assert out.stderr.startswith("xinit summary: error: unknown zoo model 'resnet19'; known: ")
 
 
-_BUGGY_FACTORY = '''
+_BUGGY_FACTORY = """
 def make():
     raise {error}("a bug in the model code")
-'''
+"""
 
 
 @pytest.mark.parametrize("error", [ValueError, KeyError, TypeError, RuntimeError])

@@ -343,7 +343,14 @@ def test_native_layout_and_neutral_round_trip(role_id, backend, device):
     neutral = keyed_sample(dist, shape, 3, "w")
     np.testing.assert_array_equal(arr, _by_hand_to_native(backend, role_id, neutral))
     back = xinit.sample(
-        I.Normal(), shape, role=role, framework=backend, seed=3, path="w", device=device, rng="xinit"
+        I.Normal(),
+        shape,
+        role=role,
+        framework=backend,
+        seed=3,
+        path="w",
+        device=device,
+        rng="xinit",
     )
     np.testing.assert_array_equal(back, neutral)
 

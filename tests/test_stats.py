@@ -41,7 +41,8 @@ def test_a_planted_wrong_law_is_rejected():
 
 def test_the_keyed_generator_gives_every_framework_the_same_numbers():
     require_backends("torch", "flax")
-    result = xinit.stats("Uniform(-0.5, 1.5)", (300, 200), frameworks=["torch", "flax"], rng="xinit")
+    pair = ["torch", "flax"]
+    result = xinit.stats("Uniform(-0.5, 1.5)", (300, 200), frameworks=pair, rng="xinit")
     torch_row, flax_row = result.rows
     assert (torch_row.mean, torch_row.std, torch_row.ks_p) == (
         flax_row.mean,
