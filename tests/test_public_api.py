@@ -53,7 +53,7 @@ def test_every_public_name_resolves():
 def test_the_legacy_backends_alias_is_gone():
     import xinit.backends as backends
 
-    assert not hasattr(backends, "BACKENDS") and "BACKENDS" not in backends.__all__
+    assert not hasattr(backends, "FRAMEWORKS") and "FRAMEWORKS" not in backends.__all__
 
 
 # ---- framework= is the word; backend(s)= warns --------------------------------------------
