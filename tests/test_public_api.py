@@ -1,4 +1,4 @@
-"""The public names of ``xinit``: the lazy table and its ``TYPE_CHECKING`` mirror agree, every
+"""The public names of ``xinit``: the lazy table and its type stub (``__init__.pyi``) agree, every
 name resolves, and ``framework`` is the one word for the framework axis (the old keywords
 still work for one release, with a DeprecationWarning)."""
 
@@ -15,29 +15,27 @@ from helpers import installed, require_backend
 import xinit
 from xinit import init
 
-INIT_FILE = pathlib.Path(xinit.__file__)
+STUB = pathlib.Path(xinit.__file__).with_suffix(".pyi")
 
 
-def _type_checking_mirror() -> dict[str, tuple[str, str | None]]:
-    """name -> (module, attribute or None for a module) imported under ``if TYPE_CHECKING``."""
-    tree = ast.parse(INIT_FILE.read_text())
-    (block,) = [
-        n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"
-    ]
-    mirror = {}
-    for node in block.body:
+def _stub_names() -> dict[str, tuple[str, str | None]]:
+    """name -> (module, attribute or None for a module) that ``xinit/__init__.pyi`` imports."""
+    stub = {}
+    for node in ast.parse(STUB.read_text()).body:
+        if isinstance(node, (ast.Expr, ast.AnnAssign)):
+            continue  # the docstring, __version__
         assert isinstance(node, ast.ImportFrom) and node.level == 1, ast.unparse(node)
         for alias in node.names:
-            name = alias.asname or alias.name
-            if node.module is None:  # from . import models
-                mirror[name] = (f"xinit.{alias.name}", None)
+            assert alias.asname == alias.name, f"{ast.unparse(node)}: re-export it as itself"
+            if node.module is None:  # from . import models as models
+                stub[alias.name] = (f"xinit.{alias.name}", None)
             else:
-                mirror[name] = (f"xinit.{node.module}", alias.name)
-    return mirror
+                stub[alias.name] = (f"xinit.{node.module}", alias.name)
+    return stub
 
 
-def test_the_type_checking_mirror_and_the_lazy_table_agree():
-    assert _type_checking_mirror() == xinit._LAZY
+def test_the_type_stub_and_the_lazy_table_agree():
+    assert _stub_names() == xinit._LAZY
     assert set(xinit.__all__) == {"__version__", *xinit._LAZY}
 
 
@@ -53,7 +51,7 @@ def test_every_public_name_resolves():
 def test_the_legacy_backends_alias_is_gone():
     import xinit.backends as backends
 
-    assert not hasattr(backends, "FRAMEWORKS") and "FRAMEWORKS" not in backends.__all__
+    assert not hasattr(backends, "BACKENDS") and "BACKENDS" not in backends.__all__
 
 
 # ---- framework= is the word; backend(s)= warns --------------------------------------------

@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-# Public names served lazily from their modules, so the core import stays light. A module
-# that defines a public function of the same name is private (``_build``, ``_port``, ...):
+# Public names served lazily from their modules, so the core import stays light. ``__init__.pyi``
+# lists the same names for IDEs and type checkers (a stub, not an ``if TYPE_CHECKING:`` block,
+# whose imports would count as import circles); tests/test_public_api.py keeps both in step. A
+# module that defines a public function of the same name is private (``_build``, ``_port``, ...):
 # importing ``xinit.port`` as a module would otherwise replace the function ``xinit.port``.
 _LAZY = {
     "init": ("xinit.init", None),
@@ -67,38 +68,6 @@ _LAZY = {
     "LSUVError": ("xinit._lsuv", "LSUVError"),
     "ShardingError": ("xinit.backends.base", "ShardingError"),
 }
-
-if TYPE_CHECKING:  # the same names for IDEs and type checkers (a test keeps both in step)
-    from . import blocks, init, layers, models, presets, transformer
-    from ._apply import apply
-    from ._build import build, run
-    from ._diagnose import DiagnoseError, diagnose
-    from ._lsuv import LSUVError, lsuv
-    from ._parity import bn_parity, parity, randomize_batchnorm
-    from ._port import PortError, port
-    from ._stats import stats
-    from ._summary import summary
-    from .backends.base import ShardingError
-    from .blocks import Residual, Sequential
-    from .checkpoints.errors import CheckpointError, CheckpointWriteError, UnsafeCheckpointError
-    from .errors import (
-        ArgumentError,
-        DefaultsError,
-        FrameworkError,
-        FrameworkNotInstalledError,
-        InitializerError,
-        UnknownNameError,
-        XinitError,
-    )
-    from .graph import Graph, feature_extractor, sub_spec, truncate
-    from .initializers import gain
-    from .layers import SpecError
-    from .memory import InsufficientMemoryError
-    from .namemap import NameMapError
-    from .native import NativeModelError
-    from .policy import Policy, PolicyError, Rule
-    from .sampling import sample
-    from .state import StateError, load_state_dict, state_dict, transfer
 
 
 def __getattr__(name: str):

@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
+
 from .common import PARITY_ORDER
+from .measure import cmd_defaults, cmd_stats, register_defaults, register_stats
+from .porting import cmd_parity
+from .porting import register as register_porting
+
+
+def _verbs() -> argparse.ArgumentParser:
+    """A parser of the verbs the tour runs, registered as the ``xinit`` command's are."""
+    parser = argparse.ArgumentParser(prog="xinit")
+    sub = parser.add_subparsers(dest="verb", required=True)
+    register_stats(sub)
+    register_defaults(sub)
+    register_porting(sub)
+    return parser
 
 
 def cmd_demo(args) -> int:
@@ -11,14 +26,10 @@ def cmd_demo(args) -> int:
 
     from xinit.backends import available
 
-    from . import _parser
-    from .measure import cmd_defaults, cmd_stats
-    from .porting import cmd_parity
-
     console = Console()
     frameworks = available()
     console.print(f"xinit demo: backends installed: {', '.join(frameworks) or 'none'}\n")
-    parser = _parser()
+    parser = _verbs()
 
     console.rule("1. One initializer, identical statistics in every framework")
     code = cmd_stats(
