@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from xinit.backends import FRAMEWORKS
 
@@ -45,6 +46,17 @@ def _print_wide(*renderables, width: int | None = None) -> None:
     console = Console(width=width, highlight=False)
     for renderable in renderables:
         console.print(renderable)
+
+
+def print_result(result, fmt: str, show_table: Callable[[], None]) -> None:
+    """A result object as ``--format`` asks: its JSON, its Markdown, or (``table``) whatever
+    ``show_table`` prints with rich."""
+    if fmt == "json":
+        print(result.to_json())
+    elif fmt == "md":
+        print(result.to_markdown())
+    else:
+        show_table()
 
 
 class _Renamed(argparse.Action):

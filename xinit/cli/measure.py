@@ -7,7 +7,7 @@ import sys
 
 from xinit.backends import FRAMEWORKS
 
-from .common import _csv, _csv_ints, _print_wide, add_frameworks
+from .common import _csv, _csv_ints, _print_wide, add_frameworks, print_result
 
 
 def cmd_stats(args) -> int:
@@ -30,11 +30,8 @@ def cmd_stats(args) -> int:
         seed=args.seed,
         rng=args.rng,
     )
-    if args.format == "json":
-        print(result.to_json())
-    elif args.format == "md":
-        print(result.to_markdown())
-    else:
+
+    def show_table() -> None:
         from rich.console import Console
 
         width = None if os.isatty(1) else 140  # piped (README, CI logs): no wrapping at 80
@@ -44,6 +41,8 @@ def cmd_stats(args) -> int:
         console.print(result.table())
         for note in result.notes:
             console.print(f"[dim]note: {note}[/dim]")
+
+    print_result(result, args.format, show_table)
     return 0 if result.rows else 1
 
 
@@ -147,14 +146,13 @@ def cmd_diagnose(args) -> int:
         seed=args.seed,
         rng=args.rng,
     )
-    if args.format == "json":
-        print(result.to_json())
-    elif args.format == "md":
-        print(result.to_markdown())
-    else:
+
+    def show_table() -> None:
         from rich.console import Console
 
         Console(width=max(160, 40 + 24 * len(result.runs))).print(result.table())
+
+    print_result(result, args.format, show_table)
     if args.plot:
         result.plot(args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
