@@ -34,7 +34,7 @@ def plain_net(depth: int = DEPTH, width: int = WIDTH):
 def each_in_its_own(spec, shape):
     """Every installed framework under its own default (values drawn with rng="xinit")."""
     results = [
-        xinit.diagnose(spec, shape, backends=[fw], policies=[f"default-{fw}"])
+        xinit.diagnose(spec, shape, frameworks=[fw], policies=[f"default-{fw}"])
         for fw in FRAMEWORKS
         if fw in available()
     ]
@@ -55,9 +55,9 @@ def main(out: Path) -> None:
     plain.plot(str(out / "diagnose_plain20.png"))
 
     # every policy in one backend: with rng="xinit" the frameworks agree (tests prove it)
-    both = xinit.diagnose(plain_net(), INPUT, backends=["torch"], policies=policies)
+    both = xinit.diagnose(plain_net(), INPUT, frameworks=["torch"], policies=policies)
     both.plot(str(out / "diagnose_plain20_policies.png"))
-    resnet = xinit.diagnose(xinit.models.resnet50(), INPUT, backends=["torch"], policies=policies)
+    resnet = xinit.diagnose(xinit.models.resnet50(), INPUT, frameworks=["torch"], policies=policies)
     console.print(resnet.table())
     resnet.plot(str(out / "diagnose_resnet50.png"))
     print(f"plots written to {out}/")

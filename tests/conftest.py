@@ -34,8 +34,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault(_var, "1")
 
 from helpers import (  # noqa: E402 - after the sys.path entry above
-    BACKENDS,
     DEVICES,
+    FRAMEWORKS,
     RNGS,
     backends_on,
     devices_of,
@@ -50,7 +50,7 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore:No ccache found:UserWarning")
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=FRAMEWORKS)
 def backend(request) -> str:
     require_backend(request.param)
     return request.param
@@ -74,7 +74,7 @@ def rng(request) -> str:
 
 
 __all__ = [
-    "BACKENDS",
+    "FRAMEWORKS",
     "DEVICES",
     "RNGS",
     "backends_on",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, installed, require_backend
+from helpers import FRAMEWORKS, installed, require_backend
 
 from xinit import build, run, state_dict
 from xinit.blocks import Sequential
@@ -76,7 +76,7 @@ def numpy_bn_steps(batches, momentum, eps, weight, bias):
     [((4, 3, 5, 6), 0.1), ((6, 5), 0.3), ((3, 4, 7), 0.25), ((2, 2, 3, 4, 2), 0.5)],
     ids=["2d", "1d-NC", "1d-NCL", "3d"],
 )
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_batchnorm_train_steps_follow_neutral_rule(backend, shape, momentum):
     require_backend(backend)
     dims = {2: 1, 3: 1, 4: 2, 5: 3}[len(shape)]
@@ -115,7 +115,7 @@ def test_three_backends_agree_after_a_training_step():
     )
     x = np.random.default_rng(3).standard_normal((3, 3, 8, 7)).astype(np.float32)
     outs, stats, evals = {}, {}, {}
-    for backend in BACKENDS:
+    for backend in FRAMEWORKS:
         require_backend(backend)
         module = build(spec, backend, seed=1, rng="xinit")
         outs[backend] = train_forward(backend, module, x)
@@ -130,7 +130,7 @@ def test_three_backends_agree_after_a_training_step():
     assert np.abs(stats["torch"][0]).max() > 1e-3 and np.abs(stats["torch"][1] - 1).max() > 1e-3
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_run_leaves_the_training_mode_alone(backend):
     """``xinit.run`` evaluates in eval mode and gives the module back in the mode it found."""
     require_backend(backend)
@@ -155,7 +155,7 @@ def test_run_leaves_the_training_mode_alone(backend):
     assert float(y.mean()) > 1.0
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_dropout_eval_is_identity_train_scales(backend):
     require_backend(backend)
     spec = Sequential(("fc", Linear(8, 256)), ("drop", Dropout(0.5)))
@@ -185,7 +185,7 @@ def test_batchnorm_without_affine_agrees():
     spec = Sequential(("bn", BatchNorm(3, affine=False, momentum=0.5)))
     x = (np.random.default_rng(4).standard_normal((4, 3, 2, 5)) * 3 + 1).astype(np.float32)
     _, mean_r, var_r = numpy_bn_steps([x], 0.5, 1e-5, np.ones(3), np.zeros(3))
-    for backend in BACKENDS:
+    for backend in FRAMEWORKS:
         require_backend(backend)
         module = build(spec, backend, rng="xinit")
         state = state_dict(module)

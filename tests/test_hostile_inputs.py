@@ -212,7 +212,7 @@ def test_huge_build_and_sample_are_refused_with_the_size_needed():
     with pytest.raises(InsufficientMemoryError, match=r"needs 7\.28 TiB"):
         xinit.build(layers.Linear(10**6, 10**6), "torch")
     with pytest.raises(InsufficientMemoryError, match=r"needs 7\.28 TiB"):
-        xinit.sample(init.Normal(), (10**6, 10**6), role="linear", backend="torch")
+        xinit.sample(init.Normal(), (10**6, 10**6), role="linear", framework="torch")
 
 
 def test_cli_stats_with_a_huge_shape_is_a_clean_error(capsys):
@@ -231,13 +231,13 @@ def test_non_integer_seeds_are_refused(seed):
     with pytest.raises(ValueError, match="seed must be an integer"):
         xinit.build(models.lenet(), "torch", seed=seed)
     with pytest.raises(ValueError, match="seed must be an integer"):
-        xinit.sample(init.Normal(), (4, 4), role="linear", backend="torch", seed=seed)
+        xinit.sample(init.Normal(), (4, 4), role="linear", framework="torch", seed=seed)
 
 
 def test_numpy_integer_seeds_still_work():
     require_backend("torch")
-    a = xinit.sample(init.Normal(), (4, 4), role="linear", backend="torch", seed=np.int64(3))
-    b = xinit.sample(init.Normal(), (4, 4), role="linear", backend="torch", seed=3)
+    a = xinit.sample(init.Normal(), (4, 4), role="linear", framework="torch", seed=np.int64(3))
+    b = xinit.sample(init.Normal(), (4, 4), role="linear", framework="torch", seed=3)
     assert np.array_equal(a, b)
 
 

@@ -133,7 +133,7 @@ def test_keyed_draws_are_uncorrelated_across_elements_and_paths():
 )
 def test_orthogonal_from_the_keyed_generator(shape, role, gain):
     got = {
-        b: xinit.sample(I.Orthogonal(gain), shape, role=role, backend=b, rng="xinit", seed=4)
+        b: xinit.sample(I.Orthogonal(gain), shape, role=role, framework=b, rng="xinit", seed=4)
         for b in installed()
     }
     first = next(iter(got.values()))
@@ -157,7 +157,7 @@ def test_sample_is_the_same_in_every_backend(case):
     init, shape, role = CASES[case]
     expected = keyed_sample(init.resolve(shape, role), shape, 9, "sample")
     for b in installed():
-        got = xinit.sample(init, shape, role=role, backend=b, seed=9, rng="xinit")
+        got = xinit.sample(init, shape, role=role, framework=b, seed=9, rng="xinit")
         assert got.dtype == np.float32 and got.shape == shape
         np.testing.assert_array_equal(got, expected, err_msg=f"{b} {case}")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from helpers import BACKENDS, require_backend
+from helpers import FRAMEWORKS, require_backend
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -201,11 +201,11 @@ def test_random_specs_agree_in_three_frameworks(case, seed):
         assume(False)
     expected = {row.path: row.output_shape for row in rows}
     x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-    modules = {b: build(spec, b, seed=seed, rng="xinit") for b in BACKENDS if require_backend(b)}
+    modules = {b: build(spec, b, seed=seed, rng="xinit") for b in FRAMEWORKS if require_backend(b)}
     traces = {b: require_backend(b).trace(modules[b], x) for b in ("torch", "paddle")}
     if next(_EXAMPLES) % FLAX_VALUES_EVERY == 0:
         traces["flax"] = require_backend("flax").trace(modules["flax"], x)
-    for backend in BACKENDS:
+    for backend in FRAMEWORKS:
         if backend in traces:
             observed = {path: traces[backend][path].shape for path in expected}
         else:  # shapes by JAX's abstract evaluation of the same Flax module

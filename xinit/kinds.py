@@ -12,6 +12,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
+from .errors import UnknownNameError
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -105,7 +107,8 @@ def get(name: str) -> Kind:
     if kind is None:
         close = difflib.get_close_matches(name, [*_TABLE, *_ALIASES], n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise KeyError(f"unknown layer kind {name!r}{hint} (known kinds: {', '.join(names())})")
+        known = ", ".join(names())
+        raise UnknownNameError(f"unknown layer kind {name!r}{hint} (known kinds: {known})")
     return kind
 
 

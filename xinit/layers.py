@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from . import kinds
+from .errors import XinitError
 from .fans import Fans, compute_fans
 from .initializers import (
     Initializer,
@@ -27,7 +28,7 @@ from .initializers import (
 _TORCH_DEFAULT = KaimingUniform(a=math.sqrt(5.0))  # U(+-1/sqrt(fan_in)) for weight and bias
 
 
-class SpecError(ValueError):
+class SpecError(XinitError, ValueError):
     """A spec that cannot run; the message names the layer path and the shapes involved."""
 
 

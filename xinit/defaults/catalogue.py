@@ -31,6 +31,7 @@ from xinit import transformer as T
 from xinit.backends import FRAMEWORKS, part
 from xinit.blocks import param_specs
 from xinit.distributions import ConstantDist, Distribution
+from xinit.errors import DefaultsError, FrameworkError
 from xinit.fans import Fans
 from xinit.graph import Graph
 from xinit.initializers import Initializer
@@ -150,7 +151,7 @@ class LayerDims:
         for name in ("in_features", "out_features", "groups", "heads"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{layer}: {name} must be a positive int; got {v!r}")
+                raise DefaultsError(f"{layer}: {name} must be a positive int; got {v!r}")
         n = self.spatial
         kernel = self.kernel
         if isinstance(kernel, int) and not isinstance(kernel, bool):
@@ -159,41 +160,43 @@ class LayerDims:
         if n == 0:
             kernel = ()
         elif len(kernel) != n or not all(isinstance(k, int) and k >= 1 for k in kernel):
-            raise ValueError(f"{layer}: kernel must be an int or {n} positive ints; got {kernel!r}")
+            raise DefaultsError(
+                f"{layer}: kernel must be an int or {n} positive ints; got {kernel!r}"
+            )
         object.__setattr__(self, "kernel", kernel)
         if self.kind in ("conv", "conv_transpose"):
             for name in ("in_features", "out_features"):
                 if getattr(self, name) % self.groups:
-                    raise ValueError(
+                    raise DefaultsError(
                         f"{layer}: groups={self.groups} does not divide "
                         f"{name}={getattr(self, name)}"
                     )
         elif self.kind == "groupnorm":
             if self.in_features % self.groups:
-                raise ValueError(
+                raise DefaultsError(
                     f"{layer}: groups={self.groups} does not divide {self.in_features} channels"
                 )
         elif self.groups != 1:
-            raise ValueError(f"{layer} has no groups; got groups={self.groups}")
+            raise DefaultsError(f"{layer} has no groups; got groups={self.groups}")
         if self.kind in _ONE_COUNT and self.in_features != self.out_features:
-            raise ValueError(
+            raise DefaultsError(
                 f"{layer}: one feature count; got in={self.in_features}, out={self.out_features}"
             )
         if self.kind == "multihead_attention" or self.block_class:
             if self.in_features % self.heads:
-                raise ValueError(
+                raise DefaultsError(
                     f"{layer}: heads={self.heads} does not divide the embed dim {self.in_features}"
                 )
         elif self.heads != 1:
-            raise ValueError(f"{layer} has no heads; got heads={self.heads}")
+            raise DefaultsError(f"{layer} has no heads; got heads={self.heads}")
         for name in ("kdim", "vdim"):
             v = getattr(self, name)
             if v is None:
                 continue
             if self.kind != "multihead_attention":
-                raise ValueError(f"{layer} has no {name}; got {name}={v!r}")
+                raise DefaultsError(f"{layer} has no {name}; got {name}={v!r}")
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{layer}: {name} must be a positive int; got {v!r}")
+                raise DefaultsError(f"{layer}: {name} must be a positive int; got {v!r}")
             if v == self.in_features:  # the same layer as None (PyTorch's packed weight)
                 object.__setattr__(self, name, None)
 
@@ -237,7 +240,7 @@ class LayerDims:
             return Fans((self.in_features // self.groups) * r, self.out_features * r)
         if self.kind == "conv_transpose":
             return Fans((self.out_features // self.groups) * r, self.in_features * r)
-        raise ValueError(f"{self.layer} has no fan-based weight")
+        raise DefaultsError(f"{self.layer} has no fan-based weight")
 
     def describe(self) -> str:
         if self.block_class:
@@ -274,7 +277,7 @@ def canonical_layer(name: str) -> str:
     embed, mha, attention, ...) and any spelling that differs only in case, spaces, dashes
     or underscores (``MultiHeadAttention``, ``LayerNorm``, ``conv-transpose2d``)."""
     if not isinstance(name, str):
-        raise ValueError(f"layer must be a name such as 'conv2d'; got {name!r}")
+        raise DefaultsError(f"layer must be a name such as 'conv2d'; got {name!r}")
     key = name.strip().lower().replace("-", "_")
     key = _ALIASES.get(key, key)
     if key in LAYERS or key in BLOCKS:
@@ -285,7 +288,7 @@ def canonical_layer(name: str) -> str:
     names = [*LAYERS, *BLOCKS, *_ALIASES, *_DEPTHWISE]
     close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(
+    raise DefaultsError(
         f"unknown layer kind {name!r}{hint} Accepted: {', '.join((*LAYERS, *BLOCKS))} "
         f"(aliases: {', '.join([*_ALIASES, *_DEPTHWISE])})"
     )
@@ -379,7 +382,7 @@ def as_dims(layer: Any) -> LayerDims:
         return LayerDims(kind, e, e, heads=layer.num_heads, kdim=layer.kdim, vdim=layer.vdim)
     if kind in _RECURRENT:  # layer 0, one direction: deeper tensors see _recurrent_dims
         return LayerDims(kind, layer.input_size, layer.hidden_size)
-    raise ValueError(
+    raise DefaultsError(
         f"cannot read layer dims from {type(layer).__name__}: expected LayerDims, a dict, or an "
         "xinit Conv/ConvTranspose/Linear/Embedding/BatchNorm/LayerNorm/GroupNorm/RMSNorm/"
         "MultiheadAttention/LSTM/GRU spec or an xinit.transformer layer"
@@ -551,7 +554,7 @@ def _param_spec(d: LayerDims, param: str) -> L.ParamSpec:
     for p in () if spec is None else spec.params():
         if p.name == param:
             return p
-    raise ValueError(f"{d.describe()} has no parameter {param!r}")
+    raise DefaultsError(f"{d.describe()} has no parameter {param!r}")
 
 
 def _leaves(framework: str, d: LayerDims, param: str) -> tuple[Leaf, ...]:
@@ -601,7 +604,7 @@ def _block_dims(graph: Graph) -> LayerDims:
     attn, ff = graph.node("self_attn"), graph.node("linear1")
     d = LayerDims(graph.kind, attn.embed_dim, ff.out_features, heads=attn.num_heads)
     if tuple(param_specs(graph)) != tuple(_block_params(d)):
-        raise ValueError(
+        raise DefaultsError(
             f"the catalogue has {d.describe()} with bias and PyTorch's child names; this "
             f"{graph.kind} has parameters {tuple(param_specs(graph))}"
         )
@@ -612,7 +615,7 @@ def _child(d: LayerDims, param: str) -> tuple[L.ParamSpec, str, LayerDims]:
     """(ParamSpec, child path, child dims) of ``param`` of block ``d``."""
     spec = _block_params(d).get(param)
     if spec is None:
-        raise ValueError(f"{d.describe()} has no parameter {param!r}")
+        raise DefaultsError(f"{d.describe()} has no parameter {param!r}")
     return spec, spec.owner(param), as_dims(spec.layer)
 
 
@@ -650,7 +653,7 @@ def _block_entry(framework: str, d: LayerDims, param: str) -> DefaultEntry:
 def check_framework(framework: str) -> str:
     """``framework`` if it is one of :data:`FRAMEWORKS`, else a ValueError naming them."""
     if framework not in FRAMEWORKS:
-        raise ValueError(f"unknown framework {framework!r}; accepted: {FRAMEWORKS}")
+        raise FrameworkError(f"unknown framework {framework!r}; accepted: {FRAMEWORKS}")
     return framework
 
 
@@ -674,7 +677,7 @@ def default_entry(framework: str, layer: Any, param: str) -> DefaultEntry:
     if d.block_class and param in params_of(framework, d):
         return _block_entry(framework, d, param)
     if param not in params_of(framework, d):
-        raise ValueError(
+        raise DefaultsError(
             f"{framework} {d.layer} has no parameter {param!r}; it has {params_of(framework, d)}"
         )
     neutral_shape = d.neutral_shape(param)
@@ -704,10 +707,12 @@ def default_init(framework: str, layer_kind: str, param: str, layer: Any) -> Dis
     """
     d = as_dims(layer)
     if layer_kind not in (d.kind, d.layer) and canonical_layer(layer_kind) != d.layer:
-        raise ValueError(f"layer_kind {layer_kind!r} does not match the layer dims {d.describe()}")
+        raise DefaultsError(
+            f"layer_kind {layer_kind!r} does not match the layer dims {d.describe()}"
+        )
     entry = default_entry(framework, d, param)
     if entry.distribution is None:
-        raise ValueError(f"{entry.id}: {entry.note}")
+        raise DefaultsError(f"{entry.id}: {entry.note}")
     return entry.distribution
 
 
@@ -729,7 +734,7 @@ def catalogue(
     """
     if isinstance(layer, str):
         if in_features is None:
-            raise ValueError(f"catalogue({layer!r}) needs in_features")
+            raise DefaultsError(f"catalogue({layer!r}) needs in_features")
         d = dims(layer, in_features, out_features, kernel, groups, heads)
     else:
         d = as_dims(layer)
@@ -765,14 +770,14 @@ def _dims_from_param(param, framework: str) -> LayerDims:
     layer = getattr(param, "layer", None)
     kind = getattr(param, "kind", None)
     if kind not in _KIND_TO_LAYER:
-        raise ValueError(
+        raise DefaultsError(
             f"Default({framework!r}) does not know layer kind {kind!r} of parameter "
             f"{getattr(param, 'name', '?')!r}; known kinds: {sorted(_KIND_TO_LAYER)}"
         )
     if layer is not None:
         d = as_dims(layer)
         if d.kind != kind:
-            raise ValueError(f"param kind {kind!r} does not match its layer {d.describe()}")
+            raise DefaultsError(f"param kind {kind!r} does not match its layer {d.describe()}")
         return d
     shape, name = tuple(param.shape), param.name
     if name == "weight" and kind == "linear" and len(shape) == 2:
@@ -783,7 +788,7 @@ def _dims_from_param(param, framework: str) -> LayerDims:
         return LayerDims(kind, shape[0], shape[0])
     if kind in ("batchnorm",) and name == "num_batches_tracked":
         return LayerDims(kind, 1, 1)
-    raise ValueError(
+    raise DefaultsError(
         f"Default({framework!r}) needs the owning layer of {kind} parameter {name!r} "
         f"(shape {shape}) to know its in/out channels, kernel and groups: pass a ParamSpec from "
         "layer.params()"
@@ -795,7 +800,7 @@ def _recurrent_dims(param, d: LayerDims) -> tuple[LayerDims, str]:
     layer it has the defaults of (input = layer 2's input size) and its name there."""
     parts = L.LSTM.leaf_parts(param.name)
     if parts is None:
-        raise ValueError(f"{d.kind} has no parameter {param.name!r}")
+        raise DefaultsError(f"{d.kind} has no parameter {param.name!r}")
     base, k, _ = parts
     layer = getattr(param, "layer", None)
     n_in = layer.layer_input(k) if layer is not None else d.in_features
@@ -815,7 +820,7 @@ def _dims_from_weight(shape: tuple[int, ...], role: str, framework: str) -> Laye
         return LayerDims(f"conv{n}d", shape[1], shape[0], shape[2:])
     if role == "conv_transpose" and 1 <= n <= 3:
         return LayerDims(f"conv_transpose{n}d", shape[0], shape[1], shape[2:])
-    raise ValueError(
+    raise DefaultsError(
         f"Default({framework!r}) cannot tell a layer from role {role!r} and shape {shape}: "
         "a weight of role linear or embedding (2-d) or conv/conv_transpose (3-5-d) can be "
         "sampled from its shape; other parameters need param=layer.params()[...]"
@@ -856,19 +861,19 @@ class Default(Initializer):
                     return ConstantDist(0.0)  # absent in its math: zero
         entry = default_entry(self.framework, d, name)
         if entry.distribution is None:
-            raise ValueError(f"Default({self.framework!r}) for {entry.id}: {entry.note}")
+            raise DefaultsError(f"Default({self.framework!r}) for {entry.id}: {entry.note}")
         shape = tuple(shape)
         # a norm's ones/zeros fit any normalized_shape (LayerNorm((4, 8)) is layernorm(32))
         same = math.prod(shape) == math.prod(entry.neutral_shape) and d.kind in _NORMS
         if shape != entry.neutral_shape and not same:
-            raise ValueError(
+            raise DefaultsError(
                 f"Default({self.framework!r}): {d.kind} parameter {name!r} of {d.describe()} has "
                 f"neutral shape {entry.neutral_shape}; got shape {tuple(shape)}"
             )
         return entry.distribution
 
     def _resolve(self, shape, role, fans):  # pragma: no cover - resolve() is overridden
-        raise ValueError(f"Default({self.framework!r}) needs param=")
+        raise DefaultsError(f"Default({self.framework!r}) needs param=")
 
 
 __all__ = [
