@@ -28,7 +28,7 @@ RUNNABLE = ("python", "console", "bash")
 _FENCE = re.compile(r"^```(\w*)\s*$")
 _FIGURE = r"[-+]?\d\.\d+e[-+]\d+"
 _PIECES = re.compile(rf"(\.\.\.|…|{_FIGURE})")
-_MARK = re.compile(r"^<!--\s*(skip|raises)\b:?\s*(.*?)\s*-->$")
+_MARK = re.compile(r"^<!--\s*(?:skip:\s*(?P<skip>\S.*?)|(?P<raises>raises))\s*-->$")
 # `xinit ...` runs the project's entry point (pyproject's xinit.cli:main) in this interpreter.
 _XINIT = "import sys; from xinit.cli import main; sys.argv[0] = 'xinit'; sys.exit(main())"
 
@@ -47,7 +47,8 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.file.relative_to(ROOT)}:{self.line}"
+        name = self.file.relative_to(ROOT) if self.file.is_relative_to(ROOT) else self.file
+        return f"{name}:{self.line}"
 
 
 def blocks(path: Path) -> list[Block]:
@@ -63,9 +64,11 @@ def blocks(path: Path) -> list[Block]:
         if m.group(1) in RUNNABLE:
             before = next((s.strip() for s in reversed(lines[:i]) if s.strip()), "")
             mark = _MARK.match(before)
-            skip = mark.group(2) if mark and mark.group(1) == "skip" else None
+            if before.startswith("<!--") and not mark:
+                markers = "<!-- skip: reason --> or <!-- raises -->"
+                raise ValueError(f"{path}:{i + 1}: {before!r} is no marker: {markers}")
+            skip, raises = (mark["skip"], bool(mark["raises"])) if mark else (None, False)
             code = "\n".join(lines[i + 1 : end]) + "\n"
-            raises = bool(mark) and mark.group(1) == "raises"
             shown = _shown(lines, i + 1, end) if m.group(1) == "console" else ()
             found.append(Block(path, i + 1, m.group(1), code, skip, raises, shown))
         i = end + 1
@@ -201,4 +204,4 @@ def skip_summary() -> str:
     """One line: how many runnable blocks the docs hold and how many are marked skipped."""
     every = [b for path in DOCS for b in blocks(path)]
     skipped = [b for b in every if b.skip]
-    return f"docs: {len(every) - len(skipped)} code blocks run, {len(skipped)} marked skip"
+    return f"docs test: {len(every)} runnable code blocks, {len(skipped)} of them marked skip"
