@@ -4,7 +4,7 @@ Python, console and bash fences run; text and unlabelled fences are output. An H
 on the line before a fence, ``<!-- skip: reason -->``, marks a block the test cannot run (a
 GPU, several processes, a placeholder); ``<!-- raises -->`` a block of statements that each
 fail with the error written in the comment under it. What a console block shows under its
-``$`` lines, and a Markdown table right after it, must be in the commands' output (``...``
+``$`` lines, and a Markdown table or plain fence right after it, must be in the output (``...``
 stands for anything; a figure like ``2.27e-06`` for one within 10x of it: "about").
 ``docs/architecture.md`` (Tests) documents the markers.
 """
@@ -76,11 +76,16 @@ def blocks(path: Path) -> list[Block]:
 
 
 def _shown(lines: list[str], start: int, end: int) -> tuple[str, ...]:
-    """A console block's output lines (after its first ``$``) and the table right after it."""
+    """A console block's output lines (after its first ``$``), then the table and the
+    unlabelled fence right after it."""
     inside = "\n".join(lines[start:end]).replace("\\\n", " ").splitlines()
     first = next((k for k, s in enumerate(inside) if s.startswith("$ ")), len(inside))
     out = [s for s in inside[first:] if not s.startswith(("$ ", "#"))]
-    for s in lines[end + 1 :]:
+    after = iter(lines[end + 1 :])
+    for s in after:
+        if s.rstrip() == "```":
+            out += iter(after.__next__, "```")
+            break
         if s.strip() and not s.startswith("|"):
             break
         out.append(s)
