@@ -4,12 +4,12 @@ A 20-layer plain conv net (no BatchNorm, ReLU) and ResNet-50, each under PyTorch
 and Flax's default init and under Kaiming normal (fan_in): the std of every layer's output and
 of its gradient (loss ``sum(y**2)``), printed as a table and saved as plots.
 
-    python examples/why_defaults_matter.py [OUT_DIR]
+    python examples/why_defaults_matter.py [--out-dir DIR]
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from rich.console import Console
@@ -64,4 +64,10 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "."))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out-dir", type=Path, default=Path("."), help="where the plots go (default: here)"
+    )
+    main(parser.parse_args().out_dir)

@@ -45,6 +45,15 @@ from helpers import (  # noqa: E402 - after the sys.path entry above
 )
 
 
+def pytest_terminal_summary(terminalreporter):
+    """After a run with the docs test: how many documented code blocks ran and were skipped."""
+    reports = [r for group in terminalreporter.stats.values() for r in group]
+    if any("test_docs.py" in getattr(r, "nodeid", "") for r in reports):
+        from docs_blocks import skip_summary
+
+        terminalreporter.write_line(skip_summary())
+
+
 def pytest_configure(config):
     # Paddle's import-time notice about a C++ build cache: noise in every run's summary.
     config.addinivalue_line("filterwarnings", "ignore:No ccache found:UserWarning")
