@@ -19,6 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # the builtin bases users caught before the root existed; each class must keep them
 BUILTIN_BASES = {
     "ArgumentError": (ValueError,),
+    "UnknownArgumentError": (ValueError, TypeError),
     "UnknownNameError": (KeyError,),
     "FrameworkError": (ValueError,),
     "FrameworkNotInstalledError": (ImportError,),

@@ -51,6 +51,7 @@ _LAZY = {
     # every error xinit raises on purpose: XinitError and its subclasses
     "XinitError": ("xinit.errors", "XinitError"),
     "ArgumentError": ("xinit.errors", "ArgumentError"),
+    "UnknownArgumentError": ("xinit.errors", "UnknownArgumentError"),
     "UnknownNameError": ("xinit.errors", "UnknownNameError"),
     "FrameworkError": ("xinit.errors", "FrameworkError"),
     "FrameworkNotInstalledError": ("xinit.errors", "FrameworkNotInstalledError"),

@@ -34,6 +34,7 @@ from .errors import DefaultsError as DefaultsError
 from .errors import FrameworkError as FrameworkError
 from .errors import FrameworkNotInstalledError as FrameworkNotInstalledError
 from .errors import InitializerError as InitializerError
+from .errors import UnknownArgumentError as UnknownArgumentError
 from .errors import UnknownNameError as UnknownNameError
 from .errors import XinitError as XinitError
 from .graph import Graph as Graph

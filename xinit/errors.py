@@ -17,6 +17,10 @@ class ArgumentError(XinitError, ValueError):
     """An argument xinit cannot use: a value out of range, of the wrong form or unknown."""
 
 
+class UnknownArgumentError(ArgumentError, TypeError):
+    """A keyword a function does not take (a zoo model's, say); a ``TypeError`` as Python's own."""
+
+
 class UnknownNameError(XinitError, KeyError):
     """A name that is no zoo model, preset or layer kind; the message lists the known ones."""
 
@@ -45,6 +49,7 @@ class DefaultsError(XinitError, ValueError):
 __all__ = [
     "XinitError",
     "ArgumentError",
+    "UnknownArgumentError",
     "UnknownNameError",
     "FrameworkError",
     "FrameworkNotInstalledError",

@@ -8,6 +8,8 @@ import inspect
 from collections.abc import Callable
 from typing import TypeVar
 
+from ..errors import UnknownArgumentError
+
 F = TypeVar("F", bound=Callable)
 
 
@@ -19,9 +21,9 @@ def _named(fn: Callable) -> list[str]:
 def zoo_model(
     fn: F | None = None, *, forwards: Callable | None = None, fixed: tuple[str, ...] = ()
 ) -> F | Callable[[F], F]:
-    """Decorate a zoo function: a keyword it does not take is a ``TypeError`` naming it and
-    the accepted ones; its ``**kw`` go to ``forwards``, which accepts its names less ``fixed``
-    (those the zoo function sets itself)."""
+    """Decorate a zoo function: a keyword it does not take is an ``UnknownArgumentError`` (a
+    ``TypeError``) naming it and the accepted ones; its ``**kw`` go to ``forwards``, which
+    accepts its names less ``fixed`` (those the zoo function sets itself)."""
 
     def wrap(fn: F) -> F:
         own = _named(fn)
@@ -34,7 +36,7 @@ def zoo_model(
             if unknown:
                 close = difflib.get_close_matches(unknown[0], accepted, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise TypeError(
+                raise UnknownArgumentError(
                     f"{fn.__name__}(): unknown argument {', '.join(map(repr, unknown))}{hint} "
                     f"(it accepts: {', '.join(accepted)})"
                 )
