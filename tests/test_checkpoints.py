@@ -164,6 +164,32 @@ def test_malicious_pdparams_is_refused_without_running(tmp_path, payload):
     assert not marker.exists()
 
 
+class _NumpyCall:
+    """A numpy function that writes ``marker`` when called, pickled as ``func(marker, ...)``."""
+
+    def __init__(self, func, marker):
+        self.func, self.marker = func, marker
+
+    def __reduce__(self):
+        if self.func is np.memmap:
+            return (np.memmap, (str(self.marker), np.uint8, "w+", 0, (4,)))
+        return (self.func, (str(self.marker), np.zeros(3, np.float32)))
+
+
+@pytest.mark.parametrize("func", [np.save, np.savetxt, np.memmap], ids=lambda f: f.__name__)
+def test_numpy_globals_that_are_not_array_reconstructors_are_refused(tmp_path, func):
+    """numpy.save(path, array) in a .pdparams would write a file while loading if numpy's
+    functions were trusted as a whole: refused by name before the call, nothing written."""
+    marker = tmp_path / "written.npy"
+    state = {"conv1.weight": np.zeros((2, 2), np.float32), "evil": _NumpyCall(func, marker)}
+    path = tmp_path / "evil.pdparams"
+    path.write_bytes(pickle.dumps(state, protocol=2))
+    with pytest.raises(UnsafeCheckpointError, match=rf"the global numpy\.{func.__name__}\b"):
+        load_checkpoint(path)
+    assert not marker.exists() and not marker.with_suffix("").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pdparams"]
+
+
 def test_malicious_pdparams_is_refused_by_port_too(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pdparams"
