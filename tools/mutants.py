@@ -110,7 +110,9 @@ def run_tests(tree: Path, tests: tuple[str, ...]) -> tuple[int | None, str]:
     """pytest on ``tests`` in ``tree``: (exit code or None on timeout, its output)."""
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     # the checkout's JAX compilation cache (git-ignored), shared with its own test runs
-    env.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".pytest_cache" / "jax-compilation-cache"))
+    env.setdefault(
+        "JAX_COMPILATION_CACHE_DIR", str(ROOT / ".pytest_cache" / "jax-compilation-cache")
+    )
     try:
         done = subprocess.run(
             pytest_command(tests), cwd=tree, env=env, capture_output=True, text=True,
@@ -177,6 +179,25 @@ def table(outcomes: list[Outcome]) -> Table:
     return t
 
 
+def run_all(mutants: list[Mutant], baseline: bool, console: Console) -> list[Outcome] | None:
+    """Every mutant in one temporary copy of the tree (None: the baseline failed)."""
+    outcomes: list[Outcome] = []
+    with tempfile.TemporaryDirectory(prefix="xinit-mutants-") as tmp:
+        tree = Path(tmp)
+        copy_tree(tree)
+        if baseline:
+            for tests in dict.fromkeys(m.tests for m in mutants):
+                code, output = run_tests(tree, tests)
+                if code != 0:
+                    console.print(f"[red]baseline fails[/] {' '.join(tests)}:\n{output[-2000:]}")
+                    return None
+        for m in mutants:
+            outcome = run_mutant(tree, m)
+            outcomes.append(outcome)
+            console.print(f"{outcome.status:>8}  {m.name}  ({outcome.seconds:.0f} s)")
+    return outcomes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-k", dest="match", default="", help="only mutants whose name has this")
@@ -191,20 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         for m in mutants:
             console.print(f"[bold]{m.name}[/] ({m.area}) {m.file}: {' '.join(m.tests)}")
         return 0
-    outcomes: list[Outcome] = []
-    with tempfile.TemporaryDirectory(prefix="xinit-mutants-") as tmp:
-        tree = Path(tmp)
-        copy_tree(tree)
-        if args.baseline:
-            for tests in dict.fromkeys(m.tests for m in mutants):
-                code, output = run_tests(tree, tests)
-                if code != 0:
-                    console.print(f"[red]baseline fails[/] {' '.join(tests)}:\n{output[-2000:]}")
-                    return 2
-        for m in mutants:
-            outcome = run_mutant(tree, m)
-            outcomes.append(outcome)
-            console.print(f"{outcome.status:>8}  {m.name}  ({outcome.seconds:.0f} s)")
+    try:
+        outcomes = run_all(mutants, args.baseline, console)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: the checkout was never written; the copy is gone")
+        return 130
+    if outcomes is None:
+        return 2
     console.print(table(outcomes))
     killed = sum(o.status == "killed" or o.status == "error" for o in outcomes)
     total = len(outcomes)
