@@ -68,6 +68,16 @@ def test_pickled_dtype_hiding_an_object_field_is_refused_naming_the_key(tmp_path
         load_checkpoint(path)
 
 
+def test_pickled_dtype_state_with_a_sub_array_is_refused(tmp_path):
+    """A 'float64' whose pickled state declares a sub-array (the state's third item) is
+    refused by key, like one declaring fields."""
+    sub = Reduced(np.dtype, ("f8", False, True), (3, "|", (np.dtype("f8"), (2,)), None, None,
+                                                  16, 8, 0))  # fmt: skip
+    path = write_pickle(tmp_path / "sub.pdparams", {"w": pickled_array((1,), sub, bytes(16))})
+    with pytest.raises(UnsafeCheckpointError, match=r"w: its pickled dtype carries fields or a"):
+        load_checkpoint(path)
+
+
 @pytest.mark.parametrize("code", ["O", "V8", "U2", "M8[s]"])
 def test_non_numeric_dtype_codes_are_refused(tmp_path, code):
     dtype = Reduced(np.dtype, (code, False, True), (3, "|", None, None, None, -1, -1, 0))
@@ -82,6 +92,7 @@ def test_non_numeric_dtype_codes_are_refused(tmp_path, code):
 def test_plain_dtypes_still_load_in_both_byte_orders(tmp_path):
     w = np.arange(6, dtype=">f4").reshape(2, 3)
     state = {"w": w, "i": np.arange(3, dtype=np.int64), "b": np.array([True, False])}
+    state.update(h=np.array([1.5, -2.0], ">f2"), s=np.array([1, -300], ">i2"))  # 2-byte too
     got = load_checkpoint(write_pickle(tmp_path / "w.pdparams", state))
     for k, v in state.items():  # values equal; byte order native, as numpy's own unpickling
         assert np.array_equal(got[k], v) and got[k].dtype == v.dtype.newbyteorder("="), k
