@@ -200,14 +200,18 @@ def run_all(mutants: list[Mutant], baseline: bool, console: Console) -> list[Out
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-k", dest="match", default="", help="only mutants whose name has this")
+    parser.add_argument(
+        "-k", dest="match", action="append", default=[],
+        help="only mutants whose name contains this (repeatable: any of them)",
+    )  # fmt: skip
     parser.add_argument("--list", action="store_true", help="print the list and exit")
     parser.add_argument(
         "--baseline", action="store_true", help="first check each area's tests pass unmutated"
     )
     args = parser.parse_args(argv)
-    console = Console()
-    mutants = [m for m in load_list() if args.match.lower() in m.name.lower()]
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    wanted = [w.lower() for w in args.match]
+    mutants = [m for m in load_list() if not wanted or any(w in m.name.lower() for w in wanted)]
     if args.list:
         for m in mutants:
             console.print(f"[bold]{m.name}[/] ({m.area}) {m.file}: {' '.join(m.tests)}")
