@@ -11,8 +11,10 @@ the file back; the checkout itself is never written, so Ctrl-C leaves nothing be
     python tools/mutants.py --baseline      first run every area's tests unmutated
     python tools/mutants.py --list          the list, without running anything
 
-Exit status 0 when every mutant is killed, 1 when one survives, 2 when the list is stale
-(a snippet not found exactly once in its file).
+A mutant is killed when its tests fail (pytest exit 1); a pytest error (exit 2 and over: an
+import or collection error, a crash) also counts, shown as "error"; a run over TIMEOUT_S
+counts as survived. Exit status 0 when every mutant is killed, 1 when one survives, 2 when
+the list is stale (a snippet not found exactly once in its file).
 """
 
 from __future__ import annotations
@@ -174,7 +176,7 @@ def table(outcomes: list[Outcome]) -> Table:
         m = o.mutant
         t.add_row(
             m.area, m.name, m.file, f"[{STYLE[o.status]}]{o.status}[/]", f"{o.seconds:.0f}",
-            o.detail,
+            o.detail + (f" ({m.note})" if m.note else ""),
         )  # fmt: skip
     return t
 
