@@ -203,6 +203,7 @@ def test_analytic_moments_match_scipy(case_id):
             math.sqrt(2 / 792),
         ),
         (I.TruncatedNormal.in_stds(0.0, 1.0), "vector", 0.0, 0.87962566103423978),
+        (I.TruncatedNormal.in_stds(0.0, 0.02), "vector", 0.0, 0.02 * 0.87962566103423978),
         (I.TruncatedNormal(std=0.02), "vector", 0.0, 0.02),  # +-2 absolute: 100 sigma out
         (I.Uniform(-0.3, 0.5), "vector", 0.1, 0.8 / math.sqrt(12)),
         (I.Normal(0.1, 0.02), "linear", 0.1, 0.02),
