@@ -472,8 +472,25 @@ class Flatten(Lowering):
         return "channels" if (spec.start_dim, spec.end_dim) == (1, -1) else "neutral"
 
 
-# Parameter-free layers: the native module from the spec, nothing else. Element-wise
-# activations share one module type, which applies the function the spec's kind names.
+def _jax():
+    import jax
+
+    return jax
+
+
+# The element-wise activations: kind -> the function (spec, x) -> y of jax (one line a kind,
+# as timm's create_act.py; a tracer reads the same table). They share one module type.
+ACTIVATIONS = {
+    "relu": lambda s, x: _jax().nn.relu(x),
+    "leaky_relu": lambda s, x: _jax().nn.leaky_relu(x, s.negative_slope),
+    "gelu": lambda s, x: _jax().nn.gelu(x, approximate=s.approximate == "tanh"),
+    "silu": lambda s, x: _jax().nn.silu(x),
+    "sigmoid": lambda s, x: _jax().nn.sigmoid(x),
+    "tanh": lambda s, x: _jax().numpy.tanh(x),
+    "identity": lambda s, x: x,
+}
+
+# Parameter-free layers: the native module from the spec, nothing else.
 register_builders(
     REGISTRY,
     {
@@ -488,8 +505,8 @@ register_builders(
         "concat": lambda s: _modules().Merge(s),
         "upsample": lambda s: _modules().Upsample(s),
         **{
-            kind: lambda s: _modules().Activation(s)
-            for kind in ("relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "identity")
+            kind: lambda s, function=function: _modules().Activation(s, function)
+            for kind, function in ACTIVATIONS.items()
         },
     },
 )

@@ -424,17 +424,23 @@ class GRU(_Recurrent):
     native_name = "GRU"
 
 
+# The element-wise activations: kind -> the paddle.nn layer for a spec (one line a kind, as
+# timm's create_act.py; a tracer reads the same table).
+ACTIVATIONS = {
+    "relu": lambda s: _paddle().nn.ReLU(),
+    "leaky_relu": lambda s: _paddle().nn.LeakyReLU(s.negative_slope),
+    "gelu": lambda s: _paddle().nn.GELU(approximate=s.approximate == "tanh"),
+    "silu": lambda s: _paddle().nn.Silu(),
+    "sigmoid": lambda s: _paddle().nn.Sigmoid(),
+    "tanh": lambda s: _paddle().nn.Tanh(),
+    "identity": lambda s: _paddle().nn.Identity(),
+}
+
 # Parameter-free layers: the native layer from the spec, nothing else.
 register_builders(
     REGISTRY,
     {
-        "relu": lambda s: _paddle().nn.ReLU(),
-        "leaky_relu": lambda s: _paddle().nn.LeakyReLU(s.negative_slope),
-        "gelu": lambda s: _paddle().nn.GELU(approximate=s.approximate == "tanh"),
-        "silu": lambda s: _paddle().nn.Silu(),
-        "sigmoid": lambda s: _paddle().nn.Sigmoid(),
-        "tanh": lambda s: _paddle().nn.Tanh(),
-        "identity": lambda s: _paddle().nn.Identity(),
+        **ACTIVATIONS,
         "flatten": lambda s: _paddle().nn.Flatten(s.start_dim, s.end_dim),
         "reshape": lambda s: _modules().Reshape(s.shape),
         "permute": lambda s: _modules().Permute(s.dims),

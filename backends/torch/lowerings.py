@@ -295,17 +295,23 @@ def _upsample(spec):
     return _nn().Upsample(spec.size, spec.scale_factor, spec.mode, align)
 
 
+# The element-wise activations: kind -> the torch.nn module for a spec (one line a kind, as
+# timm's create_act.py; a tracer reads the same table).
+ACTIVATIONS = {
+    "relu": lambda s: _nn().ReLU(),
+    "leaky_relu": lambda s: _nn().LeakyReLU(s.negative_slope),
+    "gelu": lambda s: _nn().GELU(approximate=s.approximate),
+    "silu": lambda s: _nn().SiLU(),
+    "sigmoid": lambda s: _nn().Sigmoid(),
+    "tanh": lambda s: _nn().Tanh(),
+    "identity": lambda s: _nn().Identity(),
+}
+
 # Parameter-free layers: the native module from the spec, nothing else.
 register_builders(
     REGISTRY,
     {
-        "relu": lambda s: _nn().ReLU(),
-        "leaky_relu": lambda s: _nn().LeakyReLU(s.negative_slope),
-        "gelu": lambda s: _nn().GELU(approximate=s.approximate),
-        "silu": lambda s: _nn().SiLU(),
-        "sigmoid": lambda s: _nn().Sigmoid(),
-        "tanh": lambda s: _nn().Tanh(),
-        "identity": lambda s: _nn().Identity(),
+        **ACTIVATIONS,
         "flatten": lambda s: _nn().Flatten(s.start_dim, s.end_dim),
         "reshape": lambda s: _torch_modules().Reshape(s.shape),
         "permute": lambda s: _torch_modules().Permute(s.dims),
