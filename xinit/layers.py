@@ -1167,6 +1167,14 @@ class Tanh(Layer):
     kind: ClassVar[str] = "tanh"
 
 
+@kinds.layer(activation=True, example=lambda: kinds.Example(Hardswish(), ((2, 3, 4, 4),)))
+@dataclass(frozen=True)
+class Hardswish(Layer):
+    """x · relu6(x + 3) / 6 (MobileNetV3's activation, PyTorch's ``nn.Hardswish``)."""
+
+    kind: ClassVar[str] = "hardswish"
+
+
 @kinds.layer(
     activation=True,
     example=lambda: kinds.Example(Identity(), ((2, 3, 4, 4),)),
@@ -1559,6 +1567,7 @@ __all__ = [
     "SiLU",
     "Sigmoid",
     "Tanh",
+    "Hardswish",
     "Identity",
     "Dropout",
     "Flatten",

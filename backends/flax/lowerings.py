@@ -487,6 +487,7 @@ ACTIVATIONS = {
     "silu": lambda s, x: _jax().nn.silu(x),
     "sigmoid": lambda s, x: _jax().nn.sigmoid(x),
     "tanh": lambda s, x: _jax().numpy.tanh(x),
+    "hardswish": lambda s, x: _jax().nn.hard_swish(x),
     "identity": lambda s, x: x,
 }
 

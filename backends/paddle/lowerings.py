@@ -433,6 +433,7 @@ ACTIVATIONS = {
     "silu": lambda s: _paddle().nn.Silu(),
     "sigmoid": lambda s: _paddle().nn.Sigmoid(),
     "tanh": lambda s: _paddle().nn.Tanh(),
+    "hardswish": lambda s: _paddle().nn.Hardswish(),
     "identity": lambda s: _paddle().nn.Identity(),
 }
 

@@ -304,6 +304,7 @@ ACTIVATIONS = {
     "silu": lambda s: _nn().SiLU(),
     "sigmoid": lambda s: _nn().Sigmoid(),
     "tanh": lambda s: _nn().Tanh(),
+    "hardswish": lambda s: _nn().Hardswish(),
     "identity": lambda s: _nn().Identity(),
 }
 
