@@ -21,6 +21,7 @@ that names what is missing.
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import pytest
@@ -183,23 +184,25 @@ def test_port_from_the_native_format(kind, fw, tmp_path):
 def test_apply_default_gives_the_catalogue_law(kind, fw):
     """``apply(Default(fw))`` on the built layer: each trainable parameter gets the law the
     defaults catalogue gives it (zero where the framework's own layer has no such tensor, as
-    Flax's recurrent cells have one bias per gate; a clear error where the framework has no
-    such layer), drawn exactly as a build with that policy draws it."""
+    Flax's recurrent cells have one bias per gate), drawn exactly as a build with that policy
+    draws it; where the kind's lowering says the framework has no such layer
+    (``Lowering.default_missing``), apply says why."""
     graph, _ = case(kind)
     spec = graph.node("layer")
     trainable = [p for p in spec.params() if p.trainable]
     if not trainable:
         return
+    policy = xinit.Policy(xinit.Rule(xinit.init.Default(fw), param="*"))
+    module = fresh(kind, fw, seed=3)
+    missing = part(fw, "lowerings").REGISTRY[kind].default_missing(spec)
+    if missing is not None:  # the lowering says the framework has no such layer: say so
+        with pytest.raises(ValueError, match=re.escape(missing[0])):
+            xinit.apply(policy, module, seed=4, rng="xinit")
+        return
     laws = {}
     for p in trainable:
         has = p.name in params_of(fw, spec)
         laws[p.name] = default_entry(fw, spec, p.name).distribution if has else ConstantDist(0.0)
-    policy = xinit.Policy(xinit.Rule(xinit.init.Default(fw), param="*"))
-    module = fresh(kind, fw, seed=3)
-    if any(law is None for law in laws.values()):  # the catalogue: no such layer in fw
-        with pytest.raises(ValueError, match=fw):
-            xinit.apply(policy, module, seed=4, rng="xinit")
-        return
     report = xinit.apply(policy, module, seed=4, rng="xinit", strict=True)
     rebuilt = xinit.state_dict(xinit.build(graph, fw, seed=4, rng="xinit", policy=policy))
     got = xinit.state_dict(module)
