@@ -69,9 +69,10 @@ class _Norm(Lowering):
 class Conv(_FanBased):
     fan_text = "fan_in = (C_in/g)·∏k"
     source = "torch/nn/modules/conv.py _ConvNd.reset_parameters"
+    native_prefix = "Conv"  # Conv1d, Conv2d, Conv3d
 
     def native_default(self, spec, seed):
-        cls = getattr(_seeded(seed), f"Conv{spec.dims}d")
+        cls = getattr(_seeded(seed), f"{self.native_prefix}{spec.dims}d")
         return cls(spec.in_channels, spec.out_channels, spec.kernel_size, groups=spec.groups)
 
     def build(self, spec, device):
@@ -108,10 +109,8 @@ class Conv(_FanBased):
 class ConvTranspose(_FanBased):
     fan_text = "fan_in = (C_out/g)·∏k"
     source = "torch/nn/modules/conv.py _ConvNd.reset_parameters"
-
-    def native_default(self, spec, seed):
-        cls = getattr(_seeded(seed), f"ConvTranspose{spec.dims}d")
-        return cls(spec.in_channels, spec.out_channels, spec.kernel_size, groups=spec.groups)
+    native_prefix = "ConvTranspose"
+    native_default = Conv.native_default
 
     def build(self, spec, device):
         nn = _nn()

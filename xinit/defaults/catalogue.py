@@ -2,11 +2,13 @@
 
 For every parameter of every supported layer kind, each framework in
 :data:`xinit.backends.FRAMEWORKS` maps to the xinit initializer and the resolved distribution
-that the framework's **own** default layer uses, computed from the layer's logical dims (in,
-out, groups, kernel). The rules themselves live with each framework
-(``backends/<framework>/defaults.py``: :func:`rule`); native names and layouts come from the
-framework's lowerings (``backends/<framework>/lowerings.py``), the same parameter maps that
-building, state and port read, so the catalogue copies neither. ``tests/test_defaults.py``
+that the framework's **own** default layer uses. A layer named by its dims (``dims("conv2d",
+64, 128, 3)``) stands for an xinit layer spec (:func:`~.layer_dims.spec_of`), and everything
+else is read from that spec's lowering in the framework (``backends/<framework>/
+lowerings.py``): the rule (``Lowering.default_rule``, ``default_missing``), the framework's
+own default layer (``native_default``, ``default_spec``) and the native names and layouts,
+the same parameter maps that building, state and port read, so the catalogue copies none.
+What a framework's own block adds lives in ``backends/<framework>/defaults.py``. ``tests/test_defaults.py``
 builds each framework's native default layers and tests their measured statistics against it.
 
 * :func:`catalogue` - the records for one layer (every framework, every parameter);

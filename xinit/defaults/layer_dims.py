@@ -1,7 +1,7 @@
 """The catalogue's layer vocabulary: layer names and aliases, and :class:`LayerDims`, the
 numbers that name one layer on the command line (in, out, kernel, groups, heads), each with
-the xinit layer spec it stands for (:func:`spec_of`). The catalogue itself reads those specs
-and their lowerings, never the dims' fields."""
+the xinit layer spec it stands for (:func:`spec_of`). The frameworks' rules read that spec
+(its lowerings), never the dims' fields."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from xinit import kinds
 from xinit import layers as L
 from xinit import transformer as T
 from xinit.blocks import param_specs
-from xinit.fans import Fans
 from xinit.graph import Graph
 
 # The catalogue's layer names: a neutral kind, with the spatial dims of convolutions spelled out.
@@ -200,24 +199,6 @@ class LayerDims:
     @property
     def spatial(self) -> int:
         return int(self.layer[-2]) if self.layer.startswith("conv") else 0
-
-    @property
-    def receptive(self) -> int:
-        return math.prod(self.kernel)
-
-    @property
-    def weight_fans(self) -> Fans:
-        """The weight's fans as PyTorch's init reads the neutral layout (dim 0 = out, dim 1 =
-        in, times the kernel): a transposed conv's (C_in, C_out/g, *k) weight has fan_in =
-        (C_out/g)·∏k. Each framework's rule starts from these or says why it differs."""
-        r = self.receptive
-        if self.kind == "linear":
-            return Fans(self.in_features, self.out_features)
-        if self.kind == "conv":
-            return Fans((self.in_features // self.groups) * r, self.out_features * r)
-        if self.kind == "conv_transpose":
-            return Fans((self.out_features // self.groups) * r, self.in_features * r)
-        raise ValueError(f"{self.layer} has no fan-based weight")
 
     def describe(self) -> str:
         if self.block_class:
