@@ -2,9 +2,13 @@
 
 Every layer spec class registers its kind here (``@kinds.layer(...)`` in :mod:`xinit.layers`),
 and a kind that xinit knows only in native models is registered with :func:`register` (no
-spec); a later ``@kinds.layer`` on a spec for it upgrades that entry. A new layer kind is
-its spec, decorated, plus one lowering per framework (``backends/<framework>/lowerings.py``):
-nothing else lists kinds.
+spec); a later ``@kinds.layer`` on a spec for it upgrades that entry. A kind's row also holds
+its traits (an element-wise activation, the attribute counting the channels it takes), read
+by ``xinit.blocks`` and ``xinit.transformer`` instead of guessing by name, and a small
+:class:`Example` that ``tests/test_conformance.py`` runs in every framework. A new layer kind
+is its spec, decorated, plus one lowering per framework (``backends/<framework>/
+lowerings.py``; an activation: one line of that file's ``ACTIVATIONS`` table): nothing else
+lists kinds.
 """
 
 from __future__ import annotations
