@@ -2,12 +2,15 @@
 
 Each framework's ``lowerings.py`` makes a :class:`Registry` and registers one
 :class:`Lowering` subclass per layer kind, as onnx2torch registers one converter per ONNX op.
-A lowering says two things about its kind:
+A lowering says what its framework knows about its kind:
 
 * :meth:`Lowering.params`: the **parameter map** of a spec (:mod:`xinit.parammap`): where
   each neutral parameter lives in the native module, under which name and layout. Pure data,
   computed without the framework, so ``xinit.port`` and the defaults catalogue read it too.
 * :meth:`Lowering.build`: the native module (imports the framework when called).
+* the framework's own defaults for the kind (:meth:`Lowering.default_rule`,
+  :meth:`~Lowering.default_missing`, :meth:`~Lowering.default_spec`,
+  :meth:`~Lowering.native_default`), which the defaults catalogue and ``Default`` read.
 
 Building, state, transfer, port, apply and parity all read native names and layouts from
 these maps and from nowhere else. Reading a native model (``xinit.apply``) is the inverse:
