@@ -18,7 +18,7 @@ from stats_helpers import N_MIN, assert_same_law, case_seed
 
 import xinit
 from xinit.blocks import Sequential, infer
-from xinit.defaults.catalogue import Default, as_dims
+from xinit.defaults.catalogue import Default
 from xinit.graph import Graph
 from xinit.layers import LayerNorm, MultiheadAttention, SpecError
 from xinit.native import NativeModelError, neutral_values, read_layers
@@ -677,8 +677,8 @@ DEFAULT_CASES = {
 def _rule_law(framework, spec, param):
     from xinit.backends import part
 
-    rules = part(framework, "defaults")
-    init, fans, _, _ = rules.rule(as_dims(spec), param.name)
+    lowering = part(framework, "lowerings").REGISTRY[spec.kind]
+    init, fans, _, _ = lowering.default_rule(spec, param.name)
     return init.resolve(param.shape, param.role, fans)
 
 
@@ -690,13 +690,14 @@ def _native_default_values(framework, spec, n_min):
 
     from xinit.parammap import to_neutral
 
-    make = part(framework, "defaults").native_defaults
+    lowering = part(framework, "lowerings").REGISTRY[spec.kind]
+    state_of = part(framework, "defaults").native_state
     pmap = part(framework, "lowerings").REGISTRY.param_map(spec)
     out: dict[str, list[np.ndarray]] = {p.name: [] for p in spec.params()}
     seed = case_seed(framework, spec)
     while min(sum(a.size for a in v) for v in out.values()) < n_min:
         seed += 1
-        state = make(as_dims(spec), seed)
+        state = state_of(lowering.native_default(spec, seed))
         assert set(state) == {leaf.name for leaves in pmap.values() for leaf in leaves}
         for p in spec.params():
             out[p.name].append(to_neutral(state, pmap[p.name], p.shape).ravel())
@@ -706,8 +707,8 @@ def _native_default_values(framework, spec, n_min):
 @pytest.mark.parametrize("case", sorted(DEFAULT_CASES))
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_attention_default_rules_are_the_frameworks_own(framework, case):
-    """Each framework's default rule for every attention parameter (``backends/<fw>/
-    defaults.py``) is the law its own default layer draws: PyTorch Xavier on the packed
+    """Each framework's default rule for every attention parameter (its lowering's
+    ``default_rule``) is the law its own default layer draws: PyTorch Xavier on the packed
     matrix (fan_out 3E) or on each projection; Paddle Xavier on each (in, E) Linear; Flax
     lecun_normal with fan_in = the projection's input size; zero biases. Moments and KS on
     at least N_MIN values per parameter (stats_helpers)."""
@@ -715,11 +716,12 @@ def test_attention_default_rules_are_the_frameworks_own(framework, case):
     spec = DEFAULT_CASES[case]
     from xinit.backends import part
 
-    missing = part(framework, "defaults").unsupported(as_dims(spec))
+    lowering = part(framework, "lowerings").REGISTRY[spec.kind]
+    missing = lowering.default_missing(spec)
     if missing is not None:
         assert framework == "flax" and spec.key_features != spec.value_features, missing
         with pytest.raises(ValueError, match="one in_kv_features"):
-            part(framework, "defaults").native_defaults(as_dims(spec), 0)
+            lowering.native_default(spec, 0)
         return
     values = _native_default_values(framework, spec, N_MIN)
     for p in spec.params():

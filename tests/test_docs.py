@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 from docs_blocks import DOCS, ROOT, blocks, check_shown, run_file, run_python
-from helpers import BACKENDS, require_backends
+from helpers import FRAMEWORKS, require_backends
 
 
 @pytest.mark.parametrize("path", DOCS, ids=[str(p.relative_to(ROOT)) for p in DOCS])
 def test_documented_blocks_run(path, tmp_path):
-    require_backends(*BACKENDS)  # the docs are written for the full install
+    require_backends(*FRAMEWORKS)  # the docs are written for the full install
     ran, skipped = run_file(path, tmp_path)
     print(f"{path.name}: {ran} blocks run, {len(skipped)} skipped")
     for block in skipped:

@@ -435,7 +435,7 @@ def test_bad_transformer_specs_name_the_node_and_shapes():
         infer(dec, ((N, L, D), (N, S, 12)))
     with pytest.raises(SpecError, match=r"d_model 10 is not divisible by nhead 4"):
         TransformerEncoderLayer(10, 4)
-    with pytest.raises(SpecError, match=r"activation must be one of \('relu', 'gelu'\)"):
+    with pytest.raises(SpecError, match=r"activation must be one of \(.*'gelu'.*'relu'.*\)"):
         TransformerEncoderLayer(D, H, activation="swish")
     with pytest.raises(SpecError, match=r"num_layers must be a positive int; got 0"):
         TransformerEncoder(TransformerEncoderLayer(D, H), 0)
