@@ -16,7 +16,7 @@ import importlib.util
 import sys
 from types import ModuleType
 
-from .base import Backend
+from .common.protocol import Backend
 
 FRAMEWORKS = ("torch", "paddle", "flax")
 _CACHE: dict[str, Backend] = {}

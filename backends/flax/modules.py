@@ -13,7 +13,7 @@ from flax import nnx
 
 from xinit import layers as L
 
-from ..base import GraphLogic
+from ..common.containers import GraphLogic
 from . import layouts
 from .layouts import CHANNELS, NEUTRAL
 from .layouts import to_channel_first as _to_channel_first
@@ -52,7 +52,7 @@ def zeros_init(key, shape, dtype=jnp.float32):
 
 def initializer(initial, name: str):
     """A Flax initializer for native leaf ``name``: the value xinit drew for it when the
-    build offers one (``initial``, see backends/base.py ``InitialValues``), else a zero
+    build offers one (``initial``, see backends/common/building.py ``InitialValues``), else a zero
     placeholder that xinit overwrites."""
 
     def init(key, shape, dtype=jnp.float32):

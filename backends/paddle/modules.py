@@ -10,7 +10,7 @@ import paddle
 
 from xinit import layers as L
 
-from ..base import GraphLogic, ResidualLogic, StepsLogic
+from ..common.containers import GraphLogic, ResidualLogic, StepsLogic
 
 nn = paddle.nn
 F = paddle.nn.functional

@@ -7,7 +7,7 @@ import functools
 
 import torch
 
-from ..base import GraphLogic, ResidualLogic, StepsLogic
+from ..common.containers import GraphLogic, ResidualLogic, StepsLogic
 
 
 def adopt(module: torch.nn.Module, children: dict) -> None:
