@@ -224,27 +224,11 @@ class Attention(nnx.MultiHeadAttention):
         self.spec = spec
 
     def __call__(self, *xs):
-        s = self.spec
-        q, k, v, attn_mask, pad = s.split_inputs(xs)
-        bias = None
-        for name, m in (("attn_mask", attn_mask), ("key_padding_mask", pad)):
-            if m is not None:
-                add = _additive(m, q.dtype).reshape(s.score_shape(name, m.shape))
-                bias = add if bias is None else bias + add
-        if s.is_causal:
-            length, s_len = q.shape[1], k.shape[1]
-            causal = np.triu(np.full((length, s_len), -np.inf, np.float32), 1)
-            bias = causal if bias is None else bias + causal
+        q, k, v, attn_mask, pad = self.spec.split_inputs(xs)
+        masks = (None if m is None else jnp.asarray(m) for m in (attn_mask, pad))
+        bias = self.spec.score_bias(jnp, q, k, *masks)
         y = nnx.dot_product_attention(self.query(q), self.key(k), self.value(v), bias=bias)
         return self.out(y)
-
-
-def _additive(mask, dtype):
-    """A bool mask (True: masked, PyTorch's meaning) as a float mask: -inf there, else 0."""
-    mask = jnp.asarray(mask)
-    if mask.dtype != jnp.bool_:
-        return mask.astype(dtype)
-    return jnp.where(mask, jnp.asarray(-jnp.inf, dtype), jnp.asarray(0.0, dtype))
 
 
 class ConvTranspose(nnx.Module):
