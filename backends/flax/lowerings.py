@@ -12,6 +12,7 @@ from __future__ import annotations
 from xinit import layers as L
 from xinit.parammap import Leaf
 
+from ..common.recurrent import register_recurrent
 from ..registry import Lowering, Registry, register_builders
 
 
@@ -431,14 +432,9 @@ class _Recurrent(Lowering):
             )
         return getattr(_modules(), self.native_name)(spec, GATES[spec.kind])
 
-
-@REGISTRY.register("lstm")
-class LSTM(_Recurrent):
-    native_name = "LSTM"
-
     def natives(self):
-        nnx = _nnx()
-        return (_modules().LSTM, nnx.LSTMCell, nnx.OptimizedLSTMCell)
+        own = (c for c, (spec, _) in FLAX_CELLS.items() if spec.__name__ == self.native_name)
+        return (getattr(_modules(), self.native_name), *(getattr(_nnx(), c) for c in own))
 
     def read(self, m):
         if isinstance(m, _modules().Recurrent):
@@ -446,17 +442,7 @@ class LSTM(_Recurrent):
         return cell_spec(type(m).__name__, m.in_features, m.hidden_features)
 
 
-@REGISTRY.register("gru")
-class GRU(_Recurrent):
-    native_name = "GRU"
-
-    def natives(self):
-        return (_modules().GRU, _nnx().GRUCell)
-
-    def read(self, m):
-        if isinstance(m, _modules().Recurrent):
-            return m.spec
-        return cell_spec(type(m).__name__, m.in_features, m.hidden_features)
+LSTM, GRU = register_recurrent(REGISTRY, _Recurrent)
 
 
 @REGISTRY.register("flatten")

@@ -13,6 +13,7 @@ import math
 from xinit import layers as L
 from xinit.parammap import Extra, Leaf
 
+from ..common.recurrent import register_recurrent
 from ..registry import Lowering, Registry, register_builders
 
 
@@ -414,14 +415,7 @@ class _Recurrent(Lowering):
         return spec(m.input_size, m.hidden_size, m.num_layers, bias, m.num_directions == 2)
 
 
-@REGISTRY.register("lstm")
-class LSTM(_Recurrent):
-    native_name = "LSTM"
-
-
-@REGISTRY.register("gru")
-class GRU(_Recurrent):
-    native_name = "GRU"
+LSTM, GRU = register_recurrent(REGISTRY, _Recurrent)
 
 
 # Parameter-free layers: the native layer from the spec, nothing else.

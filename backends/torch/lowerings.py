@@ -10,6 +10,7 @@ from __future__ import annotations
 from xinit import layers as L
 from xinit.parammap import Leaf
 
+from ..common.recurrent import register_recurrent
 from ..registry import Lowering, Registry, register_builders
 
 REGISTRY = Registry("torch")
@@ -270,14 +271,7 @@ class _Recurrent(Lowering):
         return spec(m.input_size, m.hidden_size, m.num_layers, m.bias, m.bidirectional)
 
 
-@REGISTRY.register("lstm")
-class LSTM(_Recurrent):
-    native_name = "LSTM"
-
-
-@REGISTRY.register("gru")
-class GRU(_Recurrent):
-    native_name = "GRU"
+LSTM, GRU = register_recurrent(REGISTRY, _Recurrent)
 
 
 def _torch_modules():
