@@ -59,6 +59,12 @@ def _modules():
     return modules
 
 
+def _recurrent():
+    from . import recurrent
+
+    return recurrent
+
+
 _KERNEL = {"weight": "kernel"}
 
 
@@ -376,7 +382,7 @@ def _per_gate(prefix: str, names, leaf: str, h: int, perm) -> tuple[Leaf, ...]:
 
 
 class _Recurrent(Lowering):
-    """xinit's :class:`modules.Recurrent` (PyTorch's math, both biases; cells ``l{k}`` and
+    """xinit's :class:`recurrent.Recurrent` (PyTorch's math, both biases; cells ``l{k}`` and
     ``l{k}_reverse`` with per-gate kernels (in, H)), which takes and returns the neutral
     (N, L, D) sequence. Flax's own cells are read too, as one-bias specs (their math is
     PyTorch's with the other bias zero), through their own layouts: ``nnx.LSTMCell``
@@ -430,14 +436,14 @@ class _Recurrent(Lowering):
                 f"{spec!r} was read from Flax's own {getattr(spec, _FLAX_CELL)}; xinit builds "
                 f"its own module: build {type(spec).__name__}(...) made anew"
             )
-        return getattr(_modules(), self.native_name)(spec, GATES[spec.kind])
+        return getattr(_recurrent(), self.native_name)(spec, GATES[spec.kind])
 
     def natives(self):
         own = (c for c, (spec, _) in FLAX_CELLS.items() if spec.__name__ == self.native_name)
-        return (getattr(_modules(), self.native_name), *(getattr(_nnx(), c) for c in own))
+        return (getattr(_recurrent(), self.native_name), *(getattr(_nnx(), c) for c in own))
 
     def read(self, m):
-        if isinstance(m, _modules().Recurrent):
+        if isinstance(m, _recurrent().Recurrent):
             return m.spec
         return cell_spec(type(m).__name__, m.in_features, m.hidden_features)
 
