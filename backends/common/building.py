@@ -33,7 +33,7 @@ class Building(ABC):
     """Making the native tree (layers from the lowerings, containers from the adapter's
     classes) and filling it with the plan's draws."""
 
-    name: str = ""
+    name: str  # the framework (the adapter sets it)
 
     def make_layer(self, layer: Layer, device: str, initial: Initial | None = None) -> Any:
         """The native module of one layer spec, from its registered lowering. A lowering
@@ -52,7 +52,6 @@ class Building(ABC):
 
     steps_cls: type | None = None  # the adapter's container for steps that reuse a child
     residual_cls: type | None = None  # the adapter's residual container
-    children_attr = ""  # the native attribute holding a module's named children
 
     def make_residual(
         self,

@@ -16,7 +16,7 @@ class Diagnostics:
     """What ``xinit.diagnose`` and ``xinit.lsuv`` need of an adapter: :meth:`signal_pass`
     (optional; without it those two refuse the framework) and :meth:`scale_param`."""
 
-    name: str = ""
+    name: str  # the framework (the adapter sets it)
 
     def signal_pass(self, module: Any, x: np.ndarray, *, train: bool = True) -> SignalPass:
         """One forward of channel-first ``x`` recording the channel moments of every

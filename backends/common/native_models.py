@@ -21,7 +21,7 @@ from .tensors import inverse
 class NativeModels:
     """Reading and filling the layers and parameters of any native module."""
 
-    name: str = ""
+    name: str  # the framework (the adapter sets it)
 
     def native_kind(self, module: Any) -> str:
         """The neutral kind of a native layer object ("" when no lowering claims its class)."""

@@ -25,7 +25,7 @@ class Sharding:
     """How an adapter finds and fills sharded parameters (torch DTensor, Paddle dist tensors,
     JAX ``NamedSharding``): all optional; without them a parameter is never sharded."""
 
-    name: str = ""
+    name: str  # the framework (the adapter sets it)
 
     def sharded_leaf(self, layer: Any, name: str) -> Any | None:
         """The native parameter ``name`` of ``layer`` when it is sharded, else None."""

@@ -36,7 +36,7 @@ class Tensors(ABC):
     :meth:`devices`, :meth:`from_numpy`, :meth:`to_numpy` and :meth:`draw` (and :meth:`fill`
     with ``in_place``); the rest is shared."""
 
-    name: str = ""
+    name: str  # the framework (the adapter sets it)
 
     @abstractmethod
     def devices(self) -> list[str]:
