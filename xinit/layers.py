@@ -711,6 +711,44 @@ class MultiheadAttention(Layer):
             return (1, 1, *shape)
         return (shape[0] // self.num_heads, self.num_heads, shape[1], shape[2])
 
+    @staticmethod
+    def causal_mask(length: int, s_len: int):
+        """``is_causal``'s mask in PyTorch's meaning: a bool numpy (L, S), True (masked out)
+        where key j > query i."""
+        import numpy as np
+
+        return np.triu(np.ones((length, s_len), dtype=bool), 1)
+
+    @staticmethod
+    def additive_mask(mask, xp, dtype):
+        """A mask in PyTorch's meaning as the float mask added to the scores, of ``dtype``: a
+        bool mask's True (masked out) is -inf, its False 0; a float mask is added as it is.
+        ``xp`` is the mask's array namespace (numpy, jax.numpy, paddle, torch)."""
+        if str(mask.dtype).lower().endswith("bool"):  # numpy, jax, torch, paddle alike
+            mask = xp.where(mask, -math.inf, 0.0)
+        return mask.astype(dtype) if hasattr(mask, "astype") else mask.to(dtype)  # torch: to
+
+    def score_bias(self, xp, q, k, attn_mask=None, key_padding_mask=None, constant=None):
+        """The node's masks (PyTorch's meaning, see :meth:`score_shape`) and ``is_causal``'s
+        as one float mask added to the scores (N|1, H|1, L, S); None without any. For the
+        frameworks that take one additive mask (Paddle, Flax): ``xp`` is the array namespace
+        of ``q`` (N, L, E) and ``k`` (N, S, ·), ``constant`` makes one of its arrays of a
+        numpy array (default: the numpy array itself)."""
+        bias = None
+        for name, m in (("attn_mask", attn_mask), ("key_padding_mask", key_padding_mask)):
+            if m is not None:
+                add = self.additive_mask(m, xp, q.dtype).reshape(self.score_shape(name, m.shape))
+                bias = add if bias is None else bias + add
+        if self.is_causal:
+            import numpy as np
+
+            length, s_len = q.shape[1], k.shape[1]
+            causal = self.additive_mask(self.causal_mask(length, s_len), np, np.float32)
+            causal = causal.reshape(1, 1, length, s_len)
+            causal = causal if constant is None else constant(causal)
+            bias = causal if bias is None else bias + causal
+        return bias
+
     def channels(self, c):
         return None  # (N, L, E): the checked size is the last, in output_shape
 

@@ -16,6 +16,7 @@ from xinit.fans import Fans
 from xinit.initializers import LecunNormal, Ones, Orthogonal, VarianceScaling, Zeros
 from xinit.parammap import Leaf
 
+from ..common.recurrent import register_recurrent
 from ..registry import BARE_PARAMETER, Lowering, Registry, param_of, register_builders
 
 
@@ -90,6 +91,12 @@ def _modules():
     from . import modules
 
     return modules
+
+
+def _recurrent():
+    from . import recurrent
+
+    return recurrent
 
 
 _KERNEL = {"weight": "kernel"}
@@ -504,7 +511,7 @@ def _per_gate(prefix: str, names, leaf: str, h: int, perm) -> tuple[Leaf, ...]:
 
 
 class _Recurrent(Lowering):
-    """xinit's :class:`modules.Recurrent` (PyTorch's math, both biases; cells ``l{k}`` and
+    """xinit's :class:`recurrent.Recurrent` (PyTorch's math, both biases; cells ``l{k}`` and
     ``l{k}_reverse`` with per-gate kernels (in, H)), which takes and returns the neutral
     (N, L, D) sequence. Flax's own cells are read too, as one-bias specs (their math is
     PyTorch's with the other bias zero), through their own layouts: ``nnx.LSTMCell``
@@ -582,34 +589,19 @@ class _Recurrent(Lowering):
                 f"{spec!r} was read from Flax's own {getattr(spec, _FLAX_CELL)}; xinit builds "
                 f"its own module: build {type(spec).__name__}(...) made anew"
             )
-        return getattr(_modules(), self.native_name)(spec, GATES[spec.kind])
-
-
-@REGISTRY.register("lstm")
-class LSTM(_Recurrent):
-    native_name = "LSTM"
+        return getattr(_recurrent(), self.native_name)(spec, GATES[spec.kind])
 
     def natives(self):
-        nnx = _nnx()
-        return (_modules().LSTM, nnx.LSTMCell, nnx.OptimizedLSTMCell)
+        own = (c for c, (spec, _) in FLAX_CELLS.items() if spec.__name__ == self.native_name)
+        return (getattr(_recurrent(), self.native_name), *(getattr(_nnx(), c) for c in own))
 
     def read(self, m):
-        if isinstance(m, _modules().Recurrent):
+        if isinstance(m, _recurrent().Recurrent):
             return m.spec
         return cell_spec(type(m).__name__, m.in_features, m.hidden_features)
 
 
-@REGISTRY.register("gru")
-class GRU(_Recurrent):
-    native_name = "GRU"
-
-    def natives(self):
-        return (_modules().GRU, _nnx().GRUCell)
-
-    def read(self, m):
-        if isinstance(m, _modules().Recurrent):
-            return m.spec
-        return cell_spec(type(m).__name__, m.in_features, m.hidden_features)
+LSTM, GRU = register_recurrent(REGISTRY, _Recurrent)
 
 
 @REGISTRY.register("flatten")

@@ -15,6 +15,7 @@ from xinit.fans import Fans
 from xinit.initializers import Normal, Ones, Uniform, XavierUniform, Zeros
 from xinit.parammap import Extra, Leaf
 
+from ..common.recurrent import register_recurrent
 from ..registry import BARE_PARAMETER, Lowering, Registry, param_of, register_builders
 
 
@@ -533,14 +534,7 @@ class _Recurrent(Lowering):
         return spec(m.input_size, m.hidden_size, m.num_layers, bias, m.num_directions == 2)
 
 
-@REGISTRY.register("lstm")
-class LSTM(_Recurrent):
-    native_name = "LSTM"
-
-
-@REGISTRY.register("gru")
-class GRU(_Recurrent):
-    native_name = "GRU"
+LSTM, GRU = register_recurrent(REGISTRY, _Recurrent)
 
 
 # The element-wise activations: kind -> the paddle.nn layer for a spec (one line a kind, as
