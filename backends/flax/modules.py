@@ -12,6 +12,7 @@ from flax import nnx
 from xinit import layers as L
 
 from ..common.containers import GraphLogic
+from ..common.resample import upsample_matrix
 from . import layouts
 from .layouts import CHANNELS, NEUTRAL
 from .layouts import to_channel_first as _to_channel_first
@@ -466,7 +467,7 @@ class Merge(nnx.Module):
 
 class Upsample(nnx.Module):
     """PyTorch's interpolate on channel-last input, one spatial axis at a time as a product
-    with the axis's resize matrix (``xinit.layers.upsample_matrix``): ``jax.image.resize``
+    with the axis's resize matrix (``backends/common/resample.py``): ``jax.image.resize``
     samples half-pixel centres without PyTorch's nearest rule or align_corners."""
 
     def __init__(self, spec):
@@ -477,7 +478,7 @@ class Upsample(nnx.Module):
         outs = self.spec.out_sizes(sizes)
         factors = self.spec.factors(len(sizes)) or (None,) * len(sizes)
         mats = [
-            jnp.asarray(L.upsample_matrix(self.spec, n, o, f).astype(np.float32))
+            jnp.asarray(upsample_matrix(self.spec, n, o, f).astype(np.float32))
             for n, o, f in zip(sizes, outs, factors)
         ]
         src, dst = "hwd"[: len(sizes)], "HWD"[: len(sizes)]

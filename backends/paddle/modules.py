@@ -9,6 +9,7 @@ import paddle
 from xinit import layers as L
 
 from ..common import pytorch_style as shared
+from ..common.resample import upsample_matrix
 
 nn = paddle.nn
 F = paddle.nn.functional
@@ -214,7 +215,7 @@ class Merge(shared.Merge, PaddleOps, nn.Layer):
 
 class Upsample(nn.Layer):
     """PyTorch's interpolate, one spatial axis at a time as a product with the axis's
-    resize matrix (``xinit.layers.upsample_matrix``): Paddle's own interpolate has other
+    resize matrix (``backends/common/resample.py``): Paddle's own interpolate has other
     defaults (align_mode) and rounding of the source index."""
 
     def __init__(self, spec):
@@ -234,7 +235,7 @@ class Upsample(nn.Layer):
 
 
 def _matrix(spec, n, o, f) -> np.ndarray:
-    return L.upsample_matrix(spec, n, o, f).astype(np.float32)
+    return upsample_matrix(spec, n, o, f).astype(np.float32)
 
 
 class Reshape(shared.Reshape, PaddleOps, nn.Layer):
