@@ -213,6 +213,10 @@ def _arrays(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
             )
         origin[str(key)] = key
         array = as_numpy(value)
+        try:
+            check_plain(array, repr(str(key)))  # object arrays would pickle code into the file
+        except UnsafeCheckpointError as err:
+            raise CheckpointWriteError(f"cannot write {err} (nothing was written)") from None
         out[str(key)] = contiguous(array)
     return out
 
