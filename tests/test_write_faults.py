@@ -199,7 +199,11 @@ def test_port_refuses_a_bad_out_before_reading(tmp_path, capsys):
 
 
 def test_out_with_a_trailing_slash_is_a_folder(tmp_path, capsys):
-    code, _ = cli(capsys, "init", "lenet", "--out", f"{tmp_path}/new/", "--format", "json")
+    code, err = cli(capsys, "init", "lenet", "--out", f"{tmp_path}/new/", "--format", "json")
+    assert code == 2 and "does not exist (pass --parents to make it)" in err, err
+    assert not (tmp_path / "new").exists()
+    argv = ["init", "lenet", "--out", f"{tmp_path}/new/", "--parents", "--format", "json"]
+    code, _ = cli(capsys, *argv)
     assert code == 0
     assert (tmp_path / "new").is_dir()
     state = load_checkpoint(tmp_path / "new" / "lenet.safetensors")

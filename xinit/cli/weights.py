@@ -48,9 +48,9 @@ def cmd_init(args) -> int:
     from xinit.policy import Policy, PolicyWarning
 
     spec = models.get(args.model)
+    policy = presets.get(args.policy) if args.policy != "none" else Policy(name="none")
     out = output_path(_output_file(args.out, f"{args.model}.safetensors"), args.parents)
     out_format = file_format(str(out), args.out_format, "--out-format")
-    policy = presets.get(args.policy) if args.policy != "none" else Policy(name="none")
     report = policy.report(spec, strict=args.strict)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PolicyWarning)  # already raised by report()
