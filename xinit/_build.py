@@ -62,10 +62,11 @@ def _check_run_input(spec, x: np.ndarray | tuple) -> None:
         if a.dtype.kind not in "biuf":
             which = f"input {i}" if isinstance(x, tuple) else "the input"
             raise SpecError(f"run: {which} has dtype {a.dtype}; a module takes real numbers")
+    shape = tuple(a.shape for a in arrays) if isinstance(x, tuple) else x.shape
     try:
-        infer(spec, tuple(a.shape for a in arrays) if isinstance(x, tuple) else x.shape)
+        infer(spec, shape)
     except SpecError as err:
-        raise SpecError(f"run: the module cannot take this input: {err}") from None
+        raise SpecError(f"run: an input of shape {shape} does not fit the module: {err}") from None
     if isinstance(x, tuple):  # several inputs (masks, memory): each layer checks its own
         return
     path, first = next(((p, n) for p, n in walk(spec) if isinstance(n, Layer)), ("", None))
