@@ -278,7 +278,9 @@ def register(sub) -> None:
     from xinit.checkpoints import FORMATS
 
     pt = sub.add_parser("port", help="port a checkpoint between frameworks, with a parity report")
-    pt.add_argument("checkpoint", help="IN: .pdparams, .pt/.pth, .safetensors or .msgpack")
+    pt.add_argument(
+        "checkpoint", help="IN: .pdparams, .pt/.pth, .safetensors, .msgpack (else --in-format)"
+    )
     pt.add_argument("out", help="OUT: written atomically in --to's format")
     pt.add_argument(
         "--model",
