@@ -123,6 +123,11 @@ class ConvTranspose(Lowering):
 
 @REGISTRY.register("batchnorm")
 class BatchNorm(Lowering):
+    """``nnx.BatchNorm`` over the channel-last axis with nnx's momentum (``spec.decay``, the
+    weight of the running value) and its own training rule (biased running variance);
+    ``use_fast_variance=False``: the mean squared deviation, as PyTorch computes it. With
+    ``train_stats="torch"`` xinit's subclass (``modules.TorchBatchNorm``)."""
+
     layout = "channels"
     leaves = {
         "weight": "scale",
@@ -133,16 +138,33 @@ class BatchNorm(Lowering):
     takes_initial = True
 
     def build(self, spec, device, initial=None):
-        return _modules().BatchNorm(spec, initial)
+        nnx, m = _nnx(), _modules()
+        cls = m.TorchBatchNorm if spec.train_stats == "torch" else nnx.BatchNorm
+        return cls(
+            spec.num_features,
+            momentum=spec.decay,
+            epsilon=spec.eps,
+            use_scale=spec.affine,
+            use_bias=spec.affine,
+            use_fast_variance=False,
+            scale_init=m.initializer(initial, "scale"),
+            bias_init=m.initializer(initial, "bias"),
+            rngs=nnx.Rngs(0),
+        )
 
     def natives(self):
-        return (_nnx().BatchNorm, _modules().BatchNorm)
+        return (_nnx().BatchNorm,)
 
     def read(self, m):
-        if isinstance(m, _modules().BatchNorm):  # xinit's: the neutral momentum already
-            return L.BatchNorm(int(m.mean[...].shape[0]), m.eps, m.momentum, m.scale is not None)
-        affine = m.use_scale and m.use_bias
-        return L.BatchNorm(m.num_features, m.epsilon, 1.0 - m.momentum, affine)
+        if m.axis not in (-1,) or m.use_scale != m.use_bias:  # not the map described here
+            return None
+        return L.BatchNorm(
+            m.num_features,
+            m.epsilon,
+            L.BatchNorm.momentum_from_decay(m.momentum),
+            m.use_scale,
+            train_stats="torch" if isinstance(m, _modules().TorchBatchNorm) else "native",
+        )
 
 
 @REGISTRY.register("linear")

@@ -1,5 +1,5 @@
 """The native Flax NNX modules xinit builds: layers with PyTorch's semantics on channel-last
-input (BatchNorm with the neutral statistics rule, transposed conv, pools, flatten in
+input (BatchNorm with PyTorch's statistics on request, transposed conv, pools, flatten in
 channel-first order) and the containers, which record outputs while tracing."""
 
 from __future__ import annotations
@@ -103,31 +103,29 @@ class Neutral(nnx.Module):
         return jnp.transpose(x, s.dims)
 
 
-class BatchNorm(nnx.Module):
-    """Batch norm over the last (channel) axis with the neutral (PyTorch) statistics rule:
-    momentum is the weight of the new batch and the running variance is unbiased."""
+class TorchBatchNorm(nnx.BatchNorm):
+    """``nnx.BatchNorm`` with PyTorch's training statistics (``BatchNorm(train_stats="torch")``):
+    the running variance takes the unbiased batch variance (nnx's takes the biased one).
+    ``momentum`` keeps nnx's convention (the weight of the running value); eval mode and
+    everything else are nnx's own."""
 
-    def __init__(self, spec: L.BatchNorm, initial=None):
-        c = (spec.num_features,)
-        self.eps, self.momentum = spec.eps, spec.momentum
-        self.scale = nnx.Param(_initial_or(initial, "scale", c, 1.0)) if spec.affine else None
-        self.bias = nnx.Param(_initial_or(initial, "bias", c, 0.0)) if spec.affine else None
-        self.mean = nnx.BatchStat(_filled(c, 0.0))
-        self.var = nnx.BatchStat(_filled(c, 1.0))
-        self.use_running_average = False
-
-    def __call__(self, x):
-        axes = tuple(range(x.ndim - 1))
-        if self.use_running_average:
-            mean, var = self.mean[...], self.var[...]
-        else:
-            mean = x.mean(axes)
-            var = ((x - mean) ** 2).mean(axes)
-            n = x.size // x.shape[-1]
-            m = self.momentum
-            self.mean[...] = (1 - m) * self.mean[...] + m * mean
-            self.var[...] = (1 - m) * self.var[...] + m * var * (n / max(n - 1, 1))
-        y = (x - mean) * jax.lax.rsqrt(var + self.eps)
+    def __call__(self, x, use_running_average: bool | None = None, *, mask=None):
+        if use_running_average is None:
+            use_running_average = self.use_running_average
+        if use_running_average:
+            return super().__call__(x, True, mask=mask)
+        if mask is not None:
+            raise ValueError("a BatchNorm with PyTorch's training statistics takes no mask")
+        axes = tuple(range(x.ndim - 1))  # every axis but the (last) channel axis
+        mean = x.mean(axes)
+        var = ((x - mean) ** 2).mean(axes)
+        n = x.size // x.shape[-1]
+        decay = self.momentum
+        unbiased = var * (n / max(n - 1, 1))
+        stop = jax.lax.stop_gradient
+        self.mean[...] = stop(decay * self.mean[...] + (1 - decay) * mean)
+        self.var[...] = stop(decay * self.var[...] + (1 - decay) * unbiased)
+        y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
         if self.scale is not None:
             y = y * self.scale[...] + self.bias[...]
         return y
