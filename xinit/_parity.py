@@ -581,8 +581,11 @@ def bn_parity(
 ) -> ParityReport:
     """Compare one training-mode step of every BatchNorm across modules: the momentum each
     framework really applies (neutral convention, after the adapters' translation), the
-    batch mean and unbiased batch variance, the running statistics after the step, and the
-    train-mode output. Modules are restored afterwards; ``report.bn_stats`` has the values.
+    batch mean and the batch variance the running one takes (unbiased with PyTorch's rule,
+    biased in Paddle's and Flax's own BatchNorms: build with ``BatchNorm(train_stats=
+    "torch")`` to compare PyTorch's rule everywhere), the running statistics after the step,
+    and the train-mode output. Modules are restored afterwards; ``report.bn_stats`` has the
+    values.
 
     Batch statistics are read through the running ones: from zeroed running statistics one
     step leaves ``momentum * batch value`` (a momentum of 0 makes them unobservable: NaN).

@@ -138,19 +138,9 @@ class BatchNorm(Lowering):
     takes_initial = True
 
     def build(self, spec, device, initial=None):
-        nnx, m = _nnx(), _modules()
-        cls = m.TorchBatchNorm if spec.train_stats == "torch" else nnx.BatchNorm
-        return cls(
-            spec.num_features,
-            momentum=spec.decay,
-            epsilon=spec.eps,
-            use_scale=spec.affine,
-            use_bias=spec.affine,
-            use_fast_variance=False,
-            scale_init=m.initializer(initial, "scale"),
-            bias_init=m.initializer(initial, "bias"),
-            rngs=nnx.Rngs(0),
-        )
+        cls = _modules().TorchBatchNorm if spec.train_stats == "torch" else _nnx().BatchNorm
+        kw = native_norm(initial, spec.affine, spec.affine)
+        return cls(spec.num_features, momentum=spec.decay, epsilon=spec.eps, **kw)
 
     def natives(self):
         return (_nnx().BatchNorm,)
@@ -213,14 +203,35 @@ class Embedding(Lowering):
 _SCALE = {"weight": "scale"}
 
 
+def native_norm(initial, scale: bool, bias: bool = False) -> dict:
+    """Keywords of an nnx norm: its affine leaves with their drawn values, and the exact
+    variance (the mean squared deviation, as PyTorch; nnx's fast E[x^2] - E[x]^2 loses
+    digits when the mean is large against the spread)."""
+    init = _modules().initializer
+    out = {"use_scale": scale, "scale_init": init(initial, "scale"), "use_fast_variance": False}
+    if bias is not None:
+        out.update(use_bias=bias, bias_init=init(initial, "bias"))
+    return {**out, "rngs": _nnx().Rngs(0)}
+
+
 @REGISTRY.register("layernorm")
 class LayerNorm(Lowering):
+    """``nnx.LayerNorm`` over the last dim. Over several dims, xinit's module: nnx keeps its
+    scale and bias 1-D, where the neutral map has them in ``normalized_shape``."""
+
     layout = "sequence"
     leaves = _SCALE
     takes_initial = True
 
     def build(self, spec, device, initial=None):
-        return _modules().LayerNorm(spec, initial)
+        if len(spec.normalized_shape) > 1:
+            return _modules().LayerNorm(spec, initial)
+        affine = spec.elementwise_affine
+        return _nnx().LayerNorm(
+            spec.normalized_shape[0],
+            epsilon=spec.eps,
+            **native_norm(initial, affine, affine and spec.bias),
+        )
 
     def natives(self):
         return (_nnx().LayerNorm, _modules().LayerNorm)
@@ -236,12 +247,22 @@ class LayerNorm(Lowering):
 
 @REGISTRY.register("rmsnorm")
 class RMSNorm(Lowering):
+    """``nnx.RMSNorm`` over the last dim with the spec's eps. xinit's module over several
+    dims (nnx's scale is 1-D) and for ``eps=None``, PyTorch's machine epsilon of the input's
+    dtype, which a fixed ``epsilon`` cannot follow."""
+
     layout = "sequence"
     leaves = _SCALE
     takes_initial = True
 
     def build(self, spec, device, initial=None):
-        return _modules().RMSNorm(spec, initial)
+        if len(spec.normalized_shape) > 1 or spec.eps is None:
+            return _modules().RMSNorm(spec, initial)
+        return _nnx().RMSNorm(
+            spec.normalized_shape[0],
+            epsilon=spec.eps,
+            **native_norm(initial, spec.elementwise_affine, bias=None),
+        )
 
     def natives(self):
         return (_nnx().RMSNorm, _modules().RMSNorm)
@@ -254,19 +275,25 @@ class RMSNorm(Lowering):
 
 @REGISTRY.register("groupnorm")
 class GroupNorm(Lowering):
+    """``nnx.GroupNorm``: contiguous channel groups on the channel-last axis, statistics over
+    every position of a sample, as PyTorch's."""
+
     layout = "channels"
     leaves = _SCALE
     takes_initial = True
 
     def build(self, spec, device, initial=None):
-        return _modules().GroupNorm(spec, initial)
+        return _nnx().GroupNorm(
+            spec.num_channels,
+            spec.num_groups,
+            epsilon=spec.eps,
+            **native_norm(initial, spec.affine, spec.affine),
+        )
 
     def natives(self):
-        return (_nnx().GroupNorm, _modules().GroupNorm)
+        return (_nnx().GroupNorm,)
 
     def read(self, m):
-        if isinstance(m, _modules().GroupNorm):
-            return m.spec
         if m.use_scale != m.use_bias:  # one of the two: no neutral GroupNorm
             return None
         return L.GroupNorm(m.num_groups, m.num_groups * m.group_size, m.epsilon, m.use_scale)

@@ -133,7 +133,9 @@ class TorchBatchNorm(nnx.BatchNorm):
 
 class FeatureNorm(nnx.Module):
     """PyTorch's LayerNorm or RMSNorm (by ``spec.kind``) over the neutral last dims, with
-    nnx's leaf names ``scale``/``bias``, on the neutral array (layout "sequence")."""
+    nnx's leaf names ``scale``/``bias``, on the neutral array (layout "sequence"): for the
+    specs nnx's own classes cannot hold (several dims: nnx's scale is 1-D; RMSNorm's
+    ``eps=None``, PyTorch's machine epsilon of the input's dtype)."""
 
     def __init__(self, spec, initial=None):
         self.spec = spec
@@ -165,29 +167,6 @@ class LayerNorm(FeatureNorm):
 
 class RMSNorm(FeatureNorm):
     """PyTorch's RMSNorm in the adapter's layout (see :class:`FeatureNorm`)."""
-
-
-class GroupNorm(nnx.Module):
-    """PyTorch's GroupNorm: contiguous channel groups, each normalised over its channels and
-    every position (biased variance), then per-channel ``scale``/``bias``; on the adapter's
-    channel-last images, so the channels are the last axis."""
-
-    def __init__(self, spec: L.GroupNorm, initial=None):
-        self.spec = spec
-        c = (spec.num_channels,)
-        self.scale = nnx.Param(_initial_or(initial, "scale", c, 1.0)) if spec.affine else None
-        self.bias = nnx.Param(_initial_or(initial, "bias", c, 0.0)) if spec.affine else None
-
-    def __call__(self, x):
-        g = self.spec.num_groups
-        grouped = x.reshape(*x.shape[:-1], g, x.shape[-1] // g)  # (N, *, G, C/G)
-        axes = (*range(1, x.ndim - 1), x.ndim)  # every position and the channels of a group
-        mean = grouped.mean(axes, keepdims=True)
-        var = ((grouped - mean) ** 2).mean(axes, keepdims=True)
-        y = ((grouped - mean) * jax.lax.rsqrt(var + self.spec.eps)).reshape(x.shape)
-        if self.scale is not None:
-            y = y * self.scale[...] + self.bias[...]
-        return y
 
 
 class Attention(nnx.MultiHeadAttention):

@@ -1,9 +1,9 @@
 """One lowering per layer kind for PaddlePaddle: the native ``paddle.nn`` layer and its map.
 
 Paddle's Linear weight is stored ``(in, out)`` (the transpose of the neutral one); BatchNorm
-is Paddle's own (names ``_mean``/``_variance``, no step counter, momentum ``1 - neutral``). Weights are built
-with a zero fill (``modules._placeholder``) that xinit overwrites, skipping Paddle's own
-random default init.
+is Paddle's own (names ``_mean``/``_variance``, no step counter, momentum 1 - neutral).
+Weights are built with a zero fill (``modules._placeholder``) that xinit overwrites,
+skipping Paddle's own random default init.
 """
 
 from __future__ import annotations
