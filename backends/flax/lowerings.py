@@ -124,8 +124,7 @@ class ConvTranspose(Lowering):
 @REGISTRY.register("batchnorm")
 class BatchNorm(Lowering):
     """``nnx.BatchNorm`` over the channel-last axis with nnx's momentum (``spec.decay``, the
-    weight of the running value) and its own training rule (biased running variance);
-    ``use_fast_variance=False``: the mean squared deviation, as PyTorch computes it. With
+    weight of the running value) and its own training rule (biased running variance); with
     ``train_stats="torch"`` xinit's subclass (``modules.TorchBatchNorm``)."""
 
     layout = "channels"
@@ -139,8 +138,15 @@ class BatchNorm(Lowering):
 
     def build(self, spec, device, initial=None):
         cls = _modules().TorchBatchNorm if spec.train_stats == "torch" else _nnx().BatchNorm
-        kw = native_norm(initial, spec.affine, spec.affine)
-        return cls(spec.num_features, momentum=spec.decay, epsilon=spec.eps, **kw)
+        return _modules().norm_layer(
+            cls,
+            spec.num_features,
+            initial,
+            spec.affine,
+            spec.affine,
+            momentum=spec.decay,
+            epsilon=spec.eps,
+        )
 
     def natives(self):
         return (_nnx().BatchNorm,)
@@ -203,17 +209,6 @@ class Embedding(Lowering):
 _SCALE = {"weight": "scale"}
 
 
-def native_norm(initial, scale: bool, bias: bool = False) -> dict:
-    """Keywords of an nnx norm: its affine leaves with their drawn values, and the exact
-    variance (the mean squared deviation, as PyTorch; nnx's fast E[x^2] - E[x]^2 loses
-    digits when the mean is large against the spread)."""
-    init = _modules().initializer
-    out = {"use_scale": scale, "scale_init": init(initial, "scale"), "use_fast_variance": False}
-    if bias is not None:
-        out.update(use_bias=bias, bias_init=init(initial, "bias"))
-    return {**out, "rngs": _nnx().Rngs(0)}
-
-
 @REGISTRY.register("layernorm")
 class LayerNorm(Lowering):
     """``nnx.LayerNorm`` over the last dim. Over several dims, xinit's module: nnx keeps its
@@ -227,10 +222,9 @@ class LayerNorm(Lowering):
         if len(spec.normalized_shape) > 1:
             return _modules().LayerNorm(spec, initial)
         affine = spec.elementwise_affine
-        return _nnx().LayerNorm(
-            spec.normalized_shape[0],
-            epsilon=spec.eps,
-            **native_norm(initial, affine, affine and spec.bias),
+        (features,) = spec.normalized_shape
+        return _modules().norm_layer(
+            _nnx().LayerNorm, features, initial, affine, affine and spec.bias, epsilon=spec.eps
         )
 
     def natives(self):
@@ -258,10 +252,9 @@ class RMSNorm(Lowering):
     def build(self, spec, device, initial=None):
         if len(spec.normalized_shape) > 1 or spec.eps is None:
             return _modules().RMSNorm(spec, initial)
-        return _nnx().RMSNorm(
-            spec.normalized_shape[0],
-            epsilon=spec.eps,
-            **native_norm(initial, spec.elementwise_affine, bias=None),
+        (features,) = spec.normalized_shape
+        return _modules().norm_layer(
+            _nnx().RMSNorm, features, initial, spec.elementwise_affine, None, epsilon=spec.eps
         )
 
     def natives(self):
@@ -283,11 +276,14 @@ class GroupNorm(Lowering):
     takes_initial = True
 
     def build(self, spec, device, initial=None):
-        return _nnx().GroupNorm(
+        return _modules().norm_layer(
+            _nnx().GroupNorm,
             spec.num_channels,
-            spec.num_groups,
+            initial,
+            spec.affine,
+            spec.affine,
+            num_groups=spec.num_groups,
             epsilon=spec.eps,
-            **native_norm(initial, spec.affine, spec.affine),
         )
 
     def natives(self):
