@@ -3,6 +3,8 @@
 #   ./dev.sh demo     the main demo (xinit demo)
 #   ./dev.sh test     the whole test suite
 #   ./dev.sh bench    the benchmark suite (benchmarks/)
+#   ./dev.sh mutants  the curated semantic mutants (tools/mutants.toml), each against the tests
+#                     of its area, in a temporary copy of the tree: table and mutation score
 #   ./dev.sh test-torch-only   the suite in .venv-torch, which has torch and no paddle or flax:
 #                     every paddle and flax case must skip cleanly
 set -euo pipefail
@@ -36,6 +38,7 @@ case "$task" in
   demo)  exec .venv/bin/xinit demo "$@" ;;
   test)  exec .venv/bin/python -m pytest -n 2 -q "$@" ;;
   bench) exec .venv/bin/python -m benchmarks "$@" ;;
+  mutants) exec .venv/bin/python tools/mutants.py "$@" ;;
   lint)  .venv/bin/ruff check . && exec .venv/bin/ruff format --check . ;;
-  *) echo "usage: ./dev.sh demo|test|test-torch-only|bench|lint" >&2; exit 2 ;;
+  *) echo "usage: ./dev.sh demo|test|test-torch-only|bench|mutants|lint" >&2; exit 2 ;;
 esac

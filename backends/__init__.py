@@ -16,6 +16,8 @@ import importlib.util
 import sys
 from types import ModuleType
 
+from xinit.errors import FrameworkError, FrameworkNotInstalledError
+
 from .base import Backend
 
 FRAMEWORKS = ("torch", "paddle", "flax")
@@ -25,7 +27,7 @@ _CACHE: dict[str, Backend] = {}
 def info(name: str) -> ModuleType:
     """The light package ``xinit.backends.<name>`` (its ``REQUIRES``, ``EXTRA``, ...)."""
     if name not in FRAMEWORKS:
-        raise ValueError(f"unknown backend {name!r}; accepted: {FRAMEWORKS}")
+        raise FrameworkError(f"unknown framework {name!r}; accepted: {FRAMEWORKS}")
     return importlib.import_module(f"{__name__}.{name}")
 
 
@@ -50,12 +52,11 @@ def get_backend(name: str | Backend) -> Backend:
     if isinstance(name, Backend):
         return name
     if name not in FRAMEWORKS:
-        raise ValueError(f"unknown backend {name!r}; accepted: {FRAMEWORKS}")
+        raise FrameworkError(f"unknown framework {name!r}; accepted: {FRAMEWORKS}")
     if name not in _CACHE:
         if not installed(name):
-            raise ImportError(
-                f"backend {name!r} needs its framework, which is not installed: "
-                f"pip install 'xinit[{info(name).EXTRA}]'"
+            raise FrameworkNotInstalledError(
+                f"framework {name!r} is not installed: pip install 'xinit[{info(name).EXTRA}]'"
             )
         _CACHE[name] = part(name, "adapter").ADAPTER
     return _CACHE[name]
@@ -73,12 +74,9 @@ def backend_of(module) -> Backend:
     )
 
 
-BACKENDS = {name: name for name in FRAMEWORKS}  # the earlier name of FRAMEWORKS, kept working
-
 __all__ = [
     "Backend",
     "FRAMEWORKS",
-    "BACKENDS",
     "available",
     "installed",
     "get_backend",

@@ -28,6 +28,7 @@ from xinit.distributions import (
     OrthogonalDist,
     construct,
 )
+from xinit.errors import XinitError
 from xinit.graph import Graph
 from xinit.layers import Layer, ParamSpec
 from xinit.memory import check_allocation
@@ -960,7 +961,7 @@ def _band_scratch(n: int) -> np.ndarray:
     return buf
 
 
-class ShardingError(ValueError):
+class ShardingError(XinitError, ValueError):
     """A sharded parameter xinit cannot fill shard by shard (placement, generator or law)."""
 
 

@@ -2,12 +2,15 @@
 
 Each framework's ``lowerings.py`` makes a :class:`Registry` and registers one
 :class:`Lowering` subclass per layer kind, as onnx2torch registers one converter per ONNX op.
-A lowering says two things about its kind:
+A lowering says what its framework knows about its kind:
 
 * :meth:`Lowering.params`: the **parameter map** of a spec (:mod:`xinit.parammap`): where
   each neutral parameter lives in the native module, under which name and layout. Pure data,
   computed without the framework, so ``xinit.port`` and the defaults catalogue read it too.
 * :meth:`Lowering.build`: the native module (imports the framework when called).
+* the framework's own defaults for the kind (:meth:`Lowering.default_rule`,
+  :meth:`~Lowering.default_missing`, :meth:`~Lowering.default_spec`,
+  :meth:`~Lowering.native_default`), which the defaults catalogue and ``Default`` read.
 
 Building, state, transfer, port, apply and parity all read native names and layouts from
 these maps and from nowhere else. Reading a native model (``xinit.apply``) is the inverse:
@@ -21,9 +24,14 @@ from typing import Any, ClassVar
 
 from xinit import kinds
 from xinit import layers as _layers  # noqa: F401 - registers the spec kinds in the table
+from xinit.errors import DefaultsError
+from xinit.fans import Fans
+from xinit.initializers import Initializer
 from xinit.parammap import Extras, Leaf, ParamMap, check_cover
 
 Layout = Callable[[str, int], "tuple[int, ...] | None"]
+# (initializer, fans the framework uses or None, its rule in words, where it lives)
+DefaultRule = tuple[Initializer, "Fans | None", str, str]
 
 
 def no_layout(role: str, ndim: int) -> None:
@@ -90,6 +98,31 @@ class Lowering:
         kernel, groups, bias, eps, momentum); stride and padding where they mean what
         PyTorch's do."""
         return None
+
+    # ---- the framework's own defaults for this kind (the defaults catalogue reads these) ----
+    def default_rule(self, spec, param: str) -> DefaultRule | None:
+        """(initializer, fans, rule in words, source) of ``param`` of the framework's own
+        default layer for ``spec``: what its constructor draws, as an xinit initializer with
+        the fans the framework itself uses. None: this lowering states no default rule."""
+        return None
+
+    def default_missing(self, spec) -> tuple[str, str] | None:
+        """(note, source) when the framework has no default layer for ``spec`` (Paddle's
+        RMSNorm, Flax's grouped ConvTranspose); None when it has one."""
+        return None
+
+    def default_spec(self, spec) -> Any:
+        """The spec of the framework's own default layer for ``spec`` where it is not
+        ``spec`` itself (Flax's recurrent cells: one bias per gate, their own layout)."""
+        return spec
+
+    def native_default(self, spec, seed: int) -> Any:
+        """The framework's own default layer for ``spec``, built with its own default init
+        from ``seed`` (measured by ``tests/test_defaults.py``)."""
+        raise DefaultsError(
+            f"the {self.registry.framework} lowering of {self.kind!r} names no default layer "
+            "of the framework (Lowering.native_default)"
+        )
 
     def neutral_leaf(self, native: str) -> str:
         """The neutral name of a native leaf of this kind (``kernel`` -> ``weight``)."""
@@ -196,6 +229,20 @@ def register_builders(registry: Registry, builders: Mapping[str, Callable[[Any],
         registry.register(kind)(type(name, (Lowering,), {"build": build}))
 
 
+def param_of(spec, name: str):
+    """The :class:`~xinit.layers.ParamSpec` ``name`` of layer spec ``spec``."""
+    for p in spec.params():
+        if p.name == name:
+            return p
+    raise KeyError(f"{type(spec).__name__} has no parameter {name!r}")
+
+
+BARE_PARAMETER = (
+    "a bare learned tensor: the framework has no layer of its own for it, so no default",
+    "(none: the model's own code initialises it)",
+)
+
+
 NEUTRAL = Registry("neutral")
 
 
@@ -204,4 +251,14 @@ def neutral_map(spec) -> ParamMap:
     return {p.name: (Leaf(p.name),) for p in spec.params()}
 
 
-__all__ = ["Lowering", "Registry", "no_layout", "neutral_map", "register_builders", "Layout"]
+__all__ = [
+    "Lowering",
+    "Registry",
+    "no_layout",
+    "neutral_map",
+    "register_builders",
+    "Layout",
+    "DefaultRule",
+    "param_of",
+    "BARE_PARAMETER",
+]

@@ -40,7 +40,9 @@ def backbone_state(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=128, help="input side (a multiple of 32)")
     args = parser.parse_args()
     frameworks = [f for f in ("torch", "paddle", "flax") if f in available()]

@@ -24,7 +24,9 @@ _NORMS = ("layernorm", "groupnorm", "rmsnorm")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--in", dest="in_features", type=int, default=64)
     p.add_argument("--out", dest="out_features", type=int, default=128)
     p.add_argument("--kernel", type=int, default=3)

@@ -37,7 +37,9 @@ def shape_text(shape) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("model", nargs="?", default="resnet18")
     parser.add_argument("--input", default=None, help="N,C,H,W (default: the model's usual)")
     args = parser.parse_args(argv)

@@ -19,6 +19,7 @@ and on xinit-built models.
 
 from __future__ import annotations
 
+import argparse
 import math
 
 import numpy as np
@@ -108,7 +109,10 @@ def conv_std_table(values: dict, title: str) -> None:
     console.print(t)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args(argv)
     # 1. The loop, replaced by one line on the hand-written model.
     torch.manual_seed(0)
     model = ResNet18(init_loop=False)

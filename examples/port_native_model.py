@@ -16,6 +16,8 @@ Run: ``python examples/port_native_model.py`` (about 10 s on 2 cores).
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -75,7 +77,12 @@ def torch_resnet50(num_classes: int = 1000):
     return ResNet50()
 
 
-def main(input_shape: tuple[int, ...] = (1, 3, 64, 64), rows: int | None = 12) -> bool:
+def main(
+    input_shape: tuple[int, ...] = (1, 3, 64, 64),
+    rows: int | None = 12,
+    workdir: Path | None = None,
+) -> bool:
+    """Steps 1-4 above, the .pdparams written in ``workdir`` (default: a temp folder, removed)."""
     import paddle
     import torch
 
@@ -85,7 +92,8 @@ def main(input_shape: tuple[int, ...] = (1, 3, 64, 64), rows: int | None = 12) -
     xinit.randomize_batchnorm(source, seed=1)  # running statistics worth comparing
     target = torch_resnet50()
 
-    with tempfile.TemporaryDirectory() as tmp:
+    folder = contextlib.nullcontext(workdir) if workdir else tempfile.TemporaryDirectory()
+    with folder as tmp:
         path = Path(tmp) / "resnet50.pdparams"
         paddle.save(source.state_dict(), str(path))
         ported = xinit.port(path, target, dst="torch")  # your model's names and layouts
@@ -100,5 +108,24 @@ def main(input_shape: tuple[int, ...] = (1, 3, 64, 64), rows: int | None = 12) -
     return report.ok
 
 
+def cli(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where the .pdparams goes, kept (default: a temp folder, removed at exit)",
+    )
+    p.add_argument("--input", default="1,3,64,64", help="N,C,H,W of the parity input")
+    p.add_argument("--rows", type=int, default=12, help="parity table rows shown")
+    args = p.parse_args(argv)
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    shape = tuple(int(n) for n in args.input.split(","))
+    return 0 if main(shape, args.rows, args.workdir) else 1
+
+
 if __name__ == "__main__":
-    raise SystemExit(0 if main() else 1)
+    raise SystemExit(cli())

@@ -31,18 +31,31 @@ from xinit.checkpoints import save_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--workdir", default=None, help="where the checkpoints go (default: a temp dir)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where the checkpoints go, kept (default: a temp folder, removed at exit)",
+    )
     p.add_argument("--rows", type=int, default=16, help="parity table rows shown")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        return port(args, args.workdir)
+    with tempfile.TemporaryDirectory(prefix="xinit-port-") as tmp:
+        return port(args, Path(tmp))
 
+
+def port(args: argparse.Namespace, workdir: Path) -> int:
+    """Steps 1-4 above, the checkpoints written in ``workdir``; 0 when every layer agrees."""
     import paddle
     import torch
 
     console = Console()
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="xinit-port-"))
-    workdir.mkdir(parents=True, exist_ok=True)
     spec = xinit.models.resnet45()
 
     # 1. A PaddleOCR-format checkpoint, made locally.

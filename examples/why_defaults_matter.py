@@ -4,12 +4,12 @@ A 20-layer plain conv net (no BatchNorm, ReLU) and ResNet-50, each under PyTorch
 and Flax's default init and under Kaiming normal (fan_in): the std of every layer's output and
 of its gradient (loss ``sum(y**2)``), printed as a table and saved as plots.
 
-    python examples/why_defaults_matter.py [OUT_DIR]
+    python examples/why_defaults_matter.py [--out-dir DIR]
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from rich.console import Console
@@ -34,7 +34,7 @@ def plain_net(depth: int = DEPTH, width: int = WIDTH):
 def each_in_its_own(spec, shape):
     """Every installed framework under its own default (values drawn with rng="xinit")."""
     results = [
-        xinit.diagnose(spec, shape, backends=[fw], policies=[f"default-{fw}"])
+        xinit.diagnose(spec, shape, frameworks=[fw], policies=[f"default-{fw}"])
         for fw in FRAMEWORKS
         if fw in available()
     ]
@@ -55,13 +55,19 @@ def main(out: Path) -> None:
     plain.plot(str(out / "diagnose_plain20.png"))
 
     # every policy in one backend: with rng="xinit" the frameworks agree (tests prove it)
-    both = xinit.diagnose(plain_net(), INPUT, backends=["torch"], policies=policies)
+    both = xinit.diagnose(plain_net(), INPUT, frameworks=["torch"], policies=policies)
     both.plot(str(out / "diagnose_plain20_policies.png"))
-    resnet = xinit.diagnose(xinit.models.resnet50(), INPUT, backends=["torch"], policies=policies)
+    resnet = xinit.diagnose(xinit.models.resnet50(), INPUT, frameworks=["torch"], policies=policies)
     console.print(resnet.table())
     resnet.plot(str(out / "diagnose_resnet50.png"))
     print(f"plots written to {out}/")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "."))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out-dir", type=Path, default=Path("."), help="where the plots go (default: here)"
+    )
+    main(parser.parse_args().out_dir)

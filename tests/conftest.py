@@ -34,8 +34,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault(_var, "1")
 
 from helpers import (  # noqa: E402 - after the sys.path entry above
-    BACKENDS,
     DEVICES,
+    FRAMEWORKS,
     RNGS,
     backends_on,
     devices_of,
@@ -45,12 +45,21 @@ from helpers import (  # noqa: E402 - after the sys.path entry above
 )
 
 
+def pytest_terminal_summary(terminalreporter):
+    """After a run with the docs test: how many documented code blocks ran and were skipped."""
+    reports = [r for group in terminalreporter.stats.values() for r in group]
+    if any("test_docs.py" in getattr(r, "nodeid", "") for r in reports):
+        from docs_blocks import skip_summary
+
+        terminalreporter.write_line(skip_summary())
+
+
 def pytest_configure(config):
     # Paddle's import-time notice about a C++ build cache: noise in every run's summary.
     config.addinivalue_line("filterwarnings", "ignore:No ccache found:UserWarning")
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=FRAMEWORKS)
 def backend(request) -> str:
     require_backend(request.param)
     return request.param
@@ -74,7 +83,7 @@ def rng(request) -> str:
 
 
 __all__ = [
-    "BACKENDS",
+    "FRAMEWORKS",
     "DEVICES",
     "RNGS",
     "backends_on",

@@ -10,7 +10,6 @@ import functools
 import pytest
 from xinit.backends import FRAMEWORKS
 
-BACKENDS = FRAMEWORKS  # every framework the tests cover: xinit.backends.FRAMEWORKS
 DEVICES = ("cpu", "gpu")
 RNGS = ("native", "xinit")
 

@@ -11,14 +11,14 @@ import math
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, assert_transfers_exact, installed, require_backend, require_backends
+from helpers import FRAMEWORKS, assert_transfers_exact, installed, require_backend, require_backends
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stats_helpers import N_MIN, assert_same_law, case_seed
 
 import xinit
 from xinit.blocks import Sequential, infer
-from xinit.defaults.catalogue import Default, as_dims
+from xinit.defaults.catalogue import Default
 from xinit.graph import Graph
 from xinit.layers import LayerNorm, MultiheadAttention, SpecError
 from xinit.native import NativeModelError, neutral_values, read_layers
@@ -211,7 +211,7 @@ def _torch_reference(spec, module_state, xs):
 
 # ---- self-attention (the first release's cases) ----------------------------------------------
 @pytest.mark.parametrize("name", sorted(SPECS))
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_keys_are_the_native_modules(backend, name):
     require_backend(backend)
     spec = SPECS[name]
@@ -221,7 +221,7 @@ def test_keys_are_the_native_modules(backend, name):
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_native_weights_give_native_outputs(backend, name):
     """The framework's own attention, read through the map and transferred into the xinit
     build, gives the native outputs on a (N, L, E) sequence."""
@@ -234,7 +234,7 @@ def test_native_weights_give_native_outputs(backend, name):
     np.testing.assert_allclose(xinit.run(built, x), run(x, x, x), rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "torch"])
+@pytest.mark.parametrize("backend", [b for b in FRAMEWORKS if b != "torch"])
 def test_torch_weights_give_torch_outputs(backend):
     """PyTorch's module's weights, moved into Paddle's or Flax's layout, give PyTorch's
     outputs: the packed rows land on q, k, v in that order, each transposed as it must be."""
@@ -254,11 +254,11 @@ def test_torch_weights_give_torch_outputs(backend):
 
 
 def test_transfer_exact_and_parity_across_frameworks():
-    require_backends(*BACKENDS)
+    require_backends(*FRAMEWORKS)
     spec = Sequential(ln=LayerNorm(8), attn=MultiheadAttention(8, 2))
-    mods = {b: xinit.build(spec, b, seed=2, rng="xinit") for b in BACKENDS}
-    ref = state_dict(mods[BACKENDS[0]])
-    for b in BACKENDS[1:]:
+    mods = {b: xinit.build(spec, b, seed=2, rng="xinit") for b in FRAMEWORKS}
+    ref = state_dict(mods[FRAMEWORKS[0]])
+    for b in FRAMEWORKS[1:]:
         state = state_dict(mods[b])
         assert state.keys() == ref.keys()
         for k, v in ref.items():
@@ -360,7 +360,7 @@ def _native_cases():
     input size, so kdim != vdim has no native Flax module (the torch-reference tests cover
     xinit's Flax module there)."""
     out = []
-    for backend in BACKENDS:
+    for backend in FRAMEWORKS:
         for name, (kwargs, _) in CROSS.items():
             if backend == "flax" and kwargs.get("kdim") != kwargs.get("vdim"):
                 continue
@@ -369,7 +369,7 @@ def _native_cases():
 
 
 @pytest.mark.parametrize("name", sorted(CROSS))
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_cross_attention_keys_are_the_native_modules(backend, name):
     """With kdim/vdim: torch's ``q/k/v_proj_weight``, Paddle's (kdim, E)/(vdim, E) k/v
     projections, Flax's (kdim, H, D) key kernel; Flax's value kernel is (vdim, H, D) in
@@ -409,7 +409,7 @@ def test_native_cross_attention_weights_give_native_outputs(backend, name, masks
     np.testing.assert_allclose(got, want, rtol=0, atol=tol(spec, k.shape[1], want))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_float_masks_and_causal_give_torchs_outputs(backend):
     """Float masks are added to the scores (-inf blocks), combined with a bool padding mask
     and the causal option, in every framework as in PyTorch's own module; key and value of
@@ -439,9 +439,9 @@ def test_float_masks_and_causal_give_torchs_outputs(backend):
 def test_cross_attention_transfer_exact_between_all_pairs_and_parity():
     """Separate q/k/v projections (kdim 5, vdim 7) move between every pair of frameworks
     bit for bit, and the three builds agree layer by layer on the node's five inputs."""
-    require_backends(*BACKENDS)
+    require_backends(*FRAMEWORKS)
     spec = MultiheadAttention(12, 3, kdim=5, vdim=7, attn_mask=True, key_padding_mask=True)
-    mods = {b: xinit.build(spec, b, seed=2, rng="xinit") for b in BACKENDS}
+    mods = {b: xinit.build(spec, b, seed=2, rng="xinit") for b in FRAMEWORKS}
     ref = state_dict(mods["torch"])
     assert list(ref) == [
         "q_proj_weight",
@@ -631,7 +631,7 @@ def test_policy_on_native_cross_attention_reaches_every_parameter():
     separate q/k/v_proj_weight, Paddle's (6, E) k/v Linears, Flax's (6, H, D) LinearGeneral
     kernels) selects every parameter by its neutral name, and with rng="xinit" all three hold
     the same neutral values afterwards."""
-    require_backends(*BACKENDS)
+    require_backends(*FRAMEWORKS)
     from xinit.init import XavierNormal
     from xinit.policy import Policy, Rule
 
@@ -643,7 +643,7 @@ def test_policy_on_native_cross_attention_reaches_every_parameter():
     )
     spec = MultiheadAttention(8, 2, kdim=6, vdim=6)
     values = {}
-    for backend in BACKENDS:
+    for backend in FRAMEWORKS:
         native, _ = _native(backend, spec)
         report = xinit.apply(policy, native, seed=5, rng="xinit", strict=True)
         assert {e.status for e in report.entries} == {"initialized"}, backend
@@ -677,8 +677,8 @@ DEFAULT_CASES = {
 def _rule_law(framework, spec, param):
     from xinit.backends import part
 
-    rules = part(framework, "defaults")
-    init, fans, _, _ = rules.rule(as_dims(spec), param.name)
+    lowering = part(framework, "lowerings").REGISTRY[spec.kind]
+    init, fans, _, _ = lowering.default_rule(spec, param.name)
     return init.resolve(param.shape, param.role, fans)
 
 
@@ -690,13 +690,14 @@ def _native_default_values(framework, spec, n_min):
 
     from xinit.parammap import to_neutral
 
-    make = part(framework, "defaults").native_defaults
+    lowering = part(framework, "lowerings").REGISTRY[spec.kind]
+    state_of = part(framework, "defaults").native_state
     pmap = part(framework, "lowerings").REGISTRY.param_map(spec)
     out: dict[str, list[np.ndarray]] = {p.name: [] for p in spec.params()}
     seed = case_seed(framework, spec)
     while min(sum(a.size for a in v) for v in out.values()) < n_min:
         seed += 1
-        state = make(as_dims(spec), seed)
+        state = state_of(lowering.native_default(spec, seed))
         assert set(state) == {leaf.name for leaves in pmap.values() for leaf in leaves}
         for p in spec.params():
             out[p.name].append(to_neutral(state, pmap[p.name], p.shape).ravel())
@@ -704,10 +705,10 @@ def _native_default_values(framework, spec, n_min):
 
 
 @pytest.mark.parametrize("case", sorted(DEFAULT_CASES))
-@pytest.mark.parametrize("framework", BACKENDS)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_attention_default_rules_are_the_frameworks_own(framework, case):
-    """Each framework's default rule for every attention parameter (``backends/<fw>/
-    defaults.py``) is the law its own default layer draws: PyTorch Xavier on the packed
+    """Each framework's default rule for every attention parameter (its lowering's
+    ``default_rule``) is the law its own default layer draws: PyTorch Xavier on the packed
     matrix (fan_out 3E) or on each projection; Paddle Xavier on each (in, E) Linear; Flax
     lecun_normal with fan_in = the projection's input size; zero biases. Moments and KS on
     at least N_MIN values per parameter (stats_helpers)."""
@@ -715,11 +716,12 @@ def test_attention_default_rules_are_the_frameworks_own(framework, case):
     spec = DEFAULT_CASES[case]
     from xinit.backends import part
 
-    missing = part(framework, "defaults").unsupported(as_dims(spec))
+    lowering = part(framework, "lowerings").REGISTRY[spec.kind]
+    missing = lowering.default_missing(spec)
     if missing is not None:
         assert framework == "flax" and spec.key_features != spec.value_features, missing
         with pytest.raises(ValueError, match="one in_kv_features"):
-            part(framework, "defaults").native_defaults(as_dims(spec), 0)
+            lowering.native_default(spec, 0)
         return
     values = _native_default_values(framework, spec, N_MIN)
     for p in spec.params():
@@ -736,7 +738,7 @@ def test_attention_default_rules_differ_as_the_issue_says():
     Paddle Xavier per (E, E) block (std √(2/(2E))), Flax lecun_normal (std 1/√E)."""
     spec = MultiheadAttention(64, 4)
     p = next(p for p in spec.params() if p.name == "in_proj_weight")
-    stds = {fw: _rule_law(fw, spec, p).std for fw in BACKENDS}
+    stds = {fw: _rule_law(fw, spec, p).std for fw in FRAMEWORKS}
     assert stds["torch"] == pytest.approx(math.sqrt(2 / (4 * 64)), rel=1e-12)
     assert stds["paddle"] == pytest.approx(math.sqrt(2 / (2 * 64)), rel=1e-12)
     assert stds["flax"] == pytest.approx(1 / math.sqrt(64), rel=1e-6)
@@ -747,7 +749,7 @@ def test_attention_default_rules_differ_as_the_issue_says():
 
 
 @pytest.mark.parametrize("case", sorted(DEFAULT_CASES))
-@pytest.mark.parametrize("framework", BACKENDS)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_default_initializer_on_attention_is_the_rule(framework, case):
     """``xinit.init.Default(fw)`` on attention parameters, kdim/vdim included, resolves to
     the rule's law (the catalogue reads the same rules); Flax with kdim != vdim has no

@@ -143,7 +143,7 @@ def test_fan_based_initializer_on_a_vector_through_sample():
     b = installed()[0]
     _raises(
         ValueError,
-        lambda: xinit.sample(I.KaimingNormal(), (64,), role="vector", backend=b),
+        lambda: xinit.sample(I.KaimingNormal(), (64,), role="vector", framework=b),
         "KaimingNormal",
         "1-d",
     )
@@ -192,7 +192,7 @@ def test_shape_entries_must_be_integers():
     b = installed()[0]
     _raises(
         (TypeError, ValueError),
-        lambda: xinit.sample(I.Normal(), (4.5, 3), role="linear", backend=b),
+        lambda: xinit.sample(I.Normal(), (4.5, 3), role="linear", framework=b),
         "shape",
         "4.5",
     )
@@ -206,7 +206,7 @@ def test_unknown_role():
     b = installed()[0]
     _raises(
         ValueError,
-        lambda: xinit.sample(I.Normal(), (4, 4), role="dense", backend=b),
+        lambda: xinit.sample(I.Normal(), (4, 4), role="dense", framework=b),
         "role",
         "'conv_transpose'",
     )
@@ -215,7 +215,7 @@ def test_unknown_role():
 def test_unknown_rng(backend):
     _raises(
         ValueError,
-        lambda: xinit.sample(I.Normal(), (4, 4), role="linear", backend=backend, rng="philox"),
+        lambda: xinit.sample(I.Normal(), (4, 4), role="linear", framework=backend, rng="philox"),
         "rng",
         "'philox'",
         "'native'",
@@ -226,18 +226,18 @@ def test_unknown_rng(backend):
 def test_unknown_device(backend):
     _raises(
         ValueError,
-        lambda: xinit.sample(I.Normal(), (4, 4), role="linear", backend=backend, device="tpu"),
+        lambda: xinit.sample(I.Normal(), (4, 4), role="linear", framework=backend, device="tpu"),
         "device",
         "'tpu'",
         "'gpu'",
     )
 
 
-def test_unknown_backend():
+def test_unknown_framework():
     _raises(
-        ValueError,
-        lambda: xinit.sample(I.Normal(), (4, 4), role="linear", backend="mxnet"),
-        "backend",
+        xinit.FrameworkError,
+        lambda: xinit.sample(I.Normal(), (4, 4), role="linear", framework="mxnet"),
+        "framework",
         "'mxnet'",
         "'torch'",
         "'paddle'",
@@ -249,7 +249,7 @@ def test_not_an_initializer():
     b = installed()[0]
     _raises(
         TypeError,
-        lambda: xinit.sample("KaimingNormal", (4, 4), role="linear", backend=b),
+        lambda: xinit.sample("KaimingNormal", (4, 4), role="linear", framework=b),
         "initializer",
         "'KaimingNormal'",
     )
@@ -272,7 +272,7 @@ def test_uninstalled_framework_names_the_extra(monkeypatch, name, extra):
     assert name not in backends.available()
     msg = _raises(
         ImportError,
-        lambda: xinit.sample(I.Normal(), (4, 4), role="linear", backend=name),
+        lambda: xinit.sample(I.Normal(), (4, 4), role="linear", framework=name),
         f"'{name}'",
         f"xinit[{extra}]",
         "pip install",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, installed, require_backend
+from helpers import FRAMEWORKS, installed, require_backend
 
 from xinit import build, run, state_dict
 from xinit.blocks import Sequential
@@ -84,7 +84,7 @@ def torch_rule(backend: str, spec: BatchNorm) -> bool:
     [((4, 3, 5, 6), 0.1), ((6, 5), 0.3), ((3, 4, 7), 0.25), ((2, 2, 3, 4, 2), 0.5)],
     ids=["2d", "1d-NC", "1d-NCL", "3d"],
 )
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_batchnorm_train_steps_follow_the_frameworks_rule(backend, shape, momentum, train_stats):
     """Two training steps: outputs and running statistics are the framework's rule in numpy
     (a momentum left untranslated, 0.3 for Paddle's 0.7, moves the mean by 0.4 * batch)."""
@@ -137,7 +137,7 @@ def test_three_backends_agree_after_a_training_step(train_stats):
     x = np.random.default_rng(3).standard_normal((3, 3, 8, 7)).astype(np.float32)
     n = 3 * 8 * 7  # values per channel in the batch
     outs, stats, evals = {}, {}, {}
-    for backend in BACKENDS:
+    for backend in FRAMEWORKS:
         require_backend(backend)
         module = build(spec, backend, seed=1, rng="xinit")
         outs[backend] = train_forward(backend, module, x)
@@ -163,7 +163,7 @@ def test_three_backends_agree_after_a_training_step(train_stats):
     )
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_run_leaves_the_training_mode_alone(backend):
     """``xinit.run`` evaluates in eval mode and gives the module back in the mode it found."""
     require_backend(backend)
@@ -188,7 +188,7 @@ def test_run_leaves_the_training_mode_alone(backend):
     assert float(y.mean()) > 1.0
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_dropout_eval_is_identity_train_scales(backend):
     require_backend(backend)
     spec = Sequential(("fc", Linear(8, 256)), ("drop", Dropout(0.5)))
@@ -218,7 +218,7 @@ def test_batchnorm_without_affine_agrees():
     bn = BatchNorm(3, affine=False, momentum=0.5)
     spec = Sequential(("bn", bn))
     x = (np.random.default_rng(4).standard_normal((4, 3, 2, 5)) * 3 + 1).astype(np.float32)
-    for backend in BACKENDS:
+    for backend in FRAMEWORKS:
         require_backend(backend)
         unbiased = torch_rule(backend, bn)
         _, mean_r, var_r = numpy_bn_steps([x], 0.5, 1e-5, np.ones(3), np.zeros(3), unbiased)

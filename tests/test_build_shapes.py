@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, installed, require_backend
+from helpers import FRAMEWORKS, installed, require_backend
 from reference_models import (
     TORCH_REFERENCES,
     TORCHVISION_NUM_PARAMS,
@@ -105,7 +105,7 @@ def framework_counts(backend: str, module) -> tuple[int, int]:
 
 
 # ---- names, shapes and counts --------------------------------------------------------------
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 @pytest.mark.parametrize("name", BUILT)
 def test_built_state_matches_spec(name, backend):
     """Every parameter and buffer exists under the expected native name, with the spec's shape
@@ -250,7 +250,7 @@ def test_flax_uses_child_names_with_flax_leaves():
     assert not any("num_batches_tracked" in k for k in state)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_one_channel_resnet18_512(backend):
     """``resnet18(in_channels=1, num_classes=512)``: the one-channel ResNet18_2D variant."""
     ad = adapter(backend)
@@ -288,10 +288,10 @@ def test_traced_shapes_and_parity(name):
     for i, size in enumerate(SIZES[name]):
         expected = expected_shapes(spec, size)
         x = np.random.default_rng(sum(size)).standard_normal(size).astype(np.float32)
-        traced = BACKENDS if i == 0 else ("torch", "paddle")
+        traced = FRAMEWORKS if i == 0 else ("torch", "paddle")
         traces = {b: adapter(b).trace(built(name, b), x) for b in traced}
         shapes = {b: {p: tuple(v.shape) for p, v in t.items()} for b, t in traces.items()}
-        for b in set(BACKENDS) - set(traced):
+        for b in set(FRAMEWORKS) - set(traced):
             shapes[b] = adapter(b).trace_shapes(built(name, b), x)
         for backend, seen in shapes.items():
             assert set(expected) <= set(seen), (backend, sorted(set(expected) - set(seen))[:5])
@@ -387,7 +387,7 @@ def test_example_one_spec_three_frameworks(capsys):
     import re
     from pathlib import Path
 
-    for backend in BACKENDS:
+    for backend in FRAMEWORKS:
         require_backend(backend)
     path = Path(__file__).resolve().parents[1] / "examples" / "one_spec_three_frameworks.py"
     loader = importlib.util.spec_from_file_location("one_spec_three_frameworks", path)

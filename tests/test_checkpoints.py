@@ -157,18 +157,42 @@ def test_malicious_pdparams_is_refused_without_running(tmp_path, payload):
         load_checkpoint(path)
     msg = str(info.value)
     assert str(path) in msg and "refused" in msg
-    if payload is _System:
-        assert "system" in msg  # names the forbidden global (posix.system / nt.system)
-    if payload is _Popen:
-        assert "subprocess.Popen" in msg
+    named = {_System: "system", _Eval: "builtins.eval", _Popen: "subprocess.Popen"}[payload]
+    assert named in msg  # the forbidden global (posix.system / nt.system), or eval's form
     assert not marker.exists()
+
+
+class _NumpyCall:
+    """A numpy function that writes ``marker`` when called, pickled as ``func(marker, ...)``."""
+
+    def __init__(self, func, marker):
+        self.func, self.marker = func, marker
+
+    def __reduce__(self):
+        if self.func is np.memmap:
+            return (np.memmap, (str(self.marker), np.uint8, "w+", 0, (4,)))
+        return (self.func, (str(self.marker), np.zeros(3, np.float32)))
+
+
+@pytest.mark.parametrize("func", [np.save, np.savetxt, np.memmap], ids=lambda f: f.__name__)
+def test_numpy_globals_that_are_not_array_reconstructors_are_refused(tmp_path, func):
+    """numpy.save(path, array) in a .pdparams would write a file while loading if numpy's
+    functions were trusted as a whole: refused by name before the call, nothing written."""
+    marker = tmp_path / "written.npy"
+    state = {"conv1.weight": np.zeros((2, 2), np.float32), "evil": _NumpyCall(func, marker)}
+    path = tmp_path / "evil.pdparams"
+    path.write_bytes(pickle.dumps(state, protocol=2))
+    with pytest.raises(UnsafeCheckpointError, match=rf"the global numpy\.{func.__name__}\b"):
+        load_checkpoint(path)
+    assert not marker.exists() and not marker.with_suffix("").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pdparams"]
 
 
 def test_malicious_pdparams_is_refused_by_port_too(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pdparams"
     path.write_bytes(pickle.dumps({"conv1.weight": _System(marker)}, protocol=2))
-    with pytest.raises(UnsafeCheckpointError):
+    with pytest.raises(UnsafeCheckpointError, match=r"the global (posix|nt)\.system"):
         xinit.port(path, lenet(), dst="neutral")
     assert not marker.exists()
 
@@ -231,7 +255,9 @@ def test_damaged_files_give_a_clear_error_naming_the_file(tmp_path, fmt, damage)
 def test_missing_file_and_unknown_suffix(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         load_checkpoint(tmp_path / "nope.pt")
-    with pytest.raises(ValueError, match="format"):
+    with pytest.raises(
+        ValueError, match="cannot tell the checkpoint format from the suffix '.xyz'"
+    ):
         load_checkpoint(tmp_path / "weights.xyz")
     with pytest.raises(ValueError, match="unknown checkpoint format"):
         save_checkpoint({}, tmp_path / "w.pt", format="onnx")
@@ -240,7 +266,7 @@ def test_missing_file_and_unknown_suffix(tmp_path):
 def test_non_array_entries_are_refused(tmp_path):
     path = tmp_path / "meta.pdparams"
     path.write_bytes(pickle.dumps({"w": np.zeros(2, np.float32), "name": "resnet"}, protocol=4))
-    with pytest.raises(CheckpointError, match="name"):
+    with pytest.raises(CheckpointError, match=r"entries that are not arrays: name \(str\)"):
         load_checkpoint(path)
 
 

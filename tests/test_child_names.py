@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, require_backend
+from helpers import FRAMEWORKS, require_backend
 
 import xinit
 from xinit.blocks import Residual, Sequential
@@ -29,7 +29,7 @@ def block(shortcut: str, activation: str, first: str = "body", second: str = "st
 NAMES = [("shortcut", "activation"), ("body", "steps"), ("activation", "shortcut")]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 @pytest.mark.parametrize("shortcut,activation", NAMES)
 def test_container_attribute_names_are_free_child_names(backend, shortcut, activation):
     require_backend(backend)
@@ -49,13 +49,13 @@ def test_container_attribute_names_are_free_child_names(backend, shortcut, activ
 
 
 def test_renamed_children_agree_across_frameworks():
-    for name in BACKENDS:
+    for name in FRAMEWORKS:
         require_backend(name)
     spec = Sequential({"steps": block("shortcut", "activation")})
     x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
-    mods = {b: xinit.build(spec, b, seed=3, rng="xinit") for b in BACKENDS}
+    mods = {b: xinit.build(spec, b, seed=3, rng="xinit") for b in FRAMEWORKS}
     ref = xinit.run(mods["torch"], x)
-    for b in BACKENDS[1:]:
+    for b in FRAMEWORKS[1:]:
         np.testing.assert_allclose(xinit.run(mods[b], x), ref, rtol=1e-4, atol=1e-5)
     fresh = xinit.build(spec, "paddle", seed=9, rng="xinit")
     transfer(mods["flax"], fresh)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, require_backend, require_backends
+from helpers import FRAMEWORKS, require_backend, require_backends
 
 import xinit
 from xinit import models, randomize_batchnorm
@@ -52,12 +52,12 @@ def test_a_line_not_32_pixels_high_is_refused():
 
 
 def test_parity_over_the_three_frameworks():
-    require_backends(*BACKENDS)
+    require_backends(*FRAMEWORKS)
     spec = models.crnn(num_classes=11, **LIGHT)
-    mods = {b: xinit.build(spec, b, seed=1, rng="xinit") for b in BACKENDS}
+    mods = {b: xinit.build(spec, b, seed=1, rng="xinit") for b in FRAMEWORKS}
     randomize_batchnorm(mods["torch"], seed=2)
     state = state_dict(mods["torch"])
-    for b in BACKENDS[1:]:
+    for b in FRAMEWORKS[1:]:
         load_state_dict(mods[b], state)
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 64)).astype(np.float32)
     report = xinit.parity(mods, x)

@@ -48,7 +48,7 @@ def test_kaiming_relu_mlp_keeps_second_moment():
     """Kaiming normal fan_in (Var w = 2/n): E[z_1^2] = 2 E[x^2] = 2, then constant."""
     require_backend("torch")
     res = xinit.diagnose(
-        _mlp(bias=False), (BATCH, WIDTH), backends=["torch"], policies=["kaiming"], seed=1
+        _mlp(bias=False), (BATCH, WIDTH), frameworks=["torch"], policies=["kaiming"], seed=1
     )
     q = [r.second_moment for r in _linear_rows(res, "torch", "kaiming")]
     assert abs(q[0] / 2 - 1) <= Z * _rel_se(WIDTH, BATCH, relu_input=False)
@@ -66,7 +66,7 @@ def test_torch_default_shrinks_by_one_sixth_plus_bias_floor():
     first layer sees x: q_1 = 1/3 + 1/(3n)); the fixed point is 2/(5n)."""
     require_backend("torch")
     res = xinit.diagnose(
-        _mlp(), (BATCH, WIDTH), backends=["torch"], policies=["default-torch"], seed=2
+        _mlp(), (BATCH, WIDTH), frameworks=["torch"], policies=["default-torch"], seed=2
     )
     q = [r.second_moment for r in _linear_rows(res, "torch", "default-torch")]
     n = WIDTH
@@ -91,7 +91,7 @@ def test_paddle_conv_default_keeps_variance():
     res = xinit.diagnose(
         spec,
         (16, 3, 20, 20),
-        backends=["torch"],
+        frameworks=["torch"],
         policies=["default-paddle", "default-torch"],
         seed=3,
     )
@@ -134,7 +134,7 @@ def test_frameworks_agree_on_every_statistic():
     res = xinit.diagnose(
         _small_resnet(),
         (4, 3, 8, 8),
-        backends=names,
+        frameworks=names,
         policies=["default-torch", "default-flax"],
         seed=4,
     )
@@ -193,7 +193,7 @@ def test_results_render(tmp_path):
     res = xinit.diagnose(
         _small_resnet(),
         (2, 3, 8, 8),
-        backends=["torch"],
+        frameworks=["torch"],
         policies=["kaiming", Policy(Rule(xinit.init.Zeros(), kind="linear"), name="zero-fc")],
     )
     md = res.to_markdown()
@@ -211,9 +211,9 @@ def test_bad_input():
     with pytest.raises(DiagnoseError, match="unknown policy 'default-keras'.*default-torch"):
         xinit.diagnose(_mlp(8, 1), (2, 8), policies=["default-keras"])
     with pytest.raises(SpecError, match="0"):
-        xinit.diagnose(_mlp(8, 1), (2, 9), backends=["torch"])
+        xinit.diagnose(_mlp(8, 1), (2, 9), frameworks=["torch"])
     with pytest.raises(DiagnoseError, match="unknown backend"):
-        xinit.diagnose(_mlp(8, 1), (2, 8), backends=["keras"])
+        xinit.diagnose(_mlp(8, 1), (2, 8), frameworks=["keras"])
 
 
 @pytest.mark.parametrize("tol", [0.05, 0.01])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, installed, require_backend, require_backends
+from helpers import FRAMEWORKS, installed, require_backend, require_backends
 
 import xinit
 from xinit.blocks import num_params, output_shape, param_specs
@@ -82,7 +82,7 @@ def test_an_hf_state_dict_loads_strictly_and_gives_hfs_hidden_states():
     }
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_hf_weights_ported_by_kind_give_hfs_hidden_states(backend):
     """The HF checkpoint read through the ``conv1d`` map is neutral (out, in); loaded into
     the plain-Linear build of any framework it gives HF's outputs (the square c_proj too)."""
@@ -103,9 +103,9 @@ def test_hf_weights_ported_by_kind_give_hfs_hidden_states(backend):
 
 
 def test_tiny_gpt2_parity_over_three_frameworks():
-    require_backends(*BACKENDS)
+    require_backends(*FRAMEWORKS)
     spec = xinit.models.gpt2(**TINY)
-    mods = {b: xinit.build(spec, b, seed=3, rng="xinit") for b in BACKENDS}
+    mods = {b: xinit.build(spec, b, seed=3, rng="xinit") for b in FRAMEWORKS}
     report = xinit.parity(mods, ids(seed=5))
     assert report.ok, str(report.first_divergent)
     assert "h.0.attn.sdpa" in {r.path for r in report.rows}

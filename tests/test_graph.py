@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, require_backend, require_backends
+from helpers import FRAMEWORKS, require_backend, require_backends
 
 import xinit
 from xinit.blocks import Sequential, infer, param_specs
@@ -68,15 +68,15 @@ def test_infer_gives_each_output_shape_and_merge_rows():
 
 
 def test_same_values_everywhere_and_state_moves_between_frameworks():
-    require_backends(*BACKENDS)
+    require_backends(*FRAMEWORKS)
     spec, x = two_heads(), rand(2, 3, 8, 6)
-    mods = {b: xinit.build(spec, b, seed=4, rng="xinit") for b in BACKENDS}
+    mods = {b: xinit.build(spec, b, seed=4, rng="xinit") for b in FRAMEWORKS}
     xinit.randomize_batchnorm(mods["torch"], seed=5)
-    for b in BACKENDS[1:]:
+    for b in FRAMEWORKS[1:]:
         transfer(mods["torch"], mods[b])
     ref = xinit.run(mods["torch"], x)
     assert set(ref) == {"hm", "wh"} and ref["hm"].shape == (2, 3, 8, 6)
-    for b in BACKENDS[1:]:
+    for b in FRAMEWORKS[1:]:
         out = xinit.run(mods[b], x)
         assert set(out) == {"hm", "wh"}
         for key in ref:
@@ -90,7 +90,7 @@ def test_same_values_everywhere_and_state_moves_between_frameworks():
 
 
 def test_port_a_graph_checkpoint_to_paddle_and_flax():
-    require_backends(*BACKENDS)
+    require_backends(*FRAMEWORKS)
     import paddle
     from flax import nnx
 
@@ -125,7 +125,7 @@ def _nest(flat: dict) -> dict:
     return out
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_tuple_outputs_and_two_inputs(backend):
     require_backend(backend)
     spec = Graph(
@@ -171,7 +171,7 @@ def test_upsample_means_torch_interpolate_in_every_framework(kw):
     want = _torch_interpolate(x, **kw)
     spec = Upsample(**kw)
     assert infer(spec, x.shape)[-1].output_shape == want.shape
-    for b in BACKENDS:
+    for b in FRAMEWORKS:
         require_backend(b)
         got = xinit.run(xinit.build(spec, b), x)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=b)
@@ -275,7 +275,7 @@ def test_layout_ops_and_nd_linear_mean_torch_in_every_framework():
     )
     x = rand(2, 3, 5, 3, seed=7)
     assert infer(spec, x.shape)[-1].output_shape == (2, 4, 15)
-    for b in BACKENDS:
+    for b in FRAMEWORKS:
         require_backend(b)
         module = xinit.build(spec, b, seed=3, rng="xinit")
         sd = state_dict(module)
@@ -300,12 +300,12 @@ def test_layout_op_errors_name_the_shapes():
 def test_diagnose_a_graph_of_several_outputs_in_every_framework():
     """The diagnostic loss is sum(y**2) over all the outputs; the three frameworks hold the
     same weights (rng="xinit"), so their losses and the heads' gradients agree."""
-    require_backends(*BACKENDS)
+    require_backends(*FRAMEWORKS)
     spec = two_heads()
-    d = xinit.diagnose(spec, (2, 3, 8, 6), backends=BACKENDS)
+    d = xinit.diagnose(spec, (2, 3, 8, 6), frameworks=FRAMEWORKS)
     losses = {backend: loss for backend, _, loss in d.loss}
-    assert set(losses) == set(BACKENDS) and all(v > 0 for v in losses.values())
-    for b in BACKENDS[1:]:
+    assert set(losses) == set(FRAMEWORKS) and all(v > 0 for v in losses.values())
+    for b in FRAMEWORKS[1:]:
         assert losses[b] == pytest.approx(losses["torch"], rel=1e-4)
     heads = {r.path: r for r in d.run("flax", d.runs[-1][1]) if r.path in ("hm.2", "wh.2")}
     assert set(heads) == {"hm.2", "wh.2"} and all(r.grad_std > 0 for r in heads.values())

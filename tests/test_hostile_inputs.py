@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -67,17 +68,31 @@ def test_pickled_dtype_hiding_an_object_field_is_refused_naming_the_key(tmp_path
         load_checkpoint(path)
 
 
+def test_pickled_dtype_state_with_a_sub_array_is_refused(tmp_path):
+    """A 'float64' whose pickled state declares a sub-array (the state's third item) is
+    refused by key, like one declaring fields."""
+    sub = Reduced(np.dtype, ("f8", False, True), (3, "|", (np.dtype("f8"), (2,)), None, None,
+                                                  16, 8, 0))  # fmt: skip
+    path = write_pickle(tmp_path / "sub.pdparams", {"w": pickled_array((1,), sub, bytes(16))})
+    with pytest.raises(UnsafeCheckpointError, match=r"w: its pickled dtype carries fields or a"):
+        load_checkpoint(path)
+
+
 @pytest.mark.parametrize("code", ["O", "V8", "U2", "M8[s]"])
 def test_non_numeric_dtype_codes_are_refused(tmp_path, code):
     dtype = Reduced(np.dtype, (code, False, True), (3, "|", None, None, None, -1, -1, 0))
     path = write_pickle(tmp_path / "w.pdparams", {"w": pickled_array((1,), dtype, bytes(8))})
-    with pytest.raises(UnsafeCheckpointError, match="w: dtype"):
+    # the unpickler's refusal (the type code as pickled), never the later check of the
+    # returned arrays (which would mean an object array was built from raw bytes first)
+    want = rf"refused to load w: dtype '{re.escape(code)}' is not a plain numeric type"
+    with pytest.raises(UnsafeCheckpointError, match=want):
         load_checkpoint(path)
 
 
 def test_plain_dtypes_still_load_in_both_byte_orders(tmp_path):
     w = np.arange(6, dtype=">f4").reshape(2, 3)
     state = {"w": w, "i": np.arange(3, dtype=np.int64), "b": np.array([True, False])}
+    state.update(h=np.array([1.5, -2.0], ">f2"), s=np.array([1, -300], ">i2"))  # 2-byte too
     got = load_checkpoint(write_pickle(tmp_path / "w.pdparams", state))
     for k, v in state.items():  # values equal; byte order native, as numpy's own unpickling
         assert np.array_equal(got[k], v) and got[k].dtype == v.dtype.newbyteorder("="), k
@@ -86,7 +101,7 @@ def test_plain_dtypes_still_load_in_both_byte_orders(tmp_path):
 
 def test_port_refuses_a_dict_array_whose_dtype_hides_an_object():
     sneaky = np.zeros(4, np.dtype([("x", "f8"), ("o", "O")]))
-    with pytest.raises(UnsafeCheckpointError, match=r"conv1\.weight"):
+    with pytest.raises(UnsafeCheckpointError, match=r"conv1\.weight: dtype .* not a plain numeric"):
         xinit.port({"conv1.weight": sneaky}, models.lenet(), src="torch", dst="neutral")
 
 
@@ -102,13 +117,12 @@ def zero_stride_pdparams(path):
 def test_zero_stride_slices_are_refused(tmp_path):
     path = zero_stride_pdparams(tmp_path / "zero.pdparams")
     assert path.stat().st_size < 400
-    with pytest.raises(UnsafeCheckpointError, match="numpy.ndarray"):
+    with pytest.raises(UnsafeCheckpointError, match=r"calls numpy\.ndarray\(\.\.\.\) directly"):
         load_checkpoint(path)
 
 
-def test_zero_stride_file_is_refused_before_allocating(tmp_path):
-    """Measured in a fresh process: the peak RSS while refusing stays tens of MB, not 512 MiB."""
-    path = zero_stride_pdparams(tmp_path / "zero.pdparams")
+def peak_growth_while_loading(path) -> tuple[int, str]:
+    """Load ``path`` in a fresh process: (growth of its peak RSS in bytes, the error)."""
     script = textwrap.dedent(
         f"""
         import resource
@@ -116,34 +130,66 @@ def test_zero_stride_file_is_refused_before_allocating(tmp_path):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
             load_checkpoint({str(path)!r})
-        except CheckpointError:
-            pass
+            error = "loaded"
+        except CheckpointError as err:
+            error = str(err)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print((after - before) * 1024)
+        print(error)
         """
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert int(out.stdout.split()[-1]) < 32 << 20
+    growth, error = out.stdout.split("\n", 1)
+    return int(growth), error.strip()
+
+
+def test_zero_stride_file_is_refused_before_allocating(tmp_path):
+    """Measured in a fresh process: the peak RSS while refusing stays tens of MB, not 512 MiB."""
+    growth, error = peak_growth_while_loading(zero_stride_pdparams(tmp_path / "zero.pdparams"))
+    assert growth < 32 << 20
+    assert "calls numpy.ndarray(...) directly" in error
+
+
+# The budget's check while reading, and the check of the returned entries after it.
+WHILE_READING = r"would bring the data read to [\d,]+ bytes, over the limit .* refused before"
+AFTER_READING = r"entries hold [\d,]+ bytes, over the limit"
+
+
+def memo_bomb(path, data: bytes | str, count: int):
+    """One buffer referenced by ``count`` arrays (pickle's memo), protocol 2. A ``str`` is
+    what a Python 2 pickle holds as an array's data: each array encodes it to new bytes."""
+    u1 = Reduced(np.dtype, ("u1", False, True), (3, "|", None, None, None, -1, -1, 0))
+    state = {f"k{i}": pickled_array((len(data),), u1, data) for i in range(count)}
+    return write_pickle(path, state)
 
 
 def test_memo_bomb_is_refused(tmp_path):
-    """One 256 KiB bytes object referenced by 64 arrays (pickle's memo): 16 MiB from a
-    ~256 KiB file, over the 4x-file-size limit; refused while reading."""
-    data = bytes(256 << 10)
-    u1 = Reduced(np.dtype, ("u1", False, True), (3, "|", None, None, None, -1, -1, 0))
-    state = {f"k{i}": pickled_array((len(data),), u1, data) for i in range(64)}
-    path = write_pickle(tmp_path / "memo.pdparams", state)
+    """One 256 KiB bytes object referenced by 64 arrays: 16 MiB from a ~256 KiB file, over
+    the 4x-file-size limit; refused by the running total while reading."""
+    path = memo_bomb(tmp_path / "memo.pdparams", bytes(256 << 10), 64)
     assert path.stat().st_size < 300 << 10
-    with pytest.raises(CheckpointError, match="over the limit"):
+    with pytest.raises(CheckpointError, match=WHILE_READING) as info:
         load_checkpoint(path)
+    assert not re.search(AFTER_READING, str(info.value))
     assert len(load_checkpoint(path, max_bytes=64 << 20)) == 64  # explicit override
+
+
+def test_memo_bomb_is_refused_before_it_allocates(tmp_path):
+    """A ~1 MiB protocol-2 file whose one string 512 arrays share would make 512 MiB: the
+    running total stops it after a few arrays (peak growth measured in a fresh process, under
+    32 MiB), with the message of the check made while reading."""
+    path = memo_bomb(tmp_path / "memo.pdparams", "\0" * (1 << 20), 512)
+    assert path.stat().st_size < (1 << 20) + (64 << 10)
+    growth, error = peak_growth_while_loading(path)
+    assert re.search(WHILE_READING, error), error
+    assert growth < 32 << 20, f"peak grew by {growth / 2**20:.0f} MiB"
 
 
 def test_one_array_under_many_names_is_refused(tmp_path):
     w = np.zeros(256 << 10, np.uint8)
     path = write_pickle(tmp_path / "tied.pdparams", {f"k{i}": w for i in range(64)})
-    with pytest.raises(CheckpointError, match="over the limit"):
+    with pytest.raises(CheckpointError, match=AFTER_READING):  # one array read: 256 KiB
         load_checkpoint(path)
 
 
@@ -212,7 +258,7 @@ def test_huge_build_and_sample_are_refused_with_the_size_needed():
     with pytest.raises(InsufficientMemoryError, match=r"needs 7\.28 TiB"):
         xinit.build(layers.Linear(10**6, 10**6), "torch")
     with pytest.raises(InsufficientMemoryError, match=r"needs 7\.28 TiB"):
-        xinit.sample(init.Normal(), (10**6, 10**6), role="linear", backend="torch")
+        xinit.sample(init.Normal(), (10**6, 10**6), role="linear", framework="torch")
 
 
 def test_cli_stats_with_a_huge_shape_is_a_clean_error(capsys):
@@ -231,13 +277,13 @@ def test_non_integer_seeds_are_refused(seed):
     with pytest.raises(ValueError, match="seed must be an integer"):
         xinit.build(models.lenet(), "torch", seed=seed)
     with pytest.raises(ValueError, match="seed must be an integer"):
-        xinit.sample(init.Normal(), (4, 4), role="linear", backend="torch", seed=seed)
+        xinit.sample(init.Normal(), (4, 4), role="linear", framework="torch", seed=seed)
 
 
 def test_numpy_integer_seeds_still_work():
     require_backend("torch")
-    a = xinit.sample(init.Normal(), (4, 4), role="linear", backend="torch", seed=np.int64(3))
-    b = xinit.sample(init.Normal(), (4, 4), role="linear", backend="torch", seed=3)
+    a = xinit.sample(init.Normal(), (4, 4), role="linear", framework="torch", seed=np.int64(3))
+    b = xinit.sample(init.Normal(), (4, 4), role="linear", framework="torch", seed=3)
     assert np.array_equal(a, b)
 
 
@@ -385,7 +431,8 @@ def test_the_target_model_bounds_what_reading_a_file_may_allocate(tmp_path):
     made (12 MB of data against LeNet's 0.25 MB), with the reason; max_bytes overrides."""
     path = tmp_path / "big.safetensors"
     save_checkpoint({"junk": np.zeros(3_000_000, np.float32)}, path)
-    with pytest.raises(CheckpointError, match=r"4x the model's 248,024 bytes"):
+    with pytest.raises(CheckpointError, match=r"4x the model's 248,024 bytes") as info:
         xinit.port(path, xinit.models.lenet(), dst="torch")
+    assert re.search(WHILE_READING, str(info.value))  # not the check after reading
     with pytest.raises(xinit.PortError, match="junk"):  # read, then refused as unexpected
         xinit.port(path, xinit.models.lenet(), dst="torch", max_bytes=1 << 26)

@@ -110,7 +110,7 @@ def _sample(case_id, backend, device="cpu", rng="native", draw=0):
     """The case's fixed-seed sample; ``draw=1`` is the independent confirmation draw."""
     init, role, shape = _case(case_id)
     seed = case_seed(case_id, draw) if draw else case_seed(case_id)
-    x = xinit.sample(init, shape, role=role, backend=backend, seed=seed, device=device, rng=rng)
+    x = xinit.sample(init, shape, role=role, framework=backend, seed=seed, device=device, rng=rng)
     assert x.shape == shape, f"{backend} returned {x.shape}, not the neutral shape {shape}"
     assert x.dtype == np.float32
     return x
@@ -159,8 +159,8 @@ def test_std_off_by_3_percent_is_rejected(backend, base, factor):
     assert wrong.resolve(shape, "vector").mean == pytest.approx(dist.mean, rel=1e-9, abs=1e-12)
     assert wrong.resolve(shape, "vector").std == pytest.approx(dist.std * factor, rel=1e-9)
     seed = case_seed("power", repr(base), factor)
-    right = xinit.sample(base, shape, role="vector", backend=backend, seed=seed)
-    off = xinit.sample(wrong, shape, role="vector", backend=backend, seed=seed + 1)
+    right = xinit.sample(base, shape, role="vector", framework=backend, seed=seed)
+    off = xinit.sample(wrong, shape, role="vector", framework=backend, seed=seed + 1)
     assert moment_check(right, moments_of(dist)).ok  # control: the true law passes
     check = moment_check(off, moments_of(dist))
     assert abs(check.z_std) > Z_MAX, f"a {factor:.4f}x std went unnoticed: {check}"
@@ -203,6 +203,7 @@ def test_analytic_moments_match_scipy(case_id):
             math.sqrt(2 / 792),
         ),
         (I.TruncatedNormal.in_stds(0.0, 1.0), "vector", 0.0, 0.87962566103423978),
+        (I.TruncatedNormal.in_stds(0.0, 0.02), "vector", 0.0, 0.02 * 0.87962566103423978),
         (I.TruncatedNormal(std=0.02), "vector", 0.0, 0.02),  # +-2 absolute: 100 sigma out
         (I.Uniform(-0.3, 0.5), "vector", 0.1, 0.8 / math.sqrt(12)),
         (I.Normal(0.1, 0.02), "linear", 0.1, 0.02),
@@ -343,7 +344,14 @@ def test_native_layout_and_neutral_round_trip(role_id, backend, device):
     neutral = keyed_sample(dist, shape, 3, "w")
     np.testing.assert_array_equal(arr, _by_hand_to_native(backend, role_id, neutral))
     back = xinit.sample(
-        I.Normal(), shape, role=role, backend=backend, seed=3, path="w", device=device, rng="xinit"
+        I.Normal(),
+        shape,
+        role=role,
+        framework=backend,
+        seed=3,
+        path="w",
+        device=device,
+        rng="xinit",
     )
     np.testing.assert_array_equal(back, neutral)
 
@@ -364,7 +372,7 @@ CONSTANTS = {
 def test_constants_exact(name, role_id, backend, device, rng):
     init, value = CONSTANTS[name]
     role, shape = ROLES[role_id]
-    x = xinit.sample(init, shape, role=role, backend=backend, device=device, rng=rng)
+    x = xinit.sample(init, shape, role=role, framework=backend, device=device, rng=rng)
     assert x.shape == shape and x.dtype == np.float32
     assert np.all(x == np.float32(value)), f"{name} in {backend}: {np.unique(x)[:5]}"
 
@@ -373,7 +381,7 @@ def test_bias_prior_value():
     assert I.BiasPrior(0.1).value == pytest.approx(-2.1972245, abs=1e-7)
     assert I.BiasPrior(0.01).value == pytest.approx(-4.59511985, abs=1e-7)
     assert I.BiasPrior(0.5).value == 0.0
-    x = xinit.sample(I.BiasPrior(0.1), (80,), role="vector", backend=installed()[0])
+    x = xinit.sample(I.BiasPrior(0.1), (80,), role="vector", framework=installed()[0])
     assert np.all(x == np.float32(-2.1972245773362196))
 
 
@@ -401,7 +409,7 @@ DIRAC = [
 
 @pytest.mark.parametrize("shape, groups", DIRAC, ids=[f"{s}-g{g}" for s, g in DIRAC])
 def test_dirac_exact(shape, groups, backend, device, rng):
-    x = xinit.sample(I.Dirac(groups), shape, role="conv", backend=backend, device=device, rng=rng)
+    x = xinit.sample(I.Dirac(groups), shape, role="conv", framework=backend, device=device, rng=rng)
     np.testing.assert_array_equal(x, _dirac_by_hand(shape, groups))
     assert x.sum() == groups * min(shape[0] // groups, shape[1])
 
@@ -411,7 +419,7 @@ def test_dirac_matches_torch_dirac_(shape, groups):
     torch = pytest.importorskip("torch")
     w = torch.empty(shape)
     torch.nn.init.dirac_(w, groups=groups)
-    x = xinit.sample(I.Dirac(groups), shape, role="conv", backend=installed()[0])
+    x = xinit.sample(I.Dirac(groups), shape, role="conv", framework=installed()[0])
     np.testing.assert_array_equal(x, w.numpy())
 
 
@@ -445,7 +453,7 @@ def test_dirac_kernel_is_an_identity_conv(backend, device):
 
 @pytest.mark.parametrize("shape", [(5, 7), (7, 5), (64, 64)])
 def test_eye_exact(shape, backend, device, rng):
-    x = xinit.sample(I.Eye(), shape, role="linear", backend=backend, device=device, rng=rng)
+    x = xinit.sample(I.Eye(), shape, role="linear", framework=backend, device=device, rng=rng)
     np.testing.assert_array_equal(x, np.eye(*shape, dtype=np.float32))
     torch = pytest.importorskip("torch")
     np.testing.assert_array_equal(x, torch.nn.init.eye_(torch.empty(shape)).numpy())
@@ -467,7 +475,7 @@ ORTHO = {
 def test_orthogonal_exact(case, gain, backend, device, rng):
     role, shape = ORTHO[case]
     x = xinit.sample(
-        I.Orthogonal(gain), shape, role=role, backend=backend, device=device, rng=rng, seed=5
+        I.Orthogonal(gain), shape, role=role, framework=backend, device=device, rng=rng, seed=5
     )
     assert x.shape == shape
     assert_orthogonal(x, gain, 1e-5, f"{case} [{backend}/{rng}]")
@@ -483,13 +491,13 @@ def test_orthogonal_across_backends(case, device):
     if not names:
         pytest.skip(f"no backend sees {device}")
     keyed = {
-        b: xinit.sample(I.Orthogonal(), shape, role=role, backend=b, device=device, rng="xinit")
+        b: xinit.sample(I.Orthogonal(), shape, role=role, framework=b, device=device, rng="xinit")
         for b in names
     }
     for b in names[1:]:  # rng='xinit': the same matrix everywhere (QR of the same keyed draw)
         np.testing.assert_array_equal(keyed[b], keyed[names[0]])
     native = {
-        b: xinit.sample(I.Orthogonal(), shape, role=role, backend=b, device=device) for b in names
+        b: xinit.sample(I.Orthogonal(), shape, role=role, framework=b, device=device) for b in names
     }
     for i, a in enumerate(names):  # native: different Haar draws of the same law
         for b in names[i + 1 :]:
@@ -505,7 +513,7 @@ def test_torch_orthogonal_matches(case):
     gen = torch.Generator().manual_seed(11)
     w = torch.nn.init.orthogonal_(torch.empty(shape), gain=SQRT2, generator=gen).numpy()
     assert_orthogonal(w, SQRT2, 1e-5, f"torch orthogonal_ {case}")
-    x = xinit.sample(I.Orthogonal(SQRT2), shape, role=role, backend="torch", seed=11)
+    x = xinit.sample(I.Orthogonal(SQRT2), shape, role=role, framework="torch", seed=11)
     assert_ks_two(w, x, f"torch orthogonal_ vs xinit Orthogonal {case}")
 
 
@@ -520,10 +528,10 @@ def _check_native(values, spec, role_id, backend, device, what):
     assert values.size == math.prod(shape)
     assert_same_law(values, dist, what)
     seed = case_seed("own", what)
-    mine = xinit.sample(spec, shape, role=role, backend=backend, seed=seed, device=device)
+    mine = xinit.sample(spec, shape, role=role, framework=backend, seed=seed, device=device)
     assert_ks_two(values, mine, f"{what} vs xinit's {backend} lowering")
     keyed = xinit.sample(
-        spec, shape, role=role, backend=backend, seed=seed, device=device, rng="xinit"
+        spec, shape, role=role, framework=backend, seed=seed, device=device, rng="xinit"
     )
     assert_ks_two(values, keyed, f"{what} vs xinit's keyed draw")
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -133,7 +134,7 @@ def test_keyed_draws_are_uncorrelated_across_elements_and_paths():
 )
 def test_orthogonal_from_the_keyed_generator(shape, role, gain):
     got = {
-        b: xinit.sample(I.Orthogonal(gain), shape, role=role, backend=b, rng="xinit", seed=4)
+        b: xinit.sample(I.Orthogonal(gain), shape, role=role, framework=b, rng="xinit", seed=4)
         for b in installed()
     }
     first = next(iter(got.values()))
@@ -157,7 +158,7 @@ def test_sample_is_the_same_in_every_backend(case):
     init, shape, role = CASES[case]
     expected = keyed_sample(init.resolve(shape, role), shape, 9, "sample")
     for b in installed():
-        got = xinit.sample(init, shape, role=role, backend=b, seed=9, rng="xinit")
+        got = xinit.sample(init, shape, role=role, framework=b, seed=9, rng="xinit")
         assert got.dtype == np.float32 and got.shape == shape
         np.testing.assert_array_equal(got, expected, err_msg=f"{b} {case}")
 
@@ -223,3 +224,54 @@ def test_thread_count_follows_the_environment_and_never_the_values(monkeypatch):
     monkeypatch.setenv("XINIT_NUM_THREADS", "two")
     with pytest.raises(ValueError, match="XINIT_NUM_THREADS must be a whole number"):
         workers()
+
+
+# ---- the values are the documented generator's, not only self-consistent ------------------
+MASK64 = (1 << 64) - 1
+
+
+def splitmix64(key: int, counter: int) -> int:
+    """SplitMix64's finalizer of the Weyl value ``(counter + 1) * golden``, xor-keyed: the
+    generator as the rng module's docstring defines it, in Python integers."""
+    u = (((counter + 1) * 0x9E3779B97F4A7C15) & MASK64) ^ key
+    u = ((u ^ (u >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    u = ((u ^ (u >> 27)) * 0x94D049BB133111EB) & MASK64
+    return u ^ (u >> 31)
+
+
+def key_of(seed: int, path: str) -> int:
+    digest = hashlib.blake2b(f"xinit\x00{seed}\x00{path}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def test_keyed_values_are_splitmix64_of_each_elements_counter():
+    """Element i of a U(low, high) draw is the top 24 bits of SplitMix64(key, i) mapped onto
+    [low, high): a counter off by one anywhere (contiguous runs, a box's rows, the truncated
+    normal's fallback) changes the values while slices stay consistent, so it is pinned here
+    against the definition."""
+    from scipy.special import ndtr, ndtri
+
+    seed, path, shape = 7, "layer1.0.conv1.weight", (4, 64)
+    key = key_of(seed, path)
+    low, high = -0.3, 0.7
+    ref = np.array(
+        [low + ((splitmix64(key, i) >> 40) + 0.5) * 2.0**-24 * (high - low) for i in range(256)]
+    ).reshape(shape)
+    ulps = 4 * np.spacing(np.float32(1.0))  # float32 rounding of the map onto [low, high)
+    law = UniformDist(low, high)
+    np.testing.assert_allclose(keyed_sample(law, shape, seed, path), ref, rtol=0, atol=ulps)
+    box = keyed_box(law, shape, seed, path, (1, 5), (2, 35))  # one run per row (grid path)
+    np.testing.assert_allclose(box, ref[1:3, 5:40], rtol=0, atol=ulps)
+
+    # truncated normal, wide window: an element whose normal falls outside [a, b] takes the
+    # inverse CDF of its own fallback uniform, SplitMix64(key ^ FALLBACK, i)
+    normal = keyed_sample(NormalDist(0.0, 1.0), shape, seed, path).reshape(-1)
+    trunc = keyed_sample(TruncNormalDist(0.0, 1.0, -1.0, 1.0), shape, seed, path).reshape(-1)
+    outside = np.flatnonzero(np.abs(normal) > 1.0)
+    assert 40 < outside.size < 120  # about 32% of 256
+    inside = np.setdiff1d(np.arange(normal.size), outside)
+    np.testing.assert_array_equal(trunc[inside], normal[inside])
+    fallback = key ^ 0xA5A5A5A5DEADBEEF
+    u = np.array([((splitmix64(fallback, int(i)) >> 11) + 0.5) * 2.0**-53 for i in outside])
+    fa, fb = ndtr(-1.0), ndtr(1.0)
+    np.testing.assert_allclose(trunc[outside], ndtri(fa + u * (fb - fa)), rtol=0, atol=ulps)

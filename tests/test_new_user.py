@@ -43,10 +43,10 @@ def test_default_is_sampled_from_role_and_shape(backend):
     require_backend(backend)
     shape = (128, 64, 3, 3)
     bound = 1 / math.sqrt(64 * 9)  # torch's default conv weight: U(+-1/sqrt(fan_in))
-    w = xinit.sample(init.Default("torch"), shape, role="conv", backend=backend, seed=1)
+    w = xinit.sample(init.Default("torch"), shape, role="conv", framework=backend, seed=1)
     assert w.shape == shape and abs(w).max() <= bound
     assert_moments(w, UniformDist(-bound, bound), f"Default('torch') drawn by {backend}")
-    w = xinit.sample(init.Default("paddle"), shape, role="conv", backend=backend, seed=2)
+    w = xinit.sample(init.Default("paddle"), shape, role="conv", framework=backend, seed=2)
     assert_moments(w, NormalDist(0.0, math.sqrt(2 / (64 * 9))), "Default('paddle')")
 
 

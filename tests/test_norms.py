@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, assert_transfers_exact, require_backend, require_backends
+from helpers import FRAMEWORKS, assert_transfers_exact, require_backend, require_backends
 
 import xinit
 from xinit import init
@@ -65,7 +65,7 @@ def torch_reference(spec, state, x):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_values_equal_torch_modules(backend, case):
     """Built by xinit in any framework, a norm computes what PyTorch's module computes."""
     require_backends(backend, "torch")
@@ -127,7 +127,7 @@ KEY_SPECS = {
 
 
 @pytest.mark.parametrize("name", sorted(KEY_SPECS))
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_keys_are_the_native_modules(backend, name):
     require_backend(backend)
     spec = KEY_SPECS[name]
@@ -225,7 +225,7 @@ NATIVE = {
 
 
 @pytest.mark.parametrize("name", sorted(NATIVE))
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_native_weights_give_native_outputs(backend, name):
     """A framework's own norm, read through the lowering and transferred into the xinit
     build of the same spec, gives the native outputs."""
@@ -243,20 +243,20 @@ def test_native_weights_give_native_outputs(backend, name):
 def test_transfer_and_parity_across_frameworks():
     """rng="xinit" draws the same values everywhere; transfer is bit-exact both ways and the
     three builds agree layer by layer."""
-    require_backends(*BACKENDS)
+    require_backends(*FRAMEWORKS)
     spec = Sequential(ln=CASES["ln_seq"][0], rms=CASES["rms_seq"][0])
-    mods = {b: xinit.build(spec, b, seed=7, rng="xinit") for b in BACKENDS}
+    mods = {b: xinit.build(spec, b, seed=7, rng="xinit") for b in FRAMEWORKS}
     states = {b: state_dict(m) for b, m in mods.items()}
-    for b in BACKENDS[1:]:
-        assert states[b].keys() == states[BACKENDS[0]].keys()
-        for k, v in states[BACKENDS[0]].items():
+    for b in FRAMEWORKS[1:]:
+        assert states[b].keys() == states[FRAMEWORKS[0]].keys()
+        for k, v in states[FRAMEWORKS[0]].items():
             np.testing.assert_array_equal(states[b][k], v)
-    assert_transfers_exact(spec, mods, states[BACKENDS[0]])
+    assert_transfers_exact(spec, mods, states[FRAMEWORKS[0]])
     report = xinit.parity(mods, rand(2, 5, 6, seed=4))
     assert report.ok, str(report.first_divergent)
     img = Sequential(gn=CASES["gn_img"][0])
     report = xinit.parity(
-        {b: xinit.build(img, b, seed=1, rng="xinit") for b in BACKENDS}, rand(2, 6, 4, 3)
+        {b: xinit.build(img, b, seed=1, rng="xinit") for b in FRAMEWORKS}, rand(2, 6, 4, 3)
     )
     assert report.ok, str(report.first_divergent)
 
@@ -278,7 +278,7 @@ def test_groupnorm_bad_groups_and_channels():
         LayerNorm(0)
 
 
-@pytest.mark.parametrize("framework", BACKENDS)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_default_resolves_norm_parameters(framework):
     """Default(framework) on a spec's LayerNorm and GroupNorm: weight ones, bias zeros, as
     every framework's own layer."""

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, require_backend
+from helpers import FRAMEWORKS, require_backend
 
 import xinit
 from xinit import bn_parity, models, parity, randomize_batchnorm
@@ -28,11 +28,11 @@ ZOO = [
 
 
 def build_all(spec, source: str, seed: int = 0) -> dict:
-    for name in BACKENDS:
+    for name in FRAMEWORKS:
         require_backend(name)
     mods = {source: xinit.build(spec, source, seed=seed, rng="xinit")}
     randomize_batchnorm(mods[source], seed=seed + 1)
-    for name in BACKENDS:
+    for name in FRAMEWORKS:
         if name != source:
             mods[name] = xinit.build(spec, name, seed=seed + 2, rng="xinit")
             transfer(mods[source], mods[name])
@@ -110,7 +110,7 @@ def test_bn_training_step_matches_numpy_and_agrees():
 
     h = get_backend("torch").trace(mods["torch"], x)["conv"].astype(np.float64)
     mean, var = h.mean(axis=(0, 2, 3)), h.var(axis=(0, 2, 3), ddof=1)
-    for name in BACKENDS:
+    for name in FRAMEWORKS:
         stats = report.bn_stats[name]
         np.testing.assert_allclose(stats["bn|momentum"], 0.3, rtol=1e-5)
         np.testing.assert_allclose(stats["bn2|momentum"], 0.1, rtol=1e-5)

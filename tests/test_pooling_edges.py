@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, require_backend
+from helpers import FRAMEWORKS, require_backend
 
 from xinit import build, run
 from xinit.blocks import Sequential, output_shape
@@ -76,7 +76,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 @pytest.mark.parametrize("layer,shape", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_pool_matches_pytorch(layer, shape, backend):
     require_backend(backend)
@@ -105,7 +105,7 @@ def test_avg_pool_by_hand():
     x = np.arange(1, 6, dtype=np.float32).reshape(1, 1, 5)
     incl = Sequential(AvgPool(3, 2, 1, dims=1))
     excl = Sequential(AvgPool(3, 2, 1, count_include_pad=False, dims=1))
-    for backend in BACKENDS:
+    for backend in FRAMEWORKS:
         require_backend(backend)
         np.testing.assert_allclose(run(build(incl, backend), x)[0, 0], [1.0, 3.0, 3.0], rtol=1e-6)
         np.testing.assert_allclose(run(build(excl, backend), x)[0, 0], [1.5, 3.0, 4.5], rtol=1e-6)
@@ -120,7 +120,7 @@ def test_ceil_mode_by_hand():
     assert pool_out(6, 3, 2, 0, ceil_mode=False) == 2
     x = np.array([[[3.0, -1.0, 4.0, -1.0, 5.0]]], np.float32)
     spec = Sequential(MaxPool(2, 2, 1, ceil_mode=True, dims=1))
-    for backend in BACKENDS:
+    for backend in FRAMEWORKS:
         require_backend(backend)
         np.testing.assert_array_equal(run(build(spec, backend), x)[0, 0], [3.0, 4.0, 5.0])
 
@@ -150,7 +150,7 @@ TRANSPOSE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 @pytest.mark.parametrize(
     "kw,dims", [c[1:] for c in TRANSPOSE_CASES], ids=[c[0] for c in TRANSPOSE_CASES]
 )

@@ -12,7 +12,7 @@ Weights are ``rng="xinit"``, identical in every framework.
 from __future__ import annotations
 
 import numpy as np
-from helpers import BACKENDS, require_backend
+from helpers import FRAMEWORKS, require_backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -79,13 +79,13 @@ def graphs(draw):
 )
 @given(graphs(), st.integers(0, 2**16))
 def test_random_graphs_agree_across_frameworks(drawn, seed):
-    for b in BACKENDS:
+    for b in FRAMEWORKS:
         require_backend(b)
     spec, shape = drawn
     x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
     want = infer(spec, shape)[-1].output_shape
     ref = None
-    for b in BACKENDS:
+    for b in FRAMEWORKS:
         out = xinit.run(xinit.build(spec, b, seed=seed, rng="xinit"), x)
         assert {k: v.shape for k, v in out.items()} == want, b
         if ref is None:

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, installed, require_backend, require_backends
+from helpers import FRAMEWORKS, installed, require_backend, require_backends
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stats_helpers import N_MIN, assert_same_law, case_seed
@@ -108,7 +108,6 @@ def _run(module, x):
 
 
 NATIVE = ("torch", "paddle")  # frameworks whose own module has PyTorch's two-bias math
-FRAMEWORKS = BACKENDS
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
@@ -209,7 +208,7 @@ def test_default_init_is_pytorchs_on_every_tensor():
 
 
 @pytest.mark.parametrize("rng", ["native", "xinit"])
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_default_init_statistics(backend, rng):
     """The spec's own init drawn by each framework (its own generator, or xinit's keyed one):
     every tensor, input and recurrent kernels and both biases, is U(±1/√H); measured on a

@@ -31,7 +31,11 @@ FRAMEWORKS = ("torch", "paddle", "flax")
 
 
 # ---- 1. the spec, registered in the table of kinds -----------------------------------------
-@kinds.layer(params=("weight",))
+@kinds.layer(
+    params=("weight",),
+    channels="num_features",  # a trait: the attribute counting the channels it takes
+    example=lambda: kinds.Example(Scale(4), ((2, 4, 3, 3),)),  # for the conformance suite
+)
 @dataclass(frozen=True)
 class Scale(Layer):
     """``x * weight`` per channel (axis 1 of the neutral, channel-first input)."""
@@ -52,8 +56,14 @@ class Scale(Layer):
 
 
 # ---- 2. one lowering per framework ---------------------------------------------------------
+NO_DEFAULT = ("a toy layer: no framework has one, so no default", "tests/test_registry.py")
+
+
 @TORCH.register("scale")
 class TorchScale(Lowering):
+    def default_missing(self, spec):  # the framework's defaults: here, why there are none
+        return NO_DEFAULT
+
     def build(self, spec, device):
         import torch
 
@@ -71,6 +81,9 @@ class TorchScale(Lowering):
 @PADDLE.register("scale")
 class PaddleScale(Lowering):
     """Two native tensors for one neutral vector: the first half and the rest."""
+
+    def default_missing(self, spec):
+        return NO_DEFAULT
 
     def params(self, spec):
         n, h = spec.num_features, spec.num_features // 2
@@ -97,6 +110,9 @@ class PaddleScale(Lowering):
 @FLAX.register("scale")
 class FlaxScale(Lowering):
     leaves = {"weight": "scale"}
+
+    def default_missing(self, spec):
+        return NO_DEFAULT
 
     def build(self, spec, device):
         import jax.numpy as jnp
@@ -125,6 +141,23 @@ def _has(fw: str) -> bool:
     from xinit.backends import installed
 
     return installed(fw)
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_the_conformance_suite_checks_it(fw, tmp_path):
+    """The registry-driven suite (tests/test_conformance.py), run on the toy kind as it runs
+    on every kind registered when it is collected."""
+    import test_conformance as suite
+
+    suite.test_kind_has_an_example("scale")
+    suite.test_kind_has_a_lowering("scale", fw)
+    suite.test_build_and_output_shape_match_infer("scale", fw)
+    suite.test_values_match_pytorch("scale", fw)
+    suite.test_state_round_trip_and_transfer("scale", fw)
+    suite.test_port_from_the_native_format("scale", fw, tmp_path)
+    suite.test_apply_default_gives_the_catalogue_law("scale", fw)
+    suite.test_parity_of_a_one_layer_model("scale", fw)
+    suite.test_summary_row("scale")
 
 
 def test_the_kind_is_in_the_table_and_policies_accept_it():

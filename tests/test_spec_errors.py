@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, require_backend
+from helpers import FRAMEWORKS, require_backend
 
 from xinit import build, models, run, summary
 from xinit.blocks import Residual, Sequential, check_channels, infer
@@ -29,7 +29,7 @@ from xinit.layers import (
 def layers_made(monkeypatch):
     """Counts native layers each adapter constructs (the real method still runs)."""
     counts: dict[str, int] = {}
-    for name in BACKENDS:
+    for name in FRAMEWORKS:
         ad = require_backend(name)
         original = ad.make_layer
 
@@ -49,7 +49,7 @@ def assert_fails_everywhere(spec, input_shape, layers_made, *needles, at_build=T
     message = str(err.value)
     for needle in needles:
         assert needle in message, (needle, message)
-    for backend in BACKENDS:
+    for backend in FRAMEWORKS:
         with pytest.raises(SpecError) as err:
             build(spec, backend, input_shape=input_shape)
         assert str(err.value) == message
@@ -101,7 +101,7 @@ def test_kernel_larger_than_padded_input(layers_made):
     )
     x = np.zeros((1, 3, 16, 16), np.float32)  # large enough for the 9x9 kernel
     want = infer(spec, x.shape)[-1].output_shape
-    for backend in BACKENDS:  # without an input size build cannot know; with one it refuses
+    for backend in FRAMEWORKS:  # without an input size build cannot know; with one it refuses
         assert run(build(spec, backend), x).shape == want == (1, 8, 8, 8)
 
 

@@ -10,7 +10,7 @@ import itertools
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, require_backend
+from helpers import FRAMEWORKS, require_backend
 
 import xinit
 from xinit.blocks import Sequential, param_specs
@@ -26,7 +26,7 @@ from xinit.layers import (
 )
 from xinit.state import StateError, load_state_dict, state_dict, transfer
 
-DIRECTIONS = list(itertools.permutations(BACKENDS, 2))  # all six
+DIRECTIONS = list(itertools.permutations(FRAMEWORKS, 2))  # all six
 
 
 def roles_spec() -> Sequential:
@@ -135,7 +135,7 @@ def test_transfer_then_run_agrees(src, dst):
     assert np.abs(ya - yb).max() <= rtol * np.abs(ya).max()
 
 
-@pytest.mark.parametrize("dst", BACKENDS)
+@pytest.mark.parametrize("dst", FRAMEWORKS)
 def test_loaded_values_are_copies(dst):
     """A destination never shares memory with the source module or the caller's arrays
     (Flax's device_put adopts host memory on CPU: it must be handed a fresh copy)."""
@@ -149,7 +149,7 @@ def test_loaded_values_are_copies(dst):
         v[...] = 0
     for k, v in state_dict(m).items():
         assert_bits(v, kept[k], k)
-    for src in BACKENDS:
+    for src in FRAMEWORKS:
         require_backend(src)
         a = xinit.build(spec, src, rng="xinit")
         load_state_dict(a, kept)
@@ -164,14 +164,14 @@ def test_loaded_values_are_copies(dst):
 def test_native_layouts_and_names_follow_roles():
     """Paddle Linear (in, out) and BN _mean/_variance; Flax HWIO kernels, (*k, in, out/g)
     conv-transpose kernels, scale/mean/var; torch as neutral."""
-    for name in BACKENDS:
+    for name in FRAMEWORKS:
         require_backend(name)
     from xinit.backends import get_backend
 
     spec = roles_spec()
     state = random_state(spec)
     mods = {}
-    for name in BACKENDS:
+    for name in FRAMEWORKS:
         mods[name] = xinit.build(spec, name, rng="xinit")
         load_state_dict(mods[name], state)
 
@@ -215,7 +215,7 @@ def test_state_dict_is_a_copy():
     assert not np.array_equal(state_dict(m)["bn.running_mean"], saved)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_strict_errors_list_every_key_and_change_nothing(backend):
     require_backend(backend)
     spec = roles_spec()

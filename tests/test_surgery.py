@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, require_backend, require_backends
+from helpers import FRAMEWORKS, require_backend, require_backends
 
 import xinit
 from xinit import models
@@ -53,14 +53,14 @@ def test_feature_extractor_returns_the_named_stages_like_torchvision():
 
 
 def test_feature_extractor_agrees_across_frameworks():
-    require_backends(*BACKENDS)
+    require_backends(*FRAMEWORKS)
     spec = feature_extractor(models.resnet18(), ["layer1", "layer3"])
-    mods = {b: xinit.build(spec, b, seed=2, rng="xinit") for b in BACKENDS}
+    mods = {b: xinit.build(spec, b, seed=2, rng="xinit") for b in FRAMEWORKS}
     xinit.randomize_batchnorm(mods["torch"], seed=3)
-    for b in BACKENDS[1:]:
+    for b in FRAMEWORKS[1:]:
         transfer(mods["torch"], mods[b])
     ref = xinit.run(mods["torch"], X)
-    for b in BACKENDS[1:]:
+    for b in FRAMEWORKS[1:]:
         out = xinit.run(mods[b], X)
         assert list(out) == ["layer1", "layer3"]
         for k in ref:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, assert_transfers_exact, installed, require_backend, require_backends
+from helpers import FRAMEWORKS, assert_transfers_exact, installed, require_backend, require_backends
 
 import xinit
 from xinit.blocks import Sequential, infer, param_specs
@@ -78,7 +78,7 @@ def _torch_mha(e, heads, state, prefix=""):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_attention_core_is_pytorchs_multihead_attention(backend, causal):
     """qkv Linear + sdpa + proj Linear with PyTorch's packed rows gives what
     ``nn.MultiheadAttention`` gives with those rows as ``in_proj_weight`` (and a causal mask)."""
@@ -119,7 +119,7 @@ def _native_keys(backend, module) -> list[str]:
     return list(module.state_dict())
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_learned_parameters_are_the_containers_own_keys(backend):
     """A node named ``cls_token`` is the state-dict key ``cls_token`` (no ``.weight``), held
     by the container itself; torch and paddle list it first, as timm's state_dict does."""
@@ -138,7 +138,7 @@ def test_learned_parameters_are_the_containers_own_keys(backend):
     assert {k: v.shape for k, v in state_dict(built).items()}["pos_embed"] == (1, 5, 8)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_prepend_and_add_are_the_numpy_ops(backend):
     """prepend: the token broadcast over the batch before the sequence; add: positions added
     to every sample. Values loaded through the neutral state, checked against numpy."""
@@ -154,7 +154,7 @@ def test_prepend_and_add_are_the_numpy_ops(backend):
     np.testing.assert_array_equal(np.asarray(xinit.run(built, x)), want)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_select_and_position_ids(backend):
     require_backend(backend)
     pick = xinit.build(Sequential(pool=Select(1, -1)), backend)
@@ -169,12 +169,12 @@ def test_select_and_position_ids(backend):
 def test_state_transfer_port_and_parity_across_frameworks():
     """rng="xinit" gives every framework the same neutral state, learned parameters
     included; transfer is exact in every direction; the three agree layer by layer."""
-    require_backends(*BACKENDS)
+    require_backends(*FRAMEWORKS)
     spec = tiny_vit()
-    mods = {b: xinit.build(spec, b, seed=2, rng="xinit") for b in BACKENDS}
+    mods = {b: xinit.build(spec, b, seed=2, rng="xinit") for b in FRAMEWORKS}
     ref = state_dict(mods["torch"])
     assert list(ref) == list(param_specs(spec))
-    for b in BACKENDS[1:]:
+    for b in FRAMEWORKS[1:]:
         for k, v in state_dict(mods[b]).items():
             np.testing.assert_array_equal(v, ref[k], err_msg=f"{b} {k}")
     assert_transfers_exact(spec, mods, ref)
@@ -187,7 +187,7 @@ def test_state_transfer_port_and_parity_across_frameworks():
         np.testing.assert_array_equal(ported["pos_embed"], ref["pos_embed"])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", FRAMEWORKS)
 def test_policy_selects_a_learned_parameter_by_name_or_node_path(backend):
     """``param="cls_token"`` selects the node's parameter (its leaf name is empty: it answers
     to the node's name); ``path="pos_embed", param="*"`` selects the node by path."""

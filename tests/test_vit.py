@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, require_backend, require_backends
+from helpers import FRAMEWORKS, require_backend, require_backends
 
 import xinit
 from xinit.blocks import num_params, output_shape, param_specs
@@ -94,7 +94,7 @@ def test_a_timm_state_dict_loads_strictly_and_gives_timms_outputs():
     assert "blocks.0.attn.sdpa" in report.unmatched["xinit"]  # parameter-free, timm's inline
 
 
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "torch"])
+@pytest.mark.parametrize("backend", [b for b in FRAMEWORKS if b != "torch"])
 def test_timm_weights_give_timms_outputs_in_paddle_and_flax(backend):
     """A timm checkpoint, ported by ``xinit.port`` (no framework needed) into the backend's
     names and layouts, gives timm's logits."""
@@ -121,9 +121,9 @@ def test_timm_weights_give_timms_outputs_in_paddle_and_flax(backend):
 def test_vit_tiny_parity_over_three_frameworks():
     """Built with rng="xinit" the three frameworks hold the same values and agree layer by
     layer on a 224x224 batch; transfer between them is exact."""
-    require_backends(*BACKENDS)
+    require_backends(*FRAMEWORKS)
     spec = xinit.models.vit_tiny_patch16_224()
-    mods = {b: xinit.build(spec, b, seed=7, rng="xinit") for b in BACKENDS}
+    mods = {b: xinit.build(spec, b, seed=7, rng="xinit") for b in FRAMEWORKS}
     report = xinit.parity(mods, image(n=1, seed=5))
     assert report.ok, str(report.first_divergent)
     assert len(report.rows) > 100

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import BACKENDS, require_backend, require_backends
+from helpers import FRAMEWORKS, require_backend, require_backends
 from reference_models import torch_pose_resnet, torch_unet, torch_vgg
 from stats_helpers import assert_moments
 
@@ -32,10 +32,10 @@ def spec_keys(spec) -> list[tuple[str, tuple[int, ...]]]:
 def parity_of(spec, x, seed=0):
     """Every framework built with the same weights (torch's, BN statistics randomised,
     transferred), then layer-by-layer parity; returns the report and the torch output."""
-    require_backends(*BACKENDS)
-    mods = {b: xinit.build(spec, b, seed=seed, rng="xinit") for b in BACKENDS}
+    require_backends(*FRAMEWORKS)
+    mods = {b: xinit.build(spec, b, seed=seed, rng="xinit") for b in FRAMEWORKS}
     xinit.randomize_batchnorm(mods["torch"], seed=seed + 1)
-    for b in BACKENDS[1:]:
+    for b in FRAMEWORKS[1:]:
         transfer(mods["torch"], mods[b])
     return xinit.parity(mods, x), {b: xinit.run(m, x) for b, m in mods.items()}
 
@@ -143,7 +143,7 @@ def test_centernet_parity_with_three_heads():
     spec = models.centernet_resnet(depth=18, heads={"hm": 3, "wh": 2, "reg": 2}, head_conv=8)
     report, outs = parity_of(spec, rand(1, 3, 32, 32))
     assert report.ok, report
-    for b in BACKENDS[1:]:
+    for b in FRAMEWORKS[1:]:
         for k in ("hm", "wh", "reg"):
             np.testing.assert_allclose(outs[b][k], outs["torch"][k], rtol=1e-4, atol=1e-4)
 

@@ -27,10 +27,16 @@ def _native_items(module, framework):
         return [(k, v.detach().cpu().numpy()) for k, v in module.state_dict().items()]
     if framework == "paddle":
         return [(k, v.numpy()) for k, v in module.state_dict().items()]
+    import jax
     from flax import nnx
 
+    def host(v):  # RNG key leaves (Dropout's stream) hash as their key data
+        if jax.dtypes.issubdtype(v.dtype, jax.dtypes.prng_key):
+            v = jax.random.key_data(v)
+        return np.asarray(v)
+
     flat = nnx.to_flat_state(nnx.state(module))
-    return [(".".join(map(str, path)), np.asarray(v.value)) for path, v in flat]
+    return [(".".join(map(str, path)), host(v.get_value())) for path, v in flat]
 
 
 def _digest(items):

@@ -10,8 +10,10 @@ import importlib
 
 __version__ = "0.1.0"
 
-# Public names served lazily from their modules, so the core import stays light. A module
-# that defines a public function of the same name is private (``_build``, ``_port``, ...):
+# Public names served lazily from their modules, so the core import stays light. ``__init__.pyi``
+# lists the same names for IDEs and type checkers (a stub, not an ``if TYPE_CHECKING:`` block,
+# whose imports would count as import circles); tests/test_public_api.py keeps both in step. A
+# module that defines a public function of the same name is private (``_build``, ``_port``, ...):
 # importing ``xinit.port`` as a module would otherwise replace the function ``xinit.port``.
 _LAZY = {
     "init": ("xinit.init", None),
@@ -45,6 +47,27 @@ _LAZY = {
     "presets": ("xinit.presets", None),
     "diagnose": ("xinit._diagnose", "diagnose"),
     "lsuv": ("xinit._lsuv", "lsuv"),
+    "stats": ("xinit._stats", "stats"),
+    # every error xinit raises on purpose: XinitError and its subclasses
+    "XinitError": ("xinit.errors", "XinitError"),
+    "ArgumentError": ("xinit.errors", "ArgumentError"),
+    "UnknownArgumentError": ("xinit.errors", "UnknownArgumentError"),
+    "UnknownNameError": ("xinit.errors", "UnknownNameError"),
+    "FrameworkError": ("xinit.errors", "FrameworkError"),
+    "FrameworkNotInstalledError": ("xinit.errors", "FrameworkNotInstalledError"),
+    "InitializerError": ("xinit.errors", "InitializerError"),
+    "DefaultsError": ("xinit.errors", "DefaultsError"),
+    "SpecError": ("xinit.layers", "SpecError"),
+    "PolicyError": ("xinit.policy", "PolicyError"),
+    "NameMapError": ("xinit.namemap", "NameMapError"),
+    "NativeModelError": ("xinit.native", "NativeModelError"),
+    "CheckpointError": ("xinit.checkpoints.errors", "CheckpointError"),
+    "UnsafeCheckpointError": ("xinit.checkpoints.errors", "UnsafeCheckpointError"),
+    "CheckpointWriteError": ("xinit.checkpoints.errors", "CheckpointWriteError"),
+    "InsufficientMemoryError": ("xinit.memory", "InsufficientMemoryError"),
+    "DiagnoseError": ("xinit._diagnose", "DiagnoseError"),
+    "LSUVError": ("xinit._lsuv", "LSUVError"),
+    "ShardingError": ("xinit.backends.base", "ShardingError"),
 }
 
 

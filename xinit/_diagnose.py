@@ -24,12 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from ._compat import renamed
 from .blocks import Residual, infer
+from .errors import XinitError
 from .layers import Layer
 from .policy import Policy, Rule
 
 
-class DiagnoseError(ValueError):
+class DiagnoseError(XinitError, ValueError):
     """A policy name, backend or input that :func:`diagnose` cannot use."""
 
 
@@ -302,17 +304,19 @@ def diagnose(
     model,
     input_shape: Sequence[int] | None = None,
     *,
-    backends: Iterable[str] | None = None,
+    frameworks: Iterable[str] | None = None,
     policies: Iterable[str | Policy | None] = ("spec",),
     seed: int = 0,
     rng: str = "xinit",
     data: np.ndarray | None = None,
     train: bool = True,
+    backends: Iterable[str] | None = None,
 ) -> Diagnosis:
-    """Per-layer signal of ``model`` at initialisation, for each backend and policy.
+    """Per-layer signal of ``model`` at initialisation, for each framework and policy.
 
-    * ``model``: an xinit spec (built per backend and policy with ``seed``/``rng``), or a
-      native module (measured as it is: ``backends`` and ``policies`` do not apply).
+    * ``model``: an xinit spec (built per framework and policy with ``seed``/``rng``), or a
+      native module (measured as it is: ``frameworks`` and ``policies`` do not apply).
+    * ``frameworks``: default every installed one (``backends=`` is its deprecated name).
     * ``input_shape``: channel-first, batch first; the input is N(0, 1) drawn with ``seed``
       (the same array in every backend) unless ``data`` is given.
     * ``policies``: names (``default-torch``, ``kaiming``, ``spec``, presets; see
@@ -322,6 +326,7 @@ def diagnose(
     """
     from .backends import FRAMEWORKS, available, backend_of
 
+    frameworks = renamed("diagnose", "backends", backends, "frameworks", frameworks)
     if data is not None:
         x = np.ascontiguousarray(data, dtype=np.float32)
         if input_shape is not None and tuple(input_shape) != x.shape:
@@ -340,7 +345,7 @@ def diagnose(
         return Diagnosis(tuple(rows), ((backend.name, "as-is", measured.loss),), x.shape)
 
     nodes = _layer_nodes(model, x.shape)  # an input shape the spec rejects fails here
-    names = list(available()) if backends is None else list(backends)
+    names = list(available()) if frameworks is None else list(frameworks)
     for name in names:
         if name not in FRAMEWORKS:
             raise DiagnoseError(f"unknown backend {name!r}; known: {', '.join(FRAMEWORKS)}")

@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from .errors import XinitError
 
-class LSUVError(RuntimeError):
+
+class LSUVError(XinitError, RuntimeError):
     """A layer LSUV cannot scale (no weight, unknown path), or layers that did not reach
     unit std within the iteration limit (``report`` says which, per layer)."""
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import parammap
 from .blocks import join, param_specs
+from .errors import ArgumentError
 from .state import (
     StateError,
     _describe,
@@ -281,7 +282,7 @@ def _load(checkpoint, src: str | None, max_bytes: int | None = None, params=None
             f"checkpoint must be a file path or a dict of arrays; got {type(checkpoint).__name__}"
         )
     if src is None:
-        raise ValueError("port: src= (the checkpoint's convention) is needed for a dict")
+        raise ArgumentError("port: src= (the checkpoint's convention) is needed for a dict")
     from .checkpoints import LoadedCheckpoint, check_plain, flatten, unwrap
 
     notes = list(getattr(checkpoint, "notes", []))

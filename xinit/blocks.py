@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Union
 
+from . import kinds
 from .layers import Layer, ParamSpec, ReLU, SpecError, inputs_text
 
 Spec = Union[Layer, "Sequential", "Residual"]  # noqa: UP007 - forward references
@@ -282,11 +283,11 @@ def input_channels(spec) -> int | None:
     for _, node in walk(spec):
         if not isinstance(node, Layer):
             continue
-        for name in ("in_channels", "num_features", "in_features", "input_size"):
-            value = getattr(node, name, None)
-            if isinstance(value, int):
-                return value
-        if node.kind in ("embedding", "flatten"):
+        kind = kinds.get(node.kind)  # its traits say which attribute counts its channels
+        value = getattr(node, kind.channels, None) if kind.channels else None
+        if isinstance(value, int):
+            return value
+        if kind.channel_free:
             return None
     return None
 

@@ -19,6 +19,8 @@ import importlib.util
 import os
 from typing import Any
 
+from .errors import ArgumentError
+
 
 def parse_args(text: str | None) -> dict[str, Any]:
     """``"in_channels=1,num_classes=512,name=x"`` -> ``{"in_channels": 1, ...}``."""
@@ -28,7 +30,7 @@ def parse_args(text: str | None) -> dict[str, Any]:
             continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip().isidentifier():
-            raise ValueError(f"--model-args: {item!r} is not name=value")
+            raise ArgumentError(f"--model-args: {item!r} is not name=value")
         try:
             out[key.strip()] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
@@ -40,7 +42,7 @@ def factory(ref: str):
     """The callable a reference names (see the module docstring)."""
     where, sep, name = ref.rpartition(":")
     if not sep or not where or not name.isidentifier():
-        raise ValueError(
+        raise ArgumentError(
             f"{ref!r} is no zoo model and no 'module:factory' or 'file.py:factory' reference"
         )
     if where.endswith(".py"):
@@ -53,10 +55,10 @@ def factory(ref: str):
         try:
             module = importlib.import_module(where)
         except ImportError as err:
-            raise ImportError(f"{ref}: cannot import {where!r}: {err}") from None
+            raise ArgumentError(f"{ref}: cannot import {where!r}: {err}") from None
     made = getattr(module, name, None)
     if not callable(made):
-        raise ValueError(f"{ref}: {where!r} has no callable {name!r}")
+        raise ArgumentError(f"{ref}: {where!r} has no callable {name!r}")
     return made
 
 

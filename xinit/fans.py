@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .errors import InitializerError
+
 ROLES = ("linear", "conv", "conv_transpose", "embedding", "vector", "rnn_input", "rnn_recurrent")
 MATRIX_ROLES = ("linear", "embedding", "rnn_input", "rnn_recurrent")  # 2-d weights
 
@@ -33,21 +35,21 @@ class Fans:
             return float(self.fan_out)
         if mode == "fan_avg":
             return self.fan_avg
-        raise ValueError(f"mode must be one of 'fan_in', 'fan_out', 'fan_avg'; got {mode!r}")
+        raise InitializerError(f"mode must be one of 'fan_in', 'fan_out', 'fan_avg'; got {mode!r}")
 
 
 def check_role(role: str, shape: tuple[int, ...]) -> None:
     """Validate that ``shape`` is a legal neutral shape for ``role``."""
     if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}; got {role!r}")
+        raise InitializerError(f"role must be one of {ROLES}; got {role!r}")
     if any((not isinstance(s, int)) or s < 0 for s in shape):
-        raise ValueError(f"shape must be a tuple of non-negative ints; got {shape!r}")
+        raise InitializerError(f"shape must be a tuple of non-negative ints; got {shape!r}")
     if role in MATRIX_ROLES and len(shape) != 2:
-        raise ValueError(f"role {role!r} needs a 2-d shape; got {shape!r}")
+        raise InitializerError(f"role {role!r} needs a 2-d shape; got {shape!r}")
     if role == "vector" and not shape:  # per-feature: (C,), or LayerNorm's normalized_shape
-        raise ValueError(f"role 'vector' needs a shape of 1 or more dims; got {shape!r}")
+        raise InitializerError(f"role 'vector' needs a shape of 1 or more dims; got {shape!r}")
     if role in ("conv", "conv_transpose") and not 3 <= len(shape) <= 5:
-        raise ValueError(
+        raise InitializerError(
             f"role {role!r} needs shape (C, C', *kernel) with 1 to 3 spatial dims; got {shape!r}"
         )
 
@@ -56,7 +58,7 @@ def compute_fans(shape: tuple[int, ...], role: str) -> Fans:
     """PyTorch's ``_calculate_fan_in_and_fan_out`` applied to the neutral shape."""
     check_role(role, shape)
     if len(shape) < 2 or role == "vector":
-        raise ValueError(
+        raise InitializerError(
             f"fans are undefined for a {len(shape)}-d tensor of shape {shape!r} (role {role!r}): "
             "use a non-fan initializer (Constant, Normal, Uniform, ...) or give the layer's fans"
         )

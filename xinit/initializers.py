@@ -21,6 +21,7 @@ from .distributions import (
     TruncNormalDist,
     UniformDist,
 )
+from .errors import InitializerError
 from .fans import Fans, check_role, compute_fans
 
 # std of N(0, 1) truncated to [-2, 2]: the variance correction of JAX/Keras variance_scaling.
@@ -48,7 +49,7 @@ VS_DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
 def gain(nonlinearity: str, param: float | None = None) -> float:
     """PyTorch's ``nn.init.calculate_gain`` table (Paddle's is the same)."""
     if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"unknown nonlinearity {nonlinearity!r}; accepted: {NONLINEARITIES}")
+        raise InitializerError(f"unknown nonlinearity {nonlinearity!r}; accepted: {NONLINEARITIES}")
     if nonlinearity in ("tanh",):
         return 5.0 / 3.0
     if nonlinearity == "relu":
@@ -59,13 +60,13 @@ def gain(nonlinearity: str, param: float | None = None) -> float:
         if param is None:
             slope = 0.01
         elif isinstance(param, bool) or not isinstance(param, (int, float)):
-            raise ValueError(f"negative_slope {param!r} is not a valid number")
+            raise InitializerError(f"negative_slope {param!r} is not a valid number")
         else:
             slope = float(param)
         try:
             return math.sqrt(2.0 / (1.0 + slope**2))
         except OverflowError:
-            raise ValueError(
+            raise InitializerError(
                 f"leaky_relu negative_slope a={param!r} is too large: 1 + a**2 overflows"
             ) from None
     return 1.0
@@ -78,12 +79,12 @@ def _positive(name: str, value: float) -> None:
         or not value > 0
         or not math.isfinite(value)
     ):
-        raise ValueError(f"{name} must be a positive, finite number; got {value!r}")
+        raise InitializerError(f"{name} must be a positive, finite number; got {value!r}")
 
 
 def _finite(name: str, value: float) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number; got {value!r}")
+        raise InitializerError(f"{name} must be a finite number; got {value!r}")
 
 
 def _normal_mass(a: float, b: float) -> float:
@@ -97,7 +98,7 @@ def _normal_mass(a: float, b: float) -> float:
 
 def _choice(name: str, value: str, accepted: tuple[str, ...]) -> None:
     if value not in accepted:
-        raise ValueError(f"{name} must be one of {accepted}; got {value!r}")
+        raise InitializerError(f"{name} must be one of {accepted}; got {value!r}")
 
 
 FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
@@ -115,7 +116,7 @@ def _finite_law(init: Initializer, dist: Distribution) -> Distribution:
         values.append(float(dist.gain))
     for value in values:
         if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
-            raise ValueError(
+            raise InitializerError(
                 f"{init}: resolves to {dist}, not finite in float32 ({value!r}); the weights "
                 "would be inf or nan"
             )
@@ -165,7 +166,7 @@ class Initializer:
         try:
             return compute_fans(shape, role)
         except ValueError as err:
-            raise ValueError(f"{who}: {err}") from None
+            raise InitializerError(f"{who}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,9 @@ class Uniform(Initializer):
         _finite("Uniform.low", self.low)
         _finite("Uniform.high", self.high)
         if not self.low < self.high:
-            raise ValueError(f"Uniform needs low < high; got low={self.low}, high={self.high}")
+            raise InitializerError(
+                f"Uniform needs low < high; got low={self.low}, high={self.high}"
+            )
 
     def _resolve(self, shape, role, fans):
         return UniformDist(float(self.low), float(self.high))
@@ -246,13 +249,13 @@ class TruncatedNormal(Initializer):
         _finite("TruncatedNormal.low", self.low)
         _finite("TruncatedNormal.high", self.high)
         if not self.low < self.high:
-            raise ValueError(
+            raise InitializerError(
                 f"TruncatedNormal needs low < high; got low={self.low}, high={self.high}"
             )
         a, b = (self.low - self.mean) / self.std, (self.high - self.mean) / self.std
         mass = _normal_mass(a, b)
         if not mass > 1e-9:
-            raise ValueError(
+            raise InitializerError(
                 f"TruncatedNormal: [low, high] = [{self.low}, {self.high}] holds {mass:.3g} of the "
                 f"probability of N({self.mean}, {self.std}^2) (needs > 1e-9); low and high are "
                 "absolute bounds: for bounds in standard deviations use TruncatedNormal.in_stds"
@@ -267,7 +270,7 @@ class TruncatedNormal(Initializer):
         _finite("TruncatedNormal.in_stds lower", lower)
         _finite("TruncatedNormal.in_stds upper", upper)
         if not lower < upper:
-            raise ValueError(
+            raise InitializerError(
                 f"TruncatedNormal.in_stds needs lower < upper; got lower={lower}, upper={upper}"
             )
         return cls(mean, std, mean + lower * std, mean + upper * std)
@@ -298,7 +301,7 @@ class VarianceScaling(Initializer):
         f = self._fans(shape, role, fans, type(self).__name__)
         n = f.get(self.mode)
         if n <= 0:
-            raise ValueError(f"{type(self).__name__}: {self.mode} is 0 for shape {shape}")
+            raise InitializerError(f"{type(self).__name__}: {self.mode} is 0 for shape {shape}")
         std = math.sqrt(self.scale / n)
         if self.distribution == "normal":
             return NormalDist(0.0, std)
@@ -352,7 +355,7 @@ class _Kaiming(Initializer):
         f = self._fans(shape, role, fans, type(self).__name__)
         n = f.get(self.mode)
         if n <= 0:
-            raise ValueError(f"{type(self).__name__}: {self.mode} is 0 for shape {shape}")
+            raise InitializerError(f"{type(self).__name__}: {self.mode} is 0 for shape {shape}")
         return gain(self.nonlinearity, self.a) / math.sqrt(n)
 
 
@@ -401,13 +404,13 @@ class Orthogonal(Initializer):
     def __post_init__(self):
         _positive("Orthogonal.gain", self.gain)
         if not isinstance(self.blocks, int) or isinstance(self.blocks, bool) or self.blocks < 1:
-            raise ValueError(f"Orthogonal.blocks must be a positive int; got {self.blocks!r}")
+            raise InitializerError(f"Orthogonal.blocks must be a positive int; got {self.blocks!r}")
 
     def _resolve(self, shape, role, fans):
         if len(shape) < 2:
-            raise ValueError(f"Orthogonal needs at least 2 dims; got shape {shape}")
+            raise InitializerError(f"Orthogonal needs at least 2 dims; got shape {shape}")
         if shape[0] % self.blocks:
-            raise ValueError(
+            raise InitializerError(
                 f"Orthogonal(blocks={self.blocks}) does not divide dim 0 of shape {shape}"
             )
         size = max(shape[0] // self.blocks, math.prod(shape[1:]))
@@ -422,15 +425,15 @@ class Dirac(Initializer):
 
     def __post_init__(self):
         if not isinstance(self.groups, int) or isinstance(self.groups, bool) or self.groups < 1:
-            raise ValueError(f"Dirac.groups must be a positive int; got {self.groups!r}")
+            raise InitializerError(f"Dirac.groups must be a positive int; got {self.groups!r}")
 
     def _resolve(self, shape, role, fans):
         if role not in ("conv", "conv_transpose") or not 3 <= len(shape) <= 5:
-            raise ValueError(
+            raise InitializerError(
                 f"Dirac needs a conv weight of 3 to 5 dims; got shape {shape} with role {role!r}"
             )
         if shape[0] % self.groups:
-            raise ValueError(
+            raise InitializerError(
                 f"Dirac.groups={self.groups} does not divide the {shape[0]} output channels"
             )
         return DiracDist(self.groups)
@@ -440,7 +443,7 @@ class Dirac(Initializer):
 class Eye(Initializer):
     def _resolve(self, shape, role, fans):
         if len(shape) != 2:
-            raise ValueError(f"Eye needs a 2-d shape; got {shape}")
+            raise InitializerError(f"Eye needs a 2-d shape; got {shape}")
         return EyeDist()
 
 
@@ -452,7 +455,7 @@ class BiasPrior(Initializer):
 
     def __post_init__(self):
         if not isinstance(self.prob, (int, float)) or not 0.0 < self.prob < 1.0:
-            raise ValueError(f"BiasPrior.prob must be in (0, 1); got {self.prob!r}")
+            raise InitializerError(f"BiasPrior.prob must be in (0, 1); got {self.prob!r}")
 
     @property
     def value(self) -> float:
@@ -472,14 +475,14 @@ class AsLinear(Initializer):
 
     def __post_init__(self):
         if not isinstance(self.init, Initializer):
-            raise ValueError(f"AsLinear wraps an initializer; got {self.init!r}")
+            raise InitializerError(f"AsLinear wraps an initializer; got {self.init!r}")
 
     def __str__(self) -> str:
         return f"AsLinear({self.init})"
 
     def _resolve(self, shape, role, fans):
         if len(shape) < 2:
-            raise ValueError(f"AsLinear needs a weight of 2 or more dims; got shape {shape}")
+            raise InitializerError(f"AsLinear needs a weight of 2 or more dims; got shape {shape}")
         return self.init.resolve((shape[0], math.prod(shape[1:])), "linear")
 
 

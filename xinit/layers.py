@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from . import kinds
+from .errors import XinitError
 from .fans import Fans, compute_fans
 from .initializers import (
     Initializer,
@@ -27,7 +28,7 @@ from .initializers import (
 _TORCH_DEFAULT = KaimingUniform(a=math.sqrt(5.0))  # U(+-1/sqrt(fan_in)) for weight and bias
 
 
-class SpecError(ValueError):
+class SpecError(XinitError, ValueError):
     """A spec that cannot run; the message names the layer path and the shapes involved."""
 
 
@@ -152,7 +153,12 @@ def _positive_int(obj, **kw) -> None:
 
 
 # ---- convolutions --------------------------------------------------------------------------
-@kinds.layer(weight_role="conv", params=("weight", "bias"))
+@kinds.layer(
+    weight_role="conv",
+    params=("weight", "bias"),
+    channels="in_channels",
+    example=lambda: kinds.Example(Conv(4, 6, 3, padding=1, groups=2), ((2, 4, 5, 5),)),
+)
 @dataclass(frozen=True)
 class Conv(Layer):
     """N-d convolution (PyTorch's ConvNd): weight (out, in/groups, *k)."""
@@ -232,7 +238,12 @@ class Conv(Layer):
         return (shape[0], self.out_channels, *spatial)
 
 
-@kinds.layer(weight_role="conv_transpose", params=("weight", "bias"))
+@kinds.layer(
+    weight_role="conv_transpose",
+    params=("weight", "bias"),
+    channels="in_channels",
+    example=lambda: kinds.Example(ConvTranspose(4, 3, 3, stride=2), ((2, 4, 4, 4),)),
+)
 @dataclass(frozen=True)
 class ConvTranspose(Conv):
     """N-d transposed convolution (PyTorch's ConvTransposeNd): weight (in, out/groups, *k)."""
@@ -299,6 +310,8 @@ def ConvTranspose2d(*args, **kw) -> ConvTranspose:  # noqa: N802
     optional=("num_batches_tracked",),
     buffers=("running_mean", "running_var", "num_batches_tracked"),
     aliases=("bn", "batchnorm1d", "batchnorm2d", "batchnorm3d"),
+    channels="num_features",
+    example=lambda: kinds.Example(BatchNorm(4), ((2, 4, 3, 3),)),
 )
 @dataclass(frozen=True)
 class BatchNorm(Layer):
@@ -375,7 +388,13 @@ class BatchNorm(Layer):
         return tuple(shape)
 
 
-@kinds.layer(weight_role="linear", params=("weight", "bias"), aliases=("dense",))
+@kinds.layer(
+    weight_role="linear",
+    params=("weight", "bias"),
+    aliases=("dense",),
+    channels="in_features",
+    example=lambda: kinds.Example(Linear(5, 3), ((2, 5),)),
+)
 @dataclass(frozen=True)
 class Linear(Layer):
     """Fully connected layer on the last dim of (N, ..., in_features): weight (out, in).
@@ -423,7 +442,13 @@ class Linear(Layer):
         return (*shape[:-1], self.out_features)
 
 
-@kinds.layer(weight_role="embedding", params=("weight",), aliases=("embed",))
+@kinds.layer(
+    weight_role="embedding",
+    params=("weight",),
+    aliases=("embed",),
+    channel_free=True,
+    example=lambda: kinds.Example(Embedding(10, 4), ((2, 5),), ids=10),
+)
 @dataclass(frozen=True)
 class Embedding(Layer):
     """Lookup table (num_embeddings, embedding_dim) on integer input (N, L) -> (N, L, D)."""
@@ -484,7 +509,11 @@ class _FeatureNorm(Layer):
         return tuple(shape)
 
 
-@kinds.layer(params=("weight", "bias"), aliases=("ln",))
+@kinds.layer(
+    params=("weight", "bias"),
+    aliases=("ln",),
+    example=lambda: kinds.Example(LayerNorm(6), ((2, 3, 6),)),
+)
 @dataclass(frozen=True)
 class LayerNorm(_FeatureNorm):
     """PyTorch's ``nn.LayerNorm``: (x - mean) / sqrt(var + eps) over the last dims, biased
@@ -511,7 +540,10 @@ class LayerNorm(_FeatureNorm):
         return tuple(out)
 
 
-@kinds.layer(params=("weight",))
+@kinds.layer(
+    params=("weight",),
+    example=lambda: kinds.Example(RMSNorm(6), ((2, 3, 6),)),
+)
 @dataclass(frozen=True)
 class RMSNorm(_FeatureNorm):
     """PyTorch's ``nn.RMSNorm``: x / sqrt(mean(x**2) + eps) over the last dims, times weight
@@ -539,7 +571,11 @@ class RMSNorm(_FeatureNorm):
         return float(np.finfo(dtype).eps) if self.eps is None else float(self.eps)
 
 
-@kinds.layer(params=("weight", "bias"), aliases=("gn",))
+@kinds.layer(
+    params=("weight", "bias"),
+    aliases=("gn",),
+    example=lambda: kinds.Example(GroupNorm(2, 4), ((2, 4, 3, 3),)),
+)
 @dataclass(frozen=True)
 class GroupNorm(Layer):
     """PyTorch's ``nn.GroupNorm`` on (N, C, *): channels split into ``num_groups`` contiguous
@@ -598,6 +634,7 @@ ATTENTION_MASKS = ("attn_mask", "key_padding_mask")  # the extra inputs, in this
         "out_proj.bias",
     ),
     aliases=("mha", "attention"),
+    example=lambda: kinds.Example(MultiheadAttention(8, 2), ((2, 3, 8),)),
 )
 @dataclass(frozen=True)
 class MultiheadAttention(Layer):
@@ -766,7 +803,9 @@ class MultiheadAttention(Layer):
 
 
 # ---- transformer pieces: attention core, learned tokens and positions, token picks ---------
-@kinds.layer()
+@kinds.layer(
+    example=lambda: kinds.Example(ScaledDotProductAttention(2), ((2, 3, 12),)),
+)
 @dataclass(frozen=True)
 class ScaledDotProductAttention(Layer):
     """The parameter-free core of self-attention on a packed (N, L, 3E) input, as timm's
@@ -806,7 +845,11 @@ class ScaledDotProductAttention(Layer):
 LEARNED_OPS = ("add", "prepend")
 
 
-@kinds.layer(params=("",), aliases=("learned", "parameter"))
+@kinds.layer(
+    params=("",),
+    aliases=("learned", "parameter"),
+    example=lambda: kinds.Example(LearnedParameter((1, 3, 4)), ((2, 3, 4),)),
+)
 @dataclass(frozen=True)
 class LearnedParameter(Layer):
     """A learned tensor as a node of a container (ViT's ``cls_token``, ``pos_embed``).
@@ -871,7 +914,9 @@ class LearnedParameter(Layer):
         return (shape[0], shape[1] + p[1], *shape[2:])
 
 
-@kinds.layer()
+@kinds.layer(
+    example=lambda: kinds.Example(Select(1, 0), ((2, 3, 4),)),
+)
 @dataclass(frozen=True)
 class Select(Layer):
     """``x.select(dim, index)``: one index of neutral dim ``dim``, that dim removed (ViT's
@@ -908,7 +953,9 @@ class Select(Layer):
         return self.index % size
 
 
-@kinds.layer()
+@kinds.layer(
+    example=lambda: kinds.Example(PositionIds(8), ((2, 5),), ids=8),
+)
 @dataclass(frozen=True)
 class PositionIds(Layer):
     """Token ids (N, L) in, their positions ``arange(L)`` for every sample out (N, L): what
@@ -1052,7 +1099,11 @@ class _Recurrent(Layer):
         )
 
 
-@kinds.layer(params=("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
+@kinds.layer(
+    params=("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"),
+    channels="input_size",
+    example=lambda: kinds.Example(LSTM(4, 3), ((2, 5, 4),)),
+)
 @dataclass(frozen=True)
 class LSTM(_Recurrent):
     """PyTorch's ``nn.LSTM(batch_first=True)``: 4 gates (i, f, g, o); see :class:`_Recurrent`."""
@@ -1062,7 +1113,11 @@ class LSTM(_Recurrent):
     gate_names: ClassVar[tuple[str, ...]] = ("i", "f", "g", "o")
 
 
-@kinds.layer(params=("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
+@kinds.layer(
+    params=("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"),
+    channels="input_size",
+    example=lambda: kinds.Example(GRU(4, 3), ((2, 5, 4),)),
+)
 @dataclass(frozen=True)
 class GRU(_Recurrent):
     """PyTorch's ``nn.GRU(batch_first=True)``: 3 gates (r, z, n), with b_hn inside
@@ -1074,20 +1129,29 @@ class GRU(_Recurrent):
 
 
 # ---- activations and shape-only layers -----------------------------------------------------
-@kinds.layer()
+@kinds.layer(
+    activation=True,
+    example=lambda: kinds.Example(ReLU(), ((2, 3, 4, 4),)),
+)
 @dataclass(frozen=True)
 class ReLU(Layer):
     kind: ClassVar[str] = "relu"
 
 
-@kinds.layer()
+@kinds.layer(
+    activation=True,
+    example=lambda: kinds.Example(LeakyReLU(0.2), ((2, 3, 4, 4),)),
+)
 @dataclass(frozen=True)
 class LeakyReLU(Layer):
     kind: ClassVar[str] = "leaky_relu"
     negative_slope: float = 0.01
 
 
-@kinds.layer()
+@kinds.layer(
+    activation=True,
+    example=lambda: kinds.Example(GELU(), ((2, 3, 4, 4),)),
+)
 @dataclass(frozen=True)
 class GELU(Layer):
     """Exact (erf) GELU by default, as PyTorch; ``approximate="tanh"`` for the tanh form."""
@@ -1100,31 +1164,53 @@ class GELU(Layer):
             raise SpecError(f"GELU.approximate must be 'none' or 'tanh'; got {self.approximate!r}")
 
 
-@kinds.layer()
+@kinds.layer(
+    activation=True,
+    example=lambda: kinds.Example(SiLU(), ((2, 3, 4, 4),)),
+)
 @dataclass(frozen=True)
 class SiLU(Layer):
     kind: ClassVar[str] = "silu"
 
 
-@kinds.layer()
+@kinds.layer(
+    activation=True,
+    example=lambda: kinds.Example(Sigmoid(), ((2, 3, 4, 4),)),
+)
 @dataclass(frozen=True)
 class Sigmoid(Layer):
     kind: ClassVar[str] = "sigmoid"
 
 
-@kinds.layer()
+@kinds.layer(
+    activation=True,
+    example=lambda: kinds.Example(Tanh(), ((2, 3, 4, 4),)),
+)
 @dataclass(frozen=True)
 class Tanh(Layer):
     kind: ClassVar[str] = "tanh"
 
 
-@kinds.layer()
+@kinds.layer(activation=True, example=lambda: kinds.Example(Hardswish(), ((2, 3, 4, 4),)))
+@dataclass(frozen=True)
+class Hardswish(Layer):
+    """x · relu6(x + 3) / 6 (MobileNetV3's activation, PyTorch's ``nn.Hardswish``)."""
+
+    kind: ClassVar[str] = "hardswish"
+
+
+@kinds.layer(
+    activation=True,
+    example=lambda: kinds.Example(Identity(), ((2, 3, 4, 4),)),
+)
 @dataclass(frozen=True)
 class Identity(Layer):
     kind: ClassVar[str] = "identity"
 
 
-@kinds.layer()
+@kinds.layer(
+    example=lambda: kinds.Example(Dropout(0.3), ((2, 3, 4, 4),)),
+)
 @dataclass(frozen=True)
 class Dropout(Layer):
     kind: ClassVar[str] = "dropout"
@@ -1135,7 +1221,10 @@ class Dropout(Layer):
             raise SpecError(f"Dropout.p must be in [0, 1); got {self.p!r}")
 
 
-@kinds.layer()
+@kinds.layer(
+    channel_free=True,
+    example=lambda: kinds.Example(Flatten(), ((2, 3, 2, 2),)),
+)
 @dataclass(frozen=True)
 class Flatten(Layer):
     """Flattens dims ``start_dim..end_dim`` in channel-first order (``nn.Flatten``; by
@@ -1158,7 +1247,9 @@ class Flatten(Layer):
         return (*shape[:start], math.prod(shape[start : end + 1]), *shape[end + 1 :])
 
 
-@kinds.layer()
+@kinds.layer(
+    example=lambda: kinds.Example(Reshape((4, 6)), ((2, 3, 2, 4),)),
+)
 @dataclass(frozen=True)
 class Reshape(Layer):
     """``x.reshape(N, *shape)``: the dims after the batch, channel-first order; one may be -1."""
@@ -1185,7 +1276,9 @@ class Reshape(Layer):
         return (shape[0], *self.shape)
 
 
-@kinds.layer()
+@kinds.layer(
+    example=lambda: kinds.Example(Permute((0, 2, 1)), ((2, 3, 4),)),
+)
 @dataclass(frozen=True)
 class Permute(Layer):
     """``x.permute(*dims)`` on the channel-first (neutral) dims, batch included."""
@@ -1254,13 +1347,17 @@ def pool_out(size: int, k: int, s: int, p: int, ceil_mode: bool) -> int:
     return out
 
 
-@kinds.layer()
+@kinds.layer(
+    example=lambda: kinds.Example(MaxPool(2), ((2, 3, 4, 4),)),
+)
 @dataclass(frozen=True)
 class MaxPool(_Pool):
     kind: ClassVar[str] = "max_pool"
 
 
-@kinds.layer()
+@kinds.layer(
+    example=lambda: kinds.Example(AvgPool(2), ((2, 3, 4, 4),)),
+)
 @dataclass(frozen=True)
 class AvgPool(_Pool):
     """Average pool; ``count_include_pad`` as PyTorch (Paddle's ``exclusive`` is its negation)."""
@@ -1269,7 +1366,9 @@ class AvgPool(_Pool):
     count_include_pad: bool = True
 
 
-@kinds.layer()
+@kinds.layer(
+    example=lambda: kinds.Example(AdaptiveAvgPool(1), ((2, 3, 4, 4),)),
+)
 @dataclass(frozen=True)
 class AdaptiveAvgPool(Layer):
     kind: ClassVar[str] = "adaptive_avg_pool"
@@ -1315,7 +1414,9 @@ class Merge(Layer):
         return known.pop() if known else None
 
 
-@kinds.layer()
+@kinds.layer(
+    example=lambda: kinds.Example(Add(), ((2, 3, 4, 4), (2, 3, 4, 4))),
+)
 @dataclass(frozen=True)
 class Add(Merge):
     """Element-wise sum of the inputs (equal shapes)."""
@@ -1323,7 +1424,9 @@ class Add(Merge):
     kind: ClassVar[str] = "add"
 
 
-@kinds.layer()
+@kinds.layer(
+    example=lambda: kinds.Example(Mul(), ((2, 3, 4, 4), (2, 3, 4, 4))),
+)
 @dataclass(frozen=True)
 class Mul(Merge):
     """Element-wise product of the inputs (equal shapes)."""
@@ -1331,7 +1434,9 @@ class Mul(Merge):
     kind: ClassVar[str] = "mul"
 
 
-@kinds.layer()
+@kinds.layer(
+    example=lambda: kinds.Example(Concat(1), ((2, 3, 4, 4), (2, 2, 4, 4))),
+)
 @dataclass(frozen=True)
 class Concat(Merge):
     """Concatenation along neutral (channel-first) dim ``dim``, as ``torch.cat``: all other
@@ -1363,7 +1468,10 @@ class Concat(Merge):
 UPSAMPLE_MODES = ("nearest", "bilinear")
 
 
-@kinds.layer(aliases=("interpolate",))
+@kinds.layer(
+    aliases=("interpolate",),
+    example=lambda: kinds.Example(Upsample(scale_factor=2), ((2, 3, 4, 4),)),
+)
 @dataclass(frozen=True)
 class Upsample(Layer):
     """Resize the spatial dims, with PyTorch's ``F.interpolate`` meaning in every framework.
@@ -1483,6 +1591,7 @@ __all__ = [
     "SiLU",
     "Sigmoid",
     "Tanh",
+    "Hardswish",
     "Identity",
     "Dropout",
     "Flatten",

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 
+from .errors import XinitError
 
-class InsufficientMemoryError(MemoryError, ValueError):
+
+class InsufficientMemoryError(XinitError, MemoryError, ValueError):
     """A build, draw or read would need more memory than is available (nothing allocated)."""
 
 

@@ -23,8 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import XinitError
 
-class NameMapError(ValueError):
+
+class NameMapError(XinitError, ValueError):
     """A name map that cannot apply: a bad rule, or two entries renamed to one name."""
 
 

@@ -20,11 +20,12 @@ import numpy as np
 
 from .blocks import join
 from .distributions import Distribution
+from .errors import XinitError
 from .fans import compute_fans
 from .layers import Layer, ParamSpec
 
 
-class NativeModelError(TypeError):
+class NativeModelError(XinitError, TypeError):
     """A native model xinit cannot read in neutral terms: the layers at fault, by path and
     class."""
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from . import kinds
 from .blocks import join
+from .errors import XinitError
 from .initializers import Constant, Initializer
 from .layers import ParamSpec
 
@@ -45,7 +46,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class PolicyError(ValueError):
+class PolicyError(XinitError, ValueError):
     """A rule that cannot be used, or (strict mode) a parameter or glob left unmatched."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from .errors import UnknownNameError
 from .initializers import (
     AsLinear,
     BiasPrior,
@@ -243,7 +244,7 @@ PRESETS = {
 def get(name: str, **kwargs) -> Policy:
     """The preset ``name`` (``torchvision_resnet``, ...), called with ``kwargs``."""
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+        raise UnknownNameError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     return PRESETS[name](**kwargs)
 
 

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .distributions import Distribution, NormalDist, TruncNormalDist, UniformDist
+from .errors import ArgumentError
 
 RNG_MODES = ("native", "xinit")  # each framework's own generator, or xinit's keyed one
 
@@ -26,7 +27,7 @@ RNG_MODES = ("native", "xinit")  # each framework's own generator, or xinit's ke
 def check_rng(rng: str) -> str:
     """``rng`` if it is one of :data:`RNG_MODES`; ValueError otherwise."""
     if rng not in RNG_MODES:
-        raise ValueError(f"rng must be one of {RNG_MODES}; got {rng!r}")
+        raise ArgumentError(f"rng must be one of {RNG_MODES}; got {rng!r}")
     return rng
 
 
@@ -46,7 +47,7 @@ def check_seed(seed: int) -> int:
     """``seed`` as an int; a float (``1.5`` would silently act as ``1``), a bool or anything
     else that is not an integer is refused with ValueError."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer; got {seed!r} ({type(seed).__name__})")
+        raise ArgumentError(f"seed must be an integer; got {seed!r} ({type(seed).__name__})")
     return int(seed)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from . import kinds
 from .blocks import join, param_specs
+from .errors import ArgumentError, XinitError
 from .layers import Layer, ParamSpec
 from .native import layers_of, param_table
 from .parammap import Extras, ParamMap
@@ -37,7 +38,7 @@ from .parammap import Extras, ParamMap
 SHOWN = 25  # entries of each list shown in an error message (the attributes hold all)
 
 
-class StateError(ValueError):
+class StateError(XinitError, ValueError):
     """A state does not fit a module or spec: lists every missing, unexpected and
     mismatched entry at once."""
 
@@ -107,7 +108,7 @@ def param_maps(convention: str) -> Callable[[Layer], ParamMap]:
     if convention == "neutral":
         return neutral_map
     if convention not in FRAMEWORKS:
-        raise ValueError(f"unknown convention {convention!r}; accepted: {layout_conventions()}")
+        raise ArgumentError(f"unknown convention {convention!r}; accepted: {layout_conventions()}")
     return part(convention, "lowerings").REGISTRY.param_map
 
 

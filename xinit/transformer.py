@@ -20,32 +20,29 @@ layer under ``layers.N`` with an optional final ``norm``, as PyTorch and Paddle 
 
 from __future__ import annotations
 
+from . import kinds
 from .graph import Graph
 from .layers import (
-    GELU,
     Add,
     Dropout,
     Layer,
     LayerNorm,
     Linear,
     MultiheadAttention,
-    ReLU,
     SpecError,
 )
 
-ACTIVATIONS = ("relu", "gelu")
-
 
 def _activation(activation) -> Layer:
-    if isinstance(activation, Layer) and activation.kind in ("relu", "gelu", "silu", "tanh"):
+    """The activation layer: an xinit layer of an activation kind, or such a kind's name
+    (``"relu"``, ``"gelu"``: the kinds table's activations, each with its defaults)."""
+    if isinstance(activation, Layer) and kinds.get(activation.kind).activation:
         return activation
-    if activation == "relu":
-        return ReLU()
-    if activation == "gelu":
-        return GELU()
+    if isinstance(activation, str) and activation in kinds.activations():
+        return kinds.get(activation).spec()
     raise SpecError(
-        f"transformer layer: activation must be one of {ACTIVATIONS} or an xinit activation "
-        f"layer (ReLU(), GELU(approximate='tanh'), ...); got {activation!r}"
+        f"transformer layer: activation must be one of {kinds.activations()} or an xinit "
+        f"activation layer (ReLU(), GELU(approximate='tanh'), ...); got {activation!r}"
     )
 
 
@@ -267,5 +264,4 @@ __all__ = [
     "TransformerDecoderLayer",
     "TransformerEncoder",
     "TransformerDecoder",
-    "ACTIVATIONS",
 ]

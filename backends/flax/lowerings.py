@@ -9,10 +9,14 @@ take ``initial`` and create each parameter with the value xinit drew for it
 
 from __future__ import annotations
 
+import math
+
 from xinit import layers as L
+from xinit.fans import Fans
+from xinit.initializers import LecunNormal, Ones, Orthogonal, VarianceScaling, Zeros
 from xinit.parammap import Leaf
 
-from ..registry import Lowering, Registry, register_builders
+from ..registry import BARE_PARAMETER, Lowering, Registry, param_of, register_builders
 
 
 def layout(role: str, ndim: int) -> tuple[int, ...] | None:
@@ -33,6 +37,36 @@ def _nnx():
     from flax import nnx
 
     return nnx
+
+
+_KERNEL_SOURCE = "flax/nnx/nn/linear.py default_kernel_init = lecun_normal() (linen: the same)"
+
+
+class _Kernel(Lowering):
+    """Dense and convolutions: ``lecun_normal`` kernels (fans from the kernel Flax holds),
+    zero biases."""
+
+    def kernel_fans(self, spec) -> tuple[Fans, str]:
+        return param_of(spec, "weight").fans, ""
+
+    def default_rule(self, spec, param):
+        if param == "bias":
+            return Zeros(), None, "zeros_init()", _KERNEL_SOURCE
+        fans, text = self.kernel_fans(spec)
+        rule = f"lecun_normal: truncated ±2σ', variance-corrected to 1/fan_in, {text}"
+        return LecunNormal(), fans, rule, _KERNEL_SOURCE
+
+
+class _Norm(Lowering):
+    """Norm layers: scale (and running variance) ones, the rest zeros."""
+
+    def default_rule(self, spec, param):
+        if param == "num_batches_tracked":
+            return None  # Flax keeps no step counter
+        src = "flax/nnx/nn/normalization.py"
+        if param in ("weight", "running_var"):
+            return Ones(), None, "ones", src
+        return Zeros(), None, "zeros", src
 
 
 def _ints(value, n: int) -> tuple[int, ...]:
@@ -62,10 +96,17 @@ _KERNEL = {"weight": "kernel"}
 
 
 @REGISTRY.register("conv")
-class Conv(Lowering):
+class Conv(_Kernel):
     layout = "channels"
     leaves = _KERNEL
     takes_initial = True
+
+    def kernel_fans(self, spec):
+        return param_of(spec, "weight").fans, "fan_in = (C_in/g)·∏k (kernel (*k, C_in/g, C_out))"
+
+    def native_default(self, spec, seed):
+        i, o, k = spec.in_channels, spec.out_channels, spec.kernel_size
+        return _nnx().Conv(i, o, k, feature_group_count=spec.groups, rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
         nnx, init = _nnx(), _modules().initializer
@@ -101,10 +142,27 @@ class Conv(Lowering):
 
 
 @REGISTRY.register("conv_transpose")
-class ConvTranspose(Lowering):
+class ConvTranspose(_Kernel):
     layout = "channels"
     leaves = _KERNEL
     takes_initial = True
+
+    def kernel_fans(self, spec):
+        r = math.prod(spec.kernel_size)
+        text = "fan_in = C_in·∏k (kernel (*k, C_in, C_out))"
+        return Fans(spec.in_channels * r, spec.out_channels * r), text
+
+    def default_missing(self, spec):
+        if spec.groups != 1:
+            note = "flax ConvTranspose has no groups (feature_group_count) argument"
+            return note, "flax/nnx/nn/linear.py ConvTranspose"
+        return None
+
+    def native_default(self, spec, seed):
+        if self.default_missing(spec):
+            raise ValueError(self.default_missing(spec)[0])
+        i, o, k = spec.in_channels, spec.out_channels, spec.kernel_size
+        return _nnx().ConvTranspose(i, o, k, rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
         return _modules().ConvTranspose(spec, initial)
@@ -122,7 +180,7 @@ class ConvTranspose(Lowering):
 
 
 @REGISTRY.register("batchnorm")
-class BatchNorm(Lowering):
+class BatchNorm(_Norm):
     """``nnx.BatchNorm`` over the channel-last axis with nnx's momentum (``spec.decay``, the
     weight of the running value) and its own training rule (biased running variance); with
     ``train_stats="torch"`` xinit's subclass (``modules.TorchBatchNorm``)."""
@@ -135,6 +193,9 @@ class BatchNorm(Lowering):
         "num_batches_tracked": None,
     }
     takes_initial = True
+
+    def native_default(self, spec, seed):
+        return _nnx().BatchNorm(spec.num_features, rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
         cls = _modules().TorchBatchNorm if spec.train_stats == "torch" else _nnx().BatchNorm
@@ -164,10 +225,16 @@ class BatchNorm(Lowering):
 
 
 @REGISTRY.register("linear")
-class Linear(Lowering):
+class Linear(_Kernel):
     layout = "sequence"
     leaves = _KERNEL
     takes_initial = True
+
+    def kernel_fans(self, spec):
+        return Fans(spec.in_features, spec.out_features), "fan_in = in"
+
+    def native_default(self, spec, seed):
+        return _nnx().Linear(spec.in_features, spec.out_features, rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
         nnx, init = _nnx(), _modules().initializer
@@ -193,6 +260,16 @@ class Embedding(Lowering):
     leaves = {"weight": "embedding"}
     takes_initial = True
 
+    def default_rule(self, spec, param):
+        src = "flax/nnx/nn/linear.py default_embed_init (linen: the same)"
+        text = "variance_scaling(1, 'fan_in', 'normal', out_axis=0): N(0, 1/dim), untruncated"
+        fans = Fans(spec.embedding_dim, spec.embedding_dim)
+        return VarianceScaling(1.0, "fan_in", "normal"), fans, text, src
+
+    def native_default(self, spec, seed):
+        n, dim = spec.num_embeddings, spec.embedding_dim
+        return _nnx().Embed(n, dim, rngs=_nnx().Rngs(seed))
+
     def build(self, spec, device, initial=None):
         m = _modules()
         init = m.initializer(initial, "embedding")
@@ -210,13 +287,16 @@ _SCALE = {"weight": "scale"}
 
 
 @REGISTRY.register("layernorm")
-class LayerNorm(Lowering):
+class LayerNorm(_Norm):
     """``nnx.LayerNorm`` over the last dim. Over several dims, xinit's module: nnx keeps its
     scale and bias 1-D, where the neutral map has them in ``normalized_shape``."""
 
     layout = "sequence"
     leaves = _SCALE
     takes_initial = True
+
+    def native_default(self, spec, seed):
+        return _nnx().LayerNorm(math.prod(spec.normalized_shape), rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
         if len(spec.normalized_shape) > 1:
@@ -240,7 +320,7 @@ class LayerNorm(Lowering):
 
 
 @REGISTRY.register("rmsnorm")
-class RMSNorm(Lowering):
+class RMSNorm(_Norm):
     """``nnx.RMSNorm`` over the last dim with the spec's eps. xinit's module over several
     dims (nnx's scale is 1-D) and for ``eps=None``, PyTorch's machine epsilon of the input's
     dtype, which a fixed ``epsilon`` cannot follow."""
@@ -248,6 +328,9 @@ class RMSNorm(Lowering):
     layout = "sequence"
     leaves = _SCALE
     takes_initial = True
+
+    def native_default(self, spec, seed):
+        return _nnx().RMSNorm(math.prod(spec.normalized_shape), rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
         if len(spec.normalized_shape) > 1 or spec.eps is None:
@@ -267,13 +350,17 @@ class RMSNorm(Lowering):
 
 
 @REGISTRY.register("groupnorm")
-class GroupNorm(Lowering):
+class GroupNorm(_Norm):
     """``nnx.GroupNorm``: contiguous channel groups on the channel-last axis, statistics over
     every position of a sample, as PyTorch's."""
 
     layout = "channels"
     leaves = _SCALE
     takes_initial = True
+
+    def native_default(self, spec, seed):
+        n, g = spec.num_channels, spec.num_groups
+        return _nnx().GroupNorm(n, num_groups=g, rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
         return _modules().norm_layer(
@@ -300,6 +387,13 @@ def _heads(spec, name: str, rows: int, part: tuple[int, int, int] | None) -> Lea
     return Leaf(name, (1, 0), part=part, shape=(rows, spec.num_heads, spec.head_dim))
 
 
+_MHA_SOURCE = (
+    "flax/nnx/nn/attention.py MultiHeadAttention (kernel_init = default_kernel_init = "
+    "lecun_normal(), bias_init = zeros_init()); flax/nnx/nn/linear.py LinearGeneral "
+    "kernel_init_wrap (flattens the kernel to (prod in, prod out) for the initializer)"
+)
+
+
 @REGISTRY.register("multihead_attention")
 class MultiheadAttention(Lowering):
     """``nnx.MultiHeadAttention``: ``query``/``key``/``value`` kernels (in, H, D) and ``out``
@@ -307,6 +401,38 @@ class MultiheadAttention(Lowering):
     with kdim/vdim) transposed and split by head. Takes and returns the neutral (N, L, E)."""
 
     layout = "sequence"
+
+    def default_rule(self, spec, param):
+        """``nnx.MultiHeadAttention``: ``LinearGeneral`` kernels, flattened to 2-d before
+        ``lecun_normal`` sees them: (E, H·D) for query/key/value, (H·D, E) for out."""
+        e = spec.embed_dim
+        if param == "in_proj_weight":
+            text = (
+                "lecun_normal on each (E, H, D) query/key/value kernel, seen as (E, H·D): fan_in E"
+            )
+            return LecunNormal(), Fans(e, e), text, _MHA_SOURCE
+        if param in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):  # kdim/vdim != E
+            n = param_of(spec, param).shape[1]
+            text = f"lecun_normal on the ({n}, H, D) kernel, seen as ({n}, H·D): fan_in {n}"
+            return LecunNormal(), Fans(n, e), text, _MHA_SOURCE
+        if param == "out_proj.weight":
+            text = "lecun_normal on the (H, D, E) out kernel, seen as (H·D, E): fan_in H·D = E"
+            return LecunNormal(), Fans(e, e), text, _MHA_SOURCE
+        return Zeros(), None, "zeros_init()", _MHA_SOURCE
+
+    def default_missing(self, spec):
+        if (spec.kdim or spec.embed_dim) != (spec.vdim or spec.embed_dim):
+            note = "nnx.MultiHeadAttention has one in_kv_features for key and value (kdim != vdim)"
+            return note, "flax/nnx/nn/attention.py MultiHeadAttention(in_kv_features=)"
+        return None
+
+    def native_default(self, spec, seed):
+        if self.default_missing(spec):
+            raise ValueError(self.default_missing(spec)[0])
+        e, kv = spec.embed_dim, spec.kdim or spec.embed_dim
+        return _nnx().MultiHeadAttention(
+            spec.num_heads, e, in_kv_features=kv, rngs=_nnx().Rngs(seed)
+        )
 
     def params(self, spec):
         e, h, d = spec.embed_dim, spec.num_heads, spec.head_dim
@@ -365,6 +491,9 @@ class LearnedParameter(Lowering):
 
     layout = "sequence"
     takes_initial = True
+
+    def default_missing(self, spec):
+        return BARE_PARAMETER
 
     def build(self, spec, device, initial=None):
         return _modules().learned_parameter(spec, initial)
@@ -432,6 +561,30 @@ class _Recurrent(Lowering):
 
     layout = "sequence"
     native_name = ""
+
+    def default_spec(self, spec):
+        """Flax's own default layer is its cell (``nnx.LSTMCell``/``nnx.GRUCell``): one
+        bias per gate, in its own layout."""
+        return cell_spec(f"{self.native_name}Cell", spec.input_size, spec.hidden_size)
+
+    def default_rule(self, spec, param):
+        cell = f"{self.native_name}Cell"
+        src = f"flax/nnx/nn/recurrent.py {cell} (linen: the same)"
+        if param == "weight_ih_l0":
+            text = "lecun_normal on each gate's kernel (in, H): fan_in = in"
+            return LecunNormal(), Fans(spec.input_size, spec.hidden_size), text, src
+        if param == "weight_hh_l0" and cell == "LSTMCell":
+            text = "orthogonal on each gate's kernel (H, H) (modified_orthogonal)"
+            return Orthogonal(blocks=4), None, text, src
+        if param == "weight_hh_l0":
+            text = "orthogonal on the stacked (H, 3H) kernel: orthonormal rows"
+            return Orthogonal(), None, text, src
+        text = "zeros_init(): one bias per gate (PyTorch's other bias: none, zero in the math)"
+        return Zeros(), None, text, src
+
+    def native_default(self, spec, seed):
+        cell = getattr(_nnx(), f"{self.native_name}Cell")
+        return cell(spec.input_size, spec.hidden_size, rngs=_nnx().Rngs(seed))
 
     def params(self, spec):
         cell = getattr(spec, _FLAX_CELL, None)
@@ -517,8 +670,26 @@ class Flatten(Lowering):
         return "channels" if (spec.start_dim, spec.end_dim) == (1, -1) else "neutral"
 
 
-# Parameter-free layers: the native module from the spec, nothing else. Element-wise
-# activations share one module type, which applies the function the spec's kind names.
+def _jax():
+    import jax
+
+    return jax
+
+
+# The element-wise activations: kind -> the function (spec, x) -> y of jax (one line a kind,
+# as timm's create_act.py; a tracer reads the same table). They share one module type.
+ACTIVATIONS = {
+    "relu": lambda s, x: _jax().nn.relu(x),
+    "leaky_relu": lambda s, x: _jax().nn.leaky_relu(x, s.negative_slope),
+    "gelu": lambda s, x: _jax().nn.gelu(x, approximate=s.approximate == "tanh"),
+    "silu": lambda s, x: _jax().nn.silu(x),
+    "sigmoid": lambda s, x: _jax().nn.sigmoid(x),
+    "tanh": lambda s, x: _jax().numpy.tanh(x),
+    "hardswish": lambda s, x: _jax().nn.hard_swish(x),
+    "identity": lambda s, x: x,
+}
+
+# Parameter-free layers: the native module from the spec, nothing else.
 register_builders(
     REGISTRY,
     {
@@ -533,8 +704,8 @@ register_builders(
         "concat": lambda s: _modules().Merge(s),
         "upsample": lambda s: _modules().Upsample(s),
         **{
-            kind: lambda s: _modules().Activation(s)
-            for kind in ("relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "identity")
+            kind: lambda s, function=function: _modules().Activation(s, function)
+            for kind, function in ACTIVATIONS.items()
         },
     },
 )

@@ -18,16 +18,6 @@ from . import layouts
 from .layouts import CHANNELS, NEUTRAL
 from .layouts import to_channel_first as _to_channel_first
 
-_ACTIVATIONS = {
-    "relu": lambda s, x: jax.nn.relu(x),
-    "leaky_relu": lambda s, x: jax.nn.leaky_relu(x, s.negative_slope),
-    "gelu": lambda s, x: jax.nn.gelu(x, approximate=s.approximate == "tanh"),
-    "silu": lambda s, x: jax.nn.silu(x),
-    "sigmoid": lambda s, x: jax.nn.sigmoid(x),
-    "tanh": lambda s, x: jnp.tanh(x),
-    "identity": lambda s, x: x,
-}
-
 
 def _channel_last_shape(shape) -> tuple[int, ...]:
     shape = tuple(shape)
@@ -71,13 +61,15 @@ def _initial_or(initial, name: str, shape, fill: float) -> jax.Array:
 
 
 class Activation(nnx.Module):
-    """A parameter-free element-wise layer given by its spec."""
+    """A parameter-free element-wise layer: its spec and the function of the activation
+    table (``lowerings.ACTIVATIONS``) that computes it."""
 
-    def __init__(self, spec):
+    def __init__(self, spec, function):
         self.spec = spec
+        self.function = function
 
     def __call__(self, x):
-        return _ACTIVATIONS[self.spec.kind](self.spec, x)
+        return self.function(self.spec, x)
 
 
 class Flatten(nnx.Module):

@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 
 from xinit import layers as L
+from xinit.fans import Fans
+from xinit.initializers import Normal, Ones, Uniform, XavierUniform, Zeros
 from xinit.parammap import Extra, Leaf
 
-from ..registry import Lowering, Registry, register_builders
+from ..registry import BARE_PARAMETER, Lowering, Registry, param_of, register_builders
 
 
 def layout(role: str, ndim: int) -> tuple[int, ...] | None:
@@ -52,8 +54,43 @@ def _bias(spec):
     return None if spec.bias else False  # None: Paddle's default bias (zeros), False: none
 
 
+def _seeded(seed: int):
+    """``paddle.nn`` after ``paddle.seed(seed)``: a default layer made next is seeded."""
+    paddle = _paddle()
+    paddle.seed(seed)
+    return paddle.nn
+
+
+_ZERO = "Constant(0)"
+
+
+class _Norm(Lowering):
+    """Norm layers: weight (and running variance) Constant(1), the rest Constant(0)."""
+
+    def default_rule(self, spec, param):
+        src = "python/paddle/nn/layer/norm.py"
+        if param == "num_batches_tracked":
+            return None  # Paddle keeps no step counter
+        if param in ("weight", "running_var"):
+            return Ones(), None, "Constant(1)", src
+        return Zeros(), None, _ZERO, src
+
+
 @REGISTRY.register("conv")
 class Conv(Lowering):
+    def default_rule(self, spec, param):
+        src = "python/paddle/nn/layer/conv.py _ConvNd._get_default_param_initializer"
+        if param != "weight":
+            return Zeros(), None, _ZERO, src
+        r = math.prod(spec.kernel_size)
+        n = spec.in_channels * r  # the FULL C_in: groups are ignored
+        text = "Normal(0, √(2/(C_in·∏k))) with the full C_in (groups ignored)"
+        return Normal(0.0, math.sqrt(2.0 / n)), Fans(n, spec.out_channels * r), text, src
+
+    def native_default(self, spec, seed):
+        cls = getattr(_seeded(seed), f"Conv{spec.dims}D")
+        return cls(spec.in_channels, spec.out_channels, list(spec.kernel_size), groups=spec.groups)
+
     def build(self, spec, device):
         nn, m = _paddle().nn, _modules()
         cls = (nn.Conv1D, nn.Conv2D, nn.Conv3D)[spec.dims - 1]
@@ -89,6 +126,17 @@ class Conv(Lowering):
 
 @REGISTRY.register("conv_transpose")
 class ConvTranspose(Lowering):
+    def default_rule(self, spec, param):
+        src = "python/paddle/nn/layer/conv.py (transposed: no default, so XavierUniform)"
+        if param != "weight":
+            return Zeros(), None, _ZERO, src
+        text = "XavierUniform on [C_in, C_out/g, *k]: fan_in = (C_out/g)·∏k, fan_out = C_in·∏k"
+        return XavierUniform(), param_of(spec, "weight").fans, text, src
+
+    def native_default(self, spec, seed):
+        cls = getattr(_seeded(seed), f"Conv{spec.dims}DTranspose")
+        return cls(spec.in_channels, spec.out_channels, list(spec.kernel_size), groups=spec.groups)
+
     def build(self, spec, device):
         nn, m = _paddle().nn, _modules()
         cls = (nn.Conv1DTranspose, nn.Conv2DTranspose, nn.Conv3DTranspose)[spec.dims - 1]
@@ -129,12 +177,15 @@ class ConvTranspose(Lowering):
 
 
 @REGISTRY.register("batchnorm")
-class BatchNorm(Lowering):
+class BatchNorm(_Norm):
     """``paddle.nn.BatchNorm1D/2D/3D`` with Paddle's momentum (``spec.decay``, the weight of
     the running value) and its own training rule (biased running variance); with
     ``train_stats="torch"`` xinit's subclass of the same class (``modules.TORCH_BATCHNORM``)."""
 
     leaves = {"running_mean": "_mean", "running_var": "_variance", "num_batches_tracked": None}
+
+    def native_default(self, spec, seed):
+        return _seeded(seed).BatchNorm2D(spec.num_features)
 
     def build(self, spec, device):
         nn = _paddle().nn
@@ -172,6 +223,16 @@ class BatchNorm(Lowering):
 
 @REGISTRY.register("linear")
 class Linear(Lowering):
+    def default_rule(self, spec, param):
+        src = "python/paddle/nn/layer/common.py Linear (ParamAttr default: XavierUniform)"
+        if param != "weight":
+            return Zeros(), None, _ZERO, src
+        text = "XavierUniform on [in, out]: U(±√(6/(in+out)))"
+        return XavierUniform(), Fans(spec.in_features, spec.out_features), text, src
+
+    def native_default(self, spec, seed):
+        return _seeded(seed).Linear(spec.in_features, spec.out_features)
+
     def build(self, spec, device):
         weight = _modules()._placeholder()
         return _paddle().nn.Linear(
@@ -188,6 +249,14 @@ class Linear(Lowering):
 
 @REGISTRY.register("embedding")
 class Embedding(Lowering):
+    def default_rule(self, spec, param):
+        src = "python/paddle/nn/layer/common.py Embedding (XavierUniform default)"
+        text = "XavierUniform on [num, dim]: U(±√(6/(num+dim)))"
+        return XavierUniform(), Fans(spec.num_embeddings, spec.embedding_dim), text, src
+
+    def native_default(self, spec, seed):
+        return _seeded(seed).Embedding(spec.num_embeddings, spec.embedding_dim)
+
     def build(self, spec, device):
         weight = _modules()._placeholder()
         return _paddle().nn.Embedding(spec.num_embeddings, spec.embedding_dim, weight_attr=weight)
@@ -237,13 +306,16 @@ def _affine(on: bool):
 
 
 @REGISTRY.register("layernorm")
-class LayerNorm(Lowering):
+class LayerNorm(_Norm):
     """Paddle keeps LayerNorm's weight and bias flattened to ``(prod(normalized_shape),)``."""
 
     def params(self, spec):
         flat = (math.prod(spec.normalized_shape),)
         shape = flat if len(spec.normalized_shape) > 1 else None
         return {p.name: (Leaf(p.name, shape=shape),) for p in spec.params()}
+
+    def native_default(self, spec, seed):
+        return _seeded(seed).LayerNorm(math.prod(spec.normalized_shape))
 
     def build(self, spec, device):
         return _paddle().nn.LayerNorm(
@@ -266,6 +338,13 @@ class LayerNorm(Lowering):
 
 @REGISTRY.register("rmsnorm")
 class RMSNorm(Lowering):
+    def default_missing(self, spec):
+        note = (
+            "paddle.nn has no RMSNorm layer, only the function rms_norm(x, shape, weight); "
+            "xinit's own layer sets weight to ones"
+        )
+        return note, "python/paddle/nn/functional/norm.py rms_norm"
+
     def build(self, spec, device):
         return _modules().RMSNorm(spec)
 
@@ -277,7 +356,10 @@ class RMSNorm(Lowering):
 
 
 @REGISTRY.register("groupnorm")
-class GroupNorm(Lowering):
+class GroupNorm(_Norm):
+    def native_default(self, spec, seed):
+        return _seeded(seed).GroupNorm(spec.num_groups, spec.num_channels)
+
     def build(self, spec, device):
         return _paddle().nn.GroupNorm(
             spec.num_groups,
@@ -305,6 +387,12 @@ def _qkv_leaves(spec, suffix: str, perm) -> tuple[Leaf, ...]:
     )
 
 
+_MHA_SOURCE = (
+    "python/paddle/nn/layer/transformer.py MultiHeadAttention: q/k/v/out_proj are Linear(E, E) "
+    "(ParamAttr defaults: XavierUniform weight, zero bias)"
+)
+
+
 @REGISTRY.register("multihead_attention")
 class MultiheadAttention(Lowering):
     """Paddle's ``nn.MultiHeadAttention``: separate ``q_proj``/``k_proj``/``v_proj``/``out_proj``
@@ -322,6 +410,24 @@ class MultiheadAttention(Lowering):
             out["in_proj_bias"] = _qkv_leaves(spec, "bias", None)
             out["out_proj.bias"] = (Leaf("out_proj.bias"),)
         return out
+
+    def default_rule(self, spec, param):
+        """``nn.MultiHeadAttention``: four Linears, each with Linear's defaults, so Xavier
+        sees each [in, E] projection (in = E, or kdim/vdim for k/v), not a packed matrix."""
+        e = spec.embed_dim
+        if param in ("in_proj_weight", "out_proj.weight"):
+            which = "each of q_proj/k_proj/v_proj" if param == "in_proj_weight" else "out_proj"
+            text = f"XavierUniform on {which}.weight [E, E]: U(±√(6/2E))"
+            return XavierUniform(), Fans(e, e), text, _MHA_SOURCE
+        if param in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):  # kdim/vdim != E
+            n = param_of(spec, param).shape[1]
+            text = f"XavierUniform on {param[0]}_proj.weight [{n}, E]: U(±√(6/({n}+E)))"
+            return XavierUniform(), Fans(n, e), text, _MHA_SOURCE
+        return Zeros(), None, "Constant(0) (Linear's bias default)", _MHA_SOURCE
+
+    def native_default(self, spec, seed):
+        e, kdim, vdim = spec.embed_dim, spec.kdim or spec.embed_dim, spec.vdim or spec.embed_dim
+        return _seeded(seed).MultiHeadAttention(e, spec.num_heads, kdim=kdim, vdim=vdim)
 
     def build(self, spec, device):
         return _modules().Attention(spec)
@@ -350,6 +456,9 @@ class LearnedParameter(Lowering):
     """The native layer is the Paddle parameter itself: the enclosing container adds it
     under the node's name (the state-dict key ``cls_token``) and applies ``op``."""
 
+    def default_missing(self, spec):
+        return BARE_PARAMETER
+
     def build(self, spec, device):
         return _modules().learned_parameter(spec)
 
@@ -368,6 +477,16 @@ class _Recurrent(Lowering):
     3.3), so xinit keeps all four tensors per cell and freezes the absent biases at zero."""
 
     native_name: str = ""
+
+    def default_rule(self, spec, param):
+        bound = 1.0 / math.sqrt(spec.hidden_size)
+        cell = f"{self.native_name}Cell"
+        src = f"python/paddle/nn/layer/rnn.py {cell} (default_initializer Uniform(-std, std))"
+        text = "Uniform(-1/√H, 1/√H), H = hidden_size, on every weight and bias"
+        return Uniform(-bound, bound), None, text, src
+
+    def native_default(self, spec, seed):
+        return getattr(_seeded(seed), self.native_name)(spec.input_size, spec.hidden_size)
 
     def _cells(self, spec):
         """``(neutral suffix "l{k}[_reverse]", native cell path)`` in Paddle's order."""
@@ -446,17 +565,24 @@ class GRU(_Recurrent):
     native_name = "GRU"
 
 
+# The element-wise activations: kind -> the paddle.nn layer for a spec (one line a kind, as
+# timm's create_act.py; a tracer reads the same table).
+ACTIVATIONS = {
+    "relu": lambda s: _paddle().nn.ReLU(),
+    "leaky_relu": lambda s: _paddle().nn.LeakyReLU(s.negative_slope),
+    "gelu": lambda s: _paddle().nn.GELU(approximate=s.approximate == "tanh"),
+    "silu": lambda s: _paddle().nn.Silu(),
+    "sigmoid": lambda s: _paddle().nn.Sigmoid(),
+    "tanh": lambda s: _paddle().nn.Tanh(),
+    "hardswish": lambda s: _paddle().nn.Hardswish(),
+    "identity": lambda s: _paddle().nn.Identity(),
+}
+
 # Parameter-free layers: the native layer from the spec, nothing else.
 register_builders(
     REGISTRY,
     {
-        "relu": lambda s: _paddle().nn.ReLU(),
-        "leaky_relu": lambda s: _paddle().nn.LeakyReLU(s.negative_slope),
-        "gelu": lambda s: _paddle().nn.GELU(approximate=s.approximate == "tanh"),
-        "silu": lambda s: _paddle().nn.Silu(),
-        "sigmoid": lambda s: _paddle().nn.Sigmoid(),
-        "tanh": lambda s: _paddle().nn.Tanh(),
-        "identity": lambda s: _paddle().nn.Identity(),
+        **ACTIVATIONS,
         "flatten": lambda s: _paddle().nn.Flatten(s.start_dim, s.end_dim),
         "reshape": lambda s: _modules().Reshape(s.shape),
         "permute": lambda s: _modules().Permute(s.dims),

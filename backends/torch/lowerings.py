@@ -7,10 +7,14 @@ xinit draws every parameter once afterwards.
 
 from __future__ import annotations
 
+import math
+
 from xinit import layers as L
+from xinit.fans import Fans
+from xinit.initializers import KaimingUniform, Normal, Ones, Uniform, XavierUniform, Zeros
 from xinit.parammap import Leaf
 
-from ..registry import Lowering, Registry, register_builders
+from ..registry import BARE_PARAMETER, Lowering, Registry, param_of, register_builders
 
 REGISTRY = Registry("torch")
 
@@ -21,8 +25,56 @@ def _nn():
     return torch.nn
 
 
+def _seeded(seed: int):
+    """``torch.nn`` after ``torch.manual_seed(seed)``: a default layer made next is seeded."""
+    import torch
+
+    torch.manual_seed(seed)
+    return torch.nn
+
+
+_SQRT5 = math.sqrt(5.0)
+_NORM_SOURCE = "torch/nn/modules/normalization.py"
+
+
+class _FanBased(Lowering):
+    """Linear and convolutions: ``reset_parameters`` draws the weight kaiming_uniform_(a=√5)
+    = U(±1/√fan_in) and the bias U(±1/√fan_in), fans read from the neutral weight."""
+
+    fan_text = ""
+    source = ""
+
+    def default_rule(self, spec, param):
+        fans = param_of(spec, "weight").fans
+        if param == "weight":
+            text = f"kaiming_uniform_(a=√5) = U(±1/√fan_in), {self.fan_text}"
+            return KaimingUniform(a=_SQRT5), fans, text, self.source
+        bound = 1.0 / math.sqrt(fans.fan_in)
+        text = f"U(±1/√fan_in) with the weight's {self.fan_text}"
+        return Uniform(-bound, bound), fans, text, self.source
+
+
+class _Norm(Lowering):
+    """Norm layers: weight (and running variance) ones, bias (and running mean) zeros."""
+
+    source = _NORM_SOURCE
+
+    def default_rule(self, spec, param):
+        if param in ("weight", "running_var"):
+            return Ones(), None, "ones", self.source
+        return Zeros(), None, "zeros", self.source
+
+
 @REGISTRY.register("conv")
-class Conv(Lowering):
+class Conv(_FanBased):
+    fan_text = "fan_in = (C_in/g)·∏k"
+    source = "torch/nn/modules/conv.py _ConvNd.reset_parameters"
+    native_prefix = "Conv"  # Conv1d, Conv2d, Conv3d
+
+    def native_default(self, spec, seed):
+        cls = getattr(_seeded(seed), f"{self.native_prefix}{spec.dims}d")
+        return cls(spec.in_channels, spec.out_channels, spec.kernel_size, groups=spec.groups)
+
     def build(self, spec, device):
         cls = (_nn().Conv1d, _nn().Conv2d, _nn().Conv3d)[spec.dims - 1]
         return cls(
@@ -54,7 +106,12 @@ class Conv(Lowering):
 
 
 @REGISTRY.register("conv_transpose")
-class ConvTranspose(Lowering):
+class ConvTranspose(_FanBased):
+    fan_text = "fan_in = (C_out/g)·∏k"
+    source = "torch/nn/modules/conv.py _ConvNd.reset_parameters"
+    native_prefix = "ConvTranspose"
+    native_default = Conv.native_default
+
     def build(self, spec, device):
         nn = _nn()
         cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[spec.dims - 1]
@@ -88,7 +145,12 @@ class ConvTranspose(Lowering):
 
 
 @REGISTRY.register("batchnorm")
-class BatchNorm(Lowering):
+class BatchNorm(_Norm):
+    source = "torch/nn/modules/batchnorm.py"
+
+    def native_default(self, spec, seed):
+        return _seeded(seed).BatchNorm2d(spec.num_features)
+
     def build(self, spec, device):
         cls = (_nn().BatchNorm1d, _nn().BatchNorm2d, _nn().BatchNorm3d)[spec.dims - 1]
         return cls(spec.num_features, spec.eps, spec.momentum, spec.affine)
@@ -103,8 +165,14 @@ class BatchNorm(Lowering):
 
 
 @REGISTRY.register("linear")
-class Linear(Lowering):
+class Linear(_FanBased):
     """``nn.Linear``; a ``conv1d`` spec is Hugging Face's ``Conv1D`` layout, weight (in, out)."""
+
+    fan_text = "fan_in = in"
+    source = "torch/nn/modules/linear.py Linear.reset_parameters"
+
+    def native_default(self, spec, seed):
+        return _seeded(seed).Linear(spec.in_features, spec.out_features)
 
     def params(self, spec):
         out = super().params(spec)
@@ -129,6 +197,12 @@ class Linear(Lowering):
 
 @REGISTRY.register("embedding")
 class Embedding(Lowering):
+    def default_rule(self, spec, param):
+        return Normal(0.0, 1.0), None, "normal_(0, 1)", "torch/nn/modules/sparse.py"
+
+    def native_default(self, spec, seed):
+        return _seeded(seed).Embedding(spec.num_embeddings, spec.embedding_dim)
+
     def build(self, spec, device):
         return _nn().Embedding(spec.num_embeddings, spec.embedding_dim)
 
@@ -168,7 +242,10 @@ class AdaptiveAvgPool(Lowering):
 
 
 @REGISTRY.register("layernorm")
-class LayerNorm(Lowering):
+class LayerNorm(_Norm):
+    def native_default(self, spec, seed):
+        return _seeded(seed).LayerNorm(math.prod(spec.normalized_shape))
+
     def build(self, spec, device):
         return _nn().LayerNorm(
             spec.normalized_shape, spec.eps, spec.elementwise_affine, bias=spec.bias
@@ -184,7 +261,12 @@ class LayerNorm(Lowering):
 
 
 @REGISTRY.register("rmsnorm")
-class RMSNorm(Lowering):
+class RMSNorm(_Norm):
+    source = f"{_NORM_SOURCE} RMSNorm.reset_parameters"
+
+    def native_default(self, spec, seed):
+        return _seeded(seed).RMSNorm(math.prod(spec.normalized_shape))
+
     def build(self, spec, device):
         return _nn().RMSNorm(spec.normalized_shape, spec.eps, spec.elementwise_affine)
 
@@ -196,7 +278,10 @@ class RMSNorm(Lowering):
 
 
 @REGISTRY.register("groupnorm")
-class GroupNorm(Lowering):
+class GroupNorm(_Norm):
+    def native_default(self, spec, seed):
+        return _seeded(seed).GroupNorm(spec.num_groups, spec.num_channels)
+
     def build(self, spec, device):
         return _nn().GroupNorm(spec.num_groups, spec.num_channels, spec.eps, spec.affine)
 
@@ -207,8 +292,35 @@ class GroupNorm(Lowering):
         return L.GroupNorm(m.num_groups, m.num_channels, m.eps, m.affine)
 
 
+_MHA_SOURCE = "torch/nn/modules/activation.py MultiheadAttention._reset_parameters"
+
+
 @REGISTRY.register("multihead_attention")
 class MultiheadAttention(Lowering):
+    def default_rule(self, spec, param):
+        """``nn.MultiheadAttention``: Xavier on the packed (3E, E) matrix, so fan_out is 3E
+        (with kdim/vdim != E: on each separate (E, in) projection); ``out_proj`` is a Linear
+        (NonDynamicallyQuantizableLinear) whose bias ``_reset_parameters`` then zeroes."""
+        e = spec.embed_dim
+        if param == "in_proj_weight":
+            text = "xavier_uniform_ on the packed (3E, E): fan_in E, fan_out 3E: U(±√(6/4E))"
+            return XavierUniform(), Fans(e, 3 * e), text, _MHA_SOURCE
+        if param in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):  # kdim/vdim != E
+            n = param_of(spec, param).shape[1]
+            text = f"xavier_uniform_ on the separate (E, {n}) {param}: U(±√(6/(E+{n})))"
+            return XavierUniform(), Fans(n, e), text, _MHA_SOURCE
+        if param == "out_proj.weight":
+            text = "kaiming_uniform_(a=√5) = U(±1/√E) (out_proj: Linear(E, E).reset_parameters)"
+            linear = "torch/nn/modules/linear.py Linear"
+            return KaimingUniform(a=_SQRT5), Fans(e, e), text, linear
+        if param == "out_proj.bias":
+            return Zeros(), None, "constant_(0), replacing Linear's U(±1/√E)", _MHA_SOURCE
+        return Zeros(), None, "constant_(0)", _MHA_SOURCE
+
+    def native_default(self, spec, seed):
+        e, kdim, vdim = spec.embed_dim, spec.kdim or spec.embed_dim, spec.vdim or spec.embed_dim
+        return _seeded(seed).MultiheadAttention(e, spec.num_heads, kdim=kdim, vdim=vdim)
+
     def build(self, spec, device):
         return _torch_modules().Attention(spec)
 
@@ -236,6 +348,9 @@ class LearnedParameter(Lowering):
     def build(self, spec, device):
         return _torch_modules().learned_parameter(spec)
 
+    def default_missing(self, spec):
+        return BARE_PARAMETER
+
 
 def one_bias_refused(spec, framework: str, module: str) -> None:
     """TypeError for a one-bias recurrent spec (read from a Flax cell): ``module`` keeps both
@@ -252,6 +367,19 @@ class _Recurrent(Lowering):
     names and layout are the neutral ones."""
 
     native_name: str = ""
+
+    def default_rule(self, spec, param):
+        bound = 1.0 / math.sqrt(spec.hidden_size)
+        text = "uniform_(-1/√H, 1/√H), H = hidden_size, on every weight and bias"
+        return (
+            Uniform(-bound, bound),
+            None,
+            text,
+            "torch/nn/modules/rnn.py RNNBase.reset_parameters",
+        )
+
+    def native_default(self, spec, seed):
+        return getattr(_seeded(seed), self.native_name)(spec.input_size, spec.hidden_size)
 
     def build(self, spec, device):
         one_bias_refused(spec, "torch", f"nn.{self.native_name}")
@@ -295,17 +423,24 @@ def _upsample(spec):
     return _nn().Upsample(spec.size, spec.scale_factor, spec.mode, align)
 
 
+# The element-wise activations: kind -> the torch.nn module for a spec (one line a kind, as
+# timm's create_act.py; a tracer reads the same table).
+ACTIVATIONS = {
+    "relu": lambda s: _nn().ReLU(),
+    "leaky_relu": lambda s: _nn().LeakyReLU(s.negative_slope),
+    "gelu": lambda s: _nn().GELU(approximate=s.approximate),
+    "silu": lambda s: _nn().SiLU(),
+    "sigmoid": lambda s: _nn().Sigmoid(),
+    "tanh": lambda s: _nn().Tanh(),
+    "hardswish": lambda s: _nn().Hardswish(),
+    "identity": lambda s: _nn().Identity(),
+}
+
 # Parameter-free layers: the native module from the spec, nothing else.
 register_builders(
     REGISTRY,
     {
-        "relu": lambda s: _nn().ReLU(),
-        "leaky_relu": lambda s: _nn().LeakyReLU(s.negative_slope),
-        "gelu": lambda s: _nn().GELU(approximate=s.approximate),
-        "silu": lambda s: _nn().SiLU(),
-        "sigmoid": lambda s: _nn().Sigmoid(),
-        "tanh": lambda s: _nn().Tanh(),
-        "identity": lambda s: _nn().Identity(),
+        **ACTIVATIONS,
         "flatten": lambda s: _nn().Flatten(s.start_dim, s.end_dim),
         "reshape": lambda s: _torch_modules().Reshape(s.shape),
         "permute": lambda s: _torch_modules().Permute(s.dims),

@@ -102,11 +102,11 @@ def detect_format(path: str | os.PathLike, format: str | None = None) -> str:
     """The checkpoint format of ``path``: ``format`` if given, else from the suffix."""
     if format is not None:
         if format not in FORMATS:
-            raise ValueError(f"unknown checkpoint format {format!r}; accepted: {FORMATS}")
+            raise CheckpointError(f"unknown checkpoint format {format!r}; accepted: {FORMATS}")
         return format
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIXES:
-        raise ValueError(
+        raise CheckpointError(
             f"{os.fspath(path)}: cannot tell the checkpoint format from the suffix {suffix!r}; "
             f"pass format= one of {FORMATS} (known suffixes: {', '.join(SUFFIXES)})"
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from xinit.errors import XinitError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(XinitError, ValueError):
     """A checkpoint file cannot be read or written (the message names the file)."""
 
 

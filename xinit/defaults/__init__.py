@@ -6,9 +6,13 @@ the conventions say so), every parameter of every supported layer kind maps to t
 initializer and distribution that the framework's own default layer uses. The package splits
 that into:
 
-* :mod:`.catalogue` - layer dims, the records (:func:`catalogue`, :func:`default_entry`,
-  :func:`default_init`) and :class:`Default`, the defaults as an initializer; each
-  framework's rules live in ``backends/<framework>/defaults.py``;
+* :mod:`.layer_dims` - the layer names and :class:`LayerDims`, the numbers naming a layer,
+  each standing for an xinit layer spec (:func:`spec_of`);
+* :mod:`.entry` - one record (:class:`DefaultEntry`) and its JSON form;
+* :mod:`.catalogue` - the records (:func:`catalogue`, :func:`default_entry`,
+  :func:`default_init`) and :class:`Default`, the defaults as an initializer; each rule is
+  the framework's lowering's for that kind (``Lowering.default_rule``, ``native_default``);
+  what a framework's blocks add lives in ``backends/<framework>/defaults.py``;
 * :mod:`.conventions` - BatchNorm momentum/eps/running variance, LayerNorm eps, layouts,
   truncated-normal bounds, pooling defaults, RNG seeding (:data:`CONVENTIONS`);
 * :mod:`.render` - compact text, Markdown and rich tables, densities;
@@ -26,13 +30,15 @@ import importlib
 
 from .catalogue import *  # noqa: F403 - the package re-exports each part's public names
 from .conventions import *  # noqa: F403
+from .entry import *  # noqa: F403
 from .laws import *  # noqa: F403
+from .layer_dims import *  # noqa: F403
 from .native import *  # noqa: F403
 from .render import *  # noqa: F403
 
 # (``catalogue`` and ``conventions`` name functions here, as they always did, not the modules)
 __all__ = [
     name
-    for part in ("catalogue", "conventions", "laws", "native", "render")
+    for part in ("layer_dims", "entry", "catalogue", "conventions", "laws", "native", "render")
     for name in importlib.import_module(f"{__name__}.{part}").__all__
 ]

@@ -1,7 +1,8 @@
 """What the frameworks actually produce: their own default layers, built and plotted.
 
-:func:`native_defaults` builds a framework's default layer (``backends/<framework>/
-defaults.py``, which imports the framework when called) and returns its state;
+:func:`native_defaults` builds a framework's default layer (its lowering's
+``native_default``; a block's in ``backends/<framework>/defaults.py``; each imports the
+framework when called) and returns its state;
 :func:`plot_defaults` overlays what each installed framework draws on the catalogue's
 analytic densities. Kept apart from the catalogue because it is the only part that needs
 the frameworks (and matplotlib) at all.
@@ -15,8 +16,9 @@ import numpy as np
 
 from xinit.backends import FRAMEWORKS, available, part
 
-from .catalogue import as_dims, check_framework, default_entry
+from .catalogue import check_framework, default_entry, lowering
 from .laws import short
+from .layer_dims import as_dims, spec_of
 from .render import density
 
 
@@ -26,7 +28,12 @@ def native_defaults(framework: str, layer: Any, seed: int = 0) -> dict[str, np.n
     Imports the framework now. Seeds its global generator (torch, paddle) or ``nnx.Rngs``.
     """
     d = as_dims(layer)
-    return part(check_framework(framework), "defaults").native_defaults(d, seed)
+    rules = part(check_framework(framework), "defaults")
+    if d.block_class:
+        module = rules.native_block(d, seed)
+    else:  # the kind's lowering knows the framework's own layer for it
+        module = lowering(framework, d.kind).native_default(spec_of(d), seed)
+    return rules.native_state(module)
 
 
 def plot_defaults(

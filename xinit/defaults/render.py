@@ -15,9 +15,10 @@ import numpy as np
 
 from xinit.distributions import Distribution, NormalDist, TruncNormalDist, UniformDist
 
-from .catalogue import DefaultEntry, LayerDims
 from .conventions import CONVENTIONS, Convention
+from .entry import DefaultEntry
 from .laws import short, std_ratio
+from .layer_dims import LayerDims
 
 
 def _cell(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import UnknownNameError
 from .centernet import centernet_resnet
 from .crnn import crnn
 from .gpt2 import gpt2, gpt2_1b
@@ -66,7 +67,7 @@ DEFAULT_INPUT = {
 def get(name: str, **kwargs):
     """The spec of zoo model ``name``."""
     if name not in ZOO:
-        raise KeyError(f"unknown zoo model {name!r}; known: {', '.join(ZOO)}")
+        raise UnknownNameError(f"unknown zoo model {name!r}; known: {', '.join(ZOO)}")
     return ZOO[name](**kwargs)
 
 

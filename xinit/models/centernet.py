@@ -20,6 +20,7 @@ from ..blocks import Sequential
 from ..graph import Graph
 from ..initializers import Constant, Normal, Zeros
 from ..layers import BatchNorm, Conv, ConvTranspose, ReLU, SpecError
+from ._arguments import zoo_model
 from .resnet import _resnet
 
 DEPTHS = {18: "resnet18", 34: "resnet34", 50: "resnet50", 101: "resnet101", 152: "resnet152"}
@@ -59,6 +60,7 @@ def head(name: str, cin: int, classes: int, head_conv: int) -> Sequential | Conv
     )
 
 
+@zoo_model
 def centernet_resnet(
     depth: int = 18,
     heads: Mapping[str, int] | None = None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from ..blocks import Sequential
 from ..layers import LSTM, BatchNorm, Conv, Flatten, Linear, MaxPool, Permute, ReLU
+from ._arguments import zoo_model
 
 # (out channels, kernel, padding, pool after it) of each ConvBNLayer of the backbone
 BACKBONE = (
@@ -53,6 +54,7 @@ def crnn_backbone(in_channels: int = 3, width: float = 1.0) -> Sequential:
     return Sequential(*children)
 
 
+@zoo_model
 def crnn(
     num_classes: int = 37,
     in_channels: int = 3,

@@ -43,6 +43,7 @@ from ..layers import (
     ScaledDotProductAttention,
     SpecError,
 )
+from ._arguments import zoo_model
 
 STD = 0.02  # GPT2Config.initializer_range
 EPS = 1e-5  # GPT2Config.layer_norm_epsilon
@@ -77,6 +78,7 @@ def block(n_embd: int, n_head: int, n_layer: int, *, conv1d: bool = False) -> Gr
     )
 
 
+@zoo_model
 def gpt2(
     n_layer: int = 12,
     n_head: int = 12,
@@ -113,6 +115,7 @@ def gpt2(
     return Graph(nodes, inputs="input_ids")
 
 
+@zoo_model(forwards=gpt2)
 def gpt2_1b(**kw) -> Graph:
     """A ~1B GPT-2: 24 layers, n_embd 1792, 14 heads of 128 (1,017,302,272 parameters)."""
     return gpt2(**{"n_layer": 24, "n_head": 14, "n_embd": 1792, **kw})

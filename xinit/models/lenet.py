@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from ..blocks import Sequential
 from ..layers import Conv, Flatten, Linear, MaxPool, ReLU
+from ._arguments import zoo_model
 
 
+@zoo_model
+@zoo_model
 def lenet(num_classes: int = 10, in_channels: int = 3) -> Sequential:
     """conv1(3->6, 5) pool conv2(6->16, 5) pool fc1(400->120) fc2(120->84) fc3(84->classes)."""
     return Sequential(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..blocks import Residual, Sequential
 from ..initializers import KaimingNormal, Zeros
 from ..layers import AdaptiveAvgPool, BatchNorm, Conv, Flatten, Linear, MaxPool, ReLU, SpecError
+from ._arguments import zoo_model
 
 CONV_INIT = KaimingNormal(mode="fan_out", nonlinearity="relu")
 
@@ -102,27 +103,33 @@ def _resnet(
     return Sequential(*children)
 
 
+@zoo_model(forwards=_resnet, fixed=("block", "layers"))
 def resnet18(num_classes: int = 1000, in_channels: int = 3, **kw) -> Sequential:
     """``resnet18(in_channels=1, num_classes=512)`` is the one-channel ResNet18_2D variant."""
     return _resnet("basic", (2, 2, 2, 2), num_classes, in_channels, **kw)
 
 
+@zoo_model(forwards=_resnet, fixed=("block", "layers"))
 def resnet34(num_classes: int = 1000, in_channels: int = 3, **kw) -> Sequential:
     return _resnet("basic", (3, 4, 6, 3), num_classes, in_channels, **kw)
 
 
+@zoo_model(forwards=_resnet, fixed=("block", "layers"))
 def resnet50(num_classes: int = 1000, in_channels: int = 3, **kw) -> Sequential:
     return _resnet("bottleneck", (3, 4, 6, 3), num_classes, in_channels, **kw)
 
 
+@zoo_model(forwards=_resnet, fixed=("block", "layers"))
 def resnet101(num_classes: int = 1000, in_channels: int = 3, **kw) -> Sequential:
     return _resnet("bottleneck", (3, 4, 23, 3), num_classes, in_channels, **kw)
 
 
+@zoo_model(forwards=_resnet, fixed=("block", "layers"))
 def resnet152(num_classes: int = 1000, in_channels: int = 3, **kw) -> Sequential:
     return _resnet("bottleneck", (3, 8, 36, 3), num_classes, in_channels, **kw)
 
 
+@zoo_model(forwards=_resnet, fixed=("block", "layers", "groups", "width_per_group"))
 def resnext50_32x4d(num_classes: int = 1000, in_channels: int = 3, **kw) -> Sequential:
     return _resnet(
         "bottleneck", (3, 4, 6, 3), num_classes, in_channels, groups=32, width_per_group=4, **kw

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..blocks import Residual, Sequential
 from ..initializers import KaimingNormal
 from ..layers import BatchNorm, Conv, ReLU
+from ._arguments import zoo_model
 
 # Paddle's KaimingNormal(): fan_in, relu gain, untruncated; the neutral spec says the same.
 CONV_INIT = KaimingNormal(mode="fan_in", nonlinearity="relu")
@@ -33,6 +34,7 @@ def block45(cin: int, planes: int, stride: int = 1) -> Residual:
     return Residual(body, shortcut)
 
 
+@zoo_model
 def resnet45(
     in_channels: int = 3,
     strides: tuple[int, ...] = (2, 1, 2, 1, 1),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..blocks import Sequential
 from ..graph import Graph
 from ..layers import BatchNorm, Concat, Conv, ConvTranspose, MaxPool, ReLU, SpecError
+from ._arguments import zoo_model
 
 
 def double_conv(cin: int, cout: int) -> Sequential:
@@ -38,6 +39,7 @@ def up(cin: int, cout: int) -> Graph:
     )
 
 
+@zoo_model
 def unet(
     in_channels: int = 3, num_classes: int = 2, base_channels: int = 64, depth: int = 4
 ) -> Graph:

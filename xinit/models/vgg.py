@@ -11,6 +11,7 @@ from ..blocks import Sequential
 from ..graph import Graph, feature_extractor
 from ..initializers import KaimingNormal, Normal, Zeros
 from ..layers import AdaptiveAvgPool, BatchNorm, Conv, Dropout, Flatten, Linear, MaxPool, ReLU
+from ._arguments import zoo_model
 
 CONV_INIT = KaimingNormal(mode="fan_out", nonlinearity="relu")
 LINEAR_INIT = Normal(0.0, 0.01)
@@ -63,34 +64,42 @@ def vgg(
     return Sequential(*children)
 
 
+@zoo_model(forwards=vgg, fixed=("depth", "batch_norm"))
 def vgg11(num_classes: int = 1000, **kw) -> Sequential:
     return vgg(11, False, num_classes, **kw)
 
 
+@zoo_model(forwards=vgg, fixed=("depth", "batch_norm"))
 def vgg11_bn(num_classes: int = 1000, **kw) -> Sequential:
     return vgg(11, True, num_classes, **kw)
 
 
+@zoo_model(forwards=vgg, fixed=("depth", "batch_norm"))
 def vgg13(num_classes: int = 1000, **kw) -> Sequential:
     return vgg(13, False, num_classes, **kw)
 
 
+@zoo_model(forwards=vgg, fixed=("depth", "batch_norm"))
 def vgg13_bn(num_classes: int = 1000, **kw) -> Sequential:
     return vgg(13, True, num_classes, **kw)
 
 
+@zoo_model(forwards=vgg, fixed=("depth", "batch_norm"))
 def vgg16(num_classes: int = 1000, **kw) -> Sequential:
     return vgg(16, False, num_classes, **kw)
 
 
+@zoo_model(forwards=vgg, fixed=("depth", "batch_norm"))
 def vgg16_bn(num_classes: int = 1000, **kw) -> Sequential:
     return vgg(16, True, num_classes, **kw)
 
 
+@zoo_model(forwards=vgg, fixed=("depth", "batch_norm"))
 def vgg19(num_classes: int = 1000, **kw) -> Sequential:
     return vgg(19, False, num_classes, **kw)
 
 
+@zoo_model(forwards=vgg, fixed=("depth", "batch_norm"))
 def vgg19_bn(num_classes: int = 1000, **kw) -> Sequential:
     return vgg(19, True, num_classes, **kw)
 
@@ -100,6 +109,7 @@ VGG19_TAPS = {"features.1": "relu1_1", "features.6": "relu2_1"}
 VGG19_TAPS |= {"features.11": "relu3_1", "features.20": "relu4_1"}
 
 
+@zoo_model
 def vgg19_encoder(in_channels: int = 3) -> Graph:
     """VGG-19's ``features`` up to relu4_1, returning relu1_1, relu2_1, relu3_1 and relu4_1 as
     a dict (AdaIN-style encoders). Keys are torchvision's vgg19 ``features.N``, so its

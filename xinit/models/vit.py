@@ -33,6 +33,7 @@ from ..layers import (
     Select,
     SpecError,
 )
+from ._arguments import zoo_model
 
 TRUNC = TruncatedNormal(0.0, 0.02, -2.0, 2.0)  # timm's trunc_normal_(std=.02): a, b = -2, 2
 EPS = 1e-6  # timm's LayerNorm
@@ -111,16 +112,19 @@ def vision_transformer(
     return Graph(nodes)
 
 
+@zoo_model(forwards=vision_transformer, fixed=("embed_dim", "depth", "num_heads"))
 def vit_tiny_patch16_224(num_classes: int = 1000, **kw) -> Graph:
     """ViT-Ti/16: E=192, 12 blocks, 3 heads (timm: 5,717,416 parameters)."""
     return vision_transformer(192, 12, 3, num_classes=num_classes, **kw)
 
 
+@zoo_model(forwards=vision_transformer, fixed=("embed_dim", "depth", "num_heads"))
 def vit_small_patch16_224(num_classes: int = 1000, **kw) -> Graph:
     """ViT-S/16: E=384, 12 blocks, 6 heads (timm: 22,050,664 parameters)."""
     return vision_transformer(384, 12, 6, num_classes=num_classes, **kw)
 
 
+@zoo_model(forwards=vision_transformer, fixed=("embed_dim", "depth", "num_heads"))
 def vit_base_patch16_224(num_classes: int = 1000, **kw) -> Graph:
     """ViT-B/16: E=768, 12 blocks, 12 heads (timm: 86,567,656 parameters)."""
     return vision_transformer(768, 12, 12, num_classes=num_classes, **kw)
