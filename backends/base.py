@@ -632,6 +632,12 @@ class Backend(ABC):
         """Eval-mode forward recording every submodule's output (dotted path -> channel-first
         numpy; "" is the whole model). A module applied twice reports its last call."""
 
+    def float64(self, module: Any):
+        """A context in which ``module`` computes in float64 (its float32 parameters and
+        buffers cast, restored exactly on exit): the reference run that measures float32
+        rounding for :func:`xinit.parity`."""
+        raise NotImplementedError(f"{self.name}: no float64 run")
+
     def trace_shapes(self, module: Any, x: np.ndarray) -> dict[str, tuple[int, ...]]:
         """Like :meth:`trace`, the channel-first output shape of every submodule only. An
         adapter whose framework can infer shapes without computing (Flax) does so."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
@@ -235,6 +236,20 @@ class FlaxBackend(Backend):
     def attach_spec(self, module, spec):
         module._xinit_spec = spec
         module._xinit_in_channels = input_channels(spec)  # checks direct calls (NHWC)
+
+    @contextlib.contextmanager
+    def float64(self, module):
+        state = jax.tree.map(lambda a: a, nnx.state(module))  # a snapshot of the arrays
+        wide = jax.tree.map(
+            lambda a: np.asarray(a, np.float64) if getattr(a, "dtype", None) == np.float32 else a,
+            state,
+        )
+        with jax.enable_x64(True):
+            nnx.update(module, wide)
+            try:
+                yield module
+            finally:
+                nnx.update(module, state)
 
     def trace(self, module, x):
         if getattr(module, "_xinit_spec", None) is None:

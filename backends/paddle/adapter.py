@@ -163,6 +163,17 @@ class PaddleBackend(Backend):
                 h.remove()
         return outputs
 
+    @contextlib.contextmanager
+    def float64(self, module):
+        floats = [t for t in [*module.parameters(), *module.buffers()] if t.is_floating_point()]
+        if any(t.dtype != paddle.float32 for t in floats):  # restored as float32 on exit
+            raise NotImplementedError("paddle: float64 run of a model with non-float32 weights")
+        module.to(dtype="float64")
+        try:
+            yield module
+        finally:
+            module.to(dtype="float32")  # float32 -> float64 -> float32 is exact
+
     def forward(self, module, x, train):
         was_training = module.training
         param = next(iter(module.parameters()), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections import OrderedDict
 
@@ -163,6 +164,18 @@ class TorchBackend(Backend):
             for h in handles:
                 h.remove()
         return outputs
+
+    @contextlib.contextmanager
+    def float64(self, module):
+        tensors = [*module.parameters(), *module.buffers()]
+        cast = [t for t in tensors if t.dtype == torch.float32]
+        for t in cast:
+            t.data = t.data.double()
+        try:
+            yield module
+        finally:
+            for t in cast:
+                t.data = t.data.float()  # float32 -> float64 -> float32 is exact
 
     def forward(self, module, x, train):
         was_training = module.training
