@@ -66,6 +66,22 @@ def _seeded(seed: int, device: str):
             paddle.set_rng_state(state)
 
 
+def _cast(module, dtype: str) -> None:
+    """``module.to(dtype=)`` leaving uninitialised buffers (an RNN's dropout state) alone:
+    Paddle's cast fails on them."""
+    empty = [
+        (layer, name, layer._buffers.pop(name))
+        for _, layer in module.named_sublayers(include_self=True)
+        for name, b in list(layer._buffers.items())
+        if b is not None and not b._is_initialized()
+    ]
+    try:
+        module.to(dtype=dtype)
+    finally:
+        for layer, name, b in empty:
+            layer._buffers[name] = b
+
+
 class PaddleBackend(Backend):
     lowerings = REGISTRY
     steps_cls, residual_cls, children_attr = Steps, Residual, "_sub_layers"
@@ -168,11 +184,11 @@ class PaddleBackend(Backend):
         floats = [t for t in [*module.parameters(), *module.buffers()] if t.is_floating_point()]
         if any(t.dtype != paddle.float32 for t in floats):  # restored as float32 on exit
             raise NotImplementedError("paddle: float64 run of a model with non-float32 weights")
-        module.to(dtype="float64")
+        _cast(module, "float64")
         try:
             yield module
         finally:
-            module.to(dtype="float32")  # float32 -> float64 -> float32 is exact
+            _cast(module, "float32")  # float32 -> float64 -> float32 is exact
 
     def forward(self, module, x, train):
         was_training = module.training
