@@ -79,8 +79,12 @@ class Case:
 
 
 CASES = {
-    "resnet45": Case("resnet45", models.resnet45, lambda s: images((4, 3, 32, 96), s)),
-    "crnn": Case("crnn", lambda: models.crnn(width=0.5), lambda s: images((4, 3, 32, 64), s)),
+    "resnet45": Case("resnet45", models.resnet45, lambda s: images((2, 3, 32, 64), s)),
+    "crnn": Case(
+        "crnn",
+        lambda: models.crnn(width=0.5, hidden_size=64),
+        lambda s: images((4, 3, 32, 64), s),
+    ),
     "gpt2": Case(
         "gpt2",
         lambda: models.gpt2(n_layer=2, n_head=4, n_embd=64, vocab_size=500, n_positions=64),
