@@ -180,18 +180,19 @@ def _inside_layers(spec):
 
 
 def _native_paths(labels, mods, traces, name_map):
-    """Rows for models xinit did not build: the reference's traced paths in its order, the
-    others' renamed by ``name_map`` (in place in ``traces``). Returns (paths to compare,
-    path -> kind, label -> parameter-free paths only that model has, label -> layers with
-    parameters only that model has, the renaming of another model's trace)."""
+    """Rows for models xinit did not build: the reference's traced paths in its order, each
+    other model's layers renamed to the reference's (in place in ``traces``) where
+    ``name_map`` sends the reference's paths, as :func:`xinit.transfer` reads it. Returns
+    (paths to compare, path -> kind, label -> parameter-free paths only that model has,
+    label -> layers with parameters only that model has, the renaming of a trace)."""
     from xinit.backends import backend_of
 
     from .namemap import NameMap
 
-    names = NameMap(name_map)
+    back = _layer_map(mods[0], traces[labels[0]], NameMap(name_map))
 
     def rename(trace: dict) -> dict:
-        return names.rename(trace)[0] if names else trace
+        return {back.get(path, path): value for path, value in trace.items()}
 
     kinds: dict[str, str] = {}
     holders: set[str] = set()  # paths of layers that hold parameters, in any model
@@ -200,9 +201,7 @@ def _native_paths(labels, mods, traces, name_map):
         if i:
             traces[label] = rename(traces[label])
         for path, sub in adapter.named_layers(module):
-            new = names(path) if (i and names) else path
-            if new is None:
-                continue
+            new = back.get(path, path) if i else path
             kinds.setdefault(new, adapter.native_kind(sub) or type(sub).__name__)
             if adapter.own_parameters(sub):
                 holders.add(new)
@@ -217,6 +216,29 @@ def _native_paths(labels, mods, traces, name_map):
         for label in labels
     }
     return paths, kinds, unmatched, missing, rename
+
+
+def _layer_map(reference, paths, names) -> dict[str, str]:
+    """{another model's layer path: the reference's} where the name map sends the
+    reference's parameter paths (``layer.weight`` -> ``other.weight``: ``layer`` is
+    ``other``); a parameter-free layer's path is renamed as it is."""
+    if not names:
+        return {}
+    from .native import layers_of, param_table
+
+    out: dict[str, str] = {}
+    for path, ps in param_table(layers_of(reference)).items():
+        layer = ps.owner(path)
+        leaf = path[len(layer) + 1 :] if layer else path
+        new = names(path)
+        if new == leaf or (new is not None and new.endswith(f".{leaf}")):
+            out.setdefault(new[: -len(leaf) - 1] if new != leaf else "", layer)
+    for path in paths:
+        if path not in out.values():
+            new = names(path)
+            if new is not None:
+                out.setdefault(new, path)
+    return out
 
 
 def execution_order(spec) -> list[str]:

@@ -115,8 +115,8 @@ class ParityReport:
         for label, paths in self.unmatched.items():
             if paths:
                 lines.append(
-                    f"{label}: {len(paths)} parameter-free submodule(s) the others lack, "
-                    f"not compared: {_some(paths)}"
+                    f"{label}: {len(paths)} parameter-free submodule(s) with no counterpart "
+                    f"in the others, not compared: {_some(paths)}"
                 )
         nonfinite = self.nonfinite_rows
         if nonfinite:

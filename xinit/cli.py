@@ -696,7 +696,6 @@ def _native_parity(args, model_args) -> int:
 
     from xinit import factories, parity, randomize_batchnorm
     from xinit.namemap import NameMap
-    from xinit.native import layers_of, param_table
     from xinit.state import transfer
 
     if args.input is None:
@@ -713,13 +712,8 @@ def _native_parity(args, model_args) -> int:
     refs = list(mods)
     if args.bn_stats == "random":
         randomize_batchnorm(mods[refs[0]], seed=args.seed)
-    for ref in refs[1:]:
-        back = None
-        if names:  # the map renames this model's paths into the reference's: invert it here
-            own = param_table(layers_of(mods[ref]))
-            inverse = {names(p): p for p in own if names(p) is not None}
-            back = lambda path, inverse=inverse: inverse.get(path, path)  # noqa: E731
-        transfer(mods[refs[0]], mods[ref], name_map=back)
+    for ref in refs[1:]:  # the map sends the first model's paths to the others'
+        transfer(mods[refs[0]], mods[ref], name_map=names or None)
     x = np.random.default_rng(args.seed).standard_normal(args.input).astype(np.float32)
     report = parity(mods, x, name_map=names or None, **_verdict(args))
     _print_parity(report, args, f"parity, input {tuple(x.shape)}")
@@ -859,7 +853,11 @@ def _parser() -> argparse.ArgumentParser:
         "parity report compares the two",
     )
     pt.add_argument("--source-model-args", default=None)
-    pt.add_argument("--name-map", default=None, help="JSON file: the models' path map (parity)")
+    pt.add_argument(
+        "--name-map",
+        default=None,
+        help="JSON file: --source-model's paths -> --model's (parity; as transfer reads it)",
+    )
     pt.add_argument(
         "--from",
         dest="src",
@@ -905,7 +903,11 @@ def _parser() -> argparse.ArgumentParser:
         "reference and lends its weights to the others)",
     )
     pa.add_argument("--model-args", default=None, help="factory arguments, e.g. num_classes=10")
-    pa.add_argument("--name-map", default=None, help="JSON file: the others' paths -> the first's")
+    pa.add_argument(
+        "--name-map",
+        default=None,
+        help="JSON file: the first model's paths -> the others' (as transfer reads it)",
+    )
     pa.add_argument("--backends", default=",".join(PARITY_ORDER), help="the first is the reference")
     pa.add_argument("--input", type=_csv_ints, default=None, help="e.g. 1,3,64,64")
     pa.add_argument("--seed", type=int, default=0)

@@ -286,6 +286,8 @@ class FlaxBackend(Backend):
                 continue
             value = var.get_value()
             value = value[-1] if isinstance(value, (tuple, list)) else value  # the last call
+            if isinstance(value, (tuple, list)):  # a tuple output: its first
+                value = value[0]
             path = ".".join(map(str, key[:-1]))
             result[path] = np.asarray(layouts.to_neutral(value, held.get(path) or first))
         result[""] = np.asarray(layouts.to_neutral(y, held.get("") or first))

@@ -167,7 +167,9 @@ class PaddleBackend(Backend):
         outputs, handles = {}, []
         for path, sub in [("", module), *module.named_sublayers()]:
 
-            def hook(_m, _inp, out, path=path):
+            def hook(m, _inp, out, path=path):
+                if isinstance(out, tuple) and out and not isinstance(m, Graph):
+                    out = out[0]  # LSTM, GRU, MultiHeadAttention: their first output
                 if isinstance(out, paddle.Tensor):  # a graph's tuple or dict: nodes report
                     outputs[path] = np.array(out.numpy())
 

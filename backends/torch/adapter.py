@@ -153,7 +153,9 @@ class TorchBackend(Backend):
         outputs, handles = {}, []
         for path, sub in module.named_modules():
 
-            def hook(_m, _inp, out, path=path):
+            def hook(m, _inp, out, path=path):
+                if isinstance(out, tuple) and out and not isinstance(m, Graph):
+                    out = out[0]  # LSTM, GRU, MultiheadAttention: their first output
                 if isinstance(out, torch.Tensor):  # a graph's tuple or dict: its nodes report
                     outputs[path] = out.detach().cpu().numpy().copy()  # in-place ops come after
 
