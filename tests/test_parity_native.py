@@ -131,3 +131,31 @@ def test_a_name_map_reads_as_transfer_reads_it():
     paths = {r.path for r in report.rows}
     assert {"conv", "lstm", "attn", "fc"} <= paths, sorted(paths)
     assert report.ok, report.summary()
+
+
+def test_paddle_fused_activation_batchnorm_is_read_with_its_activation():
+    """``paddle.nn.BatchNorm(C, act=...)`` (PaddleOCR, paddle.vision's DenseNet) is a
+    BatchNorm followed by its activation: its row compares the BatchNorm's output with
+    PyTorch's BatchNorm2d, the activation shows in the next layer, and no row fails."""
+    require_backends("torch", "paddle")
+    import paddle
+    from torch import nn
+
+    for act, torch_act in (("relu", nn.ReLU()), ("hard_swish", nn.Hardswish())):
+        source = paddle.nn.Sequential(
+            paddle.nn.Conv2D(3, 8, 3, padding=1),
+            paddle.nn.BatchNorm(8, act=act),
+            paddle.nn.Conv2D(8, 4, 3),
+        )
+        source.eval()
+        target = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), torch_act, nn.Conv2d(8, 4, 3)
+        ).eval()
+        xinit.randomize_batchnorm(source, seed=2)
+        xinit.transfer(source, target, name_map={"2.": "3."})
+        report = xinit.parity({"paddle": source, "torch": target}, X, name_map={"2": "3"})
+        assert report.ok, report.summary()
+        assert {"0", "1", "2", ""} <= {r.path for r in report.rows}
+        assert source[1]._act == act  # the model is left as it was
+        y = source(paddle.to_tensor(X))  # and still applies it
+        assert np.allclose(y.numpy(), xinit.run(target, X), atol=1e-5)

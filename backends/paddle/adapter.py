@@ -24,7 +24,7 @@ from ..base import (
     map_arrays,
     set_mode,
 )
-from .lowerings import REGISTRY
+from .lowerings import REGISTRY, fused_activation
 from .modules import Graph, Residual, Steps
 
 nn = paddle.nn
@@ -64,6 +64,16 @@ def _seeded(seed: int, device: str):
         finally:
             paddle.set_device(previous)
             paddle.set_rng_state(state)
+
+
+def _activation(act: str):
+    """A forward post-hook applying Paddle's named activation ``act`` (as its fused layers do)."""
+    from paddle.base import dygraph_utils
+
+    def hook(_m, _inp, out):
+        return dygraph_utils._append_activation_in_dygraph(out, act=act)
+
+    return hook
 
 
 def _cast(module, dtype: str) -> None:
@@ -164,7 +174,7 @@ class PaddleBackend(Backend):
         copy_into(view, array)
 
     def trace(self, module, x):
-        outputs, handles = {}, []
+        outputs, handles, fused = {}, [], []
         for path, sub in [("", module), *module.named_sublayers()]:
 
             def hook(m, _inp, out, path=path):
@@ -174,11 +184,18 @@ class PaddleBackend(Backend):
                     outputs[path] = np.array(out.numpy())
 
             handles.append(sub.register_forward_post_hook(hook))
+            act = fused_activation(sub)
+            if act is not None:  # BatchNorm(act=): recorded before, then applied as Paddle does
+                fused.append((sub, act))
+                sub._act = None
+                handles.append(sub.register_forward_post_hook(_activation(act)))
         try:
             self.run(module, x)
         finally:
             for h in handles:
                 h.remove()
+            for sub, act in fused:
+                sub._act = act
         return outputs
 
     @contextlib.contextmanager
