@@ -849,8 +849,8 @@ def _parser() -> argparse.ArgumentParser:
     pt.add_argument(
         "--source-model",
         default=None,
-        help="for a native --model: the source framework's model (module:factory), so the "
-        "parity report compares the two",
+        help="the source framework's own model (module:factory): parity compares it, "
+        "loaded with the checkpoint, with --model (a zoo name or a native model)",
     )
     pt.add_argument("--source-model-args", default=None)
     pt.add_argument(
