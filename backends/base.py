@@ -207,6 +207,29 @@ def inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argsort(perm))
 
 
+class LayerTracker:
+    """Which layer a traced forward was in when it failed: a native model's own error (an
+    input too small for a conv) becomes one line naming the layer path and class."""
+
+    def __init__(self):
+        self.entered: list[tuple[str, Any]] = []
+        self.done: set[str] = set()
+
+    def enter(self, path: str, layer: Any) -> None:
+        self.entered.append((path, layer))
+
+    def leave(self, path: str) -> None:
+        self.done.add(path)
+
+    def error(self, err: BaseException) -> ValueError:
+        """The innermost layer entered and not left, named, with the error's first line."""
+        path, layer = next(
+            ((p, m) for p, m in reversed(self.entered) if p not in self.done), ("", None)
+        )
+        what = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return ValueError(f"layer {path or '<root>'} ({type(layer).__name__}): {what}")
+
+
 class Backend(ABC):
     """A framework adapter. Subclasses implement the abstract primitives only."""
 

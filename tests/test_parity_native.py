@@ -6,6 +6,7 @@ as ``transfer`` reads it."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from helpers import require_backends
 
 import xinit
@@ -159,3 +160,13 @@ def test_paddle_fused_activation_batchnorm_is_read_with_its_activation():
         assert source[1]._act == act  # the model is left as it was
         y = source(paddle.to_tensor(X))  # and still applies it
         assert np.allclose(y.numpy(), xinit.run(target, X), atol=1e-5)
+
+
+def test_an_input_too_small_for_a_native_model_names_the_layer():
+    require_backends("torch")
+    import reference_models as ref
+
+    a, b = ref.torch_lenet(), ref.torch_lenet()
+    with pytest.raises(ValueError, match=r"^layer conv2 \(Conv2d\): .*[Kk]ernel size") as err:
+        xinit.parity({"a": a, "b": b}, np.ones((1, 3, 8, 8), np.float32))
+    assert "\n" not in str(err.value)

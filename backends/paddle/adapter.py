@@ -13,6 +13,7 @@ from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
 from ..base import (
     Backend,
+    LayerTracker,
     OutputRecorder,
     ShardingError,
     SignalPass,
@@ -174,15 +175,17 @@ class PaddleBackend(Backend):
         copy_into(view, array)
 
     def trace(self, module, x):
-        outputs, handles, fused = {}, [], []
+        outputs, handles, fused, where = {}, [], [], LayerTracker()
         for path, sub in [("", module), *module.named_sublayers()]:
 
             def hook(m, _inp, out, path=path):
+                where.leave(path)
                 if isinstance(out, tuple) and out and not isinstance(m, Graph):
                     out = out[0]  # LSTM, GRU, MultiHeadAttention: their first output
                 if isinstance(out, paddle.Tensor):  # a graph's tuple or dict: nodes report
                     outputs[path] = np.array(out.numpy())
 
+            handles.append(sub.register_forward_pre_hook(lambda m, _i, p=path: where.enter(p, m)))
             handles.append(sub.register_forward_post_hook(hook))
             act = fused_activation(sub)
             if act is not None:  # BatchNorm(act=): recorded before, then applied as Paddle does
@@ -191,6 +194,8 @@ class PaddleBackend(Backend):
                 handles.append(sub.register_forward_post_hook(_activation(act)))
         try:
             self.run(module, x)
+        except (RuntimeError, ValueError) as err:  # a shape the model cannot take: name the layer
+            raise where.error(err) from err
         finally:
             for h in handles:
                 h.remove()

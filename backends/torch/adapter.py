@@ -14,6 +14,7 @@ from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 
 from ..base import (
     Backend,
+    LayerTracker,
     OutputRecorder,
     ShardingError,
     SignalPass,
@@ -150,18 +151,22 @@ class TorchBackend(Backend):
             target.copy_(source)
 
     def trace(self, module, x):
-        outputs, handles = {}, []
+        outputs, handles, where = {}, [], LayerTracker()
         for path, sub in module.named_modules():
 
             def hook(m, _inp, out, path=path):
+                where.leave(path)
                 if isinstance(out, tuple) and out and not isinstance(m, Graph):
                     out = out[0]  # LSTM, GRU, MultiheadAttention: their first output
                 if isinstance(out, torch.Tensor):  # a graph's tuple or dict: its nodes report
                     outputs[path] = out.detach().cpu().numpy().copy()  # in-place ops come after
 
+            handles.append(sub.register_forward_pre_hook(lambda m, _i, p=path: where.enter(p, m)))
             handles.append(sub.register_forward_hook(hook))
         try:
             self.run(module, x)
+        except RuntimeError as err:  # a shape the model cannot take: name the layer
+            raise where.error(err) from err
         finally:
             for h in handles:
                 h.remove()
