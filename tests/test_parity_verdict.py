@@ -11,10 +11,10 @@ import os
 import numpy as np
 import parity_cases as pc
 import pytest
-from helpers import BACKENDS, require_backends
+from helpers import require_backends
 
 import xinit
-from xinit.backends import get_backend
+from xinit.backends import FRAMEWORKS, get_backend
 from xinit.state import load_state_dict, state_dict
 
 DOCUMENTED_THRESHOLD = 4.0  # docs/porting.md: a layer passes up to 4x the float32 rounding
@@ -24,13 +24,13 @@ slow = pytest.mark.skipif(not os.environ.get("XINIT_SLOW"), reason="slow: set XI
 
 
 def check_correct_port(name: str) -> None:
-    require_backends(*BACKENDS)
+    require_backends(*FRAMEWORKS)
     case = pc.CASES[name]
-    mods = pc.ported(case, BACKENDS)
+    mods = pc.ported(case, FRAMEWORKS)
     report = xinit.parity(mods, case.inputs(7))
     print(f"\n{name}: " + report.summary().replace("\n", "; "))
     assert report.ok, report.summary()
-    for a, b in itertools.combinations(BACKENDS, 2):
+    for a, b in itertools.combinations(FRAMEWORKS, 2):
         # measured <= 1.7 (docs/porting.md); the margin below the threshold is kept
         assert report.worst_ratio(f"{a} vs {b}") <= DOCUMENTED_THRESHOLD / 2, (a, b)
 
