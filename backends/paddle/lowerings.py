@@ -222,6 +222,14 @@ class BatchNorm(_Norm):
         )
 
 
+def fused_activation(m) -> str | None:
+    """The activation a ``paddle.nn.BatchNorm(C, act=...)`` applies inside its forward (None
+    for any other layer): neutrally a BatchNorm followed by that activation, so parity
+    compares the layer's output before it, as every other framework's BatchNorm gives it."""
+    act = getattr(m, "_act", None)
+    return act if isinstance(act, str) and act else None
+
+
 @REGISTRY.register("linear")
 class Linear(Lowering):
     def default_rule(self, spec, param):
