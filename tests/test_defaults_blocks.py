@@ -5,6 +5,7 @@ registration."""
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -245,3 +246,60 @@ def test_default_on_a_transformer_layer_reproduces_each_native_leaf(framework, b
                 assert np.abs(ours).max() > 0.9 * dist.high, what  # P(miss) = 0.9^256 < 1e-11
                 assert_ks_one(ours.ravel(), dist, what)
             assert_ks_two(ours.ravel(), native[name].ravel(), f"{what} vs its own layer")
+
+
+def _mlp_block(d_in: int, heads: int, d_hidden: int):
+    """A feed-forward block (no attention: ``heads`` is unused), as a toy registration."""
+    from xinit import layers as L
+    from xinit.graph import Graph
+
+    nodes = [
+        ("fc1", L.Linear(d_in, d_hidden)),
+        ("act", L.GELU()),
+        ("fc2", L.Linear(d_hidden, d_in)),
+        ("norm", L.LayerNorm(d_in)),
+    ]
+    return Graph(nodes, kind="mlp_block")
+
+
+def test_a_block_is_one_registration(monkeypatch, capsys):
+    """register_block alone puts a block into the catalogue and ``xinit defaults --layer``:
+    its rows are its registered children's rows (fc1, fc2, norm), its JSON dims its numbers,
+    and a framework with no such block of its own says so."""
+    from xinit.cli import main
+    from xinit.defaults import blocks
+
+    monkeypatch.setattr(blocks, "BLOCKS", dict(blocks.BLOCKS))
+    monkeypatch.setattr(D.layer_names, "BLOCKS", blocks.BLOCKS)
+
+    def numbers(graph):
+        return {"in": graph.node("fc1").in_features, "out": graph.node("fc1").out_features}
+
+    blocks.register_block(
+        "mlp_block",
+        _mlp_block,
+        lambda graph: {**numbers(graph), "heads": 1},
+        ("fc1", "fc2", "norm"),
+        native="",
+        aliases=("mlp",),
+        text="{name}({in}, hidden={out})",
+    )
+    spec = D.layer_spec("MLP", 8, 32)
+    assert spec == _mlp_block(8, 1, 32) and D.describe(spec) == "mlp_block(8, hidden=32)"
+    rows = D.catalogue(spec, frameworks=("torch", "paddle"))
+    paths = ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "norm.weight", "norm.bias"]
+    assert [e.param for e in rows] == [p for p in paths for _ in ("torch", "paddle")]
+    for e in rows:
+        child, name = spec.node(e.param.split(".")[0]), e.param.split(".")[1]
+        own = D.default_entry(e.framework, child, name)
+        assert (e.distribution, e.rule) == (own.distribution, own.rule), e.id
+        assert e.native_names == tuple(f"{e.param.split('.')[0]}.{n}" for n in own.native_names)
+        assert "no mlp_block block" in e.note or "composed" in e.note, e.note
+    with pytest.raises(ValueError, match="has no mlp_block block"):
+        D.native_defaults("flax", spec)
+    assert main(["defaults", "--layer", "mlp", "--in", "8", "--out", "32", "--format", "json"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert len(recs) == 3 * len(paths) and {r["layer"] for r in recs} == {"mlp_block"}
+    assert {json.dumps(r["dims"]) for r in recs} == {
+        json.dumps({"in": 8, "out": 32, "kernel": [], "groups": 1, "heads": 1})
+    }

@@ -26,7 +26,9 @@ _MODULE = {
 
 
 def block_note(block) -> str:
-    """Flax has no transformer block: its rows are a composition of its layers."""
+    """Flax has no block of its own: its rows are a composition of its layers."""
+    if not block.name.startswith("transformer"):
+        return f"flax.nnx has no {block.name} block: each row is its layer's own default"
     return _NO_BLOCK
 
 
@@ -36,12 +38,12 @@ def block_rule(block, param: str, kind: str, shape: tuple[int, ...], child: tupl
     (``kind``: the child's layer kind)."""
     init, fans, rule, source = child
     module = _MODULE.get(kind, "its layer")
-    return init, fans, f"composed, {module}: {rule}", f"{_NO_BLOCK}; {source}"
+    return init, fans, f"composed, {module}: {rule}", f"{block_note(block)}; {source}"
 
 
 def native_block(block, numbers: dict[str, int], seed: int):
-    """Flax has no transformer block: ValueError saying so."""
-    raise ValueError(_NO_BLOCK)
+    """Flax has no block of its own: ValueError saying so."""
+    raise ValueError(block_note(block))
 
 
 def native_state(module) -> dict[str, np.ndarray]:

@@ -19,10 +19,13 @@ _TRANSFORMER_SOURCE = (
     "keeps its own default; nothing re-initialised)"
 )
 CHILD_NAMES = {"multihead_attn": "cross_attn"}  # the decoder's cross-attention
+_BLOCKS = ("transformer_encoder_layer", "transformer_decoder_layer", "transformer")
 
 
 def block_note(block) -> str:
     """What Paddle's own ``block`` does beyond building its children: nothing."""
+    if block.name not in _BLOCKS:
+        return f"{block.name}: each layer keeps Paddle's own default (composed)"
     if block.name == "transformer":
         return (
             "nn.Transformer: every layer keeps its children's defaults (no re-initialisation, "
@@ -38,6 +41,8 @@ def block_rule(block, param: str, kind: str, shape: tuple[int, ...], child: tupl
     """(initializer, fans, rule in words, source) of ``param`` of Paddle's own ``block``:
     its child's own default ``child`` (the same 4-tuple), unchanged."""
     init, fans, rule, source = child
+    if block.name not in _BLOCKS:  # no block of Paddle's own: its layers, composed
+        return init, fans, rule, source
     return init, fans, rule, f"{_TRANSFORMER_SOURCE.format(block.native)}; {source}"
 
 
@@ -52,6 +57,8 @@ def native_block(block, numbers: dict[str, int], seed: int):
     e, h, f = numbers["in"], numbers["heads"], numbers["out"]
     if block.name == "transformer":
         return nn.Transformer(e, h, 1, 1, f)
+    if block.name not in _BLOCKS:
+        raise ValueError(f"paddle.nn has no {block.name} block of its own")
     return getattr(nn, block.native)(e, h, f)
 
 

@@ -34,6 +34,8 @@ CHILD_NAMES: dict[str, str] = {}  # PyTorch's child names are the neutral ones
 
 def block_note(block) -> str:
     """What PyTorch's own block does beyond building its children."""
+    if block.name not in _BLOCK_SOURCE:
+        return f"{block.name}: each layer keeps PyTorch's own default (composed)"
     if block.name == "transformer":
         return (
             "nn.Transformer._reset_parameters re-draws every parameter with more than one dim "
@@ -62,6 +64,8 @@ def block_rule(block, param: str, kind: str, shape: tuple[int, ...], child: tupl
             f"fan_out {fans.fan_out}; the layer alone: {rule}"
         )
         return XavierUniform(), fans, text, _BLOCK_SOURCE[block.name]
+    if block.name not in _BLOCK_SOURCE:  # no block of PyTorch's own: its layers, composed
+        return init, fans, rule, source
     return init, fans, rule, f"{_BLOCK_SOURCE[block.name]}; {source}"
 
 
@@ -77,6 +81,8 @@ def native_block(block, numbers: dict[str, int], seed: int):
     e, h, f = numbers["in"], numbers["heads"], numbers["out"]
     if block.name == "transformer":
         return nn.Transformer(e, h, 1, 1, f, batch_first=True)
+    if block.name not in _BLOCK_SOURCE:
+        raise ValueError(f"torch.nn has no {block.name} block of its own")
     return getattr(nn, block.native)(e, h, f, batch_first=True)
 
 

@@ -29,7 +29,8 @@ class Block:
     (a transformer layer: d_model, nhead, dim_feedforward); ``read(graph)`` gives them back
     from a graph the factory made, as ``{"in": ..., "out": ..., "heads": ...}``; ``layers``
     are the child paths whose parameters are the block's rows, in this order; ``native`` is
-    the class name the frameworks' own block has; ``text`` describes it with those numbers.
+    the class name of the frameworks' own block ("" for none: its rows are then its layers'
+    own defaults, composed); ``text`` describes it with those numbers.
     """
 
     name: str
@@ -61,9 +62,13 @@ def register_block(
     *,
     aliases: tuple[str, ...] = (),
     out_per_in: int = 4,
+    text: str = Block.text,
 ) -> Block:
-    """Put block ``name`` into the catalogue (and ``xinit defaults --layer NAME``)."""
-    block = Block(name, make, read, tuple(layers), native, tuple(aliases), out_per_in)
+    """Put block ``name`` into the catalogue (and ``xinit defaults --layer NAME``): its graph
+    factory, how to read its numbers back from a graph, and the child layers it shows.
+    What a framework's own block of that name adds is ``backends/<framework>/defaults.py``'s
+    (``block_rule``, ``block_note``, ``native_block``)."""
+    block = Block(name, make, read, tuple(layers), native, tuple(aliases), out_per_in, text)
     BLOCKS[name] = block
     return block
 
