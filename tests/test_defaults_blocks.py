@@ -269,13 +269,10 @@ def test_a_block_is_one_registration(monkeypatch, capsys):
     from xinit.cli import main
     from xinit.defaults import blocks
 
-    monkeypatch.setattr(blocks, "BLOCKS", dict(blocks.BLOCKS))
-    monkeypatch.setattr(D.layer_names, "BLOCKS", blocks.BLOCKS)
-
     def numbers(graph):
         return {"in": graph.node("fc1").in_features, "out": graph.node("fc1").out_features}
 
-    blocks.register_block(
+    block = blocks.register_block(
         "mlp_block",
         _mlp_block,
         lambda graph: {**numbers(graph), "heads": 1},
@@ -284,6 +281,7 @@ def test_a_block_is_one_registration(monkeypatch, capsys):
         aliases=("mlp",),
         text="{name}({in}, hidden={out})",
     )
+    monkeypatch.setitem(blocks.BLOCKS, "mlp_block", block)  # unregistered after the test
     spec = D.layer_spec("MLP", 8, 32)
     assert spec == _mlp_block(8, 1, 32) and D.describe(spec) == "mlp_block(8, hidden=32)"
     rows = D.catalogue(spec, frameworks=("torch", "paddle"))
