@@ -21,8 +21,8 @@ that into:
   plotted (:func:`plot_defaults`).
 
 ``tests/test_defaults_measured.py`` is the judge: it builds each framework's native default
-layers and tests their measured statistics against the catalogue. Nothing here imports a framework at
-import time.
+layers and tests their measured statistics against the catalogue. Nothing here imports a
+framework at import time.
 """
 
 from __future__ import annotations
