@@ -48,11 +48,18 @@ class LayerName:
         return self.field("out") is None
 
 
+_CONV_FIELDS = (
+    ("in", "in_channels"),
+    ("out", "out_channels"),
+    ("kernel", "kernel_size"),
+    ("groups", "groups"),
+)
+
+
 def _conv(name: str, cls: type, n: int) -> LayerName:
-    fields = {"in": "in_channels", "out": "out_channels", "kernel": "kernel_size"}
-    fields["groups"] = "groups"
+    """The row of an n-d (transposed) convolution: the spec with ``dims=n``."""
     text = "{name}({in}, {out}, k={k}{g})"
-    return LayerName(name, functools.partial(cls, dims=n), tuple(fields.items()), text, n)
+    return LayerName(name, functools.partial(cls, dims=n), _CONV_FIELDS, text, n)
 
 
 _PAIR = "{name}({in}, {out})"
