@@ -18,7 +18,7 @@ from types import ModuleType
 
 from xinit.errors import FrameworkError, FrameworkNotInstalledError
 
-from .base import Backend
+from .common.protocol import Backend
 
 FRAMEWORKS = ("torch", "paddle", "flax")
 _CACHE: dict[str, Backend] = {}

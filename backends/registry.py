@@ -51,7 +51,7 @@ class Lowering:
     kind: ClassVar[str] = ""
     leaves: ClassVar[Mapping[str, str | None]] = {}
     # build(spec, device, initial=...) accepted: ``initial(native leaf, shape)`` gives a
-    # parameter's drawn value (or None) while the module is made (backends/base.py)
+    # parameter's drawn value (or None) while the module is made (backends/common/building.py)
     takes_initial: ClassVar[bool] = False
     # How the native module holds the activations it takes and returns, for frameworks whose
     # images are channel-last (Flax): "channels" (axis 1 moved last: convs, pools, norms over

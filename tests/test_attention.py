@@ -568,6 +568,28 @@ def _node(spec, n_inputs, where="block"):
     return Graph({where: (inner, names)}, inputs=names)
 
 
+def test_score_bias_is_pytorchs_mask_meaning_in_numpy():
+    """The one additive mask Paddle and Flax take, computed by the spec on numpy: entry
+    (n, h, i, j) is -inf exactly where PyTorch masks score (n, h, i, j) (bool attn_mask of
+    head n*H+h, padding of key j in sample n, causal j > i), else the float masks' sum."""
+    n, heads, length, s_len = 2, 3, 4, 5
+    spec = MultiheadAttention(6, heads, attn_mask=True, key_padding_mask=True, is_causal=True)
+    rng = np.random.default_rng(case_seed("score-bias"))
+    attn = rng.random((n * heads, length, s_len)) < 0.3
+    pad = rng.standard_normal((n, s_len)).astype(np.float32)
+    q, k = np.zeros((n, length, 6), np.float32), np.zeros((n, s_len, 6), np.float32)
+    bias = spec.score_bias(np, q, k, attn, pad)
+    assert bias.shape == (n, heads, length, s_len) and bias.dtype == np.float32
+    for b, h, i, j in np.ndindex(bias.shape):
+        masked = attn[b * heads + h, i, j] or j > i
+        assert bias[b, h, i, j] == (-np.inf if masked else pad[b, j])
+    plain = MultiheadAttention(6, heads, attn_mask=True)
+    shared = plain.score_bias(np, q, k, attn[0])  # one (L, S) mask for every sample and head
+    assert shared.shape == (1, 1, length, s_len)
+    assert np.array_equal(shared[0, 0] == -np.inf, attn[0])
+    assert MultiheadAttention(6, heads).score_bias(np, q, k) is None
+
+
 def test_wrong_mask_shapes_name_the_node_and_the_shapes():
     spec = MultiheadAttention(8, 2, kdim=6, vdim=6, attn_mask=True, key_padding_mask=True)
     graph = _node(spec, 4)

@@ -292,11 +292,16 @@ def test_a_failed_save_checkpoint_keeps_the_old_file(tmp_path):
     path = tmp_path / "model.pt"
     save_checkpoint(sample_state(), path)
     before = path.read_bytes()
-    bad = {"w": torch.zeros(2, dtype=torch.bfloat16)}  # bfloat16 has no numpy dtype
-    with pytest.raises(TypeError):
+    bad = {"w": torch.zeros(2), "meta": np.array([{"epoch": 3}], dtype=object)}
+    with pytest.raises(CheckpointWriteError, match="'meta': dtype"):
         save_checkpoint(bad, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    # bfloat16, which numpy lacks, is widened exactly to float32 (as reading a file does)
+    save_checkpoint({"w": torch.tensor([1.5, -3.0e38], dtype=torch.bfloat16)}, path)
+    saved = torch.load(path, weights_only=True)["w"]
+    assert saved.dtype == torch.float32
+    assert saved.tolist() == torch.tensor([1.5, -3.0e38], dtype=torch.bfloat16).float().tolist()
 
 
 def test_load_into_a_module_from_each_format(tmp_path):

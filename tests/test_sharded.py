@@ -341,7 +341,7 @@ def test_a_transposed_box_in_bands_is_the_block_of_the_transposed_whole():
     """box_values with a permutation (Flax / Paddle kernels) computes the neutral box in bands
     of BAND values: a (2100, 1000) neutral tensor whole (3 bands) and a column block, and a
     4-d kernel laid out (kh, kw, I, O), all equal to the transposed whole."""
-    from xinit.backends.base import BAND, box_values
+    from xinit.backends.common.sharding import BAND, box_values
 
     law = NormalDist(0.0, 1.0)
     shape = (2100, 1000)

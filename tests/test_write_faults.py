@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import signal
 import stat
 import subprocess
 import sys
@@ -198,7 +199,11 @@ def test_port_refuses_a_bad_out_before_reading(tmp_path, capsys):
 
 
 def test_out_with_a_trailing_slash_is_a_folder(tmp_path, capsys):
-    code, _ = cli(capsys, "init", "lenet", "--out", f"{tmp_path}/new/", "--format", "json")
+    code, err = cli(capsys, "init", "lenet", "--out", f"{tmp_path}/new/", "--format", "json")
+    assert code == 2 and "does not exist (pass --parents to make it)" in err, err
+    assert not (tmp_path / "new").exists()
+    argv = ["init", "lenet", "--out", f"{tmp_path}/new/", "--parents", "--format", "json"]
+    code, _ = cli(capsys, *argv)
     assert code == 0
     assert (tmp_path / "new").is_dir()
     state = load_checkpoint(tmp_path / "new" / "lenet.safetensors")
@@ -228,25 +233,65 @@ def test_temporaries_follow_one_pattern_and_stale_ones_are_removed(tmp_path):
     assert alive.exists() and fresh.exists() and foreign.exists()
 
 
-def test_kill_9_during_a_write_leaves_a_temporary_the_next_run_removes(tmp_path):
-    target = tmp_path / "w.safetensors"
+def supports_unnamed_files(folder: Path) -> bool:
+    """Whether ``folder``'s file system makes O_TMPFILE files (Linux: ext4, tmpfs, xfs...)."""
+    try:
+        os.close(os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600))
+    except (AttributeError, OSError):
+        return False
+    return os.path.isdir("/proc/self/fd")
+
+
+def kill_9_mid_write(target: Path, *, unnamed: bool) -> int:
+    """Start a writer of a 128 MiB file to ``target``, SIGKILL it when half is written, and
+    return its pid. ``unnamed=False`` runs it as on a system without O_TMPFILE."""
     writer = (
-        "import sys, time\n"
-        "from xinit.checkpoints import atomic_write\n"
+        "import sys\n"
+        "from xinit.checkpoints import atomic, atomic_write\n"
+        f"if not {unnamed}: atomic._unnamed_file = lambda folder: None\n"
         "def write(f):\n"
-        "    f.write(b'x' * 100000); f.flush(); print('writing', flush=True); time.sleep(60)\n"
+        "    for i in range(32):\n"
+        "        f.write(bytes(4 << 20))\n"
+        "        if i == 15: f.flush(); print('half', flush=True); sys.stdin.readline()\n"
         f"atomic_write({str(target)!r}, write)\n"
     )
     child = subprocess.Popen(
-        [sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        [sys.executable, "-c", writer],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
     try:
-        assert child.stdout.readline().strip() == "writing"
+        assert child.stdout.readline().strip() == "half"
     finally:
-        child.kill()
+        os.kill(child.pid, signal.SIGKILL)
         child.wait()
+    assert child.returncode == -signal.SIGKILL
+    return child.pid
+
+
+def test_kill_9_during_a_large_write_leaves_nothing_behind(tmp_path):
+    """On Linux the file being written has no name until it is complete (O_TMPFILE, then
+    linkat): a writer killed with SIGKILL half-way through 128 MiB leaves no file at all,
+    and the file it was replacing is as it was."""
+    if not supports_unnamed_files(tmp_path):
+        pytest.skip("this file system makes no O_TMPFILE files")
+    target = tmp_path / "w.safetensors"
+    target.write_bytes(b"old")
+    kill_9_mid_write(target, unnamed=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]
+    assert target.read_bytes() == b"old"
+    kill_9_mid_write(tmp_path / "new.safetensors", unnamed=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]
+
+
+def test_kill_9_without_unnamed_files_leaves_a_temporary_the_next_run_removes(tmp_path):
+    """The fallback (no O_TMPFILE): a named temporary file, removed by the next write."""
+    target = tmp_path / "w.safetensors"
+    pid = kill_9_mid_write(target, unnamed=False)
     left = leftovers(tmp_path)
-    assert len(left) == 1 and left[0].startswith(f"{TMP_PREFIX}{child.pid}-"), left
+    assert len(left) == 1 and left[0].startswith(f"{TMP_PREFIX}{pid}-"), left
     assert left[0].endswith("-w.safetensors")
     done = subprocess.run(
         [sys.executable, "-m", "xinit.cli", "init", "lenet", "--out", str(target)],
@@ -257,6 +302,20 @@ def test_kill_9_during_a_write_leaves_a_temporary_the_next_run_removes(tmp_path)
     assert done.returncode == 0, done.stderr
     assert leftovers(tmp_path) == []
     assert load_checkpoint(target)["conv1.weight"].shape == (6, 3, 5, 5)
+
+
+def test_a_refused_link_falls_back_to_a_named_copy(tmp_path, monkeypatch):
+    """Where the unnamed file cannot be linked (no /proc, a refusing file system), its bytes
+    are copied to a named temporary file and renamed: the same file, nothing left over."""
+    if not supports_unnamed_files(tmp_path):
+        pytest.skip("this file system makes no O_TMPFILE files")
+    from xinit.checkpoints import atomic
+
+    monkeypatch.setattr(atomic, "_link", lambda fd, path: False)
+    path = tmp_path / "w.safetensors"
+    save_checkpoint(small_state(), path)
+    assert load_checkpoint(path)["conv.weight"].shape == (4, 3, 3, 3)
+    assert leftovers(tmp_path) == []
 
 
 # ---- modes and bytes ---------------------------------------------------------------------

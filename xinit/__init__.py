@@ -67,7 +67,7 @@ _LAZY = {
     "InsufficientMemoryError": ("xinit.memory", "InsufficientMemoryError"),
     "DiagnoseError": ("xinit._diagnose", "DiagnoseError"),
     "LSUVError": ("xinit._lsuv", "LSUVError"),
-    "ShardingError": ("xinit.backends.base", "ShardingError"),
+    "ShardingError": ("xinit.backends.common.sharding", "ShardingError"),
 }
 
 

@@ -23,7 +23,7 @@ from ._port import PortError as PortError
 from ._port import port as port
 from ._stats import stats as stats
 from ._summary import summary as summary
-from .backends.base import ShardingError as ShardingError
+from .backends.common.sharding import ShardingError as ShardingError
 from .blocks import Residual as Residual
 from .blocks import Sequential as Sequential
 from .checkpoints.errors import CheckpointError as CheckpointError

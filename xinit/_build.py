@@ -50,11 +50,53 @@ def build(
     return get_backend(framework).build(spec, seed=seed, device=device, rng=rng, policy=policy)
 
 
+def _check_run_input(spec, x: np.ndarray | tuple) -> None:
+    """Refuse, in xinit's words, an input the module built from ``spec`` cannot take: a
+    shape its layers reject (the layer path and shapes named) or a dtype its first layer
+    cannot compute in (token ids for an embedding, its parameters' float type otherwise)."""
+    from .blocks import param_specs, walk
+    from .layers import Layer, SpecError
+
+    arrays = x if isinstance(x, tuple) else (x,)
+    for i, a in enumerate(arrays):
+        if a.dtype.kind not in "biuf":
+            which = f"input {i}" if isinstance(x, tuple) else "the input"
+            raise SpecError(f"run: {which} has dtype {a.dtype}; a module takes real numbers")
+    shape = tuple(a.shape for a in arrays) if isinstance(x, tuple) else x.shape
+    try:
+        infer(spec, shape)
+    except SpecError as err:
+        raise SpecError(f"run: an input of shape {shape} does not fit the module: {err}") from None
+    if isinstance(x, tuple):  # several inputs (masks, memory): each layer checks its own
+        return
+    path, first = next(((p, n) for p, n in walk(spec) if isinstance(n, Layer)), ("", None))
+    if first is None:
+        return
+    where = f"{path or '<root>'} ({first.kind})"
+    if first.kind == "embedding":
+        if x.dtype.kind not in "iu":
+            raise SpecError(f"run: {where} takes integer token ids; got {x.dtype}")
+        return
+    floats = [np.dtype(ps.dtype) for ps in param_specs(spec).values()]
+    want = next((d for d in floats if d.kind == "f"), np.dtype(np.float32))
+    if x.dtype != want:
+        raise SpecError(
+            f"run: {where} computes in {want}; got a {x.dtype} input of shape "
+            f"{tuple(x.shape)} (pass x.astype(np.{want}))"
+        )
+
+
 def run(module: Any, x: np.ndarray | tuple) -> np.ndarray | tuple | dict:
     """Eval-mode, gradient-free forward of a built module on channel-first numpy input (a
     tuple for a graph of several inputs); a graph of several outputs returns a tuple or a
-    dict of channel-first numpy arrays."""
+    dict of channel-first numpy arrays.
+
+    For a module xinit built, an input of the wrong shape or dtype raises
+    :class:`~xinit.SpecError` naming the layer and the shapes, before the framework runs."""
     from xinit.backends import backend_of
 
     x = tuple(np.asarray(a) for a in x) if isinstance(x, (tuple, list)) else np.asarray(x)
+    spec = getattr(module, "_xinit_spec", None)
+    if spec is not None:
+        _check_run_input(spec, x)
     return backend_of(module).run(module, x)

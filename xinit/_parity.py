@@ -10,7 +10,8 @@ each pair layer by layer in execution order:
 
 The report's ``first_divergent`` is the first layer, in execution order, where some pair
 fails: the place to look. ``train=True`` adds the BatchNorm training-mode comparison: each
-BatchNorm's batch statistics (mean, unbiased variance) and its running statistics after one
+BatchNorm's batch statistics (mean, and the variance its running one takes: unbiased in
+PyTorch, biased in Paddle's and Flax's own classes) and its running statistics after one
 training step, each framework's momentum convention already translated by the adapters.
 """
 
@@ -533,8 +534,8 @@ def _bn_step(module, x: np.ndarray, bns) -> tuple[dict[str, np.ndarray], np.ndar
     Three steps on ``x``, from running statistics set to 0, to 1, and as they are. From 0 a
     step leaves ``m * batch``; from 1 it leaves ``(1 - m) + m * batch``; so the difference
     gives the momentum the framework really applied (``momentum``, neutral convention: the
-    weight of the new batch), and ``batch / spec momentum`` the batch mean and unbiased
-    variance. The third step gives the running statistics after one real step.
+    weight of the new batch), and ``batch / spec momentum`` the batch mean and the variance
+    the framework's rule stores. The third step gives the running statistics after one step.
     """
     from xinit.backends import backend_of
 
@@ -581,8 +582,11 @@ def bn_parity(
 ) -> ParityReport:
     """Compare one training-mode step of every BatchNorm across modules: the momentum each
     framework really applies (neutral convention, after the adapters' translation), the
-    batch mean and unbiased batch variance, the running statistics after the step, and the
-    train-mode output. Modules are restored afterwards; ``report.bn_stats`` has the values.
+    batch mean and the batch variance the running one takes (unbiased with PyTorch's rule,
+    biased in Paddle's and Flax's own BatchNorms: build with ``BatchNorm(train_stats=
+    "torch")`` to compare PyTorch's rule everywhere), the running statistics after the step,
+    and the train-mode output. Modules are restored afterwards; ``report.bn_stats`` has the
+    values.
 
     Batch statistics are read through the running ones: from zeroed running statistics one
     step leaves ``momentum * batch value`` (a momentum of 0 makes them unobservable: NaN).

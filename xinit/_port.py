@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import parammap
+from ._port_hints import port_hint
 from .blocks import join, param_specs
 from .errors import ArgumentError
 from .state import (
@@ -144,22 +145,6 @@ def _rename(
             )
         )
     return out
-
-
-def _prefix_hint(unexpected: list[str], expected: Iterable[str]) -> str:
-    """Suggest strip_prefix when unexpected keys are expected keys behind a common prefix."""
-    expected = set(expected)
-    prefixes: Counter[str] = Counter()
-    for key in unexpected:
-        parts = key.split(".")
-        for i in range(1, len(parts)):
-            if ".".join(parts[i:]) in expected:
-                prefixes[".".join(parts[:i]) + "."] += 1
-                break
-    if not prefixes:
-        return ""
-    prefix, n = prefixes.most_common(1)[0]
-    return f"hint: {n} unexpected keys are expected keys behind {prefix!r}: strip_prefix={prefix!r}"
 
 
 def _layout_hint(array: np.ndarray, ps, src: str) -> str:
@@ -418,7 +403,7 @@ def port(
             missing=missing if strict else (),
             unexpected=unexpected if strict else (),
             mismatched=mismatched,
-            hint=_prefix_hint(unexpected, expected) if unexpected else "",
+            hint=port_hint(unexpected, expected, params, src),
         )
     report.missing, report.unexpected = ([], []) if strict else (missing, unexpected)
 

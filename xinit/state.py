@@ -140,14 +140,18 @@ def spec_of(module: Any):
 
 
 def as_numpy(value: Any) -> np.ndarray:
-    """A numpy array from a numpy array, a torch/paddle tensor or a jax array (a copy)."""
+    """A numpy array from a numpy array, a torch/paddle tensor or a jax array (a copy);
+    bfloat16, which numpy lacks, is widened exactly to float32 (as checkpoint files are)."""
     if isinstance(value, np.ndarray):
         return value
+    bf16 = str(getattr(value, "dtype", "")).endswith("bfloat16")
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch
-        return value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        return (value.float() if bf16 else value).numpy()
     if hasattr(value, "numpy") and hasattr(value, "place"):  # paddle
-        return np.array(value.numpy())
-    return np.asarray(value)
+        return np.array((value.astype("float32") if bf16 else value).numpy())
+    array = np.asarray(value)
+    return array.astype(np.float32) if array.dtype.name == "bfloat16" else array
 
 
 def _dtype_ok(array: np.ndarray, dtype: str) -> bool:

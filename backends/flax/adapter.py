@@ -12,19 +12,14 @@ from flax import nnx
 
 from xinit.blocks import input_channels
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
+from xinit.parammap import contiguous
 from xinit.rng import derive_seed
 
-from ..base import (
-    Backend,
-    SignalPass,
-    array_leaves,
-    as_args,
-    box_values,
-    contiguous,
-    copy_into,
-    map_arrays,
-    set_mode,
-)
+from ..common.blocked_copy import copy_into
+from ..common.diagnostics import SignalPass
+from ..common.protocol import Backend
+from ..common.running import array_leaves, as_args, map_arrays, set_mode
+from ..common.sharding import box_values
 from . import layouts
 from .lowerings import REGISTRY
 from .modules import (

@@ -16,8 +16,9 @@ from xinit.fans import Fans
 from xinit.initializers import LecunNormal, Ones, VarianceScaling, Zeros
 from xinit.parammap import Leaf
 
+from ..common.recurrent import register_recurrent
 from ..registry import BARE_PARAMETER, Lowering, Registry, param_of, register_builders
-from .recurrent_lowerings import GRU, LSTM
+from .recurrent_lowerings import RecurrentLowering
 
 
 def layout(role: str, ndim: int) -> tuple[int, ...] | None:
@@ -182,6 +183,10 @@ class ConvTranspose(_Kernel):
 
 @REGISTRY.register("batchnorm")
 class BatchNorm(_Norm):
+    """``nnx.BatchNorm`` over the channel-last axis with nnx's momentum (``spec.decay``, the
+    weight of the running value) and its own training rule (biased running variance); with
+    ``train_stats="torch"`` xinit's subclass (``modules.TorchBatchNorm``)."""
+
     layout = "channels"
     leaves = {
         "weight": "scale",
@@ -195,16 +200,30 @@ class BatchNorm(_Norm):
         return _nnx().BatchNorm(spec.num_features, rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
-        return _modules().BatchNorm(spec, initial)
+        cls = _modules().TorchBatchNorm if spec.train_stats == "torch" else _nnx().BatchNorm
+        return _modules().norm_layer(
+            cls,
+            spec.num_features,
+            initial,
+            spec.affine,
+            spec.affine,
+            momentum=spec.decay,
+            epsilon=spec.eps,
+        )
 
     def natives(self):
-        return (_nnx().BatchNorm, _modules().BatchNorm)
+        return (_nnx().BatchNorm,)
 
     def read(self, m):
-        if isinstance(m, _modules().BatchNorm):  # xinit's: the neutral momentum already
-            return L.BatchNorm(int(m.mean[...].shape[0]), m.eps, m.momentum, m.scale is not None)
-        affine = m.use_scale and m.use_bias
-        return L.BatchNorm(m.num_features, m.epsilon, 1.0 - m.momentum, affine)
+        if m.axis not in (-1,) or m.use_scale != m.use_bias:  # not the map described here
+            return None
+        return L.BatchNorm(
+            m.num_features,
+            m.epsilon,
+            L.BatchNorm.momentum_from_decay(m.momentum),
+            m.use_scale,
+            train_stats="torch" if isinstance(m, _modules().TorchBatchNorm) else "native",
+        )
 
 
 @REGISTRY.register("linear")
@@ -271,6 +290,9 @@ _SCALE = {"weight": "scale"}
 
 @REGISTRY.register("layernorm")
 class LayerNorm(_Norm):
+    """``nnx.LayerNorm`` over the last dim. Over several dims, xinit's module: nnx keeps its
+    scale and bias 1-D, where the neutral map has them in ``normalized_shape``."""
+
     layout = "sequence"
     leaves = _SCALE
     takes_initial = True
@@ -279,7 +301,13 @@ class LayerNorm(_Norm):
         return _nnx().LayerNorm(math.prod(spec.normalized_shape), rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
-        return _modules().LayerNorm(spec, initial)
+        if len(spec.normalized_shape) > 1:
+            return _modules().LayerNorm(spec, initial)
+        affine = spec.elementwise_affine
+        (features,) = spec.normalized_shape
+        return _modules().norm_layer(
+            _nnx().LayerNorm, features, initial, affine, affine and spec.bias, epsilon=spec.eps
+        )
 
     def natives(self):
         return (_nnx().LayerNorm, _modules().LayerNorm)
@@ -295,6 +323,10 @@ class LayerNorm(_Norm):
 
 @REGISTRY.register("rmsnorm")
 class RMSNorm(_Norm):
+    """``nnx.RMSNorm`` over the last dim with the spec's eps. xinit's module over several
+    dims (nnx's scale is 1-D) and for ``eps=None``, PyTorch's machine epsilon of the input's
+    dtype, which a fixed ``epsilon`` cannot follow."""
+
     layout = "sequence"
     leaves = _SCALE
     takes_initial = True
@@ -303,7 +335,12 @@ class RMSNorm(_Norm):
         return _nnx().RMSNorm(math.prod(spec.normalized_shape), rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
-        return _modules().RMSNorm(spec, initial)
+        if len(spec.normalized_shape) > 1 or spec.eps is None:
+            return _modules().RMSNorm(spec, initial)
+        (features,) = spec.normalized_shape
+        return _modules().norm_layer(
+            _nnx().RMSNorm, features, initial, spec.elementwise_affine, None, epsilon=spec.eps
+        )
 
     def natives(self):
         return (_nnx().RMSNorm, _modules().RMSNorm)
@@ -316,6 +353,9 @@ class RMSNorm(_Norm):
 
 @REGISTRY.register("groupnorm")
 class GroupNorm(_Norm):
+    """``nnx.GroupNorm``: contiguous channel groups on the channel-last axis, statistics over
+    every position of a sample, as PyTorch's."""
+
     layout = "channels"
     leaves = _SCALE
     takes_initial = True
@@ -325,14 +365,20 @@ class GroupNorm(_Norm):
         return _nnx().GroupNorm(n, num_groups=g, rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
-        return _modules().GroupNorm(spec, initial)
+        return _modules().norm_layer(
+            _nnx().GroupNorm,
+            spec.num_channels,
+            initial,
+            spec.affine,
+            spec.affine,
+            num_groups=spec.num_groups,
+            epsilon=spec.eps,
+        )
 
     def natives(self):
-        return (_nnx().GroupNorm, _modules().GroupNorm)
+        return (_nnx().GroupNorm,)
 
     def read(self, m):
-        if isinstance(m, _modules().GroupNorm):
-            return m.spec
         if m.use_scale != m.use_bias:  # one of the two: no neutral GroupNorm
             return None
         return L.GroupNorm(m.num_groups, m.num_groups * m.group_size, m.epsilon, m.use_scale)
@@ -471,9 +517,8 @@ class PositionIds(Lowering):
         return _modules().PositionIds()
 
 
-# The recurrent kinds: xinit's own module and Flax's own cells (recurrent_lowerings.py).
-REGISTRY.register("lstm")(LSTM)
-REGISTRY.register("gru")(GRU)
+# The recurrent kinds: their Flax lowering lives in recurrent_lowerings.py.
+LSTM, GRU = register_recurrent(REGISTRY, RecurrentLowering)
 
 
 @REGISTRY.register("flatten")

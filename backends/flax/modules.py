@@ -1,5 +1,5 @@
 """The native Flax NNX modules xinit builds: layers with PyTorch's semantics on channel-last
-input (BatchNorm with the neutral statistics rule, transposed conv, pools, flatten in
+input (BatchNorm with PyTorch's statistics on request, transposed conv, pools, flatten in
 channel-first order) and the containers, which record outputs while tracing."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from flax import nnx
 
 from xinit import layers as L
 
-from ..base import GraphLogic
+from ..common.containers import GraphLogic
+from ..common.resample import upsample_matrix
 from . import layouts
 from .layouts import CHANNELS, NEUTRAL
 from .layouts import to_channel_first as _to_channel_first
@@ -42,7 +43,7 @@ def zeros_init(key, shape, dtype=jnp.float32):
 
 def initializer(initial, name: str):
     """A Flax initializer for native leaf ``name``: the value xinit drew for it when the
-    build offers one (``initial``, see backends/base.py ``InitialValues``), else a zero
+    build offers one (``initial``, see backends/common/building.py ``InitialValues``), else a zero
     placeholder that xinit overwrites."""
 
     def init(key, shape, dtype=jnp.float32):
@@ -95,31 +96,53 @@ class Neutral(nnx.Module):
         return jnp.transpose(x, s.dims)
 
 
-class BatchNorm(nnx.Module):
-    """Batch norm over the last (channel) axis with the neutral (PyTorch) statistics rule:
-    momentum is the weight of the new batch and the running variance is unbiased."""
+@functools.cache
+def _unused_rngs() -> nnx.Rngs:
+    """The ``rngs`` nnx's norms require, for norms built without random leaves (never drawn)."""
+    return nnx.Rngs(0)
 
-    def __init__(self, spec: L.BatchNorm, initial=None):
-        c = (spec.num_features,)
-        self.eps, self.momentum = spec.eps, spec.momentum
-        self.scale = nnx.Param(_initial_or(initial, "scale", c, 1.0)) if spec.affine else None
-        self.bias = nnx.Param(_initial_or(initial, "bias", c, 0.0)) if spec.affine else None
-        self.mean = nnx.BatchStat(_filled(c, 0.0))
-        self.var = nnx.BatchStat(_filled(c, 1.0))
-        self.use_running_average = False
 
-    def __call__(self, x):
-        axes = tuple(range(x.ndim - 1))
-        if self.use_running_average:
-            mean, var = self.mean[...], self.var[...]
-        else:
-            mean = x.mean(axes)
-            var = ((x - mean) ** 2).mean(axes)
-            n = x.size // x.shape[-1]
-            m = self.momentum
-            self.mean[...] = (1 - m) * self.mean[...] + m * mean
-            self.var[...] = (1 - m) * self.var[...] + m * var * (n / max(n - 1, 1))
-        y = (x - mean) * jax.lax.rsqrt(var + self.eps)
+def norm_layer(cls, features: int, initial, scale: bool, bias: bool | None, **kw):
+    """nnx norm ``cls`` whose ``scale``/``bias`` hold the values xinit drew (else ones and
+    zeros), with the exact variance (``use_fast_variance=False``: the mean squared deviation,
+    as PyTorch; nnx's E[x^2] - E[x]^2 loses digits when the mean is large against the spread).
+    Built without the two leaves, then given them: nnx would draw a random key for each
+    (about 1 ms per leaf on a CPU, 5x the rest of a BatchNorm) for values xinit replaces.
+    ``bias=None``: the class has none (RMSNorm)."""
+    off = {"use_scale": False} if bias is None else {"use_scale": False, "use_bias": False}
+    layer = cls(features, use_fast_variance=False, rngs=_unused_rngs(), **off, **kw)
+    if scale:
+        layer.scale = nnx.Param(_initial_or(initial, "scale", (features,), 1.0))
+        layer.use_scale = True
+    if bias:
+        layer.bias = nnx.Param(_initial_or(initial, "bias", (features,), 0.0))
+        layer.use_bias = True
+    return layer
+
+
+class TorchBatchNorm(nnx.BatchNorm):
+    """``nnx.BatchNorm`` with PyTorch's training statistics (``BatchNorm(train_stats="torch")``):
+    the running variance takes the unbiased batch variance (nnx's takes the biased one).
+    ``momentum`` keeps nnx's convention (the weight of the running value); eval mode and
+    everything else are nnx's own."""
+
+    def __call__(self, x, use_running_average: bool | None = None, *, mask=None):
+        if use_running_average is None:
+            use_running_average = self.use_running_average
+        if use_running_average:
+            return super().__call__(x, True, mask=mask)
+        if mask is not None:
+            raise ValueError("a BatchNorm with PyTorch's training statistics takes no mask")
+        axes = tuple(range(x.ndim - 1))  # every axis but the (last) channel axis
+        mean = x.mean(axes)
+        var = ((x - mean) ** 2).mean(axes)
+        n = x.size // x.shape[-1]
+        decay = self.momentum
+        unbiased = var * (n / max(n - 1, 1))
+        stop = jax.lax.stop_gradient
+        self.mean[...] = stop(decay * self.mean[...] + (1 - decay) * mean)
+        self.var[...] = stop(decay * self.var[...] + (1 - decay) * unbiased)
+        y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
         if self.scale is not None:
             y = y * self.scale[...] + self.bias[...]
         return y
@@ -127,7 +150,9 @@ class BatchNorm(nnx.Module):
 
 class FeatureNorm(nnx.Module):
     """PyTorch's LayerNorm or RMSNorm (by ``spec.kind``) over the neutral last dims, with
-    nnx's leaf names ``scale``/``bias``, on the neutral array (layout "sequence")."""
+    nnx's leaf names ``scale``/``bias``, on the neutral array (layout "sequence"): for the
+    specs nnx's own classes cannot hold (several dims: nnx's scale is 1-D; RMSNorm's
+    ``eps=None``, PyTorch's machine epsilon of the input's dtype)."""
 
     def __init__(self, spec, initial=None):
         self.spec = spec
@@ -159,29 +184,6 @@ class LayerNorm(FeatureNorm):
 
 class RMSNorm(FeatureNorm):
     """PyTorch's RMSNorm in the adapter's layout (see :class:`FeatureNorm`)."""
-
-
-class GroupNorm(nnx.Module):
-    """PyTorch's GroupNorm: contiguous channel groups, each normalised over its channels and
-    every position (biased variance), then per-channel ``scale``/``bias``; on the adapter's
-    channel-last images, so the channels are the last axis."""
-
-    def __init__(self, spec: L.GroupNorm, initial=None):
-        self.spec = spec
-        c = (spec.num_channels,)
-        self.scale = nnx.Param(_initial_or(initial, "scale", c, 1.0)) if spec.affine else None
-        self.bias = nnx.Param(_initial_or(initial, "bias", c, 0.0)) if spec.affine else None
-
-    def __call__(self, x):
-        g = self.spec.num_groups
-        grouped = x.reshape(*x.shape[:-1], g, x.shape[-1] // g)  # (N, *, G, C/G)
-        axes = (*range(1, x.ndim - 1), x.ndim)  # every position and the channels of a group
-        mean = grouped.mean(axes, keepdims=True)
-        var = ((grouped - mean) ** 2).mean(axes, keepdims=True)
-        y = ((grouped - mean) * jax.lax.rsqrt(var + self.spec.eps)).reshape(x.shape)
-        if self.scale is not None:
-            y = y * self.scale[...] + self.bias[...]
-        return y
 
 
 class Attention(nnx.MultiHeadAttention):
@@ -216,27 +218,11 @@ class Attention(nnx.MultiHeadAttention):
         self.spec = spec
 
     def __call__(self, *xs):
-        s = self.spec
-        q, k, v, attn_mask, pad = s.split_inputs(xs)
-        bias = None
-        for name, m in (("attn_mask", attn_mask), ("key_padding_mask", pad)):
-            if m is not None:
-                add = _additive(m, q.dtype).reshape(s.score_shape(name, m.shape))
-                bias = add if bias is None else bias + add
-        if s.is_causal:
-            length, s_len = q.shape[1], k.shape[1]
-            causal = np.triu(np.full((length, s_len), -np.inf, np.float32), 1)
-            bias = causal if bias is None else bias + causal
+        q, k, v, attn_mask, pad = self.spec.split_inputs(xs)
+        masks = (None if m is None else jnp.asarray(m) for m in (attn_mask, pad))
+        bias = self.spec.score_bias(jnp, q, k, *masks)
         y = nnx.dot_product_attention(self.query(q), self.key(k), self.value(v), bias=bias)
         return self.out(y)
-
-
-def _additive(mask, dtype):
-    """A bool mask (True: masked, PyTorch's meaning) as a float mask: -inf there, else 0."""
-    mask = jnp.asarray(mask)
-    if mask.dtype != jnp.bool_:
-        return mask.astype(dtype)
-    return jnp.where(mask, jnp.asarray(-jnp.inf, dtype), jnp.asarray(0.0, dtype))
 
 
 class ConvTranspose(nnx.Module):
@@ -484,7 +470,7 @@ class Merge(nnx.Module):
 
 class Upsample(nnx.Module):
     """PyTorch's interpolate on channel-last input, one spatial axis at a time as a product
-    with the axis's resize matrix (``xinit.layers.upsample_matrix``): ``jax.image.resize``
+    with the axis's resize matrix (``backends/common/resample.py``): ``jax.image.resize``
     samples half-pixel centres without PyTorch's nearest rule or align_corners."""
 
     def __init__(self, spec):
@@ -495,7 +481,7 @@ class Upsample(nnx.Module):
         outs = self.spec.out_sizes(sizes)
         factors = self.spec.factors(len(sizes)) or (None,) * len(sizes)
         mats = [
-            jnp.asarray(L.upsample_matrix(self.spec, n, o, f).astype(np.float32))
+            jnp.asarray(upsample_matrix(self.spec, n, o, f).astype(np.float32))
             for n, o, f in zip(sizes, outs, factors)
         ]
         src, dst = "hwd"[: len(sizes)], "HWD"[: len(sizes)]
@@ -562,122 +548,3 @@ class PositionIds(nnx.Module):
 
     def __call__(self, x):
         return jnp.broadcast_to(jnp.arange(x.shape[1]), x.shape)
-
-
-# ---- recurrent layers: PyTorch's math on the neutral (N, L, D) sequence ---------------------
-_HIGHEST = jax.lax.Precision.HIGHEST  # float32 products, as PyTorch's (no TF32 on GPUs)
-
-
-def _lstm_step(wh, bh):
-    def step(carry, gx):  # gx: the input side of the gates at one step, (N, 4H)
-        h, c = carry
-        i, f, g, o = jnp.split(gx + jnp.dot(h, wh, precision=_HIGHEST) + bh, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
-        return (h, c), h
-
-    return step
-
-
-def _gru_step(wh, bh):
-    def step(h, gx):  # gx: W_i x + b_i at one step, (N, 3H)
-        xr, xz, xn = jnp.split(gx, 3, axis=-1)
-        hr, hz, hn = jnp.split(jnp.dot(h, wh, precision=_HIGHEST) + bh, 3, axis=-1)
-        r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
-        n = jnp.tanh(xn + r * hn)  # b_hn inside r * (W_hn h + b_hn), as PyTorch
-        h = (1.0 - z) * n + z * h
-        return h, h
-
-    return step
-
-
-@functools.partial(jax.jit, static_argnames=("kind", "reverse"))
-def _run_cell(x, wi, bi, wh, bh, *, kind: str, reverse: bool):
-    """One layer and direction over a batch-first (N, L, D) sequence: the input side of every
-    gate for all steps at once, then ``lax.scan`` over time; (N, L, H) out."""
-    gx = jnp.einsum("nld,dg->lng", x, wi, precision=_HIGHEST) + bi
-    if reverse:
-        gx = gx[::-1]
-    h = jnp.zeros((x.shape[0], wh.shape[0]), x.dtype)
-    if kind == "lstm":
-        _, hs = jax.lax.scan(_lstm_step(wh, bh), (h, h), gx)
-    else:
-        _, hs = jax.lax.scan(_gru_step(wh, bh), h, gx)
-    if reverse:
-        hs = hs[::-1]
-    return jnp.transpose(hs, (1, 0, 2))
-
-
-def _gate(n_in: int, n_out: int, bias: bool) -> nnx.Linear:
-    """One gate's kernel (in, H), with a bias when the spec has it; xinit writes both."""
-    return nnx.Linear(
-        n_in,
-        n_out,
-        use_bias=bias,
-        kernel_init=zeros_init,
-        bias_init=zeros_init,
-        rngs=nnx.Rngs(0),
-    )
-
-
-class RecurrentCell(nnx.Module):
-    """One layer and direction of a recurrent spec: a ``kernel`` (in, H) per gate on each
-    side, named as Flax's ``nnx.LSTMCell`` names them (``ii``, ``if_``, ``ig``, ``io`` on
-    the input, ``hi``, ``hf``, ``hg``, ``ho`` on the hidden state; a GRU's ``ir``, ``iz``,
-    ``in_`` and ``hr``, ``hz``, ``hn``), and PyTorch's biases: a ``bias`` on each input gate
-    (b_i*) and on each hidden gate (b_h*) where the spec has them. ``gates``: the names,
-    input side then hidden side, in PyTorch's gate order (the lowering's ``GATES``)."""
-
-    def __init__(self, spec, n_in: int, gates):
-        h = spec.hidden_size
-        self.input_gates, self.hidden_gates = (tuple(side) for side in gates)
-        for name in self.input_gates:
-            setattr(self, name, _gate(n_in, h, spec.has_bias("ih")))
-        for name in self.hidden_gates:
-            setattr(self, name, _gate(h, h, spec.has_bias("hh")))
-
-    def _side(self, names):
-        gates = [getattr(self, name) for name in names]
-        kernel = jnp.concatenate([g.kernel[...] for g in gates], axis=1)  # (in, G*H)
-        if gates[0].bias is None:
-            return kernel, jnp.zeros((kernel.shape[1],), kernel.dtype)
-        return kernel, jnp.concatenate([g.bias[...] for g in gates])
-
-    def run(self, x, kind: str, reverse: bool):
-        wi, bi = self._side(self.input_gates)
-        wh, bh = self._side(self.hidden_gates)
-        return _run_cell(x, wi, bi, wh, bh, kind=kind, reverse=reverse)
-
-
-class Recurrent(nnx.Module):
-    """PyTorch's LSTM/GRU (``spec.kind``) in Flax: a :class:`RecurrentCell` per layer ``k``
-    and direction, named ``l{k}`` and ``l{k}_reverse`` as PyTorch suffixes its tensors.
-
-    Flax's own cells cannot compute PyTorch's numbers: ``nnx.LSTMCell`` keeps one bias per
-    gate (the hidden side), ``nnx.GRUCell`` keeps the input side's and has no b_hn, which
-    PyTorch applies inside r * (W_hn h + b_hn). So this module keeps both biases, computes
-    PyTorch's equations and takes and returns the neutral batch-first (N, L, D) sequence
-    (the output sequence alone); kernels (in, H) per gate, as Flax's LSTMCell holds them."""
-
-    def __init__(self, spec, gates):
-        self.spec = spec
-        for k, sfx in spec.cells():
-            setattr(self, f"l{k}{sfx}", RecurrentCell(spec, spec.layer_input(k), gates))
-
-    def __call__(self, x):
-        s = self.spec
-        for k in range(s.num_layers):
-            outs = [
-                getattr(self, f"l{k}{sfx}").run(x, s.kind, reverse=bool(sfx))
-                for sfx in ("", "_reverse")[: s.directions]
-            ]
-            x = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)
-        return x
-
-
-class LSTM(Recurrent):
-    """PyTorch's LSTM in Flax (see :class:`Recurrent`)."""
-
-
-class GRU(Recurrent):
-    """PyTorch's GRU in Flax (see :class:`Recurrent`)."""

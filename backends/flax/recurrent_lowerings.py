@@ -1,6 +1,7 @@
-"""Flax's lowerings of the recurrent kinds (``lstm``, ``gru``): xinit's own module with
-PyTorch's math, and Flax's own cells read as one-bias specs through their own layouts.
-Registered by ``lowerings.py`` (which imports this module; nothing here imports it back)."""
+"""Flax's lowering of the recurrent kinds (``lstm``, ``gru``; registered for both by
+``lowerings.py`` through ``backends/common/recurrent.py``): xinit's own module with PyTorch's
+math (``recurrent.py``), and Flax's own cells read as one-bias specs through their own
+layouts. Nothing here imports ``lowerings.py``, which imports it."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ def _nnx():
     return nnx
 
 
-def _modules():
-    from . import modules
+def _recurrent():
+    from . import recurrent
 
-    return modules
+    return recurrent
 
 
 # Per-gate names of xinit's cells, input side then hidden side, in PyTorch's gate order:
@@ -57,8 +58,8 @@ def _per_gate(prefix: str, names, leaf: str, h: int, perm) -> tuple[Leaf, ...]:
     )
 
 
-class _Recurrent(Lowering):
-    """xinit's :class:`modules.Recurrent` (PyTorch's math, both biases; cells ``l{k}`` and
+class RecurrentLowering(Lowering):
+    """xinit's :class:`recurrent.Recurrent` (PyTorch's math, both biases; cells ``l{k}`` and
     ``l{k}_reverse`` with per-gate kernels (in, H)), which takes and returns the neutral
     (N, L, D) sequence. Flax's own cells are read too, as one-bias specs (their math is
     PyTorch's with the other bias zero), through their own layouts: ``nnx.LSTMCell``
@@ -136,29 +137,13 @@ class _Recurrent(Lowering):
                 f"{spec!r} was read from Flax's own {getattr(spec, _FLAX_CELL)}; xinit builds "
                 f"its own module: build {type(spec).__name__}(...) made anew"
             )
-        return getattr(_modules(), self.native_name)(spec, GATES[spec.kind])
-
-
-class LSTM(_Recurrent):
-    native_name = "LSTM"
+        return getattr(_recurrent(), self.native_name)(spec, GATES[spec.kind])
 
     def natives(self):
-        nnx = _nnx()
-        return (_modules().LSTM, nnx.LSTMCell, nnx.OptimizedLSTMCell)
+        own = (c for c, (spec, _) in FLAX_CELLS.items() if spec.__name__ == self.native_name)
+        return (getattr(_recurrent(), self.native_name), *(getattr(_nnx(), c) for c in own))
 
     def read(self, m):
-        if isinstance(m, _modules().Recurrent):
-            return m.spec
-        return cell_spec(type(m).__name__, m.in_features, m.hidden_features)
-
-
-class GRU(_Recurrent):
-    native_name = "GRU"
-
-    def natives(self):
-        return (_modules().GRU, _nnx().GRUCell)
-
-    def read(self, m):
-        if isinstance(m, _modules().Recurrent):
+        if isinstance(m, _recurrent().Recurrent):
             return m.spec
         return cell_spec(type(m).__name__, m.in_features, m.hidden_features)

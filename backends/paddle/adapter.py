@@ -10,20 +10,13 @@ import paddle
 
 from xinit import kinds
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
+from xinit.parammap import contiguous
 
-from ..base import (
-    Backend,
-    OutputRecorder,
-    ShardingError,
-    SignalPass,
-    array_leaves,
-    as_args,
-    box_values,
-    contiguous,
-    copy_into,
-    map_arrays,
-    set_mode,
-)
+from ..common.blocked_copy import copy_into
+from ..common.diagnostics import OutputRecorder, SignalPass
+from ..common.protocol import Backend
+from ..common.running import array_leaves, as_args, map_arrays, set_mode
+from ..common.sharding import ShardingError, box_values
 from .lowerings import REGISTRY
 from .modules import Graph, Residual, Steps
 

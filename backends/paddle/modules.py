@@ -1,52 +1,40 @@
-"""The native Paddle layers xinit builds: PyTorch-rule BatchNorm, ceil-mode pools with
-PyTorch's window rule, transposed convs with PyTorch's output_padding, and containers."""
+"""The native Paddle layers xinit builds: BatchNorm with PyTorch's training statistics (on
+request), ceil-mode pools with PyTorch's window rule, transposed convs with PyTorch's
+output_padding, and containers."""
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 import paddle
 
 from xinit import layers as L
 
-from ..base import GraphLogic, ResidualLogic, StepsLogic
+from ..common import pytorch_style as shared
+from ..common.resample import upsample_matrix
 
 nn = paddle.nn
 F = paddle.nn.functional
 
 
-def adopt(layer: nn.Layer, children: dict) -> None:
-    """Register ``children`` on container ``layer``: layers as sublayers, a learned-parameter
-    node's parameter as a parameter of ``layer`` itself under the node's name (the state-dict
-    key ``cls_token``), its op kept by name for the forward."""
-    ops = {}
-    for name, child in children.items():
-        if isinstance(child, paddle.Tensor):
-            layer.add_parameter(name, child)
-            ops[name] = child._xinit_op
-        else:
-            layer.add_sublayer(name, child)
-    layer._xinit_param_ops = ops
+class PaddleOps(shared.FrameworkOps):
+    """Paddle's side of the shared PyTorch-style modules (``backends/common/pytorch_style.py``)."""
 
+    def _adopt_child(self, name, child):
+        self.add_sublayer(name, child)
 
-class ParamNodes:
-    """``_child`` of a container that may hold learned-parameter nodes: such a node is the
-    container's parameter of that name applied by its op."""
+    def _adopt_param(self, name, param):
+        self.add_parameter(name, param)
 
-    def _child(self, name):
-        op = self._xinit_param_ops.get(name)
-        if op is None:
-            return self._sub_layers[name]
-        return functools.partial(learned_op, op, self._parameters[name])
+    def _children_by_name(self):
+        return self._sub_layers
 
+    @staticmethod
+    def _concat(xs, dim):
+        return paddle.concat(xs, axis=dim)
 
-def learned_op(op: str, param, x):
-    """A learned parameter (1, T, *rest) put before the sequence x (``prepend``) or added to it
-    (``add``), broadcast over the batch."""
-    if op == "prepend":
-        return paddle.concat([param.expand([x.shape[0], *param.shape[1:]]), x], axis=1)
-    return x + param
+    @staticmethod
+    def _permute(x, dims):
+        return x.transpose(list(dims))
 
 
 def learned_parameter(spec):
@@ -85,38 +73,18 @@ class RMSNorm(nn.Layer):
         return y * self.weight if self.weight is not None else y
 
 
-class BatchNorm(nn.Layer):
-    """Batch norm with PaddleOCR's parameter names and the neutral (PyTorch) statistics rule.
+class _TorchStats:
+    """Paddle's BatchNorm with PyTorch's training statistics (``BatchNorm(train_stats="torch")``).
 
-    Paddle's own BatchNorm stores the biased batch variance; the neutral spec stores the
-    unbiased one, as PyTorch does, so training-mode updates are computed here. ``momentum``
-    is the neutral (PyTorch) weight of the new batch; Paddle's own would be 1 - momentum.
+    Paddle's own layer stores the biased batch variance; PyTorch stores the unbiased one, so
+    training-mode updates are computed here. ``_momentum`` keeps Paddle's convention (the
+    weight of the running value, 0.9 for PyTorch's 0.1), so Paddle's tools read it right.
+    Eval mode is Paddle's own forward.
     """
-
-    def __init__(self, num_features: int, eps: float, momentum: float, affine: bool):
-        super().__init__()
-        self._epsilon, self._momentum = eps, momentum
-        c = [num_features]
-        if affine:
-            one = nn.initializer.Constant(1.0)
-            self.weight = self.create_parameter(c, default_initializer=one)
-            self.bias = self.create_parameter(c, is_bias=True)
-        else:
-            self.weight = self.bias = None
-        keep = paddle.ParamAttr(trainable=False)
-        self._mean = self.create_parameter(
-            c, attr=keep, default_initializer=nn.initializer.Constant(0.0)
-        )
-        self._variance = self.create_parameter(
-            c, attr=keep, default_initializer=nn.initializer.Constant(1.0)
-        )
-        self._mean.stop_gradient = self._variance.stop_gradient = True
 
     def forward(self, x):
         if not self.training:
-            return F.batch_norm(
-                x, self._mean, self._variance, self.weight, self.bias, False, epsilon=self._epsilon
-            )
+            return super().forward(x)
         # Mean over the spatial axes first, then the batch: Paddle's one-pass fp32 reduction
         # over (N, *spatial) is ~30x less accurate than PyTorch's and would show in parity.
         spatial = list(range(2, x.ndim))
@@ -124,48 +92,33 @@ class BatchNorm(nn.Layer):
         def batch_mean(t):
             return (t.mean(axis=spatial) if spatial else t).mean(axis=0)
 
+        shape = [1, -1] + [1] * (x.ndim - 2)
         mean = batch_mean(x)
-        var = batch_mean((x - mean.reshape([1, -1] + [1] * (x.ndim - 2))) ** 2)
+        var = batch_mean((x - mean.reshape(shape)) ** 2)
         n = int(np.prod(x.shape)) // x.shape[1]  # x.numel() is a Tensor, not an int
         with paddle.no_grad():
-            m = self._momentum
+            m = 1.0 - self._momentum  # PyTorch's momentum: the weight of the batch
             unbiased = var * (float(n) / max(float(n) - 1.0, 1.0))
             paddle.assign((1 - m) * self._mean + m * mean, self._mean)
             paddle.assign((1 - m) * self._variance + m * unbiased, self._variance)
-        shape = [1, -1] + [1] * (x.ndim - 2)
         y = (x - mean.reshape(shape)) / paddle.sqrt(var.reshape(shape) + self._epsilon)
         if self.weight is not None:
             y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
         return y
 
 
-class Steps(ParamNodes, StepsLogic, nn.Layer):
-    """A Sequential whose steps may reuse a parameter-free child (torchvision's shared relu)
-    or hold a learned-parameter node."""
-
-    def __init__(self, children: dict, steps: list[str]):
-        super().__init__()
-        adopt(self, children)
-        self._xinit_steps = list(steps)
-
-    def forward(self, x):
-        return self._run_steps(x)
+TORCH_BATCHNORM = tuple(
+    type(f"Torch{cls.__name__}", (_TorchStats, cls), {"__doc__": _TorchStats.__doc__})
+    for cls in (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D)
+)
 
 
-class Residual(ParamNodes, ResidualLogic, nn.Layer):
-    """activation(body(x) + shortcut(x)), children registered under their spec names."""
+class Steps(shared.Steps, PaddleOps, nn.Layer):
+    """Steps that may reuse a child or hold a learned-parameter node (``shared.Steps``)."""
 
-    def __init__(self, children: dict, body: list[str], shortcut, activation):
-        super().__init__()
-        adopt(self, children)
-        self._xinit_body, self._xinit_shortcut, self._xinit_activation = (
-            list(body),
-            shortcut,
-            activation,
-        )
 
-    def forward(self, x):
-        return self._run_residual(x)
+class Residual(shared.Residual, PaddleOps, nn.Layer):
+    """activation(body(x) + shortcut(x)) (``shared.Residual``)."""
 
 
 class CeilPool(nn.Layer):
@@ -239,40 +192,17 @@ PADDED_TRANSPOSE = tuple(
 )
 
 
-class Graph(ParamNodes, GraphLogic, nn.Layer):
-    """Nodes run in topological order, children registered under their node names."""
-
-    def __init__(self, children: dict, layout: dict):
-        super().__init__()
-        adopt(self, children)
-        self._xinit_nodes = list(layout["nodes"])
-        self._xinit_inputs = layout["inputs"]
-        self._xinit_outputs = layout["outputs"]
-        self._xinit_returns = layout["returns"]
-
-    def forward(self, *xs):
-        return self._run_graph(*xs)
+class Graph(shared.Graph, PaddleOps, nn.Layer):
+    """A graph's nodes in topological order (``shared.Graph``)."""
 
 
-class Merge(nn.Layer):
+class Merge(shared.Merge, PaddleOps, nn.Layer):
     """add, mul or concat (along the neutral dim) of the inputs."""
-
-    def __init__(self, spec):
-        super().__init__()
-        self.kind, self.dim = spec.kind, getattr(spec, "dim", 1)
-
-    def forward(self, *xs):
-        if self.kind == "concat":
-            return paddle.concat(list(xs), axis=self.dim)
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x if self.kind == "add" else out * x
-        return out
 
 
 class Upsample(nn.Layer):
     """PyTorch's interpolate, one spatial axis at a time as a product with the axis's
-    resize matrix (``xinit.layers.upsample_matrix``): Paddle's own interpolate has other
+    resize matrix (``backends/common/resample.py``): Paddle's own interpolate has other
     defaults (align_mode) and rounding of the source index."""
 
     def __init__(self, spec):
@@ -292,29 +222,15 @@ class Upsample(nn.Layer):
 
 
 def _matrix(spec, n, o, f) -> np.ndarray:
-    return L.upsample_matrix(spec, n, o, f).astype(np.float32)
+    return upsample_matrix(spec, n, o, f).astype(np.float32)
 
 
-class Reshape(nn.Layer):
+class Reshape(shared.Reshape, PaddleOps, nn.Layer):
     """``x.reshape([N, *shape])``."""
 
-    def __init__(self, shape):
-        super().__init__()
-        self.shape = list(shape)
 
-    def forward(self, x):
-        return x.reshape([x.shape[0], *self.shape])
-
-
-class Permute(nn.Layer):
+class Permute(shared.Permute, PaddleOps, nn.Layer):
     """``x.transpose(dims)`` (PyTorch's permute)."""
-
-    def __init__(self, dims):
-        super().__init__()
-        self.dims = list(dims)
-
-    def forward(self, x):
-        return x.transpose(self.dims)
 
 
 class Attention(nn.MultiHeadAttention):
@@ -335,27 +251,11 @@ class Attention(nn.MultiHeadAttention):
         self.spec = spec
 
     def forward(self, *xs):
-        s = self.spec
-        q, k, v, attn_mask, pad = s.split_inputs(xs)
-        mask = None
-        for name, m in (("attn_mask", attn_mask), ("key_padding_mask", pad)):
-            if m is not None:
-                add = _additive(m, q.dtype).reshape(list(s.score_shape(name, m.shape)))
-                mask = add if mask is None else mask + add
-        if s.is_causal:
-            length, s_len = q.shape[1], k.shape[1]
-            causal = np.triu(np.full((length, s_len), -np.inf, np.float32), 1)
-            causal = paddle.to_tensor(causal.reshape(1, 1, length, s_len), place=q.place)
-            mask = causal if mask is None else mask + causal
+        q, k, v, attn_mask, pad = self.spec.split_inputs(xs)
+        mask = self.spec.score_bias(
+            paddle, q, k, attn_mask, pad, constant=lambda a: paddle.to_tensor(a, place=q.place)
+        )
         return super().forward(q, k, v, attn_mask=mask)
-
-
-def _additive(mask, dtype):
-    """A bool mask (True: masked, PyTorch's meaning) as a float mask: -inf there, else 0."""
-    if mask.dtype != paddle.bool:
-        return mask.astype(dtype)
-    blocked = paddle.full_like(mask, -np.inf, dtype=dtype)
-    return paddle.where(mask, blocked, paddle.zeros_like(blocked))
 
 
 class ScaledDotProductAttention(nn.Layer):
@@ -380,17 +280,8 @@ class ScaledDotProductAttention(nn.Layer):
         return y.transpose([0, 2, 1, 3]).reshape([n, length, e])
 
 
-class Select(nn.Layer):
+class Select(shared.Select, PaddleOps, nn.Layer):
     """``x.select(dim, index)`` (ViT's class-token pooling ``x[:, 0]``)."""
-
-    def __init__(self, dim: int, index: int):
-        super().__init__()
-        self.dim, self.index = dim, index
-
-    def forward(self, x):
-        index = [slice(None)] * x.ndim
-        index[self.dim] = self.index
-        return x[tuple(index)]
 
 
 class PositionIds(nn.Layer):
@@ -401,17 +292,9 @@ class PositionIds(nn.Layer):
         return paddle.arange(length, dtype="int64").unsqueeze(0).expand([n, length])
 
 
-class _SequenceOnly:
-    """``paddle.nn.LSTM``/``GRU`` called on one batch-first (N, L, D) sequence: returns the
-    output sequence alone (no final states), as the graph node of a recurrent spec."""
-
-    def forward(self, x):
-        return super().forward(x)[0]
+class LSTM(shared.SequenceOnly, nn.LSTM):
+    """``paddle.nn.LSTM`` returning the output sequence (see ``shared.SequenceOnly``)."""
 
 
-class LSTM(_SequenceOnly, nn.LSTM):
-    """``paddle.nn.LSTM`` returning the output sequence (see ``_SequenceOnly``)."""
-
-
-class GRU(_SequenceOnly, nn.GRU):
-    """``paddle.nn.GRU`` returning the output sequence (see ``_SequenceOnly``)."""
+class GRU(shared.SequenceOnly, nn.GRU):
+    """``paddle.nn.GRU`` returning the output sequence (see ``shared.SequenceOnly``)."""

@@ -10,18 +10,12 @@ import torch
 
 from xinit.blocks import check_channels
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
+from xinit.parammap import contiguous
 
-from ..base import (
-    Backend,
-    OutputRecorder,
-    ShardingError,
-    SignalPass,
-    array_leaves,
-    as_args,
-    box_values,
-    contiguous,
-    map_arrays,
-)
+from ..common.diagnostics import OutputRecorder, SignalPass
+from ..common.protocol import Backend
+from ..common.running import array_leaves, as_args, map_arrays
+from ..common.sharding import ShardingError, box_values
 from .lowerings import REGISTRY
 from .modules import Graph, Residual, Steps
 

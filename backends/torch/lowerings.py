@@ -14,6 +14,7 @@ from xinit.fans import Fans
 from xinit.initializers import KaimingUniform, Normal, Ones, Uniform, XavierUniform, Zeros
 from xinit.parammap import Leaf
 
+from ..common.recurrent import register_recurrent
 from ..registry import BARE_PARAMETER, Lowering, Registry, param_of, register_builders
 
 REGISTRY = Registry("torch")
@@ -398,14 +399,7 @@ class _Recurrent(Lowering):
         return spec(m.input_size, m.hidden_size, m.num_layers, m.bias, m.bidirectional)
 
 
-@REGISTRY.register("lstm")
-class LSTM(_Recurrent):
-    native_name = "LSTM"
-
-
-@REGISTRY.register("gru")
-class GRU(_Recurrent):
-    native_name = "GRU"
+LSTM, GRU = register_recurrent(REGISTRY, _Recurrent)
 
 
 def _torch_modules():

@@ -1,47 +1,33 @@
-"""The native torch containers xinit builds (steps that reuse a child, residual blocks,
-graphs) and the graph merges."""
+"""The native torch modules xinit builds: the containers (steps that reuse a child, residual
+blocks, graphs) and the merges and layout ops, from the halves shared with Paddle
+(``backends/common/pytorch_style.py``); attention and recurrent layers on a node's inputs."""
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
-from ..base import GraphLogic, ResidualLogic, StepsLogic
+from ..common import pytorch_style as shared
 
 
-def adopt(module: torch.nn.Module, children: dict) -> None:
-    """Register ``children`` on container ``module``: modules as submodules, a learned-parameter
-    node's ``nn.Parameter`` as a parameter of ``module`` itself under the node's name (so the
-    state-dict key is ``cls_token``, as timm's), its op kept by name for the forward."""
-    ops = {}
-    for name, child in children.items():
-        if isinstance(child, torch.nn.Parameter):
-            module.register_parameter(name, child)
-            ops[name] = child._xinit_op
-        else:
-            module.add_module(name, child)
-    module._xinit_param_ops = ops
+class TorchOps(shared.FrameworkOps):
+    """torch's side of the shared PyTorch-style modules (``backends/common/pytorch_style.py``)."""
 
+    def _adopt_child(self, name, child):
+        self.add_module(name, child)
 
-class ParamNodes:
-    """``_child`` of a container that may hold learned-parameter nodes: such a node is the
-    container's parameter of that name applied by its op (looked up at each call, so the
-    parameter ``to_empty`` or ``load_state_dict(assign=True)`` put there is the one used)."""
+    def _adopt_param(self, name, param):
+        self.register_parameter(name, param)
 
-    def _child(self, name):
-        op = self._xinit_param_ops.get(name)
-        if op is None:
-            return self._modules[name]
-        return functools.partial(learned_op, op, self._parameters[name])
+    def _children_by_name(self):
+        return self._modules
 
+    @staticmethod
+    def _concat(xs, dim):
+        return torch.cat(xs, dim=dim)
 
-def learned_op(op: str, param: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """A learned parameter (1, T, *rest) put before the sequence x (``prepend``) or added to it
-    (``add``), broadcast over the batch."""
-    if op == "prepend":
-        return torch.cat([param.expand(x.shape[0], *param.shape[1:]), x], dim=1)
-    return x + param
+    @staticmethod
+    def _permute(x, dims):
+        return x.permute(*dims)
 
 
 def learned_parameter(spec) -> torch.nn.Parameter:
@@ -52,89 +38,31 @@ def learned_parameter(spec) -> torch.nn.Parameter:
     return param
 
 
-class Steps(ParamNodes, StepsLogic, torch.nn.Module):
-    """A Sequential whose steps may reuse a parameter-free child (torchvision's shared relu)
-    or hold a learned-parameter node."""
-
-    def __init__(self, children: dict, steps: list[str]):
-        super().__init__()
-        adopt(self, children)
-        self._xinit_steps = list(steps)
-
-    def forward(self, x):
-        return self._run_steps(x)
+class Steps(shared.Steps, TorchOps, torch.nn.Module):
+    """Steps that may reuse a child or hold a learned-parameter node (``shared.Steps``)."""
 
 
-class Residual(ParamNodes, ResidualLogic, torch.nn.Module):
-    """activation(body(x) + shortcut(x)), children registered under their spec names."""
-
-    def __init__(self, children: dict, body: list[str], shortcut, activation):
-        super().__init__()
-        adopt(self, children)
-        self._xinit_body, self._xinit_shortcut, self._xinit_activation = (
-            list(body),
-            shortcut,
-            activation,
-        )
-
-    def forward(self, x):
-        return self._run_residual(x)
+class Residual(shared.Residual, TorchOps, torch.nn.Module):
+    """activation(body(x) + shortcut(x)) (``shared.Residual``)."""
 
 
-class Graph(ParamNodes, GraphLogic, torch.nn.Module):
-    """Nodes run in topological order, children registered under their node names."""
-
-    def __init__(self, children: dict, layout: dict):
-        super().__init__()
-        adopt(self, children)
-        self._xinit_nodes = list(layout["nodes"])
-        self._xinit_inputs = layout["inputs"]
-        self._xinit_outputs = layout["outputs"]
-        self._xinit_returns = layout["returns"]
-
-    def forward(self, *xs):
-        return self._run_graph(*xs)
+class Graph(shared.Graph, TorchOps, torch.nn.Module):
+    """A graph's nodes in topological order (``shared.Graph``)."""
 
 
-class Merge(torch.nn.Module):
+class Merge(shared.Merge, TorchOps, torch.nn.Module):
     """add, mul or concat (along the neutral dim) of the inputs."""
-
-    def __init__(self, spec):
-        super().__init__()
-        self.kind, self.dim = spec.kind, getattr(spec, "dim", 1)
-
-    def forward(self, *xs):
-        if self.kind == "concat":
-            return torch.cat(xs, dim=self.dim)
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x if self.kind == "add" else out * x
-        return out
 
     def extra_repr(self):
         return f"{self.kind}" + (f", dim={self.dim}" if self.kind == "concat" else "")
 
 
-class Reshape(torch.nn.Module):
+class Reshape(shared.Reshape, TorchOps, torch.nn.Module):
     """``x.reshape(N, *shape)``."""
 
-    def __init__(self, shape):
-        super().__init__()
-        self.shape = tuple(shape)
 
-    def forward(self, x):
-        return x.reshape(x.shape[0], *self.shape)
-
-
-class Permute(torch.nn.Module):
+class Permute(shared.Permute, TorchOps, torch.nn.Module):
     """``x.permute(*dims)``."""
-
-    def __init__(self, dims):
-        super().__init__()
-        self.dims = tuple(dims)
-
-    def forward(self, x):
-        return x.permute(*self.dims)
 
 
 class Attention(torch.nn.MultiheadAttention):
@@ -154,27 +82,22 @@ class Attention(torch.nn.MultiheadAttention):
         self.spec = spec
 
     def forward(self, *xs):
-        q, k, v, attn_mask, pad = self.spec.split_inputs(xs)
-        if self.spec.is_causal:
-            attn_mask = _with_causal(attn_mask, q.shape[1], k.shape[1], q.device)
+        s = self.spec
+        q, k, v, attn_mask, pad = s.split_inputs(xs)
+        if s.is_causal:
+            causal = torch.as_tensor(s.causal_mask(q.shape[1], k.shape[1]), device=q.device)
+            attn_mask = _with_causal(attn_mask, causal)
         if attn_mask is not None and pad is not None and attn_mask.dtype != pad.dtype:
-            attn_mask, pad = _additive(attn_mask, q.dtype), _additive(pad, q.dtype)
+            attn_mask, pad = (s.additive_mask(m, torch, q.dtype) for m in (attn_mask, pad))
         out = super().forward(
             q, k, v, key_padding_mask=pad, attn_mask=attn_mask, need_weights=False
         )
         return out[0]
 
 
-def _additive(mask, dtype):
-    """A bool mask (True: masked) as PyTorch's equivalent float mask (-inf there, else 0)."""
-    if mask.dtype != torch.bool:
-        return mask
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, -torch.inf)
-
-
-def _with_causal(attn_mask, length: int, s_len: int, device):
-    """``attn_mask`` with key j > query i masked too (a bool mask stays bool)."""
-    causal = torch.ones(length, s_len, dtype=torch.bool, device=device).triu(1)
+def _with_causal(attn_mask, causal):
+    """``attn_mask`` with the bool ``causal`` mask's positions masked too (a bool mask stays
+    bool, a float one gets -inf there)."""
     if attn_mask is None:
         return causal
     if attn_mask.dtype == torch.bool:
@@ -202,15 +125,8 @@ class ScaledDotProductAttention(torch.nn.Module):
         return f"num_heads={self.num_heads}, causal={self.causal}"
 
 
-class Select(torch.nn.Module):
+class Select(shared.Select, TorchOps, torch.nn.Module):
     """``x.select(dim, index)`` (ViT's class-token pooling ``x[:, 0]``)."""
-
-    def __init__(self, dim: int, index: int):
-        super().__init__()
-        self.dim, self.index = dim, index
-
-    def forward(self, x):
-        return x.select(self.dim, self.index)
 
 
 class PositionIds(torch.nn.Module):
@@ -238,7 +154,7 @@ class Conv1D(torch.nn.Module):
         return f"in={n_in}, out={n_out}, bias={self.bias is not None}"
 
 
-class _SequenceOnly:
+class _SequenceOnly(shared.SequenceOnly):
     """``nn.LSTM``/``nn.GRU`` built batch first (the same parameters and state-dict keys),
     called on one (N, L, D) sequence; returns the output sequence alone (no final states)."""
 
@@ -251,9 +167,6 @@ class _SequenceOnly:
             batch_first=True,
             bidirectional=bidirectional,
         )
-
-    def forward(self, x):
-        return super().forward(x)[0]
 
 
 class LSTM(_SequenceOnly, torch.nn.LSTM):

@@ -10,7 +10,8 @@ framework that wrote it (its *convention*); :func:`xinit.port` converts between 
   :class:`UnsafeCheckpointError` naming it, before anything is called. PyTorch files are read
   with ``torch.load(weights_only=True)``; safetensors and msgpack cannot hold code.
 * **Writes are atomic**: the file is written to a temporary file in the same folder, synced,
-  then renamed over the target, so a crash never leaves a half-written checkpoint.
+  then named as the target, so a crash never leaves a half-written checkpoint (on Linux the
+  temporary file has no name until then, so a killed writer leaves nothing at all).
 * A truncated or corrupted file raises :class:`CheckpointError` naming the file.
 
 Formats (from the suffix unless ``format=`` is given): one per framework, named after it,
@@ -213,6 +214,10 @@ def _arrays(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
             )
         origin[str(key)] = key
         array = as_numpy(value)
+        try:
+            check_plain(array, repr(str(key)))  # object arrays would pickle code into the file
+        except UnsafeCheckpointError as err:
+            raise CheckpointWriteError(f"cannot write {err} (nothing was written)") from None
         out[str(key)] = contiguous(array)
     return out
 

@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import stat
 import time
 from collections.abc import Callable
@@ -130,12 +131,115 @@ class _Recorded:
         return self.f.tell()
 
 
+def _unnamed_file(folder: Path) -> int | None:
+    """A file in ``folder`` with no name yet (Linux's ``O_TMPFILE``), or None where the
+    platform, the file system or a missing ``/proc`` does not allow one: a writer killed
+    before :func:`_link` leaves nothing behind, since the kernel frees the unnamed file."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not flag or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.open(folder, flag | os.O_RDWR, 0o666)  # read back by _named_copy
+    except OSError:  # EOPNOTSUPP, EISDIR (old kernels), EINVAL: the named fallback
+        return None
+
+
+def _link(fd: int, path: Path) -> bool:
+    """Give the unnamed file ``fd`` its name: linked straight to ``path`` when it does not
+    exist, else to a temporary name then renamed over it (replacing is atomic only so).
+    False when the link is refused, so the caller falls back to a named copy."""
+    source = f"/proc/self/fd/{fd}"
+    try:
+        folder = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return False
+    try:
+        # a dir_fd makes os.link call linkat(AT_SYMLINK_FOLLOW), which names the file itself
+        os.link(source, path.name, dst_dir_fd=folder, follow_symlinks=True)
+        return True
+    except FileExistsError:
+        tmp = _temporary_name(path)
+        try:
+            os.link(source, tmp.name, dst_dir_fd=folder, follow_symlinks=True)
+        except OSError:
+            return False
+    except OSError:
+        return False
+    finally:
+        os.close(folder)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return True
+
+
+def _write_synced(fd: int, write: Callable[[Any], None], mode: int | None) -> None:
+    """Run ``write`` on the open file ``fd`` (left open), flush and sync it, and give it
+    ``mode``; an OS error the writer rewords is raised as the OS gave it."""
+    recorded = None
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            recorded = _Recorded(f)
+            write(recorded)
+            recorded.flush()
+            os.fsync(f.fileno())
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
+    except Exception as err:
+        if recorded is not None and recorded.error is not None and recorded.error is not err:
+            raise recorded.error from err
+        raise
+
+
+def _named_copy(fd: int, path: Path) -> Path:
+    """Copy the unnamed file ``fd`` into a named temporary file beside ``path`` (the link was
+    refused) and return its name."""
+    tmp, out_fd = _named_temporary(path)
+    try:
+        with os.fdopen(out_fd, "wb") as out, os.fdopen(os.dup(fd), "rb") as src:
+            src.seek(0)
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fchmod(out.fileno(), stat.S_IMODE(os.fstat(fd).st_mode))
+            os.fsync(out.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def _temporary_name(path: Path) -> Path:
+    """A fresh temporary name beside ``path`` that says whose it is, for
+    :func:`remove_stale_temporaries`."""
+    keep = path.name[:_TMP_NAME_KEEP]
+    return path.parent / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{keep}"
+
+
+def _named_temporary(path: Path) -> tuple[Path, int]:
+    """Create and open the named temporary file of a write to ``path`` (O_EXCL: never
+    following or reusing a name; 0o666 lets the umask decide)."""
+    tmp = _temporary_name(path)
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        return tmp, os.open(tmp, flags, 0o666)
+    except OSError as err:
+        raise CheckpointWriteError(
+            f"cannot write {path}: cannot create a file in {path.parent}: {err.strerror or err}"
+        ) from err
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
-    """Call ``write(binary_file)`` on a temporary file beside ``path``, sync it, then rename
-    it onto ``path``: a crash never leaves a half-written ``path``. On any error the
+    """Call ``write(binary_file)`` on a temporary file beside ``path``, sync it, then name
+    it ``path``: a crash never leaves a half-written ``path``. On Linux the temporary file
+    has no name until it is complete (``O_TMPFILE``, then ``linkat``), so a killed writer
+    leaves nothing; elsewhere it is a named file renamed over ``path``, and the temporary
+    files an earlier killed write left in the folder are removed first. On any error the
     temporary file is removed, ``path`` is left as it was, and :class:`CheckpointWriteError`
-    says where and why. An existing file's mode is kept; a new file gets the umask's.
-    Temporary files an earlier killed write left in the folder are removed first."""
+    says where and why. An existing file's mode is kept; a new file gets the umask's."""
     path = check_destination(path)
     folder = path.parent
     try:
@@ -144,33 +248,27 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
         raise CheckpointWriteError(f"cannot write {path}: cannot make its folder: {err}") from err
     remove_stale_temporaries(folder)
     mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
-    tmp = folder / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{path.name[:_TMP_NAME_KEEP]}"
+    fd = _unnamed_file(folder)
+    tmp = None
     try:
-        # O_EXCL: never follow or reuse an existing name; 0o666 lets the umask decide
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    except OSError as err:
-        raise CheckpointWriteError(
-            f"cannot write {path}: cannot create a file in {folder}: {err.strerror or err}"
-        ) from err
-    recorded = None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            recorded = _Recorded(f)
-            write(recorded)
-            recorded.flush()
-            os.fsync(f.fileno())
-            if mode is not None:
-                os.fchmod(f.fileno(), mode)
-        os.replace(tmp, path)
+        if fd is None:
+            tmp, fd = _named_temporary(path)
+        _write_synced(fd, write, mode)
+        if tmp is None and not _link(fd, path):
+            tmp = _named_copy(fd, path)
+        if tmp is not None:
+            os.replace(tmp, path)
     except BaseException as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         if not isinstance(err, Exception) or isinstance(err, CheckpointWriteError):
             raise
-        if recorded is not None and recorded.error is not None:
-            err = recorded.error  # the OS's reason, not the writer's rewording of it
         why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise CheckpointWriteError(
             f"cannot write {path}: {type(err).__name__}: {why.strip()} (nothing was changed)"
         ) from err
+    finally:
+        if fd is not None:
+            os.close(fd)
     return path

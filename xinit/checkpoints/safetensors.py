@@ -46,7 +46,8 @@ def _read_safetensors(path: Path, budget: ReadBudget, notes: list[str]) -> dict[
         raise CheckpointError(f"{path}: the safetensors header is not a JSON object")
     body = memoryview(data)[8 + size :]
     out: dict[str, Any] = {}
-    widened = []
+    widened: list[str] = []
+    spans: list[tuple[int, int, str]] = []  # (first byte, end, name) of each tensor
     for name, entry in header.items():
         if name == "__metadata__":
             continue
@@ -73,9 +74,24 @@ def _read_safetensors(path: Path, budget: ReadBudget, notes: list[str]) -> dict[
             array = bf16_to_float32(array)
             widened.append(name)
         out[name] = array
+        spans.append((offsets[0], offsets[1], name))
+    _check_disjoint(path, spans)
     if widened:
         notes.append(f"{len(widened)} bfloat16 tensors widened exactly to float32")
     return out
+
+
+def _check_disjoint(path: Path, spans: list[tuple[int, int, str]]) -> None:
+    """Refuse tensors whose bytes overlap in the data buffer (one write would change both),
+    as safetensors' own loader does; the message names the first two that share bytes."""
+    spans = sorted(s for s in spans if s[1] > s[0])  # empty tensors occupy no bytes
+    for (start, end, name), (next_start, next_end, other) in zip(spans, spans[1:]):
+        if next_start < end:
+            raise CheckpointError(
+                f"{path}: the tensors {name!r} (bytes {start}-{end}) and {other!r} (bytes "
+                f"{next_start}-{next_end}) overlap in the data buffer; safetensors refuses "
+                "such a file"
+            )
 
 
 def safetensors_bytes(

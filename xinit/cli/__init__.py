@@ -13,7 +13,7 @@ import sys
 from xinit.errors import XinitError
 
 from . import demo, measure, porting, weights
-from .common import _plain
+from .common import _plain, quiet_frameworks
 
 # Failures a user can cause and fix: every error xinit raises on purpose (bad input, a
 # missing framework, too little memory, a checkpoint that cannot be read or written) and the
@@ -50,6 +50,7 @@ def error_message(err: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    quiet_frameworks()
     try:
         return int(args.func(args) or 0)
     except EXPECTED_FAILURES as err:

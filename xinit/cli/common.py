@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 from xinit.backends import FRAMEWORKS
+from xinit.errors import ArgumentError
 
 # The zoo's reference framework first (PaddleOCR's ResNet45 comes from Paddle), then the rest.
 PARITY_ORDER = ("paddle", *(f for f in FRAMEWORKS if f != "paddle"))
@@ -33,16 +34,66 @@ def _plain(text: str) -> str:
     return re.sub(r"``([^`]*)``", r"\1", text)
 
 
-def _print_wide(*renderables, width: int | None = None) -> None:
-    """Print rich tables; when stdout is not a terminal (a pipe, a file, CI), at their
-    natural width, so rows are not wrapped or cut at rich's default of 80 columns."""
+def file_format(path: str, given: str | None, option: str) -> str:
+    """The checkpoint format of ``path``: ``given`` (the value of ``option``), else from its
+    suffix; a suffix that names no format is refused, saying which option names one."""
+    import os
+
+    from xinit.checkpoints import FORMATS, SUFFIXES, detect_format
+
+    suffix = os.path.splitext(path)[1].lower()
+    if given is None and suffix not in SUFFIXES:
+        raise ArgumentError(
+            f"{path}: cannot tell the checkpoint format from the suffix {suffix!r} (known: "
+            f"{', '.join(SUFFIXES)}); name it with {option} {{{','.join(FORMATS)}}}"
+        )
+    return detect_format(path, given)
+
+
+def output_path(text: str, parents: bool):
+    """``--out``'s path, checked before any work (:func:`xinit.checkpoints.check_destination`);
+    its folder must exist unless ``--parents`` (``parents``) asks to make it."""
+    from xinit.checkpoints import CheckpointWriteError, check_destination
+
+    path = check_destination(text)
+    folder = path.parent
+    if not parents and not folder.is_dir():
+        why = "is not a folder" if folder.exists() else "does not exist"
+        raise CheckpointWriteError(
+            f"cannot write {text}: the folder {folder} {why} (pass --parents to make it)"
+        )
+    return path
+
+
+def add_parents(p: argparse.ArgumentParser) -> None:
+    """``--parents``: make the output's missing folders (as ``mkdir -p``)."""
+    p.add_argument("--parents", action="store_true", help="make the output's missing folders")
+
+
+def quiet_frameworks() -> None:
+    """Silence the frameworks' start-up chatter that says nothing about the user's request:
+    Paddle's "No ccache found" import warning and JAX's "Unable to initialize backend 'tpu'"
+    (an INFO record Paddle's root log handler would print). Every verb runs after this."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message="No ccache found")
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+
+
+def _print_wide(*renderables, width: int | None = None, min_width: int = 80) -> None:
+    """Print rich renderables (tables, text) ``width`` columns wide (a terminal's width by
+    default, at least ``min_width``); when stdout is not a terminal (a pipe, a file, CI), at
+    their natural width, so no column is wrapped, cut to ``…`` or dropped."""
     from rich.console import Console
     from rich.measure import Measurement
 
     if width is None and not sys.stdout.isatty():
         probe = Console(width=10_000)
         sizes = [Measurement.get(probe, probe.options, r).maximum for r in renderables]
-        width = max([80, *sizes])
+        width = max([min_width, *sizes])
+    elif width is None and min_width > 80:
+        width = max(min_width, Console().width)
     console = Console(width=width, highlight=False)
     for renderable in renderables:
         console.print(renderable)

@@ -13,14 +13,8 @@ from .common import _csv, _csv_ints, _print_wide, add_frameworks, print_result
 def cmd_stats(args) -> int:
     """Measured mean/std of one initializer in each framework next to the analytic values
     (``--init`` is parsed by :func:`xinit.init.get`, never evaluated)."""
-    import logging
-    import os
-    import warnings
-
     from xinit import stats
 
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" chatter
-    warnings.filterwarnings("ignore", message="No ccache found")  # paddle's import-time notice
     result = stats(
         args.init,
         args.shape,
@@ -32,15 +26,8 @@ def cmd_stats(args) -> int:
     )
 
     def show_table() -> None:
-        from rich.console import Console
-
-        width = None if os.isatty(1) else 140  # piped (README, CI logs): no wrapping at 80
-        console = Console(width=width, highlight=False)
-        console.print(result.title)
-        console.print(result.law)
-        console.print(result.table())
-        for note in result.notes:
-            console.print(f"[dim]note: {note}[/dim]")
+        notes = [f"[dim]note: {note}[/dim]" for note in result.notes]
+        _print_wide(result.title, result.law, result.table(), *notes)
 
     print_result(result, args.format, show_table)
     return 0 if result.rows else 1
@@ -149,9 +136,7 @@ def cmd_diagnose(args) -> int:
     )
 
     def show_table() -> None:
-        from rich.console import Console
-
-        Console(width=max(160, 40 + 24 * len(result.runs))).print(result.table())
+        _print_wide(result.table(), min_width=max(160, 40 + 24 * len(result.runs)))
 
     print_result(result, args.format, show_table)
     if args.plot:

@@ -8,7 +8,15 @@ import sys
 from xinit.backends import FRAMEWORKS
 from xinit.errors import ArgumentError
 
-from .common import PARITY_ORDER, _csv, _csv_ints, _print_wide
+from .common import (
+    PARITY_ORDER,
+    _csv,
+    _csv_ints,
+    _print_wide,
+    add_parents,
+    file_format,
+    output_path,
+)
 
 
 def _parity_input(args, model: str, spec=None):
@@ -82,20 +90,14 @@ def cmd_port(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from xinit import build, factories, parity, port
-    from xinit.checkpoints import (
-        CONVENTION,
-        SUFFIXES,
-        check_destination,
-        detect_format,
-        load_checkpoint,
-        save_checkpoint,
-    )
+    from xinit.checkpoints import CONVENTION, SUFFIXES, load_checkpoint, save_checkpoint
     from xinit.state import load_state_dict
 
-    check_destination(args.out)  # before any reading: a bad --out fails at once
+    output_path(args.out, args.parents)  # before any reading: a bad --out fails at once
     spec = factories.load(args.model, factories.parse_args(args.model_args))
-    src = args.src or CONVENTION[detect_format(args.checkpoint)]
-    out_format = detect_format(args.out, args.out_format)
+    in_format = file_format(args.checkpoint, args.in_format, "--in-format")
+    src = args.src or CONVENTION[in_format]
+    out_format = file_format(args.out, args.out_format, "--out-format")
     if CONVENTION[out_format] != args.dst:
         fits = [s for s, f in SUFFIXES.items() if CONVENTION[f] == args.dst]
         raise ArgumentError(
@@ -118,8 +120,11 @@ def cmd_port(args) -> int:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task(f"read {args.checkpoint}", total=1)
-        raw = load_checkpoint(args.checkpoint, max_bytes=args.max_bytes, unwrap_wrappers=True)
+        raw = load_checkpoint(
+            args.checkpoint, format=in_format, max_bytes=args.max_bytes, unwrap_wrappers=True
+        )
         bar.update(task, completed=1)
+        _check_prefixes(args, raw, pmap)
         task = bar.add_task(f"convert {src} -> {args.dst}", total=None)
         ported = port(
             raw,
@@ -154,6 +159,26 @@ def cmd_port(args) -> int:
     print(ported.report.summary())
     print(f"wrote {args.out}")
     return 0 if ok else 1
+
+
+def _check_prefixes(args, raw, prefix_map) -> None:
+    """Refuse a ``--prefix-map`` OLD, ``--drop-prefix`` or ``--strip-prefix`` (tried after
+    the map, as :func:`xinit.port` does) that begins no key of the checkpoint: a typo would
+    otherwise be ignored. The error lists the keys' prefixes."""
+    from xinit._port import PortReport, _rename
+    from xinit._port_hints import key_prefixes
+
+    mapped = list(_rename(raw, None, prefix_map, PortReport("", "")).values())
+    given = [("--prefix-map", item.partition("=")[0], raw) for item in args.prefix_map]
+    given += [("--drop-prefix", p, raw) for p in args.drop_prefix]
+    given += [("--strip-prefix", p, mapped) for p in args.strip_prefix if p]
+    for option, prefix, keys in given:
+        if not any(key.startswith(prefix) for key in keys):
+            after = " after --prefix-map/--drop-prefix" if keys is mapped and prefix_map else ""
+            raise ArgumentError(
+                f"{option} {prefix!r} begins none of the {len(keys)} keys of "
+                f"{args.checkpoint}{after}; they begin with {key_prefixes(keys)}"
+            )
 
 
 def _native_port_parity(args, model, raw, src, strip, out_format) -> bool:
@@ -253,7 +278,9 @@ def register(sub) -> None:
     from xinit.checkpoints import FORMATS
 
     pt = sub.add_parser("port", help="port a checkpoint between frameworks, with a parity report")
-    pt.add_argument("checkpoint", help="IN: .pdparams, .pt/.pth, .safetensors or .msgpack")
+    pt.add_argument(
+        "checkpoint", help="IN: .pdparams, .pt/.pth, .safetensors, .msgpack (else --in-format)"
+    )
     pt.add_argument("out", help="OUT: written atomically in --to's format")
     pt.add_argument(
         "--model",
@@ -297,7 +324,16 @@ def register(sub) -> None:
         default=None,
         help="read limit in bytes (default 4x the checkpoint's size; docs/reliability.md)",
     )
-    pt.add_argument("--out-format", default=None, choices=FORMATS)
+    pt.add_argument(
+        "--in-format",
+        default=None,
+        choices=FORMATS,
+        help="IN's format, for a suffix that names none (default: from IN's suffix)",
+    )
+    pt.add_argument(
+        "--out-format", default=None, choices=FORMATS, help="default: from OUT's suffix"
+    )
+    add_parents(pt)
     pt.add_argument("--input", type=_csv_ints, default=None, help="parity input, e.g. 1,3,32,128")
     pt.add_argument("--seed", type=int, default=0, help="seed of the random parity input")
     pt.add_argument("--no-parity", action="store_true", help="skip the parity report")

@@ -1,0 +1,83 @@
+"""Layer specs: frozen dataclasses that know their parameters and infer their output shape.
+
+Shapes include the batch dimension and are channel-first (N, C, *spatial), whatever the
+backend. Parameter shapes are in the neutral (PyTorch) layout and carry a role for fans and
+a default initializer (PyTorch's defaults, the neutral convention).
+
+One module per family (``conv``, ``norm``, ``attention``, ...); every spec is importable from
+``xinit.layers`` itself.
+"""
+
+from __future__ import annotations
+
+from .. import kinds
+from .activation import GELU, Dropout, Hardswish, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Tanh
+from .attention import MultiheadAttention, ScaledDotProductAttention
+from .base import Layer, ParamSpec, SpecError
+from .base import inputs_text as inputs_text  # re-exported for other modules
+from .conv import Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose2d
+from .linear import Embedding, Linear
+from .merge import Add, Concat, Merge, Mul
+from .norm import BatchNorm, GroupNorm, LayerNorm, RMSNorm
+from .pool import AdaptiveAvgPool, AvgPool, MaxPool, pool_out
+from .recurrent import GRU, LSTM, RNN_BIASES
+from .resample import Upsample
+from .shape import Flatten, Permute, Reshape
+from .tokens import LearnedParameter, PositionIds, Select
+
+
+def __getattr__(name: str):
+    """``LAYER_KINDS``: the spec-backed kinds, read from the table when asked, so kinds
+    registered later (a user's own) are in it; ``xinit.kinds.names()`` has native-only too."""
+    if name == "LAYER_KINDS":
+        return tuple(k for k in kinds.names() if kinds.get(k).spec is not None)
+    raise AttributeError(f"module 'xinit.layers' has no attribute {name!r}")
+
+
+__all__ = [
+    "SpecError",
+    "ParamSpec",
+    "Layer",
+    "Conv",
+    "ConvTranspose",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose2d",
+    "BatchNorm",
+    "Linear",
+    "Embedding",
+    "LayerNorm",
+    "RMSNorm",
+    "GroupNorm",
+    "MultiheadAttention",
+    "ScaledDotProductAttention",
+    "LearnedParameter",
+    "Select",
+    "PositionIds",
+    "LSTM",
+    "GRU",
+    "RNN_BIASES",
+    "ReLU",
+    "LeakyReLU",
+    "GELU",
+    "SiLU",
+    "Sigmoid",
+    "Tanh",
+    "Hardswish",
+    "Identity",
+    "Dropout",
+    "Flatten",
+    "Reshape",
+    "Permute",
+    "MaxPool",
+    "AvgPool",
+    "AdaptiveAvgPool",
+    "Merge",
+    "Add",
+    "Mul",
+    "Concat",
+    "Upsample",
+    "pool_out",
+    "LAYER_KINDS",
+]
