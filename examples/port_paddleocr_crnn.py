@@ -59,7 +59,8 @@ def port(args: argparse.Namespace, workdir: Path) -> int:
     import paddle
     import torch
 
-    console = Console()
+    # a pipe or a file gets the whole table and one line per summary (rich would cut at 80)
+    console = Console() if sys.stdout.isatty() else Console(width=140)
     spec = xinit.models.crnn(**({"width": 0.25, "hidden_size": 32} if args.light else {}))
 
     # 1. A PaddleOCR-format checkpoint, made locally.

@@ -5,7 +5,7 @@ on the line before a fence, ``<!-- skip: reason -->``, marks a block the test ca
 GPU, several processes, a placeholder); ``<!-- raises -->`` a block of statements that each
 fail with the error written in the comment under it. What a console block shows under its
 ``$`` lines, and a Markdown table or plain fence right after it, must be in the output (``...``
-stands for anything; a figure like ``2.27e-06`` for one within 10x of it: "about").
+stands for anything; a figure like ``2.27e-06`` or ``0.53`` for one within 10x of it: "about").
 ``docs/architecture.md`` (Tests) documents the markers.
 """
 
@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 RUNNABLE = ("python", "console", "bash")
 _FENCE = re.compile(r"^```(\w*)\s*$")
-_FIGURE = r"[-+]?\d\.\d+e[-+]\d+"
+# a measured figure: scientific (2.27e-06) or a decimal (0.53); not a version (2.13.0)
+_FIGURE = r"[-+]?\d\.\d+e[-+]\d+|(?<![\d.])\d+\.\d+(?![\d.e])"
 _PIECES = re.compile(rf"(\.\.\.|…|{_FIGURE})")
 _MARK = re.compile(r"^<!--\s*(?:skip:\s*(?P<skip>\S.*?)|(?P<raises>raises))\s*-->$")
 # `xinit ...` runs the project's entry point (pyproject's xinit.cli:main) in this interpreter.

@@ -160,8 +160,8 @@ def randomize_batchnorm(module: Any, seed: int = 0) -> None:
 
 
 def calibrate_batchnorm(module: Any, x: Any) -> None:
-    """Set every BatchNorm's running statistics of ``module`` to the batch mean and unbiased
-    variance its input has in a training-mode pass on ``x``, as training leaves them: the
+    """Set every BatchNorm's running statistics of ``module`` to the batch mean and variance
+    (as the framework's rule stores it) its input has in a training-mode pass on ``x``: the
     realistic statistics a parity check must pass on (channels of small variance included),
     which random ones hide. Everything else in the state is kept."""
     bns = _batchnorms(module)
