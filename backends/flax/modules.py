@@ -545,3 +545,46 @@ class PositionIds(nnx.Module):
 
     def __call__(self, x):
         return jnp.broadcast_to(jnp.arange(x.shape[1]), x.shape)
+
+
+# ---- per-channel layers on channel-last images (layout "channels") -------------------------
+class LayerNorm2d(nnx.LayerNorm):
+    """timm's/torchvision's channels-first ``LayerNorm2d``: on channel-last images an
+    ``nnx.LayerNorm`` over the last axis, with the exact (two-pass) variance as PyTorch's."""
+
+    def __init__(self, spec: L.LayerNorm2d, initial=None):
+        affine = spec.elementwise_affine
+        super().__init__(
+            spec.num_channels,
+            epsilon=spec.eps,
+            use_scale=affine,
+            use_bias=affine and spec.bias,
+            scale_init=initializer(initial, "scale"),
+            bias_init=initializer(initial, "bias"),
+            use_fast_variance=False,
+            rngs=nnx.Rngs(0),
+        )
+        self.spec = spec
+
+
+class PReLU(nnx.PReLU):
+    """``nnx.PReLU`` whose ``negative_slope`` is 0-d (one slope) or (C,) (one per channel of
+    a channel-last input: ``nnx.PReLU`` itself has one slope)."""
+
+    def __init__(self, spec, initial=None):
+        super().__init__()
+        shape = () if spec.num_parameters == 1 else (spec.num_parameters,)
+        self.negative_slope = nnx.Param(_initial_or(initial, "negative_slope", shape, spec.init))
+        self.spec = spec
+
+
+class LayerScale(nnx.Module):
+    """``x * gamma``: a learned per-channel multiplier on the channels, held last."""
+
+    def __init__(self, spec, initial=None):
+        shape = (spec.num_features,)
+        self.gamma = nnx.Param(_initial_or(initial, "gamma", shape, spec.init_value))
+        self.spec = spec
+
+    def __call__(self, x):
+        return x * self.gamma[...]

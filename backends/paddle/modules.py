@@ -311,3 +311,37 @@ class LSTM(shared.SequenceOnly, nn.LSTM):
 
 class GRU(shared.SequenceOnly, nn.GRU):
     """``paddle.nn.GRU`` returning the output sequence (see ``shared.SequenceOnly``)."""
+
+
+class LayerNorm2d(nn.Layer):
+    """A LayerNorm over the channels (axis 1) of an (N, C, *) input, as timm's and
+    torchvision's ``LayerNorm2d``: moved last, ``F.layer_norm``, moved back."""
+
+    def __init__(self, spec: L.LayerNorm2d):
+        super().__init__()
+        self.spec = spec
+        c, affine = [spec.num_channels], spec.elementwise_affine
+        one = nn.initializer.Constant(1.0)
+        self.weight = self.create_parameter(c, default_initializer=one) if affine else None
+        has_bias = affine and spec.bias
+        self.bias = self.create_parameter(c, is_bias=True) if has_bias else None
+
+    def forward(self, x):
+        last = [0, *range(2, x.ndim), 1]
+        back = [0, x.ndim - 1, *range(1, x.ndim - 1)]
+        c = self.spec.num_channels
+        y = F.layer_norm(x.transpose(last), [c], self.weight, self.bias, self.spec.eps)
+        return y.transpose(back)
+
+
+class LayerScale(nn.Layer):
+    """``x * gamma``: a learned per-channel multiplier (timm's ``LayerScale``, key ``gamma``)."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        value = nn.initializer.Constant(float(spec.init_value))
+        self.gamma = self.create_parameter(list(spec.shape), default_initializer=value)
+
+    def forward(self, x):
+        return x * self.gamma
