@@ -456,7 +456,8 @@ class PReLU(Lowering):
     def read(self, m):
         if isinstance(m, _modules().PReLU):
             return m.spec
-        return L.PReLU(int(np.size(m.negative_slope[...])))
+        n = int(np.size(m.negative_slope[...]))  # 0-d: one slope; nnx's default init 0.01
+        return L.PReLU(n, 0.01)
 
 
 @REGISTRY.register("layer_scale")
