@@ -13,10 +13,10 @@ import pytest
 from helpers import FRAMEWORKS, installed, require_backend
 from native_kinds import read_spec
 from xinit.backends import part
+from xinit.backends.registry import NO_LAYER_SCALE
 
 import xinit
 from xinit.layers import LayerScale, SpecError
-from xinit.backends.registry import NO_LAYER_SCALE
 
 CASES = {  # spec, channel-first input shape
     "timm_vit": (LayerScale(6), (2, 5, 6)),
@@ -103,5 +103,7 @@ def test_bad_specs_and_inputs_are_refused_naming_the_layer():
     with pytest.raises(SpecError, match=r"ls: LayerScale\(6\) scales the last axis"):
         xinit.blocks.infer(seq, (2, 5, 4))
     img = xinit.blocks.Sequential(ls=LayerScale(4, spatial=2))
-    with pytest.raises(SpecError, match=r"ls: LayerScale\(4, spatial=2\) scales the channels .* \(2, 3, 5, 5\)"):
+    with pytest.raises(
+        SpecError, match=r"ls: LayerScale\(4, spatial=2\) scales the channels .* \(2, 3, 5, 5\)"
+    ):
         xinit.blocks.infer(img, (2, 3, 5, 5))

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 
-from xinit import layers as L
-from xinit.fans import Fans
 import numpy as np
 
+from xinit import layers as L
 from xinit.errors import DefaultsError
+from xinit.fans import Fans
 from xinit.initializers import (
     Constant,
     LecunNormal,

@@ -323,7 +323,9 @@ class InstanceNorm(_Norm):
     def build(self, spec, device):
         nn = _nn()
         cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[spec.dims - 1]
-        return cls(spec.num_features, spec.eps, spec.momentum, spec.affine, spec.track_running_stats)
+        return cls(
+            spec.num_features, spec.eps, spec.momentum, spec.affine, spec.track_running_stats
+        )
 
     def natives(self):
         return (_nn().modules.instancenorm._InstanceNorm,)
