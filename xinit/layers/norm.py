@@ -15,6 +15,43 @@ from .base import Layer, ParamSpec, SpecError, _positive_int, _set
 
 
 # ---- normalisation, dense, embedding -------------------------------------------------------
+class _ChannelStatsNorm(Layer):
+    """BatchNorm and InstanceNorm: statistics per channel of (N, C, *spatial), PyTorch's
+    momentum and running statistics, an optional per-channel weight and bias."""
+
+    def __post_init__(self):
+        _positive_int(self, num_features=self.num_features)
+        who = type(self).__name__
+        if self.dims not in (1, 2, 3):
+            raise SpecError(f"{who}.dims must be 1, 2 or 3; got {self.dims!r}")
+        if not 0.0 <= self.momentum <= 1.0:
+            raise SpecError(f"{who}.momentum must be in [0, 1]; got {self.momentum!r}")
+        _need_positive(self, self.eps)
+
+    def channels(self, c):
+        self._take_channels(self.num_features, c)
+        return c
+
+    def _norm_params(self, running: bool) -> tuple[ParamSpec, ...]:
+        """weight (ones) and bias (zeros) when affine, then the running statistics."""
+        c, k = (self.num_features,), self.kind
+        out = []
+        if self.affine:
+            out += [
+                ParamSpec("weight", c, "vector", self.weight_init or Ones(), k),
+                ParamSpec("bias", c, "vector", self.bias_init or Zeros(), k),
+            ]
+        if running:
+            out += [
+                ParamSpec("running_mean", c, "vector", Zeros(), k, trainable=False),
+                ParamSpec("running_var", c, "vector", Ones(), k, trainable=False),
+                ParamSpec(
+                    "num_batches_tracked", (), "vector", Zeros(), k, trainable=False, dtype="int64"
+                ),
+            ]
+        return tuple(out)
+
+
 @kinds.layer(
     params=("weight", "bias", "running_mean", "running_var", "num_batches_tracked"),
     optional=("num_batches_tracked",),
@@ -24,7 +61,7 @@ from .base import Layer, ParamSpec, SpecError, _positive_int, _set
     example=lambda: kinds.Example(BatchNorm(4), ((2, 4, 3, 3),)),
 )
 @dataclass(frozen=True)
-class BatchNorm(Layer):
+class BatchNorm(_ChannelStatsNorm):
     """Batch normalisation. ``momentum`` is PyTorch's (weight of the new batch statistic);
     running variance is the unbiased batch variance, as PyTorch stores it. Adapters translate.
     """
@@ -38,35 +75,8 @@ class BatchNorm(Layer):
     weight_init: Initializer | None = None
     bias_init: Initializer | None = None
 
-    def __post_init__(self):
-        _positive_int(self, num_features=self.num_features)
-        if self.dims not in (1, 2, 3):
-            raise SpecError(f"BatchNorm.dims must be 1, 2 or 3; got {self.dims!r}")
-        if not 0.0 <= self.momentum <= 1.0:
-            raise SpecError(f"BatchNorm.momentum must be in [0, 1]; got {self.momentum!r}")
-        if not self.eps > 0:
-            raise SpecError(f"BatchNorm.eps must be positive; got {self.eps!r}")
-
-    def channels(self, c):
-        self._take_channels(self.num_features, c)
-        return c
-
     def _params(self):
-        c, k = (self.num_features,), self.kind
-        out = []
-        if self.affine:
-            out += [
-                ParamSpec("weight", c, "vector", self.weight_init or Ones(), k),
-                ParamSpec("bias", c, "vector", self.bias_init or Zeros(), k),
-            ]
-        out += [
-            ParamSpec("running_mean", c, "vector", Zeros(), k, trainable=False),
-            ParamSpec("running_var", c, "vector", Ones(), k, trainable=False),
-            ParamSpec(
-                "num_batches_tracked", (), "vector", Zeros(), k, trainable=False, dtype="int64"
-            ),
-        ]
-        return tuple(out)
+        return self._norm_params(running=True)
 
     def output_shape(self, shape):
         ranks = (2, 3) if self.dims == 1 else (self.dims + 2,)
@@ -231,7 +241,7 @@ class GroupNorm(Layer):
     example=lambda: kinds.Example(InstanceNorm(4, affine=True), ((2, 4, 5, 3),)),
 )
 @dataclass(frozen=True)
-class InstanceNorm(Layer):
+class InstanceNorm(_ChannelStatsNorm):
     """PyTorch's ``nn.InstanceNorm{1,2,3}d``: each sample's channel normalised over its
     positions (biased variance), with PyTorch's defaults ``affine=False`` and
     ``track_running_stats=False``; with running statistics they follow BatchNorm's rule
@@ -247,35 +257,8 @@ class InstanceNorm(Layer):
     weight_init: Initializer | None = None
     bias_init: Initializer | None = None
 
-    def __post_init__(self):
-        _positive_int(self, num_features=self.num_features)
-        if self.dims not in (1, 2, 3):
-            raise SpecError(f"InstanceNorm.dims must be 1, 2 or 3; got {self.dims!r}")
-        if not 0.0 <= self.momentum <= 1.0:
-            raise SpecError(f"InstanceNorm.momentum must be in [0, 1]; got {self.momentum!r}")
-        _need_positive(self, self.eps)
-
-    def channels(self, c):
-        self._take_channels(self.num_features, c)
-        return c
-
     def _params(self):
-        c, k = (self.num_features,), self.kind
-        out = []
-        if self.affine:
-            out += [
-                ParamSpec("weight", c, "vector", self.weight_init or Ones(), k),
-                ParamSpec("bias", c, "vector", self.bias_init or Zeros(), k),
-            ]
-        if self.track_running_stats:
-            out += [
-                ParamSpec("running_mean", c, "vector", Zeros(), k, trainable=False),
-                ParamSpec("running_var", c, "vector", Ones(), k, trainable=False),
-                ParamSpec(
-                    "num_batches_tracked", (), "vector", Zeros(), k, trainable=False, dtype="int64"
-                ),
-            ]
-        return tuple(out)
+        return self._norm_params(running=self.track_running_stats)
 
     def output_shape(self, shape):
         self._need_rank(shape, (self.dims + 2,))
