@@ -131,25 +131,37 @@ def test_default_rule_is_the_frameworks_own(fw):
     assert_default_is_native(fw, InstanceNorm(6, affine=True), {"weight": 1.0, "bias": 0.0})
 
 
-def test_running_statistics_move_in_torch_and_are_refused_elsewhere():
-    """torch's running statistics are state: they transfer into torch's build and are used in
-    eval mode; Paddle and Flax keep none, so their build says so instead of dropping them."""
-    require_backends("torch", "paddle")
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_running_statistics_follow_pytorchs_in_every_framework(fw):
+    """torch's running statistics (track_running_stats=True; Paddle and Flax have no such
+    layer of their own, so xinit's) are state: moved from torch, two training steps update
+    them as torch's (each sample's statistics, the batch average of their means and unbiased
+    variances), and eval mode normalises with them, as torch does."""
+    require_backends("torch", fw)
     import torch
 
-    layer = torch.nn.InstanceNorm2d(4, track_running_stats=True)
-    layer.train()
-    layer(torch.from_numpy(image((3, 4, 5, 5), seed=2)))  # running stats now not 0/1
-    layer.eval()
+    layer = torch.nn.InstanceNorm2d(4, momentum=0.3, affine=True, track_running_stats=True)
+    randomize("torch", layer)
     spec = read_spec(layer)
-    built = xinit.build(spec, "torch", seed=0)
+    assert spec == InstanceNorm(4, momentum=0.3, affine=True, track_running_stats=True)
+    built = xinit.build(spec, fw, seed=0)
     transfer(layer, built)
-    built.eval()
-    x = image((2, 4, 5, 5), seed=3)
-    np.testing.assert_array_equal(run_native("torch", built, x), run_native("torch", layer, x))
-    for fw in ("paddle", "flax"):
-        with pytest.raises(TypeError, match="keeps no running statistics"):
-            xinit.build(spec, fw, seed=0)
+    adapter = xinit.backends.backend_of(built)
+    for step in range(2):
+        x = image((3, 4, 5, 6), seed=10 + step)
+        layer.train()
+        want = run_native("torch", layer, x)
+        got = adapter.run_train(built, x)
+        atol = ULPS * F32_EPS * float(np.abs(want).max())
+        np.testing.assert_allclose(got, want, rtol=0, atol=atol, err_msg=f"{fw} train {step}")
+    ref, state = xinit.state_dict(layer), xinit.state_dict(built)
+    for key in ("running_mean", "running_var"):  # O(1) values, updated twice
+        np.testing.assert_allclose(state[key], ref[key], rtol=0, atol=ULPS * F32_EPS * 4)
+    layer.eval()
+    x = image((2, 4, 5, 6), seed=20)
+    want = run_native("torch", layer, x)
+    atol = ULPS * F32_EPS * float(np.abs(want).max())
+    np.testing.assert_allclose(np.asarray(xinit.run(built, x)), want, rtol=0, atol=atol)
 
 
 def test_bad_specs_are_refused_naming_the_layer():

@@ -366,10 +366,16 @@ class GroupNorm(_Norm):
 @REGISTRY.register("instancenorm")
 class InstanceNorm(_Norm):
     """``nnx.InstanceNorm`` on channel-last images (``scale``/``bias``, both or none; the
-    exact two-pass variance); it keeps no running statistics, so PyTorch's are refused."""
+    exact two-pass variance); it keeps no running statistics, so PyTorch's get xinit's layer
+    (``modules.InstanceNorm``), with BatchNorm's ``mean``/``var``."""
 
     layout = "channels"
-    leaves = _SCALE
+    leaves = {
+        "weight": "scale",
+        "running_mean": "mean",
+        "running_var": "var",
+        "num_batches_tracked": None,
+    }
     takes_initial = True
 
     def native_default(self, spec, seed):
@@ -377,10 +383,7 @@ class InstanceNorm(_Norm):
 
     def build(self, spec, device, initial=None):
         if spec.track_running_stats:
-            raise TypeError(
-                f"flax cannot build {spec!r}: nnx.InstanceNorm keeps no running statistics "
-                "(track_running_stats=True is PyTorch's alone)"
-            )
+            return _modules().InstanceNorm(spec, initial)
         nnx, init = _nnx(), _modules().initializer
         return nnx.InstanceNorm(
             spec.num_features,
@@ -394,9 +397,11 @@ class InstanceNorm(_Norm):
         )
 
     def natives(self):
-        return (_nnx().InstanceNorm,)
+        return (_nnx().InstanceNorm, _modules().InstanceNorm)
 
     def read(self, m):
+        if isinstance(m, _modules().InstanceNorm):
+            return m.spec
         if m.use_scale != m.use_bias or tuple(np.atleast_1d(m.feature_axes)) != (-1,):
             return None  # one of scale/bias, or features not last: no neutral InstanceNorm
         return L.InstanceNorm(m.num_features, m.epsilon, affine=m.use_scale)

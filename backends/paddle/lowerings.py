@@ -369,19 +369,22 @@ class GroupNorm(_Norm):
 @REGISTRY.register("instancenorm")
 class InstanceNorm(_Norm):
     """Paddle's ``nn.InstanceNorm{1,2,3}D``: ``scale``/``bias`` by default (both or none), no
-    running statistics (its momentum is unused); PyTorch's running statistics are refused."""
+    running statistics (its momentum is unused); PyTorch's running statistics get xinit's
+    layer (``modules.InstanceNorm``), with BatchNorm's ``_mean``/``_variance``."""
 
-    leaves = {"weight": "scale"}
+    leaves = {
+        "weight": "scale",
+        "running_mean": "_mean",
+        "running_var": "_variance",
+        "num_batches_tracked": None,
+    }
 
     def native_default(self, spec, seed):
         return getattr(_seeded(seed), f"InstanceNorm{spec.dims}D")(spec.num_features)
 
     def build(self, spec, device):
         if spec.track_running_stats:
-            raise TypeError(
-                f"paddle cannot build {spec!r}: paddle.nn.InstanceNorm keeps no running "
-                "statistics (track_running_stats=True is PyTorch's alone)"
-            )
+            return _modules().InstanceNorm(spec)
         nn = _paddle().nn
         cls = (nn.InstanceNorm1D, nn.InstanceNorm2D, nn.InstanceNorm3D)[spec.dims - 1]
         weight = _modules()._placeholder() if spec.affine else False
@@ -390,9 +393,11 @@ class InstanceNorm(_Norm):
     def natives(self):
         from paddle.nn.layer.norm import _InstanceNormBase
 
-        return (_InstanceNormBase,)
+        return (_InstanceNormBase, _modules().InstanceNorm)
 
     def read(self, m):
+        if isinstance(m, _modules().InstanceNorm):
+            return m.spec
         dims = {"InstanceNorm1D": 1, "InstanceNorm3D": 3}.get(type(m).__name__, 2)
         affine = m.scale is not None
         return L.InstanceNorm(m._num_features, m._epsilon, 1.0 - m._momentum, affine, dims=dims)
