@@ -370,12 +370,7 @@ class InstanceNorm(_Norm):
     (``modules.InstanceNorm``), with BatchNorm's ``mean``/``var``."""
 
     layout = "channels"
-    leaves = {
-        "weight": "scale",
-        "running_mean": "mean",
-        "running_var": "var",
-        "num_batches_tracked": None,
-    }
+    leaves = BatchNorm.leaves
     takes_initial = True
 
     def native_default(self, spec, seed):

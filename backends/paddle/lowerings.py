@@ -372,12 +372,7 @@ class InstanceNorm(_Norm):
     running statistics (its momentum is unused); PyTorch's running statistics get xinit's
     layer (``modules.InstanceNorm``), with BatchNorm's ``_mean``/``_variance``."""
 
-    leaves = {
-        "weight": "scale",
-        "running_mean": "_mean",
-        "running_var": "_variance",
-        "num_batches_tracked": None,
-    }
+    leaves = {"weight": "scale", **BatchNorm.leaves}
 
     def native_default(self, spec, seed):
         return getattr(_seeded(seed), f"InstanceNorm{spec.dims}D")(spec.num_features)
