@@ -243,6 +243,13 @@ BARE_PARAMETER = (
 )
 
 
+NO_LAYER_SCALE = (
+    "no layer-scale layer of the framework's own (timm's LayerScale, ConvNeXt's layer_scale: "
+    "the model's code sets gamma to init_values, 1e-5 in timm, 1e-6 in ConvNeXt)",
+    "(none: timm/layers/layer_scale.py, torchvision/models/convnext.py set it)",
+)
+
+
 NEUTRAL = Registry("neutral")
 
 
@@ -261,4 +268,5 @@ __all__ = [
     "DefaultRule",
     "param_of",
     "BARE_PARAMETER",
+    "NO_LAYER_SCALE",
 ]

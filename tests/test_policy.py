@@ -233,7 +233,7 @@ def test_torch_classes_map_to_kinds_and_neutral_shapes():
     assert table["emb.weight"] == ("embedding", (7, 3), "embedding")
     assert table["ln.weight"] == ("layernorm", (20,), "vector")  # flattened
     assert table["gn.bias"] == ("groupnorm", (4,), "vector")
-    assert table["prelu.weight"] == ("", (3,), "vector")  # a class xinit does not know
+    assert table["prelu.weight"] == ("prelu", (3,), "vector")  # read as its kind
     assert table["token"] == ("", (1, 1, 8), "conv")  # torch's fan reading of a 3-d tensor
     specs = native_param_specs(net)
     assert specs["fc.bias"][0].fans.fan_in == 3  # the weight's fans, as PyTorch's default

@@ -11,13 +11,29 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from xinit import layers as L
+from xinit.errors import DefaultsError
 from xinit.fans import Fans
-from xinit.initializers import LecunNormal, Ones, VarianceScaling, Zeros
+from xinit.initializers import (
+    Constant,
+    LecunNormal,
+    Ones,
+    VarianceScaling,
+    Zeros,
+)
 from xinit.parammap import Leaf
 
 from ..common.recurrent import register_recurrent
-from ..registry import BARE_PARAMETER, Lowering, Registry, param_of, register_builders
+from ..registry import (
+    BARE_PARAMETER,
+    NO_LAYER_SCALE,
+    Lowering,
+    Registry,
+    param_of,
+    register_builders,
+)
 from .recurrent_lowerings import RecurrentLowering
 
 
@@ -382,6 +398,131 @@ class GroupNorm(_Norm):
         if m.use_scale != m.use_bias:  # one of the two: no neutral GroupNorm
             return None
         return L.GroupNorm(m.num_groups, m.num_groups * m.group_size, m.epsilon, m.use_scale)
+
+
+# ---- per-sample norms and per-channel learned layers (InstanceNorm, LayerNorm2d, PReLU,
+# LayerScale): one block, kept together
+@REGISTRY.register("instancenorm")
+class InstanceNorm(_Norm):
+    """``nnx.InstanceNorm`` on channel-last images (``scale``/``bias``, both or none; the
+    exact two-pass variance); it keeps no running statistics, so PyTorch's get xinit's layer
+    (``modules.InstanceNorm``), with BatchNorm's ``mean``/``var``."""
+
+    layout = "channels"
+    leaves = BatchNorm.leaves
+    takes_initial = True
+
+    def native_default(self, spec, seed):
+        return _nnx().InstanceNorm(spec.num_features, rngs=_nnx().Rngs(seed))
+
+    def build(self, spec, device, initial=None):
+        if spec.track_running_stats:
+            return _modules().InstanceNorm(spec, initial)
+        nnx, init = _nnx(), _modules().initializer
+        return nnx.InstanceNorm(
+            spec.num_features,
+            epsilon=spec.eps,
+            use_bias=spec.affine,
+            use_scale=spec.affine,
+            scale_init=init(initial, "scale"),
+            bias_init=init(initial, "bias"),
+            use_fast_variance=False,
+            rngs=nnx.Rngs(0),
+        )
+
+    def natives(self):
+        return (_nnx().InstanceNorm, _modules().InstanceNorm)
+
+    def read(self, m):
+        if isinstance(m, _modules().InstanceNorm):
+            return m.spec
+        if m.use_scale != m.use_bias or tuple(np.atleast_1d(m.feature_axes)) != (-1,):
+            return None  # one of scale/bias, or features not last: no neutral InstanceNorm
+        return L.InstanceNorm(m.num_features, m.epsilon, affine=m.use_scale)
+
+
+@REGISTRY.register("layernorm2d")
+class LayerNorm2d(_Norm):
+    """On channel-last images a LayerNorm over the channels is ``nnx.LayerNorm`` over the last
+    axis: xinit's subclass of it (exact variance), whose default is ``nnx.LayerNorm``'s."""
+
+    layout = "channels"
+    leaves = _SCALE
+    takes_initial = True
+
+    def native_default(self, spec, seed):
+        return _nnx().LayerNorm(spec.num_channels, rngs=_nnx().Rngs(seed))
+
+    def build(self, spec, device, initial=None):
+        return _modules().LayerNorm2d(spec, initial)
+
+    def natives(self):
+        return (_modules().LayerNorm2d,)
+
+    def read(self, m):
+        return m.spec
+
+
+@REGISTRY.register("prelu")
+class PReLU(Lowering):
+    """``nnx.PReLU``: one 0-d ``negative_slope``; xinit's subclass holds one per channel
+    (channel-last) for ``num_parameters > 1``, which nnx's own layer cannot."""
+
+    takes_initial = True
+
+    def params(self, spec):
+        shape = () if spec.num_parameters == 1 else None
+        return {"weight": (Leaf("negative_slope", shape=shape),)}
+
+    def layout_for(self, spec):
+        return "any" if spec.num_parameters == 1 else "channels"
+
+    def default_rule(self, spec, param):
+        src = "flax/nnx/nn/activations.py PReLU (negative_slope_init=0.01)"
+        return Constant(0.01), None, "negative_slope_init = 0.01", src
+
+    def native_default(self, spec, seed):
+        if spec.num_parameters != 1:
+            raise DefaultsError(f"nnx.PReLU has one slope; {spec!r} has one per channel")
+        return _nnx().PReLU()
+
+    def build(self, spec, device, initial=None):
+        return _modules().PReLU(spec, initial)
+
+    def natives(self):
+        return (_nnx().PReLU,)
+
+    def read(self, m):
+        if isinstance(m, _modules().PReLU):
+            return m.spec
+        n = int(np.size(m.negative_slope[...]))  # 0-d: one slope; nnx's default init 0.01
+        return L.PReLU(n, 0.01)
+
+
+@REGISTRY.register("layer_scale")
+class LayerScale(Lowering):
+    """xinit's ``gamma`` multiplier; on channel-last images a (C, 1, ...) ``gamma`` is held
+    as (C,)."""
+
+    takes_initial = True
+
+    def params(self, spec):
+        return {"gamma": (Leaf("gamma", shape=(spec.num_features,) if spec.spatial else None),)}
+
+    def layout_for(self, spec):
+        return "channels" if spec.spatial else "sequence"
+
+    def default_missing(self, spec):
+        return NO_LAYER_SCALE
+
+    def build(self, spec, device, initial=None):
+        return _modules().LayerScale(spec, initial)
+
+    def natives(self):
+        return (_modules().LayerScale,)
+
+    def read(self, m):
+        return m.spec
 
 
 def _heads(spec, name: str, rows: int, part: tuple[int, int, int] | None) -> Leaf:

@@ -12,11 +12,18 @@ import math
 
 from xinit import layers as L
 from xinit.fans import Fans
-from xinit.initializers import Normal, Ones, Uniform, XavierUniform, Zeros
+from xinit.initializers import Constant, Normal, Ones, Uniform, XavierUniform, Zeros
 from xinit.parammap import Extra, Leaf
 
 from ..common.recurrent import register_recurrent
-from ..registry import BARE_PARAMETER, Lowering, Registry, param_of, register_builders
+from ..registry import (
+    BARE_PARAMETER,
+    NO_LAYER_SCALE,
+    Lowering,
+    Registry,
+    param_of,
+    register_builders,
+)
 
 
 def layout(role: str, ndim: int) -> tuple[int, ...] | None:
@@ -385,6 +392,98 @@ class GroupNorm(_Norm):
         if (m.weight is None) != (m.bias is None):  # one of the two: no neutral GroupNorm
             return None
         return L.GroupNorm(m._num_groups, m._num_channels, m._epsilon, m.weight is not None)
+
+
+# ---- per-sample norms and per-channel learned layers (InstanceNorm, LayerNorm2d, PReLU,
+# LayerScale): one block, kept together
+@REGISTRY.register("instancenorm")
+class InstanceNorm(_Norm):
+    """Paddle's ``nn.InstanceNorm{1,2,3}D``: ``scale``/``bias`` by default (both or none), no
+    running statistics (its momentum is unused); PyTorch's running statistics get xinit's
+    layer (``modules.InstanceNorm``), with BatchNorm's ``_mean``/``_variance``."""
+
+    leaves = {"weight": "scale", **BatchNorm.leaves}
+
+    def native_default(self, spec, seed):
+        return getattr(_seeded(seed), f"InstanceNorm{spec.dims}D")(spec.num_features)
+
+    def build(self, spec, device):
+        if spec.track_running_stats:
+            return _modules().InstanceNorm(spec)
+        nn = _paddle().nn
+        cls = (nn.InstanceNorm1D, nn.InstanceNorm2D, nn.InstanceNorm3D)[spec.dims - 1]
+        weight = _modules()._placeholder() if spec.affine else False
+        return cls(spec.num_features, spec.eps, spec.decay, weight, _affine(spec.affine))
+
+    def natives(self):
+        from paddle.nn.layer.norm import _InstanceNormBase
+
+        return (_InstanceNormBase, _modules().InstanceNorm)
+
+    def read(self, m):
+        if isinstance(m, _modules().InstanceNorm):
+            return m.spec
+        dims = {"InstanceNorm1D": 1, "InstanceNorm3D": 3}.get(type(m).__name__, 2)
+        affine = m.scale is not None
+        momentum = L.InstanceNorm.momentum_from_decay(m._momentum)
+        return L.InstanceNorm(m._num_features, m._epsilon, momentum, affine, dims=dims)
+
+
+@REGISTRY.register("layernorm2d")
+class LayerNorm2d(_Norm):
+    """xinit's layer (Paddle has no channels-first LayerNorm); its default is
+    ``nn.LayerNorm``'s (Constant(1) weight, Constant(0) bias)."""
+
+    def native_default(self, spec, seed):
+        return _seeded(seed).LayerNorm(spec.num_channels)
+
+    def build(self, spec, device):
+        return _modules().LayerNorm2d(spec)
+
+    def natives(self):
+        return (_modules().LayerNorm2d,)
+
+    def read(self, m):
+        return m.spec
+
+
+@REGISTRY.register("prelu")
+class PReLU(Lowering):
+    leaves = {"weight": "_weight"}
+
+    def default_rule(self, spec, param):
+        src = "python/paddle/nn/layer/activation.py PReLU (init=0.25)"
+        return Constant(0.25), None, "Constant(init=0.25)", src
+
+    def native_default(self, spec, seed):
+        return _seeded(seed).PReLU(spec.num_parameters)
+
+    def build(self, spec, device):
+        weight = _modules()._placeholder()
+        return _paddle().nn.PReLU(spec.num_parameters, spec.init, weight_attr=weight)
+
+    def natives(self):
+        return (_paddle().nn.PReLU,)
+
+    def read(self, m):
+        if m._num_parameters > 1 and m._data_format not in ("NC", "NCL", "NCHW", "NCDHW"):
+            return None  # slopes on the last axis: not PyTorch's channel axis
+        return L.PReLU(m._num_parameters, float(m._init))
+
+
+@REGISTRY.register("layer_scale")
+class LayerScale(Lowering):
+    def default_missing(self, spec):
+        return NO_LAYER_SCALE
+
+    def build(self, spec, device):
+        return _modules().LayerScale(spec)
+
+    def natives(self):
+        return (_modules().LayerScale,)
+
+    def read(self, m):
+        return m.spec
 
 
 def _qkv_leaves(spec, suffix: str, perm) -> tuple[Leaf, ...]:

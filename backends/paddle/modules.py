@@ -298,3 +298,81 @@ class LSTM(shared.SequenceOnly, nn.LSTM):
 
 class GRU(shared.SequenceOnly, nn.GRU):
     """``paddle.nn.GRU`` returning the output sequence (see ``shared.SequenceOnly``)."""
+
+
+class LayerNorm2d(nn.Layer):
+    """A LayerNorm over the channels (axis 1) of an (N, C, *) input, as timm's and
+    torchvision's ``LayerNorm2d``: moved last, ``F.layer_norm``, moved back."""
+
+    def __init__(self, spec: L.LayerNorm2d):
+        super().__init__()
+        self.spec = spec
+        c, affine = [spec.num_channels], spec.elementwise_affine
+        one = nn.initializer.Constant(1.0)
+        self.weight = self.create_parameter(c, default_initializer=one) if affine else None
+        has_bias = affine and spec.bias
+        self.bias = self.create_parameter(c, is_bias=True) if has_bias else None
+
+    def forward(self, x):
+        last = [0, *range(2, x.ndim), 1]
+        back = [0, x.ndim - 1, *range(1, x.ndim - 1)]
+        c = self.spec.num_channels
+        y = F.layer_norm(x.transpose(last), [c], self.weight, self.bias, self.spec.eps)
+        return y.transpose(back)
+
+
+class LayerScale(nn.Layer):
+    """``x * gamma``: a learned per-channel multiplier (timm's ``LayerScale``, key ``gamma``)."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        value = nn.initializer.Constant(float(spec.init_value))
+        self.gamma = self.create_parameter(list(spec.shape), default_initializer=value)
+
+    def forward(self, x):
+        return x * self.gamma
+
+
+class InstanceNorm(nn.Layer):
+    """PyTorch's InstanceNorm with running statistics (Paddle's own keeps none): ``scale``/
+    ``bias`` named as Paddle's, ``_mean``/``_variance`` as BatchNorm's. Training: each
+    sample's statistics, the running ones moved by their batch average (unbiased variance);
+    eval: the running ones, as PyTorch's."""
+
+    def __init__(self, spec: L.InstanceNorm):
+        super().__init__()
+        self.spec = spec
+        c = [spec.num_features]
+        if spec.affine:
+            one = nn.initializer.Constant(1.0)
+            self.scale = self.create_parameter(c, default_initializer=one)
+            self.bias = self.create_parameter(c, is_bias=True)
+        else:
+            self.scale = self.bias = None
+        keep = paddle.ParamAttr(trainable=False)
+        zero, one = nn.initializer.Constant(0.0), nn.initializer.Constant(1.0)
+        self._mean = self.create_parameter(c, attr=keep, default_initializer=zero)
+        self._variance = self.create_parameter(c, attr=keep, default_initializer=one)
+        self._mean.stop_gradient = self._variance.stop_gradient = True
+
+    def forward(self, x):
+        shape = [1, -1] + [1] * (x.ndim - 2)
+        if self.training:
+            axes = list(range(2, x.ndim))
+            mean = x.mean(axis=axes, keepdim=True)
+            var = ((x - mean) ** 2).mean(axis=axes, keepdim=True)
+            n = float(np.prod(x.shape[2:]))
+            with paddle.no_grad():
+                m = self.spec.momentum
+                unbiased = var * (n / max(n - 1.0, 1.0))
+                new_mean = (1 - m) * self._mean + m * mean.mean(axis=0).reshape([-1])
+                new_var = (1 - m) * self._variance + m * unbiased.mean(axis=0).reshape([-1])
+                paddle.assign(new_mean, self._mean)
+                paddle.assign(new_var, self._variance)
+        else:
+            mean, var = self._mean.reshape(shape), self._variance.reshape(shape)
+        y = (x - mean) / paddle.sqrt(var + self.spec.eps)
+        if self.scale is not None:
+            y = y * self.scale.reshape(shape) + self.bias.reshape(shape)
+        return y

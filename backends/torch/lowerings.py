@@ -11,11 +11,26 @@ import math
 
 from xinit import layers as L
 from xinit.fans import Fans
-from xinit.initializers import KaimingUniform, Normal, Ones, Uniform, XavierUniform, Zeros
+from xinit.initializers import (
+    Constant,
+    KaimingUniform,
+    Normal,
+    Ones,
+    Uniform,
+    XavierUniform,
+    Zeros,
+)
 from xinit.parammap import Leaf
 
 from ..common.recurrent import register_recurrent
-from ..registry import BARE_PARAMETER, Lowering, Registry, param_of, register_builders
+from ..registry import (
+    BARE_PARAMETER,
+    NO_LAYER_SCALE,
+    Lowering,
+    Registry,
+    param_of,
+    register_builders,
+)
 
 REGISTRY = Registry("torch")
 
@@ -256,6 +271,8 @@ class LayerNorm(_Norm):
         return (_nn().LayerNorm,)
 
     def read(self, m):
+        if type(m).__name__ == "LayerNorm2d" and len(m.normalized_shape) == 1:
+            return channels_first_layernorm(m)  # timm's, torchvision's: over axis 1 (NCHW)
         affine = m.elementwise_affine
         bias = m.bias is not None if affine else True
         return L.LayerNorm(tuple(m.normalized_shape), m.eps, affine, bias)
@@ -291,6 +308,93 @@ class GroupNorm(_Norm):
 
     def read(self, m):
         return L.GroupNorm(m.num_groups, m.num_channels, m.eps, m.affine)
+
+
+# ---- per-sample norms and per-channel learned layers (InstanceNorm, LayerNorm2d, PReLU,
+# LayerScale): one block, kept together
+@REGISTRY.register("instancenorm")
+class InstanceNorm(_Norm):
+    source = "torch/nn/modules/instancenorm.py (_NormBase.reset_parameters)"
+
+    def native_default(self, spec, seed):
+        cls = getattr(_seeded(seed), f"InstanceNorm{spec.dims}d")
+        return cls(spec.num_features, affine=spec.affine)
+
+    def build(self, spec, device):
+        nn = _nn()
+        cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[spec.dims - 1]
+        return cls(
+            spec.num_features, spec.eps, spec.momentum, spec.affine, spec.track_running_stats
+        )
+
+    def natives(self):
+        return (_nn().modules.instancenorm._InstanceNorm,)
+
+    def read(self, m):
+        dims = {"InstanceNorm1d": 1, "InstanceNorm3d": 3}.get(type(m).__name__, 2)
+        momentum = 0.1 if m.momentum is None else m.momentum
+        return L.InstanceNorm(
+            m.num_features, m.eps, momentum, m.affine, m.track_running_stats, dims
+        )
+
+
+@REGISTRY.register("layernorm2d")
+class LayerNorm2d(_Norm):
+    """xinit's ``LayerNorm2d`` (an ``nn.LayerNorm`` over axis 1, as timm's and torchvision's,
+    which are read as this kind by ``LayerNorm.read``); its default is ``nn.LayerNorm``'s."""
+
+    def native_default(self, spec, seed):
+        return _seeded(seed).LayerNorm(spec.num_channels)
+
+    def build(self, spec, device):
+        return _torch_modules().LayerNorm2d(spec)
+
+    def natives(self):
+        return (_torch_modules().LayerNorm2d,)
+
+    def read(self, m):
+        return channels_first_layernorm(m)
+
+
+def channels_first_layernorm(m):
+    """The LayerNorm2d spec of an ``nn.LayerNorm`` subclass that normalises axis 1."""
+    (c,) = m.normalized_shape
+    affine = m.elementwise_affine
+    return L.LayerNorm2d(c, m.eps, affine, m.bias is not None if affine else True)
+
+
+@REGISTRY.register("prelu")
+class PReLU(Lowering):
+    def default_rule(self, spec, param):
+        text = "constant_(init=0.25), one slope or one per channel"
+        return Constant(0.25), None, text, "torch/nn/modules/activation.py PReLU"
+
+    def native_default(self, spec, seed):
+        return _seeded(seed).PReLU(spec.num_parameters)
+
+    def build(self, spec, device):
+        return _nn().PReLU(spec.num_parameters, spec.init)
+
+    def natives(self):
+        return (_nn().PReLU,)
+
+    def read(self, m):
+        return L.PReLU(m.num_parameters, float(m.init))
+
+
+@REGISTRY.register("layer_scale")
+class LayerScale(Lowering):
+    def default_missing(self, spec):
+        return NO_LAYER_SCALE
+
+    def build(self, spec, device):
+        return _torch_modules().LayerScale(spec)
+
+    def natives(self):
+        return (_torch_modules().LayerScale,)
+
+    def read(self, m):
+        return m.spec
 
 
 _MHA_SOURCE = "torch/nn/modules/activation.py MultiheadAttention._reset_parameters"

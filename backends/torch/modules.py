@@ -175,3 +175,26 @@ class LSTM(_SequenceOnly, torch.nn.LSTM):
 
 class GRU(_SequenceOnly, torch.nn.GRU):
     """``nn.GRU(batch_first=True)`` returning the output sequence (see ``_SequenceOnly``)."""
+
+
+class LayerNorm2d(torch.nn.LayerNorm):
+    """A LayerNorm over the channels (axis 1) of an (N, C, *) input, as timm's and
+    torchvision's ``LayerNorm2d`` (the same state-dict keys): moved last, normalised, back."""
+
+    def __init__(self, spec):
+        super().__init__(spec.num_channels, spec.eps, spec.elementwise_affine, bias=spec.bias)
+
+    def forward(self, x):
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
+
+
+class LayerScale(torch.nn.Module):
+    """``x * gamma``: a learned per-channel multiplier (timm's ``LayerScale``, key ``gamma``)."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        self.gamma = torch.nn.Parameter(torch.full(spec.shape, float(spec.init_value)))
+
+    def forward(self, x):
+        return x * self.gamma

@@ -64,6 +64,7 @@ def _conv(name: str, cls: type, n: int) -> LayerName:
 
 _PAIR = "{name}({in}, {out})"
 _ONE = "{name}({in})"
+_FEATURES = (("in", "num_features"),)
 _RNN = "{name}(input={in}, hidden={out})"
 _ROWS = (
     LayerName("linear", L.Linear, (("in", "in_features"), ("out", "out_features")), _PAIR),
@@ -89,6 +90,11 @@ _ROWS = (
     ),
     LayerName("lstm", L.LSTM, (("in", "input_size"), ("out", "hidden_size")), _RNN),
     LayerName("gru", L.GRU, (("in", "input_size"), ("out", "hidden_size")), _RNN),
+    # torch's InstanceNorm has no parameters by default: the catalogue's row is the affine one
+    LayerName("instancenorm", functools.partial(L.InstanceNorm, affine=True), _FEATURES, _ONE),
+    LayerName("layernorm2d", L.LayerNorm2d, (("in", "num_channels"),), _ONE),
+    LayerName("prelu", L.PReLU, (("in", "num_parameters"),), _ONE),
+    LayerName("layer_scale", L.LayerScale, _FEATURES, _ONE),
 )
 NAMES: dict[str, LayerName] = {row.name: row for row in _ROWS}
 LAYERS = tuple(NAMES)  # the catalogue's layer names, in table order

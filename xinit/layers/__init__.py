@@ -15,10 +15,11 @@ from .activation import GELU, Dropout, Hardswish, Identity, LeakyReLU, ReLU, Sig
 from .attention import MultiheadAttention, ScaledDotProductAttention
 from .base import Layer, ParamSpec, SpecError
 from .base import inputs_text as inputs_text  # re-exported for other modules
+from .channelwise import LayerScale, PReLU
 from .conv import Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose2d
 from .linear import Embedding, Linear
 from .merge import Add, Concat, Merge, Mul
-from .norm import BatchNorm, GroupNorm, LayerNorm, RMSNorm
+from .norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, LayerNorm2d, RMSNorm
 from .pool import AdaptiveAvgPool, AvgPool, MaxPool, pool_out
 from .recurrent import GRU, LSTM, RNN_BIASES
 from .resample import Upsample
@@ -50,6 +51,10 @@ __all__ = [
     "LayerNorm",
     "RMSNorm",
     "GroupNorm",
+    "InstanceNorm",
+    "LayerNorm2d",
+    "PReLU",
+    "LayerScale",
     "MultiheadAttention",
     "ScaledDotProductAttention",
     "LearnedParameter",

@@ -15,6 +15,54 @@ from .base import Layer, ParamSpec, SpecError, _positive_int, _set
 
 
 # ---- normalisation, dense, embedding -------------------------------------------------------
+class _ChannelStatsNorm(Layer):
+    """BatchNorm and InstanceNorm: statistics per channel of (N, C, *spatial), PyTorch's
+    momentum and running statistics, an optional per-channel weight and bias."""
+
+    def __post_init__(self):
+        _positive_int(self, num_features=self.num_features)
+        who = type(self).__name__
+        if self.dims not in (1, 2, 3):
+            raise SpecError(f"{who}.dims must be 1, 2 or 3; got {self.dims!r}")
+        if not 0.0 <= self.momentum <= 1.0:
+            raise SpecError(f"{who}.momentum must be in [0, 1]; got {self.momentum!r}")
+        _need_positive(self, self.eps)
+
+    def channels(self, c):
+        self._take_channels(self.num_features, c)
+        return c
+
+    @property
+    def decay(self) -> float:
+        """The weight of the running value, ``1 - momentum``: Paddle's and Flax's momentum."""
+        return 1.0 - self.momentum
+
+    @staticmethod
+    def momentum_from_decay(decay: float) -> float:
+        """The neutral momentum of a Paddle/Flax ``momentum`` (``1 - decay``, rounded to 12
+        decimals so that 1 - 0.9 reads back as 0.1, not 0.09999999999999998)."""
+        return round(1.0 - float(decay), 12)
+
+    def _norm_params(self, running: bool) -> tuple[ParamSpec, ...]:
+        """weight (ones) and bias (zeros) when affine, then the running statistics."""
+        c, k = (self.num_features,), self.kind
+        out = []
+        if self.affine:
+            out += [
+                ParamSpec("weight", c, "vector", self.weight_init or Ones(), k),
+                ParamSpec("bias", c, "vector", self.bias_init or Zeros(), k),
+            ]
+        if running:
+            out += [
+                ParamSpec("running_mean", c, "vector", Zeros(), k, trainable=False),
+                ParamSpec("running_var", c, "vector", Ones(), k, trainable=False),
+                ParamSpec(
+                    "num_batches_tracked", (), "vector", Zeros(), k, trainable=False, dtype="int64"
+                ),
+            ]
+        return tuple(out)
+
+
 @kinds.layer(
     params=("weight", "bias", "running_mean", "running_var", "num_batches_tracked"),
     optional=("num_batches_tracked",),
@@ -24,7 +72,7 @@ from .base import Layer, ParamSpec, SpecError, _positive_int, _set
     example=lambda: kinds.Example(BatchNorm(4), ((2, 4, 3, 3),)),
 )
 @dataclass(frozen=True)
-class BatchNorm(Layer):
+class BatchNorm(_ChannelStatsNorm):
     """Batch normalisation. ``momentum`` is PyTorch's (weight of the new batch statistic);
     each framework gets its own convention (Paddle's and Flax's momentum is ``decay``).
 
@@ -47,49 +95,14 @@ class BatchNorm(Layer):
     TRAIN_STATS: ClassVar[tuple[str, ...]] = ("native", "torch")
 
     def __post_init__(self):
-        _positive_int(self, num_features=self.num_features)
-        if self.dims not in (1, 2, 3):
-            raise SpecError(f"BatchNorm.dims must be 1, 2 or 3; got {self.dims!r}")
-        if not 0.0 <= self.momentum <= 1.0:
-            raise SpecError(f"BatchNorm.momentum must be in [0, 1]; got {self.momentum!r}")
-        if not self.eps > 0:
-            raise SpecError(f"BatchNorm.eps must be positive; got {self.eps!r}")
+        super().__post_init__()
         if self.train_stats not in self.TRAIN_STATS:
             raise SpecError(
                 f"BatchNorm.train_stats must be one of {self.TRAIN_STATS}; got {self.train_stats!r}"
             )
 
-    @property
-    def decay(self) -> float:
-        """The weight of the running value, ``1 - momentum``: Paddle's and Flax's momentum."""
-        return 1.0 - self.momentum
-
-    @staticmethod
-    def momentum_from_decay(decay: float) -> float:
-        """The neutral momentum of a Paddle/Flax ``momentum`` (``1 - decay``, rounded to 12
-        decimals so that 1 - 0.9 reads back as 0.1, not 0.09999999999999998)."""
-        return round(1.0 - float(decay), 12)
-
-    def channels(self, c):
-        self._take_channels(self.num_features, c)
-        return c
-
     def _params(self):
-        c, k = (self.num_features,), self.kind
-        out = []
-        if self.affine:
-            out += [
-                ParamSpec("weight", c, "vector", self.weight_init or Ones(), k),
-                ParamSpec("bias", c, "vector", self.bias_init or Zeros(), k),
-            ]
-        out += [
-            ParamSpec("running_mean", c, "vector", Zeros(), k, trainable=False),
-            ParamSpec("running_var", c, "vector", Ones(), k, trainable=False),
-            ParamSpec(
-                "num_batches_tracked", (), "vector", Zeros(), k, trainable=False, dtype="int64"
-            ),
-        ]
-        return tuple(out)
+        return self._norm_params(running=True)
 
     def output_shape(self, shape):
         ranks = (2, 3) if self.dims == 1 else (self.dims + 2,)
@@ -240,5 +253,87 @@ class GroupNorm(Layer):
     def output_shape(self, shape):
         if len(shape) < 2:
             raise SpecError(f"GroupNorm expects an (N, C, *) input; got shape {tuple(shape)}")
+        self._need_channels(shape, self.num_channels)
+        return tuple(shape)
+
+
+# ---- normalisation per sample: instance norm, channels-first layer norm -------------------
+@kinds.layer(
+    params=("weight", "bias", "running_mean", "running_var", "num_batches_tracked"),
+    optional=("num_batches_tracked",),
+    buffers=("running_mean", "running_var", "num_batches_tracked"),
+    aliases=("instancenorm1d", "instancenorm2d", "instancenorm3d"),
+    channels="num_features",
+    example=lambda: kinds.Example(InstanceNorm(4, affine=True), ((2, 4, 5, 3),)),
+)
+@dataclass(frozen=True)
+class InstanceNorm(_ChannelStatsNorm):
+    """PyTorch's ``nn.InstanceNorm{1,2,3}d``: each sample's channel normalised over its
+    positions (biased variance), with PyTorch's defaults ``affine=False`` and
+    ``track_running_stats=False``; with running statistics they follow BatchNorm's rule
+    (``momentum`` the new batch's weight, unbiased variance) and are used in eval mode."""
+
+    kind: ClassVar[str] = "instancenorm"
+    num_features: int
+    eps: float = 1e-5
+    momentum: float = 0.1
+    affine: bool = False
+    track_running_stats: bool = False
+    dims: int = 2
+    weight_init: Initializer | None = None
+    bias_init: Initializer | None = None
+
+    def _params(self):
+        return self._norm_params(running=self.track_running_stats)
+
+    def output_shape(self, shape):
+        self._need_rank(shape, (self.dims + 2,))
+        self._need_channels(shape, self.num_features)
+        return tuple(shape)
+
+
+@kinds.layer(
+    params=("weight", "bias"),
+    aliases=("ln2d",),
+    channels="num_channels",
+    example=lambda: kinds.Example(LayerNorm2d(4), ((2, 4, 3, 5),)),
+)
+@dataclass(frozen=True)
+class LayerNorm2d(Layer):
+    """A LayerNorm over the channels of each position of a channel-first (N, C, *) image, as
+    ConvNeXt's ``LayerNorm2d`` (timm, torchvision): biased variance over C alone, then
+    per-channel weight (ones) and bias (zeros); eps 1e-6 as both define it."""
+
+    kind: ClassVar[str] = "layernorm2d"
+    num_channels: int
+    eps: float = 1e-6
+    elementwise_affine: bool = True
+    bias: bool = True
+    weight_init: Initializer | None = None
+    bias_init: Initializer | None = None
+
+    def __post_init__(self):
+        _positive_int(self, num_channels=self.num_channels)
+        _need_positive(self, self.eps)
+
+    def channels(self, c):
+        self._take_channels(self.num_channels, c)
+        return c
+
+    def _params(self):
+        if not self.elementwise_affine:
+            return ()
+        c, k = (self.num_channels,), self.kind
+        out = [ParamSpec("weight", c, "vector", self.weight_init or Ones(), k)]
+        if self.bias:
+            out.append(ParamSpec("bias", c, "vector", self.bias_init or Zeros(), k))
+        return tuple(out)
+
+    def output_shape(self, shape):
+        if len(shape) < 3:
+            raise SpecError(
+                f"LayerNorm2d normalizes the channels of an (N, C, *spatial) input; got shape "
+                f"{tuple(shape)}"
+            )
         self._need_channels(shape, self.num_channels)
         return tuple(shape)
