@@ -1,5 +1,6 @@
-"""PyTorch's LSTM and GRU in Flax NNX: xinit's own module, because Flax's cells keep one bias
-per gate and cannot compute PyTorch's numbers; on the neutral batch-first (N, L, D) sequence."""
+"""PyTorch's LSTM, GRU and vanilla RNN in Flax NNX: xinit's own module, because Flax's cells
+keep one bias per gate and cannot compute PyTorch's numbers; on the neutral batch-first
+(N, L, D) sequence."""
 
 from __future__ import annotations
 
@@ -37,6 +38,17 @@ def _gru_step(wh, bh):
     return step
 
 
+def _rnn_step(wh, bh, activation):
+    def step(h, gx):  # gx: W_i x + b_i at one step, (N, H)
+        h = activation(gx + jnp.dot(h, wh, precision=_HIGHEST) + bh)
+        return h, h
+
+    return step
+
+
+_RNN_ACTIVATIONS = {"rnn_tanh": jnp.tanh, "rnn_relu": jax.nn.relu}
+
+
 @functools.partial(jax.jit, static_argnames=("kind", "reverse"))
 def _run_cell(x, wi, bi, wh, bh, *, kind: str, reverse: bool):
     """One layer and direction over a batch-first (N, L, D) sequence: the input side of every
@@ -47,6 +59,8 @@ def _run_cell(x, wi, bi, wh, bh, *, kind: str, reverse: bool):
     h = jnp.zeros((x.shape[0], wh.shape[0]), x.dtype)
     if kind == "lstm":
         _, hs = jax.lax.scan(_lstm_step(wh, bh), (h, h), gx)
+    elif kind in _RNN_ACTIVATIONS:
+        _, hs = jax.lax.scan(_rnn_step(wh, bh, _RNN_ACTIVATIONS[kind]), h, gx)
     else:
         _, hs = jax.lax.scan(_gru_step(wh, bh), h, gx)
     if reverse:
@@ -112,9 +126,10 @@ class Recurrent(nnx.Module):
 
     def __call__(self, x):
         s = self.spec
+        kind = f"rnn_{s.nonlinearity}" if s.kind == "rnn" else s.kind
         for k in range(s.num_layers):
             outs = [
-                getattr(self, f"l{k}{sfx}").run(x, s.kind, reverse=bool(sfx))
+                getattr(self, f"l{k}{sfx}").run(x, kind, reverse=bool(sfx))
                 for sfx in ("", "_reverse")[: s.directions]
             ]
             x = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)
@@ -127,3 +142,8 @@ class LSTM(Recurrent):
 
 class GRU(Recurrent):
     """PyTorch's GRU in Flax (see :class:`Recurrent`)."""
+
+
+class RNN(Recurrent):
+    """PyTorch's vanilla RNN (tanh or relu) in Flax (see :class:`Recurrent`); its one gate
+    per side is named as ``nnx.SimpleCell``'s ``dense_i``/``dense_h``."""

@@ -443,10 +443,11 @@ class LearnedParameter(Lowering):
 
 
 class _Recurrent(Lowering):
-    """``paddle.nn.LSTM``/``GRU`` (batch first, ``direction="bidirect"`` for two), returning
-    the output sequence alone. Paddle's gates, layouts and biases are PyTorch's (LSTM i, f,
-    g, o; GRU r, z, c with b_hc inside r * (W_hc h + b_hc), h = (h_prev - c) * z + c: the
-    same as PyTorch's (1 - z) * n + z * h_prev), weights (G*H, in).
+    """``paddle.nn.LSTM``/``GRU``/``SimpleRNN`` (batch first, ``direction="bidirect"`` for
+    two), returning the output sequence alone. Paddle's gates, layouts and biases are
+    PyTorch's (LSTM i, f, g, o; GRU r, z, c with b_hc inside r * (W_hc h + b_hc),
+    h = (h_prev - c) * z + c: the same as PyTorch's (1 - z) * n + z * h_prev; SimpleRNN's
+    tanh or relu), weights (G*H, in).
 
     Paddle saves every tensor twice: under the cell's structured name (``0.cell_fw.weight_ih``,
     ``0.cell.weight_ih`` one way), the leaves of this map, which are always right, and under
@@ -457,15 +458,20 @@ class _Recurrent(Lowering):
 
     native_name: str = ""
 
+    @property
+    def paddle_name(self) -> str:
+        """Paddle's class of this kind: ``LSTM``, ``GRU``, ``SimpleRNN``."""
+        return _PADDLE_RNN_NAMES.get(self.native_name, self.native_name)
+
     def default_rule(self, spec, param):
         bound = 1.0 / math.sqrt(spec.hidden_size)
-        cell = f"{self.native_name}Cell"
+        cell = f"{self.paddle_name}Cell"
         src = f"python/paddle/nn/layer/rnn.py {cell} (default_initializer Uniform(-std, std))"
         text = "Uniform(-1/√H, 1/√H), H = hidden_size, on every weight and bias"
         return Uniform(-bound, bound), None, text, src
 
     def native_default(self, spec, seed):
-        return getattr(_seeded(seed), self.native_name)(spec.input_size, spec.hidden_size)
+        return getattr(_seeded(seed), self.paddle_name)(spec.input_size, spec.hidden_size)
 
     def _cells(self, spec):
         """``(neutral suffix "l{k}[_reverse]", native cell path)`` in Paddle's order."""
@@ -503,7 +509,8 @@ class _Recurrent(Lowering):
             initializer=_paddle().nn.initializer.Constant(0.0), trainable=False
         )
         bias = {side: m._placeholder() if spec.has_bias(side) else frozen for side in ("ih", "hh")}
-        return getattr(m, self.native_name)(
+        act = {"activation": spec.nonlinearity} if spec.kind == "rnn" else {}
+        return getattr(m, self.paddle_name)(
             spec.input_size,
             spec.hidden_size,
             spec.num_layers,
@@ -513,10 +520,11 @@ class _Recurrent(Lowering):
             weight_hh_attr=m._placeholder(),
             bias_ih_attr=bias["ih"],
             bias_hh_attr=bias["hh"],
+            **act,
         )
 
     def natives(self):
-        return (getattr(_paddle().nn, self.native_name),)
+        return (getattr(_paddle().nn, self.paddle_name),)
 
     def read(self, m):
         if getattr(m, "proj_size", 0):  # LSTM projections (weight_ho): not this map
@@ -531,10 +539,12 @@ class _Recurrent(Lowering):
         ih, hh = has("bias_ih"), has("bias_hh")
         bias = True if ih and hh else "ih" if ih else "hh" if hh else False
         spec = getattr(L, self.native_name)
-        return spec(m.input_size, m.hidden_size, m.num_layers, bias, m.num_directions == 2)
+        act = {"nonlinearity": m.activation} if spec.kind == "rnn" else {}
+        return spec(m.input_size, m.hidden_size, m.num_layers, bias, m.num_directions == 2, **act)
 
 
-LSTM, GRU = register_recurrent(REGISTRY, _Recurrent)
+_PADDLE_RNN_NAMES = {"RNN": "SimpleRNN"}  # Paddle's class where its name is not the spec's
+LSTM, GRU, RNN = register_recurrent(REGISTRY, _Recurrent)
 
 
 # The element-wise activations: kind -> the paddle.nn layer for a spec (one line a kind, as

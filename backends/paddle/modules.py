@@ -311,3 +311,7 @@ class LSTM(shared.SequenceOnly, nn.LSTM):
 
 class GRU(shared.SequenceOnly, nn.GRU):
     """``paddle.nn.GRU`` returning the output sequence (see ``shared.SequenceOnly``)."""
+
+
+class SimpleRNN(shared.SequenceOnly, nn.SimpleRNN):
+    """``paddle.nn.SimpleRNN`` returning the output sequence (see ``shared.SequenceOnly``)."""

@@ -364,8 +364,8 @@ def one_bias_refused(spec, framework: str, module: str) -> None:
 
 
 class _Recurrent(Lowering):
-    """``nn.LSTM``/``nn.GRU``, batch first, returning the output sequence alone; PyTorch's
-    names and layout are the neutral ones."""
+    """``nn.LSTM``/``nn.GRU``/``nn.RNN`` (tanh or relu), batch first, returning the output
+    sequence alone; PyTorch's names and layout are the neutral ones."""
 
     native_name: str = ""
 
@@ -385,9 +385,8 @@ class _Recurrent(Lowering):
     def build(self, spec, device):
         one_bias_refused(spec, "torch", f"nn.{self.native_name}")
         cls = getattr(_torch_modules(), self.native_name)
-        return cls(
-            spec.input_size, spec.hidden_size, spec.num_layers, spec.bias, spec.bidirectional
-        )
+        shape = (spec.input_size, spec.hidden_size, spec.num_layers, spec.bias, spec.bidirectional)
+        return cls(*shape, spec.nonlinearity) if spec.kind == "rnn" else cls(*shape)
 
     def natives(self):
         return (getattr(_nn(), self.native_name),)
@@ -396,10 +395,13 @@ class _Recurrent(Lowering):
         if getattr(m, "proj_size", 0):  # LSTM projections (weight_hr_l{k}): not this map
             return None
         spec = getattr(L, self.native_name)
-        return spec(m.input_size, m.hidden_size, m.num_layers, m.bias, m.bidirectional)
+        shape = (m.input_size, m.hidden_size, m.num_layers, m.bias, m.bidirectional)
+        if isinstance(m, _nn().RNN):
+            return spec(*shape, nonlinearity=m.nonlinearity)
+        return spec(*shape)
 
 
-LSTM, GRU = register_recurrent(REGISTRY, _Recurrent)
+LSTM, GRU, RNN = register_recurrent(REGISTRY, _Recurrent)
 
 
 def _torch_modules():

@@ -175,3 +175,19 @@ class LSTM(_SequenceOnly, torch.nn.LSTM):
 
 class GRU(_SequenceOnly, torch.nn.GRU):
     """``nn.GRU(batch_first=True)`` returning the output sequence (see ``_SequenceOnly``)."""
+
+
+class RNN(_SequenceOnly, torch.nn.RNN):
+    """``nn.RNN(batch_first=True)`` (tanh or relu) returning the output sequence."""
+
+    def __init__(self, input_size, hidden_size, num_layers, bias, bidirectional, nonlinearity):
+        torch.nn.RNN.__init__(
+            self,
+            input_size,
+            hidden_size,
+            num_layers,
+            nonlinearity=nonlinearity,
+            bias=bias,
+            batch_first=True,
+            bidirectional=bidirectional,
+        )

@@ -1,4 +1,5 @@
-"""Recurrent layers: ``LSTM`` and ``GRU`` as PyTorch's ``batch_first`` modules."""
+"""Recurrent layers: ``LSTM``, ``GRU`` and the vanilla ``RNN`` as PyTorch's ``batch_first``
+modules."""
 
 from __future__ import annotations
 
@@ -159,3 +160,29 @@ class GRU(_Recurrent):
     kind: ClassVar[str] = "gru"
     gates: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
+
+
+RNN_NONLINEARITIES = ("tanh", "relu")
+
+
+@kinds.layer(
+    params=("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"),
+    channels="input_size",
+    example=lambda: kinds.Example(RNN(4, 3, nonlinearity="relu"), ((2, 5, 4),)),
+)
+@dataclass(frozen=True)
+class RNN(_Recurrent):
+    """PyTorch's ``nn.RNN(batch_first=True)``: one gate, h' = act(W_ih x + b_ih + W_hh h +
+    b_hh) with ``nonlinearity`` tanh or relu; see :class:`_Recurrent`. Paddle's
+    ``SimpleRNN`` (``activation=``) is the same; Flax's ``nnx.SimpleCell`` keeps the input
+    side's bias alone (``bias="ih"``)."""
+
+    kind: ClassVar[str] = "rnn"
+    gates: ClassVar[int] = 1
+    gate_names: ClassVar[tuple[str, ...]] = ("h",)
+    nonlinearity: str = "tanh"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.nonlinearity not in RNN_NONLINEARITIES:
+            raise SpecError(f"RNN.nonlinearity must be 'tanh' or 'relu'; got {self.nonlinearity!r}")
