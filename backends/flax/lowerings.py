@@ -528,6 +528,12 @@ class _Recurrent(Lowering):
     layout = "sequence"
     native_name = ""
 
+    def default_missing(self, spec):
+        if getattr(spec, "proj_size", 0):
+            note = "Flax's LSTM cells have no projection (PyTorch's proj_size, weight_hr)"
+            return note, "flax/nnx/nn/recurrent.py LSTMCell, OptimizedLSTMCell"
+        return None
+
     def default_spec(self, spec):
         """Flax's own default layer is its cell (``nnx.LSTMCell``/``GRUCell``/``SimpleCell``,
         or the cell ``spec`` was read from): one bias per gate, in its own layout."""
@@ -577,6 +583,8 @@ class _Recurrent(Lowering):
                 out[f"bias_ih_{tail}"] = _per_gate(prefix, inputs, "bias", h, None)
             if f"bias_hh_{tail}" in names:
                 out[f"bias_hh_{tail}"] = _per_gate(prefix, hidden, "bias", h, None)
+            if f"weight_hr_{tail}" in names:  # LSTM proj_size: the projection kernel (H, P)
+                out[f"weight_hr_{tail}"] = (Leaf(f"{prefix}proj.kernel", (1, 0)),)
         return out
 
     def _native_cell_params(self, spec, cell: str):

@@ -471,7 +471,8 @@ class _Recurrent(Lowering):
         return Uniform(-bound, bound), None, text, src
 
     def native_default(self, spec, seed):
-        return getattr(_seeded(seed), self.paddle_name)(spec.input_size, spec.hidden_size)
+        cls = getattr(_seeded(seed), self.paddle_name)
+        return cls(spec.input_size, spec.hidden_size, **_recurrent_extra(spec))
 
     def _cells(self, spec):
         """``(neutral suffix "l{k}[_reverse]", native cell path)`` in Paddle's order."""
@@ -488,19 +489,27 @@ class _Recurrent(Lowering):
             for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 if f"{leaf}_{sfx}" in names:
                     out[f"{leaf}_{sfx}"] = (Leaf(f"{cell}.{leaf}"),)
+            if f"weight_hr_{sfx}" in names:  # the LSTM's projection, stored (H, P), one name
+                out[f"weight_hr_{sfx}"] = (Leaf(f"{cell}.weight_ho", (1, 0)),)
         return out
 
     def extras(self, spec):
         """The layer's PyTorch-style attribute names (second names of the cells' tensors,
-        in Paddle's order) and the absent biases (frozen zeros)."""
+        in Paddle's order) and the absent biases (frozen zeros). Paddle gives its tensors,
+        in order, four such names per cell; an LSTM with ``proj_size`` has five tensors per
+        cell (``weight_ho`` last), so its names shift onto other tensors (``weight_ih_l0_
+        reverse`` is ``0.cell_fw.weight_ho``), as Paddle 3.3 saves them."""
         g = spec.gates * spec.hidden_size
+        leaves = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        proj = ("weight_ho",) if getattr(spec, "proj_size", 0) else ()
+        tensors = [f"{cell}.{leaf}" for _, cell in self._cells(spec) for leaf in leaves + proj]
         out = {}
-        for sfx, cell in self._cells(spec):
+        for i, (sfx, cell) in enumerate(self._cells(spec)):
             for side in ("ih", "hh"):
                 if not spec.has_bias(side):
                     out[f"{cell}.bias_{side}"] = Extra(shape=(g,), fill=0.0)
-            for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                out[f"{leaf}_{sfx}"] = Extra(of=f"{cell}.{leaf}")
+            for j, leaf in enumerate(leaves):
+                out[f"{leaf}_{sfx}"] = Extra(of=tensors[4 * i + j])
         return out
 
     def build(self, spec, device):
@@ -509,7 +518,6 @@ class _Recurrent(Lowering):
             initializer=_paddle().nn.initializer.Constant(0.0), trainable=False
         )
         bias = {side: m._placeholder() if spec.has_bias(side) else frozen for side in ("ih", "hh")}
-        act = {"activation": spec.nonlinearity} if spec.kind == "rnn" else {}
         return getattr(m, self.paddle_name)(
             spec.input_size,
             spec.hidden_size,
@@ -520,15 +528,13 @@ class _Recurrent(Lowering):
             weight_hh_attr=m._placeholder(),
             bias_ih_attr=bias["ih"],
             bias_hh_attr=bias["hh"],
-            **act,
+            **_recurrent_extra(spec),
         )
 
     def natives(self):
         return (getattr(_paddle().nn, self.paddle_name),)
 
     def read(self, m):
-        if getattr(m, "proj_size", 0):  # LSTM projections (weight_ho): not this map
-            return None
         first = m[0]
         cell = first.cell_fw if m.num_directions == 2 else first.cell
 
@@ -539,8 +545,20 @@ class _Recurrent(Lowering):
         ih, hh = has("bias_ih"), has("bias_hh")
         bias = True if ih and hh else "ih" if ih else "hh" if hh else False
         spec = getattr(L, self.native_name)
-        act = {"nonlinearity": m.activation} if spec.kind == "rnn" else {}
-        return spec(m.input_size, m.hidden_size, m.num_layers, bias, m.num_directions == 2, **act)
+        extra = {"nonlinearity": m.activation} if spec.kind == "rnn" else {}
+        if spec.kind == "lstm":
+            extra = {"proj_size": m.proj_size}
+        return spec(m.input_size, m.hidden_size, m.num_layers, bias, m.num_directions == 2, **extra)
+
+
+def _recurrent_extra(spec) -> dict:
+    """The keywords of a recurrent layer beyond the shared ones: SimpleRNN's activation, an
+    LSTM's proj_size (where it has one)."""
+    if spec.kind == "rnn":
+        return {"activation": spec.nonlinearity}
+    if spec.kind == "lstm" and spec.proj_size:
+        return {"proj_size": spec.proj_size}
+    return {}
 
 
 _PADDLE_RNN_NAMES = {"RNN": "SimpleRNN"}  # Paddle's class where its name is not the spec's

@@ -380,25 +380,36 @@ class _Recurrent(Lowering):
         )
 
     def native_default(self, spec, seed):
-        return getattr(_seeded(seed), self.native_name)(spec.input_size, spec.hidden_size)
+        cls = getattr(_seeded(seed), self.native_name)
+        return cls(spec.input_size, spec.hidden_size, **_recurrent_extra(spec))
 
     def build(self, spec, device):
         one_bias_refused(spec, "torch", f"nn.{self.native_name}")
         cls = getattr(_torch_modules(), self.native_name)
         shape = (spec.input_size, spec.hidden_size, spec.num_layers, spec.bias, spec.bidirectional)
-        return cls(*shape, spec.nonlinearity) if spec.kind == "rnn" else cls(*shape)
+        return cls(*shape, **_recurrent_extra(spec))
 
     def natives(self):
         return (getattr(_nn(), self.native_name),)
 
     def read(self, m):
-        if getattr(m, "proj_size", 0):  # LSTM projections (weight_hr_l{k}): not this map
-            return None
         spec = getattr(L, self.native_name)
         shape = (m.input_size, m.hidden_size, m.num_layers, m.bias, m.bidirectional)
         if isinstance(m, _nn().RNN):
             return spec(*shape, nonlinearity=m.nonlinearity)
+        if isinstance(m, _nn().LSTM):
+            return spec(*shape, proj_size=m.proj_size)
         return spec(*shape)
+
+
+def _recurrent_extra(spec) -> dict:
+    """The keywords of a recurrent module beyond the shared ones: an RNN's nonlinearity, an
+    LSTM's proj_size (where it has one)."""
+    if spec.kind == "rnn":
+        return {"nonlinearity": spec.nonlinearity}
+    if spec.kind == "lstm" and spec.proj_size:
+        return {"proj_size": spec.proj_size}
+    return {}
 
 
 LSTM, GRU, RNN = register_recurrent(REGISTRY, _Recurrent)

@@ -155,10 +155,10 @@ class Conv1D(torch.nn.Module):
 
 
 class _SequenceOnly(shared.SequenceOnly):
-    """``nn.LSTM``/``nn.GRU`` built batch first (the same parameters and state-dict keys),
+    """``nn.LSTM``/``nn.GRU``/``nn.RNN`` built batch first (the same parameters and keys),
     called on one (N, L, D) sequence; returns the output sequence alone (no final states)."""
 
-    def __init__(self, input_size, hidden_size, num_layers, bias, bidirectional):
+    def __init__(self, input_size, hidden_size, num_layers, bias, bidirectional, **extra):
         super().__init__(
             input_size,
             hidden_size,
@@ -166,6 +166,7 @@ class _SequenceOnly(shared.SequenceOnly):
             bias=bias,
             batch_first=True,
             bidirectional=bidirectional,
+            **extra,  # nn.LSTM's proj_size, nn.RNN's nonlinearity
         )
 
 
@@ -179,15 +180,3 @@ class GRU(_SequenceOnly, torch.nn.GRU):
 
 class RNN(_SequenceOnly, torch.nn.RNN):
     """``nn.RNN(batch_first=True)`` (tanh or relu) returning the output sequence."""
-
-    def __init__(self, input_size, hidden_size, num_layers, bias, bidirectional, nonlinearity):
-        torch.nn.RNN.__init__(
-            self,
-            input_size,
-            hidden_size,
-            num_layers,
-            nonlinearity=nonlinearity,
-            bias=bias,
-            batch_first=True,
-            bidirectional=bidirectional,
-        )
