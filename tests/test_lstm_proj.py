@@ -24,27 +24,6 @@ SPECS = {
 }
 
 
-def _torch_lstm(spec, seed=11):
-    import torch
-
-    m = torch.nn.LSTM(
-        spec.input_size,
-        spec.hidden_size,
-        spec.num_layers,
-        bias=spec.bias,
-        batch_first=True,
-        bidirectional=spec.bidirectional,
-        proj_size=spec.proj_size,
-    )
-    m.load_state_dict({k: torch.from_numpy(v) for k, v in R._noisy_state(spec, seed).items()})
-
-    def run(x):
-        with torch.no_grad():
-            return m(torch.from_numpy(x))[0].numpy()
-
-    return m, run
-
-
 def _paddle_lstm(spec, seed=3):
     """A real Paddle LSTM with a projection, its own init: (layer, run, its state_dict)."""
     import paddle
@@ -75,7 +54,7 @@ def test_torch_weights_give_torch_outputs_everywhere(name):
     give PyTorch's outputs (Paddle: its own LSTM with proj_size; Flax: xinit's module)."""
     spec = SPECS[name]
     require_backends(*FRAMEWORKS)
-    m, run = _torch_lstm(spec)
+    m, run = R._native("torch", spec)
     x = R.rand(2, 6, spec.input_size, seed=3)
     want = run(x)
     assert want.shape == (2, 6, spec.output_size)

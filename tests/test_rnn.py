@@ -30,45 +30,6 @@ SPECS = {
 }
 
 
-def _native(backend, spec, seed=11):
-    """The framework's own RNN for ``spec`` with independent U(-0.5, 0.5) weights, and a
-    function running it on a batch-first (N, L, D) numpy sequence."""
-    state = R._noisy_state(spec, seed)
-    if backend == "torch":
-        import torch
-
-        m = torch.nn.RNN(
-            spec.input_size,
-            spec.hidden_size,
-            spec.num_layers,
-            nonlinearity=spec.nonlinearity,
-            bias=spec.bias,
-            batch_first=True,
-            bidirectional=spec.bidirectional,
-        )
-        m.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
-
-        def run(x):
-            with torch.no_grad():
-                return m(torch.from_numpy(x))[0].numpy()
-
-        return m, run
-    import paddle
-
-    direction = "bidirect" if spec.bidirectional else "forward"
-    m = paddle.nn.SimpleRNN(
-        spec.input_size,
-        spec.hidden_size,
-        spec.num_layers,
-        direction=direction,
-        activation=spec.nonlinearity,
-    )
-    for k, v in m.state_dict().items():  # each tensor once, under its top-level name
-        if "cell" not in k:
-            v.set_value(state[k])
-    return m, lambda x: m(paddle.to_tensor(x))[0].numpy()
-
-
 def _flax_cell(n_in, hidden, activation="tanh", seed=0, residual=False):
     """``nnx.SimpleCell`` with its default init plus independent noise (its bias too)."""
     import jax
@@ -102,7 +63,7 @@ def test_native_weights_give_native_outputs_everywhere(native, name):
     if native == "paddle" and spec.bias is False:
         pytest.skip("Paddle's own bias_attr=False RNN misnames its tensors and crashes on CPU")
     require_backends(native, *FRAMEWORKS)
-    m, run = _native(native, spec)
+    m, run = R._native(native, spec)
     x = R.rand(2, 6, spec.input_size, seed=3)
     want = run(x)
     assert want.shape == (2, 6, spec.output_size)
@@ -142,7 +103,7 @@ def test_a_wrong_nonlinearity_is_caught():
     from the native outputs by far more than the tolerance."""
     require_backend("torch")
     spec = SPECS["relu_4x3_l2_bi"]
-    m, run = _native("torch", spec)
+    m, run = R._native("torch", spec)
     x = R.rand(2, 6, spec.input_size, seed=3)
     wrong = xinit.build(RNN(4, 3, 2, bidirectional=True), "torch", seed=0)
     transfer(m, wrong)

@@ -22,3 +22,14 @@ def register_recurrent(registry: Registry, lowering: type[Lowering]) -> tuple[ty
         cls.__module__ = lowering.__module__
         out.append(registry.register(spec.kind)(cls))
     return tuple(out)
+
+
+def recurrent_keywords(spec, activation: str = "nonlinearity") -> dict:
+    """A PyTorch-style recurrent module's keywords beyond the shared ones: an RNN's
+    nonlinearity (under the framework's keyword ``activation``), an LSTM's ``proj_size``
+    where it has one."""
+    if spec.kind == "rnn":
+        return {activation: spec.nonlinearity}
+    if spec.kind == "lstm" and spec.proj_size:
+        return {"proj_size": spec.proj_size}
+    return {}

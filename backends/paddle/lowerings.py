@@ -15,7 +15,7 @@ from xinit.fans import Fans
 from xinit.initializers import Normal, Ones, Uniform, XavierUniform, Zeros
 from xinit.parammap import Extra, Leaf
 
-from ..common.recurrent import register_recurrent
+from ..common.recurrent import recurrent_keywords, register_recurrent
 from ..registry import BARE_PARAMETER, Lowering, Registry, param_of, register_builders
 
 
@@ -472,7 +472,7 @@ class _Recurrent(Lowering):
 
     def native_default(self, spec, seed):
         cls = getattr(_seeded(seed), self.paddle_name)
-        return cls(spec.input_size, spec.hidden_size, **_recurrent_extra(spec))
+        return cls(spec.input_size, spec.hidden_size, **recurrent_keywords(spec, "activation"))
 
     def _cells(self, spec):
         """``(neutral suffix "l{k}[_reverse]", native cell path)`` in Paddle's order."""
@@ -528,7 +528,7 @@ class _Recurrent(Lowering):
             weight_hh_attr=m._placeholder(),
             bias_ih_attr=bias["ih"],
             bias_hh_attr=bias["hh"],
-            **_recurrent_extra(spec),
+            **recurrent_keywords(spec, "activation"),
         )
 
     def natives(self):
@@ -549,16 +549,6 @@ class _Recurrent(Lowering):
         if spec.kind == "lstm":
             extra = {"proj_size": m.proj_size}
         return spec(m.input_size, m.hidden_size, m.num_layers, bias, m.num_directions == 2, **extra)
-
-
-def _recurrent_extra(spec) -> dict:
-    """The keywords of a recurrent layer beyond the shared ones: SimpleRNN's activation, an
-    LSTM's proj_size (where it has one)."""
-    if spec.kind == "rnn":
-        return {"activation": spec.nonlinearity}
-    if spec.kind == "lstm" and spec.proj_size:
-        return {"proj_size": spec.proj_size}
-    return {}
 
 
 _PADDLE_RNN_NAMES = {"RNN": "SimpleRNN"}  # Paddle's class where its name is not the spec's

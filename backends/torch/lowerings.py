@@ -14,7 +14,7 @@ from xinit.fans import Fans
 from xinit.initializers import KaimingUniform, Normal, Ones, Uniform, XavierUniform, Zeros
 from xinit.parammap import Leaf
 
-from ..common.recurrent import register_recurrent
+from ..common.recurrent import recurrent_keywords, register_recurrent
 from ..registry import BARE_PARAMETER, Lowering, Registry, param_of, register_builders
 
 REGISTRY = Registry("torch")
@@ -381,13 +381,13 @@ class _Recurrent(Lowering):
 
     def native_default(self, spec, seed):
         cls = getattr(_seeded(seed), self.native_name)
-        return cls(spec.input_size, spec.hidden_size, **_recurrent_extra(spec))
+        return cls(spec.input_size, spec.hidden_size, **recurrent_keywords(spec))
 
     def build(self, spec, device):
         one_bias_refused(spec, "torch", f"nn.{self.native_name}")
         cls = getattr(_torch_modules(), self.native_name)
         shape = (spec.input_size, spec.hidden_size, spec.num_layers, spec.bias, spec.bidirectional)
-        return cls(*shape, **_recurrent_extra(spec))
+        return cls(*shape, **recurrent_keywords(spec))
 
     def natives(self):
         return (getattr(_nn(), self.native_name),)
@@ -400,16 +400,6 @@ class _Recurrent(Lowering):
         if isinstance(m, _nn().LSTM):
             return spec(*shape, proj_size=m.proj_size)
         return spec(*shape)
-
-
-def _recurrent_extra(spec) -> dict:
-    """The keywords of a recurrent module beyond the shared ones: an RNN's nonlinearity, an
-    LSTM's proj_size (where it has one)."""
-    if spec.kind == "rnn":
-        return {"nonlinearity": spec.nonlinearity}
-    if spec.kind == "lstm" and spec.proj_size:
-        return {"proj_size": spec.proj_size}
-    return {}
 
 
 LSTM, GRU, RNN = register_recurrent(REGISTRY, _Recurrent)
