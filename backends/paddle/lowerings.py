@@ -9,6 +9,7 @@ random default init.
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 
 from xinit import layers as L
 from xinit.fans import Fans
@@ -358,10 +359,11 @@ class GroupNorm(_Norm):
 
 
 def _qkv_leaves(spec, suffix: str, perm) -> tuple[Leaf, ...]:
-    """The packed q/k/v rows of a neutral ``in_proj_*`` as Paddle's three projections."""
-    e = spec.embed_dim
+    """The packed q/k/v rows of a neutral ``in_proj_*`` as Paddle's three projections (rows
+    E, E, E; grouped-query attention's E, K·D, K·D)."""
+    ends = [0, *accumulate(spec.proj_rows)]
     return tuple(
-        Leaf(f"{name}_proj.{suffix}", perm, part=(0, i * e, (i + 1) * e))
+        Leaf(f"{name}_proj.{suffix}", perm, part=(0, ends[i], ends[i + 1]))
         for i, name in enumerate("qkv")
     )
 
@@ -408,14 +410,22 @@ class MultiheadAttention(Lowering):
         e, kdim, vdim = spec.embed_dim, spec.kdim or spec.embed_dim, spec.vdim or spec.embed_dim
         return _seeded(seed).MultiHeadAttention(e, spec.num_heads, kdim=kdim, vdim=vdim)
 
+    def default_missing(self, spec):
+        if spec.num_kv_heads is not None:
+            note = "paddle.nn has no grouped-query attention layer (num_kv_heads)"
+            return note, "python/paddle/nn/layer/transformer.py MultiHeadAttention"
+        return None
+
     def build(self, spec, device):
+        if spec.num_kv_heads is not None:
+            return _modules().GroupedQueryAttention(spec)
         return _modules().Attention(spec)
 
     def natives(self):
-        return (_paddle().nn.MultiHeadAttention,)
+        return (_paddle().nn.MultiHeadAttention, _modules().GroupedQueryAttention)
 
     def read(self, m):
-        if isinstance(m, _modules().Attention):
+        if isinstance(m, (_modules().Attention, _modules().GroupedQueryAttention)):
             return m.spec
         biases = {p.bias is None for p in (m.q_proj, m.k_proj, m.v_proj, m.out_proj)}
         if len(biases) > 1:  # some projections without bias: no neutral spec

@@ -298,6 +298,12 @@ _MHA_SOURCE = "torch/nn/modules/activation.py MultiheadAttention._reset_paramete
 
 @REGISTRY.register("multihead_attention")
 class MultiheadAttention(Lowering):
+    def default_missing(self, spec):
+        if spec.num_kv_heads is not None:
+            note = "torch.nn has no grouped-query attention layer (num_kv_heads)"
+            return note, "torch/nn/modules/activation.py MultiheadAttention (no num_kv_heads)"
+        return None
+
     def default_rule(self, spec, param):
         """``nn.MultiheadAttention``: Xavier on the packed (3E, E) matrix, so fan_out is 3E
         (with kdim/vdim != E: on each separate (E, in) projection); ``out_proj`` is a Linear
@@ -323,12 +329,16 @@ class MultiheadAttention(Lowering):
         return _seeded(seed).MultiheadAttention(e, spec.num_heads, kdim=kdim, vdim=vdim)
 
     def build(self, spec, device):
+        if spec.num_kv_heads is not None:
+            return _torch_modules().GroupedQueryAttention(spec)
         return _torch_modules().Attention(spec)
 
     def natives(self):
-        return (_nn().MultiheadAttention,)
+        return (_nn().MultiheadAttention, _torch_modules().GroupedQueryAttention)
 
     def read(self, m):
+        if isinstance(m, _torch_modules().GroupedQueryAttention):
+            return m.spec
         if m.bias_k is not None or m.add_zero_attn:  # extra key/value rows: no neutral spec
             return None
         bias = m.in_proj_bias is not None
