@@ -39,12 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     i, o, k = args.in_features, args.out_features, args.kernel
-    layers = [defaults.dims("conv2d", i, o, k)]
+    layers = [defaults.layer_spec("conv2d", i, o, k)]
     if args.groups > 1:
-        layers.append(defaults.dims("conv2d", i, o, k, groups=args.groups))
-    layers.append(defaults.dims("linear", i, o))
+        layers.append(defaults.layer_spec("conv2d", i, o, k, groups=args.groups))
+    layers.append(defaults.layer_spec("linear", i, o))
     entries = [e for d in layers for e in defaults.catalogue(d)]
-    norms = [defaults.dims(n, o, groups=args.groups if n == "groupnorm" else 1) for n in _NORMS]
+    norms = [
+        defaults.layer_spec(n, o, groups=args.groups if n == "groupnorm" else 1) for n in _NORMS
+    ]
     norm_entries = [e for d in norms for e in defaults.catalogue(d)]
     attention = defaults.catalogue("multihead_attention", o, heads=args.heads)
     encoder = defaults.catalogue("transformer_encoder_layer", o, heads=args.heads)  # ff 4·E

@@ -74,7 +74,7 @@ def test_transfer_and_parity_between_native_resnets(src, dst):
     assert sorted(report.loaded) == sorted(
         k for k in moved if not (k.endswith("num_batches_tracked") and src != "torch")
     )
-    parity = xinit.parity({src: a, dst: b}, X, name_map=name_map(dst, src))  # into src's
+    parity = xinit.parity({src: a, dst: b}, X, name_map=name_map(src, dst))  # as transfer
     assert parity.ok, parity.summary()
     compared = {row.path for row in parity.rows}
     layers = {path for path, _, _ in xinit.native.read_layers(a)}
@@ -243,7 +243,7 @@ def test_cli_parity_of_two_native_models(tmp_path, capsys):
     from xinit.cli import main
 
     path = tmp_path / "map.json"
-    path.write_text(__import__("json").dumps({"regex": ref.FLAX_TO_TORCHVISION}))
+    path.write_text(__import__("json").dumps({"regex": ref.TORCHVISION_TO_FLAX}))
     rc = main(
         [
             "parity",

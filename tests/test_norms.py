@@ -140,6 +140,40 @@ def test_keys_are_the_native_modules(backend, name):
     assert _built_keys(backend, m) == native
 
 
+# The framework's own class each case builds, where that class computes the spec exactly;
+# None: xinit's module (Paddle has no RMSNorm; nnx keeps its scale 1-D and a fixed epsilon,
+# so several normalised dims and RMSNorm's dtype-dependent eps=None stay xinit's).
+OWN_CLASS = {
+    "paddle": {"ln": "LayerNorm", "gn": "GroupNorm", "rms": None},
+    "flax": {"ln": "LayerNorm", "gn": "GroupNorm", "rms": "RMSNorm"},
+}
+XINIT_MODULE = {"ln_2d", "rms_seq", "rms_2d"}  # flax: the cases nnx's classes cannot hold
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("backend", ("paddle", "flax"))
+def test_builds_are_the_frameworks_own_classes(backend, case):
+    """Users' code that looks for ``paddle.nn.LayerNorm``/``nnx.LayerNorm`` (to exclude norms
+    from weight decay, say) finds the built norm: the framework's own class, exactly."""
+    require_backend(backend)
+    spec, _ = CASES[case]
+    if backend == "paddle":
+        import paddle as fw
+
+        owner = fw.nn
+    else:
+        from flax import nnx as owner
+    name = OWN_CLASS[backend][case.split("_")[0]]
+    if backend == "flax" and case in XINIT_MODULE:
+        name = None
+    m = xinit.build(Sequential(("norm", spec)), backend, seed=0)
+    layer = m._sub_layers["norm"] if backend == "paddle" else m.norm
+    if name is None:
+        assert type(layer).__module__.startswith("xinit.backends."), type(layer)
+    else:
+        assert type(layer) is getattr(owner, name), type(layer)
+
+
 def _native_module(backend, spec, seed=5):
     """The framework's own module for ``spec`` with random weights, and a function running
     it on channel-first numpy input."""

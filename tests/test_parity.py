@@ -56,14 +56,14 @@ def test_zoo_transfer_meets_the_targets(model, shape, source):
         assert rel <= TARGET.get(f"{a} vs {b}", 1e-4), (a, b, rel)
 
 
-def small_spec(momentum: float = 0.3) -> Sequential:
+def small_spec(momentum: float = 0.3, train_stats: str = "native") -> Sequential:
     return Sequential(
         {
             "conv": Conv(3, 8, 3, padding=1),
-            "bn": BatchNorm(8, momentum=momentum),
+            "bn": BatchNorm(8, momentum=momentum, train_stats=train_stats),
             "relu": ReLU(),
             "conv2": Conv(8, 4, 3),
-            "bn2": BatchNorm(4),
+            "bn2": BatchNorm(4, train_stats=train_stats),
         }
     )
 
@@ -92,7 +92,8 @@ def test_first_divergent_layer_is_reported():
 
 
 def test_bn_training_step_matches_numpy_and_agrees():
-    spec = small_spec(momentum=0.3)
+    """With ``train_stats="torch"`` every framework keeps PyTorch's rule: all rows agree."""
+    spec = small_spec(momentum=0.3, train_stats="torch")
     mods = build_all(spec, "torch", seed=4)
     x = np.random.default_rng(2).standard_normal((4, 3, 8, 8)).astype(np.float32)
     old = state_dict(mods["torch"])
@@ -126,18 +127,44 @@ def test_bn_training_step_matches_numpy_and_agrees():
         )
 
 
+def test_native_bn_rule_shows_as_the_biased_batch_variance():
+    """The frameworks' own BatchNorms (the default) differ from PyTorch's in one training
+    step exactly as documented: the same momentum and batch mean, and a batch variance
+    stored biased, (n - 1) / n of PyTorch's unbiased one (n values per channel)."""
+    spec = small_spec(momentum=0.3)
+    mods = build_all(spec, "torch", seed=4)
+    x = np.random.default_rng(2).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    report = bn_parity(mods, x)
+    n = {"bn": 4 * 8 * 8, "bn2": 4 * 6 * 6}
+    torch_stats = report.bn_stats["torch"]
+    for name in ("paddle", "flax"):
+        stats = report.bn_stats[name]
+        for path, count in n.items():
+            for stat in ("momentum", "batch_mean"):
+                key = f"{path}|{stat}"
+                np.testing.assert_allclose(stats[key], torch_stats[key], rtol=1e-5, atol=1e-6)
+            key = f"{path}|batch_var"
+            np.testing.assert_allclose(
+                stats[key], torch_stats[key] * (count - 1) / count, rtol=1e-5
+            )
+    assert not report.ok  # 1/256 and 1/144 of the batch variance: far above float32 rounding
+    assert report.first_divergent_bn.kind == "batch_var"
+
+
 def test_bn_momentum_convention_slip_is_caught():
-    """Paddle's own momentum convention (0.9 = weight of the running value) given where the
-    neutral one (0.1 = weight of the batch) belongs: the momentum row diverges first."""
+    """The neutral momentum (0.1 = weight of the batch) given where Paddle's own convention
+    (0.9 = weight of the running value) belongs: the momentum row diverges first."""
     require_backend("torch")
     require_backend("paddle")
-    spec = small_spec(momentum=0.1)
+    spec = small_spec(momentum=0.1, train_stats="torch")
     a = xinit.build(spec, "torch", rng="xinit")
     b = xinit.build(spec, "paddle", rng="xinit")
     randomize_batchnorm(a, seed=1)
     transfer(a, b)
-    b._sub_layers["bn"]._momentum = 0.9
+    assert b._sub_layers["bn"]._momentum == pytest.approx(0.9)  # translated by the build
     x = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    assert parity([a, b], x, train=True).ok
+    b._sub_layers["bn"]._momentum = 0.1  # left untranslated
     eval_report = parity([a, b], x)
     assert eval_report.ok  # eval mode cannot see it
     report = parity([a, b], x, train=True)

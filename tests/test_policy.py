@@ -253,7 +253,7 @@ def test_torch_classes_map_to_kinds_and_neutral_shapes():
 def test_paddle_classes_map_to_kinds_and_neutral_layouts():
     paddle = require_backend("paddle") and __import__("paddle")
     nn = paddle.nn
-    from xinit.backends.paddle.modules import BatchNorm as XBatchNorm
+    from xinit.backends.paddle.modules import TORCH_BATCHNORM
 
     net = nn.LayerDict(
         {
@@ -262,7 +262,7 @@ def test_paddle_classes_map_to_kinds_and_neutral_layouts():
             "fc": nn.Linear(3, 5),
             "bn": nn.BatchNorm2D(4),
             "bn_old": nn.BatchNorm(4),
-            "xbn": XBatchNorm(4, 1e-5, 0.1, True),
+            "xbn": TORCH_BATCHNORM[1](4),  # xinit's PyTorch-rule subclass
             "emb": nn.Embedding(7, 3),
             "ln": nn.LayerNorm([4, 5]),
         }
@@ -287,7 +287,7 @@ def test_paddle_classes_map_to_kinds_and_neutral_layouts():
 def test_flax_classes_map_to_kinds_and_neutral_layouts():
     require_backend("flax")
     from flax import nnx
-    from xinit.backends.flax.modules import BatchNorm as XBatchNorm
+    from xinit.backends.flax.modules import TorchBatchNorm
 
     from xinit.rng import keyed_sample
 
@@ -298,7 +298,7 @@ def test_flax_classes_map_to_kinds_and_neutral_layouts():
             self.upt = nnx.ConvTranspose(4, 6, (3, 3), transpose_kernel=True, rngs=rngs)
             self.fc = nnx.Linear(3, 5, rngs=rngs)
             self.bn = nnx.BatchNorm(4, rngs=rngs)
-            self.xbn = XBatchNorm(BatchNorm(4))
+            self.xbn = TorchBatchNorm(4, rngs=rngs)  # xinit's PyTorch-rule subclass
             self.emb = nnx.Embed(7, 3, rngs=rngs)
             self.ln = nnx.LayerNorm(4, rngs=rngs)
             self.blocks = nnx.List([nnx.Linear(3, 3, rngs=rngs)])

@@ -196,6 +196,10 @@ def test_unknown_zoo_model(capsys):
         ),
         (lambda: BatchNorm(4, momentum=1.5), "momentum"),
         (lambda: BatchNorm(0), "positive int"),
+        (
+            lambda: BatchNorm(4, train_stats="pytorch"),
+            r"train_stats must be one of \('native', 'torch'\)",
+        ),
         (lambda: Dropout(1.0), r"\[0, 1\)"),
         (lambda: MaxPool(3, 2, 2), "at most half the kernel"),
         (lambda: AvgPool(0), ">= 1"),

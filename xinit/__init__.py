@@ -41,6 +41,8 @@ _LAZY = {
     "parity": ("xinit._parity", "parity"),
     "bn_parity": ("xinit._parity", "bn_parity"),
     "randomize_batchnorm": ("xinit._parity", "randomize_batchnorm"),
+    "calibrate_batchnorm": ("xinit._parity", "calibrate_batchnorm"),
+    "port_parity": ("xinit._port_parity", "port_parity"),
     "apply": ("xinit._apply", "apply"),
     "Policy": ("xinit.policy", "Policy"),
     "Rule": ("xinit.policy", "Rule"),

@@ -17,10 +17,12 @@ from ._diagnose import diagnose as diagnose
 from ._lsuv import LSUVError as LSUVError
 from ._lsuv import lsuv as lsuv
 from ._parity import bn_parity as bn_parity
+from ._parity import calibrate_batchnorm as calibrate_batchnorm
 from ._parity import parity as parity
 from ._parity import randomize_batchnorm as randomize_batchnorm
 from ._port import PortError as PortError
 from ._port import port as port
+from ._port_parity import port_parity as port_parity
 from ._stats import stats as stats
 from ._summary import summary as summary
 from .backends.common.sharding import ShardingError as ShardingError

@@ -73,7 +73,9 @@ def _check_run_input(spec, x: np.ndarray | tuple) -> None:
     if first is None:
         return
     where = f"{path or '<root>'} ({first.kind})"
-    if first.kind == "embedding":
+    if first.takes == "any":
+        return
+    if first.takes == "ids":
         if x.dtype.kind not in "iu":
             raise SpecError(f"run: {where} takes integer token ids; got {x.dtype}")
         return

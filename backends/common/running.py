@@ -19,6 +19,12 @@ class Running(ABC):
         """Eval-mode forward recording every submodule's output (dotted path -> channel-first
         numpy; "" is the whole model). A module applied twice reports its last call."""
 
+    def float64(self, module: Any):
+        """A context in which ``module`` computes in float64 (its float32 parameters and
+        buffers cast, restored exactly on exit): the reference run that measures float32
+        rounding for :func:`xinit.parity`."""
+        raise NotImplementedError(f"{self.name}: no float64 run")
+
     def trace_shapes(self, module: Any, x: np.ndarray) -> dict[str, tuple[int, ...]]:
         """Like :meth:`trace`, the channel-first output shape of every submodule only. An
         adapter whose framework can infer shapes without computing (Flax) does so."""
@@ -37,6 +43,29 @@ class Running(ABC):
         """One training-mode forward without gradients (BatchNorm uses the batch statistics
         and updates its running ones); the module's mode is restored."""
         return self.forward(module, x, train=True)
+
+
+class LayerTracker:
+    """Which layer a traced forward was in when it failed: a native model's own error (an
+    input too small for a conv) becomes one line naming the layer path and class."""
+
+    def __init__(self):
+        self.entered: list[tuple[str, Any]] = []
+        self.done: set[str] = set()
+
+    def enter(self, path: str, layer: Any) -> None:
+        self.entered.append((path, layer))
+
+    def leave(self, path: str) -> None:
+        self.done.add(path)
+
+    def error(self, err: BaseException) -> ValueError:
+        """The innermost layer entered and not left, named, with the error's first line."""
+        path, layer = next(
+            ((p, m) for p, m in reversed(self.entered) if p not in self.done), ("", None)
+        )
+        what = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return ValueError(f"layer {path or '<root>'} ({type(layer).__name__}): {what}")
 
 
 def map_arrays(fn: Callable[[Any], Any], value: Any, leaf: type | tuple = ()) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
@@ -231,6 +232,20 @@ class FlaxBackend(Backend):
         module._xinit_spec = spec
         module._xinit_in_channels = input_channels(spec)  # checks direct calls (NHWC)
 
+    @contextlib.contextmanager
+    def float64(self, module):
+        state = jax.tree.map(lambda a: a, nnx.state(module))  # a snapshot of the arrays
+        wide = jax.tree.map(
+            lambda a: np.asarray(a, np.float64) if getattr(a, "dtype", None) == np.float32 else a,
+            state,
+        )
+        with jax.enable_x64(True):
+            nnx.update(module, wide)
+            try:
+                yield module
+            finally:
+                nnx.update(module, state)
+
     def trace(self, module, x):
         if getattr(module, "_xinit_spec", None) is None:
             return self._trace_native(module, x)
@@ -266,6 +281,8 @@ class FlaxBackend(Backend):
                 continue
             value = var.get_value()
             value = value[-1] if isinstance(value, (tuple, list)) else value  # the last call
+            if isinstance(value, (tuple, list)):  # a tuple output: its first
+                value = value[0]
             path = ".".join(map(str, key[:-1]))
             result[path] = np.asarray(layouts.to_neutral(value, held.get(path) or first))
         result[""] = np.asarray(layouts.to_neutral(y, held.get("") or first))

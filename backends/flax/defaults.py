@@ -3,8 +3,9 @@
 Each layer kind's default rule and default layer are its lowering's
 (``backends/flax/lowerings.py``: ``Lowering.default_rule``, ``native_default``); Flax has no
 transformer block of its own, so a block's rows are its layers' (marked as composed here).
-``d`` is a :class:`xinit.defaults.LayerDims` (duck-typed: this module imports nothing of the
-catalogue, which imports it). Only :func:`native_state` imports flax, when called.
+``block`` is the catalogue's registration of a block (:class:`xinit.defaults.Block`;
+duck-typed, as this module imports nothing of the catalogue, which imports it).
+Only :func:`native_state` imports flax, when called.
 """
 
 from __future__ import annotations
@@ -24,23 +25,25 @@ _MODULE = {
 }
 
 
-def block_note(d) -> str:
-    """Flax has no transformer block: its rows are a composition of its layers."""
+def block_note(block) -> str:
+    """Flax has no block of its own: its rows are a composition of its layers."""
+    if not block.name.startswith("transformer"):
+        return f"flax.nnx has no {block.name} block: each row is its layer's own default"
     return _NO_BLOCK
 
 
-def block_rule(d, param: str, kind: str, shape: tuple[int, ...], child: tuple):
+def block_rule(block, param: str, kind: str, shape: tuple[int, ...], child: tuple):
     """(initializer, fans, rule in words, source) of ``param`` of a Flax user's composition
-    for block ``d``: the child's own default ``child`` (the same 4-tuple), marked as composed
+    for ``block``: the child's own default ``child`` (the same 4-tuple), marked as composed
     (``kind``: the child's layer kind)."""
     init, fans, rule, source = child
     module = _MODULE.get(kind, "its layer")
-    return init, fans, f"composed, {module}: {rule}", f"{_NO_BLOCK}; {source}"
+    return init, fans, f"composed, {module}: {rule}", f"{block_note(block)}; {source}"
 
 
-def native_block(d, seed: int):
-    """Flax has no transformer block: ValueError saying so."""
-    raise ValueError(_NO_BLOCK)
+def native_block(block, numbers: dict[str, int], seed: int):
+    """Flax has no block of its own: ValueError saying so."""
+    raise ValueError(block_note(block))
 
 
 def native_state(module) -> dict[str, np.ndarray]:

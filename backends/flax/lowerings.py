@@ -14,11 +14,12 @@ from itertools import accumulate
 
 from xinit import layers as L
 from xinit.fans import Fans
-from xinit.initializers import LecunNormal, Ones, Orthogonal, VarianceScaling, Zeros
+from xinit.initializers import LecunNormal, Ones, VarianceScaling, Zeros
 from xinit.parammap import Leaf
 
 from ..common.recurrent import register_recurrent
 from ..registry import BARE_PARAMETER, Lowering, Registry, param_of, register_builders
+from .recurrent_lowerings import RecurrentLowering
 
 
 def layout(role: str, ndim: int) -> tuple[int, ...] | None:
@@ -92,12 +93,6 @@ def _modules():
     from . import modules
 
     return modules
-
-
-def _recurrent():
-    from . import recurrent
-
-    return recurrent
 
 
 _KERNEL = {"weight": "kernel"}
@@ -189,6 +184,10 @@ class ConvTranspose(_Kernel):
 
 @REGISTRY.register("batchnorm")
 class BatchNorm(_Norm):
+    """``nnx.BatchNorm`` over the channel-last axis with nnx's momentum (``spec.decay``, the
+    weight of the running value) and its own training rule (biased running variance); with
+    ``train_stats="torch"`` xinit's subclass (``modules.TorchBatchNorm``)."""
+
     layout = "channels"
     leaves = {
         "weight": "scale",
@@ -202,16 +201,30 @@ class BatchNorm(_Norm):
         return _nnx().BatchNorm(spec.num_features, rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
-        return _modules().BatchNorm(spec, initial)
+        cls = _modules().TorchBatchNorm if spec.train_stats == "torch" else _nnx().BatchNorm
+        return _modules().norm_layer(
+            cls,
+            spec.num_features,
+            initial,
+            spec.affine,
+            spec.affine,
+            momentum=spec.decay,
+            epsilon=spec.eps,
+        )
 
     def natives(self):
-        return (_nnx().BatchNorm, _modules().BatchNorm)
+        return (_nnx().BatchNorm,)
 
     def read(self, m):
-        if isinstance(m, _modules().BatchNorm):  # xinit's: the neutral momentum already
-            return L.BatchNorm(int(m.mean[...].shape[0]), m.eps, m.momentum, m.scale is not None)
-        affine = m.use_scale and m.use_bias
-        return L.BatchNorm(m.num_features, m.epsilon, 1.0 - m.momentum, affine)
+        if m.axis not in (-1,) or m.use_scale != m.use_bias:  # not the map described here
+            return None
+        return L.BatchNorm(
+            m.num_features,
+            m.epsilon,
+            L.BatchNorm.momentum_from_decay(m.momentum),
+            m.use_scale,
+            train_stats="torch" if isinstance(m, _modules().TorchBatchNorm) else "native",
+        )
 
 
 @REGISTRY.register("linear")
@@ -278,6 +291,9 @@ _SCALE = {"weight": "scale"}
 
 @REGISTRY.register("layernorm")
 class LayerNorm(_Norm):
+    """``nnx.LayerNorm`` over the last dim. Over several dims, xinit's module: nnx keeps its
+    scale and bias 1-D, where the neutral map has them in ``normalized_shape``."""
+
     layout = "sequence"
     leaves = _SCALE
     takes_initial = True
@@ -286,7 +302,13 @@ class LayerNorm(_Norm):
         return _nnx().LayerNorm(math.prod(spec.normalized_shape), rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
-        return _modules().LayerNorm(spec, initial)
+        if len(spec.normalized_shape) > 1:
+            return _modules().LayerNorm(spec, initial)
+        affine = spec.elementwise_affine
+        (features,) = spec.normalized_shape
+        return _modules().norm_layer(
+            _nnx().LayerNorm, features, initial, affine, affine and spec.bias, epsilon=spec.eps
+        )
 
     def natives(self):
         return (_nnx().LayerNorm, _modules().LayerNorm)
@@ -302,6 +324,10 @@ class LayerNorm(_Norm):
 
 @REGISTRY.register("rmsnorm")
 class RMSNorm(_Norm):
+    """``nnx.RMSNorm`` over the last dim with the spec's eps. xinit's module over several
+    dims (nnx's scale is 1-D) and for ``eps=None``, PyTorch's machine epsilon of the input's
+    dtype, which a fixed ``epsilon`` cannot follow."""
+
     layout = "sequence"
     leaves = _SCALE
     takes_initial = True
@@ -310,7 +336,12 @@ class RMSNorm(_Norm):
         return _nnx().RMSNorm(math.prod(spec.normalized_shape), rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
-        return _modules().RMSNorm(spec, initial)
+        if len(spec.normalized_shape) > 1 or spec.eps is None:
+            return _modules().RMSNorm(spec, initial)
+        (features,) = spec.normalized_shape
+        return _modules().norm_layer(
+            _nnx().RMSNorm, features, initial, spec.elementwise_affine, None, epsilon=spec.eps
+        )
 
     def natives(self):
         return (_nnx().RMSNorm, _modules().RMSNorm)
@@ -323,6 +354,9 @@ class RMSNorm(_Norm):
 
 @REGISTRY.register("groupnorm")
 class GroupNorm(_Norm):
+    """``nnx.GroupNorm``: contiguous channel groups on the channel-last axis, statistics over
+    every position of a sample, as PyTorch's."""
+
     layout = "channels"
     leaves = _SCALE
     takes_initial = True
@@ -332,14 +366,20 @@ class GroupNorm(_Norm):
         return _nnx().GroupNorm(n, num_groups=g, rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
-        return _modules().GroupNorm(spec, initial)
+        return _modules().norm_layer(
+            _nnx().GroupNorm,
+            spec.num_channels,
+            initial,
+            spec.affine,
+            spec.affine,
+            num_groups=spec.num_groups,
+            epsilon=spec.eps,
+        )
 
     def natives(self):
-        return (_nnx().GroupNorm, _modules().GroupNorm)
+        return (_nnx().GroupNorm,)
 
     def read(self, m):
-        if isinstance(m, _modules().GroupNorm):
-            return m.spec
         if m.use_scale != m.use_bias:  # one of the two: no neutral GroupNorm
             return None
         return L.GroupNorm(m.num_groups, m.num_groups * m.group_size, m.epsilon, m.use_scale)
@@ -482,164 +522,8 @@ class PositionIds(Lowering):
         return _modules().PositionIds()
 
 
-# Per-gate names of xinit's cells, input side then hidden side, in PyTorch's gate order:
-# nnx.LSTMCell's own names (``if_``: ``if`` is a keyword), and a GRU's in the same style.
-GATES = {
-    "lstm": (("ii", "if_", "ig", "io"), ("hi", "hf", "hg", "ho")),
-    "gru": (("ir", "iz", "in_"), ("hr", "hz", "hn")),
-    "rnn": (("dense_i",), ("dense_h",)),  # nnx.SimpleCell's names of its one gate per side
-}
-_FLAX_CELL = "_xinit_flax_cell"  # on a spec read from one of Flax's own cells: its class name
-
-
-FLAX_CELLS = {  # Flax's own cells: (spec, the one bias they keep)
-    "LSTMCell": (L.LSTM, "hh"),
-    "OptimizedLSTMCell": (L.LSTM, "hh"),
-    "GRUCell": (L.GRU, "ih"),  # dense_i's bias; no b_hn
-    "SimpleCell": (L.RNN, "ih"),  # dense_i's bias
-}
-OWN_CELL = {"lstm": "LSTMCell", "gru": "GRUCell", "rnn": "SimpleCell"}  # a kind's default cell
-
-
-def cell_spec(cell: str, n_in: int, hidden: int, **fields):
-    """The one-bias spec of Flax's own cell class ``cell`` (its math is PyTorch's with the
-    other bias zero), marked so that its map is that cell's own layout."""
-    spec_cls, bias = FLAX_CELLS[cell]
-    spec = spec_cls(n_in, hidden, bias=bias, **fields)
-    object.__setattr__(spec, _FLAX_CELL, cell)
-    return spec
-
-
-def _per_gate(prefix: str, names, leaf: str, h: int, perm) -> tuple[Leaf, ...]:
-    """A neutral gate-stacked tensor as one native tensor per gate (rows j*H:(j+1)*H)."""
-    return tuple(
-        Leaf(f"{prefix}{name}.{leaf}", perm, part=(0, j * h, (j + 1) * h))
-        for j, name in enumerate(names)
-    )
-
-
-class _Recurrent(Lowering):
-    """xinit's :class:`recurrent.Recurrent` (PyTorch's math, both biases; cells ``l{k}`` and
-    ``l{k}_reverse`` with per-gate kernels (in, H)), which takes and returns the neutral
-    (N, L, D) sequence. Flax's own cells are read too, as one-bias specs (their math is
-    PyTorch's with the other bias zero), through their own layouts: ``nnx.LSTMCell``
-    (per-gate ``ii.kernel`` ... ``ho.bias``), ``nnx.OptimizedLSTMCell`` (``dense_i``/
-    ``dense_h`` kernels (in, 4H)), ``nnx.GRUCell`` (``dense_i`` with the bias, ``dense_h``
-    (H, 3H)) and ``nnx.SimpleCell`` (``dense_i`` with the bias, ``dense_h`` (H, H));
-    ``xinit.apply`` then sets their input and recurrent kernels by role, and state/port
-    move them (a torch/paddle module needs both biases: see
-    ``docs/architecture.md``)."""
-
-    layout = "sequence"
-    native_name = ""
-
-    def default_missing(self, spec):
-        if getattr(spec, "proj_size", 0):
-            note = "Flax's LSTM cells have no projection (PyTorch's proj_size, weight_hr)"
-            return note, "flax/nnx/nn/recurrent.py LSTMCell, OptimizedLSTMCell"
-        return None
-
-    def default_spec(self, spec):
-        """Flax's own default layer is its cell (``nnx.LSTMCell``/``GRUCell``/``SimpleCell``,
-        or the cell ``spec`` was read from): one bias per gate, in its own layout."""
-        if getattr(spec, _FLAX_CELL, None) is not None:
-            return spec
-        extra = {"nonlinearity": spec.nonlinearity} if spec.kind == "rnn" else {}
-        return cell_spec(OWN_CELL[spec.kind], spec.input_size, spec.hidden_size, **extra)
-
-    def default_rule(self, spec, param):
-        """What the cell draws (``spec``'s own cell when read from one, else the kind's
-        default cell): lecun_normal input kernels, orthogonal recurrent ones (per gate in
-        ``LSTMCell``, one stacked (H, G·H) matrix in the others), zero biases."""
-        cell = getattr(spec, _FLAX_CELL, None) or OWN_CELL[spec.kind]
-        linen = "linen: the same" if cell in ("LSTMCell", "SimpleCell") else "nnx's; not linen's"
-        src = f"flax/nnx/nn/recurrent.py {cell} ({linen})"
-        g = spec.gates
-        if param == "weight_ih_l0":
-            text = f"lecun_normal on the input kernel{'s' if g > 1 else ''} (in, H): fan_in = in"
-            return LecunNormal(), Fans(spec.input_size, spec.hidden_size), text, src
-        if param == "weight_hh_l0" and cell == "LSTMCell":
-            text = "orthogonal on each gate's kernel (H, H) (modified_orthogonal)"
-            return Orthogonal(blocks=4), None, text, src
-        if param == "weight_hh_l0":
-            stacked = f"{g}H" if g > 1 else "H"
-            text = f"orthogonal on the stacked (H, {stacked}) kernel: orthonormal rows"
-            return Orthogonal(), None, text, src
-        text = "zeros_init(): one bias per gate (PyTorch's other bias: none, zero in the math)"
-        return Zeros(), None, text, src
-
-    def native_default(self, spec, seed):
-        cell = getattr(_nnx(), getattr(spec, _FLAX_CELL, None) or OWN_CELL[spec.kind])
-        return cell(spec.input_size, spec.hidden_size, rngs=_nnx().Rngs(seed))
-
-    def params(self, spec):
-        cell = getattr(spec, _FLAX_CELL, None)
-        if cell is not None:
-            return self._native_cell_params(spec, cell)
-        names = {p.name for p in spec.params()}
-        h = spec.hidden_size
-        inputs, hidden = GATES[spec.kind]
-        out = {}
-        for k, sfx in spec.cells():
-            prefix, tail = f"l{k}{sfx}.", f"l{k}{sfx}"
-            out[f"weight_ih_{tail}"] = _per_gate(prefix, inputs, "kernel", h, (1, 0))
-            out[f"weight_hh_{tail}"] = _per_gate(prefix, hidden, "kernel", h, (1, 0))
-            if f"bias_ih_{tail}" in names:
-                out[f"bias_ih_{tail}"] = _per_gate(prefix, inputs, "bias", h, None)
-            if f"bias_hh_{tail}" in names:
-                out[f"bias_hh_{tail}"] = _per_gate(prefix, hidden, "bias", h, None)
-            if f"weight_hr_{tail}" in names:  # LSTM proj_size: the projection kernel (H, P)
-                out[f"weight_hr_{tail}"] = (Leaf(f"{prefix}proj.kernel", (1, 0)),)
-        return out
-
-    def _native_cell_params(self, spec, cell: str):
-        h = spec.hidden_size
-        if cell == "LSTMCell":
-            inputs, hidden = GATES["lstm"]
-            return {
-                "weight_ih_l0": _per_gate("", inputs, "kernel", h, (1, 0)),
-                "weight_hh_l0": _per_gate("", hidden, "kernel", h, (1, 0)),
-                "bias_hh_l0": _per_gate("", hidden, "bias", h, None),
-            }
-        side = spec.bias  # the one bias of the cell: dense_h's ("hh") or dense_i's ("ih")
-        bias, dense = f"bias_{side}_l0", "dense_h" if side == "hh" else "dense_i"
-        return {
-            "weight_ih_l0": (Leaf("dense_i.kernel", (1, 0)),),
-            "weight_hh_l0": (Leaf("dense_h.kernel", (1, 0)),),
-            bias: (Leaf(f"{dense}.bias"),),
-        }
-
-    def build(self, spec, device):
-        if getattr(spec, _FLAX_CELL, None) is not None:
-            raise TypeError(
-                f"{spec!r} was read from Flax's own {getattr(spec, _FLAX_CELL)}; xinit builds "
-                f"its own module: build {type(spec).__name__}(...) made anew"
-            )
-        return getattr(_recurrent(), self.native_name)(spec, GATES[spec.kind])
-
-    def natives(self):
-        own = (c for c, (spec, _) in FLAX_CELLS.items() if spec.__name__ == self.native_name)
-        return (getattr(_recurrent(), self.native_name), *(getattr(_nnx(), c) for c in own))
-
-    def read(self, m):
-        if isinstance(m, _recurrent().Recurrent):
-            return m.spec
-        if isinstance(m, _nnx().SimpleCell):
-            act = _simple_activations().get(m.activation_fn)
-            if act is None or m.residual:  # another activation, or h + act(...): no RNN
-                return None
-            return cell_spec("SimpleCell", m.in_features, m.hidden_features, nonlinearity=act)
-        return cell_spec(type(m).__name__, m.in_features, m.hidden_features)
-
-
-def _simple_activations():
-    """``nnx.SimpleCell``'s activation functions that are a vanilla RNN's nonlinearity."""
-    import jax
-
-    return {jax.numpy.tanh: "tanh", _nnx().tanh: "tanh", jax.nn.relu: "relu", _nnx().relu: "relu"}
-
-
-LSTM, GRU, RNN = register_recurrent(REGISTRY, _Recurrent)
+# The recurrent kinds: their Flax lowering lives in recurrent_lowerings.py.
+LSTM, GRU, RNN = register_recurrent(REGISTRY, RecurrentLowering)
 
 
 @REGISTRY.register("flatten")

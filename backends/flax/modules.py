@@ -1,8 +1,10 @@
 """The native Flax NNX modules xinit builds: layers with PyTorch's semantics on channel-last
-input (BatchNorm with the neutral statistics rule, transposed conv, pools, flatten in
+input (BatchNorm with PyTorch's statistics on request, transposed conv, pools, flatten in
 channel-first order) and the containers, which record outputs while tracing."""
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -94,31 +96,53 @@ class Neutral(nnx.Module):
         return jnp.transpose(x, s.dims)
 
 
-class BatchNorm(nnx.Module):
-    """Batch norm over the last (channel) axis with the neutral (PyTorch) statistics rule:
-    momentum is the weight of the new batch and the running variance is unbiased."""
+@functools.cache
+def _unused_rngs() -> nnx.Rngs:
+    """The ``rngs`` nnx's norms require, for norms built without random leaves (never drawn)."""
+    return nnx.Rngs(0)
 
-    def __init__(self, spec: L.BatchNorm, initial=None):
-        c = (spec.num_features,)
-        self.eps, self.momentum = spec.eps, spec.momentum
-        self.scale = nnx.Param(_initial_or(initial, "scale", c, 1.0)) if spec.affine else None
-        self.bias = nnx.Param(_initial_or(initial, "bias", c, 0.0)) if spec.affine else None
-        self.mean = nnx.BatchStat(_filled(c, 0.0))
-        self.var = nnx.BatchStat(_filled(c, 1.0))
-        self.use_running_average = False
 
-    def __call__(self, x):
-        axes = tuple(range(x.ndim - 1))
-        if self.use_running_average:
-            mean, var = self.mean[...], self.var[...]
-        else:
-            mean = x.mean(axes)
-            var = ((x - mean) ** 2).mean(axes)
-            n = x.size // x.shape[-1]
-            m = self.momentum
-            self.mean[...] = (1 - m) * self.mean[...] + m * mean
-            self.var[...] = (1 - m) * self.var[...] + m * var * (n / max(n - 1, 1))
-        y = (x - mean) * jax.lax.rsqrt(var + self.eps)
+def norm_layer(cls, features: int, initial, scale: bool, bias: bool | None, **kw):
+    """nnx norm ``cls`` whose ``scale``/``bias`` hold the values xinit drew (else ones and
+    zeros), with the exact variance (``use_fast_variance=False``: the mean squared deviation,
+    as PyTorch; nnx's E[x^2] - E[x]^2 loses digits when the mean is large against the spread).
+    Built without the two leaves, then given them: nnx would draw a random key for each
+    (about 1 ms per leaf on a CPU, 5x the rest of a BatchNorm) for values xinit replaces.
+    ``bias=None``: the class has none (RMSNorm)."""
+    off = {"use_scale": False} if bias is None else {"use_scale": False, "use_bias": False}
+    layer = cls(features, use_fast_variance=False, rngs=_unused_rngs(), **off, **kw)
+    if scale:
+        layer.scale = nnx.Param(_initial_or(initial, "scale", (features,), 1.0))
+        layer.use_scale = True
+    if bias:
+        layer.bias = nnx.Param(_initial_or(initial, "bias", (features,), 0.0))
+        layer.use_bias = True
+    return layer
+
+
+class TorchBatchNorm(nnx.BatchNorm):
+    """``nnx.BatchNorm`` with PyTorch's training statistics (``BatchNorm(train_stats="torch")``):
+    the running variance takes the unbiased batch variance (nnx's takes the biased one).
+    ``momentum`` keeps nnx's convention (the weight of the running value); eval mode and
+    everything else are nnx's own."""
+
+    def __call__(self, x, use_running_average: bool | None = None, *, mask=None):
+        if use_running_average is None:
+            use_running_average = self.use_running_average
+        if use_running_average:
+            return super().__call__(x, True, mask=mask)
+        if mask is not None:
+            raise ValueError("a BatchNorm with PyTorch's training statistics takes no mask")
+        axes = tuple(range(x.ndim - 1))  # every axis but the (last) channel axis
+        mean = x.mean(axes)
+        var = ((x - mean) ** 2).mean(axes)
+        n = x.size // x.shape[-1]
+        decay = self.momentum
+        unbiased = var * (n / max(n - 1, 1))
+        stop = jax.lax.stop_gradient
+        self.mean[...] = stop(decay * self.mean[...] + (1 - decay) * mean)
+        self.var[...] = stop(decay * self.var[...] + (1 - decay) * unbiased)
+        y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
         if self.scale is not None:
             y = y * self.scale[...] + self.bias[...]
         return y
@@ -126,7 +150,9 @@ class BatchNorm(nnx.Module):
 
 class FeatureNorm(nnx.Module):
     """PyTorch's LayerNorm or RMSNorm (by ``spec.kind``) over the neutral last dims, with
-    nnx's leaf names ``scale``/``bias``, on the neutral array (layout "sequence")."""
+    nnx's leaf names ``scale``/``bias``, on the neutral array (layout "sequence"): for the
+    specs nnx's own classes cannot hold (several dims: nnx's scale is 1-D; RMSNorm's
+    ``eps=None``, PyTorch's machine epsilon of the input's dtype)."""
 
     def __init__(self, spec, initial=None):
         self.spec = spec
@@ -158,29 +184,6 @@ class LayerNorm(FeatureNorm):
 
 class RMSNorm(FeatureNorm):
     """PyTorch's RMSNorm in the adapter's layout (see :class:`FeatureNorm`)."""
-
-
-class GroupNorm(nnx.Module):
-    """PyTorch's GroupNorm: contiguous channel groups, each normalised over its channels and
-    every position (biased variance), then per-channel ``scale``/``bias``; on the adapter's
-    channel-last images, so the channels are the last axis."""
-
-    def __init__(self, spec: L.GroupNorm, initial=None):
-        self.spec = spec
-        c = (spec.num_channels,)
-        self.scale = nnx.Param(_initial_or(initial, "scale", c, 1.0)) if spec.affine else None
-        self.bias = nnx.Param(_initial_or(initial, "bias", c, 0.0)) if spec.affine else None
-
-    def __call__(self, x):
-        g = self.spec.num_groups
-        grouped = x.reshape(*x.shape[:-1], g, x.shape[-1] // g)  # (N, *, G, C/G)
-        axes = (*range(1, x.ndim - 1), x.ndim)  # every position and the channels of a group
-        mean = grouped.mean(axes, keepdims=True)
-        var = ((grouped - mean) ** 2).mean(axes, keepdims=True)
-        y = ((grouped - mean) * jax.lax.rsqrt(var + self.spec.eps)).reshape(x.shape)
-        if self.scale is not None:
-            y = y * self.scale[...] + self.bias[...]
-        return y
 
 
 class Attention(nnx.MultiHeadAttention):

@@ -15,9 +15,9 @@ from xinit.parammap import contiguous
 from ..common.blocked_copy import copy_into
 from ..common.diagnostics import OutputRecorder, SignalPass
 from ..common.protocol import Backend
-from ..common.running import array_leaves, as_args, map_arrays, set_mode
+from ..common.running import LayerTracker, array_leaves, as_args, map_arrays, set_mode
 from ..common.sharding import ShardingError, box_values
-from .lowerings import REGISTRY
+from .lowerings import REGISTRY, fused_activation
 from .modules import Graph, Residual, Steps
 
 nn = paddle.nn
@@ -57,6 +57,32 @@ def _seeded(seed: int, device: str):
         finally:
             paddle.set_device(previous)
             paddle.set_rng_state(state)
+
+
+def _activation(act: str):
+    """A forward post-hook applying Paddle's named activation ``act`` (as its fused layers do)."""
+    from paddle.base import dygraph_utils
+
+    def hook(_m, _inp, out):
+        return dygraph_utils._append_activation_in_dygraph(out, act=act)
+
+    return hook
+
+
+def _cast(module, dtype: str) -> None:
+    """``module.to(dtype=)`` leaving uninitialised buffers (an RNN's dropout state) alone:
+    Paddle's cast fails on them."""
+    empty = [
+        (layer, name, layer._buffers.pop(name))
+        for _, layer in module.named_sublayers(include_self=True)
+        for name, b in list(layer._buffers.items())
+        if b is not None and not b._is_initialized()
+    ]
+    try:
+        module.to(dtype=dtype)
+    finally:
+        for layer, name, b in empty:
+            layer._buffers[name] = b
 
 
 class PaddleBackend(Backend):
@@ -141,20 +167,44 @@ class PaddleBackend(Backend):
         copy_into(view, array)
 
     def trace(self, module, x):
-        outputs, handles = {}, []
+        outputs, handles, fused, where = {}, [], [], LayerTracker()
         for path, sub in [("", module), *module.named_sublayers()]:
 
-            def hook(_m, _inp, out, path=path):
+            def hook(m, _inp, out, path=path):
+                where.leave(path)
+                if isinstance(out, tuple) and out and not isinstance(m, Graph):
+                    out = out[0]  # LSTM, GRU, MultiHeadAttention: their first output
                 if isinstance(out, paddle.Tensor):  # a graph's tuple or dict: nodes report
                     outputs[path] = np.array(out.numpy())
 
+            handles.append(sub.register_forward_pre_hook(lambda m, _i, p=path: where.enter(p, m)))
             handles.append(sub.register_forward_post_hook(hook))
+            act = fused_activation(sub)
+            if act is not None:  # BatchNorm(act=): recorded before, then applied as Paddle does
+                fused.append((sub, act))
+                sub._act = None
+                handles.append(sub.register_forward_post_hook(_activation(act)))
         try:
             self.run(module, x)
+        except (RuntimeError, ValueError) as err:  # a shape the model cannot take: name the layer
+            raise where.error(err) from err
         finally:
             for h in handles:
                 h.remove()
+            for sub, act in fused:
+                sub._act = act
         return outputs
+
+    @contextlib.contextmanager
+    def float64(self, module):
+        floats = [t for t in [*module.parameters(), *module.buffers()] if t.is_floating_point()]
+        if any(t.dtype != paddle.float32 for t in floats):  # restored as float32 on exit
+            raise NotImplementedError("paddle: float64 run of a model with non-float32 weights")
+        _cast(module, "float64")
+        try:
+            yield module
+        finally:
+            _cast(module, "float32")  # float32 -> float64 -> float32 is exact
 
     def forward(self, module, x, train):
         was_training = module.training

@@ -1,9 +1,9 @@
 """One lowering per layer kind for PaddlePaddle: the native ``paddle.nn`` layer and its map.
 
 Paddle's Linear weight is stored ``(in, out)`` (the transpose of the neutral one); BatchNorm
-uses PaddleOCR's names ``_mean``/``_variance`` and keeps no step counter. Weights are built
-with a zero fill (``modules._placeholder``) that xinit overwrites, skipping Paddle's own
-random default init.
+is Paddle's own (names ``_mean``/``_variance``, no step counter, momentum 1 - neutral).
+Weights are built with a zero fill (``modules._placeholder``) that xinit overwrites,
+skipping Paddle's own random default init.
 """
 
 from __future__ import annotations
@@ -180,25 +180,55 @@ class ConvTranspose(Lowering):
 
 @REGISTRY.register("batchnorm")
 class BatchNorm(_Norm):
+    """``paddle.nn.BatchNorm1D/2D/3D`` with Paddle's momentum (``spec.decay``, the weight of
+    the running value) and its own training rule (biased running variance); with
+    ``train_stats="torch"`` xinit's subclass of the same class (``modules.TORCH_BATCHNORM``)."""
+
     leaves = {"running_mean": "_mean", "running_var": "_variance", "num_batches_tracked": None}
 
     def native_default(self, spec, seed):
         return _seeded(seed).BatchNorm2D(spec.num_features)
 
     def build(self, spec, device):
-        return _modules().BatchNorm(spec.num_features, spec.eps, spec.momentum, spec.affine)
+        nn = _paddle().nn
+        native = (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D)
+        torch_rule = spec.train_stats == "torch"
+        cls = (_modules().TORCH_BATCHNORM if torch_rule else native)[spec.dims - 1]
+        affine = _affine(spec.affine)
+        return cls(
+            spec.num_features,
+            momentum=spec.decay,
+            epsilon=spec.eps,
+            weight_attr=affine,
+            bias_attr=affine,
+        )
 
     def natives(self):
         from paddle.nn.layer.norm import _BatchNormBase
 
-        return (_BatchNormBase, _paddle().nn.BatchNorm, _modules().BatchNorm)
+        return (_BatchNormBase, _paddle().nn.BatchNorm)
 
     def read(self, m):
-        c = int(m._mean.shape[0])
-        if isinstance(m, _modules().BatchNorm):  # xinit's: the neutral momentum already
-            return L.BatchNorm(c, m._epsilon, m._momentum, m.weight is not None)
-        dims = {"BatchNorm1D": 1, "BatchNorm3D": 3}.get(type(m).__name__, 2)
-        return L.BatchNorm(c, m._epsilon, 1.0 - m._momentum, m.weight is not None, dims)
+        if (m.weight is None) != (m.bias is None):  # one of the two: no neutral BatchNorm
+            return None
+        nn = _paddle().nn
+        dims = 1 if isinstance(m, nn.BatchNorm1D) else 3 if isinstance(m, nn.BatchNorm3D) else 2
+        return L.BatchNorm(
+            int(m._mean.shape[0]),
+            m._epsilon,
+            L.BatchNorm.momentum_from_decay(m._momentum),
+            m.weight is not None,
+            dims,
+            train_stats="torch" if isinstance(m, _modules()._TorchStats) else "native",
+        )
+
+
+def fused_activation(m) -> str | None:
+    """The activation a ``paddle.nn.BatchNorm(C, act=...)`` applies inside its forward (None
+    for any other layer): neutrally a BatchNorm followed by that activation, so parity
+    compares the layer's output before it, as every other framework's BatchNorm gives it."""
+    act = getattr(m, "_act", None)
+    return act if isinstance(act, str) and act else None
 
 
 @REGISTRY.register("linear")

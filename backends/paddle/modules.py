@@ -1,5 +1,6 @@
-"""The native Paddle layers xinit builds: PyTorch-rule BatchNorm, ceil-mode pools with
-PyTorch's window rule, transposed convs with PyTorch's output_padding, and containers."""
+"""The native Paddle layers xinit builds: BatchNorm with PyTorch's training statistics (on
+request), ceil-mode pools with PyTorch's window rule, transposed convs with PyTorch's
+output_padding, and containers."""
 
 from __future__ import annotations
 
@@ -74,38 +75,18 @@ class RMSNorm(nn.Layer):
         return y * self.weight if self.weight is not None else y
 
 
-class BatchNorm(nn.Layer):
-    """Batch norm with PaddleOCR's parameter names and the neutral (PyTorch) statistics rule.
+class _TorchStats:
+    """Paddle's BatchNorm with PyTorch's training statistics (``BatchNorm(train_stats="torch")``).
 
-    Paddle's own BatchNorm stores the biased batch variance; the neutral spec stores the
-    unbiased one, as PyTorch does, so training-mode updates are computed here. ``momentum``
-    is the neutral (PyTorch) weight of the new batch; Paddle's own would be 1 - momentum.
+    Paddle's own layer stores the biased batch variance; PyTorch stores the unbiased one, so
+    training-mode updates are computed here. ``_momentum`` keeps Paddle's convention (the
+    weight of the running value, 0.9 for PyTorch's 0.1), so Paddle's tools read it right.
+    Eval mode is Paddle's own forward.
     """
-
-    def __init__(self, num_features: int, eps: float, momentum: float, affine: bool):
-        super().__init__()
-        self._epsilon, self._momentum = eps, momentum
-        c = [num_features]
-        if affine:
-            one = nn.initializer.Constant(1.0)
-            self.weight = self.create_parameter(c, default_initializer=one)
-            self.bias = self.create_parameter(c, is_bias=True)
-        else:
-            self.weight = self.bias = None
-        keep = paddle.ParamAttr(trainable=False)
-        self._mean = self.create_parameter(
-            c, attr=keep, default_initializer=nn.initializer.Constant(0.0)
-        )
-        self._variance = self.create_parameter(
-            c, attr=keep, default_initializer=nn.initializer.Constant(1.0)
-        )
-        self._mean.stop_gradient = self._variance.stop_gradient = True
 
     def forward(self, x):
         if not self.training:
-            return F.batch_norm(
-                x, self._mean, self._variance, self.weight, self.bias, False, epsilon=self._epsilon
-            )
+            return super().forward(x)
         # Mean over the spatial axes first, then the batch: Paddle's one-pass fp32 reduction
         # over (N, *spatial) is ~30x less accurate than PyTorch's and would show in parity.
         spatial = list(range(2, x.ndim))
@@ -113,19 +94,25 @@ class BatchNorm(nn.Layer):
         def batch_mean(t):
             return (t.mean(axis=spatial) if spatial else t).mean(axis=0)
 
+        shape = [1, -1] + [1] * (x.ndim - 2)
         mean = batch_mean(x)
-        var = batch_mean((x - mean.reshape([1, -1] + [1] * (x.ndim - 2))) ** 2)
+        var = batch_mean((x - mean.reshape(shape)) ** 2)
         n = int(np.prod(x.shape)) // x.shape[1]  # x.numel() is a Tensor, not an int
         with paddle.no_grad():
-            m = self._momentum
+            m = 1.0 - self._momentum  # PyTorch's momentum: the weight of the batch
             unbiased = var * (float(n) / max(float(n) - 1.0, 1.0))
             paddle.assign((1 - m) * self._mean + m * mean, self._mean)
             paddle.assign((1 - m) * self._variance + m * unbiased, self._variance)
-        shape = [1, -1] + [1] * (x.ndim - 2)
         y = (x - mean.reshape(shape)) / paddle.sqrt(var.reshape(shape) + self._epsilon)
         if self.weight is not None:
             y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
         return y
+
+
+TORCH_BATCHNORM = tuple(
+    type(f"Torch{cls.__name__}", (_TorchStats, cls), {"__doc__": _TorchStats.__doc__})
+    for cls in (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D)
+)
 
 
 class Steps(shared.Steps, PaddleOps, nn.Layer):

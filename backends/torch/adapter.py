@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections import OrderedDict
 
@@ -14,7 +15,7 @@ from xinit.parammap import contiguous
 
 from ..common.diagnostics import OutputRecorder, SignalPass
 from ..common.protocol import Backend
-from ..common.running import array_leaves, as_args, map_arrays
+from ..common.running import LayerTracker, array_leaves, as_args, map_arrays
 from ..common.sharding import ShardingError, box_values
 from .lowerings import REGISTRY
 from .modules import Graph, Residual, Steps
@@ -143,20 +144,38 @@ class TorchBackend(Backend):
             target.copy_(source)
 
     def trace(self, module, x):
-        outputs, handles = {}, []
+        outputs, handles, where = {}, [], LayerTracker()
         for path, sub in module.named_modules():
 
-            def hook(_m, _inp, out, path=path):
+            def hook(m, _inp, out, path=path):
+                where.leave(path)
+                if isinstance(out, tuple) and out and not isinstance(m, Graph):
+                    out = out[0]  # LSTM, GRU, MultiheadAttention: their first output
                 if isinstance(out, torch.Tensor):  # a graph's tuple or dict: its nodes report
                     outputs[path] = out.detach().cpu().numpy().copy()  # in-place ops come after
 
+            handles.append(sub.register_forward_pre_hook(lambda m, _i, p=path: where.enter(p, m)))
             handles.append(sub.register_forward_hook(hook))
         try:
             self.run(module, x)
+        except RuntimeError as err:  # a shape the model cannot take: name the layer
+            raise where.error(err) from err
         finally:
             for h in handles:
                 h.remove()
         return outputs
+
+    @contextlib.contextmanager
+    def float64(self, module):
+        tensors = [*module.parameters(), *module.buffers()]
+        cast = [t for t in tensors if t.dtype == torch.float32]
+        for t in cast:
+            t.data = t.data.double()
+        try:
+            yield module
+        finally:
+            for t in cast:
+                t.data = t.data.float()  # float32 -> float64 -> float32 is exact
 
     def forward(self, module, x, train):
         was_training = module.training

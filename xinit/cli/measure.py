@@ -88,9 +88,10 @@ def cmd_defaults(args) -> int:
         else:
             _print_wide(defaults.conventions_rich(items), width=args.width)
         return 0
-    layers = [_defaults_dims(defaults, layer, args) for layer in _csv(args.layer)]
-    if args.plot and layers[0].block_class:  # refused before the table, not after it
-        raise ArgumentError(f"--plot draws one layer's parameter; {layers[0].layer} is a block")
+    layers = [_defaults_spec(defaults, layer, args) for layer in _csv(args.layer)]
+    if args.plot and defaults.is_block(_csv(args.layer)[0]):  # refused before the table
+        name = defaults.canonical_layer(_csv(args.layer)[0])
+        raise ArgumentError(f"--plot draws one layer's parameter; {name} is a block")
     entries = [e for d in layers for e in defaults.catalogue(d, frameworks=frameworks)]
     detail = len(layers) == 1  # one layer kind: side by side, with each framework's rule
     if args.format == "json":
@@ -108,16 +109,16 @@ def cmd_defaults(args) -> int:
     return 0
 
 
-def _defaults_dims(defaults, layer: str, args):
-    """The dims of one ``--layer`` name: a layer with one feature count (norms, attention)
-    takes ``--out`` when given, else ``--in``; a block (transformer layer) takes d_model =
-    ``--in`` and the feed-forward width ``--out`` (default 4·d_model); others take ``--out``
-    (default 128)."""
+def _defaults_spec(defaults, layer: str, args):
+    """The layer spec of one ``--layer`` name and the numbers given: a layer with one
+    feature count (norms, attention) takes ``--out`` when given, else ``--in``; a block
+    (transformer layer) takes d_model = ``--in`` and the feed-forward width ``--out``
+    (default 4·d_model); others take ``--out`` (default 128)."""
     out = args.out_features
     if out is None and not defaults.one_feature_count(layer) and not defaults.is_block(layer):
         out = 128
     kernel = args.kernel[0] if len(args.kernel) == 1 else args.kernel
-    return defaults.dims(layer, args.in_features, out, kernel, args.groups, args.heads)
+    return defaults.layer_spec(layer, args.in_features, out, kernel, args.groups, args.heads)
 
 
 def cmd_diagnose(args) -> int:

@@ -3,6 +3,7 @@ compare a model's layers across frameworks."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from xinit.backends import FRAMEWORKS
@@ -26,12 +27,17 @@ def _parity_input(args, model: str, spec=None):
 
     from xinit import models
     from xinit._parity import check_input
-    from xinit.blocks import walk
+    from xinit.blocks import infer, walk
     from xinit.layers import Layer
 
     shape = args.input or models.default_input(model)
     if any(n <= 0 for n in shape):
         raise ArgumentError(f"--input {','.join(map(str, shape))}: every size must be at least 1")
+    if spec is not None:  # too small for the model: a one-line error naming the layer
+        try:
+            infer(spec, tuple(shape))
+        except ValueError as err:
+            raise ArgumentError(f"--input {','.join(map(str, shape))}: {err}") from None
     rng = np.random.default_rng(args.seed)
     first = next((n for _, n in walk(spec) if isinstance(n, Layer)), None) if spec else None
     if first is not None and first.kind == "embedding":
@@ -89,9 +95,8 @@ def cmd_port(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from xinit import build, factories, parity, port
+    from xinit import factories, port
     from xinit.checkpoints import CONVENTION, SUFFIXES, load_checkpoint, save_checkpoint
-    from xinit.state import load_state_dict
 
     output_path(args.out, args.parents)  # before any reading: a bad --out fails at once
     spec = factories.load(args.model, factories.parse_args(args.model_args))
@@ -115,7 +120,13 @@ def cmd_port(args) -> int:
     pmap = pmap or None
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(f"no checkpoint file {args.checkpoint!r}")
-    x = None if args.no_parity else _parity_input(args, args.model)  # refused before writing
+    x = None  # the parity input, refused before anything is written
+    if not args.no_parity and (factories.is_spec(spec) or args.source_model is not None):
+        if args.input is None and not factories.is_spec(spec):
+            raise ArgumentError(
+                "the parity of native models needs --input, e.g. --input 1,3,224,224"
+            )
+        x = _parity_input(args, args.model, spec if factories.is_spec(spec) else None)
     err = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=False) as bar:
@@ -142,20 +153,12 @@ def cmd_port(args) -> int:
     if note is not None:
         print(f"xinit port: warning: {args.checkpoint}: {note}", file=sys.stderr)
     ok = True
-    if not args.no_parity and not factories.is_spec(spec):
-        ok = _native_port_parity(args, spec, raw, src, strip, out_format)
-    elif not args.no_parity:
-        a = "torch" if src == "neutral" else src
-        b = "torch" if args.dst == "neutral" else args.dst
-        m_src = build(spec, a, rng="xinit")
-        neutral = port(raw, spec, src=src, dst="neutral", strip_prefix=strip, prefix_map=pmap)
-        load_state_dict(m_src, neutral)
-        m_dst = build(spec, b, rng="xinit")
-        written = load_checkpoint(args.out, format=out_format)
-        load_state_dict(m_dst, port(written, spec, src=args.dst, dst="neutral"))
-        report = parity({f"{src} (in)": m_src, f"{args.dst} (out)": m_dst}, x)
-        _print_parity(report, args, f"{args.model}: {args.checkpoint} vs {args.out}")
-        ok = report.ok
+    if args.no_parity:
+        pass
+    elif not factories.is_spec(spec) and args.source_model is None:
+        print("(no --source-model: parity skipped; the port itself was checked key by key)")
+    else:
+        ok = _port_parity(args, spec, raw, src, strip, pmap, out_format, x)
     print(ported.report.summary())
     print(f"wrote {args.out}")
     return 0 if ok else 1
@@ -181,27 +184,50 @@ def _check_prefixes(args, raw, prefix_map) -> None:
             )
 
 
-def _native_port_parity(args, model, raw, src, strip, out_format) -> bool:
-    """After porting into a native ``--model``: the source checkpoint loaded into
-    ``--source-model`` against the written file loaded into ``--model``, layer by layer."""
-    import numpy as np
-
-    from xinit import factories, load_state_dict, parity, port
+def _port_parity(args, model, raw, src, strip, pmap, out_format, x) -> bool:
+    """After porting: the source checkpoint in the source model (``--source-model``, else
+    the spec built in the source framework) against the written file in ``--model``."""
+    from xinit import factories, port_parity
     from xinit.checkpoints import load_checkpoint
 
-    if args.source_model is None:
-        print("(no --source-model: parity skipped; the port itself was checked key by key)")
-        return True
-    if args.input is None:
-        raise ArgumentError("the parity of native models needs --input, e.g. --input 1,3,224,224")
-    source = factories.load(args.source_model, factories.parse_args(args.source_model_args))
-    load_state_dict(source, port(raw, source, src=src, dst="neutral", strip_prefix=strip))
-    written = load_checkpoint(args.out, format=out_format)
-    load_state_dict(model, port(written, model, src=args.dst, dst="neutral"))
-    x = np.random.default_rng(args.seed).standard_normal(args.input).astype(np.float32)
-    report = parity({f"{src} (in)": source, f"{args.dst} (out)": model}, x, name_map=args.name_map)
-    _print_parity(report, args, f"{args.source_model} vs {args.model}")
+    source = None
+    if args.source_model is not None:
+        source = factories.load(args.source_model, factories.parse_args(args.source_model_args))
+        if factories.is_spec(source):
+            raise ArgumentError(
+                f"--source-model {args.source_model} is an xinit spec: name the source "
+                "framework's own model (module:factory), or leave it out to compare --model's "
+                "builds"
+            )
+    report = port_parity(
+        raw,
+        load_checkpoint(args.out, format=out_format),
+        model,
+        x,
+        src=src,
+        dst=args.dst,
+        source_model=source,
+        strip_prefix=strip,
+        prefix_map=pmap,
+        name_map=args.name_map,
+        **_verdict(args),
+    )
+    what = args.source_model or f"{args.model} ({src})"
+    _print_parity(report, args, f"{what}: {args.checkpoint} vs {args.out}")
+    _plot(report, args)
     return report.ok
+
+
+def _verdict(args) -> dict:
+    """parity's verdict arguments from ``--rtol``/``--atol``/``--threshold``."""
+    given = {"rtol": args.rtol, "atol": args.atol, "threshold": args.threshold}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _plot(report, args) -> None:
+    if args.plot:
+        report.plot(args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
 
 
 def cmd_parity(args) -> int:
@@ -231,8 +257,9 @@ def cmd_parity(args) -> int:
     for name in backends[1:]:
         mods[name] = build(spec, name, seed=args.seed, rng="xinit")
         transfer(first, mods[name])
-    report = parity(mods, x, atol=args.atol, rtol=args.rtol, train=args.train)
+    report = parity(mods, x, train=args.train, **_verdict(args))
     _print_parity(report, args, f"{args.models[0]} parity, input {tuple(x.shape)}")
+    _plot(report, args)
     return 0 if report.ok else 1
 
 
@@ -243,7 +270,6 @@ def _native_parity(args, model_args) -> int:
 
     from xinit import factories, parity, randomize_batchnorm
     from xinit.namemap import NameMap
-    from xinit.native import layers_of, param_table
     from xinit.state import transfer
 
     if args.input is None:
@@ -260,17 +286,27 @@ def _native_parity(args, model_args) -> int:
     refs = list(mods)
     if args.bn_stats == "random":
         randomize_batchnorm(mods[refs[0]], seed=args.seed)
-    for ref in refs[1:]:
-        back = None
-        if names:  # the map renames this model's paths into the reference's: invert it here
-            own = param_table(layers_of(mods[ref]))
-            inverse = {names(p): p for p in own if names(p) is not None}
-            back = lambda path, inverse=inverse: inverse.get(path, path)  # noqa: E731
-        transfer(mods[refs[0]], mods[ref], name_map=back)
+    for ref in refs[1:]:  # the map sends the first model's paths to the others'
+        transfer(mods[refs[0]], mods[ref], name_map=names or None)
     x = np.random.default_rng(args.seed).standard_normal(args.input).astype(np.float32)
-    report = parity(mods, x, atol=args.atol, rtol=args.rtol, name_map=names or None)
+    report = parity(mods, x, name_map=names or None, **_verdict(args))
     _print_parity(report, args, f"parity, input {tuple(x.shape)}")
+    _plot(report, args)
     return 0 if report.ok else 1
+
+
+def _verdict_options(p: argparse.ArgumentParser) -> None:
+    """The parity verdict's options, the same in ``port`` and ``parity``."""
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="a layer passes when its difference is at most this many times the float32 "
+        "rounding both sides make there, measured in float64 (default 4)",
+    )
+    p.add_argument("--rtol", type=float, default=None, help="judge by rtol instead (no float64)")
+    p.add_argument("--atol", type=float, default=None, help="judge by atol (+ rtol) instead")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="|diff| and noise vs depth")
 
 
 def register(sub) -> None:
@@ -292,11 +328,15 @@ def register(sub) -> None:
     pt.add_argument(
         "--source-model",
         default=None,
-        help="for a native --model: the source framework's model (module:factory), so the "
-        "parity report compares the two",
+        help="the source framework's own model (module:factory): parity compares it, "
+        "loaded with the checkpoint, with --model (a zoo name or a native model)",
     )
     pt.add_argument("--source-model-args", default=None)
-    pt.add_argument("--name-map", default=None, help="JSON file: the models' path map (parity)")
+    pt.add_argument(
+        "--name-map",
+        default=None,
+        help="JSON file: --source-model's paths -> --model's (parity; as transfer reads it)",
+    )
     pt.add_argument(
         "--from",
         dest="src",
@@ -306,7 +346,10 @@ def register(sub) -> None:
     )
     pt.add_argument("--to", dest="dst", required=True, choices=(*FRAMEWORKS, "neutral"))
     pt.add_argument(
-        "--strip-prefix", action="append", default=[], help="e.g. backbone. (repeatable)"
+        "--strip-prefix",
+        action="append",
+        default=[],
+        help="e.g. backbone. (repeatable)",
     )
     pt.add_argument(
         "--prefix-map",
@@ -316,7 +359,10 @@ def register(sub) -> None:
         help="rename keys starting with OLD to start with NEW (may be empty; repeatable)",
     )
     pt.add_argument(
-        "--drop-prefix", action="append", default=[], help="drop keys with this prefix (repeatable)"
+        "--drop-prefix",
+        action="append",
+        default=[],
+        help="drop keys with this prefix (repeatable)",
     )
     pt.add_argument(
         "--max-bytes",
@@ -337,6 +383,7 @@ def register(sub) -> None:
     pt.add_argument("--input", type=_csv_ints, default=None, help="parity input, e.g. 1,3,32,128")
     pt.add_argument("--seed", type=int, default=0, help="seed of the random parity input")
     pt.add_argument("--no-parity", action="store_true", help="skip the parity report")
+    _verdict_options(pt)
     pt.add_argument("--rows", type=int, default=30, help="table rows shown (first/last/failing)")
     pt.add_argument("--format", default="table", choices=("table", "md", "json"))
     pt.set_defaults(func=cmd_port)
@@ -350,13 +397,16 @@ def register(sub) -> None:
         "reference and lends its weights to the others)",
     )
     pa.add_argument("--model-args", default=None, help="factory arguments, e.g. num_classes=10")
-    pa.add_argument("--name-map", default=None, help="JSON file: the others' paths -> the first's")
+    pa.add_argument(
+        "--name-map",
+        default=None,
+        help="JSON file: the first model's paths -> the others' (as transfer reads it)",
+    )
     pa.add_argument("--backends", default=",".join(PARITY_ORDER), help="the first is the reference")
     pa.add_argument("--input", type=_csv_ints, default=None, help="e.g. 1,3,64,64")
     pa.add_argument("--seed", type=int, default=0)
     pa.add_argument("--rng", default="native", choices=("native", "xinit"))
-    pa.add_argument("--atol", type=float, default=0.0)
-    pa.add_argument("--rtol", type=float, default=None, help="default 1e-5, 1e-4 with flax")
+    _verdict_options(pa)
     pa.add_argument(
         "--bn-stats",
         default="random",

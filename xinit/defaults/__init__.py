@@ -6,8 +6,9 @@ the conventions say so), every parameter of every supported layer kind maps to t
 initializer and distribution that the framework's own default layer uses. The package splits
 that into:
 
-* :mod:`.layer_dims` - the layer names and :class:`LayerDims`, the numbers naming a layer,
-  each standing for an xinit layer spec (:func:`spec_of`);
+* :mod:`.layer_names` - the layer names, each a spec factory whose numbers (in, out, kernel,
+  groups, heads) are the spec's own fields (:func:`layer_spec`, :func:`layer_numbers`);
+* :mod:`.blocks` - the blocks (transformer layers), each one :func:`register_block` call;
 * :mod:`.entry` - one record (:class:`DefaultEntry`) and its JSON form;
 * :mod:`.catalogue` - the records (:func:`catalogue`, :func:`default_entry`,
   :func:`default_init`) and :class:`Default`, the defaults as an initializer; each rule is
@@ -19,26 +20,30 @@ that into:
 * :mod:`.native` - the frameworks' own default layers, built (:func:`native_defaults`) and
   plotted (:func:`plot_defaults`).
 
-``tests/test_defaults.py`` is the judge: it builds each framework's native default layers and
-tests their measured statistics against the catalogue. Nothing here imports a framework at
-import time.
+``tests/test_defaults_measured.py`` is the judge: it builds each framework's native default
+layers and tests their measured statistics against the catalogue. Nothing here imports a
+framework at import time.
 """
 
 from __future__ import annotations
 
 import importlib
 
+from .blocks import *  # noqa: F403
 from .catalogue import *  # noqa: F403 - the package re-exports each part's public names
 from .conventions import *  # noqa: F403
 from .entry import *  # noqa: F403
 from .laws import *  # noqa: F403
-from .layer_dims import *  # noqa: F403
+from .layer_names import *  # noqa: F403
 from .native import *  # noqa: F403
 from .render import *  # noqa: F403
 
 # (``catalogue`` and ``conventions`` name functions here, as they always did, not the modules)
 __all__ = [
     name
-    for part in ("layer_dims", "entry", "catalogue", "conventions", "laws", "native", "render")
+    for part in (
+        *("blocks", "layer_names", "entry", "catalogue"),
+        *("conventions", "laws", "native", "render"),
+    )
     for name in importlib.import_module(f"{__name__}.{part}").__all__
 ]

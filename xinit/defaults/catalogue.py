@@ -2,14 +2,15 @@
 
 For every parameter of every supported layer kind, each framework in
 :data:`xinit.backends.FRAMEWORKS` maps to the xinit initializer and the resolved distribution
-that the framework's **own** default layer uses. A layer named by its dims (``dims("conv2d",
-64, 128, 3)``) stands for an xinit layer spec (:func:`~.layer_dims.spec_of`), and everything
+that the framework's **own** default layer uses. A layer is an xinit layer spec
+(``layers.Conv(64, 128, 3)``, or by its catalogue name: ``layer_spec("conv2d", 64, 128, 3)``)
+or a registered block's graph (:mod:`.blocks`), and everything
 else is read from that spec's lowering in the framework (``backends/<framework>/
 lowerings.py``): the rule (``Lowering.default_rule``, ``default_missing``), the framework's
 own default layer (``native_default``, ``default_spec``) and the native names and layouts,
 the same parameter maps that building, state and port read, so the catalogue copies none.
 What a framework's own block adds lives in ``backends/<framework>/defaults.py``.
-``tests/test_defaults.py`` builds each framework's native default layers and tests their
+``tests/test_defaults_measured.py`` builds each framework's native default layers and tests their
 measured statistics against it.
 
 * :func:`catalogue` - the records for one layer (every framework, every parameter);
@@ -32,22 +33,24 @@ from xinit import layers as L
 from xinit.backends import FRAMEWORKS, part
 from xinit.distributions import ConstantDist, Distribution
 from xinit.errors import DefaultsError, FrameworkError
+from xinit.graph import Graph
 from xinit.initializers import Initializer
 from xinit.parammap import Leaf
 
+from .blocks import block_of, block_params
 from .entry import DefaultEntry
-from .layer_dims import (
-    _NORMS,
-    _RECURRENT,
-    LAYERS,
-    LayerDims,
-    _kind_of_layer,
-    as_dims,
-    block_params,
+from .layer_names import (
+    NAMES,
+    as_spec,
     canonical_layer,
-    dims,
-    spec_of,
+    describe,
+    layer_name,
+    layer_spec,
+    param_spec,
 )
+
+_NORMS = ("batchnorm", "layernorm", "groupnorm", "rmsnorm")  # one feature count, no fans
+_RECURRENT = ("lstm", "gru")
 
 
 # ---- names and layouts: read from the lowerings ------------------------------------------
@@ -64,64 +67,55 @@ def lowering(framework: str, kind: str):
 
 
 @functools.lru_cache(maxsize=256)
-def _own_spec(framework: str, d: LayerDims) -> L.Layer | None:
-    """The spec of ``framework``'s own default layer with dims ``d``: the lowering's
+def _own_spec(framework: str, spec: L.Layer) -> L.Layer | None:
+    """The spec of ``framework``'s own default layer for ``spec``: the lowering's
     ``default_spec`` (Flax's recurrent cells keep one bias per gate, in their own layout)."""
-    return lowering(framework, d.kind).default_spec(spec_of(d))
+    return lowering(framework, spec.kind).default_spec(spec)
 
 
-def _leaves(framework: str, d: LayerDims, param: str) -> tuple[Leaf, ...]:
-    """Where ``param`` of ``d`` lives in ``framework``'s module (its lowering's parameter map:
-    one leaf or several); empty when the framework keeps no counterpart (Paddle/Flax
+def _leaves(framework: str, spec: L.Layer, param: str) -> tuple[Leaf, ...]:
+    """Where ``param`` of ``spec`` lives in ``framework``'s module (its lowering's parameter
+    map: one leaf or several); empty when the framework keeps no counterpart (Paddle/Flax
     ``num_batches_tracked``, the second bias of Flax's recurrent cells) or the layer has no
     such parameter (attention's packed ``in_proj_weight`` or separate ``q/k/v_proj_weight``,
     by kdim/vdim)."""
     registry = part(framework, "lowerings").REGISTRY
-    return tuple(registry.param_map(_own_spec(framework, d)).get(param, ()))
+    return tuple(registry.param_map(_own_spec(framework, spec)).get(param, ()))
 
 
 # ---- blocks: a block's rows are its children's ---------------------------------------------
-# A block (a transformer layer) is not a layer kind: xinit.transformer builds it as a graph of
-# attention, linear and layernorm layers named as PyTorch's children. Its rows are those
-# layers' rows under the child's path (the framework's own child names: Paddle's decoder has
+# A block (a registered graph, .blocks) is not a layer kind: its rows are its child layers'
+# rows under the child's path (the framework's own child names: Paddle's decoder has
 # ``cross_attn``), then each framework's ``block_rule`` says what its own block does beyond
 # its children (PyTorch's nn.Transformer: Xavier on every >1-d parameter). No rule is copied.
-def _child(d: LayerDims, param: str) -> tuple[L.ParamSpec, str, LayerDims]:
-    """(ParamSpec, child path, child dims) of ``param`` of block ``d``."""
-    spec = block_params(d).get(param)
-    if spec is None:
-        raise DefaultsError(f"{d.describe()} has no parameter {param!r}")
-    return spec, spec.owner(param), as_dims(spec.layer)
+def _block_params_of(framework: str, graph: Graph) -> tuple[str, ...]:
+    """The paths of block ``graph`` whose child has the parameter in ``framework``."""
+    return tuple(
+        path
+        for path, spec in block_params(graph).items()
+        if spec.name in params_of(framework, spec.layer)
+    )
 
 
-def _block_params_of(framework: str, d: LayerDims) -> tuple[str, ...]:
-    """The paths of block ``d`` whose child has the parameter in ``framework``."""
-    out = []
-    for path in block_params(d):
-        spec, _, child = _child(d, path)
-        if spec.name in params_of(framework, child):
-            out.append(path)
-    return tuple(out)
-
-
-def _block_entry(framework: str, d: LayerDims, param: str) -> DefaultEntry:
-    """The record of ``param`` of block ``d``: its child's record, under the child's native
-    path, with what the framework's block does beyond its children."""
-    spec, owner, child = _child(d, param)
+def _block_entry(framework: str, graph: Graph, param: str) -> DefaultEntry:
+    """The record of ``param`` of block ``graph``: its child's record, under the child's
+    native path, with what the framework's block does beyond its children."""
+    spec = param_spec(graph, param)
+    owner, child = spec.owner(param), spec.layer
     e = default_entry(framework, child, spec.name)
-    rules = _rules(framework)
+    rules, (block, _) = _rules(framework), block_of(graph)
     prefix = ".".join(rules.CHILD_NAMES.get(name, name) for name in owner.split("."))
     leaves = tuple((f"{prefix}.{name}", shape) for name, shape in e.leaves)
     if e.distribution is None:
         return DefaultEntry(
-            framework, d, param, leaves, None, None, None, e.rule, e.source, e.trainable, e.note
+            framework, graph, param, leaves, None, None, None, e.rule, e.source, e.trainable, e.note
         )
     own = (e.initializer, e.fans, e.rule, e.source)
-    init, fans, rule, source = rules.block_rule(d, param, child.kind, spec.shape, own)
+    init, fans, rule, source = rules.block_rule(block, param, child.kind, spec.shape, own)
     dist = init.resolve(spec.shape or (1,), spec.role, fans)
-    note = rules.block_note(d)
+    note = rules.block_note(block)
     return DefaultEntry(
-        framework, d, param, leaves, init, fans, dist, rule, source, e.trainable, note
+        framework, graph, param, leaves, init, fans, dist, rule, source, e.trainable, note
     )
 
 
@@ -135,63 +129,65 @@ def check_framework(framework: str) -> str:
 # ---- the catalogue -----------------------------------------------------------------------
 def params_of(framework: str, layer: Any) -> tuple[str, ...]:
     """Neutral names of the parameters (and buffers) ``framework``'s layer has."""
-    d = as_dims(layer)
+    spec = as_spec(layer)
     check_framework(framework)
-    if d.block_class:
-        return _block_params_of(framework, d)
-    return tuple(p for p in kinds.get(d.kind).params if _leaves(framework, d, p))
+    if isinstance(spec, Graph):
+        return _block_params_of(framework, spec)
+    return tuple(p for p in kinds.get(spec.kind).params if _leaves(framework, spec, p))
 
 
 def default_entry(framework: str, layer: Any, param: str) -> DefaultEntry:
     """The catalogue record for ``param`` (neutral name) of ``layer`` in ``framework``.
 
-    ``layer`` is a :class:`LayerDims`, an xinit layer spec or a dict of LayerDims fields.
+    ``layer`` is an xinit layer spec (``layers.Conv(16, 32, 3)``), a registered block's graph
+    (``xinit.transformer.TransformerEncoderLayer(512, 8)``) or a dict of :func:`layer_spec`'s
+    arguments.
     """
     check_framework(framework)
-    d = as_dims(layer)
-    if d.block_class and param in params_of(framework, d):
-        return _block_entry(framework, d, param)
-    if param not in params_of(framework, d):
+    spec = as_spec(layer)
+    if isinstance(spec, Graph) and param in params_of(framework, spec):
+        return _block_entry(framework, spec, param)
+    if param not in params_of(framework, spec):
         raise DefaultsError(
-            f"{framework} {d.layer} has no parameter {param!r}; it has {params_of(framework, d)}"
+            f"{framework} {layer_name(spec)} has no parameter {param!r}; it has "
+            f"{params_of(framework, spec)}"
         )
-    neutral_shape = d.neutral_shape(param)
+    p = param_spec(spec, param)
     native = tuple(
-        (leaf.name, leaf.native_shape(neutral_shape)) for leaf in _leaves(framework, d, param)
+        (leaf.name, leaf.native_shape(p.shape)) for leaf in _leaves(framework, spec, param)
     )
     trainable = param in ("weight", "bias")
-    spec, own = spec_of(d), lowering(framework, d.kind)
+    own = lowering(framework, spec.kind)
     missing = own.default_missing(spec)
     if missing is not None:
         note, source = missing
         return DefaultEntry(
-            framework, d, param, native, None, None, None, "unsupported", source, trainable, note
+            framework, spec, param, native, None, None, None, "unsupported", source, trainable, note
         )
     found = own.default_rule(spec, param)
     if found is None:
         raise DefaultsError(
-            f"the {framework} lowering of {d.kind!r} states no default rule for {param!r} "
+            f"the {framework} lowering of {spec.kind!r} states no default rule for {param!r} "
             "(Lowering.default_rule)"
         )
     init, fans, rule, source = found
-    dist = init.resolve(neutral_shape or (1,), d.role(param), fans)
-    return DefaultEntry(framework, d, param, native, init, fans, dist, rule, source, trainable)
+    dist = init.resolve(p.shape or (1,), p.role, fans)
+    return DefaultEntry(framework, spec, param, native, init, fans, dist, rule, source, trainable)
 
 
 def default_init(framework: str, layer_kind: str, param: str, layer: Any) -> Distribution:
     """The distribution ``framework``'s default gives ``param`` of ``layer``.
 
     ``layer_kind`` is a catalogue layer name (``"conv2d"``; a neutral kind such as ``"conv"``
-    is accepted and takes the dims of ``layer``); ``layer`` is a LayerDims, an xinit layer spec
-    or a dict. A Distribution is returned (not a bare initializer) because the fans a framework
-    uses are not always the neutral ones (Flax ConvTranspose, Paddle grouped convs).
+    is accepted and takes the dims of ``layer``); ``layer`` is an xinit layer spec, a block's
+    graph or a dict. A Distribution is returned (not a bare initializer) because the fans a
+    framework uses are not always the neutral ones (Flax ConvTranspose, Paddle grouped convs).
     """
-    d = as_dims(layer)
-    if layer_kind not in (d.kind, d.layer) and canonical_layer(layer_kind) != d.layer:
-        raise DefaultsError(
-            f"layer_kind {layer_kind!r} does not match the layer dims {d.describe()}"
-        )
-    entry = default_entry(framework, d, param)
+    spec = as_spec(layer)
+    name = layer_name(spec)
+    if layer_kind not in (spec.kind, name) and canonical_layer(layer_kind) != name:
+        raise DefaultsError(f"layer_kind {layer_kind!r} does not match the layer {describe(spec)}")
+    entry = default_entry(framework, spec, param)
     if entry.distribution is None:
         raise DefaultsError(f"{entry.id}: {entry.note}")
     return entry.distribution
@@ -209,56 +205,55 @@ def catalogue(
 ) -> list[DefaultEntry]:
     """All records for one layer: every framework, every parameter (parameter-major order).
 
+    ``catalogue(xinit.layers.Conv(64, 128, 3))``, or by a catalogue name and its numbers:
     ``catalogue("conv2d", 64, 128, 3, groups=4)``, ``catalogue("mha", 512, heads=8)``,
-    ``catalogue("transformer_encoder_layer", 512, 2048, heads=8)`` or
-    ``catalogue(xinit.layers.Conv(...))``.
+    ``catalogue("transformer_encoder_layer", 512, 2048, heads=8)``.
     """
     if isinstance(layer, str):
         if in_features is None:
             raise DefaultsError(f"catalogue({layer!r}) needs in_features")
-        d = dims(layer, in_features, out_features, kernel, groups, heads)
+        spec = layer_spec(layer, in_features, out_features, kernel, groups, heads)
     else:
-        d = as_dims(layer)
+        spec = as_spec(layer)
     for fw in frameworks:
         check_framework(fw)
     out = []
-    names = tuple(block_params(d)) if d.block_class else kinds.get(d.kind).params
+    names = tuple(block_params(spec)) if isinstance(spec, Graph) else kinds.get(spec.kind).params
     for param in names:
         for fw in frameworks:
-            if param in params_of(fw, d):
-                out.append(default_entry(fw, d, param))
+            if param in params_of(fw, spec):
+                out.append(default_entry(fw, spec, param))
     return out
 
 
 # ---- Default: a framework's defaults as an initializer -------------------------------------
-_KIND_TO_LAYER = frozenset(_kind_of_layer(layer) for layer in LAYERS)  # kinds Default knows
+_KNOWN_KINDS = frozenset(row.kind for row in NAMES.values())  # kinds Default knows
 
 
-def _dims_from_param(param, framework: str) -> LayerDims:
+def _spec_from_param(param, framework: str) -> L.Layer:
     layer = getattr(param, "layer", None)
     kind = getattr(param, "kind", None)
-    if kind not in _KIND_TO_LAYER:
+    if kind not in _KNOWN_KINDS:
         registry = part(framework, "lowerings").REGISTRY
         missing = registry[kind].default_missing(layer) if layer and kind in registry else None
-        why = f": {missing[0]}" if missing else f"; known kinds: {sorted(_KIND_TO_LAYER)}"
+        why = f": {missing[0]}" if missing else f"; known kinds: {sorted(_KNOWN_KINDS)}"
         raise DefaultsError(
             f"Default({framework!r}) does not know layer kind {kind!r} of parameter "
             f"{getattr(param, 'name', '?')!r}{why}"
         )
     if layer is not None:
-        d = as_dims(layer)
-        if d.kind != kind:
-            raise DefaultsError(f"param kind {kind!r} does not match its layer {d.describe()}")
-        return d
+        if layer.kind != kind:
+            raise DefaultsError(f"param kind {kind!r} does not match its layer {describe(layer)}")
+        return layer
     shape, name = tuple(param.shape), param.name
     if name == "weight" and kind == "linear" and len(shape) == 2:
-        return LayerDims("linear", shape[1], shape[0])
+        return L.Linear(shape[1], shape[0])
     if name == "weight" and kind == "embedding" and len(shape) == 2:
-        return LayerDims("embedding", shape[0], shape[1])
+        return L.Embedding(shape[0], shape[1])
     if kind in _NORMS and len(shape) == 1:
-        return LayerDims(kind, shape[0], shape[0])
+        return layer_spec(kind, shape[0])
     if kind in ("batchnorm",) and name == "num_batches_tracked":
-        return LayerDims(kind, 1, 1)
+        return L.BatchNorm(1)
     raise DefaultsError(
         f"Default({framework!r}) needs the owning layer of {kind} parameter {name!r} "
         f"(shape {shape}) to know its in/out channels, kernel and groups: pass a ParamSpec from "
@@ -266,31 +261,29 @@ def _dims_from_param(param, framework: str) -> LayerDims:
     )
 
 
-def _recurrent_dims(param, d: LayerDims) -> tuple[LayerDims, str]:
+def _recurrent_layer(param, spec: L.Layer) -> tuple[L.Layer, str]:
     """A recurrent tensor (``weight_ih_l2_reverse``) as the catalogue's one-layer one-direction
     layer it has the defaults of (input = layer 2's input size) and its name there."""
     parts = L.LSTM.leaf_parts(param.name)
     if parts is None:
-        raise DefaultsError(f"{d.kind} has no parameter {param.name!r}")
+        raise DefaultsError(f"{spec.kind} has no parameter {param.name!r}")
     base, k, _ = parts
-    layer = getattr(param, "layer", None)
-    n_in = layer.layer_input(k) if layer is not None else d.in_features
-    return LayerDims(d.kind, n_in, d.out_features), f"{base}_l0"
+    return type(spec)(spec.layer_input(k), spec.hidden_size), f"{base}_l0"
 
 
-def _dims_from_weight(shape: tuple[int, ...], role: str, framework: str) -> LayerDims:
+def _spec_from_weight(shape: tuple[int, ...], role: str, framework: str) -> L.Layer:
     """The layer a weight of neutral ``shape`` and ``role`` belongs to (groups 1): a conv
     weight ``(out, in, *k)``, a transposed one ``(in, out, *k)``, linear ``(out, in)``,
     embedding ``(num, dim)``."""
     n = len(shape) - 2
     if role == "linear" and n == 0:
-        return LayerDims("linear", shape[1], shape[0])
+        return L.Linear(shape[1], shape[0])
     if role == "embedding" and n == 0:
-        return LayerDims("embedding", shape[0], shape[1])
+        return L.Embedding(shape[0], shape[1])
     if role == "conv" and 1 <= n <= 3:
-        return LayerDims(f"conv{n}d", shape[1], shape[0], shape[2:])
+        return L.Conv(shape[1], shape[0], shape[2:])
     if role == "conv_transpose" and 1 <= n <= 3:
-        return LayerDims(f"conv_transpose{n}d", shape[0], shape[1], shape[2:])
+        return L.ConvTranspose(shape[0], shape[1], shape[2:])
     raise DefaultsError(
         f"Default({framework!r}) cannot tell a layer from role {role!r} and shape {shape}: "
         "a weight of role linear or embedding (2-d) or conv/conv_transpose (3-5-d) can be "
@@ -320,26 +313,27 @@ class Default(Initializer):
         recurrent layer's deeper or backward tensors take their layer's own input size; a
         bias the framework's own layer lacks (Flax's cells keep one per gate) is zero."""
         if param is None:
-            d, name = _dims_from_weight(tuple(shape), role, self.framework), "weight"
+            spec, name = _spec_from_weight(tuple(shape), role, self.framework), "weight"
         else:
             name = param.name
             if name == "num_batches_tracked":
                 return ConstantDist(0.0)  # a counter, 0 in every framework that has one
-            d = _dims_from_param(param, self.framework)
-            if d.kind in _RECURRENT:
-                d, name = _recurrent_dims(param, d)
-                if name not in params_of(self.framework, d):
+            spec = _spec_from_param(param, self.framework)
+            if spec.kind in _RECURRENT:
+                spec, name = _recurrent_layer(param, spec)
+                if name not in params_of(self.framework, spec):
                     return ConstantDist(0.0)  # absent in its math: zero
-        entry = default_entry(self.framework, d, name)
+        entry = default_entry(self.framework, spec, name)
         if entry.distribution is None:
             raise DefaultsError(f"Default({self.framework!r}) for {entry.id}: {entry.note}")
         shape = tuple(shape)
         # a norm's ones/zeros fit any normalized_shape (LayerNorm((4, 8)) is layernorm(32))
-        same = math.prod(shape) == math.prod(entry.neutral_shape) and d.kind in _NORMS
+        same = math.prod(shape) == math.prod(entry.neutral_shape) and spec.kind in _NORMS
         if shape != entry.neutral_shape and not same:
             raise DefaultsError(
-                f"Default({self.framework!r}): {d.kind} parameter {name!r} of {d.describe()} has "
-                f"neutral shape {entry.neutral_shape}; got shape {tuple(shape)}"
+                f"Default({self.framework!r}): {spec.kind} parameter {name!r} of "
+                f"{describe(spec)} has neutral shape {entry.neutral_shape}; got shape "
+                f"{tuple(shape)}"
             )
         return entry.distribution
 

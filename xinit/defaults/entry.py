@@ -10,7 +10,7 @@ from xinit.fans import Fans
 from xinit.initializers import Initializer
 
 from .laws import law, short, std_ratio
-from .layer_dims import LayerDims
+from .layer_names import layer_name, layer_numbers, param_spec
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class DefaultEntry:
     """
 
     framework: str
-    dims: LayerDims
+    spec: Any  # the layer: an xinit layer spec, or a registered block's graph
     param: str  # neutral (PyTorch) name: weight, bias, running_mean, running_var, ...
     leaves: tuple[tuple[str, tuple[int, ...]], ...]  # (native name, native shape) each
     initializer: Initializer | None  # the xinit initializer the framework's default equals
@@ -37,7 +37,7 @@ class DefaultEntry:
 
     @property
     def layer(self) -> str:
-        return self.dims.layer
+        return layer_name(self.spec)
 
     @property
     def id(self) -> str:
@@ -65,7 +65,13 @@ class DefaultEntry:
 
     @property
     def neutral_shape(self) -> tuple[int, ...]:
-        return self.dims.neutral_shape(self.param)
+        """The parameter's shape in the neutral (PyTorch) layout: the spec's."""
+        return self.neutral.shape
+
+    @property
+    def neutral(self):
+        """The parameter's neutral ParamSpec (a block's: by its path)."""
+        return param_spec(self.spec, self.param)
 
     @property
     def std(self) -> float | None:
@@ -95,13 +101,7 @@ class DefaultEntry:
             "rule": self.rule,
             "source": self.source,
             "trainable": self.trainable,
-            "dims": {
-                "in": self.dims.in_features,
-                "out": self.dims.out_features,
-                "kernel": list(self.dims.kernel),
-                "groups": self.dims.groups,
-                "heads": self.dims.heads,
-            },
+            "dims": layer_numbers(self.spec),
             "note": self.note,
         }
 
@@ -126,13 +126,13 @@ def native_label(names: tuple[str, ...]) -> str:
 
 def records(entries: list[DefaultEntry], reference: str | None = None) -> list[dict[str, Any]]:
     """JSON-able records; with ``reference``, each gets ``ratio`` = std / reference's std."""
-    ref = {(e.dims, e.param): e.std for e in entries if e.framework == reference}
+    ref = {(e.spec, e.param): e.std for e in entries if e.framework == reference}
     out = []
     for e in entries:
         rec = e.record()
         if reference is not None:
             rec["reference"] = reference
-            rec["ratio"] = std_ratio(e.std, ref.get((e.dims, e.param)))
+            rec["ratio"] = std_ratio(e.std, ref.get((e.spec, e.param)))
         out.append(rec)
     return out
 

@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 
 from xinit.backends import FRAMEWORKS, available, part
+from xinit.graph import Graph
 
+from .blocks import block_of
 from .catalogue import check_framework, default_entry, lowering
 from .laws import short
-from .layer_dims import as_dims, spec_of
+from .layer_names import as_spec, describe
 from .render import density
 
 
@@ -27,12 +29,12 @@ def native_defaults(framework: str, layer: Any, seed: int = 0) -> dict[str, np.n
 
     Imports the framework now. Seeds its global generator (torch, paddle) or ``nnx.Rngs``.
     """
-    d = as_dims(layer)
+    spec = as_spec(layer)
     rules = part(check_framework(framework), "defaults")
-    if d.block_class:
-        module = rules.native_block(d, seed)
+    if isinstance(spec, Graph):
+        module = rules.native_block(*block_of(spec), seed)
     else:  # the kind's lowering knows the framework's own layer for it
-        module = lowering(framework, d.kind).native_default(spec_of(d), seed)
+        module = lowering(framework, spec.kind).native_default(spec, seed)
     return rules.native_state(module)
 
 
@@ -55,10 +57,10 @@ def plot_defaults(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    d = as_dims(layer)
-    if d.block_class:
+    spec = as_spec(layer)
+    if isinstance(spec, Graph):
         raise ValueError(
-            f"plot_defaults draws one layer's parameter; {d.layer} is a block of layers: plot "
+            f"plot_defaults draws one layer's parameter; {spec.kind} is a block of layers: plot "
             "its layers (multihead_attention, linear, layernorm)"
         )
     installed = available()
@@ -68,14 +70,14 @@ def plot_defaults(
     colors = {"torch": "#ee4c2c", "paddle": "#2932e1", "flax": "#2b9348"}
     drawn = []
     for fw in fws:
-        entry = default_entry(fw, d, param)
+        entry = default_entry(fw, spec, param)
         if entry.distribution is None or not entry.distribution.random:
             continue
-        state = native_defaults(fw, d, seed)
+        state = native_defaults(fw, spec, seed)
         values = np.concatenate([state[n].ravel() for n in entry.native_names]).astype(np.float64)
         drawn.append((fw, entry, values))
     if not drawn:
-        raise ValueError(f"no framework draws {param!r} of {d.describe()} at random")
+        raise ValueError(f"no framework draws {param!r} of {describe(spec)} at random")
     span = max(float(np.max(np.abs(v))) for _, _, v in drawn) * 1.05
     grid = np.linspace(-span, span, 1201)
     fig, ax = plt.subplots(figsize=(8.0, 5.6), dpi=110)
@@ -102,7 +104,7 @@ def plot_defaults(
         summary.append(
             {"framework": fw, "measured_std": measured, "std": entry.std, "n": int(values.size)}
         )
-    ax.set_title(f"default {param} of {d.describe()}: native layers vs catalogue")
+    ax.set_title(f"default {param} of {describe(spec)}: native layers vs catalogue")
     ax.set_xlabel(f"{param} value")
     ax.set_ylabel("density")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)

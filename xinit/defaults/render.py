@@ -10,6 +10,7 @@ imported only by the ``*_rich`` functions.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from xinit.distributions import Distribution, NormalDist, TruncNormalDist, Unifo
 from .conventions import CONVENTIONS, Convention
 from .entry import DefaultEntry
 from .laws import short, std_ratio
-from .layer_dims import LayerDims
+from .layer_names import describe, layer_numbers
 
 
 def _cell(
@@ -58,21 +59,23 @@ def table_rows(
     """(frameworks, rows): one row per (layer, param), one cell per framework; with ``line``
     (the line break to use), each cell also has the rule and the native tensors."""
     frameworks = list(dict.fromkeys(e.framework for e in entries))
-    by_key: dict[tuple[LayerDims, str], dict[str, DefaultEntry]] = {}
+    by_key: dict[tuple[Any, str], dict[str, DefaultEntry]] = {}
     for e in entries:
-        by_key.setdefault((e.dims, e.param), {})[e.framework] = e
+        by_key.setdefault((e.spec, e.param), {})[e.framework] = e
     rows = []
-    for (d, param), cells in by_key.items():
+    for (_, param), cells in by_key.items():
         ref = cells.get(reference) if reference else None
-        label = d.layer
-        if d.groups != 1:
-            label += " (depthwise)" if d.groups == d.in_features else f" (groups={d.groups})"
+        first = next(iter(cells.values()))
+        label, numbers = first.layer, layer_numbers(first.spec)
+        if numbers["groups"] != 1:
+            groups = numbers["groups"]
+            label += " (depthwise)" if groups == numbers["in"] else f" (groups={groups})"
         rows.append((label, param, [_cell(cells.get(fw), ref, sep, line) for fw in frameworks]))
     return frameworks, rows
 
 
 def _layers_of(entries: list[DefaultEntry]) -> str:
-    return ", ".join(dict.fromkeys(e.dims.describe() for e in entries))
+    return ", ".join(dict.fromkeys(describe(e.spec) for e in entries))
 
 
 _DETAIL = "each cell: the law at these dims, the framework's rule, its own tensors (shape)"

@@ -70,6 +70,9 @@ class Layer:
     """Base of layer specs. ``kind`` is the neutral kind policies match on."""
 
     kind: ClassVar[str] = ""
+    # What ``xinit.run`` lets the first layer take: "float" (its parameters' float type),
+    # "ids" (integer token ids) or "any" (only the shape is read).
+    takes: ClassVar[str] = "float"
 
     def params(self) -> tuple[ParamSpec, ...]:
         """Parameters and buffers (neutral names, shapes, roles, default initializers)."""

@@ -80,6 +80,7 @@ class Embedding(Layer):
     """Lookup table (num_embeddings, embedding_dim) on integer input (N, L) -> (N, L, D)."""
 
     kind: ClassVar[str] = "embedding"
+    takes: ClassVar[str] = "ids"
     num_embeddings: int
     embedding_dim: int
     weight_init: Initializer | None = None

@@ -26,7 +26,12 @@ from .base import Layer, ParamSpec, SpecError, _positive_int, _set
 @dataclass(frozen=True)
 class BatchNorm(Layer):
     """Batch normalisation. ``momentum`` is PyTorch's (weight of the new batch statistic);
-    running variance is the unbiased batch variance, as PyTorch stores it. Adapters translate.
+    each framework gets its own convention (Paddle's and Flax's momentum is ``decay``).
+
+    ``train_stats``: the running-statistics rule in training mode. ``"native"`` (default):
+    each framework's own BatchNorm class and rule (Paddle and Flax store the biased batch
+    variance, PyTorch the unbiased one). ``"torch"``: PyTorch's rule, exactly, everywhere
+    (Paddle and Flax build xinit's subclass of their BatchNorm). Eval mode is the same.
     """
 
     kind: ClassVar[str] = "batchnorm"
@@ -37,6 +42,9 @@ class BatchNorm(Layer):
     dims: int = 2
     weight_init: Initializer | None = None
     bias_init: Initializer | None = None
+    train_stats: str = "native"
+
+    TRAIN_STATS: ClassVar[tuple[str, ...]] = ("native", "torch")
 
     def __post_init__(self):
         _positive_int(self, num_features=self.num_features)
@@ -46,6 +54,21 @@ class BatchNorm(Layer):
             raise SpecError(f"BatchNorm.momentum must be in [0, 1]; got {self.momentum!r}")
         if not self.eps > 0:
             raise SpecError(f"BatchNorm.eps must be positive; got {self.eps!r}")
+        if self.train_stats not in self.TRAIN_STATS:
+            raise SpecError(
+                f"BatchNorm.train_stats must be one of {self.TRAIN_STATS}; got {self.train_stats!r}"
+            )
+
+    @property
+    def decay(self) -> float:
+        """The weight of the running value, ``1 - momentum``: Paddle's and Flax's momentum."""
+        return 1.0 - self.momentum
+
+    @staticmethod
+    def momentum_from_decay(decay: float) -> float:
+        """The neutral momentum of a Paddle/Flax ``momentum`` (``1 - decay``, rounded to 12
+        decimals so that 1 - 0.9 reads back as 0.1, not 0.09999999999999998)."""
+        return round(1.0 - float(decay), 12)
 
     def channels(self, c):
         self._take_channels(self.num_features, c)

@@ -133,6 +133,7 @@ class PositionIds(Layer):
     given, bounds L."""
 
     kind: ClassVar[str] = "position_ids"
+    takes: ClassVar[str] = "any"
     num_positions: int | None = None
 
     def __post_init__(self):
