@@ -145,7 +145,7 @@ class _Recurrent(Layer):
 
 
 @kinds.layer(
-    params=("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"),
+    params=("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_hr_l0"),
     channels="input_size",
     example=lambda: kinds.Example(LSTM(4, 3), ((2, 5, 4),)),
 )
