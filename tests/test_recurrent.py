@@ -15,6 +15,7 @@ from helpers import FRAMEWORKS, installed, require_backend, require_backends
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stats_helpers import N_MIN, assert_same_law, case_seed
+from xinit.backends.common.recurrent import recurrent_keywords
 
 import xinit
 from xinit.blocks import Sequential, infer
@@ -73,6 +74,7 @@ def _native(backend, spec, seed=11):
             bias=spec.bias,
             batch_first=True,
             bidirectional=spec.bidirectional,
+            **recurrent_keywords(spec),
         )
         m.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
 
@@ -84,9 +86,10 @@ def _native(backend, spec, seed=11):
     if backend == "paddle":
         import paddle
 
-        cls = getattr(paddle.nn, type(spec).__name__)
+        cls = getattr(paddle.nn, {"RNN": "SimpleRNN"}.get(type(spec).__name__, type(spec).__name__))
         direction = "bidirect" if spec.bidirectional else "forward"
-        m = cls(spec.input_size, spec.hidden_size, spec.num_layers, direction=direction)
+        extra = recurrent_keywords(spec, "activation")
+        m = cls(spec.input_size, spec.hidden_size, spec.num_layers, direction=direction, **extra)
         for k, v in m.state_dict().items():  # each tensor once, under its top-level name
             if "cell" not in k:
                 v.set_value(state[k] if k in state else np.zeros(v.shape, np.float32))

@@ -10,6 +10,7 @@ take ``initial`` and create each parameter with the value xinit drew for it
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 
 import numpy as np
 
@@ -525,9 +526,10 @@ class LayerScale(Lowering):
         return m.spec
 
 
-def _heads(spec, name: str, rows: int, part: tuple[int, int, int] | None) -> Leaf:
-    """One (in, H, D) ``LinearGeneral`` kernel: a neutral (E, in) block, transposed, heads split."""
-    return Leaf(name, (1, 0), part=part, shape=(rows, spec.num_heads, spec.head_dim))
+def _heads(spec, name: str, rows: int, part: tuple[int, int, int] | None, heads=None) -> Leaf:
+    """One (in, H, D) ``LinearGeneral`` kernel: a neutral (E, in) block, transposed, heads split
+    (``heads``: the key/value heads of grouped-query attention)."""
+    return Leaf(name, (1, 0), part=part, shape=(rows, heads or spec.num_heads, spec.head_dim))
 
 
 _MHA_SOURCE = (
@@ -574,7 +576,7 @@ class MultiheadAttention(Lowering):
             raise ValueError(self.default_missing(spec)[0])
         e, kv = spec.embed_dim, spec.kdim or spec.embed_dim
         return _nnx().MultiHeadAttention(
-            spec.num_heads, e, in_kv_features=kv, rngs=_nnx().Rngs(seed)
+            spec.num_heads, e, num_kv_heads=spec.kv_heads, in_kv_features=kv, rngs=_nnx().Rngs(seed)
         )
 
     def params(self, spec):
@@ -589,15 +591,17 @@ class MultiheadAttention(Lowering):
             }
         else:
             rows = (e, spec.key_features, spec.value_features)
+            heads = (h, spec.kv_heads, spec.kv_heads)
             out = {
-                f"{p}_proj_weight": (_heads(spec, f"{n}.kernel", r, None),)
-                for p, n, r in zip("qkv", names, rows)
+                f"{p}_proj_weight": (_heads(spec, f"{n}.kernel", r, None, k),)
+                for p, n, r, k in zip("qkv", names, rows, heads)
             }
         out["out_proj.weight"] = (Leaf("out.kernel", (1, 0), shape=(h, d, e)),)
         if spec.bias:
+            ends = [0, *accumulate(spec.proj_rows)]
             out["in_proj_bias"] = tuple(
-                Leaf(f"{n}.bias", part=(0, i * e, (i + 1) * e), shape=(h, d))
-                for i, n in enumerate(names)
+                Leaf(f"{n}.bias", part=(0, ends[i], ends[i + 1]), shape=(rows // d, d))
+                for i, (n, rows) in enumerate(zip(names, spec.proj_rows))
             )
             out["out_proj.bias"] = (Leaf("out.bias"),)
         return out
@@ -612,11 +616,12 @@ class MultiheadAttention(Lowering):
         if isinstance(m, _modules().Attention):
             return m.spec
         e = m.in_features
-        plain = m.num_kv_heads == m.num_heads and not m.normalize_qk
-        if m.qkv_features != e or m.out_features != e or not plain:
+        if m.qkv_features != e or m.out_features != e or m.normalize_qk:
             return None
         kv = m.in_kv_features
-        return L.MultiheadAttention(e, m.num_heads, m.use_bias, kdim=kv, vdim=kv)
+        return L.MultiheadAttention(
+            e, m.num_heads, m.use_bias, kdim=kv, vdim=kv, num_kv_heads=m.num_kv_heads
+        )
 
 
 @REGISTRY.register("sdpa")
@@ -659,7 +664,7 @@ class PositionIds(Lowering):
 
 
 # The recurrent kinds: their Flax lowering lives in recurrent_lowerings.py.
-LSTM, GRU = register_recurrent(REGISTRY, RecurrentLowering)
+LSTM, GRU, RNN = register_recurrent(REGISTRY, RecurrentLowering)
 
 
 @REGISTRY.register("flatten")

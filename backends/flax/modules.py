@@ -199,6 +199,7 @@ class Attention(nnx.MultiHeadAttention):
         super().__init__(
             spec.num_heads,
             spec.embed_dim,
+            num_kv_heads=spec.kv_heads,
             in_kv_features=spec.key_features,
             use_bias=spec.bias,
             kernel_init=zeros_init,
@@ -209,7 +210,7 @@ class Attention(nnx.MultiHeadAttention):
         if spec.value_features != spec.key_features:
             self.value = nnx.LinearGeneral(
                 spec.value_features,
-                (spec.num_heads, spec.head_dim),
+                (spec.kv_heads, spec.head_dim),
                 use_bias=spec.bias,
                 kernel_init=zeros_init,
                 bias_init=zeros_init,

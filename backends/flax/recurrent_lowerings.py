@@ -1,4 +1,4 @@
-"""Flax's lowering of the recurrent kinds (``lstm``, ``gru``; registered for both by
+"""Flax's lowering of the recurrent kinds (``lstm``, ``gru``, ``rnn``; registered for each by
 ``lowerings.py`` through ``backends/common/recurrent.py``): xinit's own module with PyTorch's
 math (``recurrent.py``), and Flax's own cells read as one-bias specs through their own
 layouts. Nothing here imports ``lowerings.py``, which imports it."""
@@ -30,6 +30,7 @@ def _recurrent():
 GATES = {
     "lstm": (("ii", "if_", "ig", "io"), ("hi", "hf", "hg", "ho")),
     "gru": (("ir", "iz", "in_"), ("hr", "hz", "hn")),
+    "rnn": (("dense_i",), ("dense_h",)),  # nnx.SimpleCell's names of its one gate per side
 }
 _FLAX_CELL = "_xinit_flax_cell"  # on a spec read from one of Flax's own cells: its class name
 
@@ -38,14 +39,16 @@ FLAX_CELLS = {  # Flax's own cells: (spec, the one bias they keep)
     "LSTMCell": (L.LSTM, "hh"),
     "OptimizedLSTMCell": (L.LSTM, "hh"),
     "GRUCell": (L.GRU, "ih"),  # dense_i's bias; no b_hn
+    "SimpleCell": (L.RNN, "ih"),  # dense_i's bias
 }
+OWN_CELL = {"lstm": "LSTMCell", "gru": "GRUCell", "rnn": "SimpleCell"}  # a kind's default cell
 
 
-def cell_spec(cell: str, n_in: int, hidden: int):
+def cell_spec(cell: str, n_in: int, hidden: int, **fields):
     """The one-bias spec of Flax's own cell class ``cell`` (its math is PyTorch's with the
     other bias zero), marked so that its map is that cell's own layout."""
     spec_cls, bias = FLAX_CELLS[cell]
-    spec = spec_cls(n_in, hidden, bias=bias)
+    spec = spec_cls(n_in, hidden, bias=bias, **fields)
     object.__setattr__(spec, _FLAX_CELL, cell)
     return spec
 
@@ -64,36 +67,52 @@ class RecurrentLowering(Lowering):
     (N, L, D) sequence. Flax's own cells are read too, as one-bias specs (their math is
     PyTorch's with the other bias zero), through their own layouts: ``nnx.LSTMCell``
     (per-gate ``ii.kernel`` ... ``ho.bias``), ``nnx.OptimizedLSTMCell`` (``dense_i``/
-    ``dense_h`` kernels (in, 4H)) and ``nnx.GRUCell`` (``dense_i`` with the bias,
-    ``dense_h`` (H, 3H)); ``xinit.apply`` then sets their input and recurrent kernels by
-    role, and state/port move them (a torch/paddle module needs both biases: see
+    ``dense_h`` kernels (in, 4H)), ``nnx.GRUCell`` (``dense_i`` with the bias, ``dense_h``
+    (H, 3H)) and ``nnx.SimpleCell`` (``dense_i`` with the bias, ``dense_h`` (H, H));
+    ``xinit.apply`` then sets their input and recurrent kernels by role, and state/port
+    move them (a torch/paddle module needs both biases: see
     ``docs/architecture.md``)."""
 
     layout = "sequence"
     native_name = ""
 
+    def default_missing(self, spec):
+        if getattr(spec, "proj_size", 0):
+            note = "Flax's LSTM cells have no projection (PyTorch's proj_size, weight_hr)"
+            return note, "flax/nnx/nn/recurrent.py LSTMCell, OptimizedLSTMCell"
+        return None
+
     def default_spec(self, spec):
-        """Flax's own default layer is its cell (``nnx.LSTMCell``/``nnx.GRUCell``): one
-        bias per gate, in its own layout."""
-        return cell_spec(f"{self.native_name}Cell", spec.input_size, spec.hidden_size)
+        """Flax's own default layer is its cell (``nnx.LSTMCell``/``GRUCell``/``SimpleCell``,
+        or the cell ``spec`` was read from): one bias per gate, in its own layout."""
+        if getattr(spec, _FLAX_CELL, None) is not None:
+            return spec
+        extra = {"nonlinearity": spec.nonlinearity} if spec.kind == "rnn" else {}
+        return cell_spec(OWN_CELL[spec.kind], spec.input_size, spec.hidden_size, **extra)
 
     def default_rule(self, spec, param):
-        cell = f"{self.native_name}Cell"
-        src = f"flax/nnx/nn/recurrent.py {cell} (linen: the same)"
+        """What the cell draws (``spec``'s own cell when read from one, else the kind's
+        default cell): lecun_normal input kernels, orthogonal recurrent ones (per gate in
+        ``LSTMCell``, one stacked (H, G·H) matrix in the others), zero biases."""
+        cell = getattr(spec, _FLAX_CELL, None) or OWN_CELL[spec.kind]
+        linen = "linen: the same" if cell in ("LSTMCell", "SimpleCell") else "nnx's; not linen's"
+        src = f"flax/nnx/nn/recurrent.py {cell} ({linen})"
+        g = spec.gates
         if param == "weight_ih_l0":
-            text = "lecun_normal on each gate's kernel (in, H): fan_in = in"
+            text = f"lecun_normal on the input kernel{'s' if g > 1 else ''} (in, H): fan_in = in"
             return LecunNormal(), Fans(spec.input_size, spec.hidden_size), text, src
         if param == "weight_hh_l0" and cell == "LSTMCell":
             text = "orthogonal on each gate's kernel (H, H) (modified_orthogonal)"
             return Orthogonal(blocks=4), None, text, src
         if param == "weight_hh_l0":
-            text = "orthogonal on the stacked (H, 3H) kernel: orthonormal rows"
+            stacked = f"{g}H" if g > 1 else "H"
+            text = f"orthogonal on the stacked (H, {stacked}) kernel: orthonormal rows"
             return Orthogonal(), None, text, src
         text = "zeros_init(): one bias per gate (PyTorch's other bias: none, zero in the math)"
         return Zeros(), None, text, src
 
     def native_default(self, spec, seed):
-        cell = getattr(_nnx(), f"{self.native_name}Cell")
+        cell = getattr(_nnx(), getattr(spec, _FLAX_CELL, None) or OWN_CELL[spec.kind])
         return cell(spec.input_size, spec.hidden_size, rngs=_nnx().Rngs(seed))
 
     def params(self, spec):
@@ -112,6 +131,8 @@ class RecurrentLowering(Lowering):
                 out[f"bias_ih_{tail}"] = _per_gate(prefix, inputs, "bias", h, None)
             if f"bias_hh_{tail}" in names:
                 out[f"bias_hh_{tail}"] = _per_gate(prefix, hidden, "bias", h, None)
+            if f"weight_hr_{tail}" in names:  # LSTM proj_size: the projection kernel (H, P)
+                out[f"weight_hr_{tail}"] = (Leaf(f"{prefix}proj.kernel", (1, 0)),)
         return out
 
     def _native_cell_params(self, spec, cell: str):
@@ -123,8 +144,8 @@ class RecurrentLowering(Lowering):
                 "weight_hh_l0": _per_gate("", hidden, "kernel", h, (1, 0)),
                 "bias_hh_l0": _per_gate("", hidden, "bias", h, None),
             }
-        bias = "bias_hh_l0" if cell == "OptimizedLSTMCell" else "bias_ih_l0"
-        dense = "dense_h" if cell == "OptimizedLSTMCell" else "dense_i"
+        side = spec.bias  # the one bias of the cell: dense_h's ("hh") or dense_i's ("ih")
+        bias, dense = f"bias_{side}_l0", "dense_h" if side == "hh" else "dense_i"
         return {
             "weight_ih_l0": (Leaf("dense_i.kernel", (1, 0)),),
             "weight_hh_l0": (Leaf("dense_h.kernel", (1, 0)),),
@@ -146,4 +167,16 @@ class RecurrentLowering(Lowering):
     def read(self, m):
         if isinstance(m, _recurrent().Recurrent):
             return m.spec
+        if isinstance(m, _nnx().SimpleCell):
+            act = _simple_activations().get(m.activation_fn)
+            if act is None or m.residual:  # another activation, or h + act(...): no RNN
+                return None
+            return cell_spec("SimpleCell", m.in_features, m.hidden_features, nonlinearity=act)
         return cell_spec(type(m).__name__, m.in_features, m.hidden_features)
+
+
+def _simple_activations():
+    """``nnx.SimpleCell``'s activation functions that are a vanilla RNN's nonlinearity."""
+    import jax
+
+    return {jax.numpy.tanh: "tanh", _nnx().tanh: "tanh", jax.nn.relu: "relu", _nnx().relu: "relu"}

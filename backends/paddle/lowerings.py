@@ -9,13 +9,14 @@ skipping Paddle's own random default init.
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 
 from xinit import layers as L
 from xinit.fans import Fans
 from xinit.initializers import Constant, Normal, Ones, Uniform, XavierUniform, Zeros
 from xinit.parammap import Extra, Leaf
 
-from ..common.recurrent import register_recurrent
+from ..common.recurrent import recurrent_keywords, register_recurrent
 from ..registry import (
     BARE_PARAMETER,
     NO_LAYER_SCALE,
@@ -487,10 +488,11 @@ class LayerScale(Lowering):
 
 
 def _qkv_leaves(spec, suffix: str, perm) -> tuple[Leaf, ...]:
-    """The packed q/k/v rows of a neutral ``in_proj_*`` as Paddle's three projections."""
-    e = spec.embed_dim
+    """The packed q/k/v rows of a neutral ``in_proj_*`` as Paddle's three projections (rows
+    E, E, E; grouped-query attention's E, K·D, K·D)."""
+    ends = [0, *accumulate(spec.proj_rows)]
     return tuple(
-        Leaf(f"{name}_proj.{suffix}", perm, part=(0, i * e, (i + 1) * e))
+        Leaf(f"{name}_proj.{suffix}", perm, part=(0, ends[i], ends[i + 1]))
         for i, name in enumerate("qkv")
     )
 
@@ -537,14 +539,22 @@ class MultiheadAttention(Lowering):
         e, kdim, vdim = spec.embed_dim, spec.kdim or spec.embed_dim, spec.vdim or spec.embed_dim
         return _seeded(seed).MultiHeadAttention(e, spec.num_heads, kdim=kdim, vdim=vdim)
 
+    def default_missing(self, spec):
+        if spec.num_kv_heads is not None:
+            note = "paddle.nn has no grouped-query attention layer (num_kv_heads)"
+            return note, "python/paddle/nn/layer/transformer.py MultiHeadAttention"
+        return None
+
     def build(self, spec, device):
+        if spec.num_kv_heads is not None:
+            return _modules().GroupedQueryAttention(spec)
         return _modules().Attention(spec)
 
     def natives(self):
-        return (_paddle().nn.MultiHeadAttention,)
+        return (_paddle().nn.MultiHeadAttention, _modules().GroupedQueryAttention)
 
     def read(self, m):
-        if isinstance(m, _modules().Attention):
+        if isinstance(m, (_modules().Attention, _modules().GroupedQueryAttention)):
             return m.spec
         biases = {p.bias is None for p in (m.q_proj, m.k_proj, m.v_proj, m.out_proj)}
         if len(biases) > 1:  # some projections without bias: no neutral spec
@@ -572,10 +582,11 @@ class LearnedParameter(Lowering):
 
 
 class _Recurrent(Lowering):
-    """``paddle.nn.LSTM``/``GRU`` (batch first, ``direction="bidirect"`` for two), returning
-    the output sequence alone. Paddle's gates, layouts and biases are PyTorch's (LSTM i, f,
-    g, o; GRU r, z, c with b_hc inside r * (W_hc h + b_hc), h = (h_prev - c) * z + c: the
-    same as PyTorch's (1 - z) * n + z * h_prev), weights (G*H, in).
+    """``paddle.nn.LSTM``/``GRU``/``SimpleRNN`` (batch first, ``direction="bidirect"`` for
+    two), returning the output sequence alone. Paddle's gates, layouts and biases are
+    PyTorch's (LSTM i, f, g, o; GRU r, z, c with b_hc inside r * (W_hc h + b_hc),
+    h = (h_prev - c) * z + c: the same as PyTorch's (1 - z) * n + z * h_prev; SimpleRNN's
+    tanh or relu), weights (G*H, in).
 
     Paddle saves every tensor twice: under the cell's structured name (``0.cell_fw.weight_ih``,
     ``0.cell.weight_ih`` one way), the leaves of this map, which are always right, and under
@@ -586,15 +597,21 @@ class _Recurrent(Lowering):
 
     native_name: str = ""
 
+    @property
+    def paddle_name(self) -> str:
+        """Paddle's class of this kind: ``LSTM``, ``GRU``, ``SimpleRNN``."""
+        return _PADDLE_RNN_NAMES.get(self.native_name, self.native_name)
+
     def default_rule(self, spec, param):
         bound = 1.0 / math.sqrt(spec.hidden_size)
-        cell = f"{self.native_name}Cell"
+        cell = f"{self.paddle_name}Cell"
         src = f"python/paddle/nn/layer/rnn.py {cell} (default_initializer Uniform(-std, std))"
         text = "Uniform(-1/√H, 1/√H), H = hidden_size, on every weight and bias"
         return Uniform(-bound, bound), None, text, src
 
     def native_default(self, spec, seed):
-        return getattr(_seeded(seed), self.native_name)(spec.input_size, spec.hidden_size)
+        cls = getattr(_seeded(seed), self.paddle_name)
+        return cls(spec.input_size, spec.hidden_size, **recurrent_keywords(spec, "activation"))
 
     def _cells(self, spec):
         """``(neutral suffix "l{k}[_reverse]", native cell path)`` in Paddle's order."""
@@ -611,19 +628,27 @@ class _Recurrent(Lowering):
             for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 if f"{leaf}_{sfx}" in names:
                     out[f"{leaf}_{sfx}"] = (Leaf(f"{cell}.{leaf}"),)
+            if f"weight_hr_{sfx}" in names:  # the LSTM's projection, stored (H, P), one name
+                out[f"weight_hr_{sfx}"] = (Leaf(f"{cell}.weight_ho", (1, 0)),)
         return out
 
     def extras(self, spec):
         """The layer's PyTorch-style attribute names (second names of the cells' tensors,
-        in Paddle's order) and the absent biases (frozen zeros)."""
+        in Paddle's order) and the absent biases (frozen zeros). Paddle gives its tensors,
+        in order, four such names per cell; an LSTM with ``proj_size`` has five tensors per
+        cell (``weight_ho`` last), so its names shift onto other tensors (``weight_ih_l0_
+        reverse`` is ``0.cell_fw.weight_ho``), as Paddle 3.3 saves them."""
         g = spec.gates * spec.hidden_size
+        leaves = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        proj = ("weight_ho",) if getattr(spec, "proj_size", 0) else ()
+        tensors = [f"{cell}.{leaf}" for _, cell in self._cells(spec) for leaf in leaves + proj]
         out = {}
-        for sfx, cell in self._cells(spec):
+        for i, (sfx, cell) in enumerate(self._cells(spec)):
             for side in ("ih", "hh"):
                 if not spec.has_bias(side):
                     out[f"{cell}.bias_{side}"] = Extra(shape=(g,), fill=0.0)
-            for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                out[f"{leaf}_{sfx}"] = Extra(of=f"{cell}.{leaf}")
+            for j, leaf in enumerate(leaves):
+                out[f"{leaf}_{sfx}"] = Extra(of=tensors[4 * i + j])
         return out
 
     def build(self, spec, device):
@@ -632,7 +657,7 @@ class _Recurrent(Lowering):
             initializer=_paddle().nn.initializer.Constant(0.0), trainable=False
         )
         bias = {side: m._placeholder() if spec.has_bias(side) else frozen for side in ("ih", "hh")}
-        return getattr(m, self.native_name)(
+        return getattr(m, self.paddle_name)(
             spec.input_size,
             spec.hidden_size,
             spec.num_layers,
@@ -642,14 +667,13 @@ class _Recurrent(Lowering):
             weight_hh_attr=m._placeholder(),
             bias_ih_attr=bias["ih"],
             bias_hh_attr=bias["hh"],
+            **recurrent_keywords(spec, "activation"),
         )
 
     def natives(self):
-        return (getattr(_paddle().nn, self.native_name),)
+        return (getattr(_paddle().nn, self.paddle_name),)
 
     def read(self, m):
-        if getattr(m, "proj_size", 0):  # LSTM projections (weight_ho): not this map
-            return None
         first = m[0]
         cell = first.cell_fw if m.num_directions == 2 else first.cell
 
@@ -660,10 +684,14 @@ class _Recurrent(Lowering):
         ih, hh = has("bias_ih"), has("bias_hh")
         bias = True if ih and hh else "ih" if ih else "hh" if hh else False
         spec = getattr(L, self.native_name)
-        return spec(m.input_size, m.hidden_size, m.num_layers, bias, m.num_directions == 2)
+        extra = {"nonlinearity": m.activation} if spec.kind == "rnn" else {}
+        if spec.kind == "lstm":
+            extra = {"proj_size": m.proj_size}
+        return spec(m.input_size, m.hidden_size, m.num_layers, bias, m.num_directions == 2, **extra)
 
 
-LSTM, GRU = register_recurrent(REGISTRY, _Recurrent)
+_PADDLE_RNN_NAMES = {"RNN": "SimpleRNN"}  # Paddle's class where its name is not the spec's
+LSTM, GRU, RNN = register_recurrent(REGISTRY, _Recurrent)
 
 
 # The element-wise activations: kind -> the paddle.nn layer for a spec (one line a kind, as

@@ -4,6 +4,8 @@ output_padding, and containers."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import paddle
 
@@ -258,6 +260,46 @@ class Attention(nn.MultiHeadAttention):
         return super().forward(q, k, v, attn_mask=mask)
 
 
+class GroupedQueryAttention(nn.Layer):
+    """Grouped-query attention (``spec.num_kv_heads`` < num_heads), which Paddle's
+    ``nn.MultiHeadAttention`` cannot compute: its ``q_proj``/``k_proj``/``v_proj``/``out_proj``
+    names, ``k_proj``/``v_proj`` with K·D outputs, each key/value head shared by H/K query
+    heads (query head i uses i // (H/K)), the node's masks as one additive float mask."""
+
+    def __init__(self, spec: L.MultiheadAttention):
+        super().__init__()
+        self.spec = spec
+        bias = None if spec.bias else False
+        ins = (spec.embed_dim, spec.key_features, spec.value_features)
+        for name, n_in, rows in zip("qkv", ins, spec.proj_rows):
+            layer = nn.Linear(n_in, rows, weight_attr=_placeholder(), bias_attr=bias)
+            setattr(self, f"{name}_proj", layer)
+        e = spec.embed_dim
+        self.out_proj = nn.Linear(e, e, weight_attr=_placeholder(), bias_attr=bias)
+
+    def forward(self, *xs):
+        s = self.spec
+        q, k, v, attn_mask, pad = s.split_inputs(xs)
+        mask = s.score_bias(
+            paddle, q, k, attn_mask, pad, constant=lambda a: paddle.to_tensor(a, place=q.place)
+        )
+        group = s.num_heads // s.kv_heads
+        heads = []
+        for x, proj, n in (
+            (q, self.q_proj, s.num_heads),
+            (k, self.k_proj, s.kv_heads),
+            (v, self.v_proj, s.kv_heads),
+        ):
+            y = proj(x).reshape([x.shape[0], x.shape[1], n, s.head_dim]).transpose([0, 2, 1, 3])
+            heads.append(y if n == s.num_heads else paddle.repeat_interleave(y, group, axis=1))
+        qh, kh, vh = heads
+        scores = paddle.matmul(qh, kh, transpose_y=True) / math.sqrt(s.head_dim)
+        if mask is not None:
+            scores = scores + mask
+        y = paddle.matmul(nn.functional.softmax(scores, axis=-1), vh)
+        return self.out_proj(y.transpose([0, 2, 1, 3]).reshape([q.shape[0], q.shape[1], -1]))
+
+
 class ScaledDotProductAttention(nn.Layer):
     """Packed (N, L, 3E) q, k, v rows -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E), in
     plain ops (Paddle's fused kernel wants a GPU and its own (N, L, H, D) layout)."""
@@ -376,3 +418,7 @@ class InstanceNorm(nn.Layer):
         if self.scale is not None:
             y = y * self.scale.reshape(shape) + self.bias.reshape(shape)
         return y
+
+
+class SimpleRNN(shared.SequenceOnly, nn.SimpleRNN):
+    """``paddle.nn.SimpleRNN`` returning the output sequence (see ``shared.SequenceOnly``)."""

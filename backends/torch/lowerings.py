@@ -22,7 +22,7 @@ from xinit.initializers import (
 )
 from xinit.parammap import Leaf
 
-from ..common.recurrent import register_recurrent
+from ..common.recurrent import recurrent_keywords, register_recurrent
 from ..registry import (
     BARE_PARAMETER,
     NO_LAYER_SCALE,
@@ -402,6 +402,12 @@ _MHA_SOURCE = "torch/nn/modules/activation.py MultiheadAttention._reset_paramete
 
 @REGISTRY.register("multihead_attention")
 class MultiheadAttention(Lowering):
+    def default_missing(self, spec):
+        if spec.num_kv_heads is not None:
+            note = "torch.nn has no grouped-query attention layer (num_kv_heads)"
+            return note, "torch/nn/modules/activation.py MultiheadAttention (no num_kv_heads)"
+        return None
+
     def default_rule(self, spec, param):
         """``nn.MultiheadAttention``: Xavier on the packed (3E, E) matrix, so fan_out is 3E
         (with kdim/vdim != E: on each separate (E, in) projection); ``out_proj`` is a Linear
@@ -427,12 +433,16 @@ class MultiheadAttention(Lowering):
         return _seeded(seed).MultiheadAttention(e, spec.num_heads, kdim=kdim, vdim=vdim)
 
     def build(self, spec, device):
+        if spec.num_kv_heads is not None:
+            return _torch_modules().GroupedQueryAttention(spec)
         return _torch_modules().Attention(spec)
 
     def natives(self):
-        return (_nn().MultiheadAttention,)
+        return (_nn().MultiheadAttention, _torch_modules().GroupedQueryAttention)
 
     def read(self, m):
+        if isinstance(m, _torch_modules().GroupedQueryAttention):
+            return m.spec
         if m.bias_k is not None or m.add_zero_attn:  # extra key/value rows: no neutral spec
             return None
         bias = m.in_proj_bias is not None
@@ -468,8 +478,8 @@ def one_bias_refused(spec, framework: str, module: str) -> None:
 
 
 class _Recurrent(Lowering):
-    """``nn.LSTM``/``nn.GRU``, batch first, returning the output sequence alone; PyTorch's
-    names and layout are the neutral ones."""
+    """``nn.LSTM``/``nn.GRU``/``nn.RNN`` (tanh or relu), batch first, returning the output
+    sequence alone; PyTorch's names and layout are the neutral ones."""
 
     native_name: str = ""
 
@@ -484,26 +494,29 @@ class _Recurrent(Lowering):
         )
 
     def native_default(self, spec, seed):
-        return getattr(_seeded(seed), self.native_name)(spec.input_size, spec.hidden_size)
+        cls = getattr(_seeded(seed), self.native_name)
+        return cls(spec.input_size, spec.hidden_size, **recurrent_keywords(spec))
 
     def build(self, spec, device):
         one_bias_refused(spec, "torch", f"nn.{self.native_name}")
         cls = getattr(_torch_modules(), self.native_name)
-        return cls(
-            spec.input_size, spec.hidden_size, spec.num_layers, spec.bias, spec.bidirectional
-        )
+        shape = (spec.input_size, spec.hidden_size, spec.num_layers, spec.bias, spec.bidirectional)
+        return cls(*shape, **recurrent_keywords(spec))
 
     def natives(self):
         return (getattr(_nn(), self.native_name),)
 
     def read(self, m):
-        if getattr(m, "proj_size", 0):  # LSTM projections (weight_hr_l{k}): not this map
-            return None
         spec = getattr(L, self.native_name)
-        return spec(m.input_size, m.hidden_size, m.num_layers, m.bias, m.bidirectional)
+        shape = (m.input_size, m.hidden_size, m.num_layers, m.bias, m.bidirectional)
+        if isinstance(m, _nn().RNN):
+            return spec(*shape, nonlinearity=m.nonlinearity)
+        if isinstance(m, _nn().LSTM):
+            return spec(*shape, proj_size=m.proj_size)
+        return spec(*shape)
 
 
-LSTM, GRU = register_recurrent(REGISTRY, _Recurrent)
+LSTM, GRU, RNN = register_recurrent(REGISTRY, _Recurrent)
 
 
 def _torch_modules():

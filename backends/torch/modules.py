@@ -95,6 +95,39 @@ class Attention(torch.nn.MultiheadAttention):
         return out[0]
 
 
+class GroupedQueryAttention(torch.nn.Module):
+    """Grouped-query attention (``spec.num_kv_heads`` < num_heads), which PyTorch has no
+    module for: ``nn.MultiheadAttention``'s separate-projection names (``q_proj_weight``,
+    ``k_proj_weight`` and ``v_proj_weight`` of K·D rows, ``in_proj_bias``, ``out_proj``),
+    computed by ``scaled_dot_product_attention(enable_gqa=True)`` with the node's masks as
+    one additive float mask (``spec.score_bias``)."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        for p in spec.params():
+            if not p.name.startswith("out_proj"):
+                self.register_parameter(p.name, torch.nn.Parameter(torch.empty(p.shape)))
+        self.out_proj = torch.nn.Linear(spec.embed_dim, spec.embed_dim, bias=spec.bias)
+
+    def forward(self, *xs):
+        s = self.spec
+        q, k, v, attn_mask, pad = s.split_inputs(xs)
+        biases = torch.split(self.in_proj_bias, s.proj_rows) if s.bias else (None, None, None)
+        heads = []
+        for x, w, b, n in zip(
+            (q, k, v),
+            (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight),
+            biases,
+            (s.num_heads, s.kv_heads, s.kv_heads),
+        ):
+            y = torch.nn.functional.linear(x, w, b)
+            heads.append(y.unflatten(-1, (n, s.head_dim)).transpose(1, 2))  # (N, heads, L, D)
+        mask = s.score_bias(torch, q, k, attn_mask, pad, constant=torch.as_tensor)
+        y = torch.nn.functional.scaled_dot_product_attention(*heads, mask, enable_gqa=True)
+        return self.out_proj(y.transpose(1, 2).flatten(2))
+
+
 def _with_causal(attn_mask, causal):
     """``attn_mask`` with the bool ``causal`` mask's positions masked too (a bool mask stays
     bool, a float one gets -inf there)."""
@@ -155,10 +188,10 @@ class Conv1D(torch.nn.Module):
 
 
 class _SequenceOnly(shared.SequenceOnly):
-    """``nn.LSTM``/``nn.GRU`` built batch first (the same parameters and state-dict keys),
+    """``nn.LSTM``/``nn.GRU``/``nn.RNN`` built batch first (the same parameters and keys),
     called on one (N, L, D) sequence; returns the output sequence alone (no final states)."""
 
-    def __init__(self, input_size, hidden_size, num_layers, bias, bidirectional):
+    def __init__(self, input_size, hidden_size, num_layers, bias, bidirectional, **extra):
         super().__init__(
             input_size,
             hidden_size,
@@ -166,6 +199,7 @@ class _SequenceOnly(shared.SequenceOnly):
             bias=bias,
             batch_first=True,
             bidirectional=bidirectional,
+            **extra,  # nn.LSTM's proj_size, nn.RNN's nonlinearity
         )
 
 
@@ -198,3 +232,7 @@ class LayerScale(torch.nn.Module):
 
     def forward(self, x):
         return x * self.gamma
+
+
+class RNN(_SequenceOnly, torch.nn.RNN):
+    """``nn.RNN(batch_first=True)`` (tanh or relu) returning the output sequence."""

@@ -23,6 +23,7 @@ Nothing here imports a framework.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from .layer_names import (
 )
 
 _NORMS = ("batchnorm", "layernorm", "groupnorm", "rmsnorm")  # one feature count, no fans
-_RECURRENT = ("lstm", "gru")
+_RECURRENT = ("lstm", "gru", "rnn")
 
 
 # ---- names and layouts: read from the lowerings ------------------------------------------
@@ -268,7 +269,15 @@ def _recurrent_layer(param, spec: L.Layer) -> tuple[L.Layer, str]:
     if parts is None:
         raise DefaultsError(f"{spec.kind} has no parameter {param.name!r}")
     base, k, _ = parts
-    return type(spec)(spec.layer_input(k), spec.hidden_size), f"{base}_l0"
+    # one layer, one direction; proj_size, the nonlinearity and the Flax cell it was read
+    # from (OptimizedLSTMCell's stacked law) are kept
+    one = dataclasses.replace(
+        spec, input_size=spec.layer_input(k), num_layers=1, bidirectional=False
+    )
+    cell = getattr(spec, "_xinit_flax_cell", None)
+    if cell is not None:
+        object.__setattr__(one, "_xinit_flax_cell", cell)
+    return one, f"{base}_l0"
 
 
 def _spec_from_weight(shape: tuple[int, ...], role: str, framework: str) -> L.Layer:

@@ -90,6 +90,7 @@ _ROWS = (
     ),
     LayerName("lstm", L.LSTM, (("in", "input_size"), ("out", "hidden_size")), _RNN),
     LayerName("gru", L.GRU, (("in", "input_size"), ("out", "hidden_size")), _RNN),
+    LayerName("rnn", L.RNN, (("in", "input_size"), ("out", "hidden_size")), _RNN),
     # torch's InstanceNorm has no parameters by default: the catalogue's row is the affine one
     LayerName("instancenorm", functools.partial(L.InstanceNorm, affine=True), _FEATURES, _ONE),
     LayerName("layernorm2d", L.LayerNorm2d, (("in", "num_channels"),), _ONE),

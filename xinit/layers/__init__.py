@@ -21,7 +21,7 @@ from .linear import Embedding, Linear
 from .merge import Add, Concat, Merge, Mul
 from .norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, LayerNorm2d, RMSNorm
 from .pool import AdaptiveAvgPool, AvgPool, MaxPool, pool_out
-from .recurrent import GRU, LSTM, RNN_BIASES
+from .recurrent import GRU, LSTM, RNN, RNN_BIASES, RNN_NONLINEARITIES
 from .resample import Upsample
 from .shape import Flatten, Permute, Reshape
 from .tokens import LearnedParameter, PositionIds, Select
@@ -62,7 +62,9 @@ __all__ = [
     "PositionIds",
     "LSTM",
     "GRU",
+    "RNN",
     "RNN_BIASES",
+    "RNN_NONLINEARITIES",
     "ReLU",
     "LeakyReLU",
     "GELU",

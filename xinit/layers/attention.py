@@ -47,7 +47,15 @@ class MultiheadAttention(Layer):
     ``attn_mask`` (L, S) or (N·num_heads, L, S), ``key_padding_mask`` (N, S). As PyTorch:
     a bool mask is True where attention is NOT allowed, a float mask is added to the scores.
     ``is_causal`` masks key j > query i itself (no mask input needed; combined with an
-    ``attn_mask`` when both are given)."""
+    ``attn_mask`` when both are given).
+
+    ``num_kv_heads`` K < num_heads (grouped-query attention; None: num_heads): keys and values
+    have K heads of head_dim, query head i attends with key/value head i // (H/K), as torch's
+    ``scaled_dot_product_attention(enable_gqa=True)`` and Flax's ``nnx.MultiHeadAttention(
+    num_kv_heads=K)`` do. Its parameters are the separate ones, ``k_proj_weight`` and
+    ``v_proj_weight`` (K·D, kdim/vdim), and ``in_proj_bias`` (E + 2·K·D,) (rows q, k, v):
+    PyTorch's names for unequal projections; PyTorch has no such module, so torch and
+    Paddle build xinit's own."""
 
     kind: ClassVar[str] = "multihead_attention"
     embed_dim: int
@@ -58,9 +66,19 @@ class MultiheadAttention(Layer):
     attn_mask: bool = False
     key_padding_mask: bool = False
     is_causal: bool = False
+    num_kv_heads: int | None = None
 
     def __post_init__(self):
         _positive_int(self, embed_dim=self.embed_dim, num_heads=self.num_heads)
+        if self.num_kv_heads is not None:
+            _positive_int(self, num_kv_heads=self.num_kv_heads)
+            if self.num_heads % self.num_kv_heads:
+                raise SpecError(
+                    f"MultiheadAttention: num_kv_heads {self.num_kv_heads} does not divide "
+                    f"num_heads {self.num_heads}"
+                )
+            if self.num_kv_heads == self.num_heads:  # one spelling of the same layer
+                _set(self, num_kv_heads=None)
         for name in ("kdim", "vdim"):
             value = getattr(self, name)
             if value is not None:
@@ -78,6 +96,17 @@ class MultiheadAttention(Layer):
         return self.embed_dim // self.num_heads
 
     @property
+    def kv_heads(self) -> int:
+        """Key/value heads: ``num_kv_heads``, else ``num_heads``."""
+        return self.num_kv_heads or self.num_heads
+
+    @property
+    def proj_rows(self) -> tuple[int, int, int]:
+        """Rows of the q, k, v projections (E, K·D, K·D): their blocks of ``in_proj_bias``."""
+        kv = self.kv_heads * self.head_dim
+        return (self.embed_dim, kv, kv)
+
+    @property
     def key_features(self) -> int:
         """The key input's feature count (``kdim``, else ``embed_dim``)."""
         return self.kdim or self.embed_dim
@@ -90,7 +119,7 @@ class MultiheadAttention(Layer):
     @property
     def packed(self) -> bool:
         """Whether q, k, v are one packed ``in_proj_weight`` (PyTorch's _qkv_same_embed_dim)."""
-        return self.kdim is None and self.vdim is None
+        return self.kdim is None and self.vdim is None and self.num_kv_heads is None
 
     @property
     def masks(self) -> tuple[str, ...]:
@@ -177,19 +206,21 @@ class MultiheadAttention(Layer):
         if self.packed:
             out = [ParamSpec("in_proj_weight", (3 * e, e), "linear", XavierUniform(), k, packed)]
         else:  # torch: xavier_uniform_ on each projection, its own fans
+            ins = (e, self.key_features, self.value_features)
             out = [
                 ParamSpec(
                     f"{n}_proj_weight",
-                    (e, d),
+                    (rows, d),
                     "linear",
                     XavierUniform(),
                     k,
-                    compute_fans((e, d), "linear"),
+                    compute_fans((rows, d), "linear"),
                 )
-                for n, d in (("q", e), ("k", self.key_features), ("v", self.value_features))
+                for n, rows, d in zip("qkv", self.proj_rows, ins)
             ]
-        if self.bias:  # one (3E,) vector either way: the packed matrix's fans
-            out.append(ParamSpec("in_proj_bias", (3 * e,), "vector", Zeros(), k, packed))
+        if self.bias:  # one (3E,) vector either way (GQA: E + 2·K·D): the packed matrix's fans
+            rows = sum(self.proj_rows)
+            out.append(ParamSpec("in_proj_bias", (rows,), "vector", Zeros(), k, packed))
         fans = compute_fans((e, e), "linear")
         out.append(ParamSpec("out_proj.weight", (e, e), "linear", _TORCH_DEFAULT, k, fans))
         if self.bias:

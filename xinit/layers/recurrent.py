@@ -1,4 +1,5 @@
-"""Recurrent layers: ``LSTM`` and ``GRU`` as PyTorch's ``batch_first`` modules."""
+"""Recurrent layers: ``LSTM``, ``GRU`` and the vanilla ``RNN`` as PyTorch's ``batch_first``
+modules."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .base import Layer, ParamSpec, SpecError, _positive_int
 RNN_BIASES = (True, False, "ih", "hh")
 
 
-_RNN_LEAF = re.compile(r"^(weight|bias)_(ih|hh)_l(\d+)(_reverse)?$")
+_RNN_LEAF = re.compile(r"^(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?$")
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,13 @@ class _Recurrent(Layer):
         return 2 if self.bidirectional else 1
 
     @property
+    def projected_size(self) -> int:
+        """The size of the state fed back and output per direction: H, or an LSTM's P."""
+        return getattr(self, "proj_size", 0) or self.hidden_size
+
+    @property
     def output_size(self) -> int:
-        return self.hidden_size * self.directions
+        return self.projected_size * self.directions
 
     def has_bias(self, side: str) -> bool:
         """Whether the layer has the ``"ih"`` or ``"hh"`` bias."""
@@ -100,7 +106,7 @@ class _Recurrent(Layer):
         init = Uniform(-bound, bound)
         out = []
         for k, sfx in self.cells():
-            w_ih, w_hh = (g * h, self.layer_input(k)), (g * h, h)
+            w_ih, w_hh = (g * h, self.layer_input(k)), (g * h, self.projected_size)
             f_ih, f_hh = compute_fans(w_ih, "rnn_input"), compute_fans(w_hh, "rnn_recurrent")
             out.append(ParamSpec(f"weight_ih_l{k}{sfx}", w_ih, "rnn_input", init, kind, f_ih))
             out.append(ParamSpec(f"weight_hh_l{k}{sfx}", w_hh, "rnn_recurrent", init, kind, f_hh))
@@ -109,6 +115,12 @@ class _Recurrent(Layer):
                     out.append(
                         ParamSpec(f"bias_{side}_l{k}{sfx}", (g * h,), "vector", init, kind, fans)
                     )
+            if self.projected_size != h:  # an LSTM's projection h = W_hr (o * tanh(c))
+                w_hr = (self.projected_size, h)
+                f_hr = compute_fans(w_hr, "rnn_recurrent")
+                out.append(
+                    ParamSpec(f"weight_hr_l{k}{sfx}", w_hr, "rnn_recurrent", init, kind, f_hr)
+                )
         return tuple(out)
 
     def output_shape(self, shape):
@@ -133,17 +145,30 @@ class _Recurrent(Layer):
 
 
 @kinds.layer(
-    params=("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"),
+    params=("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_hr_l0"),
     channels="input_size",
     example=lambda: kinds.Example(LSTM(4, 3), ((2, 5, 4),)),
 )
 @dataclass(frozen=True)
 class LSTM(_Recurrent):
-    """PyTorch's ``nn.LSTM(batch_first=True)``: 4 gates (i, f, g, o); see :class:`_Recurrent`."""
+    """PyTorch's ``nn.LSTM(batch_first=True)``: 4 gates (i, f, g, o); see :class:`_Recurrent`.
+
+    ``proj_size`` P > 0 (PyTorch's and Paddle's): h = W_hr (o ⊙ tanh(c)), a
+    ``weight_hr_l{k}`` (P, H) per cell (role ``rnn_recurrent``, U(±1/√H) as the rest),
+    ``weight_hh_l{k}`` (4H, P), and the output (N, L, P·directions)."""
 
     kind: ClassVar[str] = "lstm"
     gates: ClassVar[int] = 4
     gate_names: ClassVar[tuple[str, ...]] = ("i", "f", "g", "o")
+    proj_size: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        p = self.proj_size
+        if not isinstance(p, int) or isinstance(p, bool) or not 0 <= p < self.hidden_size:
+            raise SpecError(
+                f"LSTM.proj_size must be an int in [0, hidden_size={self.hidden_size}); got {p!r}"
+            )
 
 
 @kinds.layer(
@@ -159,3 +184,29 @@ class GRU(_Recurrent):
     kind: ClassVar[str] = "gru"
     gates: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
+
+
+RNN_NONLINEARITIES = ("tanh", "relu")
+
+
+@kinds.layer(
+    params=("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"),
+    channels="input_size",
+    example=lambda: kinds.Example(RNN(4, 3, nonlinearity="relu"), ((2, 5, 4),)),
+)
+@dataclass(frozen=True)
+class RNN(_Recurrent):
+    """PyTorch's ``nn.RNN(batch_first=True)``: one gate, h' = act(W_ih x + b_ih + W_hh h +
+    b_hh) with ``nonlinearity`` tanh or relu; see :class:`_Recurrent`. Paddle's
+    ``SimpleRNN`` (``activation=``) is the same; Flax's ``nnx.SimpleCell`` keeps the input
+    side's bias alone (``bias="ih"``)."""
+
+    kind: ClassVar[str] = "rnn"
+    gates: ClassVar[int] = 1
+    gate_names: ClassVar[tuple[str, ...]] = ("h",)
+    nonlinearity: str = "tanh"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.nonlinearity not in RNN_NONLINEARITIES:
+            raise SpecError(f"RNN.nonlinearity must be 'tanh' or 'relu'; got {self.nonlinearity!r}")
