@@ -111,9 +111,9 @@ def test_read_gives_the_spec_with_each_frameworks_defaults(fw):
         import paddle
 
         got = read_spec(paddle.nn.InstanceNorm2D(4))
-        assert got == InstanceNorm(4, momentum=1.0 - 0.9, affine=True)
+        assert got == InstanceNorm(4, momentum=0.1, affine=True)
         got = read_spec(paddle.nn.InstanceNorm1D(4, weight_attr=False, bias_attr=False))
-        assert got == InstanceNorm(4, momentum=1.0 - 0.9, dims=1)
+        assert got == InstanceNorm(4, momentum=0.1, dims=1)
     else:
         from flax import nnx
 

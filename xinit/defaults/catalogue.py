@@ -234,7 +234,9 @@ _KNOWN_KINDS = frozenset(row.kind for row in NAMES.values())  # kinds Default kn
 def _spec_from_param(param, framework: str) -> L.Layer:
     layer = getattr(param, "layer", None)
     kind = getattr(param, "kind", None)
-    if kind not in _KNOWN_KINDS:
+    # a kind with no catalogue row of its own is known by its layer's channels trait
+    by_trait = layer is not None and kind in kinds.names() and kinds.get(kind).channels
+    if kind not in _KNOWN_KINDS and not by_trait:
         registry = part(framework, "lowerings").REGISTRY
         missing = registry[kind].default_missing(layer) if layer and kind in registry else None
         why = f": {missing[0]}" if missing else f"; known kinds: {sorted(_KNOWN_KINDS)}"
