@@ -29,12 +29,14 @@ class PlanItem:
 
 def init_plan(spec, policy=None) -> list[PlanItem]:
     """The plan for every trainable parameter of ``spec`` in state-dict order: the
-    ``policy``'s initializer where a rule selects the parameter, else the spec's own."""
+    ``policy``'s initializer where a rule selects the parameter and has a law for it (a
+    ``Default`` has none for a bare learned tensor), else the spec's own."""
     params = {path: ps for path, ps in param_specs(spec).items() if ps.trainable}
     matched, dists = {}, {}
     if policy is not None:
         plan = policy.plan(params)
-        matched, dists = plan.matched, plan.dists
+        dists = plan.dists
+        matched = {path: m for path, m in plan.matched.items() if path not in plan.left}
     items = []
     for path, ps in params.items():
         m = matched.get(path)

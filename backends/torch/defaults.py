@@ -64,6 +64,14 @@ def block_rule(d, param: str, kind: str, shape: tuple[int, ...], child: tuple):
     return init, fans, rule, f"{_BLOCK_SOURCE[d.layer]}; {source}"
 
 
+def native_blocks() -> dict[type, str]:
+    """PyTorch's classes that re-initialise their children after building them, by their
+    row in the catalogue: a native model's layers read inside one get ``block_rule``."""
+    import torch
+
+    return {torch.nn.Transformer: "transformer"}
+
+
 def native_block(d, seed: int):
     """PyTorch's own block for ``d`` under ``torch.manual_seed(seed)`` (batch_first: the
     layout does not change the init; nn.Transformer with one encoder and one decoder
