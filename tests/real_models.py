@@ -84,9 +84,8 @@ def flax_vit(seed: int):
         def __init__(self, rngs: nnx.Rngs, dim: int = 16, patches: int = 16):
             self.patch = nnx.Conv(3, dim, (4, 4), strides=(4, 4), rngs=rngs)
             self.cls_token = nnx.Param(jnp.zeros((1, 1, dim)))
-            self.pos_embed = nnx.Param(
-                0.02 * nnx.initializers.normal()(rngs.params(), (1, patches + 1, dim))
-            )
+            table = nnx.initializers.normal(0.02)(rngs.params(), (1, patches + 1, dim))
+            self.pos_embed = nnx.Param(table)
             self.blocks = nnx.List([Block(dim, rngs) for _ in range(2)])
             self.norm = nnx.LayerNorm(dim, rngs=rngs)
             self.head = nnx.Linear(dim, 10, rngs=rngs)
