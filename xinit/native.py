@@ -206,6 +206,8 @@ def slots(module: Any, adapter=None) -> dict[str, Slot]:
     layers = layers_of(module, adapter)
     out = {}
     for layer_path, native, layer in layers:
+        if isinstance(layer, OwnTensors) and adapter.native_kind(native):
+            continue  # a known kind that gave no spec: its kind's layout, below
         pmap = adapter.param_map(layer)
         for ps in layer.params():
             leaves = pmap[ps.name]
@@ -216,9 +218,10 @@ def slots(module: Any, adapter=None) -> dict[str, Slot]:
             out[path] = Slot(path, name, type(native).__name__, ps, adapter, native, leaves)
     if built:
         return out
-    # a native model: parameters of layers no lowering reads, as the adapter finds them
+    # a native model: parameters of a known kind's layer that gave no spec (Flax's
+    # ConvTranspose with transpose_kernel), as the adapter finds them through the kind
     natives = native_param_specs(module, adapter)
-    read = {lp for lp, _, _ in layers}
+    read = {lp for lp, _, spec in layers if not isinstance(spec, OwnTensors)}
     for path, (ps, p) in natives.items():
         parts = path.split(".")
         if path not in out and not any(".".join(parts[:i]) in read for i in range(len(parts))):
