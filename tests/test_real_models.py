@@ -110,7 +110,7 @@ TORCHVISION_SLOW = {
     "efficientnet_v2_s": IMAGE,
     "densenet121": IMAGE,
     "googlenet": IMAGE,
-    "inception_v3": (2, 3, 80, 80),
+    "inception_v3": (1, 3, 139, 139),  # the aux head pools 5x5 of Mixed_6e
     "mobilenet_v2": IMAGE,
     "regnet_x_400mf": IMAGE,
     "alexnet": (1, 3, 64, 64),
@@ -203,9 +203,9 @@ PADDLE_SLOW = {
     "mobilenet_v3_large": IMAGE,
     "shufflenet_v2_swish": IMAGE,
     "densenet121": IMAGE,
-    "googlenet": (1, 3, 64, 64),
+    "googlenet": (1, 3, 224, 224),  # a fixed 7x7 pool and a 1024-wide head
     "inception_v3": (1, 3, 80, 80),
-    "alexnet": (1, 3, 64, 64),
+    "alexnet": (1, 3, 224, 224),  # a 256x6x6-wide head, no adaptive pool
     "vgg11": IMAGE,
     "resnext50_32x4d": IMAGE,
     "wide_resnet50_2": IMAGE,

@@ -327,7 +327,7 @@ class Default(Initializer):
                 f"a tensor held by {owner}, a class that is no layer of {self.framework}'s, "
                 "so the model's own code initialises it"
             )
-        if kind in _KIND_TO_LAYER or layer is None:
+        if layer is None:
             return ""
         registry = part(self.framework, "lowerings").REGISTRY
         missing = registry[kind].default_missing(layer) if kind in registry else None
