@@ -81,7 +81,7 @@ def flax_vit(seed: int):
             return x + self.fc2(nnx.gelu(self.fc1(self.norm2(x))))
 
     class ViT(nnx.Module):
-        def __init__(self, rngs: nnx.Rngs, dim: int = 16, patches: int = 16):
+        def __init__(self, rngs: nnx.Rngs, dim: int = 16, patches: int = 64):
             self.patch = nnx.Conv(3, dim, (4, 4), strides=(4, 4), rngs=rngs)
             self.cls_token = nnx.Param(jnp.zeros((1, 1, dim)))
             table = nnx.initializers.normal(0.02)(rngs.params(), (1, patches + 1, dim))
@@ -103,19 +103,20 @@ def flax_vit(seed: int):
 
 
 def flax_lstm(seed: int):
-    """A sequence classifier in Flax NNX: an embedding, an ``nnx.RNN`` over an
-    ``nnx.LSTMCell``, a learned output scale held by the model, and a Linear head."""
+    """A sequence classifier in Flax NNX: features (N, L, 8) in, a Linear projection, an
+    ``nnx.RNN`` over an ``nnx.LSTMCell``, a learned output scale held by the model, and a
+    Linear head on the last step."""
     import jax.numpy as jnp
     from flax import nnx
 
     class Classifier(nnx.Module):
-        def __init__(self, rngs: nnx.Rngs, vocab: int = 50, dim: int = 8, hidden: int = 12):
-            self.embed = nnx.Embed(vocab, dim, rngs=rngs)
+        def __init__(self, rngs: nnx.Rngs, dim: int = 8, hidden: int = 12):
+            self.proj = nnx.Linear(dim, dim, rngs=rngs)
             self.rnn = nnx.RNN(nnx.LSTMCell(dim, hidden, rngs=rngs))
             self.scale = nnx.Param(jnp.ones((hidden,)))
             self.head = nnx.Linear(hidden, 3, rngs=rngs)
 
-        def __call__(self, tokens):
-            return self.head(self.rnn(self.embed(tokens))[:, -1] * self.scale[...])
+        def __call__(self, x):
+            return self.head(self.rnn(self.proj(x))[:, -1] * self.scale[...])
 
     return Classifier(nnx.Rngs(seed))

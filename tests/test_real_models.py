@@ -110,7 +110,7 @@ TORCHVISION_SLOW = {
     "efficientnet_v2_s": IMAGE,
     "densenet121": IMAGE,
     "googlenet": IMAGE,
-    "inception_v3": (1, 3, 139, 139),  # the aux head pools 5x5 of Mixed_6e
+    "inception_v3": (2, 3, 299, 299),  # its aux head needs 17x17 at Mixed_6e, BN over 2
     "mobilenet_v2": IMAGE,
     "regnet_x_400mf": IMAGE,
     "alexnet": (1, 3, 64, 64),
@@ -238,10 +238,12 @@ def test_paddle_vision_full_size(name):
 
 # ---- Flax NNX, written as a Flax user writes them ------------------------------------------
 def test_flax_vit():
-    report = check_model("flax", real.flax_vit, IMAGE, diagnose=False)
+    report = check_model("flax", real.flax_vit, IMAGE)
     assert report.left.keys() == {"cls_token", "pos_embed"}
 
 
 def test_flax_lstm():
+    # diagnose hands a hand-written Flax model a channel-first input moved channel-last, so a
+    # (N, L, D) sequence model cannot be diagnosed there yet: read, apply, transfer
     report = check_model("flax", real.flax_lstm, None, diagnose=False)
     assert report.left.keys() == {"scale"}
