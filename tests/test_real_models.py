@@ -136,6 +136,24 @@ def test_torchvision_full_size(name):
     check_model("torch", _torchvision(name), TORCHVISION_SLOW[name])
 
 
+def test_paddle_defaults_on_torchvision_convnext_name_what_they_leave():
+    """``Default("paddle")`` on a torch ConvNeXt: every layer gets Paddle's law, and each
+    ``layer_scale`` (a tensor of ``CNBlock``, no Paddle layer) is left as it is, named in the
+    report with why."""
+    model = _torchvision("convnext_small")(0)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    report = xinit.apply(Policy(Rule(init.Default("paddle"), param="*")), model, seed=1)
+    scales = {name for name in before if name.endswith("layer_scale")}
+    assert scales and report.left.keys() == scales
+    assert all("CNBlock" in why and "paddle" in why for why in report.left.values())
+    assert set(report.initialized) == before.keys() - scales
+    text = str(report)
+    for name in scales:
+        assert f"{name} - " in text and "no framework default: left as is" in text
+        assert model.get_parameter(name).equal(before[name]), name
+    assert report.counts()["left"] == len(scales) and "no framework default" in report.caption()
+
+
 def test_torch_transformer_default_is_xavier_as_torch_gives():
     """``nn.Transformer`` re-draws every >1-d parameter with Xavier after building its
     layers: ``Default("torch")`` on a native one gives that (KS against torch's own draws of
