@@ -82,13 +82,18 @@ def _shape_role(shape: tuple[int, ...]) -> str:
 @dataclass(frozen=True)
 class Enclosing:
     """A framework's own block that re-initialises the layers read inside it (torch's
-    ``nn.Transformer``: Xavier on every >1-d parameter). ``layer`` is its row in the defaults
-    catalogue (``transformer``), which ``Default(framework)`` asks the framework's
+    ``nn.Transformer``: Xavier on every >1-d parameter). ``name`` is its block in the
+    defaults catalogue (``transformer``), which ``Default(framework)`` asks the framework's
     ``block_rule`` about."""
 
     framework: str
-    layer: str
+    name: str
     path: str  # where the block sits in the model
+
+    @property
+    def layer(self) -> str:
+        """``name``, as this branch's ``block_rule`` reads a block (main's reads ``name``)."""
+        return self.name
 
 
 def enclosing_block(spec: Layer) -> Enclosing | None:

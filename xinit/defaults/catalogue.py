@@ -365,7 +365,8 @@ class Default(Initializer):
         block = enclosing_block(param.layer) if getattr(param, "layer", None) else None
         if block is not None and block.framework == self.framework:
             own = (entry.initializer, entry.fans, entry.rule, entry.source)
-            init, fans, _, _ = _rules(self.framework).block_rule(block, name, d.kind, shape, own)
+            rule = _rules(self.framework).block_rule
+            init, fans, _, _ = rule(block, name, param.kind, shape, own)
             if init is not entry.initializer:
                 return init.resolve(shape, param.role, fans)
         return entry.distribution
