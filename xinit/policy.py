@@ -350,8 +350,8 @@ class Policy:
 
     def report(self, spec, *, strict: bool | None = None):
         """The :class:`xinit.apply.Report` of what ``xinit.build(spec, ..., policy=self)`` does:
-        every trainable parameter with the rule that set it or, unmatched (or left by a rule
-        with nothing for it), the spec's own initializer."""
+        every trainable parameter with the rule that set it or, unmatched, the spec's own
+        initializer."""
         from .blocks import param_specs
         from .report import Report, ReportEntry
 
@@ -359,7 +359,7 @@ class Policy:
         plan = self.plan(params, strict=strict)
         entries = []
         for path, ps in params.items():
-            m = plan.matched.get(path) if path not in plan.left else None
+            m = plan.matched.get(path)
             init = m.init if m else ps.init
             entries.append(
                 ReportEntry(
