@@ -170,11 +170,14 @@ class Registry:
             ) from None
 
     def param_map(self, spec) -> ParamMap:
-        """The parameter map of layer spec ``spec``, computed once per spec and framework."""
+        """The parameter map of layer spec ``spec``, computed once per spec and framework; a
+        native layer's own tensors (``xinit.native.OwnTensors``: no kind) map as stored."""
         cache = spec.__dict__.setdefault("_xinit_maps", {})
         found = cache.get(self.framework)
         if found is None:
-            found = cache[self.framework] = self._checked(spec, self[spec.kind].params(spec))
+            own = getattr(spec, "leaf_map", None)
+            pmap = own() if own is not None else self[spec.kind].params(spec)
+            found = cache[self.framework] = self._checked(spec, pmap)
         return found
 
     def _checked(self, spec, pmap: ParamMap) -> ParamMap:
@@ -189,8 +192,9 @@ class Registry:
         return pmap
 
     def extras(self, spec) -> Extras:
-        """The extra native tensors of layer spec ``spec`` (see :meth:`Lowering.extras`)."""
-        return self[spec.kind].extras(spec)
+        """The extra native tensors of layer spec ``spec`` (see :meth:`Lowering.extras`); a
+        native layer's own tensors have none."""
+        return self[spec.kind].extras(spec) if spec.kind else {}
 
     def kind_of(self, module: Any) -> str:
         """The neutral kind of a native layer object ("" for a class no lowering claims): the

@@ -21,7 +21,7 @@ from xinit.blocks import Sequential, infer
 from xinit.defaults.catalogue import Default
 from xinit.graph import Graph
 from xinit.layers import LayerNorm, MultiheadAttention, SpecError
-from xinit.native import NativeModelError, neutral_values, read_layers
+from xinit.native import neutral_values, read_layers
 from xinit.plan import init_plan
 from xinit.state import state_dict, transfer
 
@@ -678,14 +678,16 @@ def test_policy_on_native_cross_attention_reaches_every_parameter():
 
 
 def test_extra_key_value_rows_are_not_read_as_neutral_attention():
-    """``add_bias_kv`` adds (1, 1, E) rows no neutral spec has: the native model reader names
-    the layer rather than guess."""
+    """``add_bias_kv`` adds (1, 1, E) rows no neutral spec has: the native model reader keeps
+    the layer's own tensors as stored, by name, rather than guess an attention spec."""
     require_backend("torch")
     import torch
 
     m = torch.nn.Sequential(torch.nn.MultiheadAttention(8, 2, add_bias_kv=True))
-    with pytest.raises(NativeModelError, match=r"0: MultiheadAttention .*bias_k"):
-        read_layers(m)
+    read = {path: spec for path, _, spec in read_layers(m)}
+    assert type(read["0"]).__name__ == "OwnTensors"
+    assert {p.name for p in read["0"].params()} >= {"in_proj_weight", "bias_k", "bias_v"}
+    assert read["0"].params()[0].kind == ""
 
 
 # ---- defaults: each framework's own, with kdim/vdim ---------------------------------------------

@@ -17,7 +17,6 @@ import xinit
 from xinit import layers as L
 from xinit.defaults import default_init
 from xinit.namemap import NameMapError
-from xinit.native import NativeModelError
 
 FRAMEWORKS = ("torch", "paddle", "flax")
 X = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -168,38 +167,74 @@ def test_a_frameworks_defaults_on_another_frameworks_native_model(framework, tar
                     assert np.abs(x).max() <= bound and np.abs(x).max() > 0.9 * bound, what
 
 
-@pytest.mark.parametrize("fw", FRAMEWORKS)
-def test_a_class_no_lowering_reads_is_listed_by_path_and_class(fw):
-    require_backend(fw)
+def gated(fw: str, seed: int):
+    """A Linear then a class no lowering reads, holding a learned ``alpha``, a persistent
+    buffer ``steps`` (int64) and a transient one (not state: torch ``persistent=False``,
+    Paddle ``persistable=False``, a Flax ``nnx.Cache``)."""
+    values = np.random.default_rng(seed).standard_normal(3).astype(np.float32)
     if fw == "torch":
         import torch
 
         class Gate(torch.nn.Module):
             def __init__(self):
                 super().__init__()
-                self.alpha = torch.nn.Parameter(torch.ones(3))
+                self.alpha = torch.nn.Parameter(torch.from_numpy(values))
+                self.register_buffer("steps", torch.tensor([seed, 2]))
+                self.register_buffer("mask", torch.ones(3), persistent=False)
 
-        model = torch.nn.Sequential(torch.nn.Linear(2, 3), Gate())
-    elif fw == "paddle":
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Linear(2, 3), Gate())
+    if fw == "paddle":
         import paddle
 
         class Gate(paddle.nn.Layer):
             def __init__(self):
                 super().__init__()
                 self.alpha = self.create_parameter([3])
+                self.alpha.set_value(values)
+                self.register_buffer("steps", paddle.to_tensor([seed, 2], dtype="int64"))
+                self.register_buffer("mask", paddle.ones([3]), persistable=False)
 
-        model = paddle.nn.Sequential(paddle.nn.Linear(2, 3), Gate())
-    else:
-        import jax.numpy as jnp
-        from flax import nnx
+        paddle.seed(seed)
+        return paddle.nn.Sequential(paddle.nn.Linear(2, 3), Gate())
+    import jax.numpy as jnp
+    from flax import nnx
 
-        class Gate(nnx.Module):
-            def __init__(self):
-                self.alpha = nnx.Param(jnp.ones(3))
+    class Gate(nnx.Module):
+        def __init__(self):
+            self.alpha = nnx.Param(jnp.asarray(values))
+            self.steps = nnx.BatchStat(jnp.asarray([seed, 2], jnp.int32))
+            self.mask = nnx.Cache(jnp.ones(3))
 
-        model = nnx.Sequential(nnx.Linear(2, 3, rngs=nnx.Rngs(0)), Gate())
-    with pytest.raises(NativeModelError, match=r"Gate holds alpha"):
-        xinit.state_dict(model)
+    return nnx.Sequential(nnx.Linear(2, 3, rngs=nnx.Rngs(seed)), Gate())
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_a_class_no_lowering_reads_gives_its_own_tensors(fw):
+    """Its parameter and persistent buffer are state, by name and as stored, and transfer
+    bit-exactly; the transient buffer is not state. ``Default(fw)`` leaves ``alpha`` as is and
+    the report says why; the buffer is never initialised."""
+    require_backend(fw)
+    src, dst = gated(fw, 1), gated(fw, 2)
+    gate = "1" if fw != "flax" else "layers.1"
+    state = xinit.state_dict(src)
+    assert set(state) >= {f"{gate}.alpha", f"{gate}.steps"}
+    assert f"{gate}.mask" not in state
+    assert state[f"{gate}.steps"].tolist() == [1, 2]
+    xinit.transfer(src, dst)
+    after = xinit.state_dict(dst)
+    assert after.keys() == state.keys()
+    for k, v in state.items():
+        np.testing.assert_array_equal(after[k], v, err_msg=k)
+        assert after[k].dtype == v.dtype, k
+    report = xinit.apply(xinit.Policy(xinit.Rule(xinit.init.Default(fw), param="*")), dst)
+    assert report.left.keys() == {f"{gate}.alpha"}
+    assert "Gate" in report.left[f"{gate}.alpha"]
+    assert {e.path for e in report if e.status == "initialized"} == {
+        k for k in state if k.startswith(("0.", "layers.0."))
+    }
+    np.testing.assert_array_equal(xinit.state_dict(dst)[f"{gate}.alpha"], state[f"{gate}.alpha"])
+    assert "no framework default" in str(report)
 
 
 def test_name_maps_are_strict():

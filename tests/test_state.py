@@ -281,18 +281,18 @@ def test_transfer_between_different_specs_lists_the_differences():
     assert "different specs" in msg and "out.weight" in msg and "fc.weight" in msg
 
 
-def test_a_native_layer_class_no_lowering_reads_is_named_not_guessed():
+def test_a_native_layer_class_no_lowering_reads_gives_its_own_tensors():
     torch = pytest.importorskip("torch")
 
     class Gate(torch.nn.Module):  # a parameter of a class xinit does not know
         def __init__(self):
             super().__init__()
-            self.alpha = torch.nn.Parameter(torch.ones(3))
+            self.alpha = torch.nn.Parameter(torch.arange(3.0))
 
     net = torch.nn.Sequential(torch.nn.Linear(2, 3), Gate())
-    with pytest.raises(TypeError, match=r"1: Gate .*holds alpha"):
-        state_dict(net)
-    assert list(state_dict(torch.nn.Sequential(torch.nn.Linear(2, 3)))) == ["0.weight", "0.bias"]
+    state = state_dict(net)
+    assert list(state) == ["0.weight", "0.bias", "1.alpha"]
+    np.testing.assert_array_equal(state["1.alpha"], [0.0, 1.0, 2.0])
 
 
 def test_public_names():

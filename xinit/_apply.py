@@ -59,8 +59,10 @@ def apply(
     * ``strict``: a parameter no rule selects, or a rule that selects nothing, is an error
       (naming them) instead of a report line / warning.
 
-    Parameters no rule selects keep their current values. Buffers (BatchNorm running
-    statistics) are not parameters and are never touched.
+    Parameters no rule selects keep their current values, and so do those a rule selects
+    but has no law for (``Default(framework)`` on a tensor of a class no framework layer is:
+    the report lists them as ``left``, with why). Buffers (BatchNorm running statistics,
+    Swin's ``relative_position_index``) are not parameters and are never touched.
     """
     from xinit.backends import backend_of
 
@@ -92,6 +94,10 @@ def apply(
         if m is None:
             status = "skipped" if path in skip_paths else "unmatched"
             entries.append(ReportEntry(status=status, **common))
+            continue
+        if path in plan.left:  # the rule has no law for it (Default on a bare tensor)
+            left = dict(rule=m.text, rule_index=m.index, initializer=str(m.init))
+            entries.append(ReportEntry(status="left", reason=plan.left[path], **left, **common))
             continue
         dist = plan.dists[path]  # resolved once, by the plan
         try:

@@ -5,10 +5,14 @@ A module built by xinit is read through its spec. Any other module is read layer
 each native layer class a lowering claims (``Lowering.natives``) is read back into its layer
 spec (``Lowering.read``, the inverse of building), so its parameters go through the same
 parameter maps as a built module's: names and layouts come from the layer kind, never from
-shapes, and a square weight is never transposed by guess. A native class that holds
-parameters and that no lowering reads is listed by path and class, never guessed
-(:class:`NativeModelError`); :func:`xinit.apply` alone also accepts such parameters, read by
-their shape as PyTorch reads fans.
+shapes, and a square weight is never transposed by guess. A layer of a class no lowering
+reads (ViT's ``cls_token`` on the model, Swin's ``relative_position_bias_table``, layer
+scale) contributes the tensors it holds itself, as stored (:class:`OwnTensors`): learned
+parameters that move by name with no layout change, and persistent buffers, which are state
+(saved, transferred, never initialised). Non-persistent buffers are not state and are left
+out. A framework block that re-initialises its children after building them (torch's
+``nn.Transformer``) marks the layers read inside it, so ``Default(framework)`` gives what the
+framework gives (:class:`Enclosing`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from .distributions import Distribution
 from .errors import XinitError
 from .fans import compute_fans
 from .layers import Layer, ParamSpec
+from .parammap import Leaf
 
 
 class NativeModelError(XinitError, TypeError):
@@ -30,36 +35,108 @@ class NativeModelError(XinitError, TypeError):
     class."""
 
 
-def read_layers(module: Any, adapter=None, *, strict: bool = True) -> list[tuple[str, Any, Layer]]:
+@dataclass(frozen=True)
+class OwnTensors(Layer):
+    """The parameters and persistent buffers a native layer of a class no lowering reads
+    holds itself (``tensors``: the adapter's ``OwnTensor`` records), each under its own name
+    and in its stored layout. Its kind is empty: no framework default exists for the class
+    (``Default`` leaves them as they are); a policy selects them by path or glob. Fan roles
+    are PyTorch's reading of a shape (2-d linear, 3- to 5-d conv-like), a bias taking its
+    weight's fans, so a fan-based rule means what ``torch.nn.init`` would."""
+
+    module_type: str  # the native class, for reports
+    tensors: tuple = ()
+
+    def _params(self):
+        roles = {t.name: _shape_role(t.shape) if t.trainable else "vector" for t in self.tensors}
+        weight = next((t for t in self.tensors if t.name == "weight"), None)
+        fans = None
+        if weight is not None and roles["weight"] in ("linear", "conv"):
+            fans = compute_fans(weight.shape, roles["weight"])
+        return tuple(
+            ParamSpec(
+                t.name,
+                t.shape,
+                roles[t.name],
+                None,
+                "",
+                fans=fans if t.name == "bias" else None,
+                trainable=t.trainable,
+                dtype=t.dtype,
+            )
+            for t in self.tensors
+        )
+
+    def leaf_map(self) -> dict[str, tuple[Leaf, ...]]:
+        """Every tensor under its own name, as stored: no lowering says otherwise."""
+        return {t.name: (Leaf(t.name),) for t in self.tensors}
+
+
+def _shape_role(shape: tuple[int, ...]) -> str:
+    """PyTorch's reading of a bare tensor's shape (``_calculate_fan_in_and_fan_out``)."""
+    if len(shape) == 2:
+        return "linear"
+    return "conv" if 3 <= len(shape) <= 5 else "vector"
+
+
+@dataclass(frozen=True)
+class Enclosing:
+    """A framework's own block that re-initialises the layers read inside it (torch's
+    ``nn.Transformer``: Xavier on every >1-d parameter). ``name`` is its block in the
+    defaults catalogue (``transformer``), which ``Default(framework)`` asks the framework's
+    ``block_rule`` about."""
+
+    framework: str
+    name: str
+    path: str  # where the block sits in the model
+
+
+def enclosing_block(spec: Layer) -> Enclosing | None:
+    """The framework block around a layer read from a native model, if one re-initialises it."""
+    return spec.__dict__.get("_xinit_enclosing")
+
+
+def _native_blocks(adapter) -> dict[type, str]:
+    """The framework's own blocks that re-initialise their children (class -> catalogue row),
+    from ``backends/<framework>/defaults.py``'s ``native_blocks`` where it has one."""
+    from xinit.backends import part
+
+    blocks = getattr(part(adapter.name, "defaults"), "native_blocks", None)
+    return blocks() if blocks is not None else {}
+
+
+def read_layers(module: Any, adapter=None) -> list[tuple[str, Any, Layer]]:
     """``(path, native layer, layer spec)`` for every layer of a native ``module`` that holds
-    parameters or buffers, read back through the lowerings. With ``strict``, a layer holding
-    parameters that no lowering reads raises :class:`NativeModelError` naming every one."""
+    parameters or persistent buffers: read back through the lowerings, or, for a class no
+    lowering reads, the tensors it holds itself (:class:`OwnTensors`)."""
     if adapter is None:
         from xinit.backends import backend_of
 
         adapter = backend_of(module)
-    out, unknown, inside = [], [], set()
+    blocks = _native_blocks(adapter)
+    out, inside, enclosing = [], set(), {}
     for path, sub in adapter.named_layers(module):
         parts = path.split(".") if path else []
-        if any(".".join(parts[:i]) in inside for i in range(len(parts))):
+        parents = [".".join(parts[:i]) for i in range(len(parts))]
+        if any(p in inside for p in parents):
             continue  # part of a layer already read (its own children)
         adapter.check_layer(path, sub)
+        block = next((blocks[c] for c in type(sub).__mro__ if c in blocks), None)
+        if block is not None:
+            enclosing[path] = Enclosing(adapter.name, block, path)
         lowering = adapter.lowerings.lowering_of(sub)
         spec = lowering.read(sub) if lowering is not None else None
         if spec is not None:
-            out.append((path, sub, spec))
             inside.add(path)
-            continue
-        own = adapter.own_parameters(sub)
-        if own:
-            what = f" (kind {lowering.kind!r}, which has no spec to read yet)" if lowering else ""
-            unknown.append(f"{path or '<root>'}: {type(sub).__name__}{what} holds {', '.join(own)}")
-    if unknown and strict:
-        raise NativeModelError(
-            f"cannot read this {adapter.name} model in neutral terms: {len(unknown)} layer(s) "
-            "hold parameters of a class no lowering reads (register a lowering whose natives() "
-            "lists the class and whose read() gives its spec):\n  " + "\n  ".join(unknown)
-        )
+        else:
+            own = tuple(adapter.own_state(sub))
+            if not own:
+                continue
+            spec = OwnTensors(type(sub).__name__, own)
+        around = next((enclosing[p] for p in reversed(parents) if p in enclosing), None)
+        if around is not None:
+            object.__setattr__(spec, "_xinit_enclosing", around)  # a cache beside the fields
+        out.append((path, sub, spec))
     return out
 
 
@@ -126,9 +203,11 @@ def slots(module: Any, adapter=None) -> dict[str, Slot]:
 
         adapter = backend_of(module)
     built = getattr(module, "_xinit_spec", None) is not None
-    layers = layers_of(module, adapter) if built else read_layers(module, adapter, strict=False)
+    layers = layers_of(module, adapter)
     out = {}
     for layer_path, native, layer in layers:
+        if isinstance(layer, OwnTensors) and adapter.native_kind(native):
+            continue  # a known kind that gave no spec: its kind's layout, below
         pmap = adapter.param_map(layer)
         for ps in layer.params():
             leaves = pmap[ps.name]
@@ -139,9 +218,10 @@ def slots(module: Any, adapter=None) -> dict[str, Slot]:
             out[path] = Slot(path, name, type(native).__name__, ps, adapter, native, leaves)
     if built:
         return out
-    # a native model: parameters of layers no lowering reads, as the adapter finds them
+    # a native model: parameters of a known kind's layer that gave no spec (Flax's
+    # ConvTranspose with transpose_kernel), as the adapter finds them through the kind
     natives = native_param_specs(module, adapter)
-    read = {lp for lp, _, _ in layers}
+    read = {lp for lp, _, spec in layers if not isinstance(spec, OwnTensors)}
     for path, (ps, p) in natives.items():
         parts = path.split(".")
         if path not in out and not any(".".join(parts[:i]) in read for i in range(len(parts))):

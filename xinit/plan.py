@@ -13,6 +13,7 @@ from .blocks import param_specs
 from .distributions import Distribution
 from .initializers import Initializer
 from .layers import ParamSpec
+from .policy import PolicyError
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,22 @@ class PlanItem:
 
 def init_plan(spec, policy=None) -> list[PlanItem]:
     """The plan for every trainable parameter of ``spec`` in state-dict order: the
-    ``policy``'s initializer where a rule selects the parameter, else the spec's own."""
+    ``policy``'s initializer where a rule selects the parameter, else the spec's own. A
+    rule with no law for a parameter (``Default`` of a framework without such a layer) is an
+    error here, naming it: a build makes every value (:func:`xinit.apply` leaves it instead).
+    """
     params = {path: ps for path, ps in param_specs(spec).items() if ps.trainable}
     matched, dists = {}, {}
     if policy is not None:
         plan = policy.plan(params)
         matched, dists = plan.matched, plan.dists
+        if plan.left:
+            path, why = next(iter(plan.left.items()))
+            m = matched[path]
+            raise PolicyError(
+                f"policy rule #{m.index} {m.rule}: {m.init} cannot initialise {path!r} "
+                f"({len(plan.left)} parameter(s) like it): {why}"
+            )
     items = []
     for path, ps in params.items():
         m = matched.get(path)

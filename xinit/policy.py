@@ -195,6 +195,9 @@ class Plan:
     notes: tuple[str, ...] = field(default=())  # the warnings raised while planning
     skipped: tuple[str, ...] = field(default=())  # selected or not, left untouched
     dists: dict = field(default_factory=dict)  # path -> the matched initializer, resolved
+    # path -> why the matched initializer has nothing for it (``Default`` on a tensor of a
+    # class no framework layer is): left as it is, and said so
+    left: dict = field(default_factory=dict)
 
 
 class Policy:
@@ -311,9 +314,14 @@ class Policy:
                 )
         for path in skip:
             matched.pop(path, None)
-        dists = {}
+        dists, left = {}, {}
         for path, m in matched.items():
             ps = params[path]
+            no_default = getattr(m.init, "no_default", None)
+            why = no_default(ps) if no_default is not None else ""
+            if why:
+                left[path] = why
+                continue
             try:
                 dists[path] = m.init.resolve(ps.shape, ps.role, ps.fans, param=ps)
             except (ValueError, TypeError) as err:
@@ -334,7 +342,7 @@ class Policy:
         for note in notes:
             warnings.warn(note, PolicyWarning, stacklevel=2)
         skipped = tuple(p for p in params if p in skip)
-        return Plan(matched, unmatched, tuple(unused), tuple(notes), skipped, dists)
+        return Plan(matched, unmatched, tuple(unused), tuple(notes), skipped, dists, left)
 
     def initializers(self, params: Mapping[str, ParamSpec]) -> dict[str, Initializer]:
         """Path -> initializer for the parameters this policy sets (the build seam)."""

@@ -8,14 +8,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-STATUSES = ("initialized", "default", "unmatched", "skipped")
+STATUSES = ("initialized", "default", "unmatched", "skipped", "left")
 
 
 @dataclass(frozen=True)
 class ReportEntry:
     """One parameter: what set it. ``status`` is ``initialized`` (by ``rule``), ``default``
     (no rule: the spec's own initializer, in a build), ``unmatched`` (no rule: left as the
-    framework made it, in :func:`apply`) or ``skipped`` (left untouched on request)."""
+    framework made it, in :func:`apply`), ``skipped`` (left untouched on request) or ``left``
+    (its rule has nothing for it: ``Default(framework)`` on a tensor of a class no framework
+    layer is; ``reason`` says why)."""
 
     path: str  # neutral dotted path
     native: str  # the framework's name for it
@@ -27,6 +29,7 @@ class ReportEntry:
     rule_index: int | None = None  # its index in the policy
     initializer: str = ""
     distribution: str = ""
+    reason: str = ""  # why a ``left`` parameter was left as it is
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,11 @@ class Report:
     def skipped(self) -> tuple[str, ...]:
         return self._with("skipped")
 
+    @property
+    def left(self) -> dict[str, str]:
+        """Path -> why: the parameters a rule selected but had no law for (left as is)."""
+        return {e.path: e.reason for e in self.entries if e.status == "left"}
+
     def counts(self) -> dict[str, int]:
         return {s: sum(e.status == s for e in self.entries) for s in STATUSES}
 
@@ -78,6 +86,8 @@ class Report:
             parts.append(f"{c['unmatched']} unmatched (left as they were)")
         if c["skipped"]:
             parts.append(f"{c['skipped']} skipped")
+        if c["left"]:
+            parts.append(f"{c['left']} with no framework default (left as is)")
         return ", ".join(parts)
 
     def lines(self) -> list[str]:
@@ -90,6 +100,7 @@ class Report:
                 "default": f"{e.initializer} [no rule: spec default]",
                 "unmatched": "no rule matched: left as initialised by the framework",
                 "skipped": "skipped: left untouched",
+                "left": f"no framework default: left as is ({e.reason}) [{e.rule}]",
             }[e.status]
             out.append(f"{e.path} - {shape}: {what}")
         return out
@@ -109,6 +120,7 @@ class Report:
         for col in ("parameter", "shape", "kind", "status", "rule", "initializer"):
             t.add_column(col, overflow="fold")
         style = {"initialized": "", "default": "dim", "unmatched": "yellow", "skipped": "cyan"}
+        style["left"] = "magenta"
         for e in self.entries:
             t.add_row(
                 e.path,
@@ -116,7 +128,7 @@ class Report:
                 e.kind or e.module_type,
                 e.status,
                 "" if e.rule_index is None else f"#{e.rule_index}",
-                e.initializer,
+                e.initializer if e.status != "left" else f"left as is: {e.reason}",
                 style=style[e.status] or None,
             )
         return t

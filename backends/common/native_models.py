@@ -1,6 +1,6 @@
 """Native models (``xinit.apply``, state and parity on modules xinit did not build): walking
 any native module, its parameters in neutral terms, and drawing into them in place. An
-adapter implements :meth:`NativeModels.named_layers`, :meth:`NativeModels.own_parameters`,
+adapter implements :meth:`NativeModels.named_layers`, :meth:`NativeModels.own_state`,
 :meth:`NativeModels.native_params` and :meth:`NativeModels.assign`."""
 
 from __future__ import annotations
@@ -41,9 +41,16 @@ class NativeModels:
         (torch: on the meta device, or lazy and uninitialised). By default all can."""
         return None
 
-    def own_parameters(self, layer: Any) -> list[str]:
-        """Names of the parameters and buffers ``layer`` holds itself (not its children's)."""
+    def own_state(self, layer: Any) -> list[OwnTensor]:
+        """The parameters and persistent buffers ``layer`` holds itself (not its children's),
+        in registration order: what the framework saves of it. Non-persistent buffers (torch
+        ``persistent=False``, Paddle ``persistable=False``) and Flax variables other than
+        params and batch statistics (caches, RNG state) are not state and are left out."""
         raise NotImplementedError(f"the {self.name} adapter cannot walk native modules")
+
+    def own_parameters(self, layer: Any) -> list[str]:
+        """Names of the parameters and persistent buffers ``layer`` holds itself."""
+        return [t.name for t in self.own_state(layer)]
 
     def native_params(self, module: Any):
         """Every parameter of ``module`` once, as :class:`NativeParam` (registration order)."""
@@ -158,6 +165,17 @@ def native_role(kind: str, leaf: str, ndim: int) -> str:
     if ndim == 2:
         return "linear"
     return "conv" if 3 <= ndim <= 5 else "vector"
+
+
+@dataclass(frozen=True)
+class OwnTensor:
+    """One tensor a native layer holds itself, as stored: a parameter (``trainable``) or a
+    persistent buffer (state, never initialised)."""
+
+    name: str  # the attribute name (torch/Paddle) or variable name (Flax)
+    shape: tuple[int, ...]
+    dtype: str  # numpy's name: float32, int64, bfloat16, ...
+    trainable: bool
 
 
 @dataclass(frozen=True)

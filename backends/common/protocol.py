@@ -19,7 +19,7 @@ building            ``make_sequential`` (abstract); ``steps_cls``, ``residual_cl
 tensors by name     ``children_attr``, ``tensor_types``, ``write`` (needed by build, state
                     and transfer); ``child``, ``write_array`` where faster (:mod:`.leaves`)
 running             ``trace``, ``forward`` (abstract); ``trace_shapes`` (:mod:`.running`)
-native models       ``named_layers``, ``own_parameters``, ``native_params``, ``assign``
+native models       ``named_layers``, ``own_state``, ``native_params``, ``assign``
                     (optional: ``xinit.apply`` and reading models xinit did not build);
                     ``check_layer``, ``holder_device`` (:mod:`.native_models`)
 sharding            ``sharded_leaf``, ``sharded_native``, ``fill_shards`` (optional)

@@ -18,6 +18,7 @@ from xinit.rng import derive_seed
 
 from ..common.blocked_copy import copy_into
 from ..common.diagnostics import SignalPass
+from ..common.native_models import OwnTensor
 from ..common.protocol import Backend
 from ..common.running import array_leaves, as_args, map_arrays, set_mode
 from ..common.sharding import box_values
@@ -375,8 +376,17 @@ class FlaxBackend(Backend):
 
         yield from visit(module, [])
 
-    def own_parameters(self, layer):
-        return [k for k, v in vars(layer).items() if isinstance(v, nnx.Variable)]
+    def own_state(self, layer):
+        """``nnx.Param`` (trainable) and ``nnx.BatchStat`` variables; caches, RNG state and
+        intermediates are not state."""
+        out = []
+        for name, var in vars(layer).items():
+            if isinstance(var, (nnx.Param, nnx.BatchStat)):
+                value = var.get_value()
+                shape = tuple(int(d) for d in value.shape)
+                trainable = isinstance(var, nnx.Param)
+                out.append(OwnTensor(name, shape, np.dtype(value.dtype).name, trainable))
+        return out
 
     def native_params(self, module):
         """Every ``nnx.Param`` once, in attribute-assignment order (batch stats excluded).

@@ -14,6 +14,7 @@ from xinit.parammap import contiguous
 
 from ..common.blocked_copy import copy_into
 from ..common.diagnostics import OutputRecorder, SignalPass
+from ..common.native_models import OwnTensor
 from ..common.protocol import Backend
 from ..common.running import LayerTracker, array_leaves, as_args, map_arrays, set_mode
 from ..common.sharding import ShardingError, box_values
@@ -223,9 +224,12 @@ class PaddleBackend(Backend):
     def named_layers(self, module):
         yield from module.named_sublayers(include_self=True)
 
-    def own_parameters(self, layer):
-        names = [n for n, _ in layer.named_parameters(include_sublayers=False)]
-        return names + [n for n, _ in layer.named_buffers(include_sublayers=False)]
+    def own_state(self, layer):
+        """Parameters, then the buffers ``state_dict`` keeps (``persistable=False`` ones not)."""
+        transient = getattr(layer, "_non_persistable_buffer_names_set", set())
+        out = [_own(n, p, True) for n, p in layer.named_parameters(include_sublayers=False)]
+        buffers = layer.named_buffers(include_sublayers=False)
+        return out + [_own(n, b, False) for n, b in buffers if n not in transient]
 
     def native_params(self, module):
         """Every parameter once; a BatchNorm's ``_mean``/``_variance`` (running statistics,
@@ -426,3 +430,8 @@ def _fill_dist(tensor, dist, shape, perm, *, seed: int, path: str, rng: str) -> 
         return
     value = paddle.to_tensor(values, place=local.place)
     local.set_value(value if local.dtype == paddle.float32 else value.astype(local.dtype))
+
+
+def _own(name: str, tensor, trainable: bool) -> OwnTensor:
+    dtype = str(tensor.dtype).rpartition(".")[2]  # paddle.float32 -> float32
+    return OwnTensor(name, tuple(int(d) for d in tensor.shape), dtype, trainable)

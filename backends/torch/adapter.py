@@ -14,6 +14,7 @@ from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 from xinit.parammap import contiguous
 
 from ..common.diagnostics import OutputRecorder, SignalPass
+from ..common.native_models import OwnTensor
 from ..common.protocol import Backend
 from ..common.running import LayerTracker, array_leaves, as_args, map_arrays
 from ..common.sharding import ShardingError, box_values
@@ -202,9 +203,12 @@ class TorchBackend(Backend):
             if p.is_meta:
                 raise TypeError(f"{where} is on the meta device: call module.to_empty() first")
 
-    def own_parameters(self, layer):
-        names = [n for n, _ in layer.named_parameters(recurse=False)]
-        return names + [n for n, _ in layer.named_buffers(recurse=False)]
+    def own_state(self, layer):
+        """Parameters, then the buffers ``state_dict`` keeps (``persistent=False`` ones not)."""
+        transient = getattr(layer, "_non_persistent_buffers_set", set())
+        out = [_own(n, p, True) for n, p in layer.named_parameters(recurse=False)]
+        buffers = layer.named_buffers(recurse=False)
+        return out + [_own(n, b, False) for n, b in buffers if n not in transient]
 
     def native_params(self, module):
         """Every ``nn.Parameter`` once (shared ones under their first name); buffers excluded."""
@@ -347,3 +351,8 @@ def _fill_dtensor(param, dist, shape, perm, *, seed: int, path: str, rng: str) -
         )
         if not direct:
             local.copy_(torch.from_numpy(values))
+
+
+def _own(name: str, tensor, trainable: bool) -> OwnTensor:
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    return OwnTensor(name, tuple(int(d) for d in tensor.shape), dtype, trainable)

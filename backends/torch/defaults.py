@@ -69,6 +69,14 @@ def block_rule(block, param: str, kind: str, shape: tuple[int, ...], child: tupl
     return init, fans, rule, f"{_BLOCK_SOURCE[block.name]}; {source}"
 
 
+def native_blocks() -> dict[type, str]:
+    """PyTorch's classes that re-initialise their children after building them, by their
+    row in the catalogue: a native model's layers read inside one get ``block_rule``."""
+    import torch
+
+    return {torch.nn.Transformer: "transformer"}
+
+
 def native_block(block, numbers: dict[str, int], seed: int):
     """PyTorch's own ``block`` with the catalogue's ``numbers`` (d_model ``in``, nhead
     ``heads``, dim_feedforward ``out``) under ``torch.manual_seed(seed)`` (batch_first: the

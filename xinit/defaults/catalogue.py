@@ -36,6 +36,7 @@ from xinit.distributions import ConstantDist, Distribution
 from xinit.errors import DefaultsError, FrameworkError
 from xinit.graph import Graph
 from xinit.initializers import Initializer
+from xinit.native import enclosing_block
 from xinit.parammap import Leaf
 
 from .blocks import block_of, block_params
@@ -318,11 +319,31 @@ class Default(Initializer):
     def __post_init__(self):
         check_framework(self.framework)
 
+    def no_default(self, param) -> str:
+        """Why the framework has no default for ``param`` (a ParamSpec), "" when it has one:
+        a tensor of a native class no framework layer is (kind ""), or of a kind whose
+        lowering says the framework has no such layer (a bare learned parameter).
+        :func:`xinit.apply` leaves such a parameter as it is, and says why."""
+        kind, layer = param.kind, param.layer
+        if not kind:
+            owner = getattr(layer, "module_type", "") or "a class xinit does not know"
+            return (
+                f"a tensor held by {owner}, a class that is no layer of {self.framework}'s, "
+                "so the model's own code initialises it"
+            )
+        if layer is None:
+            return ""
+        registry = part(self.framework, "lowerings").REGISTRY
+        missing = registry[kind].default_missing(layer) if kind in registry else None
+        return missing[0] if missing else ""
+
     def resolve(self, shape, role="linear", fans=None, *, param=None) -> Distribution:
         """The default law of ``param`` (a ParamSpec); without one, of the weight of the
         layer that ``role`` and the neutral ``shape`` describe (groups taken as 1). A
         recurrent layer's deeper or backward tensors take their layer's own input size; a
-        bias the framework's own layer lacks (Flax's cells keep one per gate) is zero."""
+        bias the framework's own layer lacks (Flax's cells keep one per gate) is zero. A
+        layer read inside a framework block that re-initialises its children (torch's
+        ``nn.Transformer``) gets what that block gives (its ``block_rule``)."""
         if param is None:
             spec, name = _spec_from_weight(tuple(shape), role, self.framework), "weight"
         else:
@@ -346,6 +367,13 @@ class Default(Initializer):
                 f"{describe(spec)} has neutral shape {entry.neutral_shape}; got shape "
                 f"{tuple(shape)}"
             )
+        block = enclosing_block(param.layer) if getattr(param, "layer", None) else None
+        if block is not None and block.framework == self.framework:
+            own = (entry.initializer, entry.fans, entry.rule, entry.source)
+            rule = _rules(self.framework).block_rule
+            init, fans, _, _ = rule(block, name, param.kind, shape, own)
+            if init is not entry.initializer:
+                return init.resolve(shape, param.role, fans)
         return entry.distribution
 
     def _resolve(self, shape, role, fans):  # pragma: no cover - resolve() is overridden
