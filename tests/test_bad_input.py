@@ -1,4 +1,4 @@
-"""Bad input (issue 2): each mistake raises a clear error naming the argument and what is
+"""Bad input: each mistake raises a clear error naming the argument and what is
 accepted. Frameworks are real; the only patch is of ``importlib.util.find_spec`` as seen by
 ``xinit.backends``, to play an uninstalled framework without uninstalling one."""
 

@@ -1,4 +1,4 @@
-"""The ``xinit`` command as a newcomer meets it (issue 27): hints that name the right fix,
+"""The ``xinit`` command as a newcomer meets it: hints that name the right fix,
 options for what the suffixes cannot say, outputs that are what their names say, no
 framework chatter, whole tables in a pipe. Real files, real frameworks, the real ``main``."""
 

@@ -1,5 +1,5 @@
 """Every python, console and bash block of README.md and docs/*.md runs as a user would run it,
-in order per file, in an empty working directory (issue 27)."""
+in order per file, in an empty working directory."""
 
 from __future__ import annotations
 

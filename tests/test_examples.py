@@ -1,4 +1,4 @@
-"""The examples as a newcomer runs them (issue 27): ``--help`` prints the whole description and
+"""The examples as a newcomer runs them: ``--help`` prints the whole description and
 exits 0 having written nothing, and a run leaves nothing behind in the temp folder."""
 
 from __future__ import annotations

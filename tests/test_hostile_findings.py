@@ -1,4 +1,4 @@
-"""The hostile-input findings of issue 27, each kept as a test: bfloat16 tensors handed to
+"""Hostile-input findings, each kept as a test: bfloat16 tensors handed to
 ``xinit.port`` in a dict, safetensors files whose tensors share bytes, object arrays given to
 ``save_checkpoint``, and inputs of the wrong shape or dtype given to ``xinit.run``. (Writes
 killed with SIGKILL are in ``test_write_faults.py``.)"""

@@ -1,4 +1,4 @@
-"""Probes with hostile and careless input (issue 15, part 1): crafted checkpoints, sizes that
+"""Probes with hostile and careless input: crafted checkpoints, sizes that
 inflate, nesting, names that collide, huge requests, seeds and hyper-parameters that would
 silently become something else. Every file is built by hand in tmp_path and read for real."""
 

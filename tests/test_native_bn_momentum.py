@@ -1,4 +1,4 @@
-"""Reading a natively constructed BatchNorm gives the neutral momentum (issue 28, gap 1).
+"""Reading a natively constructed BatchNorm gives the neutral momentum.
 
 Paddle's ``momentum`` (``paddle.nn.BatchNorm2D``, default 0.9) and nnx's (``nnx.BatchNorm``,
 default 0.99) weigh the running value; the neutral one (PyTorch's) weighs the new batch, so

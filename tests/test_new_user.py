@@ -1,4 +1,4 @@
-"""What a new user met (issue 15's smaller things): a strict kind-only rule that matches
+"""What a new user met: a strict kind-only rule that matches
 nothing, parameter counts that disagree, Default sampled from role and shape, a zero bias
 printed as Constant(), reST markup in the CLI's help, tables cut at 80 columns in a pipe."""
 

@@ -1,6 +1,6 @@
-"""Parity judged at exactly the rtol the caller gives (issue 28: a tolerance applied x10 went
-unnoticed, as every parity failure in the tests was far beyond it). The boundary of the
-derived per-framework tolerance is the parity issue's; this is the explicit ``rtol=`` path."""
+"""Parity judged at exactly the rtol the caller gives (a tolerance applied x10 went unnoticed
+while every parity failure in the tests was far beyond it). The boundary of the verdict
+against float32 rounding is in ``test_parity_verdict.py``; this is the explicit ``rtol=``."""
 
 from __future__ import annotations
 

@@ -452,7 +452,7 @@ def test_preset_matches_the_hand_written_loop(name, backend):
     report, common = run_case(name, backend)
     if name in ("torchvision_resnet", "xavier_bn_normal"):
         assert common, "the xinit build shares no parameter with the hand-written model"
-    if name == "centernet_heads":  # the seed's init_weights: issue 11, item 5
+    if name == "centernet_heads":  # the seed's init_weights
         assert report["hm.2.bias"].initializer == "Constant(-2.19)"
         assert report["hm.2.weight"].status == "unmatched"  # the seed keeps the default
         assert report["wh.2.bias"].initializer == "Zeros()"

@@ -1,5 +1,5 @@
-"""A zoo function given an argument it does not take says so, naming it and the accepted ones
-(issue 27); every name it lists really is accepted."""
+"""A zoo function given an argument it does not take says so, naming it and the accepted ones;
+every name it lists really is accepted."""
 
 from __future__ import annotations
 
