@@ -236,7 +236,8 @@ def _spec_from_param(param, framework: str) -> L.Layer:
     layer = getattr(param, "layer", None)
     kind = getattr(param, "kind", None)
     # a kind with no catalogue row of its own is known by its layer's channels trait
-    by_trait = layer is not None and kind in kinds.names() and kinds.get(kind).channels
+    known = kind in kinds.names() and kinds.get(kind)
+    by_trait = layer is not None and known and known.params and known.channels
     if kind not in _KNOWN_KINDS and not by_trait:
         registry = part(framework, "lowerings").REGISTRY
         missing = registry[kind].default_missing(layer) if layer and kind in registry else None

@@ -220,8 +220,9 @@ def _row(spec: L.Layer) -> LayerName:
     for row in _ROWS:
         if row.kind == spec.kind and row.spatial in (0, getattr(spec, "dims", 0)):
             return row
-    channels = kinds.get(spec.kind).channels if spec.kind in kinds.names() else None
-    if channels is not None:  # a kind with no row of its own: one count, its channels
+    kind = kinds.get(spec.kind) if spec.kind in kinds.names() else None
+    channels = kind.channels if kind is not None and kind.params else None
+    if channels is not None:  # a kind with parameters and no row: one count, its channels
         return LayerName(spec.kind, type(spec), (("in", channels),), _ONE)
     raise DefaultsError(
         f"the catalogue has no {spec.kind} layer; it knows {', '.join(LAYERS)} and the blocks "
