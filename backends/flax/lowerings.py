@@ -10,31 +10,26 @@ take ``initial`` and create each parameter with the value xinit drew for it
 from __future__ import annotations
 
 import math
-from itertools import accumulate
-
-import numpy as np
 
 from xinit import layers as L
-from xinit.errors import DefaultsError
 from xinit.fans import Fans
 from xinit.initializers import (
-    Constant,
     LecunNormal,
-    Ones,
     VarianceScaling,
     Zeros,
 )
-from xinit.parammap import Leaf
 
 from ..common.recurrent import register_recurrent
 from ..registry import (
     BARE_PARAMETER,
-    NO_LAYER_SCALE,
     Lowering,
     Registry,
     param_of,
     register_builders,
 )
+from .attention_lowerings import MultiheadAttention, ScaledDotProductAttention
+from .channelwise_lowerings import InstanceNorm, LayerNorm2d, LayerScale, PReLU
+from .lowering_base import _SCALE, BATCHNORM_LEAVES, _modules, _nnx, _Norm
 from .recurrent_lowerings import RecurrentLowering
 
 
@@ -50,12 +45,6 @@ def layout(role: str, ndim: int) -> tuple[int, ...] | None:
 
 
 REGISTRY = Registry("flax", layout)
-
-
-def _nnx():
-    from flax import nnx
-
-    return nnx
 
 
 _KERNEL_SOURCE = "flax/nnx/nn/linear.py default_kernel_init = lecun_normal() (linen: the same)"
@@ -76,18 +65,6 @@ class _Kernel(Lowering):
         return LecunNormal(), fans, rule, _KERNEL_SOURCE
 
 
-class _Norm(Lowering):
-    """Norm layers: scale (and running variance) ones, the rest zeros."""
-
-    def default_rule(self, spec, param):
-        if param == "num_batches_tracked":
-            return None  # Flax keeps no step counter
-        src = "flax/nnx/nn/normalization.py"
-        if param in ("weight", "running_var"):
-            return Ones(), None, "ones", src
-        return Zeros(), None, "zeros", src
-
-
 def _ints(value, n: int) -> tuple[int, ...]:
     return tuple(value) if isinstance(value, (tuple, list)) else (int(value),) * n
 
@@ -103,12 +80,6 @@ def _padding(m, n: int) -> tuple[int, ...] | int:
         if all(len(p) == 2 and p[0] == p[1] for p in pairs):
             return tuple(int(p[0]) for p in pairs)
     return 0
-
-
-def _modules():
-    from . import modules
-
-    return modules
 
 
 _KERNEL = {"weight": "kernel"}
@@ -205,12 +176,7 @@ class BatchNorm(_Norm):
     ``train_stats="torch"`` xinit's subclass (``modules.TorchBatchNorm``)."""
 
     layout = "channels"
-    leaves = {
-        "weight": "scale",
-        "running_mean": "mean",
-        "running_var": "var",
-        "num_batches_tracked": None,
-    }
+    leaves = BATCHNORM_LEAVES
     takes_initial = True
 
     def native_default(self, spec, seed):
@@ -300,9 +266,6 @@ class Embedding(Lowering):
 
     def read(self, m):
         return L.Embedding(m.num_embeddings, m.features)
-
-
-_SCALE = {"weight": "scale"}
 
 
 @REGISTRY.register("layernorm")
@@ -401,235 +364,17 @@ class GroupNorm(_Norm):
         return L.GroupNorm(m.num_groups, m.num_groups * m.group_size, m.epsilon, m.use_scale)
 
 
-# ---- per-sample norms and per-channel learned layers (InstanceNorm, LayerNorm2d, PReLU,
-# LayerScale): one block, kept together
-@REGISTRY.register("instancenorm")
-class InstanceNorm(_Norm):
-    """``nnx.InstanceNorm`` on channel-last images (``scale``/``bias``, both or none; the
-    exact two-pass variance); it keeps no running statistics, so PyTorch's get xinit's layer
-    (``modules.InstanceNorm``), with BatchNorm's ``mean``/``var``."""
-
-    layout = "channels"
-    leaves = BatchNorm.leaves
-    takes_initial = True
-
-    def native_default(self, spec, seed):
-        return _nnx().InstanceNorm(spec.num_features, rngs=_nnx().Rngs(seed))
-
-    def build(self, spec, device, initial=None):
-        if spec.track_running_stats:
-            return _modules().InstanceNorm(spec, initial)
-        nnx, init = _nnx(), _modules().initializer
-        return nnx.InstanceNorm(
-            spec.num_features,
-            epsilon=spec.eps,
-            use_bias=spec.affine,
-            use_scale=spec.affine,
-            scale_init=init(initial, "scale"),
-            bias_init=init(initial, "bias"),
-            use_fast_variance=False,
-            rngs=nnx.Rngs(0),
-        )
-
-    def natives(self):
-        return (_nnx().InstanceNorm, _modules().InstanceNorm)
-
-    def read(self, m):
-        if isinstance(m, _modules().InstanceNorm):
-            return m.spec
-        if m.use_scale != m.use_bias or tuple(np.atleast_1d(m.feature_axes)) != (-1,):
-            return None  # one of scale/bias, or features not last: no neutral InstanceNorm
-        return L.InstanceNorm(m.num_features, m.epsilon, affine=m.use_scale)
+# The per-sample norms and per-channel learned layers: their lowering lives in
+# channelwise_lowerings.py.
+REGISTRY.register("instancenorm")(InstanceNorm)
+REGISTRY.register("layernorm2d")(LayerNorm2d)
+REGISTRY.register("prelu")(PReLU)
+REGISTRY.register("layer_scale")(LayerScale)
 
 
-@REGISTRY.register("layernorm2d")
-class LayerNorm2d(_Norm):
-    """On channel-last images a LayerNorm over the channels is ``nnx.LayerNorm`` over the last
-    axis: xinit's subclass of it (exact variance), whose default is ``nnx.LayerNorm``'s."""
-
-    layout = "channels"
-    leaves = _SCALE
-    takes_initial = True
-
-    def native_default(self, spec, seed):
-        return _nnx().LayerNorm(spec.num_channels, rngs=_nnx().Rngs(seed))
-
-    def build(self, spec, device, initial=None):
-        return _modules().LayerNorm2d(spec, initial)
-
-    def natives(self):
-        return (_modules().LayerNorm2d,)
-
-    def read(self, m):
-        return m.spec
-
-
-@REGISTRY.register("prelu")
-class PReLU(Lowering):
-    """``nnx.PReLU``: one 0-d ``negative_slope``; xinit's subclass holds one per channel
-    (channel-last) for ``num_parameters > 1``, which nnx's own layer cannot."""
-
-    takes_initial = True
-
-    def params(self, spec):
-        shape = () if spec.num_parameters == 1 else None
-        return {"weight": (Leaf("negative_slope", shape=shape),)}
-
-    def layout_for(self, spec):
-        return "any" if spec.num_parameters == 1 else "channels"
-
-    def default_rule(self, spec, param):
-        src = "flax/nnx/nn/activations.py PReLU (negative_slope_init=0.01)"
-        return Constant(0.01), None, "negative_slope_init = 0.01", src
-
-    def native_default(self, spec, seed):
-        if spec.num_parameters != 1:
-            raise DefaultsError(f"nnx.PReLU has one slope; {spec!r} has one per channel")
-        return _nnx().PReLU()
-
-    def build(self, spec, device, initial=None):
-        return _modules().PReLU(spec, initial)
-
-    def natives(self):
-        return (_nnx().PReLU,)
-
-    def read(self, m):
-        if isinstance(m, _modules().PReLU):
-            return m.spec
-        n = int(np.size(m.negative_slope[...]))  # 0-d: one slope; nnx's default init 0.01
-        return L.PReLU(n, 0.01)
-
-
-@REGISTRY.register("layer_scale")
-class LayerScale(Lowering):
-    """xinit's ``gamma`` multiplier; on channel-last images a (C, 1, ...) ``gamma`` is held
-    as (C,)."""
-
-    takes_initial = True
-
-    def params(self, spec):
-        return {"gamma": (Leaf("gamma", shape=(spec.num_features,) if spec.spatial else None),)}
-
-    def layout_for(self, spec):
-        return "channels" if spec.spatial else "sequence"
-
-    def default_missing(self, spec):
-        return NO_LAYER_SCALE
-
-    def build(self, spec, device, initial=None):
-        return _modules().LayerScale(spec, initial)
-
-    def natives(self):
-        return (_modules().LayerScale,)
-
-    def read(self, m):
-        return m.spec
-
-
-def _heads(spec, name: str, rows: int, part: tuple[int, int, int] | None, heads=None) -> Leaf:
-    """One (in, H, D) ``LinearGeneral`` kernel: a neutral (E, in) block, transposed, heads split
-    (``heads``: the key/value heads of grouped-query attention)."""
-    return Leaf(name, (1, 0), part=part, shape=(rows, heads or spec.num_heads, spec.head_dim))
-
-
-_MHA_SOURCE = (
-    "flax/nnx/nn/attention.py MultiHeadAttention (kernel_init = default_kernel_init = "
-    "lecun_normal(), bias_init = zeros_init()); flax/nnx/nn/linear.py LinearGeneral "
-    "kernel_init_wrap (flattens the kernel to (prod in, prod out) for the initializer)"
-)
-
-
-@REGISTRY.register("multihead_attention")
-class MultiheadAttention(Lowering):
-    """``nnx.MultiHeadAttention``: ``query``/``key``/``value`` kernels (in, H, D) and ``out``
-    kernel (H, D, E), the neutral packed rows (or PyTorch's separate ``q/k/v_proj_weight``
-    with kdim/vdim) transposed and split by head. Takes and returns the neutral (N, L, E)."""
-
-    layout = "sequence"
-
-    def default_rule(self, spec, param):
-        """``nnx.MultiHeadAttention``: ``LinearGeneral`` kernels, flattened to 2-d before
-        ``lecun_normal`` sees them: (E, H·D) for query/key/value, (H·D, E) for out."""
-        e = spec.embed_dim
-        if param == "in_proj_weight":
-            text = (
-                "lecun_normal on each (E, H, D) query/key/value kernel, seen as (E, H·D): fan_in E"
-            )
-            return LecunNormal(), Fans(e, e), text, _MHA_SOURCE
-        if param in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):  # kdim/vdim != E
-            n = param_of(spec, param).shape[1]
-            text = f"lecun_normal on the ({n}, H, D) kernel, seen as ({n}, H·D): fan_in {n}"
-            return LecunNormal(), Fans(n, e), text, _MHA_SOURCE
-        if param == "out_proj.weight":
-            text = "lecun_normal on the (H, D, E) out kernel, seen as (H·D, E): fan_in H·D = E"
-            return LecunNormal(), Fans(e, e), text, _MHA_SOURCE
-        return Zeros(), None, "zeros_init()", _MHA_SOURCE
-
-    def default_missing(self, spec):
-        if (spec.kdim or spec.embed_dim) != (spec.vdim or spec.embed_dim):
-            note = "nnx.MultiHeadAttention has one in_kv_features for key and value (kdim != vdim)"
-            return note, "flax/nnx/nn/attention.py MultiHeadAttention(in_kv_features=)"
-        return None
-
-    def native_default(self, spec, seed):
-        if self.default_missing(spec):
-            raise ValueError(self.default_missing(spec)[0])
-        e, kv = spec.embed_dim, spec.kdim or spec.embed_dim
-        return _nnx().MultiHeadAttention(
-            spec.num_heads, e, num_kv_heads=spec.kv_heads, in_kv_features=kv, rngs=_nnx().Rngs(seed)
-        )
-
-    def params(self, spec):
-        e, h, d = spec.embed_dim, spec.num_heads, spec.head_dim
-        names = ("query", "key", "value")
-        if spec.packed:
-            out = {
-                "in_proj_weight": tuple(
-                    _heads(spec, f"{n}.kernel", e, (0, i * e, (i + 1) * e))
-                    for i, n in enumerate(names)
-                )
-            }
-        else:
-            rows = (e, spec.key_features, spec.value_features)
-            heads = (h, spec.kv_heads, spec.kv_heads)
-            out = {
-                f"{p}_proj_weight": (_heads(spec, f"{n}.kernel", r, None, k),)
-                for p, n, r, k in zip("qkv", names, rows, heads)
-            }
-        out["out_proj.weight"] = (Leaf("out.kernel", (1, 0), shape=(h, d, e)),)
-        if spec.bias:
-            ends = [0, *accumulate(spec.proj_rows)]
-            out["in_proj_bias"] = tuple(
-                Leaf(f"{n}.bias", part=(0, ends[i], ends[i + 1]), shape=(rows // d, d))
-                for i, (n, rows) in enumerate(zip(names, spec.proj_rows))
-            )
-            out["out_proj.bias"] = (Leaf("out.bias"),)
-        return out
-
-    def build(self, spec, device):
-        return _modules().Attention(spec)
-
-    def natives(self):
-        return (_nnx().MultiHeadAttention,)
-
-    def read(self, m):
-        if isinstance(m, _modules().Attention):
-            return m.spec
-        e = m.in_features
-        if m.qkv_features != e or m.out_features != e or m.normalize_qk:
-            return None
-        kv = m.in_kv_features
-        return L.MultiheadAttention(
-            e, m.num_heads, m.use_bias, kdim=kv, vdim=kv, num_kv_heads=m.num_kv_heads
-        )
-
-
-@REGISTRY.register("sdpa")
-class ScaledDotProductAttention(Lowering):
-    layout = "sequence"
-
-    def build(self, spec, device):
-        return _modules().ScaledDotProductAttention(spec)
+# The attention kinds: their lowering lives in attention_lowerings.py.
+REGISTRY.register("multihead_attention")(MultiheadAttention)
+REGISTRY.register("sdpa")(ScaledDotProductAttention)
 
 
 @REGISTRY.register("learned_parameter")

@@ -186,46 +186,6 @@ class RMSNorm(FeatureNorm):
     """PyTorch's RMSNorm in the adapter's layout (see :class:`FeatureNorm`)."""
 
 
-class Attention(nnx.MultiHeadAttention):
-    """``nnx.MultiHeadAttention`` (the same children ``query``/``key``/``value``/``out`` and
-    kernels) on a node's inputs (``spec.split_inputs``) in the neutral (N, L, E) layout, with
-    PyTorch's masks: bool True masks a position out, a float mask is added, as one additive
-    bias (nnx's own ``mask`` keeps True and takes no float). ``nnx.MultiHeadAttention`` has one
-    key/value input size; with vdim != kdim the ``value`` projection is made for vdim. Built
-    with zero placeholders; xinit writes every parameter right after."""
-
-    def __init__(self, spec: L.MultiheadAttention):
-        rngs = nnx.Rngs(0)
-        super().__init__(
-            spec.num_heads,
-            spec.embed_dim,
-            num_kv_heads=spec.kv_heads,
-            in_kv_features=spec.key_features,
-            use_bias=spec.bias,
-            kernel_init=zeros_init,
-            bias_init=zeros_init,
-            decode=False,
-            rngs=rngs,
-        )
-        if spec.value_features != spec.key_features:
-            self.value = nnx.LinearGeneral(
-                spec.value_features,
-                (spec.kv_heads, spec.head_dim),
-                use_bias=spec.bias,
-                kernel_init=zeros_init,
-                bias_init=zeros_init,
-                rngs=rngs,
-            )
-        self.spec = spec
-
-    def __call__(self, *xs):
-        q, k, v, attn_mask, pad = self.spec.split_inputs(xs)
-        masks = (None if m is None else jnp.asarray(m) for m in (attn_mask, pad))
-        bias = self.spec.score_bias(jnp, q, k, *masks)
-        y = nnx.dot_product_attention(self.query(q), self.key(k), self.value(v), bias=bias)
-        return self.out(y)
-
-
 class ConvTranspose(nnx.Module):
     """PyTorch's transposed convolution (stride, padding, output_padding, dilation, groups).
 
@@ -513,27 +473,6 @@ def call_child(child, *args):
     return child(*args)
 
 
-class ScaledDotProductAttention(nnx.Module):
-    """Packed (N, L, 3E) q, k, v rows -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E), on
-    the neutral sequence."""
-
-    def __init__(self, spec):
-        self.spec = spec
-
-    def __call__(self, x):
-        n, length, packed = x.shape
-        h = self.spec.num_heads
-        e = packed // 3
-        qkv = x.reshape(n, length, 3, h, e // h)
-        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # (N, L, H, D)
-        scores = jnp.einsum("nqhd,nkhd->nhqk", q, k) / np.float32(np.sqrt(e // h))
-        if self.spec.causal:
-            keep = jnp.tril(jnp.ones((length, length), bool))
-            scores = jnp.where(keep, scores, -jnp.inf)
-        y = jnp.einsum("nhqk,nkhd->nqhd", jax.nn.softmax(scores, axis=-1), v)
-        return y.reshape(n, length, e)
-
-
 class Select(nnx.Module):
     """``x.select(dim, index)`` on the neutral array (ViT's class-token pooling)."""
 
@@ -549,79 +488,3 @@ class PositionIds(nnx.Module):
 
     def __call__(self, x):
         return jnp.broadcast_to(jnp.arange(x.shape[1]), x.shape)
-
-
-# ---- per-channel layers on channel-last images (layout "channels") -------------------------
-class LayerNorm2d(nnx.LayerNorm):
-    """timm's/torchvision's channels-first ``LayerNorm2d``: on channel-last images an
-    ``nnx.LayerNorm`` over the last axis, with the exact (two-pass) variance as PyTorch's."""
-
-    def __init__(self, spec: L.LayerNorm2d, initial=None):
-        affine = spec.elementwise_affine
-        super().__init__(
-            spec.num_channels,
-            epsilon=spec.eps,
-            use_scale=affine,
-            use_bias=affine and spec.bias,
-            scale_init=initializer(initial, "scale"),
-            bias_init=initializer(initial, "bias"),
-            use_fast_variance=False,
-            rngs=nnx.Rngs(0),
-        )
-        self.spec = spec
-
-
-class InstanceNorm(nnx.Module):
-    """PyTorch's InstanceNorm with running statistics on channel-last images (nnx's own keeps
-    none): ``scale``/``bias`` and BatchNorm's ``mean``/``var``. Training: each sample's
-    statistics, the running ones moved by their batch average (unbiased variance); eval
-    (``use_running_average``): the running ones, as PyTorch's."""
-
-    def __init__(self, spec: L.InstanceNorm, initial=None):
-        self.spec = spec
-        c, affine = (spec.num_features,), spec.affine
-        self.scale = nnx.Param(_initial_or(initial, "scale", c, 1.0)) if affine else None
-        self.bias = nnx.Param(_initial_or(initial, "bias", c, 0.0)) if affine else None
-        self.mean = nnx.BatchStat(_filled(c, 0.0))
-        self.var = nnx.BatchStat(_filled(c, 1.0))
-        self.use_running_average = False
-
-    def __call__(self, x):
-        if self.use_running_average:
-            mean, var = self.mean[...], self.var[...]
-        else:
-            axes = tuple(range(1, x.ndim - 1))
-            mean = x.mean(axes, keepdims=True)
-            var = ((x - mean) ** 2).mean(axes, keepdims=True)
-            n = int(np.prod(x.shape[1:-1]))
-            m = self.spec.momentum
-            unbiased = var * (n / max(n - 1, 1))
-            self.mean[...] = (1 - m) * self.mean[...] + m * mean.mean(0).reshape(-1)
-            self.var[...] = (1 - m) * self.var[...] + m * unbiased.mean(0).reshape(-1)
-        y = (x - mean) * jax.lax.rsqrt(var + self.spec.eps)
-        if self.scale is not None:
-            y = y * self.scale[...] + self.bias[...]
-        return y
-
-
-class PReLU(nnx.PReLU):
-    """``nnx.PReLU`` whose ``negative_slope`` is 0-d (one slope) or (C,) (one per channel of
-    a channel-last input: ``nnx.PReLU`` itself has one slope)."""
-
-    def __init__(self, spec, initial=None):
-        super().__init__()
-        shape = () if spec.num_parameters == 1 else (spec.num_parameters,)
-        self.negative_slope = nnx.Param(_initial_or(initial, "negative_slope", shape, spec.init))
-        self.spec = spec
-
-
-class LayerScale(nnx.Module):
-    """``x * gamma``: a learned per-channel multiplier on the channels, held last."""
-
-    def __init__(self, spec, initial=None):
-        shape = (spec.num_features,)
-        self.gamma = nnx.Param(_initial_or(initial, "gamma", shape, spec.init_value))
-        self.spec = spec
-
-    def __call__(self, x):
-        return x * self.gamma[...]

@@ -11,12 +11,7 @@ from xinit.initializers import LecunNormal, Orthogonal, Zeros
 from xinit.parammap import Leaf
 
 from ..registry import Lowering
-
-
-def _nnx():
-    from flax import nnx
-
-    return nnx
+from .lowering_base import _nnx
 
 
 def _recurrent():

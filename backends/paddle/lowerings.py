@@ -9,22 +9,24 @@ skipping Paddle's own random default init.
 from __future__ import annotations
 
 import math
-from itertools import accumulate
 
 from xinit import layers as L
 from xinit.fans import Fans
-from xinit.initializers import Constant, Normal, Ones, Uniform, XavierUniform, Zeros
-from xinit.parammap import Extra, Leaf
+from xinit.initializers import Normal, XavierUniform, Zeros
+from xinit.parammap import Leaf
 
-from ..common.recurrent import recurrent_keywords, register_recurrent
+from ..common.recurrent import register_recurrent
 from ..registry import (
     BARE_PARAMETER,
-    NO_LAYER_SCALE,
     Lowering,
     Registry,
     param_of,
     register_builders,
 )
+from .attention_lowerings import MultiheadAttention, ScaledDotProductAttention
+from .channelwise_lowerings import InstanceNorm, LayerNorm2d, LayerScale, PReLU
+from .lowering_base import _ZERO, BATCHNORM_LEAVES, _affine, _modules, _Norm, _paddle, _seeded
+from .recurrent_lowerings import _Recurrent
 
 
 def layout(role: str, ndim: int) -> tuple[int, ...] | None:
@@ -33,18 +35,6 @@ def layout(role: str, ndim: int) -> tuple[int, ...] | None:
 
 
 REGISTRY = Registry("paddle", layout)
-
-
-def _paddle():
-    import paddle
-
-    return paddle
-
-
-def _modules():
-    from . import modules
-
-    return modules
 
 
 def _padding(m) -> tuple[int, ...] | int:
@@ -61,28 +51,6 @@ def _padding(m) -> tuple[int, ...] | int:
 
 def _bias(spec):
     return None if spec.bias else False  # None: Paddle's default bias (zeros), False: none
-
-
-def _seeded(seed: int):
-    """``paddle.nn`` after ``paddle.seed(seed)``: a default layer made next is seeded."""
-    paddle = _paddle()
-    paddle.seed(seed)
-    return paddle.nn
-
-
-_ZERO = "Constant(0)"
-
-
-class _Norm(Lowering):
-    """Norm layers: weight (and running variance) Constant(1), the rest Constant(0)."""
-
-    def default_rule(self, spec, param):
-        src = "python/paddle/nn/layer/norm.py"
-        if param == "num_batches_tracked":
-            return None  # Paddle keeps no step counter
-        if param in ("weight", "running_var"):
-            return Ones(), None, "Constant(1)", src
-        return Zeros(), None, _ZERO, src
 
 
 @REGISTRY.register("conv")
@@ -191,7 +159,7 @@ class BatchNorm(_Norm):
     the running value) and its own training rule (biased running variance); with
     ``train_stats="torch"`` xinit's subclass of the same class (``modules.TORCH_BATCHNORM``)."""
 
-    leaves = {"running_mean": "_mean", "running_var": "_variance", "num_batches_tracked": None}
+    leaves = BATCHNORM_LEAVES
 
     def native_default(self, spec, seed):
         return _seeded(seed).BatchNorm2D(spec.num_features)
@@ -318,10 +286,6 @@ class AdaptiveAvgPool(Lowering):
         return cls(spec.output_size[0] if spec.dims == 1 else list(spec.output_size))
 
 
-def _affine(on: bool):
-    return None if on else False  # None: Paddle's default (ones/zeros), False: none
-
-
 @REGISTRY.register("layernorm")
 class LayerNorm(_Norm):
     """Paddle keeps LayerNorm's weight and bias flattened to ``(prod(normalized_shape),)``."""
@@ -395,178 +359,17 @@ class GroupNorm(_Norm):
         return L.GroupNorm(m._num_groups, m._num_channels, m._epsilon, m.weight is not None)
 
 
-# ---- per-sample norms and per-channel learned layers (InstanceNorm, LayerNorm2d, PReLU,
-# LayerScale): one block, kept together
-@REGISTRY.register("instancenorm")
-class InstanceNorm(_Norm):
-    """Paddle's ``nn.InstanceNorm{1,2,3}D``: ``scale``/``bias`` by default (both or none), no
-    running statistics (its momentum is unused); PyTorch's running statistics get xinit's
-    layer (``modules.InstanceNorm``), with BatchNorm's ``_mean``/``_variance``."""
-
-    leaves = {"weight": "scale", **BatchNorm.leaves}
-
-    def native_default(self, spec, seed):
-        return getattr(_seeded(seed), f"InstanceNorm{spec.dims}D")(spec.num_features)
-
-    def build(self, spec, device):
-        if spec.track_running_stats:
-            return _modules().InstanceNorm(spec)
-        nn = _paddle().nn
-        cls = (nn.InstanceNorm1D, nn.InstanceNorm2D, nn.InstanceNorm3D)[spec.dims - 1]
-        weight = _modules()._placeholder() if spec.affine else False
-        return cls(spec.num_features, spec.eps, spec.decay, weight, _affine(spec.affine))
-
-    def natives(self):
-        from paddle.nn.layer.norm import _InstanceNormBase
-
-        return (_InstanceNormBase, _modules().InstanceNorm)
-
-    def read(self, m):
-        if isinstance(m, _modules().InstanceNorm):
-            return m.spec
-        dims = {"InstanceNorm1D": 1, "InstanceNorm3D": 3}.get(type(m).__name__, 2)
-        affine = m.scale is not None
-        momentum = L.InstanceNorm.momentum_from_decay(m._momentum)
-        return L.InstanceNorm(m._num_features, m._epsilon, momentum, affine, dims=dims)
+# The per-sample norms and per-channel learned layers: their lowering lives in
+# channelwise_lowerings.py.
+REGISTRY.register("instancenorm")(InstanceNorm)
+REGISTRY.register("layernorm2d")(LayerNorm2d)
+REGISTRY.register("prelu")(PReLU)
+REGISTRY.register("layer_scale")(LayerScale)
 
 
-@REGISTRY.register("layernorm2d")
-class LayerNorm2d(_Norm):
-    """xinit's layer (Paddle has no channels-first LayerNorm); its default is
-    ``nn.LayerNorm``'s (Constant(1) weight, Constant(0) bias)."""
-
-    def native_default(self, spec, seed):
-        return _seeded(seed).LayerNorm(spec.num_channels)
-
-    def build(self, spec, device):
-        return _modules().LayerNorm2d(spec)
-
-    def natives(self):
-        return (_modules().LayerNorm2d,)
-
-    def read(self, m):
-        return m.spec
-
-
-@REGISTRY.register("prelu")
-class PReLU(Lowering):
-    leaves = {"weight": "_weight"}
-
-    def default_rule(self, spec, param):
-        src = "python/paddle/nn/layer/activation.py PReLU (init=0.25)"
-        return Constant(0.25), None, "Constant(init=0.25)", src
-
-    def native_default(self, spec, seed):
-        return _seeded(seed).PReLU(spec.num_parameters)
-
-    def build(self, spec, device):
-        weight = _modules()._placeholder()
-        return _paddle().nn.PReLU(spec.num_parameters, spec.init, weight_attr=weight)
-
-    def natives(self):
-        return (_paddle().nn.PReLU,)
-
-    def read(self, m):
-        if m._num_parameters > 1 and m._data_format not in ("NC", "NCL", "NCHW", "NCDHW"):
-            return None  # slopes on the last axis: not PyTorch's channel axis
-        return L.PReLU(m._num_parameters, float(m._init))
-
-
-@REGISTRY.register("layer_scale")
-class LayerScale(Lowering):
-    def default_missing(self, spec):
-        return NO_LAYER_SCALE
-
-    def build(self, spec, device):
-        return _modules().LayerScale(spec)
-
-    def natives(self):
-        return (_modules().LayerScale,)
-
-    def read(self, m):
-        return m.spec
-
-
-def _qkv_leaves(spec, suffix: str, perm) -> tuple[Leaf, ...]:
-    """The packed q/k/v rows of a neutral ``in_proj_*`` as Paddle's three projections (rows
-    E, E, E; grouped-query attention's E, K·D, K·D)."""
-    ends = [0, *accumulate(spec.proj_rows)]
-    return tuple(
-        Leaf(f"{name}_proj.{suffix}", perm, part=(0, ends[i], ends[i + 1]))
-        for i, name in enumerate("qkv")
-    )
-
-
-_MHA_SOURCE = (
-    "python/paddle/nn/layer/transformer.py MultiHeadAttention: q/k/v/out_proj are Linear(E, E) "
-    "(ParamAttr defaults: XavierUniform weight, zero bias)"
-)
-
-
-@REGISTRY.register("multihead_attention")
-class MultiheadAttention(Lowering):
-    """Paddle's ``nn.MultiHeadAttention``: separate ``q_proj``/``k_proj``/``v_proj``/``out_proj``
-    Linears, weights stored (in, out): the neutral packed rows (or PyTorch's separate
-    ``q/k/v_proj_weight`` with kdim/vdim), each transposed. Masks are turned into the one
-    additive float mask Paddle takes (``modules.Attention``)."""
-
-    def params(self, spec):
-        if spec.packed:
-            out = {"in_proj_weight": _qkv_leaves(spec, "weight", (1, 0))}
-        else:
-            out = {f"{n}_proj_weight": (Leaf(f"{n}_proj.weight", (1, 0)),) for n in "qkv"}
-        out["out_proj.weight"] = (Leaf("out_proj.weight", (1, 0)),)
-        if spec.bias:
-            out["in_proj_bias"] = _qkv_leaves(spec, "bias", None)
-            out["out_proj.bias"] = (Leaf("out_proj.bias"),)
-        return out
-
-    def default_rule(self, spec, param):
-        """``nn.MultiHeadAttention``: four Linears, each with Linear's defaults, so Xavier
-        sees each [in, E] projection (in = E, or kdim/vdim for k/v), not a packed matrix."""
-        e = spec.embed_dim
-        if param in ("in_proj_weight", "out_proj.weight"):
-            which = "each of q_proj/k_proj/v_proj" if param == "in_proj_weight" else "out_proj"
-            text = f"XavierUniform on {which}.weight [E, E]: U(±√(6/2E))"
-            return XavierUniform(), Fans(e, e), text, _MHA_SOURCE
-        if param in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):  # kdim/vdim != E
-            n = param_of(spec, param).shape[1]
-            text = f"XavierUniform on {param[0]}_proj.weight [{n}, E]: U(±√(6/({n}+E)))"
-            return XavierUniform(), Fans(n, e), text, _MHA_SOURCE
-        return Zeros(), None, "Constant(0) (Linear's bias default)", _MHA_SOURCE
-
-    def native_default(self, spec, seed):
-        e, kdim, vdim = spec.embed_dim, spec.kdim or spec.embed_dim, spec.vdim or spec.embed_dim
-        return _seeded(seed).MultiHeadAttention(e, spec.num_heads, kdim=kdim, vdim=vdim)
-
-    def default_missing(self, spec):
-        if spec.num_kv_heads is not None:
-            note = "paddle.nn has no grouped-query attention layer (num_kv_heads)"
-            return note, "python/paddle/nn/layer/transformer.py MultiHeadAttention"
-        return None
-
-    def build(self, spec, device):
-        if spec.num_kv_heads is not None:
-            return _modules().GroupedQueryAttention(spec)
-        return _modules().Attention(spec)
-
-    def natives(self):
-        return (_paddle().nn.MultiHeadAttention, _modules().GroupedQueryAttention)
-
-    def read(self, m):
-        if isinstance(m, (_modules().Attention, _modules().GroupedQueryAttention)):
-            return m.spec
-        biases = {p.bias is None for p in (m.q_proj, m.k_proj, m.v_proj, m.out_proj)}
-        if len(biases) > 1:  # some projections without bias: no neutral spec
-            return None
-        bias = m.q_proj.bias is not None
-        return L.MultiheadAttention(m.embed_dim, m.num_heads, bias, kdim=m.kdim, vdim=m.vdim)
-
-
-@REGISTRY.register("sdpa")
-class ScaledDotProductAttention(Lowering):
-    def build(self, spec, device):
-        return _modules().ScaledDotProductAttention(spec.num_heads, spec.causal)
+# The attention kinds: their lowering lives in attention_lowerings.py.
+REGISTRY.register("multihead_attention")(MultiheadAttention)
+REGISTRY.register("sdpa")(ScaledDotProductAttention)
 
 
 @REGISTRY.register("learned_parameter")
@@ -581,116 +384,7 @@ class LearnedParameter(Lowering):
         return _modules().learned_parameter(spec)
 
 
-class _Recurrent(Lowering):
-    """``paddle.nn.LSTM``/``GRU``/``SimpleRNN`` (batch first, ``direction="bidirect"`` for
-    two), returning the output sequence alone. Paddle's gates, layouts and biases are
-    PyTorch's (LSTM i, f, g, o; GRU r, z, c with b_hc inside r * (W_hc h + b_hc),
-    h = (h_prev - c) * z + c: the same as PyTorch's (1 - z) * n + z * h_prev; SimpleRNN's
-    tanh or relu), weights (G*H, in).
-
-    Paddle saves every tensor twice: under the cell's structured name (``0.cell_fw.weight_ih``,
-    ``0.cell.weight_ih`` one way), the leaves of this map, which are always right, and under
-    PyTorch-style names the layer sets as attributes (``weight_ih_l0_reverse``), the extras
-    (second names). A bias the spec lacks is a frozen zero tensor here: Paddle's own
-    ``bias_*_attr=False`` leaves the attributes misnamed and its CPU kernel crashes (Paddle
-    3.3), so xinit keeps all four tensors per cell and freezes the absent biases at zero."""
-
-    native_name: str = ""
-
-    @property
-    def paddle_name(self) -> str:
-        """Paddle's class of this kind: ``LSTM``, ``GRU``, ``SimpleRNN``."""
-        return _PADDLE_RNN_NAMES.get(self.native_name, self.native_name)
-
-    def default_rule(self, spec, param):
-        bound = 1.0 / math.sqrt(spec.hidden_size)
-        cell = f"{self.paddle_name}Cell"
-        src = f"python/paddle/nn/layer/rnn.py {cell} (default_initializer Uniform(-std, std))"
-        text = "Uniform(-1/√H, 1/√H), H = hidden_size, on every weight and bias"
-        return Uniform(-bound, bound), None, text, src
-
-    def native_default(self, spec, seed):
-        cls = getattr(_seeded(seed), self.paddle_name)
-        return cls(spec.input_size, spec.hidden_size, **recurrent_keywords(spec, "activation"))
-
-    def _cells(self, spec):
-        """``(neutral suffix "l{k}[_reverse]", native cell path)`` in Paddle's order."""
-        out = []
-        for k, sfx in spec.cells():
-            cell = ("cell_bw" if sfx else "cell_fw") if spec.bidirectional else "cell"
-            out.append((f"l{k}{sfx}", f"{k}.{cell}"))
-        return out
-
-    def params(self, spec):
-        names = {p.name for p in spec.params()}
-        out = {}
-        for sfx, cell in self._cells(spec):
-            for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                if f"{leaf}_{sfx}" in names:
-                    out[f"{leaf}_{sfx}"] = (Leaf(f"{cell}.{leaf}"),)
-            if f"weight_hr_{sfx}" in names:  # the LSTM's projection, stored (H, P), one name
-                out[f"weight_hr_{sfx}"] = (Leaf(f"{cell}.weight_ho", (1, 0)),)
-        return out
-
-    def extras(self, spec):
-        """The layer's PyTorch-style attribute names (second names of the cells' tensors,
-        in Paddle's order) and the absent biases (frozen zeros). Paddle gives its tensors,
-        in order, four such names per cell; an LSTM with ``proj_size`` has five tensors per
-        cell (``weight_ho`` last), so its names shift onto other tensors (``weight_ih_l0_
-        reverse`` is ``0.cell_fw.weight_ho``), as Paddle 3.3 saves them."""
-        g = spec.gates * spec.hidden_size
-        leaves = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        proj = ("weight_ho",) if getattr(spec, "proj_size", 0) else ()
-        tensors = [f"{cell}.{leaf}" for _, cell in self._cells(spec) for leaf in leaves + proj]
-        out = {}
-        for i, (sfx, cell) in enumerate(self._cells(spec)):
-            for side in ("ih", "hh"):
-                if not spec.has_bias(side):
-                    out[f"{cell}.bias_{side}"] = Extra(shape=(g,), fill=0.0)
-            for j, leaf in enumerate(leaves):
-                out[f"{leaf}_{sfx}"] = Extra(of=tensors[4 * i + j])
-        return out
-
-    def build(self, spec, device):
-        m = _modules()
-        frozen = _paddle().ParamAttr(
-            initializer=_paddle().nn.initializer.Constant(0.0), trainable=False
-        )
-        bias = {side: m._placeholder() if spec.has_bias(side) else frozen for side in ("ih", "hh")}
-        return getattr(m, self.paddle_name)(
-            spec.input_size,
-            spec.hidden_size,
-            spec.num_layers,
-            direction="bidirect" if spec.bidirectional else "forward",
-            time_major=False,
-            weight_ih_attr=m._placeholder(),
-            weight_hh_attr=m._placeholder(),
-            bias_ih_attr=bias["ih"],
-            bias_hh_attr=bias["hh"],
-            **recurrent_keywords(spec, "activation"),
-        )
-
-    def natives(self):
-        return (getattr(_paddle().nn, self.paddle_name),)
-
-    def read(self, m):
-        first = m[0]
-        cell = first.cell_fw if m.num_directions == 2 else first.cell
-
-        def has(name):
-            p = getattr(cell, name)
-            return not (p.stop_gradient and not bool((p != 0).any()))  # a frozen zero: none
-
-        ih, hh = has("bias_ih"), has("bias_hh")
-        bias = True if ih and hh else "ih" if ih else "hh" if hh else False
-        spec = getattr(L, self.native_name)
-        extra = {"nonlinearity": m.activation} if spec.kind == "rnn" else {}
-        if spec.kind == "lstm":
-            extra = {"proj_size": m.proj_size}
-        return spec(m.input_size, m.hidden_size, m.num_layers, bias, m.num_directions == 2, **extra)
-
-
-_PADDLE_RNN_NAMES = {"RNN": "SimpleRNN"}  # Paddle's class where its name is not the spec's
+# The recurrent kinds: their Paddle lowering lives in recurrent_lowerings.py.
 LSTM, GRU, RNN = register_recurrent(REGISTRY, _Recurrent)
 
 

@@ -1,0 +1,75 @@
+"""xinit's Flax modules of the attention kinds, on the neutral (N, L, E) sequence:
+``nnx.MultiHeadAttention`` with PyTorch's masks, and scaled dot-product attention on packed
+q, k, v rows."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from xinit import layers as L
+
+from .modules import zeros_init
+
+
+class Attention(nnx.MultiHeadAttention):
+    """``nnx.MultiHeadAttention`` (the same children ``query``/``key``/``value``/``out`` and
+    kernels) on a node's inputs (``spec.split_inputs``) in the neutral (N, L, E) layout, with
+    PyTorch's masks: bool True masks a position out, a float mask is added, as one additive
+    bias (nnx's own ``mask`` keeps True and takes no float). ``nnx.MultiHeadAttention`` has one
+    key/value input size; with vdim != kdim the ``value`` projection is made for vdim. Built
+    with zero placeholders; xinit writes every parameter right after."""
+
+    def __init__(self, spec: L.MultiheadAttention):
+        rngs = nnx.Rngs(0)
+        super().__init__(
+            spec.num_heads,
+            spec.embed_dim,
+            num_kv_heads=spec.kv_heads,
+            in_kv_features=spec.key_features,
+            use_bias=spec.bias,
+            kernel_init=zeros_init,
+            bias_init=zeros_init,
+            decode=False,
+            rngs=rngs,
+        )
+        if spec.value_features != spec.key_features:
+            self.value = nnx.LinearGeneral(
+                spec.value_features,
+                (spec.kv_heads, spec.head_dim),
+                use_bias=spec.bias,
+                kernel_init=zeros_init,
+                bias_init=zeros_init,
+                rngs=rngs,
+            )
+        self.spec = spec
+
+    def __call__(self, *xs):
+        q, k, v, attn_mask, pad = self.spec.split_inputs(xs)
+        masks = (None if m is None else jnp.asarray(m) for m in (attn_mask, pad))
+        bias = self.spec.score_bias(jnp, q, k, *masks)
+        y = nnx.dot_product_attention(self.query(q), self.key(k), self.value(v), bias=bias)
+        return self.out(y)
+
+
+class ScaledDotProductAttention(nnx.Module):
+    """Packed (N, L, 3E) q, k, v rows -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E), on
+    the neutral sequence."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, x):
+        n, length, packed = x.shape
+        h = self.spec.num_heads
+        e = packed // 3
+        qkv = x.reshape(n, length, 3, h, e // h)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # (N, L, H, D)
+        scores = jnp.einsum("nqhd,nkhd->nhqk", q, k) / np.float32(np.sqrt(e // h))
+        if self.spec.causal:
+            keep = jnp.tril(jnp.ones((length, length), bool))
+            scores = jnp.where(keep, scores, -jnp.inf)
+        y = jnp.einsum("nhqk,nkhd->nqhd", jax.nn.softmax(scores, axis=-1), v)
+        return y.reshape(n, length, e)
