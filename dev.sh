@@ -31,7 +31,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   # The pinned CPU wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
   .venv/bin/python -m pip install -q torch==2.13.0
   .venv/bin/python -m pip install -q -e ".[dev]"
-  # real models for tests/test_real_models.py, beside the pinned torch (no weights downloaded)
+  # real models for tests/models/test_real_models.py, beside the pinned torch (no weights fetched)
   .venv/bin/python -m pip install -q --no-deps torchvision==0.28.0 timm==1.0.31
   touch "$stamp"
 fi

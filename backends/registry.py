@@ -118,7 +118,7 @@ class Lowering:
 
     def native_default(self, spec, seed: int) -> Any:
         """The framework's own default layer for ``spec``, built with its own default init
-        from ``seed`` (measured by ``tests/test_defaults_measured.py``)."""
+        from ``seed`` (measured by ``tests/defaults/test_defaults_measured.py``)."""
         raise DefaultsError(
             f"the {self.registry.framework} lowering of {self.kind!r} names no default layer "
             "of the framework (Lowering.native_default)"

@@ -1,4 +1,4 @@
-"""Parity cases with realistic numbers, shared by tests/test_parity_verdict.py and
+"""Parity cases with realistic numbers, shared by tests/parity/test_parity_verdict.py and
 tools/parity_ratios.py: deep models whose BatchNorm statistics come from a training-mode
 pass on image-like inputs, ported correctly between frameworks or with one planted fault.
 

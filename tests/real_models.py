@@ -1,6 +1,6 @@
 """Real models of torchvision, timm and paddle.vision (randomly initialised, nothing
 downloaded), and a Flax NNX ViT and LSTM classifier written here as a Flax user would, for
-tests/test_real_models.py. torchvision and timm are optional: the cases skip without them
+tests/models/test_real_models.py. torchvision and timm are optional: the cases skip without them
 (``./dev.sh`` installs them beside the pinned torch, ``--no-deps``)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Workers of tests/test_sharded.py, run in other processes: torch ranks (gloo, spawned) and a
-JAX run with forced host devices (``python sharded_cases.py jax OUT``: XLA_FLAGS must be set
-before jax is imported, so it cannot run inside the pytest process)."""
+"""Workers of tests/backends/test_sharded.py, run in other processes: torch ranks (gloo,
+spawned) and a JAX run with forced host devices (``python sharded_cases.py jax OUT``:
+XLA_FLAGS must be set before jax is imported, so it cannot run inside the pytest process)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 # Public names served lazily from their modules, so the core import stays light. ``__init__.pyi``
 # lists the same names for IDEs and type checkers (a stub, not an ``if TYPE_CHECKING:`` block,
-# whose imports would count as import circles); tests/test_public_api.py keeps both in step. A
+# whose imports would count as import circles); tests/core/test_public_api.py keeps both in step. A
 # module that defines a public function of the same name is private (``_build``, ``_port``, ...):
 # importing ``xinit.port`` as a module would otherwise replace the function ``xinit.port``.
 _LAZY = {

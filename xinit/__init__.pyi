@@ -1,5 +1,5 @@
 """Type stub of ``xinit``: the public names ``__init__.py`` serves lazily (its ``_LAZY``
-table), for IDEs and type checkers. tests/test_public_api.py checks that both list the same."""
+table), for IDEs and type checkers. tests/core/test_public_api.py checks that both list the same."""
 
 __version__: str
 

@@ -5,8 +5,8 @@ and a kind that xinit knows only in native models is registered with :func:`regi
 spec); a later ``@kinds.layer`` on a spec for it upgrades that entry. A kind's row also holds
 its traits (an element-wise activation, the attribute counting the channels it takes), read
 by ``xinit.blocks`` and ``xinit.transformer`` instead of guessing by name, and a small
-:class:`Example` that ``tests/test_conformance.py`` runs in every framework. A new layer kind
-is its spec, decorated, plus one lowering per framework (``backends/<framework>/
+:class:`Example` that ``tests/backends/test_conformance.py`` runs in every framework. A new
+layer kind is its spec, decorated, plus one lowering per framework (``backends/<framework>/
 lowerings.py``; an activation: one line of that file's ``ACTIVATIONS`` table): nothing else
 lists kinds.
 """
@@ -24,7 +24,7 @@ from .errors import UnknownNameError
 @dataclass(frozen=True)
 class Example:
     """A small spec of a kind and the inputs it takes: what the conformance suite
-    (``tests/test_conformance.py``) builds, runs, moves and ports in every framework.
+    (``tests/backends/test_conformance.py``) builds, runs, moves and ports in every framework.
 
     ``inputs`` holds one channel-first shape per input; ``ids`` > 0 makes them integer ids
     below ``ids`` (token ids for an embedding) instead of floats.

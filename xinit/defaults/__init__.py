@@ -20,7 +20,7 @@ that into:
 * :mod:`.native` - the frameworks' own default layers, built (:func:`native_defaults`) and
   plotted (:func:`plot_defaults`).
 
-``tests/test_defaults_measured.py`` is the judge: it builds each framework's native default
+``tests/defaults/test_defaults_measured.py`` is the judge: it builds each framework's native default
 layers and tests their measured statistics against the catalogue. Nothing here imports a
 framework at import time.
 """

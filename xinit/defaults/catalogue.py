@@ -10,8 +10,8 @@ lowerings.py``): the rule (``Lowering.default_rule``, ``default_missing``), the 
 own default layer (``native_default``, ``default_spec``) and the native names and layouts,
 the same parameter maps that building, state and port read, so the catalogue copies none.
 What a framework's own block adds lives in ``backends/<framework>/defaults.py``.
-``tests/test_defaults_measured.py`` builds each framework's native default layers and tests their
-measured statistics against it.
+``tests/defaults/test_defaults_measured.py`` builds each framework's native default layers and
+tests their measured statistics against it.
 
 * :func:`catalogue` - the records for one layer (every framework, every parameter);
 * :func:`default_entry` / :func:`default_init` - one record / one distribution;

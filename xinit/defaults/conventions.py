@@ -3,8 +3,8 @@ LayerNorm/GroupNorm/RMSNorm eps, weight layouts (attention's too), the fans of a
 projections, truncated-normal bounds, pooling defaults, RNG seeding, transformer stacks.
 
 Each :class:`Convention` is a line of text per framework plus, where one exists, a
-machine-readable value per framework that ``tests/test_defaults_conventions.py`` measures on the
-framework's own layers. Kept apart from the catalogue of default distributions
+machine-readable value per framework that ``tests/defaults/test_defaults_conventions.py``
+measures on the framework's own layers. Kept apart from the catalogue of default distributions
 (:mod:`xinit.defaults.catalogue`) because it is a different kind of fact: not what a parameter
 is drawn from, but what the surrounding machinery does.
 """
@@ -20,7 +20,7 @@ from xinit.backends import FRAMEWORKS
 @dataclass(frozen=True)
 class Convention:
     """One convention around initialisation, per framework: text plus, where one exists, a
-    machine-readable value that ``tests/test_defaults_conventions.py`` measures."""
+    machine-readable value that ``tests/defaults/test_defaults_conventions.py`` measures."""
 
     key: str
     topic: str

@@ -14,7 +14,7 @@ import pytest
 import xinit
 from xinit.cli import main
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # the builtin bases users caught before the root existed; each class must keep them
 BUILTIN_BASES = {

@@ -340,7 +340,7 @@ def test_example_port_native_model(capsys):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "examples" / "port_native_model.py"
+    path = Path(__file__).resolve().parents[2] / "examples" / "port_native_model.py"
     spec = importlib.util.spec_from_file_location("port_native_model", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)

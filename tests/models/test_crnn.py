@@ -118,7 +118,7 @@ def test_example_port_paddleocr_crnn(capsys, tmp_path):
     """examples/port_paddleocr_crnn.py makes its own Paddle checkpoint, ports it and prints
     a passing parity report (run here on the light model)."""
     require_backends("paddle", "torch")
-    path = Path(__file__).resolve().parents[1] / "examples" / "port_paddleocr_crnn.py"
+    path = Path(__file__).resolve().parents[2] / "examples" / "port_paddleocr_crnn.py"
     loader = importlib.util.spec_from_file_location("port_paddleocr_crnn", path)
     example = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(example)

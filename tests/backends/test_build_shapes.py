@@ -389,7 +389,7 @@ def test_example_one_spec_three_frameworks(capsys):
 
     for backend in FRAMEWORKS:
         require_backend(backend)
-    path = Path(__file__).resolve().parents[1] / "examples" / "one_spec_three_frameworks.py"
+    path = Path(__file__).resolve().parents[2] / "examples" / "one_spec_three_frameworks.py"
     loader = importlib.util.spec_from_file_location("one_spec_three_frameworks", path)
     example = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(example)

@@ -32,7 +32,7 @@ from xinit.checkpoints import (
 )
 from xinit.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # formats whose writers need no framework, plus those whose framework is installed
 FORMATS = [".safetensors", ".pdparams"] + [
     s for s, fw in ((".pt", "torch"), (".msgpack", "flax")) if fw in installed()

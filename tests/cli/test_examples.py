@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import require_backends
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.py"))
 
 
 def run_example(path: Path, args: list[str], cwd: Path, tmp: Path) -> subprocess.CompletedProcess:

@@ -56,7 +56,7 @@ class Scale(Layer):
 
 
 # ---- 2. one lowering per framework ---------------------------------------------------------
-NO_DEFAULT = ("a toy layer: no framework has one, so no default", "tests/test_registry.py")
+NO_DEFAULT = ("a toy layer: no framework has one, so no default", "tests/backends/test_registry.py")
 
 
 @TORCH.register("scale")
@@ -145,8 +145,8 @@ def _has(fw: str) -> bool:
 
 @pytest.mark.parametrize("fw", FRAMEWORKS)
 def test_the_conformance_suite_checks_it(fw, tmp_path):
-    """The registry-driven suite (tests/test_conformance.py), run on the toy kind as it runs
-    on every kind registered when it is collected."""
+    """The registry-driven suite (tests/backends/test_conformance.py), run on the toy kind as it
+    runs on every kind registered when it is collected."""
     import test_conformance as suite
 
     suite.test_kind_has_an_example("scale")

@@ -13,7 +13,7 @@ from xinit.backends import info, part
 
 import xinit.checkpoints as ckpt
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 KNOWN_CYCLES: tuple[set[str], ...] = ()  # none: keep it so
 

@@ -18,7 +18,7 @@ from xinit.checkpoints import load_checkpoint, save_checkpoint
 from xinit.cli import main
 from xinit.layers import AdaptiveAvgPool, BatchNorm, Conv, Flatten, Linear, ReLU
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SUFFIX = {"torch": ".pt", "paddle": ".pdparams", "flax": ".msgpack", "neutral": ".safetensors"}
 
 NET_PY = """

@@ -22,7 +22,7 @@ import xinit
 from xinit.distributions import NormalDist, TruncNormalDist, UniformDist
 from xinit.rng import keyed_box, keyed_sample
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/, where sharded_cases.py lives
 
 
 def _free_port() -> int:
