@@ -196,6 +196,8 @@ def test_init_writes_the_format_the_suffix_names(tmp_path, capsys, framework):
     """``--out x.pt`` is a file torch.load reads, with PyTorch's names and layout; likewise
     Paddle's and Flax's own files: the same weights as the safetensors file, moved."""
     require_backend("torch")  # the weights are built in torch, init's default
+    if framework == "flax":
+        require_backend("flax")  # Flax's msgpack file is written by flax.serialization
     neutral = tmp_path / "w.safetensors"
     native = tmp_path / f"w{SUFFIX[framework]}"
     for out in (neutral, native):
