@@ -348,7 +348,7 @@ def diagnose(
     names = list(available()) if frameworks is None else list(frameworks)
     for name in names:
         if name not in FRAMEWORKS:
-            raise DiagnoseError(f"unknown backend {name!r}; known: {', '.join(FRAMEWORKS)}")
+            raise DiagnoseError(f"unknown framework {name!r}; known: {', '.join(FRAMEWORKS)}")
         if name not in available():
             raise DiagnoseError(f"backend {name!r} is not installed")
     chosen = [_policy(p) for p in policies]  # every name checked before anything is built

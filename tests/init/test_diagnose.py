@@ -212,7 +212,7 @@ def test_bad_input():
         xinit.diagnose(_mlp(8, 1), (2, 8), policies=["default-keras"])
     with pytest.raises(SpecError, match="0"):
         xinit.diagnose(_mlp(8, 1), (2, 9), frameworks=["torch"])
-    with pytest.raises(DiagnoseError, match="unknown backend"):
+    with pytest.raises(DiagnoseError, match="unknown framework"):
         xinit.diagnose(_mlp(8, 1), (2, 8), frameworks=["keras"])
 
 
