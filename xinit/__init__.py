@@ -54,6 +54,7 @@ _LAZY = {
     "diagnose": ("xinit._diagnose", "diagnose"),
     "lsuv": ("xinit._lsuv", "lsuv"),
     "stats": ("xinit._stats", "stats"),
+    "trace": ("xinit._trace", "trace"),
     # every error xinit raises on purpose: XinitError and its subclasses
     "XinitError": ("xinit.errors", "XinitError"),
     "ArgumentError": ("xinit.errors", "ArgumentError"),
@@ -75,6 +76,7 @@ _LAZY = {
     "LSUVError": ("xinit._lsuv", "LSUVError"),
     "ShardingError": ("xinit.backends.common.sharding", "ShardingError"),
     "SpecFormatError": ("xinit.spec_json", "SpecFormatError"),
+    "TraceError": ("xinit.tracing", "TraceError"),
 }
 
 
