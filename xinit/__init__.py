@@ -32,6 +32,7 @@ _LAZY = {
     "feature_extractor": ("xinit.graph", "feature_extractor"),
     "truncate": ("xinit.graph", "truncate"),
     "sub_spec": ("xinit.graph", "sub_spec"),
+    "convert": ("xinit._convert", "convert"),
     "save_spec": ("xinit.spec_json", "save_spec"),
     "load_spec": ("xinit.spec_json", "load_spec"),
     "spec_to_json": ("xinit.spec_json", "spec_to_json"),

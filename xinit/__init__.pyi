@@ -12,6 +12,7 @@ from . import transformer as transformer
 from ._apply import apply as apply
 from ._build import build as build
 from ._build import run as run
+from ._convert import convert as convert
 from ._diagnose import DiagnoseError as DiagnoseError
 from ._diagnose import diagnose as diagnose
 from ._lsuv import LSUVError as LSUVError
