@@ -25,7 +25,7 @@ STAGES = ("trace", "build", "transfer", "parity")
 class ConvertReport:
     """What :func:`convert` did: the traced ``spec``, the weights moved (``transfer``, a
     :class:`~xinit.state.LoadReport`), the layer-by-layer ``parity`` report (None when
-    skipped) and the seconds each stage took."""
+    skipped), the seconds each stage took and where the models' layer paths differ."""
 
     source: str  # the source model's framework
     target: str
@@ -33,6 +33,15 @@ class ConvertReport:
     transfer: Any
     parity: Any = None
     seconds: dict[str, float] = field(default_factory=dict)
+    # source path -> target path where they differ in parity: a module called more than once
+    layer_map: dict[str, str] = field(default_factory=dict)
+
+    def name_map(self) -> Any:
+        """The name map :func:`xinit.parity` takes to compare the two models again (on
+        another input), as convert did; None when the paths agree."""
+        if not self.layer_map:
+            return None
+        return lambda path: self.layer_map.get(path, path)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +92,35 @@ def _arrays(example_input: Any, adapter) -> np.ndarray | tuple[np.ndarray, ...]:
             f"convert needs an example input array (batch first); got {example_input!r}"
         )
     return adapter.to_numpy(example_input)
+
+
+def _last_calls(spec: Any, source_paths: set[str]) -> dict[str, str]:
+    """{source path: traced node path} for a parameter-free module the model calls more than
+    once (torchvision's ``relu`` in a BasicBlock): the trace has a node per call (``relu``,
+    ``relu_1``, ...), the source's hooks report the module's last call, so parity compares
+    that with the last node."""
+    import re
+
+    from .blocks import children, join, walk
+
+    out: dict[str, str] = {}
+    for path, node in walk(spec):
+        kids = dict(children(node))
+        for name, child in kids.items():
+            base = join(path, name)
+            if base not in source_paths:
+                continue
+            again = re.compile(rf"{re.escape(name)}_(\d+)")
+            repeats = [
+                (int(m.group(1)), other)
+                for other, spec_ in kids.items()
+                if (m := again.fullmatch(other))
+                and join(path, other) not in source_paths
+                and spec_ == child
+            ]
+            if repeats:
+                out[base] = join(path, max(repeats)[1])
+    return out
 
 
 def convert(
@@ -157,6 +195,7 @@ def convert(
     moved = transfer(model, module)
     seconds["transfer"] = time.perf_counter() - start
     report = ConvertReport(adapter.name, to, spec, moved, seconds=seconds)
+    report.layer_map = _last_calls(spec, {path for path, _ in adapter.named_layers(model)})
     if parity:
         start = stage("parity")
         labels = (adapter.name, to) if adapter.name != to else ("source", "converted")
@@ -164,7 +203,8 @@ def convert(
         verdict = {k: v for k, v in verdict.items() if v is not None}
         if threshold is not None:
             verdict["threshold"] = threshold
-        report.parity = compare(dict(zip(labels, (model, module))), x, **verdict)
+        modules = dict(zip(labels, (model, module)))
+        report.parity = compare(modules, x, name_map=report.name_map(), **verdict)
         seconds["parity"] = time.perf_counter() - start
     return module, report
 

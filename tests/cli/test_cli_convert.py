@@ -3,9 +3,11 @@ parity report in --out; exit 1 on a parity FAIL, 2 (one line) on bad input."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
+import pytest
 from helpers import require_backends
 
 import xinit
@@ -111,3 +113,27 @@ def test_convert_bad_input_is_one_line(tmp_path, capsys):
         assert main([*argv, "--spec", spec]) == 2, args
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def test_convert_traces_a_torchvision_model(tmp_path, capsys):
+    """No --spec: the model is traced; the spec.json written builds the same model again."""
+    require_backends("torch", "paddle")
+    if importlib.util.find_spec("xinit.backends.torch.tracing") is None:
+        pytest.skip("the torch tracer is not merged yet")
+    factory = tmp_path / "tv.py"
+    factory.write_text(
+        "import sys, types\n"
+        "sys.modules.setdefault('torchvision._meta_registrations', types.ModuleType('stub'))\n"
+        "import torchvision, xinit\n"
+        "def resnet18(num_classes=1000):\n"
+        "    model = torchvision.models.resnet18(num_classes=num_classes)\n"
+        "    xinit.randomize_batchnorm(model, seed=2)\n"
+        "    return model\n"
+    )
+    out = tmp_path / "out"
+    argv = ["convert", "--model", f"{factory}:resnet18", "--model-args", "num_classes=10"]
+    argv += ["--from", "torch", "--to", "paddle", "--input", "1,3,32,32", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "PASS" in capsys.readouterr().out
+    spec = xinit.load_spec(out / "spec.json")
+    assert "layer4.1.bn2.running_var" in xinit.blocks.param_specs(spec)

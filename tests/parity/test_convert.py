@@ -139,3 +139,34 @@ def test_convert_refuses_what_it_cannot_take():
         xinit.convert(model, "paddle", _x(1, 3, 8, 8), spec=spec, batch=3)
     with pytest.raises(xinit.ArgumentError, match="example input"):
         xinit.convert(model, "paddle", 3, spec=spec)
+
+
+# ---- traced: no spec given (the framework's tracer, xinit.trace) ----------------------------
+def _tracer(framework: str) -> None:
+    """Skip until ``framework``'s tracer (backends/<framework>/tracing.py) is merged."""
+    import importlib.util
+
+    if importlib.util.find_spec(f"xinit.backends.{framework}.tracing") is None:
+        pytest.skip(f"the {framework} tracer is not merged yet")
+
+
+@pytest.mark.parametrize("to", ["paddle", pytest.param("flax", marks=pytest.mark.slow)])
+def test_traced_torchvision_resnet18_converts_and_runs_at_another_batch(to):
+    """torchvision's resnet18 traced at batch 1: the target has the source's keys and
+    values, parity PASSes (its ``relu``, called twice per block, compared at its last
+    call), and the converted model runs at batch 3 with the same verdict."""
+    require_backends("torch", to)
+    _tracer("torch")
+    model = _resnet18_torch()
+    module, report = xinit.convert(model, to, _x(1, 3, 32, 32))
+    assert report.ok, report.summary()
+    assert report.layer_map["layer1.0.relu"] == "layer1.0.relu_1"
+    want = xinit.state_dict(model)
+    for key, value in xinit.state_dict(module).items():
+        assert value.tobytes() == want[key].tobytes(), key
+    loaded = xinit.spec_from_json(xinit.spec_to_json(report.spec))
+    assert loaded == report.spec  # a traced spec is data
+    again = xinit.parity(
+        {"torch": model, to: module}, _x(3, 3, 32, 32, seed=1), name_map=report.name_map()
+    )
+    assert again.ok, again.summary()
