@@ -82,12 +82,49 @@ def _branch(spec, path: str, state) -> tuple[Any, np.ndarray | None, np.ndarray 
             scale, shift = _bn_scale(state, join(path, bname), bn)
             shape = (-1, *([1] * (w.ndim - 1)))
             return conv, w * scale.reshape(shape), b * scale + shift
+    if isinstance(spec, Graph):
+        return _branch_sum(spec, path, state)
     if isinstance(spec, BatchNorm):
         scale, shift = _bn_scale(state, path, spec)
         return None, scale, shift  # the identity kernel, scaled, once the conv is known
     if isinstance(spec, Identity):
         return None, None, np.zeros(0)
     return None, None, None
+
+
+def _branch_sum(graph: Graph, path: str, state):
+    """A nested graph of like conv branches of its one input, summed by an ``Add`` (or a
+    single one): PaddleOCR's ``conv_kxk`` list of ``num_conv_branches`` ConvBNLayers."""
+    none = (None, None, None)
+    if len(graph.inputs) != 1 or graph.returns != "single":
+        return none
+    ((_, out),) = graph.outputs
+    nodes = [(n, s, r) for n, s, r in graph.nodes]
+    adds = [n for n, s, _ in nodes if isinstance(s, Add)]
+    leaves = [(n, s) for n, s, r in nodes if not isinstance(s, Add) and r == graph.inputs]
+    if len(leaves) + len(adds) != len(nodes) or len(adds) > 1:
+        return none
+    if adds and (out != adds[0] or set(graph.inputs_of(out)) != {n for n, _ in leaves}):
+        return none
+    if not adds and (len(leaves) != 1 or out != leaves[0][0]):
+        return none
+    parts = [_branch(s, join(path, n), state) for n, s in leaves]
+    convs = [c for c, _, _ in parts]
+    if any(c is None for c in convs) or len({_geometry(c) for c in convs}) != 1:
+        return none
+    return convs[0], sum(w for _, w, _ in parts), sum(b for _, _, b in parts)
+
+
+def _geometry(conv: Conv) -> tuple:
+    return (
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+    )
 
 
 def _fuse_sum(graph: Graph, name: str, refs, path: str, state, report) -> tuple | None:

@@ -21,15 +21,16 @@ EPS = 0.1  # a large eps: a fusion that forgot it would be far outside the noise
 
 def _rep_layer(stride: int = 1, groups: int = 8) -> Graph:
     """PaddleOCR's LearnableRepLayer at inference before ``rep()``: an identity BatchNorm
-    (stride 1 only), two kxk conv+BN branches and a 1x1 conv+BN branch, summed, then act."""
+    (stride 1 only), ``conv_kxk`` (two kxk conv+BN branches, summed: ``conv_kxk.0``,
+    ``conv_kxk.1``) and a 1x1 conv+BN branch, summed, then act."""
 
     def conv_bn(k):
         conv = Conv(8, 8, k, stride=stride, padding=k // 2, groups=groups, bias=False)
         return Sequential(("conv", conv), ("bn", BatchNorm(8, eps=EPS)))
 
     nodes = {"identity": (BatchNorm(8, eps=EPS), "x")} if stride == 1 else {}
-    nodes |= {"conv_kxk_0": (conv_bn(3), "x"), "conv_kxk_1": (conv_bn(3), "x")}
-    nodes |= {"conv_1x1": (conv_bn(1), "x")}
+    kxk = Graph({"0": conv_bn(3), "1": (conv_bn(3), "x"), "sum": (Add(), ("0", "1"))})
+    nodes |= {"conv_kxk": (kxk, "x"), "conv_1x1": (conv_bn(1), "x")}
     nodes["add"] = (Add(), tuple(nodes))
     nodes["act"] = (ReLU(), "add")
     return Graph(nodes)
@@ -101,7 +102,7 @@ def test_a_rep_layer_becomes_one_conv_with_equal_outputs(framework):
     assert [k for k in fused_model.state_dict()] == ["reparam_conv.weight", "reparam_conv.bias"]
     assert (report.params_after, report.values_after) == _count(fused_model)
     assert (report.params_before, report.values_before) == _count(model)
-    assert "3 branches" not in report.summary() and "4 branches" in report.summary()
+    assert "3 branches (identity, conv_kxk, conv_1x1) -> one 3x3 conv" in report.summary()
 
 
 def test_plain_conv_bn_pairs_fold_across_a_resnet():
