@@ -539,7 +539,10 @@ def op_name(func) -> str:
         return f"Tensor.{func.__name__}"
     qual = getattr(func, "__qualname__", None) or getattr(func, "__name__", repr(func))
     mod = getattr(func, "__module__", None) or "torch"
-    if mod.startswith("torch._C"):
+    if mod.startswith("torch._C._"):  # torch._C._fft.fft_fft is torch.fft.fft
+        sub = mod[len("torch._C._") :]
+        mod, qual = f"torch.{sub}", qual.removeprefix(f"{sub}_")
+    elif mod.startswith("torch._C"):
         mod = "torch"
     if mod == "torch._tensor":
         return qual

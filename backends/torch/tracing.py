@@ -142,8 +142,8 @@ class _Tracer:
         if spec is not None:
             self.calls.append((module, "layer", (name, spec, args, kwargs)))
             self.opaque += 1
-        elif name is None or self._unknown_class(module):
-            if name is not None:
+        elif name is None or self._known_class(module) or self._unknown_class(module):
+            if name is not None and not self._known_class(module):
                 self.unknown(f"layer {name!r}: class {_class(module)} is not a layer xinit knows")
             self.calls.append((module, "opaque", _tensors((args, kwargs))))
             self.opaque += 1
@@ -200,6 +200,10 @@ class _Tracer:
                 return spec
         read = next((trace_ops.MODULES[c] for c in type(module).__mro__ if c in trace_ops.MODULES), None)
         return read(self, module) if read is not None else None
+
+    def _known_class(self, module) -> bool:
+        """A parameter-free class of the table (its spec was refused: an unknown already)."""
+        return any(c in trace_ops.MODULES for c in type(module).__mro__)
 
     def _unknown_class(self, module) -> bool:
         """A class of torch.nn itself that is no known layer (its forward is torch's own, not
