@@ -53,6 +53,7 @@ from .native import NativeModelError as NativeModelError
 from .policy import Policy as Policy
 from .policy import PolicyError as PolicyError
 from .policy import Rule as Rule
+from .reparam import reparameterize as reparameterize
 from .sampling import sample as sample
 from .spec_json import SpecFormatError as SpecFormatError
 from .spec_json import load_spec as load_spec
