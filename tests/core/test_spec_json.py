@@ -283,7 +283,7 @@ BUILT = [
     ("lenet", {}, (2, 3, 32, 32)),
     ("resnet18", {"num_classes": 10}, (1, 3, 32, 32)),
     ("crnn", {"width": 0.25, "hidden_size": 16}, (1, 3, 32, 64)),
-    ("vit_tiny_patch16_224", {"num_classes": 10}, (1, 3, 224, 224)),
+    ("vit", {"embed_dim": 32, "depth": 2, "num_heads": 2, "img_size": 32}, (1, 3, 32, 32)),
     ("gpt2", {"n_layer": 1, "n_embd": 32, "n_head": 2, "vocab_size": 50, "n_positions": 16}, None),
 ]
 
@@ -292,7 +292,8 @@ BUILT = [
 @pytest.mark.parametrize(("model", "kwargs", "shape"), BUILT, ids=[b[0] for b in BUILT])
 def test_a_loaded_zoo_model_builds_bit_identically(framework, model, kwargs, shape, tmp_path):
     require_backend(framework)
-    spec = xinit.models.get(model, **kwargs)
+    factory = xinit.models.vit.vision_transformer if model == "vit" else xinit.models.ZOO[model]
+    spec = factory(**kwargs)
     loaded = xinit.load_spec(xinit.save_spec(spec, tmp_path / "spec.json"))
     a, b = (xinit.build(s, framework, seed=3, rng="xinit") for s in (spec, loaded))
     sa, sb = xinit.state_dict(a), xinit.state_dict(b)
@@ -454,3 +455,23 @@ def test_load_spec_names_the_file(tmp_path):
     path.write_text('{"format": "xinit-spec", "version": 9, "spec": {}}')
     with pytest.raises(xinit.SpecFormatError, match=r"bad\.json: \$\.version"):
         xinit.load_spec(path)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "squeezenet1_0", "vit"])
+def test_traced_torchvision_specs_round_trip(name):
+    """A spec xinit.trace made (nested graphs named by the model's attributes, functional
+    ops, learned parameters) is data too: equal once loaded, the same state keys built."""
+    require_backend("torch")
+    import torch
+    from real_models import vision
+
+    models = vision("torchvision").models
+    torch.manual_seed(0)
+    if name == "vit":
+        model = models.VisionTransformer(32, 8, 2, 2, 32, 64, num_classes=10)
+    else:
+        model = getattr(models, name)(num_classes=10)
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 64, 64), np.float32))
+    spec = xinit.trace(model.eval(), x[..., :32, :32] if name == "vit" else x)
+    loaded = round_trip(spec)
+    assert sorted(xinit.blocks.param_specs(loaded)) == sorted(model.state_dict())
