@@ -11,7 +11,9 @@ import pytest
 from helpers import require_backends
 
 import xinit
+from xinit.checkpoints import load_checkpoint
 from xinit.cli import main
+from xinit.factories import load
 
 FACTORY = """
 import torch
@@ -66,8 +68,6 @@ def test_convert_writes_paddle_weights_spec_and_report(tmp_path, capsys):
     assert report["ok"] and report["parity"]["ok"] and report["transfer"]["loaded"] == 8
     module = xinit.build(_spec(width=6), "paddle")
     module.set_state_dict(paddle.load(str(out / "model.pdparams")))  # Paddle's own loader
-    from xinit.factories import load
-
     source = xinit.state_dict(load(ref, {"width": 6}))
     for key, value in xinit.state_dict(module).items():
         assert value.tobytes() == source[key].tobytes(), key
@@ -85,8 +85,6 @@ def test_convert_exits_1_on_a_parity_fail_and_still_writes(tmp_path, capsys):
 
 def test_convert_to_flax_writes_msgpack(tmp_path):
     require_backends("torch", "flax")
-    from xinit.checkpoints import load_checkpoint
-
     ref, spec = _setup(tmp_path)
     out = tmp_path / "out"
     argv = ["convert", "--model", ref, "--to", "flax", "--spec", spec, "--input", "1,3,8,8"]
@@ -137,3 +135,24 @@ def test_convert_traces_a_torchvision_model(tmp_path, capsys):
     assert "PASS" in capsys.readouterr().out
     spec = xinit.load_spec(out / "spec.json")
     assert "layer4.1.bn2.running_var" in xinit.blocks.param_specs(spec)
+
+
+def test_convert_loads_checkpoint_into_the_model_first(tmp_path):
+    """--checkpoint: the source model's own file (torch.save) is loaded before the trace, so
+    the converted weights are the file's, not the factory's."""
+    require_backends("torch", "paddle")
+    import torch
+
+    ref, spec = _setup(tmp_path)
+    model = load(ref)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    torch.save(model.state_dict(), tmp_path / "trained.pt")
+    out = tmp_path / "out"
+    argv = ["convert", "--model", ref, "--to", "paddle", "--spec", spec, "--input", "1,3,8,8"]
+    assert main([*argv, "--checkpoint", str(tmp_path / "trained.pt"), "--out", str(out)]) == 0
+    written = load_checkpoint(out / "model.pdparams")
+    weight = model[0].weight.detach().numpy()
+    assert np.asarray(written["0.weight"]).tobytes() == weight.tobytes()
+    assert not np.array_equal(weight, load(ref)[0].weight.detach().numpy())  # not the factory's
