@@ -3,11 +3,9 @@ parity report in --out; exit 1 on a parity FAIL, 2 (one line) on bad input."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
-import pytest
 from helpers import require_backends
 
 import xinit
@@ -116,8 +114,6 @@ def test_convert_bad_input_is_one_line(tmp_path, capsys):
 def test_convert_traces_a_torchvision_model(tmp_path, capsys):
     """No --spec: the model is traced; the spec.json written builds the same model again."""
     require_backends("torch", "paddle")
-    if importlib.util.find_spec("xinit.backends.torch.tracing") is None:
-        pytest.skip("the torch tracer is not merged yet")
     factory = tmp_path / "tv.py"
     factory.write_text(
         "import sys, types\n"

@@ -1,10 +1,11 @@
 """``xinit.convert``: a native model built in another framework with its weights, proved by
 the layer-by-layer parity verdict (float64-derived).
 
-Until every framework's tracer is merged, the cases here give ``convert`` the model's spec
-(``spec=``: the zoo's torchvision-named ResNet-18, or a hand-written one), which is what a
-trace returns; the traced cases live beside the tracers' tests. A planted fault (one
-BatchNorm's eps in the target) must turn the verdict to FAIL at that layer.
+Most cases give ``convert`` the model's spec (``spec=``: the zoo's torchvision-named
+ResNet-18, or a hand-written one: what a trace returns, and what ``load_spec`` gives back),
+so they run in any framework pair before its tracer exists; the last ones trace torchvision's
+ResNet-18 (``xinit.trace``). A planted fault (one BatchNorm's eps in the target) must turn
+the verdict to FAIL at that layer.
 """
 
 from __future__ import annotations
@@ -142,21 +143,12 @@ def test_convert_refuses_what_it_cannot_take():
 
 
 # ---- traced: no spec given (the framework's tracer, xinit.trace) ----------------------------
-def _tracer(framework: str) -> None:
-    """Skip until ``framework``'s tracer (backends/<framework>/tracing.py) is merged."""
-    import importlib.util
-
-    if importlib.util.find_spec(f"xinit.backends.{framework}.tracing") is None:
-        pytest.skip(f"the {framework} tracer is not merged yet")
-
-
 @pytest.mark.parametrize("to", ["paddle", pytest.param("flax", marks=pytest.mark.slow)])
 def test_traced_torchvision_resnet18_converts_and_runs_at_another_batch(to):
     """torchvision's resnet18 traced at batch 1: the target has the source's keys and
     values, parity PASSes (its ``relu``, called twice per block, compared at its last
     call), and the converted model runs at batch 3 with the same verdict."""
     require_backends("torch", to)
-    _tracer("torch")
     model = _resnet18_torch()
     module, report = xinit.convert(model, to, _x(1, 3, 32, 32))
     assert report.ok, report.summary()
