@@ -42,7 +42,9 @@ def trace(model: Any, example_input: Any, *, batch: int | None = None) -> Any:
 
     inputs = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
     if not inputs or not all(isinstance(x, torch.Tensor) and x.ndim >= 1 for x in inputs):
-        raise TraceError("trace needs an example input: a tensor, or a tuple of tensors, batch first")
+        raise TraceError(
+            "trace needs an example input: a tensor, or a tuple of tensors, batch first"
+        )
     inputs = _widened(inputs, batch)
     rec = TraceRecorder(list(inputs), batch=inputs[0].shape[0], type_name=type(model).__name__)
     tracer = _Tracer(model, get_backend("torch"), rec)
@@ -198,12 +200,12 @@ class _Tracer:
             spec = lowering.read(module)
             if spec is not None:
                 return spec
-        read = next((trace_ops.MODULES[c] for c in type(module).__mro__ if c in trace_ops.MODULES), None)
+        read = trace_ops.module_reader(module)
         return read(self, module) if read is not None else None
 
     def _known_class(self, module) -> bool:
         """A parameter-free class of the table (its spec was refused: an unknown already)."""
-        return any(c in trace_ops.MODULES for c in type(module).__mro__)
+        return trace_ops.module_reader(module) is not None
 
     def _unknown_class(self, module) -> bool:
         """A class of torch.nn itself that is no known layer (its forward is torch's own, not
