@@ -554,6 +554,7 @@ def op_name(func) -> str:
         mod, qual = f"torch.{sub}", qual.removeprefix(f"{sub}_")
     elif mod.startswith("torch._C"):
         mod = "torch"
+    qual = qual.removeprefix("_VariableFunctionsClass.")  # torch.roll's own class
     if mod == "torch._tensor":
         return qual
     return f"{mod}.{qual}"

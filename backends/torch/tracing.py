@@ -220,8 +220,6 @@ class _Tracer:
             inputs = self._attention_inputs(module, args, kwargs)
             if inputs is None:
                 return self._fallback(output, _tensors(args))
-            if not module.batch_first:
-                return self._seq_first_attention(name, spec, inputs, out)
         else:
             inputs = _tensors((args, kwargs))
         lo, hi = spec.inputs_taken()
@@ -243,21 +241,11 @@ class _Tracer:
         ):
             self.unknown("multi-head attention with a mask or is_causal")
             return None
+        if not module.batch_first:  # (L, N, E): the batch is not dim 0
+            self.unknown("nn.MultiheadAttention with batch_first=False")
+            return None
         q, k, v = args[:3]
         return [q] if k is q and v is q else [q, k] if v is k else [q, k, v]
-
-    def _seq_first_attention(self, name, spec, inputs, out) -> None:
-        """``batch_first=False``: the node between two permutes of (L, N, E) <-> (N, L, E)."""
-        swap = L.Permute((1, 0, 2))
-        moved = []
-        for x in inputs:
-            y = x.transpose(0, 1)
-            self.rec.node(f"{name}_in", swap, [x], y)
-            moved.append(y)
-        inner = out.transpose(0, 1)
-        self.rec.node(name, spec, moved, inner)
-        self.rec.node(f"{name}_out", swap, [inner], out)
-        self._alive += [*moved, inner]
 
     # ---- ops ---------------------------------------------------------------------------------
     def op(self, func, args, kwargs, out) -> None:

@@ -206,3 +206,23 @@ def _loaded_partial(model, spec):
     assert list(built.state_dict()) == list(used)
     built.load_state_dict(used, strict=True)
     return built.eval()
+
+
+class _Twice(torch.nn.Module):
+    """One Linear applied twice: one set of weights, two nodes, which a spec cannot share."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.fc(x)))
+
+
+def test_a_layer_with_parameters_called_twice_is_refused_and_the_model_left_as_it_was():
+    model = _Twice().train()
+    with pytest.raises(TraceError, match=r"<root>: layer 'fc' .* called twice"):
+        xinit.trace(model, torch.zeros(1, 4))
+    assert model.training and model.fc.training  # traced in eval mode, then restored
+    with pytest.raises(TraceError, match="one batch size"):
+        xinit.trace(model, (torch.zeros(2, 4), torch.zeros(3, 4)))
