@@ -146,7 +146,11 @@ def _encode_spec(spec, where: str) -> dict[str, Any]:
         out = {"kind": "residual", **_encode_fields(spec, where)}
     else:
         registered = kinds.get(spec.kind).spec if kinds.is_known(spec.kind) else None
-        if registered is not type(spec) or spec.kind in ("sequential", "residual"):
+        if (
+            registered is not type(spec)
+            or spec.kind in ("sequential", "residual")
+            or not dataclasses.is_dataclass(spec)
+        ):
             raise SpecFormatError(
                 f"{where}: {type(spec).__name__} (kind {spec.kind!r}) is not the registered "
                 "spec of a layer kind, so a spec document cannot name it"
@@ -173,7 +177,7 @@ def _encode(value, where: str) -> Any:
     if isinstance(value, list):
         return {"list": [_encode(v, f"{where}[{i}]") for i, v in enumerate(value)]}
     if isinstance(value, Initializer):
-        if type(value).__name__ not in _initializer_classes():
+        if _initializer_classes().get(type(value).__name__) is not type(value):
             raise SpecFormatError(
                 f"{where}: {type(value).__name__} is no initializer of xinit.init, so a spec "
                 "document cannot name it"

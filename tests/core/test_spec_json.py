@@ -449,6 +449,13 @@ def test_what_cannot_be_saved_is_refused_not_lost():
     with pytest.raises(xinit.SpecFormatError, match="expected a spec"):
         xinit.spec_to_json("resnet18")
 
+    class MyNormal(init.Normal):  # a subclass that reads like xinit's own
+        pass
+
+    MyNormal.__name__ = "Normal"
+    with pytest.raises(xinit.SpecFormatError, match=r"weight_init: Normal is no initializer"):
+        xinit.spec_to_json(Linear(2, 2, weight_init=MyNormal()))
+
 
 def test_load_spec_names_the_file(tmp_path):
     path = tmp_path / "bad.json"
