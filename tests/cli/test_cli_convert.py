@@ -76,9 +76,12 @@ def test_convert_exits_1_on_a_parity_fail_and_still_writes(tmp_path, capsys):
     ref, spec = _setup(tmp_path, eps=1e-1)  # planted: the target's BatchNorm eps
     out = tmp_path / "out"
     argv = ["convert", "--model", ref, "--to", "paddle", "--spec", spec, "--input", "1,3,8,8"]
+    assert main([*argv, "--out", str(out), "--format", "json"]) == 1
+    printed = json.loads(capsys.readouterr().out)  # stdout is the report alone
+    assert printed == json.loads((out / "parity.json").read_text())
+    assert not printed["ok"] and not printed["parity"]["ok"]
     assert main([*argv, "--out", str(out)]) == 1
     assert "FAIL" in capsys.readouterr().out
-    assert not json.loads((out / "parity.json").read_text())["ok"]
 
 
 def test_convert_to_flax_writes_msgpack(tmp_path):

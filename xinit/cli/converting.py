@@ -4,6 +4,7 @@ traced spec and a parity report (:func:`xinit.convert`)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from xinit.backends import FRAMEWORKS
@@ -117,12 +118,16 @@ def cmd_convert(args) -> int:
         record = (json.dumps(report.to_dict(), indent=1) + "\n").encode("utf-8")
         written.append(atomic_write(out / "parity.json", lambda file: file.write(record)))
         bar.update(task, completed=len(steps))
-    if report.parity is not None:
+    if args.format == "json":  # stdout is the report alone, as parity.json holds it
+        print(record.decode("utf-8"), end="")
+    elif report.parity is not None:
         _print_parity(report.parity, args, f"{args.model}: {framework} vs {args.dst}")
+    if report.parity is not None:
         _plot(report.parity, args)
-    print(report.summary().splitlines()[0])
+    notes = sys.stderr if args.format == "json" else sys.stdout
+    print(report.summary().splitlines()[0], file=notes)
     for path in written:
-        print(f"wrote {path}")
+        print(f"wrote {path}", file=notes)
     return 0 if report.ok else 1
 
 
