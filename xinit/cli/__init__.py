@@ -12,7 +12,7 @@ import sys
 
 from xinit.errors import XinitError
 
-from . import demo, measure, porting, weights
+from . import demo, export, measure, porting, weights
 from .common import _plain, quiet_frameworks
 
 # Failures a user can cause and fix: every error xinit raises on purpose (bad input, a
@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     weights.register(sub)
     porting.register(sub)
     measure.register_diagnose(sub)
+    export.register(sub)
     return p
 
 

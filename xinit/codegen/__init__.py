@@ -35,21 +35,36 @@ def export_code(
         spec = models.get(spec)
     if not hasattr(spec, "kind"):
         raise ExportError(f"export_code: pass a spec or a zoo model's name; got {spec!r}")
-    name = class_name or (camel(source) if source and camel(source) else "Model")
+    name = class_name or (model_class_name(source) if source else "Model")
     if not name.isidentifier():
         raise ExportError(f"export_code: class_name {name!r} is no Python name")
     code = backends.part(framework, "codegen").CODEGEN
-    return ModelWriter(spec, code, name, policy).write(source or "a spec", _layout(spec))
+    return ModelWriter(spec, code, name, policy).write(source or "a spec", input_layout(spec))
 
 
-def _layout(spec) -> str:
-    """The input the model takes, in words."""
-    from xinit.blocks import input_channels
-
-    channels = input_channels(spec)
-    if channels is None:
-        return "the neutral layout of its first layer"
-    return f"{channels} channels first, (N, {channels}, ...)"
+# Model-name words written as their authors write them (ResNet18, not Resnet18).
+_WORDS = {"resnet": "ResNet", "resnext": "ResNeXt", "vgg": "VGG", "vit": "ViT", "lenet": "LeNet"}
+_WORDS |= {"unet": "UNet", "gpt": "GPT", "crnn": "CRNN", "centernet": "CenterNet"}
 
 
-__all__ = ["export_code", "ExportError"]
+def model_class_name(source: str) -> str:
+    """A class name for a model reference: ``resnet18`` -> ``ResNet18``,
+    ``mypkg.models:build_net`` -> ``BuildNet``, ``vit_tiny_patch16_224`` -> ``ViTTinyPatch16224``."""
+    name = source.rpartition(":")[2].rpartition("/")[2].removesuffix(".json")
+    words = []
+    for word in name.split("_"):
+        stem = word.rstrip("0123456789x")
+        words.append(_WORDS.get(stem, stem[:1].upper() + stem[1:]) + word[len(stem) :])
+    return camel("_".join(words)) or "Model"
+
+
+def input_layout(spec) -> tuple[int | None, int | None]:
+    """(channels, spatial dims) of the input the spec's first layer takes (None: unknown)."""
+    from xinit.blocks import input_channels, walk
+    from xinit.layers import Layer
+
+    dims = next((getattr(n, "dims", None) for _, n in walk(spec) if isinstance(n, Layer)), None)
+    return input_channels(spec), dims
+
+
+__all__ = ["export_code", "ExportError", "model_class_name", "input_layout"]

@@ -113,6 +113,7 @@ class Planner:
         self.order: list[ClassPlan] = []  # dependencies first
         self.names: set[str] = {root_name}
         self.root = ClassPlan(root_name, spec, [spec])
+        self.path_of = {id(n): p for p, n in _walk_paths(spec, "")}  # for error messages
         self._find(spec, "", root=True)
         for plan in self.order:
             self._arguments(plan)
@@ -262,6 +263,12 @@ def _children(node):
     if isinstance(node, Layer):
         return ()
     return node.children
+
+
+def _walk_paths(node, path):
+    yield path, node
+    for name, child in _children(node):
+        yield from _walk_paths(child, f"{path}.{name}" if path else name)
 
 
 def _walk_nodes(node):

@@ -90,7 +90,7 @@ class ModelWriter:
     def construct(self, node, plan: ClassPlan, path: str) -> str | None:
         """The expression that makes child ``node`` (at ``path`` in ``plan``'s class)."""
         if isinstance(node, Layer):
-            em = self.code.emitter(node, path)
+            em = self.code.emitter(node, self.planner.path_of.get(id(node), path))
             if em.module is None:
                 return None
             return em.module(self._fields(node, plan, path))
@@ -110,7 +110,7 @@ class ModelWriter:
         """The expression computing child ``name`` on the values ``args``."""
         attr = f"self.{name}"
         if isinstance(node, Layer):
-            em = self.code.emitter(node, name)
+            em = self.code.emitter(node, self.planner.path_of.get(id(node), name))
             f = self._fields(node, plan, name, in_forward=True)
             if em.module is None:
                 self._stored.update(a.removeprefix("self.") for a in f.args.values())

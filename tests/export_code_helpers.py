@@ -1,0 +1,108 @@
+"""Shared steps of the code export tests: write exported files, run them in a fresh Python
+in which xinit cannot be imported, check ruff and the init statistics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from stats_helpers import N_MIN, assert_has_power, assert_ks_one, assert_moments
+
+import xinit
+from xinit.codegen import export_code
+from xinit.plan import init_plan
+
+REPO = Path(__file__).resolve().parents[1]
+RUFF = Path(sys.executable).with_name("ruff")
+# First lines of every isolated run: ``import xinit`` fails there, whatever the path holds.
+BLOCKER = "import sys\nsys.modules['xinit'] = None\n"
+
+
+@dataclass
+class Case:
+    """One export: a zoo model (with arguments), its class, input shape and policy."""
+
+    name: str
+    model: str
+    input_shape: tuple[int, ...]
+    kwargs: dict = field(default_factory=dict)
+    policy: str | None = None
+    stats: bool = False  # check init_weights' statistics too
+
+    @property
+    def spec(self):
+        return xinit.models.get(self.model, **self.kwargs)
+
+    def policy_object(self):
+        return None if self.policy is None else xinit.presets.get(self.policy)
+
+
+def export(case: Case, framework: str, folder: Path) -> str:
+    """Write ``folder/<case>.py`` and return its text."""
+    text = export_code(
+        case.spec, framework, class_name="Model", policy=case.policy_object(), source=case.model
+    )
+    (folder / f"{case.name}.py").write_text(text)
+    return text
+
+
+def run_isolated(folder: Path, script: str, timeout: int = 600) -> str:
+    """Run ``script`` in a fresh interpreter, in ``folder``, with only ``folder`` on the path
+    and xinit blocked; its stdout (AssertionError with stderr when it fails)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(folder)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKER + script],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"isolated run failed:\n{done.stderr[-4000:]}"
+    return done.stdout
+
+
+def write_cases(folder: Path, cases: list[Case]) -> None:
+    """``cases.json``: [name, whether init_weights is sampled] for the isolated run."""
+    (folder / "cases.json").write_text(json.dumps([[c.name, c.stats] for c in cases]))
+
+
+def ruff_problems(folder: Path, files: list[str]) -> str:
+    """What ``ruff check`` and ``ruff format --check`` say with the project's settings."""
+    config = str(REPO / "pyproject.toml")
+    out = []
+    for args in (["check", "--no-cache"], ["format", "--check", "--no-cache", "--diff"]):
+        done = subprocess.run(
+            [str(RUFF), *args, "--config", config, *files],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode:
+            out.append(done.stdout + done.stderr)
+    return "\n".join(out)
+
+
+def check_init_statistics(case: Case, first: dict, second: dict, neutral) -> None:
+    """Each parameter that ``init_weights`` drew (``first``; ``second`` from another seed
+    confirms a KS rejection) follows the law of the spec's plan: constants exactly, random
+    laws by moments and a one-sample KS, with power against a 3% std error where the
+    sample is large enough. ``neutral(state, path)`` gives a parameter in neutral layout."""
+    for item in init_plan(case.spec, case.policy_object()):
+        x = neutral(first, item.path).astype(np.float64).ravel()
+        what = f"{case.name} {item.path} ({item.dist.describe()})"
+        if not item.dist.random:
+            np.testing.assert_array_equal(x, np.full_like(x, item.dist.mean), err_msg=what)
+            continue
+        assert_moments(x, item.dist, what)
+        if x.size >= N_MIN:
+            assert_has_power(x, item.dist, what)
+        redraw = lambda p=item.path: neutral(second, p).astype(np.float64).ravel()  # noqa: E731
+        assert_ks_one(x, item.dist, what, redraw=redraw)
