@@ -4,13 +4,10 @@ with ``nn.init`` (light: no torch import; the generated file imports torch)."""
 
 from __future__ import annotations
 
-import math
-
 from xinit.codegen.emitters import EmitterTable, args_text
 from xinit.codegen.fields import Context, Fields, literal
-from xinit.codegen.inits import InitRow, grouped, init_rows, same_law
+from xinit.codegen.inits import InitRow
 from xinit.codegen.structure import ExportError
-from xinit.codegen.writer import FrameworkCode
 from xinit.distributions import (
     ConstantDist,
     DiracDist,
@@ -20,7 +17,6 @@ from xinit.distributions import (
     TruncNormalDist,
     UniformDist,
 )
-from xinit.fans import Fans
 from xinit.initializers import (
     KaimingNormal,
     KaimingUniform,
@@ -29,15 +25,16 @@ from xinit.initializers import (
     XavierUniform,
 )
 
+from ..common.codegen import (
+    PytorchStyleCode,
+    channels_first,
+    learned_shape,
+    native_fans,
+    number,
+    one_int,
+)
+
 EMITTERS = EmitterTable()
-
-
-def _shape(f: Fields, name: str) -> str:
-    """A one-element shape tuple as its int (``nn.LayerNorm(192)``)."""
-    value = f.value(name)
-    if isinstance(value, tuple) and len(value) == 1:
-        return literal(value[0])
-    return f[name]
 
 
 def _conv(f: Fields) -> str:
@@ -47,7 +44,8 @@ def _conv(f: Fields) -> str:
         kws += f.kw("output_padding", 0)
     name = "ConvTranspose" if s.kind == "conv_transpose" else "Conv"
     bias = [] if s.bias else ["bias=False"]
-    return f"nn.{name}{s.dims}d({args_text(f['in_channels'], f['out_channels'], f['kernel_size'], kws, bias)})"
+    shape = (f["in_channels"], f["out_channels"], f["kernel_size"])
+    return f"nn.{name}{s.dims}d({args_text(*shape, kws, bias)})"
 
 
 def _batchnorm(f: Fields) -> str:
@@ -89,9 +87,7 @@ def _learned_apply(f: Fields, attr: str, args: list) -> str:
 
 def _learned_module(f: Fields) -> str:
     f.ctx.need("import torch")
-    value = f.value("shape")
-    dims = ", ".join(map(str, value)) if value is not None else f"*{f['shape']}"
-    return f"nn.Parameter(torch.zeros({dims}))"
+    return f"nn.Parameter(torch.zeros({learned_shape(f, '', '')}))"
 
 
 _ATTENTION = '''def attention(x, num_heads: int, causal: bool = False):
@@ -140,20 +136,24 @@ EMITTERS.register(
 )
 EMITTERS.register(
     "layernorm",
-    module=lambda f: "nn.LayerNorm("
-    + args_text(
-        _shape(f, "normalized_shape"),
-        f.kw("eps", 1e-5),
-        f.kw("elementwise_affine", True),
-        f.kw("bias", True),
-    )
-    + ")",
+    module=lambda f: (
+        "nn.LayerNorm("
+        + args_text(
+            one_int(f, "normalized_shape"),
+            f.kw("eps", 1e-5),
+            f.kw("elementwise_affine", True),
+            f.kw("bias", True),
+        )
+        + ")"
+    ),
 )
 EMITTERS.register(
     "groupnorm",
-    module=lambda f: "nn.GroupNorm("
-    + args_text(f["num_groups"], f["num_channels"], f.kw("eps", 1e-5), f.kw("affine", True))
-    + ")",
+    module=lambda f: (
+        "nn.GroupNorm("
+        + args_text(f["num_groups"], f["num_channels"], f.kw("eps", 1e-5), f.kw("affine", True))
+        + ")"
+    ),
 )
 EMITTERS.register("max_pool", module=_pool("MaxPool"))
 EMITTERS.register("avg_pool", module=_pool("AvgPool"))
@@ -170,9 +170,7 @@ EMITTERS.register("relu", module=lambda f: "nn.ReLU()")
 EMITTERS.register(
     "leaky_relu", module=lambda f: f"nn.LeakyReLU({args_text(f.kw('negative_slope', 0.01))})"
 )
-EMITTERS.register(
-    "gelu", module=lambda f: f"nn.GELU({args_text(f.kw('approximate', 'none'))})"
-)
+EMITTERS.register("gelu", module=lambda f: f"nn.GELU({args_text(f.kw('approximate', 'none'))})")
 EMITTERS.register("silu", module=lambda f: "nn.SiLU()")
 EMITTERS.register("sigmoid", module=lambda f: "nn.Sigmoid()")
 EMITTERS.register("tanh", module=lambda f: "nn.Tanh()")
@@ -193,41 +191,24 @@ EMITTERS.register(
 
 
 # ---- init_weights ---------------------------------------------------------------------------
-def torch_fans(shape: tuple[int, ...]) -> Fans | None:
-    """``nn.init._calculate_fan_in_and_fan_out`` of a tensor of ``shape`` (torch's layout is
-    the neutral one): fan_in = dim 1 x receptive field, fan_out = dim 0 x receptive field."""
-    if len(shape) < 2:
-        return None
-    field = math.prod(shape[2:])
-    return Fans(shape[1] * field, shape[0] * field)
-
-
-def _number(value: float) -> str:
-    if value == math.sqrt(5.0):
-        return "math.sqrt(5)"
-    return literal(float(value))
-
-
 def native_call(row: InitRow, target: str, ctx: Context) -> str:
     """The ``nn.init`` statement drawing the row's law on ``target``: the initializer's own
     call where torch computes the same fans, else the law's (normal_, uniform_, ...)."""
     item, init = row.item, row.item.init
-    if same_law(item, torch_fans(item.param.shape)):
+    if native_fans(item):
         if isinstance(init, (KaimingNormal, KaimingUniform)):
             name = "kaiming_normal_" if isinstance(init, KaimingNormal) else "kaiming_uniform_"
-            kws = [f"a={_number(init.a)}"] if init.a else []
-            if "math.sqrt" in "".join(kws):
-                ctx.need("import math")
+            kws = [f"a={number(init.a, ctx)}"] if init.a else []
             kws += [f'mode="{init.mode}"'] if init.mode != "fan_in" else []
             if init.nonlinearity != "leaky_relu":
                 kws.append(f'nonlinearity="{init.nonlinearity}"')
             return f"nn.init.{name}({args_text(target, kws)})"
         if isinstance(init, (XavierUniform, XavierNormal)):
             name = "xavier_uniform_" if isinstance(init, XavierUniform) else "xavier_normal_"
-            gain = [f"gain={_number(init.gain)}"] if init.gain != 1.0 else []
+            gain = [f"gain={number(init.gain, ctx)}"] if init.gain != 1.0 else []
             return f"nn.init.{name}({args_text(target, gain)})"
         if isinstance(init, Orthogonal) and init.blocks == 1:
-            gain = [f"gain={_number(init.gain)}"] if init.gain != 1.0 else []
+            gain = [f"gain={number(init.gain, ctx)}"] if init.gain != 1.0 else []
             return f"nn.init.orthogonal_({args_text(target, gain)})"
     return law_call(item.dist, target, row)
 
@@ -247,8 +228,9 @@ def law_call(dist, target: str, row: InitRow) -> str:
         return f"nn.init.uniform_({target}, {literal(dist.low)}, {literal(dist.high)})"
     if isinstance(dist, TruncNormalDist):
         mean = [f"mean={literal(dist.mu)}"] if dist.mu else []
+        std = f"std={literal(dist.sigma)}"
         bounds = f"a={literal(dist.low)}, b={literal(dist.high)}"
-        return f"nn.init.trunc_normal_({args_text(target, mean, f'std={literal(dist.sigma)}', bounds)})"
+        return f"nn.init.trunc_normal_({args_text(target, mean, std, bounds)})"
     if isinstance(dist, OrthogonalDist) and dist.blocks == 1:
         gain = [f"gain={literal(dist.gain)}"] if dist.gain != 1.0 else []
         return f"nn.init.orthogonal_({args_text(target, gain)})"
@@ -262,50 +244,16 @@ def law_call(dist, target: str, row: InitRow) -> str:
     )
 
 
-class TorchCode(FrameworkCode):
+class TorchCode(PytorchStyleCode):
     framework = "torch"
     base = "nn.Module"
-    call_name = "forward"
     emitters = EMITTERS
 
     def imports(self, ctx: Context) -> None:
         ctx.need("from torch import nn")
 
-    def sequential(self, items: list[str], ctx: Context) -> str:
-        return f"nn.Sequential({', '.join(items)})"
-
-    def class_key(self, layer) -> str | None:
-        em = self.emitters.get(layer.kind)
-        if em is None or em.module is None or em.apply is not None:
-            return None
-        return em.module(Fields(layer, {}, Context())).split("(")[0]
-
-    def init_weights(self, planner, writer) -> list[str]:
-        rows = init_rows(writer.spec, writer.policy)
-        if not rows:
-            return []
-        layers = [(p, n) for p, n in _layers(writer.spec)]
-        ctx = writer.ctx
-        branches, rest = grouped(
-            rows,
-            lambda row, m: native_call(row, _leaf(m, row.leaf), ctx),
-            self.class_key,
-            layers,
-        )
-        doc = "Draw every parameter as the spec's policy says (torch's own nn.init calls)."
-        lines = ["    def init_weights(self) -> None:", f'        """{doc}"""']
-        if branches:
-            lines.append("        for m in self.modules():")
-            for i, (classes, stmts) in enumerate(branches):
-                word = "if" if i == 0 else "elif"
-                cls = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
-                lines.append(f"            {word} isinstance(m, {cls}):")
-                for s in stmts:
-                    lines += _wrap(s, 16)
-        for row in rest:
-            target = _leaf(writer.access(row.item.layer), row.leaf)
-            lines += _wrap(native_call(row, target, ctx), 8)
-        return lines
+    def statement(self, row: InitRow, target: str, ctx: Context) -> str:
+        return native_call(row, target, ctx)
 
     def header(self, class_name: str, source: str, layout) -> list[str]:
         return [
@@ -316,32 +264,6 @@ class TorchCode(FrameworkCode):
             '    model.load_state_dict(torch.load("weights.pt"), strict=True)',
             "init_weights() draws every parameter again as the spec's initialisation says.",
         ]
-
-
-def channels_first(layout) -> str:
-    """``(N, 3, H, W) channels first`` for an image model; words where it is not known."""
-    channels, dims = layout
-    if channels is None or dims not in (1, 2, 3):
-        return "the layout its first layer takes"
-    spatial = ("L", "H, W", "D, H, W")[dims - 1]
-    return f"(N, {channels}, {spatial}), channels first"
-
-
-def _leaf(owner: str, leaf: str) -> str:
-    return f"{owner}.{leaf}" if leaf else owner
-
-
-def _wrap(text: str, indent: int) -> list[str]:
-    from xinit.codegen.layout import statement
-
-    return statement(text, indent)
-
-
-def _layers(spec):
-    from xinit.blocks import walk
-    from xinit.layers import Layer
-
-    return [(p, n) for p, n in walk(spec) if isinstance(n, Layer)]
 
 
 CODEGEN = TorchCode()

@@ -48,8 +48,8 @@ _WORDS |= {"unet": "UNet", "gpt": "GPT", "crnn": "CRNN", "centernet": "CenterNet
 
 
 def model_class_name(source: str) -> str:
-    """A class name for a model reference: ``resnet18`` -> ``ResNet18``,
-    ``mypkg.models:build_net`` -> ``BuildNet``, ``vit_tiny_patch16_224`` -> ``ViTTinyPatch16224``."""
+    """A class name for a model reference: ``resnet18`` -> ``ResNet18``, ``mypkg.models:
+    build_net`` -> ``BuildNet``, ``vit_tiny_patch16_224`` -> ``ViTTinyPatch16224``."""
     name = source.rpartition(":")[2].rpartition("/")[2].removesuffix(".json")
     words = []
     for word in name.split("_"):

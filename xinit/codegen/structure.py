@@ -173,9 +173,7 @@ class Planner:
             first_name = min(keep, without, key=self.order.index).name
             self.order.remove(without)
             index = {id(n): i for i, n in enumerate(_walk_nodes(self.spec))}
-            keep.instances = sorted(
-                keep.instances + without.instances, key=lambda n: index[id(n)]
-            )
+            keep.instances = sorted(keep.instances + without.instances, key=lambda n: index[id(n)])
             for inst in without.instances:
                 self.of_node[id(inst)] = keep
             self.by_key[(base, None)] = keep

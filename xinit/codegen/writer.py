@@ -215,6 +215,12 @@ class ModelWriter:
         return out
 
     # ---- the file ---------------------------------------------------------------------------
+    def layers(self) -> list[tuple[str, Layer]]:
+        """Every layer of the spec with its path."""
+        from ..blocks import walk
+
+        return [(p, n) for p, n in walk(self.spec) if isinstance(n, Layer)]
+
     def access(self, path: str) -> str:
         """``self.layer1[0].conv1`` for the layer path ``layer1.0.conv1``."""
         node, text = self.spec, "self"

@@ -1,0 +1,123 @@
+"""What the torch and Paddle code exports write alike (no framework import): the
+``init_weights`` loop over the layers' classes, the sequential container, the header's
+input line, and small pieces of emitters."""
+
+from __future__ import annotations
+
+import math
+
+from xinit.codegen.fields import Context, Fields, literal
+from xinit.codegen.inits import InitRow, grouped, init_rows, same_law
+from xinit.codegen.layout import statement
+from xinit.codegen.writer import FrameworkCode
+from xinit.fans import Fans
+
+
+def neutral_fans(shape: tuple[int, ...]) -> Fans | None:
+    """PyTorch's fans of a tensor of neutral ``shape`` (fan_in = dim 1 x receptive field,
+    fan_out = dim 0 x receptive field): what ``nn.init`` computes on torch's tensor and
+    ``paddle.nn.initializer`` on Paddle's (a Linear weight stored (in, out) gives the same)."""
+    if len(shape) < 2:
+        return None
+    field = math.prod(shape[2:])
+    return Fans(shape[1] * field, shape[0] * field)
+
+
+def native_fans(item) -> bool:
+    """Whether the framework's own fan-based initialiser draws the item's law."""
+    return same_law(item, neutral_fans(item.param.shape))
+
+
+def number(value: float, ctx: Context) -> str:
+    """A float as code; √5 (PyTorch's default ``a``) as ``math.sqrt(5)``."""
+    if value == math.sqrt(5.0):
+        ctx.need("import math")
+        return "math.sqrt(5)"
+    return literal(float(value))
+
+
+def one_int(f: Fields, name: str) -> str:
+    """A one-element shape tuple as its int (``nn.LayerNorm(192)``)."""
+    value = f.value(name)
+    if isinstance(value, tuple) and len(value) == 1:
+        return literal(value[0])
+    return f[name]
+
+
+def learned_shape(f: Fields, open_: str, close: str) -> str:
+    """A learned parameter's shape as ``1, 1, 192`` inside the given brackets."""
+    value = f.value("shape")
+    if value is None:
+        return f"{open_}*{f['shape']}{close}"
+    return open_ + ", ".join(map(str, value)) + close
+
+
+def channels_first(layout) -> str:
+    """``(N, 3, H, W), channels first`` for an image model; words where it is not known."""
+    channels, dims = layout
+    if channels is None or dims not in (1, 2, 3):
+        return "the layout its first layer takes"
+    spatial = ("L", "H, W", "D, H, W")[dims - 1]
+    return f"(N, {channels}, {spatial}), channels first"
+
+
+class PytorchStyleCode(FrameworkCode):
+    """torch and Paddle: the layers' classes are looped over in ``init_weights`` as
+    torchvision does, each drawn by one statement (``statement``) on ``m.weight``."""
+
+    call_name = "forward"
+    modules_call = "self.modules()"
+
+    def statement(self, row: InitRow, target: str, ctx: Context) -> str:
+        raise NotImplementedError
+
+    def sequential(self, items: list[str], ctx: Context) -> str:
+        return f"nn.Sequential({', '.join(items)})"
+
+    def class_key(self, layer) -> str | None:
+        """The class a layer's constructor names (``nn.Conv2d``), for ``isinstance``."""
+        em = self.emitters.get(layer.kind)
+        if em is None or em.module is None or em.apply is not None:
+            return None
+        return em.module(Fields(layer, {}, Context())).split("(")[0]
+
+    def init_weights(self, planner, writer) -> list[str]:
+        rows = init_rows(writer.spec, writer.policy)
+        if not rows:
+            return []
+        ctx = writer.ctx
+        branches, rest = grouped(
+            rows,
+            lambda row, m: self.statement(row, _leaf(m, row.leaf), ctx),
+            self.class_key,
+            writer.layers(),
+        )
+        doc = f"Draw every parameter as the spec's initialisation says ({self.framework}'s own)."
+        lines = ["    def init_weights(self) -> None:", f'        """{doc}"""']
+        if branches:
+            lines.append(f"        for m in {self.modules_call}:")
+            for i, (classes, stmts) in enumerate(branches):
+                word = "if" if i == 0 else "elif"
+                cls = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
+                lines.append(f"            {word} isinstance(m, {cls}):")
+                for s in stmts:
+                    lines += statement(s, 16)
+        for row in rest:
+            target = _leaf(writer.access(row.item.layer), row.leaf)
+            lines += statement(self.statement(row, target, ctx), 8)
+        return lines
+
+
+def _leaf(owner: str, leaf: str) -> str:
+    return f"{owner}.{leaf}" if leaf else owner
+
+
+__all__ = [
+    "PytorchStyleCode",
+    "neutral_fans",
+    "native_fans",
+    "number",
+    "one_int",
+    "learned_shape",
+    "channels_first",
+]
