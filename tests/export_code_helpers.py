@@ -74,6 +74,79 @@ def write_cases(folder: Path, cases: list[Case]) -> None:
     (folder / "cases.json").write_text(json.dumps([[c.name, c.stats] for c in cases]))
 
 
+# The isolated run, per framework: load each case's file, its xinit-built state (every key
+# used: strict), run the input in eval mode; for cases with ``stats``, a fresh model under
+# seeds 0 and 1 with ``init_weights()`` called, its state saved. THREADS: the test process's.
+SCRIPTS = {
+    "torch": """
+import importlib, json
+import numpy as np
+import torch
+torch.set_num_threads(THREADS)  # as the test process: a conv's sums in the same order
+for name, stats in json.load(open("cases.json")):
+    model_class = importlib.import_module(name).Model
+    model = model_class()
+    model.load_state_dict(torch.load(name + ".state"), strict=True)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.from_numpy(np.load(name + "_x.npy")))
+    np.save(name + "_out.npy", out.numpy())
+    for seed in (0, 1) if stats else ():
+        torch.manual_seed(seed)
+        fresh = model_class()
+        fresh.init_weights()
+        state = {k: v.detach().numpy() for k, v in fresh.state_dict().items()}
+        np.savez(f"{name}_init{seed}.npz", **state)
+""",
+    "paddle": """
+import importlib, json
+import numpy as np
+import paddle
+paddle.set_device("cpu")
+for name, stats in json.load(open("cases.json")):
+    model_class = importlib.import_module(name).Model
+    model = model_class()
+    state = paddle.load(name + ".state")
+    missing, unexpected = model.set_state_dict(state)
+    assert not missing and not unexpected, (name, missing, unexpected)
+    assert set(model.state_dict()) == set(state), name
+    model.eval()
+    with paddle.no_grad():
+        out = model(paddle.to_tensor(np.load(name + "_x.npy")))
+    np.save(name + "_out.npy", out.numpy())
+    for seed in (0, 1) if stats else ():
+        paddle.seed(seed)
+        fresh = model_class()
+        fresh.init_weights()
+        state = {k: v.numpy() for k, v in fresh.state_dict().items()}
+        np.savez(f"{name}_init{seed}.npz", **state)
+""",
+}
+
+
+def threads(framework: str) -> int:
+    """The test process's intra-op thread count (torch), for the isolated run."""
+    if framework != "torch":
+        return 1
+    import torch
+
+    return torch.get_num_threads()
+
+
+def save_state(module, framework: str, path: Path) -> None:
+    """The xinit-built module's state in the framework's own file."""
+    if framework == "torch":
+        import torch
+
+        torch.save(module.state_dict(), path)
+    elif framework == "paddle":
+        import paddle
+
+        paddle.save(module.state_dict(), str(path))
+    else:
+        raise ValueError(framework)
+
+
 def ruff_problems(folder: Path, files: list[str]) -> str:
     """What ``ruff check`` and ``ruff format --check`` say with the project's settings."""
     config = str(REPO / "pyproject.toml")
