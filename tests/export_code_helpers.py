@@ -14,7 +14,7 @@ import numpy as np
 from stats_helpers import N_MIN, assert_has_power, assert_ks_one, assert_moments
 
 import xinit
-from xinit.codegen import export_code
+from xinit import export_code
 from xinit.plan import init_plan
 
 REPO = Path(__file__).resolve().parents[1]

@@ -50,6 +50,7 @@ _LAZY = {
     "diagnose": ("xinit._diagnose", "diagnose"),
     "lsuv": ("xinit._lsuv", "lsuv"),
     "stats": ("xinit._stats", "stats"),
+    "export_code": ("xinit._export_code", "export_code"),
     # every error xinit raises on purpose: XinitError and its subclasses
     "XinitError": ("xinit.errors", "XinitError"),
     "ArgumentError": ("xinit.errors", "ArgumentError"),
@@ -70,6 +71,7 @@ _LAZY = {
     "DiagnoseError": ("xinit._diagnose", "DiagnoseError"),
     "LSUVError": ("xinit._lsuv", "LSUVError"),
     "ShardingError": ("xinit.backends.common.sharding", "ShardingError"),
+    "ExportError": ("xinit.codegen", "ExportError"),
 }
 
 

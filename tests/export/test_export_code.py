@@ -22,7 +22,7 @@ from export_code_helpers import (
 from helpers import require_backend
 
 import xinit
-from xinit.codegen import export_code
+from xinit import export_code
 
 CASES = [
     Case("lenet", "lenet", (2, 3, 32, 32), stats=True),

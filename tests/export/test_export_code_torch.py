@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 
 import xinit
+from xinit import export_code
 from xinit.cli import main
-from xinit.codegen import ExportError, export_code
+from xinit.codegen import ExportError
 
 
 def test_resnet_blocks_are_one_class_as_torchvision_writes_them():

@@ -10,7 +10,8 @@ from .common import add_frameworks, add_parents, output_path
 def cmd_export_code(args) -> int:
     """Write (or print) the model file of ``--model`` for ``--framework``."""
     from xinit import factories, presets
-    from xinit.codegen import export_code, model_class_name
+    from xinit._export_code import export_code
+    from xinit.codegen import model_class_name
     from xinit.errors import ArgumentError
 
     spec = factories.load(args.model, factories.parse_args(args.model_args))
