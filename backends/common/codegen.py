@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import math
 
+from xinit.codegen.emitters import args_text
 from xinit.codegen.fields import Context, Fields, literal
 from xinit.codegen.inits import InitRow, grouped, init_rows, same_law
 from xinit.codegen.layout import statement
+from xinit.codegen.structure import ExportError
 from xinit.codegen.writer import FrameworkCode
 from xinit.fans import Fans
 
@@ -108,12 +110,43 @@ class PytorchStyleCode(FrameworkCode):
         return lines
 
 
+def linear_emitter(bias_off: str, framework: str):
+    """``nn.Linear(in, out)``, with ``bias_off`` (``bias=False``) for a Linear without bias;
+    Hugging Face's Conv1D layout is no class of the framework."""
+
+    def write(f: Fields) -> str:
+        if f.spec.conv1d:
+            why = f"a Conv1D-layout Linear (Hugging Face's) has no {framework} class"
+            raise ExportError(f"{f.path}: {why}")
+        bias = [] if f.spec.bias else [bias_off]
+        return f"nn.Linear({args_text(f['in_features'], f['out_features'], bias)})"
+
+    return write
+
+
+def register_common(table, silu_class: str) -> None:
+    """The emitters torch and Paddle write alike: ``nn.X()`` activations, dropout, and the
+    sum and product of a graph's inputs (``silu_class``: ``SiLU`` in torch, ``Silu`` in Paddle)."""
+    plain = {"relu": "ReLU", "silu": silu_class, "sigmoid": "Sigmoid", "tanh": "Tanh"}
+    plain |= {"hardswish": "Hardswish", "identity": "Identity"}
+    for kind, cls in plain.items():
+        table.register(kind, module=lambda f, cls=cls: f"nn.{cls}()")
+    table.register(
+        "leaky_relu", module=lambda f: f"nn.LeakyReLU({args_text(f.kw('negative_slope', 0.01))})"
+    )
+    table.register("dropout", module=lambda f: f"nn.Dropout({args_text(f.kw('p', 0.5))})")
+    table.register("add", call=lambda f, args: " + ".join(args))
+    table.register("mul", call=lambda f, args: " * ".join(args))
+
+
 def _leaf(owner: str, leaf: str) -> str:
     return f"{owner}.{leaf}" if leaf else owner
 
 
 __all__ = [
     "PytorchStyleCode",
+    "register_common",
+    "linear_emitter",
     "neutral_fans",
     "native_fans",
     "number",

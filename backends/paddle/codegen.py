@@ -23,9 +23,11 @@ from ..common.codegen import (
     PytorchStyleCode,
     channels_first,
     learned_shape,
+    linear_emitter,
     native_fans,
     number,
     one_int,
+    register_common,
 )
 
 EMITTERS = EmitterTable()
@@ -57,13 +59,6 @@ def _batchnorm(f: Fields) -> str:
     kws = [f"momentum={literal(s.decay)}"] if s.decay != 0.9 else []
     kws += [f"epsilon={literal(s.eps)}"] if s.eps != 1e-5 else []
     return f"nn.BatchNorm{s.dims}D({args_text(f['num_features'], kws)})"
-
-
-def _linear(f: Fields) -> str:
-    if f.spec.conv1d:
-        raise ExportError(f"{f.path}: a Conv1D-layout Linear (Hugging Face's) has no paddle class")
-    bias = [] if f.spec.bias else ["bias_attr=False"]
-    return f"nn.Linear({args_text(f['in_features'], f['out_features'], bias)})"
 
 
 def _pool(name: str):
@@ -146,7 +141,7 @@ def _gelu(f: Fields) -> str:
 
 EMITTERS.register("conv", module=_conv)
 EMITTERS.register("batchnorm", module=_batchnorm)
-EMITTERS.register("linear", module=_linear)
+EMITTERS.register("linear", module=linear_emitter("bias_attr=False", "paddle"))
 EMITTERS.register(
     "embedding", module=lambda f: f"nn.Embedding({f['num_embeddings']}, {f['embedding_dim']})"
 )
@@ -165,21 +160,10 @@ EMITTERS.register(
         + ")"
     ),
 )
-EMITTERS.register("dropout", module=lambda f: f"nn.Dropout({args_text(f.kw('p', 0.5))})")
-EMITTERS.register("relu", module=lambda f: "nn.ReLU()")
-EMITTERS.register(
-    "leaky_relu", module=lambda f: f"nn.LeakyReLU({args_text(f.kw('negative_slope', 0.01))})"
-)
+register_common(EMITTERS, "Silu")
 EMITTERS.register("gelu", module=_gelu)
-EMITTERS.register("silu", module=lambda f: "nn.Silu()")
-EMITTERS.register("sigmoid", module=lambda f: "nn.Sigmoid()")
-EMITTERS.register("tanh", module=lambda f: "nn.Tanh()")
-EMITTERS.register("hardswish", module=lambda f: "nn.Hardswish()")
-EMITTERS.register("identity", module=lambda f: "nn.Identity()")
 EMITTERS.register("learned_parameter", module=_learned_module, apply=_learned_apply)
 EMITTERS.register("sdpa", call=_sdpa)
-EMITTERS.register("add", call=lambda f, args: " + ".join(args))
-EMITTERS.register("mul", call=lambda f, args: " * ".join(args))
 EMITTERS.register("concat", call=_concat)
 EMITTERS.register("select", call=_select)
 EMITTERS.register(

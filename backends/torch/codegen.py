@@ -29,9 +29,11 @@ from ..common.codegen import (
     PytorchStyleCode,
     channels_first,
     learned_shape,
+    linear_emitter,
     native_fans,
     number,
     one_int,
+    register_common,
 )
 
 EMITTERS = EmitterTable()
@@ -54,13 +56,6 @@ def _batchnorm(f: Fields) -> str:
         raise ExportError(f"{f.path}: BatchNorm(train_stats={s.train_stats!r}) is xinit's only")
     kws = [*f.kw("eps", 1e-5), *f.kw("momentum", 0.1), *f.kw("affine", True)]
     return f"nn.BatchNorm{s.dims}d({args_text(f['num_features'], kws)})"
-
-
-def _linear(f: Fields) -> str:
-    if f.spec.conv1d:
-        raise ExportError(f"{f.path}: a Conv1D-layout Linear (Hugging Face's) has no nn class")
-    bias = [] if f.spec.bias else ["bias=False"]
-    return f"nn.Linear({args_text(f['in_features'], f['out_features'], bias)})"
 
 
 def _pool(name: str):
@@ -130,7 +125,7 @@ def _upsample(f: Fields) -> str:
 EMITTERS.register("conv", module=_conv)
 EMITTERS.register("conv_transpose", module=_conv)
 EMITTERS.register("batchnorm", module=_batchnorm)
-EMITTERS.register("linear", module=_linear)
+EMITTERS.register("linear", module=linear_emitter("bias=False", "torch"))
 EMITTERS.register(
     "embedding", module=lambda f: f"nn.Embedding({f['num_embeddings']}, {f['embedding_dim']})"
 )
@@ -164,22 +159,11 @@ EMITTERS.register(
     "flatten",
     module=lambda f: f"nn.Flatten({args_text(f.kw('start_dim', 1), f.kw('end_dim', -1))})",
 )
-EMITTERS.register("dropout", module=lambda f: f"nn.Dropout({args_text(f.kw('p', 0.5))})")
 EMITTERS.register("upsample", module=_upsample)
-EMITTERS.register("relu", module=lambda f: "nn.ReLU()")
-EMITTERS.register(
-    "leaky_relu", module=lambda f: f"nn.LeakyReLU({args_text(f.kw('negative_slope', 0.01))})"
-)
+register_common(EMITTERS, "SiLU")
 EMITTERS.register("gelu", module=lambda f: f"nn.GELU({args_text(f.kw('approximate', 'none'))})")
-EMITTERS.register("silu", module=lambda f: "nn.SiLU()")
-EMITTERS.register("sigmoid", module=lambda f: "nn.Sigmoid()")
-EMITTERS.register("tanh", module=lambda f: "nn.Tanh()")
-EMITTERS.register("hardswish", module=lambda f: "nn.Hardswish()")
-EMITTERS.register("identity", module=lambda f: "nn.Identity()")
 EMITTERS.register("learned_parameter", module=_learned_module, apply=_learned_apply)
 EMITTERS.register("sdpa", call=_sdpa)
-EMITTERS.register("add", call=lambda f, args: " + ".join(args))
-EMITTERS.register("mul", call=lambda f, args: " * ".join(args))
 EMITTERS.register("concat", call=_concat)
 EMITTERS.register("select", call=_select)
 EMITTERS.register(
