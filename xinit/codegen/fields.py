@@ -29,6 +29,7 @@ class Context:
     def __init__(self):
         self.imports: dict[str, None] = {}
         self.helpers: dict[str, str] = {}
+        self.inits: dict[str, dict[str, str]] = {}  # layer path -> leaf -> init code (Flax)
 
     def need(self, line: str) -> None:
         """An import line (``import math``) the file needs."""
@@ -47,7 +48,8 @@ class Fields:
     spec: Any
     args: dict[str, str]  # field -> argument expression where the field is an argument
     ctx: Context
-    path: str = ""
+    path: str = ""  # in its class
+    where: str = ""  # in the model (the first instance's), for messages and the init plan
 
     def __getitem__(self, name: str) -> str:
         if name in self.args:

@@ -74,11 +74,7 @@ def call_lines(prefix: str, expr: str, indent: int, tail: str = "") -> list[str]
         return [pad + prefix + head, joined, pad + close + tail]
     out = [pad + prefix + head]
     for arg in args:
-        sub = call_lines("", arg + ",", indent + 4)
-        if len(sub) > 1 and sub[-1].endswith(","):
-            sub = call_lines("", arg, indent + 4)
-            sub[-1] += ","
-        out += sub
+        out += call_lines("", arg, indent + 4, tail=",")
     return [*out, pad + close + tail]
 
 

@@ -40,15 +40,27 @@ class FrameworkCode:
     def imports(self, ctx: Context) -> None:
         """Add the framework's import lines to ``ctx``."""
 
+    def step(self, call: str) -> str | None:
+        """A sequential container's step for a layer written as an expression on ``x``
+        (None: the framework's container takes modules only)."""
+        return None
+
     def sequential(self, items: list[str], ctx: Context) -> str:
         raise NotImplementedError
 
-    def init_args(self, args: list[str], flag: str | None, hints: list[str]) -> str:
+    calls_init_weights = True  # the model's __init__ ends with self.init_weights()
+    no_child = "None"  # an absent optional child (a block without its shortcut)
+
+    def init_args(self, args: list[str], flag: str | None, hints: list[str], root: bool) -> str:
         """The constructor's parameter list after ``self``."""
         text = ", ".join(f"{a}: {h}" for a, h in zip(args, hints))
         if flag:
             text += (", " if text else "") + f"{flag}: bool = False"
         return text
+
+    def init_preamble(self, root: bool) -> list[str]:
+        """Lines after ``super().__init__()`` (indented), before the children are made."""
+        return []
 
     def class_call(self, name: str, values: list[str], flag: bool | None, flag_name) -> str:
         extra = [f"{flag_name}=True"] if flag else []
@@ -74,7 +86,8 @@ class ModelWriter:
     # ---- which numbered Sequentials stay the framework's own container -------------------
     def _numbered_ok(self, seq: Sequential) -> bool:
         for _, child in seq.steps:
-            if isinstance(child, Layer) and not self.code.has_module(child):
+            no_module = isinstance(child, Layer) and not self.code.has_module(child)
+            if no_module and self.code.step("x") is None:
                 return False
         return True
 
@@ -85,7 +98,7 @@ class ModelWriter:
             arg = plan.arg_of.get(f"{path}.{f_name}")
             if arg is not None:
                 args[f_name] = f"self.{arg}" if in_forward else arg
-        return Fields(layer, args, self.ctx, path)
+        return Fields(layer, args, self.ctx, path, self.planner.path_of.get(id(layer), path))
 
     def construct(self, node, plan: ClassPlan, path: str) -> str | None:
         """The expression that makes child ``node`` (at ``path`` in ``plan``'s class)."""
@@ -96,7 +109,7 @@ class ModelWriter:
             return em.module(self._fields(node, plan, path))
         child_plan = self.planner.of_node.get(id(node))
         if child_plan is None:  # an inline numbered Sequential
-            items = [self.construct(c, plan, f"{path}.{n}") for n, c in node.steps]
+            items = [self._step(c, plan, f"{path}.{n}") for n, c in node.steps]
             return self.code.sequential(_runs(items), self.ctx)
         values, flag = child_plan.call_args(node)
         template = plan.values[plan.instances.index(_template_of(plan))]
@@ -105,6 +118,14 @@ class ModelWriter:
             hole = f"{path}.{arg}"
             codes.append(plan.arg_of.get(hole) or literal(template.get(hole, v)))
         return self.code.class_call(child_plan.name, codes, flag, child_plan.flag)
+
+    def _step(self, node, plan: ClassPlan, path: str) -> str:
+        """A numbered Sequential's step: its constructor, or its expression on ``x``."""
+        made = self.construct(node, plan, path)
+        if made is not None:
+            return made
+        em = self.code.emitter(node, self.planner.path_of.get(id(node), path))
+        return self.code.step(em.call(self._fields(node, plan, path), ["x"]))
 
     def apply(self, name: str, node, plan: ClassPlan, args: list[str]) -> str:
         """The expression computing child ``name`` on the values ``args``."""
@@ -129,9 +150,11 @@ class ModelWriter:
         doc = _class_doc(node, plan)
         lines.append(f'    """{doc}"""')
         lines.append("")
-        params = _join("self", self.code.init_args(plan.args, plan.flag, _hints(plan)))
+        root = plan is self.planner.root
+        params = _join("self", self.code.init_args(plan.args, plan.flag, _hints(plan), root))
         lines += _def_lines("__init__", params)
         lines.append("        super().__init__()")
+        lines += self.code.init_preamble(root)
         for arg in plan.args:
             if arg in self._stored:
                 lines.append(f"        self.{arg} = {arg}")
@@ -141,12 +164,12 @@ class ModelWriter:
             if expr is None:
                 continue
             if plan.flag == name:
-                lines.append(f"        self.{attr} = None")
+                lines.append(f"        self.{attr} = {self.code.no_child}")
                 lines.append(f"        if {plan.flag}:")
                 lines += call_lines(f"self.{attr} = ", expr, 12)
             else:
                 lines += call_lines(f"self.{attr} = ", expr, 8)
-        if plan is self.planner.root and self._init_lines:
+        if root and self._init_lines and self.code.calls_init_weights:
             lines.append("        self.init_weights()")
         lines.append("")
         lines += _def_lines(self.code.call_name, ", ".join(["self", *self._inputs(node)]))
