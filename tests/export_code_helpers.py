@@ -121,6 +121,37 @@ for name, stats in json.load(open("cases.json")):
         state = {k: v.numpy() for k, v in fresh.state_dict().items()}
         np.savez(f"{name}_init{seed}.npz", **state)
 """,
+    "flax": """
+import importlib, json
+import numpy as np
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def flat(model):
+    return {".".join(map(str, k)): v for k, v in nnx.to_flat_state(nnx.state(model))}
+
+
+for name, stats in json.load(open("cases.json")):
+    model_class = importlib.import_module(name).Model
+    model = model_class()
+    saved = dict(np.load(name + ".state.npz"))
+    state = nnx.state(model)
+    assert set(flat(model)) == set(saved), (name, sorted(set(flat(model)) ^ set(saved)))
+    for key, var in nnx.to_flat_state(state):
+        var.set_value(jnp.asarray(saved[".".join(map(str, key))]))
+    nnx.update(model, state)
+    model.eval()
+    x = np.load(name + "_x.npy")
+    out = np.asarray(model(jnp.asarray(np.moveaxis(x, 1, -1))))  # Flax takes NHWC
+    np.save(name + "_out.npy", np.moveaxis(out, -1, 1) if out.ndim == 4 else out)
+    for seed in (0, 1) if stats else ():
+        fresh = model_class(rngs=nnx.Rngs(seed))
+        fresh.init_weights(nnx.Rngs(seed + 10))
+        state = {k: np.asarray(v.get_value()) for k, v in flat(fresh).items()}
+        np.savez(f"{name}_init{seed}.npz", **state)
+""",
 }
 
 
@@ -143,8 +174,29 @@ def save_state(module, framework: str, path: Path) -> None:
         import paddle
 
         paddle.save(module.state_dict(), str(path))
+    elif framework == "flax":
+        from flax import nnx
+
+        flat = {
+            ".".join(map(str, k)): np.asarray(v.get_value())
+            for k, v in nnx.to_flat_state(nnx.state(module))
+        }
+        np.savez(f"{path}.npz", **flat)
     else:
         raise ValueError(framework)
+
+
+# Where a neutral parameter lives in Flax's state (names only: the laws are element-wise).
+FLAX_LEAVES = {"conv": {"weight": "kernel"}, "linear": {"weight": "kernel"}}
+FLAX_LEAVES |= {kind: {"weight": "scale"} for kind in ("batchnorm", "layernorm", "groupnorm")}
+
+
+def native_key(framework: str, item) -> str:
+    """The state key of the plan item's parameter in ``framework``'s exported model."""
+    if framework != "flax":
+        return item.path
+    leaf = FLAX_LEAVES.get(item.param.kind, {}).get(item.param.name, item.param.name)
+    return f"{item.layer}.{leaf}" if item.layer else leaf
 
 
 def ruff_problems(folder: Path, files: list[str]) -> str:
@@ -163,13 +215,14 @@ def ruff_problems(folder: Path, files: list[str]) -> str:
     return "\n".join(out)
 
 
-def check_init_statistics(case: Case, first: dict, second: dict, neutral) -> None:
+def check_init_statistics(case: Case, first: dict, second: dict, framework: str) -> None:
     """Each parameter that ``init_weights`` drew (``first``; ``second`` from another seed
     confirms a KS rejection) follows the law of the spec's plan: constants exactly, random
     laws by moments and a one-sample KS, with power against a 3% std error where the
-    sample is large enough. ``neutral(state, path)`` gives a parameter in neutral layout."""
+    sample is large enough (``framework`` says where each parameter is)."""
     for item in init_plan(case.spec, case.policy_object()):
-        x = neutral(first, item.path).astype(np.float64).ravel()
+        key = native_key(framework, item)
+        x = first[key].astype(np.float64).ravel()
         what = f"{case.name} {item.path} ({item.dist.describe()})"
         if not item.dist.random:
             np.testing.assert_array_equal(x, np.full_like(x, item.dist.mean), err_msg=what)
@@ -177,5 +230,5 @@ def check_init_statistics(case: Case, first: dict, second: dict, neutral) -> Non
         assert_moments(x, item.dist, what)
         if x.size >= N_MIN:
             assert_has_power(x, item.dist, what)
-        redraw = lambda p=item.path: neutral(second, p).astype(np.float64).ravel()  # noqa: E731
+        redraw = lambda k=key: second[k].astype(np.float64).ravel()  # noqa: E731
         assert_ks_one(x, item.dist, what, redraw=redraw)
