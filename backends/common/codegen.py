@@ -5,6 +5,7 @@ input line, and small pieces of emitters."""
 from __future__ import annotations
 
 import math
+import re
 
 from xinit.codegen.emitters import args_text
 from xinit.codegen.fields import Context, Fields, literal
@@ -69,6 +70,7 @@ class PytorchStyleCode(FrameworkCode):
 
     call_name = "forward"
     modules_call = "self.modules()"
+    parameters_call = "m.parameters()"
 
     def statement(self, row: InitRow, target: str, ctx: Context) -> str:
         raise NotImplementedError
@@ -79,8 +81,8 @@ class PytorchStyleCode(FrameworkCode):
     def class_key(self, layer) -> str | None:
         """The class a layer's constructor names (``nn.Conv2d``), for ``isinstance``."""
         em = self.emitters.get(layer.kind)
-        if em is None or em.module is None or em.apply is not None:
-            return None
+        if em is None or em.module is None or layer.kind == "learned_parameter":
+            return None  # a learned parameter is no layer a loop over modules finds
         return em.module(Fields(layer, {}, Context())).split("(")[0]
 
     def init_weights(self, planner, writer) -> list[str]:
@@ -102,8 +104,7 @@ class PytorchStyleCode(FrameworkCode):
                 word = "if" if i == 0 else "elif"
                 cls = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
                 lines.append(f"            {word} isinstance(m, {cls}):")
-                for s in stmts:
-                    lines += statement(s, 16)
+                lines += _branch_body(stmts, self.parameters_call)
         for row in rest:
             target = _leaf(writer.access(row.item.layer), row.leaf)
             lines += statement(self.statement(row, target, ctx), 8)
@@ -137,6 +138,17 @@ def register_common(table, silu_class: str) -> None:
     table.register("dropout", module=lambda f: f"nn.Dropout({args_text(f.kw('p', 0.5))})")
     table.register("add", call=lambda f, args: " + ".join(args))
     table.register("mul", call=lambda f, args: " * ".join(args))
+
+
+def _branch_body(stmts: list[str], parameters_call: str) -> list[str]:
+    """A loop branch's statements; three or more that differ only in the leaf they draw
+    (an LSTM's sixteen tensors of one law) as one loop over the layer's parameters."""
+    leaves = [re.search(r"\bm\.(\w+)\b", s) for s in stmts]
+    if len(stmts) >= 3 and all(leaves):
+        shapes = {s.replace(f"m.{m.group(1)}", "p", 1) for s, m in zip(stmts, leaves)}
+        if len(shapes) == 1:
+            return [f"                for p in {parameters_call}:", *statement(shapes.pop(), 20)]
+    return [line for s in stmts for line in statement(s, 16)]
 
 
 def _leaf(owner: str, leaf: str) -> str:

@@ -35,6 +35,7 @@ from ..common.codegen import (
     one_int,
     register_common,
 )
+from ..common.recurrent import recurrent_keywords
 
 EMITTERS = EmitterTable()
 
@@ -122,6 +123,18 @@ def _upsample(f: Fields) -> str:
     return f"nn.Upsample({args_text(kws)})"
 
 
+def _recurrent(f: Fields) -> str:
+    """``nn.LSTM``/``nn.GRU``/``nn.RNN``, batch first (the node yields the output sequence)."""
+    s = f.spec
+    if isinstance(s.bias, str):
+        raise ExportError(f"{f.where}: torch's {s.kind} keeps both biases or none")
+    kws = [*f.kw("num_layers", 1), *f.kw("bias", True), "batch_first=True"]
+    kws += [f"{k}={literal(v)}" for k, v in recurrent_keywords(s).items()]
+    kws += f.kw("bidirectional", False)
+    name = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}[s.kind]
+    return f"nn.{name}({args_text(f['input_size'], f['hidden_size'], kws)})"
+
+
 EMITTERS.register("conv", module=_conv)
 EMITTERS.register("conv_transpose", module=_conv)
 EMITTERS.register("batchnorm", module=_batchnorm)
@@ -164,6 +177,8 @@ register_common(EMITTERS, "SiLU")
 EMITTERS.register("gelu", module=lambda f: f"nn.GELU({args_text(f.kw('approximate', 'none'))})")
 EMITTERS.register("learned_parameter", module=_learned_module, apply=_learned_apply)
 EMITTERS.register("sdpa", call=_sdpa)
+for _kind in ("lstm", "gru", "rnn"):  # the output sequence alone, as xinit's node gives it
+    EMITTERS.register(_kind, module=_recurrent, apply=lambda f, attr, args: f"{attr}({args[0]})[0]")
 EMITTERS.register("concat", call=_concat)
 EMITTERS.register("select", call=_select)
 EMITTERS.register(

@@ -28,7 +28,9 @@ def test_resnet_blocks_are_one_class_as_torchvision_writes_them():
 
 def test_a_kind_without_an_emitter_is_named_with_its_path():
     with pytest.raises(ExportError, match=r"neck\.encoder\.lstm: .*'lstm'"):
-        export_code(xinit.models.crnn(), "torch")
+        export_code(xinit.models.crnn(), "paddle")
+    with pytest.raises(ExportError, match=r"^position_ids: .*'position_ids'"):
+        export_code(xinit.models.gpt2(), "torch")
 
 
 def test_cli_writes_the_file(tmp_path, capsys):
