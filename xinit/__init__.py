@@ -51,6 +51,8 @@ _LAZY = {
     "lsuv": ("xinit._lsuv", "lsuv"),
     "stats": ("xinit._stats", "stats"),
     "export_code": ("xinit._export_code", "export_code"),
+    "trace": ("xinit._trace", "trace"),
+    "reparameterize": ("xinit.reparam", "reparameterize"),
     # every error xinit raises on purpose: XinitError and its subclasses
     "XinitError": ("xinit.errors", "XinitError"),
     "ArgumentError": ("xinit.errors", "ArgumentError"),
@@ -72,6 +74,7 @@ _LAZY = {
     "LSUVError": ("xinit._lsuv", "LSUVError"),
     "ShardingError": ("xinit.backends.common.sharding", "ShardingError"),
     "ExportError": ("xinit.codegen", "ExportError"),
+    "TraceError": ("xinit.tracing", "TraceError"),
 }
 
 
