@@ -81,7 +81,8 @@ class PytorchStyleCode(FrameworkCode):
     def class_key(self, layer) -> str | None:
         """The class a layer's constructor names (``nn.Conv2d``), for ``isinstance``."""
         em = self.emitters.get(layer.kind)
-        if em is None or em.module is None or layer.kind == "learned_parameter":
+        no_params = not any(p.trainable for p in layer.params())
+        if em is None or em.module is None or no_params or layer.kind == "learned_parameter":
             return None  # a learned parameter is no layer a loop over modules finds
         return em.module(Fields(layer, {}, Context())).split("(")[0]
 
@@ -125,9 +126,24 @@ def linear_emitter(bias_off: str, framework: str):
     return write
 
 
-def register_common(table, silu_class: str) -> None:
+def _dropout(modes: bool):
+    """``nn.Dropout(p)``; with ``modes`` (Paddle) its ``downscale_in_infer`` mode too."""
+
+    def write(f: Fields) -> str:
+        kws = f.kw("p", 0.5)
+        if f.spec.mode != "upscale_in_train":
+            if not modes:
+                raise ExportError(f"{f.where}: Dropout(mode={f.spec.mode!r}) is Paddle's only")
+            kws.append(f"mode={literal(f.spec.mode)}")
+        return f"nn.Dropout({args_text(kws)})"
+
+    return write
+
+
+def register_common(table, silu_class: str, dropout_modes: bool = False) -> None:
     """The emitters torch and Paddle write alike: ``nn.X()`` activations, dropout, and the
-    sum and product of a graph's inputs (``silu_class``: ``SiLU`` in torch, ``Silu`` in Paddle)."""
+    sum and product of a graph's inputs (``silu_class``: ``SiLU`` in torch, ``Silu`` in Paddle;
+    ``dropout_modes``: the framework's Dropout has Paddle's modes)."""
     plain = {"relu": "ReLU", "silu": silu_class, "sigmoid": "Sigmoid", "tanh": "Tanh"}
     plain |= {"hardswish": "Hardswish", "identity": "Identity"}
     for kind, cls in plain.items():
@@ -135,7 +151,7 @@ def register_common(table, silu_class: str) -> None:
     table.register(
         "leaky_relu", module=lambda f: f"nn.LeakyReLU({args_text(f.kw('negative_slope', 0.01))})"
     )
-    table.register("dropout", module=lambda f: f"nn.Dropout({args_text(f.kw('p', 0.5))})")
+    table.register("dropout", module=_dropout(dropout_modes))
     table.register("add", call=lambda f, args: " + ".join(args))
     table.register("mul", call=lambda f, args: " * ".join(args))
 

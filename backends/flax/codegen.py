@@ -9,6 +9,8 @@ that need the neutral layout on an image (a flatten of some dims, a permute) are
 
 from __future__ import annotations
 
+import re
+
 from xinit.codegen.emitters import EmitterTable, args_text
 from xinit.codegen.fields import Context, Fields, literal
 from xinit.codegen.inits import init_rows
@@ -165,7 +167,15 @@ EMITTERS.register("linear", module=_linear)
 EMITTERS.register("max_pool", call=_max_pool)
 EMITTERS.register("adaptive_avg_pool", call=_adaptive_avg_pool)
 EMITTERS.register("flatten", call=_flatten)
-EMITTERS.register("dropout", module=lambda f: f"nnx.Dropout({literal(f.spec.p)}, rngs=rngs)")
+
+
+def _dropout(f: Fields) -> str:
+    if f.spec.mode != "upscale_in_train":
+        raise ExportError(f"{f.where}: Dropout(mode={f.spec.mode!r}) is Paddle's only")
+    return f"nnx.Dropout({literal(f.spec.p)}, rngs=rngs)"
+
+
+EMITTERS.register("dropout", module=_dropout)
 for _kind, _name in {"relu": "relu", "silu": "silu", "sigmoid": "sigmoid", "tanh": "tanh"}.items():
     EMITTERS.register(_kind, call=_activation(_name))
 EMITTERS.register("identity", call=lambda f, args: args[0])
@@ -234,7 +244,8 @@ class FlaxCode(FrameworkCode):
         return f"{name}({', '.join([*values, *extra, 'rngs=rngs'])})"
 
     def step(self, call: str) -> str:
-        return f"lambda x: {call}"
+        plain = re.fullmatch(r"([\w.]+)\(x\)", call)  # nnx.relu(x): the function itself
+        return plain.group(1) if plain else f"lambda x: {call}"
 
     def sequential(self, items: list[str], ctx: Context) -> str:
         ctx.helper("Sequential", _SEQUENTIAL)

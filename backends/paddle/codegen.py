@@ -160,7 +160,7 @@ EMITTERS.register(
         + ")"
     ),
 )
-register_common(EMITTERS, "Silu")
+register_common(EMITTERS, "Silu", dropout_modes=True)
 EMITTERS.register("gelu", module=_gelu)
 EMITTERS.register("learned_parameter", module=_learned_module, apply=_learned_apply)
 EMITTERS.register("sdpa", call=_sdpa)

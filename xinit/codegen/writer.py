@@ -12,7 +12,7 @@ from ..graph import Graph
 from ..layers import Layer
 from .fields import Context, Fields, literal
 from .layout import call_lines, statement
-from .structure import ClassPlan, ExportError, Planner, identifier
+from .structure import ClassPlan, ExportError, Planner, identifier, is_numbered
 
 
 class FrameworkCode:
@@ -142,8 +142,30 @@ class ModelWriter:
         return f"{attr}({', '.join(args)})"
 
     # ---- classes --------------------------------------------------------------------------
+    def _is_steps(self, node) -> bool:
+        """A numbered Sequential written as a class (the model itself): a subclass of the
+        framework's sequential container, its steps given to ``super().__init__``."""
+        return isinstance(node, Sequential) and is_numbered(node) and self._numbered_ok(node)
+
+    def _steps_class(self, plan: ClassPlan) -> list[str]:
+        node, root = _template_of(plan), plan is self.planner.root
+        items = [self._step(c, plan, n) for n, c in node.steps]
+        base = self.code.sequential(["x"], self.ctx).split("(")[0]
+        params = _join("self", self.code.init_args(plan.args, plan.flag, _hints(plan), root))
+        lines = [f"class {plan.name}({base}):", f'    """{_class_doc(node, plan)}"""', ""]
+        lines += _def_lines("__init__", params)
+        lines += self.code.init_preamble(root)
+        lines += call_lines("super().__init__", "(" + ", ".join(_runs(items)) + ")", 8)
+        if root and self._init_lines and self.code.calls_init_weights:
+            lines.append("        self.init_weights()")
+        if root and self._init_lines:
+            lines += ["", *self._init_lines]
+        return lines
+
     def write_class(self, plan: ClassPlan) -> list[str]:
         node = _template_of(plan)
+        if self._is_steps(node):
+            return self._steps_class(plan)
         self._stored: set[str] = set()
         forward = self._forward(node, plan)
         lines = [f"class {plan.name}({self.code.base}):"]
@@ -248,7 +270,9 @@ class ModelWriter:
         """``self.layer1[0].conv1`` for the layer path ``layer1.0.conv1``."""
         node, text = self.spec, "self"
         for part in path.split(".") if path else ():
-            inline = isinstance(node, Sequential) and id(node) not in self.planner.of_node
+            inline = isinstance(node, Sequential) and (
+                id(node) not in self.planner.of_node or self._is_steps(node)
+            )
             text += f"[{part}]" if inline else f".{part}"
             node = dict(node.children)[part]
         return text
