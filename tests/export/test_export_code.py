@@ -21,11 +21,11 @@ from export_code_helpers import (
     write_cases,
 )
 from helpers import require_backend
+from xinit.backends import get_backend
 
 import xinit
 from xinit import export_code
 from xinit._parity_base import compare, rounding
-from xinit.backends import get_backend
 
 CASES = [
     Case("lenet", "lenet", (2, 3, 32, 32), stats=True),
