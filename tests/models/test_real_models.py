@@ -329,8 +329,9 @@ def test_flax_vit():
     assert report.left.keys() == {"cls_token", "pos_embed"}
 
 
-def test_flax_lstm():
+@pytest.mark.parametrize("cell", ["LSTMCell", "OptimizedLSTMCell", "GRUCell", "SimpleCell"])
+def test_flax_lstm(cell):
     # diagnose hands a hand-written Flax model a channel-first input moved channel-last, so a
     # (N, L, D) sequence model cannot be diagnosed there yet: read, apply, transfer
-    report = check_model("flax", real.flax_lstm, None, diagnose=False)
+    report = check_model("flax", lambda seed: real.flax_lstm(seed, cell), None, diagnose=False)
     assert report.left.keys() == {"scale"}
