@@ -49,6 +49,7 @@ def check_model(fw: str, make, input_shape, *, diagnose: bool = True):
         assert len(state) == len(own), (len(state), len(own))
     numel = sum(v.size for v in state.values())
     assert numel == sum(v.size for v in own.values()), (numel, sorted(state)[:8])
+    del state  # the full-size models hold 100 M values: one copy fewer at a time
 
     report = xinit.apply(Policy(Rule(init.Default(fw), param="*")), a, seed=3)
     statuses = {e.status for e in report}
@@ -59,6 +60,7 @@ def check_model(fw: str, make, input_shape, *, diagnose: bool = True):
     assert changed, "apply changed nothing"
     trainable = {name for e in report for name in e.native.split("+")}  # "+": split natively
     assert not changed - trainable, f"apply touched buffers: {sorted(changed - trainable)[:5]}"
+    del own, after
 
     if diagnose:
         result = xinit.diagnose(a, input_shape)
@@ -271,7 +273,9 @@ PADDLE_SLOW = {
     "googlenet": (1, 3, 224, 224),  # a fixed 7x7 pool and a 1024-wide head
     "inception_v3": (1, 3, 80, 80),
     "alexnet": (1, 3, 224, 224),  # a 256x6x6-wide head, no adaptive pool
-    **dict.fromkeys([f"vgg{n}" for n in (11, 13, 16, 19)], IMAGE),
+    "vgg11": IMAGE,
+    # the deeper VGGs and VGG with BN without the 120 M-value head vgg11 has: num_classes=0
+    **dict.fromkeys([f"vgg{n}" for n in (13, 16, 19)], IMAGE),
     "vgg11_bn": IMAGE,  # vgg11(batch_norm=True)
     **dict.fromkeys([f"resnet{n}" for n in (34, 50, 101, 152)], IMAGE),
     **dict.fromkeys(
@@ -289,7 +293,9 @@ def _paddle(name):
         if name == "lenet":
             return paddle.vision.models.LeNet()
         if name == "vgg11_bn":
-            model = paddle.vision.models.vgg11(batch_norm=True)
+            model = paddle.vision.models.vgg11(batch_norm=True, num_classes=0)
+        elif name in ("vgg13", "vgg16", "vgg19"):
+            model = getattr(paddle.vision.models, name)(num_classes=0)
         else:
             model = real.paddle_model(name)
         model.eval()
