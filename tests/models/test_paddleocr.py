@@ -1,0 +1,166 @@
+"""PaddleOCR's recognisers in the zoo (``xinit.models.paddleocr``), checked against
+PaddleOCR's code retyped in Paddle (``tests/reference_paddleocr.py``): the same state-dict
+keys and shapes, the same eval outputs after ``set_state_dict``, PaddleOCR's own
+initialisation, and a Paddle checkpoint ported to PyTorch and Flax with parity PASS.
+
+The models are PaddleOCR's structures at small widths (every kind of block kept), on
+32x64 / 48x64 text lines, so the file runs in seconds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import require_backend, require_backends
+from stats_helpers import assert_ks_one
+
+import xinit
+from xinit import randomize_batchnorm
+from xinit.models import paddleocr
+from xinit.distributions import ConstantDist, UniformDist
+from xinit.plan import init_plan
+
+# A PP-OCRv2-style CRNN (MobileNetV1Enhance + SequenceEncoder rnn + CTCHead with fc1/fc2)
+# and a PP-OCRv4-mobile-style model (PPLCNetV3 + SVTR neck + CTCHead) at small widths.
+CRNN = {
+    "Backbone": {"name": "MobileNetV1Enhance", "scale": 0.25},
+    "Neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 16},
+    "Head": {"name": "CTCHead", "mid_channels": 24, "fc_decay": 2e-5},
+}
+LCNET = {
+    "Backbone": {"name": "PPLCNetV3", "scale": 0.25},
+    "Neck": {
+        "name": "SequenceEncoder",
+        "encoder_type": "svtr",
+        "dims": 32,
+        "depth": 2,
+        "hidden_dims": 32,
+        "kernel_size": [1, 3],
+        "use_guide": True,
+    },
+    "Head": {"name": "CTCHead", "fc_decay": 1e-5},
+}
+CLASSES = 11
+CASES = {  # name -> (architecture, input shape, reference builder arguments)
+    "crnn_mv1": (CRNN, (2, 3, 32, 64)),
+    "lcnetv3_svtr": (LCNET, (2, 3, 48, 64)),
+}
+
+
+def spec_of(name: str, **kw):
+    return paddleocr.from_config({"Architecture": CASES[name][0]}, out_channels=CLASSES, **kw)
+
+
+def reference(name: str, seed: int = 0):
+    """PaddleOCR's model (retyped) with Paddle's own init under ``seed``, in eval mode."""
+    require_backend("paddle")
+    import paddle
+    import reference_paddleocr as ref
+
+    paddle.seed(seed)
+    if name == "crnn_mv1":
+        m = ref.mv1_crnn(CLASSES, scale=0.25, hidden_size=16, mid_channels=24)
+    else:
+        m = ref.lcnetv3_svtr(CLASSES, scale=0.25, dims=32, hidden_dims=32)
+    m.eval()
+    return m
+
+
+def line(name: str, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(CASES[name][1]).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_state_dict_keys_and_shapes_are_paddleocrs(name):
+    """xinit's Paddle build has exactly the retyped PaddleOCR model's keys and shapes (the
+    LSTM's second names included)."""
+    ref = reference(name)
+    built = xinit.build(spec_of(name), "paddle", rng="xinit")
+    want = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in built.state_dict().items()}
+    assert got == want
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_outputs_equal_paddleocrs_after_set_state_dict(name):
+    """The reference's weights (BatchNorm statistics randomised) loaded into xinit's Paddle
+    build with Paddle's own ``set_state_dict``: the class probabilities agree within the
+    float32 rounding of both (the parity verdict, measured against float64)."""
+    ref = reference(name, seed=1)
+    randomize_batchnorm(ref, seed=2)
+    built = xinit.build(spec_of(name), "paddle", rng="xinit", seed=5)
+    missing, unexpected = built.set_state_dict(ref.state_dict())
+    assert not missing and not unexpected
+    report = xinit.parity({"paddleocr": ref, "xinit": built}, line(name))
+    whole = [r for r in report.rows if r.path == ""]
+    assert whole and all(r.passed for r in whole), str(report)
+    import paddle
+
+    probs = built(paddle.to_tensor(line(name))).numpy()
+    assert probs.shape == (2, 8, CLASSES) and np.allclose(probs.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_initialisation_is_paddleocrs(name):
+    """Every parameter PaddleOCR's own code draws (Paddle's initialisers, seeded) fits the
+    law xinit's spec gives it: KaimingNormal/KaimingUniform convs, Paddle's default SE convs
+    and LSTM, SVTR's truncated-normal Linears, the CTC head's U(±1/√in); constants (norms,
+    LearnableAffineBlock's 1 and 0) are equal."""
+    ref = reference(name, seed=3)
+    spec = spec_of(name)
+    neutral = xinit.port(
+        {k: v.numpy() for k, v in ref.state_dict().items()}, spec, src="paddle", dst="neutral"
+    )
+    checked = 0
+    for item in init_plan(spec):
+        values = np.asarray(neutral[item.path], np.float64).ravel()
+        if isinstance(item.dist, ConstantDist):
+            assert np.all(values == item.dist.mean()), item.path
+        elif values.size >= 64:
+            assert_ks_one(values, item.dist, what=item.path)
+            checked += 1
+    assert checked >= 20
+
+
+def test_the_init_check_catches_a_wrong_law():
+    """The check has power: a KaimingNormal conv of PaddleOCR's, judged against a uniform
+    law of the same mean and std (torch's convention would draw one), is rejected."""
+    ref = reference("crnn_mv1", seed=3)
+    path = "backbone.block_list.6._pointwise_conv._conv.weight"  # 128x128 values
+    (item,) = [i for i in init_plan(spec_of("crnn_mv1")) if i.path == path]
+    bound = item.dist.std() * np.sqrt(3.0)
+    w = ref.backbone.block_list[6]._pointwise_conv._conv.weight.numpy().astype(np.float64)
+    assert_ks_one(w.ravel(), item.dist, what=path)
+    with pytest.raises(AssertionError, match="rejects"):
+        assert_ks_one(w.ravel(), UniformDist(-bound, bound), what=path)
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def pdparams(request, tmp_path_factory):
+    """A checkpoint as PaddleOCR's ``paddle.save`` writes it, from the retyped model with
+    trained-looking BatchNorm statistics."""
+    require_backend("paddle")
+    import paddle
+
+    ref = reference(request.param, seed=4)
+    randomize_batchnorm(ref, seed=6)
+    path = tmp_path_factory.mktemp("ppocr") / f"{request.param}.pdparams"
+    paddle.save(ref.state_dict(), str(path))
+    return request.param, path
+
+
+@pytest.mark.parametrize("dst", ["torch", "flax"])
+def test_paddle_checkpoint_ports_with_parity(pdparams, dst):
+    """``xinit.port`` a PaddleOCR checkpoint to PyTorch/Flax from the spec alone, and
+    ``port_parity`` proves it layer by layer against the checkpoint run in Paddle."""
+    require_backends("paddle", dst)
+    name, path = pdparams
+    spec = spec_of(name)
+    ported = xinit.port(path, spec, src="paddle", dst=dst)
+    model = xinit.build(spec, dst, rng="xinit", seed=8)
+    report = xinit.port_parity(path, ported, spec, line(name, 3), src="paddle", dst=dst)
+    assert report.ok, str(report.first_divergent)
+    assert len(report.rows) > 50  # layer by layer
+    if dst == "torch":
+        import torch
+
+        model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in ported.items()})

@@ -1,0 +1,158 @@
+"""``xinit.models.paddleocr.from_config``: a PaddleOCR YAML config's Architecture section
+into the spec, the CTC classes from the character dictionary or a checkpoint, and one-line
+errors naming what is supported."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+import xinit
+from xinit.blocks import infer, param_specs
+from xinit.errors import ArgumentError, UnknownArgumentError, UnknownNameError
+from xinit.models import paddleocr
+
+# The shape of PaddleOCR's configs/rec/PP-OCRv4/ch_PP-OCRv4_rec.yml (retyped; the sections
+# xinit reads plus a few it must skip), at a small scale.
+V4_YAML = """\
+Global:
+  debug: false
+  use_gpu: true
+  epoch_num: 200
+  character_dict_path: {dict_path}
+  max_text_length: &max_text_length 25
+  infer_mode: false
+  use_space_char: true
+  save_res_path: ./output/rec/predicts_ppocrv3.txt
+Optimizer:
+  name: Adam
+  lr:
+    name: Cosine
+    learning_rate: 0.001
+Architecture:
+  model_type: rec
+  algorithm: SVTR_LCNet
+  Transform:
+  Backbone:
+    name: PPLCNetV3
+    scale: {scale}
+  Head:
+    name: MultiHead
+    head_list:
+      - CTCHead:
+          Neck:
+            name: svtr
+            dims: 120
+            depth: 2
+            hidden_dims: 120
+            kernel_size: [1, 3]
+            use_guide: True
+          Head:
+            fc_decay: 0.00001
+      - NRTRHead:
+          nrtr_dim: 384
+          max_text_length: *max_text_length
+Loss:
+  name: MultiLoss
+PostProcess:
+  name: CTCLabelDecode
+"""
+
+
+def write_config(tmp_path, scale=0.95, dict_path="ppocr/utils/en_dict.txt", characters="abc"):
+    """A repository-like folder: configs/rec/PP-OCRv4/x.yml and the dictionary it names,
+    relative to the repository root as PaddleOCR writes its paths."""
+    cfg = tmp_path / "configs" / "rec" / "PP-OCRv4" / "ch_PP-OCRv4_rec.yml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text(V4_YAML.format(dict_path=dict_path, scale=scale))
+    if characters is not None:
+        d = tmp_path / dict_path
+        d.parent.mkdir(parents=True, exist_ok=True)
+        d.write_text("".join(c + "\n" for c in characters), encoding="utf-8")
+    return cfg
+
+
+def test_v4_config_is_the_zoo_model(tmp_path):
+    """The v4 config gives the zoo's ``ppocrv4_rec``: its MultiHead's CTC branch under
+    PaddleOCR's names, 3 characters + space + blank = 5 classes."""
+    spec = paddleocr.from_config(write_config(tmp_path))
+    assert spec == paddleocr.ppocrv4_rec(out_channels=5)
+    names = list(param_specs(spec))
+    assert "head.ctc_encoder.encoder.svtr_block.1.mixer.qkv.weight" in names
+    assert "backbone.blocks6.3.pw_conv.act.lab.scale" in names
+    assert names[-2:] == ["head.ctc_head.fc.weight", "head.ctc_head.fc.bias"]
+    assert param_specs(spec)["head.ctc_head.fc.weight"].shape == (5, 120)
+    shapes = {r.path: r.output_shape for r in infer(spec, (1, 3, 48, 320))}
+    assert shapes["backbone"] == (1, 480, 1, 40) and shapes[""] == (1, 40, 5)
+
+
+def test_classes_from_the_dictionary_space_and_default(tmp_path):
+    """PaddleOCR's CTCLabelDecode: the dictionary's lines, the space (use_space_char), the
+    blank; without a dictionary its 36 characters and the blank."""
+    assert paddleocr.character_count() == 37
+    d = tmp_path / "keys.txt"
+    d.write_text("a\nb\n \nc\n", encoding="utf-8")
+    assert paddleocr.character_count(d) == 5
+    assert paddleocr.character_count(d, use_space_char=True) == 6
+    spec = paddleocr.from_config(write_config(tmp_path), character_dict=d)
+    assert param_specs(spec)["head.ctc_head.fc.bias"].shape == (6,)
+
+
+def test_classes_from_a_checkpoint(tmp_path):
+    """With a checkpoint and no dictionary, its head's bias gives the class count; the port
+    then reads the checkpoint strictly."""
+    import numpy as np
+
+    spec = paddleocr.from_config(write_config(tmp_path, scale=0.25), out_channels=9)
+    state = {k: np.zeros(p.shape, np.float32) for k, p in param_specs(spec).items()}
+    again = paddleocr.from_config(
+        write_config(tmp_path / "b", scale=0.25, characters=None), checkpoint=state
+    )
+    assert again == spec
+    del state["head.ctc_head.fc.bias"]
+    with pytest.raises(ArgumentError, match="CTC head's bias"):
+        paddleocr.from_config(write_config(tmp_path / "c", scale=0.25), checkpoint=state)
+
+
+def test_missing_dictionary_says_what_to_pass(tmp_path):
+    cfg = write_config(tmp_path, characters=None)
+    with pytest.raises(ArgumentError, match=r"en_dict\.txt' not found .*out_channels="):
+        paddleocr.from_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "listed"),
+    [
+        ("Backbone", {"name": "ResNet_vd"}, "MobileNetV1Enhance, PPLCNetV3"),
+        ("Neck", {"name": "PPaddleFPN"}, "SequenceEncoder"),
+        ("Head", {"name": "AttentionHead"}, "CTCHead, MultiHead"),
+    ],
+)
+def test_unsupported_names_are_one_line_listing_the_supported(section, value, listed):
+    arch = {
+        "Backbone": {"name": "MobileNetV1Enhance", "scale": 0.5},
+        "Neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 64},
+        "Head": {"name": "CTCHead"},
+        section: value,
+    }
+    with pytest.raises(xinit.XinitError) as err:
+        paddleocr.from_config({"Architecture": arch}, out_channels=10)
+    text = str(err.value)
+    assert "\n" not in text and value["name"] in text and f"(supported: {listed})" in text
+
+
+def test_unknown_argument_and_encoder_type_are_refused():
+    arch = {
+        "Backbone": {"name": "PPLCNetV3", "scale": 0.5, "widht": 2},
+        "Head": {"name": "CTCHead"},
+    }
+    with pytest.raises(UnknownArgumentError, match="widht"):
+        paddleocr.from_config({"Architecture": arch}, out_channels=10)
+    arch = {
+        "Backbone": {"name": "PPLCNetV3"},
+        "Neck": {"name": "SequenceEncoder", "encoder_type": "transformer"},
+        "Head": {"name": "CTCHead"},
+    }
+    with pytest.raises(UnknownNameError, match=r"'transformer' .*reshape, rnn, svtr"):
+        paddleocr.from_config({"Architecture": arch}, out_channels=10)
