@@ -4,8 +4,6 @@ errors naming what is supported."""
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 import xinit
@@ -124,7 +122,11 @@ def test_missing_dictionary_says_what_to_pass(tmp_path):
 @pytest.mark.parametrize(
     ("section", "value", "listed"),
     [
-        ("Backbone", {"name": "ResNet_vd"}, "MobileNetV1Enhance, PPLCNetV3"),
+        (
+            "Backbone",
+            {"name": "ResNet_vd"},
+            "MobileNetV1Enhance, PPLCNetV3, PPHGNet_small, PPHGNet_tiny",
+        ),
         ("Neck", {"name": "PPaddleFPN"}, "SequenceEncoder"),
         ("Head", {"name": "AttentionHead"}, "CTCHead, MultiHead"),
     ],

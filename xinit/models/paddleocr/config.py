@@ -18,6 +18,7 @@ from typing import Any
 from ...blocks import Sequential
 from ...errors import ArgumentError, UnknownNameError
 from .rec_ctc_head import ctc_head
+from .rec_hgnet import pphgnet_small, pphgnet_tiny
 from .rec_lcnetv3 import out_channels as lcnetv3_channels
 from .rec_lcnetv3 import pplcnetv3
 from .rec_mv1_enhance import mobilenet_v1_enhance
@@ -28,6 +29,8 @@ from .rnn import ENCODER_TYPES, sequence_encoder
 BACKBONES: dict[str, tuple[Callable[..., Any], Callable[..., int]]] = {
     "MobileNetV1Enhance": (mobilenet_v1_enhance, lambda scale=0.5, **_: mv1_channels(scale)),
     "PPLCNetV3": (pplcnetv3, lambda scale=1.0, **_: lcnetv3_channels(scale)),
+    "PPHGNet_small": (pphgnet_small, lambda **_: 1024),
+    "PPHGNet_tiny": (pphgnet_tiny, lambda **_: 768),
 }
 NECKS = ("SequenceEncoder",)
 HEADS = ("CTCHead", "MultiHead")
@@ -188,3 +191,18 @@ def from_config(
     else:
         raise _unsupported("Head", head_cfg.get("name"), HEADS)
     return Sequential(*children)
+
+
+def default_input(config: str | os.PathLike | Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """A text line the config's model takes: (1, 3, 48, 320) (PP-OCRv3/v4), else (1, 3, 32,
+    320) (PP-OCRv2's MobileNetV1Enhance), whichever gives a sequence."""
+    from ...blocks import infer
+
+    spec = from_config(config, out_channels=2)
+    for shape in ((1, 3, 48, 320), (1, 3, 32, 320)):
+        try:
+            infer(spec, shape)
+        except ValueError:
+            continue
+        return shape
+    raise ArgumentError(f"{config}: neither a 48- nor a 32-pixel line fits; pass --input")

@@ -54,9 +54,15 @@ def act(kind: str = "hswish") -> Sequential:
 def conv_bn_layer(cin: int, cout: int, kernel: int, stride=1, groups: int = 1) -> Sequential:
     """``ConvBNLayer``: ``conv`` (padding (k-1)/2, no bias, KaimingNormal), ``bn``."""
     conv = Conv(
-        cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False,
+        cin,
+        cout,
+        kernel,
+        stride,
+        (kernel - 1) // 2,
+        groups=groups,
+        bias=False,
         weight_init=KAIMING_NORMAL,
-    )  # fmt: skip
+    )
     return Sequential(conv=conv, bn=BatchNorm(cout))
 
 
@@ -69,11 +75,16 @@ def learnable_rep_layer(
         nodes.append(("identity", BatchNorm(cin), "x"))
         branches.append("identity")
     kxk = Graph(
-        [(str(i), conv_bn_layer(cin, cout, kernel, stride, groups), "x")
-         for i in range(num_conv_branches)]
-        + ([("sum", Add(), tuple(str(i) for i in range(num_conv_branches)))]
-           if num_conv_branches > 1 else [])
-    )  # fmt: skip
+        [
+            (str(i), conv_bn_layer(cin, cout, kernel, stride, groups), "x")
+            for i in range(num_conv_branches)
+        ]
+        + (
+            [("sum", Add(), tuple(str(i) for i in range(num_conv_branches)))]
+            if num_conv_branches > 1
+            else []
+        )
+    )
     nodes.append(("conv_kxk", kxk, "x"))
     if kernel > 1:
         nodes.append(("conv_1x1", conv_bn_layer(cin, cout, 1, stride, groups), "x"))
