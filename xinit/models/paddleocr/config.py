@@ -97,15 +97,15 @@ def _classes_in_checkpoint(checkpoint) -> int:
 
     state = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
     ends = ("head.fc.bias", "head.fc2.bias", "head.ctc_head.fc.bias", "head.ctc_head.fc2.bias")
-    found = {k: v for k, v in state.items() if k.endswith(ends)}
-    if len(found) != 1:
-        what = ", ".join(found) if found else "none"
+    found = {k: int(v.shape[0]) for k, v in state.items() if k.endswith(ends)}
+    if len(set(found.values())) != 1:  # distillation: Student/Teacher heads, same classes
+        what = ", ".join(f"{k} ({n})" for k, n in found.items()) or "none"
+        name = "checkpoint" if isinstance(checkpoint, Mapping) else str(checkpoint)
         raise ArgumentError(
-            f"{checkpoint if not isinstance(checkpoint, Mapping) else 'checkpoint'}: the CTC "
-            f"head's bias (a key ending in {' or '.join(ends)}) must be there once; found {what}"
+            f"{name}: no single CTC class count (heads' biases: keys ending in "
+            f"{' or '.join(ends)}; found {what}); pass out_channels="
         )
-    (bias,) = found.values()
-    return int(bias.shape[0])
+    return next(iter(found.values()))
 
 
 def _out_channels(cfg, path, out_channels, character_dict, checkpoint) -> int:
