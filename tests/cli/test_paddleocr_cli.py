@@ -1,0 +1,78 @@
+"""``xinit port --model paddleocr:CONFIG.yml``: a PaddleOCR checkpoint ported from its config
+alone (no PaddleOCR code), the CTC classes read from the checkpoint, parity PASS, and the
+written file loaded by PyTorch's strict loader."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import reference_paddleocr as ref
+from helpers import require_backends
+
+import xinit
+from xinit.cli import main
+from xinit.models import default_input, paddleocr
+
+# ch_PP-OCRv4_rec.yml's Architecture (a MultiHead: CTC with an SVTR neck, and NRTR), small
+CONFIG = """\
+Global:
+  character_dict_path: ppocr/utils/ppocr_keys_v1.txt
+  use_space_char: true
+Architecture:
+  model_type: rec
+  algorithm: SVTR_LCNet
+  Transform:
+  Backbone:
+    name: PPLCNetV3
+    scale: 0.25
+    conv_kxk_num: 2
+  Head:
+    name: MultiHead
+    head_list:
+      - CTCHead:
+          Neck:
+            name: svtr
+            dims: 32
+            depth: 1
+            hidden_dims: 32
+            kernel_size: [1, 3]
+            use_guide: True
+          Head:
+            fc_decay: 0.00001
+      - NRTRHead:
+          nrtr_dim: 384
+          max_text_length: 25
+"""
+
+
+def test_port_from_a_paddleocr_config(tmp_path, capsys):
+    require_backends("paddle", "torch")
+    import paddle
+    import torch
+
+    cfg = tmp_path / "ch_PP-OCRv4_rec.yml"
+    cfg.write_text(CONFIG)
+    paddle.seed(0)
+    model = ref.lcnetv3_svtr(
+        13, scale=0.25, multihead=True, conv_kxk_num=2, dims=32, depth=1, hidden_dims=32
+    )
+    model.eval()
+    xinit.randomize_batchnorm(model, seed=1)
+    ckpt, out = tmp_path / "best_accuracy.pdparams", tmp_path / "rec.pt"
+    paddle.save(model.state_dict(), str(ckpt))
+    assert default_input(f"paddleocr:{cfg}") == (1, 3, 48, 320)
+    # the dictionary the config names is not here: the classes come from the checkpoint
+    args = ["port", str(ckpt), str(out), "--model", f"paddleocr:{cfg}", "--to", "torch"]
+    rc = main([*args, "--input", "1,3,48,64", "--format", "json"])
+    text = capsys.readouterr().out
+    report = json.loads(text[: text.rindex("}") + 1])
+    assert rc == 0 and report["ok"], report["first_divergent"]
+    spec = paddleocr.from_config(cfg, out_channels=13)
+    net = xinit.build(spec, "torch", seed=3).eval()
+    net.load_state_dict(torch.load(out, weights_only=True), strict=True)
+    x = np.random.default_rng(0).standard_normal((1, 3, 48, 64)).astype(np.float32)
+    assert net(torch.from_numpy(x)).shape == (1, 8, 13)
+    # PaddleOCR's own eval output (class probabilities) against the ported PyTorch model's
+    whole = [r for r in xinit.parity({"paddleocr": model, "torch": net}, x).rows if r.path == ""]
+    assert whole and all(r.passed for r in whole)
