@@ -100,23 +100,25 @@ def test_state_dict_keys_and_shapes_are_paddleocrs(name):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_outputs_equal_paddleocrs_after_set_state_dict(name):
-    """The reference's weights (BatchNorm statistics randomised) loaded into xinit's Paddle
-    build with Paddle's own ``set_state_dict``: the class probabilities agree within the
-    float32 rounding of both (the parity verdict, measured against float64)."""
+    """The reference's weights (BatchNorm statistics as training leaves them) loaded into
+    xinit's Paddle build with Paddle's own ``set_state_dict``: every layer's output agrees
+    with PaddleOCR's within the float32 rounding of both (the parity verdict, measured
+    against float64), up to the class probabilities."""
+    import paddle
+
     ref = reference(name, seed=1)
     randomize_batchnorm(ref, seed=2)
+    images = np.random.default_rng(5).uniform(-1, 1, (8, *CASES[name][1][1:]))
+    xinit.calibrate_batchnorm(ref, images.astype(np.float32))
+    ref.eval()
     built = xinit.build(spec_of(name), "paddle", rng="xinit", seed=5)
     missing, unexpected = built.set_state_dict(ref.state_dict())
     assert not missing and not unexpected
     report = xinit.parity({"paddleocr": ref, "xinit": built}, line(name))
-    whole = [r for r in report.rows if r.path == ""]
-    assert whole and all(r.passed for r in whole), str(report)
-    import paddle
-
+    assert report.ok, str(report.first_divergent)
+    assert len(report.rows) > 100 and any(r.path == "" for r in report.rows)
     probs = built(paddle.to_tensor(line(name))).numpy()
-    assert probs.shape == (1, CASES[name][2], CLASSES) and np.allclose(
-        probs.sum(-1), 1.0, atol=1e-5
-    )
+    assert probs.shape == (1, CASES[name][2], CLASSES) and np.allclose(probs.sum(-1), 1.0)
 
 
 @pytest.mark.parametrize("name", list(CASES))
