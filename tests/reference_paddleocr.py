@@ -598,3 +598,60 @@ def svtr_rec(bb, out_channels: int, multihead: bool, **neck):
         return c["RecModel"](bb, c["Identity"](), head)
     seq = c["SequenceEncoder"](bb.out_channels, "svtr", **args)
     return c["RecModel"](bb, seq, c["CTCHead"](seq.out_channels, out_channels))
+
+
+# The shape of PaddleOCR's configs/rec/PP-OCRv4/ch_PP-OCRv4_rec.yml (retyped: the sections
+# xinit reads and a few it must skip), with the sizes as parameters.
+V4_REC_YAML = """\
+Global:
+  debug: false
+  use_gpu: true
+  epoch_num: 200
+  character_dict_path: {dict_path}
+  max_text_length: &max_text_length 25
+  infer_mode: false
+  use_space_char: true
+  save_res_path: ./output/rec/predicts_ppocrv3.txt
+Optimizer:
+  name: Adam
+  lr:
+    name: Cosine
+    learning_rate: 0.001
+Architecture:
+  model_type: rec
+  algorithm: SVTR_LCNet
+  Transform:
+  Backbone:
+    name: PPLCNetV3
+    scale: {scale}
+    conv_kxk_num: {conv_kxk_num}
+  Head:
+    name: MultiHead
+    head_list:
+      - CTCHead:
+          Neck:
+            name: svtr
+            dims: {dims}
+            depth: {depth}
+            hidden_dims: {dims}
+            kernel_size: [1, 3]
+            use_guide: True
+          Head:
+            fc_decay: 0.00001
+      - NRTRHead:
+          nrtr_dim: 384
+          max_text_length: *max_text_length
+Loss:
+  name: MultiLoss
+PostProcess:
+  name: CTCLabelDecode
+"""
+
+
+def v4_rec_yaml(
+    scale=0.95, dict_path="ppocr/utils/ppocr_keys_v1.txt", conv_kxk_num=4, dims=120, depth=2
+) -> str:
+    """A PP-OCRv4 mobile rec config's text (PaddleOCR's defaults: its own sizes)."""
+    return V4_REC_YAML.format(
+        scale=scale, dict_path=dict_path, conv_kxk_num=conv_kxk_num, dims=dims, depth=depth
+    )

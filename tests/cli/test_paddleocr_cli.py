@@ -14,37 +14,6 @@ import xinit
 from xinit.cli import main
 from xinit.models import default_input, paddleocr
 
-# ch_PP-OCRv4_rec.yml's Architecture (a MultiHead: CTC with an SVTR neck, and NRTR), small
-CONFIG = """\
-Global:
-  character_dict_path: ppocr/utils/ppocr_keys_v1.txt
-  use_space_char: true
-Architecture:
-  model_type: rec
-  algorithm: SVTR_LCNet
-  Transform:
-  Backbone:
-    name: PPLCNetV3
-    scale: 0.25
-    conv_kxk_num: 2
-  Head:
-    name: MultiHead
-    head_list:
-      - CTCHead:
-          Neck:
-            name: svtr
-            dims: 32
-            depth: 1
-            hidden_dims: 32
-            kernel_size: [1, 3]
-            use_guide: True
-          Head:
-            fc_decay: 0.00001
-      - NRTRHead:
-          nrtr_dim: 384
-          max_text_length: 25
-"""
-
 
 def test_port_from_a_paddleocr_config(tmp_path, capsys):
     require_backends("paddle", "torch")
@@ -52,10 +21,10 @@ def test_port_from_a_paddleocr_config(tmp_path, capsys):
     import torch
 
     cfg = tmp_path / "ch_PP-OCRv4_rec.yml"
-    cfg.write_text(CONFIG)
+    cfg.write_text(ref.v4_rec_yaml(0.25, conv_kxk_num=1, dims=32, depth=1))
     paddle.seed(0)
     model = ref.lcnetv3_svtr(
-        13, scale=0.25, multihead=True, conv_kxk_num=2, dims=32, depth=1, hidden_dims=32
+        13, scale=0.25, multihead=True, conv_kxk_num=1, dims=32, depth=1, hidden_dims=32
     )
     model.eval()
     xinit.randomize_batchnorm(model, seed=1)

@@ -5,57 +5,12 @@ errors naming what is supported."""
 from __future__ import annotations
 
 import pytest
+import reference_paddleocr as ref
 
 import xinit
 from xinit.blocks import infer, param_specs
 from xinit.errors import ArgumentError, UnknownArgumentError, UnknownNameError
 from xinit.models import paddleocr
-
-# The shape of PaddleOCR's configs/rec/PP-OCRv4/ch_PP-OCRv4_rec.yml (retyped; the sections
-# xinit reads plus a few it must skip), at a small scale.
-V4_YAML = """\
-Global:
-  debug: false
-  use_gpu: true
-  epoch_num: 200
-  character_dict_path: {dict_path}
-  max_text_length: &max_text_length 25
-  infer_mode: false
-  use_space_char: true
-  save_res_path: ./output/rec/predicts_ppocrv3.txt
-Optimizer:
-  name: Adam
-  lr:
-    name: Cosine
-    learning_rate: 0.001
-Architecture:
-  model_type: rec
-  algorithm: SVTR_LCNet
-  Transform:
-  Backbone:
-    name: PPLCNetV3
-    scale: {scale}
-  Head:
-    name: MultiHead
-    head_list:
-      - CTCHead:
-          Neck:
-            name: svtr
-            dims: 120
-            depth: 2
-            hidden_dims: 120
-            kernel_size: [1, 3]
-            use_guide: True
-          Head:
-            fc_decay: 0.00001
-      - NRTRHead:
-          nrtr_dim: 384
-          max_text_length: *max_text_length
-Loss:
-  name: MultiLoss
-PostProcess:
-  name: CTCLabelDecode
-"""
 
 
 def write_config(tmp_path, scale=0.95, dict_path="ppocr/utils/en_dict.txt", characters="abc"):
@@ -63,7 +18,7 @@ def write_config(tmp_path, scale=0.95, dict_path="ppocr/utils/en_dict.txt", char
     relative to the repository root as PaddleOCR writes its paths."""
     cfg = tmp_path / "configs" / "rec" / "PP-OCRv4" / "ch_PP-OCRv4_rec.yml"
     cfg.parent.mkdir(parents=True)
-    cfg.write_text(V4_YAML.format(dict_path=dict_path, scale=scale))
+    cfg.write_text(ref.v4_rec_yaml(scale, dict_path))
     if characters is not None:
         d = tmp_path / dict_path
         d.parent.mkdir(parents=True, exist_ok=True)

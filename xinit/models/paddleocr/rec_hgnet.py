@@ -18,7 +18,7 @@ from ...graph import Graph
 from ...initializers import Zeros
 from ...layers import AdaptiveAvgPool, Add, AvgPool, BatchNorm, Concat, Conv, Mul, ReLU, Sigmoid
 from .._arguments import zoo_model
-from ._common import KAIMING_NORMAL
+from ._common import KAIMING_NORMAL, kaiming_conv
 
 # in, mid, out, blocks, downsample, stride of each stage (rec)
 SMALL_STAGES = (
@@ -37,16 +37,7 @@ TINY_STAGES = (
 
 def conv_bn_act(cin: int, cout: int, kernel: int, stride=1, groups: int = 1, use_act=True):
     """``ConvBNAct``: ``conv`` (padding (k-1)/2, no bias), ``bn``, ``act`` (ReLU)."""
-    conv = Conv(
-        cin,
-        cout,
-        kernel,
-        stride,
-        (kernel - 1) // 2,
-        groups=groups,
-        bias=False,
-        weight_init=KAIMING_NORMAL,
-    )
+    conv = kaiming_conv(cin, cout, kernel, stride, groups)
     children = [("conv", conv), ("bn", BatchNorm(cout))]
     if use_act:
         children.append(("act", ReLU()))

@@ -16,9 +16,9 @@ from __future__ import annotations
 from ...blocks import Sequential
 from ...graph import Graph
 from ...initializers import Constant
-from ...layers import Add, AvgPool, BatchNorm, Conv, Hardswish, LearnedTensor, Mul, ReLU
+from ...layers import Add, AvgPool, BatchNorm, Hardswish, LearnedTensor, Mul, ReLU
 from .._arguments import zoo_model
-from ._common import KAIMING_NORMAL, make_divisible, squeeze_excite
+from ._common import kaiming_conv, make_divisible, squeeze_excite
 
 NET_CONFIG_REC = {  # k, in, out, stride, se (unscaled)
     "blocks2": ((3, 16, 32, 1, False),),
@@ -53,16 +53,7 @@ def act(kind: str = "hswish") -> Sequential:
 
 def conv_bn_layer(cin: int, cout: int, kernel: int, stride=1, groups: int = 1) -> Sequential:
     """``ConvBNLayer``: ``conv`` (padding (k-1)/2, no bias, KaimingNormal), ``bn``."""
-    conv = Conv(
-        cin,
-        cout,
-        kernel,
-        stride,
-        (kernel - 1) // 2,
-        groups=groups,
-        bias=False,
-        weight_init=KAIMING_NORMAL,
-    )
+    conv = kaiming_conv(cin, cout, kernel, stride, groups)
     return Sequential(conv=conv, bn=BatchNorm(cout))
 
 
