@@ -68,15 +68,20 @@ def factory(ref: str):
 PADDLEOCR = "paddleocr:"
 
 
-def load(ref: str, args: dict[str, Any] | None = None, checkpoint: Any = None) -> Any:
+def load(
+    ref: str, args: dict[str, Any] | None = None, checkpoint: Any = None, submodel=None
+) -> Any:
     """The spec or native model ``ref`` names, made with ``args``; ``checkpoint`` (the file
-    being ported) gives a PaddleOCR config its class count when ``args`` do not."""
+    being ported) gives a PaddleOCR config its class count when ``args`` do not, and
+    ``submodel`` picks a distillation config's model."""
     from . import models
 
     if ref.startswith(PADDLEOCR):
         kw = dict(args or {})
         if checkpoint is not None and not {"out_channels", "character_dict"} & set(kw):
             kw.setdefault("checkpoint", checkpoint)
+        if submodel is not None:
+            kw.setdefault("submodel", submodel)
         return models.paddleocr.from_config(ref[len(PADDLEOCR) :], **kw)
     if ref in models.ZOO:
         return models.get(ref, **(args or {}))

@@ -118,3 +118,31 @@ def test_unknown_argument_and_encoder_type_are_refused():
     }
     with pytest.raises(UnknownNameError, match=r"'transformer' .*reshape, rnn, svtr"):
         paddleocr.from_config({"Architecture": arch}, out_channels=10)
+
+
+def test_a_distillation_config_gives_the_chosen_submodel():
+    """``Architecture: {name: DistillationModel, Models: {Teacher: ..., Student: ...}}``
+    (PaddleOCR's *_distillation.yml): ``submodel`` picks one; with several and none named,
+    one line lists them."""
+    student = {"model_type": "rec", "algorithm": "CRNN", "Transform": None, **CRNN_ARCH}
+    teacher = {**student, "Backbone": {"name": "MobileNetV1Enhance", "scale": 1.0}}
+    cfg = {
+        "Architecture": {
+            "name": "DistillationModel",
+            "algorithm": "Distillation",
+            "Models": {"Teacher": teacher, "Student": student},
+        }
+    }
+    got = paddleocr.from_config(cfg, out_channels=10, submodel="Student")
+    assert got == paddleocr.from_config({"Architecture": CRNN_ARCH}, out_channels=10)
+    with pytest.raises(ArgumentError, match="distillation config of Teacher, Student; name one"):
+        paddleocr.from_config(cfg, out_channels=10)
+    alone = {"Architecture": {"Models": {"Student": student}}}
+    assert paddleocr.from_config(alone, out_channels=10) == got
+
+
+CRNN_ARCH = {
+    "Backbone": {"name": "MobileNetV1Enhance", "scale": 0.5},
+    "Neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 64},
+    "Head": {"name": "CTCHead", "mid_channels": 96, "fc_decay": 2e-5},
+}

@@ -134,6 +134,21 @@ def _ctc_branch(head: Mapping[str, Any]) -> tuple[dict, dict]:
     )
 
 
+def _submodel(arch: Mapping[str, Any], submodel: str | None) -> Mapping[str, Any]:
+    """A distillation Architecture's ``Models`` entry (the only one, or ``submodel``)."""
+    models = arch.get("Models")
+    if not models:
+        return arch
+    if submodel is None and len(models) == 1:
+        submodel = next(iter(models))
+    if submodel not in models:
+        raise ArgumentError(
+            f"PaddleOCR config: a distillation config of {', '.join(models)}; name one "
+            f"(submodel=, --submodel){'' if submodel is None else f', not {submodel!r}'}"
+        )
+    return models[submodel]
+
+
 def _neck(in_channels: int, args: Mapping[str, Any], key: str = "encoder_type"):
     encoder_type = args.get(key)
     if encoder_type not in ENCODER_TYPES:
@@ -148,8 +163,12 @@ def from_config(
     character_dict: str | os.PathLike | None = None,
     checkpoint: str | os.PathLike | Mapping[str, Any] | None = None,
     softmax: bool = True,
+    submodel: str | None = None,
 ) -> Sequential:
-    """The spec of a PaddleOCR config's ``Architecture`` (a YAML file or its dict).
+    """The spec of a PaddleOCR config's ``Architecture`` (a YAML file or its dict); of a
+    distillation config (``Models``: ``Teacher``, ``Student``, ...), of ``submodel`` (needed
+    when there are several; its checkpoint keys carry the ``Student.`` prefix, which
+    ``xinit.port(submodel=)`` strips).
 
     The CTC head's ``out_channels``: given, else the classes of ``checkpoint`` (its head's
     bias), else the character dictionary's (``character_dict``, or the config's
@@ -159,6 +178,7 @@ def from_config(
     arch = cfg.get("Architecture")
     if not isinstance(arch, Mapping):
         raise ArgumentError(f"{path or 'config'}: no Architecture section")
+    arch = _submodel(arch, submodel)
     if arch.get("model_type", "rec") != "rec":
         raise _unsupported("model_type", arch.get("model_type"), ("rec",))
     if arch.get("Transform"):
