@@ -146,3 +146,16 @@ CRNN_ARCH = {
     "Neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 64},
     "Head": {"name": "CTCHead", "mid_channels": 96, "fc_decay": 2e-5},
 }
+
+
+def test_paddleocrs_defaults_where_the_config_says_nothing():
+    """PPLCNetV3 without a scale is PaddleOCR's scale 1.0 (512 channels), the SVTR neck its
+    dims 64; the head is sized from them."""
+    arch = {
+        "Backbone": {"name": "PPLCNetV3"},
+        "Neck": {"name": "SequenceEncoder", "encoder_type": "svtr"},
+        "Head": {"name": "CTCHead"},
+    }
+    ps = param_specs(paddleocr.from_config({"Architecture": arch}, out_channels=10))
+    assert ps["neck.encoder.conv1.conv.weight"].shape == (64, 512, 3, 3)
+    assert ps["head.fc.weight"].shape == (10, 64)

@@ -65,17 +65,11 @@ def learnable_rep_layer(
     if cout == cin and stride == 1:
         nodes.append(("identity", BatchNorm(cin), "x"))
         branches.append("identity")
-    kxk = Graph(
-        [
-            (str(i), conv_bn_layer(cin, cout, kernel, stride, groups), "x")
-            for i in range(num_conv_branches)
-        ]
-        + (
-            [("sum", Add(), tuple(str(i) for i in range(num_conv_branches)))]
-            if num_conv_branches > 1
-            else []
-        )
-    )
+    branch = conv_bn_layer(cin, cout, kernel, stride, groups)
+    kxk_nodes = [(str(i), branch, "x") for i in range(num_conv_branches)]
+    if num_conv_branches > 1:  # PaddleOCR's conv_kxk list, summed
+        kxk_nodes.append(("sum", Add(), tuple(name for name, _, _ in kxk_nodes)))
+    kxk = Graph(kxk_nodes)
     nodes.append(("conv_kxk", kxk, "x"))
     if kernel > 1:
         nodes.append(("conv_1x1", conv_bn_layer(cin, cout, 1, stride, groups), "x"))
@@ -100,9 +94,9 @@ def lcnetv3_block(cin, cout, stride, dw_size, use_se=False, conv_kxk_num=4) -> S
 
 
 @zoo_model
-def pplcnetv3(scale: float = 0.95, conv_kxk_num: int = 4) -> Sequential:
+def pplcnetv3(scale: float = 1.0, conv_kxk_num: int = 4) -> Sequential:
     """``PPLCNetV3`` (rec): (N, 3, 48, W) -> (N, make_divisible(512·scale), 1, W/8) at
-    inference (PP-OCRv4 mobile: scale 0.95, 480 channels)."""
+    inference (PP-OCRv4 mobile's scale 0.95: 480 channels)."""
     md = make_divisible
     children = [("conv1", conv_bn_layer(3, md(16 * scale), 3, 2))]
     for name, rows in NET_CONFIG_REC.items():
@@ -115,5 +109,5 @@ def pplcnetv3(scale: float = 0.95, conv_kxk_num: int = 4) -> Sequential:
     return Sequential(*children)
 
 
-def out_channels(scale: float = 0.95) -> int:
+def out_channels(scale: float = 1.0) -> int:
     return make_divisible(512 * scale)
