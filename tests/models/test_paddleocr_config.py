@@ -111,6 +111,14 @@ def test_unknown_argument_and_encoder_type_are_refused():
     }
     with pytest.raises(UnknownArgumentError, match="widht"):
         paddleocr.from_config({"Architecture": arch}, out_channels=10)
+    neck = {"name": "SequenceEncoder", "encoder_type": "svtr", "num_head": 8}
+    arch = {"Backbone": {"name": "PPLCNetV3"}, "Neck": neck, "Head": {"name": "CTCHead"}}
+    with pytest.raises(UnknownArgumentError, match="'num_head'; did you mean 'num_heads'"):
+        paddleocr.from_config({"Architecture": arch}, out_channels=10)
+    neck = {"name": "SequenceEncoder", "encoder_type": "svtr"}
+    arch = {**arch, "Neck": neck, "Head": {"name": "CTCHead", "mid": 9}}
+    with pytest.raises(UnknownArgumentError, match="ctc_head.*'mid'"):
+        paddleocr.from_config({"Architecture": arch}, out_channels=10)
     arch = {
         "Backbone": {"name": "PPLCNetV3"},
         "Neck": {"name": "SequenceEncoder", "encoder_type": "transformer"},

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ...blocks import Sequential
 from ...layers import Linear, Softmax
+from .._arguments import zoo_model
 from ._common import ctc_uniform
 
 
@@ -14,6 +15,7 @@ def _fc(cin: int, cout: int) -> Linear:
     return Linear(cin, cout, weight_init=ctc_uniform(cin), bias_init=ctc_uniform(cin))
 
 
+@zoo_model
 def ctc_head(
     in_channels: int, out_channels: int, mid_channels: int | None = None, softmax: bool = True
 ) -> Sequential:

@@ -9,6 +9,7 @@ from ...blocks import Sequential
 from ...errors import UnknownNameError
 from ...graph import Graph
 from ...layers import LSTM, Concat, Flatten, LayerNorm, Permute, Reshape, SpecError
+from .._arguments import zoo_model
 from .rec_svtrnet import block, conv_bn_layer
 
 ENCODER_TYPES = ("reshape", "rnn", "svtr")
@@ -20,6 +21,7 @@ def im2seq() -> Sequential:
     return Sequential(transpose=Permute((0, 3, 1, 2)), flatten=Flatten(start_dim=2))
 
 
+@zoo_model
 def encoder_with_svtr(
     in_channels: int,
     dims: int = 64,
