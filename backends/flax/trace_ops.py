@@ -10,6 +10,7 @@ converter is "not an operation xinit can trace". Both become the trace's unknown
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from typing import Any
 
@@ -58,8 +59,7 @@ class _Intercept:
         from .tracing import _flat
 
         flat = _flat(list(args) + list(kwargs.values()))
-        if any(id(_value(a)) in t.perms for a in flat):
-            t.glue()  # an operation of the frame's own code: its list groups close
+        t.glue([_value(a) for a in flat])  # an operation of the frame's own code
         mine = [a for a in flat if t.tracked(_value(a)) or t.param_of(a) is not None]
         if not mine:
             return t.quiet(self.fn, *args, **kwargs)
@@ -116,6 +116,15 @@ def intercepting(tracer):
                 wrappers[id(value)] = _Intercept(value, f"{space}.{name}", tracer)
             patched.append((module, name, value))
             setattr(module, name, wrappers[id(value)])
+    for _, module in tracer.adapter.named_layers(tracer.model):
+        for name, value in list(vars(module).items()):  # ``self.act = nnx.gelu``, Sequential's
+            func = value.func if isinstance(value, functools.partial) else value
+            if callable(func) and id(func) in wrappers:
+                patched.append((module, name, value))
+                wrapper = wrappers[id(func)]
+                if isinstance(value, functools.partial):
+                    wrapper = functools.partial(wrapper, *value.args, **value.keywords)
+                setattr(module, name, wrapper)
     for name in _METHODS:
         original = array.__dict__.get(name)
         if original is None:
@@ -218,7 +227,7 @@ def _two(t, out, op, a, b):
     x = _tensor(t, a) if pa is None else None
     y = _tensor(t, b) if pb is None else None
     if op == "add" and (pa or pb) and (x is not None or y is not None):
-        (attr, p), other = (pa, x) if pa else (pb, y)
+        (attr, p), other = (pa, y) if pa else (pb, x)
         if p.shape == (1, *other.shape[1:]) and t.perm(other) == tuple(range(other.ndim)):
             # a position embedding: the node of the parameter's own name adds it
             t.emit(attr, L.LearnedParameter(tuple(p.shape), "add"), [other], out, t.perm(other))

@@ -182,6 +182,13 @@ class _Tracer:
             return out
         if root:
             return call(module, *args, **kwargs)
+        if _library_layer(module):
+            name = self._enter_path(module, arrays)
+            out = self.quiet(call, module, *args, **kwargs)
+            if name is not None:
+                cls = f"{type(module).__module__}.{type(module).__qualname__}"
+                self.unknown_op(f"{name} ({cls}) is a layer class xinit does not know", out, arrays)
+            return out
         name = self._enter_path(module, arrays)
         if name is None:
             return self.quiet(call, module, *args, **kwargs)
@@ -254,9 +261,15 @@ class _Tracer:
         if self.frames and self.frames[-1].groups:
             self.frames[-1].groups[-1].last = out
 
-    def glue(self) -> None:
-        """An operation in the current frame's own code: list groups close first."""
-        if self.frames:
+    def glue(self, args: list) -> None:
+        """An operation in the current frame's own code on ``args``: it stays inside the open
+        list group when it only takes values known there (a function between the layers of
+        an ``nnx.Sequential``, a residual add in a loop over blocks), else the groups close
+        first (a parameter of the frame's module, a value from before the loop)."""
+        if not self.frames or not self.frames[-1].groups:
+            return
+        arrays = [a for a in args if self.is_array(a) or self.param_of(a) is not None]
+        if any(self.param_of(a) is not None or not self.rec.known(a) for a in arrays):
             self.close_groups(self.frames[-1], 0)
 
     # ---- arrays, perms and nodes ---------------------------------------------------------
@@ -333,6 +346,14 @@ class _Tracer:
             if self.is_array(o):
                 self.rec.node("unknown", Identity(), known[:1], o)
                 self.set_perm(o, _ident(o.ndim))
+
+
+def _library_layer(module: Any) -> bool:
+    """A layer class of Flax's own that no lowering reads: its internals are no user glue
+    (``nnx.Sequential`` is a container, traced as a scope)."""
+    from flax import nnx
+
+    return type(module).__module__.startswith("flax.") and not isinstance(module, nnx.Sequential)
 
 
 def _ident(n: int) -> tuple[int, ...]:
