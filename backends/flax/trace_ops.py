@@ -109,9 +109,9 @@ def intercepting(tracer):
             if inspect.ismodule(value) or type(value).__name__ in _SKIP_TYPES:
                 continue
             origin = getattr(value, "__module__", "") or ""
-            if space == "flax.nnx" and id(value) not in wrappers:
-                if not origin.startswith("flax.linen.pooling"):
-                    continue
+            pooling = origin.startswith("flax.linen.pooling")
+            if space == "flax.nnx" and id(value) not in wrappers and not pooling:
+                continue  # nnx's own API; its activations are jax.nn's, wrapped already
             if id(value) not in wrappers:
                 wrappers[id(value)] = _Intercept(value, f"{space}.{name}", tracer)
             patched.append((module, name, value))
@@ -325,12 +325,17 @@ def _transpose_axes(name: str, x, args, kwargs) -> tuple[int, ...]:
     if name == "T":
         return tuple(reversed(range(n)))
     if name == "swapaxes":
-        a, b = (int(v) % n for v in (_arg(args, kwargs, 0, "axis1"), _arg(args, kwargs, 1, "axis2")))
+        a, b = (
+            int(v) % n for v in (_arg(args, kwargs, 0, "axis1"), _arg(args, kwargs, 1, "axis2"))
+        )
         axes = list(range(n))
         axes[a], axes[b] = b, a
         return tuple(axes)
     if name == "moveaxis":
-        src, dst = (int(v) % n for v in (_arg(args, kwargs, 0, "source"), _arg(args, kwargs, 1, "destination")))
+        src, dst = (
+            int(v) % n
+            for v in (_arg(args, kwargs, 0, "source"), _arg(args, kwargs, 1, "destination"))
+        )
         axes = [i for i in range(n) if i != src]
         axes.insert(dst, src)
         return tuple(axes)
@@ -412,7 +417,11 @@ def _getitem(t, out, x, index):
     if sum(i is Ellipsis for i in items) > 1:
         raise _Unsupported("an index with two ellipses")
     for i in items:
-        if not (i is Ellipsis or isinstance(i, slice) or (isinstance(i, int) and not isinstance(i, bool))):
+        if not (
+            i is Ellipsis
+            or isinstance(i, slice)
+            or (isinstance(i, int) and not isinstance(i, bool))
+        ):
             raise _Unsupported(f"an index by {type(i).__name__} ({i!r})")
     if Ellipsis in items:
         at = items.index(Ellipsis)

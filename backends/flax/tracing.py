@@ -133,7 +133,7 @@ class _Tracer:
 
         classes = {type(m) for _, m in self.adapter.named_layers(self.model)}
         originals = {cls: cls.__dict__.get("__call__") for cls in classes}
-        calls = {cls: getattr(cls, "__call__", None) for cls in classes}
+        calls = {cls: vars(cls).get("__call__") or _inherited_call(cls) for cls in classes}
 
         @contextlib.contextmanager
         def wrapped():
@@ -241,7 +241,9 @@ class _Tracer:
 
     def sync_groups(self, frame: _Frame, prefix: list[str], arrays: list) -> None:
         keep = 0
-        while keep < min(len(prefix), len(frame.groups)) and frame.groups[keep].name == prefix[keep]:
+        while (
+            keep < min(len(prefix), len(frame.groups)) and frame.groups[keep].name == prefix[keep]
+        ):
             keep += 1
         self.close_groups(frame, keep)
         for name in prefix[keep:]:
@@ -296,7 +298,12 @@ class _Tracer:
         if isinstance(a, nnx.Variable):
             a = a.get_value()
         hit = self.params.get(id(a))
-        if hit is None or self.tracked(a) or not self.frames or hit[0] != id(self.frames[-1].module):
+        if (
+            hit is None
+            or self.tracked(a)
+            or not self.frames
+            or hit[0] != id(self.frames[-1].module)
+        ):
             return None
         return hit[1], a
 
@@ -346,6 +353,11 @@ class _Tracer:
             if self.is_array(o):
                 self.rec.node("unknown", Identity(), known[:1], o)
                 self.set_perm(o, _ident(o.ndim))
+
+
+def _inherited_call(cls: type) -> Any:
+    """The ``__call__`` a class inherits (None for a module that is not callable)."""
+    return next((vars(c)["__call__"] for c in cls.__mro__ if "__call__" in vars(c)), None)
 
 
 def _library_layer(module: Any) -> bool:
