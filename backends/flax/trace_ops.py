@@ -68,9 +68,13 @@ class _Intercept:
         try:
             if convert is None:
                 raise _Unsupported(f"{self.name} is not an operation xinit can trace")
+            t.in_glue = True
             convert(t, out, *args, **kwargs)
         except _Unsupported as why:
+            t.in_glue = False
             t.unknown_op(str(why), out, [_value(a) for a in mine])
+        finally:
+            t.in_glue = False
         return out
 
     method = False

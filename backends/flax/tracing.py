@@ -66,10 +66,14 @@ class _Token:
 
 
 class _Group:
-    """A list/dict attribute (``blocks`` of ``blocks.0``) opened as a scope of its own."""
+    """A list/dict attribute (``blocks`` of ``blocks.0``) opened as a scope of its own.
+    ``last`` is what it returns if closed now; ``deferred`` the glue recorded since its last
+    module call, placed when the next call or the close shows where it belongs."""
 
     def __init__(self, name: str, last: Any):
         self.name, self.last = name, last
+        self.deferred: list[tuple] = []  # ("node", hint, spec, inputs, out) / ("alias", out, a)
+        self.made: set[int] = set()  # ids of the deferred outputs
 
 
 class _Frame:
@@ -100,6 +104,7 @@ class _Tracer:
         self.frames: list[_Frame] = []
         self.views: list[dict] = [{}]  # per recorder scope: (id, perm) -> Permute token
         self.busy = 0
+        self.in_glue = False  # a converter is recording a jax operation
         self.rec: TraceRecorder | None = None
 
     # ---- running -------------------------------------------------------------------------
@@ -246,18 +251,43 @@ class _Tracer:
         ):
             keep += 1
         self.close_groups(frame, keep)
+        if frame.groups:  # glue between two calls of the list: it belongs to it
+            self._replay(frame.groups[-1])
         for name in prefix[keep:]:
             self.rec.enter(name, "list", arrays)
             self.views.append({})
             frame.groups.append(_Group(name, arrays[0] if arrays else None))
 
     def close_groups(self, frame: _Frame, keep: int) -> None:
+        """Close the innermost groups down to ``keep``. Glue deferred after a group's last
+        call goes after the group when it takes only that call's result (a mean after a loop
+        over blocks), else inside it (the last residual add of ``x = x + block(x)``)."""
         while len(frame.groups) > keep:
             group = frame.groups.pop()
+            after, seen = True, {id(group.last)}
+            for entry in group.deferred:
+                ins = entry[3] if entry[0] == "node" else [entry[2]]
+                after = after and all(id(a) in seen for a in ins)
+                seen.update(id(o) for o in _flat([entry[4] if entry[0] == "node" else entry[1]]))
+            if not after:
+                self._replay(group)
             self.views.pop()
             self.rec.exit(group.name, group.last)
+            if after:
+                self._replay(group)
             if frame.groups:
                 frame.groups[-1].last = group.last
+
+    def _replay(self, group: _Group) -> None:
+        """Record ``group``'s deferred glue in the current recorder scope."""
+        for entry in group.deferred:
+            if entry[0] == "node":
+                self.rec.node(*entry[1:])
+                group.last = entry[4]
+            else:
+                self.rec.alias(entry[1], entry[2])
+                group.last = entry[1]
+        group.deferred, group.made = [], set()
 
     def note_last(self, out: Any) -> None:
         if self.frames and self.frames[-1].groups:
@@ -271,8 +301,14 @@ class _Tracer:
         if not self.frames or not self.frames[-1].groups:
             return
         arrays = [a for a in args if self.is_array(a) or self.param_of(a) is not None]
-        if any(self.param_of(a) is not None or not self.rec.known(a) for a in arrays):
+        if any(self.param_of(a) is not None or not self.tracked(a) for a in arrays):
             self.close_groups(self.frames[-1], 0)
+
+    def _deferring(self) -> _Group | None:
+        """The group glue is deferred to now (None: record it at once)."""
+        if self.in_glue and self.frames and self.frames[-1].groups:
+            return self.frames[-1].groups[-1]
+        return None
 
     # ---- arrays, perms and nodes ---------------------------------------------------------
     def is_array(self, a: Any) -> bool:
@@ -281,7 +317,10 @@ class _Tracer:
         return isinstance(a, jax.Array)
 
     def tracked(self, a: Any) -> bool:
-        return id(a) in self.perms and self.rec.known(a)
+        if id(a) not in self.perms:
+            return False
+        group = self.frames[-1].groups[-1] if self.frames and self.frames[-1].groups else None
+        return self.rec.known(a) or (group is not None and id(a) in group.made)
 
     def perm(self, a: Any) -> tuple[int, ...]:
         return self.perms.get(id(a), _ident(getattr(a, "ndim", 0)))
@@ -329,19 +368,30 @@ class _Tracer:
     def emit(self, hint: str, spec: Any, inputs: list, out: Any, perm: Any) -> str:
         """Record node ``spec`` of ``inputs`` giving ``out`` (an array or a list of them)
         whose neutral order is ``perm``; returns the node's name."""
-        name = self.rec.node(hint, spec, inputs, out)
         for o in out if isinstance(out, (tuple, list)) else [out]:
             self.set_perm(o, perm)
-        self.note_last(out)
-        return name
+        group = self._deferring()
+        if group is None:
+            name = self.rec.node(hint, spec, inputs, out)
+            self.note_last(out)
+            return name
+        group.deferred.append(("node", hint, spec, inputs, out))
+        group.made.update(id(o) for o in _flat([out]))
+        return hint
 
     def alias_keep(self, out: Any) -> None:
         self.alive.append(out)
 
     def alias(self, out: Any, a: Any, perm: tuple[int, ...]) -> None:
-        if out is not a:
-            self.rec.alias(out, a)
         self.set_perm(out, perm)
+        if out is a:
+            return
+        group = self._deferring()
+        if group is None:
+            self.rec.alias(out, a)
+        else:
+            group.deferred.append(("alias", out, a))
+            group.made.add(id(out))
 
     def unknown_op(self, what: str, out: Any, inputs: list) -> None:
         """Record ``what`` as unknown and bind ``out`` so nothing after it is reported again."""

@@ -30,12 +30,15 @@ class BasicBlock(nnx.Module):
         self.bn1 = nnx.BatchNorm(cout, rngs=rngs)
         self.conv2 = nnx.Conv(cout, cout, (3, 3), padding=1, use_bias=False, rngs=rngs)
         self.bn2 = nnx.BatchNorm(cout, rngs=rngs)
-        self.shortcut = None
-        if stride != 1 or cin != cout:
-            self.shortcut = nnx.Sequential(
+        project = stride != 1 or cin != cout
+        self.shortcut = (
+            nnx.Sequential(
                 nnx.Conv(cin, cout, (1, 1), strides=stride, use_bias=False, rngs=rngs),
                 nnx.BatchNorm(cout, rngs=rngs),
             )
+            if project
+            else None
+        )
 
     def __call__(self, x):
         y = nnx.relu(self.bn1(self.conv1(x)))
@@ -111,7 +114,7 @@ def _randomize_stats(model) -> None:
             m.var.set_value(jnp.asarray(rng.uniform(0.5, 2.0, n), jnp.float32))
 
 
-def _check_ports(model, spec) -> None:
+def _check_ports(model, spec, size: int = 8) -> None:
     """The traced spec has the model's keys, computes what it computes at batch 3, and takes
     its weights to PyTorch and Paddle with a parity PASS."""
     from helpers import require_backends
@@ -124,9 +127,9 @@ def _check_ports(model, spec) -> None:
     for fw in ("torch", "paddle"):
         others[fw] = xinit.build(spec, fw)
         xinit.transfer(model, others[fw])
-    x = _images(3, seed=1).transpose(0, 3, 1, 2)  # neutral NCHW, batch 3
+    x = _images(3, seed=1, size=size).transpose(0, 3, 1, 2)  # neutral NCHW, batch 3
     report = xinit.parity({"native": model, "traced": built, **others}, x)
-    assert report.ok and len(report.rows) > 10, str(report)
+    assert report.ok and any(r.path == "" for r in report.rows), str(report)
     model.eval()
     native = np.asarray(model(jnp.asarray(x.transpose(0, 2, 3, 1))))
     assert native.shape[0] == 3 and xinit.run(others["torch"], x).shape == native.shape
@@ -179,7 +182,7 @@ def test_channel_last_glue_becomes_neutral_dims():
     assert spec["mean"] == L.Reduce("mean", (2, 3), keepdim=True)
     assert spec.inputs_of("flatten") == ("permute",)  # never a channel-first Flatten
     assert spec["permute"] == L.Permute((0, 2, 3, 1)) and spec["flatten"] == L.Flatten()
-    _check_ports(model, spec)
+    _check_ports(model, spec, size=4)
     # the Permute is what makes it right: without it the outputs differ (a planted fault)
     nodes = [(n, s, ("mul",) if n == "flatten" else r) for n, s, r in spec.nodes if n != "permute"]
     wrong = Graph(nodes, inputs=spec.inputs, outputs=dict(spec.outputs))
