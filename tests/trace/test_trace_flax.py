@@ -185,7 +185,7 @@ def test_channel_last_glue_becomes_neutral_dims():
     _check_ports(model, spec, size=4)
     # the Permute is what makes it right: without it the outputs differ (a planted fault)
     nodes = [(n, s, ("mul",) if n == "flatten" else r) for n, s, r in spec.nodes if n != "permute"]
-    wrong = Graph(nodes, inputs=spec.inputs, outputs=dict(spec.outputs))
+    wrong = Graph(nodes, inputs=spec.inputs, outputs="fc")
     built = xinit.build(wrong, "flax")
     xinit.transfer(model, built)
     x = _images(2, seed=3, size=4)
