@@ -23,6 +23,7 @@ _NAMESPACES = (
     "jax.numpy.linalg",
     "jax.numpy.fft",
     "jax.lax",
+    "jax.image",
     "flax.nnx",
 )
 _SKIP_TYPES = ("_ScalarMeta", "_DTypeMeta", "ArrayMeta")
@@ -416,6 +417,9 @@ def _chain(t, out, x, picks: list, what: str, slices=None) -> None:
 
 
 def _getitem(t, out, x, index):
+    if t.param_of(x) is not None and index is Ellipsis:  # ``self.cls_token[...]``
+        t.param_alias(out, _value(x))
+        return
     x = _tensor(t, x)
     items = index if isinstance(index, tuple) else (index,)
     if sum(i is Ellipsis for i in items) > 1:

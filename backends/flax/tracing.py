@@ -346,6 +346,11 @@ class _Tracer:
             return None
         return hit[1], a
 
+    def param_alias(self, out: Any, a: Any) -> None:
+        """``out`` is parameter array ``a`` itself (a ``[...]`` read of it)."""
+        self.alive.append(out)
+        self.params[id(out)] = self.params[id(a)]
+
     def at(self, a: Any, perm: tuple[int, ...]) -> Any:
         """``a`` as a recorder input whose neutral order is ``perm``: ``a`` itself, or a
         Permute node of it (made once per scope)."""

@@ -161,18 +161,44 @@ def test_transformer_encoder_with_class_token_and_positions():
     _check_ports(model, spec)
 
 
+class _Attention(nnx.Module):
+    """Self-attention written by hand: split heads, matmuls, a scaled softmax, a layer-scale
+    ``gamma`` used in the arithmetic."""
+
+    def __init__(self, dim: int, heads: int, rngs):
+        self.heads = heads
+        self.qkv = nnx.Linear(dim, 3 * dim, rngs=rngs)
+        self.proj = nnx.Linear(dim, dim, rngs=rngs)
+        self.gamma = nnx.Param(jnp.linspace(0.5, 1.5, dim))
+
+    def __call__(self, x):
+        n, length, dim = x.shape
+        q, k, v = (
+            t.reshape(n, length, self.heads, -1).transpose(0, 2, 1, 3)
+            for t in jnp.split(self.qkv(x), 3, axis=-1)
+        )
+        weights = jax.nn.softmax((q @ k.swapaxes(-1, -2)) * (dim // self.heads) ** -0.5)
+        out = (weights @ v).transpose(0, 2, 1, 3).reshape(n, length, dim)
+        return x + self.gamma * self.proj(out)
+
+
 class _Channels(nnx.Module):
     """Glue on a channel-last image: each op's axes are NHWC, the spec's dims NCHW."""
 
     def __init__(self, rngs):
         self.a = nnx.Conv(3, 4, (1, 1), rngs=rngs)
         self.b = nnx.Conv(3, 2, (1, 1), rngs=rngs)
+        self.se = nnx.Conv(6, 6, (1, 1), rngs=rngs)
+        self.attn = _Attention(6, 2, rngs)
         self.fc = nnx.Linear(6 * 4 * 4, 3, rngs=rngs)
 
     def __call__(self, x):
         y = jnp.concatenate([self.a(x), self.b(x)], axis=-1)  # channels
-        pooled = y.mean(axis=(1, 2), keepdims=True)  # over H, W
-        return self.fc((y * pooled).reshape(y.shape[0], -1))  # H, W, C order
+        y = y * jax.nn.hard_sigmoid(self.se(y.mean(axis=(1, 2), keepdims=True)))  # over H, W
+        tokens = self.attn(y.reshape(y.shape[0], -1, y.shape[-1]))  # (N, H*W, C)
+        logits = self.fc(y.reshape(y.shape[0], -1))  # H, W, C order
+        pooled = 1.0 - tokens[:, 1:].mean(axis=1)
+        return jnp.concatenate([logits, pooled, jnp.tanh(tokens[:, 0])], axis=1)
 
 
 def test_channel_last_glue_becomes_neutral_dims():
@@ -180,12 +206,18 @@ def test_channel_last_glue_becomes_neutral_dims():
     spec = xinit.trace(model, jnp.asarray(_images(1, seed=0, size=4)))
     assert spec["concat"] == L.Concat(1)
     assert spec["mean"] == L.Reduce("mean", (2, 3), keepdim=True)
-    assert spec.inputs_of("flatten") == ("permute",)  # never a channel-first Flatten
-    assert spec["permute"] == L.Permute((0, 2, 3, 1)) and spec["flatten"] == L.Flatten()
+    assert spec["permute"] == L.Permute((0, 2, 3, 1))  # to H, W, C: never a channel-first
+    assert spec.inputs_of("flatten") == spec.inputs_of("reshape") == ("permute",)
+    assert spec["flatten"] == L.Flatten() and spec["reshape"] == L.Reshape((16, 6))
+    attn = spec["attn"]
+    assert attn["split"] == L.Split((6, 6, 6), 2) and attn["softmax"] == L.Softmax(3)
+    assert attn["gamma"] == L.LearnedTensor((6,)) and attn.inputs_of("mul_1") == ("gamma", "proj")
     _check_ports(model, spec, size=4)
     # the Permute is what makes it right: without it the outputs differ (a planted fault)
-    nodes = [(n, s, ("mul",) if n == "flatten" else r) for n, s, r in spec.nodes if n != "permute"]
-    wrong = Graph(nodes, inputs=spec.inputs, outputs="fc")
+    nodes = [
+        (n, s, ("mul",) if r == ("permute",) else r) for n, s, r in spec.nodes if n != "permute"
+    ]
+    wrong = Graph(nodes, inputs=spec.inputs, outputs="concat_1")
     built = xinit.build(wrong, "flax")
     xinit.transfer(model, built)
     x = _images(2, seed=3, size=4)
