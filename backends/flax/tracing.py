@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from xinit.blocks import join
-from xinit.tracing import TraceError, TraceRecorder
+from xinit.errors import ArgumentError
+from xinit.tracing import TraceRecorder
 
 
 def trace(model: Any, example_input: Any, *, input_layout: str | None = None) -> Any:
@@ -46,7 +46,7 @@ def trace(model: Any, example_input: Any, *, input_layout: str | None = None) ->
     if input_layout is None:
         input_layout = ADAPTER._native_layouts(model)[0]
     if input_layout not in ("channels", "neutral"):
-        raise TraceError(f"input_layout must be 'channels' or 'neutral'; got {input_layout!r}")
+        raise ArgumentError(f"input_layout must be 'channels' or 'neutral'; got {input_layout!r}")
     was_eval = _in_eval(model)
     set_mode(model, False)
     try:
@@ -464,4 +464,4 @@ def _map(value: Any, fn) -> Any:
     return fn(value)
 
 
-__all__ = ["trace", "channel_perm", "join"]
+__all__ = ["trace", "channel_perm"]

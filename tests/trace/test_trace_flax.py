@@ -261,3 +261,8 @@ def test_unknown_op_and_unknown_layer_class_are_named_with_path_and_line():
     assert "head: proj (flax.nnx.nn.linear.LinearGeneral) is a layer class" in text
     assert _line("proj") in text
     assert isinstance(err.value, xinit.XinitError)
+
+
+def test_a_bad_input_layout_is_refused():
+    with pytest.raises(xinit.ArgumentError, match="input_layout must be 'channels' or 'neutral'"):
+        xinit.trace(_Net(nnx.Rngs(0)), jnp.ones((1, 6)), input_layout="nhwc")
