@@ -226,7 +226,32 @@ class _Tracer:
             spec = dataclasses.replace(spec, dims=max(tensors[0].ndim - 2, 1))
         first = self.perm(tensors[0]) if tensors else ()
         views = [self.at(a, _needed(layout, a.ndim, self.perm(a))) for a in tensors]
+        if type(spec).__name__ == "LinearGeneral":
+            self._linear_general(name, spec, views[0], tensors[0].ndim, out)
+            return
         self.emit(name, spec, views, out, _needed(layout, out.ndim, first))
+
+    def _linear_general(self, name: str, spec: Any, x: Any, ndim: int, out: Any) -> None:
+        """``nnx.LinearGeneral`` over the last axes: a neutral Linear of the flattened
+        axes, between a Flatten and a Reshape where it takes or gives several axes (the
+        other frameworks' Linear is 2-d)."""
+        from xinit.layers import Flatten, Linear, Reshape
+
+        k = len(spec.in_shape)
+        if sorted(a % ndim for a in spec.axis) != list(range(ndim - k, ndim)) or ndim - k < 1:
+            self.unknown_op(f"{name}: a LinearGeneral over axes {spec.axis}", out, [x])
+            return
+        if k > 1:
+            flat = _Token()
+            self.emit("flatten", Flatten(start_dim=ndim - k), [x], flat, _ident(ndim - k + 1))
+            x = flat
+        linear = Linear(spec.in_features, spec.out_features, spec.bias)
+        if len(spec.out_shape) == 1:
+            self.emit(name, linear, [x], out, _ident(out.ndim))
+            return
+        mid = _Token()
+        self.emit(name, linear, [x], mid, _ident(ndim - k + 1))
+        self.emit("reshape", Reshape(tuple(out.shape[1:])), [mid], out, _ident(out.ndim))
 
     # ---- scopes and list groups ----------------------------------------------------------
     def _enter_path(self, module, arrays) -> str | None:

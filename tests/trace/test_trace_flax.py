@@ -168,7 +168,7 @@ class _Attention(nnx.Module):
     def __init__(self, dim: int, heads: int, rngs):
         self.heads = heads
         self.qkv = nnx.Linear(dim, 3 * dim, rngs=rngs)
-        self.proj = nnx.Linear(dim, dim, rngs=rngs)
+        self.proj = nnx.LinearGeneral((heads, dim // heads), dim, axis=(-2, -1), rngs=rngs)
         self.gamma = nnx.Param(jnp.linspace(0.5, 1.5, dim))
 
     def __call__(self, x):
@@ -178,7 +178,7 @@ class _Attention(nnx.Module):
             for t in jnp.split(self.qkv(x), 3, axis=-1)
         )
         weights = jax.nn.softmax((q @ k.swapaxes(-1, -2)) * (dim // self.heads) ** -0.5)
-        out = (weights @ v).transpose(0, 2, 1, 3).reshape(n, length, dim)
+        out = (weights @ v).transpose(0, 2, 1, 3)  # (N, L, heads, head_dim)
         return x + self.gamma * self.proj(out)
 
 
@@ -212,6 +212,9 @@ def test_channel_last_glue_becomes_neutral_dims():
     attn = spec["attn"]
     assert attn["split"] == L.Split((6, 6, 6), 2) and attn["softmax"] == L.Softmax(3)
     assert attn["gamma"] == L.LearnedTensor((6,)) and attn.inputs_of("mul_1") == ("gamma", "proj")
+    # nnx.LinearGeneral over (heads, head_dim): a Flatten of those axes, then a Linear
+    assert attn.inputs_of("proj") == ("flatten",) and attn["flatten"] == L.Flatten(start_dim=2)
+    assert attn["proj"] == L.Linear(6, 6)
     _check_ports(model, spec, size=4)
     # the Permute is what makes it right: without it the outputs differ (a planted fault)
     nodes = [
@@ -229,7 +232,7 @@ def test_channel_last_glue_becomes_neutral_dims():
 class _Odd(nnx.Module):
     def __init__(self, rngs):
         self.fc = nnx.Linear(6, 8, rngs=rngs)
-        self.proj = nnx.LinearGeneral(8, (2, 4), rngs=rngs)
+        self.proj = nnx.Einsum("nd,dhk->nhk", (8, 2, 4), rngs=rngs)
 
     def __call__(self, x):
         h = self.fc(x)
@@ -258,7 +261,7 @@ def test_unknown_op_and_unknown_layer_class_are_named_with_path_and_line():
     text = str(err.value)
     assert "2 unknown" in text, text
     assert f"head: jax.numpy.sort is not an operation xinit can trace  ({_line('sort')})" in text
-    assert "head: proj (flax.nnx.nn.linear.LinearGeneral) is a layer class" in text
+    assert "head: proj (flax.nnx.nn.linear.Einsum) is a layer class" in text
     assert _line("proj") in text
     assert isinstance(err.value, xinit.XinitError)
 
