@@ -504,6 +504,29 @@ def _pool(kind: str):
     return convert
 
 
+_RESIZE = {"nearest": "nearest", "linear": "bilinear", "bilinear": "bilinear"}
+
+
+def _resize(t, out, x, shape, method, *args, **kwargs):
+    """``jax.image.resize`` of a channel-last image to integer multiples of its size, nearest
+    or (bi)linear: PyTorch's ``interpolate`` (half-pixel centres); a downsample antialiases."""
+    x = _tensor(t, x)
+    shape, old = tuple(int(d) for d in shape), tuple(x.shape)
+    mode = _RESIZE.get(str(getattr(method, "name", method)).lower().rpartition(".")[2])
+    if t.perm(x) != _channel(x.ndim) or x.ndim < 3:
+        raise _Unsupported("jax.image.resize of an array that is no channel-last image")
+    if shape[0] != old[0] or shape[-1] != old[-1] or mode is None:
+        raise _Unsupported(f"jax.image.resize {old} -> {shape} by {method!r}")
+    if any(n % o for n, o in zip(shape[1:-1], old[1:-1])) or any(
+        n < o for n, o in zip(shape[1:-1], old[1:-1])
+    ):
+        raise _Unsupported(f"jax.image.resize {old} -> {shape}: only integer upsampling")
+    if mode == "bilinear" and x.ndim != 4:
+        raise _Unsupported("jax.image.resize 'linear' of a signal that is not 2-d")
+    spec = L.Upsample(size=shape[1:-1], mode=mode)
+    t.emit("upsample", spec, [x], out, t.perm(x))
+
+
 def _channel(ndim: int) -> tuple[int, ...]:
     from .tracing import channel_perm
 
@@ -554,6 +577,7 @@ CONVERTERS: dict[str, Any] = {
     "jax.numpy.tile": _broadcast,
     "jax.numpy.split": _split,
     "flax.nnx.max_pool": _pool("MaxPool"),
+    "jax.image.resize": _resize,
     "flax.nnx.avg_pool": _pool("AvgPool"),
 }
 

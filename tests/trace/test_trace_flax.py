@@ -132,7 +132,8 @@ def _check_ports(model, spec, size: int = 8) -> None:
     assert report.ok and any(r.path == "" for r in report.rows), str(report)
     model.eval()
     native = np.asarray(model(jnp.asarray(x.transpose(0, 2, 3, 1))))
-    assert native.shape[0] == 3 and xinit.run(others["torch"], x).shape == native.shape
+    ported = xinit.run(others["torch"], x)
+    assert native.shape[0] == ported.shape[0] == 3 and ported.size == native.size
 
 
 # ---- the tests -------------------------------------------------------------------------------
@@ -227,6 +228,30 @@ def test_channel_last_glue_becomes_neutral_dims():
     model.eval()
     native = np.asarray(model(jnp.asarray(x)))
     assert np.abs(xinit.run(built, x.transpose(0, 3, 1, 2)) - native).max() > 1e-3
+
+
+class _Decoder(nnx.Module):
+    """A U-Net step: upsampled by jax.image.resize, joined with a skip connection."""
+
+    def __init__(self, rngs):
+        self.down = nnx.Conv(3, 4, (3, 3), strides=2, padding=1, rngs=rngs)
+        self.skip = nnx.Conv(3, 4, (1, 1), rngs=rngs)
+        self.out = nnx.Conv(8, 2, (3, 3), padding=1, rngs=rngs)
+
+    def __call__(self, x):
+        d = nnx.relu(self.down(x))
+        n, h, w, c = d.shape
+        near = jax.image.resize(d, (n, 2 * h, 2 * w, c), "nearest")
+        smooth = jax.image.resize(d, (n, 2 * h, 2 * w, c), method="bilinear")
+        return self.out(jnp.concatenate([near - smooth, self.skip(x)], axis=-1))
+
+
+def test_resize_becomes_upsample():
+    model = _Decoder(nnx.Rngs(0))
+    spec = xinit.trace(model, jnp.asarray(_images(1, seed=0)))
+    assert spec["upsample"] == L.Upsample(size=(8, 8), mode="nearest")
+    assert spec["upsample_1"] == L.Upsample(size=(8, 8), mode="bilinear")
+    _check_ports(model, spec)
 
 
 class _Odd(nnx.Module):
