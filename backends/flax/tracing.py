@@ -120,7 +120,11 @@ class _Tracer:
             out = self._call(self.model, type(self.model).__call__, inputs, {})
         self.close_groups(self.frames[-1], 0)
         out = _map(out, lambda a: self.at(a, _canonical(self.perm(a), a.ndim)))
-        return self.rec.finish(out)
+        spec = self.rec.finish(out)
+        steps = getattr(spec, "steps", ())
+        if len(steps) == 1 and self.adapter.lowerings.lowering_of(self.model) is not None:
+            return steps[0][1]  # the model is one layer: its spec, keys and all
+        return spec
 
     def live(self) -> bool:
         return self.rec is not None and self.busy == 0
@@ -211,7 +215,7 @@ class _Tracer:
         return out
 
     def _layer(self, name, module, spec, lowering, args, kwargs, out) -> None:
-        from . import layouts
+        from . import trace_layers
 
         tensors = [a for a in args if self.is_array(a)]
         extra = [k for k, v in kwargs.items() if self.is_array(v)]
@@ -219,39 +223,10 @@ class _Tracer:
             what = f"{type(module).__name__} called with arguments xinit cannot pass: {extra}"
             self.unknown_op(what, out, tensors)
             return
-        layout = layouts.physical(lowering.layout_for(spec)) if lowering else None
-        if hasattr(spec, "dims") and type(spec).__name__ == "BatchNorm" and tensors:
-            import dataclasses
-
-            spec = dataclasses.replace(spec, dims=max(tensors[0].ndim - 2, 1))
-        first = self.perm(tensors[0]) if tensors else ()
-        views = [self.at(a, _needed(layout, a.ndim, self.perm(a))) for a in tensors]
-        if type(spec).__name__ == "LinearGeneral":
-            self._linear_general(name, spec, views[0], tensors[0].ndim, out)
-            return
-        self.emit(name, spec, views, out, _needed(layout, out.ndim, first))
-
-    def _linear_general(self, name: str, spec: Any, x: Any, ndim: int, out: Any) -> None:
-        """``nnx.LinearGeneral`` over the last axes: a neutral Linear of the flattened
-        axes, between a Flatten and a Reshape where it takes or gives several axes (the
-        other frameworks' Linear is 2-d)."""
-        from xinit.layers import Flatten, Linear, Reshape
-
-        k = len(spec.in_shape)
-        if sorted(a % ndim for a in spec.axis) != list(range(ndim - k, ndim)) or ndim - k < 1:
-            self.unknown_op(f"{name}: a LinearGeneral over axes {spec.axis}", out, [x])
-            return
-        if k > 1:
-            flat = _Token()
-            self.emit("flatten", Flatten(start_dim=ndim - k), [x], flat, _ident(ndim - k + 1))
-            x = flat
-        linear = Linear(spec.in_features, spec.out_features, spec.bias)
-        if len(spec.out_shape) == 1:
-            self.emit(name, linear, [x], out, _ident(out.ndim))
-            return
-        mid = _Token()
-        self.emit(name, linear, [x], mid, _ident(ndim - k + 1))
-        self.emit("reshape", Reshape(tuple(out.shape[1:])), [mid], out, _ident(out.ndim))
+        try:
+            trace_layers.record(self, name, module, spec, lowering, tensors, out)
+        except trace_layers.Unreadable as why:
+            self.unknown_op(f"{name} ({type(module).__name__}): {why}", out, tensors)
 
     # ---- scopes and list groups ----------------------------------------------------------
     def _enter_path(self, module, arrays) -> str | None:

@@ -24,9 +24,8 @@ nnx = pytest.importorskip("flax.nnx")
 # ---- the models, as a Flax user writes them -------------------------------------------------
 class BasicBlock(nnx.Module):
     def __init__(self, cin: int, cout: int, stride: int, rngs):
-        self.conv1 = nnx.Conv(
-            cin, cout, (3, 3), strides=stride, padding=1, use_bias=False, rngs=rngs
-        )
+        # Flax's default "SAME" padding: uneven at stride 2 (a Pad node, then the conv)
+        self.conv1 = nnx.Conv(cin, cout, (3, 3), strides=stride, use_bias=False, rngs=rngs)
         self.bn1 = nnx.BatchNorm(cout, rngs=rngs)
         self.conv2 = nnx.Conv(cout, cout, (3, 3), padding=1, use_bias=False, rngs=rngs)
         self.bn2 = nnx.BatchNorm(cout, rngs=rngs)
@@ -143,6 +142,8 @@ def test_resnet_with_batchnorm_and_residual_adds():
     spec = xinit.trace(model, jnp.asarray(_images(1, seed=0)))
     block = spec["layers"]["1"]
     assert isinstance(block, Graph) and block.inputs_of("add") == ("bn2", "shortcut")
+    assert block["pad"] == L.Pad((0, 1, 0, 1)) and block.inputs_of("conv1") == ("pad",)
+    assert spec["layers"]["0"]["conv1"].padding == (1, 1)  # "SAME" at stride 1
     assert spec["mean"] == L.Reduce("mean", (2, 3))  # NHWC axes (1, 2) -> neutral dims (2, 3)
     _check_ports(model, spec)
 
