@@ -19,9 +19,9 @@ jax operations between them intercepted (see :mod:`xinit.tracing` for the record
   its physical order first, then the ``Flatten``/``Reshape``; a layer that needs another
   layout gets a ``Permute`` before it. So the spec is channel-first, as PyTorch's.
 
-``example_input`` is what the model itself takes (an NHWC image for a conv model); its
-neutral layout is channel-last -> channel-first when the model's first layer is one of
-channel layout (``input_layout="channels"``), else as it is (``"neutral"``).
+``example_input`` is channel-first (neutral), as ``xinit.run`` and ``xinit.parity`` take
+every model's input: an image is handed to the model channel-last when its first layer is of
+channel layout (``input_layout="channels"``, a conv model's), else as it is (``"neutral"``).
 """
 
 from __future__ import annotations
@@ -42,11 +42,13 @@ def trace(model: Any, example_input: Any, *, input_layout: str | None = None) ->
     from .adapter import ADAPTER, _in_eval
 
     inputs = list(example_input) if isinstance(example_input, (tuple, list)) else [example_input]
-    inputs = [jnp.asarray(a) for a in inputs]
     if input_layout is None:
         input_layout = ADAPTER._native_layouts(model)[0]
     if input_layout not in ("channels", "neutral"):
         raise ArgumentError(f"input_layout must be 'channels' or 'neutral'; got {input_layout!r}")
+    inputs = [jnp.asarray(a) for a in inputs]
+    if input_layout == "channels":  # what the model takes: the image channel-last
+        inputs = [jnp.moveaxis(a, 1, -1) if a.ndim >= 3 else a for a in inputs]
     was_eval = _in_eval(model)
     set_mode(model, False)
     try:

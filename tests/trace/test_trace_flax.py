@@ -139,7 +139,7 @@ def _check_ports(model, spec, size: int = 8) -> None:
 def test_resnet_with_batchnorm_and_residual_adds():
     model = ResNet(nnx.Rngs(0))
     _randomize_stats(model)
-    spec = xinit.trace(model, jnp.asarray(_images(1, seed=0)))
+    spec = xinit.trace(model, _images(1, seed=0).transpose(0, 3, 1, 2))
     block = spec["layers"]["1"]
     assert isinstance(block, Graph) and block.inputs_of("add") == ("bn2", "shortcut")
     assert block["pad"] == L.Pad((0, 1, 0, 1)) and block.inputs_of("conv1") == ("pad",)
@@ -150,7 +150,7 @@ def test_resnet_with_batchnorm_and_residual_adds():
 
 def test_transformer_encoder_with_class_token_and_positions():
     model = ViT(nnx.Rngs(0))
-    spec = xinit.trace(model, jnp.asarray(_images(1, seed=0)))
+    spec = xinit.trace(model, _images(1, seed=0).transpose(0, 3, 1, 2))
     steps = dict(spec.steps)
     # the NHWC patch grid flattened in H, W order: a Permute to channel-last, then the reshape
     assert steps["permute"] == L.Permute((0, 2, 3, 1)) and steps["reshape"] == L.Reshape((4, 16))
@@ -161,6 +161,8 @@ def test_transformer_encoder_with_class_token_and_positions():
     assert [n for n, _ in block["mlp"]["layers"].steps] == ["0", "gelu", "2", "3"]
     assert block["mlp"]["layers"]["gelu"] == L.GELU("tanh")  # jax.nn.gelu's default
     _check_ports(model, spec)
+    _, report = xinit.convert(model, "paddle", _images(3, seed=2).transpose(0, 3, 1, 2))
+    assert report.ok and report.spec == spec
 
 
 class _Attention(nnx.Module):
@@ -205,7 +207,7 @@ class _Channels(nnx.Module):
 
 def test_channel_last_glue_becomes_neutral_dims():
     model = _Channels(nnx.Rngs(0))
-    spec = xinit.trace(model, jnp.asarray(_images(1, seed=0, size=4)))
+    spec = xinit.trace(model, _images(1, seed=0, size=4).transpose(0, 3, 1, 2))
     assert spec["concat"] == L.Concat(1)
     assert spec["mean"] == L.Reduce("mean", (2, 3), keepdim=True)
     assert spec["permute"] == L.Permute((0, 2, 3, 1))  # to H, W, C: never a channel-first
@@ -249,7 +251,7 @@ class _Decoder(nnx.Module):
 
 def test_resize_becomes_upsample():
     model = _Decoder(nnx.Rngs(0))
-    spec = xinit.trace(model, jnp.asarray(_images(1, seed=0)))
+    spec = xinit.trace(model, _images(1, seed=0).transpose(0, 3, 1, 2))
     assert spec["upsample"] == L.Upsample(size=(8, 8), mode="nearest")
     assert spec["upsample_1"] == L.Upsample(size=(8, 8), mode="bilinear")
     _check_ports(model, spec)
