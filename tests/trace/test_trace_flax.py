@@ -148,9 +148,11 @@ def test_resnet_with_batchnorm_and_residual_adds():
     _check_ports(model, spec)
 
 
-def test_transformer_encoder_with_class_token_and_positions():
+def test_transformer_encoder_with_class_token_and_positions(tmp_path):
     model = ViT(nnx.Rngs(0))
     spec = xinit.trace(model, _images(1, seed=0).transpose(0, 3, 1, 2))
+    xinit.save_spec(spec, tmp_path / "spec.json")
+    assert xinit.load_spec(tmp_path / "spec.json") == spec
     steps = dict(spec.steps)
     # the NHWC patch grid flattened in H, W order: a Permute to channel-last, then the reshape
     assert steps["permute"] == L.Permute((0, 2, 3, 1)) and steps["reshape"] == L.Reshape((4, 16))
