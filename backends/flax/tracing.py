@@ -185,9 +185,11 @@ class _Tracer:
             name = self._enter_path(module, arrays) if not root else type(module).__name__
             spec = lowering.read(module) if lowering is not None else convert(module)
             out = self.quiet(call, module, *args, **kwargs)
+            if name is None:  # no attribute of the caller: already reported
+                return out
             if spec is None:
                 what = f"{type(module).__name__} with these settings cannot be read as its kind"
-                self.unknown_op(what, out, arrays)
+                self.unknown_op(f"{name} ({what})", out, arrays)
                 return out
             self._layer(name, module, spec, lowering, args, kwargs, out)
             return out
