@@ -249,6 +249,9 @@ def test_reparameterize_fuses_every_learnable_rep_layer():
     branches = re.compile(r"\.(conv_kxk\.\d+|identity|conv_1x1)\.")
     assert not [k for k in keys if branches.search(k)]  # every branch is in a reparam_conv
     assert "backbone.blocks2.0.dw_conv.reparam_conv.bias" in keys
+    fused_keys = [k for k in keys if "reparam_conv" in k]  # at PaddleOCR's paths, every one
+    assert len(fused_keys) == 2 * 28
+    assert all(re.search(r"\.(dw|pw)_conv\.reparam_conv\.(weight|bias)$", k) for k in fused_keys)
     x = torch.from_numpy(line("lcnetv3_svtr"))
     with torch.no_grad():
         ref32, fused32 = model(x).numpy(), fused(x).numpy()
