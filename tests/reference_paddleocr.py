@@ -137,9 +137,15 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
         def __init__(self, cin, cout, k, stride, groups=1):
             super().__init__()
             self.conv = nn.Conv2D(
-                cin, cout, k, stride, (k - 1) // 2, groups=groups, weight_attr=kaiming(),
+                cin,
+                cout,
+                k,
+                stride,
+                (k - 1) // 2,
+                groups=groups,
+                weight_attr=kaiming(),
                 bias_attr=False,
-            )  # fmt: skip
+            )
             self.bn = nn.BatchNorm2D(cout)
 
         def forward(self, x):
@@ -237,6 +243,90 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
                 x = getattr(self, name)(x)
             return F.avg_pool2d(x, [3, 2])  # the eval path; training pools adaptively
 
+    # ---- rec_hgnet.py ---------------------------------------------------------------------
+    class ConvBNAct(nn.Layer):
+        def __init__(self, cin, cout, k, stride, groups=1, use_act=True):
+            super().__init__()
+            self.use_act = use_act
+            self.conv = nn.Conv2D(
+                cin, cout, k, stride, (k - 1) // 2, groups=groups, bias_attr=False
+            )
+            self.bn = nn.BatchNorm2D(cout)
+            if use_act:
+                self.act = nn.ReLU()
+
+        def forward(self, x):
+            x = self.bn(self.conv(x))
+            return self.act(x) if self.use_act else x
+
+    class ESEModule(nn.Layer):
+        def __init__(self, channels):
+            super().__init__()
+            self.avg_pool = nn.AdaptiveAvgPool2D(1)
+            self.conv = nn.Conv2D(channels, channels, 1)
+            self.sigmoid = nn.Sigmoid()
+
+        def forward(self, x):
+            return paddle.multiply(x, self.sigmoid(self.conv(self.avg_pool(x))))
+
+    class HG_Block(nn.Layer):
+        def __init__(self, cin, mid, cout, layer_num, identity=False):
+            super().__init__()
+            self.identity = identity
+            self.layers = nn.LayerList(
+                [ConvBNAct(cin if i == 0 else mid, mid, 3, 1) for i in range(layer_num)]
+            )
+            self.aggregation_conv = ConvBNAct(cin + layer_num * mid, cout, 1, 1)
+            self.att = ESEModule(cout)
+
+        def forward(self, x):
+            outs, y = [x], x
+            for layer in self.layers:
+                y = layer(y)
+                outs.append(y)
+            y = self.att(self.aggregation_conv(paddle.concat(outs, axis=1)))
+            return y + x if self.identity else y
+
+    class HG_Stage(nn.Layer):
+        def __init__(self, cin, mid, cout, block_num, layer_num, downsample=True, stride=(2, 1)):
+            super().__init__()
+            self.downsample = downsample
+            if downsample:
+                self.downsample = ConvBNAct(cin, cin, 3, list(stride), cin, use_act=False)
+            blocks = [HG_Block(cin, mid, cout, layer_num)]
+            blocks += [HG_Block(cout, mid, cout, layer_num, True) for _ in range(block_num - 1)]
+            self.blocks = nn.Sequential(*blocks)
+
+        def forward(self, x):
+            return self.blocks(self.downsample(x) if self.downsample else x)
+
+    class PPHGNet(nn.Layer):
+        def __init__(self, stem_channels, stage_config, layer_num, in_channels=3):
+            super().__init__()
+            chans = [in_channels, *stem_channels]
+            self.stem = nn.Sequential(
+                *[
+                    ConvBNAct(chans[i], chans[i + 1], 3, 2 if i == 0 else 1)
+                    for i in range(len(chans) - 1)
+                ]
+            )
+            self.stages = nn.LayerList(
+                [HG_Stage(*row[:4], layer_num, *row[4:]) for row in stage_config]
+            )
+            self.out_channels = stage_config[-1][2]
+            for m in self.sublayers():
+                if isinstance(m, nn.Conv2D):
+                    KaimingNormal()(m.weight)
+                elif isinstance(m, nn.BatchNorm2D):
+                    Constant(1.0)(m.weight)
+                    Constant(0.0)(m.bias)
+
+        def forward(self, x):
+            x = self.stem(x)
+            for stage in self.stages:
+                x = stage(x)
+            return F.avg_pool2d(x, [3, 2])
+
     # ---- rec_svtrnet.py -------------------------------------------------------------------
     trunc_normal_ = TruncatedNormal(std=0.02)
 
@@ -244,9 +334,14 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
         def __init__(self, cin, cout, kernel_size=3, stride=1, padding=0, act=nn.GELU):
             super().__init__()
             self.conv = nn.Conv2D(
-                cin, cout, kernel_size, stride, padding,
-                weight_attr=ParamAttr(initializer=KaimingUniform()), bias_attr=False,
-            )  # fmt: skip
+                cin,
+                cout,
+                kernel_size,
+                stride,
+                padding,
+                weight_attr=ParamAttr(initializer=KaimingUniform()),
+                bias_attr=False,
+            )
             self.norm = nn.BatchNorm2D(cout)
             self.act = act()
 
@@ -285,9 +380,17 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
 
     class Block(nn.Layer):
         def __init__(
-            self, dim, num_heads, mlp_ratio=4.0, qkv_bias=False, drop=0.0, attn_drop=0.0,
-            act_layer=nn.GELU, epsilon=1e-6, prenorm=True,
-        ):  # fmt: skip
+            self,
+            dim,
+            num_heads,
+            mlp_ratio=4.0,
+            qkv_bias=False,
+            drop=0.0,
+            attn_drop=0.0,
+            act_layer=nn.GELU,
+            epsilon=1e-6,
+            prenorm=True,
+        ):
             super().__init__()
             self.norm1 = nn.LayerNorm(dim, epsilon=epsilon)
             self.mixer = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
@@ -328,9 +431,18 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
 
     class EncoderWithSVTR(nn.Layer):
         def __init__(
-            self, cin, dims=64, depth=2, hidden_dims=120, num_heads=8, qkv_bias=True,
-            mlp_ratio=2.0, drop_rate=0.1, attn_drop_rate=0.1, kernel_size=(3, 3),
-        ):  # fmt: skip
+            self,
+            cin,
+            dims=64,
+            depth=2,
+            hidden_dims=120,
+            num_heads=8,
+            qkv_bias=True,
+            mlp_ratio=2.0,
+            drop_rate=0.1,
+            attn_drop_rate=0.1,
+            kernel_size=(3, 3),
+        ):
             super().__init__()
             pad = [kernel_size[0] // 2, kernel_size[1] // 2]
             k = list(kernel_size)
@@ -339,9 +451,16 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
             self.svtr_block = nn.LayerList(
                 [
                     Block(
-                        hidden_dims, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate,
-                        nn.Swish, 1e-5, prenorm=False,
-                    )  # fmt: skip
+                        hidden_dims,
+                        num_heads,
+                        mlp_ratio,
+                        qkv_bias,
+                        drop_rate,
+                        attn_drop_rate,
+                        nn.Swish,
+                        1e-5,
+                        prenorm=False,
+                    )
                     for _ in range(depth)
                 ]
             )
@@ -400,9 +519,11 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
                     in_channels, mid_channels, uniform_attr(in_channels), uniform_attr(in_channels)
                 )
                 self.fc2 = nn.Linear(
-                    mid_channels, out_channels, uniform_attr(mid_channels),
+                    mid_channels,
+                    out_channels,
                     uniform_attr(mid_channels),
-                )  # fmt: skip
+                    uniform_attr(mid_channels),
+                )
 
         def forward(self, x):
             y = self.fc(x) if self.mid_channels is None else self.fc2(self.fc1(x))
@@ -436,9 +557,7 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
     return dict(locals())
 
 
-def mv1_crnn(
-    out_channels: int = 6625, scale=0.5, hidden_size=64, mid_channels=96, **backbone
-):
+def mv1_crnn(out_channels: int = 6625, scale=0.5, hidden_size=64, mid_channels=96, **backbone):
     """PP-OCRv2's CRNN (defaults: ``ch_PP-OCRv2_rec.yml``): MobileNetV1Enhance,
     SequenceEncoder(rnn), CTCHead."""
     c = _classes()
@@ -448,14 +567,91 @@ def mv1_crnn(
     return c["RecModel"](bb, neck, head)
 
 
-def lcnetv3_svtr(out_channels: int = 37, scale: float = 0.95, multihead: bool = False, **neck):
+def lcnetv3_svtr(out_channels: int = 37, scale=0.95, multihead=False, conv_kxk_num=4, **neck):
     """PP-OCRv3/v4 mobile: PPLCNetV3, SequenceEncoder(svtr), CTCHead; ``multihead``: the
     MultiHead's inference names (``head.ctc_encoder``, ``head.ctc_head``)."""
+    bb = _classes()["PPLCNetV3"](scale=scale, conv_kxk_num=conv_kxk_num)
+    return svtr_rec(bb, out_channels, multihead, **neck)
+
+
+# PPHGNet_small's rec stages: in, mid, out, blocks, downsample, stride
+HGNET_SMALL = (
+    (128, 128, 256, 1, True, (2, 1)),
+    (256, 160, 512, 1, True, (1, 2)),
+    (512, 192, 768, 2, True, (2, 1)),
+    (768, 224, 1024, 1, True, (2, 1)),
+)
+
+
+def hgnet_svtr(out_channels=37, stem=(64, 64, 128), stages=HGNET_SMALL, layer_num=6, **neck):
+    """PP-OCRv4 server: PPHGNet (PPHGNet_small by default) and MultiHead's CTC branch."""
+    bb = _classes()["PPHGNet"](list(stem), stages, layer_num)
+    return svtr_rec(bb, out_channels, True, **neck)
+
+
+def svtr_rec(bb, out_channels: int, multihead: bool, **neck):
+    """``bb`` then SequenceEncoder(svtr) and CTCHead (PP-OCRv4's neck arguments)."""
     c = _classes()
-    bb = c["PPLCNetV3"](scale=scale)
     args = {"dims": 120, "depth": 2, "hidden_dims": 120, "kernel_size": (1, 3), **neck}
     if multihead:
         head = c["MultiHeadCTC"](bb.out_channels, out_channels, {"name": "svtr", **args})
         return c["RecModel"](bb, c["Identity"](), head)
     seq = c["SequenceEncoder"](bb.out_channels, "svtr", **args)
     return c["RecModel"](bb, seq, c["CTCHead"](seq.out_channels, out_channels))
+
+
+# The shape of PaddleOCR's configs/rec/PP-OCRv4/ch_PP-OCRv4_rec.yml (retyped: the sections
+# xinit reads and a few it must skip), with the sizes as parameters.
+V4_REC_YAML = """\
+Global:
+  debug: false
+  use_gpu: true
+  epoch_num: 200
+  character_dict_path: {dict_path}
+  max_text_length: &max_text_length 25
+  infer_mode: false
+  use_space_char: true
+  save_res_path: ./output/rec/predicts_ppocrv3.txt
+Optimizer:
+  name: Adam
+  lr:
+    name: Cosine
+    learning_rate: 0.001
+Architecture:
+  model_type: rec
+  algorithm: SVTR_LCNet
+  Transform:
+  Backbone:
+    name: PPLCNetV3
+    scale: {scale}
+    conv_kxk_num: {conv_kxk_num}
+  Head:
+    name: MultiHead
+    head_list:
+      - CTCHead:
+          Neck:
+            name: svtr
+            dims: {dims}
+            depth: {depth}
+            hidden_dims: {dims}
+            kernel_size: [1, 3]
+            use_guide: True
+          Head:
+            fc_decay: 0.00001
+      - NRTRHead:
+          nrtr_dim: 384
+          max_text_length: *max_text_length
+Loss:
+  name: MultiLoss
+PostProcess:
+  name: CTCLabelDecode
+"""
+
+
+def v4_rec_yaml(
+    scale=0.95, dict_path="ppocr/utils/ppocr_keys_v1.txt", conv_kxk_num=4, dims=120, depth=2
+) -> str:
+    """A PP-OCRv4 mobile rec config's text (PaddleOCR's defaults: its own sizes)."""
+    return V4_REC_YAML.format(
+        scale=scale, dict_path=dict_path, conv_kxk_num=conv_kxk_num, dims=dims, depth=depth
+    )

@@ -4,60 +4,13 @@ errors naming what is supported."""
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
+import reference_paddleocr as ref
 
 import xinit
 from xinit.blocks import infer, param_specs
 from xinit.errors import ArgumentError, UnknownArgumentError, UnknownNameError
 from xinit.models import paddleocr
-
-# The shape of PaddleOCR's configs/rec/PP-OCRv4/ch_PP-OCRv4_rec.yml (retyped; the sections
-# xinit reads plus a few it must skip), at a small scale.
-V4_YAML = """\
-Global:
-  debug: false
-  use_gpu: true
-  epoch_num: 200
-  character_dict_path: {dict_path}
-  max_text_length: &max_text_length 25
-  infer_mode: false
-  use_space_char: true
-  save_res_path: ./output/rec/predicts_ppocrv3.txt
-Optimizer:
-  name: Adam
-  lr:
-    name: Cosine
-    learning_rate: 0.001
-Architecture:
-  model_type: rec
-  algorithm: SVTR_LCNet
-  Transform:
-  Backbone:
-    name: PPLCNetV3
-    scale: {scale}
-  Head:
-    name: MultiHead
-    head_list:
-      - CTCHead:
-          Neck:
-            name: svtr
-            dims: 120
-            depth: 2
-            hidden_dims: 120
-            kernel_size: [1, 3]
-            use_guide: True
-          Head:
-            fc_decay: 0.00001
-      - NRTRHead:
-          nrtr_dim: 384
-          max_text_length: *max_text_length
-Loss:
-  name: MultiLoss
-PostProcess:
-  name: CTCLabelDecode
-"""
 
 
 def write_config(tmp_path, scale=0.95, dict_path="ppocr/utils/en_dict.txt", characters="abc"):
@@ -65,7 +18,7 @@ def write_config(tmp_path, scale=0.95, dict_path="ppocr/utils/en_dict.txt", char
     relative to the repository root as PaddleOCR writes its paths."""
     cfg = tmp_path / "configs" / "rec" / "PP-OCRv4" / "ch_PP-OCRv4_rec.yml"
     cfg.parent.mkdir(parents=True)
-    cfg.write_text(V4_YAML.format(dict_path=dict_path, scale=scale))
+    cfg.write_text(ref.v4_rec_yaml(scale, dict_path))
     if characters is not None:
         d = tmp_path / dict_path
         d.parent.mkdir(parents=True, exist_ok=True)
@@ -100,8 +53,8 @@ def test_classes_from_the_dictionary_space_and_default(tmp_path):
 
 
 def test_classes_from_a_checkpoint(tmp_path):
-    """With a checkpoint and no dictionary, its head's bias gives the class count; the port
-    then reads the checkpoint strictly."""
+    """With a checkpoint and no dictionary, its head's bias gives the class count (a
+    distillation checkpoint's Student and Teacher heads agree on it); none is an error."""
     import numpy as np
 
     spec = paddleocr.from_config(write_config(tmp_path, scale=0.25), out_channels=9)
@@ -110,9 +63,14 @@ def test_classes_from_a_checkpoint(tmp_path):
         write_config(tmp_path / "b", scale=0.25, characters=None), checkpoint=state
     )
     assert again == spec
+    distilled = {f"{m}.{k}": v for m in ("Student", "Teacher") for k, v in state.items()}
+    assert (
+        paddleocr.from_config(write_config(tmp_path / "c", scale=0.25), checkpoint=distilled)
+        == spec
+    )
     del state["head.ctc_head.fc.bias"]
-    with pytest.raises(ArgumentError, match="CTC head's bias"):
-        paddleocr.from_config(write_config(tmp_path / "c", scale=0.25), checkpoint=state)
+    with pytest.raises(ArgumentError, match="no single CTC class count .*found none"):
+        paddleocr.from_config(write_config(tmp_path / "d", scale=0.25), checkpoint=state)
 
 
 def test_missing_dictionary_says_what_to_pass(tmp_path):
@@ -124,7 +82,11 @@ def test_missing_dictionary_says_what_to_pass(tmp_path):
 @pytest.mark.parametrize(
     ("section", "value", "listed"),
     [
-        ("Backbone", {"name": "ResNet_vd"}, "MobileNetV1Enhance, PPLCNetV3"),
+        (
+            "Backbone",
+            {"name": "ResNet_vd"},
+            "MobileNetV1Enhance, PPLCNetV3, PPHGNet_small, PPHGNet_tiny",
+        ),
         ("Neck", {"name": "PPaddleFPN"}, "SequenceEncoder"),
         ("Head", {"name": "AttentionHead"}, "CTCHead, MultiHead"),
     ],
@@ -156,3 +118,44 @@ def test_unknown_argument_and_encoder_type_are_refused():
     }
     with pytest.raises(UnknownNameError, match=r"'transformer' .*reshape, rnn, svtr"):
         paddleocr.from_config({"Architecture": arch}, out_channels=10)
+
+
+def test_a_distillation_config_gives_the_chosen_submodel():
+    """``Architecture: {name: DistillationModel, Models: {Teacher: ..., Student: ...}}``
+    (PaddleOCR's *_distillation.yml): ``submodel`` picks one; with several and none named,
+    one line lists them."""
+    student = {"model_type": "rec", "algorithm": "CRNN", "Transform": None, **CRNN_ARCH}
+    teacher = {**student, "Backbone": {"name": "MobileNetV1Enhance", "scale": 1.0}}
+    cfg = {
+        "Architecture": {
+            "name": "DistillationModel",
+            "algorithm": "Distillation",
+            "Models": {"Teacher": teacher, "Student": student},
+        }
+    }
+    got = paddleocr.from_config(cfg, out_channels=10, submodel="Student")
+    assert got == paddleocr.from_config({"Architecture": CRNN_ARCH}, out_channels=10)
+    with pytest.raises(ArgumentError, match="distillation config of Teacher, Student; name one"):
+        paddleocr.from_config(cfg, out_channels=10)
+    alone = {"Architecture": {"Models": {"Student": student}}}
+    assert paddleocr.from_config(alone, out_channels=10) == got
+
+
+CRNN_ARCH = {
+    "Backbone": {"name": "MobileNetV1Enhance", "scale": 0.5},
+    "Neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 64},
+    "Head": {"name": "CTCHead", "mid_channels": 96, "fc_decay": 2e-5},
+}
+
+
+def test_paddleocrs_defaults_where_the_config_says_nothing():
+    """PPLCNetV3 without a scale is PaddleOCR's scale 1.0 (512 channels), the SVTR neck its
+    dims 64; the head is sized from them."""
+    arch = {
+        "Backbone": {"name": "PPLCNetV3"},
+        "Neck": {"name": "SequenceEncoder", "encoder_type": "svtr"},
+        "Head": {"name": "CTCHead"},
+    }
+    ps = param_specs(paddleocr.from_config({"Architecture": arch}, out_channels=10))
+    assert ps["neck.encoder.conv1.conv.weight"].shape == (64, 512, 3, 3)
+    assert ps["head.fc.weight"].shape == (10, 64)

@@ -1,4 +1,5 @@
-"""The zoo: functions returning specs, structured and named like the models they mirror."""
+"""The zoo: functions returning specs, structured and named like the models they mirror
+(PaddleOCR's recognisers and ``from_config`` in the :mod:`xinit.models.paddleocr` family)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from .centernet import centernet_resnet
 from .crnn import crnn
 from .gpt2 import gpt2, gpt2_1b
 from .lenet import lenet
+from .paddleocr import ppocrv2_rec, ppocrv4_rec, ppocrv4_server_rec
 from .resnet import resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d
 from .resnet45 import resnet45
 from .unet import unet
@@ -49,6 +51,9 @@ ZOO = {
     "gpt2": gpt2,
     "gpt2_1b": gpt2_1b,
     "crnn": crnn,
+    "ppocrv2_rec": ppocrv2_rec,
+    "ppocrv4_rec": ppocrv4_rec,
+    "ppocrv4_server_rec": ppocrv4_server_rec,
 }
 
 # A typical input for each model (N, C, H, W; token ids (N, L) for gpt2), used by the CLI
@@ -61,6 +66,9 @@ DEFAULT_INPUT = {
     "gpt2": (1, 16),  # token ids (N, L)
     "gpt2_1b": (1, 16),
     "crnn": (1, 3, 32, 128),
+    "ppocrv2_rec": (1, 3, 32, 320),
+    "ppocrv4_rec": (1, 3, 48, 320),
+    "ppocrv4_server_rec": (1, 3, 48, 320),
 }
 
 
@@ -72,6 +80,10 @@ def get(name: str, **kwargs):
 
 
 def default_input(name: str) -> tuple[int, ...]:
+    if name.startswith("paddleocr:"):  # a PaddleOCR config (xinit.factories): its line height
+        from .paddleocr import default_input as line_input
+
+        return line_input(name.partition(":")[2])
     return DEFAULT_INPUT.get(name, (1, 3, 224, 224))
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from ...blocks import Sequential
 from .._arguments import zoo_model
-from .config import BACKBONES, HEADS, NECKS, character_count, from_config
+from .config import BACKBONES, HEADS, NECKS, character_count, default_input, from_config
 from .rec_ctc_head import ctc_head
+from .rec_hgnet import pphgnet, pphgnet_small, pphgnet_tiny
 from .rec_lcnetv3 import learnable_affine_block, learnable_rep_layer, pplcnetv3
 from .rec_mv1_enhance import mobilenet_v1_enhance
 from .rnn import encoder_with_svtr, sequence_encoder
@@ -27,45 +28,48 @@ def ppocrv2_rec(out_channels: int = PPOCR_KEYS_V1_CLASSES, softmax: bool = True)
     return Sequential(backbone=backbone, neck=neck, head=head)
 
 
+def _v4_architecture(backbone: dict) -> dict:
+    """ch_PP-OCRv4_rec(_hgnet).yml's Architecture: the backbone, then MultiHead's CTC branch
+    (SVTR neck: dims 120, depth 2, hidden 120, kernel (1, 3)) and its NRTR branch."""
+    svtr = {"name": "svtr", "dims": 120, "depth": 2, "hidden_dims": 120, "kernel_size": [1, 3]}
+    return {
+        "Architecture": {
+            "model_type": "rec",
+            "Backbone": backbone,
+            "Head": {
+                "name": "MultiHead",
+                "head_list": [
+                    {"CTCHead": {"Neck": {**svtr, "use_guide": True}, "Head": {"fc_decay": 1e-5}}},
+                    {"NRTRHead": {"nrtr_dim": 384, "max_text_length": 25}},
+                ],
+            },
+        }
+    }
+
+
 @zoo_model
 def ppocrv4_rec(out_channels: int = PPOCR_KEYS_V1_CLASSES, softmax: bool = True) -> Sequential:
     """PP-OCRv4 mobile (``ch_PP-OCRv4_rec.yml``, its MultiHead's CTC branch, as exported):
-    PPLCNetV3 (scale 0.95), ``head.ctc_encoder`` (SVTR: dims 120, depth 2, hidden 120,
-    kernel (1, 3)), ``head.ctc_head``. Input (N, 3, 48, W)."""
-    return from_config(
-        {
-            "Architecture": {
-                "model_type": "rec",
-                "Backbone": {"name": "PPLCNetV3", "scale": 0.95},
-                "Head": {
-                    "name": "MultiHead",
-                    "head_list": [
-                        {
-                            "CTCHead": {
-                                "Neck": {
-                                    "name": "svtr",
-                                    "dims": 120,
-                                    "depth": 2,
-                                    "hidden_dims": 120,
-                                    "kernel_size": [1, 3],
-                                    "use_guide": True,
-                                },
-                                "Head": {"fc_decay": 1e-5},
-                            }
-                        },
-                        {"NRTRHead": {"nrtr_dim": 384, "max_text_length": 25}},
-                    ],
-                },
-            }
-        },
-        out_channels=out_channels,
-        softmax=softmax,
-    )
+    PPLCNetV3 (scale 0.95), ``head.ctc_encoder`` (SVTR neck), ``head.ctc_head``. Input
+    (N, 3, 48, W)."""
+    arch = _v4_architecture({"name": "PPLCNetV3", "scale": 0.95})
+    return from_config(arch, out_channels=out_channels, softmax=softmax)
+
+
+@zoo_model
+def ppocrv4_server_rec(
+    out_channels: int = PPOCR_KEYS_V1_CLASSES, softmax: bool = True
+) -> Sequential:
+    """PP-OCRv4 server (``ch_PP-OCRv4_rec_hgnet.yml``): PPHGNet_small and the same MultiHead
+    CTC branch. Input (N, 3, 48, W)."""
+    arch = _v4_architecture({"name": "PPHGNet_small"})
+    return from_config(arch, out_channels=out_channels, softmax=softmax)
 
 
 __all__ = [
     "from_config",
     "character_count",
+    "default_input",
     "BACKBONES",
     "NECKS",
     "HEADS",
@@ -78,4 +82,8 @@ __all__ = [
     "ctc_head",
     "ppocrv2_rec",
     "ppocrv4_rec",
+    "ppocrv4_server_rec",
+    "pphgnet",
+    "pphgnet_small",
+    "pphgnet_tiny",
 ]

@@ -43,6 +43,15 @@ def make_divisible(v: float, divisor: int = 16) -> int:
     return new_v + divisor if new_v < 0.9 * v else new_v
 
 
+def kaiming_conv(cin: int, cout: int, kernel: int, stride=1, groups: int = 1) -> Conv:
+    """PaddleOCR's usual conv: padding (k-1)/2, no bias, ``KaimingNormal`` (PPLCNetV3's and
+    PPHGNet's ``conv``)."""
+    pad = (kernel - 1) // 2
+    return Conv(
+        cin, cout, kernel, stride, pad, groups=groups, bias=False, weight_init=KAIMING_NORMAL
+    )
+
+
 def paddle_conv(cin: int, cout: int, kernel: int = 1) -> Conv:
     """A Paddle Conv2D with bias and no initializer given (``ParamAttr()``): its defaults."""
     return Conv(cin, cout, kernel, weight_init=paddle_conv_default(cin, kernel), bias_init=Zeros())

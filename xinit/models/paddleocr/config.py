@@ -18,6 +18,7 @@ from typing import Any
 from ...blocks import Sequential
 from ...errors import ArgumentError, UnknownNameError
 from .rec_ctc_head import ctc_head
+from .rec_hgnet import pphgnet_small, pphgnet_tiny
 from .rec_lcnetv3 import out_channels as lcnetv3_channels
 from .rec_lcnetv3 import pplcnetv3
 from .rec_mv1_enhance import mobilenet_v1_enhance
@@ -28,6 +29,8 @@ from .rnn import ENCODER_TYPES, sequence_encoder
 BACKBONES: dict[str, tuple[Callable[..., Any], Callable[..., int]]] = {
     "MobileNetV1Enhance": (mobilenet_v1_enhance, lambda scale=0.5, **_: mv1_channels(scale)),
     "PPLCNetV3": (pplcnetv3, lambda scale=1.0, **_: lcnetv3_channels(scale)),
+    "PPHGNet_small": (pphgnet_small, lambda **_: 1024),
+    "PPHGNet_tiny": (pphgnet_tiny, lambda **_: 768),
 }
 NECKS = ("SequenceEncoder",)
 HEADS = ("CTCHead", "MultiHead")
@@ -94,15 +97,15 @@ def _classes_in_checkpoint(checkpoint) -> int:
 
     state = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
     ends = ("head.fc.bias", "head.fc2.bias", "head.ctc_head.fc.bias", "head.ctc_head.fc2.bias")
-    found = {k: v for k, v in state.items() if k.endswith(ends)}
-    if len(found) != 1:
-        what = ", ".join(found) if found else "none"
+    found = {k: int(v.shape[0]) for k, v in state.items() if k.endswith(ends)}
+    if len(set(found.values())) != 1:  # distillation: Student/Teacher heads, same classes
+        what = ", ".join(f"{k} ({n})" for k, n in found.items()) or "none"
+        name = "checkpoint" if isinstance(checkpoint, Mapping) else str(checkpoint)
         raise ArgumentError(
-            f"{checkpoint if not isinstance(checkpoint, Mapping) else 'checkpoint'}: the CTC "
-            f"head's bias (a key ending in {' or '.join(ends)}) must be there once; found {what}"
+            f"{name}: no single CTC class count (heads' biases: keys ending in "
+            f"{' or '.join(ends)}; found {what}); pass out_channels="
         )
-    (bias,) = found.values()
-    return int(bias.shape[0])
+    return next(iter(found.values()))
 
 
 def _out_channels(cfg, path, out_channels, character_dict, checkpoint) -> int:
@@ -131,6 +134,21 @@ def _ctc_branch(head: Mapping[str, Any]) -> tuple[dict, dict]:
     )
 
 
+def _submodel(arch: Mapping[str, Any], submodel: str | None) -> Mapping[str, Any]:
+    """A distillation Architecture's ``Models`` entry (the only one, or ``submodel``)."""
+    models = arch.get("Models")
+    if not models:
+        return arch
+    if submodel is None and len(models) == 1:
+        submodel = next(iter(models))
+    if submodel not in models:
+        raise ArgumentError(
+            f"PaddleOCR config: a distillation config of {', '.join(models)}; name one "
+            f"(submodel=, --submodel){'' if submodel is None else f', not {submodel!r}'}"
+        )
+    return models[submodel]
+
+
 def _neck(in_channels: int, args: Mapping[str, Any], key: str = "encoder_type"):
     encoder_type = args.get(key)
     if encoder_type not in ENCODER_TYPES:
@@ -145,8 +163,12 @@ def from_config(
     character_dict: str | os.PathLike | None = None,
     checkpoint: str | os.PathLike | Mapping[str, Any] | None = None,
     softmax: bool = True,
+    submodel: str | None = None,
 ) -> Sequential:
-    """The spec of a PaddleOCR config's ``Architecture`` (a YAML file or its dict).
+    """The spec of a PaddleOCR config's ``Architecture`` (a YAML file or its dict); of a
+    distillation config (``Models``: ``Teacher``, ``Student``, ...), of ``submodel`` (needed
+    when there are several; its checkpoint keys carry the ``Student.`` prefix, which
+    ``xinit.port(submodel=)`` strips).
 
     The CTC head's ``out_channels``: given, else the classes of ``checkpoint`` (its head's
     bias), else the character dictionary's (``character_dict``, or the config's
@@ -156,6 +178,7 @@ def from_config(
     arch = cfg.get("Architecture")
     if not isinstance(arch, Mapping):
         raise ArgumentError(f"{path or 'config'}: no Architecture section")
+    arch = _submodel(arch, submodel)
     if arch.get("model_type", "rec") != "rec":
         raise _unsupported("model_type", arch.get("model_type"), ("rec",))
     if arch.get("Transform"):
@@ -188,3 +211,18 @@ def from_config(
     else:
         raise _unsupported("Head", head_cfg.get("name"), HEADS)
     return Sequential(*children)
+
+
+def default_input(config: str | os.PathLike | Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """A text line the config's model takes: (1, 3, 48, 320) (PP-OCRv3/v4), else (1, 3, 32,
+    320) (PP-OCRv2's MobileNetV1Enhance), whichever gives a sequence."""
+    from ...blocks import infer
+
+    spec = from_config(config, out_channels=2)
+    for shape in ((1, 3, 48, 320), (1, 3, 32, 320)):
+        try:
+            infer(spec, shape)
+        except ValueError:
+            continue
+        return shape
+    raise ArgumentError(f"{config}: neither a 48- nor a 32-pixel line fits; pass --input")

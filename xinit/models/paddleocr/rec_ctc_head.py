@@ -22,7 +22,10 @@ def ctc_head(
     if mid_channels is None:
         children = [("fc", _fc(in_channels, out_channels))]
     else:
-        children = [("fc1", _fc(in_channels, mid_channels)), ("fc2", _fc(mid_channels, out_channels))]
+        children = [
+            ("fc1", _fc(in_channels, mid_channels)),
+            ("fc2", _fc(mid_channels, out_channels)),
+        ]
     if softmax:
         children.append(("softmax", Softmax(dim=-1)))
     return Sequential(*children)

@@ -16,9 +16,9 @@ from __future__ import annotations
 from ...blocks import Sequential
 from ...graph import Graph
 from ...initializers import Constant
-from ...layers import Add, AvgPool, BatchNorm, Conv, Hardswish, LearnedTensor, Mul, ReLU
+from ...layers import Add, AvgPool, BatchNorm, Hardswish, LearnedTensor, Mul, ReLU
 from .._arguments import zoo_model
-from ._common import KAIMING_NORMAL, make_divisible, squeeze_excite
+from ._common import kaiming_conv, make_divisible, squeeze_excite
 
 NET_CONFIG_REC = {  # k, in, out, stride, se (unscaled)
     "blocks2": ((3, 16, 32, 1, False),),
@@ -53,10 +53,7 @@ def act(kind: str = "hswish") -> Sequential:
 
 def conv_bn_layer(cin: int, cout: int, kernel: int, stride=1, groups: int = 1) -> Sequential:
     """``ConvBNLayer``: ``conv`` (padding (k-1)/2, no bias, KaimingNormal), ``bn``."""
-    conv = Conv(
-        cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False,
-        weight_init=KAIMING_NORMAL,
-    )  # fmt: skip
+    conv = kaiming_conv(cin, cout, kernel, stride, groups)
     return Sequential(conv=conv, bn=BatchNorm(cout))
 
 
@@ -68,12 +65,11 @@ def learnable_rep_layer(
     if cout == cin and stride == 1:
         nodes.append(("identity", BatchNorm(cin), "x"))
         branches.append("identity")
-    kxk = Graph(
-        [(str(i), conv_bn_layer(cin, cout, kernel, stride, groups), "x")
-         for i in range(num_conv_branches)]
-        + ([("sum", Add(), tuple(str(i) for i in range(num_conv_branches)))]
-           if num_conv_branches > 1 else [])
-    )  # fmt: skip
+    branch = conv_bn_layer(cin, cout, kernel, stride, groups)
+    kxk_nodes = [(str(i), branch, "x") for i in range(num_conv_branches)]
+    if num_conv_branches > 1:  # PaddleOCR's conv_kxk list, summed
+        kxk_nodes.append(("sum", Add(), tuple(name for name, _, _ in kxk_nodes)))
+    kxk = Graph(kxk_nodes)
     nodes.append(("conv_kxk", kxk, "x"))
     if kernel > 1:
         nodes.append(("conv_1x1", conv_bn_layer(cin, cout, 1, stride, groups), "x"))
@@ -98,9 +94,9 @@ def lcnetv3_block(cin, cout, stride, dw_size, use_se=False, conv_kxk_num=4) -> S
 
 
 @zoo_model
-def pplcnetv3(scale: float = 0.95, conv_kxk_num: int = 4) -> Sequential:
+def pplcnetv3(scale: float = 1.0, conv_kxk_num: int = 4) -> Sequential:
     """``PPLCNetV3`` (rec): (N, 3, 48, W) -> (N, make_divisible(512·scale), 1, W/8) at
-    inference (PP-OCRv4 mobile: scale 0.95, 480 channels)."""
+    inference (PP-OCRv4 mobile's scale 0.95: 480 channels)."""
     md = make_divisible
     children = [("conv1", conv_bn_layer(3, md(16 * scale), 3, 2))]
     for name, rows in NET_CONFIG_REC.items():
@@ -113,5 +109,5 @@ def pplcnetv3(scale: float = 0.95, conv_kxk_num: int = 4) -> Sequential:
     return Sequential(*children)
 
 
-def out_channels(scale: float = 0.95) -> int:
+def out_channels(scale: float = 1.0) -> int:
     return make_divisible(512 * scale)

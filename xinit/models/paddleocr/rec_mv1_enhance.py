@@ -34,9 +34,15 @@ def conv_bn_layer(cin: int, kernel: int, cout: int, stride, padding: int, groups
     """``ConvBNLayer``: ``_conv`` (no bias, KaimingNormal), ``_batch_norm``, hard-swish."""
     return Sequential(
         _conv=Conv(
-            cin, cout, kernel, stride, padding, groups=groups, bias=False,
+            cin,
+            cout,
+            kernel,
+            stride,
+            padding,
+            groups=groups,
+            bias=False,
             weight_init=KAIMING_NORMAL,
-        ),  # fmt: skip
+        ),
         _batch_norm=BatchNorm(cout),
         act=Hardswish(),
     )
@@ -73,11 +79,18 @@ def mobilenet_v1_enhance(
     """``MobileNetV1Enhance``: (N, 3, 32, W) -> (N, 1024·scale, 1, W/4) with the defaults
     (``conv1`` takes 3 channels whatever ``in_channels`` says, as PaddleOCR's)."""
     if last_pool_type not in ("max", "avg"):
-        raise SpecError(f"MobileNetV1Enhance: last_pool_type must be 'max' or 'avg'; got "
-                        f"{last_pool_type!r}")  # fmt: skip
+        raise SpecError(
+            f"MobileNetV1Enhance: last_pool_type must be 'max' or 'avg'; got {last_pool_type!r}"
+        )
     blocks = [
         depthwise_separable(
-            int(c * scale), f1, f2, g, _stride(last_conv_stride if st is None else st), scale, k,
+            int(c * scale),
+            f1,
+            f2,
+            g,
+            _stride(last_conv_stride if st is None else st),
+            scale,
+            k,
             se,
         )
         for c, f1, f2, g, st, k, se in BLOCKS
