@@ -2,13 +2,26 @@
 ``ppocr/modeling/`` (backbones/det_mobilenet_v3.py, rec_mobilenet_v3.py,
 rec_lcnetv3.py with det=True, necks/db_fpn.py, heads/det_db_head.py, cls_head.py): module
 names, shapes and forward only, so xinit's zoo specs can be checked against them key by key
-and output by output. Initialisation is Paddle's defaults here (tests load states)."""
+and output by output. Initialisation is PaddleOCR's: Paddle's defaults where its code gives
+no ParamAttr, and its KaimingUniform / Constant / Uniform attributes where it does."""
 
 from __future__ import annotations
 
+import math
+
 import paddle
 import paddle.nn.functional as F
-from paddle import nn
+from paddle import ParamAttr, nn
+from paddle.nn.initializer import Constant, KaimingUniform, Uniform
+
+
+def _kaiming_uniform():
+    return ParamAttr(initializer=KaimingUniform())
+
+
+def _uniform_bias(k):
+    bound = 1.0 / math.sqrt(k)
+    return ParamAttr(initializer=Uniform(-bound, bound))
 
 
 def _md8(v, divisor=8):
@@ -120,7 +133,9 @@ class DetMobileNetV3(nn.Layer):
 class RSELayer(nn.Layer):
     def __init__(self, cin, cout, k, shortcut=True):
         super().__init__()
-        self.in_conv = nn.Conv2D(cin, cout, k, padding=k // 2, bias_attr=False)
+        self.in_conv = nn.Conv2D(
+            cin, cout, k, padding=k // 2, weight_attr=_kaiming_uniform(), bias_attr=False
+        )
         self.se_block = SE(cout)
         self.shortcut = shortcut
 
@@ -159,10 +174,23 @@ class DBBranch(nn.Layer):
         super().__init__()
         q = c // 4
         self.conv1 = nn.Conv2D(c, q, 3, padding=1, bias_attr=False)
-        self.conv_bn1 = nn.BatchNorm(q, act="relu")
-        self.conv2 = nn.Conv2DTranspose(q, q, 2, 2)
-        self.conv_bn2 = nn.BatchNorm(q, act="relu")
-        self.conv3 = nn.Conv2DTranspose(q, 1, 2, 2)
+
+        def bn():
+            return nn.BatchNorm(
+                q,
+                act="relu",
+                param_attr=ParamAttr(initializer=Constant(1.0)),
+                bias_attr=ParamAttr(initializer=Constant(1e-4)),
+            )
+
+        self.conv_bn1 = bn()
+        self.conv2 = nn.Conv2DTranspose(
+            q, q, 2, 2, weight_attr=_kaiming_uniform(), bias_attr=_uniform_bias(q)
+        )
+        self.conv_bn2 = bn()
+        self.conv3 = nn.Conv2DTranspose(
+            q, 1, 2, 2, weight_attr=_kaiming_uniform(), bias_attr=_uniform_bias(q)
+        )
 
     def forward(self, x):
         x = self.conv_bn2(self.conv2(self.conv_bn1(self.conv1(x))))
@@ -216,7 +244,8 @@ class ClsHead(nn.Layer):
     def __init__(self, c, class_dim=2):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2D(1)
-        self.fc = nn.Linear(c, class_dim)
+        bound = 1.0 / math.sqrt(c)
+        self.fc = nn.Linear(c, class_dim, weight_attr=ParamAttr(initializer=Uniform(-bound, bound)))
 
     def forward(self, x):
         x = self.pool(x)

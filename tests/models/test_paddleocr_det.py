@@ -10,9 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import require_backends
+from stats_helpers import assert_ks_one
 
 import xinit
+from xinit.distributions import ConstantDist
 from xinit.models import paddleocr
+from xinit.plan import init_plan
 
 DET_INPUT = (1, 3, 64, 64)
 CLS_INPUT = (2, 3, 48, 96)
@@ -82,6 +85,35 @@ def test_dbnet_on_pplcnetv3_builds_in_three_frameworks():
     keys = None
     for framework in ("torch", "paddle", "flax"):
         state = xinit.state_dict(xinit.build(spec, framework))
-        assert keys is None or list(state) == keys
-        keys = list(state)
+        names = [k for k in state if not k.endswith("num_batches_tracked")]  # torch's only
+        assert keys is None or names == keys
+        keys = names
     assert "backbone.layer_list.3.weight" in keys and "head.thresh.conv3.bias" in keys
+
+
+@pytest.mark.parametrize("name, reference", [("ppocrv3_det", "PPOCRv3Det"),
+                                             ("ppocr_cls", "PPOCRCls")])  # fmt: skip
+def test_initialisation_is_paddleocrs(name, reference):
+    """What PaddleOCR's code draws (Paddle's initialisers: defaults for the backbone convs,
+    KaimingUniform for the neck and the transposed convs, whose fans Paddle takes from the
+    weight's second axis as xinit does, U(±1/√(C/4)) biases, BatchNorm 1 / 1e-4, the
+    classifier's U(±1/√C)) fits the law xinit's spec gives each parameter (KS)."""
+    require_backends("paddle")
+    import paddle
+    import reference_paddleocr_det as ref_models
+
+    paddle.seed(3)
+    ref = getattr(ref_models, reference)()
+    spec = getattr(paddleocr, name)()
+    state = {k: v.numpy() for k, v in ref.state_dict().items()}
+    neutral = xinit.port(state, spec, src="paddle", dst="neutral")
+    checked = set()
+    for item in init_plan(spec):
+        values = np.asarray(neutral[item.path], np.float64).ravel()
+        if isinstance(item.dist, ConstantDist):  # as float32 holds it
+            assert np.all(values == np.float32(item.dist.mean)), item.path
+        elif values.size >= 64:
+            assert_ks_one(values, item.dist, what=item.path)
+            checked.add(item.path.rsplit(".", 2)[-2])
+    expected = {"conv", "fc"} if "cls" in name else {"conv", "in_conv", "conv1", "conv2", "conv3"}
+    assert expected <= checked, checked
