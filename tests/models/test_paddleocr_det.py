@@ -117,3 +117,46 @@ def test_initialisation_is_paddleocrs(name, reference):
             checked.add(item.path.rsplit(".", 2)[-2])
     expected = {"conv", "fc"} if "cls" in name else {"conv", "in_conv", "conv1", "conv2", "conv3"}
     assert expected <= checked, checked
+
+
+V3_DET = {  # the Architecture of PaddleOCR's configs/det/ch_PP-OCRv3/ch_PP-OCRv3_det_student.yml
+    "model_type": "det",
+    "algorithm": "DB",
+    "Transform": None,
+    "Backbone": {"name": "MobileNetV3", "scale": 0.5, "model_name": "large", "disable_se": True},
+    "Neck": {"name": "RSEFPN", "out_channels": 96, "shortcut": True},
+    "Head": {"name": "DBHead", "k": 50},
+}
+V4_DET = {  # configs/det/ch_PP-OCRv4/ch_PP-OCRv4_det_student.yml
+    "model_type": "det",
+    "algorithm": "DB",
+    "Transform": None,
+    "Backbone": {"name": "PPLCNetV3", "scale": 0.75, "det": True},
+    "Neck": {"name": "RSEFPN", "out_channels": 96, "shortcut": True},
+    "Head": {"name": "DBHead", "k": 50},
+}
+CLS = {  # configs/cls/cls_mv3.yml
+    "model_type": "cls",
+    "algorithm": "CLS",
+    "Transform": None,
+    "Backbone": {"name": "MobileNetV3", "scale": 0.35, "model_name": "small"},
+    "Neck": None,
+    "Head": {"name": "ClsHead", "class_dim": 2},
+}
+
+
+@pytest.mark.parametrize(
+    "arch, zoo",
+    [(V3_DET, "ppocrv3_det"), (V4_DET, "dbnet_pplcnetv3"), (CLS, "ppocr_cls")],
+)
+def test_from_config_gives_the_zoo_model(arch, zoo):
+    assert paddleocr.from_config({"Architecture": arch}) == getattr(paddleocr, zoo)()
+
+
+def test_an_unsupported_detector_part_is_one_line_naming_the_supported():
+    arch = {**V3_DET, "Neck": {"name": "FCEFPN", "out_channels": 96}}
+    with pytest.raises(xinit.UnknownNameError, match="Neck 'FCEFPN' .*DBFPN, RSEFPN, LKPAN"):
+        paddleocr.from_config({"Architecture": arch})
+    arch = {**V3_DET, "Neck": {"name": "DBFPN", "out_channels": 96, "use_asf": True}}
+    with pytest.raises(xinit.ArgumentError, match="use_asf"):
+        paddleocr.from_config({"Architecture": arch})

@@ -105,4 +105,89 @@ def ppocr_cls(scale: float = 0.35, class_dim: int = 2) -> Sequential:
     )
 
 
-__all__ = ["ppocrv3_det", "dbnet_pplcnetv3", "ppocr_cls", "dbnet", "det_pplcnetv3"]
+DET_BACKBONES = ("MobileNetV3", "PPLCNetV3")
+DET_NECKS = ("DBFPN", "RSEFPN", "LKPAN")
+DET_HEADS = ("DBHead",)
+DET_TRAINING_ONLY = ("k", "lr_mult_list", "lab_lr", "pretrained", "intracl")
+
+
+def _checked(section, what: str, supported, allowed=()) -> dict:
+    """``section``'s arguments (training-only ones dropped); an unknown name or argument is
+    an error naming it and what is supported."""
+    from ...errors import ArgumentError, UnknownNameError
+
+    name = section.get("name")
+    if name not in supported:
+        raise UnknownNameError(
+            f"PaddleOCR config: {what} {name!r} is not supported (supported: "
+            f"{', '.join(supported)})"
+        )
+    args = {k: v for k, v in section.items() if k != "name" and k not in DET_TRAINING_ONLY}
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        raise ArgumentError(
+            f"PaddleOCR config: {what} {name}: unsupported argument(s) {', '.join(unknown)} "
+            f"(supported: {', '.join(allowed) or 'none'})"
+        )
+    return args
+
+
+def det_from_config(arch) -> Graph:
+    """``model_type: det``: a MobileNetV3 or PPLCNetV3(det=True) backbone, a DBFPN, RSEFPN
+    or LKPAN neck, and DBHead (its ``k`` only steers training)."""
+    bb = arch.get("Backbone") or {}
+    args = _checked(bb, "Backbone", DET_BACKBONES, ("scale", "model_name", "disable_se", "det"))
+    if bb["name"] == "MobileNetV3":
+        args.pop("det", None)
+        backbone = det_mobilenet_v3(**args)
+        channels = det_mobilenet_v3_channels(**args)
+    else:
+        if not args.pop("det", False) or set(args) - {"scale"}:
+            from ...errors import ArgumentError
+
+            raise ArgumentError("PaddleOCR config: a detector's PPLCNetV3 needs det: True")
+        scale = args.get("scale", 1.0)
+        backbone, channels = det_pplcnetv3(scale), [int(w * scale) for w in DET_OUT]
+    neck_cfg = arch.get("Neck") or {}
+    allowed = {"DBFPN": ("out_channels", "use_asf"), "RSEFPN": ("out_channels", "shortcut"),
+               "LKPAN": ("out_channels", "mode")}.get(neck_cfg.get("name"), ())  # fmt: skip
+    nargs = _checked(neck_cfg, "Neck", DET_NECKS, allowed)
+    if nargs.pop("use_asf", False):
+        from ...errors import ArgumentError
+
+        raise ArgumentError("PaddleOCR config: DBFPN(use_asf=True) is not supported")
+    from .det_db_fpn import NECKS
+
+    neck = NECKS[neck_cfg["name"]](tuple(channels), **nargs)
+    width = nargs.get("out_channels", 256)
+    _checked(arch.get("Head") or {}, "Head", DET_HEADS)
+    return Graph(
+        [
+            ("backbone", backbone, "x"),
+            ("neck", neck, tuple(f"backbone.{c}" for c in LEVELS)),
+            ("head", db_head(width), "neck"),
+        ],
+        outputs={"maps": "head.maps"},
+    )
+
+
+def cls_from_config(arch) -> Sequential:
+    """``model_type: cls``: the classifier's MobileNetV3 and ClsHead."""
+    bb = arch.get("Backbone") or {}
+    args = _checked(bb, "Backbone", ("MobileNetV3",), ("scale", "model_name", "disable_se"))
+    head = arch.get("Head") or {}
+    hargs = _checked(head, "Head", ("ClsHead",), ("class_dim",))
+    backbone = cls_mobilenet_v3(**args)
+    width = cls_mobilenet_v3_channels(args.get("model_name", "small"), args.get("scale", 0.35))
+    return Sequential(backbone=backbone, head=cls_head(width, hargs.get("class_dim", 2)))
+
+
+__all__ = [
+    "ppocrv3_det",
+    "dbnet_pplcnetv3",
+    "ppocr_cls",
+    "dbnet",
+    "det_pplcnetv3",
+    "det_from_config",
+    "cls_from_config",
+]
