@@ -8,7 +8,14 @@ from .centernet import centernet_resnet
 from .crnn import crnn
 from .gpt2 import gpt2, gpt2_1b
 from .lenet import lenet
-from .paddleocr import ppocrv2_rec, ppocrv4_rec, ppocrv4_server_rec
+from .paddleocr import (
+    dbnet_pplcnetv3,
+    ppocr_cls,
+    ppocrv2_rec,
+    ppocrv3_det,
+    ppocrv4_rec,
+    ppocrv4_server_rec,
+)
 from .resnet import resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d
 from .resnet45 import resnet45
 from .unet import unet
@@ -54,6 +61,9 @@ ZOO = {
     "ppocrv2_rec": ppocrv2_rec,
     "ppocrv4_rec": ppocrv4_rec,
     "ppocrv4_server_rec": ppocrv4_server_rec,
+    "ppocrv3_det": ppocrv3_det,
+    "dbnet_pplcnetv3": dbnet_pplcnetv3,
+    "ppocr_cls": ppocr_cls,
 }
 
 # A typical input for each model (N, C, H, W; token ids (N, L) for gpt2), used by the CLI
@@ -69,6 +79,9 @@ DEFAULT_INPUT = {
     "ppocrv2_rec": (1, 3, 32, 320),
     "ppocrv4_rec": (1, 3, 48, 320),
     "ppocrv4_server_rec": (1, 3, 48, 320),
+    "ppocrv3_det": (1, 3, 320, 320),  # DBNet: any H, W divisible by 32
+    "dbnet_pplcnetv3": (1, 3, 320, 320),
+    "ppocr_cls": (1, 3, 48, 192),
 }
 
 

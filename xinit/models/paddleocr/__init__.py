@@ -8,6 +8,10 @@ from __future__ import annotations
 from ...blocks import Sequential
 from .._arguments import zoo_model
 from .config import BACKBONES, HEADS, NECKS, character_count, default_input, from_config
+from .det import dbnet_pplcnetv3, ppocr_cls, ppocrv3_det
+from .det_db_fpn import dbfpn, lkpan, rsefpn
+from .det_db_head import cls_head, db_head
+from .det_mobilenet_v3 import cls_mobilenet_v3, det_mobilenet_v3
 from .rec_ctc_head import ctc_head
 from .rec_hgnet import pphgnet, pphgnet_small, pphgnet_tiny
 from .rec_lcnetv3 import learnable_affine_block, learnable_rep_layer, pplcnetv3
@@ -86,4 +90,14 @@ __all__ = [
     "pphgnet",
     "pphgnet_small",
     "pphgnet_tiny",
+    "ppocrv3_det",
+    "dbnet_pplcnetv3",
+    "ppocr_cls",
+    "det_mobilenet_v3",
+    "cls_mobilenet_v3",
+    "dbfpn",
+    "rsefpn",
+    "lkpan",
+    "db_head",
+    "cls_head",
 ]

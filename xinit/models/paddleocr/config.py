@@ -179,8 +179,13 @@ def from_config(
     if not isinstance(arch, Mapping):
         raise ArgumentError(f"{path or 'config'}: no Architecture section")
     arch = _submodel(arch, submodel)
-    if arch.get("model_type", "rec") != "rec":
-        raise _unsupported("model_type", arch.get("model_type"), ("rec",))
+    model_type = arch.get("model_type", "rec")
+    if model_type in ("det", "cls"):  # DBNet and the direction classifier: det.py
+        from .det import cls_from_config, det_from_config
+
+        return det_from_config(arch) if model_type == "det" else cls_from_config(arch)
+    if model_type != "rec":
+        raise _unsupported("model_type", model_type, ("rec", "det", "cls"))
     if arch.get("Transform"):
         raise _unsupported("Transform", arch["Transform"].get("name"), ("none",))
     bb = arch.get("Backbone") or {}
