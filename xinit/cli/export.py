@@ -14,11 +14,18 @@ def cmd_export_code(args) -> int:
     from xinit.codegen import model_class_name
     from xinit.errors import ArgumentError
 
-    spec = factories.load(args.model, factories.parse_args(args.model_args))
+    if args.model.endswith(".json"):
+        from xinit.spec_json import load_spec
+
+        if args.model_args:
+            raise ArgumentError(f"--model-args: {args.model} is a saved spec, not a factory")
+        spec = load_spec(args.model)
+    else:
+        spec = factories.load(args.model, factories.parse_args(args.model_args))
     if not factories.is_spec(spec):
         raise ArgumentError(
             f"--model {args.model} gives a {type(spec).__name__}, not an xinit spec: export-code "
-            "writes specs (a zoo name, or a factory returning a spec)"
+            "writes specs (a zoo name, a factory returning a spec, or a saved spec.json)"
         )
     policy = presets.get(args.policy) if args.policy else None
     name = args.class_name or model_class_name(args.model)
@@ -37,7 +44,9 @@ def register(sub) -> None:
         "export-code", help="a spec as a standalone model file (torch, paddle or flax)"
     )
     e.add_argument(
-        "--model", required=True, help="a zoo name, module:factory or file.py:factory (a spec)"
+        "--model",
+        required=True,
+        help="a zoo name, module:factory, file.py:factory (a spec) or a saved spec.json",
     )
     e.add_argument("--model-args", default=None, help="factory arguments, e.g. num_classes=10")
     add_frameworks(e, "--framework", FRAMEWORKS[0], choices=FRAMEWORKS)
