@@ -78,12 +78,20 @@ class PytorchStyleCode(FrameworkCode):
     def sequential(self, items: list[str], ctx: Context) -> str:
         return f"nn.Sequential({', '.join(items)})"
 
+    def step(self, call: str, ctx: Context | None = None) -> str:
+        """A parameter-free step of an ``nn.Sequential`` (a permute in ConvNeXt's block) as a
+        ``Lambda`` module of the file: no parameters, so the state keys stay the build's."""
+        if ctx is not None:
+            ctx.helper("Lambda", _LAMBDA.replace("BASE", self.base))
+        return f"Lambda(lambda x: {call})"
+
     def class_key(self, layer) -> str | None:
         """The class a layer's constructor names (``nn.Conv2d``), for ``isinstance``."""
         em = self.emitters.get(layer.kind)
         no_params = not any(p.trainable for p in layer.params())
-        if em is None or em.module is None or no_params or layer.kind == "learned_parameter":
-            return None  # a learned parameter is no layer a loop over modules finds
+        bare = getattr(layer, "needs_container", False)  # a learned parameter or tensor
+        if em is None or em.module is None or no_params or bare:
+            return None  # a bare parameter is no layer a loop over modules finds
         return em.module(Fields(layer, {}, Context())).split("(")[0]
 
     def init_weights(self, planner, writer) -> list[str]:
@@ -110,6 +118,84 @@ class PytorchStyleCode(FrameworkCode):
             target = _leaf(writer.access(row.item.layer), row.leaf)
             lines += statement(self.statement(row, target, ctx), 8)
         return lines
+
+
+_LAMBDA = '''class Lambda(BASE):
+    """A parameter-free step of a sequential container: ``fn(x)``."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+'''
+
+_STOCHASTIC_DEPTH = '''class StochasticDepth(BASE):
+    """torchvision's StochasticDepth(p, "row"): in training each sample is dropped with
+    probability p, the kept ones scaled by 1 / (1 - p); identity at inference."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        shape = [x.shape[0]] + [1] * (x.ndim - 1)
+        keep = KEEP
+        return x * keep / (1.0 - self.p)
+'''
+
+
+def stochastic_depth_emitter(base: str, keep: str, import_line: str):
+    """``StochasticDepth(p)``, a class of the file on ``base`` whose training mask is
+    ``keep`` (the framework's Bernoulli draw of one value per sample)."""
+
+    def write(f: Fields) -> str:
+        f.ctx.need(import_line)
+        source = _STOCHASTIC_DEPTH.replace("BASE", base).replace("KEEP", keep)
+        f.ctx.helper("StochasticDepth", source)
+        return f"StochasticDepth({f['p']})"
+
+    return write
+
+
+_SCALAR_OPS = {"add": "{x} + {v}", "sub": "{x} - {v}", "rsub": "{v} - {x}", "mul": "{x} * {v}"}
+_SCALAR_OPS |= {"div": "{x} / {v}", "rdiv": "{v} / {x}", "pow": "{x} ** {v}"}
+
+
+def _scalar_op(f: Fields, args: list) -> str:
+    """``x * 0.5``: the operator on the input and the number, as the spec applies it."""
+    (x,) = args
+    value = f.value("value")
+    v = literal(float(value)) if value is not None else f["value"]
+    if v.startswith("-"):
+        v = f"({v})"
+    return _SCALAR_OPS[f.spec.op].format(x=_operand(x), v=v)
+
+
+def _operand(x: str) -> str:
+    """An expression as an operand of a binary operator (bracketed unless a name, an
+    attribute or a subscript: ``out``, ``self.gamma``, ``parts["0"]``)."""
+    return x if re.fullmatch(r"[\w.]+(\[[^\]]*\])?", x) else f"({x})"
+
+
+def _hardsigmoid(f: Fields) -> str:
+    if not f.spec.is_default:
+        raise ExportError(f"{f.where}: the export writes Hardsigmoid with its defaults only")
+    return "nn.Hardsigmoid()"
+
+
+def attention_inputs(f: Fields, args: list) -> list[str]:
+    """query, key, value of a MultiheadAttention node (key defaults to query, value to key);
+    masks and grouped heads are xinit's own computation, which the export does not write."""
+    s = f.spec
+    if s.attn_mask or s.key_padding_mask or s.is_causal or s.num_kv_heads is not None:
+        raise ExportError(f"{f.where}: the export writes MultiheadAttention without masks only")
+    q = args[0]
+    k = args[1] if len(args) > 1 else q
+    return [q, k, args[2] if len(args) > 2 else k]
 
 
 def linear_emitter(bias_off: str, framework: str):
@@ -153,7 +239,12 @@ def register_common(table, silu_class: str, dropout_modes: bool = False) -> None
     )
     table.register("dropout", module=_dropout(dropout_modes))
     table.register("add", call=lambda f, args: " + ".join(args))
-    table.register("mul", call=lambda f, args: " * ".join(args))
+    table.register("mul", call=lambda f, args: " * ".join(map(_operand, args)))
+    table.register("sub", call=lambda f, args: " - ".join(map(_operand, args)))
+    table.register("div", call=lambda f, args: " / ".join(map(_operand, args)))
+    table.register("scalar_op", call=_scalar_op)
+    table.register("relu6", module=lambda f: "nn.ReLU6()")
+    table.register("hardsigmoid", module=_hardsigmoid)
 
 
 def _branch_body(stmts: list[str], parameters_call: str) -> list[str]:
@@ -181,4 +272,6 @@ __all__ = [
     "one_int",
     "learned_shape",
     "channels_first",
+    "stochastic_depth_emitter",
+    "attention_inputs",
 ]

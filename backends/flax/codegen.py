@@ -243,7 +243,7 @@ class FlaxCode(FrameworkCode):
         extra = [f"{flag_name}=True"] if flag else []
         return f"{name}({', '.join([*values, *extra, 'rngs=rngs'])})"
 
-    def step(self, call: str) -> str:
+    def step(self, call: str, ctx: Context | None = None) -> str:
         plain = re.fullmatch(r"([\w.]+)\(x\)", call)  # nnx.relu(x): the function itself
         return plain.group(1) if plain else f"lambda x: {call}"
 

@@ -21,6 +21,7 @@ from xinit.initializers import KaimingNormal, KaimingUniform, XavierNormal, Xavi
 
 from ..common.codegen import (
     PytorchStyleCode,
+    attention_inputs,
     channels_first,
     learned_shape,
     linear_emitter,
@@ -28,6 +29,7 @@ from ..common.codegen import (
     number,
     one_int,
     register_common,
+    stochastic_depth_emitter,
 )
 
 EMITTERS = EmitterTable()
@@ -175,16 +177,75 @@ EMITTERS.register(
 )
 
 
+_LAYERNORM2D = '''class LayerNorm2d(nn.LayerNorm):
+    """A LayerNorm over the channels (axis 1) of an (N, C, *) input, as torchvision's."""
+
+    def forward(self, x):
+        last = [0, *range(2, x.ndim), 1]
+        back = [0, x.ndim - 1, *range(1, x.ndim - 1)]
+        return super().forward(x.transpose(last)).transpose(back)
+'''
+
+
+def _layernorm2d(f: Fields) -> str:
+    s = f.spec
+    f.ctx.helper("LayerNorm2d", _LAYERNORM2D)
+    kws = [f"epsilon={literal(s.eps)}"] if s.eps != 1e-5 else []
+    kws += [] if s.elementwise_affine else ["weight_attr=False", "bias_attr=False"]
+    kws += [] if s.bias or not s.elementwise_affine else ["bias_attr=False"]
+    return f"LayerNorm2d({args_text(f['num_channels'], kws)})"
+
+
+def _attention(f: Fields) -> str:
+    s = f.spec
+    kws = [*f.kw("kdim", None), *f.kw("vdim", None)]
+    kws += [] if s.bias else ["bias_attr=False"]
+    return f"nn.MultiHeadAttention({args_text(f['embed_dim'], f['num_heads'], kws)})"
+
+
+def _reduce(f: Fields, args: list) -> str:
+    s = f.spec
+    f.ctx.need("import paddle")
+    dims = [s.dims] if isinstance(s.dims, int) else list(s.dims)
+    keep = ", keepdim=True" if s.keepdim else ""
+    return f"paddle.{s.op}({args[0]}, axis={dims}{keep})"
+
+
+EMITTERS.register("layernorm2d", module=_layernorm2d)
+EMITTERS.register(
+    "multihead_attention",
+    module=_attention,
+    apply=lambda f, attr, args: f"{attr}({', '.join(attention_inputs(f, args))})",
+)
+EMITTERS.register("learned_tensor", module=_learned_module, apply=lambda f, attr, args: attr)
+EMITTERS.register(
+    "stochastic_depth",
+    module=stochastic_depth_emitter(
+        "nn.Layer",
+        "paddle.bernoulli(paddle.full(shape, 1.0 - self.p, dtype=x.dtype))",
+        "import paddle",
+    ),
+)
+EMITTERS.register("softmax", module=lambda f: f"nn.Softmax(axis={f['dim']})")
+EMITTERS.register("log_softmax", module=lambda f: f"nn.LogSoftmax(axis={f['dim']})")
+EMITTERS.register("reduce", call=_reduce)
+EMITTERS.register(
+    "matmul",
+    call=lambda f, args: f.ctx.need("import paddle") or f"paddle.matmul({', '.join(args)})",
+)
+
+
 # ---- init_weights ---------------------------------------------------------------------------
 def _init(name: str, *args) -> str:
     return f"nn.initializer.{name}({args_text(*args)})"
 
 
-def initializer(row: InitRow, ctx: Context) -> str:
+def initializer(row: InitRow, ctx: Context, native: bool = True) -> str:
     """The ``paddle.nn.initializer`` object drawing the row's law: the initializer's own
-    where Paddle computes the same fans (its layouts' fans are PyTorch's), else the law's."""
+    where Paddle computes the same fans (its layouts' fans are PyTorch's; ``native`` False:
+    the tensor drawn is not the neutral one), else the law's."""
     item, init = row.item, row.item.init
-    if native_fans(item):
+    if native and native_fans(item):
         if isinstance(init, (KaimingNormal, KaimingUniform)):
             kws = [f'mode="{init.mode}"'] if init.mode != "fan_in" else []
             if init.nonlinearity == "leaky_relu":
@@ -215,6 +276,14 @@ def initializer(row: InitRow, ctx: Context) -> str:
     )
 
 
+_PACKED = {"in_proj_weight": "weight", "in_proj_bias": "bias"}
+_INIT_EACH = '''def init_each(initializer, *params):
+    """Draw each of ``params`` with ``initializer`` (one law on several tensors)."""
+    for p in params:
+        initializer(p)
+'''
+
+
 class PaddleCode(PytorchStyleCode):
     framework = "paddle"
     base = "nn.Layer"
@@ -225,7 +294,14 @@ class PaddleCode(PytorchStyleCode):
         ctx.need("from paddle import nn")
 
     def statement(self, row: InitRow, target: str, ctx: Context) -> str:
-        return f"{initializer(row, ctx)}({target})"
+        packed = _PACKED.get(row.leaf) if row.item.param.kind == "multihead_attention" else None
+        if packed is None:
+            return f"{initializer(row, ctx)}({target})"
+        # the neutral packed q, k, v rows are Paddle's three projections: the law on each
+        owner = target.removesuffix(f".{row.leaf}")
+        ctx.helper("init_each", _INIT_EACH)
+        parts = ", ".join(f"{owner}.{p}_proj.{packed}" for p in "qkv")
+        return f"init_each({initializer(row, ctx, native=False)}, {parts})"
 
     def header(self, class_name: str, source: str, layout) -> list[str]:
         return [

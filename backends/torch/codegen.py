@@ -27,6 +27,7 @@ from xinit.initializers import (
 
 from ..common.codegen import (
     PytorchStyleCode,
+    attention_inputs,
     channels_first,
     learned_shape,
     linear_emitter,
@@ -34,6 +35,7 @@ from ..common.codegen import (
     number,
     one_int,
     register_common,
+    stochastic_depth_emitter,
 )
 from ..common.recurrent import recurrent_keywords
 
@@ -186,6 +188,60 @@ EMITTERS.register(
 )
 EMITTERS.register(
     "reshape", call=lambda f, args: f"{args[0]}.reshape({args[0]}.shape[0], *{f['shape']})"
+)
+
+
+_LAYERNORM2D = '''class LayerNorm2d(nn.LayerNorm):
+    """A LayerNorm over the channels (axis 1) of an (N, C, *) input, as torchvision's."""
+
+    def forward(self, x):
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
+'''
+
+
+def _layernorm2d(f: Fields) -> str:
+    f.ctx.helper("LayerNorm2d", _LAYERNORM2D)
+    kws = [*f.kw("eps", 1e-5), *f.kw("elementwise_affine", True), *f.kw("bias", True)]
+    return f"LayerNorm2d({args_text(f['num_channels'], kws)})"
+
+
+def _attention(f: Fields) -> str:
+    s = f.spec
+    kws = [] if s.bias else ["bias=False"]
+    kws += [*f.kw("kdim", None), *f.kw("vdim", None), "batch_first=True"]
+    return f"nn.MultiheadAttention({args_text(f['embed_dim'], f['num_heads'], kws)})"
+
+
+def _reduce(f: Fields, args: list) -> str:
+    s = f.spec
+    dims = literal(s.dims if isinstance(s.dims, int) else tuple(s.dims))
+    keep = ", keepdim=True" if s.keepdim else ""
+    op = "amax" if s.op == "max" else s.op
+    return f"{args[0]}.{op}({dims}{keep})"
+
+
+EMITTERS.register("layernorm2d", module=_layernorm2d)
+EMITTERS.register(
+    "multihead_attention",
+    module=_attention,
+    apply=lambda f, attr, args: (
+        f"{attr}({', '.join(attention_inputs(f, args))}, need_weights=False)[0]"
+    ),
+)
+EMITTERS.register("learned_tensor", module=_learned_module, apply=lambda f, attr, args: attr)
+EMITTERS.register(
+    "stochastic_depth",
+    module=stochastic_depth_emitter(
+        "nn.Module",
+        "torch.empty(shape, dtype=x.dtype).bernoulli_(1.0 - self.p)",
+        "import torch",
+    ),
+)
+EMITTERS.register("softmax", module=lambda f: f"nn.Softmax(dim={f['dim']})")
+EMITTERS.register("log_softmax", module=lambda f: f"nn.LogSoftmax(dim={f['dim']})")
+EMITTERS.register("reduce", call=_reduce)
+EMITTERS.register(
+    "matmul", call=lambda f, args: f.ctx.need("import torch") or f"torch.matmul({', '.join(args)})"
 )
 
 

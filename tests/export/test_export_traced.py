@@ -8,7 +8,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import real_models as real
-from export_code_helpers import SCRIPTS, Case, run_isolated, save_state, threads, write_cases
+from export_code_helpers import (
+    SCRIPTS,
+    Case,
+    ruff_problems,
+    run_isolated,
+    save_state,
+    threads,
+    write_cases,
+)
 from helpers import require_backend
 
 import xinit
@@ -16,41 +24,53 @@ from xinit.cli import main
 
 torch = pytest.importorskip("torch")
 
-# torchvision models (random init) -> input side; the trace tests' models.
-TRACED = {"resnet18": 32}
+# torchvision models (random init) -> input side: tests/trace/test_trace_torch.py's models
+# whose traced specs hold the op kinds a tracer adds (hardsigmoid, stochastic_depth, a learned
+# tensor, layernorm2d, permute, attention, ...).
+TRACED = {"resnet18": 32, "mobilenet_v3_small": 32, "convnext": 32, "vit": 32}
+SLOW = {"efficientnet_b0": 32}  # 5M parameters: traced, built and run in the slow run
 FRAMEWORKS = ("torch", "paddle")
 
 
 def _torchvision(name: str):
     models = real.vision("torchvision").models
     torch.manual_seed(0)
+    if name == "vit":
+        return models.VisionTransformer(32, 8, 2, 2, 32, 64, num_classes=10)
+    if name == "convnext":
+        return real.torchvision_small("convnext_small")
     return getattr(models, name)()
 
 
-@pytest.fixture(scope="module")
-def saved_specs(tmp_path_factory) -> dict:
-    """Each model traced once at batch 1 and saved with ``xinit.save_spec``: name -> path."""
-    folder = tmp_path_factory.mktemp("traced_specs")
+def _save(names: dict, folder) -> dict:
+    """Each model traced at batch 1 and saved with ``xinit.save_spec``: name -> path."""
     paths = {}
-    for name, size in TRACED.items():
+    for name, size in names.items():
         x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, size, size)))
         spec = xinit.trace(_torchvision(name).eval(), x.float())
         paths[name] = xinit.save_spec(spec, folder / f"{name}.json")
     return paths
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_a_saved_traced_spec_exports_and_runs_as_the_build(framework, saved_specs, tmp_path):
+@pytest.fixture(scope="module")
+def saved_specs(tmp_path_factory) -> dict:
+    """The fast models traced once, saved with ``xinit.save_spec``: name -> path."""
+    return _save(TRACED, tmp_path_factory.mktemp("traced_specs"))
+
+
+def export_and_run(framework: str, saved: dict, sizes: dict, tmp_path) -> None:
+    """``xinit export-code`` on each saved spec; the files run without xinit on the state of
+    ``xinit.build(spec, rng="xinit")`` (every key used) and give its outputs bit for bit."""
     require_backend(framework)
     cases, expected = [], {}
-    for name, path in saved_specs.items():
+    for name, path in saved.items():
         out = tmp_path / f"{name}.py"
         args = ["export-code", "--model", str(path), "--framework", framework, "-o", str(out)]
         assert main([*args, "--class-name", "Model"]) == 0
         spec = xinit.load_spec(path)
         module = xinit.build(spec, framework, rng="xinit")
         save_state(module, framework, tmp_path / f"{name}.state")
-        size = TRACED[name]
+        size = sizes[name]
         x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype(np.float32)
         np.save(tmp_path / f"{name}_x.npy", x)
         expected[name] = xinit.run(module, x)
@@ -59,6 +79,18 @@ def test_a_saved_traced_spec_exports_and_runs_as_the_build(framework, saved_spec
     run_isolated(tmp_path, SCRIPTS[framework].replace("THREADS", str(threads(framework))))
     for name, want in expected.items():
         np.testing.assert_array_equal(np.load(tmp_path / f"{name}_out.npy"), want, err_msg=name)
+    assert ruff_problems(tmp_path, [f"{name}.py" for name in saved]) == ""
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_saved_traced_spec_exports_and_runs_as_the_build(framework, saved_specs, tmp_path):
+    export_and_run(framework, saved_specs, TRACED, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_efficientnet_exports_and_runs_as_the_build(framework, tmp_path):
+    export_and_run(framework, _save(SLOW, tmp_path), SLOW, tmp_path)
 
 
 def test_a_saved_spec_takes_no_factory_arguments(saved_specs, capsys):

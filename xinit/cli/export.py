@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from xinit.backends import FRAMEWORKS
 
 from .common import add_frameworks, add_parents, output_path
@@ -29,7 +31,9 @@ def cmd_export_code(args) -> int:
         )
     policy = presets.get(args.policy) if args.policy else None
     name = args.class_name or model_class_name(args.model)
-    text = export_code(spec, args.framework, class_name=name, policy=policy, source=args.model)
+    # a saved spec is named by its file alone: the same spec gives the same file wherever it is
+    source = Path(args.model).name if args.model.endswith(".json") else args.model
+    text = export_code(spec, args.framework, class_name=name, policy=policy, source=source)
     if args.out in (None, "-"):
         print(text, end="")
         return 0

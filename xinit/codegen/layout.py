@@ -65,7 +65,8 @@ def call_lines(prefix: str, expr: str, indent: int, tail: str = "") -> list[str]
         return [line]
     head, inside, close = parts
     callee = head[:-1]
-    if callee.endswith(")") and _outer_call(callee) is not None:  # f(a)(b): split f's call
+    chained = callee.endswith(")") and _outer_call(callee) is not None
+    if chained and len(pad + prefix + head) > WIDTH:  # f(a)(b), f(a)( too long: split f's call
         return call_lines(prefix, callee, indent, tail=head[-1] + inside + close + tail)
     args = split_top(inside)
     inner = " " * (indent + 4)

@@ -40,9 +40,10 @@ class FrameworkCode:
     def imports(self, ctx: Context) -> None:
         """Add the framework's import lines to ``ctx``."""
 
-    def step(self, call: str) -> str | None:
+    def step(self, call: str, ctx: Context | None = None) -> str | None:
         """A sequential container's step for a layer written as an expression on ``x``
-        (None: the framework's container takes modules only)."""
+        (None: the framework's container takes modules only); ``ctx`` takes the helpers it
+        needs (None: only asking whether there is a form)."""
         return None
 
     def sequential(self, items: list[str], ctx: Context) -> str:
@@ -125,7 +126,7 @@ class ModelWriter:
         if made is not None:
             return made
         em = self.code.emitter(node, self.planner.path_of.get(id(node), path))
-        return self.code.step(em.call(self._fields(node, plan, path), ["x"]))
+        return self.code.step(em.call(self._fields(node, plan, path), ["x"]), self.ctx)
 
     def apply(self, name: str, node, plan: ClassPlan, args: list[str]) -> str:
         """The expression computing child ``name`` on the values ``args``."""
