@@ -31,6 +31,7 @@ from ..common.codegen import (
     register_common,
     stochastic_depth_emitter,
 )
+from ..common.recurrent import recurrent_keywords
 
 EMITTERS = EmitterTable()
 
@@ -211,6 +212,20 @@ def _reduce(f: Fields, args: list) -> str:
     return f"paddle.{s.op}({args[0]}, axis={dims}{keep})"
 
 
+def _recurrent(f: Fields) -> str:
+    """``nn.LSTM``/``nn.GRU``/``nn.SimpleRNN``, batch first (Paddle's default), every bias."""
+    s = f.spec
+    if s.bias is not True:
+        raise ExportError(f"{f.where}: the paddle export writes {s.kind} with both biases only")
+    kws = [*f.kw("num_layers", 1)]
+    kws += ['direction="bidirect"'] if s.bidirectional else []
+    kws += [f"{k}={literal(v)}" for k, v in recurrent_keywords(s, "activation").items()]
+    name = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}[s.kind]
+    return f"nn.{name}({args_text(f['input_size'], f['hidden_size'], kws)})"
+
+
+for _kind in ("lstm", "gru", "rnn"):  # the output sequence alone, as xinit's node gives it
+    EMITTERS.register(_kind, module=_recurrent, apply=lambda f, attr, args: f"{attr}({args[0]})[0]")
 EMITTERS.register("layernorm2d", module=_layernorm2d)
 EMITTERS.register(
     "multihead_attention",
