@@ -33,6 +33,14 @@ class Case:
     kwargs: dict = field(default_factory=dict)
     policy: str | None = None
     stats: bool = False  # check init_weights' statistics too
+    vocab: int = 0  # the input is token ids below this (a language model), else N(0, 1)
+
+    def input(self):
+        """The input the isolated run and the build take (seeded)."""
+        rng = np.random.default_rng(0)
+        if self.vocab:
+            return rng.integers(0, self.vocab, self.input_shape).astype(np.int64)
+        return rng.standard_normal(self.input_shape).astype(np.float32)
 
     @property
     def spec(self):

@@ -245,6 +245,13 @@ EMITTERS.register("softmax", module=lambda f: f"nn.Softmax(axis={f['dim']})")
 EMITTERS.register("log_softmax", module=lambda f: f"nn.LogSoftmax(axis={f['dim']})")
 EMITTERS.register("reduce", call=_reduce)
 EMITTERS.register(
+    "position_ids",
+    call=lambda f, args: (
+        f.ctx.need("import paddle")
+        or f'paddle.arange({args[0]}.shape[1], dtype="int64").unsqueeze(0).expand({args[0]}.shape)'
+    ),
+)
+EMITTERS.register(
     "matmul",
     call=lambda f, args: f.ctx.need("import paddle") or f"paddle.matmul({', '.join(args)})",
 )

@@ -212,6 +212,13 @@ def _attention(f: Fields) -> str:
     return f"nn.MultiheadAttention({args_text(f['embed_dim'], f['num_heads'], kws)})"
 
 
+def _position_ids(f: Fields, args: list) -> str:
+    """Token ids (N, L) -> their positions ``arange(L)`` per sample."""
+    f.ctx.need("import torch")
+    x = args[0]
+    return f"torch.arange({x}.shape[1], device={x}.device).expand({x}.shape[0], -1)"
+
+
 def _reduce(f: Fields, args: list) -> str:
     s = f.spec
     dims = literal(s.dims if isinstance(s.dims, int) else tuple(s.dims))
@@ -240,6 +247,7 @@ EMITTERS.register(
 EMITTERS.register("softmax", module=lambda f: f"nn.Softmax(dim={f['dim']})")
 EMITTERS.register("log_softmax", module=lambda f: f"nn.LogSoftmax(dim={f['dim']})")
 EMITTERS.register("reduce", call=_reduce)
+EMITTERS.register("position_ids", call=_position_ids)
 EMITTERS.register(
     "matmul", call=lambda f, args: f.ctx.need("import torch") or f"torch.matmul({', '.join(args)})"
 )

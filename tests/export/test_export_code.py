@@ -27,6 +27,7 @@ import xinit
 from xinit import export_code
 from xinit._parity_base import compare, rounding
 
+GPT2 = {"n_layer": 2, "n_head": 4, "n_embd": 64, "vocab_size": 500, "n_positions": 64}
 CASES = [
     Case("lenet", "lenet", (2, 3, 32, 32), stats=True),
     Case("resnet18", "resnet18", (2, 3, 64, 64), stats=True),
@@ -36,6 +37,7 @@ CASES = [
     Case("vit_tiny", "vit_tiny_patch16_224", (1, 3, 224, 224), stats=True),
     Case("lenet_xavier", "lenet", (1, 3, 32, 32), policy="xavier_bn_normal", stats=True),
     Case("crnn", "crnn", (1, 3, 32, 64), stats=True),
+    Case("gpt2", "gpt2", (2, 16), kwargs=GPT2, stats=True, vocab=GPT2["vocab_size"]),
 ]
 # A planted fault: resnet18's file with its convs drawn by fan_in instead of fan_out.
 FAULT = Case("resnet18_fault", "resnet18", (1, 3, 32, 32), stats=True)
@@ -59,7 +61,7 @@ def run_cases(framework: str, cases: list[Case], folder) -> tuple[dict, dict]:
         texts[case.name] = export(case, framework, folder)
         module = xinit.build(case.spec, framework, rng="xinit", policy=case.policy_object())
         save_state(module, framework, folder / f"{case.name}.state")
-        x = np.random.default_rng(0).standard_normal(case.input_shape).astype(np.float32)
+        x = case.input()
         np.save(folder / f"{case.name}_x.npy", x)
         expected[case.name] = (xinit.run(module, x), _rounding(module, framework, x))
     right, wrong = FANS[framework]
