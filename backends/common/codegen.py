@@ -198,6 +198,32 @@ def attention_inputs(f: Fields, args: list) -> list[str]:
     return [q, k, args[2] if len(args) > 2 else k]
 
 
+def slice_call(f: Fields, args: list) -> str:
+    """``x[:, 1:, ::2]``: the spec's slice of its dim (a negative dim counted from the end)."""
+    s = f.spec
+    part = ":".join(
+        ["" if s.start is None else str(s.start), "" if s.stop is None else str(s.stop)]
+    )
+    part += f":{s.step}" if s.step != 1 else ""
+    if s.dim >= 0:
+        return f"{args[0]}[{', '.join([':'] * s.dim + [part])}]"
+    return f"{args[0]}[{', '.join(['...', part] + [':'] * (-s.dim - 1))}]"
+
+
+def split_call(split: str, import_line: str = ""):
+    """The parts of a Split as the dict its graph references take (``parts["0"]``);
+    ``split``: the framework's call on ``{x}``, ``{sizes}`` and ``{dim}``."""
+
+    def write(f: Fields, args: list) -> str:
+        if import_line:
+            f.ctx.need(import_line)
+        sizes = "[" + ", ".join(map(str, f.spec.sizes)) + "]"
+        call = split.format(x=args[0], sizes=sizes, dim=f.spec.dim)
+        return f"{{str(i): part for i, part in enumerate({call})}}"
+
+    return write
+
+
 def linear_emitter(bias_off: str, framework: str):
     """``nn.Linear(in, out)``, with ``bias_off`` (``bias=False``) for a Linear without bias;
     Hugging Face's Conv1D layout is no class of the framework."""
@@ -243,6 +269,8 @@ def register_common(table, silu_class: str, dropout_modes: bool = False) -> None
     table.register("sub", call=lambda f, args: " - ".join(map(_operand, args)))
     table.register("div", call=lambda f, args: " / ".join(map(_operand, args)))
     table.register("scalar_op", call=_scalar_op)
+    table.register("slice", call=slice_call)
+    table.register("channel_shuffle", module=lambda f: f"nn.ChannelShuffle({f['groups']})")
     table.register("relu6", module=lambda f: "nn.ReLU6()")
     table.register("hardsigmoid", module=_hardsigmoid)
 
@@ -274,4 +302,6 @@ __all__ = [
     "channels_first",
     "stochastic_depth_emitter",
     "attention_inputs",
+    "slice_call",
+    "split_call",
 ]

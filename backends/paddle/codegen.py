@@ -29,6 +29,7 @@ from ..common.codegen import (
     number,
     one_int,
     register_common,
+    split_call,
     stochastic_depth_emitter,
 )
 from ..common.recurrent import recurrent_keywords
@@ -226,6 +227,32 @@ def _recurrent(f: Fields) -> str:
 
 for _kind in ("lstm", "gru", "rnn"):  # the output sequence alone, as xinit's node gives it
     EMITTERS.register(_kind, module=_recurrent, apply=lambda f, attr, args: f"{attr}({args[0]})[0]")
+_PAD = '''def torch_pad(x, pads, mode="constant", value=0.0):
+    """PyTorch's F.pad (pads last dim first) in Paddle: constant mode on every dim, first
+    dim first; the other modes on the spatial dims of NCL/NCHW/NCDHW, last dim first."""
+    if mode == "constant":
+        pairs = [pads[i : i + 2] for i in range(0, len(pads), 2)]
+        pairs = [[0, 0]] * (x.ndim - len(pairs)) + pairs[::-1]
+        return nn.functional.pad(x, [w for pair in pairs for w in pair], value=value)
+    spatial = list(pads) + [0] * (2 * (x.ndim - 2) - len(pads))
+    layout = {3: "NCL", 4: "NCHW", 5: "NCDHW"}[x.ndim]
+    return nn.functional.pad(x, spatial, mode=mode, data_format=layout)
+'''
+
+
+def _pad(f: Fields, args: list) -> str:
+    s = f.spec
+    f.ctx.helper("torch_pad", _PAD)
+    pads = "[" + ", ".join(map(str, s.pads)) + "]"
+    kws = [f"mode={literal(s.mode)}"] if s.mode != "constant" else []
+    kws += [f"value={literal(float(s.value))}"] if s.mode == "constant" and s.value else []
+    return f"torch_pad({args_text(args[0], pads, kws)})"
+
+
+EMITTERS.register(
+    "split", call=split_call("paddle.split({x}, {sizes}, axis={dim})", "import paddle")
+)
+EMITTERS.register("pad", call=_pad)
 EMITTERS.register("layernorm2d", module=_layernorm2d)
 EMITTERS.register(
     "multihead_attention",

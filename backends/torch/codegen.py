@@ -35,6 +35,7 @@ from ..common.codegen import (
     number,
     one_int,
     register_common,
+    split_call,
     stochastic_depth_emitter,
 )
 from ..common.recurrent import recurrent_keywords
@@ -212,6 +213,15 @@ def _attention(f: Fields) -> str:
     return f"nn.MultiheadAttention({args_text(f['embed_dim'], f['num_heads'], kws)})"
 
 
+def _pad(f: Fields, args: list) -> str:
+    """``F.pad`` as the build calls it (pads last dim first)."""
+    s = f.spec
+    pads = "[" + ", ".join(map(str, s.pads)) + "]"
+    kws = [f"mode={literal(s.mode)}"] if s.mode != "constant" else []
+    kws += [f"value={literal(float(s.value))}"] if s.mode == "constant" and s.value else []
+    return f"nn.functional.pad({args_text(args[0], pads, kws)})"
+
+
 def _position_ids(f: Fields, args: list) -> str:
     """Token ids (N, L) -> their positions ``arange(L)`` per sample."""
     f.ctx.need("import torch")
@@ -248,6 +258,8 @@ EMITTERS.register("softmax", module=lambda f: f"nn.Softmax(dim={f['dim']})")
 EMITTERS.register("log_softmax", module=lambda f: f"nn.LogSoftmax(dim={f['dim']})")
 EMITTERS.register("reduce", call=_reduce)
 EMITTERS.register("position_ids", call=_position_ids)
+EMITTERS.register("split", call=split_call("{x}.split({sizes}, dim={dim})"))
+EMITTERS.register("pad", call=_pad)
 EMITTERS.register(
     "matmul", call=lambda f, args: f.ctx.need("import torch") or f"torch.matmul({', '.join(args)})"
 )

@@ -25,11 +25,12 @@ import xinit
 from xinit.cli import main
 
 torch = pytest.importorskip("torch")
+F = torch.nn.functional
 
 # torchvision models (random init) -> input side: tests/trace/test_trace_torch.py's models
 # whose traced specs hold the op kinds a tracer adds (hardsigmoid, stochastic_depth, a learned
 # tensor, layernorm2d, permute, attention, ...).
-TRACED = {"resnet18": 32, "mobilenet_v3_small": 32, "convnext": 32, "vit": 32}
+TRACED = {"resnet18": 32, "mobilenet_v3_small": 32, "convnext": 32, "vit": 32, "glue": 8}
 SLOW = {"efficientnet_b0": 32}  # 5M parameters: traced, built and run in the slow run
 FRAMEWORKS = ("torch", "paddle")
 
@@ -44,12 +45,40 @@ def _torchvision(name: str):
     return getattr(models, name)()
 
 
+class _Glue(torch.nn.Module):
+    """Functional glue a tracer turns into op kinds: a learned scale used by hand, scalar
+    and broadcasting arithmetic, a reduction, chunks, a channel shuffle, padding, slices,
+    matmul and softmax (as the trace tests' glue model)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.scale = torch.nn.Parameter(torch.rand(8, 1, 1) + 0.5)
+        self.fc = torch.nn.Linear(5, 3)
+
+    def forward(self, x):
+        y = self.scale * self.conv(x)
+        y = y * torch.sigmoid(y.mean((2, 3), keepdim=True)) - 0.5 * y
+        y = 1.0 - y / 4
+        a, b = y.chunk(2, dim=1)
+        y = F.channel_shuffle(torch.cat([F.relu6(a), b], 1), 2)
+        y = F.pad(y, (1, 1, 1, 1)).amax(-1)  # (N, 8, H + 2)
+        t = y[:, 1:, ::2]  # (N, 7, 5)
+        attn = torch.softmax(t @ t.transpose(-1, -2), dim=-1)
+        return self.fc(attn @ t)
+
+
+def _model(name: str):
+    return _Glue() if name == "glue" else _torchvision(name)
+
+
 def _save(names: dict, folder) -> dict:
     """Each model traced at batch 1 and saved with ``xinit.save_spec``: name -> path."""
     paths = {}
     for name, size in names.items():
         x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, size, size)))
-        spec = xinit.trace(_torchvision(name).eval(), x.float())
+        torch.manual_seed(0)
+        spec = xinit.trace(_model(name).eval(), x.float())
         paths[name] = xinit.save_spec(spec, folder / f"{name}.json")
     return paths
 
@@ -111,8 +140,10 @@ def _trace_file(path, text: str, size: int):
     return xinit.trace(module.Model().eval(), torch.from_numpy(x))
 
 
-# ConvNeXt's file holds its own Lambda (a permute step) and StochasticDepth classes, which
-# trace as a container around the op where torchvision's classes trace as the op itself.
+# Not exact: ConvNeXt's file holds its own Lambda (a permute step) and StochasticDepth
+# classes, which trace as a container around the op where torchvision's trace as the op
+# itself; the glue model's node names come from the ops it called (``chunk``, ``transpose``),
+# and come back as the ops the file calls (``split``, ``permute``).
 ROUND_TRIP = ("resnet18", "mobilenet_v3_small", "vit")
 
 
