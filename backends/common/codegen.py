@@ -252,10 +252,13 @@ def _dropout(modes: bool):
     return write
 
 
-def register_common(table, silu_class: str, dropout_modes: bool = False) -> None:
+def register_common(
+    table, silu_class: str, dropout_modes: bool = False, dim_keyword: str = "dim"
+) -> None:
     """The emitters torch and Paddle write alike: ``nn.X()`` activations, dropout, and the
     sum and product of a graph's inputs (``silu_class``: ``SiLU`` in torch, ``Silu`` in Paddle;
-    ``dropout_modes``: the framework's Dropout has Paddle's modes)."""
+    ``dropout_modes``: the framework's Dropout has Paddle's modes; ``dim_keyword``: ``dim``
+    in torch, ``axis`` in Paddle)."""
     plain = {"relu": "ReLU", "silu": silu_class, "sigmoid": "Sigmoid", "tanh": "Tanh"}
     plain |= {"hardswish": "Hardswish", "identity": "Identity"}
     for kind, cls in plain.items():
@@ -272,6 +275,8 @@ def register_common(table, silu_class: str, dropout_modes: bool = False) -> None
     table.register("slice", call=slice_call)
     table.register("channel_shuffle", module=lambda f: f"nn.ChannelShuffle({f['groups']})")
     table.register("relu6", module=lambda f: "nn.ReLU6()")
+    for kind, cls in (("softmax", "Softmax"), ("log_softmax", "LogSoftmax")):
+        table.register(kind, module=lambda f, cls=cls: f"nn.{cls}({dim_keyword}={f['dim']})")
     table.register("hardsigmoid", module=_hardsigmoid)
 
 

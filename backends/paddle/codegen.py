@@ -164,7 +164,7 @@ EMITTERS.register(
         + ")"
     ),
 )
-register_common(EMITTERS, "Silu", dropout_modes=True)
+register_common(EMITTERS, "Silu", dropout_modes=True, dim_keyword="axis")
 EMITTERS.register("gelu", module=_gelu)
 EMITTERS.register("learned_parameter", module=_learned_module, apply=_learned_apply)
 EMITTERS.register("sdpa", call=_sdpa)
@@ -268,8 +268,6 @@ EMITTERS.register(
         "import paddle",
     ),
 )
-EMITTERS.register("softmax", module=lambda f: f"nn.Softmax(axis={f['dim']})")
-EMITTERS.register("log_softmax", module=lambda f: f"nn.LogSoftmax(axis={f['dim']})")
 EMITTERS.register("reduce", call=_reduce)
 EMITTERS.register(
     "position_ids",

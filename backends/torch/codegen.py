@@ -254,8 +254,6 @@ EMITTERS.register(
         "import torch",
     ),
 )
-EMITTERS.register("softmax", module=lambda f: f"nn.Softmax(dim={f['dim']})")
-EMITTERS.register("log_softmax", module=lambda f: f"nn.LogSoftmax(dim={f['dim']})")
 EMITTERS.register("reduce", call=_reduce)
 EMITTERS.register("position_ids", call=_position_ids)
 EMITTERS.register("split", call=split_call("{x}.split({sizes}, dim={dim})"))
