@@ -92,6 +92,8 @@ class PytorchStyleCode(FrameworkCode):
         bare = getattr(layer, "needs_container", False)  # a learned parameter or tensor
         if em is None or em.module is None or no_params or bare:
             return None  # a bare parameter is no layer a loop over modules finds
+        if layer.kind in _HOLDS_LINEARS:  # drawn after the loop, which reaches its Linears too
+            return None
         return em.module(Fields(layer, {}, Context())).split("(")[0]
 
     def init_weights(self, planner, writer) -> list[str]:
@@ -222,6 +224,11 @@ def split_call(split: str, import_line: str = ""):
         return f"{{str(i): part for i, part in enumerate({call})}}"
 
     return write
+
+
+# Kinds whose framework layer holds nn.Linear sublayers (attention's projections): a loop over
+# the modules would draw those by the Linear branch, so their laws are written per path after it.
+_HOLDS_LINEARS = frozenset({"multihead_attention"})
 
 
 def linear_emitter(bias_off: str, framework: str):

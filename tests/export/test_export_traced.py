@@ -20,9 +20,11 @@ from export_code_helpers import (
     write_cases,
 )
 from helpers import require_backend
+from stats_helpers import assert_ks_one
 
 import xinit
 from xinit.cli import main
+from xinit.plan import init_plan
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -163,3 +165,35 @@ def test_the_round_trip_catches_a_changed_layer(saved_specs, tmp_path):
     assert "nn.Hardswish()" in text
     wrong = text.replace("nn.Hardswish()", "nn.ReLU()")
     assert _trace_file(tmp_path / "mobilenet_fault.py", wrong, 32) != spec
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_attention_projections_draw_the_packed_law(framework, saved_specs):
+    """The traced ViT's attention: init_weights draws the packed q, k, v rows by the spec's
+    law (in Paddle on each of its three projections), although the loop over the modules
+    reaches the projections as Linears; out_proj's bias is zero. (A one-sample KS on the
+    3·E·E values, redrawn under another seed before a rejection counts.)"""
+    require_backend(framework)
+    spec = xinit.load_spec(saved_specs["vit"])
+    layer = "encoder.layers.encoder_layer_0.self_attention"
+    (item,) = [i for i in init_plan(spec) if i.path == f"{layer}.in_proj_weight"]
+    namespace: dict = {}
+    text = xinit.export_code(spec, framework, class_name="Model")
+    exec(compile(text, "vit.py", "exec"), namespace)  # noqa: S102 - the file just written
+
+    def draw(seed: int):
+        backend = importlib.import_module(framework)
+        backend.manual_seed(seed) if framework == "torch" else backend.seed(seed)
+        state = {
+            k: np.asarray(v.detach() if framework == "torch" else v)
+            for k, v in namespace["Model"]().state_dict().items()
+        }
+        keys = (
+            [f"{layer}.in_proj_weight"]
+            if framework == "torch"
+            else [f"{layer}.{p}_proj.weight" for p in "qkv"]
+        )
+        assert not state[f"{layer}.out_proj.bias"].any()
+        return np.concatenate([state[k].ravel() for k in keys]).astype(np.float64)
+
+    assert_ks_one(draw(0), item.dist, f"{framework} {item.path}", redraw=lambda: draw(1))
