@@ -272,8 +272,7 @@ EMITTERS.register("reduce", call=_reduce)
 EMITTERS.register(
     "position_ids",
     call=lambda f, args: (
-        f.ctx.need("import paddle")
-        or f'paddle.arange({args[0]}.shape[1], dtype="int64").unsqueeze(0).expand({args[0]}.shape)'
+        f.ctx.need("import paddle") or f"paddle.arange({args[0]}.shape[1]).expand({args[0]}.shape)"
     ),
 )
 EMITTERS.register(
