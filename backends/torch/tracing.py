@@ -249,9 +249,13 @@ class _Tracer:
 
     # ---- ops ---------------------------------------------------------------------------------
     def op(self, func, args, kwargs, out) -> None:
-        if self.opaque or self.busy or not _tensors(out):
+        if self.opaque or self.busy:
             return
         inputs = _tensors((args, kwargs))
+        if func is torch.Tensor.__setitem__ and any(self._traced(x) for x in inputs):
+            return self.unknown("assignment into a tensor (x[...] = ...), which no node expresses")
+        if not _tensors(out):
+            return None
         if not any(self._traced(x) for x in inputs):
             return  # a constant or a factory: nothing traced flows in
         convert = trace_ops.OPS.get(func)

@@ -110,8 +110,8 @@ def test_a_spec_traced_at_batch_1_runs_at_batch_3():
 
 
 class _Fourier(torch.nn.Module):
-    """A model with an op xinit has no kind for (``torch.fft.fft``) and a layer class it does
-    not know (``nn.Bilinear``), inside a child block."""
+    """A model with an op xinit has no kind for (``torch.fft.fft``), an assignment into a
+    tensor, and a layer class it does not know (``nn.Bilinear``) inside a child block."""
 
     def __init__(self):
         super().__init__()
@@ -120,6 +120,7 @@ class _Fourier(torch.nn.Module):
 
     def forward(self, x):
         y = self.conv(x)
+        y[:, 0] = 0.0  # an assignment: no node expresses it
         y = torch.fft.fft(y).real  # an unknown op
         return self.head(y.flatten(1))
 
@@ -140,6 +141,7 @@ def test_every_unknown_op_and_layer_is_named_with_its_path_and_line():
     lines = [ln for ln in text.splitlines() if ln.startswith("  ")]
     fft = next(ln for ln in lines if "torch.fft.fft" in ln)
     assert fft.startswith("  <root>:") and f"{__file__}:" in fft
+    assert any(ln.startswith("  <root>: assignment into a tensor") for ln in lines)
     mix = next(ln for ln in lines if "Bilinear" in ln)
     assert mix.startswith("  head:") and "'mix'" in mix and f"{__file__}:" in mix
     assert isinstance(err.value, xinit.XinitError)
