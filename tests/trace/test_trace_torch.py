@@ -42,7 +42,7 @@ FAMILIES = {
     "googlenet": (True, False),
     "vit": (True, True),
     "mobilenet_v2": (True, False),
-    "mobilenet_v3_small": (True, True),
+    "mobilenet_v3_small": (True, False),
     "shufflenet_v2_x0_5": (True, False),
     "mnasnet0_5": (True, False),
     "efficientnet_b0": (True, False),
