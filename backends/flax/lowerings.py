@@ -10,6 +10,7 @@ take ``initial`` and create each parameter with the value xinit drew for it
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from xinit import layers as L
 from xinit.fans import Fans
@@ -18,6 +19,7 @@ from xinit.initializers import (
     VarianceScaling,
     Zeros,
 )
+from xinit.parammap import Leaf
 
 from ..common.recurrent import register_recurrent
 from ..registry import (
@@ -209,8 +211,24 @@ class BatchNorm(_Norm):
         )
 
 
+@dataclass(frozen=True)
+class LinearGeneral(L.Linear):
+    """A ``linear`` layer read from ``nnx.LinearGeneral``: the neutral (out, in) weight of
+    ``in = prod(in_shape)``, ``out = prod(out_shape)``, held as the kernel
+    ``(*in_shape, *out_shape)`` (the (in, out) matrix reshaped) and the bias ``out_shape``,
+    as Flax's ``kernel_init_wrap`` reshapes the 2-d kernel it draws."""
+
+    in_shape: tuple[int, ...] = ()
+    out_shape: tuple[int, ...] = ()
+    axis: tuple[int, ...] = (-1,)  # the input axes it contracts (the forward only)
+
+
 @REGISTRY.register("linear")
 class Linear(_Kernel):
+    """``nnx.Linear``, and ``nnx.LinearGeneral`` without batch axes (:class:`LinearGeneral`:
+    the same layer, its tensors reshaped); lecun_normal with fan_in = in either way, since
+    Flax flattens a general kernel to (prod in, prod out) before drawing it."""
+
     layout = "sequence"
     leaves = _KERNEL
     takes_initial = True
@@ -218,11 +236,27 @@ class Linear(_Kernel):
     def kernel_fans(self, spec):
         return Fans(spec.in_features, spec.out_features), "fan_in = in"
 
+    def params(self, spec):
+        if not isinstance(spec, LinearGeneral):
+            return super().params(spec)
+        out = {"weight": (Leaf("kernel", (1, 0), shape=(*spec.in_shape, *spec.out_shape)),)}
+        if spec.bias:
+            out["bias"] = (Leaf("bias", shape=spec.out_shape),)
+        return out
+
     def native_default(self, spec, seed):
+        if isinstance(spec, LinearGeneral):
+            return _nnx().LinearGeneral(
+                spec.in_shape, spec.out_shape, axis=spec.axis, rngs=_nnx().Rngs(seed)
+            )
         return _nnx().Linear(spec.in_features, spec.out_features, rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
         nnx, init = _nnx(), _modules().initializer
+        if isinstance(spec, LinearGeneral):  # a read spec, built again: values drawn after
+            return nnx.LinearGeneral(
+                spec.in_shape, spec.out_shape, axis=spec.axis, use_bias=spec.bias, rngs=nnx.Rngs(0)
+            )
         return nnx.Linear(
             spec.in_features,
             spec.out_features,
@@ -233,10 +267,17 @@ class Linear(_Kernel):
         )
 
     def natives(self):
-        return (_nnx().Linear,)
+        return (_nnx().Linear, _nnx().LinearGeneral)
 
     def read(self, m):
-        return L.Linear(m.in_features, m.out_features, m.use_bias)
+        if not isinstance(m, _nnx().LinearGeneral):
+            return L.Linear(m.in_features, m.out_features, m.use_bias)
+        if m.batch_axis:  # one kernel per batch index: no neutral layer, its tensors as stored
+            return None
+        i, o = tuple(m.in_features), tuple(m.out_features)
+        return LinearGeneral(
+            math.prod(i), math.prod(o), m.use_bias, in_shape=i, out_shape=o, axis=tuple(m.axis)
+        )
 
 
 @REGISTRY.register("embedding")
@@ -392,6 +433,15 @@ class LearnedParameter(Lowering):
         return _modules().learned_parameter(spec, initial)
 
 
+@REGISTRY.register("learned_tensor")
+class LearnedTensor(LearnedParameter):
+    """The ``nnx.Param`` itself, on the enclosing container under the node's name, whose value
+    the container hands on as it is: neutral, no batch axis (``layouts.plan_graph`` keeps it
+    so, and an element-wise node broadcasts it onto channel-last images)."""
+
+    layout = "neutral"
+
+
 @REGISTRY.register("select")
 class Select(Lowering):
     layout = "neutral"
@@ -431,6 +481,35 @@ def _jax():
     return jax
 
 
+def _jnp():
+    import jax.numpy as jnp
+
+    return jnp
+
+
+def _hardsigmoid(s, x):
+    if s.is_default:
+        return _jax().nn.hard_sigmoid(x)
+    return _jnp().clip(x * s.slope + s.offset, 0.0, 1.0)
+
+
+def _reduce(s, x):
+    return getattr(_jnp(), s.op)(x, axis=s.axes(x.ndim), keepdims=s.keepdim)
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def _pad(s, x):
+    extra = {"constant_values": s.value} if s.mode == "constant" else {}
+    return _jnp().pad(x, s.widths(x.ndim), mode=_PAD_MODES[s.mode], **extra)
+
+
+def _dropout(s):
+    cls = _modules().DownscaleDropout if s.mode == "downscale_in_infer" else _nnx().Dropout
+    return cls(s.p, rngs=_nnx().Rngs(dropout=0))
+
+
 # The element-wise activations: kind -> the function (spec, x) -> y of jax (one line a kind,
 # as timm's create_act.py; a tracer reads the same table). They share one module type.
 ACTIVATIONS = {
@@ -441,7 +520,24 @@ ACTIVATIONS = {
     "sigmoid": lambda s, x: _jax().nn.sigmoid(x),
     "tanh": lambda s, x: _jax().numpy.tanh(x),
     "hardswish": lambda s, x: _jax().nn.hard_swish(x),
+    "hardsigmoid": _hardsigmoid,
+    "relu6": lambda s, x: _jax().nn.relu6(x),
+    "clip": lambda s, x: _jnp().clip(x, s.min, s.max),
     "identity": lambda s, x: x,
+}
+
+# The functional glue: kind -> (spec, *inputs) -> output, on the neutral arrays except where
+# LAYOUTS says (a tracer reads the same table); the module type is the activations'.
+FUNCTIONS = {
+    "scalar_op": lambda s, x: s.apply(x),
+    "softmax": lambda s, x: _jax().nn.softmax(x, axis=s.dim),
+    "log_softmax": lambda s, x: _jax().nn.log_softmax(x, axis=s.dim),
+    "reduce": _reduce,
+    "matmul": lambda s, a, b: _jnp().matmul(a, b, precision="highest"),
+    "split": lambda s, x: s.parts(x),
+    "slice": lambda s, x: x[s.index(x.ndim)],
+    "pad": _pad,
+    "channel_shuffle": lambda s, x: _modules().channel_shuffle(s, x),
 }
 
 # Parameter-free layers: the native module from the spec, nothing else.
@@ -451,27 +547,41 @@ register_builders(
         "max_pool": lambda s: _modules().Pool(s),
         "avg_pool": lambda s: _modules().Pool(s),
         "adaptive_avg_pool": lambda s: _modules().AdaptiveAvgPool(s),
+        "adaptive_max_pool": lambda s: _modules().AdaptiveAvgPool(s),
         "reshape": lambda s: _modules().Neutral(s),
         "permute": lambda s: _modules().Neutral(s),
-        "dropout": lambda s: _nnx().Dropout(s.p, rngs=_nnx().Rngs(dropout=0)),
+        "dropout": _dropout,
+        "stochastic_depth": lambda s: _modules().StochasticDepth(s.p, rngs=_nnx().Rngs(dropout=0)),
         "add": lambda s: _modules().Merge(s),
         "mul": lambda s: _modules().Merge(s),
+        "sub": lambda s: _modules().Merge(s),
+        "div": lambda s: _modules().Merge(s),
         "concat": lambda s: _modules().Merge(s),
         "upsample": lambda s: _modules().Upsample(s),
         **{
             kind: lambda s, function=function: _modules().Activation(s, function)
-            for kind, function in ACTIVATIONS.items()
+            for kind, function in {**ACTIVATIONS, **FUNCTIONS}.items()
         },
     },
 )
 
-# How the parameter-free modules hold activations (see Lowering.layout); the rest are "any".
+# How the parameter-free modules hold activations (see Lowering.layout); the rest are "any"
+# (element-wise, or a scalar op: the input's layout).
 for _kind, _layout in {
     "max_pool": "channels",
     "avg_pool": "channels",
     "adaptive_avg_pool": "channels",
+    "adaptive_max_pool": "channels",
     "upsample": "channels",
+    "channel_shuffle": "channels",
     "reshape": "neutral",
     "permute": "neutral",
+    "softmax": "neutral",
+    "log_softmax": "neutral",
+    "reduce": "neutral",
+    "matmul": "neutral",
+    "split": "neutral",
+    "slice": "neutral",
+    "pad": "neutral",
 }.items():
     REGISTRY[_kind].layout = _layout
