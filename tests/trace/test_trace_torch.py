@@ -178,12 +178,34 @@ class _Glue(torch.nn.Module):
         return head.unsqueeze(1).squeeze(1)
 
 
+class _MoreGlue(torch.nn.Module):
+    """More glue: uneven split, unbind, stack, None-indexing, tanh GELU, leaky ReLU, clamp,
+    log-softmax, dropout, ceil-mode average pooling without the padding, adaptive max
+    pooling, reversed division, a power and a max over dims."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 6, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)  # (N, 6, 6, 6)
+        a, b, c = y.split([1, 2, 3], dim=1)
+        rows = torch.stack([r.amax(-1) for r in b.unbind(1)], dim=1)  # (N, 2, 6)
+        z = torch.cat([F.gelu(a, approximate="tanh"), F.leaky_relu(c, 0.2)], 1)
+        z = F.avg_pool2d(z, 3, 2, 1, ceil_mode=True, count_include_pad=False)
+        z = F.adaptive_max_pool2d(z, 1).flatten(1)  # (N, 4)
+        z = torch.clamp(z, -0.5, 2.0) + 2 / (1.5 + z**2)
+        w = F.dropout(rows[:, None], 0.3, training=self.training).flatten(1)  # (N, 12)
+        return F.log_softmax(torch.cat([z, w], 1), dim=1)
+
+
 F = torch.nn.functional
 
 
-def test_functional_glue_traces_to_kinds_every_framework_runs():
+@pytest.mark.parametrize("glue", [_Glue, _MoreGlue])
+def test_functional_glue_traces_to_kinds_every_framework_runs(glue):
     torch.manual_seed(0)
-    model = _Glue().eval()
+    model = glue().eval()
     x = torch.randn(1, 4, 6, 6)
     spec = xinit.trace(model, x)
     built = _loaded_partial(model, spec)
@@ -204,7 +226,7 @@ def _loaded_partial(model, spec):
     """The traced spec built in torch with the model's state, except what the forward never
     used (``unused``): the spec holds exactly the used parameters, by the model's names."""
     built = xinit.build(spec, "torch")
-    used = {k: v for k, v in model.state_dict().items() if not k.startswith("unused.")}
+    used = {k: v for k, v in model.state_dict().items() if not k.startswith("unused.")}  # _Glue
     assert list(built.state_dict()) == list(used)
     built.load_state_dict(used, strict=True)
     return built.eval()
