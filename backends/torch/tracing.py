@@ -226,6 +226,20 @@ class _Tracer:
         if not lo <= len(inputs) <= (hi or len(inputs)):
             self.unknown(f"layer {name!r} ({_class(module)}) is called with {len(inputs)} tensors")
             return self._fallback(output, inputs)
+        if getattr(module, "batch_first", True) is False:  # (L, N, ...): the batch is not dim 0
+            self.unknown(f"layer {name!r} ({_class(module)}) has batch_first=False")
+            return self._fallback(output, inputs)
+        if len(inputs) == 1 and isinstance(out, torch.Tensor):
+            try:
+                expected = tuple(spec.output_shape(tuple(inputs[0].shape)))
+            except L.SpecError as err:
+                expected = str(err)
+            if expected != tuple(out.shape):  # a subclass with a forward of its own
+                self.unknown(
+                    f"layer {name!r} ({_class(module)}) gives shape {tuple(out.shape)} where "
+                    f"its {type(spec).__name__} spec gives {expected}"
+                )
+                return self._fallback(output, inputs)
         node = self.node(name, spec, inputs, out)
         if node != name and spec.params():
             self.unknown(f"layer {name!r} ({_class(module)}) holds parameters and is called twice")
@@ -240,9 +254,6 @@ class _Tracer:
             "is_causal"
         ):
             self.unknown("multi-head attention with a mask or is_causal")
-            return None
-        if not module.batch_first:  # (L, N, E): the batch is not dim 0
-            self.unknown("nn.MultiheadAttention with batch_first=False")
             return None
         q, k, v = args[:3]
         return [q] if k is q and v is q else [q, k] if v is k else [q, k, v]

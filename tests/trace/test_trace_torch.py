@@ -232,6 +232,34 @@ def _loaded_partial(model, spec):
     return built.eval()
 
 
+class _SamePad(torch.nn.Conv2d):
+    """A Conv2d subclass with a forward of its own (padding made by hand, as timm's
+    Conv2dSame): read as a Conv, it would compute something else."""
+
+    def forward(self, x):
+        return super().forward(F.pad(x, (1, 1, 1, 1)))
+
+
+class _Recurrent(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = _SamePad(3, 4, 3)
+        self.rnn = torch.nn.LSTM(4, 5)  # sequence first: the batch is not dim 0
+
+    def forward(self, x):
+        return self.rnn(self.conv(x).flatten(2).transpose(1, 2))[0]
+
+
+def test_a_layer_whose_forward_differs_from_its_kind_is_named():
+    with pytest.raises(TraceError) as err:
+        xinit.trace(_Recurrent(), torch.zeros(1, 3, 8, 8))
+    lines = str(err.value).splitlines()[1:]
+    assert len(lines) == 2
+    assert lines[0].startswith("  <root>: layer 'conv'") and "(5, 4, 8, 8)" in lines[0]
+    assert "Conv spec gives (5, 4, 6, 6)" in lines[0] and f"{__file__}:" in lines[0]
+    assert lines[1].startswith("  <root>: layer 'rnn'") and "batch_first=False" in lines[1]
+
+
 class _Twice(torch.nn.Module):
     """One Linear applied twice: one set of weights, two nodes, which a spec cannot share."""
 
