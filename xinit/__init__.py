@@ -32,6 +32,11 @@ _LAZY = {
     "feature_extractor": ("xinit.graph", "feature_extractor"),
     "truncate": ("xinit.graph", "truncate"),
     "sub_spec": ("xinit.graph", "sub_spec"),
+    "convert": ("xinit._convert", "convert"),
+    "save_spec": ("xinit.spec_json", "save_spec"),
+    "load_spec": ("xinit.spec_json", "load_spec"),
+    "spec_to_json": ("xinit.spec_json", "spec_to_json"),
+    "spec_from_json": ("xinit.spec_json", "spec_from_json"),
     "state_dict": ("xinit.state", "state_dict"),
     "load_state_dict": ("xinit.state", "load_state_dict"),
     "transfer": ("xinit.state", "transfer"),
@@ -72,6 +77,7 @@ _LAZY = {
     "DiagnoseError": ("xinit._diagnose", "DiagnoseError"),
     "LSUVError": ("xinit._lsuv", "LSUVError"),
     "ShardingError": ("xinit.backends.common.sharding", "ShardingError"),
+    "SpecFormatError": ("xinit.spec_json", "SpecFormatError"),
     "TraceError": ("xinit.tracing", "TraceError"),
 }
 
