@@ -240,10 +240,27 @@ class _Tracer:
                     f"its {type(spec).__name__} spec gives {expected}"
                 )
                 return self._fallback(output, inputs)
+        if _own_forward(module) and not self._computes(module, spec, inputs, out):
+            self.unknown(
+                f"layer {name!r} ({_class(module)}) has a forward of its own that computes "
+                f"other than its {type(spec).__name__} spec (an activation or a step added?)"
+            )
+            return self._fallback(output, inputs)
         node = self.node(name, spec, inputs, out)
         if node != name and spec.params():
             self.unknown(f"layer {name!r} ({_class(module)}) holds parameters and is called twice")
         return None
+
+    def _computes(self, module, spec, inputs, out) -> bool:
+        """Whether ``spec``, built by its lowering with ``module``'s state, gives ``out`` on
+        ``inputs`` to within 64 float32 roundings of its size (a wrong reading is O(1))."""
+        built = self.adapter.lowerings[spec.kind].build(spec, "cpu")
+        built.load_state_dict(module.state_dict(), strict=False)
+        got = built.eval()(*inputs)
+        if not isinstance(got, torch.Tensor) or got.shape != out.shape:
+            return False
+        tol = 64 * torch.finfo(out.dtype).eps * (1.0 + out.abs().max())
+        return bool((got - out).abs().max() <= tol)
 
     def _attention_inputs(self, module, args, kwargs) -> list | None:
         """query[, key[, value]] of an ``nn.MultiheadAttention`` call; None (an unknown) with
@@ -373,6 +390,13 @@ class _Tracer:
         if first is not None:
             for t in _tensors(out):
                 self.rec.alias(t, first)
+
+
+def _own_forward(module) -> bool:
+    """Whether the module's class overrides the forward of the torch class it derives from
+    (timm's BatchNormAct2d: BatchNorm, then an activation)."""
+    base = next(c for c in type(module).__mro__ if c.__module__.startswith("torch."))
+    return type(module).forward is not base.forward
 
 
 def _class(module) -> str:

@@ -240,24 +240,35 @@ class _SamePad(torch.nn.Conv2d):
         return super().forward(F.pad(x, (1, 1, 1, 1)))
 
 
+class _NormAct(torch.nn.BatchNorm2d):
+    """A BatchNorm2d that also applies an activation (timm's BatchNormAct2d): the same shape
+    out, other values."""
+
+    def forward(self, x):
+        return torch.relu(super().forward(x))
+
+
 class _Recurrent(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = _SamePad(3, 4, 3)
+        self.norm = _NormAct(4)
         self.rnn = torch.nn.LSTM(4, 5)  # sequence first: the batch is not dim 0
 
     def forward(self, x):
-        return self.rnn(self.conv(x).flatten(2).transpose(1, 2))[0]
+        return self.rnn(self.norm(self.conv(x)).flatten(2).transpose(1, 2))[0]
 
 
 def test_a_layer_whose_forward_differs_from_its_kind_is_named():
     with pytest.raises(TraceError) as err:
         xinit.trace(_Recurrent(), torch.zeros(1, 3, 8, 8))
     lines = str(err.value).splitlines()[1:]
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert lines[0].startswith("  <root>: layer 'conv'") and "(5, 4, 8, 8)" in lines[0]
     assert "Conv spec gives (5, 4, 6, 6)" in lines[0] and f"{__file__}:" in lines[0]
-    assert lines[1].startswith("  <root>: layer 'rnn'") and "batch_first=False" in lines[1]
+    assert lines[1].startswith("  <root>: layer 'norm'") and "_NormAct" in lines[1]
+    assert "other than its BatchNorm spec" in lines[1]
+    assert lines[2].startswith("  <root>: layer 'rnn'") and "batch_first=False" in lines[2]
 
 
 class _Twice(torch.nn.Module):
