@@ -55,6 +55,7 @@ _LAZY = {
     "diagnose": ("xinit._diagnose", "diagnose"),
     "lsuv": ("xinit._lsuv", "lsuv"),
     "stats": ("xinit._stats", "stats"),
+    "export_code": ("xinit._export_code", "export_code"),
     "trace": ("xinit._trace", "trace"),
     "reparameterize": ("xinit.reparam", "reparameterize"),
     # every error xinit raises on purpose: XinitError and its subclasses
@@ -78,6 +79,7 @@ _LAZY = {
     "LSUVError": ("xinit._lsuv", "LSUVError"),
     "ShardingError": ("xinit.backends.common.sharding", "ShardingError"),
     "SpecFormatError": ("xinit.spec_json", "SpecFormatError"),
+    "ExportError": ("xinit.codegen", "ExportError"),
     "TraceError": ("xinit.tracing", "TraceError"),
 }
 

@@ -15,6 +15,7 @@ from ._build import run as run
 from ._convert import convert as convert
 from ._diagnose import DiagnoseError as DiagnoseError
 from ._diagnose import diagnose as diagnose
+from ._export_code import export_code as export_code
 from ._lsuv import LSUVError as LSUVError
 from ._lsuv import lsuv as lsuv
 from ._parity import bn_parity as bn_parity
@@ -33,6 +34,7 @@ from .blocks import Sequential as Sequential
 from .checkpoints.errors import CheckpointError as CheckpointError
 from .checkpoints.errors import CheckpointWriteError as CheckpointWriteError
 from .checkpoints.errors import UnsafeCheckpointError as UnsafeCheckpointError
+from .codegen import ExportError as ExportError
 from .errors import ArgumentError as ArgumentError
 from .errors import DefaultsError as DefaultsError
 from .errors import FrameworkError as FrameworkError

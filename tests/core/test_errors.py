@@ -39,6 +39,7 @@ BUILTIN_BASES = {
     "LSUVError": (RuntimeError,),
     "ShardingError": (ValueError,),
     "SpecFormatError": (ValueError,),
+    "ExportError": (ValueError,),
     "TraceError": (TypeError,),
 }
 
