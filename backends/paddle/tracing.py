@@ -142,6 +142,8 @@ class _Tracer:
         self.model = model
         self.made: set[int] = set()
         self.poison: dict[int, tuple[str, str, list]] = {}
+        self.reported: set[int] = set()
+        self.alive: list = []
         self.frames: list = []
         self.scopes: list[_Open] = []
         self.used: set[int] = set()
@@ -231,7 +233,7 @@ class _Tracer:
         for t in _tensors(out):
             if self._is_tensor(t):
                 self.poison[id(t)] = origin
-                self.rec._alive.append(t)  # keep the id unique while tracing
+                self.alive.append(t)  # keep the id unique while tracing
 
     def _scalar(self, value: Any) -> float | None:
         if isinstance(value, bool):
@@ -331,7 +333,9 @@ class _Tracer:
             origin = self.poison.pop(id(t), None) if self._is_tensor(t) else None
             if origin is not None:
                 what, where, inputs = origin
-                self.rec.unknown(what, where)
+                if id(origin) not in self.reported:
+                    self.reported.add(id(origin))
+                    self.rec.unknown(what, where)
                 like = next((x for x in inputs if self.rec.known(x)), None)
                 if like is not None:
                     self.rec.alias(t, like)
@@ -370,7 +374,8 @@ class _Tracer:
             self.busy += 1
             return ("known", layer, name, tensors)
         if not layer.sublayers() and type(layer).__module__.startswith("paddle."):
-            self.rec.unknown(f"{cls} ({type(layer).__module__}) is a layer class xinit does not know")
+            where = f"{join(self.rec.path, name)} ({cls}, {type(layer).__module__})"
+            self.rec.unknown(f"layer {where}: a layer class xinit does not know")
             self.busy += 1
             return ("opaque", layer, name, tensors)
         self.rec.enter(name, cls, tensors)
@@ -409,9 +414,14 @@ class _Tracer:
                 if id(layer) in self.used:
                     self.rec.unknown(f"layer {name} holds parameters and is called twice")
                 self.used.add(id(layer))
+            if isinstance(out, (tuple, list)):  # an LSTM's (output, states): the output only
+                what = f"the states {type(layer).__name__} {name} returns beside its output"
+                self._taint(list(out[1:]), (what + " have no neutral form", source_line(), []))
+                out = out[0]
             steps = [Step(name, spec, tuple(tensors))]
             act = _fused_activation(layer)
             if act:
+                act = _C_OPS_ACTIVATIONS.get(act, act)
                 steps += self._activation(act, steps[-1], f"{name}_{act}")
             self._record(steps, out, tensors, first=name)
             return
@@ -495,6 +505,10 @@ class _Tracer:
             self._close_top(tensors)
         if keep == 0:
             self._report(tensors)
+
+
+# paddle.nn.BatchNorm(act=...) names the _C_ops kernel; the functional names differ for some.
+_C_OPS_ACTIVATIONS = {"hard_swish": "hardswish", "hard_sigmoid": "hardsigmoid"}
 
 
 def _fused_activation(layer) -> str | None:
