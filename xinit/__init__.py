@@ -51,6 +51,7 @@ _LAZY = {
     "lsuv": ("xinit._lsuv", "lsuv"),
     "stats": ("xinit._stats", "stats"),
     "trace": ("xinit._trace", "trace"),
+    "reparameterize": ("xinit.reparam", "reparameterize"),
     # every error xinit raises on purpose: XinitError and its subclasses
     "XinitError": ("xinit.errors", "XinitError"),
     "ArgumentError": ("xinit.errors", "ArgumentError"),

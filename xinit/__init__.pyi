@@ -52,6 +52,7 @@ from .native import NativeModelError as NativeModelError
 from .policy import Policy as Policy
 from .policy import PolicyError as PolicyError
 from .policy import Rule as Rule
+from .reparam import reparameterize as reparameterize
 from .sampling import sample as sample
 from .state import StateError as StateError
 from .state import load_state_dict as load_state_dict

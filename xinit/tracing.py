@@ -64,7 +64,7 @@ class _Scope:
 
     def name(self, hint: str) -> str:
         """``hint`` made a valid, unused node name (``relu``, ``relu_1``, ...)."""
-        base = "".join(c if c.isalnum() or c == "_" else "_" for c in hint) or "node"
+        base = hint.replace(".", "_") or "node"  # a module name may hold '-' (RegNet's)
         name, i = base, 0
         while name in self.taken or name in self.inputs:
             i += 1
