@@ -11,8 +11,9 @@ no kind has). Dims are Paddle's, which are the neutral channel-first ones.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from xinit import layers as L
 
@@ -342,8 +343,10 @@ def reduce(call: Call) -> list[Step]:
 def _spatial(value: Any, n: int, what: str) -> tuple[int, ...]:
     if isinstance(value, int):
         return (value,) * n
-    if isinstance(value, (list, tuple)) and len(value) == n and all(
-        isinstance(v, int) for v in value
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == n
+        and all(isinstance(v, int) for v in value)
     ):
         return tuple(value)
     raise Unsupported(f"{what} {value!r} has no neutral form")
@@ -424,7 +427,9 @@ def interpolate(call: Call) -> list[Step]:
     size, factor = call.get("size"), call.get("scale_factor")
     if size is not None:
         size = tuple(int(s) for s in size) if isinstance(size, (list, tuple)) else int(size)
-        return _one("interpolate", L.Upsample(size=size, mode=mode, align_corners=corners), call["x"])
+        return _one(
+            "interpolate", L.Upsample(size=size, mode=mode, align_corners=corners), call["x"]
+        )
     factor = tuple(float(f) for f in factor) if isinstance(factor, (list, tuple)) else factor
     spec = L.Upsample(scale_factor=factor, mode=mode, align_corners=corners)
     return _one("interpolate", spec, call["x"])
@@ -462,13 +467,12 @@ def cast(call: Call) -> str:
 
 
 # ---- parameter-free paddle.nn layers: the functional call each one makes --------------------
-def _layers() -> dict[type, Callable[[Any], tuple[Callable, dict]]]:
-    """``paddle.nn`` class -> (layer -> (the ``paddle.nn.functional`` function it calls,
-    its arguments from the layer's attributes))."""
-    paddle = _paddle()
-    nn, F = paddle.nn, paddle.nn.functional
+def _layers() -> dict[type, Callable[[Any], tuple[str, dict]]]:
+    """``paddle.nn`` class -> (layer -> (the name of the ``paddle.nn.functional`` function it
+    calls, its arguments from the layer's attributes))."""
+    nn = _paddle().nn
 
-    def pool(fn, avg):
+    def pool(name, avg):
         def read(m):
             args = dict(
                 kernel_size=m.ksize,
@@ -481,36 +485,36 @@ def _layers() -> dict[type, Callable[[Any], tuple[Callable, dict]]]:
                 args.update(exclusive=m.exclusive, divisor_override=m.divisor)
             else:
                 args.update(return_mask=m.return_mask)
-            return fn, args
+            return name, args
 
         return read
 
-    def adaptive(fn, mask):
+    def adaptive(name, mask):
         extra = (lambda m: {"return_mask": m._return_mask}) if mask else (lambda m: {})
-        return lambda m: (fn, {"output_size": m._output_size, **extra(m)})
+        return lambda m: (name, {"output_size": m._output_size, **extra(m)})
 
     table = {
-        nn.ReLU: lambda m: (F.relu, {}),
-        nn.ReLU6: lambda m: (F.relu6, {}),
-        nn.Hardswish: lambda m: (F.hardswish, {}),
-        nn.Hardsigmoid: lambda m: (F.hardsigmoid, {}),
-        nn.Sigmoid: lambda m: (F.sigmoid, {}),
-        nn.Tanh: lambda m: (F.tanh, {}),
-        nn.Silu: lambda m: (F.silu, {}),
-        nn.Swish: lambda m: (F.swish, {}),
-        nn.GELU: lambda m: (F.gelu, {"approximate": m._approximate}),
-        nn.LeakyReLU: lambda m: (F.leaky_relu, {"negative_slope": m._negative_slope}),
-        nn.Hardtanh: lambda m: (F.hardtanh, {"min": m._min, "max": m._max}),
-        nn.Softmax: lambda m: (F.softmax, {"axis": m._axis}),
-        nn.LogSoftmax: lambda m: (F.log_softmax, {"axis": m._axis}),
+        nn.ReLU: lambda m: ("relu", {}),
+        nn.ReLU6: lambda m: ("relu6", {}),
+        nn.Hardswish: lambda m: ("hardswish", {}),
+        nn.Hardsigmoid: lambda m: ("hardsigmoid", {}),
+        nn.Sigmoid: lambda m: ("sigmoid", {}),
+        nn.Tanh: lambda m: ("tanh", {}),
+        nn.Silu: lambda m: ("silu", {}),
+        nn.Swish: lambda m: ("swish", {}),
+        nn.GELU: lambda m: ("gelu", {"approximate": m._approximate}),
+        nn.LeakyReLU: lambda m: ("leaky_relu", {"negative_slope": m._negative_slope}),
+        nn.Hardtanh: lambda m: ("hardtanh", {"min": m._min, "max": m._max}),
+        nn.Softmax: lambda m: ("softmax", {"axis": m._axis}),
+        nn.LogSoftmax: lambda m: ("log_softmax", {"axis": m._axis}),
         nn.Dropout: lambda m: (
-            F.dropout,
+            "dropout",
             {"p": m.p, "axis": m.axis, "training": False, "mode": m.mode},
         ),
-        nn.Identity: lambda m: (_identity, {}),
-        nn.Flatten: lambda m: (paddle.flatten, {"start_axis": m.start_axis, "stop_axis": m.stop_axis}),
+        nn.Identity: lambda m: ("identity", {}),
+        nn.Flatten: lambda m: ("flatten", {"start_axis": m.start_axis, "stop_axis": m.stop_axis}),
         nn.Upsample: lambda m: (
-            F.interpolate,
+            "interpolate",
             dict(
                 size=m.size,
                 scale_factor=m.scale_factor,
@@ -522,32 +526,36 @@ def _layers() -> dict[type, Callable[[Any], tuple[Callable, dict]]]:
         ),
     }
     for d in (1, 2, 3):
-        table[getattr(nn, f"MaxPool{d}D")] = pool(getattr(F, f"max_pool{d}d"), False)
-        table[getattr(nn, f"AvgPool{d}D")] = pool(getattr(F, f"avg_pool{d}d"), True)
-        table[getattr(nn, f"AdaptiveAvgPool{d}D")] = adaptive(
-            getattr(F, f"adaptive_avg_pool{d}d"), False
-        )
-        table[getattr(nn, f"AdaptiveMaxPool{d}D")] = adaptive(
-            getattr(F, f"adaptive_max_pool{d}d"), True
-        )
+        table[getattr(nn, f"MaxPool{d}D")] = pool(f"max_pool{d}d", False)
+        table[getattr(nn, f"AvgPool{d}D")] = pool(f"avg_pool{d}d", True)
+        table[getattr(nn, f"AdaptiveAvgPool{d}D")] = adaptive(f"adaptive_avg_pool{d}d", False)
+        table[getattr(nn, f"AdaptiveMaxPool{d}D")] = adaptive(f"adaptive_max_pool{d}d", True)
     return table
 
 
-def _identity(x):
+def identity(x):
+    """nn.Identity's call (no paddle function): its signature for :func:`bind`."""
     return x
 
 
 _LAYER_TABLE: dict[type, Callable] | None = None
 
 
-def layer_call(layer: Any) -> tuple[Callable, dict] | None:
-    """The functional call a parameter-free ``paddle.nn`` layer makes (exact class only: a
-    subclass may compute something else), or None."""
+def layer_call(layer: Any) -> tuple[str, Callable, dict] | None:
+    """The functional call a parameter-free ``paddle.nn`` layer makes: (its name as the
+    converters know it, the function, its arguments); None for any other layer (exact class
+    only: a subclass may compute something else)."""
     global _LAYER_TABLE
     if _LAYER_TABLE is None:
         _LAYER_TABLE = _layers()
     read = _LAYER_TABLE.get(type(layer))
-    return read(layer) if read is not None else None
+    if read is None:
+        return None
+    name, kwargs = read(layer)
+    paddle = _paddle()
+    fn = identity if name == "identity" else getattr(paddle.nn.functional, name, None)
+    fn = fn or getattr(paddle, name)
+    return name, getattr(fn, "__wrapped__", fn), kwargs  # unwrapped while tracing
 
 
 __all__ = ["ALIAS", "CONVERTERS", "Call", "Step", "Unsupported", "bind", "layer_call"]

@@ -84,7 +84,7 @@ def trace(model: Any, example_input: Any, *, batch: int = 3, **options: Any) -> 
     try:
         with paddle.no_grad(), tracer.installed():
             out = model(*inputs)
-            tracer.close(_tensors(out), out)
+            tracer.report(_tensors(out))
     finally:
         for m, training in modes:
             m.training = training
@@ -117,13 +117,10 @@ def _tensors(value: Any) -> list:
 
 @dataclass
 class _Open:
-    """A scope the tracer opened: a called layer, or (``implicit``) a container that is never
-    called itself (a ``LayerList`` iterated by its parent), holding the calls of its children."""
+    """A scope the tracer opened (a called layer that is no known layer)."""
 
     path: str
-    name: str
-    implicit: bool
-    last: Any = None  # the latest tensor made in it (an implicit scope's fallback output)
+    last: Any = None  # the latest tensor made in it (stands in for an unknown one)
 
 
 class _Tracer:
@@ -148,7 +145,6 @@ class _Tracer:
         self.scopes: list[_Open] = []
         self.used: set[int] = set()
         self.busy = 0
-        layer_call(None)  # read the layer table before the functions are wrapped
 
     # ---- installing -------------------------------------------------------------------------
     @contextmanager
@@ -176,7 +172,7 @@ class _Tracer:
                 handle.remove()
 
     def _wrap(self, attr: str, fn):
-        name = attr if attr.startswith("__") else getattr(fn, "__name__", attr)
+        name = attr  # the name code calls it by (``paddle.multiply``'s own is ``_multiply``)
 
         def traced(*args, **kwargs):
             if self.busy:
@@ -246,7 +242,6 @@ class _Tracer:
 
     def _record(self, steps, out, inputs, first: str) -> None:
         """Record converter ``steps`` whose last one gives ``out``, in the current scope."""
-        self._settle(inputs)
         self._learned(inputs)
         if steps == ALIAS:
             self.rec.alias(out, inputs[0])
@@ -300,7 +295,6 @@ class _Tracer:
             if path is None:
                 continue
             owner, _, leaf = path.rpartition(".")
-            self._settle([], owner=owner)
             if self.rec.path != owner:
                 self.rec.unknown(
                     f"parameter {path} is used in the forward of "
@@ -327,7 +321,7 @@ class _Tracer:
                 if self.scopes:
                     self.scopes[-1].last = t
 
-    def _report(self, tensors: list) -> None:
+    def report(self, tensors: list) -> None:
         """List the untraceable operations whose results reach the graph here."""
         for t in tensors:
             origin = self.poison.pop(id(t), None) if self._is_tensor(t) else None
@@ -356,8 +350,7 @@ class _Tracer:
     def _enter(self, layer, values: list):
         tensors = [t for t in values if self._is_tensor(t)]
         path = self.paths.get(id(layer))
-        self._settle(tensors, path=path)
-        self._report(tensors)
+        self.report(tensors)
         self._learned([t for t in tensors if id(t) in self.params or id(t) in self.buffers])
         cls = type(layer).__name__
         name = self._name(layer, path)
@@ -379,7 +372,7 @@ class _Tracer:
             self.busy += 1
             return ("opaque", layer, name, tensors)
         self.rec.enter(name, cls, tensors)
-        self.scopes.append(_Open(self.rec.path, name, False))
+        self.scopes.append(_Open(self.rec.path))
         return ("scope", layer, name, tensors)
 
     def _post(self, layer, args, kwargs, out):
@@ -398,9 +391,8 @@ class _Tracer:
                 self.rec.node(name, L.Identity(), anchor, out)
                 self._made(out)
             else:
-                self.close(_tensors(out), out, keep=1)
                 self.scopes.pop()
-                self._report(_tensors(out))
+                self.report(_tensors(out))
                 self.rec.exit(name, out)
                 self._made(out)
         finally:
@@ -425,10 +417,15 @@ class _Tracer:
                 steps += self._activation(act, steps[-1], f"{name}_{act}")
             self._record(steps, out, tensors, first=name)
             return
-        fn, kwargs = layer_call(layer)
-        fname = "identity" if fn.__name__ == "_identity" else fn.__name__
+        fname, fn, kwargs = layer_call(layer)
         try:
-            call = Call(fname, bind(fname, fn, tuple(tensors[:1]), kwargs), out, self.rec.batch, self._scalar)
+            call = Call(
+                fname,
+                bind(fname, fn, tuple(tensors[:1]), kwargs),
+                out,
+                self.rec.batch,
+                self._scalar,
+            )
             steps = CONVERTERS[fname](call)
         except (Unsupported, TypeError, SpecError) as err:
             self.rec.unknown(f"layer {name} ({type(layer).__name__}): {err}")
@@ -462,49 +459,7 @@ class _Tracer:
             rel = path[len(here) + 1 :]
         else:
             return None
-        return rel if "." not in rel else None
-
-    # ---- implicit containers ---------------------------------------------------------------
-    def _settle(self, tensors: list, path: str | None = None, owner: str | None = None) -> None:
-        """Close the implicit scopes this event is not inside, then open those a call of
-        layer ``path`` is inside (its container is no called layer)."""
-        while self.scopes and self.scopes[-1].implicit:
-            top = self.scopes[-1].path
-            outside = path is not None and not path.startswith(top + ".")
-            foreign = any(self._is_tensor(t) and id(t) in self.made and not self.rec.known(t)
-                          for t in tensors)
-            if not (outside or foreign or (owner is not None and owner != top)):
-                break
-            self._close_top(tensors)
-        if path is None:
-            return
-        here = self.rec.path
-        if here and not path.startswith(here + "."):
-            return
-        rel = path[len(here) + 1 :] if here else path
-        while "." in rel:
-            head, rel = rel.split(".", 1)
-            container = join(self.rec.path, head)
-            known = [t for t in tensors if self.rec.known(t)]
-            self.rec.enter(head, "container", known)
-            self.scopes.append(_Open(container, head, True))
-
-    def _close_top(self, wanted: list) -> None:
-        top = self.scopes.pop()
-        outs = [t for t in wanted if self._is_tensor(t) and self.rec.known(t)]
-        if not outs and top.last is not None:
-            outs = [top.last]
-        result = outs[0] if len(outs) == 1 else tuple(outs)
-        self.rec.exit(top.name, result)
-        self._made(result)
-
-    def close(self, tensors: list, out: Any, keep: int = 0) -> None:
-        """Close every implicit scope above the ``keep`` innermost called ones (at a scope's
-        exit or the end), taking ``tensors`` as their outputs; report what reaches them."""
-        while self.scopes and self.scopes[-1].implicit:
-            self._close_top(tensors)
-        if keep == 0:
-            self._report(tensors)
+        return rel  # 'blocks.0': a child of a container never called itself (a LayerList)
 
 
 # paddle.nn.BatchNorm(act=...) names the _C_ops kernel; the functional names differ for some.

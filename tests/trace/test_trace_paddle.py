@@ -47,7 +47,7 @@ FAMILIES = {
     "inception_v3": (lambda: M.inception_v3(num_classes=10), 96),
 }
 SLOW = {"vgg11", "densenet121", "googlenet", "inception_v3"}  # big or deep: minutes in CI
-FLAX_FAST = {"resnet18", "mobilenet_v3_small"}  # the other families' Flax runs are slow
+FLAX_FAST = {"resnet18"}  # the other families' Flax runs compile for minutes: marked slow
 
 
 def _input(side: int, batch: int = 1, channels: int = 3, height: int | None = None):
@@ -55,7 +55,7 @@ def _input(side: int, batch: int = 1, channels: int = 3, height: int | None = No
     return rng.standard_normal((batch, channels, height or side, side)).astype("float32")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _traced(name: str):
     """(model, spec, paddle build with the model's weights, batch-3 input), once per model."""
     make, side = CASES[name]
@@ -63,7 +63,7 @@ def _traced(name: str):
     x1 = _input(side) if isinstance(side, int) else _input(side[1], height=side[0])
     spec = xinit.trace(model, x1)
     built = xinit.build(spec, "paddle")
-    xinit.transfer(model, built)
+    xinit.transfer(model, built, strict=name not in UNCALLED)
     built.eval()
     x3 = np.concatenate([x1, 0.5 * x1[:, ::-1].copy(), -x1])
     return model, spec, built, x3
@@ -73,9 +73,15 @@ def _first(out):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
+# Layers the forward never calls add nothing to the spec: PPLCNetV3's LearnableRepLayer of
+# stride 2 skips its ``act`` (and its LearnableAffineBlock).
+UNCALLED = {"lcnetv3_tiny": {"blocks.1.act.lab.scale", "blocks.1.act.lab.bias"}}
+
+
 def _check_paddle(name: str):
     model, _, built, x3 = _traced(name)
-    assert list(built.state_dict()) == list(model.state_dict())
+    own = [k for k in model.state_dict() if k not in UNCALLED.get(name, ())]
+    assert list(built.state_dict()) == own
     for a, b in zip(_tuple(model(paddle.to_tensor(x3))), _tuple(built(paddle.to_tensor(x3)))):
         np.testing.assert_array_equal(a.numpy(), b.numpy())  # the same kernels in one framework
 
@@ -87,8 +93,9 @@ def _tuple(out):
 def _check_target(name: str, framework: str):
     model, spec, built, x3 = _traced(name)
     target = xinit.build(spec, framework)
-    report = xinit.transfer(model, target)  # from the native model, by its own names
-    assert not report.missing and not report.unexpected
+    strict = name not in UNCALLED
+    report = xinit.transfer(model, target, strict=strict)  # from the native model, by name
+    assert not report.missing and set(report.unexpected) == UNCALLED.get(name, set())
     parity = xinit.parity({"paddle": built, framework: target}, x3)
     assert parity.ok, parity
 
@@ -99,8 +106,12 @@ class LearnableAffineBlock(nn.Layer):
 
     def __init__(self, scale_value=1.0, bias_value=0.0):
         super().__init__()
-        self.scale = self.create_parameter([1], default_initializer=nn.initializer.Constant(scale_value))
-        self.bias = self.create_parameter([1], default_initializer=nn.initializer.Constant(bias_value))
+        self.scale = self.create_parameter(
+            [1], default_initializer=nn.initializer.Constant(scale_value)
+        )
+        self.bias = self.create_parameter(
+            [1], default_initializer=nn.initializer.Constant(bias_value)
+        )
 
     def forward(self, x):
         return self.scale * x + self.bias
@@ -184,7 +195,9 @@ class LCNetV3Tiny(nn.Layer):
             LearnableRepLayer(8, 16, 3, stride=2),
         )
         self.se = SELayer(16)
-        self.pos_embed = self.create_parameter([1, 16, 1, 8], default_initializer=nn.initializer.Normal(std=0.02))
+        self.pos_embed = self.create_parameter(
+            [1, 16, 1, 8], default_initializer=nn.initializer.Normal(std=0.02)
+        )
         self.fc = nn.Linear(16, classes)
 
     def forward(self, x):
@@ -267,9 +280,7 @@ def _marks(name: str, framework: str | None = None):
     return [pytest.mark.slow] if slow else []
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=_marks(n)) for n in CASES]
-)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in CASES])
 def test_traced_spec_builds_in_paddle_with_the_models_keys_and_outputs(name):
     _check_paddle(name)
 
@@ -307,10 +318,9 @@ class Odd(nn.Layer):
 
 
 def _line(text: str) -> int:
-    import inspect
-
-    source, start = inspect.getsourcelines(inspect.getmodule(Odd))
-    return next(i for i, line in enumerate(source, start) if text in line)
+    """The line number of ``text`` in this file (where the trace must point)."""
+    with open(__file__) as f:
+        return next(i for i, line in enumerate(f, 1) if text in line)
 
 
 def test_unknown_layer_class_and_op_are_named_with_path_and_line():
