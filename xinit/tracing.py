@@ -284,6 +284,22 @@ def _spec_of(scope: _Scope, top: bool = False) -> Any:
         raise TraceError(f"{scope.path or '<root>'} ({scope.type_name}): {err}") from None
 
 
+BATCHES = (3, 5, 7, 11, 13, 17, 19, 23)
+
+
+def trace_batch(shapes: list[tuple[int, ...]], batch: int | None = None) -> int:
+    """The batch size to trace at for example inputs of ``shapes``: ``batch``, else the
+    example's own, or for a batch of 1 the first of :data:`BATCHES` no other dim has (so a
+    ``reshape(n, -1)`` is told from the other dims). Raises TraceError for unequal batches."""
+    n = shapes[0][0] if shapes and shapes[0] else 0
+    if batch is None:
+        sizes = {d for shape in shapes for d in shape[1:]}
+        batch = n if n > 1 else next(b for b in BATCHES if b not in sizes)
+    if any(not shape or shape[0] != n for shape in shapes) or n not in (1, batch):
+        raise TraceError(f"the example inputs {shapes} need one batch size: 1 or {batch}")
+    return batch
+
+
 def _owner(ref: str, names: set[str]) -> str | None:
     """The row a reference reads: the longest row name equal to it or a dotted prefix of it."""
     while ref not in names:
@@ -396,4 +412,4 @@ def source_line(skip: tuple[str, ...] = ()) -> str:
     return ""
 
 
-__all__ = ["TraceRecorder", "TraceError", "Unknown", "source_line"]
+__all__ = ["BATCHES", "TraceRecorder", "TraceError", "Unknown", "source_line", "trace_batch"]

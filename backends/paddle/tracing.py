@@ -15,9 +15,9 @@ mode with, for the duration of the run only (removed in a ``finally``),
   a call that takes a traced tensor becomes the nodes its converter gives
   (``trace_ops.CONVERTERS``); calls made inside a known layer or another call pass through.
 
-Python control flow follows the example input. A batch of 1 is repeated to ``batch`` (3)
-while tracing, so a ``reshape(x, [N, -1])`` is told from one over a size-1 dim, and the
-spec keeps the batch free. A parameter a layer uses in its own arithmetic
+Python control flow follows the example input. A batch of 1 is repeated to a size no other
+dim of the input has (3, else 5...) while tracing, so a ``reshape(x, [N, -1])`` is told
+from the other dims and the spec keeps the batch free. A parameter a layer uses in its own arithmetic
 (``self.scale * x``) becomes a ``LearnedTensor`` node under its attribute name. An
 operation with no converter does not stop the trace: its result is marked, and only when
 such a result reaches a layer, a converted operation or an output is it listed, with its
@@ -34,7 +34,7 @@ from typing import Any
 from xinit import layers as L
 from xinit.blocks import join
 from xinit.layers import SpecError
-from xinit.tracing import TraceError, TraceRecorder, source_line
+from xinit.tracing import TraceError, TraceRecorder, source_line, trace_batch
 
 from .lowering_base import _paddle
 from .trace_ops import ALIAS, CONVERTERS, Call, Step, Unsupported, bind, kind, layer_call
@@ -69,9 +69,10 @@ _CALLABLES = (
 )
 
 
-def trace(model: Any, example_input: Any, *, batch: int = 3, **options: Any) -> Any:
+def trace(model: Any, example_input: Any, *, batch: int | None = None, **options: Any) -> Any:
     """The spec of ``model`` (a ``paddle.nn.Layer``) as it runs on ``example_input`` (an
-    array or tensor, or a tuple of them, batch first; see the module docstring)."""
+    array or tensor, or a tuple of them, batch first; see the module docstring). ``batch``:
+    the size traced at (default: the example's, or for a batch of 1 one no other dim has)."""
     if options:
         raise TraceError(f"trace (paddle): unknown option(s) {sorted(options)}")
     paddle = _paddle()
@@ -91,16 +92,12 @@ def trace(model: Any, example_input: Any, *, batch: int = 3, **options: Any) -> 
     return rec.finish(out)
 
 
-def _inputs(paddle, example: Any, batch: int) -> list:
-    """The example as Paddle tensors, a batch of 1 repeated to ``batch``."""
+def _inputs(paddle, example: Any, batch: int | None) -> list:
+    """The example as Paddle tensors at the batch size traced (a batch of 1 repeated)."""
     items = list(example) if isinstance(example, (tuple, list)) else [example]
     tensors = [t if isinstance(t, paddle.Tensor) else paddle.to_tensor(t) for t in items]
-    sizes = {int(t.shape[0]) if t.ndim else 0 for t in tensors}
-    if len(sizes) != 1 or 0 in sizes:
-        raise TraceError(f"trace: the example inputs need one batch dim; got {sorted(sizes)}")
-    if sizes == {1} and batch > 1:
-        tensors = [paddle.concat([t] * batch, axis=0) for t in tensors]
-    return tensors
+    batch = trace_batch([tuple(int(d) for d in t.shape) for t in tensors], batch)
+    return [t if int(t.shape[0]) == batch else paddle.concat([t] * batch, axis=0) for t in tensors]
 
 
 def _tensors(value: Any) -> list:
