@@ -194,7 +194,8 @@ def infer(spec, input_shape: tuple[int, ...], prefix: str = "") -> list[ShapeRow
                 out = node.output_shape(shape)
             except SpecError as err:
                 raise SpecError(f"{where}: {err}") from None
-            if min(out) < 1:
+            parts = out.values() if isinstance(out, Mapping) else (out,)  # a split's dict
+            if min((n for part in parts for n in part), default=1) < 1:
                 raise SpecError(f"{where}: output shape {out} is empty for input {shape}")
         elif isinstance(node, Sequential):
             out = shape

@@ -7,6 +7,7 @@ permute and select. Each class here is the framework-neutral half; a framework's
 from __future__ import annotations
 
 import functools
+import operator
 from typing import Any
 
 from .containers import GraphLogic, ResidualLogic, StepsLogic
@@ -41,6 +42,8 @@ def learned_op(concat, op: str, param, x):
     the framework's ``concat``) or added to it (``add``), broadcast over the batch."""
     if op == "prepend":
         return concat([param.expand([x.shape[0], *param.shape[1:]]), x], 1)
+    if op == "tensor":  # a learned tensor: the node's value is the tensor itself
+        return param
     return x + param
 
 
@@ -111,8 +114,16 @@ class Graph(ParamNodes, GraphLogic):
         return self._run_graph(*xs)
 
 
+ARITHMETIC = {
+    "add": operator.add,
+    "mul": operator.mul,
+    "sub": operator.sub,
+    "div": operator.truediv,
+}
+
+
 class Merge:
-    """add, mul or concat (along the neutral dim) of the inputs."""
+    """add, mul, sub, div (broadcast) or concat (along the neutral dim) of the inputs."""
 
     def __init__(self, spec):
         super().__init__()
@@ -121,10 +132,19 @@ class Merge:
     def forward(self, *xs):
         if self.kind == "concat":
             return self._concat(list(xs), self.dim)
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x if self.kind == "add" else out * x
-        return out
+        return functools.reduce(ARITHMETIC[self.kind], xs)
+
+
+class Function:
+    """A parameter-free op computed by ``function(spec, *inputs)``, a line of the framework's
+    table of functional ops (its ``lowerings.py``): the glue a traced model calls as functions."""
+
+    def __init__(self, spec, function):
+        super().__init__()
+        self.spec, self.function = spec, function
+
+    def forward(self, *xs):
+        return self.function(self.spec, *xs)
 
 
 class Reshape:

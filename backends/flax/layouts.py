@@ -134,27 +134,43 @@ def plan_graph(children: Mapping[str, Any], layout: Mapping[str, Any]):
     """A graph's nodes in order: (the layout of each graph input, the conversions of each
     node's inputs, the layout of each node's output, the layouts of the graph's outputs).
     A graph input is held as its first consumer that cares takes it (channel-last if none
-    does); an element-wise node keeps its first input's layout and converts the others."""
+    does); an element-wise node keeps its first input's layout and converts the others, except
+    values without a batch axis (learned tensors, held neutral): the node broadcasts those
+    itself (``_xinit_raw``, see ``modules.broadcast_channel_last``)."""
     inputs = tuple(layout["inputs"])
     taken: dict[str, str | None] = dict.fromkeys(inputs)
     for name, refs in layout["nodes"]:
+        if _learned_tensor(children[name]):
+            continue  # its input only places it in the graph
         for ref, need in zip(refs, needs(children[name], len(refs))):
             if ref in taken and taken[ref] is None and need is not None:
                 taken[ref] = need
     layouts: dict[str, Any] = {k: v or CHANNELS for k, v in taken.items()}
     converts: dict[str, tuple] = {}
+    raw: set[str] = set()  # nodes whose value has no batch axis (learned tensors), held neutral
     for name, refs in layout["nodes"]:
         child = children[name]
+        if _learned_tensor(child):
+            raw.add(name)
+            layouts[name] = NEUTRAL
+            continue
         held = [_resolve(layouts, r) for r in refs]
         want = needs(child, len(refs))
+        out = want[0]
         if all(w is None for w in want):  # element-wise: everything as the first input
-            first = held[0] if isinstance(held[0], str) else CHANNELS
-            want = (first,) * len(refs)
+            is_raw = tuple(r.partition(".")[0] in raw for r in refs)
+            if all(is_raw):
+                raw.add(name)
+            batched = [h for h, r in zip(held, is_raw) if not r] or [NEUTRAL]
+            first = batched[0] if isinstance(batched[0], str) else CHANNELS
+            want = tuple(None if r else first for r in is_raw)  # a raw one: broadcast as it is
             child._xinit_layout = first  # a concat maps its neutral dim by it
+            child._xinit_raw = is_raw
+            out = first
         to = tuple(w if w is not None and w != h else None for w, h in zip(want, held))
         if any(t is not None for t in to):
             converts[name] = to
-        layouts[name] = gives(child, want[0])
+        layouts[name] = gives(child, out)
     returns = layout["returns"]
     outs = [_resolve(layouts, ref) for _, ref in layout["outputs"]]
     if returns == "single":
@@ -164,6 +180,12 @@ def plan_graph(children: Mapping[str, Any], layout: Mapping[str, Any]):
     else:
         out = {key: o for (key, _), o in zip(layout["outputs"], outs)}
     return tuple(layouts[i] for i in inputs), converts, layouts, out
+
+
+def _learned_tensor(child: Any) -> bool:
+    """Whether a graph's child is a learned-tensor node (an ``nnx.Param`` whose value is the
+    tensor itself, of its neutral shape, no batch axis)."""
+    return getattr(child, "xinit_op", None) == "tensor"
 
 
 def root_inputs(module: Any, n: int) -> tuple[str, ...]:

@@ -433,6 +433,15 @@ class LearnedParameter(Lowering):
         return _modules().learned_parameter(spec, initial)
 
 
+@REGISTRY.register("learned_tensor")
+class LearnedTensor(LearnedParameter):
+    """The ``nnx.Param`` itself, on the enclosing container under the node's name, whose value
+    the container hands on as it is: neutral, no batch axis (``layouts.plan_graph`` keeps it
+    so, and an element-wise node broadcasts it onto channel-last images)."""
+
+    layout = "neutral"
+
+
 @REGISTRY.register("select")
 class Select(Lowering):
     layout = "neutral"
@@ -472,6 +481,35 @@ def _jax():
     return jax
 
 
+def _jnp():
+    import jax.numpy as jnp
+
+    return jnp
+
+
+def _hardsigmoid(s, x):
+    if s.is_default:
+        return _jax().nn.hard_sigmoid(x)
+    return _jnp().clip(x * s.slope + s.offset, 0.0, 1.0)
+
+
+def _reduce(s, x):
+    return getattr(_jnp(), s.op)(x, axis=s.axes(x.ndim), keepdims=s.keepdim)
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def _pad(s, x):
+    extra = {"constant_values": s.value} if s.mode == "constant" else {}
+    return _jnp().pad(x, s.widths(x.ndim), mode=_PAD_MODES[s.mode], **extra)
+
+
+def _dropout(s):
+    cls = _modules().DownscaleDropout if s.mode == "downscale_in_infer" else _nnx().Dropout
+    return cls(s.p, rngs=_nnx().Rngs(dropout=0))
+
+
 # The element-wise activations: kind -> the function (spec, x) -> y of jax (one line a kind,
 # as timm's create_act.py; a tracer reads the same table). They share one module type.
 ACTIVATIONS = {
@@ -482,7 +520,24 @@ ACTIVATIONS = {
     "sigmoid": lambda s, x: _jax().nn.sigmoid(x),
     "tanh": lambda s, x: _jax().numpy.tanh(x),
     "hardswish": lambda s, x: _jax().nn.hard_swish(x),
+    "hardsigmoid": _hardsigmoid,
+    "relu6": lambda s, x: _jax().nn.relu6(x),
+    "clip": lambda s, x: _jnp().clip(x, s.min, s.max),
     "identity": lambda s, x: x,
+}
+
+# The functional glue: kind -> (spec, *inputs) -> output, on the neutral arrays except where
+# LAYOUTS says (a tracer reads the same table); the module type is the activations'.
+FUNCTIONS = {
+    "scalar_op": lambda s, x: s.apply(x),
+    "softmax": lambda s, x: _jax().nn.softmax(x, axis=s.dim),
+    "log_softmax": lambda s, x: _jax().nn.log_softmax(x, axis=s.dim),
+    "reduce": _reduce,
+    "matmul": lambda s, a, b: _jnp().matmul(a, b, precision="highest"),
+    "split": lambda s, x: s.parts(x),
+    "slice": lambda s, x: x[s.index(x.ndim)],
+    "pad": _pad,
+    "channel_shuffle": lambda s, x: _modules().channel_shuffle(s, x),
 }
 
 # Parameter-free layers: the native module from the spec, nothing else.
@@ -492,27 +547,41 @@ register_builders(
         "max_pool": lambda s: _modules().Pool(s),
         "avg_pool": lambda s: _modules().Pool(s),
         "adaptive_avg_pool": lambda s: _modules().AdaptiveAvgPool(s),
+        "adaptive_max_pool": lambda s: _modules().AdaptiveAvgPool(s),
         "reshape": lambda s: _modules().Neutral(s),
         "permute": lambda s: _modules().Neutral(s),
-        "dropout": lambda s: _nnx().Dropout(s.p, rngs=_nnx().Rngs(dropout=0)),
+        "dropout": _dropout,
+        "stochastic_depth": lambda s: _modules().StochasticDepth(s.p, rngs=_nnx().Rngs(dropout=0)),
         "add": lambda s: _modules().Merge(s),
         "mul": lambda s: _modules().Merge(s),
+        "sub": lambda s: _modules().Merge(s),
+        "div": lambda s: _modules().Merge(s),
         "concat": lambda s: _modules().Merge(s),
         "upsample": lambda s: _modules().Upsample(s),
         **{
             kind: lambda s, function=function: _modules().Activation(s, function)
-            for kind, function in ACTIVATIONS.items()
+            for kind, function in {**ACTIVATIONS, **FUNCTIONS}.items()
         },
     },
 )
 
-# How the parameter-free modules hold activations (see Lowering.layout); the rest are "any".
+# How the parameter-free modules hold activations (see Lowering.layout); the rest are "any"
+# (element-wise, or a scalar op: the input's layout).
 for _kind, _layout in {
     "max_pool": "channels",
     "avg_pool": "channels",
     "adaptive_avg_pool": "channels",
+    "adaptive_max_pool": "channels",
     "upsample": "channels",
+    "channel_shuffle": "channels",
     "reshape": "neutral",
     "permute": "neutral",
+    "softmax": "neutral",
+    "log_softmax": "neutral",
+    "reduce": "neutral",
+    "matmul": "neutral",
+    "split": "neutral",
+    "slice": "neutral",
+    "pad": "neutral",
 }.items():
     REGISTRY[_kind].layout = _layout

@@ -14,6 +14,7 @@ from flax import nnx
 from xinit import layers as L
 
 from ..common.containers import GraphLogic
+from ..common.pytorch_style import ARITHMETIC
 from ..common.resample import upsample_matrix
 from . import layouts
 from .layouts import CHANNELS, NEUTRAL
@@ -62,15 +63,34 @@ def _initial_or(initial, name: str, shape, fill: float) -> jax.Array:
 
 
 class Activation(nnx.Module):
-    """A parameter-free element-wise layer: its spec and the function of the activation
-    table (``lowerings.ACTIVATIONS``) that computes it."""
+    """A parameter-free layer: its spec and the function of the activation table
+    (``lowerings.ACTIVATIONS``) or of the functional ops (``lowerings.FUNCTIONS``) that
+    computes it from the node's inputs."""
 
     def __init__(self, spec, function):
         self.spec = spec
         self.function = function
 
-    def __call__(self, x):
-        return self.function(self.spec, x)
+    def __call__(self, *xs):
+        return self.function(self.spec, *xs)
+
+
+class DownscaleDropout(nnx.Dropout):
+    """Paddle's ``Dropout(mode="downscale_in_infer")``: ``nnx.Dropout`` times (1 - p), so kept
+    values are as they are in training and the output is x · (1 - p) at inference."""
+
+    def __call__(self, x, **kw):
+        return super().__call__(x, **kw) * (1.0 - self.rate)
+
+
+class StochasticDepth(nnx.Dropout):
+    """torchvision's ``StochasticDepth(p, "row")``: ``nnx.Dropout`` with its mask broadcast
+    over every axis but the batch (whole samples dropped, the kept ones scaled by 1/(1 - p));
+    identity at inference."""
+
+    def __call__(self, x, **kw):
+        self.broadcast_dims = tuple(range(1, x.ndim))
+        return super().__call__(x, **kw)
 
 
 class Flatten(nnx.Module):
@@ -268,22 +288,33 @@ class Pool(nnx.Module):
 
 
 class AdaptiveAvgPool(nnx.Module):
-    """PyTorch's adaptive average pool: window i spans [floor(i*n/o), ceil((i+1)*n/o))."""
+    """PyTorch's adaptive average (or max, by ``spec.kind``) pool on channel-last input:
+    window i spans [floor(i*n/o), ceil((i+1)*n/o))."""
 
     def __init__(self, spec):
         self.spec = spec
 
     def __call__(self, x):
+        reduce = jnp.max if self.spec.kind == "adaptive_max_pool" else jnp.mean
         for axis, o in enumerate(self.spec.output_size, start=1):
             n = x.shape[axis]
             parts = [
-                jax.lax.slice_in_dim(x, (i * n) // o, -(-((i + 1) * n) // o), axis=axis).mean(
-                    axis=axis, keepdims=True
+                reduce(
+                    jax.lax.slice_in_dim(x, (i * n) // o, -(-((i + 1) * n) // o), axis=axis),
+                    axis=axis,
+                    keepdims=True,
                 )
                 for i in range(o)
             ]
             x = jnp.concatenate(parts, axis=axis)
         return x
+
+
+def channel_shuffle(spec, x):
+    """ShuffleNet's channel shuffle on a channel-last array: (..., g, k) -> (..., k, g)."""
+    g = spec.groups
+    y = x.reshape(*x.shape[:-1], g, x.shape[-1] // g)
+    return jnp.swapaxes(y, -1, -2).reshape(x.shape)
 
 
 _TRACE: list = []  # while tracing: a dict id(module) -> (last output, layout), or a recorder
@@ -412,21 +443,37 @@ def _axis(dim: int, ndim: int) -> int:
 
 
 class Merge(nnx.Module):
-    """add, mul or concat along the neutral dim (mapped to the channel-last axis when the
-    graph holds the inputs channel-last)."""
+    """add, mul, sub, div (broadcast as numpy's on the neutral arrays) or concat along the
+    neutral dim (mapped to the channel-last axis when the graph holds the inputs so)."""
 
     def __init__(self, spec):
         self.kind, self.dim = spec.kind, getattr(spec, "dim", 1)
 
     def __call__(self, *xs):
+        neutral = getattr(self, "_xinit_layout", CHANNELS) == NEUTRAL
         if self.kind == "concat":
             ndim = xs[0].ndim
-            neutral = getattr(self, "_xinit_layout", CHANNELS) == NEUTRAL
             return jnp.concatenate(xs, axis=self.dim % ndim if neutral else _axis(self.dim, ndim))
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x if self.kind == "add" else out * x
-        return out
+        if not neutral:
+            xs = broadcast_channel_last(xs, getattr(self, "_xinit_raw", ()))
+        return functools.reduce(ARITHMETIC[self.kind], xs)
+
+
+def broadcast_channel_last(xs, raw: tuple[bool, ...]) -> list:
+    """Operands of an element-wise op computed channel-last, so that they broadcast as their
+    neutral arrays do: one of fewer dims (a learned tensor (C, 1, 1), ``raw``: held neutral
+    as it is) is made neutral, given leading 1s up to the full rank (numpy's rule), then moved
+    channel-last; operands of the full rank are channel-last already."""
+    n = max(x.ndim for x in xs)
+    out = []
+    for i, x in enumerate(xs):
+        is_raw = i < len(raw) and raw[i]
+        if n < 3 or (x.ndim == n and not is_raw):
+            out.append(x)
+            continue
+        neutral = x if is_raw else _to_channel_first(x)
+        out.append(layouts.to_channel_last(neutral.reshape((1,) * (n - x.ndim) + x.shape)))
+    return out
 
 
 class Upsample(nnx.Module):
@@ -463,6 +510,8 @@ def learned_op(op: str, param, x):
     added to it (``add``), broadcast over the batch."""
     if op == "prepend":
         return jnp.concatenate([jnp.broadcast_to(param, (x.shape[0], *param.shape[1:])), x], 1)
+    if op == "tensor":  # a learned tensor: the node's value is the tensor itself
+        return param
     return x + param
 
 

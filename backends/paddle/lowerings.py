@@ -384,8 +384,62 @@ class LearnedParameter(Lowering):
         return _modules().learned_parameter(spec)
 
 
+@REGISTRY.register("learned_tensor")
+class LearnedTensor(LearnedParameter):
+    """The Paddle parameter itself, on the enclosing container under the node's name (state
+    key ``scale``), which hands the tensor on as the node's value (``op = "tensor"``)."""
+
+
 # The recurrent kinds: their Paddle lowering lives in recurrent_lowerings.py.
 LSTM, GRU, RNN = register_recurrent(REGISTRY, _Recurrent)
+
+
+def _function(spec, function):
+    return _modules().Function(spec, function)
+
+
+def _hardsigmoid(s):
+    if s.is_default:
+        return _paddle().nn.Hardsigmoid()
+    return _function(s, lambda s, x: _F().hardsigmoid(x, s.slope, s.offset))
+
+
+def _clip(s):
+    if s.min is not None and s.max is not None:
+        return _paddle().nn.Hardtanh(s.min, s.max)
+    return _function(s, lambda s, x: _paddle().clip(x, s.min, s.max))
+
+
+def _F():
+    return _paddle().nn.functional
+
+
+def _reduce(s, x):
+    return getattr(_paddle(), s.op)(x, axis=list(s.axes(x.ndim)), keepdim=s.keepdim)
+
+
+def _pad(s, x):
+    """PyTorch's pads (last dim first) as Paddle takes them: constant mode every dim, first dim
+    first; the other modes the spatial dims of NCL/NCHW/NCDHW, last dim first (as PyTorch)."""
+    if s.mode == "constant":
+        full = [w for pair in s.widths(x.ndim) for w in pair]
+        return _F().pad(x, full, mode="constant", value=s.value)
+    spatial = list(s.pads) + [0] * (2 * (x.ndim - 2) - len(s.pads))
+    fmt = {3: "NCL", 4: "NCHW", 5: "NCDHW"}[x.ndim]
+    return _F().pad(x, spatial, mode=s.mode, data_format=fmt)
+
+
+def _channel_shuffle(s, x):
+    n, c, *rest = x.shape
+    g = s.groups
+    y = x.reshape([n, g, c // g, *rest]).transpose([0, 2, 1, *range(3, x.ndim + 1)])
+    return y.reshape([n, c, *rest])
+
+
+def _adaptive_max_pool(s):
+    nn = _paddle().nn
+    cls = (nn.AdaptiveMaxPool1D, nn.AdaptiveMaxPool2D, nn.AdaptiveMaxPool3D)[s.dims - 1]
+    return cls(s.output_size[0] if s.dims == 1 else list(s.output_size))
 
 
 # The element-wise activations: kind -> the paddle.nn layer for a spec (one line a kind, as
@@ -398,7 +452,22 @@ ACTIVATIONS = {
     "sigmoid": lambda s: _paddle().nn.Sigmoid(),
     "tanh": lambda s: _paddle().nn.Tanh(),
     "hardswish": lambda s: _paddle().nn.Hardswish(),
+    "hardsigmoid": _hardsigmoid,
+    "relu6": lambda s: _paddle().nn.ReLU6(),
+    "clip": _clip,
     "identity": lambda s: _paddle().nn.Identity(),
+}
+
+# The functional glue with no paddle.nn class: kind -> function (spec, *inputs) -> output,
+# computed by modules.Function (a tracer reads the same table).
+FUNCTIONS = {
+    "scalar_op": lambda s, x: s.apply(x),
+    "reduce": _reduce,
+    "matmul": lambda s, a, b: _paddle().matmul(a, b),
+    "split": lambda s, x: s.parts(x),
+    "slice": lambda s, x: x[s.index(x.ndim)],
+    "pad": _pad,
+    "channel_shuffle": _channel_shuffle,
 }
 
 # Parameter-free layers: the native layer from the spec, nothing else.
@@ -406,12 +475,22 @@ register_builders(
     REGISTRY,
     {
         **ACTIVATIONS,
+        **{
+            kind: lambda s, function=function: _function(s, function)
+            for kind, function in FUNCTIONS.items()
+        },
+        "softmax": lambda s: _paddle().nn.Softmax(s.dim),
+        "log_softmax": lambda s: _paddle().nn.LogSoftmax(s.dim),
+        "adaptive_max_pool": _adaptive_max_pool,
         "flatten": lambda s: _paddle().nn.Flatten(s.start_dim, s.end_dim),
         "reshape": lambda s: _modules().Reshape(s.shape),
         "permute": lambda s: _modules().Permute(s.dims),
-        "dropout": lambda s: _paddle().nn.Dropout(s.p),
+        "dropout": lambda s: _paddle().nn.Dropout(s.p, mode=s.mode),
+        "stochastic_depth": lambda s: _modules().StochasticDepth(s.p),
         "add": lambda s: _modules().Merge(s),
         "mul": lambda s: _modules().Merge(s),
+        "sub": lambda s: _modules().Merge(s),
+        "div": lambda s: _modules().Merge(s),
         "concat": lambda s: _modules().Merge(s),
         "upsample": lambda s: _modules().Upsample(s),
         "select": lambda s: _modules().Select(s.dim, s.index),

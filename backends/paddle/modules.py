@@ -199,7 +199,32 @@ class Graph(shared.Graph, PaddleOps, nn.Layer):
 
 
 class Merge(shared.Merge, PaddleOps, nn.Layer):
-    """add, mul or concat (along the neutral dim) of the inputs."""
+    """add, mul, sub, div (broadcast) or concat (along the neutral dim) of the inputs."""
+
+
+class Function(shared.Function, PaddleOps, nn.Layer):
+    """A parameter-free op of the functional table (``lowerings.FUNCTIONS``) on the inputs."""
+
+    def extra_repr(self):
+        return repr(self.spec)
+
+
+class StochasticDepth(nn.Layer):
+    """torchvision's ``StochasticDepth(p, "row")``: in training each sample is dropped with
+    probability p, the kept ones scaled by 1/(1 - p); identity at inference."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = paddle.full([x.shape[0]] + [1] * (x.ndim - 1), 1.0 - self.p, dtype=x.dtype)
+        return x * paddle.bernoulli(keep) / (1.0 - self.p)
+
+    def extra_repr(self):
+        return f"p={self.p}"
 
 
 class Upsample(nn.Layer):

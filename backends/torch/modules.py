@@ -51,10 +51,43 @@ class Graph(shared.Graph, TorchOps, torch.nn.Module):
 
 
 class Merge(shared.Merge, TorchOps, torch.nn.Module):
-    """add, mul or concat (along the neutral dim) of the inputs."""
+    """add, mul, sub, div (broadcast) or concat (along the neutral dim) of the inputs."""
 
     def extra_repr(self):
         return f"{self.kind}" + (f", dim={self.dim}" if self.kind == "concat" else "")
+
+
+class Function(shared.Function, TorchOps, torch.nn.Module):
+    """A parameter-free op of the functional table (``lowerings.FUNCTIONS``) on the inputs."""
+
+    def extra_repr(self):
+        return repr(self.spec)
+
+
+class DownscaleDropout(torch.nn.Dropout):
+    """Paddle's ``Dropout(mode="downscale_in_infer")``: ``nn.Dropout`` times (1 - p), so kept
+    values are as they are in training and the output is x · (1 - p) at inference."""
+
+    def forward(self, x):
+        return super().forward(x) * (1.0 - self.p)
+
+
+class StochasticDepth(torch.nn.Module):
+    """torchvision's ``StochasticDepth(p, "row")``: in training each sample is dropped with
+    probability p, the kept ones scaled by 1/(1 - p); identity at inference."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device)
+        return x * keep.bernoulli_(1.0 - self.p) / (1.0 - self.p)
+
+    def extra_repr(self):
+        return f"p={self.p}"
 
 
 class Reshape(shared.Reshape, TorchOps, torch.nn.Module):

@@ -120,7 +120,10 @@ def _clip(t, low, high):
 
 
 _ACTIVATIONS = {
-    "relu": ((F.relu, torch.relu, Tensor.relu, Tensor.relu_, F.relu_), lambda t, a, k: t.kind("ReLU")),
+    "relu": (
+        (F.relu, torch.relu, Tensor.relu, Tensor.relu_, F.relu_),
+        lambda t, a, k: t.kind("ReLU"),
+    ),
     "relu6": ((F.relu6,), lambda t, a, k: t.kind("ReLU6")),
     "gelu": (
         (F.gelu,),
@@ -501,9 +504,11 @@ module(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)(
     lambda t, m: adaptive_spec(t, "AdaptiveAvgPool", m.output_size)
 )
 module(nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)(
-    lambda t, m: adaptive_spec(t, "AdaptiveMaxPool", m.output_size)
-    if not m.return_indices
-    else t.unknown("adaptive max pooling that returns indices")
+    lambda t, m: (
+        adaptive_spec(t, "AdaptiveMaxPool", m.output_size)
+        if not m.return_indices
+        else t.unknown("adaptive max pooling that returns indices")
+    )
 )
 module(nn.Upsample)(
     lambda t, m: upsample_spec(t, m.size, m.scale_factor, m.mode, bool(m.align_corners))
@@ -514,6 +519,11 @@ module(nn.ChannelShuffle)(lambda t, m: t.kind("ChannelShuffle", int(m.groups)))
 module(nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)(
     lambda t, m: t.kind("Pad", tuple(m.padding), "constant", float(getattr(m, "value", 0.0)))
 )
+
+
+def module_reader(m) -> Callable | None:
+    """The table's reader for module ``m``'s class (or a base class of it), if any."""
+    return next((MODULES[c] for c in type(m).__mro__ if c in MODULES), None)
 
 
 def torchvision_modules() -> None:
@@ -544,9 +554,10 @@ def op_name(func) -> str:
         mod, qual = f"torch.{sub}", qual.removeprefix(f"{sub}_")
     elif mod.startswith("torch._C"):
         mod = "torch"
+    qual = qual.removeprefix("_VariableFunctionsClass.")  # torch.roll's own class
     if mod == "torch._tensor":
         return qual
     return f"{mod}.{qual}"
 
 
-__all__ = ["OPS", "MODULES", "op", "module", "op_name", "torchvision_modules"]
+__all__ = ["OPS", "MODULES", "op", "module", "module_reader", "op_name", "torchvision_modules"]

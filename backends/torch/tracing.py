@@ -42,7 +42,9 @@ def trace(model: Any, example_input: Any, *, batch: int | None = None) -> Any:
 
     inputs = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
     if not inputs or not all(isinstance(x, torch.Tensor) and x.ndim >= 1 for x in inputs):
-        raise TraceError("trace needs an example input: a tensor, or a tuple of tensors, batch first")
+        raise TraceError(
+            "trace needs an example input: a tensor, or a tuple of tensors, batch first"
+        )
     inputs = _widened(inputs, batch)
     rec = TraceRecorder(list(inputs), batch=inputs[0].shape[0], type_name=type(model).__name__)
     tracer = _Tracer(model, get_backend("torch"), rec)
@@ -198,12 +200,12 @@ class _Tracer:
             spec = lowering.read(module)
             if spec is not None:
                 return spec
-        read = next((trace_ops.MODULES[c] for c in type(module).__mro__ if c in trace_ops.MODULES), None)
+        read = trace_ops.module_reader(module)
         return read(self, module) if read is not None else None
 
     def _known_class(self, module) -> bool:
         """A parameter-free class of the table (its spec was refused: an unknown already)."""
-        return any(c in trace_ops.MODULES for c in type(module).__mro__)
+        return trace_ops.module_reader(module) is not None
 
     def _unknown_class(self, module) -> bool:
         """A class of torch.nn itself that is no known layer (its forward is torch's own, not
@@ -218,8 +220,6 @@ class _Tracer:
             inputs = self._attention_inputs(module, args, kwargs)
             if inputs is None:
                 return self._fallback(output, _tensors(args))
-            if not module.batch_first:
-                return self._seq_first_attention(name, spec, inputs, out)
         else:
             inputs = _tensors((args, kwargs))
         lo, hi = spec.inputs_taken()
@@ -241,21 +241,11 @@ class _Tracer:
         ):
             self.unknown("multi-head attention with a mask or is_causal")
             return None
+        if not module.batch_first:  # (L, N, E): the batch is not dim 0
+            self.unknown("nn.MultiheadAttention with batch_first=False")
+            return None
         q, k, v = args[:3]
         return [q] if k is q and v is q else [q, k] if v is k else [q, k, v]
-
-    def _seq_first_attention(self, name, spec, inputs, out) -> None:
-        """``batch_first=False``: the node between two permutes of (L, N, E) <-> (N, L, E)."""
-        swap = L.Permute((1, 0, 2))
-        moved = []
-        for x in inputs:
-            y = x.transpose(0, 1)
-            self.rec.node(f"{name}_in", swap, [x], y)
-            moved.append(y)
-        inner = out.transpose(0, 1)
-        self.rec.node(name, spec, moved, inner)
-        self.rec.node(f"{name}_out", swap, [inner], out)
-        self._alive += [*moved, inner]
 
     # ---- ops ---------------------------------------------------------------------------------
     def op(self, func, args, kwargs, out) -> None:

@@ -143,3 +143,86 @@ def test_every_unknown_op_and_layer_is_named_with_its_path_and_line():
     mix = next(ln for ln in lines if "Bilinear" in ln)
     assert mix.startswith("  head:") and "'mix'" in mix and f"{__file__}:" in mix
     assert isinstance(err.value, xinit.XinitError)
+
+
+class _Glue(torch.nn.Module):
+    """The functional glue between layers, one op a line: broadcasting and scalar arithmetic,
+    in-place add, a learned scale used by hand, split/cat, indexing, views, reductions,
+    matmul, softmax, resizing, padding, pooling and a channel shuffle."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 8, 3, padding=1)
+        self.scale = torch.nn.Parameter(torch.rand(8, 1, 1) + 0.5)
+        self.fc = torch.nn.Linear(6, 6)
+        self.unused = torch.nn.Linear(3, 3)  # held, never called: adds nothing
+
+    def forward(self, x):
+        y = self.conv(x)  # (N, 8, 6, 6)
+        y = self.scale * y  # a learned tensor in arithmetic
+        gate = torch.sigmoid(y.mean((2, 3), keepdim=True))
+        y = y * gate - 0.5 * y  # broadcasting mul, scalar mul, sub
+        y += 1.0 - y / 4  # rsub, scalar div, in-place add
+        a, b = y.chunk(2, dim=1)
+        y = torch.cat([F.relu6(a), F.hardswish(b)], 1)
+        y = F.channel_shuffle(y, 2)
+        y = F.interpolate(F.pad(y, (1, 1, 1, 1)), scale_factor=0.5, mode="bilinear")
+        y = F.adaptive_avg_pool2d(y, 2) + F.max_pool2d(y, 2)
+        t = y.flatten(2).transpose(1, 2)  # (N, 4, 8)
+        t = t[:, 1:, ::2]  # slices: (N, 3, 4)
+        attn = torch.softmax(t @ t.transpose(-1, -2), dim=-1)  # (N, 3, 3)
+        t = (attn @ t).reshape(t.shape[0], -1)  # (N, 12)
+        head = self.fc(t[:, :6]) + t[:, 6:].sum(-1, keepdim=True)
+        return head.unsqueeze(1).squeeze(1)
+
+
+F = torch.nn.functional
+
+
+def test_functional_glue_traces_to_kinds_every_framework_runs():
+    torch.manual_seed(0)
+    model = _Glue().eval()
+    x = torch.randn(1, 4, 6, 6)
+    spec = xinit.trace(model, x)
+    built = _loaded_partial(model, spec)
+    x3 = torch.randn(3, 4, 6, 6)
+    with torch.no_grad():
+        want, got = model(x3), built(x3)
+    assert torch.equal(want, got), (want - got).abs().max()
+    others = {}
+    for fw in ("paddle", "flax"):
+        require_backend(fw)
+        others[fw] = xinit.build(spec, fw)
+        xinit.transfer(built, others[fw])
+    report = xinit.parity({"torch": built, **others}, x3.numpy()[:2])
+    assert report.rows and report.ok, report
+
+
+def _loaded_partial(model, spec):
+    """The traced spec built in torch with the model's state, except what the forward never
+    used (``unused``): the spec holds exactly the used parameters, by the model's names."""
+    built = xinit.build(spec, "torch")
+    used = {k: v for k, v in model.state_dict().items() if not k.startswith("unused.")}
+    assert list(built.state_dict()) == list(used)
+    built.load_state_dict(used, strict=True)
+    return built.eval()
+
+
+class _Twice(torch.nn.Module):
+    """One Linear applied twice: one set of weights, two nodes, which a spec cannot share."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.fc(x)))
+
+
+def test_a_layer_with_parameters_called_twice_is_refused_and_the_model_left_as_it_was():
+    model = _Twice().train()
+    with pytest.raises(TraceError, match=r"<root>: layer 'fc' .* called twice"):
+        xinit.trace(model, torch.zeros(1, 4))
+    assert model.training and model.fc.training  # traced in eval mode, then restored
+    with pytest.raises(TraceError, match="one batch size"):
+        xinit.trace(model, (torch.zeros(2, 4), torch.zeros(3, 4)))

@@ -11,16 +11,33 @@ One module per family (``conv``, ``norm``, ``attention``, ...); every spec is im
 from __future__ import annotations
 
 from .. import kinds
-from .activation import GELU, Dropout, Hardswish, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Tanh
+from .activation import (
+    GELU,
+    Clip,
+    Dropout,
+    Hardsigmoid,
+    Hardswish,
+    Identity,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    StochasticDepth,
+    Tanh,
+)
 from .attention import MultiheadAttention, ScaledDotProductAttention
 from .base import Layer, ParamSpec, SpecError
 from .base import inputs_text as inputs_text  # re-exported for other modules
 from .channelwise import LayerScale, PReLU
 from .conv import Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose2d
 from .linear import Embedding, Linear
-from .merge import Add, Concat, Merge, Mul
+from .merge import Add, Concat, Div, MatMul, Merge, Mul, Sub
 from .norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, LayerNorm2d, RMSNorm
-from .pool import AdaptiveAvgPool, AvgPool, MaxPool, pool_out
+from .ops import ChannelShuffle, LearnedTensor, Pad, Reduce, ScalarOp, Slice, Split
+from .pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool, pool_out
 from .recurrent import GRU, LSTM, RNN, RNN_BIASES, RNN_NONLINEARITIES
 from .resample import Upsample
 from .shape import Flatten, Permute, Reshape
@@ -72,18 +89,35 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "Hardswish",
+    "Hardsigmoid",
+    "ReLU6",
+    "Clip",
+    "Softmax",
+    "LogSoftmax",
     "Identity",
     "Dropout",
+    "StochasticDepth",
     "Flatten",
     "Reshape",
     "Permute",
     "MaxPool",
     "AvgPool",
     "AdaptiveAvgPool",
+    "AdaptiveMaxPool",
     "Merge",
     "Add",
     "Mul",
     "Concat",
+    "Sub",
+    "Div",
+    "MatMul",
+    "ScalarOp",
+    "Reduce",
+    "Split",
+    "Slice",
+    "ChannelShuffle",
+    "Pad",
+    "LearnedTensor",
     "Upsample",
     "pool_out",
     "LAYER_KINDS",

@@ -1,4 +1,4 @@
-"""Pooling: max, average and adaptive average, with PyTorch's output-size rule."""
+"""Pooling: max, average, adaptive average and adaptive max, with PyTorch's output-size rule."""
 
 from __future__ import annotations
 
@@ -75,12 +75,11 @@ class AvgPool(_Pool):
     count_include_pad: bool = True
 
 
-@kinds.layer(
-    example=lambda: kinds.Example(AdaptiveAvgPool(1), ((2, 3, 4, 4),)),
-)
 @dataclass(frozen=True)
-class AdaptiveAvgPool(Layer):
-    kind: ClassVar[str] = "adaptive_avg_pool"
+class _AdaptivePool(Layer):
+    """PyTorch's adaptive pooling: window i of an axis of n spans
+    [floor(i·n/o), ceil((i+1)·n/o))."""
+
     output_size: int | tuple[int, ...] = 1
     dims: int | None = None
 
@@ -88,8 +87,25 @@ class AdaptiveAvgPool(Layer):
         n = _dims_of(self.output_size, self.dims)
         _set(self, dims=n, output_size=_tuple(self.output_size, n, "output_size"))
         if min(self.output_size) < 1:
-            raise SpecError(f"AdaptiveAvgPool.output_size must be >= 1; got {self.output_size}")
+            name = type(self).__name__
+            raise SpecError(f"{name}.output_size must be >= 1; got {self.output_size}")
 
     def output_shape(self, shape):
         self._need_rank(shape, (self.dims + 2,))
         return (shape[0], shape[1], *self.output_size)
+
+
+@kinds.layer(
+    example=lambda: kinds.Example(AdaptiveAvgPool(1), ((2, 3, 4, 4),)),
+)
+@dataclass(frozen=True)
+class AdaptiveAvgPool(_AdaptivePool):
+    kind: ClassVar[str] = "adaptive_avg_pool"
+
+
+@kinds.layer(
+    example=lambda: kinds.Example(AdaptiveMaxPool((2, 3)), ((2, 3, 5, 7),)),
+)
+@dataclass(frozen=True)
+class AdaptiveMaxPool(_AdaptivePool):
+    kind: ClassVar[str] = "adaptive_max_pool"
