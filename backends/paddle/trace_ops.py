@@ -271,8 +271,36 @@ def transpose(call: Call) -> list[Step]:
         raise Unsupported(f"perm {perm!r} is not a list")
     perm = tuple(int(p) % len(perm) for p in perm)
     if perm[0] != 0:
-        raise Unsupported(f"perm {list(perm)} moves the batch dim, which a spec keeps free")
+        raise BatchMoved(call["x"], perm)
     return _one("transpose", L.Permute(perm), call["x"])
+
+
+class BatchMoved(Unsupported):
+    """A transpose that moves the batch off dim 0: no spec, unless an int index of the new
+    dim 0 follows (:func:`moved_index`)."""
+
+    def __init__(self, x: Any, perm: tuple[int, ...]):
+        super().__init__(
+            f"perm {list(perm)} moves the batch dim, which a spec keeps free (only an int "
+            "index of the new dim 0 may follow)"
+        )
+        self.x, self.perm = x, perm
+
+
+def moved_index(x: Any, perm: tuple[int, ...], index: Any) -> list[Step]:
+    """``x.transpose(perm)[i]`` with ``perm`` moving the batch off dim 0 (PaddleOCR's
+    attention unpacks q, k, v so): part ``i`` of dim ``perm[0]`` of ``x``, then the rest of
+    the permutation, which must bring the batch back to dim 0."""
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise Unsupported(f"index {index!r} of a batch-moving transpose is not one int")
+    d = perm[0]
+    rest = tuple(p - (p > d) for p in perm[1:])
+    if rest[0] != 0:
+        raise Unsupported(f"perm {list(perm)} indexed at {index} leaves the batch off dim 0")
+    steps = [Step("select", L.Select(d, index), (x,))]
+    if rest != tuple(range(len(rest))):
+        steps.append(Step("transpose", L.Permute(rest), (steps[0],)))
+    return steps
 
 
 @op("concat")

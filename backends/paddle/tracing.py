@@ -17,8 +17,8 @@ mode with, for the duration of the run only (removed in a ``finally``),
 
 Python control flow follows the example input. A batch of 1 is repeated to a size no other
 dim of the input has (3, else 5...) while tracing, so a ``reshape(x, [N, -1])`` is told
-from the other dims and the spec keeps the batch free. A parameter a layer uses in its own arithmetic
-(``self.scale * x``) becomes a ``LearnedTensor`` node under its attribute name. An
+from the other dims and the spec keeps the batch free. A parameter a layer uses in its own
+arithmetic (``self.scale * x``) becomes a ``LearnedTensor`` node under its attribute name. An
 operation with no converter does not stop the trace: its result is marked, and only when
 such a result reaches a layer, a converted operation or an output is it listed, with its
 module path and source line, in the one :class:`~xinit.tracing.TraceError` at the end.
@@ -37,7 +37,18 @@ from xinit.layers import SpecError
 from xinit.tracing import TraceError, TraceRecorder, source_line, trace_batch
 
 from .lowering_base import _paddle
-from .trace_ops import ALIAS, CONVERTERS, Call, Step, Unsupported, bind, kind, layer_call
+from .trace_ops import (
+    ALIAS,
+    CONVERTERS,
+    BatchMoved,
+    Call,
+    Step,
+    Unsupported,
+    bind,
+    kind,
+    layer_call,
+    moved_index,
+)
 
 # Tensor operators wrapped besides the public methods (comparisons, hashing and conversions
 # are left alone: they build no values of the graph).
@@ -138,6 +149,7 @@ class _Tracer:
         self.poison: dict[int, tuple[str, str, list]] = {}
         self.reported: set[int] = set()
         self.alive: list = []
+        self.moved: dict[int, tuple] = {}  # a batch-moving transpose's result -> (x, perm)
         self.frames: list = []
         self.scopes: list[_Open] = []
         self.used: set[int] = set()
@@ -199,6 +211,15 @@ class _Tracer:
 
     # ---- operations ---------------------------------------------------------------------------
     def _op(self, name, fn, args, kwargs, out, inputs) -> None:
+        if name == "__getitem__" and id(args[0]) in self.moved:
+            x, perm = self.moved[id(args[0])]
+            try:
+                steps = moved_index(x, perm, args[1])
+            except Unsupported as err:
+                self._taint(out, (f"paddle's {name}: {err}", source_line(), inputs))
+                return
+            self._record(steps, out, [x], first=name)
+            return
         tainted = next((self.poison[id(t)] for t in inputs if id(t) in self.poison), None)
         if tainted is not None:
             self._taint(out, tainted)
@@ -216,6 +237,8 @@ class _Tracer:
             steps = convert(call)
         except Unsupported as err:
             self._taint(out, (f"paddle's {name}: {err}", source_line(), inputs))
+            if isinstance(err, BatchMoved) and self.rec.known(err.x):
+                self.moved[id(out)] = (err.x, err.perm)
             return
         except (TypeError, SpecError) as err:
             self._taint(out, (f"paddle's {name}: {err}", source_line(), inputs))

@@ -80,8 +80,9 @@ UNCALLED = {"lcnetv3_tiny": {"blocks.1.act.lab.scale", "blocks.1.act.lab.bias"}}
 
 def _check_paddle(name: str):
     model, _, built, x3 = _traced(name)
-    own = [k for k in model.state_dict() if k not in UNCALLED.get(name, ())]
-    assert list(built.state_dict()) == own
+    own = {k for k in model.state_dict() if k not in UNCALLED.get(name, ())}
+    keys = list(built.state_dict())  # in call order (PPLCNetV3 calls conv_1x1 first)
+    assert set(keys) == own and len(keys) == len(own)
     for a, b in zip(_tuple(model(paddle.to_tensor(x3))), _tuple(built(paddle.to_tensor(x3)))):
         np.testing.assert_array_equal(a.numpy(), b.numpy())  # the same kernels in one framework
 
@@ -268,9 +269,78 @@ class CRNNTiny(nn.Layer):
         return F.softmax(self.fc(y), axis=2)
 
 
+class SVTRAttention(nn.Layer):
+    """rec_svtrnet.py's global Attention: a packed qkv Linear, reshaped with 0 (copy the
+    batch), transposed so q, k, v are ``qkv[0..2]``, softmax(q k^T) v, a projection."""
+
+    def __init__(self, dim, num_heads):
+        super().__init__()
+        self.num_heads, self.head_dim, self.dim = num_heads, dim // num_heads, dim
+        self.scale = self.head_dim**-0.5
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.attn_drop = nn.Dropout(0.0)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        qkv = self.qkv(x).reshape((0, -1, 3, self.num_heads, self.head_dim))
+        qkv = qkv.transpose((2, 0, 3, 1, 4))
+        q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
+        attn = self.attn_drop(F.softmax(q.matmul(k.transpose((0, 1, 3, 2))), axis=-1))
+        x = attn.matmul(v).transpose((0, 2, 1, 3)).reshape((0, -1, self.dim))
+        return self.proj(x)
+
+
+class SVTRBlock(nn.Layer):
+    """rec_svtrnet.py's Block with prenorm=True (SVTR-Tiny's): norm after each residual."""
+
+    def __init__(self, dim, num_heads):
+        super().__init__()
+        self.mixer = SVTRAttention(dim, num_heads)
+        self.norm1 = nn.LayerNorm(dim, epsilon=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.norm2 = nn.LayerNorm(dim, epsilon=1e-6)
+
+    def forward(self, x):
+        x = self.norm1(x + self.mixer(x))
+        return self.norm2(x + self.mlp(x))
+
+
+class SVTRTiny(nn.Layer):
+    """An SVTR-Tiny-shaped recogniser (rec_svtrnet.py): a two-conv patch embedding with
+    GELU, a position table added by hand, a LayerList of global-mixing blocks iterated in
+    forward, SVTR's last stage (adaptive pool to one row, 1x1 conv, Hardswish, Paddle's
+    downscale_in_infer dropout) and a CTC head."""
+
+    def __init__(self, dim=16, classes=11):
+        super().__init__()
+        self.patch_embed = nn.Sequential(
+            nn.Conv2D(3, dim // 2, 3, 2, 1), nn.BatchNorm2D(dim // 2), nn.GELU(),
+            nn.Conv2D(dim // 2, dim, 3, 2, 1), nn.BatchNorm2D(dim), nn.GELU(),
+        )  # fmt: skip
+        self.pos_embed = self.create_parameter(
+            [1, 16, dim], default_initializer=nn.initializer.Normal(std=0.02)
+        )
+        self.blocks1 = nn.LayerList([SVTRBlock(dim, 2) for _ in range(2)])
+        self.avg_pool = nn.AdaptiveAvgPool2D([1, 8])
+        self.last_conv = nn.Conv2D(dim, 24, 1, bias_attr=False)
+        self.hardswish = nn.Hardswish()
+        self.dropout = nn.Dropout(p=0.1, mode="downscale_in_infer")
+        self.fc = nn.Linear(24, classes)
+
+    def forward(self, x):
+        x = self.patch_embed(x).flatten(2).transpose((0, 2, 1)) + self.pos_embed
+        for blk in self.blocks1:
+            x = blk(x)
+        x = self.avg_pool(x.transpose([0, 2, 1]).reshape([0, 16, 2, 8]))
+        x = self.dropout(self.hardswish(self.last_conv(x)))
+        x = x.squeeze(axis=2).transpose([0, 2, 1])
+        return F.softmax(self.fc(x), axis=2)
+
+
 OCR = {
     "lcnetv3_tiny": (LCNetV3Tiny, (16, 32)),
     "crnn_tiny": (CRNNTiny, (8, 32)),
+    "svtr_tiny": (SVTRTiny, (8, 32)),
 }
 CASES = {**FAMILIES, **OCR}
 
