@@ -341,7 +341,24 @@ OCR = {
     "lcnetv3_tiny": (LCNetV3Tiny, (16, 32)),
     "crnn_tiny": (CRNNTiny, (8, 32)),
     "svtr_tiny": (SVTRTiny, (8, 32)),
+    # tests/reference_paddleocr.py's retyped PaddleOCR models, where that file is present
+    "ref_mv1_crnn": (
+        lambda: _reference().mv1_crnn(out_channels=11, scale=0.25, hidden_size=16, mid_channels=16),
+        (32, 64),
+    ),
+    "ref_lcnetv3_svtr": (
+        lambda: _reference().lcnetv3_svtr(
+            out_channels=11, scale=0.25, conv_kxk_num=2, dims=16, hidden_dims=16
+        ),
+        (48, 64),
+    ),
 }
+
+
+def _reference():
+    return pytest.importorskip("reference_paddleocr", reason="tests/reference_paddleocr.py")
+
+
 CASES = {**FAMILIES, **OCR}
 
 
