@@ -218,7 +218,7 @@ class _Tracer:
             except Unsupported as err:
                 self._taint(out, (f"paddle's {name}: {err}", source_line(), inputs))
                 return
-            self._record(steps, out, [x], first=name)
+            self._record(steps, out, [x])
             return
         tainted = next((self.poison[id(t)] for t in inputs if id(t) in self.poison), None)
         if tainted is not None:
@@ -243,7 +243,7 @@ class _Tracer:
         except (TypeError, SpecError) as err:
             self._taint(out, (f"paddle's {name}: {err}", source_line(), inputs))
             return
-        self._record(steps, out, inputs, first=name)
+        self._record(steps, out, inputs)
 
     def _taint(self, out: Any, origin: tuple) -> None:
         for t in _tensors(out):
@@ -260,7 +260,7 @@ class _Tracer:
             return float(value.item())
         return None
 
-    def _record(self, steps, out, inputs, first: str) -> None:
+    def _record(self, steps, out, inputs) -> None:
         """Record converter ``steps`` whose last one gives ``out``, in the current scope."""
         self._learned(inputs)
         if steps == ALIAS:
@@ -435,7 +435,7 @@ class _Tracer:
             if act:
                 act = _C_OPS_ACTIVATIONS.get(act, act)
                 steps += self._activation(act, steps[-1], f"{name}_{act}")
-            self._record(steps, out, tensors, first=name)
+            self._record(steps, out, tensors)
             return
         fname, fn, kwargs = layer_call(layer)
         try:
@@ -454,13 +454,14 @@ class _Tracer:
             return
         if steps != ALIAS:
             steps = [Step(name, steps[0].spec, steps[0].inputs), *steps[1:]]
-        self._record(steps, out, tensors, first=name)
+        self._record(steps, out, tensors)
 
     def _activation(self, act: str, after: Step, hint: str) -> list[Step]:
         fn = getattr(self.paddle.nn.functional, act, None)
         convert = CONVERTERS.get(act)
         if fn is None or convert is None:
-            raise TraceError(f"{join(self.rec.path, hint)}: BatchNorm act={act!r} is unknown")
+            self.rec.unknown(f"{hint}: BatchNorm's act={act!r} is no activation xinit knows")
+            return []
         x = self.paddle.zeros([1])
         steps = convert(Call(act, bind(act, fn, (x,), {}), x, self.rec.batch, self._scalar))
         return [Step(hint, s.spec, (after,)) for s in steps]
