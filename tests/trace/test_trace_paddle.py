@@ -363,7 +363,8 @@ CASES = {**FAMILIES, **OCR}
 
 
 def _marks(name: str, framework: str | None = None):
-    slow = name in SLOW or (framework == "flax" and name in FAMILIES and name not in FLAX_FAST)
+    heavy = name in FAMILIES and name not in FLAX_FAST or name.startswith("ref_")
+    slow = name in SLOW or (framework == "flax" and heavy)
     return [pytest.mark.slow] if slow else []
 
 
