@@ -363,7 +363,7 @@ CASES = {**FAMILIES, **OCR}
 
 
 def _marks(name: str, framework: str | None = None):
-    heavy = name in FAMILIES and name not in FLAX_FAST or name.startswith("ref_")
+    heavy = (name in FAMILIES and name not in FLAX_FAST) or name.startswith("ref_")
     slow = name in SLOW or (framework == "flax" and heavy)
     return [pytest.mark.slow] if slow else []
 
