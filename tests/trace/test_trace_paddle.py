@@ -65,7 +65,7 @@ def _input(side: int, batch: int = 1, channels: int = 3, height: int | None = No
     return rng.standard_normal((batch, channels, height or side, side)).astype("float32")
 
 
-@functools.cache
+@functools.lru_cache(maxsize=2)  # a model's tests run together; big ones are not kept
 def _traced(name: str):
     """(model, spec, paddle build with the model's weights, batch-3 input), once per model."""
     make, side = CASES[name]
