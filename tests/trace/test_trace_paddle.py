@@ -478,3 +478,13 @@ def test_a_batch_mixing_reshape_is_refused():
 
     with pytest.raises(TraceError, match="reshape: .*batch"):
         xinit.trace(_seeded(Mixer), _input(8))
+
+
+def test_convert_traces_a_paddle_model_with_no_spec_given():
+    """``xinit.convert`` on a Paddle model alone: traced here, built in torch, PASS."""
+    pytest.importorskip("torch")
+    model = _seeded(CRNNTiny)
+    module, report = xinit.convert(model, "torch", _input(32, height=8))
+    assert report.ok, report.summary()
+    lstm = dict(module.named_parameters())["lstm.weight_ih_l0"].detach().numpy()
+    np.testing.assert_array_equal(lstm, model.lstm.weight_ih_l0.numpy())
