@@ -27,11 +27,9 @@ from torch.nn.modules import module as module_hooks
 from torch.overrides import TorchFunctionMode
 
 from xinit import layers as L
-from xinit.tracing import TraceError, TraceRecorder
+from xinit.tracing import TraceError, TraceRecorder, trace_batch
 
 from . import trace_ops
-
-_BATCHES = (3, 5, 7, 11, 13, 17, 19, 23)
 
 
 def trace(model: Any, example_input: Any, *, batch: int | None = None) -> Any:
@@ -63,15 +61,10 @@ def trace(model: Any, example_input: Any, *, batch: int | None = None) -> Any:
 
 
 def _widened(inputs: tuple, batch: int | None) -> tuple:
-    """The inputs at the batch size traced: a batch-1 example repeated."""
-    n = inputs[0].shape[0]
-    if batch is None:
-        sizes = {d for x in inputs for d in x.shape[1:]}
-        batch = n if n > 1 else next(b for b in _BATCHES if b not in sizes)
-    if any(x.shape[0] != n for x in inputs) or n not in (1, batch):
-        shapes = [tuple(x.shape) for x in inputs]
-        raise TraceError(f"the example inputs {shapes} need one batch size: 1 or {batch}")
-    return tuple(x.repeat(batch, *[1] * (x.ndim - 1)) if n != batch else x for x in inputs)
+    """The inputs at the batch size traced (:func:`xinit.tracing.trace_batch`): a batch-1
+    example repeated."""
+    batch = trace_batch([tuple(x.shape) for x in inputs], batch)
+    return tuple(x.repeat(batch, *[1] * (x.ndim - 1)) if x.shape[0] != batch else x for x in inputs)
 
 
 def _tensors(value: Any) -> list:
