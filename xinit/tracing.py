@@ -50,6 +50,21 @@ class Unknown:
         return f"  {self.path or '<root>'}: {self.what}{at}"
 
 
+# Names torch's nn.Module, paddle.nn.Layer and nnx.Module already use for methods, which an
+# operation's node would be named after (``x.float()``, ``x.type(...)``): a parameter-free
+# node of such a name is renamed, since no state key depends on it.
+MODULE_ATTRIBUTES = frozenset((
+    "apply", "astype", "backward", "bfloat16", "buffers", "children", "compile", "cpu", "cuda",
+    "double", "eval", "float", "float16", "forward", "full", "half", "modules", "parameters",
+    "perturb", "sow", "state_dict", "sublayers", "to", "train", "training", "type", "zero_grad",
+))  # fmt: skip
+
+
+def _has_params(spec: Any) -> bool:
+    params = getattr(spec, "params", None)
+    return not callable(params) or bool(params())
+
+
 @dataclass
 class _Scope:
     """One module call being traced: its input names, its nodes so far, tensor id -> ref."""
@@ -134,6 +149,8 @@ class TraceRecorder:
             refs.append(ref)
         if not refs:
             refs = [scope.inputs[0]]
+        if hint in MODULE_ATTRIBUTES and not _has_params(spec):
+            hint += "_op"  # x.float(): a child named "float" would hide the module's method
         name = scope.name(hint)
         scope.rows.append((name, spec, tuple(refs)))
         self._bind_outputs(scope, output, name)

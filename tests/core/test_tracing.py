@@ -147,3 +147,17 @@ def test_a_loop_over_a_container_nests_with_its_glue():
         y = w
     with pytest.raises(TraceError, match="container 'blocks' interleave with 'norm'"):
         rec.finish(y)
+
+
+def test_an_operation_named_like_a_module_method_is_renamed():
+    """``x.float()`` would be a node ``float``, a child hiding ``nn.Module.float``; the node
+    holds no parameter, so it is renamed and the spec builds. A layer keeps its name."""
+    from xinit.layers import Identity
+
+    x = _t(2, 3)
+    rec = TraceRecorder([x], batch=2)
+    y, z = _t(2, 3), _t(2, 3)
+    rec.node("float", Identity(), [x], y)
+    rec.node("fc", Linear(3, 3), [y], z)
+    spec = rec.finish(z)
+    assert [n for n, _ in spec.steps] == ["float_op", "fc"]
