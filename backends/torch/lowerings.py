@@ -22,6 +22,7 @@ from xinit.initializers import (
 )
 from xinit.parammap import Leaf
 
+from ..common.functional import ARRAY_FUNCTIONS
 from ..common.recurrent import recurrent_keywords, register_recurrent
 from ..registry import (
     BARE_PARAMETER,
@@ -599,11 +600,9 @@ ACTIVATIONS = {
 # The functional glue with no torch.nn class: kind -> function (spec, *inputs) -> output,
 # computed by modules.Function (a tracer reads the same table).
 FUNCTIONS = {
-    "scalar_op": lambda s, x: s.apply(x),
+    **ARRAY_FUNCTIONS,
     "reduce": _reduce,
     "matmul": lambda s, a, b: _torch().matmul(a, b),
-    "split": lambda s, x: s.parts(x),
-    "slice": lambda s, x: x[s.index(x.ndim)],
     "pad": _pad,
 }
 
