@@ -50,6 +50,8 @@ _LAZY = {
     "diagnose": ("xinit._diagnose", "diagnose"),
     "lsuv": ("xinit._lsuv", "lsuv"),
     "stats": ("xinit._stats", "stats"),
+    "trace": ("xinit._trace", "trace"),
+    "reparameterize": ("xinit.reparam", "reparameterize"),
     # every error xinit raises on purpose: XinitError and its subclasses
     "XinitError": ("xinit.errors", "XinitError"),
     "ArgumentError": ("xinit.errors", "ArgumentError"),
@@ -70,6 +72,7 @@ _LAZY = {
     "DiagnoseError": ("xinit._diagnose", "DiagnoseError"),
     "LSUVError": ("xinit._lsuv", "LSUVError"),
     "ShardingError": ("xinit.backends.common.sharding", "ShardingError"),
+    "TraceError": ("xinit.tracing", "TraceError"),
 }
 
 

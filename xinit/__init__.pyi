@@ -25,6 +25,7 @@ from ._port import port as port
 from ._port_parity import port_parity as port_parity
 from ._stats import stats as stats
 from ._summary import summary as summary
+from ._trace import trace as trace
 from .backends.common.sharding import ShardingError as ShardingError
 from .blocks import Residual as Residual
 from .blocks import Sequential as Sequential
@@ -51,8 +52,10 @@ from .native import NativeModelError as NativeModelError
 from .policy import Policy as Policy
 from .policy import PolicyError as PolicyError
 from .policy import Rule as Rule
+from .reparam import reparameterize as reparameterize
 from .sampling import sample as sample
 from .state import StateError as StateError
 from .state import load_state_dict as load_state_dict
 from .state import state_dict as state_dict
 from .state import transfer as transfer
+from .tracing import TraceError as TraceError

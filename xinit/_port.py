@@ -279,6 +279,43 @@ def _load(checkpoint, src: str | None, max_bytes: int | None = None, params=None
     return out, src
 
 
+def _paddleocr_path(checkpoint):
+    """A PaddleOCR path made the weights file (``best_accuracy`` -> ``.pdparams``), with the
+    report lines about its sidecar files; a ``.pdopt``/``.states`` is an error saying so."""
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        return checkpoint, []
+    from .checkpoints import paddleocr
+
+    why = paddleocr.not_weights(checkpoint)
+    if why is not None:
+        raise PortError(f"port: {why}")
+    notes = []
+    path = os.fspath(checkpoint)
+    if not os.path.exists(path) and os.path.isfile(path + ".pdparams"):
+        notes.append(
+            f"read {os.path.basename(path)}.pdparams (PaddleOCR names the checkpoint "
+            "without its extension)"
+        )
+        path += ".pdparams"
+        checkpoint = path
+    return checkpoint, notes + paddleocr.sidecars(path)
+
+
+def _paddleocr_prefixes(raw, params, submodel, strip_prefix, prefix_map, report: PortReport):
+    """``prefix_map`` extended with PaddleOCR's distillation submodel and MultiHead choices
+    (:func:`xinit.checkpoints.paddleocr.select`), each a report line; left to the caller
+    when it maps prefixes itself and names no ``submodel``."""
+    if submodel is None and (strip_prefix is not None or prefix_map is not None):
+        return prefix_map
+    from .checkpoints import paddleocr
+
+    chosen, notes = paddleocr.select(raw, params, submodel)
+    report.notes.extend(notes)
+    if not chosen:
+        return prefix_map
+    return {**chosen, **(prefix_map or {})}
+
+
 DATA_PARALLEL_PREFIX = "module."  # torch.nn.DataParallel / DistributedDataParallel
 
 
@@ -322,6 +359,7 @@ def port(
     strict: bool = True,
     progress: Callable[[int, int], None] | None = None,
     max_bytes: int | None = None,
+    submodel: str | None = None,
 ) -> PortedState:
     """Convert ``checkpoint`` (a file path, or ``{name: array or tensor}``) from convention
     ``src`` to convention ``dst`` (``"torch"``, ``"paddle"``, ``"flax"`` or ``"neutral"``)
@@ -344,11 +382,20 @@ def port(
     precision is kept as the checkpoint has it.
     ``max_bytes`` bounds what reading a file may allocate (see
     :func:`xinit.checkpoints.load_checkpoint`).
+
+    PaddleOCR's training checkpoints (:mod:`xinit.checkpoints.paddleocr`): a distillation
+    checkpoint keeps ``submodel`` (``"Student"``; by default the only one), the others
+    dropped and listed; a MultiHead's training-only SAR/NRTR branches are dropped and listed
+    when the spec has only the CTC branch; ``.pdopt``/``.states`` files beside the
+    checkpoint get a report line, and a path without its ``.pdparams`` extension (as
+    PaddleOCR's configs write ``pretrained_model``) is read with it.
     """
     params = _param_table(spec)
+    checkpoint, ocr_notes = _paddleocr_path(checkpoint)
     raw, src = _load(checkpoint, src, max_bytes, params)
     src_maps, dst_maps = param_maps(src), param_maps(dst)
-    report = PortReport(src=src, dst=dst, notes=list(raw.notes))
+    report = PortReport(src=src, dst=dst, notes=[*raw.notes, *ocr_notes])
+    prefix_map = _paddleocr_prefixes(raw, params, submodel, strip_prefix, prefix_map, report)
     if strip_prefix is None and prefix_map is None:
         strip_prefix = _data_parallel(raw, params, report)
     names = _rename(raw, strip_prefix, prefix_map, report)

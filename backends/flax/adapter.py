@@ -376,6 +376,13 @@ class FlaxBackend(Backend):
 
         yield from visit(module, [])
 
+    def native_kind(self, module):
+        """As the lowerings claim classes, except ``nnx.LinearGeneral`` with batch axes: one
+        kernel per batch index is no linear layer, so its tensors are read as stored."""
+        if isinstance(module, nnx.LinearGeneral) and module.batch_axis:
+            return ""
+        return super().native_kind(module)
+
     def own_state(self, layer):
         """``nnx.Param`` (trainable) and ``nnx.BatchStat`` variables; caches, RNG state and
         intermediates are not state."""

@@ -10,6 +10,7 @@ take ``initial`` and create each parameter with the value xinit drew for it
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from xinit import layers as L
 from xinit.fans import Fans
@@ -18,6 +19,7 @@ from xinit.initializers import (
     VarianceScaling,
     Zeros,
 )
+from xinit.parammap import Leaf
 
 from ..common.functional import ARRAY_FUNCTIONS
 from ..common.recurrent import register_recurrent
@@ -210,8 +212,24 @@ class BatchNorm(_Norm):
         )
 
 
+@dataclass(frozen=True)
+class LinearGeneral(L.Linear):
+    """A ``linear`` layer read from ``nnx.LinearGeneral``: the neutral (out, in) weight of
+    ``in = prod(in_shape)``, ``out = prod(out_shape)``, held as the kernel
+    ``(*in_shape, *out_shape)`` (the (in, out) matrix reshaped) and the bias ``out_shape``,
+    as Flax's ``kernel_init_wrap`` reshapes the 2-d kernel it draws."""
+
+    in_shape: tuple[int, ...] = ()
+    out_shape: tuple[int, ...] = ()
+    axis: tuple[int, ...] = (-1,)  # the input axes it contracts (the forward only)
+
+
 @REGISTRY.register("linear")
 class Linear(_Kernel):
+    """``nnx.Linear``, and ``nnx.LinearGeneral`` without batch axes (:class:`LinearGeneral`:
+    the same layer, its tensors reshaped); lecun_normal with fan_in = in either way, since
+    Flax flattens a general kernel to (prod in, prod out) before drawing it."""
+
     layout = "sequence"
     leaves = _KERNEL
     takes_initial = True
@@ -219,11 +237,27 @@ class Linear(_Kernel):
     def kernel_fans(self, spec):
         return Fans(spec.in_features, spec.out_features), "fan_in = in"
 
+    def params(self, spec):
+        if not isinstance(spec, LinearGeneral):
+            return super().params(spec)
+        out = {"weight": (Leaf("kernel", (1, 0), shape=(*spec.in_shape, *spec.out_shape)),)}
+        if spec.bias:
+            out["bias"] = (Leaf("bias", shape=spec.out_shape),)
+        return out
+
     def native_default(self, spec, seed):
+        if isinstance(spec, LinearGeneral):
+            return _nnx().LinearGeneral(
+                spec.in_shape, spec.out_shape, axis=spec.axis, rngs=_nnx().Rngs(seed)
+            )
         return _nnx().Linear(spec.in_features, spec.out_features, rngs=_nnx().Rngs(seed))
 
     def build(self, spec, device, initial=None):
         nnx, init = _nnx(), _modules().initializer
+        if isinstance(spec, LinearGeneral):  # a read spec, built again: values drawn after
+            return nnx.LinearGeneral(
+                spec.in_shape, spec.out_shape, axis=spec.axis, use_bias=spec.bias, rngs=nnx.Rngs(0)
+            )
         return nnx.Linear(
             spec.in_features,
             spec.out_features,
@@ -234,10 +268,17 @@ class Linear(_Kernel):
         )
 
     def natives(self):
-        return (_nnx().Linear,)
+        return (_nnx().Linear, _nnx().LinearGeneral)
 
     def read(self, m):
-        return L.Linear(m.in_features, m.out_features, m.use_bias)
+        if not isinstance(m, _nnx().LinearGeneral):
+            return L.Linear(m.in_features, m.out_features, m.use_bias)
+        if m.batch_axis:  # one kernel per batch index: no neutral layer, its tensors as stored
+            return None
+        i, o = tuple(m.in_features), tuple(m.out_features)
+        return LinearGeneral(
+            math.prod(i), math.prod(o), m.use_bias, in_shape=i, out_shape=o, axis=tuple(m.axis)
+        )
 
 
 @REGISTRY.register("embedding")

@@ -38,6 +38,21 @@ FLAX_CELLS = {  # Flax's own cells: (spec, the one bias they keep)
 }
 OWN_CELL = {"lstm": "LSTMCell", "gru": "GRUCell", "rnn": "SimpleCell"}  # a kind's default cell
 
+LINEN_CELLS = {  # what flax.linen's cell of the same name draws (flax/linen/recurrent.py)
+    "LSTMCell": "linen.LSTMCell: the same laws, per-gate names",
+    "SimpleCell": "linen.SimpleCell: the same laws (i.kernel with i.bias, h.kernel (H, H))",
+    "OptimizedLSTMCell": (
+        "not linen's: linen.OptimizedLSTMCell keeps linen.LSTMCell's per-gate ii..io (in, H) "
+        "and hi..ho (H, H) kernels (biases on hi..ho), each (H, H) orthogonal on its own: std "
+        "1/√H, 2x nnx's stacked (H, 4H); the same values as linen.LSTMCell from the same key"
+    ),
+    "GRUCell": (
+        "not linen's: linen.GRUCell keeps per-gate ir/iz/in (in, H) kernels with biases and "
+        "hr/hz/hn (H, H) kernels (a bias on hn), each (H, H) orthogonal on its own: std 1/√H, "
+        "√3x nnx's stacked (H, 3H)"
+    ),
+}
+
 
 def cell_spec(cell: str, n_in: int, hidden: int, **fields):
     """The one-bias spec of Flax's own cell class ``cell`` (its math is PyTorch's with the
@@ -90,8 +105,7 @@ class RecurrentLowering(Lowering):
         default cell): lecun_normal input kernels, orthogonal recurrent ones (per gate in
         ``LSTMCell``, one stacked (H, G·H) matrix in the others), zero biases."""
         cell = getattr(spec, _FLAX_CELL, None) or OWN_CELL[spec.kind]
-        linen = "linen: the same" if cell in ("LSTMCell", "SimpleCell") else "nnx's; not linen's"
-        src = f"flax/nnx/nn/recurrent.py {cell} ({linen})"
+        src = f"flax/nnx/nn/recurrent.py {cell} ({LINEN_CELLS[cell]})"
         g = spec.gates
         if param == "weight_ih_l0":
             text = f"lecun_normal on the input kernel{'s' if g > 1 else ''} (in, H): fan_in = in"

@@ -38,6 +38,7 @@ BUILTIN_BASES = {
     "InsufficientMemoryError": (MemoryError, ValueError),
     "LSUVError": (RuntimeError,),
     "ShardingError": (ValueError,),
+    "TraceError": (TypeError,),
 }
 
 

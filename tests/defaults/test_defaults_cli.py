@@ -13,6 +13,7 @@ from helpers import require_backend
 
 from xinit import defaults as D
 from xinit import kinds
+from xinit.errors import DefaultsError
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -135,9 +136,10 @@ def test_cli_one_layer_side_by_side(capsys, layer):
                 continue
             lines = cell.split("<br>")
             assert lines[0].startswith(D.short(e.distribution)), (fw, param, cell)
+            also = f" = {D.native_label(e.aliases)}" if e.aliases else ""
             assert lines[1:] == [
                 e.rule,
-                f"{e.native_name} {e.native_shape}" + (" each" if len(e.leaves) > 1 else ""),
+                f"{e.native_name}{also} {e.native_shape}" + (" each" if len(e.leaves) > 1 else ""),
             ], (fw, param, cell)
 
 
@@ -253,6 +255,87 @@ def test_cli_recurrent_layers(capsys):
     assert rc == 0
     assert "| lstm | weight_hh_l0 |" in out and "| lstm | bias_ih_l0 |" in out
     assert "Orthogonal(gain=1, each of 4 row blocks)" in out and "U(±0.0625)" in out
-    assert "{hi,hf,hg,ho}.kernel (256, 256) each" in out and "0.cell.weight_ih (1024, 64)" in out
+    assert (
+        "{hi,hf,hg,ho}.kernel (256, 256) each" in out
+        and "0.cell.weight_ih = weight_ih_l0 (1024, 64)" in out
+    )
     rc, out, _ = _cli(capsys, "--layer", "gru", "--in", "64", "--out", "256", "--format", "md")
     assert rc == 0 and "dense_h.kernel (256, 768)" in out
+
+
+@pytest.mark.parametrize("layer", ["lstm", "gru"])
+def test_paddle_recurrent_rows_list_both_names_paddle_saves(layer):
+    """Paddle's LSTM/GRU save each tensor twice, as ``0.cell.weight_ih`` and ``weight_ih_l0``:
+    the catalogue lists both, and both are keys of the native layer's state dict holding the
+    same values, of the shape the row gives."""
+    require_backend("paddle")
+    import numpy as np
+    import paddle
+
+    spec = D.layer_spec(layer, 16, 32)
+    native = getattr(paddle.nn, layer.upper())(16, 32).state_dict()
+    for param in D.params_of("paddle", spec):
+        e = D.default_entry("paddle", spec, param)
+        ((name, shape),) = e.leaves
+        assert e.aliases == (f"{param}",) and e.record()["native_aliases"] == [param]
+        assert tuple(native[name].shape) == shape == tuple(native[param].shape)
+        np.testing.assert_array_equal(native[name].numpy(), native[param].numpy())
+    assert all(not D.default_entry("torch", spec, p).aliases for p in D.params_of("torch", spec))
+
+
+def test_cli_depthwise_out_channels_are_layer_specs(capsys):
+    """``--layer depthwise_conv2d --in 64`` without ``--out`` is ``layer_spec("depthwise_conv2d",
+    64)``: 64 out channels, groups 64, the shape torch's own depthwise Conv2d holds."""
+    from xinit.cli import main
+
+    spec = D.layer_spec("depthwise_conv2d", 64)
+    assert (spec.out_channels, spec.groups) == (64, 64)
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert (
+            main(["defaults", "--layer", "depthwise_conv2d", "--in", "64", "--format", "json"]) == 0
+        )
+    recs = json.loads(buf.getvalue())
+    assert {json.dumps(r["dims"]) for r in recs} == {json.dumps(D.layer_numbers(spec))}
+    torch = pytest.importorskip("torch")
+    own = torch.nn.Conv2d(64, 64, 3, groups=64)
+    weight = next(r for r in recs if r["framework"] == "torch" and r["param"] == "weight")
+    assert weight["native_shape"] == list(own.weight.shape)
+
+
+def test_cli_kdim_vdim_are_the_catalogue_of_that_attention(capsys):
+    """``--kdim``/``--vdim`` give the rows of ``MultiheadAttention(E, heads, kdim=, vdim=)``:
+    its separate projections, each with the shape torch's own layer holds; a layer without
+    them refuses the numbers."""
+    rc, out, _ = _cli(
+        capsys,
+        "--layer",
+        "mha",
+        "--in",
+        "64",
+        "--heads",
+        "4",
+        "--kdim",
+        "32",
+        "--vdim",
+        "48",
+        "--format",
+        "json",
+    )
+    assert rc == 0
+    recs = json.loads(out)
+    spec = D.layer_spec("mha", 64, heads=4, kdim=32, vdim=48)
+    want = D.records(D.catalogue(spec), "torch")
+    assert recs == json.loads(json.dumps(want, ensure_ascii=False))
+    assert all(r["dims"]["kdim"] == 32 and r["dims"]["vdim"] == 48 for r in recs)
+    torch = pytest.importorskip("torch")
+    own = dict(torch.nn.MultiheadAttention(64, 4, kdim=32, vdim=48).named_parameters())
+    for r in recs:
+        if r["framework"] == "torch":
+            assert r["native_shape"] == list(own[r["native_name"]].shape), r["param"]
+    assert {r["param"] for r in recs} >= {"q_proj_weight", "k_proj_weight", "v_proj_weight"}
+    with pytest.raises(DefaultsError, match="linear has no kdim"):
+        D.layer_spec("linear", 64, 32, kdim=16)

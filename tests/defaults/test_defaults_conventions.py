@@ -196,30 +196,62 @@ def _build_order(framework):
 
 
 def _norm_consumes(framework):
-    """RNG draws a BatchNorm's construction consumes."""
+    """RNG draws each norm layer's construction consumes: counted on Flax's ``rngs.params``;
+    in torch and Paddle, 0 when the global generator's next draw is unchanged (-1 when not)."""
     if framework == "flax":
         from flax import nnx
 
-        r = nnx.Rngs(0)
-        before = int(r.params.count.get_value())
-        nnx.BatchNorm(4, rngs=r)
-        return int(r.params.count.get_value()) - before
+        makers = {
+            "BatchNorm": lambda r: nnx.BatchNorm(4, rngs=r),
+            "LayerNorm": lambda r: nnx.LayerNorm(4, rngs=r),
+            "GroupNorm": lambda r: nnx.GroupNorm(4, num_groups=2, rngs=r),
+            "InstanceNorm": lambda r: nnx.InstanceNorm(4, rngs=r),
+            "RMSNorm": lambda r: nnx.RMSNorm(4, rngs=r),
+        }
+        out = {}
+        for name, make in makers.items():
+            r = nnx.Rngs(0)
+            before = int(r.params.count.get_value())
+            make(r)
+            out[name] = int(r.params.count.get_value()) - before
+        return out
     if framework == "torch":
         import torch
 
-        torch.manual_seed(0)
-        a = torch.rand(4)
-        torch.manual_seed(0)
-        torch.nn.BatchNorm2d(4)
-        b = torch.rand(4)
-        return 0 if torch.equal(a, b) else -1
-    import paddle
+        nn, seed = torch.nn, torch.manual_seed
 
-    paddle.seed(0)
-    a = paddle.rand([4]).numpy()
-    paddle.seed(0)
-    paddle.nn.BatchNorm2D(4)
-    return 0 if np.array_equal(a, paddle.rand([4]).numpy()) else -1
+        def draw():
+            return torch.rand(4).numpy()
+
+        makers = {
+            "BatchNorm": lambda: nn.BatchNorm2d(4),
+            "LayerNorm": lambda: nn.LayerNorm(4),
+            "GroupNorm": lambda: nn.GroupNorm(2, 4),
+            "InstanceNorm": lambda: nn.InstanceNorm2d(4, affine=True),
+            "RMSNorm": lambda: nn.RMSNorm(4),
+        }
+    else:
+        import paddle
+
+        nn, seed = paddle.nn, paddle.seed
+
+        def draw():
+            return paddle.rand([4]).numpy()
+
+        makers = {  # Paddle 3.3 has no RMSNorm layer
+            "BatchNorm": lambda: nn.BatchNorm2D(4),
+            "LayerNorm": lambda: nn.LayerNorm(4),
+            "GroupNorm": lambda: nn.GroupNorm(2, 4),
+            "InstanceNorm": lambda: nn.InstanceNorm2D(4),
+        }
+    seed(0)
+    want = draw()
+    out = {}
+    for name, make in makers.items():
+        seed(0)
+        make()
+        out[name] = 0 if np.array_equal(draw(), want) else -1
+    return out
 
 
 def _bool_mask_meaning(framework):

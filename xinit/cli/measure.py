@@ -113,12 +113,17 @@ def _defaults_spec(defaults, layer: str, args):
     """The layer spec of one ``--layer`` name and the numbers given: a layer with one
     feature count (norms, attention) takes ``--out`` when given, else ``--in``; a block
     (transformer layer) takes d_model = ``--in`` and the feed-forward width ``--out``
-    (default 4·d_model); others take ``--out`` (default 128)."""
+    (default 4·d_model); a depthwise convolution ``--out`` (default ``--in``, as
+    :func:`xinit.defaults.layer_spec`); others take ``--out`` (default 128). Attention takes
+    ``--kdim``/``--vdim`` too."""
     out = args.out_features
-    if out is None and not defaults.one_feature_count(layer) and not defaults.is_block(layer):
+    takes_out = not (defaults.one_feature_count(layer) or defaults.is_block(layer))
+    if out is None and takes_out and not defaults.is_depthwise(layer):
         out = 128
     kernel = args.kernel[0] if len(args.kernel) == 1 else args.kernel
-    return defaults.layer_spec(layer, args.in_features, out, kernel, args.groups, args.heads)
+    return defaults.layer_spec(
+        layer, args.in_features, out, kernel, args.groups, args.heads, args.kdim, args.vdim
+    )
 
 
 def cmd_diagnose(args) -> int:
@@ -189,14 +194,17 @@ def register_defaults(sub) -> None:
         dest="out_features",
         type=int,
         default=None,
-        help="C_out / out / dim (default 128); norms and attention: their feature count (--in "
-        "when not given); transformer layers: dim_feedforward (default 4·--in)",
+        help="C_out / out / dim (default 128; depthwise convs: --in); norms and attention: "
+        "their feature count (--in when not given); transformer layers: dim_feedforward "
+        "(default 4·--in)",
     )
     f.add_argument("--kernel", type=_csv_ints, default=(3,), help="e.g. 3 or 3,5")
     f.add_argument("--groups", type=int, default=1)
     f.add_argument(
         "--heads", type=int, default=8, help="attention heads, transformer nhead (default 8)"
     )
+    f.add_argument("--kdim", type=int, default=None, help="attention: key size (default E)")
+    f.add_argument("--vdim", type=int, default=None, help="attention: value size (default E)")
     f.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     f.add_argument("--reference", default="torch", help="std ratios relative to this framework")
     f.add_argument("--format", default="table", choices=("table", "md", "json"))

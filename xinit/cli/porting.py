@@ -118,6 +118,9 @@ def cmd_port(args) -> int:
         pmap[old] = new
     pmap.update({prefix: None for prefix in args.drop_prefix})
     pmap = pmap or None
+    from xinit._port import _paddleocr_path
+
+    args.checkpoint, ocr_notes = _paddleocr_path(args.checkpoint)
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(f"no checkpoint file {args.checkpoint!r}")
     x = None  # the parity input, refused before anything is written
@@ -136,6 +139,7 @@ def cmd_port(args) -> int:
         )
         bar.update(task, completed=1)
         _check_prefixes(args, raw, pmap)
+        pmap = _paddleocr_map(args, raw, spec, strip, pmap, ocr_notes)
         task = bar.add_task(f"convert {src} -> {args.dst}", total=None)
         ported = port(
             raw,
@@ -159,9 +163,23 @@ def cmd_port(args) -> int:
         print("(no --source-model: parity skipped; the port itself was checked key by key)")
     else:
         ok = _port_parity(args, spec, raw, src, strip, pmap, out_format, x)
+    ported.report.notes.extend(ocr_notes)
     print(ported.report.summary())
     print(f"wrote {args.out}")
     return 0 if ok else 1
+
+
+def _paddleocr_map(args, raw, spec, strip, pmap, notes: list[str]):
+    """The prefix map with PaddleOCR's distillation ``--submodel`` and MultiHead choices
+    (as :func:`xinit.port` makes them), given to the port and to its parity check alike."""
+    if args.submodel is None and (strip is not None or pmap is not None):
+        return pmap
+    from xinit._port import _param_table
+    from xinit.checkpoints import paddleocr
+
+    chosen, lines = paddleocr.select(raw, _param_table(spec), args.submodel)
+    notes.extend(lines)
+    return {**chosen, **(pmap or {})} if chosen else pmap
 
 
 def _check_prefixes(args, raw, prefix_map) -> None:
@@ -363,6 +381,11 @@ def register(sub) -> None:
         action="append",
         default=[],
         help="drop keys with this prefix (repeatable)",
+    )
+    pt.add_argument(
+        "--submodel",
+        default=None,
+        help="of a PaddleOCR distillation checkpoint: the model to keep (Student, Teacher...)",
     )
     pt.add_argument(
         "--max-bytes",

@@ -1,10 +1,11 @@
 """What each framework does by default, as data: a catalogue of xinit initializers.
 
 For every framework in :data:`xinit.backends.FRAMEWORKS` (PyTorch, PaddlePaddle, Flax NNX;
-Flax Linen initialises as NNX does, and where it differs, in BatchNorm state and RNG keying,
-the conventions say so), every parameter of every supported layer kind maps to the xinit
-initializer and distribution that the framework's own default layer uses. The package splits
-that into:
+Flax Linen initialises as NNX does except its GRUCell and OptimizedLSTMCell, whose recurrent
+kernels are per gate: the Flax rows' source says what Linen draws; BatchNorm state and RNG
+keying differ too, the conventions say so), every parameter of every supported layer kind maps
+to the xinit initializer and distribution that the framework's own default layer uses. The
+package splits that into:
 
 * :mod:`.layer_names` - the layer names, each a spec factory whose numbers (in, out, kernel,
   groups, heads) are the spec's own fields (:func:`layer_spec`, :func:`layer_numbers`);

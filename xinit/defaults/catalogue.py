@@ -85,6 +85,14 @@ def _leaves(framework: str, spec: L.Layer, param: str) -> tuple[Leaf, ...]:
     return tuple(registry.param_map(_own_spec(framework, spec)).get(param, ()))
 
 
+def _aliases(framework: str, spec: L.Layer, names: set[str]) -> tuple[str, ...]:
+    """Second names the framework saves for the native tensors ``names`` (its lowering's
+    extras: Paddle's RNNs keep ``weight_ih_l0`` beside ``0.cell.weight_ih``)."""
+    registry = part(framework, "lowerings").REGISTRY
+    extras = registry.extras(_own_spec(framework, spec))
+    return tuple(name for name, extra in extras.items() if extra.of in names)
+
+
 # ---- blocks: a block's rows are its children's ---------------------------------------------
 # A block (a registered graph, .blocks) is not a layer kind: its rows are its child layers'
 # rows under the child's path (the framework's own child names: Paddle's decoder has
@@ -158,7 +166,8 @@ def default_entry(framework: str, layer: Any, param: str) -> DefaultEntry:
     native = tuple(
         (leaf.name, leaf.native_shape(p.shape)) for leaf in _leaves(framework, spec, param)
     )
-    trainable = param in ("weight", "bias")
+    trainable = p.trainable  # a buffer (running statistics) is not
+    aliases = _aliases(framework, spec, {name for name, _ in native})
     own = lowering(framework, spec.kind)
     missing = own.default_missing(spec)
     if missing is not None:
@@ -174,7 +183,9 @@ def default_entry(framework: str, layer: Any, param: str) -> DefaultEntry:
         )
     init, fans, rule, source = found
     dist = init.resolve(p.shape or (1,), p.role, fans)
-    return DefaultEntry(framework, spec, param, native, init, fans, dist, rule, source, trainable)
+    return DefaultEntry(
+        framework, spec, param, native, init, fans, dist, rule, source, trainable, "", aliases
+    )
 
 
 def default_init(framework: str, layer_kind: str, param: str, layer: Any) -> Distribution:

@@ -255,8 +255,14 @@ CONVENTIONS: tuple[Convention, ...] = (
         "Norm layers consume RNG draws",
         "no",
         "no",
-        "nnx BatchNorm/LayerNorm advance rngs.params by 2 despite constant init",
-        values=_v(0, 0, 2),
+        "nnx BatchNorm, LayerNorm, GroupNorm and InstanceNorm advance rngs.params by 2 (scale "
+        "and bias), RMSNorm by 1 (its scale), despite constant init; one draw fewer per "
+        "use_scale/use_bias=False",
+        values=_v(
+            dict.fromkeys(("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "RMSNorm"), 0),
+            dict.fromkeys(("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm"), 0),
+            {"BatchNorm": 2, "LayerNorm": 2, "GroupNorm": 2, "InstanceNorm": 2, "RMSNorm": 1},
+        ),
     ),
     Convention(
         "embedding.padding_idx",

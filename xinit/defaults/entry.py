@@ -34,6 +34,7 @@ class DefaultEntry:
     source: str = ""  # where the rule lives in the framework's source
     trainable: bool = True
     note: str = ""  # why unsupported; for a block, what the framework's block does (or lacks)
+    aliases: tuple[str, ...] = ()  # second names of the same tensors (Paddle's weight_ih_l0)
 
     @property
     def layer(self) -> str:
@@ -91,6 +92,7 @@ class DefaultEntry:
             "native_name": self.native_name,
             "native_shape": list(self.native_shape),
             "native_names": list(self.native_names),
+            "native_aliases": list(self.aliases),
             "distribution": short(d),
             "std": self.std,
             "mean": self.mean,

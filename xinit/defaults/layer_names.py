@@ -157,6 +157,12 @@ def is_block(layer: str) -> bool:
     return _key(layer) not in _DEPTHWISE and canonical_layer(layer) in BLOCKS
 
 
+def is_depthwise(layer: str) -> bool:
+    """Whether ``layer`` names a depthwise convolution (``depthwise_conv2d``: groups = in,
+    out = in unless given)."""
+    return _key(layer) in _DEPTHWISE
+
+
 def one_feature_count(layer: str) -> bool:
     """Whether catalogue layer ``layer`` (any accepted name) has a single feature count
     (norms, attention) rather than in and out counts."""
@@ -172,6 +178,8 @@ def layer_spec(
     kernel: int | tuple[int, ...] = 3,
     groups: int = 1,
     heads: int | None = None,
+    kdim: int | None = None,
+    vdim: int | None = None,
 ) -> Any:
     """The spec a catalogue name and its numbers stand for: ``layer_spec("conv2d", 64, 128,
     3, groups=4)`` is ``layers.Conv(64, 128, 3, groups=4, dims=2)``, ``layer_spec("mha",
@@ -181,7 +189,8 @@ def layer_spec(
     to ``in_features``. Norm layers and attention have one feature count: ``out_features``
     when given (the norm that follows an in->out layer), else ``in_features``. A number the
     layer does not have (kernel, groups, heads) is not used, so one call pattern serves every
-    layer. A block takes d_model, then the feed-forward width (default 4·d_model)."""
+    layer; ``kdim``/``vdim`` (attention's key and value sizes) are refused by a layer without
+    them. A block takes d_model, then the feed-forward width (default 4·d_model)."""
     if _key(layer) in _DEPTHWISE:
         layer, groups = _DEPTHWISE[_key(layer)], in_features
     name = canonical_layer(layer)
@@ -196,6 +205,11 @@ def layer_spec(
     numbers.update(kernel=kernel, groups=groups, heads=heads or 1)
     if row.field("groups") is None and groups != 1:
         raise DefaultsError(f"{name} has no groups; got groups={groups}")
+    for number, value in (("kdim", kdim), ("vdim", vdim)):
+        if value is not None:
+            if row.field(number) is None:
+                raise DefaultsError(f"{name} has no {number} (attention's only); got {value}")
+            numbers[number] = value
     return row.make(**{f: numbers[n] for n, f in row.fields if n in numbers})
 
 
@@ -237,7 +251,8 @@ def layer_name(spec: Any) -> str:
 
 def layer_numbers(spec: Any) -> dict[str, Any]:
     """The catalogue's numbers of a spec, read from its fields: in, out (= in for one count),
-    kernel (a list; empty but for convolutions), groups and heads (1 where none)."""
+    kernel (a list; empty but for convolutions), groups and heads (1 where none); kdim and
+    vdim where an attention layer sets them."""
     if isinstance(spec, Graph):
         numbers = dict(block_of(spec)[1])
         return {"in": numbers["in"], "out": numbers["out"], "kernel": [], "groups": 1, **numbers}
@@ -251,6 +266,7 @@ def layer_numbers(spec: Any) -> dict[str, Any]:
         "kernel": list(value.get("kernel", ())),
         "groups": value.get("groups", 1),
         "heads": value.get("heads", 1),
+        **{n: value[n] for n in ("kdim", "vdim") if value.get(n) is not None},
     }
 
 
@@ -282,6 +298,7 @@ __all__ = [
     "canonical_layer",
     "one_feature_count",
     "is_block",
+    "is_depthwise",
     "layer_spec",
     "as_spec",
     "layer_name",

@@ -17,7 +17,7 @@ import numpy as np
 from xinit.distributions import Distribution, NormalDist, TruncNormalDist, UniformDist
 
 from .conventions import CONVENTIONS, Convention
-from .entry import DefaultEntry
+from .entry import DefaultEntry, native_label
 from .laws import short, std_ratio
 from .layer_names import describe, layer_numbers
 
@@ -46,7 +46,8 @@ def _cell(
     if line is not None:
         shape = str(tuple(entry.native_shape))
         each = " each" if len(entry.leaves) > 1 else ""
-        text += f"{line}{entry.rule}{line}{entry.native_name} {shape}{each}"
+        also = f" = {native_label(entry.aliases)}" if entry.aliases else ""
+        text += f"{line}{entry.rule}{line}{entry.native_name}{also} {shape}{each}"
     return text
 
 

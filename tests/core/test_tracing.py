@@ -1,0 +1,102 @@
+"""The neutral half of tracing (xinit.tracing.TraceRecorder), driven as a framework tracer
+drives it, with numpy arrays standing for a framework's tensors: scopes become nested
+Sequentials/Graphs named by attribute, tuple outputs are referred to by index, and every
+unknown is listed with its path."""
+
+import numpy as np
+import pytest
+
+import xinit
+from xinit.blocks import Sequential, param_specs
+from xinit.graph import Graph
+from xinit.layers import Add, BatchNorm, Conv, Linear, ReLU
+from xinit.tracing import TraceError, TraceRecorder
+
+
+def _t(*shape):
+    return np.zeros(shape, np.float32)
+
+
+def _basic_block(rec, x, name):
+    """What a tracer reports for a torchvision BasicBlock called as ``name``."""
+    rec.enter(name, "BasicBlock", [x])
+    a = _t(2, 4, 8, 8)
+    rec.node("conv1", Conv(4, 4, 3, padding=1, bias=False), [x], a)
+    b = _t(2, 4, 8, 8)
+    rec.node("bn1", BatchNorm(4), [a], b)
+    c = _t(2, 4, 8, 8)
+    rec.node("relu", ReLU(), [b], c)
+    d = _t(2, 4, 8, 8)
+    rec.node("add", Add(), [c, x], d)
+    e = _t(2, 4, 8, 8)
+    rec.node("relu", ReLU(), [d], e)  # the same parameter-free module, called again
+    rec.exit(name, e)
+    return e
+
+
+def test_nested_scopes_become_named_containers():
+    x = _t(2, 4, 8, 8)
+    rec = TraceRecorder([x], batch=2, type_name="Net")
+    rec.enter("layer1", "Sequential", [x])
+    y = _basic_block(rec, x, "0")
+    y = _basic_block(rec, y, "1")
+    rec.exit("layer1", y)
+    z = _t(2, 4)
+    rec.node("fc", Linear(4, 4), [y], z)
+    spec = rec.finish(z)
+    assert isinstance(spec, Sequential) and [n for n, _ in spec.steps] == ["layer1", "fc"]
+    layer1 = dict(spec.steps)["layer1"]
+    assert isinstance(layer1, Sequential) and [n for n, _ in layer1.steps] == ["0", "1"]
+    block = dict(layer1.steps)["0"]
+    assert isinstance(block, Graph)
+    assert [n for n, _, _ in block.nodes] == ["conv1", "bn1", "relu", "add", "relu_1"]
+    assert block.inputs_of("add") == ("relu", "x")
+    paths = set(param_specs(spec))
+    assert "layer1.0.conv1.weight" in paths and "layer1.1.bn1.running_mean" in paths
+    assert "fc.weight" in paths
+
+
+def test_tuple_outputs_are_referred_to_by_index():
+    x = _t(2, 3)
+    rec = TraceRecorder([x], batch=2)
+    rec.enter("pair", "Pair", [x])
+    a, b = _t(2, 3), _t(2, 3)
+    rec.node("left", ReLU(), [x], a)
+    rec.node("right", ReLU(), [x], b)
+    rec.exit("pair", (a, b))
+    s = _t(2, 3)
+    rec.node("add", Add(), [b, a], s)
+    spec = rec.finish((s, a))
+    assert spec.inputs_of("add") == ("pair.1", "pair.0")
+    assert dict(spec.outputs) == {"0": "add", "1": "pair.0"} and spec.returns == "tuple"
+    assert dict(spec["pair"].outputs) == {"0": "left", "1": "right"}
+
+
+def test_every_unknown_is_listed_with_its_path():
+    x = _t(2, 3)
+    rec = TraceRecorder([x], batch=2)
+    rec.enter("head", "Head", [x])
+    stray = _t(2, 3)  # a constant the head made itself
+    y = _t(2, 3)
+    rec.node("add", Add(), [x, stray], y)
+    rec.unknown("torch.fft.fft is not an operation xinit knows", "model.py:12")
+    rec.exit("head", y)
+    with pytest.raises(TraceError) as err:
+        rec.finish(y)
+    text = str(err.value)
+    assert "2 unknown" in text and "head: add takes a tensor (argument 1)" in text
+    assert "head: torch.fft.fft" in text and "model.py:12" in text
+    assert isinstance(err.value, xinit.XinitError)
+
+
+def test_a_module_with_parameters_called_twice_is_an_error():
+    x = _t(2, 3)
+    rec = TraceRecorder([x], batch=2)
+    for _ in range(2):
+        rec.enter("shared", "Block", [x])
+        y = _t(2, 3)
+        rec.node("fc", Linear(3, 3), [x], y)
+        rec.exit("shared", y)
+        x = y
+    with pytest.raises(TraceError, match="'shared' .* called twice"):
+        rec.finish(x)

@@ -1,0 +1,305 @@
+"""Tracing a native model into a spec: the neutral half, shared by every framework's tracer.
+
+A framework's tracer (``backends/<fw>/tracing.py``) runs the model once on an example input,
+concretely, as ``torch.jit.trace`` does: Python control flow is followed for that input. It
+reports what happens to a :class:`TraceRecorder`:
+
+- a call of a module that is not a known layer opens a *scope* (:meth:`TraceRecorder.enter`)
+  and closes it with its outputs (:meth:`TraceRecorder.exit`); the scope becomes a nested
+  :class:`~xinit.graph.Graph` (a plain chain becomes a :class:`~xinit.blocks.Sequential`)
+  registered under the module's attribute name, so the spec's state keys are the model's own;
+- a call of a known layer (a lowering reads it) and each functional operation between layers
+  becomes one node (:meth:`TraceRecorder.node`), named by the attribute or the operation;
+- a learned tensor a module uses in its own arithmetic (``self.scale * x``) becomes a
+  :class:`~xinit.layers.LearnedTensor` node under its attribute name (:meth:`parameter`);
+- anything the tracer cannot express is recorded (:meth:`TraceRecorder.unknown`) with its
+  module path and source line, the trace goes on, and :meth:`finish` raises one
+  :class:`TraceError` listing every one of them, never a silent skip.
+
+Tensors are followed by identity (``id``); the recorder keeps each one alive while tracing
+so an id is never reused. Nothing here imports a framework.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from .blocks import Sequential, join
+from .errors import XinitError
+from .graph import Graph
+from .layers import SpecError
+
+
+class TraceError(XinitError, TypeError):
+    """A model that cannot be traced into a spec: every unknown layer class and operation,
+    each with its module path and source line."""
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """One thing the trace could not express: where (module path), what, and the source line."""
+
+    path: str
+    what: str
+    where: str = ""
+
+    def line(self) -> str:
+        at = f"  ({self.where})" if self.where else ""
+        return f"  {self.path or '<root>'}: {self.what}{at}"
+
+
+@dataclass
+class _Scope:
+    """One module call being traced: its input names, its nodes so far, tensor id -> ref."""
+
+    path: str
+    type_name: str
+    inputs: tuple[str, ...]
+    rows: list = field(default_factory=list)  # (name, spec or _Scope, refs)
+    refs: dict[int, str] = field(default_factory=dict)
+    taken: set[str] = field(default_factory=set)
+    outputs: Any = None  # a ref, a tuple of refs or a dict key -> ref, set by exit
+
+    def name(self, hint: str) -> str:
+        """``hint`` made a valid, unused node name (``relu``, ``relu_1``, ...)."""
+        base = hint.replace(".", "_") or "node"  # a module name may hold '-' (RegNet's)
+        name, i = base, 0
+        while name in self.taken or name in self.inputs:
+            i += 1
+            name = f"{base}_{i}"
+        self.taken.add(name)
+        return name
+
+
+class TraceRecorder:
+    """Builds the spec of one concrete run of a native model (see the module docstring).
+
+    ``batch`` is the batch size the model runs at while traced: a framework tracer uses it
+    to keep the batch free (a ``view(batch, -1)`` is a :class:`~xinit.layers.Reshape` of
+    the dims after the batch)."""
+
+    def __init__(
+        self,
+        inputs: list[Any],
+        *,
+        batch: int,
+        type_name: str = "",
+        names: tuple[str, ...] | None = None,
+    ):
+        names = names or (
+            ("x",) if len(inputs) == 1 else tuple(f"x{i}" for i in range(len(inputs)))
+        )
+        self.batch = batch
+        self.unknowns: list[Unknown] = []
+        self._alive: list[Any] = []
+        root = _Scope("", type_name, tuple(names))
+        for tensor, name in zip(inputs, names):
+            self._bind(root, tensor, name)
+        self._stack = [root]
+
+    # ---- where we are ------------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        """The module path of the scope being traced ('' at the root)."""
+        return self._stack[-1].path
+
+    def ref(self, tensor: Any) -> str | None:
+        """The current scope's reference to ``tensor``, or None when it was not produced or
+        passed in there (a parameter, a constant, a tensor from another scope)."""
+        return self._stack[-1].refs.get(id(tensor))
+
+    def known(self, tensor: Any) -> bool:
+        return self.ref(tensor) is not None
+
+    # ---- recording -----------------------------------------------------------------------
+    def node(self, hint: str, spec: Any, inputs: list[Any], output: Any) -> str:
+        """Record ``spec`` applied to ``inputs`` (tensors of this scope) giving ``output``
+        (a tensor, or a tuple/list of tensors: refs ``name.0``, ``name.1``...). Returns the
+        node name. An input this scope does not know is recorded as unknown."""
+        scope = self._stack[-1]
+        refs = []
+        for i, tensor in enumerate(inputs):
+            ref = scope.refs.get(id(tensor))
+            if ref is None:
+                self.unknown(
+                    f"{hint} takes a tensor (argument {i}) that is neither an input of "
+                    f"{scope.type_name or 'the model'}.forward nor made by a traced layer or "
+                    "operation (a constant or a closure)"
+                )
+                ref = scope.inputs[0]
+            refs.append(ref)
+        if not refs:
+            refs = [scope.inputs[0]]
+        name = scope.name(hint)
+        scope.rows.append((name, spec, tuple(refs)))
+        self._bind_outputs(scope, output, name)
+        return name
+
+    def parameter(self, name: str, spec: Any, tensor: Any) -> str:
+        """Record a learned tensor held by the scope's module (attribute ``name``) and used in
+        its arithmetic: a ``LearnedTensor`` node of that name, whose key is the module's."""
+        scope = self._stack[-1]
+        if name in scope.taken:
+            raise TraceError(f"{join(scope.path, name)}: the name is taken by another node")
+        scope.taken.add(name)
+        scope.rows.append((name, spec, (scope.inputs[0],)))
+        self._bind(scope, tensor, name)
+        return name
+
+    def alias(self, tensor: Any, like: Any) -> None:
+        """``tensor`` is the same value as ``like`` (an in-place op's result, a detach)."""
+        scope = self._stack[-1]
+        ref = scope.refs.get(id(like))
+        if ref is not None:
+            self._bind(scope, tensor, ref)
+
+    def enter(self, name: str, type_name: str, inputs: list[Any]) -> None:
+        """A call of child module ``name`` (its attribute name in the current scope) with
+        ``inputs``: a new scope whose inputs are the given tensors."""
+        parent = self._stack[-1]
+        args = tuple(f"x{i}" if len(inputs) > 1 else "x" for i in range(len(inputs)))
+        scope = _Scope(join(parent.path, name), type_name, args or ("x",))
+        scope.refs = {}
+        scope.parent_refs = []  # type: ignore[attr-defined]
+        for tensor, arg in zip(inputs, args):
+            ref = parent.refs.get(id(tensor))
+            if ref is None:
+                self.unknown(
+                    f"{name} ({type_name}) is called with a tensor not made by a traced layer "
+                    "or operation"
+                )
+                ref = parent.inputs[0]
+            scope.parent_refs.append(ref)  # type: ignore[attr-defined]
+            self._bind(scope, tensor, arg)
+        self._stack.append(scope)
+
+    def exit(self, name: str, outputs: Any) -> None:
+        """Close the scope opened by :meth:`enter` with the call's ``outputs`` (a tensor, a
+        tuple/list or a dict of tensors) and place it in the parent as node ``name``."""
+        scope = self._stack.pop()
+        parent = self._stack[-1]
+        scope.outputs = self._output_refs(scope, outputs)
+        refs = tuple(scope.parent_refs) or (parent.inputs[0],)  # type: ignore[attr-defined]
+        node_name = parent.name(name)
+        if node_name != name:
+            self.unknown(
+                f"module {name!r} ({scope.type_name}) is called twice; only a parameter-free "
+                "layer may be reused"
+            )
+        parent.rows.append((node_name, scope, refs))
+        if isinstance(outputs, (tuple, list)):
+            for i, t in enumerate(outputs):
+                self._bind(parent, t, f"{node_name}.{i}")
+        elif isinstance(outputs, dict):
+            for k, t in outputs.items():
+                self._bind(parent, t, f"{node_name}.{k}")
+        else:
+            self._bind(parent, outputs, node_name)
+
+    def unknown(self, what: str, where: str = "") -> None:
+        """Note what cannot be traced at the current path; the trace goes on."""
+        self.unknowns.append(Unknown(self.path, what, where or source_line()))
+
+    def finish(self, outputs: Any) -> Any:
+        """The traced spec, returning ``outputs`` as the model does (one tensor, a tuple, a
+        dict). Raises :class:`TraceError` listing every unknown layer and operation."""
+        if len(self._stack) != 1:
+            raise TraceError(
+                f"trace ended inside {self._stack[-1].path!r}: a module call did not return"
+            )
+        root = self._stack[0]
+        root.outputs = self._output_refs(root, outputs)
+        if self.unknowns:
+            raise TraceError(
+                f"cannot trace this model into a spec: {len(self.unknowns)} unknown layer(s) "
+                "or operation(s):\n" + "\n".join(u.line() for u in self.unknowns)
+            )
+        return _spec_of(root, top=True)
+
+    # ---- internals -------------------------------------------------------------------------
+    def _bind(self, scope: _Scope, tensor: Any, ref: str) -> None:
+        self._alive.append(tensor)
+        scope.refs[id(tensor)] = ref
+
+    def _bind_outputs(self, scope: _Scope, output: Any, name: str) -> None:
+        if isinstance(output, (tuple, list)):
+            for i, t in enumerate(output):
+                self._bind(scope, t, f"{name}.{i}")
+        elif isinstance(output, dict):
+            for k, t in output.items():
+                self._bind(scope, t, f"{name}.{k}")
+        else:
+            self._bind(scope, output, name)
+
+    def _output_refs(self, scope: _Scope, outputs: Any) -> Any:
+        def one(t, key):
+            ref = scope.refs.get(id(t))
+            if ref is None:
+                self.unknowns.append(
+                    Unknown(
+                        scope.path, f"returns output {key} that no traced layer or operation made"
+                    )
+                )
+                return scope.inputs[0]
+            return ref
+
+        if isinstance(outputs, (tuple, list)):
+            return tuple(one(t, i) for i, t in enumerate(outputs))
+        if isinstance(outputs, dict):
+            return {str(k): one(t, k) for k, t in outputs.items()}
+        return one(outputs, 0)
+
+
+def _spec_of(scope: _Scope, top: bool = False) -> Any:
+    """A closed scope as a spec: a Sequential when its nodes form a plain chain from its one
+    input to its one output, else a Graph (an inner graph returns a dict ``"0" -> ..`` for a
+    tuple, so the parent can refer to ``node.0``; the top graph returns what the model does)."""
+    rows = [(n, _spec_of(s) if isinstance(s, _Scope) else s, refs) for n, s, refs in scope.rows]
+    outputs = scope.outputs
+    if not rows or (isinstance(outputs, str) and outputs in scope.inputs):
+        from .layers import Identity
+
+        rows.append(
+            ("identity", Identity(), (outputs if isinstance(outputs, str) else scope.inputs[0],))
+        )
+        outputs = "identity" if isinstance(outputs, str) else outputs
+    chain = len(scope.inputs) == 1 and isinstance(outputs, str) and outputs == rows[-1][0]
+    previous = scope.inputs[0]
+    for name, _, refs in rows:
+        chain = chain and refs == (previous,)
+        previous = name
+    if chain:
+        return Sequential(*[(n, s) for n, s, _ in rows])
+    if isinstance(outputs, tuple) and not top:
+        outputs = {str(i): r for i, r in enumerate(outputs)}
+    try:
+        return Graph(rows, inputs=scope.inputs, outputs=outputs)
+    except SpecError as err:
+        raise TraceError(f"{scope.path or '<root>'} ({scope.type_name}): {err}") from None
+
+
+def source_line(skip: tuple[str, ...] = ()) -> str:
+    """``file:line`` of the innermost frame outside xinit, its backends and the frameworks
+    (the user's model code that made the call), or '' when none is found."""
+    frame = sys._getframe(1)
+    own = (
+        "/xinit/",
+        "/backends/",
+        "/torch/",
+        "/paddle/",
+        "/jax/",
+        "/flax/",
+        "/contextlib.py",
+        *skip,
+    )
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not any(part in filename for part in own):
+            return f"{filename}:{frame.f_lineno}"
+        frame = frame.f_back
+    return ""
+
+
+__all__ = ["TraceRecorder", "TraceError", "Unknown", "source_line"]
