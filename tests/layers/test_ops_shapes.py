@@ -214,3 +214,12 @@ def test_avg_pool_ceil_mode_exclusive_is_paddles_and_torchs(fw):
     assert out.shape == (2, 3, 4, 5)
     assert_native(out, paddle_native, x, what=f"paddle's {fw}")
     assert_native(out, torch_native, x, what=f"torch's {fw}")
+
+
+def test_summary_shows_each_part_of_a_split():
+    console = pytest.importorskip("rich.console").Console(width=200, record=True)
+    graph = Graph(
+        {"split": (L.Split((1, 3), 1), "x"), "out": (L.Concat(1), ("split.1", "split.0"))}
+    )
+    console.print(xinit.summary(graph, (1, 4, 4, 5)).table())
+    assert "{0: 1x1x4x5, 1: 1x3x4x5}" in console.export_text()
