@@ -7,6 +7,9 @@ prove the outputs agree layer by layer.
 2. ``xinit.port`` it to PyTorch names and layout (from the spec, strictly), write a ``.pt``.
 3. Load the ``.pt`` into the PyTorch build with PyTorch's own ``load_state_dict(strict=True)``.
 4. ``xinit.parity``: every layer's output, Paddle vs PyTorch (and Flax when installed).
+5. ``xinit.export_code``: write ``resnet45_torch.py`` (a plain PyTorch model file) and
+   ``resnet45.pt``, then load and run them in a Python process where xinit cannot be
+   imported; its output equals the PyTorch build's.
 
     python examples/port_paddleocr_resnet45.py [--workdir DIR] [--rows N]
 
@@ -17,6 +20,8 @@ rec_resnet45.pdparams rec_resnet45.pt``.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -85,7 +90,42 @@ def port(args: argparse.Namespace, workdir: Path) -> int:
     report = xinit.parity(modules, x)
     console.print(report.table("[bold]4.[/] ResNet45 parity, eval mode", max_rows=args.rows))
     console.print(report.summary(), highlight=False)
-    return 0 if report.ok else 1
+
+    # 5. A model file of its own: resnet45_torch.py + resnet45.pt, run without xinit.
+    code = xinit.export_code(spec, "torch", class_name="ResNet45", source="resnet45")
+    (workdir / "resnet45_torch.py").write_text(code)
+    save_checkpoint(ported, workdir / "resnet45.pt")
+    np.save(workdir / "x.npy", x)
+    same = run_without_xinit(workdir, torch_model, x)
+    console.print(
+        f"[bold]5.[/] wrote resnet45_torch.py and resnet45.pt; run without xinit: "
+        f"{'equal to' if same else 'DIFFERENT from'} the PyTorch build's output"
+    )
+    return 0 if report.ok and same else 1
+
+
+ISOLATED = """import sys
+sys.modules["xinit"] = None  # xinit cannot be imported here
+import numpy as np, torch
+from resnet45_torch import ResNet45
+torch.set_num_threads(THREADS)
+model = ResNet45()
+model.load_state_dict(torch.load("resnet45.pt", weights_only=True), strict=True)
+with torch.no_grad():
+    np.save("out.npy", model.eval()(torch.from_numpy(np.load("x.npy"))).numpy())
+"""
+
+
+def run_without_xinit(workdir: Path, torch_model, x: np.ndarray) -> bool:
+    """Run the exported file in a fresh Python with only ``workdir`` on its path and xinit
+    blocked; whether its output equals the PyTorch build's exactly."""
+    import torch
+
+    env = {**os.environ, "PYTHONPATH": str(workdir)}
+    script = ISOLATED.replace("THREADS", str(torch.get_num_threads()))
+    subprocess.run([sys.executable, "-c", script], cwd=workdir, env=env, check=True)
+    expected = xinit.run(torch_model.eval(), x)
+    return bool(np.array_equal(np.load(workdir / "out.npy"), expected))
 
 
 if __name__ == "__main__":

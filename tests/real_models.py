@@ -64,7 +64,7 @@ def paddle_model(name: str):
 def flax_vit(seed: int):
     """A small ViT in Flax NNX as a user writes one: a patch conv, a class token and position
     table held by the model itself (``nnx.Param``), pre-norm blocks of ``nnx.MultiHeadAttention``
-    and an MLP, a head on the class token."""
+    and an MLP, an ``nnx.LinearGeneral`` head on the class token."""
     import jax.numpy as jnp
     from flax import nnx
 
@@ -88,7 +88,7 @@ def flax_vit(seed: int):
             self.pos_embed = nnx.Param(table)
             self.blocks = nnx.List([Block(dim, rngs) for _ in range(2)])
             self.norm = nnx.LayerNorm(dim, rngs=rngs)
-            self.head = nnx.Linear(dim, 10, rngs=rngs)
+            self.head = nnx.LinearGeneral(dim, (2, 5), rngs=rngs)  # 10 logits as (2, 5)
 
         def __call__(self, x):  # x: (N, H, W, C)
             x = self.patch(x)
@@ -97,22 +97,22 @@ def flax_vit(seed: int):
             x = jnp.concatenate([cls, x], axis=1) + self.pos_embed[...]
             for block in self.blocks:
                 x = block(x)
-            return self.head(self.norm(x)[:, 0])
+            return self.head(self.norm(x)[:, 0]).reshape(x.shape[0], 10)
 
     return ViT(nnx.Rngs(seed))
 
 
-def flax_lstm(seed: int):
+def flax_lstm(seed: int, cell: str = "LSTMCell"):
     """A sequence classifier in Flax NNX: features (N, L, 8) in, a Linear projection, an
-    ``nnx.RNN`` over an ``nnx.LSTMCell``, a learned output scale held by the model, and a
-    Linear head on the last step."""
+    ``nnx.RNN`` over one of Flax's cells (``nnx.LSTMCell`` by default), a learned output scale
+    held by the model, and a Linear head on the last step."""
     import jax.numpy as jnp
     from flax import nnx
 
     class Classifier(nnx.Module):
         def __init__(self, rngs: nnx.Rngs, dim: int = 8, hidden: int = 12):
             self.proj = nnx.Linear(dim, dim, rngs=rngs)
-            self.rnn = nnx.RNN(nnx.LSTMCell(dim, hidden, rngs=rngs))
+            self.rnn = nnx.RNN(getattr(nnx, cell)(dim, hidden, rngs=rngs))
             self.scale = nnx.Param(jnp.ones((hidden,)))
             self.head = nnx.Linear(hidden, 3, rngs=rngs)
 

@@ -32,6 +32,11 @@ _LAZY = {
     "feature_extractor": ("xinit.graph", "feature_extractor"),
     "truncate": ("xinit.graph", "truncate"),
     "sub_spec": ("xinit.graph", "sub_spec"),
+    "convert": ("xinit._convert", "convert"),
+    "save_spec": ("xinit.spec_json", "save_spec"),
+    "load_spec": ("xinit.spec_json", "load_spec"),
+    "spec_to_json": ("xinit.spec_json", "spec_to_json"),
+    "spec_from_json": ("xinit.spec_json", "spec_from_json"),
     "state_dict": ("xinit.state", "state_dict"),
     "load_state_dict": ("xinit.state", "load_state_dict"),
     "transfer": ("xinit.state", "transfer"),
@@ -50,6 +55,7 @@ _LAZY = {
     "diagnose": ("xinit._diagnose", "diagnose"),
     "lsuv": ("xinit._lsuv", "lsuv"),
     "stats": ("xinit._stats", "stats"),
+    "export_code": ("xinit._export_code", "export_code"),
     "trace": ("xinit._trace", "trace"),
     "reparameterize": ("xinit.reparam", "reparameterize"),
     # every error xinit raises on purpose: XinitError and its subclasses
@@ -72,6 +78,8 @@ _LAZY = {
     "DiagnoseError": ("xinit._diagnose", "DiagnoseError"),
     "LSUVError": ("xinit._lsuv", "LSUVError"),
     "ShardingError": ("xinit.backends.common.sharding", "ShardingError"),
+    "SpecFormatError": ("xinit.spec_json", "SpecFormatError"),
+    "ExportError": ("xinit.codegen", "ExportError"),
     "TraceError": ("xinit.tracing", "TraceError"),
 }
 

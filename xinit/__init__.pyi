@@ -12,8 +12,10 @@ from . import transformer as transformer
 from ._apply import apply as apply
 from ._build import build as build
 from ._build import run as run
+from ._convert import convert as convert
 from ._diagnose import DiagnoseError as DiagnoseError
 from ._diagnose import diagnose as diagnose
+from ._export_code import export_code as export_code
 from ._lsuv import LSUVError as LSUVError
 from ._lsuv import lsuv as lsuv
 from ._parity import bn_parity as bn_parity
@@ -32,6 +34,7 @@ from .blocks import Sequential as Sequential
 from .checkpoints.errors import CheckpointError as CheckpointError
 from .checkpoints.errors import CheckpointWriteError as CheckpointWriteError
 from .checkpoints.errors import UnsafeCheckpointError as UnsafeCheckpointError
+from .codegen import ExportError as ExportError
 from .errors import ArgumentError as ArgumentError
 from .errors import DefaultsError as DefaultsError
 from .errors import FrameworkError as FrameworkError
@@ -54,6 +57,11 @@ from .policy import PolicyError as PolicyError
 from .policy import Rule as Rule
 from .reparam import reparameterize as reparameterize
 from .sampling import sample as sample
+from .spec_json import SpecFormatError as SpecFormatError
+from .spec_json import load_spec as load_spec
+from .spec_json import save_spec as save_spec
+from .spec_json import spec_from_json as spec_from_json
+from .spec_json import spec_to_json as spec_to_json
 from .state import StateError as StateError
 from .state import load_state_dict as load_state_dict
 from .state import state_dict as state_dict

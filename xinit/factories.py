@@ -4,7 +4,10 @@ build on each side.
 * a zoo name: ``resnet50`` (an xinit spec);
 * an import path to a factory: ``paddle.vision.models:resnet50``, ``mypkg.models:Net``;
 * a Python file and a factory in it: ``path/to/model.py:build`` (a spec, or a native model
-  written by hand in any framework).
+  written by hand in any framework);
+* a PaddleOCR config: ``paddleocr:configs/rec/PP-OCRv4/ch_PP-OCRv4_rec.yml``
+  (:func:`xinit.models.paddleocr.from_config`; the CTC classes from the checkpoint being
+  ported unless ``--model-args`` gives ``out_channels`` or ``character_dict``).
 
 Factories are called with ``--model-args`` (``in_channels=1,num_classes=512``: Python
 literals, strings otherwise). Nothing is downloaded: factories that would fetch weights must
@@ -62,10 +65,24 @@ def factory(ref: str):
     return made
 
 
-def load(ref: str, args: dict[str, Any] | None = None) -> Any:
-    """The spec or native model ``ref`` names, made with ``args``."""
+PADDLEOCR = "paddleocr:"
+
+
+def load(
+    ref: str, args: dict[str, Any] | None = None, checkpoint: Any = None, submodel=None
+) -> Any:
+    """The spec or native model ``ref`` names, made with ``args``; ``checkpoint`` (the file
+    being ported) gives a PaddleOCR config its class count when ``args`` do not, and
+    ``submodel`` picks a distillation config's model."""
     from . import models
 
+    if ref.startswith(PADDLEOCR):
+        kw = dict(args or {})
+        if checkpoint is not None and not {"out_channels", "character_dict"} & set(kw):
+            kw.setdefault("checkpoint", checkpoint)
+        if submodel is not None:
+            kw.setdefault("submodel", submodel)
+        return models.paddleocr.from_config(ref[len(PADDLEOCR) :], **kw)
     if ref in models.ZOO:
         return models.get(ref, **(args or {}))
     return factory(ref)(**(args or {}))

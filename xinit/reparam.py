@@ -4,7 +4,9 @@
 In a :class:`~xinit.graph.Graph`, an ``Add`` whose inputs are all branches of one input,
 each a ``Conv``, a ``Conv`` then ``BatchNorm`` (a two-step Sequential), a ``BatchNorm``
 alone or an ``Identity`` (the last two: the identity kernel), becomes one biased ``Conv``
-named ``reparam_conv`` (PaddleOCR's name) whose output equals the sum at inference. With
+named ``reparam_conv`` (PaddleOCR's name) whose output equals the sum at inference; a
+"sum" of one such branch (PaddleOCR's ``pw_conv`` that changes the width: its ``conv_kxk``
+list alone) becomes one too, at the block's path as PaddleOCR names it. With
 ``conv_bn=True`` every ``Conv`` directly followed by a ``BatchNorm`` is folded too. The
 work is on the spec and its neutral state (numpy, float64 arithmetic), so it is the same in
 every framework; :func:`reparameterize` rebuilds the model in its own framework.
@@ -142,6 +144,8 @@ def _fuse_sum(graph: Graph, name: str, refs, path: str, state, report) -> tuple 
     sources = {nodes[r][1] for r in refs}
     if len(sources) != 1:
         return None
+    if len(refs) == 1 and isinstance(nodes[refs[0]][0], Conv):
+        return None  # a lone plain conv: nothing to fuse
     parts = [(r, *_branch(nodes[r][0], join(path, r), state)) for r in refs]
     if any(k is None and b is None for _, _, k, b in parts):
         return None
@@ -207,7 +211,7 @@ def _fold_graph(graph: Graph, path: str, state, out, report, conv_bn: bool) -> G
     new_rows = []
     taken = {n for n, _, _ in rows}
     for name, spec, refs in rows:
-        if isinstance(spec, Add) and len(refs) >= 2:
+        if isinstance(spec, Add) and refs:
             fused = _fuse_sum(graph, name, refs, path, state, report)
             if fused is not None:
                 conv, w, b = fused

@@ -38,6 +38,8 @@ BUILTIN_BASES = {
     "InsufficientMemoryError": (MemoryError, ValueError),
     "LSUVError": (RuntimeError,),
     "ShardingError": (ValueError,),
+    "SpecFormatError": (ValueError,),
+    "ExportError": (ValueError,),
     "TraceError": (TypeError,),
 }
 

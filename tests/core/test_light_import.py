@@ -39,8 +39,21 @@ def _loaded_after(code: str) -> list[str]:
         "import xinit.cli; xinit.cli._parser()",
         # the checkpoint formats table reads every backend's checkpoint module
         "import xinit.checkpoints as c; c.detect_format('w.pt'); c.detect_format('w.msgpack')",
+        # a spec document is written and read without a framework (Default's catalogue too)
+        "import xinit; s = xinit.models.vit_tiny_patch16_224(); "
+        "d = xinit.layers.Linear(2, 2, weight_init=xinit.init.Default('flax')); "
+        "assert xinit.spec_from_json(xinit.spec_to_json(s)) == s; "
+        "assert xinit.spec_from_json(xinit.spec_to_json(d)) == d",
     ],
-    ids=["import", "backends.available", "resolve", "gain", "cli-parser", "checkpoints"],
+    ids=[
+        "import",
+        "backends.available",
+        "resolve",
+        "gain",
+        "cli-parser",
+        "checkpoints",
+        "spec-json",
+    ],
 )
 def test_import_loads_no_framework(code):
     assert _loaded_after(code) == []

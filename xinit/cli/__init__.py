@@ -12,7 +12,7 @@ import sys
 
 from xinit.errors import XinitError
 
-from . import demo, measure, porting, weights
+from . import converting, demo, export, measure, porting, weights
 from .common import _plain, quiet_frameworks
 
 # Failures a user can cause and fix: every error xinit raises on purpose (bad input, a
@@ -31,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     measure.register_defaults(sub)
     weights.register(sub)
     porting.register(sub)
+    converting.register(sub)
     measure.register_diagnose(sub)
+    export.register(sub)
     return p
 
 

@@ -99,7 +99,9 @@ def cmd_port(args) -> int:
     from xinit.checkpoints import CONVENTION, SUFFIXES, load_checkpoint, save_checkpoint
 
     output_path(args.out, args.parents)  # before any reading: a bad --out fails at once
-    spec = factories.load(args.model, factories.parse_args(args.model_args))
+    spec = factories.load(
+        args.model, factories.parse_args(args.model_args), args.checkpoint, args.submodel
+    )
     in_format = file_format(args.checkpoint, args.in_format, "--in-format")
     src = args.src or CONVENTION[in_format]
     out_format = file_format(args.out, args.out_format, "--out-format")

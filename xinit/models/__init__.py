@@ -1,4 +1,5 @@
-"""The zoo: functions returning specs, structured and named like the models they mirror."""
+"""The zoo: functions returning specs, structured and named like the models they mirror
+(PaddleOCR's recognisers and ``from_config`` in the :mod:`xinit.models.paddleocr` family)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ from .centernet import centernet_resnet
 from .crnn import crnn
 from .gpt2 import gpt2, gpt2_1b
 from .lenet import lenet
+from .paddleocr import (
+    dbnet_pplcnetv3,
+    ppocr_cls,
+    ppocrv2_rec,
+    ppocrv3_det,
+    ppocrv4_rec,
+    ppocrv4_server_rec,
+)
 from .resnet import resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d
 from .resnet45 import resnet45
 from .unet import unet
@@ -49,6 +58,12 @@ ZOO = {
     "gpt2": gpt2,
     "gpt2_1b": gpt2_1b,
     "crnn": crnn,
+    "ppocrv2_rec": ppocrv2_rec,
+    "ppocrv4_rec": ppocrv4_rec,
+    "ppocrv4_server_rec": ppocrv4_server_rec,
+    "ppocrv3_det": ppocrv3_det,
+    "dbnet_pplcnetv3": dbnet_pplcnetv3,
+    "ppocr_cls": ppocr_cls,
 }
 
 # A typical input for each model (N, C, H, W; token ids (N, L) for gpt2), used by the CLI
@@ -61,6 +76,12 @@ DEFAULT_INPUT = {
     "gpt2": (1, 16),  # token ids (N, L)
     "gpt2_1b": (1, 16),
     "crnn": (1, 3, 32, 128),
+    "ppocrv2_rec": (1, 3, 32, 320),
+    "ppocrv4_rec": (1, 3, 48, 320),
+    "ppocrv4_server_rec": (1, 3, 48, 320),
+    "ppocrv3_det": (1, 3, 320, 320),  # DBNet: any H, W divisible by 32
+    "dbnet_pplcnetv3": (1, 3, 320, 320),
+    "ppocr_cls": (1, 3, 48, 192),
 }
 
 
@@ -72,6 +93,10 @@ def get(name: str, **kwargs):
 
 
 def default_input(name: str) -> tuple[int, ...]:
+    if name.startswith("paddleocr:"):  # a PaddleOCR config (xinit.factories): its line height
+        from .paddleocr import default_input as line_input
+
+        return line_input(name.partition(":")[2])
     return DEFAULT_INPUT.get(name, (1, 3, 224, 224))
 
 

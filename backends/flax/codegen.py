@@ -1,0 +1,304 @@
+"""How the code export writes Flax NNX: one emitter per layer kind (``nnx.Conv``,
+``nnx.BatchNorm``, ``nnx.Linear``; pools and activations as functions), the spec's
+initialisation as each layer's ``kernel_init=``/``bias_init=`` (``scale_init=`` for norms),
+and images held channel-last, as Flax holds them (light: no flax import here).
+
+What it writes today: convolutional networks (the image stays NHWC until a flatten, which
+flattens in PyTorch's channel-first order so the Linear weights are the build's). Layers
+that need the neutral layout on an image (a flatten of some dims, a permute) are refused."""
+
+from __future__ import annotations
+
+import re
+
+from xinit.codegen.emitters import EmitterTable, args_text
+from xinit.codegen.fields import Context, Fields, literal
+from xinit.codegen.inits import init_rows
+from xinit.codegen.structure import ExportError
+from xinit.codegen.writer import FrameworkCode
+from xinit.distributions import ConstantDist, NormalDist, TruncNormalDist, UniformDist
+from xinit.initializers import KaimingNormal, KaimingUniform, XavierNormal, XavierUniform, gain
+
+from ..common.codegen import channels_first, native_fans
+
+EMITTERS = EmitterTable()
+
+_SEQUENTIAL = '''class Sequential(nnx.Module):
+    """Layers applied in order, held as attributes "0", "1", ... (the state's paths)."""
+
+    def __init__(self, *layers):
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+        self.size = len(layers)
+
+    def __call__(self, x):
+        for i in range(self.size):
+            x = getattr(self, str(i))(x)
+        return x
+'''
+
+_UNIFORM = '''def uniform(low: float, high: float):
+    """U(low, high): jax.nn.initializers.uniform draws U(0, scale) only."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, low, high)
+
+    return init
+'''
+
+
+def _pair(f: Fields, name: str) -> str:
+    """A spatial field as a tuple of one entry per dim: ``(3, 3)`` or ``(stride, stride)``."""
+    value, dims = f.value(name), f.spec.dims
+    if value is None:
+        return "(" + ", ".join([f[name]] * dims) + ")"
+    if isinstance(value, int):
+        value = (value,) * dims
+    return literal(tuple(value))
+
+
+_DEFAULTS = {"bias_init": "nnx.initializers.zeros", "scale_init": "nnx.initializers.ones"}
+
+
+def _inits(f: Fields, names: dict[str, str]) -> list[str]:
+    """``kernel_init=...`` keywords for the layer's leaves (``names``: neutral leaf -> the
+    constructor's keyword), omitted where the code is the class's own default."""
+    codes = f.ctx.inits.get(f.where, {})
+    out = []
+    for leaf, kw in names.items():
+        if leaf in codes and codes[leaf] != _DEFAULTS.get(kw):
+            out.append(f"{kw}={codes[leaf]}")
+    return out
+
+
+def _conv(f: Fields) -> str:
+    s = f.spec
+    if s.kind != "conv":
+        raise ExportError(f"{f.where}: the flax export writes no transposed convolution yet")
+    kws = [f"kernel_size={_pair(f, 'kernel_size')}"]
+    kws += [] if f.value("stride") == 1 else [f"strides={_pair(f, 'stride')}"]
+    pad = f.value("padding")
+    if pad == 0:
+        kws.append('padding="VALID"')
+    else:
+        pads = [f["padding"]] * s.dims if pad is None or isinstance(pad, int) else map(str, pad)
+        kws.append("padding=(" + ", ".join(f"({p}, {p})" for p in pads) + ")")
+    kws += [] if f.value("dilation") == 1 else [f"kernel_dilation={_pair(f, 'dilation')}"]
+    kws += [] if f.value("groups") == 1 else [f"feature_group_count={f['groups']}"]
+    kws += [] if s.bias else ["use_bias=False"]
+    kws += _inits(f, {"weight": "kernel_init", "bias": "bias_init"})
+    return f"nnx.Conv({args_text(f['in_channels'], f['out_channels'], kws, 'rngs=rngs')})"
+
+
+def _batchnorm(f: Fields) -> str:
+    s = f.spec
+    if s.train_stats != "native" or not s.affine:
+        raise ExportError(f"{f.where}: the flax export writes affine, native BatchNorm only")
+    kws = [f"momentum={literal(s.decay)}"]
+    kws += [f"epsilon={literal(s.eps)}"] if s.eps != 1e-5 else []
+    kws += ["use_fast_variance=False"]
+    kws += _inits(f, {"weight": "scale_init", "bias": "bias_init"})
+    return f"nnx.BatchNorm({args_text(f['num_features'], kws, 'rngs=rngs')})"
+
+
+def _linear(f: Fields) -> str:
+    if f.spec.conv1d:
+        raise ExportError(f"{f.where}: a Conv1D-layout Linear (Hugging Face's) has no nnx class")
+    kws = [] if f.spec.bias else ["use_bias=False"]
+    kws += _inits(f, {"weight": "kernel_init", "bias": "bias_init"})
+    return f"nnx.Linear({args_text(f['in_features'], f['out_features'], kws, 'rngs=rngs')})"
+
+
+def _max_pool(f: Fields, args: list) -> str:
+    s = f.spec
+    if s.ceil_mode:
+        raise ExportError(f"{f.where}: the flax export writes floor-mode pools only")
+    pad = f.value("padding")
+    pads = [f["padding"]] * s.dims if pad is None or isinstance(pad, int) else map(str, pad)
+    padding = "(" + ", ".join(f"({p}, {p})" for p in pads) + ")"
+    kws = [f"strides={_pair(f, 'stride')}", f"padding={padding}"]
+    return f"nnx.max_pool({args_text(args[0], _pair(f, 'kernel_size'), kws)})"
+
+
+_ADAPTIVE = '''def adaptive_avg_pool(x, output_size: tuple[int, ...]):
+    """PyTorch's adaptive average pool on channel-last x: window i of an axis of n values
+    spans [floor(i * n / o), ceil((i + 1) * n / o))."""
+    for axis, o in enumerate(output_size, start=1):
+        n = x.shape[axis]
+        parts = [
+            jax.lax.slice_in_dim(x, i * n // o, -(-(i + 1) * n // o), axis=axis).mean(
+                axis=axis, keepdims=True
+            )
+            for i in range(o)
+        ]
+        x = jnp.concatenate(parts, axis=axis)
+    return x
+'''
+
+
+def _adaptive_avg_pool(f: Fields, args: list) -> str:
+    value = f.value("output_size")
+    if value not in (1, (1,) * f.spec.dims):  # a global average is a mean; else the helper
+        f.ctx.need("import jax")
+        f.ctx.need("import jax.numpy as jnp")
+        f.ctx.helper("adaptive_avg_pool", _ADAPTIVE)
+        return f"adaptive_avg_pool({args[0]}, {literal(tuple(f.spec.output_size))})"
+    x = args[0]
+    for axis in range(1, f.spec.dims + 1):
+        x = f"{x}.mean(axis={axis}, keepdims=True)"
+    return x
+
+
+def _flatten(f: Fields, args: list) -> str:
+    if f.value("start_dim") != 1 or f.value("end_dim") != -1:
+        raise ExportError(f"{f.where}: the flax export flattens all but the batch axis only")
+    f.ctx.need("import jax.numpy as jnp")
+    x = args[0]
+    return f"jnp.moveaxis({x}, -1, 1).reshape({x}.shape[0], -1)"  # channel-first order
+
+
+def _activation(name: str):
+    return lambda f, args: f"nnx.{name}({args[0]})"
+
+
+EMITTERS.register("conv", module=_conv)
+EMITTERS.register("batchnorm", module=_batchnorm)
+EMITTERS.register("linear", module=_linear)
+EMITTERS.register("max_pool", call=_max_pool)
+EMITTERS.register("adaptive_avg_pool", call=_adaptive_avg_pool)
+EMITTERS.register("flatten", call=_flatten)
+
+
+def _dropout(f: Fields) -> str:
+    if f.spec.mode != "upscale_in_train":
+        raise ExportError(f"{f.where}: Dropout(mode={f.spec.mode!r}) is Paddle's only")
+    return f"nnx.Dropout({literal(f.spec.p)}, rngs=rngs)"
+
+
+EMITTERS.register("dropout", module=_dropout)
+for _kind, _name in {"relu": "relu", "silu": "silu", "sigmoid": "sigmoid", "tanh": "tanh"}.items():
+    EMITTERS.register(_kind, call=_activation(_name))
+EMITTERS.register("identity", call=lambda f, args: args[0])
+EMITTERS.register("add", call=lambda f, args: " + ".join(args))
+EMITTERS.register("mul", call=lambda f, args: " * ".join(args))
+
+
+# ---- the spec's initialisation as constructor arguments -------------------------------------
+def init_code(row, ctx: Context) -> str:
+    """The JAX initializer drawing the row's law: ``variance_scaling`` where Flax computes
+    PyTorch's fans (its kernels' fans are), else the law's own, or a small function."""
+    item, init = row.item, row.item.init
+    if native_fans(item):
+        if isinstance(init, (KaimingNormal, KaimingUniform)):
+            scale = float(f"{gain(init.nonlinearity, init.a) ** 2:.12g}")
+            kind = "normal" if isinstance(init, KaimingNormal) else "uniform"
+            return f'nnx.initializers.variance_scaling({literal(scale)}, "{init.mode}", "{kind}")'
+        if isinstance(init, (XavierNormal, XavierUniform)):
+            kind = "normal" if isinstance(init, XavierNormal) else "uniform"
+            scale = literal(float(init.gain) ** 2)
+            return f'nnx.initializers.variance_scaling({scale}, "fan_avg", "{kind}")'
+    dist = item.dist
+    if isinstance(dist, ConstantDist):
+        if dist.value in (0.0, 1.0):
+            return "nnx.initializers." + ("zeros" if dist.value == 0.0 else "ones")
+        return f"nnx.initializers.constant({literal(float(dist.value))})"
+    if isinstance(dist, NormalDist) and dist.mu == 0.0:
+        return f"nnx.initializers.normal({literal(dist.sigma)})"
+    if isinstance(dist, TruncNormalDist) and dist.mu == 0.0:
+        low, high = literal(dist.low / dist.sigma), literal(dist.high / dist.sigma)
+        return (
+            f"nnx.initializers.truncated_normal({literal(dist.sigma)}, lower={low}, upper={high})"
+        )
+    if isinstance(dist, UniformDist):
+        ctx.need("import jax")
+        ctx.need("import jax.numpy as jnp")
+        ctx.helper("uniform", _UNIFORM)
+        return f"uniform({literal(dist.low)}, {literal(dist.high)})"
+    raise ExportError(f"{item.path}: the flax export has no initializer for {dist.describe()}")
+
+
+class FlaxCode(FrameworkCode):
+    framework = "flax"
+    base = "nnx.Module"
+    call_name = "__call__"
+    emitters = EMITTERS
+    calls_init_weights = False  # the constructors' kernel_init= draw the spec's laws
+    no_child = "nnx.data(None)"  # a child attribute, though empty (else nnx makes it static)
+
+    def imports(self, ctx: Context) -> None:
+        ctx.need("from flax import nnx")
+
+    def init_args(self, args, flag, hints, root: bool) -> str:
+        text = super().init_args(args, flag, hints, root)
+        extra = "rngs: nnx.Rngs | None = None" if root else "*, rngs: nnx.Rngs"
+        if flag and not root:
+            extra = "rngs: nnx.Rngs"  # after a keyword with a default: keyword-only already
+            return f"{text}, *, {extra}" if text else f"*, {extra}"
+        return f"{text}, {extra}" if text else extra
+
+    def init_preamble(self, root: bool) -> list[str]:
+        return ["        rngs = nnx.Rngs(0) if rngs is None else rngs"] if root else []
+
+    def class_call(self, name, values, flag, flag_name) -> str:
+        extra = [f"{flag_name}=True"] if flag else []
+        return f"{name}({', '.join([*values, *extra, 'rngs=rngs'])})"
+
+    def step(self, call: str) -> str:
+        plain = re.fullmatch(r"([\w.]+)\(x\)", call)  # nnx.relu(x): the function itself
+        return plain.group(1) if plain else f"lambda x: {call}"
+
+    def sequential(self, items: list[str], ctx: Context) -> str:
+        ctx.helper("Sequential", _SEQUENTIAL)
+        return f"Sequential({', '.join(items)})"
+
+    def init_weights(self, planner, writer) -> list[str]:
+        """No method body of statements: each constructor's ``*_init=`` draws its law; the
+        codes are collected here (every instance of a class must draw alike)."""
+        codes: dict[str, dict[str, str]] = {}
+        for row in init_rows(writer.spec, writer.policy):
+            codes.setdefault(row.item.layer, {})[row.leaf] = init_code(row, writer.ctx)
+        writer.ctx.inits = codes
+        _check_shared(planner, codes)
+        doc = "Draw every parameter again from the constructors' initializers."
+        return [
+            "    def init_weights(self, rngs: nnx.Rngs) -> None:",
+            f'        """{doc}"""',
+            "        nnx.update(self, nnx.state(type(self)(rngs=rngs)))",
+        ]
+
+    def header(self, class_name: str, source: str, layout) -> list[str]:
+        channels, dims = layout
+        spatial = ("L", "H, W", "D, H, W")[dims - 1] if dims in (1, 2, 3) else "..."
+        taken = f"(N, {spatial}, {channels}), channels last" if channels else channels_first(layout)
+        return [
+            f"{class_name} for Flax NNX, generated by xinit export-code from {source}.",
+            "",
+            f"Input: {taken} (Flax's layout). Needs only flax. The state's paths are those",
+            "of xinit.build(spec, 'flax'): nnx.update(model, state) loads weights xinit built.",
+        ]
+
+
+def _check_shared(planner, codes) -> None:
+    """Every instance of a shared class must draw each layer alike (its code is written once)."""
+    from xinit.blocks import walk
+    from xinit.layers import Layer
+
+    for plan in planner.order:
+        if len(plan.instances) < 2:
+            continue
+        first = planner.path_of[id(plan.instances[0])]
+        for inst in plan.instances[1:]:
+            where = planner.path_of[id(inst)]
+            for rel, node in walk(inst):
+                if not isinstance(node, Layer) or not rel:
+                    continue
+                a = codes.get(f"{first}.{rel}" if first else rel)
+                b = codes.get(f"{where}.{rel}" if where else rel)
+                if a is not None and b is not None and a != b:
+                    raise ExportError(
+                        f"{where}.{rel}: draws {b} where {first}.{rel} of the same class "
+                        f"{plan.name} draws {a}; the flax export writes one init per class layer"
+                    )
+
+
+CODEGEN = FlaxCode()

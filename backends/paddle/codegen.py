@@ -1,0 +1,241 @@
+"""How the code export writes Paddle: one emitter per layer kind (``paddle.nn`` layers as
+``paddle.vision`` writes them), the forward's parameter-free operations, and
+``init_weights`` applying ``paddle.nn.initializer`` objects to the parameters, as PaddleClas
+and PaddleDetection do (light: no paddle import; the generated file imports paddle)."""
+
+from __future__ import annotations
+
+from xinit.codegen.emitters import EmitterTable, args_text
+from xinit.codegen.fields import Context, Fields, literal
+from xinit.codegen.inits import InitRow
+from xinit.codegen.structure import ExportError
+from xinit.distributions import (
+    ConstantDist,
+    DiracDist,
+    NormalDist,
+    OrthogonalDist,
+    TruncNormalDist,
+    UniformDist,
+)
+from xinit.initializers import KaimingNormal, KaimingUniform, XavierNormal, XavierUniform
+
+from ..common.codegen import (
+    PytorchStyleCode,
+    channels_first,
+    learned_shape,
+    linear_emitter,
+    native_fans,
+    number,
+    one_int,
+    register_common,
+)
+
+EMITTERS = EmitterTable()
+
+
+def _list(f: Fields, name: str) -> str:
+    """A spatial field as Paddle takes it: an int, or a list."""
+    code = f[name]
+    return "[" + code[1:-1] + "]" if code.startswith("(") else code
+
+
+def _conv(f: Fields) -> str:
+    s = f.spec
+    if s.kind == "conv_transpose":
+        raise ExportError(f"{f.path}: the paddle export writes no transposed convolution yet")
+    kws = [f"stride={_list(f, 'stride')}"] if f.value("stride") != 1 else []
+    kws += [f"padding={_list(f, 'padding')}"] if f.value("padding") != 0 else []
+    kws += [f"dilation={_list(f, 'dilation')}"] if f.value("dilation") != 1 else []
+    kws += f.kw("groups", 1)
+    bias = [] if s.bias else ["bias_attr=False"]
+    kernel = _list(f, "kernel_size")
+    return f"nn.Conv{s.dims}D({args_text(f['in_channels'], f['out_channels'], kernel, kws, bias)})"
+
+
+def _batchnorm(f: Fields) -> str:
+    s = f.spec
+    if s.train_stats != "native" or not s.affine:
+        raise ExportError(f"{f.path}: the paddle export writes affine, native BatchNorm only")
+    kws = [f"momentum={literal(s.decay)}"] if s.decay != 0.9 else []
+    kws += [f"epsilon={literal(s.eps)}"] if s.eps != 1e-5 else []
+    return f"nn.BatchNorm{s.dims}D({args_text(f['num_features'], kws)})"
+
+
+def _pool(name: str):
+    def write(f: Fields) -> str:
+        s = f.spec
+        if s.ceil_mode:
+            raise ExportError(f"{f.path}: Paddle's pools keep a last window PyTorch drops")
+        same = f.value("stride") == f.value("kernel_size") and f.value("stride") is not None
+        kws = [] if same else [f"stride={_list(f, 'stride')}"]
+        kws += [f"padding={_list(f, 'padding')}"] if f.value("padding") != 0 else []
+        if s.kind == "avg_pool" and s.count_include_pad:
+            kws.append("exclusive=False")
+        return f"nn.{name}{s.dims}D({args_text(_list(f, 'kernel_size'), kws)})"
+
+    return write
+
+
+def _layernorm(f: Fields) -> str:
+    s = f.spec
+    if len(s.normalized_shape) != 1:
+        raise ExportError(f"{f.path}: the paddle export writes a LayerNorm over one dim only")
+    kws = [f"epsilon={literal(s.eps)}"] if s.eps != 1e-5 else []
+    kws += [] if s.elementwise_affine else ["weight_attr=False", "bias_attr=False"]
+    kws += [] if s.bias else ["bias_attr=False"]
+    return f"nn.LayerNorm({args_text(one_int(f, 'normalized_shape'), kws)})"
+
+
+def _learned_module(f: Fields) -> str:
+    return f"self.create_parameter({learned_shape(f, '[', ']')})"
+
+
+def _learned_apply(f: Fields, attr: str, args: list) -> str:
+    (x,) = args
+    if f.spec.op == "prepend":
+        f.ctx.need("import paddle")
+        rest = ", ".join(["-1"] * (len(f.spec.shape) - 1))
+        return f"paddle.concat([{attr}.expand([{x}.shape[0], {rest}]), {x}], axis=1)"
+    return f"{x} + {attr}"
+
+
+_ATTENTION = '''def attention(x, num_heads: int, causal: bool = False):
+    """Packed (N, L, 3E) rows q, k, v -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E)."""
+    n, length, packed = x.shape
+    e = packed // 3
+    d = e // num_heads
+    qkv = x.reshape([n, length, 3, num_heads, d]).transpose([2, 0, 3, 1, 4])
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    scores = paddle.matmul(q, k, transpose_y=True) * (1.0 / float(np.sqrt(d)))
+    if causal:
+        keep = paddle.tril(paddle.ones([length, length], dtype="bool"))
+        scores = paddle.where(keep, scores, paddle.full_like(scores, float("-inf")))
+    y = paddle.matmul(nn.functional.softmax(scores, axis=-1), v)
+    return y.transpose([0, 2, 1, 3]).reshape([n, length, e])
+'''
+
+
+def _sdpa(f: Fields, args: list) -> str:
+    f.ctx.need("import paddle")
+    f.ctx.need("import numpy as np")
+    f.ctx.helper("attention", _ATTENTION)
+    causal = ", causal=True" if f.spec.causal else ""
+    return f"attention({args[0]}, {f['num_heads']}{causal})"
+
+
+def _select(f: Fields, args: list) -> str:
+    dim, index = f.value("dim"), f.value("index")
+    if not (isinstance(dim, int) and 0 <= dim <= 3 and index is not None):
+        raise ExportError(f"{f.path}: the paddle export selects at a fixed dim and index only")
+    return f"{args[0]}[{', '.join([':'] * dim + [str(index)])}]"
+
+
+def _concat(f: Fields, args: list) -> str:
+    f.ctx.need("import paddle")
+    return f"paddle.concat([{', '.join(args)}], axis={f['dim']})"
+
+
+def _gelu(f: Fields) -> str:
+    return "nn.GELU(approximate=True)" if f.spec.approximate == "tanh" else "nn.GELU()"
+
+
+EMITTERS.register("conv", module=_conv)
+EMITTERS.register("batchnorm", module=_batchnorm)
+EMITTERS.register("linear", module=linear_emitter("bias_attr=False", "paddle"))
+EMITTERS.register(
+    "embedding", module=lambda f: f"nn.Embedding({f['num_embeddings']}, {f['embedding_dim']})"
+)
+EMITTERS.register("layernorm", module=_layernorm)
+EMITTERS.register("max_pool", module=_pool("MaxPool"))
+EMITTERS.register("avg_pool", module=_pool("AvgPool"))
+EMITTERS.register(
+    "adaptive_avg_pool",
+    module=lambda f: f"nn.AdaptiveAvgPool{f.spec.dims}D({_list(f, 'output_size')})",
+)
+EMITTERS.register(
+    "flatten",
+    module=lambda f: (
+        "nn.Flatten("
+        + args_text(f.kw("start_dim", 1, "start_axis"), f.kw("end_dim", -1, "stop_axis"))
+        + ")"
+    ),
+)
+register_common(EMITTERS, "Silu", dropout_modes=True)
+EMITTERS.register("gelu", module=_gelu)
+EMITTERS.register("learned_parameter", module=_learned_module, apply=_learned_apply)
+EMITTERS.register("sdpa", call=_sdpa)
+EMITTERS.register("concat", call=_concat)
+EMITTERS.register("select", call=_select)
+EMITTERS.register(
+    "permute", call=lambda f, args: f"{args[0]}.transpose([{', '.join(map(str, f.spec.dims))}])"
+)
+EMITTERS.register(
+    "reshape",
+    call=lambda f, args: f"{args[0]}.reshape([{args[0]}.shape[0], *{f['shape']}])",
+)
+
+
+# ---- init_weights ---------------------------------------------------------------------------
+def _init(name: str, *args) -> str:
+    return f"nn.initializer.{name}({args_text(*args)})"
+
+
+def initializer(row: InitRow, ctx: Context) -> str:
+    """The ``paddle.nn.initializer`` object drawing the row's law: the initializer's own
+    where Paddle computes the same fans (its layouts' fans are PyTorch's), else the law's."""
+    item, init = row.item, row.item.init
+    if native_fans(item):
+        if isinstance(init, (KaimingNormal, KaimingUniform)):
+            kws = [f'mode="{init.mode}"'] if init.mode != "fan_in" else []
+            if init.nonlinearity == "leaky_relu":
+                kws += ['nonlinearity="leaky_relu"']
+                kws += [f"negative_slope={number(init.a, ctx)}"] if init.a else []
+            elif init.nonlinearity != "relu":
+                kws.append(f'nonlinearity="{init.nonlinearity}"')
+            return _init(type(init).__name__, kws)
+        if isinstance(init, (XavierUniform, XavierNormal)):
+            gain = [f"gain={number(init.gain, ctx)}"] if init.gain != 1.0 else []
+            return _init(type(init).__name__, gain)
+    dist = item.dist
+    if isinstance(dist, ConstantDist):
+        return _init("Constant", literal(float(dist.value)))
+    if isinstance(dist, NormalDist):
+        return _init("Normal", literal(dist.mu), literal(dist.sigma))
+    if isinstance(dist, UniformDist):
+        return _init("Uniform", literal(dist.low), literal(dist.high))
+    if isinstance(dist, TruncNormalDist):
+        bounds = (literal(dist.low), literal(dist.high))
+        return _init("TruncatedNormal", literal(dist.mu), literal(dist.sigma), *bounds)
+    if isinstance(dist, OrthogonalDist) and dist.blocks == 1:
+        return _init("Orthogonal", [f"gain={literal(dist.gain)}"] if dist.gain != 1.0 else [])
+    if isinstance(dist, DiracDist):
+        return _init("Dirac", [f"groups={dist.groups}"] if dist.groups != 1 else [])
+    raise ExportError(
+        f"{item.path}: the paddle export has no initializer for the law {dist.describe()}"
+    )
+
+
+class PaddleCode(PytorchStyleCode):
+    framework = "paddle"
+    base = "nn.Layer"
+    emitters = EMITTERS
+    modules_call = "self.sublayers()"
+
+    def imports(self, ctx: Context) -> None:
+        ctx.need("from paddle import nn")
+
+    def statement(self, row: InitRow, target: str, ctx: Context) -> str:
+        return f"{initializer(row, ctx)}({target})"
+
+    def header(self, class_name: str, source: str, layout) -> list[str]:
+        return [
+            f"{class_name} for Paddle, generated by xinit export-code from {source}.",
+            "",
+            f"Input: {channels_first(layout)}. Needs only paddle. Weights xinit built or ported:",
+            f"    model = {class_name}()",
+            '    model.set_state_dict(paddle.load("weights.pdparams"))',
+            "init_weights() draws every parameter again as the spec's initialisation says.",
+        ]
+
+
+CODEGEN = PaddleCode()

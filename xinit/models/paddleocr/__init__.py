@@ -1,0 +1,103 @@
+"""PaddleOCR's recognisers (``ppocr/modeling/``) as xinit specs: PaddleOCR's parameter names
+(``backbone.*``, ``neck.*``, ``head.*``) and its own initialisation, one module per backbone,
+neck and head, as PaddleOCR's files are split. :func:`from_config` reads the ``Architecture``
+section of a PaddleOCR YAML config into the spec."""
+
+from __future__ import annotations
+
+from ...blocks import Sequential
+from .._arguments import zoo_model
+from .config import BACKBONES, HEADS, NECKS, character_count, default_input, from_config
+from .det import dbnet_pplcnetv3, ppocr_cls, ppocrv3_det
+from .det_db_fpn import dbfpn, lkpan, rsefpn
+from .det_db_head import cls_head, db_head
+from .det_mobilenet_v3 import cls_mobilenet_v3, det_mobilenet_v3
+from .rec_ctc_head import ctc_head
+from .rec_hgnet import pphgnet, pphgnet_small, pphgnet_tiny
+from .rec_lcnetv3 import learnable_affine_block, learnable_rep_layer, pplcnetv3
+from .rec_mv1_enhance import mobilenet_v1_enhance
+from .rnn import encoder_with_svtr, sequence_encoder
+
+# ppocr/utils/ppocr_keys_v1.txt: 6623 characters, + the CTC blank, + the space
+PPOCR_KEYS_V1_CLASSES = 6625
+
+
+@zoo_model
+def ppocrv2_rec(out_channels: int = PPOCR_KEYS_V1_CLASSES, softmax: bool = True) -> Sequential:
+    """PP-OCRv2's CRNN (``ch_PP-OCRv2_rec.yml``): MobileNetV1Enhance (scale 0.5),
+    SequenceEncoder ``rnn`` (hidden 64), CTCHead (mid_channels 96). Input (N, 3, 32, W)."""
+    backbone = mobilenet_v1_enhance(scale=0.5)
+    neck, width = sequence_encoder(512, "rnn", hidden_size=64)
+    head = ctc_head(width, out_channels, mid_channels=96, softmax=softmax)
+    return Sequential(backbone=backbone, neck=neck, head=head)
+
+
+def _v4_architecture(backbone: dict) -> dict:
+    """ch_PP-OCRv4_rec(_hgnet).yml's Architecture: the backbone, then MultiHead's CTC branch
+    (SVTR neck: dims 120, depth 2, hidden 120, kernel (1, 3)) and its NRTR branch."""
+    svtr = {"name": "svtr", "dims": 120, "depth": 2, "hidden_dims": 120, "kernel_size": [1, 3]}
+    return {
+        "Architecture": {
+            "model_type": "rec",
+            "Backbone": backbone,
+            "Head": {
+                "name": "MultiHead",
+                "head_list": [
+                    {"CTCHead": {"Neck": {**svtr, "use_guide": True}, "Head": {"fc_decay": 1e-5}}},
+                    {"NRTRHead": {"nrtr_dim": 384, "max_text_length": 25}},
+                ],
+            },
+        }
+    }
+
+
+@zoo_model
+def ppocrv4_rec(out_channels: int = PPOCR_KEYS_V1_CLASSES, softmax: bool = True) -> Sequential:
+    """PP-OCRv4 mobile (``ch_PP-OCRv4_rec.yml``, its MultiHead's CTC branch, as exported):
+    PPLCNetV3 (scale 0.95), ``head.ctc_encoder`` (SVTR neck), ``head.ctc_head``. Input
+    (N, 3, 48, W)."""
+    arch = _v4_architecture({"name": "PPLCNetV3", "scale": 0.95})
+    return from_config(arch, out_channels=out_channels, softmax=softmax)
+
+
+@zoo_model
+def ppocrv4_server_rec(
+    out_channels: int = PPOCR_KEYS_V1_CLASSES, softmax: bool = True
+) -> Sequential:
+    """PP-OCRv4 server (``ch_PP-OCRv4_rec_hgnet.yml``): PPHGNet_small and the same MultiHead
+    CTC branch. Input (N, 3, 48, W)."""
+    arch = _v4_architecture({"name": "PPHGNet_small"})
+    return from_config(arch, out_channels=out_channels, softmax=softmax)
+
+
+__all__ = [
+    "from_config",
+    "character_count",
+    "default_input",
+    "BACKBONES",
+    "NECKS",
+    "HEADS",
+    "mobilenet_v1_enhance",
+    "pplcnetv3",
+    "learnable_rep_layer",
+    "learnable_affine_block",
+    "sequence_encoder",
+    "encoder_with_svtr",
+    "ctc_head",
+    "ppocrv2_rec",
+    "ppocrv4_rec",
+    "ppocrv4_server_rec",
+    "pphgnet",
+    "pphgnet_small",
+    "pphgnet_tiny",
+    "ppocrv3_det",
+    "dbnet_pplcnetv3",
+    "ppocr_cls",
+    "det_mobilenet_v3",
+    "cls_mobilenet_v3",
+    "dbfpn",
+    "rsefpn",
+    "lkpan",
+    "db_head",
+    "cls_head",
+]
