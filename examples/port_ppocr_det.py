@@ -153,7 +153,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             same = int(((m > 0.3) == text).sum())
             print(f"   {name:6s} max |map - Paddle's| = {np.abs(m - maps['paddle']).max():.2e}, "
                   f"{same}/{text.size} pixels binarised alike")  # fmt: skip
-    for pair, d in (maps_rows[0].diffs.items() if maps_rows else ()):
+    for pair, d in maps_rows[0].diffs.items() if maps_rows else ():
         print(f"   parity of the maps, {pair}: ratio to float32 rounding {d.ratio:.2f} (max "
               f"{report.threshold:g}): {'PASS' if d.passed else 'FAIL'}")  # fmt: skip
     print(f"   {report.summary()}")
