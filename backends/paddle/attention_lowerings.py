@@ -92,6 +92,4 @@ class MultiheadAttention(Lowering):
 
 class ScaledDotProductAttention(Lowering):
     def build(self, spec, device):
-        return _modules().ScaledDotProductAttention(
-            spec.num_heads, spec.causal, spec.window_mask()
-        )
+        return _modules().ScaledDotProductAttention(spec.num_heads, spec.causal, spec.window_mask())

@@ -206,10 +206,10 @@ def svtrnet(
             for cin, cout in ((in_channels, d0 // 2), (d0 // 2, d0))
         ]
     )
+    to_tokens = {"flatten": Flatten(start_dim=2), "transpose": Permute((0, 2, 1))}
     nodes = [
-        ("pos_embed", LearnedParameter((1, h * w, d0), "add", TRUNC_NORMAL), "tokens"),
-        ("patch_embed", Sequential(proj=patch), "x"),
-        ("tokens", Sequential(flatten=Flatten(start_dim=2), transpose=Permute((0, 2, 1)))),
+        ("pos_embed", LearnedParameter((1, h * w, d0), "add", TRUNC_NORMAL), "patch_embed"),
+        ("patch_embed", Sequential(proj=patch, **to_tokens), "x"),
     ]
     previous, first = "pos_embed", 0
     for stage in range(3):
