@@ -68,21 +68,16 @@ def _classes():
             x = attn.matmul(v).transpose((0, 2, 1, 3)).reshape((0, -1, self.dim))
             return self.proj(x)
 
-    class Block(nn.Layer):
+    class Block(shared["Block"]):
+        """The SVTR Block of :mod:`reference_paddleocr` (its forward) with this mixer."""
+
         def __init__(self, dim, num_heads, mixer, hw, local_k, mlp_ratio, qkv_bias, eps, prenorm):
-            super().__init__()
+            nn.Layer.__init__(self)
             self.norm1 = nn.LayerNorm(dim, epsilon=eps)
             self.mixer = Attention(dim, num_heads, mixer, hw, local_k, qkv_bias)
             self.norm2 = nn.LayerNorm(dim, epsilon=eps)
             self.mlp = shared["Mlp"](dim, int(dim * mlp_ratio))
             self.prenorm = prenorm
-
-        def forward(self, x):
-            if self.prenorm:
-                x = self.norm1(x + self.mixer(x))
-                return self.norm2(x + self.mlp(x))
-            x = x + self.mixer(self.norm1(x))
-            return x + self.mlp(self.norm2(x))
 
     class SubSample(nn.Layer):
         def __init__(self, cin, cout):
