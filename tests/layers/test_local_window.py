@@ -113,3 +113,19 @@ def test_bad_local_window_specs_are_refused():
     spec = Sequential(sdpa=ScaledDotProductAttention(2, local_window=(7, 11), grid=(8, 25)))
     with pytest.raises(SpecError, match=r"sdpa: .*grid \(8, 25\) needs L = 200 tokens"):
         infer(spec, (1, 100, 24))
+
+
+@pytest.mark.parametrize("framework", ["torch", "paddle"])
+def test_code_export_refuses_a_local_window_by_path(framework):
+    """The exported module has no window mask yet: a clear error naming the node, never a
+    module that silently attends globally."""
+    from xinit import export_code
+    from xinit.codegen.structure import ExportError
+
+    spec = Sequential(
+        qkv=Linear(8, 24),
+        sdpa=ScaledDotProductAttention(2, local_window=(3, 3), grid=(2, 4)),
+        proj=Linear(8, 8),
+    )
+    with pytest.raises(ExportError, match=r"sdpa.*local_window"):
+        export_code(spec, framework)
