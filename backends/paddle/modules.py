@@ -317,11 +317,15 @@ class GroupedQueryAttention(nn.Layer):
 
 class ScaledDotProductAttention(nn.Layer):
     """Packed (N, L, 3E) q, k, v rows -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E), in
-    plain ops (Paddle's fused kernel wants a GPU and its own (N, L, H, D) layout)."""
+    plain ops (Paddle's fused kernel wants a GPU and its own (N, L, H, D) layout).
+    ``blocked`` (L, L), bool, True where a key is masked out (``local_window``): added to the
+    scores as -inf before the softmax, as SVTR's ``Local`` mixer; a plain attribute, no state
+    key."""
 
-    def __init__(self, num_heads: int, causal: bool = False):
+    def __init__(self, num_heads: int, causal: bool = False, blocked=None):
         super().__init__()
         self.num_heads, self.causal = num_heads, causal
+        self.blocked = blocked  # numpy: made a tensor on the input's place in forward
 
     def forward(self, x):
         n, length, packed = x.shape
@@ -333,6 +337,9 @@ class ScaledDotProductAttention(nn.Layer):
         if self.causal:
             keep = paddle.tril(paddle.ones([length, length], dtype="bool"))
             scores = paddle.where(keep, scores, paddle.full_like(scores, float("-inf")))
+        if self.blocked is not None:
+            bias = np.where(self.blocked, -np.inf, 0.0).astype(np.float32)
+            scores = scores + paddle.to_tensor(bias, dtype=scores.dtype, place=x.place)
         y = paddle.matmul(F.softmax(scores, axis=-1), v)
         return y.transpose([0, 2, 1, 3]).reshape([n, length, e])
 

@@ -455,7 +455,9 @@ class MultiheadAttention(Lowering):
 @REGISTRY.register("sdpa")
 class ScaledDotProductAttention(Lowering):
     def build(self, spec, device):
-        return _torch_modules().ScaledDotProductAttention(spec.num_heads, spec.causal)
+        return _torch_modules().ScaledDotProductAttention(
+            spec.num_heads, spec.causal, spec.window_mask()
+        )
 
 
 @REGISTRY.register("learned_parameter")
