@@ -23,7 +23,7 @@ import numpy as np
 from .blocks import Residual, Sequential, join, param_specs
 from .errors import ArgumentError
 from .graph import Graph
-from .layers import Add, BatchNorm, Conv, Identity
+from .layers import Add, BatchNorm, Conv, ConvTranspose, Identity
 
 
 @dataclass
@@ -73,13 +73,15 @@ def _identity_kernel(channels: int, groups: int, dims: int) -> np.ndarray:
 def _branch(spec, path: str, state) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
     """(the branch's conv or None for an identity, kernel, bias) in float64, or (None,
     None, None) when the branch is not one that fuses."""
-    if isinstance(spec, Conv):
+    if isinstance(spec, Conv) and not isinstance(spec, ConvTranspose):  # (in, out/g, *k)
         w = state[join(path, "weight")].astype(np.float64)
         b = state[join(path, "bias")].astype(np.float64) if spec.bias else np.zeros(len(w))
         return spec, w, b
     if isinstance(spec, Sequential) and len(spec.steps) == 2:
         (cname, conv), (bname, bn) = spec.steps
         if isinstance(conv, Conv) and isinstance(bn, BatchNorm):
+            if isinstance(conv, ConvTranspose):
+                return None, None, None  # (in, out/g, *k): not a branch of a sum here
             _, w, b = _branch(conv, join(path, cname), state)
             scale, shift = _bn_scale(state, join(path, bname), bn)
             shape = (-1, *([1] * (w.ndim - 1)))
@@ -268,14 +270,30 @@ def _fold(spec, path: str, state, out, report, conv_bn: bool):
     return spec
 
 
+def _fold_into_transpose(conv: ConvTranspose, cpath: str, bn: BatchNorm, bpath: str, out):
+    """(weight, bias) of transposed ``conv`` with ``bn`` after it folded in: its weight is
+    (in, out/groups, *k), so the BatchNorm scales axis 1 within each group."""
+    w = out[join(cpath, "weight")].astype(np.float64)
+    b = out[join(cpath, "bias")].astype(np.float64) if conv.bias else np.zeros(conv.out_channels)
+    scale, shift = _bn_scale(out, bpath, bn)
+    g, k = conv.groups, w.shape[2:]
+    grouped = w.reshape(g, -1, conv.out_channels // g, *k)
+    grouped = grouped * scale.reshape(g, 1, -1, *([1] * len(k)))
+    return grouped.reshape(w.shape), b * scale + shift
+
+
 def _fold_pairs(steps, path: str, state, out, report):
-    """Each ``Conv`` step directly followed by a ``BatchNorm`` step: the BN folded into it."""
+    """Each ``Conv`` (or ``ConvTranspose``) step directly followed by a ``BatchNorm`` step:
+    the BN folded into it."""
     kept: list = []
     for name, spec in steps:
         if isinstance(spec, BatchNorm) and kept and isinstance(kept[-1][1], Conv):
             cname, conv = kept[-1]
             cpath, bpath = join(path, cname), join(path, name)
-            _, w, b = _branch(Sequential((cname, conv), (name, spec)), path, out)
+            if isinstance(conv, ConvTranspose):
+                w, b = _fold_into_transpose(conv, cpath, spec, bpath, out)
+            else:
+                _, w, b = _branch(Sequential((cname, conv), (name, spec)), path, out)
             out[join(cpath, "weight")], out[join(cpath, "bias")] = w, b
             _drop(out, bpath)
             kept[-1] = (cname, replace(conv, bias=True))

@@ -56,7 +56,7 @@ class Attention(nnx.MultiHeadAttention):
 
 class ScaledDotProductAttention(nnx.Module):
     """Packed (N, L, 3E) q, k, v rows -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E), on
-    the neutral sequence."""
+    the neutral sequence; ``local_window``'s mask added to the scores as -inf."""
 
     def __init__(self, spec):
         self.spec = spec
@@ -71,5 +71,8 @@ class ScaledDotProductAttention(nnx.Module):
         if self.spec.causal:
             keep = jnp.tril(jnp.ones((length, length), bool))
             scores = jnp.where(keep, scores, -jnp.inf)
+        blocked = self.spec.window_mask()  # local_window: a constant, no state
+        if blocked is not None:
+            scores = scores + jnp.asarray(np.where(blocked, -np.inf, 0.0), scores.dtype)
         y = jnp.einsum("nhqk,nkhd->nqhd", jax.nn.softmax(scores, axis=-1), v)
         return y.reshape(n, length, e)

@@ -92,4 +92,4 @@ class MultiheadAttention(Lowering):
 
 class ScaledDotProductAttention(Lowering):
     def build(self, spec, device):
-        return _modules().ScaledDotProductAttention(spec.num_heads, spec.causal)
+        return _modules().ScaledDotProductAttention(spec.num_heads, spec.causal, spec.window_mask())

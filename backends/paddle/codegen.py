@@ -120,6 +120,8 @@ _ATTENTION = '''def attention(x, num_heads: int, causal: bool = False):
 
 
 def _sdpa(f: Fields, args: list) -> str:
+    if f.spec.local_window is not None:
+        raise ExportError(f"{f.path}: the export has no sdpa local_window mask yet")
     f.ctx.need("import paddle")
     f.ctx.need("import numpy as np")
     f.ctx.helper("attention", _ATTENTION)

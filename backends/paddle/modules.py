@@ -38,6 +38,10 @@ class PaddleOps(shared.FrameworkOps):
     def _permute(x, dims):
         return x.transpose(list(dims))
 
+    @staticmethod
+    def _bernoulli(shape, p, like):
+        return paddle.bernoulli(paddle.full(shape, p, dtype=like.dtype))
+
 
 def learned_parameter(spec):
     """The parameter of a learned-parameter node (a zero fill xinit overwrites), carrying its
@@ -209,22 +213,8 @@ class Function(shared.Function, PaddleOps, nn.Layer):
         return repr(self.spec)
 
 
-class StochasticDepth(nn.Layer):
-    """torchvision's ``StochasticDepth(p, "row")``: in training each sample is dropped with
-    probability p, the kept ones scaled by 1/(1 - p); identity at inference."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x):
-        if not self.training or self.p == 0.0:
-            return x
-        keep = paddle.full([x.shape[0]] + [1] * (x.ndim - 1), 1.0 - self.p, dtype=x.dtype)
-        return x * paddle.bernoulli(keep) / (1.0 - self.p)
-
-    def extra_repr(self):
-        return f"p={self.p}"
+class StochasticDepth(shared.StochasticDepth, PaddleOps, nn.Layer):
+    """torchvision's ``StochasticDepth(p, "row")`` (``shared.StochasticDepth``)."""
 
 
 class Upsample(nn.Layer):
@@ -327,11 +317,15 @@ class GroupedQueryAttention(nn.Layer):
 
 class ScaledDotProductAttention(nn.Layer):
     """Packed (N, L, 3E) q, k, v rows -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E), in
-    plain ops (Paddle's fused kernel wants a GPU and its own (N, L, H, D) layout)."""
+    plain ops (Paddle's fused kernel wants a GPU and its own (N, L, H, D) layout).
+    ``blocked`` (L, L), bool, True where a key is masked out (``local_window``): added to the
+    scores as -inf before the softmax, as SVTR's ``Local`` mixer; a plain attribute, no state
+    key."""
 
-    def __init__(self, num_heads: int, causal: bool = False):
+    def __init__(self, num_heads: int, causal: bool = False, blocked=None):
         super().__init__()
         self.num_heads, self.causal = num_heads, causal
+        self.blocked = blocked  # numpy: made a tensor on the input's place in forward
 
     def forward(self, x):
         n, length, packed = x.shape
@@ -343,6 +337,9 @@ class ScaledDotProductAttention(nn.Layer):
         if self.causal:
             keep = paddle.tril(paddle.ones([length, length], dtype="bool"))
             scores = paddle.where(keep, scores, paddle.full_like(scores, float("-inf")))
+        if self.blocked is not None:
+            bias = np.where(self.blocked, -np.inf, 0.0).astype(np.float32)
+            scores = scores + paddle.to_tensor(bias, dtype=scores.dtype, place=x.place)
         y = paddle.matmul(F.softmax(scores, axis=-1), v)
         return y.transpose([0, 2, 1, 3]).reshape([n, length, e])
 

@@ -101,6 +101,8 @@ _ATTENTION = '''def attention(x, num_heads: int, causal: bool = False):
 
 
 def _sdpa(f: Fields, args: list) -> str:
+    if f.spec.local_window is not None:
+        raise ExportError(f"{f.path}: the export has no sdpa local_window mask yet")
     f.ctx.helper("attention", _ATTENTION)
     causal = ", causal=True" if f.spec.causal else ""
     return f"attention({args[0]}, {f['num_heads']}{causal})"

@@ -29,6 +29,10 @@ class TorchOps(shared.FrameworkOps):
     def _permute(x, dims):
         return x.permute(*dims)
 
+    @staticmethod
+    def _bernoulli(shape, p, like):
+        return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(p)
+
 
 def learned_parameter(spec) -> torch.nn.Parameter:
     """The parameter of a learned-parameter node (on the current default device: meta in a
@@ -72,22 +76,8 @@ class DownscaleDropout(torch.nn.Dropout):
         return super().forward(x) * (1.0 - self.p)
 
 
-class StochasticDepth(torch.nn.Module):
-    """torchvision's ``StochasticDepth(p, "row")``: in training each sample is dropped with
-    probability p, the kept ones scaled by 1/(1 - p); identity at inference."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x):
-        if not self.training or self.p == 0.0:
-            return x
-        keep = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device)
-        return x * keep.bernoulli_(1.0 - self.p) / (1.0 - self.p)
-
-    def extra_repr(self):
-        return f"p={self.p}"
+class StochasticDepth(shared.StochasticDepth, TorchOps, torch.nn.Module):
+    """torchvision's ``StochasticDepth(p, "row")`` (``shared.StochasticDepth``)."""
 
 
 class Reshape(shared.Reshape, TorchOps, torch.nn.Module):
@@ -173,22 +163,29 @@ def _with_causal(attn_mask, causal):
 
 class ScaledDotProductAttention(torch.nn.Module):
     """Packed (N, L, 3E) q, k, v rows -> heads -> ``F.scaled_dot_product_attention`` ->
-    (N, L, E), as timm's ``Attention`` and GPT-2's attention compute between their Linears."""
+    (N, L, E), as timm's ``Attention`` and GPT-2's attention compute between their Linears.
+    ``blocked`` (L, L), bool, True where a key is masked out (``local_window``): a plain
+    attribute, as SVTR keeps its mask, so no state key."""
 
-    def __init__(self, num_heads: int, causal: bool = False):
+    def __init__(self, num_heads: int, causal: bool = False, blocked=None):
         super().__init__()
         self.num_heads, self.causal = num_heads, causal
+        self.allowed = None if blocked is None else torch.from_numpy(~blocked)
 
     def forward(self, x):
         n, length, packed = x.shape
         e = packed // 3
         qkv = x.reshape(n, length, 3, self.num_heads, e // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        mask = None if self.allowed is None else self.allowed.to(x.device)
+        y = torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=self.causal
+        )
         return y.transpose(1, 2).reshape(n, length, e)
 
     def extra_repr(self):
-        return f"num_heads={self.num_heads}, causal={self.causal}"
+        window = "" if self.allowed is None else ", local_window=True"
+        return f"num_heads={self.num_heads}, causal={self.causal}{window}"
 
 
 class Select(shared.Select, TorchOps, torch.nn.Module):

@@ -150,3 +150,29 @@ def test_a_model_without_a_spec_is_refused():
 
     with pytest.raises(xinit.ArgumentError, match="carries no spec"):
         xinit.reparameterize(torch.nn.Conv2d(3, 3, 3))
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_a_batchnorm_after_a_transposed_conv_folds_along_its_output_axis(groups):
+    """DBHead's ConvTranspose2d + BatchNorm: the transposed conv's weight is (in, out/groups,
+    k, k), so the BN scales axis 1. Square channels (6 -> 6) would hide a fold along axis 0
+    from any shape check; only the outputs show it."""
+    require_backends("torch")
+    import torch
+
+    from xinit.layers import ConvTranspose
+
+    spec = Sequential(
+        ("conv", ConvTranspose(6, 6, 2, stride=2, groups=groups, bias=True)),
+        ("bn", BatchNorm(6, eps=EPS)),
+        ("relu", ReLU()),
+    )
+    model = _calibrated(spec, "torch")
+    fused_model, report = xinit.reparameterize(model, conv_bn=True)
+    assert report.fused == ["bn: BatchNorm folded into conv"]
+    x = np.random.default_rng(2).standard_normal((2, 6, 5, 5)).astype(np.float32)
+    before, after = _forward(model, x, "torch"), _forward(fused_model, x, "torch")
+    ref64 = model.double()(torch.as_tensor(x, dtype=torch.float64)).detach().numpy()
+    noise = np.abs(before - ref64).max()
+    assert 0 < noise < 1e-4
+    assert np.abs(after - ref64).max() <= 8 * noise

@@ -85,7 +85,7 @@ def test_missing_dictionary_says_what_to_pass(tmp_path):
         (
             "Backbone",
             {"name": "ResNet_vd"},
-            "MobileNetV1Enhance, PPLCNetV3, PPHGNet_small, PPHGNet_tiny",
+            "MobileNetV1Enhance, PPLCNetV3, PPHGNet_small, PPHGNet_tiny, SVTRNet",
         ),
         ("Neck", {"name": "PPaddleFPN"}, "SequenceEncoder"),
         ("Head", {"name": "AttentionHead"}, "CTCHead, MultiHead"),
@@ -102,6 +102,28 @@ def test_unsupported_names_are_one_line_listing_the_supported(section, value, li
         paddleocr.from_config({"Architecture": arch}, out_channels=10)
     text = str(err.value)
     assert "\n" not in text and value["name"] in text and f"(supported: {listed})" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"patch_merging": "Pool"}, "SVTRNet: patch_merging='Pool' is not supported"),
+        ({"mixer": ["Conv"] * 12}, "SVTRNet: mixer must list 'Local' or 'Global' for each"),
+        ({"use_lenhead": True}, "SVTRNet: use_lenhead=True is not supported"),
+        ({"img_size": [48, 100]}, r"backbone\.pos_embed: .*300 positions for 200 tokens"),
+    ],
+)
+def test_svtrnet_options_without_structure_are_refused(args, message):
+    """SVTRNet's options the spec has no structure for fail naming the option; an image size
+    other than the positions' fails when a line of the config's size is inferred."""
+    arch = {
+        "Backbone": {"name": "SVTRNet", **args},
+        "Neck": {"name": "SequenceEncoder", "encoder_type": "reshape"},
+        "Head": {"name": "CTCHead"},
+    }
+    with pytest.raises(xinit.XinitError, match=message):
+        spec = paddleocr.from_config({"Architecture": arch}, out_channels=10)
+        infer(spec, (1, 3, 32, 100))
 
 
 def test_unknown_argument_and_encoder_type_are_refused():

@@ -12,7 +12,16 @@ from ..initializers import (
     XavierUniform,
     Zeros,
 )
-from .base import _TORCH_DEFAULT, Layer, ParamSpec, SpecError, _positive_int, _set, inputs_text
+from .base import (
+    _TORCH_DEFAULT,
+    Layer,
+    ParamSpec,
+    SpecError,
+    _positive_int,
+    _set,
+    _tuple,
+    inputs_text,
+)
 
 # ---- attention -----------------------------------------------------------------------------
 ATTENTION_MASKS = ("attn_mask", "key_padding_mask")  # the extra inputs, in this order
@@ -269,7 +278,9 @@ class MultiheadAttention(Layer):
 
 # ---- transformer pieces: attention core, learned tokens and positions, token picks ---------
 @kinds.layer(
-    example=lambda: kinds.Example(ScaledDotProductAttention(2), ((2, 3, 12),)),
+    example=lambda: kinds.Example(
+        ScaledDotProductAttention(2, local_window=(3, 3), grid=(2, 3)), ((2, 6, 12),)
+    ),
 )
 @dataclass(frozen=True)
 class ScaledDotProductAttention(Layer):
@@ -277,14 +288,50 @@ class ScaledDotProductAttention(Layer):
     ``Attention`` and GPT-2's ``c_attn`` produce it (rows q, k, v of one Linear): split into
     ``num_heads`` heads of E/num_heads, softmax(q k^T / sqrt(head_dim)) v (``causal``: each
     position sees itself and the ones before), heads joined again: (N, L, E). With a qkv
-    Linear before it and an output Linear after it, its parameters are plain ``linear``."""
+    Linear before it and an output Linear after it, its parameters are plain ``linear``.
+
+    ``local_window`` (hk, wk) with ``grid`` (H, W), L = H·W tokens in row-major order: each
+    token attends only to the tokens of an hk x wk window around it on the grid, as SVTR's
+    ``Local`` mixer (see :meth:`window_mask`); a constant mask, no parameter or state key."""
 
     kind: ClassVar[str] = "sdpa"
     num_heads: int
     causal: bool = False
+    local_window: tuple[int, int] | None = None
+    grid: tuple[int, int] | None = None
 
     def __post_init__(self):
         _positive_int(self, num_heads=self.num_heads)
+        if (self.local_window is None) != (self.grid is None):
+            raise SpecError(
+                f"ScaledDotProductAttention: local_window and grid go together; got "
+                f"local_window={self.local_window!r}, grid={self.grid!r}"
+            )
+        if self.local_window is not None:
+            window = _tuple(self.local_window, 2, "ScaledDotProductAttention.local_window")
+            grid = _tuple(self.grid, 2, "ScaledDotProductAttention.grid")
+            _positive_int(self, local_window_h=window[0], local_window_w=window[1])
+            _positive_int(self, grid_h=grid[0], grid_w=grid[1])
+            if self.causal:
+                raise SpecError("ScaledDotProductAttention: causal and local_window exclude")
+            _set(self, local_window=window, grid=grid)
+
+    def window_mask(self):
+        """``local_window``'s mask, a bool numpy (L, L), True where key j may NOT be seen by
+        query i; None without a window. Query (h, w) sees (h', w') with h' - h in
+        [-(hk // 2), hk - 1 - hk // 2] and likewise for w: SVTR's window of (H + hk - 1,
+        W + wk - 1) zeros at [h : h + hk, w : w + wk], cropped by (hk // 2, wk // 2)."""
+        if self.local_window is None:
+            return None
+        import numpy as np
+
+        (hk, wk), (h, w) = self.local_window, self.grid
+        rows, cols = np.divmod(np.arange(h * w), w)
+        dh = rows[None, :] - rows[:, None]
+        dw = cols[None, :] - cols[:, None]
+        inside_h = (dh >= -(hk // 2)) & (dh <= hk - 1 - hk // 2)
+        inside_w = (dw >= -(wk // 2)) & (dw <= wk - 1 - wk // 2)
+        return ~(inside_h & inside_w)
 
     def embed_dim(self, packed: int) -> int:
         """E from the packed width 3E; SpecError when 3E cannot be split into heads."""
@@ -303,5 +350,10 @@ class ScaledDotProductAttention(Layer):
             raise SpecError(
                 f"ScaledDotProductAttention expects a packed (N, L, 3E) sequence; got shape "
                 f"{tuple(shape)}"
+            )
+        if self.grid is not None and shape[1] != self.grid[0] * self.grid[1]:
+            raise SpecError(
+                f"ScaledDotProductAttention: local_window on a grid {self.grid} needs "
+                f"L = {self.grid[0] * self.grid[1]} tokens; got shape {tuple(shape)}"
             )
         return (shape[0], shape[1], self.embed_dim(shape[-1]))

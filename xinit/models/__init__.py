@@ -15,6 +15,7 @@ from .paddleocr import (
     ppocrv3_det,
     ppocrv4_rec,
     ppocrv4_server_rec,
+    svtr_tiny,
 )
 from .resnet import resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d
 from .resnet45 import resnet45
@@ -61,6 +62,7 @@ ZOO = {
     "ppocrv2_rec": ppocrv2_rec,
     "ppocrv4_rec": ppocrv4_rec,
     "ppocrv4_server_rec": ppocrv4_server_rec,
+    "svtr_tiny": svtr_tiny,
     "ppocrv3_det": ppocrv3_det,
     "dbnet_pplcnetv3": dbnet_pplcnetv3,
     "ppocr_cls": ppocr_cls,
@@ -79,6 +81,7 @@ DEFAULT_INPUT = {
     "ppocrv2_rec": (1, 3, 32, 320),
     "ppocrv4_rec": (1, 3, 48, 320),
     "ppocrv4_server_rec": (1, 3, 48, 320),
+    "svtr_tiny": (1, 3, 32, 100),
     "ppocrv3_det": (1, 3, 320, 320),  # DBNet: any H, W divisible by 32
     "dbnet_pplcnetv3": (1, 3, 320, 320),
     "ppocr_cls": (1, 3, 48, 192),

@@ -16,6 +16,7 @@ from .rec_ctc_head import ctc_head
 from .rec_hgnet import pphgnet, pphgnet_small, pphgnet_tiny
 from .rec_lcnetv3 import learnable_affine_block, learnable_rep_layer, pplcnetv3
 from .rec_mv1_enhance import mobilenet_v1_enhance
+from .rec_svtrnet import svtrnet
 from .rnn import encoder_with_svtr, sequence_encoder
 
 # ppocr/utils/ppocr_keys_v1.txt: 6623 characters, + the CTC blank, + the space
@@ -70,6 +71,37 @@ def ppocrv4_server_rec(
     return from_config(arch, out_channels=out_channels, softmax=softmax)
 
 
+# configs/rec/rec_svtrnet.yml's Backbone (its STN_ON Transform left out, as in PaddleOCR's
+# released rec_svtr_tiny_none_ctc_en)
+SVTR_TINY = {
+    "name": "SVTRNet",
+    "img_size": [32, 100],
+    "out_char_num": 25,
+    "out_channels": 192,
+    "patch_merging": "Conv",
+    "embed_dim": [64, 128, 256],
+    "depth": [3, 6, 3],
+    "num_heads": [2, 4, 8],
+    "mixer": ["Local"] * 6 + ["Global"] * 6,
+    "local_mixer": [[7, 11], [7, 11], [7, 11]],
+    "last_stage": True,
+    "prenorm": False,
+}
+
+
+@zoo_model
+def svtr_tiny(out_channels: int = 37, softmax: bool = True) -> Sequential:
+    """SVTR-Tiny (``rec_svtrnet.yml``): SVTRNet (Local then Global mixers), SequenceEncoder
+    ``reshape``, CTCHead; 37 classes (PaddleOCR's 36 default characters + blank). Input
+    (N, 3, 32, 100)."""
+    arch = {
+        "Backbone": SVTR_TINY,
+        "Neck": {"name": "SequenceEncoder", "encoder_type": "reshape"},
+        "Head": {"name": "CTCHead"},
+    }
+    return from_config({"Architecture": arch}, out_channels=out_channels, softmax=softmax)
+
+
 __all__ = [
     "from_config",
     "character_count",
@@ -87,6 +119,8 @@ __all__ = [
     "ppocrv2_rec",
     "ppocrv4_rec",
     "ppocrv4_server_rec",
+    "svtrnet",
+    "svtr_tiny",
     "pphgnet",
     "pphgnet_small",
     "pphgnet_tiny",

@@ -23,6 +23,8 @@ from .rec_lcnetv3 import out_channels as lcnetv3_channels
 from .rec_lcnetv3 import pplcnetv3
 from .rec_mv1_enhance import mobilenet_v1_enhance
 from .rec_mv1_enhance import out_channels as mv1_channels
+from .rec_svtrnet import out_channels as svtrnet_channels
+from .rec_svtrnet import svtrnet
 from .rnn import ENCODER_TYPES, sequence_encoder
 
 # name -> (spec factory, its output channels from the same arguments)
@@ -31,6 +33,7 @@ BACKBONES: dict[str, tuple[Callable[..., Any], Callable[..., int]]] = {
     "PPLCNetV3": (pplcnetv3, lambda scale=1.0, **_: lcnetv3_channels(scale)),
     "PPHGNet_small": (pphgnet_small, lambda **_: 1024),
     "PPHGNet_tiny": (pphgnet_tiny, lambda **_: 768),
+    "SVTRNet": (svtrnet, svtrnet_channels),
 }
 NECKS = ("SequenceEncoder",)
 HEADS = ("CTCHead", "MultiHead")
@@ -220,14 +223,15 @@ def from_config(
 
 def default_input(config: str | os.PathLike | Mapping[str, Any]) -> tuple[int, int, int, int]:
     """A text line the config's model takes: (1, 3, 48, 320) (PP-OCRv3/v4), else (1, 3, 32,
-    320) (PP-OCRv2's MobileNetV1Enhance), whichever gives a sequence."""
+    320) (PP-OCRv2's MobileNetV1Enhance), else (1, 3, 32, 100) (SVTR's fixed image size),
+    whichever gives a sequence."""
     from ...blocks import infer
 
     spec = from_config(config, out_channels=2)
-    for shape in ((1, 3, 48, 320), (1, 3, 32, 320)):
+    for shape in ((1, 3, 48, 320), (1, 3, 32, 320), (1, 3, 32, 100)):
         try:
             infer(spec, shape)
         except ValueError:
             continue
         return shape
-    raise ArgumentError(f"{config}: neither a 48- nor a 32-pixel line fits; pass --input")
+    raise ArgumentError(f"{config}: no 48- or 32-pixel line fits; pass --input")
