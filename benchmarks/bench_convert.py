@@ -40,9 +40,21 @@ def run(repeats: int = 5) -> list[Result]:
                 layer = xinit.build(spec, "paddle")
             layer.set_state_dict(state)
 
-        cpu = time.process_time()
-        tx, tn = interleaved(lambda m=model: xinit.convert(m, "paddle", x, parity=False), native)
-        cpu = time.process_time() - cpu
+        cpu = {"xinit": 0.0, "native": 0.0}
+
+        def timed(side, fn):
+            def call():
+                start = time.process_time()
+                fn()
+                cpu[side] += time.process_time() - start
+
+            return call
+
+        tx, tn = interleaved(
+            timed("xinit", lambda m=model: xinit.convert(m, "paddle", x, parity=False)),
+            timed("native", native),
+            repeats,
+        )
         how = "paddle.vision resnet50()" if name == "resnet50" else "xinit.build of the spec"
         out.append(
             Result(
@@ -51,7 +63,8 @@ def run(repeats: int = 5) -> list[Result]:
                 tx,
                 tn,
                 "<= 2",
-                note=f"native build: {how}; both timed {repeats + 1}x, CPU {cpu:.1f} s in all",
+                note=f"native build: {how}; CPU time per run (all threads): "
+                f"{cpu['xinit'] / (repeats + 1):.2f} s vs {cpu['native'] / (repeats + 1):.2f} s",
             )
         )
     return out
