@@ -11,12 +11,24 @@ from __future__ import annotations
 import sys
 import time
 import types
+from collections.abc import Callable
 
 import numpy as np
 
 import xinit
 
 from .harness import Result, interleaved
+
+
+def _cpu_timed(totals: dict, side: str, fn: Callable[[], object]) -> Callable[[], None]:
+    """``fn``, adding the process's CPU time (all threads) it takes to ``totals[side]``."""
+
+    def call() -> None:
+        start = time.process_time()
+        fn()
+        totals[side] += time.process_time() - start
+
+    return call
 
 
 def run(repeats: int = 5) -> list[Result]:
@@ -41,18 +53,9 @@ def run(repeats: int = 5) -> list[Result]:
             layer.set_state_dict(state)
 
         cpu = {"xinit": 0.0, "native": 0.0}
-
-        def timed(side, fn):
-            def call():
-                start = time.process_time()
-                fn()
-                cpu[side] += time.process_time() - start
-
-            return call
-
         tx, tn = interleaved(
-            timed("xinit", lambda m=model: xinit.convert(m, "paddle", x, parity=False)),
-            timed("native", native),
+            _cpu_timed(cpu, "xinit", lambda m=model: xinit.convert(m, "paddle", x, parity=False)),
+            _cpu_timed(cpu, "native", native),
             repeats,
         )
         how = "paddle.vision resnet50()" if name == "resnet50" else "xinit.build of the spec"
