@@ -34,9 +34,7 @@ class Summary:
         for col in ("path", "kind", "output shape", "params", "initializer"):
             t.add_column(col, justify="right" if col == "params" else "left")
         for r in self.rows:
-            t.add_row(
-                r.path, r.kind, "x".join(map(str, r.output_shape)), f"{r.params:,}", r.initializer
-            )
+            t.add_row(r.path, r.kind, _shape_text(r.output_shape), f"{r.params:,}", r.initializer)
         return t
 
     def caption(self) -> str:

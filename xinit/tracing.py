@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .blocks import Sequential, join
+from .blocks import Sequential, join, param_specs
 from .errors import XinitError
 from .graph import Graph
 from .layers import SpecError
@@ -50,6 +50,21 @@ class Unknown:
         return f"  {self.path or '<root>'}: {self.what}{at}"
 
 
+# Names torch's nn.Module, paddle.nn.Layer and nnx.Module already use for methods, which an
+# operation's node would be named after (``x.float()``, ``x.type(...)``): a parameter-free
+# node of such a name is renamed, since no state key depends on it.
+MODULE_ATTRIBUTES = frozenset((
+    "apply", "astype", "backward", "bfloat16", "buffers", "children", "compile", "cpu", "cuda",
+    "double", "eval", "float", "float16", "forward", "full", "half", "modules", "parameters",
+    "perturb", "sow", "state_dict", "sublayers", "to", "train", "training", "type", "zero_grad",
+))  # fmt: skip
+
+
+def _has_params(spec: Any) -> bool:
+    params = getattr(spec, "params", None)
+    return not callable(params) or bool(params())
+
+
 @dataclass
 class _Scope:
     """One module call being traced: its input names, its nodes so far, tensor id -> ref."""
@@ -64,7 +79,9 @@ class _Scope:
 
     def name(self, hint: str) -> str:
         """``hint`` made a valid, unused node name (``relu``, ``relu_1``, ...)."""
-        base = hint.replace(".", "_") or "node"  # a module name may hold '-' (RegNet's)
+        # a module name may hold '-' (RegNet's); a dotted hint is a child of a container
+        # the model never calls itself (``container.0``), nested by ``_group``
+        base = hint or "node"
         name, i = base, 0
         while name in self.taken or name in self.inputs:
             i += 1
@@ -132,6 +149,8 @@ class TraceRecorder:
             refs.append(ref)
         if not refs:
             refs = [scope.inputs[0]]
+        if hint in MODULE_ATTRIBUTES and not _has_params(spec):
+            hint += "_op"  # x.float(): a child named "float" would hide the module's method
         name = scope.name(hint)
         scope.rows.append((name, spec, tuple(refs)))
         self._bind_outputs(scope, output, name)
@@ -258,6 +277,8 @@ def _spec_of(scope: _Scope, top: bool = False) -> Any:
     tuple, so the parent can refer to ``node.0``; the top graph returns what the model does)."""
     rows = [(n, _spec_of(s) if isinstance(s, _Scope) else s, refs) for n, s, refs in scope.rows]
     outputs = scope.outputs
+    while any("." in n for n, _, _ in rows):
+        rows, outputs = _group(rows, outputs, scope)
     if not rows or (isinstance(outputs, str) and outputs in scope.inputs):
         from .layers import Identity
 
@@ -278,6 +299,112 @@ def _spec_of(scope: _Scope, top: bool = False) -> Any:
         return Graph(rows, inputs=scope.inputs, outputs=outputs)
     except SpecError as err:
         raise TraceError(f"{scope.path or '<root>'} ({scope.type_name}): {err}") from None
+
+
+BATCHES = (3, 5, 7, 11, 13, 17, 19, 23)
+
+
+def trace_batch(shapes: list[tuple[int, ...]], batch: int | None = None) -> int:
+    """The batch size to trace at for example inputs of ``shapes``: ``batch``, else the
+    example's own, or for a batch of 1 the first of :data:`BATCHES` no other dim has (so a
+    ``reshape(n, -1)`` is told from the other dims). Raises TraceError for unequal batches."""
+    n = shapes[0][0] if shapes and shapes[0] else 0
+    if batch is None:
+        sizes = {d for shape in shapes for d in shape[1:]}
+        batch = n if n > 1 else next(b for b in BATCHES if b not in sizes)
+    if any(not shape or shape[0] != n for shape in shapes) or n not in (1, batch):
+        raise TraceError(f"the example inputs {shapes} need one batch size: 1 or {batch}")
+    return batch
+
+
+def _owner(ref: str, names: set[str]) -> str | None:
+    """The row a reference reads: the longest row name equal to it or a dotted prefix of it."""
+    while ref not in names:
+        if "." not in ref:
+            return None
+        ref = ref.rsplit(".", 1)[0]
+    return ref
+
+
+def _group(rows: list, outputs: Any, scope: _Scope) -> tuple[list, Any]:
+    """Nest the rows named ``box.<child>`` (the calls of the children of a container the model
+    never calls itself: a ``ModuleList``/``LayerList`` its forward iterates) as one node
+    ``box``: a graph of those rows taking what they read from outside and giving what the
+    others read, so the state keys stay ``box.0...``. Parameter-free rows between the calls
+    (a loop's ``out += block(x)``) move inside; a row with parameters there is an error."""
+    head = next(n for n, _, _ in rows if "." in n).split(".", 1)[0]
+    names = {n for n, _, _ in rows}
+    if head in names:
+        raise TraceError(f"{scope.path or '<root>'}: {head!r} is both a node and a container")
+    inside = {n for n in names if n.startswith(head + ".")}
+    reads = {n: {_owner(r, names) for r in refs} - {None} for n, _, refs in rows}
+
+    def reach(start: set[str], edges) -> set[str]:
+        seen, todo = set(), list(start)
+        while todo:
+            for m in edges(todo.pop()):
+                if m not in seen:
+                    seen.add(m)
+                    todo.append(m)
+        return seen
+
+    after = reach(inside, lambda n: [m for m in names if n in reads[m]])
+    before = reach(inside, lambda n: reads[n])
+    between = (after & before) - inside
+    specs = {n: spec for n, spec, _ in rows}
+    held = [n for n in sorted(between) if param_specs(specs[n])]
+    if held:
+        raise TraceError(
+            f"{scope.path or '<root>'}: the calls of container {head!r} interleave with "
+            f"{held[0]!r}, which holds parameters"
+        )
+    inside |= between
+    local = {n: n[len(head) + 1 :] if n.startswith(head + ".") else n for n in inside}
+    if len(set(local.values())) < len(local):
+        raise TraceError(f"{scope.path or '<root>'}: container {head!r} has clashing names")
+    taken = [
+        r for n, _, refs in rows if n in inside for r in refs if _owner(r, names) not in inside
+    ]
+    args = list(dict.fromkeys(taken))
+    arg_names = ["x"] if len(args) == 1 else [f"x{i}" for i in range(len(args))]
+    arg_of = dict(zip(args, arg_names))
+
+    def inner(ref: str) -> str:
+        n = _owner(ref, names)
+        if n not in inside:
+            return arg_of[ref]
+        return local[n] + ref[len(n) :]
+
+    flat_outputs = (
+        [outputs]
+        if isinstance(outputs, str)
+        else list(dict(outputs).values())
+        if isinstance(outputs, dict)
+        else list(outputs)
+    )
+    read_outside = [r for n, _, refs in rows if n not in inside for r in refs] + flat_outputs
+    given = list(dict.fromkeys(r for r in read_outside if _owner(r, names) in inside))
+    box = _Scope(join(scope.path, head), "container", tuple(arg_names))
+    box.rows = [(local[n], s, tuple(inner(r) for r in refs)) for n, s, refs in rows if n in inside]
+    single = len(given) == 1
+    box.outputs = inner(given[0]) if single else {inner(r): inner(r) for r in given}
+
+    def outer(ref: str) -> str:
+        if ref not in given:
+            return ref
+        return head if single else f"{head}.{inner(ref)}"
+
+    spec = _spec_of(box)
+    position = min(i for i, (n, _, _) in enumerate(rows) if n in inside)
+    kept = [(n, s, tuple(outer(r) for r in refs)) for n, s, refs in rows if n not in inside]
+    kept.insert(position, (head, spec, tuple(args)))
+    if isinstance(outputs, str):
+        outputs = outer(outputs)
+    elif isinstance(outputs, dict):
+        outputs = {k: outer(r) for k, r in outputs.items()}
+    else:
+        outputs = tuple(outer(r) for r in outputs)
+    return kept, outputs
 
 
 def source_line(skip: tuple[str, ...] = ()) -> str:
@@ -302,4 +429,4 @@ def source_line(skip: tuple[str, ...] = ()) -> str:
     return ""
 
 
-__all__ = ["TraceRecorder", "TraceError", "Unknown", "source_line"]
+__all__ = ["BATCHES", "TraceRecorder", "TraceError", "Unknown", "source_line", "trace_batch"]

@@ -7,10 +7,10 @@ permute and select. Each class here is the framework-neutral half; a framework's
 from __future__ import annotations
 
 import functools
-import operator
 from typing import Any
 
 from .containers import GraphLogic, ResidualLogic, StepsLogic
+from .functional import ARITHMETIC
 
 
 class FrameworkOps:
@@ -34,6 +34,11 @@ class FrameworkOps:
 
     @staticmethod
     def _permute(x: Any, dims: tuple[int, ...]) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def _bernoulli(shape: list[int], p: float, like: Any) -> Any:
+        """An array of ``shape`` (``like``'s dtype and device): 1 with probability p, else 0."""
         raise NotImplementedError
 
 
@@ -114,14 +119,6 @@ class Graph(ParamNodes, GraphLogic):
         return self._run_graph(*xs)
 
 
-ARITHMETIC = {
-    "add": operator.add,
-    "mul": operator.mul,
-    "sub": operator.sub,
-    "div": operator.truediv,
-}
-
-
 class Merge:
     """add, mul, sub, div (broadcast) or concat (along the neutral dim) of the inputs."""
 
@@ -145,6 +142,24 @@ class Function:
 
     def forward(self, *xs):
         return self.function(self.spec, *xs)
+
+
+class StochasticDepth:
+    """torchvision's ``StochasticDepth(p, "row")``: in training each sample is dropped with
+    probability p, the kept ones scaled by 1/(1 - p); identity at inference."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = self._bernoulli([x.shape[0]] + [1] * (x.ndim - 1), 1.0 - self.p, x)
+        return x * keep / (1.0 - self.p)
+
+    def extra_repr(self):
+        return f"p={self.p}"
 
 
 class Reshape:

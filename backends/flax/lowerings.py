@@ -21,6 +21,7 @@ from xinit.initializers import (
 )
 from xinit.parammap import Leaf
 
+from ..common.functional import ARRAY_FUNCTIONS
 from ..common.recurrent import register_recurrent
 from ..registry import (
     BARE_PARAMETER,
@@ -529,13 +530,11 @@ ACTIVATIONS = {
 # The functional glue: kind -> (spec, *inputs) -> output, on the neutral arrays except where
 # LAYOUTS says (a tracer reads the same table); the module type is the activations'.
 FUNCTIONS = {
-    "scalar_op": lambda s, x: s.apply(x),
+    **ARRAY_FUNCTIONS,
     "softmax": lambda s, x: _jax().nn.softmax(x, axis=s.dim),
     "log_softmax": lambda s, x: _jax().nn.log_softmax(x, axis=s.dim),
     "reduce": _reduce,
     "matmul": lambda s, a, b: _jnp().matmul(a, b, precision="highest"),
-    "split": lambda s, x: s.parts(x),
-    "slice": lambda s, x: x[s.index(x.ndim)],
     "pad": _pad,
     "channel_shuffle": lambda s, x: _modules().channel_shuffle(s, x),
 }

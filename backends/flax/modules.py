@@ -14,7 +14,7 @@ from flax import nnx
 from xinit import layers as L
 
 from ..common.containers import GraphLogic
-from ..common.pytorch_style import ARITHMETIC
+from ..common.functional import ARITHMETIC
 from ..common.resample import upsample_matrix
 from . import layouts
 from .layouts import CHANNELS, NEUTRAL

@@ -20,7 +20,7 @@ class Unreadable(Exception):
 def record(t, name: str, module: Any, spec: Any, lowering: Any, tensors: list, out: Any) -> None:
     """Record the node(s) of known layer ``module`` (read as ``spec``) called on ``tensors``."""
     from . import layouts
-    from .tracing import _needed, _Token
+    from .trace_perms import _needed, _Token
 
     layout = layouts.physical(lowering.layout_for(spec)) if lowering else None
     if isinstance(spec, L.BatchNorm) and tensors:
@@ -104,7 +104,7 @@ def _linear_general(t, name: str, spec: Any, x: Any, ndim: int, out: Any) -> Non
     """``nnx.LinearGeneral`` over the last axes: a neutral Linear of the flattened axes,
     between a Flatten and a Reshape where it takes or gives several axes (the other
     frameworks' Linear is 2-d)."""
-    from .tracing import _ident, _Token
+    from .trace_perms import _ident, _Token
 
     k = len(spec.in_shape)
     if sorted(a % ndim for a in spec.axis) != list(range(ndim - k, ndim)) or ndim - k < 1:

@@ -57,7 +57,7 @@ class _Intercept:
         t = self.tracer
         if not t.live():
             return self.fn(*args, **kwargs)
-        from .tracing import _flat
+        from .trace_perms import _flat
 
         flat = _flat(list(args) + list(kwargs.values()))
         t.glue([_value(a) for a in flat])  # an operation of the frame's own code
@@ -389,7 +389,7 @@ def _squeeze(t, out, x, *args, **kwargs):
 def _chain(t, out, x, picks: list, what: str, slices=None) -> None:
     """Selects (physical axis, index) and slices (physical axis, start, stop, step) of ``x``
     as a chain of nodes ending in ``out``."""
-    from .tracing import _Token
+    from .trace_perms import _Token
 
     steps, perm = [], list(t.perm(x))
     removed = 0
@@ -528,7 +528,7 @@ def _resize(t, out, x, shape, method, *args, **kwargs):
 
 
 def _channel(ndim: int) -> tuple[int, ...]:
-    from .tracing import channel_perm
+    from .trace_perms import channel_perm
 
     return channel_perm(ndim)
 

@@ -31,6 +31,8 @@ from typing import Any
 from xinit.errors import ArgumentError
 from xinit.tracing import TraceRecorder
 
+from .trace_perms import _canonical, _flat, _ident, _map, _Token, channel_perm
+
 
 def trace(model: Any, example_input: Any, *, input_layout: str | None = None) -> Any:
     """The spec of Flax NNX ``model`` as it runs on ``example_input`` (see the module
@@ -55,16 +57,6 @@ def trace(model: Any, example_input: Any, *, input_layout: str | None = None) ->
         return _Tracer(model, ADAPTER).run(inputs, input_layout)
     finally:
         set_mode(model, not was_eval)
-
-
-def channel_perm(ndim: int) -> tuple[int, ...]:
-    """The perm of a channel-last array of ``ndim`` dims: physical (N, *S, C) is neutral
-    (N, C, *S); 2 dims or fewer are the same in both."""
-    return (0, *range(2, ndim), 1) if ndim >= 3 else tuple(range(ndim))
-
-
-class _Token:
-    """A node output that is no jax array (a Permute view of one): bound by identity."""
 
 
 class _Group:
@@ -425,47 +417,6 @@ def _library_layer(module: Any) -> bool:
     from flax import nnx
 
     return type(module).__module__.startswith("flax.") and not isinstance(module, nnx.Sequential)
-
-
-def _ident(n: int) -> tuple[int, ...]:
-    return tuple(range(n))
-
-
-def _needed(layout: str | None, ndim: int, current: tuple[int, ...]) -> tuple[int, ...]:
-    """The perm a layer of ``layout`` takes (or gives) an ``ndim``-d array in."""
-    from . import layouts
-
-    if layout == layouts.CHANNELS:
-        return channel_perm(ndim)
-    if layout == layouts.NEUTRAL:
-        return _ident(ndim)
-    return current if len(current) == ndim else _ident(ndim)
-
-
-def _canonical(perm: tuple[int, ...], ndim: int) -> tuple[int, ...]:
-    """An output's perm as the spec returns it: a channel-last image channel-first, anything
-    else as the model returns it."""
-    return perm if perm == channel_perm(ndim) else _ident(ndim)
-
-
-def _flat(items: list) -> list:
-    out = []
-    for v in items:
-        if isinstance(v, (tuple, list)):
-            out.extend(_flat(list(v)))
-        elif isinstance(v, dict):
-            out.extend(_flat(list(v.values())))
-        else:
-            out.append(v)
-    return out
-
-
-def _map(value: Any, fn) -> Any:
-    if isinstance(value, (tuple, list)):
-        return tuple(_map(v, fn) for v in value)
-    if isinstance(value, dict):
-        return {k: _map(v, fn) for k, v in value.items()}
-    return fn(value)
 
 
 __all__ = ["trace", "channel_perm"]

@@ -15,6 +15,7 @@ from xinit.fans import Fans
 from xinit.initializers import Normal, XavierUniform, Zeros
 from xinit.parammap import Leaf
 
+from ..common.functional import ARRAY_FUNCTIONS
 from ..common.recurrent import register_recurrent
 from ..registry import (
     BARE_PARAMETER,
@@ -461,11 +462,9 @@ ACTIVATIONS = {
 # The functional glue with no paddle.nn class: kind -> function (spec, *inputs) -> output,
 # computed by modules.Function (a tracer reads the same table).
 FUNCTIONS = {
-    "scalar_op": lambda s, x: s.apply(x),
+    **ARRAY_FUNCTIONS,
     "reduce": _reduce,
     "matmul": lambda s, a, b: _paddle().matmul(a, b),
-    "split": lambda s, x: s.parts(x),
-    "slice": lambda s, x: x[s.index(x.ndim)],
     "pad": _pad,
     "channel_shuffle": _channel_shuffle,
 }

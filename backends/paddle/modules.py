@@ -38,6 +38,10 @@ class PaddleOps(shared.FrameworkOps):
     def _permute(x, dims):
         return x.transpose(list(dims))
 
+    @staticmethod
+    def _bernoulli(shape, p, like):
+        return paddle.bernoulli(paddle.full(shape, p, dtype=like.dtype))
+
 
 def learned_parameter(spec):
     """The parameter of a learned-parameter node (a zero fill xinit overwrites), carrying its
@@ -209,22 +213,8 @@ class Function(shared.Function, PaddleOps, nn.Layer):
         return repr(self.spec)
 
 
-class StochasticDepth(nn.Layer):
-    """torchvision's ``StochasticDepth(p, "row")``: in training each sample is dropped with
-    probability p, the kept ones scaled by 1/(1 - p); identity at inference."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x):
-        if not self.training or self.p == 0.0:
-            return x
-        keep = paddle.full([x.shape[0]] + [1] * (x.ndim - 1), 1.0 - self.p, dtype=x.dtype)
-        return x * paddle.bernoulli(keep) / (1.0 - self.p)
-
-    def extra_repr(self):
-        return f"p={self.p}"
+class StochasticDepth(shared.StochasticDepth, PaddleOps, nn.Layer):
+    """torchvision's ``StochasticDepth(p, "row")`` (``shared.StochasticDepth``)."""
 
 
 class Upsample(nn.Layer):

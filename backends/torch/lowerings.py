@@ -31,6 +31,9 @@ from ..registry import (
     param_of,
     register_builders,
 )
+from .op_lowerings import ACTIVATIONS as ACTIVATIONS  # re-exported: the activation table
+from .op_lowerings import BUILDERS
+from .op_lowerings import FUNCTIONS as FUNCTIONS  # re-exported: the functional ops
 
 REGISTRY = Registry("torch")
 
@@ -531,115 +534,5 @@ def _torch_modules():
     return modules
 
 
-def _merge(spec):
-    return _torch_modules().Merge(spec)
-
-
-def _upsample(spec):
-    align = spec.align_corners if spec.mode == "bilinear" else None
-    return _nn().Upsample(spec.size, spec.scale_factor, spec.mode, align)
-
-
-def _torch():
-    import torch
-
-    return torch
-
-
-def _function(spec, function):
-    return _torch_modules().Function(spec, function)
-
-
-def _hardsigmoid(s):
-    if s.is_default:
-        return _nn().Hardsigmoid()
-    return _function(s, lambda s, x: (x * s.slope + s.offset).clamp(0.0, 1.0))
-
-
-def _clip(s):
-    if s.min is not None and s.max is not None:
-        return _nn().Hardtanh(s.min, s.max)
-    return _function(s, lambda s, x: x.clamp(s.min, s.max))
-
-
-def _dropout(s):
-    if s.mode == "downscale_in_infer":
-        return _torch_modules().DownscaleDropout(s.p)
-    return _nn().Dropout(s.p)
-
-
-def _reduce(s, x):
-    dims = s.axes(x.ndim)
-    if s.op == "max":
-        return x.amax(dims, s.keepdim)
-    return getattr(x, s.op)(dims, keepdim=s.keepdim)
-
-
-def _pad(s, x):
-    value = s.value if s.mode == "constant" else None
-    return _nn().functional.pad(x, list(s.pads), s.mode, value)
-
-
-# The element-wise activations: kind -> the torch.nn module for a spec (one line a kind, as
-# timm's create_act.py; a tracer reads the same table).
-ACTIVATIONS = {
-    "relu": lambda s: _nn().ReLU(),
-    "leaky_relu": lambda s: _nn().LeakyReLU(s.negative_slope),
-    "gelu": lambda s: _nn().GELU(approximate=s.approximate),
-    "silu": lambda s: _nn().SiLU(),
-    "sigmoid": lambda s: _nn().Sigmoid(),
-    "tanh": lambda s: _nn().Tanh(),
-    "hardswish": lambda s: _nn().Hardswish(),
-    "hardsigmoid": _hardsigmoid,
-    "relu6": lambda s: _nn().ReLU6(),
-    "clip": _clip,
-    "identity": lambda s: _nn().Identity(),
-}
-
-# The functional glue with no torch.nn class: kind -> function (spec, *inputs) -> output,
-# computed by modules.Function (a tracer reads the same table).
-FUNCTIONS = {
-    "scalar_op": lambda s, x: s.apply(x),
-    "reduce": _reduce,
-    "matmul": lambda s, a, b: _torch().matmul(a, b),
-    "split": lambda s, x: s.parts(x),
-    "slice": lambda s, x: x[s.index(x.ndim)],
-    "pad": _pad,
-}
-
-
-def _adaptive_max_pool(s):
-    nn = _nn()
-    return (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)[s.dims - 1](
-        s.output_size
-    )
-
-
-# Parameter-free layers: the native module from the spec, nothing else.
-register_builders(
-    REGISTRY,
-    {
-        **ACTIVATIONS,
-        **{
-            kind: lambda s, function=function: _function(s, function)
-            for kind, function in FUNCTIONS.items()
-        },
-        "softmax": lambda s: _nn().Softmax(s.dim),
-        "log_softmax": lambda s: _nn().LogSoftmax(s.dim),
-        "channel_shuffle": lambda s: _nn().ChannelShuffle(s.groups),
-        "adaptive_max_pool": _adaptive_max_pool,
-        "flatten": lambda s: _nn().Flatten(s.start_dim, s.end_dim),
-        "reshape": lambda s: _torch_modules().Reshape(s.shape),
-        "permute": lambda s: _torch_modules().Permute(s.dims),
-        "dropout": _dropout,
-        "stochastic_depth": lambda s: _torch_modules().StochasticDepth(s.p),
-        "add": _merge,
-        "mul": _merge,
-        "sub": _merge,
-        "div": _merge,
-        "concat": _merge,
-        "upsample": _upsample,
-        "select": lambda s: _torch_modules().Select(s.dim, s.index),
-        "position_ids": lambda s: _torch_modules().PositionIds(),
-    },
-)
+# Parameter-free layers (op_lowerings.py): the native module from the spec, nothing else.
+register_builders(REGISTRY, BUILDERS)

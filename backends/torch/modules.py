@@ -29,6 +29,10 @@ class TorchOps(shared.FrameworkOps):
     def _permute(x, dims):
         return x.permute(*dims)
 
+    @staticmethod
+    def _bernoulli(shape, p, like):
+        return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(p)
+
 
 def learned_parameter(spec) -> torch.nn.Parameter:
     """The parameter of a learned-parameter node (on the current default device: meta in a
@@ -72,22 +76,8 @@ class DownscaleDropout(torch.nn.Dropout):
         return super().forward(x) * (1.0 - self.p)
 
 
-class StochasticDepth(torch.nn.Module):
-    """torchvision's ``StochasticDepth(p, "row")``: in training each sample is dropped with
-    probability p, the kept ones scaled by 1/(1 - p); identity at inference."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x):
-        if not self.training or self.p == 0.0:
-            return x
-        keep = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device)
-        return x * keep.bernoulli_(1.0 - self.p) / (1.0 - self.p)
-
-    def extra_repr(self):
-        return f"p={self.p}"
+class StochasticDepth(shared.StochasticDepth, TorchOps, torch.nn.Module):
+    """torchvision's ``StochasticDepth(p, "row")`` (``shared.StochasticDepth``)."""
 
 
 class Reshape(shared.Reshape, TorchOps, torch.nn.Module):

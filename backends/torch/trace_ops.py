@@ -261,6 +261,18 @@ def _cat(t, args, kwargs, out):
     return t.node("cat", t.kind("Concat", dim), tensors, out)
 
 
+@op(torch.stack)
+def _stack(t, args, kwargs, out):
+    tensors = list(arg(args, kwargs, 0, "tensors"))
+    dim = _dim(arg(args, kwargs, 1, "dim", 0), out.ndim)
+    if dim == 0:
+        return t.unknown("stack along the batch dim")
+    parts = [x.unsqueeze(dim) for x in tensors]  # each gets the new axis, then one Concat
+    for x, part in zip(tensors, parts):
+        reshape(t, x, part, "unsqueeze")
+    return t.node("stack", t.kind("Concat", dim), parts, out)
+
+
 def _split_node(t, x, parts, dim, hint):
     dim = _dim(dim, x.ndim)
     if dim == 0:

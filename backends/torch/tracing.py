@@ -32,11 +32,9 @@ from torch.nn.modules import module as module_hooks
 from torch.overrides import TorchFunctionMode
 
 from xinit import layers as L
-from xinit.tracing import TraceError, TraceRecorder
+from xinit.tracing import TraceError, TraceRecorder, trace_batch
 
 from . import trace_ops
-
-_BATCHES = (3, 5, 7, 11, 13, 17, 19, 23)
 
 
 def trace(model: Any, example_input: Any, *, batch: int | None = None) -> Any:
@@ -80,15 +78,10 @@ def _run(model: Any, inputs: tuple, *, shapes_only: bool) -> Any:
 
 
 def _widened(inputs: tuple, batch: int | None) -> tuple:
-    """The inputs at the batch size traced: a batch-1 example repeated."""
-    n = inputs[0].shape[0]
-    if batch is None:
-        sizes = {d for x in inputs for d in x.shape[1:]}
-        batch = n if n > 1 else next(b for b in _BATCHES if b not in sizes)
-    if any(x.shape[0] != n for x in inputs) or n not in (1, batch):
-        shapes = [tuple(x.shape) for x in inputs]
-        raise TraceError(f"the example inputs {shapes} need one batch size: 1 or {batch}")
-    return tuple(x.repeat(batch, *[1] * (x.ndim - 1)) if n != batch else x for x in inputs)
+    """The inputs at the batch size traced (:func:`xinit.tracing.trace_batch`): a batch-1
+    example repeated."""
+    batch = trace_batch([tuple(x.shape) for x in inputs], batch)
+    return tuple(x.repeat(batch, *[1] * (x.ndim - 1)) if x.shape[0] != batch else x for x in inputs)
 
 
 def _tensors(value: Any) -> list:
@@ -243,10 +236,41 @@ class _Tracer:
         if not lo <= len(inputs) <= (hi or len(inputs)):
             self.unknown(f"layer {name!r} ({_class(module)}) is called with {len(inputs)} tensors")
             return self._fallback(output, inputs)
+        if getattr(module, "batch_first", True) is False:  # (L, N, ...): the batch is not dim 0
+            self.unknown(f"layer {name!r} ({_class(module)}) has batch_first=False")
+            return self._fallback(output, inputs)
+        if len(inputs) == 1 and isinstance(out, torch.Tensor):
+            try:
+                expected = tuple(spec.output_shape(tuple(inputs[0].shape)))
+            except L.SpecError as err:
+                expected = str(err)
+            if expected != tuple(out.shape):  # a subclass with a forward of its own
+                self.unknown(
+                    f"layer {name!r} ({_class(module)}) gives shape {tuple(out.shape)} where "
+                    f"its {type(spec).__name__} spec gives {expected}"
+                )
+                return self._fallback(output, inputs)
+        if _own_forward(module) and not self._computes(module, spec, inputs, out):
+            self.unknown(
+                f"layer {name!r} ({_class(module)}) has a forward of its own that computes "
+                f"other than its {type(spec).__name__} spec (an activation or a step added?)"
+            )
+            return self._fallback(output, inputs)
         node = self.node(name, spec, inputs, out)
         if node != name and spec.params():
             self.unknown(f"layer {name!r} ({_class(module)}) holds parameters and is called twice")
         return None
+
+    def _computes(self, module, spec, inputs, out) -> bool:
+        """Whether ``spec``, built by its lowering with ``module``'s state, gives ``out`` on
+        ``inputs`` to within 64 float32 roundings of its size (a wrong reading is O(1))."""
+        built = self.adapter.lowerings[spec.kind].build(spec, "cpu")
+        built.load_state_dict(module.state_dict(), strict=False)
+        got = built.eval()(*inputs)
+        if not isinstance(got, torch.Tensor) or got.shape != out.shape:
+            return False
+        tol = 64 * torch.finfo(out.dtype).eps * (1.0 + out.abs().max())
+        return bool((got - out).abs().max() <= tol)
 
     def _attention_inputs(self, module, args, kwargs) -> list | None:
         """query[, key[, value]] of an ``nn.MultiheadAttention`` call; None (an unknown) with
@@ -258,17 +282,18 @@ class _Tracer:
         ):
             self.unknown("multi-head attention with a mask or is_causal")
             return None
-        if not module.batch_first:  # (L, N, E): the batch is not dim 0
-            self.unknown("nn.MultiheadAttention with batch_first=False")
-            return None
         q, k, v = args[:3]
         return [q] if k is q and v is q else [q, k] if v is k else [q, k, v]
 
     # ---- ops ---------------------------------------------------------------------------------
     def op(self, func, args, kwargs, out) -> None:
-        if self.opaque or self.busy or not _tensors(out):
+        if self.opaque or self.busy:
             return
         inputs = _tensors((args, kwargs))
+        if func is torch.Tensor.__setitem__ and any(self._traced(x) for x in inputs):
+            return self.unknown("assignment into a tensor (x[...] = ...), which no node expresses")
+        if not _tensors(out):
+            return None
         if not any(self._traced(x) for x in inputs):
             return  # a constant or a factory: nothing traced flows in
         convert = trace_ops.OPS.get(func)
@@ -375,6 +400,13 @@ class _Tracer:
         if first is not None:
             for t in _tensors(out):
                 self.rec.alias(t, first)
+
+
+def _own_forward(module) -> bool:
+    """Whether the module's class overrides the forward of the torch class it derives from
+    (timm's BatchNormAct2d: BatchNorm, then an activation)."""
+    base = next(c for c in type(module).__mro__ if c.__module__.startswith("torch."))
+    return type(module).forward is not base.forward
 
 
 def _class(module) -> str:

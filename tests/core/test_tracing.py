@@ -100,3 +100,64 @@ def test_a_module_with_parameters_called_twice_is_an_error():
         x = y
     with pytest.raises(TraceError, match="'shared' .* called twice"):
         rec.finish(x)
+
+
+def test_children_of_a_container_never_called_nest_under_it():
+    """``out += block(x)`` over a LayerList the forward iterates: the rows ``blocks.0``,
+    ``blocks.1`` become node ``blocks`` (keys ``blocks.0.weight``), the adds stay outside and
+    read ``blocks.0``/``blocks.1``."""
+    x = _t(2, 3)
+    rec = TraceRecorder([x], batch=2, type_name="Rep")
+    a, b, s, t = _t(2, 3), _t(2, 3), _t(2, 3), _t(2, 3)
+    rec.node("blocks.0", Linear(3, 3), [x], a)
+    rec.node("add", Add(), [x, a], s)
+    rec.node("blocks.1", Linear(3, 3), [x], b)
+    rec.node("add", Add(), [s, b], t)
+    spec = rec.finish(t)
+    assert [n for n, _, _ in spec.nodes] == ["blocks", "add", "add_1"]
+    assert spec.inputs_of("add") == ("x", "blocks.0") and spec.inputs_of("add_1") == (
+        "add",
+        "blocks.1",
+    )
+    assert set(param_specs(spec)) == {f"blocks.{i}.{p}" for i in (0, 1) for p in ("weight", "bias")}
+
+
+def test_a_loop_over_a_container_nests_with_its_glue():
+    """``for blk in self.blocks: x = relu(blk(x))``: the parameter-free glue between the calls
+    moves inside (the last one, after them, stays outside); a layer with parameters between
+    the calls is an error."""
+    x = _t(2, 3)
+    rec = TraceRecorder([x], batch=2)
+    y = x
+    for i in range(2):
+        z, w = _t(2, 3), _t(2, 3)
+        rec.node(f"blocks.{i}", Linear(3, 3), [y], z)
+        rec.node("relu", ReLU(), [z], w)
+        y = w
+    spec = rec.finish(y)
+    assert [n for n, _ in spec.steps] == ["blocks", "relu_1"]
+    assert [n for n, _ in dict(spec.steps)["blocks"].steps] == ["0", "relu", "1"]
+
+    rec = TraceRecorder([x], batch=2)
+    y = x
+    for i in range(2):
+        z, w = _t(2, 3), _t(2, 3)
+        rec.node(f"blocks.{i}", Linear(3, 3), [y], z)
+        rec.node("norm", BatchNorm(3, dims=1), [z], w)
+        y = w
+    with pytest.raises(TraceError, match="container 'blocks' interleave with 'norm'"):
+        rec.finish(y)
+
+
+def test_an_operation_named_like_a_module_method_is_renamed():
+    """``x.float()`` would be a node ``float``, a child hiding ``nn.Module.float``; the node
+    holds no parameter, so it is renamed and the spec builds. A layer keeps its name."""
+    from xinit.layers import Identity
+
+    x = _t(2, 3)
+    rec = TraceRecorder([x], batch=2)
+    y, z = _t(2, 3), _t(2, 3)
+    rec.node("float", Identity(), [x], y)
+    rec.node("fc", Linear(3, 3), [y], z)
+    spec = rec.finish(z)
+    assert [n for n, _ in spec.steps] == ["float_op", "fc"]

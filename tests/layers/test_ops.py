@@ -10,52 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import FRAMEWORKS, installed, require_backend
+from op_checks import RNG, assert_native, built, paddle_fn, run, torch_fn, x_of
 
 import xinit
 from xinit import layers as L
 from xinit.graph import Graph
 from xinit.initializers import Constant
-
-RNG = np.random.default_rng(23)
-
-
-def x_of(*shape: int) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
-
-
-def assert_native(got, native, *inputs, what: str = "") -> None:
-    """``got`` equals ``native(*inputs)`` (a function of float arrays of one framework) in
-    float64, within 4x that function's own float32 rounding, floored at 4 ulps of the scale."""
-    want = np.asarray(native(*(a.astype(np.float64) for a in inputs)), np.float64)
-    f32 = np.asarray(native(*inputs), np.float64)
-    ulp = float(np.spacing(np.float32(max(1.0, np.max(np.abs(want))))))
-    tol = max(4 * float(np.max(np.abs(f32 - want))), 4 * ulp)
-    np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=0, atol=tol, err_msg=what)
-
-
-def torch_fn(fn):
-    """``fn`` of torch tensors as a function of numpy arrays (dtype kept)."""
-    torch = pytest.importorskip("torch")
-    return lambda *a: fn(*(torch.from_numpy(np.ascontiguousarray(v)) for v in a)).numpy()
-
-
-def paddle_fn(fn):
-    require_backend("paddle")
-    import paddle
-
-    return lambda *a: fn(*(paddle.to_tensor(v) for v in a)).numpy()
-
-
-def built(spec, fw: str, state: dict | None = None):
-    require_backend(fw)
-    module = xinit.build(spec, fw, seed=0, rng="xinit")
-    if state is not None:
-        xinit.load_state_dict(module, state)
-    return module
-
-
-def run(spec, fw: str, *xs, state: dict | None = None):
-    return xinit.run(built(spec, fw, state), xs[0] if len(xs) == 1 else xs)
 
 
 # ---- broadcasting arithmetic ----------------------------------------------------------------
@@ -240,8 +200,7 @@ def test_learned_tensor_spec():
 @pytest.mark.parametrize("fw", FRAMEWORKS)
 def test_hardsigmoid_with_paddles_slope_is_paddles(fw):
     """PaddleOCR's ``F.hardsigmoid(x, slope=0.2, offset=0.5)`` in every framework."""
-    import_paddle = paddle_fn(lambda t: t)  # skips without Paddle
-    del import_paddle
+    require_backend("paddle")
     import paddle.nn.functional as PF
 
     x = x_of(2, 3, 4, 4) * 4
@@ -304,7 +263,7 @@ def test_softmax_over_a_neutral_dim_of_an_image(fw, log, dim):
 # ---- dropout and stochastic depth --------------------------------------------------------------
 @pytest.mark.parametrize("fw", FRAMEWORKS)
 def test_downscale_in_infer_dropout_is_paddles_at_inference(fw):
-    paddle_fn(lambda t: t)  # skips without Paddle
+    require_backend("paddle")
     import paddle
 
     native = paddle.nn.Dropout(0.3, mode="downscale_in_infer")

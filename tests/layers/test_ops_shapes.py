@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import FRAMEWORKS
-from test_ops import assert_native, built, paddle_fn, run, torch_fn, x_of
+from helpers import FRAMEWORKS, require_backend
+from op_checks import assert_native, built, paddle_fn, run, torch_fn, x_of
 
 import xinit
 from xinit import layers as L
@@ -138,8 +138,7 @@ def test_pad_is_torchs(fw, pads, mode):
 
 @pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
 def test_pad_is_paddles(mode):
-    import_check = paddle_fn(lambda t: t)
-    del import_check
+    require_backend("paddle")
     import paddle.nn.functional as PF
 
     x = x_of(2, 3, 4, 5)
@@ -166,7 +165,7 @@ def test_channel_shuffle_is_torchs(fw):
 
 
 def test_channel_shuffle_is_paddles():
-    paddle_fn(lambda t: t)
+    require_backend("paddle")
     import paddle
 
     x = x_of(2, 6, 3, 4)
@@ -188,7 +187,7 @@ def test_adaptive_max_pool_is_torchs(fw, size):
 
 
 def test_adaptive_max_pool_is_paddles():
-    paddle_fn(lambda t: t)
+    require_backend("paddle")
     import paddle.nn.functional as PF
 
     x = x_of(2, 3, 7, 9)
@@ -202,7 +201,7 @@ def test_avg_pool_ceil_mode_exclusive_is_paddles_and_torchs(fw):
     exclusive=True)``: the windows cut by the padding divide by the values they hold, in
     every framework, as Paddle and torch (count_include_pad=False) do."""
     torch = pytest.importorskip("torch")
-    paddle_fn(lambda t: t)
+    require_backend("paddle")
     import paddle.nn.functional as PF
 
     x = x_of(2, 3, 6, 9)  # 9: ceil mode adds a last window that torch and Paddle both keep
@@ -215,3 +214,12 @@ def test_avg_pool_ceil_mode_exclusive_is_paddles_and_torchs(fw):
     assert out.shape == (2, 3, 4, 5)
     assert_native(out, paddle_native, x, what=f"paddle's {fw}")
     assert_native(out, torch_native, x, what=f"torch's {fw}")
+
+
+def test_summary_shows_each_part_of_a_split():
+    console = pytest.importorskip("rich.console").Console(width=200, record=True)
+    graph = Graph(
+        {"split": (L.Split((1, 3), 1), "x"), "out": (L.Concat(1), ("split.1", "split.0"))}
+    )
+    console.print(xinit.summary(graph, (1, 4, 4, 5)).table())
+    assert "{0: 1x1x4x5, 1: 1x3x4x5}" in console.export_text()
