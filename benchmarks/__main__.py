@@ -1,7 +1,7 @@
 """Run the benchmark suite and print (and save) a markdown table of ratios.
 
-``python -m benchmarks [name ...]``: names among rng, build, apply, transfer, import, memory,
-diagnose, scale (sharded init; minutes, so only when named).
+``python -m benchmarks [name ...]``: names among rng, build, apply, transfer, convert, import,
+memory, diagnose, scale (sharded init; minutes, so only when named).
 Each comparison runs xinit's way and the framework's own way side by side in one process
 (memory and import in fresh interpreters), median of >= 5 runs after a warm-up.
 """
@@ -17,7 +17,17 @@ from pathlib import Path
 
 from .harness import Result, machine
 
-SUITES = ("import", "rng", "build", "apply", "transfer", "memory", "diagnose", "scale")
+SUITES = (
+    "import",
+    "rng",
+    "build",
+    "apply",
+    "transfer",
+    "convert",
+    "memory",
+    "diagnose",
+    "scale",
+)
 DEFAULT = SUITES[:-1]  # "scale" takes minutes: run it by name, `python -m benchmarks scale`
 
 

@@ -2,8 +2,11 @@
 
 Concrete execution, as ``torch.jit.trace``: the model runs once, in eval mode and without
 gradients, on the example input widened to a batch size no other dim of the input has (a
-batch-1 example is repeated), and Python control flow is followed for that input. What it
-does is reported to a :class:`~xinit.tracing.TraceRecorder`:
+batch-1 example is repeated), and Python control flow is followed for that input. The run is
+on fake tensors (shapes, no arithmetic: a trace reads nothing else), and again on the real
+ones where that fails (a value read, an op with no shape rule, an unknown), so the spec is
+the same either way at a fraction of a forward's cost. What it does is reported to a
+:class:`~xinit.tracing.TraceRecorder`:
 
 - module calls through forward hooks (pre and post, with keyword arguments) on every module of
   the model, and a global hook for modules the forward makes on the fly. A module a lowering
@@ -20,9 +23,11 @@ does is reported to a :class:`~xinit.tracing.TraceRecorder`:
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.nn.modules import module as module_hooks
 from torch.overrides import TorchFunctionMode
 
@@ -36,21 +41,33 @@ def trace(model: Any, example_input: Any, *, batch: int | None = None) -> Any:
     """The spec of ``model`` as it runs on ``example_input`` (a tensor or a tuple of tensors,
     batch first). ``batch``: the size traced at (default: the example's, or, for a batch-1
     example, the first of 3, 5, 7, ... that no other dim of the input has)."""
-    from xinit.backends import get_backend
-
     inputs = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
     if not inputs or not all(isinstance(x, torch.Tensor) and x.ndim >= 1 for x in inputs):
         raise TraceError(
             "trace needs an example input: a tensor, or a tuple of tensors, batch first"
         )
     inputs = _widened(inputs, batch)
+    try:
+        return _run(model, inputs, shapes_only=True)
+    except Exception:  # a value read, an op with no shape rule, an unknown: run it for real
+        return _run(model, inputs, shapes_only=False)
+
+
+def _run(model: Any, inputs: tuple, *, shapes_only: bool) -> Any:
+    """One traced forward. ``shapes_only``: on fake tensors (``FakeTensorMode``: shapes and
+    dtypes, no arithmetic), which is all a trace reads unless the forward reads values."""
+    from xinit.backends import get_backend
+
+    fake = FakeTensorMode(allow_non_fake_inputs=True) if shapes_only else None
+    if fake is not None:
+        inputs = tuple(fake.from_tensor(x) for x in inputs)
     rec = TraceRecorder(list(inputs), batch=inputs[0].shape[0], type_name=type(model).__name__)
     tracer = _Tracer(model, get_backend("torch"), rec)
     modes = {m: m.training for m in model.modules()}
     handles = tracer.hook()
     try:
         model.eval()
-        with torch.no_grad(), _Mode(tracer):
+        with torch.no_grad(), fake or contextlib.nullcontext(), _Mode(tracer):
             out = model(*inputs)
     finally:
         for handle in handles:
