@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: creates .venv, installs what is needed, runs the task.
 #   ./dev.sh demo     the main demo (xinit demo)
-#   ./dev.sh test     the whole test suite
+#   ./dev.sh test     the test suite, less the cases marked slow
+#   ./dev.sh test-slow  the cases marked slow (full-size models, every family in every framework)
 #   ./dev.sh bench    the benchmark suite (benchmarks/)
 #   ./dev.sh mutants  the curated semantic mutants (tools/mutants.toml), each against the tests
 #                     of its area, in a temporary copy of the tree: table and mutation score
@@ -39,8 +40,9 @@ shift || true
 case "$task" in
   demo)  exec .venv/bin/xinit demo "$@" ;;
   test)  exec .venv/bin/python -m pytest -n 2 -q "$@" ;;
+  test-slow) exec .venv/bin/python -m pytest -n 2 -q -m slow "$@" ;;
   bench) exec .venv/bin/python -m benchmarks "$@" ;;
   mutants) exec .venv/bin/python tools/mutants.py "$@" ;;
   lint)  .venv/bin/ruff check . && exec .venv/bin/ruff format --check . ;;
-  *) echo "usage: ./dev.sh demo|test|test-torch-only|bench|mutants|lint" >&2; exit 2 ;;
+  *) echo "usage: ./dev.sh demo|test|test-slow|test-torch-only|bench|mutants|lint" >&2; exit 2 ;;
 esac
