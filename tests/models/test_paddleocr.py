@@ -127,6 +127,7 @@ def test_outputs_equal_paddleocrs_after_set_state_dict(name):
     xinit's Paddle build with Paddle's own ``set_state_dict``: every layer's output agrees
     with PaddleOCR's within the float32 rounding of both (the parity verdict, measured
     against float64), up to the class probabilities."""
+    require_backend("paddle")
     import paddle
 
     ref = reference(name, seed=1)

@@ -128,7 +128,7 @@ def test_a_paddle_vision_resnet_to_torch_passes():
 
 
 def test_convert_refuses_what_it_cannot_take():
-    require_backend("torch")
+    require_backends("torch", "paddle")
     model, spec = _small_torch()
     with pytest.raises(xinit.ArgumentError, match="takes a native model"):
         xinit.convert(spec, "paddle", _x(1, 3, 8, 8))
