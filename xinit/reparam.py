@@ -316,10 +316,7 @@ def fuse(spec, state: Mapping[str, Any], *, conv_bn: bool = False):
     report = ReparamReport()
     fused = _fold(spec, "", out, out, report, conv_bn)
     out = {k: v.astype(dtype) if v.dtype.kind == "f" else v for k, v in out.items()}
-    keep = set(param_specs(fused))
-    out = {k: out[k] for k in param_specs(fused) if k in out} | {
-        k: v for k, v in out.items() if k not in keep and k.endswith("num_batches_tracked")
-    }
+    out = {k: out[k] for k in param_specs(fused) if k in out}  # the fused spec's order
     report.params_before, report.values_before = _sizes(spec)
     report.params_after, report.values_after = _sizes(fused)
     return fused, out, report

@@ -34,6 +34,12 @@ def physical(layout: str) -> str | None:
         ) from None
 
 
+def channel_last_axes(ndim: int) -> tuple[int, ...]:
+    """The neutral axis each physical axis of a channel-last array holds: (N, *S, C) is
+    neutral (N, C, *S); two dims or fewer are the same in both (what to_channel_last does)."""
+    return (0, *range(2, ndim), 1) if ndim >= 3 else tuple(range(ndim))
+
+
 def to_channel_last(x):
     return jnp.moveaxis(x, 1, -1) if x.ndim >= 3 else x
 

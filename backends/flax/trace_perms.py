@@ -8,9 +8,10 @@ from typing import Any
 
 
 def channel_perm(ndim: int) -> tuple[int, ...]:
-    """The perm of a channel-last array of ``ndim`` dims: physical (N, *S, C) is neutral
-    (N, C, *S); 2 dims or fewer are the same in both."""
-    return (0, *range(2, ndim), 1) if ndim >= 3 else tuple(range(ndim))
+    """The perm of a channel-last array of ``ndim`` dims (:func:`layouts.channel_last_axes`)."""
+    from .layouts import channel_last_axes
+
+    return channel_last_axes(ndim)
 
 
 class _Token:
