@@ -3,15 +3,16 @@
 initialisation as each layer's ``kernel_init=``/``bias_init=`` (``scale_init=`` for norms),
 and images held channel-last, as Flax holds them (light: no flax import here).
 
-What it writes today: convolutional networks (the image stays NHWC until a flatten, which
-flattens in PyTorch's channel-first order so the Linear weights are the build's). Layers
-that need the neutral layout on an image (a flatten of some dims, a permute) are refused."""
+Images stay NHWC, sequences (N, L, D) as they are; where a layer takes the other layout (a
+flatten of an image, ViT's patch tokens, CRNN's permute) the value is turned there, as
+xinit's Flax build does (``codegen_layout.py``). The sequence kinds (attention, LSTM/GRU/RNN,
+embeddings, learned tokens) are written by ``codegen_sequence.py``."""
 
 from __future__ import annotations
 
 import re
 
-from xinit.codegen.emitters import EmitterTable, args_text
+from xinit.codegen.emitters import Emitter, EmitterTable, args_text
 from xinit.codegen.fields import Context, Fields, literal
 from xinit.codegen.inits import init_rows
 from xinit.codegen.structure import ExportError
@@ -19,9 +20,50 @@ from xinit.codegen.writer import FrameworkCode
 from xinit.distributions import ConstantDist, NormalDist, TruncNormalDist, UniformDist
 from xinit.initializers import KaimingNormal, KaimingUniform, XavierNormal, XavierUniform, gain
 
-from ..common.codegen import channels_first, native_fans
+from ..common.codegen import native_fans
+from .codegen_layout import LayoutPlan
+from .codegen_sequence import converted, init_keywords, layout_at, register_sequence
 
-EMITTERS = EmitterTable()
+
+class FlaxEmitters(EmitterTable):
+    """The emitter table, each form turning its inputs into the layout the layer takes first
+    (``converts=False``: the emitter reads the layouts itself)."""
+
+    def register(self, kind: str, converts: bool = True, **forms) -> None:
+        super().register(kind, **forms)
+        if not converts:
+            return
+        em = self[kind]
+        call = em.call and _converting(em.call)
+        apply = None
+        if em.module is not None:
+            inner = em.apply or (lambda f, attr, args: f"{attr}({', '.join(args)})")
+            apply = _converting_apply(inner)
+        self[kind] = Emitter(module=em.module, call=call, apply=apply)
+
+
+def _converting(call):
+    def write(f: Fields, args: list) -> str:
+        return call(f, _converted_args(f, args))
+
+    return write
+
+
+def _converting_apply(apply):
+    def write(f: Fields, attr: str, args: list) -> str:
+        return apply(f, attr, _converted_args(f, args))
+
+    return write
+
+
+def _converted_args(f: Fields, args: list) -> list:
+    rec = layout_at(f)
+    if rec is None:
+        return args
+    return [converted(f, a, t) for a, t in zip(args, rec.to)]
+
+
+EMITTERS = FlaxEmitters()
 
 _SEQUENTIAL = '''class Sequential(nnx.Module):
     """Layers applied in order, held as attributes "0", "1", ... (the state's paths)."""
@@ -47,28 +89,24 @@ _UNIFORM = '''def uniform(low: float, high: float):
 '''
 
 
+_SPATIAL = '''def spatial(value, dims: int) -> tuple:
+    """An int (the same along every spatial dim, as PyTorch takes it) as one entry per dim."""
+    return (value,) * dims if isinstance(value, int) else tuple(value)
+'''
+
+
 def _pair(f: Fields, name: str) -> str:
-    """A spatial field as a tuple of one entry per dim: ``(3, 3)`` or ``(stride, stride)``."""
+    """A spatial field as a tuple of one entry per dim: ``(3, 3)`` or ``(stride, stride)``;
+    an argument some instances give as a tuple through a small function of the file."""
     value, dims = f.value(name), f.spec.dims
     if value is None:
+        if f[name] in getattr(f.ctx, "tuple_args", ()):
+            f.ctx.helper("spatial", _SPATIAL)
+            return f"spatial({f[name]}, {dims})"
         return "(" + ", ".join([f[name]] * dims) + ")"
     if isinstance(value, int):
         value = (value,) * dims
     return literal(tuple(value))
-
-
-_DEFAULTS = {"bias_init": "nnx.initializers.zeros", "scale_init": "nnx.initializers.ones"}
-
-
-def _inits(f: Fields, names: dict[str, str]) -> list[str]:
-    """``kernel_init=...`` keywords for the layer's leaves (``names``: neutral leaf -> the
-    constructor's keyword), omitted where the code is the class's own default."""
-    codes = f.ctx.inits.get(f.where, {})
-    out = []
-    for leaf, kw in names.items():
-        if leaf in codes and codes[leaf] != _DEFAULTS.get(kw):
-            out.append(f"{kw}={codes[leaf]}")
-    return out
 
 
 def _conv(f: Fields) -> str:
@@ -80,13 +118,15 @@ def _conv(f: Fields) -> str:
     pad = f.value("padding")
     if pad == 0:
         kws.append('padding="VALID"')
+    elif pad is None and f["padding"] in getattr(f.ctx, "tuple_args", ()):
+        kws.append(f"padding={f['padding']}")  # nnx.Conv takes an int or one per dim
     else:
         pads = [f["padding"]] * s.dims if pad is None or isinstance(pad, int) else map(str, pad)
         kws.append("padding=(" + ", ".join(f"({p}, {p})" for p in pads) + ")")
     kws += [] if f.value("dilation") == 1 else [f"kernel_dilation={_pair(f, 'dilation')}"]
     kws += [] if f.value("groups") == 1 else [f"feature_group_count={f['groups']}"]
     kws += [] if s.bias else ["use_bias=False"]
-    kws += _inits(f, {"weight": "kernel_init", "bias": "bias_init"})
+    kws += init_keywords(f, {"weight": "kernel_init", "bias": "bias_init"})
     return f"nnx.Conv({args_text(f['in_channels'], f['out_channels'], kws, 'rngs=rngs')})"
 
 
@@ -97,7 +137,7 @@ def _batchnorm(f: Fields) -> str:
     kws = [f"momentum={literal(s.decay)}"]
     kws += [f"epsilon={literal(s.eps)}"] if s.eps != 1e-5 else []
     kws += ["use_fast_variance=False"]
-    kws += _inits(f, {"weight": "scale_init", "bias": "bias_init"})
+    kws += init_keywords(f, {"weight": "scale_init", "bias": "bias_init"})
     return f"nnx.BatchNorm({args_text(f['num_features'], kws, 'rngs=rngs')})"
 
 
@@ -105,7 +145,7 @@ def _linear(f: Fields) -> str:
     if f.spec.conv1d:
         raise ExportError(f"{f.where}: a Conv1D-layout Linear (Hugging Face's) has no nnx class")
     kws = [] if f.spec.bias else ["use_bias=False"]
-    kws += _inits(f, {"weight": "kernel_init", "bias": "bias_init"})
+    kws += init_keywords(f, {"weight": "kernel_init", "bias": "bias_init"})
     return f"nnx.Linear({args_text(f['in_features'], f['out_features'], kws, 'rngs=rngs')})"
 
 
@@ -149,14 +189,6 @@ def _adaptive_avg_pool(f: Fields, args: list) -> str:
     return x
 
 
-def _flatten(f: Fields, args: list) -> str:
-    if f.value("start_dim") != 1 or f.value("end_dim") != -1:
-        raise ExportError(f"{f.where}: the flax export flattens all but the batch axis only")
-    f.ctx.need("import jax.numpy as jnp")
-    x = args[0]
-    return f"jnp.moveaxis({x}, -1, 1).reshape({x}.shape[0], -1)"  # channel-first order
-
-
 def _activation(name: str):
     return lambda f, args: f"nnx.{name}({args[0]})"
 
@@ -166,7 +198,7 @@ EMITTERS.register("batchnorm", module=_batchnorm)
 EMITTERS.register("linear", module=_linear)
 EMITTERS.register("max_pool", call=_max_pool)
 EMITTERS.register("adaptive_avg_pool", call=_adaptive_avg_pool)
-EMITTERS.register("flatten", call=_flatten)
+register_sequence(EMITTERS)
 
 
 def _dropout(f: Fields) -> str:
@@ -184,11 +216,15 @@ EMITTERS.register("mul", call=lambda f, args: " * ".join(args))
 
 
 # ---- the spec's initialisation as constructor arguments -------------------------------------
+_KERNEL_FANS = frozenset({"conv", "linear"})  # kinds whose Flax kernel has PyTorch's fans
+
+
 def init_code(row, ctx: Context) -> str:
     """The JAX initializer drawing the row's law: ``variance_scaling`` where Flax computes
-    PyTorch's fans (its kernels' fans are), else the law's own, or a small function."""
+    PyTorch's fans (a conv's or Linear's kernel), else the law's own, or a small function
+    (attention's and the cells' kernels are split, so their fans are not the neutral's)."""
     item, init = row.item, row.item.init
-    if native_fans(item):
+    if row.layer.kind in _KERNEL_FANS and native_fans(item):
         if isinstance(init, (KaimingNormal, KaimingUniform)):
             scale = float(f"{gain(init.nonlinearity, init.a) ** 2:.12g}")
             kind = "normal" if isinstance(init, KaimingNormal) else "uniform"
@@ -253,12 +289,16 @@ class FlaxCode(FrameworkCode):
 
     def init_weights(self, planner, writer) -> list[str]:
         """No method body of statements: each constructor's ``*_init=`` draws its law; the
-        codes are collected here (every instance of a class must draw alike)."""
+        codes are collected here (every instance of a class must draw alike), and where
+        each value is held (channel-last or PyTorch's layout), before any class is written."""
         codes: dict[str, dict[str, str]] = {}
         for row in init_rows(writer.spec, writer.policy):
             codes.setdefault(row.item.layer, {})[row.leaf] = init_code(row, writer.ctx)
         writer.ctx.inits = codes
         _check_shared(planner, codes)
+        writer.ctx.layouts = LayoutPlan(writer.spec)  # read by the emitters
+        writer.ctx.layouts.check_shared(planner)
+        writer.ctx.tuple_args = _tuple_args(planner)
         doc = "Draw every parameter again from the constructors' initializers."
         return [
             "    def init_weights(self, rngs: nnx.Rngs) -> None:",
@@ -268,14 +308,27 @@ class FlaxCode(FrameworkCode):
 
     def header(self, class_name: str, source: str, layout) -> list[str]:
         channels, dims = layout
-        spatial = ("L", "H, W", "D, H, W")[dims - 1] if dims in (1, 2, 3) else "..."
-        taken = f"(N, {spatial}, {channels}), channels last" if channels else channels_first(layout)
+        if channels and dims in (1, 2, 3):
+            spatial = ("L", "H, W", "D, H, W")[dims - 1]
+            taken = f"(N, {spatial}, {channels}), channels last (Flax's layout)"
+        else:  # a sequence model: token ids (N, L) or a sequence (N, L, D), as PyTorch's
+            taken = "as its first layer takes it (PyTorch's layout)"
         return [
             f"{class_name} for Flax NNX, generated by xinit export-code from {source}.",
             "",
-            f"Input: {taken} (Flax's layout). Needs only flax. The state's paths are those",
+            f"Input: {taken}. Needs only flax. The state's paths are those",
             "of xinit.build(spec, 'flax'): nnx.update(model, state) loads weights xinit built.",
         ]
+
+
+def _tuple_args(planner) -> set[str]:
+    """Constructor arguments some instance gives as a tuple (CRNN's kernel_size 3 or (2, 3))."""
+    out = set()
+    for plan in planner.order:
+        for values in plan.values:
+            tuples = (p for p, v in values.items() if isinstance(v, tuple))
+            out.update(plan.arg_of[p] for p in tuples if p in plan.arg_of)
+    return out
 
 
 def _check_shared(planner, codes) -> None:
