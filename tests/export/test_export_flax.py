@@ -1,0 +1,307 @@
+"""The Flax code export of sequence models: ViT (learned tokens, layer norm, packed attention),
+GPT-2 (embeddings, positions, causal attention), CRNN's bidirectional LSTM, GRU and RNN
+stacks, and a torchvision ViT traced with ``xinit.trace`` (``nnx.MultiHeadAttention``). Each
+file runs in a Python where xinit cannot be imported, holds exactly the state paths of
+``xinit.build(spec, "flax")``, loads the build's values and gives its outputs within the
+parity verdict (4x the float32 rounding of both sides, measured in float64);
+``init_weights`` draws the spec's laws (KS and moments on every native tensor of each
+parameter); the file is ruff-clean and byte-identical when exported again."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from export_code_helpers import Case, ruff_problems, run_isolated
+from helpers import require_backend
+from stats_helpers import N_MIN, assert_has_power, assert_ks_one, assert_moments
+
+import xinit
+from xinit import export_code
+from xinit import layers as L
+from xinit._parity_base import compare, rounding
+from xinit.blocks import Sequential, layer_of
+from xinit.codegen.structure import ExportError
+from xinit.plan import init_plan
+
+pytest.importorskip("flax")
+
+GPT2 = {"n_layer": 2, "n_head": 4, "n_embd": 64, "vocab_size": 500, "n_positions": 64}
+VIT = {"img_size": 32, "patch_size": 8, "num_classes": 10}
+
+
+def _recurrent(kind: str, **fields):
+    """A Linear, a stack of ``kind`` cells (PyTorch's fields) and a head, on (N, L, 6)."""
+    cell = {"lstm": L.LSTM, "gru": L.GRU, "rnn": L.RNN}[kind](8, 16, **fields)
+    width = 16 * (2 if fields.get("bidirectional") else 1)
+    return Sequential(proj=L.Linear(6, 8), rnn=cell, head=L.Linear(width, 5))
+
+
+class SpecCase(Case):
+    """A case whose spec is given (not a zoo name)."""
+
+    def __init__(self, name: str, spec, input_shape, **kw):
+        super().__init__(name, name, input_shape, **kw)
+        self._spec = spec
+
+    @property
+    def spec(self):
+        return self._spec
+
+
+CASES = [
+    Case("vit", "vit_tiny_patch16_224", (2, 3, 32, 32), kwargs=VIT, stats=True),
+    Case("crnn", "crnn", (2, 3, 32, 64), stats=True),
+    Case("gpt2", "gpt2", (2, 16), kwargs=GPT2, stats=True, vocab=GPT2["vocab_size"]),
+    SpecCase("gru", _recurrent("gru", num_layers=2, bidirectional=True), (2, 7, 6), stats=True),
+    SpecCase("rnn_relu", _recurrent("rnn", nonlinearity="relu"), (2, 7, 6), stats=True),
+    SpecCase("lstm3", _recurrent("lstm", num_layers=3), (2, 7, 6)),
+]
+# Planted faults: CRNN's file with its recurrent kernels drawn twice as wide; GPT-2's with
+# its attention no longer causal.
+FAULT = Case("crnn_fault", "crnn", (1, 3, 32, 64), stats=True)
+RIGHT, WRONG = (
+    "recurrent_kernel_init=uniform(-0.0625, 0.0625)",
+    ("recurrent_kernel_init=uniform(-0.125, 0.125)"),
+)
+FORWARD_FAULT = Case("gpt2_fault", "gpt2", (2, 16), kwargs=GPT2, vocab=GPT2["vocab_size"])
+
+# The isolated run: each file's model holds exactly the build's state paths (RNG streams of
+# dropout layers included), takes the build's values (every one used), runs the input in eval
+# mode (an image channel-last, as the file's header says; a sequence as it is); for cases
+# with ``stats``, a fresh model under seeds 0 and 1 redrawn by ``init_weights``.
+SCRIPT = """
+import importlib, json
+import numpy as np
+import jax.numpy as jnp
+from flax import nnx
+
+
+def flat(model):
+    return {".".join(map(str, k)): v for k, v in nnx.to_flat_state(nnx.state(model))}
+
+
+for name, stats in json.load(open("cases.json")):
+    model_class = importlib.import_module(name).Model
+    model = model_class()
+    paths = json.load(open(name + "_paths.json"))
+    assert sorted(flat(model)) == paths, (name, sorted(set(flat(model)) ^ set(paths)))
+    saved = dict(np.load(name + "_state.npz"))
+    state = nnx.state(model)
+    used = set()
+    for key, var in nnx.to_flat_state(state):
+        key = ".".join(map(str, key))
+        if isinstance(var, (nnx.Param, nnx.BatchStat)):
+            assert var.get_value().shape == saved[key].shape, (name, key)
+            var.set_value(jnp.asarray(saved[key]))
+            used.add(key)
+    assert used == set(saved), (name, sorted(set(saved) - used))
+    nnx.update(model, state)
+    model.eval()
+    x = np.load(name + "_x.npy")
+    x = np.moveaxis(x, 1, -1) if x.ndim == 4 else x
+    out = np.asarray(model(jnp.asarray(x)))
+    np.save(name + "_out.npy", np.moveaxis(out, -1, 1) if out.ndim == 4 else out)
+    for seed in (0, 1) if stats else ():
+        fresh = model_class(rngs=nnx.Rngs(seed))
+        fresh.init_weights(nnx.Rngs(seed + 10))
+        drawn = {k: np.asarray(v.get_value()) for k, v in flat(fresh).items() if k in saved}
+        np.savez(f"{name}_init{seed}.npz", **drawn)
+"""
+
+
+def _export(case: Case, folder) -> str:
+    text = export_code(case.spec, "flax", class_name="Model", source=case.model)
+    (folder / f"{case.name}.py").write_text(text)
+    return text
+
+
+def _save_build(case: Case, folder, text: str | None = None):
+    """The build's state (parameters and batch statistics) and all its paths, the input, and
+    (the build's output, the float32 rounding of the build against its float64 run)."""
+    from flax import nnx
+
+    from xinit.backends import get_backend
+
+    module = xinit.build(case.spec, "flax", rng="xinit")
+    flat = {".".join(map(str, k)): v for k, v in nnx.to_flat_state(nnx.state(module))}
+    (folder / f"{case.name}_paths.json").write_text(json.dumps(sorted(flat)))
+    values = {
+        k: np.asarray(v.get_value())
+        for k, v in flat.items()
+        if isinstance(v, (nnx.Param, nnx.BatchStat))
+    }
+    np.savez(folder / f"{case.name}_state.npz", **values)
+    x = case.input()
+    np.save(folder / f"{case.name}_x.npy", x)
+    backend = get_backend("flax")
+    want = backend.run(module, x)
+    with backend.float64(module):
+        wide = backend.run(module, x if x.dtype == np.int64 else x.astype(np.float64))
+    return want, rounding(want, wide)
+
+
+def _run(cases: list[Case], folder) -> dict:
+    (folder / "cases.json").write_text(json.dumps([[c.name, c.stats] for c in cases]))
+    run_isolated(folder, SCRIPT)
+    return {c.name: np.load(folder / f"{c.name}_out.npy") for c in cases}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Every case exported and its build saved, the planted fault too; one isolated run."""
+    require_backend("flax")
+    folder = tmp_path_factory.mktemp("export_flax")
+    texts, expected = {}, {}
+    for case in CASES:
+        texts[case.name] = _export(case, folder)
+        expected[case.name] = _save_build(case, folder)
+    for fault, right, wrong in ((FAULT, RIGHT, WRONG), (FORWARD_FAULT, ", causal=True", "")):
+        text = _export(fault, folder)
+        assert right in text
+        (folder / f"{fault.name}.py").write_text(text.replace(right, wrong))
+        expected[fault.name] = _save_build(fault, folder)
+    outs = _run([*CASES, FAULT, FORWARD_FAULT], folder)
+    return folder, texts, expected, outs
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_outputs_equal_the_build_within_the_verdict(exported, case):
+    _, _, expected, outs = exported
+    want, noise = expected[case.name]
+    diff = compare(want, outs[case.name], atol=None, noise=2 * noise)
+    assert diff.passed, (case.name, diff)
+
+
+def test_the_verdict_catches_attention_made_non_causal(exported):
+    _, _, expected, outs = exported
+    want, noise = expected[FORWARD_FAULT.name]
+    assert not compare(want, outs[FORWARD_FAULT.name], atol=None, noise=2 * noise).passed
+
+
+def check_flax_init(spec, first: dict, second: dict, what: str) -> None:
+    """Each parameter of the spec's init plan, read from the Flax state at the native paths
+    of xinit's parameter map (every tensor it is split into, concatenated: an LSTM's gates, an
+    attention's q, k, v kernels), follows its law: constants exactly, random laws by moments
+    and a one-sample KS (``second``, another seed, confirms a rejection)."""
+    from xinit.backends.flax.lowerings import REGISTRY
+
+    for item in init_plan(spec):
+        leaves = REGISTRY.param_map(layer_of(spec, item.layer))[item.param.name]
+        keys = [".".join(p for p in (item.layer, leaf.name) if p) for leaf in leaves]
+        x = np.concatenate([first[k].ravel() for k in keys]).astype(np.float64)
+        label = f"{what} {item.path} ({item.dist.describe()})"
+        if not item.dist.random:
+            np.testing.assert_array_equal(x, np.full_like(x, item.dist.mean), err_msg=label)
+            continue
+        assert_moments(x, item.dist, label)
+        if x.size >= N_MIN:
+            assert_has_power(x, item.dist, label)
+
+        def redraw(keys=keys):
+            return np.concatenate([second[k].ravel() for k in keys]).astype(np.float64)
+
+        assert_ks_one(x, item.dist, label, redraw=redraw)
+
+
+def _draws(folder, name: str):
+    return [dict(np.load(folder / f"{name}_init{seed}.npz")) for seed in (0, 1)]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.stats], ids=lambda c: c.name)
+def test_init_weights_draws_the_spec_laws(exported, case):
+    check_flax_init(case.spec, *_draws(exported[0], case.name), case.name)
+
+
+def test_statistics_catch_recurrent_kernels_drawn_too_wide(exported):
+    """The planted fault: CRNN's LSTM recurrent kernels drawn from U(±1/8), not U(±1/16)."""
+    with pytest.raises(AssertionError, match="weight_hh"):
+        check_flax_init(FAULT.spec, *_draws(exported[0], FAULT.name), FAULT.name)
+
+
+def test_files_are_ruff_clean_and_deterministic(exported):
+    folder, texts, _, _ = exported
+    assert ruff_problems(folder, [f"{c.name}.py" for c in CASES]) == ""
+    for case in CASES:
+        assert _export(case, folder) == texts[case.name], case.name
+
+
+def test_files_read_as_flax_code(exported):
+    """The forms the issue asks for: Flax's own classes and calls, the laws as kernel_init=."""
+    _, texts, _, _ = exported
+    vit, gpt2, crnn = texts["vit"], texts["gpt2"], texts["crnn"]
+    assert "nnx.LayerNorm(192, use_fast_variance=False, rngs=rngs)" in vit
+    assert "nnx.Param(nnx.initializers.normal(1e-06)(rngs.params(), (1, 1, 192)))" in vit
+    assert "nnx.dot_product_attention(q, k, v, is_causal=causal)" in vit
+    assert "*[Block(rngs=rngs) for _ in range(12)]" in vit
+    assert "nnx.Embed(500, 64, embedding_init=nnx.initializers.normal(0.02)" in gpt2
+    assert "attention(x, 4, causal=True)" in gpt2
+    assert (
+        "class LSTMCell(nnx.LSTMCell):" in crnn and "nnx.Bidirectional(forward, backward)" in crnn
+    )
+    assert "x = jnp.transpose(x, (0, 2, 3, 1))" in crnn  # (N, H, W, C) -> (N, W, C, H) at once
+    assert "xinit" not in "".join(line for line in crnn.splitlines() if "import" in line)
+
+
+def test_a_kind_without_an_emitter_names_the_layer(tmp_path):
+    spec = Sequential(conv=L.Conv(3, 8, 3), norm=L.GroupNorm(2, 8))
+    with pytest.raises(ExportError, match=r"^norm: .*no emitter for layer kind 'groupnorm'"):
+        export_code(spec, "flax")
+
+
+@pytest.mark.parametrize(
+    ("layer", "path"),
+    [
+        (L.MultiheadAttention(8, 2, is_causal=True), "attn"),
+        (L.LSTM(8, 8, proj_size=4), "attn"),
+        (L.LayerNorm((4, 8)), "attn"),
+    ],
+    ids=["masked_attention", "lstm_proj", "layernorm_2d"],
+)
+def test_an_unsupported_form_names_the_layer(layer, path):
+    spec = Sequential(proj=L.Linear(8, 8), attn=layer)
+    with pytest.raises(ExportError, match=rf"^{path}: the flax export"):
+        export_code(spec, "flax")
+
+
+def test_recurrent_laws_that_differ_by_layer_are_refused():
+    """The file gives each cell one initializer per tensor family: an LSTM whose layers draw
+    different laws (Xavier on inputs of 8 and of 16) cannot be written that way."""
+    from xinit.presets import Policy, Rule, XavierUniform
+
+    spec = Sequential(rnn=L.LSTM(8, 16, num_layers=2))
+    policy = Policy(Rule(XavierUniform(), kind="lstm", param="weight_ih_*"))
+    assert len({i.dist for i in init_plan(spec, policy) if "weight_ih" in i.path}) == 2
+    with pytest.raises(ExportError, match=r"^rnn: its weight_ih_\* tensors draw 2 laws"):
+        export_code(spec, "flax", policy=policy)
+
+
+# ---- a torchvision ViT traced with xinit.trace ----------------------------------------------
+def test_a_traced_vit_exports_and_runs_as_the_build(tmp_path):
+    """torchvision's VisionTransformer (small) traced and saved with ``xinit.save_spec``,
+    written by ``xinit export-code --model spec.json --framework flax``: its attention is
+    ``nnx.MultiHeadAttention`` (packed law on the q, k, v kernels, out_proj's own), its
+    dropouts nnx.Dropout with their RNG streams at the build's paths."""
+    import real_models as real
+
+    from xinit.cli import main
+
+    torch = pytest.importorskip("torch")
+    require_backend("flax")
+    torch.manual_seed(0)
+    model = real.vision("torchvision").models.VisionTransformer(32, 8, 2, 2, 32, 64, num_classes=10)
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 32, 32))).float()
+    path = xinit.save_spec(xinit.trace(model.eval(), x), tmp_path / "vit.json")
+    out = tmp_path / "traced_vit.py"
+    args = ["export-code", "--model", str(path), "--framework", "flax", "-o", str(out)]
+    assert main([*args, "--class-name", "Model"]) == 0
+    text = out.read_text()
+    assert "nnx.MultiHeadAttention(" in text and "out_kernel_init=" in text
+    spec = xinit.load_spec(path)
+    case = SpecCase("traced_vit", spec, (2, 3, 32, 32), stats=True)
+    want, noise = _save_build(case, tmp_path)
+    got = _run([case], tmp_path)["traced_vit"]
+    assert compare(want, got, atol=None, noise=2 * noise).passed
+    check_flax_init(spec, *_draws(tmp_path, "traced_vit"), "traced_vit")
+    assert ruff_problems(tmp_path, ["traced_vit.py"]) == ""
