@@ -58,13 +58,11 @@ CASES = [
     SpecCase("rnn_relu", _recurrent("rnn", nonlinearity="relu"), (2, 7, 6), stats=True),
     SpecCase("lstm3", _recurrent("lstm", num_layers=3), (2, 7, 6)),
 ]
-# Planted faults: CRNN's file with its recurrent kernels drawn twice as wide; GPT-2's with
-# its attention no longer causal.
-FAULT = Case("crnn_fault", "crnn", (1, 3, 32, 64), stats=True)
-RIGHT, WRONG = (
-    "recurrent_kernel_init=uniform(-0.0625, 0.0625)",
-    ("recurrent_kernel_init=uniform(-0.125, 0.125)"),
-)
+# Planted faults: the GRU stack's file with its recurrent kernels drawn twice as wide;
+# GPT-2's with its attention no longer causal.
+FAULT = SpecCase("gru_fault", CASES[3].spec, (2, 7, 6), stats=True)
+RIGHT = "recurrent_kernel_init=uniform(-0.25, 0.25)"
+WRONG = "recurrent_kernel_init=uniform(-0.5, 0.5)"
 FORWARD_FAULT = Case("gpt2_fault", "gpt2", (2, 16), kwargs=GPT2, vocab=GPT2["vocab_size"])
 
 # The isolated run: each file's model holds exactly the build's state paths (RNG streams of
@@ -215,7 +213,7 @@ def test_init_weights_draws_the_spec_laws(exported, case):
 
 
 def test_statistics_catch_recurrent_kernels_drawn_too_wide(exported):
-    """The planted fault: CRNN's LSTM recurrent kernels drawn from U(±1/8), not U(±1/16)."""
+    """The planted fault: the GRU's recurrent kernels drawn from U(±1/2), not U(±1/4)."""
     with pytest.raises(AssertionError, match="weight_hh"):
         check_flax_init(FAULT.spec, *_draws(exported[0], FAULT.name), FAULT.name)
 
