@@ -13,9 +13,8 @@ import json
 
 import numpy as np
 import pytest
-from export_code_helpers import Case, ruff_problems, run_isolated
+from export_code_helpers import Case, check_init_statistics, ruff_problems, run_isolated
 from helpers import require_backend
-from stats_helpers import N_MIN, assert_has_power, assert_ks_one, assert_moments
 
 import xinit
 from xinit import export_code
@@ -178,29 +177,22 @@ def test_the_verdict_catches_attention_made_non_causal(exported):
     assert not compare(want, outs[FORWARD_FAULT.name], atol=None, noise=2 * noise).passed
 
 
-def check_flax_init(spec, first: dict, second: dict, what: str) -> None:
+def check_flax_init(case: Case, first: dict, second: dict) -> None:
     """Each parameter of the spec's init plan, read from the Flax state at the native paths
     of xinit's parameter map (every tensor it is split into, concatenated: an LSTM's gates, an
-    attention's q, k, v kernels), follows its law: constants exactly, random laws by moments
-    and a one-sample KS (``second``, another seed, confirms a rejection)."""
+    attention's q, k, v kernels), follows its law (``check_init_statistics`` on the values
+    keyed by neutral path; ``second``, another seed, confirms a KS rejection)."""
     from xinit.backends.flax.lowerings import REGISTRY
 
-    for item in init_plan(spec):
-        leaves = REGISTRY.param_map(layer_of(spec, item.layer))[item.param.name]
-        keys = [".".join(p for p in (item.layer, leaf.name) if p) for leaf in leaves]
-        x = np.concatenate([first[k].ravel() for k in keys]).astype(np.float64)
-        label = f"{what} {item.path} ({item.dist.describe()})"
-        if not item.dist.random:
-            np.testing.assert_array_equal(x, np.full_like(x, item.dist.mean), err_msg=label)
-            continue
-        assert_moments(x, item.dist, label)
-        if x.size >= N_MIN:
-            assert_has_power(x, item.dist, label)
+    def neutral(state: dict) -> dict:
+        out = {}
+        for item in init_plan(case.spec):
+            leaves = REGISTRY.param_map(layer_of(case.spec, item.layer))[item.param.name]
+            keys = [".".join(p for p in (item.layer, leaf.name) if p) for leaf in leaves]
+            out[item.path] = np.concatenate([state[k].ravel() for k in keys])
+        return out
 
-        def redraw(keys=keys):
-            return np.concatenate([second[k].ravel() for k in keys]).astype(np.float64)
-
-        assert_ks_one(x, item.dist, label, redraw=redraw)
+    check_init_statistics(case, neutral(first), neutral(second), "neutral")
 
 
 def _draws(folder, name: str):
@@ -209,13 +201,13 @@ def _draws(folder, name: str):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.stats], ids=lambda c: c.name)
 def test_init_weights_draws_the_spec_laws(exported, case):
-    check_flax_init(case.spec, *_draws(exported[0], case.name), case.name)
+    check_flax_init(case, *_draws(exported[0], case.name))
 
 
 def test_statistics_catch_recurrent_kernels_drawn_too_wide(exported):
     """The planted fault: the GRU's recurrent kernels drawn from U(±1/2), not U(±1/4)."""
     with pytest.raises(AssertionError, match="weight_hh"):
-        check_flax_init(FAULT.spec, *_draws(exported[0], FAULT.name), FAULT.name)
+        check_flax_init(FAULT, *_draws(exported[0], FAULT.name))
 
 
 def test_files_are_ruff_clean_and_deterministic(exported):
@@ -301,5 +293,5 @@ def test_a_traced_vit_exports_and_runs_as_the_build(tmp_path):
     want, noise = _save_build(case, tmp_path)
     got = _run([case], tmp_path)["traced_vit"]
     assert compare(want, got, atol=None, noise=2 * noise).passed
-    check_flax_init(spec, *_draws(tmp_path, "traced_vit"), "traced_vit")
+    check_flax_init(case, *_draws(tmp_path, "traced_vit"))
     assert ruff_problems(tmp_path, ["traced_vit.py"]) == ""
