@@ -27,6 +27,7 @@ class Held:
 
     layout: str | None
     rank: int | None
+    batched: bool = True  # False: a learned tensor's value (no batch axis), held neutral
 
     @property
     def matters(self) -> bool:
@@ -110,7 +111,7 @@ class LayoutPlan:
 
     def _layer(self, layer: Layer, path: str, held: tuple[Held, ...]) -> Held:
         if getattr(layer, "needs_container", False) and layer.kind == "learned_tensor":
-            out = Held(NEUTRAL, len(layer.shape))  # its value, no batch axis: its input places it
+            out = Held(NEUTRAL, len(layer.shape), batched=False)  # its input only places it
             self.at[path] = LayerLayout(held, (None,) * len(held), out)
             return out
         need = need_of(layer)
@@ -120,7 +121,12 @@ class LayoutPlan:
             if self.rank is None and isinstance(dims, int) and not isinstance(dims, bool):
                 self.rank = dims + 2
         if layer.kind in _MERGES and len(held) > 1:
-            first = next((h for h in held if h.layout is not None), held[0])
+            first = next((h for h in held if h.layout is not None and h.batched), held[0])
+            if first.layout == CHANNELS and first.matters and not all(h.batched for h in held):
+                raise ExportError(
+                    f"{path}: a learned tensor broadcast onto a channel-last image; the flax "
+                    "export does not write that broadcast yet"
+                )
             to = tuple(
                 first.layout if h.matters and h.layout not in (None, first.layout) else None
                 for h in held
