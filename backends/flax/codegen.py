@@ -20,7 +20,7 @@ from xinit.codegen.writer import FrameworkCode
 from xinit.distributions import ConstantDist, NormalDist, TruncNormalDist, UniformDist
 from xinit.initializers import KaimingNormal, KaimingUniform, XavierNormal, XavierUniform, gain
 
-from ..common.codegen import native_fans
+from ..common.codegen import native_fans, neutral_fans
 from .codegen_layout import LayoutPlan
 from .codegen_sequence import converted, init_keywords, layout_at, register_sequence
 
@@ -210,6 +210,23 @@ def _dropout(f: Fields) -> str:
 EMITTERS.register("dropout", module=_dropout)
 for _kind, _name in {"relu": "relu", "silu": "silu", "sigmoid": "sigmoid", "tanh": "tanh"}.items():
     EMITTERS.register(_kind, call=_activation(_name))
+EMITTERS.register("hardswish", call=_activation("hard_swish"))  # x * relu6(x + 3) / 6
+EMITTERS.register("relu6", call=_activation("relu6"))
+EMITTERS.register(
+    "leaky_relu",
+    call=lambda f, args: f"nnx.leaky_relu({args[0]}, {literal(f.spec.negative_slope)})",
+)
+for _kind in ("softmax", "log_softmax"):  # on PyTorch's layout (the value is turned there)
+    EMITTERS.register(_kind, call=lambda f, args, k=_kind: f"nnx.{k}({args[0]}, axis={f['dim']})")
+
+
+def _hardsigmoid(f: Fields, args: list) -> str:
+    if not f.spec.is_default:
+        raise ExportError(f"{f.where}: the export writes Hardsigmoid with its defaults only")
+    return f"nnx.hard_sigmoid({args[0]})"  # relu6(x + 3) / 6, PyTorch's default
+
+
+EMITTERS.register("hardsigmoid", call=_hardsigmoid)
 EMITTERS.register("identity", call=lambda f, args: args[0])
 EMITTERS.register("add", call=lambda f, args: " + ".join(args))
 EMITTERS.register("mul", call=lambda f, args: " * ".join(args))
@@ -297,11 +314,8 @@ class FlaxCode(FrameworkCode):
         """No method body of statements: each constructor's ``*_init=`` draws its law; the
         codes are collected here (every instance of a class must draw alike), and where
         each value is held (channel-last or PyTorch's layout), before any class is written."""
-        codes: dict[str, dict[str, str]] = {}
-        for row in init_rows(writer.spec, writer.policy):
-            codes.setdefault(row.item.layer, {})[row.leaf] = init_code(row, writer.ctx)
-        writer.ctx.inits = codes
-        _check_shared(planner, codes)
+        rows = init_rows(writer.spec, writer.policy)
+        writer.ctx.inits = _shared_codes(planner, rows, writer.ctx)
         writer.ctx.layouts = LayoutPlan(writer.spec)  # read by the emitters
         writer.ctx.layouts.check_shared(planner)
         writer.ctx.tuple_args = _tuple_args(planner)
@@ -337,11 +351,60 @@ def _tuple_args(planner) -> set[str]:
     return out
 
 
-def _check_shared(planner, codes) -> None:
-    """Every instance of a shared class must draw each layer alike (its code is written once)."""
+def _shared_codes(planner, rows, ctx) -> dict[str, dict[str, str]]:
+    """Layer path -> leaf -> init code. Every instance of a shared class must draw each
+    layer alike (its code is written once): where instances differ, a conv or Linear kernel
+    whose law scales with its fans (PaddleOCR's N(0, 2 / fan_in) blocks) is written as the
+    ``variance_scaling`` all of them share; else ``ExportError``."""
+    codes: dict[str, dict[str, str]] = {}
+    for row in rows:
+        codes.setdefault(row.item.layer, {})[row.leaf] = init_code(row, ctx)
+    scaled: set[str] = set()
+    while True:
+        conflicts = _conflicts(planner, codes)
+        layers = {path for found in conflicts for path in found[:2]} - scaled
+        if not layers:
+            break
+        for row in rows:
+            if row.item.layer in layers and (code := _fan_scaled(row)) is not None:
+                codes[row.item.layer][row.leaf] = code
+        scaled |= layers
+    if conflicts:
+        where, first, name = conflicts[0]
+        raise ExportError(
+            f"{where}: draws {codes[where]} where {first} of the same class {name} draws "
+            f"{codes[first]}; the flax export writes one init per class layer"
+        )
+    return codes
+
+
+def _fan_scaled(row) -> str | None:
+    """``variance_scaling(var x fan, mode, "normal" | "uniform")`` for a conv or Linear
+    kernel's centred normal or uniform law (Flax computes those kernels' fans as PyTorch)."""
+    item, dist = row.item, row.item.dist
+    if row.layer.kind not in _KERNEL_FANS or row.leaf != "weight":
+        return None
+    if isinstance(dist, NormalDist) and dist.mu == 0.0:
+        var, kind = dist.sigma**2, "normal"
+    elif isinstance(dist, UniformDist) and dist.low == -dist.high:
+        var, kind = dist.high**2 / 3.0, "uniform"
+    else:
+        return None
+    mode = getattr(item.init, "mode", "fan_in")
+    fans = neutral_fans(item.param.shape)
+    fan = {"fan_in": fans.fan_in, "fan_out": fans.fan_out}.get(mode)
+    if fan is None:
+        return None
+    scale = literal(float(f"{var * fan:.12g}"))
+    return f'nnx.initializers.variance_scaling({scale}, "{mode}", "{kind}")'
+
+
+def _conflicts(planner, codes) -> list[tuple[str, str, str]]:
+    """(layer path, the first instance's layer path, class name) where their codes differ."""
     from xinit.blocks import walk
     from xinit.layers import Layer
 
+    out = []
     for plan in planner.order:
         if len(plan.instances) < 2:
             continue
@@ -351,13 +414,11 @@ def _check_shared(planner, codes) -> None:
             for rel, node in walk(inst):
                 if not isinstance(node, Layer) or not rel:
                     continue
-                a = codes.get(f"{first}.{rel}" if first else rel)
-                b = codes.get(f"{where}.{rel}" if where else rel)
+                a_path, b_path = (f"{p}.{rel}" if p else rel for p in (first, where))
+                a, b = codes.get(a_path), codes.get(b_path)
                 if a is not None and b is not None and a != b:
-                    raise ExportError(
-                        f"{where}.{rel}: draws {b} where {first}.{rel} of the same class "
-                        f"{plan.name} draws {a}; the flax export writes one init per class layer"
-                    )
+                    out.append((b_path, a_path, plan.name))
+    return out
 
 
 CODEGEN = FlaxCode()

@@ -110,8 +110,11 @@ class LayoutPlan:
         raise ExportError(f"{path or '<root>'}: not a spec node: {node!r}")
 
     def _layer(self, layer: Layer, path: str, held: tuple[Held, ...]) -> Held:
-        if getattr(layer, "needs_container", False) and layer.kind == "learned_tensor":
-            out = Held(NEUTRAL, len(layer.shape), batched=False)  # its input only places it
+        if layer.kind == "learned_tensor":  # its value; its input only places it
+            if all(d == 1 for d in layer.shape):  # one number: the same in either layout
+                out = Held(None, None)
+            else:
+                out = Held(NEUTRAL, len(layer.shape), batched=False)
             self.at[path] = LayerLayout(held, (None,) * len(held), out)
             return out
         need = need_of(layer)

@@ -1,6 +1,7 @@
 """The Flax code export of sequence models: ViT (learned tokens, layer norm, packed attention),
 GPT-2 (embeddings, positions, causal attention), CRNN's bidirectional LSTM, GRU and RNN
-stacks, and a torchvision ViT traced with ``xinit.trace`` (``nnx.MultiHeadAttention``). Each
+stacks, PP-OCRv2's recogniser, and a torchvision ViT traced with ``xinit.trace``
+(``nnx.MultiHeadAttention``). Each
 file runs in a Python where xinit cannot be imported, holds exactly the state paths of
 ``xinit.build(spec, "flax")``, loads the build's values and gives its outputs within the
 parity verdict (4x the float32 rounding of both sides, measured in float64);
@@ -58,6 +59,10 @@ CASES = [
     SpecCase("rnn_relu", _recurrent("rnn", nonlinearity="relu"), (2, 7, 6), stats=True),
     SpecCase("lstm3", _recurrent("lstm", num_layers=3), (2, 7, 6)),
 ]
+# PP-OCRv2's recogniser (slow: 6625 classes, run op by op in float32 and float64): its shared
+# blocks' convs draw N(0, 2 / fan_in) each, written as the one variance_scaling they share;
+# hard-swish, softmax over PyTorch's class axis.
+SLOW = Case("ppocrv2_rec", "ppocrv2_rec", (1, 3, 32, 64), stats=True)
 # Planted faults: the GRU stack's file with its recurrent kernels drawn twice as wide;
 # GPT-2's with its attention no longer causal.
 FAULT = SpecCase("gru_fault", CASES[3].spec, (2, 7, 6), stats=True)
@@ -170,6 +175,18 @@ def test_outputs_equal_the_build_within_the_verdict(exported, case):
     want, noise = expected[case.name]
     diff = compare(want, outs[case.name], atol=None, noise=2 * noise)
     assert diff.passed, (case.name, diff)
+
+
+@pytest.mark.slow
+def test_ppocrv2_rec_exports_and_runs_as_the_build(tmp_path):
+    require_backend("flax")
+    text = _export(SLOW, tmp_path)
+    assert 'variance_scaling(2.0, "fan_in", "normal")' in text
+    want, noise = _save_build(SLOW, tmp_path)
+    got = _run([SLOW], tmp_path)[SLOW.name]
+    assert compare(want, got, atol=None, noise=2 * noise).passed
+    check_flax_init(SLOW, *_draws(tmp_path, SLOW.name))
+    assert ruff_problems(tmp_path, [f"{SLOW.name}.py"]) == ""
 
 
 def test_the_verdict_catches_attention_made_non_causal(exported):
