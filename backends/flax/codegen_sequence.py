@@ -358,10 +358,13 @@ def _permute(f: Fields, args: list) -> str:
 
 
 def _reshape(f: Fields, args: list) -> str:
+    """The neutral reshape, batch kept (read on the input as held: axis 0 either way)."""
     x = args[0]
+    rec = layout_at(f)
     shape = f.value("shape")
     rest = ", ".join(map(str, shape)) if shape is not None else f"*{f['shape']}"
-    return f"{x}.reshape({x}.shape[0], {rest})"
+    held = converted(f, x, rec.to[0]) if rec is not None else x
+    return f"{held}.reshape({x}.shape[0], {rest})"
 
 
 def _position_ids(f: Fields, args: list) -> str:
@@ -424,7 +427,7 @@ def register_sequence(table) -> None:
     table.register("gelu", call=_gelu)
     table.register("select", call=_select)
     table.register("permute", call=_permute, converts=False)
-    table.register("reshape", call=_reshape)
+    table.register("reshape", call=_reshape, converts=False)
     table.register("position_ids", call=_position_ids)
     table.register("flatten", call=_flatten, converts=False)  # reads the layouts itself
     table.register("concat", call=_concat, converts=False)

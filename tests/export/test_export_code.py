@@ -43,7 +43,8 @@ CASES = [
 FAULT = Case("resnet18_fault", "resnet18", (1, 3, 32, 32), stats=True)
 FANS = {"torch": ('mode="fan_out"', 'mode="fan_in"'), "paddle": ('(mode="fan_out")', "()")}
 FANS["flax"] = ('"fan_out", "normal"', '"fan_in", "normal"')
-# What each framework's export writes today (Flax: convolutional networks).
+# What each framework's export is tested on here (Flax: convolutional networks; its sequence
+# models, ViT, GPT-2, CRNN, in test_export_flax.py).
 ALL = {c.model for c in CASES}
 WRITES = {"torch": ALL, "paddle": ALL, "flax": {"lenet", "resnet18"}}
 SLOW_FLAX = {"resnet45", "vgg11_bn"}  # written too; tested in the slow run
