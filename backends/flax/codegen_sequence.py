@@ -303,7 +303,8 @@ def _recurrent(f: Fields) -> str:
             "projection only"
         )
     name, cell, source = _CELLS[s.kind]
-    f.ctx.need("import jax.numpy as jnp") if s.kind == "gru" else None
+    if s.kind == "gru":
+        f.ctx.need("import jax.numpy as jnp")  # its cell's initial carry
     f.ctx.helper(cell, source)
     f.ctx.helper(name, _RECURRENT.replace("NAME", name).replace("CELL", cell))
     kws = [*f.kw("num_layers", 1), *f.kw("bidirectional", False)]

@@ -51,11 +51,14 @@ class SpecCase(Case):
         return self._spec
 
 
+GRU_STACK = _recurrent("gru", num_layers=2, bidirectional=True)
 CASES = [
     Case("vit", "vit_tiny_patch16_224", (2, 3, 32, 32), kwargs=VIT, stats=True),
     Case("crnn", "crnn", (2, 3, 32, 64), stats=True),
     Case("gpt2", "gpt2", (2, 16), kwargs=GPT2, stats=True, vocab=GPT2["vocab_size"]),
-    SpecCase("gru", _recurrent("gru", num_layers=2, bidirectional=True), (2, 7, 6), stats=True),
+    # The policy's laws, not the spec's: GPT-2's c_proj at N(0, 0.02 / sqrt(2 n_layer)).
+    Case("gpt2_policy", "gpt2", (1, 8), kwargs=GPT2, policy="gpt2", stats=True, vocab=500),
+    SpecCase("gru", GRU_STACK, (2, 7, 6), stats=True),
     SpecCase("rnn_relu", _recurrent("rnn", nonlinearity="relu"), (2, 7, 6), stats=True),
     SpecCase("lstm3", _recurrent("lstm", num_layers=3), (2, 7, 6)),
 ]
@@ -65,7 +68,7 @@ CASES = [
 SLOW = Case("ppocrv2_rec", "ppocrv2_rec", (1, 3, 32, 64), stats=True)
 # Planted faults: the GRU stack's file with its recurrent kernels drawn twice as wide;
 # GPT-2's with its attention no longer causal.
-FAULT = SpecCase("gru_fault", CASES[3].spec, (2, 7, 6), stats=True)
+FAULT = SpecCase("gru_fault", GRU_STACK, (2, 7, 6), stats=True)
 RIGHT = "recurrent_kernel_init=uniform(-0.25, 0.25)"
 WRONG = "recurrent_kernel_init=uniform(-0.5, 0.5)"
 FORWARD_FAULT = Case("gpt2_fault", "gpt2", (2, 16), kwargs=GPT2, vocab=GPT2["vocab_size"])
@@ -115,7 +118,8 @@ for name, stats in json.load(open("cases.json")):
 
 
 def _export(case: Case, folder) -> str:
-    text = export_code(case.spec, "flax", class_name="Model", source=case.model)
+    policy = case.policy_object()
+    text = export_code(case.spec, "flax", class_name="Model", policy=policy, source=case.model)
     (folder / f"{case.name}.py").write_text(text)
     return text
 
@@ -127,7 +131,7 @@ def _save_build(case: Case, folder, text: str | None = None):
 
     from xinit.backends import get_backend
 
-    module = xinit.build(case.spec, "flax", rng="xinit")
+    module = xinit.build(case.spec, "flax", rng="xinit", policy=case.policy_object())
     flat = {".".join(map(str, k)): v for k, v in nnx.to_flat_state(nnx.state(module))}
     (folder / f"{case.name}_paths.json").write_text(json.dumps(sorted(flat)))
     values = {
@@ -245,6 +249,8 @@ def test_files_read_as_flax_code(exported):
     assert "*[Block(rngs=rngs) for _ in range(12)]" in vit
     assert "nnx.Embed(500, 64, embedding_init=nnx.initializers.normal(0.02)" in gpt2
     assert "attention(x, 4, causal=True)" in gpt2
+    assert "kernel_init=nnx.initializers.normal(0.01)" in gpt2  # the spec's c_proj law
+    assert "kernel_init=nnx.initializers.normal(0.01)" not in texts["gpt2_policy"]
     assert (
         "class LSTMCell(nnx.LSTMCell):" in crnn and "nnx.Bidirectional(forward, backward)" in crnn
     )
