@@ -146,10 +146,7 @@ def test_outputs_equal_paddleocrs_after_set_state_dict(name):
     assert probs.shape == (1, CASES[name][2], CLASSES) and np.allclose(probs.sum(-1), 1.0)
 
 
-# Not "svtr": Paddle 3's TruncatedNormal(std=.02) cuts at the absolute a=-2, b=2 (so a plain
-# N(0, .02²)), where _common.TRUNC_NORMAL cuts at ±2 std (Paddle 2's rule); KS rejects it on
-# SVTRNet's larger Linears (p ~ 1e-5). Left for the lead: fixing it changes zoo checksums.
-@pytest.mark.parametrize("name", [n for n in CASES if n != "svtr"])
+@pytest.mark.parametrize("name", list(CASES))
 def test_initialisation_is_paddleocrs(name):
     """Every parameter PaddleOCR's own code draws (Paddle's initialisers, seeded) fits the
     law xinit's spec gives it: KaimingNormal/KaimingUniform convs, Paddle's default SE convs
