@@ -2,8 +2,9 @@
 (:func:`from_config`), and the CTC class count from a character dictionary or a checkpoint.
 
 Supported: ``model_type: rec`` with ``Backbone`` in :data:`BACKBONES`, an optional ``Neck``
-(``SequenceEncoder``) and ``Head`` ``CTCHead`` or ``MultiHead`` (its ``CTCHead`` branch, the
-one PaddleOCR runs at inference, under its names ``head.ctc_encoder``/``head.ctc_head``).
+(``SequenceEncoder``) and ``Head`` ``CTCHead``, ``MultiHead`` (its ``CTCHead`` branch, the
+one PaddleOCR runs at inference, under its names ``head.ctc_encoder``/``head.ctc_head``) or
+``VLHead`` (VisionLAN on ResNet45, its inference path).
 Arguments that only steer training (learning-rate multipliers, weight decay, ``use_guide``)
 are accepted and have no effect on the spec; any other unknown argument is refused by name.
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 from ...blocks import Sequential
 from ...errors import ArgumentError, UnknownNameError
+from ..resnet45 import resnet45
 from .rec_ctc_head import ctc_head
 from .rec_hgnet import pphgnet_small, pphgnet_tiny
 from .rec_lcnetv3 import out_channels as lcnetv3_channels
@@ -25,6 +27,7 @@ from .rec_mv1_enhance import mobilenet_v1_enhance
 from .rec_mv1_enhance import out_channels as mv1_channels
 from .rec_svtrnet import out_channels as svtrnet_channels
 from .rec_svtrnet import svtrnet
+from .rec_visionlan_head import vl_head
 from .rnn import ENCODER_TYPES, sequence_encoder
 
 # name -> (spec factory, its output channels from the same arguments)
@@ -34,9 +37,14 @@ BACKBONES: dict[str, tuple[Callable[..., Any], Callable[..., int]]] = {
     "PPHGNet_small": (pphgnet_small, lambda **_: 1024),
     "PPHGNet_tiny": (pphgnet_tiny, lambda **_: 768),
     "SVTRNet": (svtrnet, svtrnet_channels),
+    "ResNet45": (resnet45, lambda **_: 512),
 }
 NECKS = ("SequenceEncoder",)
-HEADS = ("CTCHead", "MultiHead")
+HEADS = ("CTCHead", "MultiHead", "VLHead")
+REFUSED_HEADS = {  # heads PaddleOCR pairs with ResNet45 that the spec cannot express
+    "ABINetHead": "ABINet's eval forward corrects its reading with a language model over "
+    "argmax-derived lengths (data-dependent); VisionLAN's VLHead, static, is supported",
+}
 TRAINING_ONLY = ("lr_mult_list", "lab_lr", "lr_mult", "fc_decay", "use_guide", "pretrained")
 DEFAULT_CHARACTERS = "0123456789abcdefghijklmnopqrstuvwxyz"  # no dictionary: PaddleOCR's own
 
@@ -211,6 +219,12 @@ def from_config(
     if head_cfg.get("name") == "CTCHead":
         args = _args(head_cfg, ("name", "out_channels"))
         children.append(("head", ctc_head(width, n, softmax=softmax, **args)))
+    elif head_cfg.get("name") == "VLHead":
+        args = _args(head_cfg, ("name", "out_channels", "training_step"))
+        children.append(("head", vl_head(width, n, **args)))
+    elif head_cfg.get("name") in REFUSED_HEADS:
+        name = head_cfg["name"]
+        raise UnknownNameError(f"PaddleOCR config: Head {name!r}: {REFUSED_HEADS[name]}")
     elif head_cfg.get("name") == "MultiHead":
         neck_args, head_args = _ctc_branch(head_cfg)
         encoder, width = _neck(width, neck_args, key="name")
