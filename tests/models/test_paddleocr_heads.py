@@ -67,6 +67,7 @@ def test_outputs_equal_paddleocrs_after_set_state_dict():
     bit-equal (the same Paddle kernels in the same order) and every layer passes the parity
     verdict; the sinusoid table is PaddleOCR's buffer bit for bit."""
     import paddle
+
     from xinit.layers.positions import sinusoid_table
 
     ref = reference(seed=1)
