@@ -137,6 +137,7 @@ def test_paddle_checkpoint_ports_with_parity(tmp_path, dst):
     path = tmp_path / "visionlan.pdparams"
     paddle.save(ref.state_dict(), str(path))
     s = spec()
+    assert paddleocr.from_config({"Architecture": ARCH}, checkpoint=path) == s  # 11 classes
     ported = xinit.port(path, s, src="paddle", dst=dst)
     notes = "\n".join(ported.report.notes)
     for prefix in TRAINING_ONLY:
@@ -163,3 +164,38 @@ def test_abinet_head_is_refused_in_one_line():
     with pytest.raises(UnknownNameError, match=r"'ABINetHead': ABINet's eval forward") as err:
         paddleocr.from_config({"Architecture": arch}, out_channels=CHARS)
     assert "\n" not in str(err.value) and "VLHead" in str(err.value)
+
+
+# configs/rec/rec_r45_visionlan.yml as PaddleOCR ships it (its Global and Architecture; the
+# training sections left out)
+VISIONLAN_YML = """\
+Global:
+  character_dict_path:
+  max_text_length: &max_text_length 25
+  training_step: &training_step LA
+  use_space_char: False
+Architecture:
+  model_type: rec
+  algorithm: VisionLAN
+  Transform:
+  Backbone:
+    name: ResNet45
+    strides: [2, 2, 2, 1, 1]
+  Head:
+    name: VLHead
+    n_layers: 3
+    n_position: 256
+    n_dim: 512
+    max_text_length: *max_text_length
+    training_step: *training_step
+"""
+
+
+def test_from_config_reads_rec_r45_visionlan_yml(tmp_path):
+    """The shipped config gives the zoo's ``visionlan``: PaddleOCR's 36 default characters
+    and the end (37, VLHead's ``out_channels``), 38 classes out of (26, N, 38)."""
+    path = tmp_path / "rec_r45_visionlan.yml"
+    path.write_text(VISIONLAN_YML)
+    spec_ = paddleocr.from_config(path)
+    assert spec_ == paddleocr.visionlan()
+    assert xinit.blocks.infer(spec_, (2, 3, 64, 256))[-1].output_shape == (26, 2, 38)

@@ -7,7 +7,9 @@ head branches, and the optimizer files saved beside the weights.
   :func:`xinit.port`: its prefix removed, every other submodel's keys dropped and listed.
 - A recogniser trained with ``MultiHead`` (CTC plus an SAR or NRTR branch) runs only the CTC
   branch at inference. :func:`training_branches` names the other branches' prefixes, dropped
-  and listed, when the spec has no counterpart for them.
+  and listed, when the spec has no counterpart for them. Likewise VisionLAN's ``VLHead``:
+  its training-only ``MLM``, ``Prediction.pp_share``/``w_share`` and the saved constant
+  ``pos_table`` (the spec computes it).
 - ``best_accuracy.pdparams`` comes with ``.pdopt`` (optimizer state) and ``.states``
   (epoch, metrics): :func:`sidecars` names them for the report; they are never read.
 """
@@ -28,11 +30,12 @@ TRAINING_BRANCHES = {  # MultiHead's children that only training runs
 }
 INFERENCE_BRANCH = "head.ctc_head."
 VISIONLAN = "head.MLM_VRM."  # VLHead: inference runs SequenceModeling and Prediction.pp/w_vrm
-VISIONLAN_TRAINING = {  # its training-only parts, and the constant sinusoid tables it saves
-    "head.MLM_VRM.MLM.": "VisionLAN's MLM",
-    "head.MLM_VRM.Prediction.pp_share.": "VisionLAN's shared PP layer",
-    "head.MLM_VRM.Prediction.w_share.": "VisionLAN's shared classifier",
-    "head.MLM_VRM.SequenceModeling.position_enc.pos_table": "a constant sinusoid table",
+VISIONLAN_TRAINING = {  # its training-only parts, and the constant sinusoid table it saves
+    "head.MLM_VRM.MLM.": "VisionLAN's MLM: training only",
+    "head.MLM_VRM.Prediction.pp_share.": "VisionLAN's shared PP layer: training only",
+    "head.MLM_VRM.Prediction.w_share.": "VisionLAN's shared classifier: training only",
+    "head.MLM_VRM.SequenceModeling.position_enc.pos_table": "the fixed sinusoid table, "
+    "which the spec computes",
 }
 SIDECARS = {".pdopt": "optimizer state", ".states": "training state (epoch, metrics)"}
 
@@ -129,10 +132,7 @@ def select(
                 f"{n} keys dropped; inference runs only the CTC branch"
             )
         else:
-            notes.append(
-                f"{prefix.rstrip('.')} ({VISIONLAN_TRAINING[prefix]}): {n} keys dropped; "
-                "VisionLAN's inference does not read them (the spec computes the table)"
-            )
+            notes.append(f"{prefix.rstrip('.')} ({VISIONLAN_TRAINING[prefix]}): {n} keys dropped")
     return {**chosen, **{keep + p: None for p in branches}}, notes
 
 

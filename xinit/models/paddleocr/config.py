@@ -42,11 +42,12 @@ BACKBONES: dict[str, tuple[Callable[..., Any], Callable[..., int]]] = {
 NECKS = ("SequenceEncoder",)
 HEADS = ("CTCHead", "MultiHead", "VLHead")
 REFUSED_HEADS = {  # heads PaddleOCR pairs with ResNet45 that the spec cannot express
-    "ABINetHead": "ABINet's eval forward corrects its reading with a language model over "
-    "argmax-derived lengths (data-dependent); VisionLAN's VLHead, static, is supported",
+    "ABINetHead": "ABINet's eval forward reruns its language model masked by lengths from "
+    "the argmax of the last reading (data-dependent); VisionLAN's VLHead, static, is supported",
 }
 TRAINING_ONLY = ("lr_mult_list", "lab_lr", "lr_mult", "fc_decay", "use_guide", "pretrained")
 DEFAULT_CHARACTERS = "0123456789abcdefghijklmnopqrstuvwxyz"  # no dictionary: PaddleOCR's own
+VISIONLAN_CLASSIFIER = "head.MLM_VRM.Prediction.w_vrm.bias"
 
 
 def _unsupported(what: str, name: Any, supported) -> UnknownNameError:
@@ -108,7 +109,12 @@ def _classes_in_checkpoint(checkpoint) -> int:
 
     state = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
     ends = ("head.fc.bias", "head.fc2.bias", "head.ctc_head.fc.bias", "head.ctc_head.fc2.bias")
-    found = {k: int(v.shape[0]) for k, v in state.items() if k.endswith(ends)}
+    ends += (VISIONLAN_CLASSIFIER,)  # VLHead's out_channels + 1 classes
+    found = {
+        k: int(v.shape[0]) - k.endswith(VISIONLAN_CLASSIFIER)
+        for k, v in state.items()
+        if k.endswith(ends)
+    }
     if len(set(found.values())) != 1:  # distillation: Student/Teacher heads, same classes
         what = ", ".join(f"{k} ({n})" for k, n in found.items()) or "none"
         name = "checkpoint" if isinstance(checkpoint, Mapping) else str(checkpoint)
@@ -181,9 +187,10 @@ def from_config(
     when there are several; its checkpoint keys carry the ``Student.`` prefix, which
     ``xinit.port(submodel=)`` strips).
 
-    The CTC head's ``out_channels``: given, else the classes of ``checkpoint`` (its head's
-    bias), else the character dictionary's (``character_dict``, or the config's
-    ``Global.character_dict_path`` with ``use_space_char``) plus the blank. ``softmax``:
+    The head's ``out_channels`` (CTC: the classes; VLHead: the classes less one): given,
+    else read from ``checkpoint`` (its classifier's bias), else the character dictionary's
+    (``character_dict``, or the config's ``Global.character_dict_path`` with
+    ``use_space_char``) plus one (CTC's blank, VisionLAN's end). ``softmax``: (CTC heads)
     end with PaddleOCR's inference softmax (False: the logits)."""
     cfg, path = _load(config)
     arch = cfg.get("Architecture")
