@@ -192,3 +192,4 @@ def test_from_config_reads_rec_r45_visionlan_yml(tmp_path):
     spec_ = paddleocr.from_config(path)
     assert spec_ == paddleocr.visionlan()
     assert xinit.blocks.infer(spec_, (2, 3, 64, 256))[-1].output_shape == (26, 2, 38)
+    assert paddleocr.default_input(path) == (1, 3, 64, 256)  # the CLI's input for it

@@ -245,14 +245,14 @@ def from_config(
 def default_input(config: str | os.PathLike | Mapping[str, Any]) -> tuple[int, int, int, int]:
     """A text line the config's model takes: (1, 3, 48, 320) (PP-OCRv3/v4), else (1, 3, 32,
     320) (PP-OCRv2's MobileNetV1Enhance), else (1, 3, 32, 100) (SVTR's fixed image size),
-    whichever gives a sequence."""
+    else (1, 3, 64, 256) (VisionLAN's), whichever gives a sequence."""
     from ...blocks import infer
 
     spec = from_config(config, out_channels=2)
-    for shape in ((1, 3, 48, 320), (1, 3, 32, 320), (1, 3, 32, 100)):
+    for shape in ((1, 3, 48, 320), (1, 3, 32, 320), (1, 3, 32, 100), (1, 3, 64, 256)):
         try:
             infer(spec, shape)
         except ValueError:
             continue
         return shape
-    raise ArgumentError(f"{config}: no 48- or 32-pixel line fits; pass --input")
+    raise ArgumentError(f"{config}: no 48-, 32- or 64-pixel line fits; pass --input")
