@@ -41,9 +41,12 @@ BACKBONES: dict[str, tuple[Callable[..., Any], Callable[..., int]]] = {
 }
 NECKS = ("SequenceEncoder",)
 HEADS = ("CTCHead", "MultiHead", "VLHead")
-REFUSED_HEADS = {  # heads PaddleOCR pairs with ResNet45 that the spec cannot express
-    "ABINetHead": "ABINet's eval forward reruns its language model masked by lengths from "
-    "the argmax of the last reading (data-dependent); VisionLAN's VLHead, static, is supported",
+REFUSED_HEADS = {  # heads PaddleOCR pairs with ResNet45 that the specs do not express
+    ("ABINetHead", True): "with use_lang: ABINet's eval forward reruns its language model "
+    "masked by lengths from the argmax of the last reading (data-dependent); VisionLAN's "
+    "VLHead, static, is supported",
+    ("ABINetHead", False): "without use_lang (the vision model alone, static) is not supported "
+    "yet; VisionLAN's VLHead is",
 }
 TRAINING_ONLY = ("lr_mult_list", "lab_lr", "lr_mult", "fc_decay", "use_guide", "pretrained")
 DEFAULT_CHARACTERS = "0123456789abcdefghijklmnopqrstuvwxyz"  # no dictionary: PaddleOCR's own
@@ -229,9 +232,9 @@ def from_config(
     elif head_cfg.get("name") == "VLHead":
         args = _args(head_cfg, ("name", "out_channels", "training_step"))
         children.append(("head", vl_head(width, n, **args)))
-    elif head_cfg.get("name") in REFUSED_HEADS:
-        name = head_cfg["name"]
-        raise UnknownNameError(f"PaddleOCR config: Head {name!r}: {REFUSED_HEADS[name]}")
+    elif (head_cfg.get("name"), bool(head_cfg.get("use_lang"))) in REFUSED_HEADS:
+        why = REFUSED_HEADS[head_cfg["name"], bool(head_cfg.get("use_lang"))]
+        raise UnknownNameError(f"PaddleOCR config: Head {head_cfg['name']!r} {why}")
     elif head_cfg.get("name") == "MultiHead":
         neck_args, head_args = _ctc_branch(head_cfg)
         encoder, width = _neck(width, neck_args, key="name")
