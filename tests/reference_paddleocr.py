@@ -163,7 +163,8 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
     class LearnableRepLayer(nn.Layer):
         def __init__(self, cin, cout, k, stride=1, groups=1, num_conv_branches=1):
             super().__init__()
-            self.stride = stride
+            self.stride, self.k, self.cin, self.cout, self.groups = stride, k, cin, cout, groups
+            self.is_repped = False
             self.identity = nn.BatchNorm2D(cin) if cout == cin and stride == 1 else None
             self.conv_kxk = nn.LayerList(
                 [LCConvBNLayer(cin, cout, k, stride, groups) for _ in range(num_conv_branches)]
@@ -173,6 +174,9 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
             self.act = Act()
 
         def forward(self, x):
+            if self.is_repped:  # after rep(), as PaddleOCR's exported model runs
+                out = self.lab(self.reparam_conv(x))
+                return self.act(out) if self.stride != 2 else out
             out = 0
             if self.identity is not None:
                 out += self.identity(x)
@@ -182,6 +186,45 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
                 out += conv(x)
             out = self.lab(out)
             return self.act(out) if self.stride != 2 else out
+
+        @paddle.no_grad()
+        def rep(self):
+            """PaddleOCR's ``rep()``: each branch's kernel scaled by its BatchNorm (the
+            1x1 one zero-padded to k x k, the identity a centre tap), summed in float32 into
+            a new biased Conv2D ``reparam_conv`` (padding (k-1)/2); the branches deleted."""
+            if self.is_repped:
+                return
+
+            def fused(kernel, bn):
+                std = (bn._variance + bn._epsilon).sqrt()
+                t = bn.weight / std
+                return kernel * t.reshape((-1, 1, 1, 1)), bn.bias - bn._mean * t
+
+            kernel, bias = 0, 0
+            parts = [(c.conv.weight, c.bn) for c in self.conv_kxk]
+            if self.conv_1x1 is not None:
+                pad = self.k // 2
+                parts.append((F.pad(self.conv_1x1.conv.weight, [pad] * 4), self.conv_1x1.bn))
+            if self.identity is not None:
+                per = self.cin // self.groups
+                ident = paddle.zeros((self.cin, per, self.k, self.k), dtype="float32")
+                for i in range(self.cin):
+                    ident[i, i % per, self.k // 2, self.k // 2] = 1
+                parts.append((ident, self.identity))
+            for w, bn in parts:
+                k, b = fused(w, bn)
+                kernel, bias = kernel + k, bias + b
+            self.reparam_conv = nn.Conv2D(
+                self.cin, self.cout, self.k, self.stride, (self.k - 1) // 2, groups=self.groups
+            )
+            self.reparam_conv.weight.set_value(kernel)
+            self.reparam_conv.bias.set_value(bias)
+            del self.conv_kxk
+            if self.conv_1x1 is not None:
+                del self.conv_1x1
+            if self.identity is not None:
+                del self.identity
+            self.is_repped = True
 
     class SELayer(nn.Layer):
         def __init__(self, channel, reduction=4):

@@ -52,20 +52,23 @@ HGNET_SMALL_DET = (
 )
 
 
-def dbnet(backbone, channels, neck_channels: int = 96, shortcut: bool = True) -> Graph:
-    """``backbone`` (returning c2 .. c5 of ``channels``), RSEFPN, DBHead: ``{"maps"}``."""
+def detector(backbone, neck, head) -> Graph:
+    """PaddleOCR's ``BaseModel`` for detection: ``backbone`` (returning c2 .. c5), ``neck``
+    (on the four), ``head``: ``{"maps"}``."""
     return Graph(
         [
             ("backbone", backbone, "x"),
-            (
-                "neck",
-                rsefpn(tuple(channels), neck_channels, shortcut),
-                tuple(f"backbone.{c}" for c in LEVELS),
-            ),
-            ("head", db_head(neck_channels), "neck"),
-        ],  # fmt: skip
+            ("neck", neck, tuple(f"backbone.{c}" for c in LEVELS)),
+            ("head", head, "neck"),
+        ],
         outputs={"maps": "head.maps"},
     )
+
+
+def dbnet(backbone, channels, neck_channels: int = 96, shortcut: bool = True) -> Graph:
+    """``backbone`` (returning c2 .. c5 of ``channels``), RSEFPN, DBHead: ``{"maps"}``."""
+    neck = rsefpn(tuple(channels), neck_channels, shortcut)
+    return detector(backbone, neck, db_head(neck_channels))
 
 
 @zoo_model
@@ -127,14 +130,8 @@ def ppocrv4_server_det(mode: str = "large") -> Graph:
     """PP-OCRv4 server DBNet: (N, 3, H, W) -> ``{"maps": (N, 1, H, W)}`` (H, W multiples of
     32), the mean of the shrink map and PFHeadLocal's refined map."""
     channels = tuple(row[2] for row in HGNET_SMALL_DET)
-    return Graph(
-        [
-            ("backbone", det_pphgnet(), "x"),
-            ("neck", lkpan(channels, 256, intracl=True), tuple(f"backbone.{c}" for c in LEVELS)),
-            ("head", pf_head_local(256, mode), "neck"),
-        ],
-        outputs={"maps": "head.maps"},
-    )
+    neck = lkpan(channels, 256, intracl=True)
+    return detector(det_pphgnet(), neck, pf_head_local(256, mode))
 
 
 @zoo_model
@@ -212,14 +209,7 @@ def det_from_config(arch) -> Graph:
     head_cfg = arch.get("Head") or {}
     hargs = _checked(head_cfg, "Head", DET_HEADS, ("mode",) if head_cfg.get("name") ==
                      "PFHeadLocal" else ())  # fmt: skip
-    return Graph(
-        [
-            ("backbone", backbone, "x"),
-            ("neck", neck, tuple(f"backbone.{c}" for c in LEVELS)),
-            ("head", HEADS[head_cfg["name"]](width, **hargs), "neck"),
-        ],
-        outputs={"maps": "head.maps"},
-    )
+    return detector(backbone, neck, HEADS[head_cfg["name"]](width, **hargs))
 
 
 def cls_from_config(arch) -> Sequential:
@@ -240,6 +230,7 @@ __all__ = [
     "det_pphgnet",
     "ppocr_cls",
     "dbnet",
+    "detector",
     "det_pplcnetv3",
     "det_from_config",
     "cls_from_config",

@@ -11,9 +11,9 @@ graphs here whose inputs are the levels. Convs are ``KaimingUniform`` without bi
 
 from __future__ import annotations
 
+from ...blocks import Sequential
 from ...graph import Graph
 from ...initializers import Zeros
-from ...blocks import Sequential
 from ...layers import (
     Add,
     BatchNorm,
@@ -172,9 +172,7 @@ def asf_block(in_channels: int, inter_channels: int, out_features_num: int = 4) 
 
 
 @zoo_model
-def dbfpn(
-    in_channels=(16, 24, 56, 480), out_channels: int = 256, use_asf: bool = False
-) -> Graph:
+def dbfpn(in_channels=(16, 24, 56, 480), out_channels: int = 256, use_asf: bool = False) -> Graph:
     """``DBFPN``: ``in2_conv`` .. ``in5_conv`` (1x1), top-down sums, ``p2_conv`` ..
     ``p5_conv`` (3x3 to ``out_channels // 4``), fused; then ``asf`` when ``use_asf``."""
     q = out_channels // 4
@@ -283,4 +281,13 @@ def _pan_heads(heads) -> Graph:
 
 NECKS = {"DBFPN": dbfpn, "RSEFPN": rsefpn, "LKPAN": lkpan}
 
-__all__ = ["dbfpn", "rsefpn", "lkpan", "rse_layer", "ds_conv", "asf_block", "intra_cl_block", "NECKS"]
+__all__ = [
+    "dbfpn",
+    "rsefpn",
+    "lkpan",
+    "rse_layer",
+    "ds_conv",
+    "asf_block",
+    "intra_cl_block",
+    "NECKS",
+]

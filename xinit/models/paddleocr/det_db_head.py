@@ -110,9 +110,9 @@ def pf_head_local(in_channels: int = 256, mode: str = "small") -> Graph:
             ("cbn_layer", local_module(in_channels // 4, mid), ("up_conv", "binarize.maps")),
             ("cbn_maps", Sigmoid(), "cbn_layer"),
             ("sum", Add(), ("binarize.maps", "cbn_maps")),
-            ("half", ScalarOp("mul", 0.5), "sum"),
+            ("average", ScalarOp("mul", 0.5), "sum"),
         ],
-        outputs={"maps": "half", "cbn_maps": "cbn_maps"},
+        outputs={"maps": "average", "cbn_maps": "cbn_maps"},
     )
 
 
