@@ -335,7 +335,8 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
             super().__init__()
             self.downsample = downsample
             if downsample:
-                self.downsample = ConvBNAct(cin, cin, 3, list(stride), cin, use_act=False)
+                stride = stride if isinstance(stride, int) else list(stride)
+                self.downsample = ConvBNAct(cin, cin, 3, stride, cin, use_act=False)
             blocks = [HG_Block(cin, mid, cout, layer_num)]
             blocks += [HG_Block(cout, mid, cout, layer_num, True) for _ in range(block_num - 1)]
             self.blocks = nn.Sequential(*blocks)
@@ -344,8 +345,11 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
             return self.blocks(self.downsample(x) if self.downsample else x)
 
     class PPHGNet(nn.Layer):
-        def __init__(self, stem_channels, stage_config, layer_num, in_channels=3):
+        """``det``: a max pool after the stem, every stage's map out (det stage rows)."""
+
+        def __init__(self, stem_channels, stage_config, layer_num, in_channels=3, det=False):
             super().__init__()
+            self.det = det
             chans = [in_channels, *stem_channels]
             self.stem = nn.Sequential(
                 *[
@@ -353,10 +357,12 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
                     for i in range(len(chans) - 1)
                 ]
             )
+            if det:
+                self.pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
             self.stages = nn.LayerList(
                 [HG_Stage(*row[:4], layer_num, *row[4:]) for row in stage_config]
             )
-            self.out_channels = stage_config[-1][2]
+            self.out_channels = [r[2] for r in stage_config] if det else stage_config[-1][2]
             for m in self.sublayers():
                 if isinstance(m, nn.Conv2D):
                     KaimingNormal()(m.weight)
@@ -365,10 +371,12 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
                     Constant(0.0)(m.bias)
 
         def forward(self, x):
-            x = self.stem(x)
+            x = self.pool(self.stem(x)) if self.det else self.stem(x)
+            outs = []
             for stage in self.stages:
                 x = stage(x)
-            return F.avg_pool2d(x, [3, 2])
+                outs.append(x)
+            return outs if self.det else F.avg_pool2d(x, [3, 2])
 
     # ---- rec_svtrnet.py -------------------------------------------------------------------
     trunc_normal_ = TruncatedNormal(std=0.02)

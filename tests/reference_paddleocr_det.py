@@ -13,7 +13,7 @@ import math
 import paddle
 import paddle.nn.functional as F
 from paddle import ParamAttr, nn
-from paddle.nn.initializer import Constant, KaimingNormal, KaimingUniform, Uniform
+from paddle.nn.initializer import Constant, KaimingUniform, Uniform
 
 
 def _kaiming_uniform():
@@ -149,25 +149,39 @@ def _up(x, s):
     return F.upsample(x, scale_factor=s, mode="nearest", align_mode=1)
 
 
+def _top_down(convs, x):
+    """The lateral ``convs`` on c2 .. c5, summed top-down: (out2, out3, out4, in5)."""
+    c2, c3, c4, c5 = x
+    in5, in4, in3, in2 = convs[3](c5), convs[2](c4), convs[1](c3), convs[0](c2)
+    out4 = in4 + _up(in5, 2)
+    out3 = in3 + _up(out4, 2)
+    return in2 + _up(out3, 2), out3, out4, in5
+
+
+def _fused(p2, p3, p4, p5):
+    return paddle.concat([_up(p5, 8), _up(p4, 4), _up(p3, 2), p2], axis=1)
+
+
 class RSEFPN(nn.Layer):
-    def __init__(self, in_channels, out_channels, shortcut=True):
+    """``intracl``: incl1 .. incl4 registered after the (then empty) lists, as PaddleOCR."""
+
+    def __init__(self, in_channels, out_channels, shortcut=True, intracl=False):
         super().__init__()
         self.ins_conv = nn.LayerList()
         self.inp_conv = nn.LayerList()
+        self.intracl = intracl
+        if intracl:
+            for i in range(1, 5):
+                setattr(self, f"incl{i}", IntraCLBlock(out_channels // 4))
         for c in in_channels:
             self.ins_conv.append(RSELayer(c, out_channels, 1, shortcut))
             self.inp_conv.append(RSELayer(out_channels, out_channels // 4, 3, shortcut))
 
     def forward(self, x):
-        c2, c3, c4, c5 = x
-        in5, in4 = self.ins_conv[3](c5), self.ins_conv[2](c4)
-        in3, in2 = self.ins_conv[1](c3), self.ins_conv[0](c2)
-        out4 = in4 + _up(in5, 2)
-        out3 = in3 + _up(out4, 2)
-        out2 = in2 + _up(out3, 2)
-        p5, p4 = self.inp_conv[3](in5), self.inp_conv[2](out4)
-        p3, p2 = self.inp_conv[1](out3), self.inp_conv[0](out2)
-        return paddle.concat([_up(p5, 8), _up(p4, 4), _up(p3, 2), p2], axis=1)
+        ps = [conv(t) for conv, t in zip(self.inp_conv, _top_down(self.ins_conv, x))]
+        if self.intracl:
+            ps = [getattr(self, f"incl{i + 1}")(p) for i, p in enumerate(ps)]
+        return _fused(*ps)
 
 
 class DBBranch(nn.Layer):
@@ -322,12 +336,8 @@ class DBFPN(nn.Layer):
             self.asf = ASFBlock(c, c // 4)
 
     def forward(self, x):
-        c2, c3, c4, c5 = x
-        in5, in4 = self.in5_conv(c5), self.in4_conv(c4)
-        in3, in2 = self.in3_conv(c3), self.in2_conv(c2)
-        out4 = in4 + _up(in5, 2)
-        out3 = in3 + _up(out4, 2)
-        out2 = in2 + _up(out3, 2)
+        lateral = [self.in2_conv, self.in3_conv, self.in4_conv, self.in5_conv]
+        out2, out3, out4, in5 = _top_down(lateral, x)
         p5, p4 = _up(self.p5_conv(in5), 8), _up(self.p4_conv(out4), 4)
         p3, p2 = _up(self.p3_conv(out3), 2), self.p2_conv(out2)
         fuse = paddle.concat([p5, p4, p3, p2], axis=1)
@@ -357,31 +367,6 @@ class IntraCLBlock(nn.Layer):
         return x + self.relu(self.bn(self.conv1x1_return_channel(y)))
 
 
-class RSEFPNInCL(RSEFPN):
-    """RSEFPN(intracl=True): incl1 .. incl4 registered after the (then empty) lists."""
-
-    def __init__(self, in_channels, c, shortcut=True):
-        nn.Layer.__init__(self)
-        self.ins_conv = nn.LayerList()
-        self.inp_conv = nn.LayerList()
-        for i in range(1, 5):
-            setattr(self, f"incl{i}", IntraCLBlock(c // 4))
-        for cin in in_channels:
-            self.ins_conv.append(RSELayer(cin, c, 1, shortcut))
-            self.inp_conv.append(RSELayer(c, c // 4, 3, shortcut))
-
-    def forward(self, x):
-        c2, c3, c4, c5 = x
-        in5, in4 = self.ins_conv[3](c5), self.ins_conv[2](c4)
-        in3, in2 = self.ins_conv[1](c3), self.ins_conv[0](c2)
-        out4 = in4 + _up(in5, 2)
-        out3 = in3 + _up(out4, 2)
-        out2 = in2 + _up(out3, 2)
-        p5, p4 = self.incl4(self.inp_conv[3](in5)), self.incl3(self.inp_conv[2](out4))
-        p3, p2 = self.incl2(self.inp_conv[1](out3)), self.incl1(self.inp_conv[0](out2))
-        return paddle.concat([_up(p5, 8), _up(p4, 4), _up(p3, 2), p2], axis=1)
-
-
 class LKPAN(nn.Layer):
     """mode "large"; intracl's blocks registered after the four lists."""
 
@@ -398,22 +383,14 @@ class LKPAN(nn.Layer):
                 setattr(self, f"incl{i}", IntraCLBlock(q))
 
     def forward(self, x):
-        c2, c3, c4, c5 = x
-        in5, in4 = self.ins_conv[3](c5), self.ins_conv[2](c4)
-        in3, in2 = self.ins_conv[1](c3), self.ins_conv[0](c2)
-        out4 = in4 + _up(in5, 2)
-        out3 = in3 + _up(out4, 2)
-        out2 = in2 + _up(out3, 2)
-        f5, f4 = self.inp_conv[3](in5), self.inp_conv[2](out4)
-        f3, f2 = self.inp_conv[1](out3), self.inp_conv[0](out2)
+        f2, f3, f4, f5 = [conv(t) for conv, t in zip(self.inp_conv, _top_down(self.ins_conv, x))]
         pan3 = f3 + self.pan_head_conv[0](f2)
         pan4 = f4 + self.pan_head_conv[1](pan3)
         pan5 = f5 + self.pan_head_conv[2](pan4)
         ps = [lat(f) for lat, f in zip(self.pan_lat_conv, (f2, pan3, pan4, pan5))]
         if self.intracl:
             ps = [getattr(self, f"incl{i + 1}")(p) for i, p in enumerate(ps)]
-        p2, p3, p4, p5 = ps
-        return paddle.concat([_up(p5, 8), _up(p4, 4), _up(p3, 2), p2], axis=1)
+        return _fused(*ps)
 
 
 # ---- backbones/rec_hgnet.py with det=True ----------------------------------------------------
@@ -425,62 +402,30 @@ HGNET_SMALL_DET = (  # in, mid, out, blocks, downsample, stride
 )
 
 
-class DetPPHGNet(nn.Layer):
+def det_pphgnet(stem=(64, 64, 128), stages=HGNET_SMALL_DET, layer_num=6):
     """PPHGNet(det=True): stem, max pool, every stage's map out; its convs KaimingNormal."""
+    import reference_paddleocr
 
-    def __init__(self, stem=(64, 64, 128), stages=HGNET_SMALL_DET, layer_num=6):
-        super().__init__()
-        import reference_paddleocr
-
-        c = reference_paddleocr._classes()
-        chans = [3, *stem]
-        self.stem = nn.Sequential(
-            *[c["ConvBNAct"](chans[i], chans[i + 1], 3, 2 if i == 0 else 1) for i in range(3)]
-        )
-        self.pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
-        # HG_Stage's stride reaches ConvBNAct as given; the retyped one takes a pair
-        self.stages = nn.LayerList(
-            [c["HG_Stage"](*r[:4], layer_num, r[4], (r[5], r[5])) for r in stages]
-        )
-        self.out_channels = [r[2] for r in stages]
-        for m in self.sublayers():
-            if isinstance(m, nn.Conv2D):
-                KaimingNormal()(m.weight)
-            elif isinstance(m, nn.BatchNorm2D):
-                Constant(1.0)(m.weight)
-                Constant(0.0)(m.bias)
-
-    def forward(self, x):
-        x = self.pool(self.stem(x))
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
+    return reference_paddleocr._classes()["PPHGNet"](list(stem), stages, layer_num, det=True)
 
 
-class DetModel(nn.Layer):
-    """BaseModel: backbone, neck, head (the head's dict out)."""
+def DetModel(backbone, neck, head):  # noqa: N802 - PaddleOCR's BaseModel, as the rec one
+    import reference_paddleocr
 
-    def __init__(self, backbone, neck, head):
-        super().__init__()
-        self.backbone, self.neck, self.head = backbone, neck, head
-
-    def forward(self, x):
-        return self.head(self.neck(self.backbone(x)))
+    return reference_paddleocr._classes()["RecModel"](backbone, neck, head)
 
 
 def ppocrv4_server_det(stem=(64, 64, 128), stages=HGNET_SMALL_DET, layer_num=6, width=256):
     """PP-OCRv4 server detection (PPHGNet_small det, LKPAN intracl, PFHeadLocal large);
     narrower with smaller ``stem``/``stages``/``layer_num``/``width``."""
-    bb = DetPPHGNet(stem, stages, layer_num)
+    bb = det_pphgnet(stem, stages, layer_num)
     return DetModel(bb, LKPAN(bb.out_channels, width, intracl=True), PFHeadLocal(width, "large"))
 
 
 def mv3_rsefpn_intracl_pfhead(width=32):
     """MobileNetV3 (large, 0.5), RSEFPN with IntraCL blocks, PFHeadLocal "small"."""
     bb = DetMobileNetV3()
-    return DetModel(bb, RSEFPNInCL(bb.out_channels, width), PFHeadLocal(width, "small"))
+    return DetModel(bb, RSEFPN(bb.out_channels, width, intracl=True), PFHeadLocal(width, "small"))
 
 
 def mv3_dbfpn_asf(width=32):
