@@ -14,6 +14,7 @@ from .paddleocr import (
     ppocrv2_rec,
     ppocrv3_det,
     ppocrv4_rec,
+    ppocrv4_server_det,
     ppocrv4_server_rec,
     svtr_tiny,
     visionlan,
@@ -67,6 +68,7 @@ ZOO = {
     "visionlan": visionlan,
     "ppocrv3_det": ppocrv3_det,
     "dbnet_pplcnetv3": dbnet_pplcnetv3,
+    "ppocrv4_server_det": ppocrv4_server_det,
     "ppocr_cls": ppocr_cls,
 }
 
@@ -87,6 +89,7 @@ DEFAULT_INPUT = {
     "visionlan": (1, 3, 64, 256),
     "ppocrv3_det": (1, 3, 320, 320),  # DBNet: any H, W divisible by 32
     "dbnet_pplcnetv3": (1, 3, 320, 320),
+    "ppocrv4_server_det": (1, 3, 320, 320),
     "ppocr_cls": (1, 3, 48, 192),
 }
 
