@@ -1,6 +1,7 @@
-"""Flax's lowering of the attention kinds (``multihead_attention``, ``sdpa``; registered by
-``lowerings.py``): ``nnx.MultiHeadAttention``'s kernels split by head, and xinit's modules
-(``attention_modules.py``). Nothing here imports ``lowerings.py``, which imports it."""
+"""Flax's lowering of the attention kinds (``multihead_attention``, ``sdpa``,
+``window_attention``; registered by ``lowerings.py``): ``nnx.MultiHeadAttention``'s kernels
+split by head, and xinit's modules (``attention_modules.py``). Nothing here imports
+``lowerings.py``, which imports it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from xinit.fans import Fans
 from xinit.initializers import LecunNormal, Zeros
 from xinit.parammap import Leaf
 
+from ..common.window_attention import NO_WINDOW_ATTENTION
 from ..registry import Lowering, param_of
 from .lowering_base import _nnx
 
@@ -123,3 +125,29 @@ class ScaledDotProductAttention(Lowering):
 
     def build(self, spec, device):
         return _attention_modules().ScaledDotProductAttention(spec)
+
+
+class WindowAttention(Lowering):
+    """xinit's module of torchvision's ``ShiftedWindowAttention`` on the neutral (B, H, W, C):
+    ``nnx.Linear`` kernels (in, out), the table as torchvision's; the index buffer is no
+    tensor of it."""
+
+    layout = "neutral"
+    takes_initial = True
+    leaves = {
+        "qkv.weight": "qkv.kernel",
+        "proj.weight": "proj.kernel",
+        "relative_position_index": None,
+    }
+
+    def default_missing(self, spec):
+        return NO_WINDOW_ATTENTION
+
+    def build(self, spec, device, initial=None):
+        return _attention_modules().WindowAttention(spec, initial)
+
+    def natives(self):
+        return (_attention_modules().WindowAttention,)
+
+    def read(self, m):
+        return m.spec

@@ -1,6 +1,6 @@
 """xinit's Flax modules of the attention kinds, on the neutral (N, L, E) sequence:
-``nnx.MultiHeadAttention`` with PyTorch's masks, and scaled dot-product attention on packed
-q, k, v rows."""
+``nnx.MultiHeadAttention`` with PyTorch's masks, scaled dot-product attention on packed
+q, k, v rows, and Swin's shifted-window attention on (B, H, W, C)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from flax import nnx
 
 from xinit import layers as L
 
-from .modules import zeros_init
+from ..common.window_attention import window_attention
+from .modules import _initial_or, initializer, zeros_init
 
 
 class Attention(nnx.MultiHeadAttention):
@@ -76,3 +77,49 @@ class ScaledDotProductAttention(nnx.Module):
             scores = scores + jnp.asarray(np.where(blocked, -np.inf, 0.0), scores.dtype)
         y = jnp.einsum("nhqk,nkhd->nqhd", jax.nn.softmax(scores, axis=-1), v)
         return y.reshape(n, length, e)
+
+
+class _WindowOps:
+    """jax's spelling of the ops of ``common.window_attention``."""
+
+    pad = staticmethod(lambda x, b, r: jnp.pad(x, ((0, 0), (0, b), (0, r), (0, 0))))
+    roll = staticmethod(lambda x, shifts: jnp.roll(x, shifts, axis=(1, 2)))
+    permute = staticmethod(jnp.transpose)
+    take = staticmethod(lambda table, index: table[jnp.asarray(index)])
+    constant = staticmethod(lambda array, like: jnp.asarray(array, like.dtype))
+    softmax = staticmethod(lambda x: jax.nn.softmax(x, axis=-1))
+
+
+class WindowAttention(nnx.Module):
+    """torchvision's ``ShiftedWindowAttention`` (Swin v1) on the neutral (B, H, W, C):
+    ``nnx.Linear`` children ``qkv`` and ``proj`` and ``relative_position_bias_table`` (as
+    torchvision holds it); the index and the shift mask are the spec's constants."""
+
+    def __init__(self, spec: L.WindowAttention, initial=None):
+        rngs = nnx.Rngs(0)
+        c = spec.dim
+        self.qkv = nnx.Linear(
+            c,
+            3 * c,
+            use_bias=spec.qkv_bias,
+            kernel_init=initializer(initial, "qkv.kernel"),
+            bias_init=initializer(initial, "qkv.bias"),
+            rngs=rngs,
+        )
+        self.proj = nnx.Linear(
+            c,
+            c,
+            use_bias=spec.proj_bias,
+            kernel_init=initializer(initial, "proj.kernel"),
+            bias_init=initializer(initial, "proj.bias"),
+            rngs=rngs,
+        )
+        shape = (spec.table_rows, spec.num_heads)
+        table = _initial_or(initial, "relative_position_bias_table", shape, 0.0)
+        self.relative_position_bias_table = nnx.Param(table)
+        self.spec = spec
+
+    def __call__(self, x):
+        table = self.relative_position_bias_table[...]
+        index = self.spec.relative_position_index()
+        return window_attention(self.spec, x, self.qkv, self.proj, table, index, _WindowOps)

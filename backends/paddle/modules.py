@@ -13,6 +13,7 @@ from xinit import layers as L
 
 from ..common import pytorch_style as shared
 from ..common.resample import upsample_matrix
+from ..common.window_attention import window_attention
 
 nn = paddle.nn
 F = paddle.nn.functional
@@ -444,3 +445,34 @@ class InstanceNorm(nn.Layer):
 
 class SimpleRNN(shared.SequenceOnly, nn.SimpleRNN):
     """``paddle.nn.SimpleRNN`` returning the output sequence (see ``shared.SequenceOnly``)."""
+
+
+class _WindowOps:
+    """Paddle's spelling of the ops of ``common.window_attention``."""
+
+    pad = staticmethod(lambda x, bottom, right: F.pad(x, [0, 0, 0, bottom, 0, right, 0, 0]))
+    roll = staticmethod(lambda x, shifts: paddle.roll(x, shifts=shifts, axis=(1, 2)))
+    permute = staticmethod(lambda x, dims: x.transpose(list(dims)))
+    take = staticmethod(lambda table, index: table[paddle.to_tensor(index)])
+    constant = staticmethod(lambda array, like: paddle.to_tensor(array, dtype=like.dtype))
+    softmax = staticmethod(lambda x: F.softmax(x, axis=-1))
+
+
+class WindowAttention(nn.Layer):
+    """torchvision's ``ShiftedWindowAttention`` (Swin v1) on (B, H, W, C): ``qkv`` and ``proj``
+    Linears and ``relative_position_bias_table`` under torchvision's names; the index and the
+    shift mask are the spec's constants (no buffer: see ``xinit.layers.WindowAttention``)."""
+
+    def __init__(self, spec: L.WindowAttention):
+        super().__init__()
+        self.spec = spec
+        self.qkv = nn.Linear(spec.dim, 3 * spec.dim, bias_attr=None if spec.qkv_bias else False)
+        self.proj = nn.Linear(spec.dim, spec.dim, bias_attr=None if spec.proj_bias else False)
+        self.relative_position_bias_table = self.create_parameter(
+            [spec.table_rows, spec.num_heads], default_initializer=nn.initializer.Constant(0.0)
+        )
+
+    def forward(self, x):
+        table = self.relative_position_bias_table
+        index = self.spec.relative_position_index()
+        return window_attention(self.spec, x, self.qkv, self.proj, table, index, _WindowOps)

@@ -23,6 +23,7 @@ from xinit.initializers import (
 from xinit.parammap import Leaf
 
 from ..common.recurrent import recurrent_keywords, register_recurrent
+from ..common.window_attention import NO_WINDOW_ATTENTION
 from ..registry import (
     BARE_PARAMETER,
     NO_LAYER_SCALE,
@@ -395,6 +396,24 @@ class LayerScale(Lowering):
 
     def natives(self):
         return (_torch_modules().LayerScale,)
+
+    def read(self, m):
+        return m.spec
+
+
+@REGISTRY.register("window_attention")
+class WindowAttention(Lowering):
+    """xinit's module of torchvision's ``ShiftedWindowAttention``, with its names and its
+    ``relative_position_index`` buffer."""
+
+    def default_missing(self, spec):
+        return NO_WINDOW_ATTENTION
+
+    def build(self, spec, device):
+        return _torch_modules().WindowAttention(spec)
+
+    def natives(self):
+        return (_torch_modules().WindowAttention,)
 
     def read(self, m):
         return m.spec

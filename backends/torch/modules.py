@@ -5,8 +5,10 @@ blocks, graphs) and the merges and layout ops, from the halves shared with Paddl
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..common import pytorch_style as shared
+from ..common.window_attention import window_attention
 
 
 class TorchOps(shared.FrameworkOps):
@@ -266,3 +268,36 @@ class LayerScale(torch.nn.Module):
 
 class RNN(_SequenceOnly, torch.nn.RNN):
     """``nn.RNN(batch_first=True)`` (tanh or relu) returning the output sequence."""
+
+
+class _WindowOps:
+    """torch's spelling of the ops of ``common.window_attention`` (torchvision's own calls)."""
+
+    pad = staticmethod(lambda x, bottom, right: F.pad(x, (0, 0, 0, right, 0, bottom)))
+    roll = staticmethod(lambda x, shifts: torch.roll(x, shifts=shifts, dims=(1, 2)))
+    permute = staticmethod(lambda x, dims: x.permute(*dims))
+    take = staticmethod(lambda table, index: table[index])  # index: the module's buffer
+    constant = staticmethod(
+        lambda array, like: torch.tensor(array, dtype=like.dtype, device=like.device)
+    )
+    softmax = staticmethod(lambda x: F.softmax(x, dim=-1))
+
+
+class WindowAttention(torch.nn.Module):
+    """torchvision's ``ShiftedWindowAttention`` (Swin v1) on (B, H, W, C): ``qkv`` and ``proj``
+    Linears, ``relative_position_bias_table`` and the ``relative_position_index`` buffer
+    under torchvision's names (its state keys); the shift mask is the spec's constant."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        self.qkv = torch.nn.Linear(spec.dim, 3 * spec.dim, bias=spec.qkv_bias)
+        self.proj = torch.nn.Linear(spec.dim, spec.dim, bias=spec.proj_bias)
+        shape = (spec.table_rows, spec.num_heads)
+        self.relative_position_bias_table = torch.nn.Parameter(torch.zeros(shape))
+        index = torch.tensor(spec.relative_position_index())  # meta in a build: then filled
+        self.register_buffer("relative_position_index", index)
+
+    def forward(self, x):
+        table, index = self.relative_position_bias_table, self.relative_position_index
+        return window_attention(self.spec, x, self.qkv, self.proj, table, index, _WindowOps)

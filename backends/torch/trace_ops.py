@@ -550,6 +550,28 @@ def torchvision_modules() -> None:
         MODULES.setdefault(
             depth.StochasticDepth, lambda t, m: t.kind("StochasticDepth", float(m.p))
         )
+    swin = sys.modules.get("torchvision.models.swin_transformer")
+    if swin is not None:
+        MODULES.setdefault(swin.ShiftedWindowAttention, _shifted_window_attention)
+
+
+def _shifted_window_attention(t, m):
+    """torchvision's Swin v1 attention as one ``WindowAttention`` node (its window partition
+    merges the batch, which no graph of ops can say); the tracer checks that xinit's module
+    computes what it does (a forward of its own), so a subclass that differs is an unknown.
+    Its dropouts are the identity: the trace runs in eval mode."""
+    if hasattr(m, "logit_scale"):  # v2's cosine attention and its cpb_mlp: no kind yet
+        t.unknown(f"{type(m).__name__} (Swin v2 attention): no layer kind of xinit computes it")
+        return None
+    return t.kind(
+        "WindowAttention",
+        m.qkv.in_features,
+        tuple(m.window_size),
+        tuple(m.shift_size),
+        m.num_heads,
+        m.qkv.bias is not None,
+        m.proj.bias is not None,
+    )
 
 
 def op_name(func) -> str:

@@ -42,6 +42,7 @@ from .recurrent import GRU, LSTM, RNN, RNN_BIASES, RNN_NONLINEARITIES
 from .resample import Upsample
 from .shape import Flatten, Permute, Reshape
 from .tokens import LearnedParameter, PositionIds, Select
+from .window import WindowAttention
 
 
 def __getattr__(name: str):
@@ -74,6 +75,7 @@ __all__ = [
     "LayerScale",
     "MultiheadAttention",
     "ScaledDotProductAttention",
+    "WindowAttention",
     "LearnedParameter",
     "Select",
     "PositionIds",
