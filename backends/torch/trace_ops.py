@@ -561,7 +561,8 @@ def _shifted_window_attention(t, m):
     computes what it does (a forward of its own), so a subclass that differs is an unknown.
     Its dropouts are the identity: the trace runs in eval mode."""
     if hasattr(m, "logit_scale"):  # v2's cosine attention and its cpb_mlp: no kind yet
-        t.unknown(f"{type(m).__name__} (Swin v2 attention): no layer kind of xinit computes it")
+        path = t.paths.get(id(m), type(m).__name__)
+        t.unknown(f"layer {path!r} ({type(m).__name__}): Swin v2 attention has no layer kind")
         return None
     return t.kind(
         "WindowAttention",
