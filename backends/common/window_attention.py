@@ -1,7 +1,8 @@
-"""The forward of shifted-window attention (``xinit.layers.WindowAttention``), written once
-for every framework: each module passes its own linear layers, table and a few array ops
-(:class:`WindowOps`); the constants come from the spec, in numpy. The steps and their order
-are torchvision's ``shifted_window_attention``, so torch's module gives its bits."""
+"""The forward of shifted-window attention (``xinit.layers.WindowAttention`` and
+``WindowAttentionV2``), written once for every framework: each module passes its own linear
+layers, position-bias table and a few array ops (:class:`WindowOps`); the constants come from
+the spec, in numpy. The steps and their order are torchvision's ``shifted_window_attention``,
+so torch's module gives its bits."""
 
 from __future__ import annotations
 
@@ -23,12 +24,18 @@ class WindowOps(Protocol):
     def take(self, table: Any, index: Any) -> Any: ...  # the rows of table at index
     def constant(self, array: Any, like: Any) -> Any: ...  # numpy -> like's dtype
     def softmax(self, x: Any) -> Any: ...  # over the last axis
+    def normalize(self, x: Any) -> Any: ...  # x / max(|x|, 1e-12) over the last axis (v2)
+    def logit_scale(self, p: Any) -> Any: ...  # exp(min(p, log 100)) (v2)
+    def sigmoid(self, x: Any) -> Any: ...  # (v2)
 
 
-def window_attention(spec, x, qkv, proj, table, index, ops: WindowOps):
+def window_attention(spec, x, qkv, proj, table, index, ops: WindowOps, logit_scale=None):
     """``spec``'s attention on (B, H, W, C) ``x``; ``qkv``/``proj`` are callables (the
-    module's linear layers), ``table`` the relative-position table (rows, heads), ``index``
-    its row for each (query, key) pair (the module's buffer, or the spec's numpy array)."""
+    module's linear layers; v2's qkv leaves the k bias out), ``table`` the position bias
+    of each relative offset (rows, heads), ``index`` its row for each (query, key) pair (the
+    module's buffer, or the spec's numpy array); ``logit_scale``: v2's (heads, 1, 1), whose
+    table is its ``cpb_mlp``'s output, squashed to 16 sigmoid once gathered, as
+    torchvision's order (vectorised kernels round a short tensor's tail otherwise)."""
     b, h, w, c = x.shape
     (wh, ww), heads = spec.window_size, spec.num_heads
     pad_h, pad_w = spec.padded(h, w)
@@ -43,10 +50,15 @@ def window_attention(spec, x, qkv, proj, table, index, ops: WindowOps):
     x = x.reshape((windows, n, c))
     qkv_rows = ops.permute(qkv(x).reshape((windows, n, 3, heads, c // heads)), (2, 0, 3, 1, 4))
     q, k, v = qkv_rows[0], qkv_rows[1], qkv_rows[2]
-    q = q * (c // heads) ** -0.5
-    attn = q @ ops.permute(k, (0, 1, 3, 2))
+    if spec.cosine:
+        attn = ops.normalize(q) @ ops.permute(ops.normalize(k), (0, 1, 3, 2))
+        attn = attn * ops.logit_scale(logit_scale)
+    else:
+        q = q * (c // heads) ** -0.5
+        attn = q @ ops.permute(k, (0, 1, 3, 2))
     bias = ops.take(table, index).reshape((n, n, heads))
-    attn = attn + ops.permute(bias, (2, 0, 1)).reshape((1, heads, n, n))
+    bias = ops.permute(bias, (2, 0, 1)).reshape((1, heads, n, n))
+    attn = attn + (16 * ops.sigmoid(bias) if spec.cosine else bias)
     mask = spec.shift_mask(pad_h, pad_w)
     if mask is not None:
         attn = attn.reshape((b, nh * nw, heads, n, n))

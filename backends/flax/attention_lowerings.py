@@ -139,15 +139,29 @@ class WindowAttention(Lowering):
         "proj.weight": "proj.kernel",
         "relative_position_index": None,
     }
+    module = "WindowAttention"
 
     def default_missing(self, spec):
         return NO_WINDOW_ATTENTION
 
     def build(self, spec, device, initial=None):
-        return _attention_modules().WindowAttention(spec, initial)
+        return getattr(_attention_modules(), self.module)(spec, initial)
 
     def natives(self):
-        return (_attention_modules().WindowAttention,)
+        return (getattr(_attention_modules(), self.module),)
 
     def read(self, m):
         return m.spec
+
+
+class WindowAttentionV2(WindowAttention):
+    """``ShiftedWindowAttentionV2``'s: ``logit_scale``, ``nnx.Sequential``'s ``cpb_mlp``
+    kernels, the coordinates buffer."""
+
+    leaves = {
+        **WindowAttention.leaves,
+        "cpb_mlp.0.weight": "cpb_mlp.layers.0.kernel",
+        "cpb_mlp.0.bias": "cpb_mlp.layers.0.bias",
+        "cpb_mlp.2.weight": "cpb_mlp.layers.2.kernel",
+    }
+    module = "WindowAttentionV2"

@@ -88,38 +88,69 @@ class _WindowOps:
     take = staticmethod(lambda table, index: table[jnp.asarray(index)])
     constant = staticmethod(lambda array, like: jnp.asarray(array, like.dtype))
     softmax = staticmethod(lambda x: jax.nn.softmax(x, axis=-1))
+    normalize = staticmethod(
+        lambda x: x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    )
+    logit_scale = staticmethod(lambda p: jnp.exp(jnp.minimum(p, np.log(100.0))))
+    sigmoid = staticmethod(jax.nn.sigmoid)
+
+
+def _linear(initial, name: str, n_in: int, n_out: int, bias: bool) -> nnx.Linear:
+    return nnx.Linear(
+        n_in,
+        n_out,
+        use_bias=bias,
+        kernel_init=initializer(initial, f"{name}.kernel"),
+        bias_init=initializer(initial, f"{name}.bias"),
+        rngs=nnx.Rngs(0),
+    )
 
 
 class WindowAttention(nnx.Module):
-    """torchvision's ``ShiftedWindowAttention`` (Swin v1) on the neutral (B, H, W, C):
-    ``nnx.Linear`` children ``qkv`` and ``proj`` and ``relative_position_bias_table`` (as
-    torchvision holds it); the index and the shift mask are the spec's constants."""
+    """torchvision's ``ShiftedWindowAttention`` (Swin v1) or ``ShiftedWindowAttentionV2`` on
+    the neutral (B, H, W, C): ``nnx.Linear`` children ``qkv`` and ``proj``, the table (v1) or
+    ``logit_scale``, an ``nnx.Sequential`` ``cpb_mlp`` and the ``relative_coords_table``
+    (v2, a ``BatchStat``: state) as torchvision holds them; the index and the shift mask are
+    the spec's constants."""
 
     def __init__(self, spec: L.WindowAttention, initial=None):
-        rngs = nnx.Rngs(0)
-        c = spec.dim
-        self.qkv = nnx.Linear(
-            c,
-            3 * c,
-            use_bias=spec.qkv_bias,
-            kernel_init=initializer(initial, "qkv.kernel"),
-            bias_init=initializer(initial, "qkv.bias"),
-            rngs=rngs,
-        )
-        self.proj = nnx.Linear(
-            c,
-            c,
-            use_bias=spec.proj_bias,
-            kernel_init=initializer(initial, "proj.kernel"),
-            bias_init=initializer(initial, "proj.bias"),
-            rngs=rngs,
-        )
-        shape = (spec.table_rows, spec.num_heads)
-        table = _initial_or(initial, "relative_position_bias_table", shape, 0.0)
-        self.relative_position_bias_table = nnx.Param(table)
+        c, heads = spec.dim, spec.num_heads
+        self.qkv = _linear(initial, "qkv", c, 3 * c, spec.qkv_bias)
+        self.proj = _linear(initial, "proj", c, c, spec.proj_bias)
+        if spec.cosine:
+            self.logit_scale = nnx.Param(_initial_or(initial, "logit_scale", (heads, 1, 1), 0.0))
+            hidden = _linear(initial, "cpb_mlp.layers.0", 2, L.window.CPB_HIDDEN, True)
+            out = _linear(initial, "cpb_mlp.layers.2", L.window.CPB_HIDDEN, heads, False)
+            self.cpb_mlp = nnx.Sequential(hidden, jax.nn.relu, out)
+            coords = jax.device_put(np.array(spec.relative_coords_table()))
+            self.relative_coords_table = nnx.BatchStat(coords)  # state, as BatchNorm's stats
+        else:
+            shape = (spec.table_rows, heads)
+            table = _initial_or(initial, "relative_position_bias_table", shape, 0.0)
+            self.relative_position_bias_table = nnx.Param(table)
         self.spec = spec
 
+    def _qkv_v2(self, x):
+        """v2's qkv: the k third of the bias left out, as torchvision zeroes it each call."""
+        y = x @ self.qkv.kernel[...]
+        if self.qkv.bias is not None:
+            c = self.spec.dim
+            bias = self.qkv.bias[...]
+            y = y + jnp.concatenate([bias[:c], jnp.zeros_like(bias[c : 2 * c]), bias[2 * c :]])
+        return y
+
     def __call__(self, x):
-        table = self.relative_position_bias_table[...]
-        index = self.spec.relative_position_index()
-        return window_attention(self.spec, x, self.qkv, self.proj, table, index, _WindowOps)
+        spec = self.spec
+        index = spec.relative_position_index()
+        if not spec.cosine:
+            table = self.relative_position_bias_table[...]
+            return window_attention(spec, x, self.qkv, self.proj, table, index, _WindowOps)
+        coords = self.relative_coords_table[...].astype(x.dtype)
+        table = self.cpb_mlp(coords).reshape(-1, spec.num_heads)
+        return window_attention(
+            spec, x, self._qkv_v2, self.proj, table, index, _WindowOps, self.logit_scale[...]
+        )
+
+
+class WindowAttentionV2(WindowAttention):
+    """The module of ``WindowAttentionV2`` specs (its own class: one lowering reads it)."""

@@ -34,6 +34,7 @@ from .attention_lowerings import (
     MultiheadAttention,
     ScaledDotProductAttention,
     WindowAttention,
+    WindowAttentionV2,
 )
 from .channelwise_lowerings import InstanceNorm, LayerNorm2d, LayerScale, PReLU
 from .lowering_base import _SCALE, BATCHNORM_LEAVES, _modules, _nnx, _Norm
@@ -422,6 +423,7 @@ REGISTRY.register("layer_scale")(LayerScale)
 REGISTRY.register("multihead_attention")(MultiheadAttention)
 REGISTRY.register("sdpa")(ScaledDotProductAttention)
 REGISTRY.register("window_attention")(WindowAttention)
+REGISTRY.register("window_attention_v2")(WindowAttentionV2)
 
 
 @REGISTRY.register("learned_parameter")

@@ -102,15 +102,22 @@ class WindowAttention(Lowering):
     the table as torchvision's; the index buffer is no tensor of it."""
 
     leaves = {"relative_position_index": None}
+    module = "WindowAttention"
 
     def default_missing(self, spec):
         return NO_WINDOW_ATTENTION
 
     def build(self, spec, device):
-        return _modules().WindowAttention(spec)
+        return getattr(_modules(), self.module)(spec)
 
     def natives(self):
-        return (_modules().WindowAttention,)
+        return (getattr(_modules(), self.module),)
 
     def read(self, m):
         return m.spec
+
+
+class WindowAttentionV2(WindowAttention):
+    """``ShiftedWindowAttentionV2``'s: ``logit_scale``, ``cpb_mlp``, the coordinates buffer."""
+
+    module = "WindowAttentionV2"

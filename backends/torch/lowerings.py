@@ -406,17 +406,26 @@ class WindowAttention(Lowering):
     """xinit's module of torchvision's ``ShiftedWindowAttention``, with its names and its
     ``relative_position_index`` buffer."""
 
+    module = "WindowAttention"
+
     def default_missing(self, spec):
         return NO_WINDOW_ATTENTION
 
     def build(self, spec, device):
-        return _torch_modules().WindowAttention(spec)
+        return getattr(_torch_modules(), self.module)(spec)
 
     def natives(self):
-        return (_torch_modules().WindowAttention,)
+        return (getattr(_torch_modules(), self.module),)
 
     def read(self, m):
         return m.spec
+
+
+@REGISTRY.register("window_attention_v2")
+class WindowAttentionV2(WindowAttention):
+    """``ShiftedWindowAttentionV2``'s: ``logit_scale``, ``cpb_mlp`` and both buffers."""
+
+    module = "WindowAttentionV2"
 
 
 _MHA_SOURCE = "torch/nn/modules/activation.py MultiheadAttention._reset_parameters"

@@ -556,16 +556,14 @@ def torchvision_modules() -> None:
 
 
 def _shifted_window_attention(t, m):
-    """torchvision's Swin v1 attention as one ``WindowAttention`` node (its window partition
-    merges the batch, which no graph of ops can say); the tracer checks that xinit's module
-    computes what it does (a forward of its own), so a subclass that differs is an unknown.
-    Its dropouts are the identity: the trace runs in eval mode."""
-    if hasattr(m, "logit_scale"):  # v2's cosine attention and its cpb_mlp: no kind yet
-        path = t.paths.get(id(m), type(m).__name__)
-        t.unknown(f"layer {path!r} ({type(m).__name__}): Swin v2 attention has no layer kind")
-        return None
+    """torchvision's Swin attention (v1, or v2 with its ``logit_scale``) as one
+    ``WindowAttention``/``WindowAttentionV2`` node: its window partition merges the batch,
+    which no graph of ops can say. The tracer checks that xinit's module computes what it
+    does (a forward of its own), so a subclass that differs is an unknown. Its dropouts are
+    the identity: the trace runs in eval mode."""
+    kind = "WindowAttentionV2" if hasattr(m, "logit_scale") else "WindowAttention"
     return t.kind(
-        "WindowAttention",
+        kind,
         m.qkv.in_features,
         tuple(m.window_size),
         tuple(m.shift_size),

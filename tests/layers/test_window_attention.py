@@ -1,4 +1,5 @@
-"""``WindowAttention`` against torchvision's own ``ShiftedWindowAttention``: with its weights
+"""``WindowAttention`` and ``WindowAttentionV2`` against torchvision's own
+``ShiftedWindowAttention`` and ``ShiftedWindowAttentionV2``: with its weights
 (moved by ``xinit.transfer``), torch's module gives torchvision's bits and Paddle's and
 Flax's stay within 4x torchvision's own float32 rounding (both measured against torchvision
 in float64), over maps that need padding, a shift on one axis only (the other's window covers
@@ -25,20 +26,26 @@ CASES = {  # (H, W), window, shift, dim, heads
 }
 
 
-def _torchvision(window, shift, dim, heads):
+VERSIONS = {"v1": ("ShiftedWindowAttention", L.WindowAttention)}
+VERSIONS["v2"] = ("ShiftedWindowAttentionV2", L.WindowAttentionV2)
+
+
+def _torchvision(version, window, shift, dim, heads):
     tv = real.vision("torchvision").models.swin_transformer
     torch.manual_seed(0)
-    attn = tv.ShiftedWindowAttention(dim, list(window), list(shift), heads).eval()
+    cls = getattr(tv, VERSIONS[version][0])
+    attn = cls(dim, list(window), list(shift), heads).eval()
     with torch.no_grad():  # biases and table away from their zero/tiny starts
         for p in attn.parameters():
             p.copy_(torch.randn_like(p) * 0.3)
     return attn
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("case", CASES)
-def test_every_framework_computes_torchvisions_attention(case):
+def test_every_framework_computes_torchvisions_attention(case, version):
     (h, w), window, shift, dim, heads = CASES[case]
-    attn = _torchvision(window, shift, dim, heads)
+    attn = _torchvision(version, window, shift, dim, heads)
     x = np.random.default_rng(1).standard_normal((3, h, w, dim)).astype(np.float32)
     with torch.no_grad():
         want = attn(torch.from_numpy(x))
@@ -46,15 +53,15 @@ def test_every_framework_computes_torchvisions_attention(case):
         attn.float()
     rounding = np.abs(want.numpy() - ref64).max()
     bound = 4 * max(rounding, np.finfo(np.float32).eps * np.abs(ref64).max())
-    spec = L.WindowAttention(dim, window, shift, heads)
+    spec = VERSIONS[version][1](dim, window, shift, heads)
     for fw in installed():
         built = xinit.build(spec, fw)
         xinit.transfer(attn, built)
         got = np.asarray(xinit.run(built, x))
         if fw == "torch":
-            assert np.array_equal(got, want.numpy()), f"{case}: torch differs from torchvision"
+            assert np.array_equal(got, want.numpy()), f"{case} {version}: torch differs"
         err = np.abs(got - ref64).max()
-        assert err <= bound, f"{case} {fw}: {err:.3g} from float64, bound {bound:.3g}"
+        assert err <= bound, f"{case} {version} {fw}: {err:.3g} from float64, bound {bound:.3g}"
 
 
 def test_the_shift_mask_is_torchvisions():
@@ -76,3 +83,15 @@ def test_bad_specs_and_inputs_are_named():
         L.WindowAttention(8, (4, 4, 4), (0, 0), 2)
     with pytest.raises(L.SpecError, match=r"\(B, H, W, C=8\)"):
         L.WindowAttention(8, (4, 4), (2, 2), 2).output_shape((2, 8, 4, 4))
+
+
+def test_v2_buffers_are_torchvisions():
+    """A build from the spec alone holds torchvision's coordinates and index, bit for bit."""
+    tv = real.vision("torchvision").models.swin_transformer
+    attn = tv.ShiftedWindowAttentionV2(12, [3, 4], [1, 2], 3)
+    state = xinit.build(L.WindowAttentionV2(12, (3, 4), (1, 2), 3), "torch").state_dict()
+    for name in ("relative_coords_table", "relative_position_index"):
+        want = getattr(attn, name)
+        assert state[name].dtype == want.dtype and torch.equal(state[name], want), name
+    with pytest.raises(L.SpecError, match="2 or more"):
+        L.WindowAttentionV2(8, (1, 4), (0, 0), 2)

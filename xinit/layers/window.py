@@ -10,6 +10,7 @@ framework's module (``backends/common/window_attention.py`` holds the shared for
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -17,10 +18,96 @@ import numpy as np
 
 from .. import kinds
 from ..fans import compute_fans
-from ..initializers import Initializer, TruncatedNormal, Zeros
+from ..initializers import Constant, Initializer, TruncatedNormal, Zeros
 from .base import _TORCH_DEFAULT, Layer, ParamSpec, SpecError, _positive_int, _set, _tuple
 
 MASKED = -100.0  # torchvision's score for a key of another region of a shifted window
+
+
+class _Windows(Layer):
+    """What both Swin attentions share: the checks, the window geometry, the index, the
+    shift mask and the input shape (fields ``dim``, ``window_size``, ``shift_size``,
+    ``num_heads`` on each subclass)."""
+
+    cosine: ClassVar[bool] = False  # v2: cosine scores, a learned logit scale, no q scaling
+
+    def _check(self) -> None:
+        name = type(self).__name__
+        _positive_int(self, dim=self.dim, num_heads=self.num_heads)
+        window = _tuple(self.window_size, 2, f"{name}.window_size")
+        shift = _tuple(self.shift_size, 2, f"{name}.shift_size")
+        _positive_int(self, window_h=window[0], window_w=window[1])
+        if any(s < 0 for s in shift):
+            raise SpecError(f"{name}.shift_size must be >= 0; got {shift}")
+        if self.dim % self.num_heads:
+            raise SpecError(
+                f"{name}: dim {self.dim} is not divisible by num_heads {self.num_heads}"
+            )
+        _set(self, window_size=window, shift_size=shift)
+
+    @property
+    def tokens(self) -> int:
+        """N, the tokens of one window."""
+        return self.window_size[0] * self.window_size[1]
+
+    @property
+    def table_rows(self) -> int:
+        """(2Wh - 1)(2Ww - 1): one relative offset a row."""
+        return (2 * self.window_size[0] - 1) * (2 * self.window_size[1] - 1)
+
+    def padded(self, h: int, w: int) -> tuple[int, int]:
+        """The map's size once padded to whole windows."""
+        wh, ww = self.window_size
+        return h + (-h) % wh, w + (-w) % ww
+
+    def shifts(self, pad_h: int, pad_w: int) -> tuple[int, int]:
+        """``shift_size``, an axis's shift 0 where its window covers the padded map."""
+        (wh, ww), (sh, sw) = self.window_size, self.shift_size
+        return (0 if wh >= pad_h else sh), (0 if ww >= pad_w else sw)
+
+    def relative_position_index(self) -> np.ndarray:
+        """torchvision's ``relative_position_index``: int64 (N·N,), the table row of the
+        offset (dh, dw) between query and key, (dh + Wh - 1)(2Ww - 1) + dw + Ww - 1."""
+        return _relative_position_index(self.window_size)
+
+    def shift_mask(self, pad_h: int, pad_w: int) -> np.ndarray | None:
+        """The scores added to shifted windows, float32 (windows, N, N): :data:`MASKED`
+        between tokens of the rolled map's different regions (the bands of the last window
+        and of the shift on each axis), 0 within one; None when nothing is shifted."""
+        return _shift_mask(self.window_size, self.shifts(pad_h, pad_w), pad_h, pad_w)
+
+    def buffer_value(self, name: str):
+        if name == "relative_position_index":
+            return self.relative_position_index()
+        return None
+
+    def _linears(self) -> list[ParamSpec]:
+        """``qkv`` and ``proj`` as ``nn.Linear`` makes them (U(±1/√C) weights and biases)."""
+        c, k = self.dim, self.kind
+        qkv, proj = compute_fans((3 * c, c), "linear"), compute_fans((c, c), "linear")
+        out = [ParamSpec("qkv.weight", (3 * c, c), "linear", _TORCH_DEFAULT, k, qkv)]
+        if self.qkv_bias:
+            out.append(ParamSpec("qkv.bias", (3 * c,), "vector", _TORCH_DEFAULT, k, qkv))
+        out.append(ParamSpec("proj.weight", (c, c), "linear", _TORCH_DEFAULT, k, proj))
+        if self.proj_bias:
+            out.append(ParamSpec("proj.bias", (c,), "vector", _TORCH_DEFAULT, k, proj))
+        return out
+
+    def _buffer(self, name: str, shape, dtype: str) -> ParamSpec:
+        """A buffer torchvision keeps; its value is :meth:`buffer_value`'s."""
+        return ParamSpec(name, shape, "vector", Zeros(), self.kind, None, False, dtype)
+
+    def channels(self, c):
+        return None  # (B, H, W, C): the checked size is the last, in output_shape
+
+    def output_shape(self, shape):
+        shape = tuple(shape)
+        if len(shape) != 4 or shape[-1] != self.dim:
+            raise SpecError(
+                f"{type(self).__name__} expects channel-last features (B, H, W, C={self.dim}); "
+                f"got shape {shape}"
+            )
+        return shape
 
 
 @kinds.layer(
@@ -37,7 +124,7 @@ MASKED = -100.0  # torchvision's score for a key of another region of a shifted 
     example=lambda: kinds.Example(WindowAttention(8, (2, 2), (1, 1), 2), ((2, 5, 6, 8),)),
 )
 @dataclass(frozen=True)
-class WindowAttention(Layer):
+class WindowAttention(_Windows):
     """torchvision's ``ShiftedWindowAttention`` (Swin v1) on channel-last (B, H, W, C)
     features, as torchvision's blocks hold them (the neutral dims are torch's here).
 
@@ -67,81 +154,94 @@ class WindowAttention(Layer):
     table_init: Initializer | None = None
 
     def __post_init__(self):
-        _positive_int(self, dim=self.dim, num_heads=self.num_heads)
-        window = _tuple(self.window_size, 2, "WindowAttention.window_size")
-        shift = _tuple(self.shift_size, 2, "WindowAttention.shift_size")
-        _positive_int(self, window_h=window[0], window_w=window[1])
-        if any(s < 0 for s in shift):
-            raise SpecError(f"WindowAttention.shift_size must be >= 0; got {shift}")
-        if self.dim % self.num_heads:
-            raise SpecError(
-                f"WindowAttention: dim {self.dim} is not divisible by num_heads {self.num_heads}"
-            )
-        _set(self, window_size=window, shift_size=shift)
-
-    @property
-    def tokens(self) -> int:
-        """N, the tokens of one window."""
-        return self.window_size[0] * self.window_size[1]
-
-    @property
-    def table_rows(self) -> int:
-        """(2Wh - 1)(2Ww - 1): one row of the table per relative offset."""
-        return (2 * self.window_size[0] - 1) * (2 * self.window_size[1] - 1)
-
-    def padded(self, h: int, w: int) -> tuple[int, int]:
-        """The map's size once padded to whole windows."""
-        wh, ww = self.window_size
-        return h + (-h) % wh, w + (-w) % ww
-
-    def shifts(self, pad_h: int, pad_w: int) -> tuple[int, int]:
-        """``shift_size``, an axis's shift 0 where its window covers the padded map."""
-        (wh, ww), (sh, sw) = self.window_size, self.shift_size
-        return (0 if wh >= pad_h else sh), (0 if ww >= pad_w else sw)
-
-    def relative_position_index(self) -> np.ndarray:
-        """torchvision's ``relative_position_index``: int64 (N·N,), the table row of the
-        offset (dh, dw) between query and key, (dh + Wh - 1)(2Ww - 1) + dw + Ww - 1."""
-        return _relative_position_index(self.window_size)
-
-    def buffer_value(self, name: str):
-        return self.relative_position_index() if name == "relative_position_index" else None
-
-    def shift_mask(self, pad_h: int, pad_w: int) -> np.ndarray | None:
-        """The scores added to shifted windows, float32 (windows, N, N): :data:`MASKED`
-        between tokens of the rolled map's different regions (the bands of the last window
-        and of the shift on each axis), 0 within one; None when nothing is shifted."""
-        return _shift_mask(self.window_size, self.shifts(pad_h, pad_w), pad_h, pad_w)
-
-    def channels(self, c):
-        return None  # (B, H, W, C): the checked size is the last, in output_shape
+        self._check()
 
     def _params(self):
-        c, k = self.dim, self.kind
-        qkv, proj = compute_fans((3 * c, c), "linear"), compute_fans((c, c), "linear")
-        out = [ParamSpec("qkv.weight", (3 * c, c), "linear", _TORCH_DEFAULT, k, qkv)]
-        if self.qkv_bias:
-            out.append(ParamSpec("qkv.bias", (3 * c,), "vector", _TORCH_DEFAULT, k, qkv))
-        out.append(ParamSpec("proj.weight", (c, c), "linear", _TORCH_DEFAULT, k, proj))
-        if self.proj_bias:
-            out.append(ParamSpec("proj.bias", (c,), "vector", _TORCH_DEFAULT, k, proj))
         table = self.table_init or TruncatedNormal(0.0, 0.02, -2.0, 2.0)
         shape = (self.table_rows, self.num_heads)
-        out.append(ParamSpec("relative_position_bias_table", shape, "vector", table, k))
-        index = (self.tokens * self.tokens,)  # a buffer: its value is buffer_value's
-        out.append(
-            ParamSpec("relative_position_index", index, "vector", Zeros(), k, None, False, "int64")
+        return (
+            *self._linears(),
+            ParamSpec("relative_position_bias_table", shape, "vector", table, self.kind),
+            self._buffer("relative_position_index", (self.tokens * self.tokens,), "int64"),
         )
-        return tuple(out)
 
-    def output_shape(self, shape):
-        shape = tuple(shape)
-        if len(shape) != 4 or shape[-1] != self.dim:
+
+CPB_HIDDEN = 512  # torchvision's cpb_mlp: Linear(2, 512), ReLU, Linear(512, heads, no bias)
+
+
+@kinds.layer(
+    params=(
+        "qkv.weight",
+        "qkv.bias",
+        "proj.weight",
+        "proj.bias",
+        "logit_scale",
+        "cpb_mlp.0.weight",
+        "cpb_mlp.0.bias",
+        "cpb_mlp.2.weight",
+        "relative_coords_table",
+        "relative_position_index",
+    ),
+    optional=("relative_position_index",),
+    buffers=("relative_coords_table", "relative_position_index"),
+    example=lambda: kinds.Example(WindowAttentionV2(8, (2, 3), (1, 1), 2), ((2, 5, 6, 8),)),
+)
+@dataclass(frozen=True)
+class WindowAttentionV2(_Windows):
+    """torchvision's ``ShiftedWindowAttentionV2`` (Swin v2): :class:`WindowAttention`'s
+    windows, shift and mask, with cosine scores ``normalize(q) normalize(k)^T`` times
+    ``exp(min(logit_scale, log 100))`` (one per head) and a position bias
+    ``16 sigmoid(cpb_mlp(relative_coords_table))`` gathered by ``relative_position_index``;
+    the k third of ``qkv.bias`` is left out on every call, as torchvision zeroes it.
+
+    Defaults are torchvision's module's: Linear's for ``qkv``, ``proj`` and ``cpb_mlp``,
+    ``logit_scale`` log 10. torchvision also zeroes the k third of ``qkv.bias`` when made;
+    the forward never reads it, so xinit draws the whole bias as Linear's. Every framework
+    keeps ``relative_coords_table`` (a float buffer: torch's log2 rounds a few entries
+    otherwise than numpy's, so the model's own values travel with its state;
+    :meth:`relative_coords_table` is the start value); the index as v1's."""
+
+    kind: ClassVar[str] = "window_attention_v2"
+    cosine: ClassVar[bool] = True
+    dim: int
+    window_size: tuple[int, int]
+    shift_size: tuple[int, int] = (0, 0)
+    num_heads: int = 1
+    qkv_bias: bool = True
+    proj_bias: bool = True
+
+    def __post_init__(self):
+        self._check()
+        if min(self.window_size) < 2:
             raise SpecError(
-                f"WindowAttention expects channel-last features (B, H, W, C={self.dim}); got "
-                f"shape {shape}"
+                f"WindowAttentionV2 needs windows of 2 or more a side (its coordinates are "
+                f"divided by window - 1); got {self.window_size}"
             )
-        return shape
+
+    def relative_coords_table(self) -> np.ndarray:
+        """torchvision's ``relative_coords_table``: float32 (1, 2Wh-1, 2Ww-1, 2), each offset
+        scaled to [-8, 8] then sign(t) log2(|t| + 1) / 3."""
+        return _relative_coords_table(self.window_size)
+
+    def buffer_value(self, name: str):
+        if name == "relative_coords_table":
+            return self.relative_coords_table()
+        return super().buffer_value(name)
+
+    def _params(self):
+        k, h = self.kind, self.num_heads
+        hidden = compute_fans((CPB_HIDDEN, 2), "linear")
+        out_fans = compute_fans((h, CPB_HIDDEN), "linear")
+        wh, ww = self.window_size
+        return (
+            *self._linears(),
+            ParamSpec("logit_scale", (h, 1, 1), "vector", Constant(math.log(10.0)), k),
+            ParamSpec("cpb_mlp.0.weight", (CPB_HIDDEN, 2), "linear", _TORCH_DEFAULT, k, hidden),
+            ParamSpec("cpb_mlp.0.bias", (CPB_HIDDEN,), "vector", _TORCH_DEFAULT, k, hidden),
+            ParamSpec("cpb_mlp.2.weight", (h, CPB_HIDDEN), "linear", _TORCH_DEFAULT, k, out_fans),
+            self._buffer("relative_coords_table", (1, 2 * wh - 1, 2 * ww - 1, 2), "float32"),
+            self._buffer("relative_position_index", (self.tokens * self.tokens,), "int64"),
+        )
 
 
 @functools.cache
@@ -173,3 +273,13 @@ def _shift_mask(window, shift, pad_h: int, pad_w: int) -> np.ndarray | None:
     mask = np.where(windows[:, None, :] != windows[:, :, None], MASKED, 0.0).astype(np.float32)
     mask.flags.writeable = False
     return mask
+
+
+@functools.cache
+def _relative_coords_table(window: tuple[int, int]) -> np.ndarray:
+    f32 = np.float32  # in float32 throughout, as torchvision computes it
+    axes = [np.arange(-(n - 1), n, dtype=f32) / f32(n - 1) for n in window]
+    table = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)[None] * f32(8)
+    table = np.sign(table) * np.log2(np.abs(table) + f32(1)) / f32(3)
+    table.flags.writeable = False
+    return table
