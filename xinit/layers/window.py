@@ -1,4 +1,5 @@
-"""Shifted-window attention: torchvision's Swin ``ShiftedWindowAttention`` as one layer kind.
+"""Shifted-window attention: torchvision's Swin ``ShiftedWindowAttention`` (v1) and
+``ShiftedWindowAttentionV2`` as one layer kind each.
 
 The window partition merges the batch with the windows and the relative-position table is
 gathered with an index, neither of which a graph of neutral ops can say with the batch left
