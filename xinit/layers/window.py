@@ -111,15 +111,11 @@ class _Windows(Layer):
         return shape
 
 
+LINEARS = ("qkv.weight", "qkv.bias", "proj.weight", "proj.bias")  # both versions' leaves
+
+
 @kinds.layer(
-    params=(
-        "qkv.weight",
-        "qkv.bias",
-        "proj.weight",
-        "proj.bias",
-        "relative_position_bias_table",
-        "relative_position_index",
-    ),
+    params=(*LINEARS, "relative_position_bias_table", "relative_position_index"),
     optional=("relative_position_index",),
     buffers=("relative_position_index",),
     example=lambda: kinds.Example(WindowAttention(8, (2, 2), (1, 1), 2), ((2, 5, 6, 8),)),
@@ -172,10 +168,7 @@ CPB_HIDDEN = 512  # torchvision's cpb_mlp: Linear(2, 512), ReLU, Linear(512, hea
 
 @kinds.layer(
     params=(
-        "qkv.weight",
-        "qkv.bias",
-        "proj.weight",
-        "proj.bias",
+        *LINEARS,
         "logit_scale",
         "cpb_mlp.0.weight",
         "cpb_mlp.0.bias",
