@@ -556,21 +556,12 @@ def torchvision_modules() -> None:
 
 
 def _shifted_window_attention(t, m):
-    """torchvision's Swin attention (v1, or v2 with its ``logit_scale``) as one
-    ``WindowAttention``/``WindowAttentionV2`` node: its window partition merges the batch,
-    which no graph of ops can say. The tracer checks that xinit's module computes what it
-    does (a forward of its own), so a subclass that differs is an unknown. Its dropouts are
-    the identity: the trace runs in eval mode."""
+    """torchvision's Swin attention (v2: with ``logit_scale``) as one node, its window
+    partition merging the batch; the tracer checks that xinit's module computes the same."""
     kind = "WindowAttentionV2" if hasattr(m, "logit_scale") else "WindowAttention"
-    return t.kind(
-        kind,
-        m.qkv.in_features,
-        tuple(m.window_size),
-        tuple(m.shift_size),
-        m.num_heads,
-        m.qkv.bias is not None,
-        m.proj.bias is not None,
-    )
+    window, shift = tuple(m.window_size), tuple(m.shift_size)
+    qkv_bias, proj_bias = m.qkv.bias is not None, m.proj.bias is not None
+    return t.kind(kind, m.qkv.in_features, window, shift, m.num_heads, qkv_bias, proj_bias)
 
 
 def op_name(func) -> str:
