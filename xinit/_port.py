@@ -54,7 +54,7 @@ class PortReport:
     relaid: int = 0  # moved with a different layout (transposed kernel)
     stripped: list[tuple[str, str]] = field(default_factory=list)  # (original, after prefix)
     dropped: list[str] = field(default_factory=list)  # by an explicit prefix_map entry -> None
-    filled: list[str] = field(default_factory=list)  # dst keys absent from src, set to 0
+    filled: list[str] = field(default_factory=list)  # dst keys absent from src: start value
     skipped: list[str] = field(default_factory=list)  # src keys dst keeps no counterpart of
     missing: list[str] = field(default_factory=list)  # strict=False only
     unexpected: list[str] = field(default_factory=list)  # strict=False only
@@ -93,7 +93,7 @@ class PortReport:
             lines.append(f"{len(self.converted)} converted to the model's dtype: {shown}")
         for title, keys in (
             ("dropped by prefix_map", self.dropped),
-            ("filled with 0 (num_batches_tracked: absent from the source)", self.filled),
+            ("filled with their start value (absent from the source)", self.filled),
             (f"skipped ({self.dst} keeps no counterpart)", self.skipped),
             ("missing", self.missing),
             ("unexpected", self.unexpected),
@@ -457,9 +457,13 @@ def port(
     out = PortedState()
     for i, (ps, owner, src_leaves, arrays, dst_leaves) in enumerate(todo):
         dnames = [join(owner, leaf.name) for leaf in dst_leaves]
-        if arrays is None:
+        if arrays is None:  # 0 (num_batches_tracked), or the value the layer computes
+            start = ps.layer.buffer_value(ps.name) if ps.layer is not None else None
             for dname, leaf in zip(dnames, dst_leaves):
-                out[dname] = np.zeros(leaf.native_shape(ps.shape), ps.dtype)
+                if start is None:
+                    out[dname] = np.zeros(leaf.native_shape(ps.shape), ps.dtype)
+                else:
+                    out[dname] = np.array(parammap.piece(np.asarray(start, ps.dtype), leaf))
                 report.filled.append(dname)
         else:
             for leaf in src_leaves:

@@ -1,6 +1,7 @@
-"""Flax's lowering of the attention kinds (``multihead_attention``, ``sdpa``; registered by
-``lowerings.py``): ``nnx.MultiHeadAttention``'s kernels split by head, and xinit's modules
-(``attention_modules.py``). Nothing here imports ``lowerings.py``, which imports it."""
+"""Flax's lowering of the attention kinds (``multihead_attention``, ``sdpa``,
+``window_attention``; registered by ``lowerings.py``): ``nnx.MultiHeadAttention``'s kernels
+split by head, and xinit's modules (``attention_modules.py``). Nothing here imports
+``lowerings.py``, which imports it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from xinit.fans import Fans
 from xinit.initializers import LecunNormal, Zeros
 from xinit.parammap import Leaf
 
+from ..common.window_attention import NO_WINDOW_ATTENTION
 from ..registry import Lowering, param_of
 from .lowering_base import _nnx
 
@@ -123,3 +125,43 @@ class ScaledDotProductAttention(Lowering):
 
     def build(self, spec, device):
         return _attention_modules().ScaledDotProductAttention(spec)
+
+
+class WindowAttention(Lowering):
+    """xinit's module of torchvision's ``ShiftedWindowAttention`` on the neutral (B, H, W, C):
+    ``nnx.Linear`` kernels (in, out), the table as torchvision's; the index buffer is no
+    tensor of it."""
+
+    layout = "neutral"
+    takes_initial = True
+    leaves = {
+        "qkv.weight": "qkv.kernel",
+        "proj.weight": "proj.kernel",
+        "relative_position_index": None,
+    }
+    module = "WindowAttention"
+
+    def default_missing(self, spec):
+        return NO_WINDOW_ATTENTION
+
+    def build(self, spec, device, initial=None):
+        return getattr(_attention_modules(), self.module)(spec, initial)
+
+    def natives(self):
+        return (getattr(_attention_modules(), self.module),)
+
+    def read(self, m):
+        return m.spec
+
+
+class WindowAttentionV2(WindowAttention):
+    """``ShiftedWindowAttentionV2``'s: ``logit_scale``, ``nnx.Sequential``'s ``cpb_mlp``
+    kernels, the coordinates buffer."""
+
+    leaves = {
+        **WindowAttention.leaves,
+        "cpb_mlp.0.weight": "cpb_mlp.layers.0.kernel",
+        "cpb_mlp.0.bias": "cpb_mlp.layers.0.bias",
+        "cpb_mlp.2.weight": "cpb_mlp.layers.2.kernel",
+    }
+    module = "WindowAttentionV2"

@@ -1,6 +1,7 @@
-"""Paddle's lowering of the attention kinds (``multihead_attention``, ``sdpa``; registered by
-``lowerings.py``): ``nn.MultiHeadAttention``'s separate projections, and xinit's modules for
-what it cannot compute. Nothing here imports ``lowerings.py``, which imports it."""
+"""Paddle's lowering of the attention kinds (``multihead_attention``, ``sdpa``,
+``window_attention``; registered by ``lowerings.py``): ``nn.MultiHeadAttention``'s separate
+projections, and xinit's modules for what it cannot compute. Nothing here imports
+``lowerings.py``, which imports it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from xinit.fans import Fans
 from xinit.initializers import XavierUniform, Zeros
 from xinit.parammap import Leaf
 
+from ..common.window_attention import NO_WINDOW_ATTENTION
 from ..registry import Lowering, param_of
 from .lowering_base import _modules, _paddle, _seeded
 
@@ -93,3 +95,29 @@ class MultiheadAttention(Lowering):
 class ScaledDotProductAttention(Lowering):
     def build(self, spec, device):
         return _modules().ScaledDotProductAttention(spec.num_heads, spec.causal, spec.window_mask())
+
+
+class WindowAttention(Lowering):
+    """xinit's layer of torchvision's ``ShiftedWindowAttention``: Linears stored (in, out),
+    the table as torchvision's; the index buffer is no tensor of it."""
+
+    leaves = {"relative_position_index": None}
+    module = "WindowAttention"
+
+    def default_missing(self, spec):
+        return NO_WINDOW_ATTENTION
+
+    def build(self, spec, device):
+        return getattr(_modules(), self.module)(spec)
+
+    def natives(self):
+        return (getattr(_modules(), self.module),)
+
+    def read(self, m):
+        return m.spec
+
+
+class WindowAttentionV2(WindowAttention):
+    """``ShiftedWindowAttentionV2``'s: ``logit_scale``, ``cpb_mlp``, the coordinates buffer."""
+
+    module = "WindowAttentionV2"

@@ -24,7 +24,12 @@ from ..registry import (
     param_of,
     register_builders,
 )
-from .attention_lowerings import MultiheadAttention, ScaledDotProductAttention
+from .attention_lowerings import (
+    MultiheadAttention,
+    ScaledDotProductAttention,
+    WindowAttention,
+    WindowAttentionV2,
+)
 from .channelwise_lowerings import InstanceNorm, LayerNorm2d, LayerScale, PReLU
 from .lowering_base import _ZERO, BATCHNORM_LEAVES, _affine, _modules, _Norm, _paddle, _seeded
 from .recurrent_lowerings import _Recurrent
@@ -371,6 +376,8 @@ REGISTRY.register("layer_scale")(LayerScale)
 # The attention kinds: their lowering lives in attention_lowerings.py.
 REGISTRY.register("multihead_attention")(MultiheadAttention)
 REGISTRY.register("sdpa")(ScaledDotProductAttention)
+REGISTRY.register("window_attention")(WindowAttention)
+REGISTRY.register("window_attention_v2")(WindowAttentionV2)
 
 
 @REGISTRY.register("learned_parameter")

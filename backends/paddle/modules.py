@@ -10,9 +10,11 @@ import numpy as np
 import paddle
 
 from xinit import layers as L
+from xinit.layers.window import CPB_HIDDEN
 
 from ..common import pytorch_style as shared
 from ..common.resample import upsample_matrix
+from ..common.window_attention import window_attention
 
 nn = paddle.nn
 F = paddle.nn.functional
@@ -444,3 +446,66 @@ class InstanceNorm(nn.Layer):
 
 class SimpleRNN(shared.SequenceOnly, nn.SimpleRNN):
     """``paddle.nn.SimpleRNN`` returning the output sequence (see ``shared.SequenceOnly``)."""
+
+
+class _WindowOps:
+    """Paddle's spelling of the ops of ``common.window_attention``."""
+
+    pad = staticmethod(lambda x, bottom, right: F.pad(x, [0, 0, 0, bottom, 0, right, 0, 0]))
+    roll = staticmethod(lambda x, shifts: paddle.roll(x, shifts=shifts, axis=(1, 2)))
+    permute = staticmethod(lambda x, dims: x.transpose(list(dims)))
+    take = staticmethod(lambda table, index: table[paddle.to_tensor(index)])
+    constant = staticmethod(lambda array, like: paddle.to_tensor(array, dtype=like.dtype))
+    softmax = staticmethod(lambda x: F.softmax(x, axis=-1))
+    normalize = staticmethod(lambda x: F.normalize(x, axis=-1))
+    logit_scale = staticmethod(lambda p: paddle.clip(p, max=math.log(100.0)).exp())
+    sigmoid = staticmethod(F.sigmoid)
+
+
+class WindowAttention(nn.Layer):
+    """torchvision's ``ShiftedWindowAttention`` (Swin v1) or ``ShiftedWindowAttentionV2`` on
+    (B, H, W, C): ``qkv``/``proj`` Linears, the table (v1) or ``logit_scale``, ``cpb_mlp``
+    and the ``relative_coords_table`` buffer (v2) under torchvision's names; the index and
+    the shift mask are the spec's constants (see ``xinit.layers.WindowAttention``)."""
+
+    def __init__(self, spec: L.WindowAttention):
+        super().__init__()
+        self.spec = spec
+        c, heads, zero = spec.dim, spec.num_heads, nn.initializer.Constant(0.0)
+        self.qkv = nn.Linear(c, 3 * c, bias_attr=None if spec.qkv_bias else False)
+        self.proj = nn.Linear(c, c, bias_attr=None if spec.proj_bias else False)
+        if spec.cosine:
+            self.logit_scale = self.create_parameter([heads, 1, 1], default_initializer=zero)
+            self.cpb_mlp = nn.Sequential(
+                nn.Linear(2, CPB_HIDDEN), nn.ReLU(), nn.Linear(CPB_HIDDEN, heads, bias_attr=False)
+            )
+            coords = paddle.to_tensor(spec.relative_coords_table())
+            self.register_buffer("relative_coords_table", coords, persistable=True)
+        else:
+            self.relative_position_bias_table = self.create_parameter(
+                [spec.table_rows, heads], default_initializer=zero
+            )
+
+    def _qkv_v2(self, x):
+        """v2's qkv: the k third of the bias left out, as torchvision zeroes it each call."""
+        bias = self.qkv.bias
+        if bias is not None:
+            c = self.spec.dim
+            bias = paddle.concat([bias[:c], paddle.zeros_like(bias[c : 2 * c]), bias[2 * c :]])
+        return F.linear(x, self.qkv.weight, bias)
+
+    def forward(self, x):
+        spec = self.spec
+        index = spec.relative_position_index()
+        if not spec.cosine:
+            table = self.relative_position_bias_table
+            return window_attention(spec, x, self.qkv, self.proj, table, index, _WindowOps)
+        coords = self.relative_coords_table.astype(x.dtype)
+        table = self.cpb_mlp(coords).reshape([-1, spec.num_heads])
+        return window_attention(
+            spec, x, self._qkv_v2, self.proj, table, index, _WindowOps, self.logit_scale
+        )
+
+
+class WindowAttentionV2(WindowAttention):
+    """The layer of ``WindowAttentionV2`` specs (its own class: one lowering reads it)."""

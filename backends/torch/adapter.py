@@ -102,9 +102,13 @@ class TorchBackend(Backend):
                 leaves = self.param_map(layer)
                 for ps in layer.params():
                     if not ps.trainable:  # buffers: running stats and counters, from the spec
-                        value = ps.init.resolve((1,), "vector").value
+                        start = layer.buffer_value(ps.name)  # an index the spec computes
                         for leaf in leaves[ps.name]:
-                            self.tensor(native, leaf.name).fill_(value)
+                            buffer = self.tensor(native, leaf.name)
+                            if start is None:
+                                buffer.fill_(ps.init.resolve((1,), "vector").value)
+                            else:
+                                buffer.copy_(torch.tensor(start))
         return module
 
     def make_sequential(self, children, steps):

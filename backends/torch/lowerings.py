@@ -23,6 +23,7 @@ from xinit.initializers import (
 from xinit.parammap import Leaf
 
 from ..common.recurrent import recurrent_keywords, register_recurrent
+from ..common.window_attention import NO_WINDOW_ATTENTION
 from ..registry import (
     BARE_PARAMETER,
     NO_LAYER_SCALE,
@@ -398,6 +399,33 @@ class LayerScale(Lowering):
 
     def read(self, m):
         return m.spec
+
+
+@REGISTRY.register("window_attention")
+class WindowAttention(Lowering):
+    """xinit's module of torchvision's ``ShiftedWindowAttention``, with its names and its
+    ``relative_position_index`` buffer."""
+
+    module = "WindowAttention"
+
+    def default_missing(self, spec):
+        return NO_WINDOW_ATTENTION
+
+    def build(self, spec, device):
+        return getattr(_torch_modules(), self.module)(spec)
+
+    def natives(self):
+        return (getattr(_torch_modules(), self.module),)
+
+    def read(self, m):
+        return m.spec
+
+
+@REGISTRY.register("window_attention_v2")
+class WindowAttentionV2(WindowAttention):
+    """``ShiftedWindowAttentionV2``'s: ``logit_scale``, ``cpb_mlp`` and both buffers."""
+
+    module = "WindowAttentionV2"
 
 
 _MHA_SOURCE = "torch/nn/modules/activation.py MultiheadAttention._reset_parameters"

@@ -4,9 +4,15 @@ blocks, graphs) and the merges and layout ops, from the halves shared with Paddl
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
+
+from xinit.layers.window import CPB_HIDDEN
 
 from ..common import pytorch_style as shared
+from ..common.window_attention import window_attention
 
 
 class TorchOps(shared.FrameworkOps):
@@ -266,3 +272,66 @@ class LayerScale(torch.nn.Module):
 
 class RNN(_SequenceOnly, torch.nn.RNN):
     """``nn.RNN(batch_first=True)`` (tanh or relu) returning the output sequence."""
+
+
+class _WindowOps:
+    """torch's spelling of the ops of ``common.window_attention`` (torchvision's own calls)."""
+
+    pad = staticmethod(lambda x, bottom, right: F.pad(x, (0, 0, 0, right, 0, bottom)))
+    roll = staticmethod(lambda x, shifts: torch.roll(x, shifts=shifts, dims=(1, 2)))
+    permute = staticmethod(lambda x, dims: x.permute(*dims))
+    take = staticmethod(lambda table, index: table[index])  # index: the module's buffer
+    constant = staticmethod(
+        lambda array, like: torch.tensor(array, dtype=like.dtype, device=like.device)
+    )
+    softmax = staticmethod(lambda x: F.softmax(x, dim=-1))
+    normalize = staticmethod(lambda x: F.normalize(x, dim=-1))
+    logit_scale = staticmethod(lambda p: torch.clamp(p, max=math.log(100.0)).exp())
+    sigmoid = staticmethod(torch.sigmoid)
+
+
+class WindowAttention(torch.nn.Module):
+    """torchvision's ``ShiftedWindowAttention`` (Swin v1) or ``ShiftedWindowAttentionV2`` on
+    (B, H, W, C), with its children, parameters and buffers under torchvision's names (its
+    state keys); the shift mask is the spec's constant."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        c, heads = spec.dim, spec.num_heads
+        self.qkv = torch.nn.Linear(c, 3 * c, bias=spec.qkv_bias)
+        self.proj = torch.nn.Linear(c, c, bias=spec.proj_bias)
+        if spec.cosine:
+            self.logit_scale = torch.nn.Parameter(torch.zeros(heads, 1, 1))
+            hidden = torch.nn.Linear(2, CPB_HIDDEN)
+            out = torch.nn.Linear(CPB_HIDDEN, heads, bias=False)
+            self.cpb_mlp = torch.nn.Sequential(hidden, torch.nn.ReLU(inplace=True), out)
+            coords = torch.tensor(spec.relative_coords_table())  # meta in a build: then filled
+            self.register_buffer("relative_coords_table", coords)
+        else:
+            table = torch.zeros(spec.table_rows, heads)
+            self.relative_position_bias_table = torch.nn.Parameter(table)
+        index = torch.tensor(spec.relative_position_index())
+        self.register_buffer("relative_position_index", index)
+
+    def _qkv_v2(self, x):
+        """v2's qkv: the k third of the bias left out, as torchvision zeroes it each call."""
+        bias = self.qkv.bias
+        if bias is not None:
+            bias = bias.clone()
+            bias[self.spec.dim : 2 * self.spec.dim] = 0.0
+        return F.linear(x, self.qkv.weight, bias)
+
+    def forward(self, x):
+        spec, index = self.spec, self.relative_position_index
+        if not spec.cosine:
+            table = self.relative_position_bias_table
+            return window_attention(spec, x, self.qkv, self.proj, table, index, _WindowOps)
+        table = self.cpb_mlp(self.relative_coords_table).view(-1, spec.num_heads)
+        return window_attention(
+            spec, x, self._qkv_v2, self.proj, table, index, _WindowOps, self.logit_scale
+        )
+
+
+class WindowAttentionV2(WindowAttention):
+    """The module of ``WindowAttentionV2`` specs (its own class: one lowering reads it)."""

@@ -550,6 +550,18 @@ def torchvision_modules() -> None:
         MODULES.setdefault(
             depth.StochasticDepth, lambda t, m: t.kind("StochasticDepth", float(m.p))
         )
+    swin = sys.modules.get("torchvision.models.swin_transformer")
+    if swin is not None:
+        MODULES.setdefault(swin.ShiftedWindowAttention, _shifted_window_attention)
+
+
+def _shifted_window_attention(t, m):
+    """torchvision's Swin attention (v2: with ``logit_scale``) as one node, its window
+    partition merging the batch; the tracer checks that xinit's module computes the same."""
+    kind = "WindowAttentionV2" if hasattr(m, "logit_scale") else "WindowAttention"
+    window, shift = tuple(m.window_size), tuple(m.shift_size)
+    qkv_bias, proj_bias = m.qkv.bias is not None, m.proj.bias is not None
+    return t.kind(kind, m.qkv.in_features, window, shift, m.num_heads, qkv_bias, proj_bias)
 
 
 def op_name(func) -> str:

@@ -43,6 +43,7 @@ from .recurrent import GRU, LSTM, RNN, RNN_BIASES, RNN_NONLINEARITIES
 from .resample import Upsample
 from .shape import Flatten, Permute, Reshape
 from .tokens import LearnedParameter, PositionIds, Select
+from .window import WindowAttention, WindowAttentionV2
 
 
 def __getattr__(name: str):
@@ -75,6 +76,8 @@ __all__ = [
     "LayerScale",
     "MultiheadAttention",
     "ScaledDotProductAttention",
+    "WindowAttention",
+    "WindowAttentionV2",
     "LearnedParameter",
     "Select",
     "PositionIds",

@@ -85,6 +85,12 @@ class Layer:
     def _params(self) -> tuple[ParamSpec, ...]:
         return ()
 
+    def buffer_value(self, name: str):
+        """The start value of buffer ``name`` where no constant gives it (Swin's
+        ``relative_position_index``): a numpy array, neutral layout; None: its init's
+        constant (running statistics, counters)."""
+        return None
+
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(shape)
 
