@@ -23,11 +23,13 @@ from ..common.codegen import (
     PytorchStyleCode,
     attention_inputs,
     channels_first,
+    layer_scale_emitter,
     learned_shape,
     linear_emitter,
     native_fans,
     number,
     one_int,
+    register_clip,
     register_common,
     split_call,
     stochastic_depth_emitter,
@@ -44,16 +46,23 @@ def _list(f: Fields, name: str) -> str:
 
 
 def _conv(f: Fields) -> str:
+    """``nn.Conv2D``, ``nn.Conv2DTranspose`` (Paddle's keywords in PyTorch's order)."""
     s = f.spec
-    if s.kind == "conv_transpose":
-        raise ExportError(f"{f.path}: the paddle export writes no transposed convolution yet")
+    name = "Conv{}D"
     kws = [f"stride={_list(f, 'stride')}"] if f.value("stride") != 1 else []
     kws += [f"padding={_list(f, 'padding')}"] if f.value("padding") != 0 else []
-    kws += [f"dilation={_list(f, 'dilation')}"] if f.value("dilation") != 1 else []
+    if s.kind == "conv_transpose":
+        if any(op >= st for op, st in zip(s.output_padding, s.stride)):
+            why = "an output_padding reaching the stride (PyTorch allows it, Paddle refuses)"
+            raise ExportError(f"{f.where}: the paddle export writes no transposed conv with {why}")
+        name = "Conv{}DTranspose"
+        kws += [f"output_padding={_list(f, 'output_padding')}"] if f.value("output_padding") else []
     kws += f.kw("groups", 1)
+    kws += [f"dilation={_list(f, 'dilation')}"] if f.value("dilation") != 1 else []
     bias = [] if s.bias else ["bias_attr=False"]
     kernel = _list(f, "kernel_size")
-    return f"nn.Conv{s.dims}D({args_text(f['in_channels'], f['out_channels'], kernel, kws, bias)})"
+    shape = (f["in_channels"], f["out_channels"], kernel)
+    return f"nn.{name.format(s.dims)}({args_text(*shape, kws, bias)})"
 
 
 def _batchnorm(f: Fields) -> str:
@@ -103,8 +112,9 @@ def _learned_apply(f: Fields, attr: str, args: list) -> str:
     return f"{x} + {attr}"
 
 
-_ATTENTION = '''def attention(x, num_heads: int, causal: bool = False):
-    """Packed (N, L, 3E) rows q, k, v -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E)."""
+_ATTENTION = '''def attention(x, num_heads: int, causal: bool = False, mask=None):
+    """Packed (N, L, 3E) rows q, k, v -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E);
+    ``mask`` (L, L), bool: True where query i may see key j."""
     n, length, packed = x.shape
     e = packed // 3
     d = e // num_heads
@@ -112,21 +122,36 @@ _ATTENTION = '''def attention(x, num_heads: int, causal: bool = False):
     q, k, v = qkv[0], qkv[1], qkv[2]
     scores = paddle.matmul(q, k, transpose_y=True) * (1.0 / float(np.sqrt(d)))
     if causal:
-        keep = paddle.tril(paddle.ones([length, length], dtype="bool"))
-        scores = paddle.where(keep, scores, paddle.full_like(scores, float("-inf")))
+        mask = paddle.tril(paddle.ones([length, length], dtype="bool"))
+    if mask is not None:
+        scores = paddle.where(mask, scores, paddle.full_like(scores, float("-inf")))
     y = paddle.matmul(nn.functional.softmax(scores, axis=-1), v)
     return y.transpose([0, 2, 1, 3]).reshape([n, length, e])
 '''
 
+_LOCAL_WINDOW = '''def local_window_mask(grid, window):
+    """SVTR's local mixer: (L, L) bool over the L = H * W tokens of an (H, W) grid (row major),
+    True where query (h, w) may see key (h', w'), a cell of its hk x wk window: h' - h in
+    [-(hk // 2), hk - 1 - hk // 2], w' - w likewise."""
+    (h, w), (hk, wk) = grid, window
+    rows, cols = np.divmod(np.arange(h * w), w)
+    dh, dw = rows[None, :] - rows[:, None], cols[None, :] - cols[:, None]
+    inside_h = (dh >= -(hk // 2)) & (dh <= hk - 1 - hk // 2)
+    inside_w = (dw >= -(wk // 2)) & (dw <= wk - 1 - wk // 2)
+    return paddle.to_tensor(inside_h & inside_w)
+'''
+
 
 def _sdpa(f: Fields, args: list) -> str:
-    if f.spec.local_window is not None:
-        raise ExportError(f"{f.path}: the export has no sdpa local_window mask yet")
     f.ctx.need("import paddle")
     f.ctx.need("import numpy as np")
     f.ctx.helper("attention", _ATTENTION)
     causal = ", causal=True" if f.spec.causal else ""
-    return f"attention({args[0]}, {f['num_heads']}{causal})"
+    if f.spec.local_window is None:
+        return f"attention({args[0]}, {f['num_heads']}{causal})"
+    f.ctx.helper("local_window_mask", _LOCAL_WINDOW)
+    mask = f"local_window_mask({f['grid']}, {f['local_window']})"
+    return f"attention({args[0]}, {f['num_heads']}, mask={mask})"
 
 
 def _select(f: Fields, args: list) -> str:
@@ -146,6 +171,7 @@ def _gelu(f: Fields) -> str:
 
 
 EMITTERS.register("conv", module=_conv)
+EMITTERS.register("conv_transpose", module=_conv)
 EMITTERS.register("batchnorm", module=_batchnorm)
 EMITTERS.register("linear", module=linear_emitter("bias_attr=False", "paddle"))
 EMITTERS.register(
@@ -283,6 +309,137 @@ EMITTERS.register(
 )
 
 
+def _no_affine(f: Fields, affine: str) -> list[str]:
+    """Paddle's norms make scale and bias unless told ``weight_attr=False``."""
+    return [] if f.value(affine) is not False else ["weight_attr=False", "bias_attr=False"]
+
+
+def _groupnorm(f: Fields) -> str:
+    kws = [f"epsilon={f['eps']}"] if f.value("eps") != 1e-5 else []
+    kws += _no_affine(f, "affine")
+    return f"nn.GroupNorm({args_text(f['num_groups'], f['num_channels'], kws)})"
+
+
+def _instancenorm(f: Fields) -> str:
+    """``nn.InstanceNorm2D`` (no running statistics: Paddle's keeps none)."""
+    s = f.spec
+    if s.track_running_stats:
+        why = "Paddle's InstanceNorm keeps no running statistics (track_running_stats=True)"
+        raise ExportError(f"{f.where}: the paddle export cannot write it: {why}")
+    kws = [f"epsilon={f['eps']}"] if f.value("eps") != 1e-5 else []
+    kws += _no_affine(f, "affine")
+    return f"nn.InstanceNorm{s.dims}D({args_text(f['num_features'], kws)})"
+
+
+_RMSNORM = '''class RMSNorm(nn.Layer):
+    """PyTorch's nn.RMSNorm (Paddle has no layer): x / sqrt(mean(x**2) + eps) over the last
+    dims ``normalized_shape``, times ``weight``; eps None: the input dtype's machine epsilon."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine: bool = True):
+        super().__init__()
+        shape = [normalized_shape] if isinstance(normalized_shape, int) else normalized_shape
+        self.axes, self.eps = list(range(-len(shape), 0)), eps
+        one = nn.initializer.Constant(1.0)
+        affine = elementwise_affine
+        self.weight = self.create_parameter(shape, default_initializer=one) if affine else None
+
+    def forward(self, x):
+        axes = [x.ndim + a for a in self.axes]
+        eps = float(np.finfo(str(x.dtype).split(".")[-1]).eps) if self.eps is None else self.eps
+        y = x * paddle.rsqrt((x * x).mean(axis=axes, keepdim=True) + eps)
+        return y * self.weight if self.weight is not None else y
+'''
+
+
+def _rmsnorm(f: Fields) -> str:
+    f.ctx.need("import paddle")
+    f.ctx.need("import numpy as np")
+    f.ctx.helper("RMSNorm", _RMSNORM)
+    kws = [*f.kw("eps", None), *f.kw("elementwise_affine", True)]
+    return f"RMSNorm({args_text(one_int(f, 'normalized_shape'), kws)})"
+
+
+_RESIZE = '''def resize_matrix(n: int, o: int, ratio: float, mode: str, align_corners: bool):
+    """The (o, n) matrix of one axis of PyTorch's interpolate, out[i] = sum_j m[i, j] x[j]:
+    nearest takes x[floor(i * ratio)]; bilinear samples at (i + 0.5) * ratio - 0.5 (at
+    i * (n - 1) / (o - 1) with align_corners), between its two neighbours."""
+    i = np.arange(o, dtype=np.float64)
+    m = np.zeros((o, n), np.float64)
+    if mode == "nearest":
+        src = np.minimum(np.floor(i * np.float32(ratio)).astype(np.int64), n - 1)
+        m[np.arange(o), src] = 1.0
+        return m
+    if align_corners:
+        src = i * ((n - 1) / (o - 1)) if o > 1 else np.zeros(o)
+    else:
+        src = np.maximum((i + 0.5) * ratio - 0.5, 0.0)
+    lo = np.minimum(np.floor(src).astype(np.int64), n - 1)
+    hi = np.minimum(lo + 1, n - 1)
+    np.add.at(m, (np.arange(o), lo), 1.0 - (src - lo))
+    np.add.at(m, (np.arange(o), hi), src - lo)
+    return m
+
+
+class Upsample(nn.Layer):
+    """PyTorch's nn.Upsample in Paddle, one spatial axis at a time as a product with its
+    resize matrix (Paddle's own interpolate rounds the source index otherwise)."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=False):
+        super().__init__()
+        self.size, self.scale_factor = size, scale_factor
+        self.mode, self.align_corners = mode, align_corners
+
+    def forward(self, x):
+        dims = x.ndim - 2
+        for axis, n in enumerate(x.shape[2:], start=2):
+            if self.size is not None:
+                o = self.size if isinstance(self.size, int) else self.size[axis - 2]
+                ratio = n / o
+            else:
+                f = self.scale_factor
+                f = float(f if isinstance(f, (int, float)) else f[axis - 2])
+                o, ratio = int(math.floor(n * f)), 1.0 / f
+            m = resize_matrix(n, o, ratio, self.mode, self.align_corners).astype(np.float32)
+            perm = [i for i in range(dims + 2) if i != axis] + [axis]
+            back = [int(i) for i in np.argsort(perm)]
+            y = paddle.matmul(x.transpose(perm), paddle.to_tensor(m.T, dtype=x.dtype))
+            x = y.transpose(back)
+        return x
+'''
+
+
+def _upsample(f: Fields) -> str:
+    s = f.spec
+    for line in ("import math", "import numpy as np", "import paddle"):
+        f.ctx.need(line)
+    f.ctx.helper("Upsample", _RESIZE)
+    kws = [*f.kw("size", None), *f.kw("scale_factor", None), f"mode={literal(s.mode)}"]
+    kws += f.kw("align_corners", False)
+    return f"Upsample({args_text(kws)})"
+
+
+EMITTERS.register(
+    "adaptive_max_pool",
+    module=lambda f: f"nn.AdaptiveMaxPool{f.spec.dims}D({_list(f, 'output_size')})",
+)
+register_clip(EMITTERS, ("min", "max"), "paddle.clip({x}, {bound})", "import paddle")
+EMITTERS.register("groupnorm", module=_groupnorm)
+EMITTERS.register("instancenorm", module=_instancenorm)
+EMITTERS.register("rmsnorm", module=_rmsnorm)
+EMITTERS.register("upsample", module=_upsample)
+EMITTERS.register(
+    "layer_scale",
+    module=layer_scale_emitter(
+        "nn.Layer",
+        "value = nn.initializer.Constant(init_value)\n"
+        "        self.gamma = self.create_parameter(\n"
+        "            [num_features] + [1] * spatial, default_initializer=value\n"
+        "        )",
+        "from paddle import nn",
+    ),
+)
+
+
 # ---- init_weights ---------------------------------------------------------------------------
 def _init(name: str, *args) -> str:
     return f"nn.initializer.{name}({args_text(*args)})"
@@ -337,9 +494,19 @@ class PaddleCode(PytorchStyleCode):
     base = "nn.Layer"
     emitters = EMITTERS
     modules_call = "self.sublayers()"
+    module_list = "nn.LayerList"
 
     def imports(self, ctx: Context) -> None:
         ctx.need("from paddle import nn")
+
+    def native_leaf(self, row: InitRow) -> str:
+        """Paddle's name of the parameter where its layer names it otherwise (InstanceNorm's
+        ``scale``, PReLU's ``_weight``), as the lowering's parameter map says."""
+        from .lowerings import REGISTRY
+
+        kind = row.item.param.kind
+        name = REGISTRY[kind].leaves.get(row.leaf, row.leaf) if kind in REGISTRY else row.leaf
+        return name if isinstance(name, str) else row.leaf
 
     def statement(self, row: InitRow, target: str, ctx: Context) -> str:
         packed = _PACKED.get(row.leaf) if row.item.param.kind == "multihead_attention" else None

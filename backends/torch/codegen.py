@@ -29,11 +29,13 @@ from ..common.codegen import (
     PytorchStyleCode,
     attention_inputs,
     channels_first,
+    layer_scale_emitter,
     learned_shape,
     linear_emitter,
     native_fans,
     number,
     one_int,
+    register_clip,
     register_common,
     split_call,
     stochastic_depth_emitter,
@@ -89,23 +91,40 @@ def _learned_module(f: Fields) -> str:
     return f"nn.Parameter(torch.zeros({learned_shape(f, '', '')}))"
 
 
-_ATTENTION = '''def attention(x, num_heads: int, causal: bool = False):
-    """Packed (N, L, 3E) rows q, k, v -> heads -> scaled dot-product attention -> (N, L, E)."""
+_ATTENTION = '''def attention(x, num_heads: int, causal: bool = False, mask=None):
+    """Packed (N, L, 3E) rows q, k, v -> heads -> scaled dot-product attention -> (N, L, E);
+    ``mask`` (L, L), bool: True where query i may see key j."""
     n, length, packed = x.shape
     e = packed // 3
     qkv = x.reshape(n, length, 3, num_heads, e // num_heads).permute(2, 0, 3, 1, 4)
     q, k, v = qkv.unbind(0)
-    y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    y = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
     return y.transpose(1, 2).reshape(n, length, e)
+'''
+
+_LOCAL_WINDOW = '''def local_window_mask(grid, window, device=None):
+    """SVTR's local mixer: (L, L) bool over the L = H * W tokens of an (H, W) grid (row major),
+    True where query (h, w) may see key (h', w'), a cell of its hk x wk window: h' - h in
+    [-(hk // 2), hk - 1 - hk // 2], w' - w likewise."""
+    (h, w), (hk, wk) = grid, window
+    cells = torch.arange(h * w, device=device)
+    rows, cols = cells // w, cells % w
+    dh, dw = rows[None, :] - rows[:, None], cols[None, :] - cols[:, None]
+    inside_h = (dh >= -(hk // 2)) & (dh <= hk - 1 - hk // 2)
+    inside_w = (dw >= -(wk // 2)) & (dw <= wk - 1 - wk // 2)
+    return inside_h & inside_w
 '''
 
 
 def _sdpa(f: Fields, args: list) -> str:
-    if f.spec.local_window is not None:
-        raise ExportError(f"{f.path}: the export has no sdpa local_window mask yet")
     f.ctx.helper("attention", _ATTENTION)
     causal = ", causal=True" if f.spec.causal else ""
-    return f"attention({args[0]}, {f['num_heads']}{causal})"
+    if f.spec.local_window is None:
+        return f"attention({args[0]}, {f['num_heads']}{causal})"
+    f.ctx.need("import torch")
+    f.ctx.helper("local_window_mask", _LOCAL_WINDOW)
+    mask = f"local_window_mask({f['grid']}, {f['local_window']}, {args[0]}.device)"
+    return f"attention({args[0]}, {f['num_heads']}, mask={mask})"
 
 
 def _select(f: Fields, args: list) -> str:
@@ -262,6 +281,33 @@ EMITTERS.register("split", call=split_call("{x}.split({sizes}, dim={dim})"))
 EMITTERS.register("pad", call=_pad)
 EMITTERS.register(
     "matmul", call=lambda f, args: f.ctx.need("import torch") or f"torch.matmul({', '.join(args)})"
+)
+
+
+def _instancenorm(f: Fields) -> str:
+    kws = [*f.kw("eps", 1e-5), *f.kw("momentum", 0.1), *f.kw("affine", False)]
+    kws += f.kw("track_running_stats", False)
+    return f"nn.InstanceNorm{f.spec.dims}d({args_text(f['num_features'], kws)})"
+
+
+def _rmsnorm(f: Fields) -> str:
+    kws = [*f.kw("eps", None), *f.kw("elementwise_affine", True)]
+    return f"nn.RMSNorm({args_text(one_int(f, 'normalized_shape'), kws)})"
+
+
+EMITTERS.register(
+    "adaptive_max_pool", module=lambda f: f"nn.AdaptiveMaxPool{f.spec.dims}d({f['output_size']})"
+)
+register_clip(EMITTERS, ("min_val", "max_val"), "{x}.clamp({bound})")
+EMITTERS.register("instancenorm", module=_instancenorm)
+EMITTERS.register("rmsnorm", module=_rmsnorm)
+EMITTERS.register(
+    "layer_scale",
+    module=layer_scale_emitter(
+        "nn.Module",
+        "self.gamma = nn.Parameter(torch.full((num_features,) + (1,) * spatial, init_value))",
+        "import torch",
+    ),
 )
 
 
