@@ -100,7 +100,10 @@ class PytorchStyleCode(FrameworkCode):
             return None  # a bare parameter is no layer a loop over modules finds
         if layer.kind in _HOLDS_LINEARS:  # drawn after the loop, which reaches its Linears too
             return None
-        return em.module(Fields(layer, {}, Context())).split("(")[0]
+        try:
+            return em.module(Fields(layer, {}, Context())).split("(")[0]
+        except ExportError:  # raised again, with the layer's path, when the layer is written
+            return None
 
     def init_weights(self, planner, writer) -> list[str]:
         rows = init_rows(writer.spec, writer.policy)

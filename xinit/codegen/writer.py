@@ -192,8 +192,11 @@ class ModelWriter:
         for arg in plan.args:
             if arg in self._stored:
                 lines.append(f"        self.{arg} = {arg}")
+        if root and self._init_lines and self.code.calls_init_weights:
+            lines.append("        self.init_weights()")
         lines += ["", *_def_lines(self.code.call_name, ", ".join(["self", *self._inputs(node)]))]
-        return [*lines, *forward]
+        lines += forward
+        return [*lines, "", *self._init_lines] if root and self._init_lines else lines
 
     def write_class(self, plan: ClassPlan) -> list[str]:
         node = _template_of(plan)
