@@ -142,6 +142,29 @@ _LAMBDA = '''class Lambda(BASE):
         return self.fn(x)
 '''
 
+_PERMUTE = '''class Permute(BASE):
+    """torchvision's Permute: ``x.permute(dims)`` as a step of a sequential container."""
+
+    def __init__(self, dims: list[int]):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x):
+        return CALL
+'''
+
+
+def permute_step(base: str, call: str):
+    """``Permute([0, 2, 3, 1])``, a class of the file on ``base`` computing ``call`` (on
+    ``x`` and ``self.dims``): a permute step keeps the container's numbered state keys."""
+
+    def write(f: Fields) -> str:
+        f.ctx.helper("Permute", _PERMUTE.replace("BASE", base).replace("CALL", call))
+        return f"Permute([{', '.join(map(str, f.spec.dims))}])"
+
+    return write
+
+
 _STOCHASTIC_DEPTH = '''class StochasticDepth(BASE):
     """torchvision's StochasticDepth(p, "row"): in training each sample is dropped with
     probability p, the kept ones scaled by 1 / (1 - p); identity at inference."""
@@ -266,15 +289,25 @@ def slice_call(f: Fields, args: list) -> str:
     return f"{args[0]}[{', '.join(['...', part] + [':'] * (-s.dim - 1))}]"
 
 
-def split_call(split: str, import_line: str = ""):
+def named_after(f: Fields, op: str) -> bool:
+    """Whether the node is named after ``op`` (``chunk``, ``chunk_1``): a tracer names a
+    node after the call the model made, which the export then writes back."""
+    return re.fullmatch(rf"{op}(_\d+)?", f.path.rpartition(".")[2]) is not None
+
+
+def split_call(split: str, chunk: str, import_line: str = ""):
     """The parts of a Split as the dict its graph references take (``parts["0"]``);
-    ``split``: the framework's call on ``{x}``, ``{sizes}`` and ``{dim}``."""
+    ``split``: the framework's call on ``{x}``, ``{sizes}`` and ``{dim}``; ``chunk`` (on
+    ``{x}``, ``{n}``, ``{dim}``) for equal parts where the node is named ``chunk``."""
 
     def write(f: Fields, args: list) -> str:
         if import_line:
             f.ctx.need(import_line)
-        sizes = "[" + ", ".join(map(str, f.spec.sizes)) + "]"
-        call = split.format(x=args[0], sizes=sizes, dim=f.spec.dim)
+        sizes, dim = f.spec.sizes, f.spec.dim
+        if named_after(f, "chunk") and len(set(sizes)) == 1:
+            call = chunk.format(x=args[0], n=len(sizes), dim=dim)
+        else:
+            call = split.format(x=args[0], sizes="[" + ", ".join(map(str, sizes)) + "]", dim=dim)
         return f"{{str(i): part for i, part in enumerate({call})}}"
 
     return write
@@ -386,8 +419,10 @@ __all__ = [
     "channels_first",
     "stochastic_depth_emitter",
     "layer_scale_emitter",
+    "permute_step",
     "register_clip",
     "attention_inputs",
     "slice_call",
     "split_call",
+    "named_after",
 ]

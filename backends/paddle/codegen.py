@@ -29,6 +29,7 @@ from ..common.codegen import (
     native_fans,
     number,
     one_int,
+    permute_step,
     register_clip,
     register_common,
     split_call,
@@ -199,7 +200,9 @@ EMITTERS.register("sdpa", call=_sdpa)
 EMITTERS.register("concat", call=_concat)
 EMITTERS.register("select", call=_select)
 EMITTERS.register(
-    "permute", call=lambda f, args: f"{args[0]}.transpose([{', '.join(map(str, f.spec.dims))}])"
+    "permute",
+    call=lambda f, args: f"{args[0]}.transpose([{', '.join(map(str, f.spec.dims))}])",
+    step=permute_step("nn.Layer", "x.transpose(self.dims)"),
 )
 EMITTERS.register(
     "reshape",
@@ -278,7 +281,12 @@ def _pad(f: Fields, args: list) -> str:
 
 
 EMITTERS.register(
-    "split", call=split_call("paddle.split({x}, {sizes}, axis={dim})", "import paddle")
+    "split",
+    call=split_call(
+        "paddle.split({x}, {sizes}, axis={dim})",
+        "paddle.chunk({x}, {n}, axis={dim})",
+        "import paddle",
+    ),
 )
 EMITTERS.register("pad", call=_pad)
 EMITTERS.register("layernorm2d", module=_layernorm2d)

@@ -32,9 +32,11 @@ from ..common.codegen import (
     layer_scale_emitter,
     learned_shape,
     linear_emitter,
+    named_after,
     native_fans,
     number,
     one_int,
+    permute_step,
     register_clip,
     register_common,
     split_call,
@@ -205,9 +207,19 @@ for _kind in ("lstm", "gru", "rnn"):  # the output sequence alone, as xinit's no
     EMITTERS.register(_kind, module=_recurrent, apply=lambda f, attr, args: f"{attr}({args[0]})[0]")
 EMITTERS.register("concat", call=_concat)
 EMITTERS.register("select", call=_select)
-EMITTERS.register(
-    "permute", call=lambda f, args: f"{args[0]}.permute({', '.join(map(str, f.spec.dims))})"
-)
+
+
+def _permute(f: Fields, args: list) -> str:
+    """``x.permute(0, 2, 1)``; ``x.transpose(1, 2)`` where the node is named ``transpose``
+    and two dims swap (the call the traced model made)."""
+    dims = f.spec.dims
+    moved = [i for i, d in enumerate(dims) if i != d]
+    if named_after(f, "transpose") and len(moved) == 2:
+        return f"{args[0]}.transpose({moved[0]}, {moved[1]})"
+    return f"{args[0]}.permute({', '.join(map(str, dims))})"
+
+
+EMITTERS.register("permute", call=_permute, step=permute_step("nn.Module", "x.permute(self.dims)"))
 EMITTERS.register(
     "reshape", call=lambda f, args: f"{args[0]}.reshape({args[0]}.shape[0], *{f['shape']})"
 )
@@ -277,7 +289,9 @@ EMITTERS.register(
 )
 EMITTERS.register("reduce", call=_reduce)
 EMITTERS.register("position_ids", call=_position_ids)
-EMITTERS.register("split", call=split_call("{x}.split({sizes}, dim={dim})"))
+EMITTERS.register(
+    "split", call=split_call("{x}.split({sizes}, dim={dim})", "{x}.chunk({n}, dim={dim})")
+)
 EMITTERS.register("pad", call=_pad)
 EMITTERS.register(
     "matmul", call=lambda f, args: f.ctx.need("import torch") or f"torch.matmul({', '.join(args)})"

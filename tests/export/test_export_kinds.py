@@ -107,6 +107,13 @@ def test_every_layer_kind_has_a_torch_and_a_paddle_emitter():
     assert not stale, f"NOT_WRITTEN lists kinds that have an emitter: {', '.join(stale)}"
 
 
+def test_the_registry_walk_names_a_kind_without_an_emitter(monkeypatch):
+    """A planted fault: Paddle's RMSNorm emitter taken out is named."""
+    monkeypatch.delitem(emitters("paddle"), "rmsnorm")
+    with pytest.raises(AssertionError, match=r"without a code export emitter: rmsnorm \(paddle\)"):
+        test_every_layer_kind_has_a_torch_and_a_paddle_emitter()
+
+
 def _one_layer(spec, shapes) -> Graph:
     """A graph whose single node ``layer`` takes the inputs (the conformance suite's form);
     a container is the model itself."""

@@ -129,6 +129,8 @@ class ModelWriter:
         if made is not None:
             return made
         em = self.code.emitter(node, self.planner.path_of.get(id(node), path))
+        if em.step is not None:
+            return em.step(self._fields(node, plan, path))
         return self.code.step(em.call(self._fields(node, plan, path), ["x"]), self.ctx)
 
     def apply(self, name: str, node, plan: ClassPlan, args: list[str]) -> str:
