@@ -10,6 +10,7 @@ batch (dim 0) is recorded as unknown, so the batch stays free.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -534,35 +535,22 @@ module(nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d, nn.Consta
 
 
 def module_reader(m) -> Callable | None:
-    """The table's reader for module ``m``'s class (or a base class of it), if any; else
-    the reader of a look-alike (below)."""
+    """The table's reader for module ``m``'s class (or a base class of it), else that of a
+    look-alike: a class of LOOKALIKES' name with its attributes, no parameters or children."""
     found = next((MODULES[c] for c in type(m).__mro__ if c in MODULES), None)
-    return found or _lookalike(m)
+    if found is not None or type(m).__name__ not in LOOKALIKES:
+        return found
+    attrs, read = LOOKALIKES[type(m).__name__]
+    empty = next(itertools.chain(m.parameters(), m.buffers(), m.children()), None) is None
+    return read if empty and all(hasattr(m, a) for a in attrs) else None
 
 
-# torchvision's parameter-free classes retyped in a model file (xinit's code export writes
-# them so; torchvision need not be installed): class name -> (attributes, reader). The
-# tracer checks that the module computes what the reading says (its forward is its own).
-LOOKALIKES: dict[str, tuple[tuple[str, ...], Callable]] = {
+# torchvision's parameter-free classes as a model file retypes them (xinit's code export
+# does), read by name; the tracer checks that they compute what the reading says.
+LOOKALIKES = {
     "Permute": (("dims",), lambda t, m: t.kind("Permute", tuple(m.dims))),
-    "StochasticDepth": (
-        ("p",),
-        lambda t, m: (
-            t.kind("StochasticDepth", float(m.p)) if getattr(m, "mode", "row") == "row" else None
-        ),
-    ),
+    "StochasticDepth": (("p",), lambda t, m: t.kind("StochasticDepth", float(m.p))),
 }
-
-
-def _lookalike(m) -> Callable | None:
-    """The reader of a look-alike: its class name and attributes, no parameters, buffers
-    or children."""
-    entry = LOOKALIKES.get(type(m).__name__)
-    if entry is None or not all(hasattr(m, a) for a in entry[0]):
-        return None
-    if any(True for _ in m.parameters()) or any(True for _ in m.buffers()):
-        return None
-    return None if any(True for _ in m.children()) else entry[1]
 
 
 def torchvision_modules() -> None:
