@@ -30,9 +30,17 @@ from xinit.plan import init_plan
 from xinit.state import state_dict
 
 FRAMEWORKS = ("torch", "paddle")
-# kind -> (frameworks, why): kinds the export does not write there. Empty today; a kind added
-# without emitters (a new attention, say) goes here with its reason until it has them.
-NOT_WRITTEN: dict[str, tuple[tuple[str, ...], str]] = {}
+# kind -> (frameworks, why): kinds the export does not write there, with the reason; a kind
+# added without emitters goes here until it has them. Entries may name kinds another branch
+# registers (not registered here: no effect until both are merged).
+WHY_SWIN = (
+    "torchvision's shifted-window attention (padding, roll, window partition, shift mask, "
+    "relative position bias) has no torch.nn/paddle.nn class: the file would retype it"
+)
+NOT_WRITTEN: dict[str, tuple[tuple[str, ...], str]] = {
+    "window_attention": (FRAMEWORKS, WHY_SWIN),
+    "window_attention_v2": (FRAMEWORKS, WHY_SWIN + " (v2: cosine attention, a bias MLP)"),
+}
 
 # Variants of the examples that take the emitters' other branches: name -> (spec, input
 # shapes, frameworks).
