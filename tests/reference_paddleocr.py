@@ -163,7 +163,8 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
     class LearnableRepLayer(nn.Layer):
         def __init__(self, cin, cout, k, stride=1, groups=1, num_conv_branches=1):
             super().__init__()
-            self.stride = stride
+            self.stride, self.k, self.cin, self.cout, self.groups = stride, k, cin, cout, groups
+            self.is_repped = False
             self.identity = nn.BatchNorm2D(cin) if cout == cin and stride == 1 else None
             self.conv_kxk = nn.LayerList(
                 [LCConvBNLayer(cin, cout, k, stride, groups) for _ in range(num_conv_branches)]
@@ -173,6 +174,9 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
             self.act = Act()
 
         def forward(self, x):
+            if self.is_repped:  # after rep(), as PaddleOCR's exported model runs
+                out = self.lab(self.reparam_conv(x))
+                return self.act(out) if self.stride != 2 else out
             out = 0
             if self.identity is not None:
                 out += self.identity(x)
@@ -182,6 +186,45 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
                 out += conv(x)
             out = self.lab(out)
             return self.act(out) if self.stride != 2 else out
+
+        @paddle.no_grad()
+        def rep(self):
+            """PaddleOCR's ``rep()``: each branch's kernel scaled by its BatchNorm (the
+            1x1 one zero-padded to k x k, the identity a centre tap), summed in float32 into
+            a new biased Conv2D ``reparam_conv`` (padding (k-1)/2); the branches deleted."""
+            if self.is_repped:
+                return
+
+            def fused(kernel, bn):
+                std = (bn._variance + bn._epsilon).sqrt()
+                t = bn.weight / std
+                return kernel * t.reshape((-1, 1, 1, 1)), bn.bias - bn._mean * t
+
+            kernel, bias = 0, 0
+            parts = [(c.conv.weight, c.bn) for c in self.conv_kxk]
+            if self.conv_1x1 is not None:
+                pad = self.k // 2
+                parts.append((F.pad(self.conv_1x1.conv.weight, [pad] * 4), self.conv_1x1.bn))
+            if self.identity is not None:
+                per = self.cin // self.groups
+                ident = paddle.zeros((self.cin, per, self.k, self.k), dtype="float32")
+                for i in range(self.cin):
+                    ident[i, i % per, self.k // 2, self.k // 2] = 1
+                parts.append((ident, self.identity))
+            for w, bn in parts:
+                k, b = fused(w, bn)
+                kernel, bias = kernel + k, bias + b
+            self.reparam_conv = nn.Conv2D(
+                self.cin, self.cout, self.k, self.stride, (self.k - 1) // 2, groups=self.groups
+            )
+            self.reparam_conv.weight.set_value(kernel)
+            self.reparam_conv.bias.set_value(bias)
+            del self.conv_kxk
+            if self.conv_1x1 is not None:
+                del self.conv_1x1
+            if self.identity is not None:
+                del self.identity
+            self.is_repped = True
 
     class SELayer(nn.Layer):
         def __init__(self, channel, reduction=4):
@@ -292,7 +335,8 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
             super().__init__()
             self.downsample = downsample
             if downsample:
-                self.downsample = ConvBNAct(cin, cin, 3, list(stride), cin, use_act=False)
+                stride = stride if isinstance(stride, int) else list(stride)
+                self.downsample = ConvBNAct(cin, cin, 3, stride, cin, use_act=False)
             blocks = [HG_Block(cin, mid, cout, layer_num)]
             blocks += [HG_Block(cout, mid, cout, layer_num, True) for _ in range(block_num - 1)]
             self.blocks = nn.Sequential(*blocks)
@@ -301,8 +345,11 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
             return self.blocks(self.downsample(x) if self.downsample else x)
 
     class PPHGNet(nn.Layer):
-        def __init__(self, stem_channels, stage_config, layer_num, in_channels=3):
+        """``det``: a max pool after the stem, every stage's map out (det stage rows)."""
+
+        def __init__(self, stem_channels, stage_config, layer_num, in_channels=3, det=False):
             super().__init__()
+            self.det = det
             chans = [in_channels, *stem_channels]
             self.stem = nn.Sequential(
                 *[
@@ -310,10 +357,12 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
                     for i in range(len(chans) - 1)
                 ]
             )
+            if det:
+                self.pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
             self.stages = nn.LayerList(
                 [HG_Stage(*row[:4], layer_num, *row[4:]) for row in stage_config]
             )
-            self.out_channels = stage_config[-1][2]
+            self.out_channels = [r[2] for r in stage_config] if det else stage_config[-1][2]
             for m in self.sublayers():
                 if isinstance(m, nn.Conv2D):
                     KaimingNormal()(m.weight)
@@ -322,10 +371,12 @@ def _classes():  # noqa: C901 - one namespace of retyped classes, built once
                     Constant(0.0)(m.bias)
 
         def forward(self, x):
-            x = self.stem(x)
+            x = self.pool(self.stem(x)) if self.det else self.stem(x)
+            outs = []
             for stage in self.stages:
                 x = stage(x)
-            return F.avg_pool2d(x, [3, 2])
+                outs.append(x)
+            return outs if self.det else F.avg_pool2d(x, [3, 2])
 
     # ---- rec_svtrnet.py -------------------------------------------------------------------
     trunc_normal_ = TruncatedNormal(std=0.02)

@@ -282,11 +282,9 @@ class FlaxBackend(Backend):
                 continue
             value = var.get_value()
             value = value[-1] if isinstance(value, (tuple, list)) else value  # the last call
-            if isinstance(value, (tuple, list)):  # a tuple output: its first
-                value = value[0]
             path = ".".join(map(str, key[:-1]))
-            result[path] = np.asarray(layouts.to_neutral(value, held.get(path) or first))
-        result[""] = np.asarray(layouts.to_neutral(y, held.get("") or first))
+            result[path] = np.asarray(layouts.to_neutral(_first(value), held.get(path) or first))
+        result[""] = np.asarray(layouts.to_neutral(_first(y), held.get("") or first))
         return result
 
     def _native_layouts(self, module) -> tuple[str, dict[str, str | None]]:
@@ -582,3 +580,9 @@ def _fill_sharded(var, dist, shape, perm, *, seed: int, path: str, rng: str) -> 
         return values if old.dtype == np.float32 else values.astype(old.dtype)
 
     var.set_value(jax.make_array_from_callback(native, sharding, shard))
+
+
+def _first(out):
+    """A module's output as parity compares it: a tuple's (LSTM state, several heads) first,
+    as the torch and Paddle adapters take it."""
+    return out[0] if isinstance(out, (tuple, list)) else out

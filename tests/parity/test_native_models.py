@@ -347,3 +347,47 @@ def test_example_port_native_model(capsys):
     assert example.main(input_shape=(1, 3, 32, 32), rows=6)
     out = capsys.readouterr().out
     assert "All keys matched successfully" in out and "PASS: every layer agrees" in out
+
+
+def _two_head_models():
+    """A hand-written Flax and torch model whose forward returns a tuple of two heads."""
+    import torch
+    from flax import nnx
+
+    class FlaxHeads(nnx.Module):
+        def __init__(self, rngs):
+            self.fc = nnx.Linear(8, 4, rngs=rngs)
+            self.aux = nnx.Linear(8, 2, rngs=rngs)
+
+        def __call__(self, x):
+            return self.fc(x), self.aux(x)
+
+    class TorchHeads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(8, 4)
+            self.aux = torch.nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.fc(x), self.aux(x)
+
+    return FlaxHeads(nnx.Rngs(0)), TorchHeads()
+
+
+def test_parity_of_native_models_that_return_a_tuple():
+    """A native Flax model with several outputs is compared as torch and Paddle's are: each
+    head as its layer, the root by its first output. A planted fault in the second head fails."""
+    require_backends("torch", "flax")
+    import torch
+
+    flax_model, torch_model = _two_head_models()
+    xinit.transfer(flax_model, torch_model)
+    x = np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)
+    report = xinit.parity([flax_model, torch_model], x)
+    assert report.ok, report
+    assert {"", "fc", "aux"} <= {row.path for row in report.rows}
+    with torch.no_grad():
+        torch_model.aux.weight[0, 0] += 1e-3
+    bad = xinit.parity([flax_model, torch_model], x)
+    assert not bad.ok
+    assert [row.path for row in bad.rows if not row.passed] == ["aux"]

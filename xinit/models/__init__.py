@@ -14,6 +14,7 @@ from .paddleocr import (
     ppocrv2_rec,
     ppocrv3_det,
     ppocrv4_rec,
+    ppocrv4_server_det,
     ppocrv4_server_rec,
     svtr_tiny,
 )
@@ -65,6 +66,7 @@ ZOO = {
     "svtr_tiny": svtr_tiny,
     "ppocrv3_det": ppocrv3_det,
     "dbnet_pplcnetv3": dbnet_pplcnetv3,
+    "ppocrv4_server_det": ppocrv4_server_det,
     "ppocr_cls": ppocr_cls,
 }
 
@@ -84,6 +86,7 @@ DEFAULT_INPUT = {
     "svtr_tiny": (1, 3, 32, 100),
     "ppocrv3_det": (1, 3, 320, 320),  # DBNet: any H, W divisible by 32
     "dbnet_pplcnetv3": (1, 3, 320, 320),
+    "ppocrv4_server_det": (1, 3, 320, 320),
     "ppocr_cls": (1, 3, 48, 192),
 }
 

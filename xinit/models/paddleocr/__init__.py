@@ -8,9 +8,9 @@ from __future__ import annotations
 from ...blocks import Sequential
 from .._arguments import zoo_model
 from .config import BACKBONES, HEADS, NECKS, character_count, default_input, from_config
-from .det import dbnet_pplcnetv3, ppocr_cls, ppocrv3_det
+from .det import dbnet_pplcnetv3, ppocr_cls, ppocrv3_det, ppocrv4_server_det
 from .det_db_fpn import dbfpn, lkpan, rsefpn
-from .det_db_head import cls_head, db_head
+from .det_db_head import cls_head, db_head, pf_head_local
 from .det_mobilenet_v3 import cls_mobilenet_v3, det_mobilenet_v3
 from .rec_ctc_head import ctc_head
 from .rec_hgnet import pphgnet, pphgnet_small, pphgnet_tiny
@@ -126,6 +126,7 @@ __all__ = [
     "pphgnet_tiny",
     "ppocrv3_det",
     "dbnet_pplcnetv3",
+    "ppocrv4_server_det",
     "ppocr_cls",
     "det_mobilenet_v3",
     "cls_mobilenet_v3",
@@ -133,5 +134,6 @@ __all__ = [
     "rsefpn",
     "lkpan",
     "db_head",
+    "pf_head_local",
     "cls_head",
 ]

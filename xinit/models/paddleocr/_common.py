@@ -26,9 +26,10 @@ TRUNC_NORMAL = TruncatedNormal.in_stds(0.0, 0.02, -2.0, 2.0)
 PADDLE_HARDSIGMOID = Hardsigmoid(slope=0.1666667, offset=0.5)
 
 
-def paddle_conv_default(cin: int, kernel: int) -> Normal:
-    """A Paddle Conv2D with no initializer given: N(0, 2/(C_in·k·k)), the full C_in."""
-    return Normal(0.0, math.sqrt(2.0 / (cin * kernel * kernel)))
+def paddle_conv_default(cin: int, kernel: int | tuple[int, int]) -> Normal:
+    """A Paddle Conv2D with no initializer given: N(0, 2/(C_in·kh·kw)), the full C_in."""
+    kh, kw = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    return Normal(0.0, math.sqrt(2.0 / (cin * kh * kw)))
 
 
 def ctc_uniform(fan_in: int) -> Uniform:

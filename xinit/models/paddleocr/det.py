@@ -5,6 +5,8 @@ PaddleOCR's ``BaseModel`` does: ``backbone``, ``neck``, ``head``.
   MobileNetV3 large, scale 0.5, no SE; RSEFPN (96, shortcut); DBHead.
 - :func:`dbnet_pplcnetv3`: DBNet on ``PPLCNetV3(det=True)`` (scale 0.75, as PP-OCRv4
   mobile detection's backbone) with RSEFPN and DBHead.
+- :func:`ppocrv4_server_det`: PP-OCRv4 server detection (``PP-OCRv4_server_det.yml``):
+  ``PPHGNet_small(det=True)``, LKPAN (256, with IntraCL blocks), PFHeadLocal ("large").
 - :func:`ppocr_cls`: the text-direction classifier (``cls_mv3.yml``): MobileNetV3 small,
   scale 0.35; ClsHead (2 classes).
 """
@@ -14,17 +16,18 @@ from __future__ import annotations
 from ...blocks import Sequential
 from ...graph import Graph
 from ...initializers import Zeros
-from ...layers import Conv
+from ...layers import Conv, MaxPool
 from .._arguments import zoo_model
 from ._common import make_divisible, paddle_conv_default
-from .det_db_fpn import LEVELS, rsefpn
-from .det_db_head import cls_head, db_head
+from .det_db_fpn import LEVELS, lkpan, rsefpn
+from .det_db_head import cls_head, db_head, pf_head_local
 from .det_mobilenet_v3 import (
     cls_mobilenet_v3,
     cls_mobilenet_v3_channels,
     det_mobilenet_v3,
     det_mobilenet_v3_channels,
 )
+from .rec_hgnet import conv_bn_act, hg_stage
 from .rec_lcnetv3 import conv_bn_layer, lcnetv3_block
 
 NET_CONFIG_DET = {  # k, in, out, stride, se (unscaled)
@@ -40,22 +43,32 @@ NET_CONFIG_DET = {  # k, in, out, stride, se (unscaled)
     ),
 }
 DET_OUT = (16, 24, 56, 480)  # PPLCNetV3(det=True)'s layer_list widths, before the scale
+# PPHGNet_small(det=True)'s stages: in, mid, out, blocks, downsample, stride
+HGNET_SMALL_DET = (
+    (128, 128, 256, 1, False, 2),
+    (256, 160, 512, 1, True, 2),
+    (512, 192, 768, 2, True, 2),
+    (768, 224, 1024, 1, True, 2),
+)
+
+
+def detector(backbone, neck, head) -> Graph:
+    """PaddleOCR's ``BaseModel`` for detection: ``backbone`` (returning c2 .. c5), ``neck``
+    (on the four), ``head``: ``{"maps"}``."""
+    return Graph(
+        [
+            ("backbone", backbone, "x"),
+            ("neck", neck, tuple(f"backbone.{c}" for c in LEVELS)),
+            ("head", head, "neck"),
+        ],
+        outputs={"maps": "head.maps"},
+    )
 
 
 def dbnet(backbone, channels, neck_channels: int = 96, shortcut: bool = True) -> Graph:
     """``backbone`` (returning c2 .. c5 of ``channels``), RSEFPN, DBHead: ``{"maps"}``."""
-    return Graph(
-        [
-            ("backbone", backbone, "x"),
-            (
-                "neck",
-                rsefpn(tuple(channels), neck_channels, shortcut),
-                tuple(f"backbone.{c}" for c in LEVELS),
-            ),
-            ("head", db_head(neck_channels), "neck"),
-        ],  # fmt: skip
-        outputs={"maps": "head.maps"},
-    )
+    neck = rsefpn(tuple(channels), neck_channels, shortcut)
+    return detector(backbone, neck, db_head(neck_channels))
 
 
 @zoo_model
@@ -96,6 +109,31 @@ def dbnet_pplcnetv3(scale: float = 0.75) -> Graph:
     return dbnet(det_pplcnetv3(scale), [int(w * scale) for w in DET_OUT])
 
 
+def det_pphgnet(stem_channels=(64, 64, 128), stage_config=HGNET_SMALL_DET, layer_num=6) -> Graph:
+    """``PPHGNet(det=True)``: ``stem``, a 3x3 stride-2 max ``pool``, ``stages.0`` ..
+    ``stages.3`` (their downsamples stride 2), each stage's map an output: ``{"c2" ..
+    "c5"}`` at strides 4 .. 32 (PPHGNet_small's defaults: 256, 512, 768, 1024 channels)."""
+    chans = (3, *stem_channels)
+    stem = Sequential(
+        *[conv_bn_act(chans[i], chans[i + 1], 3, 2 if i == 0 else 1) for i in range(len(chans) - 1)]
+    )
+    rows = [(str(i), hg_stage(*row[:4], layer_num, *row[4:])) for i, row in enumerate(stage_config)]
+    stages = Graph(rows, outputs={c: str(i) for i, c in enumerate(LEVELS)})
+    return Graph(
+        [("stem", stem, "x"), ("pool", MaxPool(3, 2, 1)), ("stages", stages)],
+        outputs={c: f"stages.{c}" for c in LEVELS},
+    )
+
+
+@zoo_model
+def ppocrv4_server_det(mode: str = "large") -> Graph:
+    """PP-OCRv4 server DBNet: (N, 3, H, W) -> ``{"maps": (N, 1, H, W)}`` (H, W multiples of
+    32), the mean of the shrink map and PFHeadLocal's refined map."""
+    channels = tuple(row[2] for row in HGNET_SMALL_DET)
+    neck = lkpan(channels, 256, intracl=True)
+    return detector(det_pphgnet(), neck, pf_head_local(256, mode))
+
+
 @zoo_model
 def ppocr_cls(scale: float = 0.35, class_dim: int = 2) -> Sequential:
     """The text-direction classifier: (N, 3, 48, 192) -> (N, class_dim) probabilities."""
@@ -105,10 +143,16 @@ def ppocr_cls(scale: float = 0.35, class_dim: int = 2) -> Sequential:
     )
 
 
-DET_BACKBONES = ("MobileNetV3", "PPLCNetV3")
+DET_BACKBONES = ("MobileNetV3", "PPLCNetV3", "PPHGNet_small")
 DET_NECKS = ("DBFPN", "RSEFPN", "LKPAN")
-DET_HEADS = ("DBHead",)
-DET_TRAINING_ONLY = ("k", "lr_mult_list", "lab_lr", "pretrained", "intracl")
+DET_HEADS = ("DBHead", "PFHeadLocal")
+# arguments that only steer training: DB's step sharpness, learning rates, the NaN guard
+DET_TRAINING_ONLY = ("k", "lr_mult_list", "lab_lr", "pretrained", "fix_nan")
+NECK_ARGS = {
+    "DBFPN": ("out_channels", "use_asf"),
+    "RSEFPN": ("out_channels", "shortcut", "intracl"),
+    "LKPAN": ("out_channels", "mode", "intracl"),
+}
 
 
 def _checked(section, what: str, supported, allowed=()) -> dict:
@@ -132,43 +176,40 @@ def _checked(section, what: str, supported, allowed=()) -> dict:
     return args
 
 
-def det_from_config(arch) -> Graph:
-    """``model_type: det``: a MobileNetV3 or PPLCNetV3(det=True) backbone, a DBFPN, RSEFPN
-    or LKPAN neck, and DBHead (its ``k`` only steers training)."""
-    bb = arch.get("Backbone") or {}
+def _det_backbone(bb) -> tuple:
+    """The backbone spec and its four widths."""
+    from ...errors import ArgumentError
+
     args = _checked(bb, "Backbone", DET_BACKBONES, ("scale", "model_name", "disable_se", "det"))
     if bb["name"] == "MobileNetV3":
         args.pop("det", None)
-        backbone = det_mobilenet_v3(**args)
-        channels = det_mobilenet_v3_channels(**args)
-    else:
-        if not args.pop("det", False) or set(args) - {"scale"}:
-            from ...errors import ArgumentError
+        return det_mobilenet_v3(**args), det_mobilenet_v3_channels(**args)
+    if not args.pop("det", False) or set(args) - {"scale"}:
+        raise ArgumentError(f"PaddleOCR config: a detector's {bb['name']} needs det: True")
+    if bb["name"] == "PPHGNet_small":
+        if args:
+            raise ArgumentError("PaddleOCR config: PPHGNet_small takes no scale")
+        return det_pphgnet(), [row[2] for row in HGNET_SMALL_DET]
+    scale = args.get("scale", 1.0)
+    return det_pplcnetv3(scale), [int(w * scale) for w in DET_OUT]
 
-            raise ArgumentError("PaddleOCR config: a detector's PPLCNetV3 needs det: True")
-        scale = args.get("scale", 1.0)
-        backbone, channels = det_pplcnetv3(scale), [int(w * scale) for w in DET_OUT]
+
+def det_from_config(arch) -> Graph:
+    """``model_type: det``: a MobileNetV3, PPLCNetV3(det=True) or PPHGNet_small(det=True)
+    backbone, a DBFPN (``use_asf``: DBNet++), RSEFPN or LKPAN neck (``intracl``), and
+    DBHead or PFHeadLocal (their ``k`` only steers training)."""
+    backbone, channels = _det_backbone(arch.get("Backbone") or {})
     neck_cfg = arch.get("Neck") or {}
-    allowed = {"DBFPN": ("out_channels", "use_asf"), "RSEFPN": ("out_channels", "shortcut"),
-               "LKPAN": ("out_channels", "mode")}.get(neck_cfg.get("name"), ())  # fmt: skip
-    nargs = _checked(neck_cfg, "Neck", DET_NECKS, allowed)
-    if nargs.pop("use_asf", False):
-        from ...errors import ArgumentError
-
-        raise ArgumentError("PaddleOCR config: DBFPN(use_asf=True) is not supported")
+    nargs = _checked(neck_cfg, "Neck", DET_NECKS, NECK_ARGS.get(neck_cfg.get("name"), ()))
     from .det_db_fpn import NECKS
+    from .det_db_head import HEADS
 
     neck = NECKS[neck_cfg["name"]](tuple(channels), **nargs)
     width = nargs.get("out_channels", 256)
-    _checked(arch.get("Head") or {}, "Head", DET_HEADS)
-    return Graph(
-        [
-            ("backbone", backbone, "x"),
-            ("neck", neck, tuple(f"backbone.{c}" for c in LEVELS)),
-            ("head", db_head(width), "neck"),
-        ],
-        outputs={"maps": "head.maps"},
-    )
+    head_cfg = arch.get("Head") or {}
+    hargs = _checked(head_cfg, "Head", DET_HEADS, ("mode",) if head_cfg.get("name") ==
+                     "PFHeadLocal" else ())  # fmt: skip
+    return detector(backbone, neck, HEADS[head_cfg["name"]](width, **hargs))
 
 
 def cls_from_config(arch) -> Sequential:
@@ -185,8 +226,11 @@ def cls_from_config(arch) -> Sequential:
 __all__ = [
     "ppocrv3_det",
     "dbnet_pplcnetv3",
+    "ppocrv4_server_det",
+    "det_pphgnet",
     "ppocr_cls",
     "dbnet",
+    "detector",
     "det_pplcnetv3",
     "det_from_config",
     "cls_from_config",

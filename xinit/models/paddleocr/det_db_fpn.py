@@ -6,12 +6,27 @@ lateral convs to ``out_channels``, a top-down path of nearest 2x upsamplings and
 conv per level to ``out_channels // 4``, each upsampled to stride 4 and concatenated (the
 deepest first). The per-level layers are PaddleOCR's ``LayerList``s (``ins_conv.0`` ..),
 graphs here whose inputs are the levels. Convs are ``KaimingUniform`` without bias.
+``DBFPN(use_asf=True)`` (DBNet++) ends with ``asf``, an ``ASFBlock`` on the fused map.
 """
 
 from __future__ import annotations
 
+from ...blocks import Sequential
 from ...graph import Graph
-from ...layers import Add, BatchNorm, Concat, Conv, Hardswish, ReLU, Upsample
+from ...initializers import Zeros
+from ...layers import (
+    Add,
+    BatchNorm,
+    Concat,
+    Conv,
+    Hardswish,
+    Mul,
+    Reduce,
+    ReLU,
+    Sigmoid,
+    Split,
+    Upsample,
+)
 from .._arguments import zoo_model
 from ._common import KAIMING_UNIFORM, paddle_conv_default
 from .det_mobilenet_v3 import se_module
@@ -65,12 +80,55 @@ def rse_layer(cin: int, cout: int, kernel: int, shortcut: bool = True) -> Graph:
     return Graph(nodes)
 
 
+def intra_cl_block(channels: int, reduce_factor: int = 2) -> Graph:
+    """``IntraCLBlock`` (``necks/intracl.py``): ``conv1x1_reduce_channel`` to C/r, three
+    rounds of a square, a vertical and a horizontal conv summed (7, 5, 3),
+    ``conv1x1_return_channel``, ``bn``, ReLU, plus the input. Every conv is biased with
+    Paddle's default init; the nodes are listed in PaddleOCR's registration order."""
+    r = channels // reduce_factor
+
+    def conv(cin, cout, kh, kw):
+        weight = paddle_conv_default(cin, (kh, kw))
+        pad = (kh // 2, kw // 2)
+        return Conv(cin, cout, (kh, kw), 1, pad, weight_init=weight, bias_init=Zeros())
+
+    nodes = [
+        ("conv1x1_reduce_channel", conv(channels, r, 1, 1), "x"),
+        ("conv1x1_return_channel", conv(r, channels, 1, 1), "x_3"),
+    ]
+    source = {7: "conv1x1_reduce_channel", 5: "x_7", 3: "x_5"}
+    nodes += [(f"v_layer_{k}x1", conv(r, r, k, 1), source[k]) for k in (7, 5, 3)]
+    nodes += [(f"q_layer_1x{k}", conv(r, r, 1, k), source[k]) for k in (7, 5, 3)]
+    nodes += [(f"c_layer_{k}x{k}", conv(r, r, k, k), source[k]) for k in (7, 5, 3)]
+    nodes += [(f"x_{k}", Add(), (f"c_layer_{k}x{k}", f"v_layer_{k}x1", f"q_layer_1x{k}"))
+              for k in (7, 5, 3)]  # fmt: skip
+    nodes += [
+        ("bn", BatchNorm(channels), "conv1x1_return_channel"),
+        ("relu", ReLU(), "bn"),
+        ("add", Add(), ("x", "relu")),
+    ]
+    return Graph(nodes)
+
+
+def _intracl(node: str, width: int) -> list:
+    """``incl1`` .. ``incl4`` (IntraCLBlocks of ``width``, reduce factor 2) on the four
+    outputs of per-level ``node`` (p2 .. p5), registered after the necks' lists."""
+    return [(f"incl{i + 1}", intra_cl_block(width), f"{node}.{i}") for i in range(4)]
+
+
 @zoo_model
-def rsefpn(in_channels=(16, 24, 56, 480), out_channels: int = 96, shortcut: bool = True) -> Graph:
+def rsefpn(
+    in_channels=(16, 24, 56, 480),
+    out_channels: int = 96,
+    shortcut: bool = True,
+    intracl: bool = False,
+) -> Graph:
     """``RSEFPN``: ``ins_conv`` (1x1 RSELayers to ``out_channels``), top-down sums,
-    ``inp_conv`` (3x3 RSELayers to ``out_channels // 4``), fused (N, out_channels, H/4, W/4)."""
+    ``inp_conv`` (3x3 RSELayers to ``out_channels // 4``), with ``intracl`` an IntraCLBlock
+    per level, fused (N, out_channels, H/4, W/4)."""
     ins = [rse_layer(c, out_channels, 1, shortcut) for c in in_channels]
     inp = [rse_layer(out_channels, out_channels // 4, 3, shortcut) for _ in in_channels]
+    incl = _intracl("inp_conv", out_channels // 4) if intracl else []
     return Graph(
         [
             ("ins_conv", _per_level(ins, LEVELS), LEVELS),
@@ -80,16 +138,43 @@ def rsefpn(in_channels=(16, 24, 56, 480), out_channels: int = 96, shortcut: bool
                 _per_level(inp, ("out2", "out3", "out4", "in5")),
                 ("out2", "out3", "out4", "ins_conv.3"),
             ),
-            *_fuse(_refs("inp_conv")),
+            *incl,
+            *_fuse(tuple(n for n, _, _ in incl) or _refs("inp_conv")),
         ],  # fmt: skip
         inputs=LEVELS,
     )
 
 
+def asf_block(in_channels: int, inter_channels: int, out_features_num: int = 4) -> Graph:
+    """``ASFBlock`` (DBNet++'s adaptive scale fusion) on the fused map ``fuse`` and the
+    ``out_features_num`` levels it concatenates (``f0`` ..): ``conv`` (3x3 with bias,
+    Paddle's default init), plus ``spatial_scale`` (3x3 conv, ReLU, 1x1 conv, sigmoid) of
+    its channel mean, ``channel_scale`` (1x1 conv to one weight per level, sigmoid); each
+    level times its weight, concatenated."""
+    levels = tuple(f"f{i}" for i in range(out_features_num))
+    spatial = Sequential(_conv(1, 1, 3), ReLU(), _conv(1, 1, 1), Sigmoid())
+    channel = Sequential(_conv(inter_channels, out_features_num, 1), Sigmoid())
+    conv = Conv(
+        in_channels, inter_channels, 3, 1, 1,
+        weight_init=paddle_conv_default(in_channels, 3), bias_init=Zeros(),
+    )  # fmt: skip
+    nodes = [
+        ("conv", conv, "fuse"),
+        ("spatial_x", Reduce("mean", 1, keepdim=True), "conv"),
+        ("spatial_scale", spatial, "spatial_x"),
+        ("scores", Add(), ("spatial_scale", "conv")),
+        ("channel_scale", channel, "scores"),
+        ("weights", Split((1,) * out_features_num, 1), "channel_scale"),
+    ]
+    nodes += [(f"out{i}", Mul(), (f"weights.{i}", f)) for i, f in enumerate(levels)]
+    nodes.append(("concat", Concat(1), tuple(f"out{i}" for i in range(out_features_num))))
+    return Graph(nodes, inputs=("fuse", *levels))
+
+
 @zoo_model
-def dbfpn(in_channels=(16, 24, 56, 480), out_channels: int = 256) -> Graph:
+def dbfpn(in_channels=(16, 24, 56, 480), out_channels: int = 256, use_asf: bool = False) -> Graph:
     """``DBFPN``: ``in2_conv`` .. ``in5_conv`` (1x1), top-down sums, ``p2_conv`` ..
-    ``p5_conv`` (3x3 to ``out_channels // 4``), fused."""
+    ``p5_conv`` (3x3 to ``out_channels // 4``), fused; then ``asf`` when ``use_asf``."""
     q = out_channels // 4
     nodes = [(f"in{i + 2}_conv", _conv(c, out_channels, 1), LEVELS[i])
              for i, c in enumerate(in_channels)]  # fmt: skip
@@ -101,6 +186,9 @@ def dbfpn(in_channels=(16, 24, 56, 480), out_channels: int = 256) -> Graph:
         ("p2_conv", _conv(out_channels, q, 3), "out2"),
     ]
     nodes += _fuse(("p2_conv", "p3_conv", "p4_conv", "p5_conv"))
+    if use_asf:
+        asf = asf_block(out_channels, q)
+        nodes.append(("asf", asf, ("fuse", "p5", "p4", "p3", "p2_conv")))
     return Graph(nodes, inputs=LEVELS)
 
 
@@ -124,10 +212,16 @@ def ds_conv(cin: int, cout: int, kernel: int, padding: int, act: str = "relu") -
 
 
 @zoo_model
-def lkpan(in_channels=(64, 128, 256, 512), out_channels: int = 256, mode: str = "large") -> Graph:
+def lkpan(
+    in_channels=(64, 128, 256, 512),
+    out_channels: int = 256,
+    mode: str = "large",
+    intracl: bool = False,
+) -> Graph:
     """``LKPAN``: ``ins_conv`` (1x1), top-down sums, ``inp_conv`` (9x9, to
     ``out_channels // 4``), a bottom-up path (``pan_head_conv``: 3x3 stride 2, summed),
-    ``pan_lat_conv`` (9x9), fused. ``mode="lite"`` makes the 9x9 layers ``DSConv``."""
+    ``pan_lat_conv`` (9x9), with ``intracl`` an IntraCLBlock per level (PP-OCRv4 server),
+    fused. ``mode="lite"`` makes the 9x9 layers ``DSConv``."""
     if mode.lower() not in ("large", "lite"):
         raise ValueError(f"LKPAN mode must be 'large' or 'lite'; got {mode!r}")
     q = out_channels // 4
@@ -141,6 +235,7 @@ def lkpan(in_channels=(64, 128, 256, 512), out_channels: int = 256, mode: str = 
     inp = [big(out_channels, q) for _ in in_channels]
     heads = [_conv(q, q, 3, 2) for _ in in_channels[1:]]
     lats = [big(q, q) for _ in in_channels]
+    incl = _intracl("pan_lat_conv", q) if intracl else []
     return Graph(
         [
             ("ins_conv", _per_level(ins, LEVELS), LEVELS),
@@ -160,7 +255,8 @@ def lkpan(in_channels=(64, 128, 256, 512), out_channels: int = 256, mode: str = 
                 _per_level(lats, ("f2", "pan3", "pan4", "pan5")),
                 ("inp_conv.0", "pan_head_conv.pan3", "pan_head_conv.pan4", "pan_head_conv.pan5"),
             ),
-            *_fuse(_refs("pan_lat_conv")),
+            *incl,
+            *_fuse(tuple(n for n, _, _ in incl) or _refs("pan_lat_conv")),
         ],  # fmt: skip
         inputs=LEVELS,
     )
@@ -185,4 +281,13 @@ def _pan_heads(heads) -> Graph:
 
 NECKS = {"DBFPN": dbfpn, "RSEFPN": rsefpn, "LKPAN": lkpan}
 
-__all__ = ["dbfpn", "rsefpn", "lkpan", "rse_layer", "ds_conv", "NECKS"]
+__all__ = [
+    "dbfpn",
+    "rsefpn",
+    "lkpan",
+    "rse_layer",
+    "ds_conv",
+    "asf_block",
+    "intra_cl_block",
+    "NECKS",
+]

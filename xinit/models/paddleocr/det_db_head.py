@@ -7,6 +7,13 @@ KaimingUniform, bias U(±1/√(C/4))), ``conv_bn2`` + ReLU, ``conv3`` (transpose
 then a sigmoid: a probability map at the input's resolution. ``DBHead`` holds ``binarize``
 and ``thresh``; at inference it returns ``{"maps": binarize(x)}``, the threshold branch only
 trains (its weights are in every checkpoint, so the spec keeps it, unused).
+
+``PFHeadLocal`` (PP-OCRv4 server detection) is a DBHead whose ``binarize`` also hands out
+its stride-2 feature ``f`` (after ``conv_bn2``'s ReLU): ``up_conv`` (nearest 2x) of ``f``
+beside the shrink map goes through ``cbn_layer`` (a ``LocalModule``: ``last_3``, a 3x3
+ConvBNLayer with ReLU, ``last_1``, a 1x1 conv with bias), a sigmoid gives ``cbn_maps``, and
+the map is the mean of the two. ``mode`` "large" keeps C/4 channels in ``last_3``, "small"
+C/8.
 """
 
 from __future__ import annotations
@@ -16,28 +23,35 @@ from ...graph import Graph
 from ...initializers import Constant, Ones, Zeros
 from ...layers import (
     AdaptiveAvgPool,
+    Add,
     BatchNorm,
+    Concat,
     Conv,
     ConvTranspose,
     Flatten,
     Linear,
     ReLU,
+    ScalarOp,
     Sigmoid,
     Softmax,
+    Upsample,
 )
 from .._arguments import zoo_model
-from ._common import KAIMING_UNIFORM, ctc_uniform, paddle_conv_default
+from ._common import KAIMING_UNIFORM, ctc_uniform, paddle_conv, paddle_conv_default
+from .det_mobilenet_v3 import conv_bn_layer
 
 
-def db_head_branch(in_channels: int) -> Sequential:
-    """One DB ``Head`` (binarize or thresh): (N, C, H, W) -> (N, 1, 4H, 4W) in (0, 1)."""
+def db_head_branch(in_channels: int, return_f: bool = False) -> Sequential | Graph:
+    """One DB ``Head`` (binarize or thresh): (N, C, H, W) -> (N, 1, 4H, 4W) in (0, 1);
+    ``return_f``: a graph of ``{"maps", "f"}``, ``f`` the (N, C/4, 2H, 2W) feature after
+    ``conv_bn2``'s ReLU (PaddleOCR's ``forward(x, return_f=True)``)."""
     q = in_channels // 4
     bias = ctc_uniform(q)  # get_bias_attr(C/4): U(±1/√(C/4))
 
     def bn():
         return BatchNorm(q, weight_init=Ones(), bias_init=Constant(1e-4))
 
-    return Sequential(
+    steps = (
         ("conv1", Conv(in_channels, q, 3, 1, 1, bias=False,
                        weight_init=paddle_conv_default(in_channels, 3))),
         ("conv_bn1", bn()),
@@ -48,6 +62,9 @@ def db_head_branch(in_channels: int) -> Sequential:
         ("conv3", ConvTranspose(q, 1, 2, 2, weight_init=KAIMING_UNIFORM, bias_init=bias)),
         ("sigmoid", Sigmoid()),
     )  # fmt: skip
+    if not return_f:
+        return Sequential(*steps)
+    return Graph(steps, outputs={"maps": "sigmoid", "f": "relu2"})
 
 
 @zoo_model
@@ -59,6 +76,43 @@ def db_head(in_channels: int = 96) -> Graph:
             ("thresh", db_head_branch(in_channels), "x"),
         ],
         outputs={"maps": "binarize"},
+    )
+
+
+def local_module(in_channels: int, mid_channels: int) -> Graph:
+    """``LocalModule``: the shrink map ``init_map`` and the feature ``x`` concatenated (the
+    map first), ``last_3`` (3x3 ConvBNLayer + ReLU), ``last_1`` (1x1 to one map, biased)."""
+    return Graph(
+        [
+            ("concat", Concat(1), ("init_map", "x")),
+            ("last_3", conv_bn_layer(in_channels + 1, mid_channels, 3, 1, 1, act="relu")),
+            ("last_1", paddle_conv(mid_channels, 1)),
+        ],
+        inputs=("x", "init_map"),
+    )
+
+
+PF_HEAD_MODES = {"large": 4, "small": 8}  # LocalModule's width: in_channels // this
+
+
+@zoo_model
+def pf_head_local(in_channels: int = 256, mode: str = "small") -> Graph:
+    """``PFHeadLocal`` at inference: ``{"maps": (shrink + cbn_maps) / 2, "cbn_maps"}``;
+    ``thresh`` kept for its weights."""
+    if mode not in PF_HEAD_MODES:
+        raise ValueError(f"PFHeadLocal mode must be 'large' or 'small'; got {mode!r}")
+    mid = in_channels // PF_HEAD_MODES[mode]
+    return Graph(
+        [
+            ("binarize", db_head_branch(in_channels, return_f=True), "x"),
+            ("thresh", db_head_branch(in_channels), "x"),
+            ("up_conv", Upsample(scale_factor=2, mode="nearest"), "binarize.f"),
+            ("cbn_layer", local_module(in_channels // 4, mid), ("up_conv", "binarize.maps")),
+            ("cbn_maps", Sigmoid(), "cbn_layer"),
+            ("sum", Add(), ("binarize.maps", "cbn_maps")),
+            ("average", ScalarOp("mul", 0.5), "sum"),
+        ],
+        outputs={"maps": "average", "cbn_maps": "cbn_maps"},
     )
 
 
@@ -74,6 +128,6 @@ def cls_head(in_channels: int = 200, class_dim: int = 2) -> Sequential:
     )
 
 
-HEADS = {"DBHead": db_head, "ClsHead": cls_head}
+HEADS = {"DBHead": db_head, "PFHeadLocal": pf_head_local, "ClsHead": cls_head}
 
-__all__ = ["db_head", "db_head_branch", "cls_head", "HEADS"]
+__all__ = ["db_head", "db_head_branch", "pf_head_local", "local_module", "cls_head", "HEADS"]

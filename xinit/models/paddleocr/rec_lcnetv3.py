@@ -7,8 +7,8 @@ PP-OCRv3/v4 mobile's.
 ``LearnableRepLayer`` sums its branches: ``identity`` (a BatchNorm, when the shape is kept),
 ``conv_1x1`` (when k > 1) and ``conv_kxk.0`` .. (``conv_kxk_num`` ConvBNLayers), then ``lab``
 (a ``LearnableAffineBlock``: learned scalars ``scale`` 1 and ``bias`` 0, ``scale·x + bias``)
-and, unless the stride is the integer 2, ``act`` (hard-swish then its own ``lab``). At
-inference the map is average-pooled by (3, 2): 48 pixels high gives height 1.
+and ``act`` (hard-swish then its own ``lab``), skipped (its weights kept) at the integer
+stride 2. At inference the map is average-pooled by (3, 2): 48 pixels high gives height 1.
 """
 
 from __future__ import annotations
@@ -77,8 +77,9 @@ def learnable_rep_layer(
     branches.append("conv_kxk")
     nodes.append(("sum", Add(), tuple(branches)))
     nodes.append(("lab", learnable_affine_block(), "sum"))
-    if stride != 2:  # PaddleOCR's test: a (2, 1) stride keeps the activation
-        nodes.append(("act", act(), "lab"))
+    nodes.append(("act", act(), "lab"))  # PaddleOCR builds it always (its weights are saved)
+    if stride == 2:  # and skips it at the integer stride 2 ((2, 1) keeps it)
+        return Graph(nodes, outputs="lab")
     return Graph(nodes)
 
 
