@@ -112,3 +112,17 @@ def test_a_numbered_sequential_model_is_an_nn_sequential():
     model.load_state_dict(built.state_dict(), strict=True)
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32))
     assert torch.equal(model(x), built(x))
+
+
+def test_class_names_are_written_as_their_authors_write_them():
+    """The default class name of a zoo model: its words with their authors' capitals."""
+    from xinit.codegen import model_class_name
+
+    names = ["resnet18", "vit_tiny_patch16_224", "svtr_tiny", "ppocrv4_rec", "dbnet_pplcnetv3"]
+    assert [model_class_name(n) for n in names] == [
+        "ResNet18",
+        "ViTTinyPatch16224",
+        "SVTRTiny",
+        "PPOCRv4Rec",
+        "DBNetPplcnetv3",
+    ]
