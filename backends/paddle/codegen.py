@@ -36,6 +36,7 @@ from ..common.codegen import (
     stochastic_depth_emitter,
 )
 from ..common.recurrent import recurrent_keywords
+from .codegen_classes import RMSNORM, RUNNING_INSTANCENORM, UPSAMPLE
 
 EMITTERS = EmitterTable()
 
@@ -329,98 +330,33 @@ def _groupnorm(f: Fields) -> str:
 
 
 def _instancenorm(f: Fields) -> str:
-    """``nn.InstanceNorm2D`` (no running statistics: Paddle's keeps none)."""
+    """``nn.InstanceNorm2D``; with running statistics (Paddle's keeps none) the file's
+    ``RunningInstanceNorm``, PyTorch's rule."""
     s = f.spec
     if s.track_running_stats:
-        why = "Paddle's InstanceNorm keeps no running statistics (track_running_stats=True)"
-        raise ExportError(f"{f.where}: the paddle export cannot write it: {why}")
+        f.ctx.need("import paddle")
+        f.ctx.need("import numpy as np")
+        f.ctx.helper("RunningInstanceNorm", RUNNING_INSTANCENORM)
+        kws = [*f.kw("eps", 1e-5), *f.kw("momentum", 0.1), *f.kw("affine", False)]
+        return f"RunningInstanceNorm({args_text(f['num_features'], kws)})"
     kws = [f"epsilon={f['eps']}"] if f.value("eps") != 1e-5 else []
     kws += _no_affine(f, "affine")
     return f"nn.InstanceNorm{s.dims}D({args_text(f['num_features'], kws)})"
 
 
-_RMSNORM = '''class RMSNorm(nn.Layer):
-    """PyTorch's nn.RMSNorm (Paddle has no layer): x / sqrt(mean(x**2) + eps) over the last
-    dims ``normalized_shape``, times ``weight``; eps None: the input dtype's machine epsilon."""
-
-    def __init__(self, normalized_shape, eps=None, elementwise_affine: bool = True):
-        super().__init__()
-        shape = [normalized_shape] if isinstance(normalized_shape, int) else normalized_shape
-        self.axes, self.eps = list(range(-len(shape), 0)), eps
-        one = nn.initializer.Constant(1.0)
-        affine = elementwise_affine
-        self.weight = self.create_parameter(shape, default_initializer=one) if affine else None
-
-    def forward(self, x):
-        axes = [x.ndim + a for a in self.axes]
-        eps = float(np.finfo(str(x.dtype).split(".")[-1]).eps) if self.eps is None else self.eps
-        y = x * paddle.rsqrt((x * x).mean(axis=axes, keepdim=True) + eps)
-        return y * self.weight if self.weight is not None else y
-'''
-
-
 def _rmsnorm(f: Fields) -> str:
     f.ctx.need("import paddle")
     f.ctx.need("import numpy as np")
-    f.ctx.helper("RMSNorm", _RMSNORM)
+    f.ctx.helper("RMSNorm", RMSNORM)
     kws = [*f.kw("eps", None), *f.kw("elementwise_affine", True)]
     return f"RMSNorm({args_text(one_int(f, 'normalized_shape'), kws)})"
-
-
-_RESIZE = '''def resize_matrix(n: int, o: int, ratio: float, mode: str, align_corners: bool):
-    """The (o, n) matrix of one axis of PyTorch's interpolate, out[i] = sum_j m[i, j] x[j]:
-    nearest takes x[floor(i * ratio)]; bilinear samples at (i + 0.5) * ratio - 0.5 (at
-    i * (n - 1) / (o - 1) with align_corners), between its two neighbours."""
-    i = np.arange(o, dtype=np.float64)
-    m = np.zeros((o, n), np.float64)
-    if mode == "nearest":
-        src = np.minimum(np.floor(i * np.float32(ratio)).astype(np.int64), n - 1)
-        m[np.arange(o), src] = 1.0
-        return m
-    if align_corners:
-        src = i * ((n - 1) / (o - 1)) if o > 1 else np.zeros(o)
-    else:
-        src = np.maximum((i + 0.5) * ratio - 0.5, 0.0)
-    lo = np.minimum(np.floor(src).astype(np.int64), n - 1)
-    hi = np.minimum(lo + 1, n - 1)
-    np.add.at(m, (np.arange(o), lo), 1.0 - (src - lo))
-    np.add.at(m, (np.arange(o), hi), src - lo)
-    return m
-
-
-class Upsample(nn.Layer):
-    """PyTorch's nn.Upsample in Paddle, one spatial axis at a time as a product with its
-    resize matrix (Paddle's own interpolate rounds the source index otherwise)."""
-
-    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=False):
-        super().__init__()
-        self.size, self.scale_factor = size, scale_factor
-        self.mode, self.align_corners = mode, align_corners
-
-    def forward(self, x):
-        dims = x.ndim - 2
-        for axis, n in enumerate(x.shape[2:], start=2):
-            if self.size is not None:
-                o = self.size if isinstance(self.size, int) else self.size[axis - 2]
-                ratio = n / o
-            else:
-                f = self.scale_factor
-                f = float(f if isinstance(f, (int, float)) else f[axis - 2])
-                o, ratio = int(math.floor(n * f)), 1.0 / f
-            m = resize_matrix(n, o, ratio, self.mode, self.align_corners).astype(np.float32)
-            perm = [i for i in range(dims + 2) if i != axis] + [axis]
-            back = [int(i) for i in np.argsort(perm)]
-            y = paddle.matmul(x.transpose(perm), paddle.to_tensor(m.T, dtype=x.dtype))
-            x = y.transpose(back)
-        return x
-'''
 
 
 def _upsample(f: Fields) -> str:
     s = f.spec
     for line in ("import math", "import numpy as np", "import paddle"):
         f.ctx.need(line)
-    f.ctx.helper("Upsample", _RESIZE)
+    f.ctx.helper("Upsample", UPSAMPLE)
     kws = [*f.kw("size", None), *f.kw("scale_factor", None), f"mode={literal(s.mode)}"]
     kws += f.kw("align_corners", False)
     return f"Upsample({args_text(kws)})"

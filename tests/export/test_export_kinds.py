@@ -54,9 +54,9 @@ VARIANTS = {
     "prelu_shared": (L.PReLU(1, init=0.1), ((2, 3, 5),), FRAMEWORKS),
     "instancenorm_plain": (L.InstanceNorm(4, eps=1e-3, dims=1), ((2, 4, 7),), FRAMEWORKS),
     "instancenorm_running": (
-        L.InstanceNorm(4, affine=True, track_running_stats=True),
+        L.InstanceNorm(4, momentum=0.2, affine=True, track_running_stats=True),
         ((2, 4, 3, 3),),
-        ("torch",),
+        FRAMEWORKS,
     ),
     "rmsnorm_2d": (L.RMSNorm((3, 6), eps=1e-6, elementwise_affine=False), ((2, 3, 6),), FRAMEWORKS),
     "layer_scale_image": (L.LayerScale(4, 0.1, spatial=2), ((2, 4, 3, 3),), FRAMEWORKS),
@@ -231,12 +231,30 @@ def test_the_outputs_catch_a_wrong_window(exported, tmp_path):
     assert not np.array_equal(got, expected[name]["out"])
 
 
-def test_paddle_refuses_what_its_layers_cannot_hold():
-    """InstanceNorm with running statistics, a transposed conv whose output_padding reaches
-    its stride: an ExportError naming the layer path and why."""
-    running = Graph({"norm": L.InstanceNorm(4, track_running_stats=True)})
-    with pytest.raises(ExportError, match=r"^norm: .*running statistics"):
-        xinit.export_code(running, "paddle")
+def test_paddle_refuses_a_transposed_conv_its_layer_cannot_hold():
+    """A transposed conv whose output_padding reaches its stride (PyTorch allows it up to the
+    dilation): an ExportError naming the layer path and why."""
     wide = L.ConvTranspose(4, 4, 3, stride=1, dilation=2, output_padding=1)
     with pytest.raises(ExportError, match=r"^up: .*output_padding reaching the stride"):
         xinit.export_code(Graph({"up": wide}), "paddle")
+
+
+def test_paddle_running_instancenorm_trains_as_the_build():
+    """The file's RunningInstanceNorm in training mode: the same output and running
+    statistics as xinit's Paddle layer after two steps (bit for bit, CPU)."""
+    require_backend("paddle")
+    import paddle
+
+    spec = Graph({"norm": L.InstanceNorm(4, momentum=0.2, affine=True, track_running_stats=True)})
+    namespace: dict = {}
+    exec(compile(xinit.export_code(spec, "paddle"), "norm.py", "exec"), namespace)  # noqa: S102
+    model, built = namespace["Model"](), xinit.build(spec, "paddle", rng="xinit")
+    model.set_state_dict(built.state_dict())
+    model.train()
+    built.train()
+    rng = np.random.default_rng(3)
+    for _ in range(2):
+        x = paddle.to_tensor(rng.standard_normal((3, 4, 5, 2)).astype(np.float32))
+        np.testing.assert_array_equal(model(x).numpy(), built(x).numpy())
+    for key, value in built.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[key].numpy(), value.numpy(), key)
