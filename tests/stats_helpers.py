@@ -179,6 +179,24 @@ def assert_ks_one(x: np.ndarray, dist: Distribution, what: str = "", redraw=None
     return p
 
 
+def assert_plan_laws(spec, neutral, min_size: int = 64) -> list[str]:
+    """Each parameter of ``spec``'s init plan, read from ``neutral`` (path -> array: another
+    model's state ported to neutral names), fits the law the plan gives it: a constant equal
+    as float32 holds it, a random law by KS when it has ``min_size`` values or more. Returns
+    the paths KS-tested."""
+    from xinit.plan import init_plan
+
+    checked = []
+    for item in init_plan(spec):
+        values = np.asarray(neutral[item.path], np.float64).ravel()
+        if isinstance(item.dist, ConstantDist):
+            assert np.all(values == np.float32(item.dist.mean)), item.path
+        elif values.size >= min_size:
+            assert_ks_one(values, item.dist, what=item.path)
+            checked.append(item.path)
+    return checked
+
+
 def ks_two(x: np.ndarray, y: np.ndarray) -> float:
     """Two-sample KS p-value (are ``x`` and ``y`` drawn from the same law?).
 

@@ -537,6 +537,7 @@ FUNCTIONS = {
     "matmul": lambda s, a, b: _jnp().matmul(a, b, precision="highest"),
     "pad": _pad,
     "channel_shuffle": lambda s, x: _modules().channel_shuffle(s, x),
+    "sinusoid_positions": lambda s, x: x + _jnp().asarray(s.table(x.shape[1]), x.dtype),
 }
 
 # Parameter-free layers: the native module from the spec, nothing else.
@@ -582,5 +583,6 @@ for _kind, _layout in {
     "split": "neutral",
     "slice": "neutral",
     "pad": "neutral",
+    "sinusoid_positions": "neutral",
 }.items():
     REGISTRY[_kind].layout = _layout

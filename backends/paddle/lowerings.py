@@ -430,6 +430,10 @@ def _pad(s, x):
     return _F().pad(x, spatial, mode=s.mode, data_format=fmt)
 
 
+def _sinusoid_positions(s, x):
+    return x + _paddle().to_tensor(s.table(x.shape[1]), dtype=x.dtype, place=x.place)
+
+
 def _channel_shuffle(s, x):
     n, c, *rest = x.shape
     g = s.groups
@@ -467,6 +471,7 @@ FUNCTIONS = {
     "matmul": lambda s, a, b: _paddle().matmul(a, b),
     "pad": _pad,
     "channel_shuffle": _channel_shuffle,
+    "sinusoid_positions": _sinusoid_positions,
 }
 
 # Parameter-free layers: the native layer from the spec, nothing else.

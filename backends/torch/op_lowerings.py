@@ -68,6 +68,10 @@ def _pad(s, x):
     return _nn().functional.pad(x, list(s.pads), s.mode, value)
 
 
+def _sinusoid_positions(s, x):
+    return x + _torch().tensor(s.table(x.shape[1]), dtype=x.dtype, device=x.device)
+
+
 # The element-wise activations: kind -> the torch.nn module for a spec (one line a kind, as
 # timm's create_act.py; a tracer reads the same table).
 ACTIVATIONS = {
@@ -91,6 +95,7 @@ FUNCTIONS = {
     "reduce": _reduce,
     "matmul": lambda s, a, b: _torch().matmul(a, b),
     "pad": _pad,
+    "sinusoid_positions": _sinusoid_positions,
 }
 
 

@@ -85,10 +85,10 @@ def test_missing_dictionary_says_what_to_pass(tmp_path):
         (
             "Backbone",
             {"name": "ResNet_vd"},
-            "MobileNetV1Enhance, PPLCNetV3, PPHGNet_small, PPHGNet_tiny, SVTRNet",
+            "MobileNetV1Enhance, PPLCNetV3, PPHGNet_small, PPHGNet_tiny, SVTRNet, ResNet45",
         ),
         ("Neck", {"name": "PPaddleFPN"}, "SequenceEncoder"),
-        ("Head", {"name": "AttentionHead"}, "CTCHead, MultiHead"),
+        ("Head", {"name": "AttentionHead"}, "CTCHead, MultiHead, VLHead"),
     ],
 )
 def test_unsupported_names_are_one_line_listing_the_supported(section, value, listed):

@@ -7,7 +7,9 @@ head branches, and the optimizer files saved beside the weights.
   :func:`xinit.port`: its prefix removed, every other submodel's keys dropped and listed.
 - A recogniser trained with ``MultiHead`` (CTC plus an SAR or NRTR branch) runs only the CTC
   branch at inference. :func:`training_branches` names the other branches' prefixes, dropped
-  and listed, when the spec has no counterpart for them.
+  and listed, when the spec has no counterpart for them. Likewise VisionLAN's ``VLHead``:
+  its training-only ``MLM``, ``Prediction.pp_share``/``w_share`` and the saved constant
+  ``pos_table`` (the spec computes it).
 - ``best_accuracy.pdparams`` comes with ``.pdopt`` (optimizer state) and ``.states``
   (epoch, metrics): :func:`sidecars` names them for the report; they are never read.
 """
@@ -27,6 +29,14 @@ TRAINING_BRANCHES = {  # MultiHead's children that only training runs
     "head.before_gtc.": "NRTR",
 }
 INFERENCE_BRANCH = "head.ctc_head."
+VISIONLAN = "head.MLM_VRM."  # VLHead: inference runs SequenceModeling and Prediction.pp/w_vrm
+VISIONLAN_TRAINING = {  # its training-only parts, and the constant sinusoid table it saves
+    "head.MLM_VRM.MLM.": "VisionLAN's MLM: training only",
+    "head.MLM_VRM.Prediction.pp_share.": "VisionLAN's shared PP layer: training only",
+    "head.MLM_VRM.Prediction.w_share.": "VisionLAN's shared classifier: training only",
+    "head.MLM_VRM.SequenceModeling.position_enc.pos_table": "the fixed sinusoid table, "
+    "which the spec computes",
+}
 SIDECARS = {".pdopt": "optimizer state", ".states": "training state (epoch, metrics)"}
 
 
@@ -76,14 +86,22 @@ def training_branches(keys: Iterable[str], spec_paths: Iterable[str]) -> dict[st
     """``prefix -> None`` for each MultiHead training-only branch the checkpoint holds and the
     spec has no counterpart of, provided the spec has the CTC branch that inference runs."""
     paths = list(spec_paths)
-    if not any(p.startswith(INFERENCE_BRANCH) for p in paths):
-        return {}
     keys = list(keys)
-    return {
-        prefix: None
-        for prefix in TRAINING_BRANCHES
-        if any(k.startswith(prefix) for k in keys) and not any(p.startswith(prefix) for p in paths)
-    }
+    branches = {}
+    for inference, training in (
+        (INFERENCE_BRANCH, TRAINING_BRANCHES),
+        (VISIONLAN, VISIONLAN_TRAINING),
+    ):
+        if any(p.startswith(inference) for p in paths):
+            branches.update(
+                {
+                    prefix: None
+                    for prefix in training
+                    if any(k.startswith(prefix) for k in keys)
+                    and not any(p.startswith(prefix) for p in paths)
+                }
+            )
+    return branches
 
 
 def select(
@@ -108,10 +126,13 @@ def select(
         )
     for prefix in branches:
         n = sum(1 for k in inner if k.startswith(prefix))
-        notes.append(
-            f"MultiHead training-only branch {prefix[:-1]} ({TRAINING_BRANCHES[prefix]}): "
-            f"{n} keys dropped; inference runs only the CTC branch"
-        )
+        if prefix in TRAINING_BRANCHES:
+            notes.append(
+                f"MultiHead training-only branch {prefix[:-1]} ({TRAINING_BRANCHES[prefix]}): "
+                f"{n} keys dropped; inference runs only the CTC branch"
+            )
+        else:
+            notes.append(f"{prefix.rstrip('.')} ({VISIONLAN_TRAINING[prefix]}): {n} keys dropped")
     return {**chosen, **{keep + p: None for p in branches}}, notes
 
 

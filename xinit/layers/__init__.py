@@ -38,6 +38,7 @@ from .merge import Add, Concat, Div, MatMul, Merge, Mul, Sub
 from .norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, LayerNorm2d, RMSNorm
 from .ops import ChannelShuffle, LearnedTensor, Pad, Reduce, ScalarOp, Slice, Split
 from .pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool, pool_out
+from .positions import SinusoidPositions
 from .recurrent import GRU, LSTM, RNN, RNN_BIASES, RNN_NONLINEARITIES
 from .resample import Upsample
 from .shape import Flatten, Permute, Reshape
@@ -77,6 +78,7 @@ __all__ = [
     "LearnedParameter",
     "Select",
     "PositionIds",
+    "SinusoidPositions",
     "LSTM",
     "GRU",
     "RNN",

@@ -17,6 +17,7 @@ from .paddleocr import (
     ppocrv4_server_det,
     ppocrv4_server_rec,
     svtr_tiny,
+    visionlan,
 )
 from .resnet import resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d
 from .resnet45 import resnet45
@@ -64,6 +65,7 @@ ZOO = {
     "ppocrv4_rec": ppocrv4_rec,
     "ppocrv4_server_rec": ppocrv4_server_rec,
     "svtr_tiny": svtr_tiny,
+    "visionlan": visionlan,
     "ppocrv3_det": ppocrv3_det,
     "dbnet_pplcnetv3": dbnet_pplcnetv3,
     "ppocrv4_server_det": ppocrv4_server_det,
@@ -84,6 +86,7 @@ DEFAULT_INPUT = {
     "ppocrv4_rec": (1, 3, 48, 320),
     "ppocrv4_server_rec": (1, 3, 48, 320),
     "svtr_tiny": (1, 3, 32, 100),
+    "visionlan": (1, 3, 64, 256),
     "ppocrv3_det": (1, 3, 320, 320),  # DBNet: any H, W divisible by 32
     "dbnet_pplcnetv3": (1, 3, 320, 320),
     "ppocrv4_server_det": (1, 3, 320, 320),

@@ -17,6 +17,7 @@ from .rec_hgnet import pphgnet, pphgnet_small, pphgnet_tiny
 from .rec_lcnetv3 import learnable_affine_block, learnable_rep_layer, pplcnetv3
 from .rec_mv1_enhance import mobilenet_v1_enhance
 from .rec_svtrnet import svtrnet
+from .rec_visionlan_head import vl_head
 from .rnn import encoder_with_svtr, sequence_encoder
 
 # ppocr/utils/ppocr_keys_v1.txt: 6623 characters, + the CTC blank, + the space
@@ -102,6 +103,30 @@ def svtr_tiny(out_channels: int = 37, softmax: bool = True) -> Sequential:
     return from_config({"Architecture": arch}, out_channels=out_channels, softmax=softmax)
 
 
+# configs/rec/rec_r45_visionlan.yml's Architecture (Transform empty)
+VISIONLAN = {
+    "model_type": "rec",
+    "algorithm": "VisionLAN",
+    "Backbone": {"name": "ResNet45", "strides": [2, 2, 2, 1, 1]},
+    "Head": {
+        "name": "VLHead",
+        "n_layers": 3,
+        "n_position": 256,
+        "n_dim": 512,
+        "max_text_length": 25,
+        "training_step": "LA",
+    },
+}
+
+
+@zoo_model
+def visionlan(out_channels: int = 37) -> Sequential:
+    """VisionLAN (``rec_r45_visionlan.yml``): ResNet45 (strides 2, 2, 2, 1, 1) and VLHead's
+    inference path; ``out_channels`` as PaddleOCR sets it (its 36 default characters and
+    the end), ``out_channels`` + 1 classes. Input (N, 3, 64, 256), output (26, N, classes)."""
+    return from_config({"Architecture": VISIONLAN}, out_channels=out_channels)
+
+
 __all__ = [
     "from_config",
     "character_count",
@@ -121,6 +146,8 @@ __all__ = [
     "ppocrv4_server_rec",
     "svtrnet",
     "svtr_tiny",
+    "visionlan",
+    "vl_head",
     "pphgnet",
     "pphgnet_small",
     "pphgnet_tiny",

@@ -2,8 +2,9 @@
 (:func:`from_config`), and the CTC class count from a character dictionary or a checkpoint.
 
 Supported: ``model_type: rec`` with ``Backbone`` in :data:`BACKBONES`, an optional ``Neck``
-(``SequenceEncoder``) and ``Head`` ``CTCHead`` or ``MultiHead`` (its ``CTCHead`` branch, the
-one PaddleOCR runs at inference, under its names ``head.ctc_encoder``/``head.ctc_head``).
+(``SequenceEncoder``) and ``Head`` ``CTCHead``, ``MultiHead`` (its ``CTCHead`` branch, the
+one PaddleOCR runs at inference, under its names ``head.ctc_encoder``/``head.ctc_head``) or
+``VLHead`` (VisionLAN on ResNet45, its inference path).
 Arguments that only steer training (learning-rate multipliers, weight decay, ``use_guide``)
 are accepted and have no effect on the spec; any other unknown argument is refused by name.
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 from ...blocks import Sequential
 from ...errors import ArgumentError, UnknownNameError
+from ..resnet45 import resnet45
 from .rec_ctc_head import ctc_head
 from .rec_hgnet import pphgnet_small, pphgnet_tiny
 from .rec_lcnetv3 import out_channels as lcnetv3_channels
@@ -25,6 +27,7 @@ from .rec_mv1_enhance import mobilenet_v1_enhance
 from .rec_mv1_enhance import out_channels as mv1_channels
 from .rec_svtrnet import out_channels as svtrnet_channels
 from .rec_svtrnet import svtrnet
+from .rec_visionlan_head import vl_head
 from .rnn import ENCODER_TYPES, sequence_encoder
 
 # name -> (spec factory, its output channels from the same arguments)
@@ -34,11 +37,20 @@ BACKBONES: dict[str, tuple[Callable[..., Any], Callable[..., int]]] = {
     "PPHGNet_small": (pphgnet_small, lambda **_: 1024),
     "PPHGNet_tiny": (pphgnet_tiny, lambda **_: 768),
     "SVTRNet": (svtrnet, svtrnet_channels),
+    "ResNet45": (resnet45, lambda **_: 512),
 }
 NECKS = ("SequenceEncoder",)
-HEADS = ("CTCHead", "MultiHead")
+HEADS = ("CTCHead", "MultiHead", "VLHead")
+REFUSED_HEADS = {  # heads PaddleOCR pairs with ResNet45 that the specs do not express
+    ("ABINetHead", True): "with use_lang: ABINet's eval forward reruns its language model "
+    "masked by lengths from the argmax of the last reading (data-dependent); VisionLAN's "
+    "VLHead, static, is supported",
+    ("ABINetHead", False): "without use_lang (the vision model alone, static) is not supported "
+    "yet; VisionLAN's VLHead is",
+}
 TRAINING_ONLY = ("lr_mult_list", "lab_lr", "lr_mult", "fc_decay", "use_guide", "pretrained")
 DEFAULT_CHARACTERS = "0123456789abcdefghijklmnopqrstuvwxyz"  # no dictionary: PaddleOCR's own
+VISIONLAN_CLASSIFIER = "head.MLM_VRM.Prediction.w_vrm.bias"
 
 
 def _unsupported(what: str, name: Any, supported) -> UnknownNameError:
@@ -100,7 +112,12 @@ def _classes_in_checkpoint(checkpoint) -> int:
 
     state = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
     ends = ("head.fc.bias", "head.fc2.bias", "head.ctc_head.fc.bias", "head.ctc_head.fc2.bias")
-    found = {k: int(v.shape[0]) for k, v in state.items() if k.endswith(ends)}
+    ends += (VISIONLAN_CLASSIFIER,)  # VLHead's out_channels + 1 classes
+    found = {
+        k: int(v.shape[0]) - k.endswith(VISIONLAN_CLASSIFIER)
+        for k, v in state.items()
+        if k.endswith(ends)
+    }
     if len(set(found.values())) != 1:  # distillation: Student/Teacher heads, same classes
         what = ", ".join(f"{k} ({n})" for k, n in found.items()) or "none"
         name = "checkpoint" if isinstance(checkpoint, Mapping) else str(checkpoint)
@@ -173,9 +190,10 @@ def from_config(
     when there are several; its checkpoint keys carry the ``Student.`` prefix, which
     ``xinit.port(submodel=)`` strips).
 
-    The CTC head's ``out_channels``: given, else the classes of ``checkpoint`` (its head's
-    bias), else the character dictionary's (``character_dict``, or the config's
-    ``Global.character_dict_path`` with ``use_space_char``) plus the blank. ``softmax``:
+    The head's ``out_channels`` (CTC: the classes; VLHead: the classes less one): given,
+    else read from ``checkpoint`` (its classifier's bias), else the character dictionary's
+    (``character_dict``, or the config's ``Global.character_dict_path`` with
+    ``use_space_char``) plus one (CTC's blank, VisionLAN's end). ``softmax``: (CTC heads)
     end with PaddleOCR's inference softmax (False: the logits)."""
     cfg, path = _load(config)
     arch = cfg.get("Architecture")
@@ -211,6 +229,12 @@ def from_config(
     if head_cfg.get("name") == "CTCHead":
         args = _args(head_cfg, ("name", "out_channels"))
         children.append(("head", ctc_head(width, n, softmax=softmax, **args)))
+    elif head_cfg.get("name") == "VLHead":
+        args = _args(head_cfg, ("name", "out_channels", "training_step"))
+        children.append(("head", vl_head(width, n, **args)))
+    elif (head_cfg.get("name"), bool(head_cfg.get("use_lang"))) in REFUSED_HEADS:
+        why = REFUSED_HEADS[head_cfg["name"], bool(head_cfg.get("use_lang"))]
+        raise UnknownNameError(f"PaddleOCR config: Head {head_cfg['name']!r} {why}")
     elif head_cfg.get("name") == "MultiHead":
         neck_args, head_args = _ctc_branch(head_cfg)
         encoder, width = _neck(width, neck_args, key="name")
@@ -224,14 +248,14 @@ def from_config(
 def default_input(config: str | os.PathLike | Mapping[str, Any]) -> tuple[int, int, int, int]:
     """A text line the config's model takes: (1, 3, 48, 320) (PP-OCRv3/v4), else (1, 3, 32,
     320) (PP-OCRv2's MobileNetV1Enhance), else (1, 3, 32, 100) (SVTR's fixed image size),
-    whichever gives a sequence."""
+    else (1, 3, 64, 256) (VisionLAN's), whichever gives a sequence."""
     from ...blocks import infer
 
     spec = from_config(config, out_channels=2)
-    for shape in ((1, 3, 48, 320), (1, 3, 32, 320), (1, 3, 32, 100)):
+    for shape in ((1, 3, 48, 320), (1, 3, 32, 320), (1, 3, 32, 100), (1, 3, 64, 256)):
         try:
             infer(spec, shape)
         except ValueError:
             continue
         return shape
-    raise ArgumentError(f"{config}: no 48- or 32-pixel line fits; pass --input")
+    raise ArgumentError(f"{config}: no 48-, 32- or 64-pixel line fits; pass --input")

@@ -2,7 +2,7 @@
 them: ``ConvBNLayer`` (``conv`` without bias, KaimingUniform; ``norm``; an activation) and
 the global-mixer ``Block`` (``norm1``, ``mixer`` = ``Attention`` with ``qkv`` and ``proj``,
 ``norm2``, ``mlp`` = ``Mlp`` with ``fc1``/``fc2``). Linears are ``trunc_normal_(std=.02)``
-(cut at ±2 std, as Paddle's TruncatedNormal) with zero biases, LayerNorms 1/0, as SVTR's
+(cut at the absolute ±2, as Paddle 3's TruncatedNormal) with zero biases, LayerNorms 1/0, as SVTR's
 ``_init_weights``. The attention core is the parameter-free ``sdpa`` (packed q, k, v rows of
 one Linear, softmax(q kᵀ/√d) v); its attention-matrix dropout is not in the spec (eval)."""
 

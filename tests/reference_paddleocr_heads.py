@@ -1,0 +1,195 @@
+"""PaddleOCR's recognition heads paired with ResNet45, retyped in plain ``paddle.nn``: the
+ground truth for ``xinit.models.paddleocr.rec_visionlan_head``.
+
+``heads/rec_visionlan_head.py`` (read for module names, shapes, init and the eval forward,
+written anew): :class:`VLHead` with ``MLM_VRM`` = ``MLM`` (training only, kept here for its
+state-dict keys), ``SequenceModeling`` (``Transformer_Encoder``), ``Prediction`` (``pp``,
+``pp_share``, ``w_vrm``, ``w_share``). Only the eval forward is written; :func:`vl_model`
+puts it on :func:`reference_models.paddle_resnet45` as ``configs/rec/rec_r45_visionlan.yml``.
+The encoder's widths are arguments here (PaddleOCR fixes 512, 8 heads, 2048) so the tests can
+run it narrow. Paddle is imported inside :func:`_classes`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+
+@functools.cache
+def _classes():  # noqa: C901 - one namespace of retyped classes, built once
+    import numpy as np
+    import paddle
+    from paddle import ParamAttr, nn
+    from paddle.nn import functional as F
+    from paddle.nn.initializer import Normal, XavierNormal
+
+    class PositionalEncoding(nn.Layer):
+        """A persistable buffer ``pos_table`` (1, n_position, d) of sines and cosines."""
+
+        def __init__(self, d, n_position):
+            super().__init__()
+            angle = [
+                [p / np.power(10000, 2 * (j // 2) / d) for j in range(d)] for p in range(n_position)
+            ]
+            table = np.array(angle)
+            table[:, 0::2] = np.sin(table[:, 0::2])
+            table[:, 1::2] = np.cos(table[:, 1::2])
+            self.register_buffer("pos_table", paddle.to_tensor(table[None], dtype="float32"))
+
+        def forward(self, x):
+            return x + self.pos_table[:, : x.shape[1]]
+
+    class MultiHeadAttention(nn.Layer):
+        def __init__(self, n_head, d_model, d_k, d_v):
+            super().__init__()
+            self.n_head, self.d_k, self.d_v = n_head, d_k, d_v
+            qk = ParamAttr(initializer=Normal(0.0, np.sqrt(2.0 / (d_model + d_k))))
+            v = ParamAttr(initializer=Normal(0.0, np.sqrt(2.0 / (d_model + d_v))))
+            self.w_qs = nn.Linear(d_model, n_head * d_k, weight_attr=qk)
+            self.w_ks = nn.Linear(d_model, n_head * d_k, weight_attr=qk)
+            self.w_vs = nn.Linear(d_model, n_head * d_v, weight_attr=v)
+            self.temperature = d_k**0.5
+            self.layer_norm = nn.LayerNorm(d_model)
+            xavier = ParamAttr(initializer=XavierNormal())
+            self.fc = nn.Linear(n_head * d_v, d_model, weight_attr=xavier)
+
+        def forward(self, x):
+            b, n, _ = x.shape
+            h, dk, dv = self.n_head, self.d_k, self.d_v
+
+            def heads(t, d):  # (b, n, h*d) -> (h*b, n, d), head-major as PaddleOCR
+                t = t.reshape([b, n, h, d]).transpose([2, 0, 1, 3])
+                return t.reshape([h * b, n, d])
+
+            q, k, v = heads(self.w_qs(x), dk), heads(self.w_ks(x), dk), heads(self.w_vs(x), dv)
+            scores = paddle.bmm(q, k.transpose([0, 2, 1])) / self.temperature
+            out = paddle.bmm(F.softmax(scores, axis=2), v)
+            out = out.reshape([h, b, n, dv]).transpose([1, 2, 0, 3]).reshape([b, n, h * dv])
+            return self.layer_norm(self.fc(out) + x)
+
+    class PositionwiseFeedForward(nn.Layer):
+        def __init__(self, d_in, d_hid):
+            super().__init__()
+            self.w_1 = nn.Conv1D(d_in, d_hid, 1)
+            self.w_2 = nn.Conv1D(d_hid, d_in, 1)
+            self.layer_norm = nn.LayerNorm(d_in)
+
+        def forward(self, x):
+            y = self.w_2(F.relu(self.w_1(x.transpose([0, 2, 1]))))
+            return self.layer_norm(y.transpose([0, 2, 1]) + x)
+
+    class EncoderLayer(nn.Layer):
+        def __init__(self, d_model, d_inner, n_head):
+            super().__init__()
+            d_k = d_model // n_head
+            self.slf_attn = MultiHeadAttention(n_head, d_model, d_k, d_k)
+            self.pos_ffn = PositionwiseFeedForward(d_model, d_inner)
+
+        def forward(self, x):
+            return self.pos_ffn(self.slf_attn(x))
+
+    class TransformerEncoder(nn.Layer):
+        def __init__(self, n_layers, n_position, d_model, n_head, d_inner):
+            super().__init__()
+            self.position_enc = PositionalEncoding(d_model, n_position)
+            self.layer_stack = nn.LayerList(
+                [EncoderLayer(d_model, d_inner, n_head) for _ in range(n_layers)]
+            )
+            self.layer_norm = nn.LayerNorm(d_model, epsilon=1e-6)
+
+        def forward(self, x):
+            x = self.position_enc(x)
+            for layer in self.layer_stack:
+                x = layer(x)
+            return self.layer_norm(x)
+
+    class PPLayer(nn.Layer):
+        def __init__(self, n_dim, n_characters, n_position):
+            super().__init__()
+            self.n_characters = n_characters
+            self.f0_embedding = nn.Embedding(n_characters, n_dim)
+            self.w0 = nn.Linear(n_characters, n_position)
+            self.wv = nn.Linear(n_dim, n_dim)
+            self.we = nn.Linear(n_dim, n_characters)
+
+        def forward(self, enc):
+            order = paddle.arange(self.n_characters, dtype="int64")
+            order = self.f0_embedding(order.unsqueeze(0).expand([enc.shape[0], -1]))
+            t = self.w0(order.transpose([0, 2, 1])).transpose([0, 2, 1])
+            t = self.we(paddle.tanh(t + self.wv(enc)))
+            weights = F.softmax(t.transpose([0, 2, 1]), axis=2)
+            return paddle.bmm(weights, enc)
+
+    class Prediction(nn.Layer):
+        def __init__(self, n_dim, n_position, n_characters, n_class):
+            super().__init__()
+            self.pp = PPLayer(n_dim, n_characters, n_position)
+            self.pp_share = PPLayer(n_dim, n_characters, n_position)
+            self.w_vrm = nn.Linear(n_dim, n_class)
+            self.w_share = nn.Linear(n_dim, n_class)
+
+        def forward(self, x):  # eval: pp and w_vrm only
+            return self.w_vrm(self.pp(x))
+
+    class MLM(nn.Layer):
+        """Training only: its layers exist (and are saved), eval never calls it."""
+
+        def __init__(self, n_dim, n_position, max_text_length, n_head, d_inner):
+            super().__init__()
+            args = (n_position, n_dim, n_head, d_inner)
+            self.MLM_SequenceModeling_mask = TransformerEncoder(2, *args)
+            self.MLM_SequenceModeling_WCL = TransformerEncoder(1, *args)
+            self.pos_embedding = nn.Embedding(max_text_length, n_dim)
+            self.w0_linear = nn.Linear(1, n_position)
+            self.wv = nn.Linear(n_dim, n_dim)
+            self.we = nn.Linear(n_dim, 1)
+
+    class MLMVRM(nn.Layer):
+        def __init__(self, n_layers, n_position, n_dim, max_text_length, nclass, n_head, d_inner):
+            super().__init__()
+            self.MLM = MLM(n_dim, n_position, max_text_length, n_head, d_inner)
+            self.SequenceModeling = TransformerEncoder(n_layers, n_position, n_dim, n_head, d_inner)
+            self.Prediction = Prediction(n_dim, n_position, max_text_length + 1, nclass)
+
+        def forward(self, x):
+            b, c, h, w = x.shape
+            x = x.transpose([0, 1, 3, 2]).reshape([b, c, h * w]).transpose([0, 2, 1])
+            text_pre = self.Prediction(self.SequenceModeling(x))
+            return text_pre.transpose([1, 0, 2]), x  # (max_text_length + 1, b, classes)
+
+    class VLHead(nn.Layer):
+        def __init__(self, out_channels=36, n_layers=3, n_position=256, n_dim=512,
+                     max_text_length=25, n_head=8, d_inner=2048):  # fmt: skip
+            super().__init__()
+            self.MLM_VRM = MLMVRM(
+                n_layers, n_position, n_dim, max_text_length, out_channels + 1, n_head, d_inner
+            )
+
+        def forward(self, feat):
+            return self.MLM_VRM(feat)
+
+    class VLModel(nn.Layer):
+        """``BaseModel`` with ``backbone`` and ``head``, eval: the head's ``text_pre``
+        (time first; the second output, the reordered features, left out)."""
+
+        def __init__(self, backbone, head):
+            super().__init__()
+            self.backbone, self.head = backbone, head
+
+        def forward(self, x):
+            return self.head(self.backbone(x))[0]
+
+    return VLHead, VLModel
+
+
+def vl_head(**kw):
+    """PaddleOCR's ``VLHead`` (``out_channels``, ``n_layers``, ``n_position``, ``n_dim``,
+    ``max_text_length``; ``n_head``, ``d_inner`` 8 and 2048 as PaddleOCR's)."""
+    return _classes()[0](**kw)
+
+
+def vl_model(strides=(2, 2, 2, 1, 1), **head):
+    """rec_r45_visionlan.yml's model: ResNet45 (``strides``) and ``VLHead(**head)``."""
+    import reference_models
+
+    return _classes()[1](reference_models.paddle_resnet45(strides=strides), vl_head(**head))
