@@ -165,6 +165,41 @@ def permute_step(base: str, call: str):
     return write
 
 
+_SINUSOID = '''def sinusoid_table(num_positions: int, dim: int):
+    """(1, num_positions, dim) float32, computed in float64: position p, feature j holds
+    sin(p / 10000^(2 (j // 2) / dim)) for even j, its cos for odd j."""
+    angle = np.arange(num_positions)[:, None] / np.power(10000, 2 * (np.arange(dim) // 2) / dim)
+    table = np.where(np.arange(dim) % 2 == 0, np.sin(angle), np.cos(angle))
+    return table.astype(np.float32)[None]
+
+
+class SinusoidPositions(BASE):
+    """x + the fixed sinusoid table ("Attention Is All You Need") over x's L positions, as
+    VisionLAN's PositionalEncoding; a buffer kept out of the state dict."""
+
+    def __init__(self, num_positions: int, dim: int):
+        super().__init__()
+        BUFFER
+
+    def forward(self, x):
+        return x + CAST
+'''
+
+
+def sinusoid_emitter(base: str, buffer: str, cast: str, import_line: str):
+    """``SinusoidPositions(num_positions, dim)``, a class of the file on ``base`` holding the
+    table as the buffer ``buffer`` makes, added to x as ``cast`` (of ``self.table``)."""
+
+    def write(f: Fields) -> str:
+        f.ctx.need("import numpy as np")
+        f.ctx.need(import_line)
+        source = _SINUSOID.replace("BASE", base).replace("BUFFER", buffer).replace("CAST", cast)
+        f.ctx.helper("SinusoidPositions", source)
+        return f"SinusoidPositions({f['num_positions']}, {f['dim']})"
+
+    return write
+
+
 _STOCHASTIC_DEPTH = '''class StochasticDepth(BASE):
     """torchvision's StochasticDepth(p, "row"): in training each sample is dropped with
     probability p, the kept ones scaled by 1 / (1 - p); identity at inference."""
@@ -420,6 +455,7 @@ __all__ = [
     "stochastic_depth_emitter",
     "layer_scale_emitter",
     "permute_step",
+    "sinusoid_emitter",
     "register_clip",
     "attention_inputs",
     "slice_call",

@@ -32,6 +32,7 @@ from ..common.codegen import (
     permute_step,
     register_clip,
     register_common,
+    sinusoid_emitter,
     split_call,
     stochastic_depth_emitter,
 )
@@ -380,6 +381,18 @@ EMITTERS.register(
         "            [num_features] + [1] * spatial, default_initializer=value\n"
         "        )",
         "from paddle import nn",
+    ),
+)
+
+
+EMITTERS.register(
+    "sinusoid_positions",
+    module=sinusoid_emitter(
+        "nn.Layer",
+        "table = paddle.to_tensor(sinusoid_table(num_positions, dim))\n"
+        '        self.register_buffer("table", table, persistable=False)',
+        "self.table[:, : x.shape[1]].astype(x.dtype)",
+        "import paddle",
     ),
 )
 

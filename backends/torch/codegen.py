@@ -39,6 +39,7 @@ from ..common.codegen import (
     permute_step,
     register_clip,
     register_common,
+    sinusoid_emitter,
     split_call,
     stochastic_depth_emitter,
 )
@@ -320,6 +321,18 @@ EMITTERS.register(
     module=layer_scale_emitter(
         "nn.Module",
         "self.gamma = nn.Parameter(torch.full((num_features,) + (1,) * spatial, init_value))",
+        "import torch",
+    ),
+)
+
+
+EMITTERS.register(
+    "sinusoid_positions",
+    module=sinusoid_emitter(
+        "nn.Module",
+        "table = torch.from_numpy(sinusoid_table(num_positions, dim))\n"
+        '        self.register_buffer("table", table, persistent=False)',
+        "self.table[:, : x.shape[1]].to(x.dtype)",
         "import torch",
     ),
 )

@@ -80,6 +80,17 @@ VARIANTS = {
     "upsample_nearest_1d": (L.Upsample(scale_factor=3.0), ((2, 3, 5),), FRAMEWORKS),
     "sdpa_causal": (L.ScaledDotProductAttention(2, causal=True), ((2, 5, 12),), FRAMEWORKS),
     "dropout_downscale": (L.Dropout(0.25, mode="downscale_in_infer"), ((2, 3, 4),), FRAMEWORKS),
+    "names_of_the_file": (  # nodes named as the file's helper and import: renamed variables
+        Graph(
+            [
+                ("qkv", L.Linear(8, 24)),
+                ("attention", L.ScaledDotProductAttention(2)),
+                ("torch", L.Linear(8, 8)),
+            ]
+        ),
+        ((2, 5, 8),),
+        FRAMEWORKS,
+    ),
     "layer_list": (  # numbered layers summed (PaddleOCR's conv_kxk): a ModuleList/LayerList
         Graph(
             [

@@ -243,7 +243,7 @@ class ModelWriter:
 
     def _inputs(self, node) -> list[str]:
         if isinstance(node, Graph):
-            return [identifier(n) for n in node.inputs]
+            return [self._var(n) for n in node.inputs]
         return ["x"]
 
     def _forward(self, node, plan: ClassPlan) -> list[str]:
@@ -281,13 +281,13 @@ class ModelWriter:
         return [*out, _IND + "return out"]
 
     def _graph_forward(self, node: Graph, plan: ClassPlan) -> list[str]:
-        var = {n: identifier(n) for n in node.inputs}
+        var = {n: self._var(n) for n in node.inputs}
         listed = self._is_list(node)
         out = []
         for name in node.order:
             refs = node.inputs_of(name)
             args = [_ref(var, r) for r in refs]
-            var[name] = identifier(name)
+            var[name] = self._var(name)
             expr = self.apply(_attr(name, plan, listed), node.node(name), plan, args)
             out += call_lines(f"{var[name]} = ", expr, 8)
         values = [_ref(var, ref) for _, ref in node.outputs]
@@ -319,7 +319,28 @@ class ModelWriter:
             node = dict(node.children)[part]
         return text
 
+    def _var(self, name: str) -> str:
+        """The forward's variable for a graph node or input: its name, with a trailing ``_``
+        where it would hide a function or module of the file (a node named ``attention``)."""
+        var = identifier(name)
+        var = var + "_" if var in self._reserved else var
+        self._vars.add(var)
+        return var
+
     def write(self, source: str, layout: str) -> str:
+        """The file; written again, the clashing variables renamed, where a graph's variable
+        has the name of a helper or an import of the file (known once it is written)."""
+        self._reserved: set[str] = set()
+        self._vars: set[str] = set()
+        text = self._write(source, layout)
+        bound = {line.split()[-1].split(".")[0] for line in self.ctx.imports}
+        clashes = self._vars & (set(self.ctx.helpers) | bound)
+        if not clashes:
+            return text
+        self.ctx, self._reserved, self._vars = Context(), clashes, set()
+        return self._write(source, layout)
+
+    def _write(self, source: str, layout: str) -> str:
         self.code.imports(self.ctx)
         self._init_lines = self.code.init_weights(self.planner, self)
         classes = []
