@@ -240,3 +240,53 @@ def check_init_statistics(case: Case, first: dict, second: dict, framework: str)
             assert_has_power(x, item.dist, what)
         redraw = lambda k=key: second[k].astype(np.float64).ravel()  # noqa: E731
         assert_ks_one(x, item.dist, what, redraw=redraw)
+
+
+# The isolated run of one-layer models (tests/export/test_export_kinds.py): each case's inputs
+# from ``<name>_x.npz`` (x0, x1, ...), its output saved to ``<name>_out.npz`` (``out``, or a
+# dict's parts by key), then ``init_weights()`` on a fresh model, its state saved.
+KIND_SCRIPTS = {
+    "torch": """
+import importlib, json
+import numpy as np
+import torch
+torch.set_num_threads(THREADS)
+for name, _ in json.load(open("cases.json")):
+    model = importlib.import_module(name).Model()
+    model.load_state_dict(torch.load(name + ".state"), strict=True)
+    model.eval()
+    xs = np.load(name + "_x.npz")
+    with torch.no_grad():
+        out = model(*[torch.from_numpy(xs[f"x{i}"]) for i in range(len(xs.files))])
+    out = out if isinstance(out, dict) else {"out": out}  # a learned tensor: the parameter
+    np.savez(name + "_out.npz", **{k: v.detach().numpy() for k, v in out.items()})
+    torch.manual_seed(0)
+    fresh = importlib.import_module(name).Model()
+    if hasattr(fresh, "init_weights"):  # a model without parameters has none
+        fresh.init_weights()
+    np.savez(name + "_init.npz", **{k: v.detach().numpy() for k, v in fresh.state_dict().items()})
+""",
+    "paddle": """
+import importlib, json
+import numpy as np
+import paddle
+paddle.set_device("cpu")
+for name, _ in json.load(open("cases.json")):
+    model = importlib.import_module(name).Model()
+    state = paddle.load(name + ".state")
+    missing, unexpected = model.set_state_dict(state)
+    assert not missing and not unexpected, (name, missing, unexpected)
+    assert set(model.state_dict()) == set(state), name
+    model.eval()
+    xs = np.load(name + "_x.npz")
+    with paddle.no_grad():
+        out = model(*[paddle.to_tensor(xs[f"x{i}"]) for i in range(len(xs.files))])
+    out = {k: v.numpy() for k, v in out.items()} if isinstance(out, dict) else {"out": out.numpy()}
+    np.savez(name + "_out.npz", **out)
+    paddle.seed(0)
+    fresh = importlib.import_module(name).Model()
+    if hasattr(fresh, "init_weights"):  # a model without parameters has none
+        fresh.init_weights()
+    np.savez(name + "_init.npz", **{k: v.numpy() for k, v in fresh.state_dict().items()})
+""",
+}

@@ -69,11 +69,17 @@ class PytorchStyleCode(FrameworkCode):
     torchvision does, each drawn by one statement (``statement``) on ``m.weight``."""
 
     call_name = "forward"
+    module_list = "nn.ModuleList"
     modules_call = "self.modules()"
     parameters_call = "m.parameters()"
 
     def statement(self, row: InitRow, target: str, ctx: Context) -> str:
         raise NotImplementedError
+
+    def native_leaf(self, row: InitRow) -> str:
+        """The attribute holding the row's parameter in the framework's layer (the neutral
+        leaf name unless the framework names it otherwise)."""
+        return row.leaf
 
     def sequential(self, items: list[str], ctx: Context) -> str:
         return f"nn.Sequential({', '.join(items)})"
@@ -90,11 +96,14 @@ class PytorchStyleCode(FrameworkCode):
         em = self.emitters.get(layer.kind)
         no_params = not any(p.trainable for p in layer.params())
         bare = getattr(layer, "needs_container", False)  # a learned parameter or tensor
-        if em is None or em.module is None or no_params or bare:
+        if em is None or not em.writes_module(layer) or no_params or bare:
             return None  # a bare parameter is no layer a loop over modules finds
         if layer.kind in _HOLDS_LINEARS:  # drawn after the loop, which reaches its Linears too
             return None
-        return em.module(Fields(layer, {}, Context())).split("(")[0]
+        try:
+            return em.module(Fields(layer, {}, Context())).split("(")[0]
+        except ExportError:  # raised again, with the layer's path, when the layer is written
+            return None
 
     def init_weights(self, planner, writer) -> list[str]:
         rows = init_rows(writer.spec, writer.policy)
@@ -103,7 +112,7 @@ class PytorchStyleCode(FrameworkCode):
         ctx = writer.ctx
         branches, rest = grouped(
             rows,
-            lambda row, m: self.statement(row, _leaf(m, row.leaf), ctx),
+            lambda row, m: self.statement(row, _leaf(m, self.native_leaf(row)), ctx),
             self.class_key,
             writer.layers(),
         )
@@ -117,7 +126,7 @@ class PytorchStyleCode(FrameworkCode):
                 lines.append(f"            {word} isinstance(m, {cls}):")
                 lines += _branch_body(stmts, self.parameters_call)
         for row in rest:
-            target = _leaf(writer.access(row.item.layer), row.leaf)
+            target = _leaf(writer.access(row.item.layer), self.native_leaf(row))
             lines += statement(self.statement(row, target, ctx), 8)
         return lines
 
@@ -132,6 +141,64 @@ _LAMBDA = '''class Lambda(BASE):
     def forward(self, x):
         return self.fn(x)
 '''
+
+_PERMUTE = '''class Permute(BASE):
+    """torchvision's Permute: ``x.permute(dims)`` as a step of a sequential container."""
+
+    def __init__(self, dims: list[int]):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x):
+        return CALL
+'''
+
+
+def permute_step(base: str, call: str):
+    """``Permute([0, 2, 3, 1])``, a class of the file on ``base`` computing ``call`` (on
+    ``x`` and ``self.dims``): a permute step keeps the container's numbered state keys."""
+
+    def write(f: Fields) -> str:
+        f.ctx.helper("Permute", _PERMUTE.replace("BASE", base).replace("CALL", call))
+        return f"Permute([{', '.join(map(str, f.spec.dims))}])"
+
+    return write
+
+
+_SINUSOID = '''def sinusoid_table(num_positions: int, dim: int):
+    """(1, num_positions, dim) float32, computed in float64: position p, feature j holds
+    sin(p / 10000^(2 (j // 2) / dim)) for even j, its cos for odd j."""
+    angle = np.arange(num_positions)[:, None] / np.power(10000, 2 * (np.arange(dim) // 2) / dim)
+    table = np.where(np.arange(dim) % 2 == 0, np.sin(angle), np.cos(angle))
+    return table.astype(np.float32)[None]
+
+
+class SinusoidPositions(BASE):
+    """x + the fixed sinusoid table ("Attention Is All You Need") over x's L positions, as
+    VisionLAN's PositionalEncoding; a buffer kept out of the state dict."""
+
+    def __init__(self, num_positions: int, dim: int):
+        super().__init__()
+        BUFFER
+
+    def forward(self, x):
+        return x + CAST
+'''
+
+
+def sinusoid_emitter(base: str, buffer: str, cast: str, import_line: str):
+    """``SinusoidPositions(num_positions, dim)``, a class of the file on ``base`` holding the
+    table as the buffer ``buffer`` makes, added to x as ``cast`` (of ``self.table``)."""
+
+    def write(f: Fields) -> str:
+        f.ctx.need("import numpy as np")
+        f.ctx.need(import_line)
+        source = _SINUSOID.replace("BASE", base).replace("BUFFER", buffer).replace("CAST", cast)
+        f.ctx.helper("SinusoidPositions", source)
+        return f"SinusoidPositions({f['num_positions']}, {f['dim']})"
+
+    return write
+
 
 _STOCHASTIC_DEPTH = '''class StochasticDepth(BASE):
     """torchvision's StochasticDepth(p, "row"): in training each sample is dropped with
@@ -165,6 +232,51 @@ def stochastic_depth_emitter(base: str, keep: str, import_line: str):
 
 _SCALAR_OPS = {"add": "{x} + {v}", "sub": "{x} - {v}", "rsub": "{v} - {x}", "mul": "{x} * {v}"}
 _SCALAR_OPS |= {"div": "{x} / {v}", "rdiv": "{v} / {x}", "pow": "{x} ** {v}"}
+
+
+_LAYER_SCALE = '''class LayerScale(BASE):
+    """``x * gamma``, a learned multiplier per channel (timm's LayerScale); ``spatial`` axes
+    of size 1 follow the channels in ``gamma`` (2 for an (N, C, H, W) image)."""
+
+    def __init__(self, num_features: int, init_value: float = 1e-5, spatial: int = 0):
+        super().__init__()
+        GAMMA
+
+    def forward(self, x):
+        return x * self.gamma
+'''
+
+
+def layer_scale_emitter(base: str, gamma: str, import_line: str):
+    """``LayerScale(num_features, ...)``, a class of the file on ``base`` whose ``gamma``
+    parameter is made by the statement ``gamma``."""
+
+    def write(f: Fields) -> str:
+        f.ctx.need(import_line)
+        f.ctx.helper("LayerScale", _LAYER_SCALE.replace("BASE", base).replace("GAMMA", gamma))
+        kws = [*f.kw("init_value", 1e-5), *f.kw("spatial", 0)]
+        return f"LayerScale({args_text(f['num_features'], kws)})"
+
+    return write
+
+
+def register_clip(table, bound_names: tuple[str, str], clamp: str, import_line: str = "") -> None:
+    """``clip``: with both bounds the framework's ``nn.Hardtanh`` (its keywords
+    ``bound_names``), with one the framework's clamp expression ``clamp`` on ``{x}`` and
+    ``{bound}`` (``x.clamp(min=0.0)``)."""
+
+    def module(f: Fields) -> str:
+        lo, hi = bound_names
+        return f"nn.Hardtanh({args_text(f.kw('min', -1.0, lo), f.kw('max', 1.0, hi))})"
+
+    def call(f: Fields, args: list) -> str:
+        if import_line:
+            f.ctx.need(import_line)
+        name = "min" if f.spec.max is None else "max"
+        return clamp.format(x=args[0], bound=f"{name}={f[name]}")
+
+    both = lambda spec: spec.min is not None and spec.max is not None  # noqa: E731
+    table.register("clip", module=module, call=call, module_when=both)
 
 
 def _scalar_op(f: Fields, args: list) -> str:
@@ -212,15 +324,25 @@ def slice_call(f: Fields, args: list) -> str:
     return f"{args[0]}[{', '.join(['...', part] + [':'] * (-s.dim - 1))}]"
 
 
-def split_call(split: str, import_line: str = ""):
+def named_after(f: Fields, op: str) -> bool:
+    """Whether the node is named after ``op`` (``chunk``, ``chunk_1``): a tracer names a
+    node after the call the model made, which the export then writes back."""
+    return re.fullmatch(rf"{op}(_\d+)?", f.path.rpartition(".")[2]) is not None
+
+
+def split_call(split: str, chunk: str, import_line: str = ""):
     """The parts of a Split as the dict its graph references take (``parts["0"]``);
-    ``split``: the framework's call on ``{x}``, ``{sizes}`` and ``{dim}``."""
+    ``split``: the framework's call on ``{x}``, ``{sizes}`` and ``{dim}``; ``chunk`` (on
+    ``{x}``, ``{n}``, ``{dim}``) for equal parts where the node is named ``chunk``."""
 
     def write(f: Fields, args: list) -> str:
         if import_line:
             f.ctx.need(import_line)
-        sizes = "[" + ", ".join(map(str, f.spec.sizes)) + "]"
-        call = split.format(x=args[0], sizes=sizes, dim=f.spec.dim)
+        sizes, dim = f.spec.sizes, f.spec.dim
+        if named_after(f, "chunk") and len(set(sizes)) == 1:
+            call = chunk.format(x=args[0], n=len(sizes), dim=dim)
+        else:
+            call = split.format(x=args[0], sizes="[" + ", ".join(map(str, sizes)) + "]", dim=dim)
         return f"{{str(i): part for i, part in enumerate({call})}}"
 
     return write
@@ -245,16 +367,27 @@ def linear_emitter(bias_off: str, framework: str):
     return write
 
 
+_DOWNSCALE_DROPOUT = '''class DownscaleDropout(nn.Dropout):
+    """Paddle's Dropout(mode="downscale_in_infer"): kept values unscaled in training, the
+    output x * (1 - p) at inference."""
+
+    def forward(self, x):
+        return super().forward(x) * (1.0 - self.p)
+'''
+
+
 def _dropout(modes: bool):
-    """``nn.Dropout(p)``; with ``modes`` (Paddle) its ``downscale_in_infer`` mode too."""
+    """``nn.Dropout(p)``; Paddle's ``downscale_in_infer`` mode as its ``mode`` keyword
+    (``modes``: Paddle) or as a ``DownscaleDropout`` class of the file (torch)."""
 
     def write(f: Fields) -> str:
         kws = f.kw("p", 0.5)
-        if f.spec.mode != "upscale_in_train":
-            if not modes:
-                raise ExportError(f"{f.where}: Dropout(mode={f.spec.mode!r}) is Paddle's only")
-            kws.append(f"mode={literal(f.spec.mode)}")
-        return f"nn.Dropout({args_text(kws)})"
+        if f.spec.mode == "upscale_in_train":
+            return f"nn.Dropout({args_text(kws)})"
+        if modes:
+            return f"nn.Dropout({args_text(kws, f'mode={literal(f.spec.mode)}')})"
+        f.ctx.helper("DownscaleDropout", _DOWNSCALE_DROPOUT)
+        return f"DownscaleDropout({args_text(kws)})"
 
     return write
 
@@ -285,6 +418,13 @@ def register_common(
     for kind, cls in (("softmax", "Softmax"), ("log_softmax", "LogSoftmax")):
         table.register(kind, module=lambda f, cls=cls: f"nn.{cls}({dim_keyword}={f['dim']})")
     table.register("hardsigmoid", module=_hardsigmoid)
+    table.register("prelu", module=_prelu)
+
+
+def _prelu(f: Fields) -> str:
+    """``nn.PReLU(num_parameters, init=...)``: torch's and Paddle's take the same arguments."""
+    num = [] if f.value("num_parameters") == 1 else [f["num_parameters"]]
+    return f"nn.PReLU({args_text(num, f.kw('init', 0.25))})"
 
 
 def _branch_body(stmts: list[str], parameters_call: str) -> list[str]:
@@ -313,7 +453,12 @@ __all__ = [
     "learned_shape",
     "channels_first",
     "stochastic_depth_emitter",
+    "layer_scale_emitter",
+    "permute_step",
+    "sinusoid_emitter",
+    "register_clip",
     "attention_inputs",
     "slice_call",
     "split_call",
+    "named_after",
 ]

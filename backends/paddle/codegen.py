@@ -23,16 +23,21 @@ from ..common.codegen import (
     PytorchStyleCode,
     attention_inputs,
     channels_first,
+    layer_scale_emitter,
     learned_shape,
     linear_emitter,
     native_fans,
     number,
     one_int,
+    permute_step,
+    register_clip,
     register_common,
+    sinusoid_emitter,
     split_call,
     stochastic_depth_emitter,
 )
 from ..common.recurrent import recurrent_keywords
+from .codegen_classes import RMSNORM, RUNNING_INSTANCENORM, UPSAMPLE
 
 EMITTERS = EmitterTable()
 
@@ -44,16 +49,23 @@ def _list(f: Fields, name: str) -> str:
 
 
 def _conv(f: Fields) -> str:
+    """``nn.Conv2D``, ``nn.Conv2DTranspose`` (Paddle's keywords in PyTorch's order)."""
     s = f.spec
-    if s.kind == "conv_transpose":
-        raise ExportError(f"{f.path}: the paddle export writes no transposed convolution yet")
+    name = "Conv{}D"
     kws = [f"stride={_list(f, 'stride')}"] if f.value("stride") != 1 else []
     kws += [f"padding={_list(f, 'padding')}"] if f.value("padding") != 0 else []
-    kws += [f"dilation={_list(f, 'dilation')}"] if f.value("dilation") != 1 else []
+    if s.kind == "conv_transpose":
+        if any(op >= st for op, st in zip(s.output_padding, s.stride)):
+            why = "an output_padding reaching the stride (PyTorch allows it, Paddle refuses)"
+            raise ExportError(f"{f.where}: the paddle export writes no transposed conv with {why}")
+        name = "Conv{}DTranspose"
+        kws += [f"output_padding={_list(f, 'output_padding')}"] if f.value("output_padding") else []
     kws += f.kw("groups", 1)
+    kws += [f"dilation={_list(f, 'dilation')}"] if f.value("dilation") != 1 else []
     bias = [] if s.bias else ["bias_attr=False"]
     kernel = _list(f, "kernel_size")
-    return f"nn.Conv{s.dims}D({args_text(f['in_channels'], f['out_channels'], kernel, kws, bias)})"
+    shape = (f["in_channels"], f["out_channels"], kernel)
+    return f"nn.{name.format(s.dims)}({args_text(*shape, kws, bias)})"
 
 
 def _batchnorm(f: Fields) -> str:
@@ -103,8 +115,9 @@ def _learned_apply(f: Fields, attr: str, args: list) -> str:
     return f"{x} + {attr}"
 
 
-_ATTENTION = '''def attention(x, num_heads: int, causal: bool = False):
-    """Packed (N, L, 3E) rows q, k, v -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E)."""
+_ATTENTION = '''def attention(x, num_heads: int, causal: bool = False, mask=None):
+    """Packed (N, L, 3E) rows q, k, v -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E);
+    ``mask`` (L, L), bool: True where query i may see key j."""
     n, length, packed = x.shape
     e = packed // 3
     d = e // num_heads
@@ -112,21 +125,36 @@ _ATTENTION = '''def attention(x, num_heads: int, causal: bool = False):
     q, k, v = qkv[0], qkv[1], qkv[2]
     scores = paddle.matmul(q, k, transpose_y=True) * (1.0 / float(np.sqrt(d)))
     if causal:
-        keep = paddle.tril(paddle.ones([length, length], dtype="bool"))
-        scores = paddle.where(keep, scores, paddle.full_like(scores, float("-inf")))
+        mask = paddle.tril(paddle.ones([length, length], dtype="bool"))
+    if mask is not None:
+        scores = paddle.where(mask, scores, paddle.full_like(scores, float("-inf")))
     y = paddle.matmul(nn.functional.softmax(scores, axis=-1), v)
     return y.transpose([0, 2, 1, 3]).reshape([n, length, e])
 '''
 
+_LOCAL_WINDOW = '''def local_window_mask(grid, window):
+    """SVTR's local mixer: (L, L) bool over the L = H * W tokens of an (H, W) grid (row major),
+    True where query (h, w) may see key (h', w'), a cell of its hk x wk window: h' - h in
+    [-(hk // 2), hk - 1 - hk // 2], w' - w likewise."""
+    (h, w), (hk, wk) = grid, window
+    rows, cols = np.divmod(np.arange(h * w), w)
+    dh, dw = rows[None, :] - rows[:, None], cols[None, :] - cols[:, None]
+    inside_h = (dh >= -(hk // 2)) & (dh <= hk - 1 - hk // 2)
+    inside_w = (dw >= -(wk // 2)) & (dw <= wk - 1 - wk // 2)
+    return paddle.to_tensor(inside_h & inside_w)
+'''
+
 
 def _sdpa(f: Fields, args: list) -> str:
-    if f.spec.local_window is not None:
-        raise ExportError(f"{f.path}: the export has no sdpa local_window mask yet")
     f.ctx.need("import paddle")
     f.ctx.need("import numpy as np")
     f.ctx.helper("attention", _ATTENTION)
     causal = ", causal=True" if f.spec.causal else ""
-    return f"attention({args[0]}, {f['num_heads']}{causal})"
+    if f.spec.local_window is None:
+        return f"attention({args[0]}, {f['num_heads']}{causal})"
+    f.ctx.helper("local_window_mask", _LOCAL_WINDOW)
+    mask = f"local_window_mask({f['grid']}, {f['local_window']})"
+    return f"attention({args[0]}, {f['num_heads']}, mask={mask})"
 
 
 def _select(f: Fields, args: list) -> str:
@@ -146,6 +174,7 @@ def _gelu(f: Fields) -> str:
 
 
 EMITTERS.register("conv", module=_conv)
+EMITTERS.register("conv_transpose", module=_conv)
 EMITTERS.register("batchnorm", module=_batchnorm)
 EMITTERS.register("linear", module=linear_emitter("bias_attr=False", "paddle"))
 EMITTERS.register(
@@ -173,7 +202,9 @@ EMITTERS.register("sdpa", call=_sdpa)
 EMITTERS.register("concat", call=_concat)
 EMITTERS.register("select", call=_select)
 EMITTERS.register(
-    "permute", call=lambda f, args: f"{args[0]}.transpose([{', '.join(map(str, f.spec.dims))}])"
+    "permute",
+    call=lambda f, args: f"{args[0]}.transpose([{', '.join(map(str, f.spec.dims))}])",
+    step=permute_step("nn.Layer", "x.transpose(self.dims)"),
 )
 EMITTERS.register(
     "reshape",
@@ -252,7 +283,12 @@ def _pad(f: Fields, args: list) -> str:
 
 
 EMITTERS.register(
-    "split", call=split_call("paddle.split({x}, {sizes}, axis={dim})", "import paddle")
+    "split",
+    call=split_call(
+        "paddle.split({x}, {sizes}, axis={dim})",
+        "paddle.chunk({x}, {n}, axis={dim})",
+        "import paddle",
+    ),
 )
 EMITTERS.register("pad", call=_pad)
 EMITTERS.register("layernorm2d", module=_layernorm2d)
@@ -280,6 +316,84 @@ EMITTERS.register(
 EMITTERS.register(
     "matmul",
     call=lambda f, args: f.ctx.need("import paddle") or f"paddle.matmul({', '.join(args)})",
+)
+
+
+def _no_affine(f: Fields, affine: str) -> list[str]:
+    """Paddle's norms make scale and bias unless told ``weight_attr=False``."""
+    return [] if f.value(affine) is not False else ["weight_attr=False", "bias_attr=False"]
+
+
+def _groupnorm(f: Fields) -> str:
+    kws = [f"epsilon={f['eps']}"] if f.value("eps") != 1e-5 else []
+    kws += _no_affine(f, "affine")
+    return f"nn.GroupNorm({args_text(f['num_groups'], f['num_channels'], kws)})"
+
+
+def _instancenorm(f: Fields) -> str:
+    """``nn.InstanceNorm2D``; with running statistics (Paddle's keeps none) the file's
+    ``RunningInstanceNorm``, PyTorch's rule."""
+    s = f.spec
+    if s.track_running_stats:
+        f.ctx.need("import paddle")
+        f.ctx.need("import numpy as np")
+        f.ctx.helper("RunningInstanceNorm", RUNNING_INSTANCENORM)
+        kws = [*f.kw("eps", 1e-5), *f.kw("momentum", 0.1), *f.kw("affine", False)]
+        return f"RunningInstanceNorm({args_text(f['num_features'], kws)})"
+    kws = [f"epsilon={f['eps']}"] if f.value("eps") != 1e-5 else []
+    kws += _no_affine(f, "affine")
+    return f"nn.InstanceNorm{s.dims}D({args_text(f['num_features'], kws)})"
+
+
+def _rmsnorm(f: Fields) -> str:
+    f.ctx.need("import paddle")
+    f.ctx.need("import numpy as np")
+    f.ctx.helper("RMSNorm", RMSNORM)
+    kws = [*f.kw("eps", None), *f.kw("elementwise_affine", True)]
+    return f"RMSNorm({args_text(one_int(f, 'normalized_shape'), kws)})"
+
+
+def _upsample(f: Fields) -> str:
+    s = f.spec
+    for line in ("import math", "import numpy as np", "import paddle"):
+        f.ctx.need(line)
+    f.ctx.helper("Upsample", UPSAMPLE)
+    kws = [*f.kw("size", None), *f.kw("scale_factor", None), f"mode={literal(s.mode)}"]
+    kws += f.kw("align_corners", False)
+    return f"Upsample({args_text(kws)})"
+
+
+EMITTERS.register(
+    "adaptive_max_pool",
+    module=lambda f: f"nn.AdaptiveMaxPool{f.spec.dims}D({_list(f, 'output_size')})",
+)
+register_clip(EMITTERS, ("min", "max"), "paddle.clip({x}, {bound})", "import paddle")
+EMITTERS.register("groupnorm", module=_groupnorm)
+EMITTERS.register("instancenorm", module=_instancenorm)
+EMITTERS.register("rmsnorm", module=_rmsnorm)
+EMITTERS.register("upsample", module=_upsample)
+EMITTERS.register(
+    "layer_scale",
+    module=layer_scale_emitter(
+        "nn.Layer",
+        "value = nn.initializer.Constant(init_value)\n"
+        "        self.gamma = self.create_parameter(\n"
+        "            [num_features] + [1] * spatial, default_initializer=value\n"
+        "        )",
+        "from paddle import nn",
+    ),
+)
+
+
+EMITTERS.register(
+    "sinusoid_positions",
+    module=sinusoid_emitter(
+        "nn.Layer",
+        "table = paddle.to_tensor(sinusoid_table(num_positions, dim))\n"
+        '        self.register_buffer("table", table, persistable=False)',
+        "self.table[:, : x.shape[1]].astype(x.dtype)",
+        "import paddle",
+    ),
 )
 
 
@@ -337,9 +451,19 @@ class PaddleCode(PytorchStyleCode):
     base = "nn.Layer"
     emitters = EMITTERS
     modules_call = "self.sublayers()"
+    module_list = "nn.LayerList"
 
     def imports(self, ctx: Context) -> None:
         ctx.need("from paddle import nn")
+
+    def native_leaf(self, row: InitRow) -> str:
+        """Paddle's name of the parameter where its layer names it otherwise (InstanceNorm's
+        ``scale``, PReLU's ``_weight``), as the lowering's parameter map says."""
+        from .lowerings import REGISTRY
+
+        kind = row.item.param.kind
+        name = REGISTRY[kind].leaves.get(row.leaf, row.leaf) if kind in REGISTRY else row.leaf
+        return name if isinstance(name, str) else row.leaf
 
     def statement(self, row: InitRow, target: str, ctx: Context) -> str:
         packed = _PACKED.get(row.leaf) if row.item.param.kind == "multihead_attention" else None

@@ -29,12 +29,17 @@ from ..common.codegen import (
     PytorchStyleCode,
     attention_inputs,
     channels_first,
+    layer_scale_emitter,
     learned_shape,
     linear_emitter,
+    named_after,
     native_fans,
     number,
     one_int,
+    permute_step,
+    register_clip,
     register_common,
+    sinusoid_emitter,
     split_call,
     stochastic_depth_emitter,
 )
@@ -89,23 +94,40 @@ def _learned_module(f: Fields) -> str:
     return f"nn.Parameter(torch.zeros({learned_shape(f, '', '')}))"
 
 
-_ATTENTION = '''def attention(x, num_heads: int, causal: bool = False):
-    """Packed (N, L, 3E) rows q, k, v -> heads -> scaled dot-product attention -> (N, L, E)."""
+_ATTENTION = '''def attention(x, num_heads: int, causal: bool = False, mask=None):
+    """Packed (N, L, 3E) rows q, k, v -> heads -> scaled dot-product attention -> (N, L, E);
+    ``mask`` (L, L), bool: True where query i may see key j."""
     n, length, packed = x.shape
     e = packed // 3
     qkv = x.reshape(n, length, 3, num_heads, e // num_heads).permute(2, 0, 3, 1, 4)
     q, k, v = qkv.unbind(0)
-    y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    y = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
     return y.transpose(1, 2).reshape(n, length, e)
+'''
+
+_LOCAL_WINDOW = '''def local_window_mask(grid, window, device=None):
+    """SVTR's local mixer: (L, L) bool over the L = H * W tokens of an (H, W) grid (row major),
+    True where query (h, w) may see key (h', w'), a cell of its hk x wk window: h' - h in
+    [-(hk // 2), hk - 1 - hk // 2], w' - w likewise."""
+    (h, w), (hk, wk) = grid, window
+    cells = torch.arange(h * w, device=device)
+    rows, cols = cells // w, cells % w
+    dh, dw = rows[None, :] - rows[:, None], cols[None, :] - cols[:, None]
+    inside_h = (dh >= -(hk // 2)) & (dh <= hk - 1 - hk // 2)
+    inside_w = (dw >= -(wk // 2)) & (dw <= wk - 1 - wk // 2)
+    return inside_h & inside_w
 '''
 
 
 def _sdpa(f: Fields, args: list) -> str:
-    if f.spec.local_window is not None:
-        raise ExportError(f"{f.path}: the export has no sdpa local_window mask yet")
     f.ctx.helper("attention", _ATTENTION)
     causal = ", causal=True" if f.spec.causal else ""
-    return f"attention({args[0]}, {f['num_heads']}{causal})"
+    if f.spec.local_window is None:
+        return f"attention({args[0]}, {f['num_heads']}{causal})"
+    f.ctx.need("import torch")
+    f.ctx.helper("local_window_mask", _LOCAL_WINDOW)
+    mask = f"local_window_mask({f['grid']}, {f['local_window']}, {args[0]}.device)"
+    return f"attention({args[0]}, {f['num_heads']}, mask={mask})"
 
 
 def _select(f: Fields, args: list) -> str:
@@ -186,9 +208,19 @@ for _kind in ("lstm", "gru", "rnn"):  # the output sequence alone, as xinit's no
     EMITTERS.register(_kind, module=_recurrent, apply=lambda f, attr, args: f"{attr}({args[0]})[0]")
 EMITTERS.register("concat", call=_concat)
 EMITTERS.register("select", call=_select)
-EMITTERS.register(
-    "permute", call=lambda f, args: f"{args[0]}.permute({', '.join(map(str, f.spec.dims))})"
-)
+
+
+def _permute(f: Fields, args: list) -> str:
+    """``x.permute(0, 2, 1)``; ``x.transpose(1, 2)`` where the node is named ``transpose``
+    and two dims swap (the call the traced model made)."""
+    dims = f.spec.dims
+    moved = [i for i, d in enumerate(dims) if i != d]
+    if named_after(f, "transpose") and len(moved) == 2:
+        return f"{args[0]}.transpose({moved[0]}, {moved[1]})"
+    return f"{args[0]}.permute({', '.join(map(str, dims))})"
+
+
+EMITTERS.register("permute", call=_permute, step=permute_step("nn.Module", "x.permute(self.dims)"))
 EMITTERS.register(
     "reshape", call=lambda f, args: f"{args[0]}.reshape({args[0]}.shape[0], *{f['shape']})"
 )
@@ -258,10 +290,51 @@ EMITTERS.register(
 )
 EMITTERS.register("reduce", call=_reduce)
 EMITTERS.register("position_ids", call=_position_ids)
-EMITTERS.register("split", call=split_call("{x}.split({sizes}, dim={dim})"))
+EMITTERS.register(
+    "split", call=split_call("{x}.split({sizes}, dim={dim})", "{x}.chunk({n}, dim={dim})")
+)
 EMITTERS.register("pad", call=_pad)
 EMITTERS.register(
     "matmul", call=lambda f, args: f.ctx.need("import torch") or f"torch.matmul({', '.join(args)})"
+)
+
+
+def _instancenorm(f: Fields) -> str:
+    kws = [*f.kw("eps", 1e-5), *f.kw("momentum", 0.1), *f.kw("affine", False)]
+    kws += f.kw("track_running_stats", False)
+    return f"nn.InstanceNorm{f.spec.dims}d({args_text(f['num_features'], kws)})"
+
+
+def _rmsnorm(f: Fields) -> str:
+    kws = [*f.kw("eps", None), *f.kw("elementwise_affine", True)]
+    return f"nn.RMSNorm({args_text(one_int(f, 'normalized_shape'), kws)})"
+
+
+EMITTERS.register(
+    "adaptive_max_pool", module=lambda f: f"nn.AdaptiveMaxPool{f.spec.dims}d({f['output_size']})"
+)
+register_clip(EMITTERS, ("min_val", "max_val"), "{x}.clamp({bound})")
+EMITTERS.register("instancenorm", module=_instancenorm)
+EMITTERS.register("rmsnorm", module=_rmsnorm)
+EMITTERS.register(
+    "layer_scale",
+    module=layer_scale_emitter(
+        "nn.Module",
+        "self.gamma = nn.Parameter(torch.full((num_features,) + (1,) * spatial, init_value))",
+        "import torch",
+    ),
+)
+
+
+EMITTERS.register(
+    "sinusoid_positions",
+    module=sinusoid_emitter(
+        "nn.Module",
+        "table = torch.from_numpy(sinusoid_table(num_positions, dim))\n"
+        '        self.register_buffer("table", table, persistent=False)',
+        "self.table[:, : x.shape[1]].to(x.dtype)",
+        "import torch",
+    ),
 )
 
 

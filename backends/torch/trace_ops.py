@@ -10,6 +10,7 @@ batch (dim 0) is recorded as unknown, so the batch stays free.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -534,8 +535,22 @@ module(nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d, nn.Consta
 
 
 def module_reader(m) -> Callable | None:
-    """The table's reader for module ``m``'s class (or a base class of it), if any."""
-    return next((MODULES[c] for c in type(m).__mro__ if c in MODULES), None)
+    """The table's reader for module ``m``'s class (or a base class of it), else that of a
+    look-alike: a class of LOOKALIKES' name with its attributes, no parameters or children."""
+    found = next((MODULES[c] for c in type(m).__mro__ if c in MODULES), None)
+    if found is not None or type(m).__name__ not in LOOKALIKES:
+        return found
+    attrs, read = LOOKALIKES[type(m).__name__]
+    empty = next(itertools.chain(m.parameters(), m.buffers(), m.children()), None) is None
+    return read if empty and all(hasattr(m, a) for a in attrs) else None
+
+
+# torchvision's parameter-free classes as a model file retypes them (xinit's code export
+# does), read by name; the tracer checks that they compute what the reading says.
+LOOKALIKES = {
+    "Permute": (("dims",), lambda t, m: t.kind("Permute", tuple(m.dims))),
+    "StochasticDepth": (("p",), lambda t, m: t.kind("StochasticDepth", float(m.p))),
+}
 
 
 def torchvision_modules() -> None:

@@ -38,6 +38,9 @@ CASES = [
     Case("lenet_xavier", "lenet", (1, 3, 32, 32), policy="xavier_bn_normal", stats=True),
     Case("crnn", "crnn", (1, 3, 32, 64), stats=True),
     Case("gpt2", "gpt2", (2, 16), kwargs=GPT2, stats=True, vocab=GPT2["vocab_size"]),
+    Case("svtr_tiny", "svtr_tiny", (1, 3, 32, 100)),  # local-window attention (SVTR's mixer)
+    Case("ppocrv4_rec", "ppocrv4_rec", (1, 3, 48, 160)),  # numbered conv_kxk: a layer list
+    Case("visionlan", "visionlan", (1, 3, 64, 256)),  # sinusoid positions, a node "attention"
 ]
 # A planted fault: resnet18's file with its convs drawn by fan_in instead of fan_out.
 FAULT = Case("resnet18_fault", "resnet18", (1, 3, 32, 32), stats=True)

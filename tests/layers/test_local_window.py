@@ -116,16 +116,15 @@ def test_bad_local_window_specs_are_refused():
 
 
 @pytest.mark.parametrize("framework", ["torch", "paddle"])
-def test_code_export_refuses_a_local_window_by_path(framework):
-    """The exported module has no window mask yet: a clear error naming the node, never a
-    module that silently attends globally."""
+@pytest.mark.parametrize("grid, window", [((8, 25), (7, 11)), ((3, 5), (2, 4)), ((1, 6), (1, 3))])
+def test_the_exported_files_window_is_paddleocrs(framework, grid, window):
+    """The code export writes the window as a ``local_window_mask`` function of the file
+    (True where a key is seen): the negation of PaddleOCR's mask, odd and even windows."""
     from xinit import export_code
-    from xinit.codegen.structure import ExportError
 
-    spec = Sequential(
-        qkv=Linear(8, 24),
-        sdpa=ScaledDotProductAttention(2, local_window=(3, 3), grid=(2, 4)),
-        proj=Linear(8, 8),
-    )
-    with pytest.raises(ExportError, match=r"sdpa.*local_window"):
-        export_code(spec, framework)
+    require_backend(framework)
+    spec = Sequential(sdpa=ScaledDotProductAttention(2, local_window=window, grid=grid))
+    namespace: dict = {}
+    exec(compile(export_code(spec, framework), "model.py", "exec"), namespace)  # noqa: S102
+    seen = np.asarray(namespace["local_window_mask"](grid, window))
+    np.testing.assert_array_equal(~seen, padded_window_mask(grid, window))

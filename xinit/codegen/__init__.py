@@ -14,6 +14,7 @@ from .structure import ExportError, camel
 # Model-name words written as their authors write them (ResNet18, not Resnet18).
 _WORDS = {"resnet": "ResNet", "resnext": "ResNeXt", "vgg": "VGG", "vit": "ViT", "lenet": "LeNet"}
 _WORDS |= {"unet": "UNet", "gpt": "GPT", "crnn": "CRNN", "centernet": "CenterNet"}
+_WORDS |= {"svtr": "SVTR", "ppocrv": "PPOCRv", "ppocr": "PPOCR", "dbnet": "DBNet"}
 
 
 def model_class_name(source: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .fields import Fields
 
@@ -17,11 +18,21 @@ ApplyForm = Callable[[Fields, str, list], str]  # the module attribute applied t
 class Emitter:
     """How one layer kind is written: ``module`` (a constructor; the layer becomes an
     attribute), ``call`` (a parameter-free expression in the forward, no attribute), and
-    ``apply`` where calling the attribute is not ``self.name(x)`` (a learned parameter)."""
+    ``apply`` where calling the attribute is not ``self.name(x)`` (a learned parameter);
+    ``module_when``: the specs the module form writes, the others take the call form (a
+    Clip with both bounds is ``nn.Hardtanh``, with one a ``clamp``); ``step``: a layer of no
+    module form as a step of the framework's sequential container (torchvision's
+    ``Permute([0, 2, 3, 1])``), where the framework's generic step would wrap the call."""
 
     module: ModuleForm | None = None
     call: CallForm | None = None
     apply: ApplyForm | None = None
+    module_when: Callable[[Any], bool] | None = None
+    step: ModuleForm | None = None
+
+    def writes_module(self, spec) -> bool:
+        """Whether ``spec`` is written as a constructed layer (else as an expression)."""
+        return self.module is not None and (self.module_when is None or self.module_when(spec))
 
 
 class EmitterTable(dict):

@@ -11,7 +11,7 @@ from ..blocks import Residual, Sequential
 from ..graph import Graph
 from ..layers import Layer
 from .fields import Context, Fields, literal
-from .layout import call_lines, statement
+from .layout import WIDTH, call_lines, statement
 from .structure import ClassPlan, ExportError, Planner, identifier, is_numbered
 
 
@@ -35,7 +35,7 @@ class FrameworkCode:
 
     def has_module(self, layer: Layer) -> bool:
         em = self.emitters.get(layer.kind)
-        return em is not None and em.module is not None
+        return em is not None and em.writes_module(layer)
 
     def imports(self, ctx: Context) -> None:
         """Add the framework's import lines to ``ctx``."""
@@ -49,6 +49,9 @@ class FrameworkCode:
     def sequential(self, items: list[str], ctx: Context) -> str:
         raise NotImplementedError
 
+    # the framework's list of layers (``nn.ModuleList``): the base of a graph whose layers are
+    # numbered (PaddleOCR's ``conv_kxk`` list), reached as ``self[0]``; "" for none
+    module_list = ""
     calls_init_weights = True  # the model's __init__ ends with self.init_weights()
     no_child = "None"  # an absent optional child (a block without its shortcut)
 
@@ -105,7 +108,7 @@ class ModelWriter:
         """The expression that makes child ``node`` (at ``path`` in ``plan``'s class)."""
         if isinstance(node, Layer):
             em = self.code.emitter(node, self.planner.path_of.get(id(node), path))
-            if em.module is None:
+            if not em.writes_module(node):
                 return None
             return em.module(self._fields(node, plan, path))
         child_plan = self.planner.of_node.get(id(node))
@@ -126,15 +129,17 @@ class ModelWriter:
         if made is not None:
             return made
         em = self.code.emitter(node, self.planner.path_of.get(id(node), path))
+        if em.step is not None:
+            return em.step(self._fields(node, plan, path))
         return self.code.step(em.call(self._fields(node, plan, path), ["x"]), self.ctx)
 
     def apply(self, name: str, node, plan: ClassPlan, args: list[str]) -> str:
         """The expression computing child ``name`` on the values ``args``."""
-        attr = f"self.{name}"
+        attr = f"self[{name}]" if name.isdigit() else f"self.{name}"
         if isinstance(node, Layer):
             em = self.code.emitter(node, self.planner.path_of.get(id(node), name))
             f = self._fields(node, plan, name, in_forward=True)
-            if em.module is None:
+            if not em.writes_module(node):
                 self._stored.update(a.removeprefix("self.") for a in f.args.values())
                 return em.call(f, args)
             if em.apply is not None:
@@ -163,11 +168,45 @@ class ModelWriter:
             lines += ["", *self._init_lines]
         return lines
 
+    def _is_list(self, node) -> bool:
+        """A graph whose layers are numbered 0, 1, ... (PaddleOCR's ``conv_kxk`` list):
+        written as a subclass of the framework's list of layers, when it has one."""
+        if not isinstance(node, Graph) or not self.code.module_list:
+            return False
+        made = [n for n, c in node.children if not isinstance(c, Layer) or self.code.has_module(c)]
+        return bool(made) and made == [str(i) for i in range(len(made))]
+
+    def _list_class(self, plan: ClassPlan) -> list[str]:
+        """``class ConvKxk(nn.ModuleList)``: its layers given to ``super().__init__`` as a
+        list, the forward the graph's, each layer ``self[i]``."""
+        node, root = _template_of(plan), plan is self.planner.root
+        forward = self._forward(node, plan)
+        made = [self.construct(c, plan, n) for n, c in node.children]
+        items = _runs([m for m in made if m is not None])
+        params = _join("self", self.code.init_args(plan.args, plan.flag, _hints(plan), root))
+        lines = [f"class {plan.name}({self.code.module_list}):"]
+        lines += [f'    """{_class_doc(node, plan)}"""', "", *_def_lines("__init__", params)]
+        lines += self.code.init_preamble(root)
+        if len(items) == 1 and items[0].startswith("*["):  # one layer n times: a comprehension
+            lines += _comprehension_lines("super().__init__", items[0][2:-1], 8)
+        else:
+            lines += call_lines("super().__init__", f"([{', '.join(items)}])", 8)
+        for arg in plan.args:
+            if arg in self._stored:
+                lines.append(f"        self.{arg} = {arg}")
+        if root and self._init_lines and self.code.calls_init_weights:
+            lines.append("        self.init_weights()")
+        lines += ["", *_def_lines(self.code.call_name, ", ".join(["self", *self._inputs(node)]))]
+        lines += forward
+        return [*lines, "", *self._init_lines] if root and self._init_lines else lines
+
     def write_class(self, plan: ClassPlan) -> list[str]:
         node = _template_of(plan)
         if self._is_steps(node):
             return self._steps_class(plan)
         self._stored: set[str] = set()
+        if self._is_list(node):
+            return self._list_class(plan)
         forward = self._forward(node, plan)
         lines = [f"class {plan.name}({self.code.base}):"]
         doc = _class_doc(node, plan)
@@ -204,7 +243,7 @@ class ModelWriter:
 
     def _inputs(self, node) -> list[str]:
         if isinstance(node, Graph):
-            return [identifier(n) for n in node.inputs]
+            return [self._var(n) for n in node.inputs]
         return ["x"]
 
     def _forward(self, node, plan: ClassPlan) -> list[str]:
@@ -242,13 +281,14 @@ class ModelWriter:
         return [*out, _IND + "return out"]
 
     def _graph_forward(self, node: Graph, plan: ClassPlan) -> list[str]:
-        var = {n: identifier(n) for n in node.inputs}
+        var = {n: self._var(n) for n in node.inputs}
+        listed = self._is_list(node)
         out = []
         for name in node.order:
             refs = node.inputs_of(name)
             args = [_ref(var, r) for r in refs]
-            var[name] = identifier(name)
-            expr = self.apply(_attr(name, plan), node.node(name), plan, args)
+            var[name] = self._var(name)
+            expr = self.apply(_attr(name, plan, listed), node.node(name), plan, args)
             out += call_lines(f"{var[name]} = ", expr, 8)
         values = [_ref(var, ref) for _, ref in node.outputs]
         if node.returns == "single":
@@ -274,11 +314,33 @@ class ModelWriter:
             inline = isinstance(node, Sequential) and (
                 id(node) not in self.planner.of_node or self._is_steps(node)
             )
+            inline = inline or self._is_list(node)
             text += f"[{part}]" if inline else f".{part}"
             node = dict(node.children)[part]
         return text
 
+    def _var(self, name: str) -> str:
+        """The forward's variable for a graph node or input: its name, with a trailing ``_``
+        where it would hide a function or module of the file (a node named ``attention``)."""
+        var = identifier(name)
+        var = var + "_" if var in self._reserved else var
+        self._vars.add(var)
+        return var
+
     def write(self, source: str, layout: str) -> str:
+        """The file; written again, the clashing variables renamed, where a graph's variable
+        has the name of a helper or an import of the file (known once it is written)."""
+        self._reserved: set[str] = set()
+        self._vars: set[str] = set()
+        text = self._write(source, layout)
+        bound = {line.split()[-1].split(".")[0] for line in self.ctx.imports}
+        clashes = self._vars & (set(self.ctx.helpers) | bound)
+        if not clashes:
+            return text
+        self.ctx, self._reserved, self._vars = Context(), clashes, set()
+        return self._write(source, layout)
+
+    def _write(self, source: str, layout: str) -> str:
         self.code.imports(self.ctx)
         self._init_lines = self.code.init_weights(self.planner, self)
         classes = []
@@ -344,13 +406,28 @@ def _hole_names(layer) -> list[str]:
     return list(holes(layer))
 
 
-def _attr(name: str, plan: ClassPlan) -> str:
+def _attr(name: str, plan: ClassPlan, listed: bool = False) -> str:
+    if listed and name.isdigit():
+        return name  # a layer of a list graph: ``self[0]``
     if not name.isidentifier() or identifier(name) != name:
         raise ExportError(
             f"{plan.name}: child {name!r} is no Python attribute name; the export writes "
             "named children as attributes (numbered steps only inside a sequential container)"
         )
     return name
+
+
+def _comprehension_lines(callee: str, inner: str, indent: int) -> list[str]:
+    """``callee([item for _ in range(n)])`` laid out as ruff does: on one line, or the list
+    on its own line, or the item and its ``for`` on lines of their own."""
+    pad, item_pad = " " * indent, " " * (indent + 8)
+    if len(pad) + len(callee) + len(inner) + 4 <= WIDTH:
+        return [f"{pad}{callee}([{inner}])"]
+    if len(pad) + 4 + len(inner) + 2 <= WIDTH:
+        return [f"{pad}{callee}(", f"{pad}    [{inner}]", f"{pad})"]
+    item, _, loop = inner.rpartition(" for ")
+    body = [*call_lines("", item, indent + 8), f"{item_pad}for {loop}"]
+    return [f"{pad}{callee}(", f"{pad}    [", *body, f"{pad}    ]", f"{pad})"]
 
 
 def _ref(var: dict, ref: str) -> str:
