@@ -23,6 +23,7 @@ from xinit.initializers import KaimingNormal, KaimingUniform, XavierNormal, Xavi
 from ..common.codegen import native_fans, neutral_fans
 from .codegen_layout import LayoutPlan
 from .codegen_sequence import converted, init_keywords, layout_at, register_sequence
+from .codegen_zoo import register_zoo
 
 
 class FlaxEmitters(EmitterTable):
@@ -79,6 +80,19 @@ _SEQUENTIAL = '''class Sequential(nnx.Module):
         return x
 '''
 
+_LAYERS = '''class NumberedLayers(nnx.Module):
+    """Numbered layers held as attributes "0", "1", ... (the state's paths), read as self[i];
+    a step without parameters (a function in the forward) is None, keeping the numbers."""
+
+    def __init__(self, layers):
+        for i, layer in enumerate(layers):
+            if layer is not None:
+                setattr(self, str(i), layer)
+
+    def __getitem__(self, i):
+        return getattr(self, str(i))
+'''
+
 _UNIFORM = '''def uniform(low: float, high: float):
     """U(low, high): jax.nn.initializers.uniform draws U(0, scale) only."""
 
@@ -111,8 +125,6 @@ def _pair(f: Fields, name: str) -> str:
 
 def _conv(f: Fields) -> str:
     s = f.spec
-    if s.kind != "conv":
-        raise ExportError(f"{f.where}: the flax export writes no transposed convolution yet")
     kws = [f"kernel_size={_pair(f, 'kernel_size')}"]
     kws += [] if f.value("stride") == 1 else [f"strides={_pair(f, 'stride')}"]
     pad = f.value("padding")
@@ -199,6 +211,7 @@ EMITTERS.register("linear", module=_linear)
 EMITTERS.register("max_pool", call=_max_pool)
 EMITTERS.register("adaptive_avg_pool", call=_adaptive_avg_pool)
 register_sequence(EMITTERS)
+register_zoo(EMITTERS)
 
 
 def _dropout(f: Fields) -> str:
@@ -283,6 +296,8 @@ class FlaxCode(FrameworkCode):
     emitters = EMITTERS
     calls_init_weights = False  # the constructors' kernel_init= draw the spec's laws
     no_child = "nnx.data(None)"  # a child attribute, though empty (else nnx makes it static)
+    module_list = "NumberedLayers"  # a helper class of the file (``_LAYERS``)
+    list_gap = "None"
 
     def imports(self, ctx: Context) -> None:
         ctx.need("from flax import nnx")
@@ -319,6 +334,8 @@ class FlaxCode(FrameworkCode):
         writer.ctx.layouts = LayoutPlan(writer.spec)  # read by the emitters
         writer.ctx.layouts.check_shared(planner)
         writer.ctx.tuple_args = _tuple_args(planner)
+        if any(writer._is_list(plan.template) for plan in planner.order):
+            writer.ctx.helper("NumberedLayers", _LAYERS)  # the base of the numbered lists' classes
         doc = "Draw every parameter again from the constructors' initializers."
         return [
             "    def init_weights(self, rngs: nnx.Rngs) -> None:",

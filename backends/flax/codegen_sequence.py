@@ -120,22 +120,39 @@ def _attention_apply(f: Fields, attr: str, args: list) -> str:
     return f"{attr}({q})" if q == k == v else f"{attr}({q}, {k}, {v})"
 
 
-_SDPA = '''def attention(x, num_heads: int, causal: bool = False):
-    """Packed (N, L, 3E) rows q, k, v -> heads -> scaled dot-product attention -> (N, L, E)."""
+_SDPA = '''def attention(x, num_heads: int, causal: bool = False, mask=None):
+    """Packed (N, L, 3E) rows q, k, v -> heads -> scaled dot-product attention -> (N, L, E);
+    ``mask`` (L, L) True where a query may see a key."""
     n, length, packed = x.shape
     q, k, v = jnp.split(x.reshape(n, length, 3 * num_heads, -1), 3, axis=2)
-    y = nnx.dot_product_attention(q, k, v, is_causal=causal)
+    y = nnx.dot_product_attention(q, k, v, mask=mask, is_causal=causal)
     return y.reshape(n, length, packed // 3)
 '''
 
 
+_LOCAL_WINDOW = '''def local_window_mask(grid, window):
+    """SVTR's local mixer: (L, L) bool over the L = H * W tokens of an (H, W) grid (row major),
+    True where query (h, w) may see key (h', w'), a cell of its hk x wk window: h' - h in
+    [-(hk // 2), hk - 1 - hk // 2], w' - w likewise."""
+    (h, w), (hk, wk) = grid, window
+    cells = jnp.arange(h * w)
+    rows, cols = cells // w, cells % w
+    dh, dw = rows[None, :] - rows[:, None], cols[None, :] - cols[:, None]
+    inside_h = (dh >= -(hk // 2)) & (dh <= hk - 1 - hk // 2)
+    inside_w = (dw >= -(wk // 2)) & (dw <= wk - 1 - wk // 2)
+    return inside_h & inside_w
+'''
+
+
 def _sdpa(f: Fields, args: list) -> str:
-    if f.spec.local_window is not None:
-        raise ExportError(f"{f.where}: the flax export has no sdpa local_window mask yet")
     f.ctx.need("import jax.numpy as jnp")
     f.ctx.helper("attention", _SDPA)
     causal = ", causal=True" if f.spec.causal else ""
-    return f"attention({args[0]}, {f['num_heads']}{causal})"
+    if f.spec.local_window is None:
+        return f"attention({args[0]}, {f['num_heads']}{causal})"
+    f.ctx.helper("local_window_mask", _LOCAL_WINDOW)
+    mask = f"local_window_mask({f['grid']}, {f['local_window']})"
+    return f"attention({args[0]}, {f['num_heads']}{causal}, mask={mask})"
 
 
 # ---- recurrent layers: PyTorch's math in Flax's cells ----------------------------------------

@@ -52,6 +52,9 @@ class FrameworkCode:
     # the framework's list of layers (``nn.ModuleList``): the base of a graph whose layers are
     # numbered (PaddleOCR's ``conv_kxk`` list), reached as ``self[0]``; "" for none
     module_list = ""
+    # what stands in the list for a step written as an expression (Flax's relu, a function),
+    # so the layers keep their numbers; "" for none (the list holds every step)
+    list_gap = ""
     calls_init_weights = True  # the model's __init__ ends with self.init_weights()
     no_child = "None"  # an absent optional child (a block without its shortcut)
 
@@ -174,6 +177,13 @@ class ModelWriter:
         if not isinstance(node, Graph) or not self.code.module_list:
             return False
         made = [n for n, c in node.children if not isinstance(c, Layer) or self.code.has_module(c)]
+        if self.code.list_gap:  # the layers numbered, an expression's number kept (None)
+            numbered = [n for n, _ in node.children if n.isdigit()]
+            return (
+                bool(made)
+                and numbered == [str(i) for i in range(len(numbered))]
+                and all(n.isdigit() for n in made)
+            )
         return bool(made) and made == [str(i) for i in range(len(made))]
 
     def _list_class(self, plan: ClassPlan) -> list[str]:
@@ -181,8 +191,9 @@ class ModelWriter:
         list, the forward the graph's, each layer ``self[i]``."""
         node, root = _template_of(plan), plan is self.planner.root
         forward = self._forward(node, plan)
-        made = [self.construct(c, plan, n) for n, c in node.children]
-        items = _runs([m for m in made if m is not None])
+        gap = self.code.list_gap
+        made = [self.construct(c, plan, n) for n, c in node.children if n.isdigit() or not gap]
+        items = _runs([gap if m is None else m for m in made if m is not None or gap])
         params = _join("self", self.code.init_args(plan.args, plan.flag, _hints(plan), root))
         lines = [f"class {plan.name}({self.code.module_list}):"]
         lines += [f'    """{_class_doc(node, plan)}"""', "", *_def_lines("__init__", params)]
