@@ -161,7 +161,9 @@ def _linear(f: Fields) -> str:
     return f"nnx.Linear({args_text(f['in_features'], f['out_features'], kws, 'rngs=rngs')})"
 
 
-def _max_pool(f: Fields, args: list) -> str:
+def _pool(f: Fields, args: list) -> str:
+    """``nnx.max_pool``/``nnx.avg_pool`` with PyTorch's padding (an average counting the
+    padded zeros, or not: ``count_include_pad``), floor mode."""
     s = f.spec
     if s.ceil_mode:
         raise ExportError(f"{f.where}: the flax export writes floor-mode pools only")
@@ -169,7 +171,10 @@ def _max_pool(f: Fields, args: list) -> str:
     pads = [f["padding"]] * s.dims if pad is None or isinstance(pad, int) else map(str, pad)
     padding = "(" + ", ".join(f"({p}, {p})" for p in pads) + ")"
     kws = [f"strides={_pair(f, 'stride')}", f"padding={padding}"]
-    return f"nnx.max_pool({args_text(args[0], _pair(f, 'kernel_size'), kws)})"
+    if s.kind == "avg_pool" and not s.count_include_pad and pad not in (0, (0,) * s.dims):
+        kws.append("count_include_pad=False")
+    name = "max_pool" if s.kind == "max_pool" else "avg_pool"
+    return f"nnx.{name}({args_text(args[0], _pair(f, 'kernel_size'), kws)})"
 
 
 _ADAPTIVE = '''def adaptive_avg_pool(x, output_size: tuple[int, ...]):
@@ -208,16 +213,28 @@ def _activation(name: str):
 EMITTERS.register("conv", module=_conv)
 EMITTERS.register("batchnorm", module=_batchnorm)
 EMITTERS.register("linear", module=_linear)
-EMITTERS.register("max_pool", call=_max_pool)
+EMITTERS.register("max_pool", call=_pool)
+EMITTERS.register("avg_pool", call=_pool)
 EMITTERS.register("adaptive_avg_pool", call=_adaptive_avg_pool)
 register_sequence(EMITTERS)
 register_zoo(EMITTERS)
 
 
+_DOWNSCALE_DROPOUT = '''class DownscaleDropout(nnx.Dropout):
+    """Paddle's Dropout(mode="downscale_in_infer"): nnx.Dropout times (1 - p), so kept values
+    are as they are in training and the output is x * (1 - p) at inference."""
+
+    def __call__(self, x, **kw):
+        return super().__call__(x, **kw) * (1.0 - self.rate)
+'''
+
+
 def _dropout(f: Fields) -> str:
-    if f.spec.mode != "upscale_in_train":
-        raise ExportError(f"{f.where}: Dropout(mode={f.spec.mode!r}) is Paddle's only")
-    return f"nnx.Dropout({literal(f.spec.p)}, rngs=rngs)"
+    """``nnx.Dropout(p)``; Paddle's ``downscale_in_infer`` mode as a class of the file."""
+    if f.spec.mode == "upscale_in_train":
+        return f"nnx.Dropout({literal(f.spec.p)}, rngs=rngs)"
+    f.ctx.helper("DownscaleDropout", _DOWNSCALE_DROPOUT)
+    return f"DownscaleDropout({literal(f.spec.p)}, rngs=rngs)"
 
 
 EMITTERS.register("dropout", module=_dropout)
@@ -330,7 +347,8 @@ class FlaxCode(FrameworkCode):
         codes are collected here (every instance of a class must draw alike), and where
         each value is held (channel-last or PyTorch's layout), before any class is written."""
         rows = init_rows(writer.spec, writer.policy)
-        writer.ctx.inits = _shared_codes(planner, rows, writer.ctx)
+        writer.planner, writer.ctx.inits = _planned(writer, rows)
+        planner = writer.planner
         writer.ctx.layouts = LayoutPlan(writer.spec)  # read by the emitters
         writer.ctx.layouts.check_shared(planner)
         writer.ctx.tuple_args = _tuple_args(planner)
@@ -368,11 +386,46 @@ def _tuple_args(planner) -> set[str]:
     return out
 
 
-def _shared_codes(planner, rows, ctx) -> dict[str, dict[str, str]]:
-    """Layer path -> leaf -> init code. Every instance of a shared class must draw each
-    layer alike (its code is written once): where instances differ, a conv or Linear kernel
-    whose law scales with its fans (PaddleOCR's N(0, 2 / fan_in) blocks) is written as the
-    ``variance_scaling`` all of them share; else ``ExportError``."""
+def _planned(writer, rows):
+    """The classes and each layer's init codes (:func:`_shared_codes`). Where instances of a
+    class still draw a layer differently (PP-OCR's blocks whose 1x1 and kxk convs draw other
+    laws, U-Net's up steps of other widths) or hold its values in other layouts (SVTR's
+    encoder convs, on an image or on tokens), the classes are planned again with those
+    layers' codes and layouts as part of their structure: each its own class (``Conv``,
+    ``Conv2``), until every class is written once for all its instances."""
+    from xinit.codegen.structure import Planner
+
+    planner, marked = writer.planner, {}
+    layers = dict(writer.layers())
+    layouts = LayoutPlan(writer.spec)
+    while True:
+        codes, conflicts = _shared_codes(planner, rows, writer.ctx)
+        found = {(p, "init", tuple(sorted(codes[p].items()))) for c in conflicts for p in c[:2]}
+        found |= {(p, "layout", layouts.at[p].signature) for p in layouts.differing(planner)}
+        new = {(id(layers[p]), what): value for p, what, value in found if p in layers}
+        new = {k: v for k, v in new.items() if k not in marked}
+        if not new:
+            if conflicts:
+                where, first, name = conflicts[0]
+                raise ExportError(
+                    f"{where}: draws {codes[where]} where {first} of the same class {name} "
+                    f"draws {codes[first]}; the flax export writes one init per class layer"
+                )
+            return planner, codes
+        marked |= new
+
+        def key(layer):
+            mine = sorted((what, v) for (i, what), v in marked.items() if i == id(layer))
+            return tuple(mine) or None
+
+        planner = Planner(writer.spec, writer.class_name, writer._numbered_ok, key)
+
+
+def _shared_codes(planner, rows, ctx):
+    """(layer path -> leaf -> init code, the conflicts left). Every instance of a shared class
+    must draw each layer alike (its code is written once): where instances differ, a conv or
+    Linear kernel whose law scales with its fans (PaddleOCR's N(0, 2 / fan_in) blocks) is
+    written as the ``variance_scaling`` all of them share."""
     codes: dict[str, dict[str, str]] = {}
     for row in rows:
         codes.setdefault(row.item.layer, {})[row.leaf] = init_code(row, ctx)
@@ -386,13 +439,7 @@ def _shared_codes(planner, rows, ctx) -> dict[str, dict[str, str]]:
             if row.item.layer in layers and (code := _fan_scaled(row)) is not None:
                 codes[row.item.layer][row.leaf] = code
         scaled |= layers
-    if conflicts:
-        where, first, name = conflicts[0]
-        raise ExportError(
-            f"{where}: draws {codes[where]} where {first} of the same class {name} draws "
-            f"{codes[first]}; the flax export writes one init per class layer"
-        )
-    return codes
+    return codes, conflicts
 
 
 def _fan_scaled(row) -> str | None:

@@ -186,6 +186,21 @@ class LayoutPlan:
                         f"same class {plan.name}; the flax export writes one forward per class"
                     )
 
+    def differing(self, planner) -> set[str]:
+        """The layer paths (of both instances) where instances of a class of ``planner``
+        hold their values differently (what :meth:`check_shared` refuses)."""
+        out = set()
+        for plan in planner.order:
+            first = planner.path_of[id(plan.instances[0])]
+            mine = self._relative(first)
+            for inst in plan.instances[1:]:
+                where = planner.path_of[id(inst)]
+                theirs = self._relative(where)
+                for p in mine.keys() & theirs.keys():
+                    if mine[p] != theirs[p]:
+                        out |= {_join(first, p), _join(where, p)}
+        return out
+
     def _relative(self, root: str) -> dict:
         """What the code of the class at ``root`` depends on, by layer path in the class:
         each layer's conversions and whether its input and output are channel-last images."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from xinit.codegen.emitters import args_text
 from xinit.codegen.fields import Fields, literal
 
+from ..common.codegen import _operand, _scalar_op, slice_call
 from .codegen_sequence import init_keywords
 
 _SPATIAL = '''def spatial(value, dims: int) -> tuple:
@@ -158,11 +159,21 @@ def _sinusoid(f: Fields, args: list) -> str:
     return f"{x} + jnp.asarray(sinusoid_table({x}.shape[1], {f['dim']}), {x}.dtype)"
 
 
+def _matmul(f: Fields, args: list) -> str:
+    f.ctx.need("import jax.numpy as jnp")
+    return f'jnp.matmul({args[0]}, {args[1]}, precision="highest")'
+
+
 def register_zoo(table) -> None:
     """Add these kinds' emitters to the Flax ``table`` (after the sequence kinds')."""
     table.register("conv_transpose", module=_conv_transpose)
     table.register("upsample", call=_upsample)
     table.register("sinusoid_positions", call=_sinusoid)
+    table.register("scalar_op", call=_scalar_op)  # on any layout: written as torch's
+    table.register("slice", call=slice_call)  # on PyTorch's layout (the value is turned)
+    table.register("matmul", call=_matmul)
+    table.register("sub", call=lambda f, args: " - ".join(map(_operand, args)))
+    table.register("div", call=lambda f, args: " / ".join(map(_operand, args)))
 
 
 __all__ = ["register_zoo"]

@@ -105,9 +105,11 @@ class ClassPlan:
 class Planner:
     """Finds the classes of a spec (the root's is ``root_name``) and their arguments."""
 
-    def __init__(self, spec, root_name: str, numbered_ok):
+    def __init__(self, spec, root_name: str, numbered_ok, layer_key=None):
         self.spec = spec
         self.numbered_ok = numbered_ok
+        # layer -> what else two layers must share (None: nothing): Flax's init per class
+        self.layer_key = layer_key
         self.by_key: dict[Any, ClassPlan] = {}
         self.of_node: dict[int, ClassPlan] = {}
         self.order: list[ClassPlan] = []  # dependencies first
@@ -125,7 +127,9 @@ class Planner:
     def key(self, node) -> Any:
         """What two nodes must share to be one class (integer fields are holes)."""
         if isinstance(node, Layer):
-            return (type(node).__name__, fixed_fields(node))
+            extra = None if self.layer_key is None else self.layer_key(node)
+            base = (type(node).__name__, fixed_fields(node))
+            return base if extra is None else (*base, extra)
         if isinstance(node, Sequential):
             return ("seq", tuple((n, self.key(c)) for n, c in node.steps))
         if isinstance(node, Residual):
