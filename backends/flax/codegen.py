@@ -414,7 +414,7 @@ def _planned(writer, rows):
             return planner, codes
         marked |= new
 
-        def key(layer):
+        def key(layer, marked=marked):
             mine = sorted((what, v) for (i, what), v in marked.items() if i == id(layer))
             return tuple(mine) or None
 
