@@ -60,7 +60,8 @@ def _layernorm(f: Fields) -> str:
     s = f.spec
     if len(s.normalized_shape) != 1:
         raise ExportError(f"{f.where}: the flax export writes a LayerNorm over the last dim only")
-    size = f["normalized_shape"] if f.value("normalized_shape") is None else s.normalized_shape[0]
+    arg = f.value("normalized_shape") is None  # a tuple argument of one size
+    size = f"{f['normalized_shape']}[0]" if arg else s.normalized_shape[0]
     kws = [] if s.eps == 1e-6 else [f"epsilon={literal(s.eps)}"]
     if not s.elementwise_affine:
         kws += ["use_bias=False", "use_scale=False"]

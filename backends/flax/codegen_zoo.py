@@ -46,7 +46,7 @@ _CONV_TRANSPOSE = '''class ConvTranspose(nnx.Module):
         self.dilation, self.groups = spatial(dilation, dims), groups
         shape = (*self.kernel_size, in_channels, out_channels // groups)
         self.kernel = nnx.Param(kernel_init(rngs.params(), shape))
-        self.bias = None
+        self.bias = nnx.data(None)  # a data attribute, though empty (else nnx makes it static)
         if use_bias:
             self.bias = nnx.Param(bias_init(rngs.params(), (out_channels,)))
 
