@@ -165,6 +165,29 @@ def permute_step(base: str, call: str):
     return write
 
 
+# PyTorch's interpolate as one resize matrix per axis: the Paddle and Flax files' function
+RESIZE_MATRIX = '''def resize_matrix(n: int, o: int, ratio: float, mode: str, align_corners: bool):
+    """The (o, n) matrix of one axis of PyTorch's interpolate, out[i] = sum_j m[i, j] x[j]:
+    nearest takes x[floor(i * ratio)]; bilinear samples at (i + 0.5) * ratio - 0.5 (at
+    i * (n - 1) / (o - 1) with align_corners), between its two neighbours."""
+    i = np.arange(o, dtype=np.float64)
+    m = np.zeros((o, n), np.float64)
+    if mode == "nearest":
+        src = np.minimum(np.floor(i * np.float32(ratio)).astype(np.int64), n - 1)
+        m[np.arange(o), src] = 1.0
+        return m
+    if align_corners:
+        src = i * ((n - 1) / (o - 1)) if o > 1 else np.zeros(o)
+    else:
+        src = np.maximum((i + 0.5) * ratio - 0.5, 0.0)
+    lo = np.minimum(np.floor(src).astype(np.int64), n - 1)
+    hi = np.minimum(lo + 1, n - 1)
+    np.add.at(m, (np.arange(o), lo), 1.0 - (src - lo))
+    np.add.at(m, (np.arange(o), hi), src - lo)
+    return m
+'''
+
+
 _SINUSOID = '''def sinusoid_table(num_positions: int, dim: int):
     """(1, num_positions, dim) float32, computed in float64: position p, feature j holds
     sin(p / 10000^(2 (j // 2) / dim)) for even j, its cos for odd j."""
@@ -459,6 +482,7 @@ __all__ = [
     "register_clip",
     "attention_inputs",
     "slice_call",
+    "RESIZE_MATRIX",
     "split_call",
     "named_after",
 ]

@@ -171,35 +171,33 @@ class LayoutPlan:
         outs = [values[ref.partition(".")[0]] for _, ref in node.outputs]
         return outs[0]
 
+    def _differences(self, planner):
+        """(class name, first instance's path, other instance's path, layer path in the
+        class) wherever instances of a class of ``planner`` hold a layer's values differently
+        (a layer only some instances have is not compared)."""
+        for plan in planner.order:
+            first = planner.path_of[id(plan.instances[0])]
+            mine = self._relative(first)
+            for inst in plan.instances[1:]:
+                where = planner.path_of[id(inst)]
+                theirs = self._relative(where)
+                for p in sorted(mine.keys() & theirs.keys()):
+                    if mine[p] != theirs[p]:
+                        yield plan.name, first, where, p
+
     def check_shared(self, planner) -> None:
         """Every instance of a shared class must hold its values alike (its code is written
-        once, from the first instance; a layer only some instances have is not compared)."""
-        for plan in planner.order:
-            first = planner.path_of[id(plan.instances[0])]
-            mine = self._relative(first)
-            for inst in plan.instances[1:]:
-                where = planner.path_of[id(inst)]
-                theirs = self._relative(where)
-                if any(mine[p] != theirs[p] for p in mine.keys() & theirs.keys()):
-                    raise ExportError(
-                        f"{where}: holds its activations in other layouts than {first} of the "
-                        f"same class {plan.name}; the flax export writes one forward per class"
-                    )
+        once, from the first instance)."""
+        for name, first, where, _ in self._differences(planner):
+            raise ExportError(
+                f"{where}: holds its activations in other layouts than {first} of the "
+                f"same class {name}; the flax export writes one forward per class"
+            )
 
     def differing(self, planner) -> set[str]:
-        """The layer paths (of both instances) where instances of a class of ``planner``
-        hold their values differently (what :meth:`check_shared` refuses)."""
-        out = set()
-        for plan in planner.order:
-            first = planner.path_of[id(plan.instances[0])]
-            mine = self._relative(first)
-            for inst in plan.instances[1:]:
-                where = planner.path_of[id(inst)]
-                theirs = self._relative(where)
-                for p in mine.keys() & theirs.keys():
-                    if mine[p] != theirs[p]:
-                        out |= {_join(first, p), _join(where, p)}
-        return out
+        """The layer paths (of both instances) that :meth:`check_shared` refuses."""
+        found = self._differences(planner)
+        return {_join(root, p) for _, first, where, p in found for root in (first, where)}
 
     def _relative(self, root: str) -> dict:
         """What the code of the class at ``root`` depends on, by layer path in the class:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from xinit.codegen.emitters import args_text
 from xinit.codegen.fields import Fields, literal
 
-from ..common.codegen import _operand, _scalar_op, slice_call
+from ..common.codegen import RESIZE_MATRIX, _operand, _scalar_op, slice_call
 from .codegen_sequence import init_keywords
 
 _SPATIAL = '''def spatial(value, dims: int) -> tuple:
@@ -90,44 +90,29 @@ def _conv_transpose(f: Fields) -> str:
     return f"ConvTranspose({args_text(ins, kws, 'rngs=rngs')})"
 
 
-_UPSAMPLE = '''def resize_matrix(n: int, o: int, mode: str, align_corners: bool, factor):
-    """(o, n) float64: output[i] = sum_j M[i, j] * input[j] along one axis, PyTorch's
-    interpolate rule (nearest: floor(i * ratio); bilinear: half-pixel centres clamped at 0,
-    or the corners aligned), ratio 1 / factor where a scale factor is given."""
-    ratio = (1.0 / factor) if factor else n / o
-    i = np.arange(o, dtype=np.float64)
-    m = np.zeros((o, n), np.float64)
-    if mode == "nearest":
-        src = np.minimum(np.floor(i * np.float32(ratio)).astype(np.int64), n - 1)
-        m[np.arange(o), src] = 1.0
-        return m
-    if align_corners:
-        src = i * ((n - 1) / (o - 1)) if o > 1 else np.zeros(o)
-    else:
-        src = np.maximum((i + 0.5) * ratio - 0.5, 0.0)
-    low = np.minimum(np.floor(src).astype(np.int64), n - 1)
-    high = np.minimum(low + 1, n - 1)
-    np.add.at(m, (np.arange(o), low), 1.0 - (src - low))
-    np.add.at(m, (np.arange(o), high), src - low)
-    return m
-
+_UPSAMPLE = (
+    RESIZE_MATRIX
+    + '''
 
 def upsample(x, size=None, scale_factor=None, mode="nearest", align_corners=False):
     """PyTorch's F.interpolate on a channel-last x: one resize matrix per spatial axis."""
     sizes = x.shape[1:-1]
     if size is not None:
-        outs, factors = spatial(size, len(sizes)), (None,) * len(sizes)
+        outs = spatial(size, len(sizes))
+        ratios = [n / o for n, o in zip(sizes, outs)]
     else:
-        factors = spatial(scale_factor, len(sizes))
-        outs = tuple(int(np.floor(n * f)) for n, f in zip(sizes, factors))
+        factors = [float(f) for f in spatial(scale_factor, len(sizes))]
+        outs = [int(np.floor(n * f)) for n, f in zip(sizes, factors)]
+        ratios = [1.0 / f for f in factors]
     mats = [
-        jnp.asarray(resize_matrix(n, o, mode, align_corners, f).astype(np.float32))
-        for n, o, f in zip(sizes, outs, factors)
+        jnp.asarray(resize_matrix(n, o, r, mode, align_corners).astype(np.float32))
+        for n, o, r in zip(sizes, outs, ratios)
     ]
     src, dst = "hwd"[: len(sizes)], "HWD"[: len(sizes)]
     pairs = ",".join(f"{b}{a}" for a, b in zip(src, dst))
     return jnp.einsum(f"n{src}c,{pairs}->n{dst}c", x, *mats, precision="highest")
 '''
+)
 
 
 def _upsample(f: Fields, args: list) -> str:

@@ -4,6 +4,8 @@ RMSNorm, InstanceNorm with running statistics, and Upsample by PyTorch's resize 
 
 from __future__ import annotations
 
+from ..common.codegen import RESIZE_MATRIX
+
 RMSNORM = '''class RMSNorm(nn.Layer):
     """PyTorch's nn.RMSNorm (Paddle has no layer): x / sqrt(mean(x**2) + eps) over the last
     dims ``normalized_shape``, times ``weight``; eps None: the input dtype's machine epsilon."""
@@ -24,26 +26,9 @@ RMSNORM = '''class RMSNorm(nn.Layer):
 '''
 
 
-UPSAMPLE = '''def resize_matrix(n: int, o: int, ratio: float, mode: str, align_corners: bool):
-    """The (o, n) matrix of one axis of PyTorch's interpolate, out[i] = sum_j m[i, j] x[j]:
-    nearest takes x[floor(i * ratio)]; bilinear samples at (i + 0.5) * ratio - 0.5 (at
-    i * (n - 1) / (o - 1) with align_corners), between its two neighbours."""
-    i = np.arange(o, dtype=np.float64)
-    m = np.zeros((o, n), np.float64)
-    if mode == "nearest":
-        src = np.minimum(np.floor(i * np.float32(ratio)).astype(np.int64), n - 1)
-        m[np.arange(o), src] = 1.0
-        return m
-    if align_corners:
-        src = i * ((n - 1) / (o - 1)) if o > 1 else np.zeros(o)
-    else:
-        src = np.maximum((i + 0.5) * ratio - 0.5, 0.0)
-    lo = np.minimum(np.floor(src).astype(np.int64), n - 1)
-    hi = np.minimum(lo + 1, n - 1)
-    np.add.at(m, (np.arange(o), lo), 1.0 - (src - lo))
-    np.add.at(m, (np.arange(o), hi), src - lo)
-    return m
-
+UPSAMPLE = (
+    RESIZE_MATRIX
+    + '''
 
 class Upsample(nn.Layer):
     """PyTorch's nn.Upsample in Paddle, one spatial axis at a time as a product with its
@@ -71,6 +56,7 @@ class Upsample(nn.Layer):
             x = y.transpose(back)
         return x
 '''
+)
 
 
 RUNNING_INSTANCENORM = '''class RunningInstanceNorm(nn.Layer):
