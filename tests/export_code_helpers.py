@@ -236,7 +236,8 @@ def check_init_statistics(case: Case, first: dict, second: dict, framework: str)
             want = np.float32(item.dist.mean)  # the constant as a float32 tensor holds it
             np.testing.assert_array_equal(x, np.full_like(x, want), err_msg=what)
             continue
-        assert_moments(x, item.dist, what)
+        if x.size >= 2:  # a one-number parameter (a learned scale): its KS test alone
+            assert_moments(x, item.dist, what)
         if x.size >= N_MIN:
             assert_has_power(x, item.dist, what)
         redraw = lambda k=key: second[k].astype(np.float64).ravel()  # noqa: E731

@@ -193,7 +193,7 @@ class ModelWriter:
         forward = self._forward(node, plan)
         gap = self.code.list_gap
         made = [self.construct(c, plan, n) for n, c in node.children if n.isdigit() or not gap]
-        items = _runs([gap if m is None else m for m in made if m is not None or gap])
+        items = _runs([gap if m is None else m for m in made if m is not None or gap], gap)
         params = _join("self", self.code.init_args(plan.args, plan.flag, _hints(plan), root))
         lines = [f"class {plan.name}({self.code.module_list}):"]
         lines += [f'    """{_class_doc(node, plan)}"""', "", *_def_lines("__init__", params)]
@@ -446,18 +446,19 @@ def _ref(var: dict, ref: str) -> str:
     return f"{var[node]}[{literal(key)}]" if key else var[node]
 
 
-def _runs(items: list[str]) -> list[str]:
-    """Consecutive equal constructor calls as one ``*[call for _ in range(n)]``."""
+def _runs(items: list[str], single: str = "") -> list[str]:
+    """Consecutive equal constructor calls as one ``*[call for _ in range(n)]`` (``single``,
+    a list's gap, stays as it is)."""
     out: list[str] = []
     i = 0
     while i < len(items):
         j = i
         while j < len(items) and items[j] == items[i]:
             j += 1
-        if j - i >= 2:
+        if j - i >= 2 and items[i] != single:
             out.append(f"*[{items[i]} for _ in range({j - i})]")
         else:
-            out.append(items[i])
+            out.extend(items[i:j])
         i = j
     return out
 
