@@ -294,13 +294,16 @@ class ModelWriter:
     def _graph_forward(self, node: Graph, plan: ClassPlan) -> list[str]:
         var = {n: self._var(n) for n in node.inputs}
         listed = self._is_list(node)
+        used = {r.partition(".")[0] for n in node.order for r in node.inputs_of(n)}
+        used |= {ref.partition(".")[0] for _, ref in node.outputs}
         out = []
         for name in node.order:
             refs = node.inputs_of(name)
             args = [_ref(var, r) for r in refs]
             var[name] = self._var(name)
             expr = self.apply(_attr(name, plan, listed), node.node(name), plan, args)
-            out += call_lines(f"{var[name]} = ", expr, 8)
+            # a node whose value nothing reads (DB's thresh map at inference): called alone
+            out += call_lines(f"{var[name]} = " if name in used else "", expr, 8)
         values = [_ref(var, ref) for _, ref in node.outputs]
         if node.returns == "single":
             out.append(_IND + f"return {values[0]}")
