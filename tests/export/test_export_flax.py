@@ -237,9 +237,8 @@ def test_ppocrv2_rec_exports_and_runs_as_the_build(tmp_path):
 
 # ---- the zoo's other models ---------------------------------------------------------------
 # Each exported, run without xinit on the build's state and compared with the build; the
-# cheap ones in the default run, the large ones slow. What each brings: vgg19_encoder a
-# numbered layer list (relus as None gaps, numbers kept) returning a dict; centernet_resnet
-# transposed convolutions; dbnet_pplcnetv3 layer lists with a sum, nearest upsampling.
+# cheap one in the default run, the large ones slow. vgg19_encoder: a numbered layer list
+# (relus as None gaps, numbers kept) returning a dict.
 ZOO_CASES = [Case("vgg19_encoder", "vgg19_encoder", (1, 3, 32, 32), stats=True)]
 # centernet_resnet: transposed convolutions; unet: ConvTranspose up steps whose instances draw
 # other laws (a class each); dbnet_pplcnetv3, ppocrv4_server_det: layer lists with a sum,
