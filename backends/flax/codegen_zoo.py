@@ -101,7 +101,8 @@ def upsample(x, size=None, scale_factor=None, mode="nearest", align_corners=Fals
         outs = spatial(size, len(sizes))
         ratios = [n / o for n, o in zip(sizes, outs)]
     else:
-        factors = [float(f) for f in spatial(scale_factor, len(sizes))]
+        many = isinstance(scale_factor, (tuple, list))
+        factors = [float(f) for f in (scale_factor if many else [scale_factor] * len(sizes))]
         outs = [int(np.floor(n * f)) for n, f in zip(sizes, factors)]
         ratios = [1.0 / f for f in factors]
     mats = [
