@@ -23,7 +23,7 @@ from xinit.initializers import KaimingNormal, KaimingUniform, XavierNormal, Xavi
 from ..common.codegen import native_fans, neutral_fans
 from .codegen_layout import LayoutPlan
 from .codegen_sequence import converted, init_keywords, layout_at, register_sequence
-from .codegen_zoo import register_zoo
+from .codegen_zoo import SPATIAL, register_zoo
 
 
 class FlaxEmitters(EmitterTable):
@@ -103,19 +103,13 @@ _UNIFORM = '''def uniform(low: float, high: float):
 '''
 
 
-_SPATIAL = '''def spatial(value, dims: int) -> tuple:
-    """An int (the same along every spatial dim, as PyTorch takes it) as one entry per dim."""
-    return (value,) * dims if isinstance(value, int) else tuple(value)
-'''
-
-
 def _pair(f: Fields, name: str) -> str:
     """A spatial field as a tuple of one entry per dim: ``(3, 3)`` or ``(stride, stride)``;
     an argument some instances give as a tuple through a small function of the file."""
     value, dims = f.value(name), f.spec.dims
     if value is None:
         if f[name] in getattr(f.ctx, "tuple_args", ()):
-            f.ctx.helper("spatial", _SPATIAL)
+            f.ctx.helper("spatial", SPATIAL)
             return f"spatial({f[name]}, {dims})"
         return "(" + ", ".join([f[name]] * dims) + ")"
     if isinstance(value, int):

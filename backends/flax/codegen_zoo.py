@@ -12,7 +12,8 @@ from xinit.codegen.fields import Fields, literal
 from ..common.codegen import RESIZE_MATRIX, _operand, _scalar_op, slice_call
 from .codegen_sequence import init_keywords
 
-_SPATIAL = '''def spatial(value, dims: int) -> tuple:
+# the file's function for a field some instances give as an int, others as a tuple
+SPATIAL = '''def spatial(value, dims: int) -> tuple:
     """An int (the same along every spatial dim, as PyTorch takes it) as one entry per dim."""
     return (value,) * dims if isinstance(value, int) else tuple(value)
 '''
@@ -77,7 +78,7 @@ def _conv_transpose(f: Fields) -> str:
     s = f.spec
     for name in ("jax", "jax.numpy as jnp"):
         f.ctx.need(f"import {name}")
-    f.ctx.helper("spatial", _SPATIAL)
+    f.ctx.helper("spatial", SPATIAL)
     f.ctx.helper("ConvTranspose", _CONV_TRANSPOSE)
     kernel = f["kernel_size"] if f.value("kernel_size") is None else literal(s.kernel_size)
     kws = [*f.kw("stride", 1), *f.kw("padding", 0), *f.kw("output_padding", 0)]
@@ -120,7 +121,7 @@ def _upsample(f: Fields, args: list) -> str:
     s = f.spec
     f.ctx.need("import numpy as np")
     f.ctx.need("import jax.numpy as jnp")
-    f.ctx.helper("spatial", _SPATIAL)
+    f.ctx.helper("spatial", SPATIAL)
     f.ctx.helper("upsample", _UPSAMPLE)
     kws = [*f.kw("size", None), *f.kw("scale_factor", None), *f.kw("mode", "nearest")]
     kws += ["align_corners=True"] if s.align_corners else []
@@ -162,4 +163,4 @@ def register_zoo(table) -> None:
     table.register("div", call=lambda f, args: " / ".join(map(_operand, args)))
 
 
-__all__ = ["register_zoo"]
+__all__ = ["SPATIAL", "register_zoo"]
