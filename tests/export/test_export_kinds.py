@@ -33,14 +33,7 @@ FRAMEWORKS = ("torch", "paddle")
 # kind -> (frameworks, why): kinds the export does not write there, with the reason; a kind
 # added without emitters goes here until it has them. Entries may name kinds another branch
 # registers (not registered here: no effect until both are merged).
-WHY_SWIN = (
-    "torchvision's shifted-window attention (padding, roll, window partition, shift mask, "
-    "relative position bias) has no torch.nn/paddle.nn class: the file would retype it"
-)
-NOT_WRITTEN: dict[str, tuple[tuple[str, ...], str]] = {
-    "window_attention": (FRAMEWORKS, WHY_SWIN),
-    "window_attention_v2": (FRAMEWORKS, WHY_SWIN + " (v2: cosine attention, a bias MLP)"),
-}
+NOT_WRITTEN: dict[str, tuple[tuple[str, ...], str]] = {}
 
 # Variants of the examples that take the emitters' other branches: name -> (spec, input
 # shapes, frameworks).
@@ -79,6 +72,16 @@ VARIANTS = {
     ),
     "upsample_nearest_1d": (L.Upsample(scale_factor=3.0), ((2, 3, 5),), FRAMEWORKS),
     "sdpa_causal": (L.ScaledDotProductAttention(2, causal=True), ((2, 5, 12),), FRAMEWORKS),
+    "window_attention_plain": (  # no shift, no biases, no padding
+        L.WindowAttention(8, (3, 3), (0, 0), 2, qkv_bias=False, proj_bias=False),
+        ((2, 6, 6, 8),),
+        FRAMEWORKS,
+    ),
+    "window_attention_v2_plain": (  # a window covering the map: its shift dropped
+        L.WindowAttentionV2(8, (4, 4), (2, 2), 4, qkv_bias=False, proj_bias=False),
+        ((2, 3, 4, 8),),
+        FRAMEWORKS,
+    ),
     "dropout_downscale": (L.Dropout(0.25, mode="downscale_in_infer"), ((2, 3, 4),), FRAMEWORKS),
     "names_of_the_file": (  # nodes named as the file's helper and import: renamed variables
         Graph(

@@ -1,0 +1,290 @@
+"""Code export of shifted-window attention (``window_attention``, ``window_attention_v2``):
+torchvision's ``ShiftedWindowAttention`` and ``ShiftedWindowAttentionV2`` retyped as classes
+of the generated torch or Paddle file, with torchvision's names (``qkv``, ``proj``,
+``relative_position_bias_table``; v2 ``logit_scale``, ``cpb_mlp``, ``relative_coords_table``)
+and the steps of ``common/window_attention.py`` in its order, so the file gives the build's
+bits. The index and the shift mask are computed in the file with numpy (light: text only)."""
+
+from __future__ import annotations
+
+from xinit.codegen.emitters import args_text
+from xinit.codegen.fields import Fields
+
+# numpy constants of a window, shared by both frameworks' files
+_INDEX = '''def relative_position_index(window_size):
+    """torchvision's relative_position_index: int64 (N * N,) over the N = Wh * Ww tokens of a
+    window, the table row (dh + Wh - 1)(2 Ww - 1) + dw + Ww - 1 of the offset from key to query."""
+    wh, ww = window_size
+    rows, cols = np.divmod(np.arange(wh * ww), ww)
+    dh = rows[:, None] - rows[None, :] + wh - 1
+    dw = cols[:, None] - cols[None, :] + ww - 1
+    return (dh * (2 * ww - 1) + dw).reshape(-1).astype(np.int64)
+'''
+
+_MASK = '''def shift_mask(pad_h: int, pad_w: int, window_size, shifts):
+    """torchvision's mask of shifted windows: float32 (windows, N, N), -100 between tokens
+    from different regions of the rolled (pad_h, pad_w) map (the bands of the last window and
+    of the shift on each axis), 0 within one."""
+    (wh, ww), (sh, sw) = window_size, shifts
+    regions = np.zeros((pad_h, pad_w), np.float32)
+    bands_h = (slice(0, -wh), slice(-wh, -sh), slice(-sh, None))
+    bands_w = (slice(0, -ww), slice(-ww, -sw), slice(-sw, None))
+    for i, rows in enumerate(bands_h):
+        for j, cols in enumerate(bands_w):
+            regions[rows, cols] = 3 * i + j
+    windows = regions.reshape(pad_h // wh, wh, pad_w // ww, ww).transpose(0, 2, 1, 3)
+    windows = windows.reshape(-1, wh * ww)
+    apart = windows[:, None, :] != windows[:, :, None]
+    return np.where(apart, -100.0, 0.0).astype(np.float32)
+'''
+
+_COORDS = '''def relative_coords_table(window_size):
+    """torchvision's relative_coords_table (Swin v2): float32 (1, 2 Wh - 1, 2 Ww - 1, 2), each
+    offset scaled to [-8, 8], then sign(t) log2(|t| + 1) / 3."""
+    axes = [np.arange(1 - n, n, dtype=np.float32) / np.float32(n - 1) for n in window_size]
+    table = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)[None] * np.float32(8)
+    return np.sign(table) * np.log2(np.abs(table) + np.float32(1)) / np.float32(3)
+'''
+
+_DOC = """\
+    \"\"\"torchvision's ShiftedWindowAttention (Swin v1) on (B, H, W, C): the map padded to
+    whole windows and rolled by -shift_size (an axis whose window covers it is not shifted),
+    attention within each window with a learned bias per relative position (-100 between
+    tokens of different regions of a shifted window), projected, rolled back and cropped.\"\"\"\
+"""
+
+_DOC_V2 = """\
+    \"\"\"torchvision's ShiftedWindowAttentionV2 (Swin v2): cosine scores times a learned
+    scale per head, the bias 16 sigmoid(cpb_mlp(relative_coords_table)); the k third of
+    qkv's bias is left out, as torchvision zeroes it.\"\"\"\
+"""
+
+_TORCH = '''class ShiftedWindowAttention(nn.Module):
+DOC
+
+    def __init__(self, dim, window_size, shift_size, num_heads, qkv_bias=True, proj_bias=True):
+        super().__init__()
+        self.window_size, self.shift_size = tuple(window_size), tuple(shift_size)
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+        self.define_position_bias()
+        index = torch.from_numpy(relative_position_index(self.window_size))
+        self.register_buffer("relative_position_index", index)
+
+    def define_position_bias(self):
+        """The learned bias of each relative position: a (2 Wh - 1)(2 Ww - 1) x heads table."""
+        rows = (2 * self.window_size[0] - 1) * (2 * self.window_size[1] - 1)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(rows, self.num_heads))
+
+    def bias_table(self):
+        return self.relative_position_bias_table
+
+    def position_bias(self, n: int):
+        """(1, heads, N, N): the bias of each query-key pair of a window."""
+        bias = self.bias_table()[self.relative_position_index].reshape(n, n, -1)
+        return bias.permute(2, 0, 1).reshape(1, -1, n, n)
+
+    def project_qkv(self, x):
+        return self.qkv(x)
+
+    def scores(self, q, k):
+        """Scaled dot products of the heads' queries and keys."""
+        return (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+
+    def forward(self, x):
+        b, h, w, c = x.shape
+        (wh, ww), heads = self.window_size, self.num_heads
+        pad_h, pad_w = h + (-h) % wh, w + (-w) % ww
+        x = nn.functional.pad(x, (0, 0, 0, pad_w - w, 0, pad_h - h))
+        sh = 0 if wh >= pad_h else self.shift_size[0]
+        sw = 0 if ww >= pad_w else self.shift_size[1]
+        if sh or sw:
+            x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
+        nh, nw, n = pad_h // wh, pad_w // ww, wh * ww
+        x = x.reshape(b, nh, wh, nw, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, n, c)
+        qkv = self.project_qkv(x).reshape(-1, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        attn = self.scores(qkv[0], qkv[1]) + self.position_bias(n)
+        if sh or sw:
+            mask = torch.from_numpy(shift_mask(pad_h, pad_w, self.window_size, (sh, sw)))
+            attn = attn.reshape(b, nh * nw, heads, n, n)
+            attn = attn + mask.to(attn).reshape(1, nh * nw, 1, n, n)
+            attn = attn.reshape(-1, heads, n, n)
+        x = (attn.softmax(-1) @ qkv[2]).transpose(1, 2).reshape(-1, n, c)
+        x = self.proj(x).reshape(b, nh, nw, wh, ww, c).permute(0, 1, 3, 2, 4, 5)
+        x = x.reshape(b, pad_h, pad_w, c)
+        if sh or sw:
+            x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
+        return x[:, :h, :w, :]
+'''
+
+_TORCH_V2 = '''class ShiftedWindowAttentionV2(ShiftedWindowAttention):
+DOC
+
+    def __init__(self, dim, window_size, shift_size, num_heads, qkv_bias=True, proj_bias=True):
+        super().__init__(dim, window_size, shift_size, num_heads, qkv_bias, proj_bias)
+        self.logit_scale = nn.Parameter(torch.full((num_heads, 1, 1), math.log(10.0)))
+
+    def define_position_bias(self):
+        """A small MLP of each offset's coordinates (torchvision's cpb_mlp)."""
+        hidden, heads = nn.Linear(2, 512), nn.Linear(512, self.num_heads, bias=False)
+        self.cpb_mlp = nn.Sequential(hidden, nn.ReLU(inplace=True), heads)
+        coords = torch.from_numpy(relative_coords_table(self.window_size))
+        self.register_buffer("relative_coords_table", coords)
+
+    def bias_table(self):
+        return self.cpb_mlp(self.relative_coords_table).reshape(-1, self.num_heads)
+
+    def position_bias(self, n: int):
+        return 16 * torch.sigmoid(super().position_bias(n))
+
+    def project_qkv(self, x):
+        bias = self.qkv.bias
+        if bias is not None:
+            c = bias.shape[0] // 3
+            bias = bias.clone()
+            bias[c : 2 * c] = 0.0
+        return nn.functional.linear(x, self.qkv.weight, bias)
+
+    def scores(self, q, k):
+        """Cosine similarities times each head's exp(min(logit_scale, log 100))."""
+        q, k = nn.functional.normalize(q, dim=-1), nn.functional.normalize(k, dim=-1)
+        scale = torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
+        return (q @ k.transpose(-2, -1)) * scale
+'''
+
+_PADDLE = '''class ShiftedWindowAttention(nn.Layer):
+DOC
+
+    def __init__(self, dim, window_size, shift_size, num_heads, qkv_bias=True, proj_bias=True):
+        super().__init__()
+        self.window_size, self.shift_size = tuple(window_size), tuple(shift_size)
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias_attr=None if qkv_bias else False)
+        self.proj = nn.Linear(dim, dim, bias_attr=None if proj_bias else False)
+        self.define_position_bias()
+        index = paddle.to_tensor(relative_position_index(self.window_size))
+        self.register_buffer("relative_position_index", index, persistable=False)
+
+    def define_position_bias(self):
+        """The learned bias of each relative position: a (2 Wh - 1)(2 Ww - 1) x heads table."""
+        rows = (2 * self.window_size[0] - 1) * (2 * self.window_size[1] - 1)
+        zero = nn.initializer.Constant(0.0)
+        self.relative_position_bias_table = self.create_parameter(
+            [rows, self.num_heads], default_initializer=zero
+        )
+
+    def bias_table(self, dtype):
+        return self.relative_position_bias_table
+
+    def position_bias(self, n: int, dtype):
+        """(1, heads, N, N): the bias of each query-key pair of a window."""
+        bias = self.bias_table(dtype)[self.relative_position_index].reshape([n, n, -1])
+        return bias.transpose([2, 0, 1]).reshape([1, -1, n, n])
+
+    def project_qkv(self, x):
+        return self.qkv(x)
+
+    def scores(self, q, k):
+        """Scaled dot products of the heads' queries and keys."""
+        return (q * q.shape[-1] ** -0.5) @ k.transpose([0, 1, 3, 2])
+
+    def forward(self, x):
+        b, h, w, c = x.shape
+        (wh, ww), heads = self.window_size, self.num_heads
+        pad_h, pad_w = h + (-h) % wh, w + (-w) % ww
+        x = nn.functional.pad(x, [0, 0, 0, pad_h - h, 0, pad_w - w, 0, 0])
+        sh = 0 if wh >= pad_h else self.shift_size[0]
+        sw = 0 if ww >= pad_w else self.shift_size[1]
+        if sh or sw:
+            x = paddle.roll(x, shifts=(-sh, -sw), axis=(1, 2))
+        nh, nw, n = pad_h // wh, pad_w // ww, wh * ww
+        x = x.reshape([b, nh, wh, nw, ww, c]).transpose([0, 1, 3, 2, 4, 5])
+        x = x.reshape([-1, n, c])
+        qkv = self.project_qkv(x).reshape([-1, n, 3, heads, c // heads])
+        qkv = qkv.transpose([2, 0, 3, 1, 4])
+        attn = self.scores(qkv[0], qkv[1]) + self.position_bias(n, x.dtype)
+        if sh or sw:
+            mask = shift_mask(pad_h, pad_w, self.window_size, (sh, sw))
+            attn = attn.reshape([b, nh * nw, heads, n, n])
+            attn = attn + paddle.to_tensor(mask, dtype=attn.dtype).reshape([1, nh * nw, 1, n, n])
+            attn = attn.reshape([-1, heads, n, n])
+        x = nn.functional.softmax(attn, axis=-1) @ qkv[2]
+        x = self.proj(x.transpose([0, 2, 1, 3]).reshape([-1, n, c]))
+        x = x.reshape([b, nh, nw, wh, ww, c]).transpose([0, 1, 3, 2, 4, 5])
+        x = x.reshape([b, pad_h, pad_w, c])
+        if sh or sw:
+            x = paddle.roll(x, shifts=(sh, sw), axis=(1, 2))
+        return x[:, :h, :w, :]
+'''
+
+_PADDLE_V2 = '''class ShiftedWindowAttentionV2(ShiftedWindowAttention):
+DOC
+
+    def __init__(self, dim, window_size, shift_size, num_heads, qkv_bias=True, proj_bias=True):
+        super().__init__(dim, window_size, shift_size, num_heads, qkv_bias, proj_bias)
+        ten = nn.initializer.Constant(math.log(10.0))
+        self.logit_scale = self.create_parameter([num_heads, 1, 1], default_initializer=ten)
+
+    def define_position_bias(self):
+        """A small MLP of each offset's coordinates (torchvision's cpb_mlp)."""
+        hidden = nn.Linear(2, 512)
+        heads = nn.Linear(512, self.num_heads, bias_attr=False)
+        self.cpb_mlp = nn.Sequential(hidden, nn.ReLU(), heads)
+        coords = paddle.to_tensor(relative_coords_table(self.window_size))
+        self.register_buffer("relative_coords_table", coords, persistable=True)
+
+    def bias_table(self, dtype):
+        coords = self.relative_coords_table.astype(dtype)
+        return self.cpb_mlp(coords).reshape([-1, self.num_heads])
+
+    def position_bias(self, n: int, dtype):
+        return 16 * nn.functional.sigmoid(super().position_bias(n, dtype))
+
+    def project_qkv(self, x):
+        bias = self.qkv.bias
+        if bias is not None:
+            c = bias.shape[0] // 3
+            bias = paddle.concat([bias[:c], paddle.zeros_like(bias[c : 2 * c]), bias[2 * c :]])
+        return nn.functional.linear(x, self.qkv.weight, bias)
+
+    def scores(self, q, k):
+        """Cosine similarities times each head's exp(min(logit_scale, log 100))."""
+        q, k = nn.functional.normalize(q, axis=-1), nn.functional.normalize(k, axis=-1)
+        scale = paddle.clip(self.logit_scale, max=math.log(100.0)).exp()
+        return (q @ k.transpose([0, 1, 3, 2])) * scale
+'''
+
+_SOURCES = {
+    "torch": (_TORCH, _TORCH_V2, "import torch"),
+    "paddle": (_PADDLE, _PADDLE_V2, "import paddle"),
+}
+
+
+def window_attention_emitter(framework: str):
+    """``ShiftedWindowAttention(dim, window_size, shift_size, num_heads)`` (v2: ...V2), a
+    class of the ``framework`` file (with the numpy functions it calls) named as
+    torchvision's, whose state keys are xinit's build's."""
+    v1, v2, import_line = _SOURCES[framework]
+
+    def write(f: Fields) -> str:
+        ctx = f.ctx
+        for line in ("import numpy as np", import_line):
+            ctx.need(line)
+        ctx.helper("relative_position_index", _INDEX)
+        ctx.helper("shift_mask", _MASK)
+        ctx.helper("ShiftedWindowAttention", v1.replace("DOC", _DOC))
+        name = "ShiftedWindowAttention"
+        if f.spec.cosine:
+            ctx.need("import math")
+            ctx.helper("relative_coords_table", _COORDS)
+            ctx.helper("ShiftedWindowAttentionV2", v2.replace("DOC", _DOC_V2))
+            name += "V2"
+        shape = (f["dim"], f["window_size"], f["shift_size"], f["num_heads"])
+        kws = [*f.kw("qkv_bias", True), *f.kw("proj_bias", True)]
+        return f"{name}({args_text(*shape, kws)})"
+
+    return write
+
+
+__all__ = ["window_attention_emitter"]
