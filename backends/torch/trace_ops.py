@@ -541,8 +541,9 @@ def module_reader(m) -> Callable | None:
     if found is not None or type(m).__name__ not in LOOKALIKES:
         return found
     attrs, read = LOOKALIKES[type(m).__name__]
+    stateful = type(m).__name__ in STATEFUL_LOOKALIKES
     empty = next(itertools.chain(m.parameters(), m.buffers(), m.children()), None) is None
-    return read if empty and all(hasattr(m, a) for a in attrs) else None
+    return read if (empty or stateful) and all(hasattr(m, a) for a in attrs) else None
 
 
 # torchvision's parameter-free classes as a model file retypes them (xinit's code export
@@ -577,6 +578,13 @@ def _shifted_window_attention(t, m):
     window, shift = tuple(m.window_size), tuple(m.shift_size)
     qkv_bias, proj_bias = m.qkv.bias is not None, m.proj.bias is not None
     return t.kind(kind, m.qkv.in_features, window, shift, m.num_heads, qkv_bias, proj_bias)
+
+
+# torchvision's Swin attentions as the code export writes them: classes with parameters, read
+# by name too (the tracer checks what they compute against xinit's module on their state).
+_SWIN_ATTRS = ("qkv", "proj", "window_size", "shift_size", "num_heads")
+STATEFUL_LOOKALIKES = ("ShiftedWindowAttention", "ShiftedWindowAttentionV2")
+LOOKALIKES |= {name: (_SWIN_ATTRS, _shifted_window_attention) for name in STATEFUL_LOOKALIKES}
 
 
 def op_name(func) -> str:
