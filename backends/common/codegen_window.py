@@ -3,48 +3,16 @@ torchvision's ``ShiftedWindowAttention`` and ``ShiftedWindowAttentionV2`` retype
 of the generated torch or Paddle file, with torchvision's names (``qkv``, ``proj``,
 ``relative_position_bias_table``; v2 ``logit_scale``, ``cpb_mlp``, ``relative_coords_table``)
 and the steps of ``common/window_attention.py`` in its order, so the file gives the build's
-bits. The index and the shift mask are computed in the file with numpy (light: text only)."""
+bits. The index, the shift mask and v2's coordinates are computed in the file by the numpy
+functions xinit computes them with (their source, from ``xinit/layers/window.py``)."""
 
 from __future__ import annotations
 
+import inspect
+
 from xinit.codegen.emitters import args_text
 from xinit.codegen.fields import Fields
-
-# numpy constants of a window, shared by both frameworks' files
-_INDEX = '''def relative_position_index(window_size):
-    """torchvision's relative_position_index: int64 (N * N,) over the N = Wh * Ww tokens of a
-    window, the table row (dh + Wh - 1)(2 Ww - 1) + dw + Ww - 1 of the offset from key to query."""
-    wh, ww = window_size
-    rows, cols = np.divmod(np.arange(wh * ww), ww)
-    dh = rows[:, None] - rows[None, :] + wh - 1
-    dw = cols[:, None] - cols[None, :] + ww - 1
-    return (dh * (2 * ww - 1) + dw).reshape(-1).astype(np.int64)
-'''
-
-_MASK = '''def shift_mask(pad_h: int, pad_w: int, window_size, shifts):
-    """torchvision's mask of shifted windows: float32 (windows, N, N), -100 between tokens
-    from different regions of the rolled (pad_h, pad_w) map (the bands of the last window and
-    of the shift on each axis), 0 within one."""
-    (wh, ww), (sh, sw) = window_size, shifts
-    regions = np.zeros((pad_h, pad_w), np.float32)
-    bands_h = (slice(0, -wh), slice(-wh, -sh), slice(-sh, None))
-    bands_w = (slice(0, -ww), slice(-ww, -sw), slice(-sw, None))
-    for i, rows in enumerate(bands_h):
-        for j, cols in enumerate(bands_w):
-            regions[rows, cols] = 3 * i + j
-    windows = regions.reshape(pad_h // wh, wh, pad_w // ww, ww).transpose(0, 2, 1, 3)
-    windows = windows.reshape(-1, wh * ww)
-    apart = windows[:, None, :] != windows[:, :, None]
-    return np.where(apart, -100.0, 0.0).astype(np.float32)
-'''
-
-_COORDS = '''def relative_coords_table(window_size):
-    """torchvision's relative_coords_table (Swin v2): float32 (1, 2 Wh - 1, 2 Ww - 1, 2), each
-    offset scaled to [-8, 8], then sign(t) log2(|t| + 1) / 3."""
-    axes = [np.arange(1 - n, n, dtype=np.float32) / np.float32(n - 1) for n in window_size]
-    table = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)[None] * np.float32(8)
-    return np.sign(table) * np.log2(np.abs(table) + np.float32(1)) / np.float32(3)
-'''
+from xinit.layers import window
 
 _DOC = """\
     \"\"\"torchvision's ShiftedWindowAttention (Swin v1) on (B, H, W, C): the map padded to
@@ -271,13 +239,13 @@ def window_attention_emitter(framework: str):
         ctx = f.ctx
         for line in ("import numpy as np", import_line):
             ctx.need(line)
-        ctx.helper("relative_position_index", _INDEX)
-        ctx.helper("shift_mask", _MASK)
+        for constant in (window.relative_position_index, window.shift_mask):
+            ctx.helper(constant.__name__, inspect.getsource(constant))
         ctx.helper("ShiftedWindowAttention", v1.replace("DOC", _DOC))
         name = "ShiftedWindowAttention"
         if f.spec.cosine:
             ctx.need("import math")
-            ctx.helper("relative_coords_table", _COORDS)
+            ctx.helper("relative_coords_table", inspect.getsource(window.relative_coords_table))
             ctx.helper("ShiftedWindowAttentionV2", v2.replace("DOC", _DOC_V2))
             name += "V2"
         shape = (f["dim"], f["window_size"], f["shift_size"], f["num_heads"])
