@@ -65,6 +65,8 @@ def _binary(name: str, reverse: bool = False):
             return t.unknown(f"{name} with alpha={alpha!r}, rounding_mode={rounding!r}")
         if reverse:
             a, b = b, a
+        if t.learned_view_op(_BINARY[name], a, b, out):  # x * self.gamma.reshape(1, -1, 1, 1)
+            return None
         if isinstance(a, Tensor) and isinstance(b, Tensor):
             if name == "add" and t.learned_add(a, b, out):
                 return None
@@ -223,6 +225,8 @@ def reshape(t, x, out, hint="reshape"):
     Tensor.reshape_as,
 )
 def _reshape(t, args, kwargs, out):
+    if t.view_learned(args[0], out):  # a parameter's view, for the arithmetic it goes into
+        return None
     if tuple(out.shape) == tuple(args[0].shape):
         return t.alias(out, args[0])
     return reshape(t, args[0], out)
