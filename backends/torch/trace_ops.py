@@ -260,9 +260,22 @@ def _cat(t, args, kwargs, out):
     dim = _dim(arg(args, kwargs, 1, "dim", 0), out.ndim)
     if dim == 0:
         return t.unknown("cat along the batch dim")
-    if len(tensors) == 2 and dim == 1 and t.learned_prepend(tensors[0], tensors[1], out):
+    if dim == 1 and _prepended(t, tensors, out):
         return None
     return t.node("cat", t.kind("Concat", dim), tensors, out)
+
+
+def _prepended(t, tensors: list, out) -> bool:
+    """``cat([self.cls_token.expand(n, -1, -1), self.dist_token.expand(...), x], 1)``: one
+    learned prepend a token, the last first (DeiT's distilled model has two)."""
+    *tokens, current = tensors
+    if not tokens or not all(id(x) in t.pending for x in tokens) or not t.rec.known(current):
+        return False
+    for i in range(len(tokens) - 1, -1, -1):
+        joined = out if i == 0 else torch.cat([tokens[i], current], 1)
+        t.learned_prepend(tokens[i], current, joined)
+        current = joined
+    return True
 
 
 @op(torch.stack)
