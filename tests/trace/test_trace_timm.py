@@ -1,0 +1,154 @@
+"""The PyTorch tracer on real timm models (random init, nothing downloaded): ViT and DeiT
+(timm's ``Attention`` as qkv -> sdpa -> proj), ConvNeXt (``gamma.reshape(1, -1, 1, 1)`` in
+arithmetic), and the families built on ``BatchNormAct2d`` (norm node + activation node). The
+traced spec has the model's own state keys, runs equal to it in PyTorch (traced at batch 1,
+run at batch 3), and ``xinit.convert`` takes it to Paddle and Flax with xinit's parity
+verdict (float64-derived) passing against the timm model itself. A fault planted after the
+trace is caught by that verdict at the layer where it acts; a timm layer configured beyond
+what the decomposition computes is refused, named by its path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import real_models as real
+from helpers import require_backend
+
+import xinit
+from xinit.blocks import walk
+from xinit.tracing import TraceError
+
+torch = pytest.importorskip("torch")
+
+
+def _vit(**kw):
+    timm = real.vision("timm")
+    small = dict(img_size=32, patch_size=8, depth=2, num_classes=10)
+    return timm.create_model(
+        kw.pop("name", "vit_tiny_patch16_224"), pretrained=False, **small, **kw
+    )
+
+
+def _convnext():
+    """timm's ConvNeXt classes, four stages of one block, 8 to 32 channels."""
+    timm = real.vision("timm")
+    return timm.models.convnext.ConvNeXt(depths=(1,) * 4, dims=(8, 16, 24, 32), num_classes=10)
+
+
+def _create(name: str):
+    return lambda: real.vision("timm").create_model(name, pretrained=False, num_classes=10)
+
+
+# name -> (factory, torch check fast, convert to paddle/flax fast): the rest are slow
+FAMILIES = {
+    "vit": (_vit, True, True),
+    "deit_distilled": (lambda: _vit(name="deit_tiny_distilled_patch16_224"), True, False),
+    "deit3": (lambda: _vit(name="deit3_small_patch16_224"), True, False),  # LayerScale
+    "convnext": (_convnext, True, True),
+    "regnety_002": (_create("regnety_002"), True, False),  # BatchNormAct2d, SE
+    "convnext_atto": (_create("convnext_atto"), True, False),
+    "resnet18": (_create("resnet18"), True, False),
+    "efficientnet_b0": (_create("efficientnet_b0"), False, False),
+    "mobilenetv3_small_050": (_create("mobilenetv3_small_050"), False, False),
+    "regnetx_002": (_create("regnetx_002"), False, False),
+    "vit_small_224": (_create("vit_small_patch16_224"), False, False),
+}
+SIZES = {"vit_small_224": 224}
+
+
+def _cases(which: int):
+    return [
+        n if fast[which] else pytest.param(n, marks=pytest.mark.slow)
+        for n, fast in ((n, f[1:]) for n, f in FAMILIES.items())
+    ]
+
+
+def _input(name: str, batch: int, seed: int) -> np.ndarray:
+    size = SIZES.get(name, 32)
+    return np.random.default_rng(seed).standard_normal((batch, 3, size, size)).astype(np.float32)
+
+
+def _model(name: str):
+    torch.manual_seed(0)
+    return FAMILIES[name][0]().eval()
+
+
+@pytest.mark.parametrize("name", _cases(0))
+def test_traced_timm_spec_runs_as_the_model_in_torch(name):
+    model = _model(name)
+    spec = xinit.trace(model, torch.from_numpy(_input(name, 1, 0)))
+    built = xinit.build(spec, "torch")
+    # the same keys (a learned token's may come in another order: DeiT's dist_token)
+    assert sorted(built.state_dict()) == sorted(model.state_dict())
+    built.load_state_dict(model.state_dict(), strict=True)
+    x3 = torch.from_numpy(_input(name, 3, 1))
+    with torch.no_grad():  # batch 1 traced, batch 3 run: the same ops on the same weights
+        want, got = model(x3), built.eval()(x3)
+    assert torch.equal(want, got), (want - got).abs().max()
+
+
+@pytest.mark.parametrize("name", _cases(1))
+def test_timm_model_converts_to_paddle_and_flax_with_parity(name):
+    model = _model(name)
+    x = _input(name, 2, 1)
+    for fw in ("paddle", "flax"):
+        require_backend(fw)
+        _, report = xinit.convert(model, fw, x)
+        assert report.transfer.loaded and report.parity.rows and report.ok, report.parity
+
+
+def test_timm_layers_become_their_kinds_under_timm_names():
+    vit = xinit.trace(_model("vit"), torch.zeros(1, 3, 32, 32))
+    paths = {path for path, _ in walk(vit)}
+    assert {"blocks.0.attn.qkv", "blocks.0.attn.sdpa", "blocks.0.attn.proj"} <= paths
+    convnext = xinit.trace(_model("convnext"), torch.zeros(1, 3, 32, 32))
+    gamma = dict(walk(convnext))["stages.0.blocks.0.gamma"]
+    assert type(gamma).__name__ == "LearnedTensor" and gamma.shape == (8,)
+    regnet = dict(walk(xinit.trace(_model("regnety_002"), torch.zeros(1, 3, 32, 32))))
+    assert type(regnet["stem.bn"]).__name__ == "BatchNorm"
+    assert type(regnet["stem.bn_relu"]).__name__ == "ReLU"
+
+
+def test_a_fault_planted_after_the_trace_is_caught_where_it_acts():
+    """The traced spec, converted, against a timm model changed after the trace: a norm's
+    activation removed (``stem.bn`` of a RegNetY no longer applies its ReLU) and a ViT
+    attention's heads merged into one. The verdict passes before the fault and
+    fails where it acts: the norm's own row compares its output before the activation, so
+    it still passes and its block ``stem`` fails."""
+    require_backend("paddle")
+    regnet = _model("regnety_002")
+    x = _input("regnety_002", 2, 1)
+    spec = xinit.trace(regnet, torch.from_numpy(x[:1]))
+    _, report = xinit.convert(regnet, "paddle", x, spec=spec)
+    assert report.ok, report.parity
+    regnet.stem.bn.act = torch.nn.Identity()
+    _, report = xinit.convert(regnet, "paddle", x, spec=spec)
+    rows = {row.path: row.passed for row in report.parity.rows}
+    assert rows["stem.conv"] and rows["stem.bn"] and not report.ok
+    assert report.parity.first_divergent.path == "stem", report.parity.summary()
+    vit = _model("vit")
+    spec = xinit.trace(vit, torch.zeros(1, 3, 32, 32))
+    attn = vit.blocks[1].attn
+    attn.num_heads, attn.head_dim = 1, attn.attn_dim  # one head of 192 where 3 were traced
+    _, report = xinit.convert(vit, "paddle", _input("vit", 2, 1), spec=spec)
+    rows = {row.path: row.passed for row in report.parity.rows}
+    assert rows["blocks.1.attn.qkv"] and not report.ok
+    assert report.parity.first_divergent.path == "blocks.1.attn.proj", report.parity.summary()
+
+
+def test_a_timm_layer_beyond_its_kinds_is_named_with_its_path():
+    """timm's Attention with q/k normalisation (the sdpa kind has none) and ConvNeXt-V2's
+    GRN (``Tensor.norm``, ``torch.addcmul``: no kind): each named at its module path."""
+    vit = _vit(qk_norm=True).eval()
+    with pytest.raises(TraceError) as err:
+        xinit.trace(vit, torch.zeros(1, 3, 32, 32))
+    lines = str(err.value).splitlines()[1:]
+    assert len(lines) == 2 and lines[0].startswith("  blocks.0: layer 'attn'")
+    assert "timm.layers.attention.Attention" in lines[0] and "(q_norm)" in lines[0]
+    assert lines[1].startswith("  blocks.1: layer 'attn'")
+    timm = real.vision("timm")
+    v2 = timm.models.convnext.ConvNeXt(
+        depths=(1,) * 4, dims=(8,) * 4, use_grn=True, ls_init_value=None
+    )
+    with pytest.raises(TraceError, match=r"stages\.0\.blocks\.0\.mlp\.grn: operation Tensor.norm"):
+        xinit.trace(v2.eval(), torch.zeros(1, 3, 32, 32))
