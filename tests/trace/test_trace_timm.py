@@ -152,3 +152,63 @@ def test_a_timm_layer_beyond_its_kinds_is_named_with_its_path():
     )
     with pytest.raises(TraceError, match=r"stages\.0\.blocks\.0\.mlp\.grn: operation Tensor.norm"):
         xinit.trace(v2.eval(), torch.zeros(1, 3, 32, 32))
+
+
+class _NormActs(torch.nn.Module):
+    """timm's norm + activation layers in a row, each with another activation, one without
+    (``apply_act=False``), the last on an (N, L, C) sequence."""
+
+    def __init__(self):
+        super().__init__()
+        layers = real.vision("timm").layers
+        nn = torch.nn
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.gn = layers.GroupNormAct(8, 2, act_layer=nn.SiLU)
+        self.ln2d = layers.LayerNormAct2d(8, act_layer=nn.GELU)
+        self.bn = layers.BatchNormAct2d(8, act_layer=nn.Hardswish)
+        self.bn_plain = layers.BatchNormAct2d(8, apply_act=False)
+        self.ln = layers.LayerNormAct(8, act_layer=nn.ReLU)
+
+    def forward(self, x):
+        y = self.bn_plain(self.bn(self.ln2d(self.gn(self.conv(x)))))
+        return self.ln(y.flatten(2).transpose(1, 2))
+
+
+def test_timm_norm_act_layers_are_the_norm_then_the_activation():
+    torch.manual_seed(0)
+    model = _NormActs().eval()
+    with torch.no_grad():  # statistics and affine parameters away from their initial values
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2.0)
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm, torch.nn.LayerNorm)):
+                m.weight.normal_()
+                m.bias.normal_()
+    spec = xinit.trace(model, torch.zeros(1, 3, 8, 8))
+    kinds = [(name, type(node).__name__) for name, node in spec.steps]
+    assert kinds == [
+        ("conv", "Conv"),
+        ("gn", "GroupNorm"),
+        ("gn_silu", "SiLU"),
+        ("ln2d", "LayerNorm2d"),
+        ("ln2d_gelu", "GELU"),
+        ("bn", "BatchNorm"),
+        ("bn_hardswish", "Hardswish"),
+        ("bn_plain", "BatchNorm"),
+        ("flatten", "Flatten"),
+        ("transpose", "Permute"),
+        ("ln", "LayerNorm"),
+        ("ln_relu", "ReLU"),
+    ]
+    built = xinit.build(spec, "torch")
+    built.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(3, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(built.eval()(x), model(x))
+    for fw in ("paddle", "flax"):
+        require_backend(fw)
+        _, report = xinit.convert(model, fw, x.numpy()[:2])
+        compared = [row.path for row in report.parity.rows]
+        assert {"gn", "ln2d", "bn", "bn_plain", "ln"} <= set(compared)
+        assert report.ok, report.parity.summary()
