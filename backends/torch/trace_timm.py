@@ -6,6 +6,8 @@ the module's own attribute names, so the spec's state keys stay timm's.
   ``{qkv: Linear, sdpa: ScaledDotProductAttention, proj: Linear}``, the structure of xinit's
   zoo ViT (``xinit/models/vit.py``), where the module's own forward moves the batch
   (``permute(2, 0, 3, 1, 4)``) and calls ``F.scaled_dot_product_attention``.
+- ``Conv2dSame`` (the ``tf_`` EfficientNets): a ``Pad`` of TensorFlow's "SAME" padding for
+  the traced size, then the Conv.
 - the norm + activation layers (``BatchNormAct2d``, ``LayerNormAct2d``, ...: a torch norm
   subclass whose forward also applies its ``act`` child): the norm as its node, named by
   the attribute (keys ``bn1.weight``), then the activation as node ``<name>_<kind>``, as
@@ -21,6 +23,7 @@ up among the modules already imported.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -111,6 +114,29 @@ def _attention(t, m, name: str, inputs: list, kwargs: dict, out) -> None:
     t.node("sdpa", t.kind("ScaledDotProductAttention", m.num_heads), [packed], mixed)
     t.node("proj", _read(t, m.proj), [mixed], out)
     t.rec.exit(name, out)
+    return None
+
+
+# ---- TensorFlow's "SAME" padding -------------------------------------------------------------
+@decomposes("timm.layers.conv2d_same.Conv2dSame")
+def _conv_same(t, m, name: str, inputs: list, kwargs: dict, out) -> None:
+    """A ``Pad`` (node ``<name>_pad``) of the "SAME" padding for the traced size, then the
+    Conv without padding, as the Flax tracer makes an uneven ``"SAME"`` explicit."""
+    if len(inputs) != 1 or inputs[0].ndim != 4:
+        return _refuse(t, m, name, "is not called on one (N, C, H, W) image", inputs, out)
+    x = inputs[0]
+    pads = []  # (before, after) of H, then W: timm's pad_same
+    for size, k, s, d in zip(x.shape[-2:], m.kernel_size, m.stride, m.dilation):
+        total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        pads.append((total // 2, total - total // 2))
+    (top, bottom), (left, right) = pads
+    if top or bottom or left or right:
+        shape = (*x.shape[:2], x.shape[2] + top + bottom, x.shape[3] + left + right)
+        padded = x.new_empty(shape)
+        spec = t.kind("Pad", (left, right, top, bottom), "constant", 0.0)
+        t.node(f"{name}_pad", spec, [x], padded)
+        x = padded
+    t.node(name, _read(t, m), [x], out)
     return None
 
 

@@ -35,6 +35,18 @@ def _convnext():
     return timm.models.convnext.ConvNeXt(depths=(1,) * 4, dims=(8, 16, 24, 32), num_classes=10)
 
 
+def _same_padding():
+    """timm's TensorFlow-style convs (``tf_`` EfficientNets): "SAME" padding, uneven where
+    the stride is 2, each then a BatchNormAct2d."""
+    layers = real.vision("timm").layers
+    return torch.nn.Sequential(
+        layers.Conv2dSame(3, 8, 3, stride=2),
+        layers.BatchNormAct2d(8, act_layer=torch.nn.SiLU),
+        layers.Conv2dSame(8, 8, 5, groups=8),
+        layers.BatchNormAct2d(8),
+    )
+
+
 def _create(name: str):
     return lambda: real.vision("timm").create_model(name, pretrained=False, num_classes=10)
 
@@ -46,14 +58,16 @@ FAMILIES = {
     "deit3": (lambda: _vit(name="deit3_small_patch16_224"), True, False),  # LayerScale
     "convnext": (_convnext, True, True),
     "regnety_002": (_create("regnety_002"), True, False),  # BatchNormAct2d, SE
+    "same_padding": (_same_padding, True, True),
     "convnext_atto": (_create("convnext_atto"), True, False),
     "resnet18": (_create("resnet18"), True, False),
     "efficientnet_b0": (_create("efficientnet_b0"), False, False),
+    "tf_efficientnet_b0": (_create("tf_efficientnet_b0"), False, False),  # Conv2dSame
     "mobilenetv3_small_050": (_create("mobilenetv3_small_050"), False, False),
     "regnetx_002": (_create("regnetx_002"), False, False),
     "vit_small_224": (_create("vit_small_patch16_224"), False, False),
 }
-SIZES = {"vit_small_224": 224}
+SIZES = {"vit_small_224": 224, "same_padding": 31}
 
 
 def _cases(which: int):
