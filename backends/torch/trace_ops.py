@@ -66,6 +66,8 @@ def _binary(name: str, reverse: bool = False):
             return t.unknown(f"{name} with alpha={alpha!r}, rounding_mode={rounding!r}")
         if reverse:
             a, b = b, a
+        if t.learned_view_op(_BINARY[name], a, b, out):  # x * self.gamma.reshape(1, -1, 1, 1)
+            return None
         if isinstance(a, Tensor) and isinstance(b, Tensor):
             if name == "add" and t.learned_add(a, b, out):
                 return None
@@ -224,6 +226,8 @@ def reshape(t, x, out, hint="reshape"):
     Tensor.reshape_as,
 )
 def _reshape(t, args, kwargs, out):
+    if t.view_learned(args[0], out):  # a parameter's view, for the arithmetic it goes into
+        return None
     if tuple(out.shape) == tuple(args[0].shape):
         return t.alias(out, args[0])
     return reshape(t, args[0], out)
@@ -257,9 +261,22 @@ def _cat(t, args, kwargs, out):
     dim = _dim(arg(args, kwargs, 1, "dim", 0), out.ndim)
     if dim == 0:
         return t.unknown("cat along the batch dim")
-    if len(tensors) == 2 and dim == 1 and t.learned_prepend(tensors[0], tensors[1], out):
+    if dim == 1 and _prepended(t, tensors, out):
         return None
     return t.node("cat", t.kind("Concat", dim), tensors, out)
+
+
+def _prepended(t, tensors: list, out) -> bool:
+    """``cat([self.cls_token.expand(n, -1, -1), self.dist_token.expand(...), x], 1)``: one
+    learned prepend a token, the last first (DeiT's distilled model has two)."""
+    *tokens, current = tensors
+    if not tokens or not all(id(x) in t.pending for x in tokens) or not t.rec.known(current):
+        return False
+    for i in range(len(tokens) - 1, -1, -1):
+        joined = out if i == 0 else torch.cat([tokens[i], current], 1)
+        t.learned_prepend(tokens[i], current, joined)
+        current = joined
+    return True
 
 
 @op(torch.stack)
