@@ -30,7 +30,7 @@ from typing import Any
 
 from torch import nn
 
-from . import trace_ops
+from . import trace_modules
 
 # module class path -> converter (tracer, module, name, inputs, output); exact classes only
 _BY_PATH: dict[str, Callable] = {}
@@ -74,7 +74,7 @@ def _read(t, module) -> Any:
     lowering = t.adapter.lowerings.lowering_of(module)
     if lowering is not None:
         return lowering.read(module)
-    read = trace_ops.module_reader(module)
+    read = trace_modules.module_reader(module)
     return read(t, module) if read is not None else None
 
 

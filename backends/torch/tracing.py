@@ -11,7 +11,7 @@ the same either way at a fraction of a forward's cost. What it does is reported 
 - module calls through forward hooks (pre and post, with keyword arguments) on every module of
   the model, and a global hook for modules the forward makes on the fly. A module a lowering
   reads (``Lowering.read``) or a parameter-free ``torch.nn``/torchvision class of
-  :data:`.trace_ops.MODULES` is one node, named by its attribute, and nothing below it is
+  :data:`.trace_modules.MODULES` is one node, named by its attribute, and nothing below it is
   recorded; any other module opens a scope (a nested Graph under its attribute name);
 - functional ops and Tensor methods through a ``TorchFunctionMode``: each op in
   :data:`.trace_ops.OPS` records its spec; any other op that takes a traced tensor is an
@@ -34,7 +34,7 @@ from torch.overrides import TorchFunctionMode
 from xinit import layers as L
 from xinit.tracing import TraceError, TraceRecorder, trace_batch
 
-from . import trace_ops, trace_timm
+from . import trace_modules, trace_ops, trace_timm
 
 
 def trace(model: Any, example_input: Any, *, batch: int | None = None) -> Any:
@@ -113,7 +113,7 @@ class _Tracer:
     """One trace: the module calls open, the recorder, and what converters ask of it."""
 
     def __init__(self, model, adapter, rec: TraceRecorder):
-        trace_ops.torchvision_modules()
+        trace_modules.torchvision_modules()
         self.model, self.adapter, self.rec = model, adapter, rec
         self.batch = rec.batch
         self.paths = {id(m): p for p, m in model.named_modules()}
@@ -219,12 +219,12 @@ class _Tracer:
             spec = lowering.read(module)
             if spec is not None:
                 return spec
-        read = trace_ops.module_reader(module)
+        read = trace_modules.module_reader(module)
         return read(self, module) if read is not None else None
 
     def _known_class(self, module) -> bool:
         """A parameter-free class of the table (its spec was refused: an unknown already)."""
-        return trace_ops.module_reader(module) is not None
+        return trace_modules.module_reader(module) is not None
 
     def _unknown_class(self, module) -> bool:
         """A class of torch.nn itself that is no known layer (its forward is torch's own, not
