@@ -255,4 +255,137 @@ def window_attention_emitter(framework: str):
     return write
 
 
-__all__ = ["window_attention_emitter"]
+# ---- Flax NNX (the laws as initializers the constructor takes, by neutral leaf) --------------
+_FLAX_LINEAR = '''def linear(n_in: int, n_out: int, bias: bool, inits: dict, name: str, rngs):
+    """nnx.Linear drawn by the laws ``inits`` gives ``name + ".weight"`` and ``".bias"``."""
+    bias_init = {"bias_init": inits[name + ".bias"]} if bias else {}
+    kernel_init = inits[name + ".weight"]
+    return nnx.Linear(n_in, n_out, use_bias=bias, kernel_init=kernel_init, rngs=rngs, **bias_init)
+'''
+
+_FLAX = '''class ShiftedWindowAttention(nnx.Module):
+DOC
+
+    def __init__(
+        self, dim, window_size, shift_size, num_heads, qkv_bias=True, proj_bias=True, *, inits, rngs
+    ):
+        self.window_size, self.shift_size = tuple(window_size), tuple(shift_size)
+        self.num_heads = num_heads
+        self.qkv = linear(dim, dim * 3, qkv_bias, inits, "qkv", rngs)
+        self.proj = linear(dim, dim, proj_bias, inits, "proj", rngs)
+        self.define_position_bias(inits, rngs)
+
+    def define_position_bias(self, inits, rngs):
+        """The learned bias of each relative position: a (2 Wh - 1)(2 Ww - 1) x heads table."""
+        rows = (2 * self.window_size[0] - 1) * (2 * self.window_size[1] - 1)
+        draw = inits["relative_position_bias_table"]
+        self.relative_position_bias_table = nnx.Param(draw(rngs.params(), (rows, self.num_heads)))
+
+    def bias_table(self, dtype):
+        return self.relative_position_bias_table[...]
+
+    def position_bias(self, n: int, dtype):
+        """(1, heads, N, N): the bias of each query-key pair of a window."""
+        index = relative_position_index(self.window_size)
+        bias = self.bias_table(dtype)[index].reshape(n, n, -1)
+        return bias.transpose(2, 0, 1).reshape(1, -1, n, n)
+
+    def project_qkv(self, x):
+        return self.qkv(x)
+
+    def scores(self, q, k):
+        """Scaled dot products of the heads' queries and keys."""
+        return (q * q.shape[-1] ** -0.5) @ jnp.swapaxes(k, -2, -1)
+
+    def __call__(self, x):
+        b, h, w, c = x.shape
+        (wh, ww), heads = self.window_size, self.num_heads
+        pad_h, pad_w = h + (-h) % wh, w + (-w) % ww
+        x = jnp.pad(x, ((0, 0), (0, pad_h - h), (0, pad_w - w), (0, 0)))
+        sh = 0 if wh >= pad_h else self.shift_size[0]
+        sw = 0 if ww >= pad_w else self.shift_size[1]
+        if sh or sw:
+            x = jnp.roll(x, (-sh, -sw), axis=(1, 2))
+        nh, nw, n = pad_h // wh, pad_w // ww, wh * ww
+        x = x.reshape(b, nh, wh, nw, ww, c).transpose(0, 1, 3, 2, 4, 5).reshape(-1, n, c)
+        qkv = self.project_qkv(x).reshape(-1, n, 3, heads, c // heads).transpose(2, 0, 3, 1, 4)
+        attn = self.scores(qkv[0], qkv[1]) + self.position_bias(n, x.dtype)
+        if sh or sw:
+            mask = shift_mask(pad_h, pad_w, self.window_size, (sh, sw))
+            attn = attn.reshape(b, nh * nw, heads, n, n)
+            attn = attn + jnp.asarray(mask, attn.dtype).reshape(1, nh * nw, 1, n, n)
+            attn = attn.reshape(-1, heads, n, n)
+        x = jax.nn.softmax(attn, axis=-1) @ qkv[2]
+        x = self.proj(x.transpose(0, 2, 1, 3).reshape(-1, n, c))
+        x = x.reshape(b, nh, nw, wh, ww, c).transpose(0, 1, 3, 2, 4, 5)
+        x = x.reshape(b, pad_h, pad_w, c)
+        if sh or sw:
+            x = jnp.roll(x, (sh, sw), axis=(1, 2))
+        return x[:, :h, :w, :]
+'''
+
+_FLAX_V2 = '''class ShiftedWindowAttentionV2(ShiftedWindowAttention):
+DOC
+
+    def __init__(
+        self, dim, window_size, shift_size, num_heads, qkv_bias=True, proj_bias=True, *, inits, rngs
+    ):
+        args = (dim, window_size, shift_size, num_heads, qkv_bias, proj_bias)
+        super().__init__(*args, inits=inits, rngs=rngs)
+        self.logit_scale = nnx.Param(inits["logit_scale"](rngs.params(), (num_heads, 1, 1)))
+
+    def define_position_bias(self, inits, rngs):
+        """A small MLP of each offset's coordinates (torchvision's cpb_mlp)."""
+        hidden = linear(2, 512, True, inits, "cpb_mlp.0", rngs)
+        heads = linear(512, self.num_heads, False, inits, "cpb_mlp.2", rngs)
+        self.cpb_mlp = nnx.Sequential(hidden, jax.nn.relu, heads)
+        coords = jnp.asarray(relative_coords_table(self.window_size))
+        self.relative_coords_table = nnx.BatchStat(coords)  # state, not learned
+
+    def bias_table(self, dtype):
+        coords = self.relative_coords_table[...].astype(dtype)
+        return self.cpb_mlp(coords).reshape(-1, self.num_heads)
+
+    def position_bias(self, n: int, dtype):
+        return 16 * jax.nn.sigmoid(super().position_bias(n, dtype))
+
+    def project_qkv(self, x):
+        y = x @ self.qkv.kernel[...]
+        if self.qkv.bias is not None:
+            bias = self.qkv.bias[...]
+            c = bias.shape[0] // 3
+            y = y + jnp.concatenate([bias[:c], jnp.zeros_like(bias[c : 2 * c]), bias[2 * c :]])
+        return y
+
+    def scores(self, q, k):
+        """Cosine similarities times each head's exp(min(logit_scale, log 100))."""
+        q, k = (t / jnp.maximum(jnp.linalg.norm(t, axis=-1, keepdims=True), 1e-12) for t in (q, k))
+        scale = jnp.exp(jnp.minimum(self.logit_scale[...], np.log(100.0)))
+        return (q @ jnp.swapaxes(k, -2, -1)) * scale
+'''
+
+
+def flax_window_attention(f: Fields) -> str:
+    """``ShiftedWindowAttention(dim, window_size, shift_size, num_heads, inits={...},
+    rngs=rngs)`` (v2: ...V2), a class of the Flax file whose state paths are the build's;
+    ``inits``: each neutral leaf's initializer, as the spec's laws give them."""
+    ctx = f.ctx
+    for line in ("import numpy as np", "import jax", "import jax.numpy as jnp"):
+        ctx.need(line)
+    for constant in (window.relative_position_index, window.shift_mask):
+        ctx.helper(constant.__name__, inspect.getsource(constant))
+    ctx.helper("linear", _FLAX_LINEAR)
+    ctx.helper("ShiftedWindowAttention", _FLAX.replace("DOC", _DOC))
+    name = "ShiftedWindowAttention"
+    if f.spec.cosine:
+        ctx.helper("relative_coords_table", inspect.getsource(window.relative_coords_table))
+        ctx.helper("ShiftedWindowAttentionV2", _FLAX_V2.replace("DOC", _DOC_V2))
+        name += "V2"
+    codes = ctx.inits.get(f.where, {})
+    inits = "{" + ", ".join(f'"{leaf}": {code}' for leaf, code in codes.items()) + "}"
+    shape = (f["dim"], f["window_size"], f["shift_size"], f["num_heads"])
+    kws = [*f.kw("qkv_bias", True), *f.kw("proj_bias", True), f"inits={inits}", "rngs=rngs"]
+    return f"{name}({args_text(*shape, kws)})"
+
+
+__all__ = ["window_attention_emitter", "flax_window_attention"]
