@@ -21,11 +21,11 @@ from export_code_helpers import (
     write_cases,
 )
 from helpers import require_backend
-from xinit.backends import get_backend
 
 import xinit
 from xinit import export_code
 from xinit._parity_base import compare, rounding
+from xinit.backends import get_backend
 
 GPT2 = {"n_layer": 2, "n_head": 4, "n_embd": 64, "vocab_size": 500, "n_positions": 64}
 CASES = [

@@ -128,6 +128,7 @@ def _save_build(case: Case, folder, text: str | None = None):
     """The build's state (parameters and batch statistics) and all its paths, the input, and
     (the build's output, the float32 rounding of the build against its float64 run)."""
     from flax import nnx
+
     from xinit.backends import get_backend
 
     module = xinit.build(case.spec, "flax", rng="xinit", policy=case.policy_object())
