@@ -4,7 +4,8 @@
 Supported: ``model_type: rec`` with ``Backbone`` in :data:`BACKBONES`, an optional ``Neck``
 (``SequenceEncoder``) and ``Head`` ``CTCHead``, ``MultiHead`` (its ``CTCHead`` branch, the
 one PaddleOCR runs at inference, under its names ``head.ctc_encoder``/``head.ctc_head``) or
-``VLHead`` (VisionLAN on ResNet45, its inference path).
+``VLHead`` (VisionLAN on ResNet45, its inference path) or ``ABINetHead`` with
+``use_lang: False`` (ABINet's vision model on ResNet45).
 Arguments that only steer training (learning-rate multipliers, weight decay, ``use_guide``)
 are accepted and have no effect on the spec; any other unknown argument is refused by name.
 """
@@ -19,6 +20,7 @@ from typing import Any
 from ...blocks import Sequential
 from ...errors import ArgumentError, UnknownNameError
 from ..resnet45 import resnet45
+from .rec_abinet_head import abinet_head
 from .rec_ctc_head import ctc_head
 from .rec_hgnet import pphgnet_small, pphgnet_tiny
 from .rec_lcnetv3 import out_channels as lcnetv3_channels
@@ -40,17 +42,16 @@ BACKBONES: dict[str, tuple[Callable[..., Any], Callable[..., int]]] = {
     "ResNet45": (resnet45, lambda **_: 512),
 }
 NECKS = ("SequenceEncoder",)
-HEADS = ("CTCHead", "MultiHead", "VLHead")
+HEADS = ("CTCHead", "MultiHead", "VLHead", "ABINetHead")
 REFUSED_HEADS = {  # heads PaddleOCR pairs with ResNet45 that the specs do not express
-    ("ABINetHead", True): "with use_lang: ABINet's eval forward reruns its language model "
-    "masked by lengths from the argmax of the last reading (data-dependent); VisionLAN's "
-    "VLHead, static, is supported",
-    ("ABINetHead", False): "without use_lang (the vision model alone, static) is not supported "
-    "yet; VisionLAN's VLHead is",
+    ("ABINetHead", True): "with use_lang: its language model (BCNLanguage) and alignment are "
+    "not supported yet (their length mask needs argmax/cumsum/where op kinds the specs lack); "
+    "use_lang: False (the vision model) and VisionLAN's VLHead are",
 }
 TRAINING_ONLY = ("lr_mult_list", "lab_lr", "lr_mult", "fc_decay", "use_guide", "pretrained")
 DEFAULT_CHARACTERS = "0123456789abcdefghijklmnopqrstuvwxyz"  # no dictionary: PaddleOCR's own
 VISIONLAN_CLASSIFIER = "head.MLM_VRM.Prediction.w_vrm.bias"
+ABINET_CLASSIFIER = "head.cls.bias"  # ABINetHead's vision classifier: out_channels classes
 
 
 def _unsupported(what: str, name: Any, supported) -> UnknownNameError:
@@ -112,7 +113,7 @@ def _classes_in_checkpoint(checkpoint) -> int:
 
     state = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
     ends = ("head.fc.bias", "head.fc2.bias", "head.ctc_head.fc.bias", "head.ctc_head.fc2.bias")
-    ends += (VISIONLAN_CLASSIFIER,)  # VLHead's out_channels + 1 classes
+    ends += (VISIONLAN_CLASSIFIER, ABINET_CLASSIFIER)  # VLHead's out_channels + 1 classes
     found = {
         k: int(v.shape[0]) - k.endswith(VISIONLAN_CLASSIFIER)
         for k, v in state.items()
@@ -232,6 +233,9 @@ def from_config(
     elif head_cfg.get("name") == "VLHead":
         args = _args(head_cfg, ("name", "out_channels", "training_step"))
         children.append(("head", vl_head(width, n, **args)))
+    elif (head_cfg.get("name"), bool(head_cfg.get("use_lang"))) == ("ABINetHead", False):
+        args = _args(head_cfg, ("name", "out_channels", "use_lang", "iter_size", "dropout"))
+        children.append(("head", abinet_head(width, n, softmax=softmax, **args)))
     elif (head_cfg.get("name"), bool(head_cfg.get("use_lang"))) in REFUSED_HEADS:
         why = REFUSED_HEADS[head_cfg["name"], bool(head_cfg.get("use_lang"))]
         raise UnknownNameError(f"PaddleOCR config: Head {head_cfg['name']!r} {why}")
