@@ -324,9 +324,11 @@ def _abinet_classes():  # noqa: C901 - one namespace of retyped classes, built o
     return ABINetHead, Model
 
 
-def abinet_model(strides=(2, 1, 2, 1, 1), **head):
-    """rec_r45_abinet.yml's model with ``use_lang: False``: ResNet45 and ``ABINetHead``."""
+def abinet_model(strides=(2, 1, 2, 1, 1), layers=(3, 4, 6, 6, 3), **head):
+    """rec_r45_abinet.yml's model with ``use_lang: False``: ResNet45 (``strides``,
+    ``layers``) and ``ABINetHead(**head)``."""
     import reference_models
 
     head_class, model = _abinet_classes()
-    return model(reference_models.paddle_resnet45(strides=strides), head_class(**head))
+    backbone = reference_models.paddle_resnet45(strides=strides, layers=layers)
+    return model(backbone, head_class(**head))
