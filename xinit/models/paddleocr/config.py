@@ -45,7 +45,8 @@ NECKS = ("SequenceEncoder",)
 HEADS = ("CTCHead", "MultiHead", "VLHead", "ABINetHead")
 REFUSED_HEADS = {  # heads PaddleOCR pairs with ResNet45 that the specs do not express
     ("ABINetHead", True): "with use_lang: its language model (BCNLanguage) and alignment are "
-    "not supported yet (their length mask needs argmax/cumsum/where op kinds the specs lack); "
+    "not supported: they run iter_size times on the same weights (a spec reuses only "
+    "parameter-free nodes) and mask by lengths from an argmax and a cumsum (no op kinds yet); "
     "use_lang: False (the vision model) and VisionLAN's VLHead are",
 }
 TRAINING_ONLY = ("lr_mult_list", "lab_lr", "lr_mult", "fc_decay", "use_guide", "pretrained")
