@@ -199,6 +199,7 @@ def test_from_config_reads_rec_r45_abinet_yml(tmp_path):
     spec_ = paddleocr.from_config(path)
     assert spec_ == paddleocr.abinet()
     assert xinit.blocks.infer(spec_, (2, 3, 32, 128))[-1].output_shape == (2, 26, 37)
+    assert paddleocr.default_input(path) == (1, 3, 32, 128)  # the CLI's input for it
 
 
 @pytest.mark.slow

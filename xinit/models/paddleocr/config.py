@@ -253,11 +253,13 @@ def from_config(
 def default_input(config: str | os.PathLike | Mapping[str, Any]) -> tuple[int, int, int, int]:
     """A text line the config's model takes: (1, 3, 48, 320) (PP-OCRv3/v4), else (1, 3, 32,
     320) (PP-OCRv2's MobileNetV1Enhance), else (1, 3, 32, 100) (SVTR's fixed image size),
-    else (1, 3, 64, 256) (VisionLAN's), whichever gives a sequence."""
+    else (1, 3, 64, 256) (VisionLAN's), else (1, 3, 32, 128) (ABINet's fixed image size),
+    whichever gives a sequence."""
     from ...blocks import infer
 
     spec = from_config(config, out_channels=2)
-    for shape in ((1, 3, 48, 320), (1, 3, 32, 320), (1, 3, 32, 100), (1, 3, 64, 256)):
+    shapes = ((1, 3, 48, 320), (1, 3, 32, 320), (1, 3, 32, 100), (1, 3, 64, 256))
+    for shape in (*shapes, (1, 3, 32, 128)):
         try:
             infer(spec, shape)
         except ValueError:
