@@ -224,3 +224,37 @@ def test_zoo_abinet_full_size_ports_with_parity(tmp_path, dst):
     x = line(9, (1, 3, 32, 128))
     report = xinit.port_parity(path, ported, paddleocr.abinet(), x, src="paddle", dst=dst)
     assert report.ok, str(report.first_divergent)
+
+
+def _replaced(graph, path: str, new):
+    """``graph`` (a Graph of single output) with the node at dotted ``path`` replaced."""
+    from xinit.graph import Graph
+
+    name, _, rest = path.partition(".")
+    nodes = [
+        (n, (_replaced(s, rest, new) if rest else new) if n == name else s, refs)
+        for n, s, refs in graph.nodes
+    ]
+    return Graph(nodes, inputs=graph.inputs, outputs=graph.outputs[0][1])
+
+
+def test_the_reference_check_catches_a_wrong_attention_scale():
+    """Power: PositionAttention's scores scaled by √(C / 8) (a head's width, as the encoder's
+    attention scales) instead of PaddleOCR's √C fail the parity verdict against the retyped
+    model, first at PositionAttention (its k_encoder/k_decoder agree), with PaddleOCR's
+    weights loaded."""
+    from xinit.blocks import Sequential
+    from xinit.layers import ScalarOp
+
+    ref = reference(seed=1)
+    randomize_batchnorm(ref, seed=2)
+    ref.eval()
+    s = spec()
+    head = _replaced(s["head"], "decoder.scaled", ScalarOp("div", (512 / 8) ** 0.5))
+    wrong = xinit.build(Sequential(backbone=s["backbone"], head=head), "paddle", seed=5)
+    wrong.set_state_dict(ref.state_dict())
+    wrong.eval()
+    report = xinit.parity({"paddleocr": ref, "xinit": wrong}, line())
+    assert not report.ok
+    # the reference's layers are the rows: the first to differ is PositionAttention itself
+    assert report.first_divergent.path == "head.decoder", report.first_divergent.path
