@@ -47,6 +47,7 @@ def _flax_plain(model, x):
 
 def run(repeats: int = 5) -> list[Result]:
     import torch
+
     from xinit.backends import get_backend
 
     torch.set_num_threads(2)

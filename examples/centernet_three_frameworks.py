@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from xinit.backends import available
 
 import xinit
 from xinit import models, presets
+from xinit.backends import available
 
 HEADS = {"hm": 80, "wh": 2, "reg": 2}
 

@@ -16,9 +16,9 @@ import time
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from xinit.backends import available, get_backend
 
 import xinit
+from xinit.backends import available, get_backend
 
 
 def layer_params(backend: str, layer) -> int:

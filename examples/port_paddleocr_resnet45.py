@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from xinit.backends import available
 
 import xinit
 from xinit import randomize_batchnorm
+from xinit.backends import available
 from xinit.checkpoints import save_checkpoint
 
 

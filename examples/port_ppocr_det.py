@@ -29,9 +29,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from xinit.backends import available
 
 import xinit
+from xinit.backends import available
 from xinit.cli import main as xinit_cli
 from xinit.models import paddleocr
 

@@ -13,10 +13,10 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
-from xinit.backends import FRAMEWORKS, available
 
 import xinit
 from xinit import layers as L
+from xinit.backends import FRAMEWORKS, available
 
 WIDTH, DEPTH = 32, 20
 INPUT = (8, 3, 32, 32)

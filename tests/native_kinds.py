@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 from helpers import installed, require_backend
-from xinit.backends import part
 
 import xinit
+from xinit.backends import part
 from xinit.distributions import ConstantDist
 from xinit.native import read_layers
 from xinit.state import transfer

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
-from xinit.backends import backend_of
 
 import xinit
 from xinit import layers as L
 from xinit import models
+from xinit.backends import backend_of
 from xinit.blocks import Sequential
 from xinit.state import load_state_dict, state_dict, transfer
 from xinit.transformer import TransformerEncoder, TransformerEncoderLayer

@@ -193,3 +193,142 @@ def vl_model(strides=(2, 2, 2, 1, 1), **head):
     import reference_models
 
     return _classes()[1](reference_models.paddle_resnet45(strides=strides), vl_head(**head))
+
+
+# ---- ABINet (heads/rec_abinet_head.py, use_lang=False; rec_nrtr_head.py's TransformerBlock) --
+@functools.cache
+def _abinet_classes():  # noqa: C901 - one namespace of retyped classes, built once
+    """ABINet's vision model, retyped from PaddleOCR's module names, shapes and eval forward
+    (the language model and alignment are not written: ``use_lang=False``). The sinusoid
+    table is computed as PaddleOCR does it, in float32 Paddle ops (saved as buffer ``pe``)."""
+    import math
+
+    import paddle
+    from paddle import nn
+    from paddle.nn import functional as F
+
+    class PositionalEncoding(nn.Layer):
+        def __init__(self, dim, max_len):
+            super().__init__()
+            position = paddle.arange(0, max_len, dtype="float32").unsqueeze(1)
+            rate = paddle.exp(paddle.arange(0, dim, 2).astype("float32") * (-math.log(1e4) / dim))
+            table = paddle.zeros([max_len, dim])
+            table[:, 0::2] = paddle.sin(position * rate)
+            table[:, 1::2] = paddle.cos(position * rate)
+            self.register_buffer("pe", table.unsqueeze(0).transpose([1, 0, 2]))  # (L, 1, dim)
+
+        def forward(self, x):  # x (B, L, dim)
+            return (x.transpose([1, 0, 2]) + self.pe[: x.shape[1]]).transpose([1, 0, 2])
+
+    class SelfAttention(nn.Layer):  # rec_nrtr_head's MultiheadAttention(self_attn=True)
+        def __init__(self, dim, heads):
+            super().__init__()
+            self.heads, self.head_dim = heads, dim // heads
+            self.qkv = nn.Linear(dim, 3 * dim)
+            self.out_proj = nn.Linear(dim, dim)
+
+        def forward(self, x):
+            n = x.shape[1]
+            qkv = self.qkv(x).reshape([0, n, 3, self.heads, self.head_dim])
+            q, k, v = qkv.transpose([2, 0, 3, 1, 4])
+            attn = F.softmax(q.matmul(k.transpose([0, 1, 3, 2])) * self.head_dim**-0.5, axis=-1)
+            return self.out_proj(attn.matmul(v).transpose([0, 2, 1, 3]).reshape([0, n, -1]))
+
+    class Mlp(nn.Layer):  # rec_svtrnet's Mlp with ReLU
+        def __init__(self, dim, hidden):
+            super().__init__()
+            self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim)
+
+        def forward(self, x):
+            return self.fc2(self.act(self.fc1(x)))
+
+    class TransformerBlock(nn.Layer):  # with_self_attn=True, with_cross_attn=False
+        def __init__(self, d_model, nhead, dim_feedforward):
+            super().__init__()
+            self.self_attn = SelfAttention(d_model, nhead)
+            self.norm1 = nn.LayerNorm(d_model)
+            self.mlp = Mlp(d_model, dim_feedforward)
+            self.norm3 = nn.LayerNorm(d_model)
+
+        def forward(self, x):
+            x = self.norm1(x + self.self_attn(x))
+            return self.norm3(x + self.mlp(x))
+
+    def down(cin, cout, stride):
+        return nn.Sequential(nn.Conv2D(cin, cout, 3, stride, 1), nn.BatchNorm2D(cout), nn.ReLU())
+
+    def up(cin, cout, **size):
+        return nn.Sequential(
+            nn.Upsample(mode="nearest", **size),
+            nn.Conv2D(cin, cout, 3, 1, 1),
+            nn.BatchNorm2D(cout),
+            nn.ReLU(),
+        )
+
+    class PositionAttention(nn.Layer):
+        def __init__(self, max_length, h, w, in_channels=512, num_channels=64):
+            super().__init__()
+            self.max_length = max_length
+            c = num_channels
+            strides = [(1, 2), (2, 2), (2, 2), (2, 2)]
+            self.k_encoder = nn.Sequential(
+                *[down(in_channels if i == 0 else c, c, s) for i, s in enumerate(strides)]
+            )
+            self.k_decoder = nn.Sequential(
+                *[up(c, c, scale_factor=2) for _ in range(3)], up(c, in_channels, size=(h, w))
+            )
+            self.pos_encoder = PositionalEncoding(in_channels, max_length)
+            self.project = nn.Linear(in_channels, in_channels)
+
+        def forward(self, x):
+            b, c, h, w = x.shape
+            levels, k = [], x
+            for layer in self.k_encoder:
+                k = layer(k)
+                levels.append(k)
+            for i in range(3):
+                k = self.k_decoder[i](k) + levels[2 - i]
+            k = self.k_decoder[3](k)
+            q = self.project(self.pos_encoder(paddle.zeros([b, self.max_length, c], x.dtype)))
+            scores = F.softmax(q.matmul(k.flatten(2)) / c**0.5, axis=-1)
+            return scores.matmul(x.flatten(2).transpose([0, 2, 1]))
+
+    class ABINetHead(nn.Layer):
+        def __init__(self, out_channels, d_model=512, nhead=8, num_layers=3,
+                     dim_feedforward=2048, max_length=25, image_size=(32, 128)):  # fmt: skip
+            super().__init__()
+            h, w = image_size[0] // 4, image_size[1] // 4
+            self.pos_encoder = PositionalEncoding(d_model, h * w)
+            self.encoder = nn.LayerList(
+                [TransformerBlock(d_model, nhead, dim_feedforward) for _ in range(num_layers)]
+            )
+            self.decoder = PositionAttention(max_length + 1, h, w)
+            self.cls = nn.Linear(d_model, out_channels)
+
+        def forward(self, x):  # eval: class probabilities (B, max_length + 1, classes)
+            b, c, h, w = x.shape
+            feature = self.pos_encoder(x.transpose([0, 2, 3, 1]).flatten(1, 2))
+            for block in self.encoder:
+                feature = block(feature)
+            feature = feature.reshape([0, h, w, c]).transpose([0, 3, 1, 2])
+            return F.softmax(self.cls(self.decoder(feature)), axis=-1)
+
+    class Model(nn.Layer):
+        def __init__(self, backbone, head):
+            super().__init__()
+            self.backbone, self.head = backbone, head
+
+        def forward(self, x):
+            return self.head(self.backbone(x))
+
+    return ABINetHead, Model
+
+
+def abinet_model(strides=(2, 1, 2, 1, 1), layers=(3, 4, 6, 6, 3), **head):
+    """rec_r45_abinet.yml's model with ``use_lang: False``: ResNet45 (``strides``,
+    ``layers``) and ``ABINetHead(**head)``."""
+    import reference_models
+
+    head_class, model = _abinet_classes()
+    backbone = reference_models.paddle_resnet45(strides=strides, layers=layers)
+    return model(backbone, head_class(**head))

@@ -373,7 +373,7 @@ def split_call(split: str, chunk: str, import_line: str = ""):
 
 # Kinds whose framework layer holds nn.Linear sublayers (attention's projections): a loop over
 # the modules would draw those by the Linear branch, so their laws are written per path after it.
-_HOLDS_LINEARS = frozenset({"multihead_attention"})
+_HOLDS_LINEARS = frozenset({"multihead_attention", "window_attention", "window_attention_v2"})
 
 
 def linear_emitter(bias_off: str, framework: str):
@@ -462,7 +462,10 @@ def _branch_body(stmts: list[str], parameters_call: str) -> list[str]:
 
 
 def _leaf(owner: str, leaf: str) -> str:
-    return f"{owner}.{leaf}" if leaf else owner
+    """``owner.leaf``, a numbered child indexed (``m.cpb_mlp[0].weight``)."""
+    if not leaf:
+        return owner
+    return f"{owner}." + re.sub(r"\.(\d+)(?=\.)", r"[\1]", leaf)
 
 
 __all__ = [

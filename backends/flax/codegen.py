@@ -21,6 +21,7 @@ from xinit.distributions import ConstantDist, NormalDist, TruncNormalDist, Unifo
 from xinit.initializers import KaimingNormal, KaimingUniform, XavierNormal, XavierUniform, gain
 
 from ..common.codegen import native_fans, neutral_fans
+from ..common.codegen_window import flax_window_attention
 from .codegen_layout import LayoutPlan
 from .codegen_sequence import converted, init_keywords, layout_at, register_sequence
 from .codegen_zoo import SPATIAL, register_zoo
@@ -254,6 +255,8 @@ EMITTERS.register("hardsigmoid", call=_hardsigmoid)
 EMITTERS.register("identity", call=lambda f, args: args[0])
 EMITTERS.register("add", call=lambda f, args: " + ".join(args))
 EMITTERS.register("mul", call=lambda f, args: " * ".join(args))
+for _kind in ("window_attention", "window_attention_v2"):  # (B, H, W, C) as PyTorch's
+    EMITTERS.register(_kind, module=flax_window_attention)
 
 
 # ---- the spec's initialisation as constructor arguments -------------------------------------

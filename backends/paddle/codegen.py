@@ -36,6 +36,7 @@ from ..common.codegen import (
     split_call,
     stochastic_depth_emitter,
 )
+from ..common.codegen_window import window_attention_emitter
 from ..common.recurrent import recurrent_keywords
 from .codegen_classes import RMSNORM, RUNNING_INSTANCENORM, UPSAMPLE
 
@@ -395,6 +396,9 @@ EMITTERS.register(
         "import paddle",
     ),
 )
+
+for _kind in ("window_attention", "window_attention_v2"):
+    EMITTERS.register(_kind, module=window_attention_emitter("paddle"))
 
 
 # ---- init_weights ---------------------------------------------------------------------------

@@ -149,18 +149,26 @@ class TorchBackend(Backend):
             target.copy_(source)
 
     def trace(self, module, x):
-        outputs, handles, where = {}, [], LayerTracker()
+        from .trace_timm import fused_activation
+
+        outputs, handles, where, fused = {}, [], LayerTracker(), set()
         for path, sub in module.named_modules():
 
             def hook(m, _inp, out, path=path):
                 where.leave(path)
                 if isinstance(out, tuple) and out and not isinstance(m, Graph):
                     out = out[0]  # LSTM, GRU, MultiheadAttention: their first output
+                if path in fused:  # recorded as its activation began
+                    return
                 if isinstance(out, torch.Tensor):  # a graph's tuple or dict: its nodes report
                     outputs[path] = out.detach().cpu().numpy().copy()  # in-place ops come after
 
             handles.append(sub.register_forward_pre_hook(lambda m, _i, p=path: where.enter(p, m)))
             handles.append(sub.register_forward_hook(hook))
+            act = fused_activation(sub)
+            if act is not None:  # timm's BatchNormAct2d: its output before the act, the norm's
+                fused.add(path)
+                handles.append(act.register_forward_pre_hook(_record_input(outputs, path)))
         try:
             self.run(module, x)
         except RuntimeError as err:  # a shape the model cannot take: name the layer
@@ -290,6 +298,15 @@ class TorchBackend(Backend):
     def fill_shards(self, holder, dist, shape, perm, *, seed, path, rng):
         """A DTensor parameter gets its local shard's box of the single-process init."""
         _fill_dtensor(holder, dist, tuple(shape), perm, seed=seed, path=path, rng=rng)
+
+
+def _record_input(outputs: dict, path: str):
+    """A forward pre-hook that records its module's input as layer ``path``'s output."""
+
+    def hook(_m, args):
+        outputs[path] = args[0].detach().cpu().numpy().copy()
+
+    return hook
 
 
 def _channel_moments(t: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

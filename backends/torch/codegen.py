@@ -43,6 +43,7 @@ from ..common.codegen import (
     split_call,
     stochastic_depth_emitter,
 )
+from ..common.codegen_window import window_attention_emitter
 from ..common.recurrent import recurrent_keywords
 
 EMITTERS = EmitterTable()
@@ -336,6 +337,9 @@ EMITTERS.register(
         "import torch",
     ),
 )
+
+for _kind in ("window_attention", "window_attention_v2"):
+    EMITTERS.register(_kind, module=window_attention_emitter("torch"))
 
 
 # ---- init_weights ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The PyTorch tracer's converters: one function per torch operation (a functional call or a
-Tensor method, as ``torch.overrides`` reports it) and per parameter-free ``torch.nn`` class,
-each recording the layer spec that computes the same thing (onnx2torch's one-converter-an-op
-style, the other way round). ``OPS`` and ``MODULES`` are the tables; the tracer
+Tensor method, as ``torch.overrides`` reports it), each recording the layer spec that computes
+the same thing (onnx2torch's one-converter-an-op style, the other way round). ``OPS`` is the
+table (the parameter-free ``torch.nn`` classes' is :mod:`.trace_modules`); the tracer
 (:mod:`.tracing`) calls a converter after the op has run, with its arguments and output.
 
 Dims are recorded non-negative (the rank is known while tracing); an op that would touch the
@@ -10,17 +10,15 @@ batch (dim 0) is recorded as unknown, so the batch stays free.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 OPS: dict[Any, Callable] = {}
-MODULES: dict[type, Callable[[Any, Any], Any]] = {}
 
 
 def op(*funcs):
@@ -66,6 +64,8 @@ def _binary(name: str, reverse: bool = False):
             return t.unknown(f"{name} with alpha={alpha!r}, rounding_mode={rounding!r}")
         if reverse:
             a, b = b, a
+        if t.learned_view_op(_BINARY[name], a, b, out):  # x * self.gamma.reshape(1, -1, 1, 1)
+            return None
         if isinstance(a, Tensor) and isinstance(b, Tensor):
             if name == "add" and t.learned_add(a, b, out):
                 return None
@@ -114,7 +114,7 @@ def _activation(name: str, make: Callable[[tuple, dict], Any]):
     return convert
 
 
-def _clip(t, low, high):
+def clip_spec(t, low, high):
     if low == 0.0 and high == 6.0:
         return t.kind("ReLU6")
     return t.kind("Clip", low, high)
@@ -149,13 +149,13 @@ _ACTIVATIONS = {
     ),
     "hardtanh": (
         (F.hardtanh, F.hardtanh_),
-        lambda t, a, k: _clip(
+        lambda t, a, k: clip_spec(
             t, float(arg(a, k, 1, "min_val", -1.0)), float(arg(a, k, 2, "max_val", 1.0))
         ),
     ),
     "clamp": (
         (torch.clamp, Tensor.clamp, torch.clip, Tensor.clip),
-        lambda t, a, k: _clip(t, *_bounds(arg(a, k, 1, "min"), arg(a, k, 2, "max"))),
+        lambda t, a, k: clip_spec(t, *_bounds(arg(a, k, 1, "min"), arg(a, k, 2, "max"))),
     ),
 }
 
@@ -224,6 +224,8 @@ def reshape(t, x, out, hint="reshape"):
     Tensor.reshape_as,
 )
 def _reshape(t, args, kwargs, out):
+    if t.view_learned(args[0], out):  # a parameter's view, for the arithmetic it goes into
+        return None
     if tuple(out.shape) == tuple(args[0].shape):
         return t.alias(out, args[0])
     return reshape(t, args[0], out)
@@ -257,9 +259,22 @@ def _cat(t, args, kwargs, out):
     dim = _dim(arg(args, kwargs, 1, "dim", 0), out.ndim)
     if dim == 0:
         return t.unknown("cat along the batch dim")
-    if len(tensors) == 2 and dim == 1 and t.learned_prepend(tensors[0], tensors[1], out):
+    if dim == 1 and _prepended(t, tensors, out):
         return None
     return t.node("cat", t.kind("Concat", dim), tensors, out)
+
+
+def _prepended(t, tensors: list, out) -> bool:
+    """``cat([self.cls_token.expand(n, -1, -1), self.dist_token.expand(...), x], 1)``: one
+    learned prepend a token, the last first (DeiT's distilled model has two)."""
+    *tokens, current = tensors
+    if not tokens or not all(id(x) in t.pending for x in tokens) or not t.rec.known(current):
+        return False
+    for i in range(len(tokens) - 1, -1, -1):
+        joined = out if i == 0 else torch.cat([tokens[i], current], 1)
+        t.learned_prepend(tokens[i], current, joined)
+        current = joined
+    return True
 
 
 @op(torch.stack)
@@ -467,118 +482,6 @@ def _channel_shuffle(t, args, kwargs, out):
     return t.node("channel_shuffle", t.kind("ChannelShuffle", groups), [args[0]], out)
 
 
-# ---- parameter-free torch.nn modules -----------------------------------------------------------
-def module(*classes):
-    """Register the decorated ``(tracer, module) -> spec`` for each class in ``classes``."""
-
-    def register(read):
-        for cls in classes:
-            MODULES[cls] = read
-        return read
-
-    return register
-
-
-_PLAIN = {
-    nn.ReLU: "ReLU",
-    nn.ReLU6: "ReLU6",
-    nn.Hardswish: "Hardswish",
-    nn.Hardsigmoid: "Hardsigmoid",
-    nn.SiLU: "SiLU",
-    nn.Sigmoid: "Sigmoid",
-    nn.Tanh: "Tanh",
-    nn.Identity: "Identity",
-}
-for _cls, _kind in _PLAIN.items():
-    MODULES[_cls] = lambda t, m, kind=_kind: t.kind(kind)
-
-module(nn.GELU)(lambda t, m: t.kind("GELU", approximate=m.approximate))
-module(nn.LeakyReLU)(lambda t, m: t.kind("LeakyReLU", float(m.negative_slope)))
-module(nn.Hardtanh)(lambda t, m: _clip(t, float(m.min_val), float(m.max_val)))
-module(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)(
-    lambda t, m: t.kind("Dropout", float(m.p))
-)
-module(nn.Flatten)(lambda t, m: t.kind("Flatten", m.start_dim, m.end_dim))
-module(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)(
-    lambda t, m: max_pool_spec(t, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
-)
-module(nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)(
-    lambda t, m: avg_pool_spec(
-        t,
-        m.kernel_size,
-        m.stride,
-        m.padding,
-        m.ceil_mode,
-        m.count_include_pad,
-        getattr(m, "divisor_override", None),
-    )
-)
-module(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)(
-    lambda t, m: adaptive_spec(t, "AdaptiveAvgPool", m.output_size)
-)
-module(nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)(
-    lambda t, m: (
-        adaptive_spec(t, "AdaptiveMaxPool", m.output_size)
-        if not m.return_indices
-        else t.unknown("adaptive max pooling that returns indices")
-    )
-)
-module(nn.Upsample)(
-    lambda t, m: upsample_spec(t, m.size, m.scale_factor, m.mode, bool(m.align_corners))
-)
-module(nn.Softmax)(lambda t, m: t.kind("Softmax", m.dim) if m.dim is not None else None)
-module(nn.LogSoftmax)(lambda t, m: t.kind("LogSoftmax", m.dim) if m.dim is not None else None)
-module(nn.ChannelShuffle)(lambda t, m: t.kind("ChannelShuffle", int(m.groups)))
-module(nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)(
-    lambda t, m: t.kind("Pad", tuple(m.padding), "constant", float(getattr(m, "value", 0.0)))
-)
-
-
-def module_reader(m) -> Callable | None:
-    """The table's reader for module ``m``'s class (or a base class of it), else that of a
-    look-alike: a class of LOOKALIKES' name with its attributes, no parameters or children."""
-    found = next((MODULES[c] for c in type(m).__mro__ if c in MODULES), None)
-    if found is not None or type(m).__name__ not in LOOKALIKES:
-        return found
-    attrs, read = LOOKALIKES[type(m).__name__]
-    empty = next(itertools.chain(m.parameters(), m.buffers(), m.children()), None) is None
-    return read if empty and all(hasattr(m, a) for a in attrs) else None
-
-
-# torchvision's parameter-free classes as a model file retypes them (xinit's code export
-# does), read by name; the tracer checks that they compute what the reading says.
-LOOKALIKES = {
-    "Permute": (("dims",), lambda t, m: t.kind("Permute", tuple(m.dims))),
-    "StochasticDepth": (("p",), lambda t, m: t.kind("StochasticDepth", float(m.p))),
-}
-
-
-def torchvision_modules() -> None:
-    """torchvision's own parameter-free modules, when torchvision is imported already."""
-    import sys
-
-    ops = sys.modules.get("torchvision.ops.misc")
-    if ops is not None:
-        MODULES.setdefault(ops.Permute, lambda t, m: t.kind("Permute", tuple(m.dims)))
-    depth = sys.modules.get("torchvision.ops.stochastic_depth")
-    if depth is not None:
-        MODULES.setdefault(
-            depth.StochasticDepth, lambda t, m: t.kind("StochasticDepth", float(m.p))
-        )
-    swin = sys.modules.get("torchvision.models.swin_transformer")
-    if swin is not None:
-        MODULES.setdefault(swin.ShiftedWindowAttention, _shifted_window_attention)
-
-
-def _shifted_window_attention(t, m):
-    """torchvision's Swin attention (v2: with ``logit_scale``) as one node, its window
-    partition merging the batch; the tracer checks that xinit's module computes the same."""
-    kind = "WindowAttentionV2" if hasattr(m, "logit_scale") else "WindowAttention"
-    window, shift = tuple(m.window_size), tuple(m.shift_size)
-    qkv_bias, proj_bias = m.qkv.bias is not None, m.proj.bias is not None
-    return t.kind(kind, m.qkv.in_features, window, shift, m.num_heads, qkv_bias, proj_bias)
-
-
 def op_name(func) -> str:
     """``torch.fft.fft``, ``Tensor.view``: what a person would search for."""
     if getattr(func, "__name__", "") == "__get__":  # a property: x.T, x.mT
@@ -599,4 +502,13 @@ def op_name(func) -> str:
     return f"{mod}.{qual}"
 
 
-__all__ = ["OPS", "MODULES", "op", "module", "module_reader", "op_name", "torchvision_modules"]
+__all__ = [
+    "OPS",
+    "op",
+    "op_name",
+    "adaptive_spec",
+    "avg_pool_spec",
+    "clip_spec",
+    "max_pool_spec",
+    "upsample_spec",
+]

@@ -11,7 +11,7 @@ the same either way at a fraction of a forward's cost. What it does is reported 
 - module calls through forward hooks (pre and post, with keyword arguments) on every module of
   the model, and a global hook for modules the forward makes on the fly. A module a lowering
   reads (``Lowering.read``) or a parameter-free ``torch.nn``/torchvision class of
-  :data:`.trace_ops.MODULES` is one node, named by its attribute, and nothing below it is
+  :data:`.trace_modules.MODULES` is one node, named by its attribute, and nothing below it is
   recorded; any other module opens a scope (a nested Graph under its attribute name);
 - functional ops and Tensor methods through a ``TorchFunctionMode``: each op in
   :data:`.trace_ops.OPS` records its spec; any other op that takes a traced tensor is an
@@ -34,7 +34,7 @@ from torch.overrides import TorchFunctionMode
 from xinit import layers as L
 from xinit.tracing import TraceError, TraceRecorder, trace_batch
 
-from . import trace_ops
+from . import trace_modules, trace_ops, trace_timm
 
 
 def trace(model: Any, example_input: Any, *, batch: int | None = None) -> Any:
@@ -113,7 +113,7 @@ class _Tracer:
     """One trace: the module calls open, the recorder, and what converters ask of it."""
 
     def __init__(self, model, adapter, rec: TraceRecorder):
-        trace_ops.torchvision_modules()
+        trace_modules.torchvision_modules()
         self.model, self.adapter, self.rec = model, adapter, rec
         self.batch = rec.batch
         self.paths = {id(m): p for p, m in model.named_modules()}
@@ -122,6 +122,7 @@ class _Tracer:
         self.opaque = 0  # > 0 inside a layer recorded as one node: nothing below is recorded
         self.busy = False  # the tracer's own tensor ops are not the model's
         self.pending: dict[int, tuple[str, Any]] = {}  # expanded parameter -> (name, param)
+        self.views: dict[int, tuple[str, Any]] = {}  # reshaped parameter -> (name, param)
         self._alive: list = []
 
     # ---- hooks -------------------------------------------------------------------------------
@@ -150,6 +151,11 @@ class _Tracer:
             self.calls.append((module, "root", None))
             return
         name = self._name_of(module)
+        decompose = trace_timm.decomposer(module) if name is not None else None
+        if decompose is not None:  # timm's Attention, BatchNormAct2d: several kinds
+            self.calls.append((module, "decomposed", (name, decompose, args, kwargs)))
+            self.opaque += 1
+            return
         spec = self._layer_spec(module) if name is not None else None
         if spec is not None:
             self.calls.append((module, "layer", (name, spec, args, kwargs)))
@@ -180,6 +186,9 @@ class _Tracer:
             return
         self.busy = True
         try:
+            if what == "decomposed":
+                name, decompose, args, kwargs = info
+                return decompose(self, module, name, _tensors(args), kwargs, output)
             self._layer_node(module, *info, output)
         finally:
             self.busy = False
@@ -210,12 +219,12 @@ class _Tracer:
             spec = lowering.read(module)
             if spec is not None:
                 return spec
-        read = trace_ops.module_reader(module)
+        read = trace_modules.module_reader(module)
         return read(self, module) if read is not None else None
 
     def _known_class(self, module) -> bool:
         """A parameter-free class of the table (its spec was refused: an unknown already)."""
-        return trace_ops.module_reader(module) is not None
+        return trace_modules.module_reader(module) is not None
 
     def _unknown_class(self, module) -> bool:
         """A class of torch.nn itself that is no known layer (its forward is torch's own, not
@@ -308,7 +317,12 @@ class _Tracer:
             self.busy = False
 
     def _traced(self, x) -> bool:
-        return self.rec.known(x) or id(x) in self.pending or self._own_name(x) is not None
+        return (
+            self.rec.known(x)
+            or id(x) in self.pending
+            or id(x) in self.views
+            or self._own_name(x) is not None
+        )
 
     def _own_name(self, x) -> str | None:
         """The attribute name of ``x`` when it is a parameter of the scope's own module."""
@@ -354,6 +368,10 @@ class _Tracer:
             name = self.pending[id(x)][0]
             self.unknown(f"parameter {name!r} expanded over the batch is used other than in cat")
             return
+        if id(x) in self.views:
+            name = self.views[id(x)][0]
+            self.unknown(f"parameter {name!r} reshaped is used other than in +, -, *, /")
+            return
         name = self._own_name(x)
         if name is not None:
             spec = self.kind("LearnedTensor", tuple(x.shape))
@@ -386,6 +404,53 @@ class _Tracer:
             return False
         self.pending[id(out)] = (name, p)
         self._alive.append(out)
+        return True
+
+    def view_learned(self, p, out) -> bool:
+        """``self.p.reshape(1, -1, 1, 1)``: a view of a parameter that only adds or drops
+        size-1 dims, kept pending for :meth:`learned_view_op` (timm ConvNeXt's ``gamma``)."""
+        name = self._own_name(p) if not self.rec.known(p) else None
+        if name is None or [d for d in p.shape if d != 1] != [d for d in out.shape if d != 1]:
+            return False
+        self.views[id(out)] = (name, p)
+        self._alive.append(out)
+        return True
+
+    def learned_view_op(self, op: str, a, b, out) -> bool:
+        """``x <op> view`` (``op``: the Add/Sub/Mul/Div kind) of a pending
+        :meth:`view_learned`: the parameter, of its own shape, as its ``LearnedTensor``,
+        broadcast over the trailing dims of ``x`` permuted so that the view's axes come
+        last, then permuted back. Element-wise, so exact; the state key is the parameter's."""
+        at = 1 if id(b) in self.views else 0 if id(a) in self.views else None
+        if at is None:
+            return False
+        x, view = (a, b) if at else (b, a)
+        name, p = self.views[id(view)]
+        if not isinstance(x, torch.Tensor) or not self.rec.known(x) or out.shape != x.shape:
+            self.unknown(f"parameter {name!r} reshaped is used other than with a traced tensor")
+            return True
+        shape = (1,) * (x.ndim - view.ndim) + tuple(view.shape)
+        axes = [i for i, d in enumerate(shape) if d != 1]
+        lo, hi = (axes[0], axes[-1]) if axes else (x.ndim - 1, x.ndim - 1)
+        own = list(p.shape)
+        while own and own[0] == 1:
+            own.pop(0)
+        if lo == 0 or tuple(own) != tuple(shape[lo : hi + 1]):
+            self.unknown(
+                f"parameter {name!r} {tuple(p.shape)} viewed as {tuple(view.shape)} does not "
+                f"broadcast as one block of dims over {tuple(x.shape)} without the batch"
+            )
+            return True
+        dims = [d for d in range(x.ndim) if not lo <= d <= hi] + list(range(lo, hi + 1))
+        moved = x if dims == sorted(dims) else x.permute(dims)
+        if moved is not x:
+            self.node("permute", self.kind("Permute", tuple(dims)), [x], moved)
+        pair = [moved, p] if at else [p, moved]
+        mixed = out if moved is x else moved.new_empty(moved.shape)
+        self.node(op.lower(), self.kind(op), pair, mixed)
+        if moved is not x:
+            back = tuple(dims.index(d) for d in range(x.ndim))
+            self.node("permute", self.kind("Permute", back), [mixed], out)
         return True
 
     def _named(self, name: str, spec, x, out) -> bool:

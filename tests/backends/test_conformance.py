@@ -24,10 +24,10 @@ import functools
 
 import numpy as np
 from helpers import installed, require_backend
-from xinit.backends import FRAMEWORKS, info, part
 
 import xinit
 from xinit import kinds
+from xinit.backends import FRAMEWORKS, info, part
 from xinit.defaults import default_entry, params_of
 from xinit.distributions import ConstantDist
 from xinit.graph import Graph

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import require_backends
-from xinit.backends import backend_of
 
 import xinit
+from xinit.backends import backend_of
 from xinit.blocks import Sequential
 from xinit.graph import Graph
 from xinit.layers import (

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from helpers import FRAMEWORKS
-from xinit.backends import info, part
 
 import xinit.checkpoints as ckpt
+from xinit.backends import info, part
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,13 +15,13 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from helpers import require_backend
+
+import xinit
+from xinit import kinds, parammap
 from xinit.backends.flax.lowerings import REGISTRY as FLAX
 from xinit.backends.paddle.lowerings import REGISTRY as PADDLE
 from xinit.backends.registry import Lowering
 from xinit.backends.torch.lowerings import REGISTRY as TORCH
-
-import xinit
-from xinit import kinds, parammap
 from xinit.blocks import Sequential
 from xinit.initializers import Constant, Normal
 from xinit.layers import Conv, Layer, ParamSpec

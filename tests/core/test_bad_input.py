@@ -317,7 +317,6 @@ def test_cli_stats_unknown_backend_and_device(capsys):
 
 def test_cli_stats_skips_an_uninstalled_framework_with_a_note(monkeypatch, capsys):
     import xinit.backends as backends
-
     from xinit.cli import main
 
     if len(installed()) < 2:

@@ -215,7 +215,6 @@ def test_default_on_a_transformer_layer_reproduces_each_native_leaf(framework, b
     catalogue's block row: moments and KS for each leaf of >= N_MIN elements, KS and the
     support for torch's small random biases, two-sample KS against the native layer's."""
     from xinit.backends import part
-
     from xinit.blocks import param_specs
     from xinit.parammap import piece
     from xinit.state import state_dict

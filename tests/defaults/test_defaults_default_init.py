@@ -115,7 +115,6 @@ def test_default_on_attention_reproduces_each_native_leaf(framework, backend):
     [E, E] weights, each of Flax's (E, H, D) kernels) has that framework's own law; the
     neutral tensor is cut into them by ``framework``'s parameter map."""
     from xinit.backends import part
-
     from xinit.parammap import piece
     from xinit.state import state_dict
 

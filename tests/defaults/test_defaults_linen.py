@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from helpers import require_backend
 from stats_helpers import assert_haar_orthogonal, assert_ks_one
-from xinit.backends import part
 
+from xinit.backends import part
 from xinit.fans import Fans
 from xinit.initializers import LecunNormal, Orthogonal
 

@@ -33,6 +33,7 @@ F = torch.nn.functional
 # whose traced specs hold the op kinds a tracer adds (hardsigmoid, stochastic_depth, a learned
 # tensor, layernorm2d, permute, attention, ...).
 TRACED = {"resnet18": 32, "mobilenet_v3_small": 32, "convnext": 32, "vit": 32, "glue": 8}
+TRACED |= {"swin": 32, "swin_v2": 32}  # small Swins: shifted, padded and unshifted windows
 SLOW = {"efficientnet_b0": 32}  # 5M parameters: traced, built and run in the slow run
 FRAMEWORKS = ("torch", "paddle")
 
@@ -44,7 +45,20 @@ def _torchvision(name: str):
         return models.VisionTransformer(32, 8, 2, 2, 32, 64, num_classes=10)
     if name == "convnext":
         return real.torchvision_small("convnext_small")
+    if name.startswith("swin"):
+        return _small_swin(name == "swin_v2")
     return getattr(models, name)()
+
+
+def _small_swin(v2: bool):
+    """torchvision's SwinTransformer at the trace tests' size: patch 4, embed 24, depths
+    [2, 2], heads [2, 4], window 4 (an 8x8 then a 4x4 map: shifted, then unshifted windows);
+    v2 with its v2 block and patch merging."""
+    swin = real.vision("torchvision").models.swin_transformer
+    blocks = {"block": swin.SwinTransformerBlockV2, "downsample_layer": swin.PatchMergingV2}
+    return swin.SwinTransformer(
+        [4, 4], 24, [2, 2], [2, 4], [4, 4], num_classes=10, **(blocks if v2 else {})
+    )
 
 
 class _Glue(torch.nn.Module):

@@ -287,8 +287,8 @@ def test_paddle_classes_map_to_kinds_and_neutral_layouts():
 def test_flax_classes_map_to_kinds_and_neutral_layouts():
     require_backend("flax")
     from flax import nnx
-    from xinit.backends.flax.modules import TorchBatchNorm
 
+    from xinit.backends.flax.modules import TorchBatchNorm
     from xinit.rng import keyed_sample
 
     class Net(nnx.Module):

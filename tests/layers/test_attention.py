@@ -711,7 +711,6 @@ def _native_default_values(framework, spec, n_min):
     catalogue's builder (``native_defaults``) makes it with successive seeds, read back
     through the lowering's parameter map, until each parameter has ``n_min`` values."""
     from xinit.backends import part
-
     from xinit.parammap import to_neutral
 
     lowering = part(framework, "lowerings").REGISTRY[spec.kind]

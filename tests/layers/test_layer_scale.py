@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from helpers import FRAMEWORKS, installed, require_backend
 from native_kinds import read_spec
-from xinit.backends import part
-from xinit.backends.registry import NO_LAYER_SCALE
 
 import xinit
+from xinit.backends import part
+from xinit.backends.registry import NO_LAYER_SCALE
 from xinit.layers import LayerScale, SpecError
 
 CASES = {  # spec, channel-first input shape

@@ -15,9 +15,9 @@ from helpers import FRAMEWORKS, installed, require_backend, require_backends
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stats_helpers import N_MIN, assert_same_law, case_seed
-from xinit.backends.common.recurrent import recurrent_keywords
 
 import xinit
+from xinit.backends.common.recurrent import recurrent_keywords
 from xinit.blocks import Sequential, infer
 from xinit.distributions import UniformDist
 from xinit.layers import GRU, LSTM, Linear, SpecError

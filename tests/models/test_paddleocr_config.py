@@ -88,7 +88,7 @@ def test_missing_dictionary_says_what_to_pass(tmp_path):
             "MobileNetV1Enhance, PPLCNetV3, PPHGNet_small, PPHGNet_tiny, SVTRNet, ResNet45",
         ),
         ("Neck", {"name": "PPaddleFPN"}, "SequenceEncoder"),
-        ("Head", {"name": "AttentionHead"}, "CTCHead, MultiHead, VLHead"),
+        ("Head", {"name": "AttentionHead"}, "CTCHead, MultiHead, VLHead, ABINetHead"),
     ],
 )
 def test_unsupported_names_are_one_line_listing_the_supported(section, value, listed):

@@ -152,14 +152,11 @@ def test_zoo_visionlan_has_paddleocrs_full_size_keys():
     assert {k: tuple(v.shape) for k, v in got.items()} == want
 
 
-@pytest.mark.parametrize(
-    ("use_lang", "why"),
-    [(True, r"'ABINetHead' with use_lang: .*data-dependent"), (False, r"the vision model alone")],
-)
-def test_abinet_head_is_refused_in_one_line(use_lang, why):
-    """rec_r45_abinet.yml's head: one line saying why (with its language model, lengths
-    from an argmax; without, not yet)."""
-    arch = {**ARCH, "Head": {"name": "ABINetHead", "use_lang": use_lang, "iter_size": 3}}
+def test_abinet_language_model_is_refused_in_one_line():
+    """rec_r45_abinet.yml's head with ``use_lang: True``: one line saying why (the vision
+    model alone is tests/models/test_paddleocr_abinet.py's)."""
+    arch = {**ARCH, "Head": {"name": "ABINetHead", "use_lang": True, "iter_size": 3}}
+    why = r"'ABINetHead' with use_lang: .*BCNLanguage.*use_lang: False"
     with pytest.raises(UnknownNameError, match=why) as err:
         paddleocr.from_config({"Architecture": arch}, out_channels=CHARS)
     assert "\n" not in str(err.value) and "VLHead" in str(err.value)

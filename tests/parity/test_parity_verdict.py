@@ -12,9 +12,9 @@ import numpy as np
 import parity_cases as pc
 import pytest
 from helpers import require_backends
-from xinit.backends import FRAMEWORKS, get_backend
 
 import xinit
+from xinit.backends import FRAMEWORKS, get_backend
 from xinit.state import load_state_dict, state_dict
 
 DOCUMENTED_THRESHOLD = 4.0  # docs/porting.md: a layer passes up to 4x the float32 rounding

@@ -9,7 +9,7 @@ head branches, and the optimizer files saved beside the weights.
   branch at inference. :func:`training_branches` names the other branches' prefixes, dropped
   and listed, when the spec has no counterpart for them. Likewise VisionLAN's ``VLHead``:
   its training-only ``MLM``, ``Prediction.pp_share``/``w_share`` and the saved constant
-  ``pos_table`` (the spec computes it).
+  ``pos_table`` (the spec computes it); ABINet's ``pe`` sinusoid buffers likewise.
 - ``best_accuracy.pdparams`` comes with ``.pdopt`` (optimizer state) and ``.states``
   (epoch, metrics): :func:`sidecars` names them for the report; they are never read.
 """
@@ -36,6 +36,11 @@ VISIONLAN_TRAINING = {  # its training-only parts, and the constant sinusoid tab
     "head.MLM_VRM.Prediction.w_share.": "VisionLAN's shared classifier: training only",
     "head.MLM_VRM.SequenceModeling.position_enc.pos_table": "the fixed sinusoid table, "
     "which the spec computes",
+}
+ABINET = "head.decoder.k_encoder."  # ABINetHead's vision model (PositionAttention's keys)
+ABINET_CONSTANTS = {  # the sinusoid tables ABINetHead saves as buffers ``pe``
+    "head.pos_encoder.pe": "the fixed sinusoid table, which the spec computes",
+    "head.decoder.pos_encoder.pe": "the fixed sinusoid table, which the spec computes",
 }
 SIDECARS = {".pdopt": "optimizer state", ".states": "training state (epoch, metrics)"}
 
@@ -91,6 +96,7 @@ def training_branches(keys: Iterable[str], spec_paths: Iterable[str]) -> dict[st
     for inference, training in (
         (INFERENCE_BRANCH, TRAINING_BRANCHES),
         (VISIONLAN, VISIONLAN_TRAINING),
+        (ABINET, ABINET_CONSTANTS),
     ):
         if any(p.startswith(inference) for p in paths):
             branches.update(
@@ -132,7 +138,8 @@ def select(
                 f"{n} keys dropped; inference runs only the CTC branch"
             )
         else:
-            notes.append(f"{prefix.rstrip('.')} ({VISIONLAN_TRAINING[prefix]}): {n} keys dropped")
+            why = {**VISIONLAN_TRAINING, **ABINET_CONSTANTS}[prefix]
+            notes.append(f"{prefix.rstrip('.')} ({why}): {n} keys dropped")
     return {**chosen, **{keep + p: None for p in branches}}, notes
 
 

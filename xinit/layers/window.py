@@ -22,7 +22,7 @@ from ..fans import compute_fans
 from ..initializers import Constant, Initializer, TruncatedNormal, Zeros
 from .base import _TORCH_DEFAULT, Layer, ParamSpec, SpecError, _positive_int, _set, _tuple
 
-MASKED = -100.0  # torchvision's score for a key of another region of a shifted window
+MASKED = -100.0  # torchvision's score for a key of another region (shift_mask writes it)
 
 
 class _Windows(Layer):
@@ -240,20 +240,41 @@ class WindowAttentionV2(_Windows):
 
 @functools.cache
 def _relative_position_index(window: tuple[int, int]) -> np.ndarray:
-    wh, ww = window
-    rows, cols = np.divmod(np.arange(wh * ww), ww)
-    dh = rows[:, None] - rows[None, :] + wh - 1
-    dw = cols[:, None] - cols[None, :] + ww - 1
-    index = (dh * (2 * ww - 1) + dw).reshape(-1).astype(np.int64)
-    index.flags.writeable = False
-    return index
+    return _frozen(relative_position_index(window))
 
 
 @functools.cache
 def _shift_mask(window, shift, pad_h: int, pad_w: int) -> np.ndarray | None:
-    if not any(shift):
-        return None
-    (wh, ww), (sh, sw) = window, shift
+    return _frozen(shift_mask(pad_h, pad_w, window, shift)) if any(shift) else None
+
+
+@functools.cache
+def _relative_coords_table(window: tuple[int, int]) -> np.ndarray:
+    return _frozen(relative_coords_table(window))
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False  # cached: shared by every caller
+    return array
+
+
+# The constants as plain numpy functions of no xinit name: the code export writes their source
+# into its files (backends/common/codegen_window.py), so a file computes them as xinit does.
+def relative_position_index(window_size):
+    """torchvision's relative_position_index: int64 (N * N,) over the N = Wh * Ww tokens of a
+    window, the table row (dh + Wh - 1)(2 Ww - 1) + dw + Ww - 1 of each query-key offset."""
+    wh, ww = window_size
+    rows, cols = np.divmod(np.arange(wh * ww), ww)
+    dh = rows[:, None] - rows[None, :] + wh - 1
+    dw = cols[:, None] - cols[None, :] + ww - 1
+    return (dh * (2 * ww - 1) + dw).reshape(-1).astype(np.int64)
+
+
+def shift_mask(pad_h: int, pad_w: int, window_size, shifts):
+    """torchvision's mask of shifted windows: float32 (windows, N, N), -100 between tokens
+    from different regions of the rolled (pad_h, pad_w) map (the bands of the last window and
+    of the shift on each axis), 0 within one."""
+    (wh, ww), (sh, sw) = window_size, shifts
     regions = np.zeros((pad_h, pad_w), np.float32)
     # torchvision's slices, as Python reads them (an axis not shifted: -0 is 0, so its last
     # band is the whole axis and overwrites the others)
@@ -264,16 +285,13 @@ def _shift_mask(window, shift, pad_h: int, pad_w: int) -> np.ndarray | None:
             regions[rows, cols] = 3 * i + j
     windows = regions.reshape(pad_h // wh, wh, pad_w // ww, ww).transpose(0, 2, 1, 3)
     windows = windows.reshape(-1, wh * ww)
-    mask = np.where(windows[:, None, :] != windows[:, :, None], MASKED, 0.0).astype(np.float32)
-    mask.flags.writeable = False
-    return mask
+    apart = windows[:, None, :] != windows[:, :, None]
+    return np.where(apart, -100.0, 0.0).astype(np.float32)
 
 
-@functools.cache
-def _relative_coords_table(window: tuple[int, int]) -> np.ndarray:
-    f32 = np.float32  # in float32 throughout, as torchvision computes it
-    axes = [np.arange(-(n - 1), n, dtype=f32) / f32(n - 1) for n in window]
-    table = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)[None] * f32(8)
-    table = np.sign(table) * np.log2(np.abs(table) + f32(1)) / f32(3)
-    table.flags.writeable = False
-    return table
+def relative_coords_table(window_size):
+    """torchvision's relative_coords_table (Swin v2): float32 (1, 2 Wh - 1, 2 Ww - 1, 2), each
+    offset scaled to [-8, 8], then sign(t) log2(|t| + 1) / 3 (in float32 throughout)."""
+    axes = [np.arange(1 - n, n, dtype=np.float32) / np.float32(n - 1) for n in window_size]
+    table = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)[None] * np.float32(8)
+    return np.sign(table) * np.log2(np.abs(table) + np.float32(1)) / np.float32(3)

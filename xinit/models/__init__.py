@@ -9,6 +9,7 @@ from .crnn import crnn
 from .gpt2 import gpt2, gpt2_1b
 from .lenet import lenet
 from .paddleocr import (
+    abinet,
     dbnet_pplcnetv3,
     ppocr_cls,
     ppocrv2_rec,
@@ -66,6 +67,7 @@ ZOO = {
     "ppocrv4_server_rec": ppocrv4_server_rec,
     "svtr_tiny": svtr_tiny,
     "visionlan": visionlan,
+    "abinet": abinet,
     "ppocrv3_det": ppocrv3_det,
     "dbnet_pplcnetv3": dbnet_pplcnetv3,
     "ppocrv4_server_det": ppocrv4_server_det,
@@ -87,6 +89,7 @@ DEFAULT_INPUT = {
     "ppocrv4_server_rec": (1, 3, 48, 320),
     "svtr_tiny": (1, 3, 32, 100),
     "visionlan": (1, 3, 64, 256),
+    "abinet": (1, 3, 32, 128),  # ABINet's fixed image size
     "ppocrv3_det": (1, 3, 320, 320),  # DBNet: any H, W divisible by 32
     "dbnet_pplcnetv3": (1, 3, 320, 320),
     "ppocrv4_server_det": (1, 3, 320, 320),

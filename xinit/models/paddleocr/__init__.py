@@ -12,6 +12,7 @@ from .det import dbnet_pplcnetv3, ppocr_cls, ppocrv3_det, ppocrv4_server_det
 from .det_db_fpn import dbfpn, lkpan, rsefpn
 from .det_db_head import cls_head, db_head, pf_head_local
 from .det_mobilenet_v3 import cls_mobilenet_v3, det_mobilenet_v3
+from .rec_abinet_head import abinet_head
 from .rec_ctc_head import ctc_head
 from .rec_hgnet import pphgnet, pphgnet_small, pphgnet_tiny
 from .rec_lcnetv3 import learnable_affine_block, learnable_rep_layer, pplcnetv3
@@ -127,6 +128,24 @@ def visionlan(out_channels: int = 37) -> Sequential:
     return from_config({"Architecture": VISIONLAN}, out_channels=out_channels)
 
 
+# configs/rec/rec_r45_abinet.yml's Architecture with use_lang off (Transform empty)
+ABINET = {
+    "model_type": "rec",
+    "algorithm": "ABINet",
+    "Backbone": {"name": "ResNet45"},
+    "Head": {"name": "ABINetHead", "use_lang": False, "iter_size": 3},
+}
+
+
+@zoo_model
+def abinet(out_channels: int = 37, softmax: bool = True) -> Sequential:
+    """ABINet's vision model (``rec_r45_abinet.yml`` with ``use_lang: False``): ResNet45
+    (strides 2, 1, 2, 1, 1) and ABINetHead's transformer encoder, PositionAttention and
+    ``cls``; 37 classes (``</s>`` and PaddleOCR's 36 default characters). Input
+    (N, 3, 32, 128), output (N, 26, classes)."""
+    return from_config({"Architecture": ABINET}, out_channels=out_channels, softmax=softmax)
+
+
 __all__ = [
     "from_config",
     "character_count",
@@ -148,6 +167,8 @@ __all__ = [
     "svtr_tiny",
     "visionlan",
     "vl_head",
+    "abinet",
+    "abinet_head",
     "pphgnet",
     "pphgnet_small",
     "pphgnet_tiny",

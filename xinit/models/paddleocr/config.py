@@ -4,7 +4,8 @@
 Supported: ``model_type: rec`` with ``Backbone`` in :data:`BACKBONES`, an optional ``Neck``
 (``SequenceEncoder``) and ``Head`` ``CTCHead``, ``MultiHead`` (its ``CTCHead`` branch, the
 one PaddleOCR runs at inference, under its names ``head.ctc_encoder``/``head.ctc_head``) or
-``VLHead`` (VisionLAN on ResNet45, its inference path).
+``VLHead`` (VisionLAN on ResNet45, its inference path) or ``ABINetHead`` with
+``use_lang: False`` (ABINet's vision model on ResNet45).
 Arguments that only steer training (learning-rate multipliers, weight decay, ``use_guide``)
 are accepted and have no effect on the spec; any other unknown argument is refused by name.
 """
@@ -19,6 +20,7 @@ from typing import Any
 from ...blocks import Sequential
 from ...errors import ArgumentError, UnknownNameError
 from ..resnet45 import resnet45
+from .rec_abinet_head import abinet_head
 from .rec_ctc_head import ctc_head
 from .rec_hgnet import pphgnet_small, pphgnet_tiny
 from .rec_lcnetv3 import out_channels as lcnetv3_channels
@@ -40,17 +42,17 @@ BACKBONES: dict[str, tuple[Callable[..., Any], Callable[..., int]]] = {
     "ResNet45": (resnet45, lambda **_: 512),
 }
 NECKS = ("SequenceEncoder",)
-HEADS = ("CTCHead", "MultiHead", "VLHead")
+HEADS = ("CTCHead", "MultiHead", "VLHead", "ABINetHead")
 REFUSED_HEADS = {  # heads PaddleOCR pairs with ResNet45 that the specs do not express
-    ("ABINetHead", True): "with use_lang: ABINet's eval forward reruns its language model "
-    "masked by lengths from the argmax of the last reading (data-dependent); VisionLAN's "
-    "VLHead, static, is supported",
-    ("ABINetHead", False): "without use_lang (the vision model alone, static) is not supported "
-    "yet; VisionLAN's VLHead is",
+    ("ABINetHead", True): "with use_lang: its language model (BCNLanguage) and alignment are "
+    "not supported: they run iter_size times on the same weights (a spec reuses only "
+    "parameter-free nodes) and mask by lengths from an argmax and a cumsum (no op kinds yet); "
+    "use_lang: False (the vision model) and VisionLAN's VLHead are",
 }
 TRAINING_ONLY = ("lr_mult_list", "lab_lr", "lr_mult", "fc_decay", "use_guide", "pretrained")
 DEFAULT_CHARACTERS = "0123456789abcdefghijklmnopqrstuvwxyz"  # no dictionary: PaddleOCR's own
 VISIONLAN_CLASSIFIER = "head.MLM_VRM.Prediction.w_vrm.bias"
+ABINET_CLASSIFIER = "head.cls.bias"  # ABINetHead's vision classifier: out_channels classes
 
 
 def _unsupported(what: str, name: Any, supported) -> UnknownNameError:
@@ -112,7 +114,7 @@ def _classes_in_checkpoint(checkpoint) -> int:
 
     state = load_checkpoint(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
     ends = ("head.fc.bias", "head.fc2.bias", "head.ctc_head.fc.bias", "head.ctc_head.fc2.bias")
-    ends += (VISIONLAN_CLASSIFIER,)  # VLHead's out_channels + 1 classes
+    ends += (VISIONLAN_CLASSIFIER, ABINET_CLASSIFIER)  # VLHead's out_channels + 1 classes
     found = {
         k: int(v.shape[0]) - k.endswith(VISIONLAN_CLASSIFIER)
         for k, v in state.items()
@@ -232,6 +234,9 @@ def from_config(
     elif head_cfg.get("name") == "VLHead":
         args = _args(head_cfg, ("name", "out_channels", "training_step"))
         children.append(("head", vl_head(width, n, **args)))
+    elif (head_cfg.get("name"), bool(head_cfg.get("use_lang"))) == ("ABINetHead", False):
+        args = _args(head_cfg, ("name", "out_channels", "use_lang", "iter_size", "dropout"))
+        children.append(("head", abinet_head(width, n, softmax=softmax, **args)))
     elif (head_cfg.get("name"), bool(head_cfg.get("use_lang"))) in REFUSED_HEADS:
         why = REFUSED_HEADS[head_cfg["name"], bool(head_cfg.get("use_lang"))]
         raise UnknownNameError(f"PaddleOCR config: Head {head_cfg['name']!r} {why}")
@@ -248,11 +253,13 @@ def from_config(
 def default_input(config: str | os.PathLike | Mapping[str, Any]) -> tuple[int, int, int, int]:
     """A text line the config's model takes: (1, 3, 48, 320) (PP-OCRv3/v4), else (1, 3, 32,
     320) (PP-OCRv2's MobileNetV1Enhance), else (1, 3, 32, 100) (SVTR's fixed image size),
-    else (1, 3, 64, 256) (VisionLAN's), whichever gives a sequence."""
+    else (1, 3, 64, 256) (VisionLAN's), else (1, 3, 32, 128) (ABINet's fixed image size),
+    whichever gives a sequence."""
     from ...blocks import infer
 
     spec = from_config(config, out_channels=2)
-    for shape in ((1, 3, 48, 320), (1, 3, 32, 320), (1, 3, 32, 100), (1, 3, 64, 256)):
+    shapes = ((1, 3, 48, 320), (1, 3, 32, 320), (1, 3, 32, 100), (1, 3, 64, 256))
+    for shape in (*shapes, (1, 3, 32, 128)):
         try:
             infer(spec, shape)
         except ValueError:
