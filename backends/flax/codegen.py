@@ -395,15 +395,21 @@ def _planned(writer, rows):
     planner, marked = writer.planner, {}
     layers = dict(writer.layers())
     layouts = LayoutPlan(writer.spec)
+    own: dict[str, dict[str, str]] = {}  # each layer's codes (a fan-scaled law as scaled)
+    for row in rows:
+        code = _fan_scaled(row) or init_code(row, writer.ctx)
+        own.setdefault(row.item.layer, {})[row.leaf] = code
     while True:
         codes, conflicts = _shared_codes(planner, rows, writer.ctx)
-        found = {(p, "init", tuple(sorted(codes[p].items()))) for c in conflicts for p in c[:2]}
+        found = {
+            (p, "init", tuple(sorted(own.get(p, {}).items()))) for c in conflicts for p in c[3]
+        }
         found |= {(p, "layout", layouts.at[p].signature) for p in layouts.differing(planner)}
         new = {(id(layers[p]), what): value for p, what, value in found if p in layers}
         new = {k: v for k, v in new.items() if k not in marked}
         if not new:
             if conflicts:
-                where, first, name = conflicts[0]
+                where, first, name, _ = conflicts[0]
                 raise ExportError(
                     f"{where}: draws {codes[where]} where {first} of the same class {name} "
                     f"draws {codes[first]}; the flax export writes one init per class layer"
@@ -460,8 +466,9 @@ def _fan_scaled(row) -> str | None:
     return f'nnx.initializers.variance_scaling({scale}, "{mode}", "{kind}")'
 
 
-def _conflicts(planner, codes) -> list[tuple[str, str, str]]:
-    """(layer path, the first instance's layer path, class name) where their codes differ."""
+def _conflicts(planner, codes) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """(layer path, the first instance's layer path, class name, that layer's path in every
+    instance) where their codes differ."""
     from xinit.blocks import walk
     from xinit.layers import Layer
 
@@ -478,7 +485,9 @@ def _conflicts(planner, codes) -> list[tuple[str, str, str]]:
                 a_path, b_path = (f"{p}.{rel}" if p else rel for p in (first, where))
                 a, b = codes.get(a_path), codes.get(b_path)
                 if a is not None and b is not None and a != b:
-                    out.append((b_path, a_path, plan.name))
+                    roots = (planner.path_of[id(i)] for i in plan.instances)
+                    every = tuple(f"{p}.{rel}" if p else rel for p in roots)
+                    out.append((b_path, a_path, plan.name, every))
     return out
 
 

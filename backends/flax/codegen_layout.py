@@ -173,8 +173,8 @@ class LayoutPlan:
 
     def _differences(self, planner):
         """(class name, first instance's path, other instance's path, layer path in the
-        class) wherever instances of a class of ``planner`` hold a layer's values differently
-        (a layer only some instances have is not compared)."""
+        class, every instance's path) wherever instances of a class of ``planner`` hold a
+        layer's values differently (a layer only some instances have is not compared)."""
         for plan in planner.order:
             first = planner.path_of[id(plan.instances[0])]
             mine = self._relative(first)
@@ -183,21 +183,23 @@ class LayoutPlan:
                 theirs = self._relative(where)
                 for p in sorted(mine.keys() & theirs.keys()):
                     if mine[p] != theirs[p]:
-                        yield plan.name, first, where, p
+                        roots = tuple(planner.path_of[id(i)] for i in plan.instances)
+                        yield plan.name, first, where, p, roots
 
     def check_shared(self, planner) -> None:
         """Every instance of a shared class must hold its values alike (its code is written
         once, from the first instance)."""
-        for name, first, where, _ in self._differences(planner):
+        for name, first, where, *_ in self._differences(planner):
             raise ExportError(
                 f"{where}: holds its activations in other layouts than {first} of the "
                 f"same class {name}; the flax export writes one forward per class"
             )
 
     def differing(self, planner) -> set[str]:
-        """The layer paths (of both instances) that :meth:`check_shared` refuses."""
+        """The layer paths (in every instance of the class) that :meth:`check_shared`
+        refuses."""
         found = self._differences(planner)
-        return {_join(root, p) for _, first, where, p in found for root in (first, where)}
+        return {_join(root, p) for *_, p, roots in found for root in roots}
 
     def _relative(self, root: str) -> dict:
         """What the code of the class at ``root`` depends on, by layer path in the class:

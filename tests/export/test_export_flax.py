@@ -409,6 +409,22 @@ def test_a_learned_tensor_on_an_image_names_the_node():
         export_code(Graph(nodes), "flax")
 
 
+def test_instances_that_draw_other_laws_become_classes_of_their_own():
+    """Blocks alike but for their conv's law (N(0, 0.1), N(0, 0.5), N(0, 0.1)): the first and
+    third share a class, the second has its own, each constructor drawing its law."""
+    from xinit.initializers import Normal
+
+    def block(std):
+        conv = L.Conv(4, 4, 3, padding=1, weight_init=Normal(0.0, std))
+        return Sequential(conv=conv, act=L.ReLU())
+
+    spec = Sequential(blocks=Sequential(block(0.1), block(0.5), block(0.1)))
+    text = export_code(spec, "flax")
+    assert "Sequential(Block(rngs=rngs), Block2(rngs=rngs), Block(rngs=rngs))" in text
+    block_1, block_2 = text.split("class Block2(")[0], text.split("class Block2(")[1]
+    assert "normal(0.1)" in block_1.split("class Block(")[1] and "normal(0.5)" in block_2
+
+
 def test_recurrent_laws_that_differ_by_layer_are_refused():
     """The file gives each cell one initializer per tensor family: an LSTM whose layers draw
     different laws (Xavier on inputs of 8 and of 16) cannot be written that way."""
