@@ -22,6 +22,7 @@ from xinit.initializers import KaimingNormal, KaimingUniform, XavierNormal, Xavi
 
 from ..common.codegen import native_fans, neutral_fans
 from ..common.codegen_window import flax_window_attention
+from .codegen_channelwise import register_channelwise
 from .codegen_layout import LayoutPlan
 from .codegen_sequence import converted, init_keywords, layout_at, register_sequence
 from .codegen_zoo import SPATIAL, register_zoo
@@ -213,6 +214,7 @@ EMITTERS.register("avg_pool", call=_pool)
 EMITTERS.register("adaptive_avg_pool", call=_adaptive_avg_pool)
 register_sequence(EMITTERS)
 register_zoo(EMITTERS)
+register_channelwise(EMITTERS)
 
 
 _DOWNSCALE_DROPOUT = '''class DownscaleDropout(nnx.Dropout):

@@ -163,7 +163,8 @@ class LayoutPlan:
         return out
 
     def _graph(self, node: Graph, path: str, held: tuple[Held, ...]) -> Held:
-        values: dict[str, Held] = dict(zip(node.inputs, held))
+        extra = len(node.inputs) - len(held)  # a model of several inputs: each held as the first
+        values: dict[str, Held] = dict(zip(node.inputs, held + held[-1:] * max(extra, 0)))
         for name in node.order:
             refs = node.inputs_of(name)
             args = tuple(values[ref.partition(".")[0]] for ref in refs)

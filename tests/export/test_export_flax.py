@@ -375,7 +375,11 @@ def test_files_read_as_flax_code(exported):
     assert "xinit" not in "".join(line for line in crnn.splitlines() if "import" in line)
 
 
-def test_a_kind_without_an_emitter_names_the_layer(tmp_path):
+def test_a_kind_without_an_emitter_names_the_layer(monkeypatch):
+    """A planted fault: the GroupNorm emitter taken out of the table."""
+    from xinit import backends
+
+    monkeypatch.delitem(backends.part("flax", "codegen").EMITTERS, "groupnorm")
     spec = Sequential(conv=L.Conv(3, 8, 3), norm=L.GroupNorm(2, 8))
     with pytest.raises(ExportError, match=r"^norm: .*no emitter for layer kind 'groupnorm'"):
         export_code(spec, "flax")
