@@ -350,6 +350,7 @@ class FlaxCode(FrameworkCode):
         planner = writer.planner
         writer.ctx.layouts = LayoutPlan(writer.spec)  # read by the emitters
         writer.ctx.layouts.check_shared(planner)
+        _check_numbered_steps(writer.spec, writer.ctx.layouts, self)
         writer.ctx.tuple_args = _tuple_args(planner)
         if any(writer._is_list(plan.template) for plan in planner.order):
             writer.ctx.helper("NumberedLayers", _LAYERS)  # the base of the numbered lists' classes
@@ -373,6 +374,29 @@ class FlaxCode(FrameworkCode):
             f"Input: {taken}. Needs only flax. The state's paths are those",
             "of xinit.build(spec, 'flax'): nnx.update(model, state) loads weights xinit built.",
         ]
+
+
+def _check_numbered_steps(spec, layouts: LayoutPlan, code: FlaxCode) -> None:
+    """A layer of a numbered Sequential is a step called on the value as it comes: where it
+    must take it in the other layout (a conv after a pad, which gives PyTorch's), only an
+    expression step turns it, so a constructed layer there is refused, naming it."""
+    from xinit.blocks import Sequential, walk
+    from xinit.codegen.structure import is_numbered
+    from xinit.layers import Layer
+
+    for path, node in walk(spec):
+        if not isinstance(node, Sequential) or not is_numbered(node):
+            continue
+        for name, child in node.steps:
+            where = f"{path}.{name}" if path else name
+            rec = layouts.at.get(where)
+            turned = rec is not None and any(t is not None for t in rec.to)
+            if turned and isinstance(child, Layer) and code.has_module(child):
+                raise ExportError(
+                    f"{where}: a step of a numbered Sequential taking its input in the "
+                    f"{rec.to[0]} layout, given the other; the flax export turns layouts "
+                    "between named layers only"
+                )
 
 
 def _tuple_args(planner) -> set[str]:

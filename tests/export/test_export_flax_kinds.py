@@ -19,6 +19,7 @@ import xinit
 from xinit import backends, kinds
 from xinit import layers as L
 from xinit._parity_base import compare, rounding
+from xinit.codegen import ExportError
 from xinit.graph import Graph
 
 pytest.importorskip("flax")
@@ -278,3 +279,11 @@ def test_the_verdict_catches_a_wrong_group_count(exported, tmp_path):
     got = np.load(tmp_path / f"{name}_out.npz")[""]
     want, noise = expected[name][""]
     assert not compare(want, got, atol=None, noise=2 * noise).passed
+
+
+def test_a_numbered_step_given_the_other_layout_is_refused():
+    """A conv after a pad in a numbered Sequential would get PyTorch's layout where it takes
+    channel-last: refused, naming the step (a named graph node is turned; variant above)."""
+    spec = xinit.Sequential(L.Conv(3, 3, 1), L.Pad((1, 0, 2, 1)), L.Conv(3, 2, 1))
+    with pytest.raises(ExportError, match=r"^2: a step of a numbered Sequential"):
+        xinit.export_code(spec, "flax")
