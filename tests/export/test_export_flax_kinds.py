@@ -287,3 +287,28 @@ def test_a_numbered_step_given_the_other_layout_is_refused():
     spec = xinit.Sequential(L.Conv(3, 3, 1), L.Pad((1, 0, 2, 1)), L.Conv(3, 2, 1))
     with pytest.raises(ExportError, match=r"^2: a step of a numbered Sequential"):
         xinit.export_code(spec, "flax")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["swin", "swin_v2"])
+def test_a_traced_swin_exports_to_flax_within_the_verdict(name, tmp_path):
+    """torchvision's small Swin (v1, v2) traced and saved as test_export_traced.py does; its
+    Flax file, run without xinit, gives the build's outputs within the verdict (about 25 s
+    each: the build's float64 run). ConvNeXt's is refused: a numbered step given the other
+    layout (test_a_numbered_step_given_the_other_layout_is_refused)."""
+    pytest.importorskip("torch")
+    from test_export_traced import TRACED, _save
+
+    require_backend("flax")
+    path = _save({name: TRACED[name]}, tmp_path)[name]
+    spec = xinit.load_spec(path)
+    (tmp_path / f"{name}.py").write_text(xinit.export_code(spec, "flax", class_name="Model"))
+    size = TRACED[name]
+    x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype(np.float32)
+    expected, images_in, images_out = _save_build(name, spec, [x], tmp_path)
+    (tmp_path / "cases.json").write_text(json.dumps([[name, images_in, images_out]]))
+    run_isolated(tmp_path, SCRIPT)
+    got = dict(np.load(tmp_path / f"{name}_out.npz"))
+    for key, (want, noise) in expected.items():
+        diff = compare(want, got[key], atol=None, noise=2 * noise)
+        assert diff.passed, (name, key, diff)
