@@ -22,7 +22,7 @@ from xinit.initializers import KaimingNormal, KaimingUniform, XavierNormal, Xavi
 
 from ..common.codegen import native_fans, neutral_fans
 from ..common.codegen_window import flax_window_attention
-from .codegen_channelwise import register_channelwise
+from .codegen_channelwise import ADAPTIVE_POOL, register_channelwise
 from .codegen_layout import LayoutPlan
 from .codegen_sequence import converted, init_keywords, layout_at, register_sequence
 from .codegen_zoo import SPATIAL, register_zoo
@@ -173,29 +173,13 @@ def _pool(f: Fields, args: list) -> str:
     return f"nnx.{name}({args_text(args[0], _pair(f, 'kernel_size'), kws)})"
 
 
-_ADAPTIVE = '''def adaptive_avg_pool(x, output_size: tuple[int, ...]):
-    """PyTorch's adaptive average pool on channel-last x: window i of an axis of n values
-    spans [floor(i * n / o), ceil((i + 1) * n / o))."""
-    for axis, o in enumerate(output_size, start=1):
-        n = x.shape[axis]
-        parts = [
-            jax.lax.slice_in_dim(x, i * n // o, -(-(i + 1) * n // o), axis=axis).mean(
-                axis=axis, keepdims=True
-            )
-            for i in range(o)
-        ]
-        x = jnp.concatenate(parts, axis=axis)
-    return x
-'''
-
-
 def _adaptive_avg_pool(f: Fields, args: list) -> str:
     value = f.value("output_size")
     if value not in (1, (1,) * f.spec.dims):  # a global average is a mean; else the helper
         f.ctx.need("import jax")
         f.ctx.need("import jax.numpy as jnp")
-        f.ctx.helper("adaptive_avg_pool", _ADAPTIVE)
-        return f"adaptive_avg_pool({args[0]}, {literal(tuple(f.spec.output_size))})"
+        f.ctx.helper("adaptive_pool", ADAPTIVE_POOL)
+        return f"adaptive_pool({args[0]}, {literal(tuple(f.spec.output_size))})"
     x = args[0]
     for axis in range(1, f.spec.dims + 1):
         x = f"{x}.mean(axis={axis}, keepdims=True)"

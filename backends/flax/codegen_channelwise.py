@@ -252,13 +252,13 @@ _CHANNEL_SHUFFLE = '''def channel_shuffle(x, groups: int):
     return jnp.swapaxes(y, -1, -2).reshape(x.shape)
 '''
 
-_ADAPTIVE_MAX = '''def adaptive_max_pool(x, output_size: tuple[int, ...]):
-    """PyTorch's adaptive max pool on channel-last x: window i of an axis of n values spans
-    [floor(i * n / o), ceil((i + 1) * n / o))."""
+ADAPTIVE_POOL = '''def adaptive_pool(x, output_size: tuple[int, ...], reduce: str = "mean"):
+    """PyTorch's adaptive average pool on channel-last x (reduce="max": its max pool): window
+    i of an axis of n values spans [floor(i * n / o), ceil((i + 1) * n / o))."""
     for axis, o in enumerate(output_size, start=1):
         n = x.shape[axis]
         parts = [
-            jax.lax.slice_in_dim(x, i * n // o, -(-(i + 1) * n // o), axis=axis).max(
+            getattr(jax.lax.slice_in_dim(x, i * n // o, -(-(i + 1) * n // o), axis=axis), reduce)(
                 axis=axis, keepdims=True
             )
             for i in range(o)
@@ -277,8 +277,8 @@ def _channel_shuffle(f: Fields, args: list) -> str:
 def _adaptive_max_pool(f: Fields, args: list) -> str:
     f.ctx.need("import jax")
     f.ctx.need("import jax.numpy as jnp")
-    f.ctx.helper("adaptive_max_pool", _ADAPTIVE_MAX)
-    return f"adaptive_max_pool({args[0]}, {literal(tuple(f.spec.output_size))})"
+    f.ctx.helper("adaptive_pool", ADAPTIVE_POOL)
+    return f'adaptive_pool({args[0]}, {literal(tuple(f.spec.output_size))}, "max")'
 
 
 def register_channelwise(table) -> None:
@@ -298,4 +298,4 @@ def register_channelwise(table) -> None:
     table.register("adaptive_max_pool", call=_adaptive_max_pool)
 
 
-__all__ = ["register_channelwise"]
+__all__ = ["ADAPTIVE_POOL", "register_channelwise"]

@@ -68,6 +68,7 @@ VARIANTS = {
         ((2, 3, 3, 5),),
     ),
     "adaptive_max_pool_1d": (L.AdaptiveMaxPool(3, dims=1), ((2, 3, 7),)),
+    "adaptive_avg_pool_windows": (L.AdaptiveAvgPool((2, 3)), ((2, 3, 5, 7),)),  # the same helper
     "groupnorm_plain": (
         xinit.Sequential(L.Conv(3, 4, 1), L.GroupNorm(2, 4, eps=1e-3, affine=False)),
         ((2, 3, 3, 3),),
