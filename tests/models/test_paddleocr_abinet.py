@@ -76,6 +76,7 @@ def test_outputs_equal_paddleocrs_after_set_state_dict():
     rounding (3 ulp of p·rate); (2) with the spec's table put in the reference's buffers the
     outputs are bit-equal (same Paddle kernels, same order); (3) with PaddleOCR's own tables
     every layer passes the float64-derived parity verdict."""
+    require_backend("paddle")
     import paddle
 
     ref = reference(seed=1)

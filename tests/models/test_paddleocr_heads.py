@@ -66,6 +66,7 @@ def test_outputs_equal_paddleocrs_after_set_state_dict():
     """The reference's weights loaded with Paddle's ``set_state_dict``: the outputs are
     bit-equal (the same Paddle kernels in the same order) and every layer passes the parity
     verdict; the sinusoid table is PaddleOCR's buffer bit for bit."""
+    require_backend("paddle")
     import paddle
 
     from xinit.layers.positions import sinusoid_table
