@@ -292,3 +292,34 @@ for name, _ in json.load(open("cases.json")):
     np.savez(name + "_init.npz", **{k: v.numpy() for k, v in fresh.state_dict().items()})
 """,
 }
+
+
+# The Flax file runners' shared step, prepended to their scripts (they run where xinit cannot
+# be imported): the model holds exactly the build's state paths and takes every saved value.
+FLAX_LOAD_BUILD_STATE = """
+import importlib, json
+import numpy as np
+import jax.numpy as jnp
+from flax import nnx
+
+
+def flat(model):
+    return {".".join(map(str, k)): v for k, v in nnx.to_flat_state(nnx.state(model))}
+
+
+def load_build_state(model, name):
+    paths = json.load(open(name + "_paths.json"))
+    assert sorted(flat(model)) == paths, (name, sorted(set(flat(model)) ^ set(paths)))
+    saved = dict(np.load(name + "_state.npz"))
+    state, used = nnx.state(model), set()
+    for key, var in nnx.to_flat_state(state):
+        key = ".".join(map(str, key))
+        if isinstance(var, (nnx.Param, nnx.BatchStat)):
+            assert var.get_value().shape == saved[key].shape, (name, key)
+            var.set_value(jnp.asarray(saved[key]))
+            used.add(key)
+    assert used == set(saved), (name, sorted(set(saved) - used))
+    nnx.update(model, state)
+    model.eval()
+    return saved
+"""

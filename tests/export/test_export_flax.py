@@ -14,7 +14,13 @@ import json
 
 import numpy as np
 import pytest
-from export_code_helpers import Case, check_init_statistics, ruff_problems, run_isolated
+from export_code_helpers import (
+    FLAX_LOAD_BUILD_STATE,
+    Case,
+    check_init_statistics,
+    ruff_problems,
+    run_isolated,
+)
 from helpers import require_backend
 
 import xinit
@@ -101,34 +107,13 @@ FORWARD_FAULTS = [
 # dropout layers included), takes the build's values (every one used), runs the input in eval
 # mode (an image channel-last, as the file's header says; a sequence as it is); for cases
 # with ``stats``, a fresh model under seeds 0 and 1 redrawn by ``init_weights``.
-SCRIPT = """
-import importlib, json
-import numpy as np
-import jax.numpy as jnp
-from flax import nnx
-
-
-def flat(model):
-    return {".".join(map(str, k)): v for k, v in nnx.to_flat_state(nnx.state(model))}
-
-
+SCRIPT = (
+    FLAX_LOAD_BUILD_STATE
+    + """
 for name, stats in json.load(open("cases.json")):
     model_class = importlib.import_module(name).Model
     model = model_class()
-    paths = json.load(open(name + "_paths.json"))
-    assert sorted(flat(model)) == paths, (name, sorted(set(flat(model)) ^ set(paths)))
-    saved = dict(np.load(name + "_state.npz"))
-    state = nnx.state(model)
-    used = set()
-    for key, var in nnx.to_flat_state(state):
-        key = ".".join(map(str, key))
-        if isinstance(var, (nnx.Param, nnx.BatchStat)):
-            assert var.get_value().shape == saved[key].shape, (name, key)
-            var.set_value(jnp.asarray(saved[key]))
-            used.add(key)
-    assert used == set(saved), (name, sorted(set(saved) - used))
-    nnx.update(model, state)
-    model.eval()
+    saved = load_build_state(model, name)
     x = np.load(name + "_x.npy")
     x = np.moveaxis(x, 1, -1) if x.ndim == 4 else x
     out = model(jnp.asarray(x))
@@ -142,6 +127,7 @@ for name, stats in json.load(open("cases.json")):
         drawn = {k: np.asarray(v.get_value()) for k, v in flat(fresh).items() if k in saved}
         np.savez(f"{name}_init{seed}.npz", **drawn)
 """
+)
 
 
 def _export(case: Case, folder) -> str:

@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 import pytest
-from export_code_helpers import ruff_problems, run_isolated
+from export_code_helpers import FLAX_LOAD_BUILD_STATE, ruff_problems, run_isolated
 from helpers import require_backend
 
 import xinit
@@ -169,28 +169,12 @@ def _cases() -> dict:
 # The isolated run: each file's model holds exactly the build's state paths (dropout's RNG
 # streams included), takes the build's parameters and statistics (every one used), runs the
 # inputs in eval mode, channel-last where the file's header says so.
-SCRIPT = """
-import importlib, json
-import numpy as np
-import jax.numpy as jnp
-from flax import nnx
-
+SCRIPT = (
+    FLAX_LOAD_BUILD_STATE
+    + """
 for name, images_in, images_out in json.load(open("cases.json")):
     model = importlib.import_module(name).Model()
-    flat = {".".join(map(str, k)): v for k, v in nnx.to_flat_state(nnx.state(model))}
-    paths = json.load(open(name + "_paths.json"))
-    assert sorted(flat) == paths, (name, sorted(set(flat) ^ set(paths)))
-    saved = dict(np.load(name + "_state.npz"))
-    state, used = nnx.state(model), set()
-    for key, var in nnx.to_flat_state(state):
-        key = ".".join(map(str, key))
-        if isinstance(var, (nnx.Param, nnx.BatchStat)):
-            assert var.get_value().shape == saved[key].shape, (name, key)
-            var.set_value(jnp.asarray(saved[key]))
-            used.add(key)
-    assert used == set(saved), (name, sorted(set(saved) - used))
-    nnx.update(model, state)
-    model.eval()
+    load_build_state(model, name)
     xs = np.load(name + "_x.npz")
     xs = [xs[f"x{i}"] for i in range(len(xs.files))]
     xs = [np.moveaxis(x, 1, -1) if images_in and x.ndim >= 3 else x for x in xs]
@@ -199,6 +183,7 @@ for name, images_in, images_out in json.load(open("cases.json")):
     back = lambda v: np.moveaxis(v, -1, 1) if images_out and v.ndim >= 3 else v
     np.savez(name + "_out.npz", **{k: back(v) for k, v in outs.items()})
 """
+)
 
 
 def _save_build(name: str, spec, xs: list, folder) -> tuple[dict, bool, bool]:
