@@ -8,56 +8,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import FRAMEWORKS, require_backend, require_backends
+from reuse_specs import abinet_like, conv_twice
 
 import xinit
 from xinit.blocks import infer, num_params, param_specs
 from xinit.graph import Graph, Reuse, truncate
-from xinit.layers import Add, BatchNorm, Conv, LayerNorm, Linear, ReLU, SpecError
+from xinit.layers import Add, Conv, Linear, SpecError
 from xinit.spec_json import SpecFormatError, spec_from_json, spec_to_json
 
 
 def rand(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def language() -> Graph:
-    """A two-input block with parameters: ``norm(proj(x)) + y``."""
-    return Graph(
-        [
-            ("proj", Linear(16, 16), "x"),
-            ("norm", LayerNorm(16), "proj"),
-            ("mix", Add(), ("norm", "y")),
-        ],
-        inputs=("x", "y"),
-    )
-
-
-def abinet_like() -> Graph:
-    """A sub-graph run three times on the same weights, each time on other inputs."""
-    return Graph(
-        [
-            ("embed", Linear(8, 16), "tokens"),
-            ("language", language(), ("embed", "embed")),
-            ("act", ReLU(), "language"),
-            ("language_2", Reuse("language"), ("act", "embed")),
-            ("language_3", Reuse("language"), ("language_2", "act")),
-            ("head", Linear(16, 4), "language_3"),
-        ],
-        inputs="tokens",
-    )
-
-
-def conv_twice() -> Graph:
-    """An image graph calling one conv twice around a BatchNorm (Flax: channel-last)."""
-    return Graph(
-        [
-            ("conv", Conv(4, 4, 3, padding=1), "x"),
-            ("bn", BatchNorm(4), "conv"),
-            ("conv_2", Reuse("conv"), "bn"),
-            ("relu", ReLU(), "conv_2"),
-            ("add", Add(), ("relu", "x")),
-        ]
-    )
 
 
 # ---- the spec ---------------------------------------------------------------------------------
@@ -252,3 +213,22 @@ def test_parity_catches_a_fault_in_the_last_call_of_the_reused_layer():
     assert report.first_divergent.path == "language.mix"
     passed = {r.path for r in report.rows if r.passed}
     assert {"embed", "act"} <= passed
+
+
+def test_reparam_leaves_a_sum_whose_branch_runs_again():
+    """Fusing ``a + b`` into one conv would drop ``a``, which ``a_2`` runs again: left alone,
+    while the same sum with no reuse is fused."""
+    require_backend("torch")
+    nodes = [
+        ("a", Conv(4, 4, 3, padding=1), "x"),
+        ("b", Conv(4, 4, 1), "x"),
+        ("sum", Add(), ("a", "b")),
+    ]
+    shared = Graph([*nodes, ("a_2", Reuse("a"), "sum")])
+    model = xinit.build(shared, "torch", seed=1, rng="xinit")
+    fused, report = xinit.reparameterize(model)
+    assert report.fused == [] and fused._xinit_spec == shared
+    x = rand(2, 4, 6, 6, seed=2)
+    assert np.array_equal(xinit.run(fused, x), xinit.run(model, x))
+    _, plain = xinit.reparameterize(xinit.build(Graph(nodes), "torch", seed=1, rng="xinit"))
+    assert plain.fused == ["sum: 2 branches (a, b) -> one 3x3 conv"]
