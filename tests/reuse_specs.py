@@ -8,14 +8,17 @@ from xinit.layers import Add, BatchNorm, Conv, LayerNorm, Linear, ReLU
 
 
 def language() -> Graph:
-    """A two-input block with parameters: ``norm(proj(x)) + y``."""
+    """A two-input block with parameters giving two outputs (as ABINet's language model its
+    feature and logits): ``feature = norm(proj(x)) + y``, ``logits = out(feature)``."""
     return Graph(
         [
             ("proj", Linear(16, 16), "x"),
             ("norm", LayerNorm(16), "proj"),
             ("mix", Add(), ("norm", "y")),
+            ("out", Linear(16, 16), "mix"),
         ],
         inputs=("x", "y"),
+        outputs={"feature": "mix", "logits": "out"},
     )
 
 
@@ -25,10 +28,10 @@ def abinet_like() -> Graph:
         [
             ("embed", Linear(8, 16), "tokens"),
             ("language", language(), ("embed", "embed")),
-            ("act", ReLU(), "language"),
+            ("act", ReLU(), "language.logits"),
             ("language_2", Reuse("language"), ("act", "embed")),
-            ("language_3", Reuse("language"), ("language_2", "act")),
-            ("head", Linear(16, 4), "language_3"),
+            ("language_3", Reuse("language"), ("language_2.feature", "act")),
+            ("head", Linear(16, 4), "language_3.logits"),
         ],
         inputs="tokens",
     )

@@ -29,7 +29,7 @@ CALLS = {
     "abinet_like": (
         "language = self.language(embed, embed)",
         "language_2 = self.language(act, embed)",
-        "language_3 = self.language(language_2, act)",
+        'language_3 = self.language(language_2["feature"], act)',
     ),
     "conv_twice": ("conv = self.conv(x)", "conv_2 = self.conv(bn)"),
 }
