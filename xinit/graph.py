@@ -396,6 +396,11 @@ def sub_spec(spec, path: str):
     node = spec
     for part in path.split(".") if path else ():
         found = dict(children(node)).get(part)
+        if found is None and isinstance(node, Graph) and part in node.order:
+            raise SpecError(
+                f"node {part!r} on the way to {path!r} is a Reuse of {node.called(part)[0]!r}, "
+                "which holds its layer"
+            )
         if found is None:
             names = ", ".join(n for n, _ in children(node))
             raise SpecError(f"no node {part!r} on the way to {path!r} (children: {names})")

@@ -257,3 +257,9 @@ def test_diagnose_measures_the_reused_layer_at_its_last_call_in_every_framework(
         )
         np.testing.assert_allclose(rows["language.mix"].std, third, rtol=1e-5)
         assert abs(first - third) > 1e-2 * third  # the first call's would be told apart
+
+
+def test_sub_spec_of_a_reuse_node_names_its_target():
+    with pytest.raises(SpecError, match="'language_2' .* is a Reuse of 'language'"):
+        xinit.sub_spec(abinet_like(), "language_2.proj")
+    assert xinit.sub_spec(abinet_like(), "language.proj") == Linear(16, 16)

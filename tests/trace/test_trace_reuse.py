@@ -162,3 +162,23 @@ def test_a_paddle_layer_called_twice_traces_as_a_reuse():
     for to in ("torch", "flax"):
         _, report = xinit.convert(model, to, x, spec=spec)
         assert report.ok, (to, report.parity.first_divergent)
+
+
+def test_a_flax_module_called_twice_traces_as_a_reuse():
+    require_backends("flax", "paddle")
+    import jax.numpy as jnp
+    from flax import nnx
+
+    class LinearTwice(nnx.Module):
+        def __init__(self, rngs):
+            self.fc = nnx.Linear(6, 6, rngs=rngs)
+
+        def __call__(self, x):
+            return self.fc(nnx.relu(self.fc(x)))
+
+    model = LinearTwice(nnx.Rngs(0))
+    x = np.random.default_rng(4).standard_normal((3, 6)).astype(np.float32)
+    spec = xinit.trace(model, jnp.asarray(x))
+    assert spec["fc_1"] == Reuse("fc")
+    _, report = xinit.convert(model, "paddle", x, spec=spec)
+    assert report.ok, report.parity.first_divergent
