@@ -225,10 +225,11 @@ class TraceRecorder:
         parent = self._stack[-1]
         scope.outputs = self._output_refs(scope, outputs)
         refs = tuple(scope.parent_refs) or (parent.inputs[0],)  # type: ignore[attr-defined]
-        first = parent.row(name) if name in parent.taken else None
+        again = name in parent.taken
+        first = parent.row(name) if again else None
         node_name = parent.name(name)
         row: Any = scope
-        if node_name != name:
+        if again:  # the module called before in this scope: a Reuse of that call
             row = _Again(name)
             if not isinstance(first, _Scope) or not self._same(first, scope):
                 self.unknown(
