@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from xinit import layers as L
 
 from .lowering_base import _paddle
@@ -153,4 +155,48 @@ def lookalike_spec(layer: Any) -> Any:
     return read(layer)
 
 
-__all__ = ["LOOKALIKES", "layer_call", "lookalike_spec"]
+def read_layer(lowerings: Any, layer: Any) -> Any:
+    """The spec of a layer a lowering reads, or of a class a model file retypes; None for
+    any other layer."""
+    spec = lookalike_spec(layer)
+    if spec is not None:
+        return spec
+    lowering = lowerings.lowering_of(layer)
+    return lowering.read(layer) if lowering is not None else None
+
+
+def computes(lowerings: Any, layer: Any, spec: Any, inputs: list, out: Any) -> bool:
+    """Whether ``layer`` may be read as ``spec``: its forward is that of the Paddle or xinit
+    class its lowering knows, or ``spec``, built with the layer's state, gives ``out`` on
+    ``inputs`` to within 64 float32 roundings of its size (a wrong reading is O(1)); a
+    build or run that fails is a no. Paddle's global generator is left as it was."""
+    lowering = lowerings.lowering_of(layer)
+    natives = tuple(lowering.natives()) if lowering is not None else ()
+    base = next(
+        c for c in type(layer).__mro__ if c in natives or c.__module__.startswith("paddle.")
+    )
+    if type(layer).forward is base.forward and lookalike_spec(layer) is None:
+        return True
+    paddle = _paddle()
+    rng = paddle.get_rng_state()
+    try:
+        built = lowerings[spec.kind].build(spec, "cpu")
+        built.set_state_dict(layer.state_dict())
+        built.eval()
+        got = built(*inputs)
+    except (ValueError, TypeError, RuntimeError, AssertionError, L.SpecError):
+        return False
+    finally:
+        paddle.set_rng_state(rng)
+    if not isinstance(got, paddle.Tensor) or not isinstance(out, paddle.Tensor):
+        return False
+    if got.shape != out.shape or got.dtype != out.dtype:
+        return False
+    want, have = out.numpy(), got.numpy()
+    if not np.issubdtype(want.dtype, np.floating):
+        return bool(np.array_equal(want, have))
+    err = np.abs(have.astype(np.float64) - want).max(initial=0.0)
+    return bool(err <= 64 * np.finfo(want.dtype).eps * (1.0 + np.abs(want).max(initial=0.0)))
+
+
+__all__ = ["LOOKALIKES", "computes", "layer_call", "lookalike_spec", "read_layer"]

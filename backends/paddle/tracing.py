@@ -36,15 +36,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from xinit import layers as L
 from xinit.blocks import join
 from xinit.layers import SpecError
 from xinit.tracing import TraceError, TraceRecorder, source_line, trace_batch
 
 from .lowering_base import _paddle
-from .trace_layers import layer_call, lookalike_spec
+from .trace_layers import computes, layer_call, read_layer
 from .trace_ops import (
     ALIAS,
     CONVERTERS,
@@ -450,7 +448,7 @@ class _Tracer:
         self._learned([t for t in tensors if id(t) in self.params or id(t) in self.buffers])
         cls = type(layer).__name__
         name = self._name(layer, path)
-        spec = self._read(layer)
+        spec = read_layer(self.lowerings, layer)
         if name is None:
             here = self.rec.path or "the model"
             if path is None:
@@ -496,10 +494,10 @@ class _Tracer:
         return None
 
     def _known(self, layer, name: str, tensors: list, out: Any) -> None:
-        spec = self._read(layer)
+        spec = read_layer(self.lowerings, layer)
         if isinstance(spec, L.MultiheadAttention):
             tensors = self._attention_inputs(name, tensors)
-        if spec is not None and not self._computes(layer, spec, tensors, out):
+        if spec is not None and not computes(self.lowerings, layer, spec, tensors, out):
             self.rec.unknown(
                 f"layer {join(self.rec.path, name)} ({type(layer).__name__}) has a forward of "
                 f"its own that computes other than its {type(spec).__name__} spec"
@@ -560,41 +558,6 @@ class _Tracer:
         x = self.paddle.zeros([1])
         steps = convert(Call(act, bind(act, fn, (x,), {}), x, self.rec.batch, self._scalar))
         return [Step(hint, s.spec, (after,)) for s in steps]
-
-    def _read(self, layer):
-        """The spec of a layer a lowering reads, or of a class a model file retypes."""
-        spec = lookalike_spec(layer)
-        if spec is not None:
-            return spec
-        lowering = self.lowerings.lowering_of(layer)
-        return lowering.read(layer) if lowering is not None else None
-
-    def _computes(self, layer, spec, inputs: list, out: Any) -> bool:
-        """Whether ``layer`` may be read as ``spec``: its forward is that of the Paddle or
-        xinit class its reading knows, or ``spec``, built with the layer's state, gives
-        ``out`` on ``inputs`` to within 64 float32 roundings of its size (a wrong reading
-        is O(1)). Paddle's global generator is left as it was."""
-        lowering = self.lowerings.lowering_of(layer)
-        natives = tuple(lowering.natives()) if lowering is not None else ()
-        base = next(
-            c for c in type(layer).__mro__ if c in natives or c.__module__.startswith("paddle.")
-        )
-        if type(layer).forward is base.forward and lookalike_spec(layer) is None:
-            return True
-        paddle = self.paddle
-        rng = paddle.get_rng_state()
-        try:
-            built = self.lowerings[spec.kind].build(spec, "cpu")
-        finally:
-            paddle.set_rng_state(rng)
-        built.set_state_dict(layer.state_dict())
-        built.eval()
-        got = built(*inputs)
-        if not self._is_tensor(got) or not self._is_tensor(out) or got.shape != out.shape:
-            return False
-        want = out.numpy().astype(np.float64)
-        tol = 64 * np.finfo(out.numpy().dtype).eps * (1.0 + np.abs(want).max(initial=0.0))
-        return bool(np.abs(got.numpy().astype(np.float64) - want).max(initial=0.0) <= tol)
 
     def _name(self, layer, path: str | None) -> str | None:
         if path is None:
