@@ -143,14 +143,7 @@ class LayoutPlan:
             )
             layout = need if need is not None else held[0].layout
             out = Held(layout, _rank_after(layer, held[0].rank))
-        placed = LayerLayout(held, to, out)
-        before = self.at.get(path)  # a layer a Reuse node calls again: written once
-        if before is not None and not self._finding and before.signature != placed.signature:
-            raise ExportError(
-                f"{path}: called again (a Reuse node) on values held otherwise than at its "
-                "first call; the flax export writes one layout per layer"
-            )
-        self.at[path] = placed
+        self.at[path] = LayerLayout(held, to, out)
         return out
 
     def _residual(self, node: Residual, path: str, x: Held) -> Held:
@@ -177,9 +170,22 @@ class LayoutPlan:
             refs = node.inputs_of(name)
             args = tuple(values[ref.partition(".")[0]] for ref in refs)
             callee, child = node.called(name)  # a Reuse node: its target's layer, again
-            values[name] = self._node(child, _join(path, callee), args)
+            where = _join(path, callee)
+            first = self._signatures(where) if callee != name and not self._finding else None
+            values[name] = self._node(child, where, args)
+            if first is not None and self._signatures(where) != first:
+                raise ExportError(
+                    f"{where}: called again by {_join(path, name)} (a Reuse node) on values "
+                    "held otherwise than at its first call; the flax export writes one "
+                    "layout per layer"
+                )
         outs = [values[ref.partition(".")[0]] for _, ref in node.outputs]
         return outs[0]
+
+    def _signatures(self, where: str) -> dict:
+        """What the written code depends on, per layer at or below ``where``."""
+        inside = where + "."
+        return {p: a.signature for p, a in self.at.items() if p == where or p.startswith(inside)}
 
     def _differences(self, planner):
         """(class name, first instance's path, other instance's path, layer path in the
