@@ -12,7 +12,7 @@ first reuse the first pass's nodes (:class:`~xinit.graph.Reuse`)."""
 
 from __future__ import annotations
 
-from ...graph import Graph
+from ...graph import Graph, Reuse
 from ...layers import (
     Add,
     ArgMax,
@@ -123,29 +123,31 @@ def language_passes(
 ) -> tuple[list, str]:  # fmt: skip
     """The head's nodes of ``iter_size`` language-and-alignment passes after node
     ``logits`` (the vision logits), with ``v_feature`` the vision feature; and the name of
-    the last pass's ``cls_align`` node (the aligned logits)."""
-    if iter_size != 1:
-        raise NotImplementedError("passes after the first need Reuse (helper-shared-nodes)")
+    the last pass's ``cls_align`` node (the aligned logits). Pass 0 holds the weights
+    (``language``, ``w_att_align``, ``cls_align``); pass i > 0 reuses them (``language_i``
+    ...)."""
+    learned = {
+        "language": bcn_language(d_model, nhead, dim_feedforward, length, num_classes),
+        "w_att_align": paddle_linear(2 * d_model, d_model),
+        "cls_align": paddle_linear(d_model, num_classes),
+    }
     nodes = []
     for i in range(iter_size):
         tag = f"_{i}" if i else ""
+        layer = learned if i == 0 else {name: Reuse(name) for name in learned}
         nodes += [
             (f"lengths{tag}", lengths(length), logits),
             (f"mask{tag}", LengthMask(length, diagonal=True)),
             (f"tokens{tag}", Softmax(-1), logits),
-            (
-                f"language{tag}",
-                bcn_language(d_model, nhead, dim_feedforward, length, num_classes),
-                (f"tokens{tag}", f"mask{tag}"),
-            ),
+            (f"language{tag}", layer["language"], (f"tokens{tag}", f"mask{tag}")),
             (f"fuse{tag}", Concat(-1), (f"language{tag}.feature", v_feature)),
-            (f"w_att_align{tag}", paddle_linear(2 * d_model, d_model)),
+            (f"w_att_align{tag}", layer["w_att_align"]),
             (f"gate{tag}", Sigmoid()),
             (f"gated_vision{tag}", Mul(), (f"gate{tag}", v_feature)),
             (f"ungate{tag}", ScalarOp("rsub", 1.0), f"gate{tag}"),
             (f"gated_language{tag}", Mul(), (f"ungate{tag}", f"language{tag}.feature")),
             (f"aligned{tag}", Add(), (f"gated_vision{tag}", f"gated_language{tag}")),
-            (f"cls_align{tag}", paddle_linear(d_model, num_classes)),
+            (f"cls_align{tag}", layer["cls_align"]),
         ]
         logits = f"cls_align{tag}"
     return nodes, logits
