@@ -193,12 +193,13 @@ Architecture:
 
 
 def test_from_config_reads_rec_r45_abinet_yml(tmp_path):
-    """The shipped config (use_lang off) gives the zoo's ``abinet``: PaddleOCR's 36 default
-    characters and '</s>' (37 classes), (N, 26, 37) out of a 32x128 line."""
+    """The shipped config with use_lang off gives the zoo's ``abinet(use_lang=False)``:
+    PaddleOCR's 36 default characters and '</s>' (37 classes), (N, 26, 37) out of a 32x128
+    line."""
     path = tmp_path / "rec_r45_abinet.yml"
     path.write_text(ABINET_YML)
     spec_ = paddleocr.from_config(path)
-    assert spec_ == paddleocr.abinet()
+    assert spec_ == paddleocr.abinet(use_lang=False)
     assert xinit.blocks.infer(spec_, (2, 3, 32, 128))[-1].output_shape == (2, 26, 37)
     assert paddleocr.default_input(path) == (1, 3, 32, 128)  # the CLI's input for it
 
@@ -206,8 +207,9 @@ def test_from_config_reads_rec_r45_abinet_yml(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("dst", ["torch", "flax"])
 def test_zoo_abinet_full_size_ports_with_parity(tmp_path, dst):
-    """The zoo's ``abinet`` (rec_r45_abinet.yml, use_lang off, full size) against PaddleOCR's
-    ABINetHead on ResNet45: every key and shape, and a checkpoint ports with parity PASS."""
+    """The zoo's ``abinet(use_lang=False)`` (rec_r45_abinet.yml's vision model, full size)
+    against PaddleOCR's ABINetHead on ResNet45: every key and shape, and a checkpoint ports
+    with parity PASS."""
     require_backends("paddle", dst)
     import paddle
     import reference_paddleocr_heads as ref_models
@@ -217,13 +219,14 @@ def test_zoo_abinet_full_size_ports_with_parity(tmp_path, dst):
     randomize_batchnorm(ref, seed=8)
     ref.eval()
     want = {k: tuple(v.shape) for k, v in ref.state_dict().items() if k not in TABLES}
-    got = xinit.build(paddleocr.abinet(), "paddle").state_dict()
+    vision = paddleocr.abinet(use_lang=False)
+    got = xinit.build(vision, "paddle").state_dict()
     assert {k: tuple(v.shape) for k, v in got.items()} == want
     path = tmp_path / "abinet.pdparams"
     paddle.save(ref.state_dict(), str(path))
-    ported = xinit.port(path, paddleocr.abinet(), src="paddle", dst=dst)
+    ported = xinit.port(path, vision, src="paddle", dst=dst)
     x = line(9, (1, 3, 32, 128))
-    report = xinit.port_parity(path, ported, paddleocr.abinet(), x, src="paddle", dst=dst)
+    report = xinit.port_parity(path, ported, vision, x, src="paddle", dst=dst)
     assert report.ok, str(report.first_divergent)
 
 
