@@ -17,8 +17,9 @@ from helpers import require_backend, require_backends
 
 import xinit
 from xinit import randomize_batchnorm
-from xinit.graph import Graph
-from xinit.layers import LengthMask
+from xinit.blocks import Sequential
+from xinit.graph import Graph, Reuse
+from xinit.layers import LengthMask, ScalarOp
 from xinit.models import paddleocr
 from xinit.models.paddleocr.rec_abinet_language import lengths
 
@@ -159,3 +160,141 @@ def test_lengths_and_mask_are_paddleocrs(fw):
     out = xinit.run(xinit.build(graph, fw), logits)
     np.testing.assert_array_equal(np.asarray(out["lengths"]), want_len.astype(np.float32))
     np.testing.assert_array_equal(np.asarray(out["mask"]), want_mask)
+
+
+@pytest.mark.parametrize("dst", ["torch", "flax"])
+def test_paddle_checkpoint_ports_with_parity(tmp_path, dst):
+    """A checkpoint as ``paddle.save`` writes it (the four ``pe`` buffers included) ports
+    from the config alone (the classes read from ``head.cls.bias``); the dropped tables are
+    reported, and ``port_parity`` proves the port layer by layer against it run in Paddle,
+    the three passes included."""
+    require_backends("paddle", dst)
+    import paddle
+
+    ref, x = reference(seed=4), lines(5)
+    end_words(ref, x)
+    path = tmp_path / "abinet.pdparams"
+    paddle.save(ref.state_dict(), str(path))
+    s = spec()
+    assert paddleocr.from_config({"Architecture": ARCH}, checkpoint=path) == s
+    ported = xinit.port(path, s, src="paddle", dst=dst)
+    notes = "\n".join(ported.report.notes)
+    for key in TABLES:
+        assert f"{key} (the fixed sinusoid table" in notes
+    report = xinit.port_parity(path, ported, s, x, src="paddle", dst=dst)
+    assert report.ok, str(report.first_divergent)
+    assert "head.language.decoder.3.cross_attn.attention" in [r.path for r in report.rows]
+
+
+def _replaced(graph: Graph, name: str, new) -> Graph:
+    """``graph`` with its node ``name`` replaced by ``new`` (inputs and outputs kept)."""
+    nodes = [(n, new if n == name else s, refs) for n, s, refs in graph.nodes]
+    return Graph(nodes, inputs=graph.inputs, outputs=graph.outputs[0][1])
+
+
+FAULTS = {
+    # the first pass's lengths one too long (the '+ 1' of _get_length made '+ 2')
+    "length_off_by_one": lambda head: _replaced(
+        head,
+        "lengths",
+        _replaced(head.node("lengths"), "length", ScalarOp("add", 2.0)),
+    ),
+    # the first pass's mask without its diagonal: each token sees its own input
+    "diagonal_missing": lambda head: _replaced(head, "mask", LengthMask(POSITIONS)),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_the_reference_check_catches_a_planted_fault(fault):
+    """Power: one fault in the first pass's lengths or mask fails the parity verdict
+    against the retyped model, with PaddleOCR's weights loaded and the same lines as the
+    test that passes."""
+    ref, x = reference(seed=1), lines()
+    end_words(ref, x)
+    s = spec()
+    wrong = Sequential(backbone=s["backbone"], head=FAULTS[fault](s["head"]))
+    built = xinit.build(wrong, "paddle", seed=5)
+    built.set_state_dict(ref.state_dict())
+    built.eval()
+    report = xinit.parity({"paddleocr": ref, "xinit": built}, x)
+    assert not report.ok
+    assert report.first_divergent.path.startswith(("head.language", "head.w_att_align"))
+
+
+def test_passes_share_one_set_of_weights():
+    """The second and third passes are ``Reuse`` nodes of the first's ``language``,
+    ``w_att_align`` and ``cls_align``: the same parameter count as PaddleOCR's model, which
+    one pass alone has too."""
+    head = spec()["head"]
+    for name in ("language", "w_att_align", "cls_align"):
+        assert head.node(f"{name}_1") == Reuse(name) == head.node(f"{name}_2")
+    one = paddleocr.from_config(
+        {"Architecture": {**ARCH, "Head": {**ARCH["Head"], "iter_size": 1}}}, out_channels=CLASSES
+    )
+    count = xinit.summary(spec(), LINES).total_params
+    assert count == xinit.summary(one, LINES).total_params
+    ref = reference()
+    assert count == sum(p.size for p in ref.parameters() if p.trainable)
+
+
+def test_bad_iter_size_is_refused_by_name():
+    arch = {**ARCH, "Head": {**ARCH["Head"], "iter_size": 0}}
+    with pytest.raises(xinit.ArgumentError, match="iter_size must be a positive int; got 0"):
+        spec(arch)
+
+
+# configs/rec/rec_r45_abinet.yml's Global and Architecture as PaddleOCR ships it
+ABINET_YML = """\
+Global:
+  character_dict_path:
+  character_type: en
+  max_text_length: 25
+  use_space_char: False
+Architecture:
+  model_type: rec
+  algorithm: ABINet
+  in_channels: 3
+  Transform:
+  Backbone:
+    name: ResNet45
+  Head:
+    name: ABINetHead
+    use_lang: True
+    iter_size: 3
+"""
+
+
+def test_from_config_reads_rec_r45_abinet_yml(tmp_path):
+    """The shipped config gives the zoo's ``abinet``: 37 classes, (N, 26, 37) out of a
+    32x128 line, three passes."""
+    path = tmp_path / "rec_r45_abinet.yml"
+    path.write_text(ABINET_YML)
+    spec_ = paddleocr.from_config(path)
+    assert spec_ == paddleocr.abinet()
+    assert xinit.blocks.infer(spec_, (2, 3, 32, 128))[-1].output_shape == (2, 26, 37)
+    assert spec_["head"].node("cls_align_2") == Reuse("cls_align")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dst", ["torch", "flax"])
+def test_zoo_abinet_full_size_ports_with_parity(tmp_path, dst):
+    """The zoo's ``abinet`` (rec_r45_abinet.yml, full size) against PaddleOCR's ABINetHead
+    with its language model on ResNet45: every key and shape, and a checkpoint ports with
+    parity PASS."""
+    require_backends("paddle", dst)
+    import paddle
+    import reference_paddleocr_heads as ref_models
+
+    paddle.seed(7)
+    ref = ref_models.abinet_model(out_channels=37, use_lang=True, iter_size=3)
+    randomize_batchnorm(ref, seed=8)
+    ref.eval()
+    want = {k: tuple(v.shape) for k, v in ref.state_dict().items() if k not in TABLES}
+    got = xinit.build(paddleocr.abinet(), "paddle").state_dict()
+    assert {k: tuple(v.shape) for k, v in got.items()} == want
+    path = tmp_path / "abinet.pdparams"
+    paddle.save(ref.state_dict(), str(path))
+    ported = xinit.port(path, paddleocr.abinet(), src="paddle", dst=dst)
+    x = lines(9, (2, 3, 32, 128))
+    report = xinit.port_parity(path, ported, paddleocr.abinet(), x, src="paddle", dst=dst)
+    assert report.ok, str(report.first_divergent)

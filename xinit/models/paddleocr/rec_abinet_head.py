@@ -12,6 +12,7 @@ checkpoint's keys for them are dropped with a report line on port. Dropouts are 
 
 from __future__ import annotations
 
+from ...errors import ArgumentError
 from ...graph import Graph
 from ...initializers import Zeros
 from ...layers import (
@@ -170,7 +171,7 @@ def abinet_head(
     ]
     if use_lang:
         if not isinstance(iter_size, int) or isinstance(iter_size, bool) or iter_size < 1:
-            raise ValueError(f"ABINetHead: iter_size must be a positive int; got {iter_size!r}")
+            raise ArgumentError(f"ABINetHead: iter_size must be a positive int; got {iter_size!r}")
         passes, _ = language_passes(
             "cls", "decoder", iter_size, d_model, nhead, dim_feedforward, max_length + 1,
             out_channels,
