@@ -11,12 +11,14 @@ output."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from helpers import require_backend, require_backends
 
 import xinit
-from xinit import randomize_batchnorm
+from xinit import calibrate_batchnorm, randomize_batchnorm
 from xinit.blocks import Sequential
 from xinit.graph import Graph, Reuse
 from xinit.layers import LengthMask, ScalarOp
@@ -42,20 +44,26 @@ TABLES = (
 )
 
 
-def spec(arch=ARCH):
-    return paddleocr.from_config({"Architecture": arch}, out_channels=CLASSES)
+def arch(use_lang: bool = True) -> dict:
+    return {**ARCH, "Head": {**ARCH["Head"], "use_lang": use_lang}}
 
 
-def reference(seed: int = 0, **head):
-    """The retyped model at eval with calibrated BatchNorm statistics."""
+def spec(use_lang: bool = True):
+    return paddleocr.from_config({"Architecture": arch(use_lang)}, out_channels=CLASSES)
+
+
+def reference(seed: int = 0, use_lang: bool = True):
+    """The retyped model at eval, its BatchNorms given random affine parameters, then the
+    running statistics a training pass on four lines gives (as a trained model has)."""
     require_backend("paddle")
     import paddle
     import reference_paddleocr_heads as ref
 
     paddle.seed(seed)
-    kw = {**HEAD, "use_lang": True, "iter_size": 3, **head}
+    kw = {**HEAD, "use_lang": use_lang, "iter_size": 3}
     m = ref.abinet_model(layers=(1, 1, 1, 1, 1), out_channels=CLASSES, **kw)
     randomize_batchnorm(m, seed=seed + 1)
+    calibrate_batchnorm(m, lines(seed + 2))
     m.eval()
     return m
 
@@ -64,35 +72,38 @@ def lines(seed: int = 0, shape=LINES) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-def taps(model, x, paths: list[str]) -> dict[str, np.ndarray]:
-    """The outputs of the nodes at ``paths`` of xinit's Paddle build with ``model``'s
-    weights, on ``x``."""
+LENGTHS = ("head.lengths", "head.lengths_1", "head.lengths_2")  # each pass's mask's lengths
+
+
+@functools.cache
+def ended(use_lang: bool = True):
+    """(the retyped model, lines, the lengths each pass masks by (3, N)) with the stop
+    class's bias in ``cls`` and ``cls_align`` raised so that it wins at 40% of the lines'
+    positions, as a trained ABINet ends its words: the lengths then differ between lines
+    and passes (random weights alone never predict the stop). Shared: no test changes it."""
     import paddle
 
-    extractor = xinit.build(xinit.graph.feature_extractor(spec(), paths), "paddle")
-    extractor.set_state_dict(model.state_dict())
+    ref, x = reference(seed=1, use_lang=use_lang), lines()
+    classifiers = ("head.cls", "head.cls_align") if use_lang else ("head.cls",)
+    paths = [*classifiers, *(LENGTHS if use_lang else ())]
+    extractor = xinit.build(xinit.graph.feature_extractor(spec(use_lang), paths), "paddle")
     extractor.eval()
-    return {k: v.numpy() for k, v in extractor(paddle.to_tensor(x)).items()}
 
+    def run() -> dict[str, np.ndarray]:
+        extractor.set_state_dict(ref.state_dict())
+        return {k: v.numpy() for k, v in extractor(paddle.to_tensor(x)).items()}
 
-def end_words(model, x) -> None:
-    """Raise the stop class's bias in ``cls`` and ``cls_align`` so that it wins at 40% of
-    the positions of ``x``, as a trained ABINet ends its words: the lengths then differ
-    between lines and passes (random weights alone never predict the stop)."""
-    for name in ("cls", "cls_align"):
-        logits = taps(model, x, [f"head.{name}"])[f"head.{name}"]
+    for path in classifiers:
+        logits = run()[path]
         margin = logits[..., 0] - logits[..., 1:].max(-1)
-        bias = getattr(model.head, name).bias
+        bias = getattr(ref.head, path.removeprefix("head.")).bias
+        ordered = np.sort(margin.ravel())
+        k = int(0.6 * ordered.size)  # between two margins: no position is a tie
         raised = bias.numpy().copy()
-        raised[0] -= np.quantile(margin, 0.6)
+        raised[0] -= (ordered[k - 1] + ordered[k]) / 2
         bias.set_value(raised)
-
-
-def pass_lengths(model, x) -> np.ndarray:
-    """The (clipped) lengths each pass masks by, (3, N)."""
-    paths = [f"head.lengths{t}" for t in ("", "_1", "_2")]
-    out = taps(model, x, paths)
-    return np.stack([out[p] for p in paths])
+    out = run()
+    return ref, x, np.stack([out[p] for p in LENGTHS]) if use_lang else None
 
 
 def test_keys_shapes_and_outputs_equal_paddleocrs():
@@ -102,7 +113,7 @@ def test_keys_shapes_and_outputs_equal_paddleocrs():
     float64-derived parity verdict, layer by layer, on lines whose pass lengths differ."""
     import paddle
 
-    ref = reference(seed=1)
+    ref, x, used = ended()
     want = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
     built = xinit.build(spec(), "paddle", seed=5)
     built.eval()
@@ -113,10 +124,6 @@ def test_keys_shapes_and_outputs_equal_paddleocrs():
     missing, unexpected = built.set_state_dict(ref.state_dict())
     assert not missing and sorted(unexpected) == sorted(TABLES)
 
-    x = lines()
-    end_words(ref, x)
-    built.set_state_dict(ref.state_dict())
-    used = pass_lengths(ref, x)
     assert len(set(used.ravel())) >= 3 and used.min() >= 2 and used.max() <= POSITIONS, used
     assert ((used > 2) & (used < POSITIONS)).any(), used  # a length one off would show
 
@@ -163,27 +170,28 @@ def test_lengths_and_mask_are_paddleocrs(fw):
 
 
 @pytest.mark.parametrize("dst", ["torch", "flax"])
-def test_paddle_checkpoint_ports_with_parity(tmp_path, dst):
-    """A checkpoint as ``paddle.save`` writes it (the four ``pe`` buffers included) ports
-    from the config alone (the classes read from ``head.cls.bias``); the dropped tables are
+@pytest.mark.parametrize("use_lang", [True, False])
+def test_paddle_checkpoint_ports_with_parity(tmp_path, dst, use_lang):
+    """A checkpoint as ``paddle.save`` writes it (the ``pe`` buffers included) ports from
+    the config alone (the classes read from ``head.cls.bias``); the dropped tables are
     reported, and ``port_parity`` proves the port layer by layer against it run in Paddle,
-    the three passes included."""
+    the three passes included (``use_lang=False``: the vision model)."""
     require_backends("paddle", dst)
     import paddle
 
-    ref, x = reference(seed=4), lines(5)
-    end_words(ref, x)
+    ref, x, _ = ended(use_lang)
     path = tmp_path / "abinet.pdparams"
     paddle.save(ref.state_dict(), str(path))
-    s = spec()
-    assert paddleocr.from_config({"Architecture": ARCH}, checkpoint=path) == s
+    s = spec(use_lang)
+    assert paddleocr.from_config({"Architecture": arch(use_lang)}, checkpoint=path) == s
     ported = xinit.port(path, s, src="paddle", dst=dst)
     notes = "\n".join(ported.report.notes)
-    for key in TABLES:
+    for key in TABLES if use_lang else TABLES[:2]:
         assert f"{key} (the fixed sinusoid table" in notes
     report = xinit.port_parity(path, ported, s, x, src="paddle", dst=dst)
     assert report.ok, str(report.first_divergent)
-    assert "head.language.decoder.3.cross_attn.attention" in [r.path for r in report.rows]
+    attention = "head.language.decoder.3.cross_attn.attention"
+    assert (attention in [r.path for r in report.rows]) == use_lang
 
 
 def _replaced(graph: Graph, name: str, new) -> Graph:
@@ -209,8 +217,7 @@ def test_the_reference_check_catches_a_planted_fault(fault):
     """Power: one fault in the first pass's lengths or mask fails the parity verdict
     against the retyped model, with PaddleOCR's weights loaded and the same lines as the
     test that passes."""
-    ref, x = reference(seed=1), lines()
-    end_words(ref, x)
+    ref, x, _ = ended()
     s = spec()
     wrong = Sequential(backbone=s["backbone"], head=FAULTS[fault](s["head"]))
     built = xinit.build(wrong, "paddle", seed=5)
@@ -229,7 +236,8 @@ def test_passes_share_one_set_of_weights():
     for name in ("language", "w_att_align", "cls_align"):
         assert head.node(f"{name}_1") == Reuse(name) == head.node(f"{name}_2")
     one = paddleocr.from_config(
-        {"Architecture": {**ARCH, "Head": {**ARCH["Head"], "iter_size": 1}}}, out_channels=CLASSES
+        {"Architecture": {**ARCH, "Head": {**ARCH["Head"], "iter_size": 1}}},
+        out_channels=CLASSES,
     )
     count = xinit.summary(spec(), LINES).total_params
     assert count == xinit.summary(one, LINES).total_params
@@ -238,12 +246,13 @@ def test_passes_share_one_set_of_weights():
 
 
 def test_bad_iter_size_is_refused_by_name():
-    arch = {**ARCH, "Head": {**ARCH["Head"], "iter_size": 0}}
+    bad = {**ARCH, "Head": {**ARCH["Head"], "iter_size": 0}}
     with pytest.raises(xinit.ArgumentError, match="iter_size must be a positive int; got 0"):
-        spec(arch)
+        paddleocr.from_config({"Architecture": bad}, out_channels=CLASSES)
 
 
-# configs/rec/rec_r45_abinet.yml's Global and Architecture as PaddleOCR ships it
+# configs/rec/rec_r45_abinet.yml's Global and Architecture as PaddleOCR ships it (USE_LANG:
+# True; the tests also read it with False)
 ABINET_YML = """\
 Global:
   character_dict_path:
@@ -259,42 +268,49 @@ Architecture:
     name: ResNet45
   Head:
     name: ABINetHead
-    use_lang: True
+    use_lang: USE_LANG
     iter_size: 3
 """
 
 
-def test_from_config_reads_rec_r45_abinet_yml(tmp_path):
-    """The shipped config gives the zoo's ``abinet``: 37 classes, (N, 26, 37) out of a
-    32x128 line, three passes."""
+@pytest.mark.parametrize("use_lang", [True, False])
+def test_from_config_reads_rec_r45_abinet_yml(tmp_path, use_lang):
+    """The shipped config gives the zoo's ``abinet`` (three passes), with ``use_lang:
+    False`` ``abinet(use_lang=False)`` (the vision model): PaddleOCR's 36 default characters
+    and '</s>' (37 classes), (N, 26, 37) out of a 32x128 line."""
     path = tmp_path / "rec_r45_abinet.yml"
-    path.write_text(ABINET_YML)
+    path.write_text(ABINET_YML.replace("USE_LANG", str(use_lang)))
     spec_ = paddleocr.from_config(path)
-    assert spec_ == paddleocr.abinet()
+    assert spec_ == paddleocr.abinet(use_lang=use_lang)
     assert xinit.blocks.infer(spec_, (2, 3, 32, 128))[-1].output_shape == (2, 26, 37)
-    assert spec_["head"].node("cls_align_2") == Reuse("cls_align")
+    assert paddleocr.default_input(path) == (1, 3, 32, 128)  # the CLI's input for it
+    names = [name for name, _, _ in spec_["head"].nodes]
+    passes = [n for n in ("language", "language_1", "language_2") if n in names]
+    assert len(passes) == (3 if use_lang else 0)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dst", ["torch", "flax"])
-def test_zoo_abinet_full_size_ports_with_parity(tmp_path, dst):
-    """The zoo's ``abinet`` (rec_r45_abinet.yml, full size) against PaddleOCR's ABINetHead
-    with its language model on ResNet45: every key and shape, and a checkpoint ports with
-    parity PASS."""
+@pytest.mark.parametrize("use_lang", [True, False])
+def test_zoo_abinet_full_size_ports_with_parity(tmp_path, dst, use_lang):
+    """The zoo's ``abinet`` (rec_r45_abinet.yml, full size; ``use_lang=False``: the vision
+    model) against PaddleOCR's ABINetHead on ResNet45: every key and shape, and a checkpoint
+    ports with parity PASS."""
     require_backends("paddle", dst)
     import paddle
     import reference_paddleocr_heads as ref_models
 
     paddle.seed(7)
-    ref = ref_models.abinet_model(out_channels=37, use_lang=True, iter_size=3)
+    ref = ref_models.abinet_model(out_channels=37, use_lang=use_lang, iter_size=3)
     randomize_batchnorm(ref, seed=8)
     ref.eval()
+    model = paddleocr.abinet(use_lang=use_lang)
     want = {k: tuple(v.shape) for k, v in ref.state_dict().items() if k not in TABLES}
-    got = xinit.build(paddleocr.abinet(), "paddle").state_dict()
+    got = xinit.build(model, "paddle").state_dict()
     assert {k: tuple(v.shape) for k, v in got.items()} == want
     path = tmp_path / "abinet.pdparams"
     paddle.save(ref.state_dict(), str(path))
-    ported = xinit.port(path, paddleocr.abinet(), src="paddle", dst=dst)
+    ported = xinit.port(path, model, src="paddle", dst=dst)
     x = lines(9, (2, 3, 32, 128))
-    report = xinit.port_parity(path, ported, paddleocr.abinet(), x, src="paddle", dst=dst)
+    report = xinit.port_parity(path, ported, model, x, src="paddle", dst=dst)
     assert report.ok, str(report.first_divergent)
