@@ -91,8 +91,9 @@ class LayoutPlan:
         self.at: dict[str, LayerLayout] = {}
         self.start: str | None = None
         self.rank = rank
+        self._finding = True
         self._node(spec, "", (Held(None, rank),))  # finds start (and the rank)
-        self.at = {}
+        self.at, self._finding = {}, False
         self.out = self._node(spec, "", (Held(self.start, self.rank),))
 
     def _node(self, node, path: str, held: tuple[Held, ...]) -> Held:
@@ -142,7 +143,14 @@ class LayoutPlan:
             )
             layout = need if need is not None else held[0].layout
             out = Held(layout, _rank_after(layer, held[0].rank))
-        self.at[path] = LayerLayout(held, to, out)
+        placed = LayerLayout(held, to, out)
+        before = self.at.get(path)  # a layer a Reuse node calls again: written once
+        if before is not None and not self._finding and before.signature != placed.signature:
+            raise ExportError(
+                f"{path}: called again (a Reuse node) on values held otherwise than at its "
+                "first call; the flax export writes one layout per layer"
+            )
+        self.at[path] = placed
         return out
 
     def _residual(self, node: Residual, path: str, x: Held) -> Held:
@@ -168,7 +176,8 @@ class LayoutPlan:
         for name in node.order:
             refs = node.inputs_of(name)
             args = tuple(values[ref.partition(".")[0]] for ref in refs)
-            values[name] = self._node(node.node(name), _join(path, name), args)
+            callee, child = node.called(name)  # a Reuse node: its target's layer, again
+            values[name] = self._node(child, _join(path, callee), args)
         outs = [values[ref.partition(".")[0]] for _, ref in node.outputs]
         return outs[0]
 

@@ -8,56 +8,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import FRAMEWORKS, require_backend, require_backends
+from reuse_specs import abinet_like, conv_twice
 
 import xinit
 from xinit.blocks import infer, num_params, param_specs
 from xinit.graph import Graph, Reuse, truncate
-from xinit.layers import Add, BatchNorm, Conv, LayerNorm, Linear, ReLU, SpecError
+from xinit.layers import Add, Conv, Linear, SpecError
 from xinit.spec_json import SpecFormatError, spec_from_json, spec_to_json
 
 
 def rand(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def language() -> Graph:
-    """A two-input block with parameters: ``norm(proj(x)) + y``."""
-    return Graph(
-        [
-            ("proj", Linear(16, 16), "x"),
-            ("norm", LayerNorm(16), "proj"),
-            ("mix", Add(), ("norm", "y")),
-        ],
-        inputs=("x", "y"),
-    )
-
-
-def abinet_like() -> Graph:
-    """A sub-graph run three times on the same weights, each time on other inputs."""
-    return Graph(
-        [
-            ("embed", Linear(8, 16), "tokens"),
-            ("language", language(), ("embed", "embed")),
-            ("act", ReLU(), "language"),
-            ("language_2", Reuse("language"), ("act", "embed")),
-            ("language_3", Reuse("language"), ("language_2", "act")),
-            ("head", Linear(16, 4), "language_3"),
-        ],
-        inputs="tokens",
-    )
-
-
-def conv_twice() -> Graph:
-    """An image graph calling one conv twice around a BatchNorm (Flax: channel-last)."""
-    return Graph(
-        [
-            ("conv", Conv(4, 4, 3, padding=1), "x"),
-            ("bn", BatchNorm(4), "conv"),
-            ("conv_2", Reuse("conv"), "bn"),
-            ("relu", ReLU(), "conv_2"),
-            ("add", Add(), ("relu", "x")),
-        ]
-    )
 
 
 # ---- the spec ---------------------------------------------------------------------------------
@@ -71,6 +32,8 @@ def test_reuse_adds_no_child_and_no_state_key():
         "language.proj.bias",
         "language.norm.weight",
         "language.norm.bias",
+        "language.out.weight",
+        "language.out.bias",
         "head.weight",
         "head.bias",
     ]
@@ -139,7 +102,7 @@ def test_summary_counts_the_shared_parameters_once():
 def test_truncate_keeps_the_reused_node():
     spec = truncate(abinet_like(), "language_2")
     assert [n for n, _, _ in spec.nodes] == ["embed", "language", "act", "language_2"]
-    assert infer(spec, (2, 5, 8))[-1].output_shape == (2, 5, 16)
+    assert infer(spec, (2, 5, 8))[-1].output_shape == {"feature": (2, 5, 16), "logits": (2, 5, 16)}
 
 
 # ---- the three builds, against code that calls the same module twice -------------------------
@@ -160,14 +123,15 @@ def _unrolled_abinet(fw: str, m, x: np.ndarray) -> np.ndarray:
     lang = m.language
 
     def language(a, b):
-        return lang.norm(lang.proj(a)) + b
+        feature = lang.norm(lang.proj(a)) + b
+        return feature, lang.out(feature)
 
     embed = m.embed(t)
-    first = language(embed, embed)
-    act = relu(first)
-    second = language(act, embed)
-    third = language(second, act)
-    out = m.head(third)
+    _, logits = language(embed, embed)
+    act = relu(logits)
+    feature, _ = language(act, embed)
+    _, logits = language(feature, act)
+    out = m.head(logits)
     if fw == "torch":
         return out.detach().numpy()
     return np.asarray(out) if fw == "flax" else out.numpy()
@@ -232,7 +196,7 @@ def test_parity_passes_across_the_three_frameworks():
     report = xinit.parity(mods, rand(2, 5, 8, seed=4))
     assert report.ok, report.first_divergent
     paths = [r.path for r in report.rows]
-    assert paths.index("language") > paths.index("act")  # its row: its last call
+    assert paths.index("language.mix") > paths.index("act")  # its row: its last call
     assert "language_2" not in paths and "language_3" not in paths
 
 
@@ -244,7 +208,7 @@ def test_parity_catches_a_fault_in_the_last_call_of_the_reused_layer():
     good = xinit.build(spec, "paddle", seed=2, rng="xinit")
     bad = xinit.build(spec, "torch", seed=2, rng="xinit")
     bad._xinit_nodes = [
-        (n, ("language_2", "embed") if n == "language_3" else refs, callee)
+        (n, ("language_2.feature", "embed") if n == "language_3" else refs, callee)
         for n, refs, callee in bad._xinit_nodes
     ]
     report = xinit.parity({"torch": bad, "paddle": good}, rand(2, 5, 8, seed=4))
@@ -252,3 +216,44 @@ def test_parity_catches_a_fault_in_the_last_call_of_the_reused_layer():
     assert report.first_divergent.path == "language.mix"
     passed = {r.path for r in report.rows if r.passed}
     assert {"embed", "act"} <= passed
+
+
+def test_reparam_leaves_a_sum_whose_branch_runs_again():
+    """Fusing ``a + b`` into one conv would drop ``a``, which ``a_2`` runs again: left alone,
+    while the same sum with no reuse is fused."""
+    require_backend("torch")
+    nodes = [
+        ("a", Conv(4, 4, 3, padding=1), "x"),
+        ("b", Conv(4, 4, 1), "x"),
+        ("sum", Add(), ("a", "b")),
+    ]
+    shared = Graph([*nodes, ("a_2", Reuse("a"), "sum")])
+    model = xinit.build(shared, "torch", seed=1, rng="xinit")
+    fused, report = xinit.reparameterize(model)
+    assert report.fused == [] and fused._xinit_spec == shared
+    x = rand(2, 4, 6, 6, seed=2)
+    assert np.array_equal(xinit.run(fused, x), xinit.run(model, x))
+    _, plain = xinit.reparameterize(xinit.build(Graph(nodes), "torch", seed=1, rng="xinit"))
+    assert plain.fused == ["sum: 2 branches (a, b) -> one 3x3 conv"]
+
+
+def test_diagnose_measures_the_reused_layer_at_its_last_call_in_every_framework():
+    """One row per layer in every framework, in the order of last calls; the reused block's
+    row is its third call: the std of the graph cut at ``language_3`` (the same keyed
+    weights), to the moments' float32 rounding (sums of 160 values: well inside 1e-5)."""
+    require_backends(*FRAMEWORKS)
+    spec, x = abinet_like(), rand(2, 5, 8, seed=6)
+    diagnosis = xinit.diagnose(spec, data=x, frameworks=FRAMEWORKS, seed=1)
+    order = ["embed", "act"] + [f"language.{n}" for n in ("proj", "norm", "mix", "out")]
+    order += ["head", ""]
+    for fw in FRAMEWORKS:
+        rows = {r.path: r for r in diagnosis.rows if r.backend == fw}
+        assert list(rows) == order
+        third, first = (
+            np.std(
+                xinit.run(xinit.build(truncate(spec, at), fw, seed=1, rng="xinit"), x)["feature"]
+            )
+            for at in ("language_3", "language")
+        )
+        np.testing.assert_allclose(rows["language.mix"].std, third, rtol=1e-5)
+        assert abs(first - third) > 1e-2 * third  # the first call's would be told apart
