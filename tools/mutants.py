@@ -3,13 +3,15 @@
 Each mutant is one plausible bug in a convention xinit promises (a fan without groups, a
 transposition dropped, a momentum untranslated, a budget not summed ...): a file, an exact
 snippet of it, its replacement, and the test files that must notice. The runner copies the
-tree once into a temporary folder, plants each mutant there in turn, runs its tests and puts
-the file back; the checkout itself is never written, so Ctrl-C leaves nothing behind.
+tree into a temporary folder (one copy per job: two mutants at once on two cores), plants
+each mutant there in turn, runs its tests and puts the file back; the checkout itself is never
+written, so Ctrl-C leaves nothing behind.
 
     python tools/mutants.py                 every mutant (./dev.sh mutants)
     python tools/mutants.py -k momentum     the mutants whose name contains "momentum"
     python tools/mutants.py --baseline      first run every area's tests unmutated
     python tools/mutants.py --list          the list, without running anything
+    python tools/mutants.py -j 1            one mutant at a time (default: one per core, at most 2)
 
 A mutant is killed when its tests fail (pytest exit 1); a pytest error (exit 2 and over: an
 import or collection error, a crash) also counts, shown as "error"; a run over TIMEOUT_S
@@ -27,8 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Queue
 
 try:
     import tomllib
@@ -103,9 +107,14 @@ def copy_tree(dst: Path) -> None:
         link.symlink_to(Path("..") / "backends")
 
 
+# Plugins no mutant's tests use: importing hypothesis's pytest plugin and anyio's costs about a
+# second and a half of each run's start-up (a third of a short one); @given tests still run.
+UNUSED_PLUGINS = ("-p", "no:hypothesispytest", "-p", "no:anyio")
+
+
 def pytest_command(tests: tuple[str, ...]) -> list[str]:
     return [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-n", "0",
-            "-W", "ignore", *tests]  # fmt: skip
+            *UNUSED_PLUGINS, "-W", "ignore", *tests]  # fmt: skip
 
 
 def run_tests(tree: Path, tests: tuple[str, ...]) -> tuple[int | None, str]:
@@ -181,23 +190,43 @@ def table(outcomes: list[Outcome]) -> Table:
     return t
 
 
-def run_all(mutants: list[Mutant], baseline: bool, console: Console) -> list[Outcome] | None:
-    """Every mutant in one temporary copy of the tree (None: the baseline failed)."""
-    outcomes: list[Outcome] = []
+def run_all(
+    mutants: list[Mutant], baseline: bool, console: Console, jobs: int = 1
+) -> list[Outcome] | None:
+    """Every mutant, ``jobs`` at a time, each job in its own temporary copy of the tree (None:
+    the baseline failed). Outcomes come back in list order."""
+    jobs = max(1, min(jobs, len(mutants)))
     with tempfile.TemporaryDirectory(prefix="xinit-mutants-") as tmp:
-        tree = Path(tmp)
-        copy_tree(tree)
+        trees: Queue[Path] = Queue()
+        for i in range(jobs):
+            tree = Path(tmp) / f"tree{i}"
+            copy_tree(tree)
+            trees.put(tree)
         if baseline:
+            tree = trees.get()
             for tests in dict.fromkeys(m.tests for m in mutants):
                 code, output = run_tests(tree, tests)
                 if code != 0:
                     console.print(f"[red]baseline fails[/] {' '.join(tests)}:\n{output[-2000:]}")
                     return None
-        for m in mutants:
-            outcome = run_mutant(tree, m)
-            outcomes.append(outcome)
-            console.print(f"{outcome.status:>8}  {m.name}  ({outcome.seconds:.0f} s)")
-    return outcomes
+            trees.put(tree)
+
+        def in_a_free_tree(m: Mutant) -> Outcome:
+            tree = trees.get()  # a copy no other job is planting into
+            try:
+                return run_mutant(tree, m)
+            finally:
+                trees.put(tree)
+
+        outcomes: dict[str, Outcome] = {}
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(in_a_free_tree, m) for m in mutants]
+            for future in as_completed(futures):
+                outcome = future.result()
+                outcomes[outcome.mutant.name] = outcome
+                name, status, seconds = outcome.mutant.name, outcome.status, outcome.seconds
+                console.print(f"{status:>8}  {name}  ({seconds:.0f} s)")
+    return [outcomes[m.name] for m in mutants]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline", action="store_true", help="first check each area's tests pass unmutated"
     )
+    parser.add_argument(
+        "-j", dest="jobs", type=int, default=min(2, os.cpu_count() or 1),
+        help="mutants run at once, each in its own copy of the tree (default: cores, at most 2)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 160)
     wanted = [w.lower() for w in args.match]
@@ -218,8 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         for m in mutants:
             console.print(f"[bold]{m.name}[/] ({m.area}) {m.file}: {' '.join(m.tests)}")
         return 0
+    start = time.perf_counter()
     try:
-        outcomes = run_all(mutants, args.baseline, console)
+        outcomes = run_all(mutants, args.baseline, console, args.jobs)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: the checkout was never written; the copy is gone")
         return 130
@@ -231,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     score = 100.0 * killed / total if total else 100.0
     console.print(
         f"mutation score: {killed}/{total} killed ({score:.0f}%) in "
-        f"{sum(o.seconds for o in outcomes):.0f} s"
+        f"{time.perf_counter() - start:.0f} s ({args.jobs} at a time)"
     )
     if any(o.status == "stale" for o in outcomes):
         return 2
