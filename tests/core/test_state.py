@@ -166,8 +166,6 @@ def test_torch_autograd_sees_a_load_as_in_place():
     load_state_dict does: a backward through values saved before the load refuses to run
     rather than mixing old and new weights (the numpy memcpy path included)."""
     require_backend("torch")
-    import torch
-
     spec = roles_spec()
     m = xinit.build(spec, "torch", rng="xinit")
     weight = m.fc.weight
