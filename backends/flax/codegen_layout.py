@@ -91,8 +91,9 @@ class LayoutPlan:
         self.at: dict[str, LayerLayout] = {}
         self.start: str | None = None
         self.rank = rank
+        self._finding = True
         self._node(spec, "", (Held(None, rank),))  # finds start (and the rank)
-        self.at = {}
+        self.at, self._finding = {}, False
         self.out = self._node(spec, "", (Held(self.start, self.rank),))
 
     def _node(self, node, path: str, held: tuple[Held, ...]) -> Held:
@@ -168,9 +169,23 @@ class LayoutPlan:
         for name in node.order:
             refs = node.inputs_of(name)
             args = tuple(values[ref.partition(".")[0]] for ref in refs)
-            values[name] = self._node(node.node(name), _join(path, name), args)
+            callee, child = node.called(name)  # a Reuse node: its target's layer, again
+            where = _join(path, callee)
+            first = self._signatures(where) if callee != name and not self._finding else None
+            values[name] = self._node(child, where, args)
+            if first is not None and self._signatures(where) != first:
+                raise ExportError(
+                    f"{where}: called again by {_join(path, name)} (a Reuse node) on values "
+                    "held otherwise than at its first call; the flax export writes one "
+                    "layout per layer"
+                )
         outs = [values[ref.partition(".")[0]] for _, ref in node.outputs]
         return outs[0]
+
+    def _signatures(self, where: str) -> dict:
+        """What the written code depends on, per layer at or below ``where``."""
+        inside = where + "."
+        return {p: a.signature for p, a in self.at.items() if p == where or p.startswith(inside)}
 
     def _differences(self, planner):
         """(class name, first instance's path, other instance's path, layer path in the

@@ -26,6 +26,7 @@ from ..common.codegen import (
     layer_scale_emitter,
     learned_shape,
     linear_emitter,
+    named_after,
     native_fans,
     number,
     one_int,
@@ -36,6 +37,7 @@ from ..common.codegen import (
     split_call,
     stochastic_depth_emitter,
 )
+from ..common.codegen_lengths import register_lengths
 from ..common.codegen_window import window_attention_emitter
 from ..common.recurrent import recurrent_keywords
 from .codegen_classes import RMSNORM, RUNNING_INSTANCENORM, UPSAMPLE
@@ -118,7 +120,7 @@ def _learned_apply(f: Fields, attr: str, args: list) -> str:
 
 _ATTENTION = '''def attention(x, num_heads: int, causal: bool = False, mask=None):
     """Packed (N, L, 3E) rows q, k, v -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E);
-    ``mask`` (L, L), bool: True where query i may see key j."""
+    ``mask`` (L, L), bool: True where query i may see key j; or float, added to the scores."""
     n, length, packed = x.shape
     e = packed // 3
     d = e // num_heads
@@ -127,8 +129,10 @@ _ATTENTION = '''def attention(x, num_heads: int, causal: bool = False, mask=None
     scores = paddle.matmul(q, k, transpose_y=True) * (1.0 / float(np.sqrt(d)))
     if causal:
         mask = paddle.tril(paddle.ones([length, length], dtype="bool"))
-    if mask is not None:
+    if mask is not None and mask.dtype == paddle.bool:
         scores = paddle.where(mask, scores, paddle.full_like(scores, float("-inf")))
+    elif mask is not None:
+        scores = scores + mask
     y = paddle.matmul(nn.functional.softmax(scores, axis=-1), v)
     return y.transpose([0, 2, 1, 3]).reshape([n, length, e])
 '''
@@ -151,6 +155,8 @@ def _sdpa(f: Fields, args: list) -> str:
     f.ctx.need("import numpy as np")
     f.ctx.helper("attention", _ATTENTION)
     causal = ", causal=True" if f.spec.causal else ""
+    if f.spec.attn_mask:
+        return f"attention({args[0]}, {f['num_heads']}, mask={args[1]})"
     if f.spec.local_window is None:
         return f"attention({args[0]}, {f['num_heads']}{causal})"
     f.ctx.helper("local_window_mask", _LOCAL_WINDOW)
@@ -197,16 +203,25 @@ EMITTERS.register(
     ),
 )
 register_common(EMITTERS, "Silu", dropout_modes=True, dim_keyword="axis")
+register_lengths(EMITTERS, "paddle")
 EMITTERS.register("gelu", module=_gelu)
 EMITTERS.register("learned_parameter", module=_learned_module, apply=_learned_apply)
 EMITTERS.register("sdpa", call=_sdpa)
 EMITTERS.register("concat", call=_concat)
 EMITTERS.register("select", call=_select)
-EMITTERS.register(
-    "permute",
-    call=lambda f, args: f"{args[0]}.transpose([{', '.join(map(str, f.spec.dims))}])",
-    step=permute_step("nn.Layer", "x.transpose(self.dims)"),
-)
+
+
+def _permute(f: Fields, args: list) -> str:
+    """``x.transpose(perm)``; ``x.permute(perm)`` where two dims swap and the node is not
+    named ``transpose`` (PyTorch's ``x.permute(0, 2, 1)``: Paddle's tracer names a swapping
+    ``transpose`` as PyTorch's ``x.transpose(1, 2)``)."""
+    dims = ", ".join(map(str, f.spec.dims))
+    swap = sum(i != d for i, d in enumerate(f.spec.dims)) == 2
+    call = "permute" if swap and not named_after(f, "transpose") else "transpose"
+    return f"{args[0]}.{call}([{dims}])"
+
+
+EMITTERS.register("permute", call=_permute, step=permute_step("nn.Layer", "x.transpose(self.dims)"))
 EMITTERS.register(
     "reshape",
     call=lambda f, args: f"{args[0]}.reshape([{args[0]}.shape[0], *{f['shape']}])",
@@ -262,12 +277,11 @@ def _recurrent(f: Fields) -> str:
 for _kind in ("lstm", "gru", "rnn"):  # the output sequence alone, as xinit's node gives it
     EMITTERS.register(_kind, module=_recurrent, apply=lambda f, attr, args: f"{attr}({args[0]})[0]")
 _PAD = '''def torch_pad(x, pads, mode="constant", value=0.0):
-    """PyTorch's F.pad (pads last dim first) in Paddle: constant mode on every dim, first
-    dim first; the other modes on the spatial dims of NCL/NCHW/NCDHW, last dim first."""
+    """PyTorch's F.pad (pads last dim first) in Paddle: in constant mode Paddle pads a list
+    shorter than 2 * ndim last dim first too; the other modes on the spatial dims of
+    NCL/NCHW/NCDHW, last dim first."""
     if mode == "constant":
-        pairs = [pads[i : i + 2] for i in range(0, len(pads), 2)]
-        pairs = [[0, 0]] * (x.ndim - len(pairs)) + pairs[::-1]
-        return nn.functional.pad(x, [w for pair in pairs for w in pair], value=value)
+        return nn.functional.pad(x, list(pads), value=value)
     spatial = list(pads) + [0] * (2 * (x.ndim - 2) - len(pads))
     layout = {3: "NCL", 4: "NCHW", 5: "NCDHW"}[x.ndim]
     return nn.functional.pad(x, spatial, mode=mode, data_format=layout)

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..blocks import Residual, Sequential
 from ..errors import XinitError
-from ..graph import Graph
+from ..graph import Graph, Reuse
 from ..initializers import Initializer
 from ..layers import Layer
 
@@ -137,7 +137,7 @@ class Planner:
             act = None if node.activation is None else self.key(node.activation)
             return ("res", body, node.shortcut_name, node.activation_name, act)
         if isinstance(node, Graph):
-            nodes = tuple((n, self.key(s), refs) for n, s, refs in node.nodes)
+            nodes = tuple((n, _node_key(self.key, s), refs) for n, s, refs in node.nodes)
             return ("graph", node.kind, nodes, node.inputs, node.outputs, node.returns)
         raise ExportError(f"not a spec: {node!r}")
 
@@ -259,6 +259,11 @@ class Planner:
             plan.args.append(name)
             for m in members:
                 plan.arg_of[m] = name
+
+
+def _node_key(key, spec) -> Any:
+    """A graph node's part of its graph's key: its spec's, or the node a Reuse runs again."""
+    return ("reuse", spec.node) if isinstance(spec, Reuse) else key(spec)
 
 
 def _children(node):
