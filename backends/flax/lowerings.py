@@ -119,7 +119,7 @@ class Conv(_Kernel):
             use_bias=spec.bias,
             kernel_init=init(initial, "kernel"),
             bias_init=init(initial, "bias"),
-            rngs=nnx.Rngs(0),
+            rngs=_modules().IGNORED_KEYS,
         )
 
     def natives(self):
@@ -269,7 +269,7 @@ class Linear(_Kernel):
             use_bias=spec.bias,
             kernel_init=init(initial, "kernel"),
             bias_init=init(initial, "bias"),
-            rngs=nnx.Rngs(0),
+            rngs=_modules().IGNORED_KEYS,
         )
 
     def natives(self):
@@ -305,7 +305,7 @@ class Embedding(Lowering):
     def build(self, spec, device, initial=None):
         m = _modules()
         init = m.initializer(initial, "embedding")
-        rngs = _nnx().Rngs(0)
+        rngs = m.IGNORED_KEYS
         return _nnx().Embed(spec.num_embeddings, spec.embedding_dim, embedding_init=init, rngs=rngs)
 
     def natives(self):

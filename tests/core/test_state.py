@@ -161,6 +161,22 @@ def test_loaded_values_are_copies(dst):
                 assert_bits(v, kept[k], k)
 
 
+def test_torch_autograd_sees_a_load_as_in_place():
+    """Loading into a torch module moves each tensor's version counter, as torch's own
+    load_state_dict does: a backward through values saved before the load refuses to run
+    rather than mixing old and new weights (the numpy memcpy path included)."""
+    require_backend("torch")
+    spec = roles_spec()
+    m = xinit.build(spec, "torch", rng="xinit")
+    weight = m.fc.weight
+    before = weight._version
+    y = weight.square().sum()  # its backward reads the weight it saved
+    load_state_dict(m, random_state(spec))
+    assert weight._version > before
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+
+
 def test_native_layouts_and_names_follow_roles():
     """Paddle Linear (in, out) and BN _mean/_variance; Flax HWIO kernels, (*k, in, out/g)
     conv-transpose kernels, scale/mean/var; torch as neutral."""
