@@ -23,8 +23,14 @@ from xinit.initializers import KaimingNormal, KaimingUniform, XavierNormal, Xavi
 from ..common.codegen import native_fans, neutral_fans
 from ..common.codegen_window import flax_window_attention
 from .codegen_channelwise import ADAPTIVE_POOL, register_channelwise
-from .codegen_layout import LayoutPlan
-from .codegen_sequence import converted, init_keywords, layout_at, register_sequence
+from .codegen_layout import CHANNELS, LayoutPlan
+from .codegen_sequence import (
+    converted,
+    init_keywords,
+    layout_at,
+    register_sequence,
+    turn_function,
+)
 from .codegen_zoo import SPATIAL, register_zoo
 
 
@@ -63,7 +69,23 @@ def _converted_args(f: Fields, args: list) -> list:
     rec = layout_at(f)
     if rec is None:
         return args
-    return [converted(f, a, t) for a, t in zip(args, rec.to)]
+    out = []
+    for a, t, held in zip(args, rec.to, rec.held):
+        placed = t == CHANNELS and not held.batched
+        out.append(_placed(f, a, held.rank, rec.out.rank) if placed else converted(f, a, t))
+    return out
+
+
+def _placed(f: Fields, x: str, rank: int, image_rank: int) -> str:
+    """A learned tensor in PyTorch's layout (no batch axis: a (C, 1, 1) scale) placed to
+    broadcast onto a channel-last image as it does onto PyTorch's: its channel axis (the
+    image's axis 1, after leading 1s) moved last."""
+    if rank == image_rank:  # a batch axis of 1: the value is an image
+        return converted(f, x, CHANNELS)
+    f.ctx.need("import jax.numpy as jnp")
+    lead = image_rank - 1 - rank  # the leading 1s up to the channel axis
+    x = f"{x}[{', '.join(['None'] * lead)}]" if lead else x
+    return f"jnp.moveaxis({x}, 0, -1)"
 
 
 EMITTERS = FlaxEmitters()
@@ -78,6 +100,28 @@ _SEQUENTIAL = '''class Sequential(nnx.Module):
 
     def __call__(self, x):
         for i in range(self.size):
+            x = getattr(self, str(i))(x)
+        return x
+'''
+
+# The file's Sequential where some step takes its input in the other layout (ConvNeXt's
+# LayerNorm2d after a block that ends in PyTorch's): ``turn={2: channels_last}``.
+_TURNING_SEQUENTIAL = '''class Sequential(nnx.Module):
+    """Layers applied in order, held as attributes "0", "1", ... (the state's paths); a step
+    numbered in ``turn`` has its input turned first by the function given (the layout it takes:
+    channel-last or PyTorch's)."""
+
+    def __init__(self, *layers, turn=None):
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+        self.size = len(layers)
+        turn = turn or {}
+        self.turn = tuple(turn.get(i) for i in range(len(layers)))  # static: hashable
+
+    def __call__(self, x):
+        for i in range(self.size):
+            if self.turn[i] is not None:
+                x = self.turn[i](x)
             x = getattr(self, str(i))(x)
         return x
 '''
@@ -322,8 +366,17 @@ class FlaxCode(FrameworkCode):
         return plain.group(1) if plain else f"lambda x: {call}"
 
     def sequential(self, items: list[str], ctx: Context) -> str:
-        ctx.helper("Sequential", _SEQUENTIAL)
+        ctx.helper("Sequential", _TURNING_SEQUENTIAL if getattr(ctx, "turned", {}) else _SEQUENTIAL)
         return f"Sequential({', '.join(items)})"
+
+    def step_keywords(self, wheres: list[str], ctx: Context) -> list[str]:
+        """``turn={i: channels_last}`` for the steps whose input the file's Sequential turns."""
+        turned = getattr(ctx, "turned", {})
+        found = [(i, turned[w]) for i, w in enumerate(wheres) if w in turned]
+        if not found:
+            return []
+        pairs = ", ".join(f"{i}: {turn_function(ctx, to)}" for i, to in found)
+        return [f"turn={{{pairs}}}"]
 
     def init_weights(self, planner, writer) -> list[str]:
         """No method body of statements: each constructor's ``*_init=`` draws its law; the
@@ -334,7 +387,7 @@ class FlaxCode(FrameworkCode):
         planner = writer.planner
         writer.ctx.layouts = LayoutPlan(writer.spec)  # read by the emitters
         writer.ctx.layouts.check_shared(planner)
-        _check_numbered_steps(writer.spec, writer.ctx.layouts, self)
+        writer.ctx.turned = _turned_steps(writer.spec, writer.ctx.layouts, self)
         writer.ctx.tuple_args = _tuple_args(planner)
         if any(writer._is_list(plan.template) for plan in planner.order):
             writer.ctx.helper("NumberedLayers", _LAYERS)  # the base of the numbered lists' classes
@@ -360,27 +413,27 @@ class FlaxCode(FrameworkCode):
         ]
 
 
-def _check_numbered_steps(spec, layouts: LayoutPlan, code: FlaxCode) -> None:
-    """A layer of a numbered Sequential is a step called on the value as it comes: where it
-    must take it in the other layout (a conv after a pad, which gives PyTorch's), only an
-    expression step turns it, so a constructed layer there is refused, naming it."""
+def _turned_steps(spec, layouts: LayoutPlan, code: FlaxCode) -> dict[str, str]:
+    """The layout each constructed layer of a numbered Sequential must take its input in,
+    by path, where it comes in the other (ConvNeXt's LayerNorm2d after a block ending in
+    PyTorch's layout; a conv after a pad): the file's Sequential turns it (``turn=``). An
+    expression step turns its input itself, as a layer between named ones does."""
     from xinit.blocks import Sequential, walk
     from xinit.codegen.structure import is_numbered
     from xinit.layers import Layer
 
+    out = {}
     for path, node in walk(spec):
         if not isinstance(node, Sequential) or not is_numbered(node):
             continue
         for name, child in node.steps:
             where = f"{path}.{name}" if path else name
             rec = layouts.at.get(where)
-            turned = rec is not None and any(t is not None for t in rec.to)
-            if turned and isinstance(child, Layer) and code.has_module(child):
-                raise ExportError(
-                    f"{where}: a step of a numbered Sequential taking its input in the "
-                    f"{rec.to[0]} layout, given the other; the flax export turns layouts "
-                    "between named layers only"
-                )
+            if rec is None or rec.to[0] is None:
+                continue
+            if isinstance(child, Layer) and code.has_module(child):
+                out[where] = rec.to[0]
+    return out
 
 
 def _tuple_args(planner) -> set[str]:

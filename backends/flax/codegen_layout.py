@@ -81,6 +81,19 @@ def _rank_after(layer: Layer, rank: int | None) -> int | None:
     return rank
 
 
+def _check_placed(layer: Layer, path: str, image: Held, held: tuple[Held, ...]) -> None:
+    """A learned tensor (no batch axis, held neutral) broadcast onto a channel-last image of
+    known rank is placed channel-last for it, as the build does (its leading 1s, then its
+    channel axis moved last); refused where that cannot be known or is no broadcast."""
+    where = f"{path}: a learned tensor broadcast onto a channel-last image"
+    if layer.kind == "concat":
+        raise ExportError(f"{where} is concatenated; the flax export broadcasts element-wise")
+    if image.rank is None:
+        raise ExportError(f"{where} of unknown rank; the flax export places it by its rank")
+    if any(not h.batched and h.rank > image.rank for h in held):
+        raise ExportError(f"{where} has more dims than the image")
+
+
 class LayoutPlan:
     """Every layer's :class:`LayerLayout` by its path in the model (``at``), from a walk of
     the spec (an input of ``rank``) with its input held as the first layer that cares takes
@@ -91,8 +104,9 @@ class LayoutPlan:
         self.at: dict[str, LayerLayout] = {}
         self.start: str | None = None
         self.rank = rank
+        self._settled = False  # the first walk only finds start: nothing is refused there
         self._node(spec, "", (Held(None, rank),))  # finds start (and the rank)
-        self.at = {}
+        self.at, self._settled = {}, True
         self.out = self._node(spec, "", (Held(self.start, self.rank),))
 
     def _node(self, node, path: str, held: tuple[Held, ...]) -> Held:
@@ -125,13 +139,14 @@ class LayoutPlan:
                 self.rank = dims + 2
         if layer.kind in _MERGES and len(held) > 1:
             first = next((h for h in held if h.layout is not None and h.batched), held[0])
-            if first.layout == CHANNELS and first.matters and not all(h.batched for h in held):
-                raise ExportError(
-                    f"{path}: a learned tensor broadcast onto a channel-last image; the flax "
-                    "export does not write that broadcast yet"
-                )
+            placed = first.layout == CHANNELS and first.matters
+            placed = placed and not all(h.batched for h in held)
+            if placed and self._settled:
+                _check_placed(layer, path, first, held)
             to = tuple(
-                first.layout if h.matters and h.layout not in (None, first.layout) else None
+                first.layout
+                if (h.matters or not h.batched) and h.layout not in (None, first.layout)
+                else None
                 for h in held
             )
             out = Held(first.layout, first.rank)

@@ -29,7 +29,6 @@ from xinit import layers as L
 from xinit._parity_base import compare, rounding
 from xinit.blocks import Sequential, layer_of
 from xinit.codegen.structure import ExportError
-from xinit.graph import Graph
 from xinit.plan import init_plan
 
 pytest.importorskip("flax")
@@ -384,19 +383,6 @@ def test_an_unsupported_form_names_the_layer(layer, path):
     spec = Sequential(proj=L.Linear(8, 8), attn=layer)
     with pytest.raises(ExportError, match=rf"^{path}: the flax export"):
         export_code(spec, "flax")
-
-
-def test_a_learned_tensor_on_an_image_names_the_node():
-    """A traced ``scale * conv(x)`` (a (C, 1, 1) tensor on a channel-last image) is refused at
-    the merge rather than broadcast along the wrong axis."""
-    scale = ("scale", L.LearnedTensor((8, 1, 1)), ("x",))
-    nodes = (
-        ("conv", L.Conv(3, 8, 3, padding=1), ("x",)),
-        scale,
-        ("mul", L.Mul(), ("scale", "conv")),
-    )
-    with pytest.raises(ExportError, match=r"^mul: a learned tensor broadcast onto a channel-last"):
-        export_code(Graph(nodes), "flax")
 
 
 def test_instances_that_draw_other_laws_become_classes_of_their_own():

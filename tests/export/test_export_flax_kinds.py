@@ -103,6 +103,40 @@ VARIANTS = {
         xinit.Sequential(L.Conv(3, 6, 1), L.ChannelShuffle(3)),
         ((2, 3, 2, 2),),
     ),
+    # A numbered Sequential's step given the other layout, turned by the file's Sequential
+    # (``turn=``): a conv after a pad (PyTorch's layout in, channel-last taken), a LayerNorm
+    # on a channel-last image (it takes PyTorch's layout: it normalises along W).
+    "numbered_turned_step": (
+        xinit.Sequential(L.Conv(3, 3, 1), L.Pad((1, 0, 2, 1)), L.Conv(3, 2, 1)),
+        ((2, 3, 4, 5),),
+    ),
+    "numbered_layernorm_on_image": (
+        xinit.Sequential(L.Conv(3, 4, 1), L.LayerNorm(5)),
+        ((2, 3, 4, 5),),
+    ),
+    # Traced flattens name their last dim: flatten(1, 3) is the flatten to the end; (1, 2)
+    # and (2, 3) keep a dim, read on the channel-last image as held.
+    "flatten_named_end": (xinit.Sequential(L.Conv(3, 4, 1), L.Flatten(1, 3)), ((2, 3, 4, 5),)),
+    "flatten_middle": (xinit.Sequential(L.Conv(3, 4, 1), L.Flatten(1, 2)), ((2, 3, 4, 5),)),
+    "flatten_spatial": (xinit.Sequential(L.Conv(3, 4, 1), L.Flatten(2, 3)), ((2, 3, 4, 5),)),
+    # Learned tensors (no batch axis) broadcast onto a channel-last image as onto PyTorch's:
+    # a (C, 1, 1) scale, a (W,) row, an (H, W) map, a (1, C, 1, 1) bias.
+    "learned_tensors_on_image": (
+        Graph(
+            [
+                ("conv", L.Conv(3, 4, 1), "x"),
+                ("scale", L.LearnedTensor((4, 1, 1)), "x"),
+                ("row", L.LearnedTensor((5,)), "x"),
+                ("map", L.LearnedTensor((3, 5)), "x"),
+                ("bias", L.LearnedTensor((1, 4, 1, 1)), "x"),
+                ("scaled", L.Mul(), ("scale", "conv")),
+                ("shifted", L.Add(), ("scaled", "row")),
+                ("less", L.Sub(), ("shifted", "map")),
+                ("out", L.Add(), ("bias", "less")),
+            ]
+        ),
+        ((2, 3, 3, 5),),
+    ),
     "stochastic_depth_residual": (
         xinit.Sequential(
             block=xinit.Residual(
@@ -267,11 +301,34 @@ def test_the_verdict_catches_a_wrong_group_count(exported, tmp_path):
     assert not compare(want, got, atol=None, noise=2 * noise).passed
 
 
-def test_a_numbered_step_given_the_other_layout_is_refused():
-    """A conv after a pad in a numbered Sequential would get PyTorch's layout where it takes
-    channel-last: refused, naming the step (a named graph node is turned; variant above)."""
-    spec = xinit.Sequential(L.Conv(3, 3, 1), L.Pad((1, 0, 2, 1)), L.Conv(3, 2, 1))
-    with pytest.raises(ExportError, match=r"^2: a step of a numbered Sequential"):
+def test_the_files_turn_and_place_as_written(exported):
+    """The readable forms of the variants above: the Sequential's ``turn=`` by step number,
+    the flatten as PyTorch's order, the learned tensors' channel axis moved last."""
+    folder = exported[0]
+
+    def text(name):
+        return (folder / f"variant_{name}.py").read_text()
+
+    assert "turn={2: channels_last}" in text("numbered_turned_step")
+    assert "turn={1: channels_first}" in text("numbered_layernorm_on_image")
+    assert "jnp.moveaxis(x, -1, 1).reshape(x.shape[0], -1)" in text("flatten_named_end")
+    learned = text("learned_tensors_on_image")
+    assert "scaled = jnp.moveaxis(scale, 0, -1) * conv" in learned
+    assert "jnp.moveaxis(row[None, None], 0, -1)" in learned
+    assert "channels_last(bias) + less" in learned
+
+
+def test_a_learned_tensor_wider_than_the_image_is_refused():
+    """A (2, 4, 1, 1, 1) tensor onto a rank-4 image broadcasts to rank 5 in PyTorch: no
+    channel-last placement holds that, so the merge is named."""
+    spec = Graph(
+        [
+            ("conv", L.Conv(3, 4, 1), "x"),
+            ("t", L.LearnedTensor((2, 4, 1, 1, 1)), "x"),
+            ("mul", L.Mul(), ("t", "conv")),
+        ]
+    )
+    with pytest.raises(ExportError, match=r"^mul: a learned tensor .* more dims than the image"):
         xinit.export_code(spec, "flax")
 
 

@@ -49,6 +49,11 @@ class FrameworkCode:
     def sequential(self, items: list[str], ctx: Context) -> str:
         raise NotImplementedError
 
+    def step_keywords(self, wheres: list[str], ctx: Context) -> list[str]:
+        """Keyword arguments of a sequential container whose steps are at the model's paths
+        ``wheres`` (Flax's turns a step's input into the layout it takes); [] for none."""
+        return []
+
     # the framework's list of layers (``nn.ModuleList``): the base of a graph whose layers are
     # numbered (PaddleOCR's ``conv_kxk`` list), reached as ``self[0]``; "" for none
     module_list = ""
@@ -117,7 +122,8 @@ class ModelWriter:
         child_plan = self.planner.of_node.get(id(node))
         if child_plan is None:  # an inline numbered Sequential
             items = [self._step(c, plan, f"{path}.{n}") for n, c in node.steps]
-            return self.code.sequential(_runs(items), self.ctx)
+            keywords = self.code.step_keywords(self._step_paths(node, path), self.ctx)
+            return self.code.sequential([*_runs(items), *keywords], self.ctx)
         values, flag = child_plan.call_args(node)
         template = plan.values[plan.instances.index(_template_of(plan))]
         codes = []
@@ -135,6 +141,10 @@ class ModelWriter:
         if em.step is not None:
             return em.step(self._fields(node, plan, path))
         return self.code.step(em.call(self._fields(node, plan, path), ["x"]), self.ctx)
+
+    def _step_paths(self, node: Sequential, path: str) -> list[str]:
+        """The model path of each step of ``node`` (at ``path`` in its class)."""
+        return [self.planner.path_of.get(id(c), _join_path(path, n)) for n, c in node.steps]
 
     def apply(self, name: str, node, plan: ClassPlan, args: list[str]) -> str:
         """The expression computing child ``name`` on the values ``args``."""
@@ -164,7 +174,10 @@ class ModelWriter:
         lines = [f"class {plan.name}({base}):", f'    """{_class_doc(node, plan)}"""', ""]
         lines += _def_lines("__init__", params)
         lines += self.code.init_preamble(root)
-        lines += call_lines("super().__init__", "(" + ", ".join(_runs(items)) + ")", 8)
+        keywords = self.code.step_keywords(self._step_paths(node, ""), self.ctx)
+        lines += call_lines(
+            "super().__init__", "(" + ", ".join([*_runs(items), *keywords]) + ")", 8
+        )
         if root and self._init_lines and self.code.calls_init_weights:
             lines.append("        self.init_weights()")
         if root and self._init_lines:
@@ -408,6 +421,10 @@ def _hints(plan: ClassPlan) -> list[str]:
 
 def _join(*parts: str) -> str:
     return ", ".join(p for p in parts if p)
+
+
+def _join_path(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
 
 
 def _template_of(plan: ClassPlan):
