@@ -120,14 +120,15 @@ VARIANTS = {
     "flatten_middle": (xinit.Sequential(L.Conv(3, 4, 1), L.Flatten(1, 2)), ((2, 3, 4, 5),)),
     "flatten_spatial": (xinit.Sequential(L.Conv(3, 4, 1), L.Flatten(2, 3)), ((2, 3, 4, 5),)),
     # Learned tensors (no batch axis) broadcast onto a channel-last image as onto PyTorch's:
-    # a (C, 1, 1) scale, a (W,) row, an (H, W) map, a (1, C, 1, 1) bias.
+    # a (C, 1, 1) scale, a (W,) row, an (H, W) map, a (1, C, 1, 1) bias (C = H = W: a wrong
+    # broadcast would fit, see FAULTS).
     "learned_tensors_on_image": (
         Graph(
             [
                 ("conv", L.Conv(3, 4, 1), "x"),
                 ("scale", L.LearnedTensor((4, 1, 1)), "x"),
-                ("row", L.LearnedTensor((5,)), "x"),
-                ("map", L.LearnedTensor((3, 5)), "x"),
+                ("row", L.LearnedTensor((4,)), "x"),
+                ("map", L.LearnedTensor((4, 4)), "x"),
                 ("bias", L.LearnedTensor((1, 4, 1, 1)), "x"),
                 ("scaled", L.Mul(), ("scale", "conv")),
                 ("shifted", L.Add(), ("scaled", "row")),
@@ -135,7 +136,7 @@ VARIANTS = {
                 ("out", L.Add(), ("bias", "less")),
             ]
         ),
-        ((2, 3, 3, 5),),
+        ((2, 3, 4, 4),),
     ),
     "stochastic_depth_residual": (
         xinit.Sequential(
@@ -285,20 +286,31 @@ def test_files_are_ruff_clean(exported):
     assert ruff_problems(folder, [f"{name}.py" for name in cases]) == ""
 
 
-def test_the_verdict_catches_a_wrong_group_count(exported, tmp_path):
-    """A planted fault: GroupNorm written with one group changes the output past the verdict."""
+# Planted faults, each file changed in one place, run on its case's saved build: GroupNorm
+# written with one group; the learned (C, 1, 1) scale broadcast as held onto the channel-last
+# image (C == H, so it fits, along H).
+FAULTS = {
+    "kind_groupnorm": ("num_groups=2", "num_groups=1"),
+    "variant_learned_tensors_on_image": ("jnp.moveaxis(scale, 0, -1)", "scale"),
+}
+
+
+def test_the_verdict_catches_planted_faults(exported, tmp_path):
     folder, _, expected, _ = exported
-    name = "kind_groupnorm"
-    text = (folder / f"{name}.py").read_text()
-    assert "num_groups=2" in text
-    (tmp_path / f"{name}.py").write_text(text.replace("num_groups=2", "num_groups=1"))
-    for suffix in ("_paths.json", "_state.npz", "_x.npz"):
-        (tmp_path / f"{name}{suffix}").write_bytes((folder / f"{name}{suffix}").read_bytes())
-    (tmp_path / "cases.json").write_text(json.dumps([[name, True, True]]))
+    flags = []
+    for name, (right, wrong) in FAULTS.items():
+        text = (folder / f"{name}.py").read_text()
+        assert right in text, name
+        (tmp_path / f"{name}.py").write_text(text.replace(right, wrong))
+        for suffix in ("_paths.json", "_state.npz", "_x.npz"):
+            (tmp_path / f"{name}{suffix}").write_bytes((folder / f"{name}{suffix}").read_bytes())
+        flags.append([name, True, True])
+    (tmp_path / "cases.json").write_text(json.dumps(flags))
     run_isolated(tmp_path, SCRIPT)
-    got = np.load(tmp_path / f"{name}_out.npz")[""]
-    want, noise = expected[name][""]
-    assert not compare(want, got, atol=None, noise=2 * noise).passed
+    for name in FAULTS:
+        got = np.load(tmp_path / f"{name}_out.npz")[""]
+        want, noise = expected[name][""]
+        assert not compare(want, got, atol=None, noise=2 * noise).passed, name
 
 
 def test_the_files_turn_and_place_as_written(exported):
