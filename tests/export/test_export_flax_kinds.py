@@ -349,8 +349,7 @@ def test_a_learned_tensor_wider_than_the_image_is_refused():
 def test_a_traced_swin_exports_to_flax_within_the_verdict(name, tmp_path):
     """torchvision's small Swin (v1, v2) traced and saved as test_export_traced.py does; its
     Flax file, run without xinit, gives the build's outputs within the verdict (about 25 s
-    each: the build's float64 run). ConvNeXt's is refused: a numbered step given the other
-    layout (test_a_numbered_step_given_the_other_layout_is_refused)."""
+    each: the build's float64 run). The other traced models: test_export_flax_traced.py."""
     pytest.importorskip("torch")
     from test_export_traced import TRACED, _save
 
