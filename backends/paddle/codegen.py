@@ -26,6 +26,7 @@ from ..common.codegen import (
     layer_scale_emitter,
     learned_shape,
     linear_emitter,
+    named_after,
     native_fans,
     number,
     one_int,
@@ -202,11 +203,19 @@ EMITTERS.register("learned_parameter", module=_learned_module, apply=_learned_ap
 EMITTERS.register("sdpa", call=_sdpa)
 EMITTERS.register("concat", call=_concat)
 EMITTERS.register("select", call=_select)
-EMITTERS.register(
-    "permute",
-    call=lambda f, args: f"{args[0]}.transpose([{', '.join(map(str, f.spec.dims))}])",
-    step=permute_step("nn.Layer", "x.transpose(self.dims)"),
-)
+
+
+def _permute(f: Fields, args: list) -> str:
+    """``x.transpose(perm)``; ``x.permute(perm)`` where two dims swap and the node is not
+    named ``transpose`` (PyTorch's ``x.permute(0, 2, 1)``: Paddle's tracer names a swapping
+    ``transpose`` as PyTorch's ``x.transpose(1, 2)``)."""
+    dims = ", ".join(map(str, f.spec.dims))
+    swap = sum(i != d for i, d in enumerate(f.spec.dims)) == 2
+    call = "permute" if swap and not named_after(f, "transpose") else "transpose"
+    return f"{args[0]}.{call}([{dims}])"
+
+
+EMITTERS.register("permute", call=_permute, step=permute_step("nn.Layer", "x.transpose(self.dims)"))
 EMITTERS.register(
     "reshape",
     call=lambda f, args: f"{args[0]}.reshape([{args[0]}.shape[0], *{f['shape']}])",
@@ -262,12 +271,11 @@ def _recurrent(f: Fields) -> str:
 for _kind in ("lstm", "gru", "rnn"):  # the output sequence alone, as xinit's node gives it
     EMITTERS.register(_kind, module=_recurrent, apply=lambda f, attr, args: f"{attr}({args[0]})[0]")
 _PAD = '''def torch_pad(x, pads, mode="constant", value=0.0):
-    """PyTorch's F.pad (pads last dim first) in Paddle: constant mode on every dim, first
-    dim first; the other modes on the spatial dims of NCL/NCHW/NCDHW, last dim first."""
+    """PyTorch's F.pad (pads last dim first) in Paddle: in constant mode Paddle pads a list
+    shorter than 2 * ndim last dim first too; the other modes on the spatial dims of
+    NCL/NCHW/NCDHW, last dim first."""
     if mode == "constant":
-        pairs = [pads[i : i + 2] for i in range(0, len(pads), 2)]
-        pairs = [[0, 0]] * (x.ndim - len(pairs)) + pairs[::-1]
-        return nn.functional.pad(x, [w for pair in pairs for w in pair], value=value)
+        return nn.functional.pad(x, list(pads), value=value)
     spatial = list(pads) + [0] * (2 * (x.ndim - 2) - len(pads))
     layout = {3: "NCL", 4: "NCHW", 5: "NCDHW"}[x.ndim]
     return nn.functional.pad(x, spatial, mode=mode, data_format=layout)

@@ -17,8 +17,6 @@ from typing import Any
 
 from xinit import layers as L
 
-from .lowering_base import _paddle
-
 
 class Unsupported(Exception):
     """An operation's call has no neutral spec; the message says why (not an XinitError:
@@ -72,7 +70,13 @@ def bind(name: str, fn: Callable, args: tuple, kwargs: dict) -> dict:
     sig = _signature(fn)
     bound = sig.bind(*args, **kwargs)
     bound.apply_defaults()
-    return dict(bound.arguments)
+    out = dict(bound.arguments)
+    first = next(iter(sig.parameters), None)
+    if (
+        first in ("self", "input") and "x" not in out
+    ):  # ``astype(self, ..)``, ``permute(input, ..)``
+        out = {"x": out.pop(first), **out}
+    return out
 
 
 _SIGNATURES: dict[Any, inspect.Signature] = {}
@@ -183,7 +187,7 @@ _ACTIVATIONS: dict[str, Callable[[Call], Any]] = {
     "relu": lambda c: L.ReLU(),
     "relu6": lambda c: kind("ReLU6")(),
     "hardswish": lambda c: L.Hardswish(),
-    "hardsigmoid": lambda c: kind("Hardsigmoid")(float(c["slope"]), float(c["offset"])),
+    "hardsigmoid": lambda c: hardsigmoid_spec(c),
     "sigmoid": lambda c: L.Sigmoid(),
     "tanh": lambda c: L.Tanh(),
     "silu": lambda c: L.SiLU(),
@@ -196,6 +200,19 @@ _ACTIVATIONS: dict[str, Callable[[Call], Any]] = {
     "hardtanh": lambda c: kind("Clip")(float(c["min"]), float(c["max"])),
     "identity": lambda c: L.Identity(),
 }
+
+
+# Paddle's default hardsigmoid slope, the float32 a ``paddle.nn.Hardsigmoid()`` computes with.
+PADDLE_HARDSIGMOID_SLOPE = 0.1666667
+
+
+def hardsigmoid_spec(call: Call) -> Any:
+    """``F.hardsigmoid(x, slope, offset)``; Paddle's defaults (slope 0.1666667, offset 0.5)
+    are the kind's default, PyTorch's 1/6, which Paddle builds as ``nn.Hardsigmoid()``."""
+    slope, offset = float(call["slope"]), float(call["offset"])
+    if slope == PADDLE_HARDSIGMOID_SLOPE and offset == 0.5:
+        return kind("Hardsigmoid")()
+    return kind("Hardsigmoid")(slope, offset)
 
 
 @op(*_ACTIVATIONS)
@@ -247,11 +264,11 @@ def reshape(call: Call) -> list[Step]:
 def flatten(call: Call) -> list[Step]:
     x = call["x"]
     n = len(x.shape)
-    start, stop = int(call["start_axis"]) % n, int(call["stop_axis"]) % n
-    if start == 0 and stop == 0:
+    start, stop = int(call["start_axis"]), int(call["stop_axis"])
+    if start % n == 0 and stop % n == 0:
         return ALIAS
     call.dim(start, n)
-    return _one("flatten", L.Flatten(start, stop), x)
+    return _one("flatten", L.Flatten(start, stop), x)  # the axes as given (-1: the last)
 
 
 @op("squeeze", "unsqueeze", "squeeze_", "unsqueeze_")
@@ -272,7 +289,14 @@ def transpose(call: Call) -> list[Step]:
     perm = tuple(int(p) % len(perm) for p in perm)
     if perm[0] != 0:
         raise BatchMoved(call["x"], perm)
-    return _one("transpose", L.Permute(perm), call["x"])
+    return _one(_permute_name(call.name, perm), L.Permute(perm), call["x"])
+
+
+def _permute_name(name: str, perm: tuple[int, ...]) -> str:
+    """PyTorch's tracer's name for the node: ``transpose`` for a ``transpose`` that swaps two
+    dims (PyTorch's ``x.transpose(a, b)``), else ``permute``."""
+    swapped = sum(i != p for i, p in enumerate(perm)) == 2
+    return "transpose" if name == "transpose" and swapped else "permute"
 
 
 class BatchMoved(Unsupported):
@@ -299,7 +323,7 @@ def moved_index(x: Any, perm: tuple[int, ...], index: Any) -> list[Step]:
         raise Unsupported(f"perm {list(perm)} indexed at {index} leaves the batch off dim 0")
     steps = [Step("select", L.Select(d, index), (x,))]
     if rest != tuple(range(len(rest))):
-        steps.append(Step("transpose", L.Permute(rest), (steps[0],)))
+        steps.append(Step(_permute_name("transpose", rest), L.Permute(rest), (steps[0],)))
     return steps
 
 
@@ -308,7 +332,7 @@ def concat(call: Call) -> list[Step]:
     xs = list(call["x"])
     axis = call["axis"]
     call.dim(int(axis) if not hasattr(axis, "shape") else axis, len(xs[0].shape))
-    return [Step("concat", L.Concat(int(axis)), tuple(xs))]
+    return [Step("cat", L.Concat(int(axis)), tuple(xs))]  # PyTorch's tracer's name
 
 
 @op("split", "chunk")
@@ -316,7 +340,14 @@ def split(call: Call) -> list[Step]:
     x = call["x"]
     axis = call.dim(int(call["axis"]), len(x.shape))
     sizes = tuple(int(o.shape[axis]) for o in call.out)
-    return _one("split", kind("Split")(sizes, axis), x)
+    return _one(call.name, kind("Split")(sizes, axis), x)
+
+
+@op("channel_shuffle")
+def channel_shuffle(call: Call) -> list[Step]:
+    if call.get("data_format") not in (None, "NCHW"):
+        raise Unsupported(f"data_format {call['data_format']!r}: a channel-last shuffle")
+    return _one("channel_shuffle", kind("ChannelShuffle")(int(call["groups"])), call["x"])
 
 
 @op("__getitem__")
@@ -465,20 +496,31 @@ def interpolate(call: Call) -> list[Step]:
 
 @op("pad")
 def pad(call: Call) -> list[Step]:
-    x, pads = call["x"], call["pad"]
+    """Paddle's pads as PyTorch's (last dim first): a list of 2·ndim in constant mode is
+    every dim, first dim first (unless ``pad_from_left_axis=False``); any shorter constant
+    list, and the other modes' 2·(ndim - 2), are PyTorch's order already."""
+    x, pads, mode = call["x"], call["pad"], str(call.get("mode", "constant"))
     n = len(x.shape)
     if call.get("data_format") not in (None, "NCL", "NCHW", "NCDHW"):
         raise Unsupported(f"data_format {call['data_format']!r}: channel-last padding")
-    if not isinstance(pads, (list, tuple)) or len(pads) not in (2 * (n - 2), 2 * n):
-        raise Unsupported(f"pad {pads!r} has no neutral form")
+    if not isinstance(pads, (list, tuple)) or not all(isinstance(p, int) for p in pads):
+        raise Unsupported(f"pad {pads!r} is not a list of Python ints")
     pads = [int(p) for p in pads]
-    if len(pads) == 2 * n:  # every dim, first dim first: as PyTorch's order, last dim first
-        if any(pads[:4]):
-            raise Unsupported("it pads the batch or channel dim")
-        pads = [v for i in reversed(range(2, n)) for v in pads[2 * i : 2 * i + 2]]
+    if mode == "constant" and len(pads) == 2 * n and call.get("pad_from_left_axis", True):
+        pads = [v for i in reversed(range(n)) for v in pads[2 * i : 2 * i + 2]]
+    if len(pads) == 2 * n and mode == "constant":
+        if any(pads[-2:]):
+            raise Unsupported("it pads the batch dim")
+        pads = pads[:-2] if any(pads[-4:-2]) else pads[:-4]  # the channels' pair if padded
+    elif (
+        not pads
+        or len(pads) % 2
+        or len(pads) > 2 * n
+        or (mode != "constant" and len(pads) != 2 * (n - 2))
+    ):
+        raise Unsupported(f"pad {pads!r} of a {n}-d input in mode {mode!r} has no neutral form")
     value = call.scalar(call.get("value", 0.0))
-    spec = kind("Pad")(tuple(pads), str(call.get("mode", "constant")), value or 0.0)
-    return _one("pad", spec, x)
+    return _one("pad", kind("Pad")(tuple(pads), mode, value or 0.0), x)
 
 
 # ---- values unchanged -----------------------------------------------------------------------
@@ -494,96 +536,4 @@ def cast(call: Call) -> str:
     return ALIAS
 
 
-# ---- parameter-free paddle.nn layers: the functional call each one makes --------------------
-def _layers() -> dict[type, Callable[[Any], tuple[str, dict]]]:
-    """``paddle.nn`` class -> (layer -> (the name of the ``paddle.nn.functional`` function it
-    calls, its arguments from the layer's attributes))."""
-    nn = _paddle().nn
-
-    def pool(name, avg):
-        def read(m):
-            args = dict(
-                kernel_size=m.ksize,
-                stride=m.stride,
-                padding=m.padding,
-                ceil_mode=m.ceil_mode,
-                data_format=m.data_format,
-            )
-            if avg:
-                args.update(exclusive=m.exclusive, divisor_override=m.divisor)
-            else:
-                args.update(return_mask=m.return_mask)
-            return name, args
-
-        return read
-
-    def adaptive(name, mask):
-        extra = (lambda m: {"return_mask": m._return_mask}) if mask else (lambda m: {})
-        return lambda m: (name, {"output_size": m._output_size, **extra(m)})
-
-    table = {
-        nn.ReLU: lambda m: ("relu", {}),
-        nn.ReLU6: lambda m: ("relu6", {}),
-        nn.Hardswish: lambda m: ("hardswish", {}),
-        nn.Hardsigmoid: lambda m: ("hardsigmoid", {}),
-        nn.Sigmoid: lambda m: ("sigmoid", {}),
-        nn.Tanh: lambda m: ("tanh", {}),
-        nn.Silu: lambda m: ("silu", {}),
-        nn.Swish: lambda m: ("swish", {}),
-        nn.GELU: lambda m: ("gelu", {"approximate": m._approximate}),
-        nn.LeakyReLU: lambda m: ("leaky_relu", {"negative_slope": m._negative_slope}),
-        nn.Hardtanh: lambda m: ("hardtanh", {"min": m._min, "max": m._max}),
-        nn.Softmax: lambda m: ("softmax", {"axis": m._axis}),
-        nn.LogSoftmax: lambda m: ("log_softmax", {"axis": m._axis}),
-        nn.Dropout: lambda m: (
-            "dropout",
-            {"p": m.p, "axis": m.axis, "training": False, "mode": m.mode},
-        ),
-        nn.Identity: lambda m: ("identity", {}),
-        nn.Flatten: lambda m: ("flatten", {"start_axis": m.start_axis, "stop_axis": m.stop_axis}),
-        nn.Upsample: lambda m: (
-            "interpolate",
-            dict(
-                size=m.size,
-                scale_factor=m.scale_factor,
-                mode=m.mode,
-                align_corners=m.align_corners,
-                align_mode=m.align_mode,
-                data_format=m.data_format,
-            ),
-        ),
-    }
-    for d in (1, 2, 3):
-        table[getattr(nn, f"MaxPool{d}D")] = pool(f"max_pool{d}d", False)
-        table[getattr(nn, f"AvgPool{d}D")] = pool(f"avg_pool{d}d", True)
-        table[getattr(nn, f"AdaptiveAvgPool{d}D")] = adaptive(f"adaptive_avg_pool{d}d", False)
-        table[getattr(nn, f"AdaptiveMaxPool{d}D")] = adaptive(f"adaptive_max_pool{d}d", True)
-    return table
-
-
-def identity(x):
-    """nn.Identity's call (no paddle function): its signature for :func:`bind`."""
-    return x
-
-
-_LAYER_TABLE: dict[type, Callable] | None = None
-
-
-def layer_call(layer: Any) -> tuple[str, Callable, dict] | None:
-    """The functional call a parameter-free ``paddle.nn`` layer makes: (its name as the
-    converters know it, the function, its arguments); None for any other layer (exact class
-    only: a subclass may compute something else)."""
-    global _LAYER_TABLE
-    if _LAYER_TABLE is None:
-        _LAYER_TABLE = _layers()
-    read = _LAYER_TABLE.get(type(layer))
-    if read is None:
-        return None
-    name, kwargs = read(layer)
-    paddle = _paddle()
-    fn = identity if name == "identity" else getattr(paddle.nn.functional, name, None)
-    fn = fn or getattr(paddle, name)
-    return name, getattr(fn, "__wrapped__", fn), kwargs  # unwrapped while tracing
-
-
-__all__ = ["ALIAS", "CONVERTERS", "Call", "Step", "Unsupported", "bind", "layer_call"]
+__all__ = ["ALIAS", "CONVERTERS", "Call", "Step", "Unsupported", "bind"]

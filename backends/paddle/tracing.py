@@ -7,8 +7,11 @@ mode with, for the duration of the run only (removed in a ``finally``),
 
 - a forward pre-hook and post-hook on every sublayer: a layer a lowering reads
   (``lowering_of(m).read(m)``) or a parameter-free ``paddle.nn`` layer
-  (``trace_ops.layer_call``) becomes one node named by its attribute; any other layer
-  opens a scope, so the spec nests as the model does and its state keys are the model's;
+  (``trace_layers.layer_call``) becomes one node named by its attribute, as does a class a
+  model file retypes (``trace_layers.lookalike_spec``: torchvision's Permute, a LayerNorm2d
+  subclass, Swin's attention); a class whose forward is its own is read only when xinit's
+  layer, given its state, computes what it did; any other layer opens a scope, so the spec
+  nests as the model does and its state keys are the model's;
 - every public function of ``paddle`` and ``paddle.nn.functional`` and every public method
   and arithmetic operator of ``paddle.Tensor`` (in dygraph ``x + y`` and ``x.flatten()`` are
   ``core.eager.Tensor`` type slots and methods, so they are wrapped on the class) wrapped:
@@ -18,7 +21,9 @@ mode with, for the duration of the run only (removed in a ``finally``),
 Python control flow follows the example input. A batch of 1 is repeated to a size no other
 dim of the input has (3, else 5...) while tracing, so a ``reshape(x, [N, -1])`` is told
 from the other dims and the spec keeps the batch free. A parameter a layer uses in its own
-arithmetic (``self.scale * x``) becomes a ``LearnedTensor`` node under its attribute name. An
+arithmetic (``self.scale * x``) becomes a ``LearnedTensor`` node under its attribute name;
+``x + self.pos`` of a (1, *x.shape[1:]) parameter and ``concat([self.token.expand([n, -1,
+-1]), x], 1)`` become ``LearnedParameter`` nodes (op "add", "prepend"), as in PyTorch's. An
 operation with no converter does not stop the trace: its result is marked, and only when
 such a result reaches a layer, a converted operation or an output is it listed, with its
 module path and source line, in the one :class:`~xinit.tracing.TraceError` at the end.
@@ -37,6 +42,7 @@ from xinit.layers import SpecError
 from xinit.tracing import TraceError, TraceRecorder, source_line, trace_batch
 
 from .lowering_base import _paddle
+from .trace_layers import computes, layer_call, read_layer
 from .trace_ops import (
     ALIAS,
     CONVERTERS,
@@ -46,7 +52,6 @@ from .trace_ops import (
     Unsupported,
     bind,
     kind,
-    layer_call,
     moved_index,
 )
 
@@ -71,6 +76,10 @@ OPERATORS = (
     "__floordiv__",
     "__mod__",
     "__abs__",
+)
+# Calls that may be a parameter's learned token or position (``_Tracer._learned_op``).
+_LEARNED_OPS = frozenset(
+    ("expand", "expand_as", "broadcast_to", "concat", "add", "__add__", "__radd__")
 )
 _CALLABLES = (
     types.FunctionType,
@@ -150,6 +159,7 @@ class _Tracer:
         self.reported: set[int] = set()
         self.alive: list = []
         self.moved: dict[int, tuple] = {}  # a batch-moving transpose's result -> (x, perm)
+        self.pending: dict[int, tuple[str, Any]] = {}  # an expanded parameter -> (name, it)
         self.frames: list = []
         self.scopes: list[_Open] = []
         self.used: set[int] = set()
@@ -207,7 +217,9 @@ class _Tracer:
         if not self._is_tensor(value):
             return False
         i = id(value)
-        return i in self.made or i in self.params or i in self.poison or i in self.buffers
+        return any(i in ids for ids in (self.made, self.params, self.poison, self.buffers)) or (
+            i in self.pending
+        )
 
     # ---- operations ---------------------------------------------------------------------------
     def _op(self, name, fn, args, kwargs, out, inputs) -> None:
@@ -226,6 +238,8 @@ class _Tracer:
             return
         if (name.endswith("_") and not name.endswith("__")) or name == "__setitem__":
             self._taint(args[0], (f"{name} changes a tensor in place", source_line(), inputs))
+            return
+        if name in _LEARNED_OPS and self._learned_op(name, bind(name, fn, args, kwargs), out):
             return
         convert = CONVERTERS.get(name)
         if convert is None:
@@ -302,10 +316,70 @@ class _Tracer:
         elif isinstance(shape, tuple):
             shapes[id(result)] = shape
 
+    def _learned_op(self, name: str, args: dict, out: Any) -> bool:
+        """``self.p.expand([n, -1, ...])`` of a (1, ...) parameter, kept pending for a
+        concat; ``concat([p.expand(...), ..., x], 1)``: a ``LearnedParameter`` prepend a
+        token, the last first; ``x + self.p`` of a (1, *x.shape[1:]) parameter: one that
+        adds. False (the op's converter) for any other call."""
+        LP = kind("LearnedParameter")
+        if name in ("expand", "expand_as", "broadcast_to"):
+            p, leaf = args["x"], self._own_parameter(args["x"])
+            if leaf is None or int(p.shape[0]) != 1 or int(out.shape[0]) != self.rec.batch:
+                return False
+            if list(out.shape[1:]) != list(p.shape[1:]):
+                return False
+            self.pending[id(out)] = (leaf, p)
+            self.alive.append(out)
+            return True
+        if name == "concat":
+            *tokens, current = list(args["x"])
+            axis = args["axis"]
+            if not tokens or not isinstance(axis, int) or axis % len(out.shape) != 1:
+                return False
+            if not all(id(t) in self.pending for t in tokens) or not self.rec.known(current):
+                return False
+            for i in range(len(tokens) - 1, -1, -1):
+                leaf, p = self.pending[id(tokens[i])]
+                joined = out if i == 0 else object()
+                self._named(leaf, LP(tuple(int(d) for d in p.shape), op="prepend"), current, joined)
+                current = joined
+            self._made(out)
+            return True
+        a, b = args.get("x"), args.get("y")
+        for x, p in ((a, b), (b, a)):
+            leaf = self._own_parameter(p)
+            if leaf is None or not self._is_tensor(x) or not self.rec.known(x) or x.ndim < 2:
+                continue
+            if list(p.shape) != [1, *x.shape[1:]]:
+                continue
+            self._named(leaf, LP(tuple(int(d) for d in p.shape), op="add"), x, out)
+            self._made(out)
+            return True
+        return False
+
+    def _own_parameter(self, t: Any) -> str | None:
+        """The attribute name of ``t`` when it is a parameter of the current scope's layer
+        not yet a node, else None."""
+        if not self._is_tensor(t) or self.rec.known(t) or id(t) not in self.params:
+            return None
+        owner, _, leaf = self.params[id(t)].rpartition(".")
+        return leaf if owner == self.rec.path else None
+
+    def _named(self, name: str, spec: Any, x: Any, out: Any) -> None:
+        if self.rec.node(name, spec, [x], out) != name:
+            self.rec.unknown(f"parameter {name}: the name is taken by another node")
+
     def _learned(self, inputs: list) -> None:
         """Parameters of the current scope's layer used in its arithmetic: LearnedTensor nodes."""
         for t in inputs:
             if self.rec.known(t):
+                continue
+            if id(t) in self.pending:
+                name = self.pending[id(t)][0]
+                self.rec.unknown(
+                    f"parameter {name} expanded over the batch is used other than in concat"
+                )
+                self.rec.alias(t, self._anchor())
                 continue
             if id(t) in self.buffers:
                 self.rec.unknown(f"buffer {self.buffers[id(t)]} is used as a value in forward")
@@ -374,7 +448,7 @@ class _Tracer:
         self._learned([t for t in tensors if id(t) in self.params or id(t) in self.buffers])
         cls = type(layer).__name__
         name = self._name(layer, path)
-        spec = self._read(layer)
+        spec = read_layer(self.lowerings, layer)
         if name is None:
             here = self.rec.path or "the model"
             if path is None:
@@ -420,7 +494,17 @@ class _Tracer:
         return None
 
     def _known(self, layer, name: str, tensors: list, out: Any) -> None:
-        spec = self._read(layer)
+        spec = read_layer(self.lowerings, layer)
+        if isinstance(spec, L.MultiheadAttention):
+            tensors = self._attention_inputs(name, tensors)
+        if spec is not None and not computes(self.lowerings, layer, spec, tensors, out):
+            self.rec.unknown(
+                f"layer {join(self.rec.path, name)} ({type(layer).__name__}) has a forward of "
+                f"its own that computes other than its {type(spec).__name__} spec"
+            )
+            self.rec.node(name, L.Identity(), [t for t in tensors if self.rec.known(t)][:1], out)
+            self._made(out)
+            return
         if spec is not None:
             if spec.params():
                 if id(layer) in self.used:
@@ -456,6 +540,15 @@ class _Tracer:
             steps = [Step(name, steps[0].spec, steps[0].inputs), *steps[1:]]
         self._record(steps, out, tensors)
 
+    def _attention_inputs(self, name: str, tensors: list) -> list:
+        """query[, key[, value]] of an ``nn.MultiHeadAttention`` call, one tensor where they
+        are the same (a mask, which the node would not see, is an unknown)."""
+        if len(tensors) > 3:
+            self.rec.unknown(f"layer {join(self.rec.path, name)}: attention with a mask")
+        q = tensors[0]  # Paddle's key and value default to the query
+        k, v = (tensors[1] if len(tensors) > 1 else q), (tensors[2] if len(tensors) > 2 else q)
+        return [q] if k is q and v is q else [q, k] if v is k else [q, k, v]
+
     def _activation(self, act: str, after: Step, hint: str) -> list[Step]:
         fn = getattr(self.paddle.nn.functional, act, None)
         convert = CONVERTERS.get(act)
@@ -465,10 +558,6 @@ class _Tracer:
         x = self.paddle.zeros([1])
         steps = convert(Call(act, bind(act, fn, (x,), {}), x, self.rec.batch, self._scalar))
         return [Step(hint, s.spec, (after,)) for s in steps]
-
-    def _read(self, layer):
-        lowering = self.lowerings.lowering_of(layer)
-        return lowering.read(layer) if lowering is not None else None
 
     def _name(self, layer, path: str | None) -> str | None:
         if path is None:
