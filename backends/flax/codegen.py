@@ -346,13 +346,11 @@ class FlaxCode(FrameworkCode):
     def imports(self, ctx: Context) -> None:
         ctx.need("from flax import nnx")
 
-    def init_args(self, args, flag, hints, root: bool) -> str:
+    def init_args(self, args, flag, hints, root: bool, keywords=()) -> str:
         text = super().init_args(args, flag, hints, root)
-        extra = "rngs: nnx.Rngs | None = None" if root else "*, rngs: nnx.Rngs"
-        if flag and not root:
-            extra = "rngs: nnx.Rngs"  # after a keyword with a default: keyword-only already
-            return f"{text}, *, {extra}" if text else f"*, {extra}"
-        return f"{text}, {extra}" if text else extra
+        if root:
+            return _join_args(text, "rngs: nnx.Rngs | None = None")
+        return _join_args(text, "*", *keywords, "rngs: nnx.Rngs")
 
     def init_preamble(self, root: bool) -> list[str]:
         return ["        rngs = nnx.Rngs(0) if rngs is None else rngs"] if root else []
@@ -436,6 +434,10 @@ def _turned_steps(spec, layouts: LayoutPlan, code: FlaxCode) -> dict[str, str]:
     return out
 
 
+def _join_args(*parts: str) -> str:
+    return ", ".join(p for p in parts if p)
+
+
 def _tuple_args(planner) -> set[str]:
     """Constructor arguments some instance gives as a tuple (CRNN's kernel_size 3 or (2, 3))."""
     out = set()
@@ -446,31 +448,58 @@ def _tuple_args(planner) -> set[str]:
     return out
 
 
+# The constructor keyword of each neutral leaf, for the kinds whose emitter writes the laws
+# with ``init_keywords`` (those a class can take as its own ``kernel_init=`` argument).
+_KERNEL = {"weight": "kernel_init", "bias": "bias_init"}
+_SCALE = {"weight": "scale_init", "bias": "bias_init"}
+_INIT_KEYWORDS = {
+    **dict.fromkeys(("conv", "linear", "conv_transpose"), _KERNEL),
+    **dict.fromkeys(("batchnorm", "layernorm", "layernorm2d", "groupnorm"), _SCALE),
+    "embedding": {"weight": "embedding_init"},
+}
+_INITIALIZER = "nnx.Initializer"  # the annotation of a class's init argument
+
+
 def _planned(writer, rows):
     """The classes and each layer's init codes (:func:`_shared_codes`). Where instances of a
-    class still draw a layer differently (PP-OCR's blocks whose 1x1 and kxk convs draw other
-    laws, U-Net's up steps of other widths) or hold its values in other layouts (SVTR's
-    encoder convs, on an image or on tokens), the classes are planned again with those
-    layers' codes and layouts as part of their structure: each its own class (``Conv``,
-    ``Conv2``), until every class is written once for all its instances."""
-    from xinit.codegen.structure import Planner
+    class still draw a layer differently (PP-OCR's blocks whose depthwise convs draw other
+    laws), the law is an argument of the class, given where each instance is made
+    (``Block(16, 72, kernel_init=nnx.initializers.normal(0.5), rngs=rngs)``), as Flax users
+    write; a layer whose emitter takes no such argument, or whose instances hold its values in
+    other layouts (SVTR's encoder convs, on an image or on tokens), makes the classes planned
+    again with its codes and layouts as part of their structure: each its own class
+    (``Conv``, ``Conv2``), until every class is written once for all its instances."""
+    from xinit.codegen.structure import Code, Planner
 
     planner, marked = writer.planner, {}
+    passed: dict[int, dict[str, Code]] = {}  # layer id -> keyword -> its law, as arguments
     layers = dict(writer.layers())
     layouts = LayoutPlan(writer.spec)
     own: dict[str, dict[str, str]] = {}  # each layer's codes (a fan-scaled law as scaled)
+    plain: dict[str, dict[str, str]] = {}  # each layer's codes, the law as the spec gives it
     for row in rows:
-        code = _fan_scaled(row) or init_code(row, writer.ctx)
-        own.setdefault(row.item.layer, {})[row.leaf] = code
+        code = init_code(row, writer.ctx)
+        plain.setdefault(row.item.layer, {})[row.leaf] = code
+        own.setdefault(row.item.layer, {})[row.leaf] = _fan_scaled(row) or code
     while True:
         codes, conflicts = _shared_codes(planner, rows, writer.ctx)
+        conflicts = [c for c in conflicts if id(layers[c[0]]) not in passed]
+        now = {
+            id(layers[p]): _law_arguments(layers[p], plain.get(p, {}))
+            for c in conflicts
+            for p in c[3]
+            if layers[p].kind in _INIT_KEYWORDS
+        }
         found = {
-            (p, "init", tuple(sorted(own.get(p, {}).items()))) for c in conflicts for p in c[3]
+            (p, "init", tuple(sorted(own.get(p, {}).items())))
+            for c in conflicts
+            for p in c[3]
+            if id(layers[p]) not in now
         }
         found |= {(p, "layout", layouts.at[p].signature) for p in layouts.differing(planner)}
         new = {(id(layers[p]), what): value for p, what, value in found if p in layers}
         new = {k: v for k, v in new.items() if k not in marked}
-        if not new:
+        if not new and not now:
             if conflicts:
                 where, first, name, _ = conflicts[0]
                 raise ExportError(
@@ -479,12 +508,24 @@ def _planned(writer, rows):
                 )
             return planner, codes
         marked |= new
+        passed |= now
 
         def key(layer, marked=marked):
             mine = sorted((what, v) for (i, what), v in marked.items() if i == id(layer))
             return tuple(mine) or None
 
-        planner = Planner(writer.spec, writer.class_name, writer._numbered_ok, key)
+        def holes(layer, passed=passed):
+            return passed.get(id(layer), {})
+
+        planner = Planner(writer.spec, writer.class_name, writer._numbered_ok, key, holes)
+
+
+def _law_arguments(layer, codes: dict[str, str]) -> dict:
+    """``{"kernel_init": Code(...)}``: the layer's laws as the arguments of its constructor."""
+    from xinit.codegen.structure import Code
+
+    names = _INIT_KEYWORDS[layer.kind]
+    return {names[leaf]: Code(code, _INITIALIZER) for leaf, code in codes.items() if leaf in names}
 
 
 def _shared_codes(planner, rows, ctx):

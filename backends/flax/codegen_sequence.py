@@ -21,7 +21,9 @@ def init_keywords(f: Fields, names: dict[str, str]) -> list[str]:
     codes = f.ctx.inits.get(f.where, {})
     out = []
     for leaf, kw in names.items():
-        if leaf in codes and codes[leaf] != DEFAULT_INITS.get(kw):
+        if kw in f.args:  # the law an argument of the class (its instances draw differently)
+            out.append(f"{kw}={f.args[kw]}")
+        elif leaf in codes and codes[leaf] != DEFAULT_INITS.get(kw):
             out.append(f"{kw}={codes[leaf]}")
     return out
 
