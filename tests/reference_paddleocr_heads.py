@@ -195,12 +195,14 @@ def vl_model(strides=(2, 2, 2, 1, 1), **head):
     return _classes()[1](reference_models.paddle_resnet45(strides=strides), vl_head(**head))
 
 
-# ---- ABINet (heads/rec_abinet_head.py, use_lang=False; rec_nrtr_head.py's TransformerBlock) --
+# ---- ABINet (heads/rec_abinet_head.py; rec_nrtr_head.py's TransformerBlock, MultiheadAttention)
 @functools.cache
 def _abinet_classes():  # noqa: C901 - one namespace of retyped classes, built once
-    """ABINet's vision model, retyped from PaddleOCR's module names, shapes and eval forward
-    (the language model and alignment are not written: ``use_lang=False``). The sinusoid
-    table is computed as PaddleOCR does it, in float32 Paddle ops (saved as buffer ``pe``)."""
+    """ABINet, retyped from PaddleOCR's module names, shapes and eval forward: the vision
+    model, and with ``use_lang`` the language model (``BCNLanguage``) and alignment run
+    ``iter_size`` times, each masked by the lengths of the last logits (``_get_length``,
+    ``_get_mask``). The sinusoid table is computed as PaddleOCR does it, in float32 Paddle
+    ops (saved as buffer ``pe``)."""
     import math
 
     import paddle
@@ -242,17 +244,89 @@ def _abinet_classes():  # noqa: C901 - one namespace of retyped classes, built o
         def forward(self, x):
             return self.fc2(self.act(self.fc1(x)))
 
-    class TransformerBlock(nn.Layer):  # with_self_attn=True, with_cross_attn=False
-        def __init__(self, d_model, nhead, dim_feedforward):
+    class CrossAttention(nn.Layer):  # rec_nrtr_head's MultiheadAttention(self_attn=False)
+        def __init__(self, dim, heads):
             super().__init__()
-            self.self_attn = SelfAttention(d_model, nhead)
-            self.norm1 = nn.LayerNorm(d_model)
+            self.heads, self.head_dim = heads, dim // heads
+            self.q = nn.Linear(dim, dim)
+            self.kv = nn.Linear(dim, 2 * dim)
+            self.out_proj = nn.Linear(dim, dim)
+
+        def forward(self, query, key, attn_mask=None):
+            n, m = query.shape[1], key.shape[1]
+            q = self.q(query).reshape([0, n, self.heads, self.head_dim]).transpose([0, 2, 1, 3])
+            kv = self.kv(key).reshape([0, m, 2, self.heads, self.head_dim])
+            k, v = kv.transpose([2, 0, 3, 1, 4])
+            scores = q.matmul(k.transpose([0, 1, 3, 2])) * self.head_dim**-0.5
+            if attn_mask is not None:
+                scores += attn_mask
+            attn = F.softmax(scores, axis=-1)
+            return self.out_proj(attn.matmul(v).transpose([0, 2, 1, 3]).reshape([0, n, -1]))
+
+    class TransformerBlock(nn.Layer):
+        """The encoder's block (self-attention, norm1) or the language decoder's (cross-
+        attention on ``memory`` with ``cross_mask``, norm2); then mlp and norm3."""
+
+        def __init__(self, d_model, nhead, dim_feedforward, self_attn=True, cross_attn=False):
+            super().__init__()
+            self.with_self_attn, self.with_cross_attn = self_attn, cross_attn
+            if self_attn:
+                self.self_attn = SelfAttention(d_model, nhead)
+                self.norm1 = nn.LayerNorm(d_model)
+            if cross_attn:
+                self.cross_attn = CrossAttention(d_model, nhead)
+                self.norm2 = nn.LayerNorm(d_model)
             self.mlp = Mlp(d_model, dim_feedforward)
             self.norm3 = nn.LayerNorm(d_model)
 
-        def forward(self, x):
-            x = self.norm1(x + self.self_attn(x))
+        def forward(self, x, memory=None, cross_mask=None):
+            if self.with_self_attn:
+                x = self.norm1(x + self.self_attn(x))
+            if self.with_cross_attn:
+                x = self.norm2(x + self.cross_attn(x, memory, cross_mask))
             return self.norm3(x + self.mlp(x))
+
+    class BCNLanguage(nn.Layer):
+        """The language model: softmaxed tokens through ``proj`` (no bias) plus the sinusoid
+        table are the memory; the table alone the queries; 4 cross-attention blocks masked
+        by the lengths; ``cls``. Returns (feature, logits)."""
+
+        def __init__(self, d_model, nhead, dim_feedforward, max_length, num_classes):
+            super().__init__()
+            self.max_length = max_length + 1
+            self.proj = nn.Linear(num_classes, d_model, bias_attr=False)
+            self.token_encoder = PositionalEncoding(d_model, self.max_length)
+            self.pos_encoder = PositionalEncoding(d_model, self.max_length)
+            self.decoder = nn.LayerList(
+                [TransformerBlock(d_model, nhead, dim_feedforward, False, True) for _ in range(4)]
+            )
+            self.cls = nn.Linear(d_model, num_classes)
+
+        def forward(self, tokens, lengths):
+            embed = self.token_encoder(self.proj(tokens))
+            mask = length_mask(lengths, self.max_length)
+            query = self.pos_encoder(paddle.zeros_like(embed))
+            for block in self.decoder:
+                query = block(query, embed, cross_mask=mask)
+            return query, self.cls(query)
+
+    def first_end_length(logits):
+        """_get_length: 1 + the position of the first argmax 0 (the stop class), else N."""
+        is_end = logits.argmax(-1) == 0
+        seen = is_end.any(-1)
+        first = ((is_end.astype("int32").cumsum(-1) == 1) & is_end).astype("int32").argmax(-1)
+        return paddle.where(seen, first + 1, paddle.full_like(first, logits.shape[1]))
+
+    def length_mask(lengths, size):
+        """_get_mask: (B, 1, size, size), -inf at keys j >= length and on the diagonal."""
+        steps = paddle.arange(0, size).unsqueeze(0).tile([lengths.shape[0], 1])
+        past = paddle.where(
+            steps >= lengths.unsqueeze(-1),
+            paddle.full([lengths.shape[0], size], float("-inf")),
+            paddle.zeros([lengths.shape[0], size]),
+        )
+        diagonal = paddle.diag(paddle.full([size], float("-inf")))
+        return (past.unsqueeze(1) + diagonal).unsqueeze(1)
 
     def down(cin, cout, stride):
         return nn.Sequential(nn.Conv2D(cin, cout, 3, stride, 1), nn.BatchNorm2D(cout), nn.ReLU())
@@ -295,8 +369,10 @@ def _abinet_classes():  # noqa: C901 - one namespace of retyped classes, built o
 
     class ABINetHead(nn.Layer):
         def __init__(self, out_channels, d_model=512, nhead=8, num_layers=3,
-                     dim_feedforward=2048, max_length=25, image_size=(32, 128)):  # fmt: skip
+                     dim_feedforward=2048, max_length=25, image_size=(32, 128),
+                     use_lang=False, iter_size=1):  # fmt: skip
             super().__init__()
+            self.max_length = max_length + 1
             h, w = image_size[0] // 4, image_size[1] // 4
             self.pos_encoder = PositionalEncoding(d_model, h * w)
             self.encoder = nn.LayerList(
@@ -304,6 +380,13 @@ def _abinet_classes():  # noqa: C901 - one namespace of retyped classes, built o
             )
             self.decoder = PositionAttention(max_length + 1, h, w)
             self.cls = nn.Linear(d_model, out_channels)
+            self.use_lang, self.iter_size = use_lang, iter_size
+            if use_lang:
+                self.language = BCNLanguage(
+                    d_model, nhead, dim_feedforward, max_length, out_channels
+                )
+                self.w_att_align = nn.Linear(2 * d_model, d_model)
+                self.cls_align = nn.Linear(d_model, out_channels)
 
         def forward(self, x):  # eval: class probabilities (B, max_length + 1, classes)
             b, c, h, w = x.shape
@@ -311,7 +394,19 @@ def _abinet_classes():  # noqa: C901 - one namespace of retyped classes, built o
             for block in self.encoder:
                 feature = block(feature)
             feature = feature.reshape([0, h, w, c]).transpose([0, 3, 1, 2])
-            return F.softmax(self.cls(self.decoder(feature)), axis=-1)
+            v_feature = self.decoder(feature)
+            logits = self.cls(v_feature)
+            if self.use_lang:
+                lengths = first_end_length(logits)
+                for _ in range(self.iter_size):
+                    tokens = F.softmax(logits, axis=-1)
+                    lengths = paddle.clip(lengths, 2, self.max_length)
+                    l_feature, _ = self.language(tokens, lengths)
+                    fuse = paddle.concat((l_feature, v_feature), -1)
+                    gate = F.sigmoid(self.w_att_align(fuse))
+                    logits = self.cls_align(gate * v_feature + (1 - gate) * l_feature)
+                    lengths = first_end_length(logits)
+            return F.softmax(logits, axis=-1)
 
     class Model(nn.Layer):
         def __init__(self, backbone, head):
@@ -321,14 +416,14 @@ def _abinet_classes():  # noqa: C901 - one namespace of retyped classes, built o
         def forward(self, x):
             return self.head(self.backbone(x))
 
-    return ABINetHead, Model
+    return ABINetHead, Model, first_end_length, length_mask
 
 
 def abinet_model(strides=(2, 1, 2, 1, 1), layers=(3, 4, 6, 6, 3), **head):
-    """rec_r45_abinet.yml's model with ``use_lang: False``: ResNet45 (``strides``,
-    ``layers``) and ``ABINetHead(**head)``."""
+    """rec_r45_abinet.yml's model: ResNet45 (``strides``, ``layers``) and
+    ``ABINetHead(**head)`` (``use_lang=True``: the language model and alignment too)."""
     import reference_models
 
-    head_class, model = _abinet_classes()
+    head_class, model = _abinet_classes()[:2]
     backbone = reference_models.paddle_resnet45(strides=strides, layers=layers)
     return model(backbone, head_class(**head))

@@ -29,6 +29,7 @@ _LAZY = {
     "Sequential": ("xinit.blocks", "Sequential"),
     "Residual": ("xinit.blocks", "Residual"),
     "Graph": ("xinit.graph", "Graph"),
+    "Reuse": ("xinit.graph", "Reuse"),
     "feature_extractor": ("xinit.graph", "feature_extractor"),
     "truncate": ("xinit.graph", "truncate"),
     "sub_spec": ("xinit.graph", "sub_spec"),

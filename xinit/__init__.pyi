@@ -44,6 +44,7 @@ from .errors import UnknownArgumentError as UnknownArgumentError
 from .errors import UnknownNameError as UnknownNameError
 from .errors import XinitError as XinitError
 from .graph import Graph as Graph
+from .graph import Reuse as Reuse
 from .graph import feature_extractor as feature_extractor
 from .graph import sub_spec as sub_spec
 from .graph import truncate as truncate

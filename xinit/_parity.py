@@ -243,7 +243,8 @@ def _layer_map(reference, paths, names) -> dict[str, str]:
 
 def execution_order(spec) -> list[str]:
     """Every node's path in the order of its last call in a forward pass (children before
-    their parent), the order ``trace`` outputs relate to: a shared child reports its last call.
+    their parent), the order ``trace`` outputs relate to: a shared child (a repeated step,
+    a :class:`~xinit.graph.Reuse` node's target) reports its last call.
     """
     from .blocks import Residual, Sequential, join
     from .graph import Graph
@@ -263,7 +264,8 @@ def execution_order(spec) -> list[str]:
                 visit(node.activation, join(path, node.activation_name))
         elif isinstance(node, Graph):
             for name in node.order:
-                visit(node.node(name), join(path, name))
+                callee, child = node.called(name)  # a Reuse node: its target, once more
+                visit(child, join(path, callee))
         calls.append(path)
 
     visit(spec, "")

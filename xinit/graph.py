@@ -5,6 +5,8 @@ outputs={"hm": "hm", "wh": "wh"})`` registers each node as a child under its nam
 parameter paths are PyTorch's (``hm.0.weight``), and runs the nodes in topological order.
 A node given without inputs takes the node listed before it (the first: the graph's input).
 An input ``"a.b"`` is output ``b`` of node ``a`` when ``a`` returns a dict (a tapped stage).
+A node ``("lang_2", Reuse("lang"), refs)`` runs the earlier node ``lang``'s layer again, with
+the same weights, on its own inputs (ABINet's language model, run once per iteration).
 """
 
 from __future__ import annotations
@@ -17,6 +19,20 @@ from .blocks import Sequential, children, is_spec, join
 from .layers import Layer, Merge, SpecError, inputs_text
 
 RETURNS = ("single", "tuple", "dict")
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """A graph node that runs the layer (or sub-graph) of the earlier node ``node`` of the
+    same graph again, same weights, on its own inputs: shared parameters, no new state keys."""
+
+    node: str
+
+    def __post_init__(self):
+        if not isinstance(self.node, str) or not self.node or "." in self.node:
+            raise SpecError(
+                f"Reuse: node must name an earlier node of the graph (no '.'); got {self.node!r}"
+            )
 
 
 def _names(value, what: str) -> tuple[str, ...]:
@@ -70,10 +86,13 @@ class Graph:
             if name in seen:
                 what = "a graph input" if name in inputs else "another node"
                 raise SpecError(f"Graph: duplicate name {name!r} (already {what})")
-            if not is_spec(spec):
-                raise SpecError(f"Graph: node {name!r} is not a spec: {spec!r}")
             refs = _names(refs, f"inputs of node {name!r}")
-            _check_inputs(name, spec, refs)
+            if isinstance(spec, Reuse):
+                _check_inputs(name, _reused(name, spec, rows, inputs), refs)
+            elif not is_spec(spec):
+                raise SpecError(f"Graph: node {name!r} is not a spec: {spec!r}")
+            else:
+                _check_inputs(name, spec, refs)
             seen.add(name)
             rows.append((name, spec, refs))
             previous = name
@@ -114,8 +133,17 @@ class Graph:
 
     @property
     def children(self) -> tuple[tuple[str, Any], ...]:
-        """Every node's spec under its name, in the order listed (PyTorch's registration)."""
-        return tuple((name, spec) for name, spec, _ in self.nodes)
+        """Every node's spec under its name, in the order listed (PyTorch's registration);
+        a :class:`Reuse` node holds no child of its own."""
+        return tuple((name, spec) for name, spec, _ in self.nodes if not isinstance(spec, Reuse))
+
+    def called(self, name: str) -> tuple[str, Any]:
+        """(the child that runs at node ``name``, its spec): the node itself, or for a
+        :class:`Reuse` node the earlier node it runs again."""
+        spec = self.node(name)
+        if isinstance(spec, Reuse):
+            return spec.node, self.node(spec.node)
+        return name, spec
 
     def node(self, name: str):
         for n, spec, _ in self.nodes:
@@ -151,9 +179,10 @@ class Graph:
             env = dict(zip(self.inputs, value))
         where = path or "<root>"
         for name in self.order:
-            spec, refs = self.node(name), self.inputs_of(name)
+            callee, spec = self.called(name)  # a Reuse node: its target's layer, at its path
+            refs = self.inputs_of(name)
             args = [_resolve(env, ref, where) for ref in refs]
-            child = join(path, name)
+            child = join(path, callee)
             if isinstance(spec, Merge):
                 env[name] = merge(spec, args, refs, child)
             else:
@@ -201,6 +230,28 @@ def _check_inputs(name: str, spec, refs: tuple[str, ...]) -> None:
     raise SpecError(f"Graph: node {name!r} ({type(spec).__name__}) takes {what}; got {refs}")
 
 
+def _reused(name: str, reuse: Reuse, rows: list, inputs: tuple[str, ...]):
+    """The spec of the earlier node ``reuse`` names (listed before node ``name``, itself no
+    Reuse); SpecError otherwise."""
+    target = reuse.node
+    for n, spec, _ in rows:
+        if n != target:
+            continue
+        if isinstance(spec, Reuse):
+            raise SpecError(
+                f"Graph: node {name!r} reuses {target!r}, itself a Reuse of {spec.node!r}; "
+                f"reuse {spec.node!r} directly"
+            )
+        return spec
+    if target in inputs:
+        raise SpecError(f"Graph: node {name!r} reuses {target!r}, a graph input, not a node")
+    earlier = ", ".join(n for n, _, _ in rows) or "none"
+    raise SpecError(
+        f"Graph: node {name!r} reuses {target!r}, which names no earlier node "
+        f"(earlier nodes: {earlier})"
+    )
+
+
 def _is_shape(value) -> bool:
     return isinstance(value, tuple) and all(isinstance(v, int) for v in value)
 
@@ -220,6 +271,9 @@ def _topological(rows, inputs) -> tuple[str, ...]:
     """Node names in an order where every node comes after its inputs (listing order where
     free); SpecError naming the nodes of a cycle."""
     deps = {name: {r.partition(".")[0] for r in refs} - set(inputs) for name, _, refs in rows}
+    for name, spec, _ in rows:
+        if isinstance(spec, Reuse):  # after its target's own call: a layer reports its last
+            deps[name].add(spec.node)
     done: list[str] = []
     placed: set[str] = set()
     pending = [name for name, _, _ in rows]
@@ -298,8 +352,10 @@ def _needed(steps, last: str) -> set[str]:
     """The nodes ``last`` depends on (itself included): the rest is cut off."""
     deps: dict[str, set] = {}
     before = None
-    for name, _, refs in steps:
+    for name, spec, refs in steps:
         deps[name] = {r.partition(".")[0] for r in refs} if refs is not None else {before}
+        if isinstance(spec, Reuse):  # it runs its target's layer: the target stays
+            deps[name].add(spec.node)
         before = name
     out, stack = set(), [last]
     while stack:
@@ -340,6 +396,11 @@ def sub_spec(spec, path: str):
     node = spec
     for part in path.split(".") if path else ():
         found = dict(children(node)).get(part)
+        if found is None and isinstance(node, Graph) and part in node.order:
+            raise SpecError(
+                f"node {part!r} on the way to {path!r} is a Reuse of {node.called(part)[0]!r}, "
+                "which holds its layer"
+            )
         if found is None:
             names = ", ".join(n for n, _ in children(node))
             raise SpecError(f"no node {part!r} on the way to {path!r} (children: {names})")
@@ -347,4 +408,4 @@ def sub_spec(spec, path: str):
     return node
 
 
-__all__ = ["Graph", "feature_extractor", "truncate", "sub_spec", "RETURNS"]
+__all__ = ["Graph", "Reuse", "feature_extractor", "truncate", "sub_spec", "RETURNS"]

@@ -22,7 +22,7 @@ import numpy as np
 
 from .blocks import Residual, Sequential, join, param_specs
 from .errors import ArgumentError
-from .graph import Graph
+from .graph import Graph, Reuse
 from .layers import Add, BatchNorm, Conv, ConvTranspose, Identity
 
 
@@ -143,6 +143,9 @@ def _fuse_sum(graph: Graph, name: str, refs, path: str, state, report) -> tuple 
         uses[r.partition(".")[0]] = uses.get(r.partition(".")[0], 0) + 1
     if any(r not in nodes or uses.get(r, 0) != 1 for r in refs):
         return None  # not a sum of branches used only by it
+    shared = {s.node for s, _ in nodes.values() if isinstance(s, Reuse)}
+    if any(r in shared or isinstance(nodes[r][0], Reuse) for r in refs):
+        return None  # a branch's layer runs elsewhere too (a Reuse node): it must stay
     sources = {nodes[r][1] for r in refs}
     if len(sources) != 1:
         return None

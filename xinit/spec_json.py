@@ -10,7 +10,8 @@ The document is ``{"format": "xinit-spec", "version": 1, "spec": ...}``. A layer
 "steps": [{"name", "spec"}, ...]}``, ``Residual`` ``{"kind": "residual", <its fields>}``, a
 ``Graph`` ``{"kind": <its kind>, "inputs": [...], "nodes": [{"name", "inputs", "spec"}, ...],
 "outputs": ...}`` (a name: one output; a list: a tuple; an object: a dict; the key ``nodes``
-marks a graph, whose kind may be a factory's, ``transformer_encoder_layer``). An initializer
+marks a graph, whose kind may be a factory's, ``transformer_encoder_layer``); a
+:class:`~xinit.graph.Reuse` node's spec is ``{"reuse": <the node it runs again>}``. An initializer
 is ``{"initializer": "KaimingUniform", <its fields>}``. Field values: JSON scalars, arrays
 for tuples (``{"list": [...]}`` for a list, ``{"dict": {...}}`` for a dict), floats written
 by ``repr`` (exact; ``{"float": "inf"}`` for the non-finite), nested specs and initializers
@@ -36,7 +37,7 @@ import numpy as np
 from . import kinds
 from .blocks import Residual, Sequential
 from .errors import XinitError
-from .graph import Graph
+from .graph import Graph, Reuse
 from .initializers import Initializer
 from .layers import Layer
 
@@ -132,7 +133,13 @@ def _encode_spec(spec, where: str) -> dict[str, Any]:
         else:
             outputs = dict(spec.outputs)
         nodes = [
-            {"name": name, "inputs": list(refs), "spec": _encode(node, f"{where}.nodes[{i}].spec")}
+            {
+                "name": name,
+                "inputs": list(refs),
+                "spec": {"reuse": node.node}
+                if isinstance(node, Reuse)
+                else _encode(node, f"{where}.nodes[{i}].spec"),
+            }
             for i, (name, node, refs) in enumerate(spec.nodes)
         ]
         out = {"kind": spec.kind, "inputs": list(spec.inputs), "nodes": nodes, "outputs": outputs}
@@ -356,7 +363,7 @@ def _decode_graph(obj: dict, where: str, depth: int) -> Graph:
     rows = [
         (
             node["name"],
-            _decode_spec(node["spec"], f"{at}.spec", depth + 1),
+            _decode_node(node["spec"], f"{at}.spec", depth + 1),
             _names(node["inputs"], f"{at}.inputs"),
         )
         for at, node in _entries(obj, "nodes", ("name", "inputs", "spec"), where)
@@ -374,6 +381,14 @@ def _decode_graph(obj: dict, where: str, depth: int) -> Graph:
     return _construct(
         lambda: Graph(rows, inputs=inputs, outputs=outputs, kind=kind), where, "Graph"
     )
+
+
+def _decode_node(value, where: str, depth: int):
+    """A graph node's spec: a spec, or ``{"reuse": name}`` (a :class:`Reuse` node)."""
+    if isinstance(value, dict) and "reuse" in value:
+        _check_keys(value, ("reuse",), ("reuse",), where, "Reuse")
+        return _construct(lambda: Reuse(value["reuse"]), where, "Reuse")
+    return _decode_spec(value, where, depth)
 
 
 def _decode(value, where: str, depth: int = 0) -> Any:

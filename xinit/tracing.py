@@ -10,6 +10,9 @@ reports what happens to a :class:`TraceRecorder`:
   registered under the module's attribute name, so the spec's state keys are the model's own;
 - a call of a known layer (a lowering reads it) and each functional operation between layers
   becomes one node (:meth:`TraceRecorder.node`), named by the attribute or the operation;
+- a second call of a module in the same scope (a layer with parameters, or a module traced
+  as a scope that computes the same again) becomes a :class:`~xinit.graph.Reuse` node: the
+  same weights, run again on the new inputs;
 - a learned tensor a module uses in its own arithmetic (``self.scale * x``) becomes a
   :class:`~xinit.layers.LearnedTensor` node under its attribute name (:meth:`parameter`);
 - anything the tracer cannot express is recorded (:meth:`TraceRecorder.unknown`) with its
@@ -28,7 +31,7 @@ from typing import Any
 
 from .blocks import Sequential, join, param_specs
 from .errors import XinitError
-from .graph import Graph
+from .graph import Graph, Reuse
 from .layers import SpecError
 
 
@@ -65,6 +68,14 @@ def _has_params(spec: Any) -> bool:
     return not callable(params) or bool(params())
 
 
+@dataclass(frozen=True)
+class _Again:
+    """A row that runs the row ``target`` of its scope again: a :class:`Reuse` node once the
+    scope is a spec (its target renamed if the rows are nested, :func:`_group`)."""
+
+    target: str
+
+
 @dataclass
 class _Scope:
     """One module call being traced: its input names, its nodes so far, tensor id -> ref."""
@@ -72,10 +83,14 @@ class _Scope:
     path: str
     type_name: str
     inputs: tuple[str, ...]
-    rows: list = field(default_factory=list)  # (name, spec or _Scope, refs)
+    rows: list = field(default_factory=list)  # (name, spec or _Scope or _Again, refs)
     refs: dict[int, str] = field(default_factory=dict)
     taken: set[str] = field(default_factory=set)
     outputs: Any = None  # a ref, a tuple of refs or a dict key -> ref, set by exit
+
+    def row(self, name: str) -> Any:
+        """The spec (or scope) of row ``name``; None when no row has that name."""
+        return next((spec for n, spec, _ in self.rows if n == name), None)
 
     def name(self, hint: str) -> str:
         """``hint`` made a valid, unused node name (``relu``, ``relu_1``, ...)."""
@@ -151,7 +166,16 @@ class TraceRecorder:
             refs = [scope.inputs[0]]
         if hint in MODULE_ATTRIBUTES and not _has_params(spec):
             hint += "_op"  # x.float(): a child named "float" would hide the module's method
+        again = hint in scope.taken and _has_params(spec)
+        first = scope.row(hint) if again else None
         name = scope.name(hint)
+        if again and first == spec:  # the same layer called again: its weights, once more
+            spec = _Again(hint)
+        elif again:
+            self.unknown(
+                f"layer {hint!r} holds parameters and is called twice, the second time as "
+                "another layer"
+            )
         scope.rows.append((name, spec, tuple(refs)))
         self._bind_outputs(scope, output, name)
         return name
@@ -201,13 +225,19 @@ class TraceRecorder:
         parent = self._stack[-1]
         scope.outputs = self._output_refs(scope, outputs)
         refs = tuple(scope.parent_refs) or (parent.inputs[0],)  # type: ignore[attr-defined]
+        again = name in parent.taken
+        first = parent.row(name) if again else None
         node_name = parent.name(name)
-        if node_name != name:
-            self.unknown(
-                f"module {name!r} ({scope.type_name}) is called twice; only a parameter-free "
-                "layer may be reused"
-            )
-        parent.rows.append((node_name, scope, refs))
+        row: Any = scope
+        if again:  # the module called before in this scope: a Reuse of that call
+            row = _Again(name)
+            if not isinstance(first, _Scope) or not self._same(first, scope):
+                self.unknown(
+                    f"module {name!r} ({scope.type_name}) is called twice and computes "
+                    "otherwise the second time (control flow on its input?), which a Reuse "
+                    "node cannot express"
+                )
+        parent.rows.append((node_name, row, refs))
         if isinstance(outputs, (tuple, list)):
             for i, t in enumerate(outputs):
                 self._bind(parent, t, f"{node_name}.{i}")
@@ -216,6 +246,14 @@ class TraceRecorder:
                 self._bind(parent, t, f"{node_name}.{k}")
         else:
             self._bind(parent, outputs, node_name)
+
+    def _same(self, first: _Scope, again: _Scope) -> bool:
+        """Whether two calls of one module traced the same computation (specs equal)."""
+        try:
+            return _spec_of(first) == _spec_of(again)
+        except TraceError as err:
+            self.unknown(str(err))  # the call's own error, listed (not a second guess)
+            return True
 
     def unknown(self, what: str, where: str = "") -> None:
         """Note what cannot be traced at the current path; the trace goes on."""
@@ -279,6 +317,7 @@ def _spec_of(scope: _Scope, top: bool = False) -> Any:
     outputs = scope.outputs
     while any("." in n for n, _, _ in rows):
         rows, outputs = _group(rows, outputs, scope)
+    rows = [(n, Reuse(s.target) if isinstance(s, _Again) else s, refs) for n, s, refs in rows]
     if not rows or (isinstance(outputs, str) and outputs in scope.inputs):
         from .layers import Identity
 
@@ -288,8 +327,8 @@ def _spec_of(scope: _Scope, top: bool = False) -> Any:
         outputs = "identity" if isinstance(outputs, str) else outputs
     chain = len(scope.inputs) == 1 and isinstance(outputs, str) and outputs == rows[-1][0]
     previous = scope.inputs[0]
-    for name, _, refs in rows:
-        chain = chain and refs == (previous,)
+    for name, spec, refs in rows:
+        chain = chain and refs == (previous,) and not isinstance(spec, Reuse)
         previous = name
     if chain:
         return Sequential(*[(n, s) for n, s, _ in rows])
@@ -338,6 +377,9 @@ def _group(rows: list, outputs: Any, scope: _Scope) -> tuple[list, Any]:
         raise TraceError(f"{scope.path or '<root>'}: {head!r} is both a node and a container")
     inside = {n for n in names if n.startswith(head + ".")}
     reads = {n: {_owner(r, names) for r in refs} - {None} for n, _, refs in rows}
+    for n, spec, _ in rows:
+        if isinstance(spec, _Again):  # it runs its target's layer: placed after it
+            reads[n].add(spec.target)
 
     def reach(start: set[str], edges) -> set[str]:
         seen, todo = set(), list(start)
@@ -352,13 +394,22 @@ def _group(rows: list, outputs: Any, scope: _Scope) -> tuple[list, Any]:
     before = reach(inside, lambda n: reads[n])
     between = (after & before) - inside
     specs = {n: spec for n, spec, _ in rows}
-    held = [n for n in sorted(between) if param_specs(specs[n])]
+    held = [
+        n for n in sorted(between) if not isinstance(specs[n], _Again) and param_specs(specs[n])
+    ]
     if held:
         raise TraceError(
             f"{scope.path or '<root>'}: the calls of container {head!r} interleave with "
             f"{held[0]!r}, which holds parameters"
         )
     inside |= between
+    for n, spec, _ in rows:
+        if isinstance(spec, _Again) and (n in inside) != (spec.target in inside):
+            raise TraceError(
+                f"{scope.path or '<root>'}: {n!r} calls {spec.target!r} again from "
+                f"{'inside' if n in inside else 'outside'} container {head!r}, which a Reuse "
+                "node (an earlier node of the same graph) cannot express"
+            )
     local = {n: n[len(head) + 1 :] if n.startswith(head + ".") else n for n in inside}
     if len(set(local.values())) < len(local):
         raise TraceError(f"{scope.path or '<root>'}: container {head!r} has clashing names")
@@ -385,7 +436,11 @@ def _group(rows: list, outputs: Any, scope: _Scope) -> tuple[list, Any]:
     read_outside = [r for n, _, refs in rows if n not in inside for r in refs] + flat_outputs
     given = list(dict.fromkeys(r for r in read_outside if _owner(r, names) in inside))
     box = _Scope(join(scope.path, head), "container", tuple(arg_names))
-    box.rows = [(local[n], s, tuple(inner(r) for r in refs)) for n, s, refs in rows if n in inside]
+    box.rows = [
+        (local[n], _Again(local[s.target]) if isinstance(s, _Again) else s, tuple(map(inner, refs)))
+        for n, s, refs in rows
+        if n in inside
+    ]
     single = len(given) == 1
     box.outputs = inner(given[0]) if single else {inner(r): inner(r) for r in given}
 

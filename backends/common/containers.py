@@ -26,16 +26,17 @@ class ResidualLogic:
 
 
 class GraphLogic:
-    """Forward of a graph: nodes in topological order, each on its inputs' values; the
-    outputs as one value, a tuple or a dict. Subclasses give ``_child``; ``_call`` is the
-    hook a framework that records outputs (Flax) overrides."""
+    """Forward of a graph: nodes in topological order, each on its inputs' values, a
+    :class:`~xinit.graph.Reuse` node calling its target's child again; the outputs as one
+    value, a tuple or a dict. Subclasses give ``_child``; ``_call`` is the hook a framework
+    that records outputs (Flax) overrides."""
 
     def _run_graph(self, *xs):
         if len(xs) != len(self._xinit_inputs):
             raise TypeError(f"the graph takes inputs {self._xinit_inputs}; got {len(xs)}")
         env = dict(zip(self._xinit_inputs, xs))
-        for name, refs in self._xinit_nodes:
-            env[name] = self._call(name, [_resolve(env, r) for r in refs])
+        for name, refs, callee in self._xinit_nodes:
+            env[name] = self._call(name, callee, [_resolve(env, r) for r in refs])
         outs = [_resolve(env, ref) for _, ref in self._xinit_outputs]
         if self._xinit_returns == "single":
             return outs[0]
@@ -43,8 +44,9 @@ class GraphLogic:
             return tuple(outs)
         return {key: v for (key, _), v in zip(self._xinit_outputs, outs)}
 
-    def _call(self, name, args):
-        return self._child(name)(*args)
+    def _call(self, name, callee, args):
+        """Node ``name``'s value: child ``callee`` (the node's own, or a Reuse's target)."""
+        return self._child(callee)(*args)
 
 
 def _resolve(env: dict, ref: str):
@@ -53,10 +55,11 @@ def _resolve(env: dict, ref: str):
 
 
 def graph_layout(spec) -> dict:
-    """The plain data a native graph container keeps: node inputs in execution order, the
-    graph's input names, its outputs and how it returns them."""
+    """The plain data a native graph container keeps: the nodes in execution order as
+    (name, inputs, the child it calls: its own, or a Reuse's target), the graph's input
+    names, its outputs and how it returns them."""
     return {
-        "nodes": [(name, tuple(spec.inputs_of(name))) for name in spec.order],
+        "nodes": [(name, tuple(spec.inputs_of(name)), spec.called(name)[0]) for name in spec.order],
         "inputs": tuple(spec.inputs),
         "outputs": tuple(spec.outputs),
         "returns": spec.returns,

@@ -57,12 +57,13 @@ class Attention(nnx.MultiHeadAttention):
 
 class ScaledDotProductAttention(nnx.Module):
     """Packed (N, L, 3E) q, k, v rows -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E), on
-    the neutral sequence; ``local_window``'s mask added to the scores as -inf."""
+    the neutral sequence; ``local_window``'s mask added to the scores as -inf, ``attn_mask``
+    (the spec's second input) added as it is."""
 
     def __init__(self, spec):
         self.spec = spec
 
-    def __call__(self, x):
+    def __call__(self, x, attn_mask=None):
         n, length, packed = x.shape
         h = self.spec.num_heads
         e = packed // 3
@@ -75,6 +76,8 @@ class ScaledDotProductAttention(nnx.Module):
         blocked = self.spec.window_mask()  # local_window: a constant, no state
         if blocked is not None:
             scores = scores + jnp.asarray(np.where(blocked, -np.inf, 0.0), scores.dtype)
+        if attn_mask is not None:
+            scores = scores + attn_mask
         y = jnp.einsum("nhqk,nkhd->nqhd", jax.nn.softmax(scores, axis=-1), v)
         return y.reshape(n, length, e)
 

@@ -21,6 +21,7 @@ from xinit.distributions import ConstantDist, NormalDist, TruncNormalDist, Unifo
 from xinit.initializers import KaimingNormal, KaimingUniform, XavierNormal, XavierUniform, gain
 
 from ..common.codegen import native_fans, neutral_fans
+from ..common.codegen_lengths import register_lengths
 from ..common.codegen_window import flax_window_attention
 from .codegen_channelwise import ADAPTIVE_POOL, register_channelwise
 from .codegen_layout import CHANNELS, LayoutPlan
@@ -243,6 +244,7 @@ EMITTERS.register("adaptive_avg_pool", call=_adaptive_avg_pool)
 register_sequence(EMITTERS)
 register_zoo(EMITTERS)
 register_channelwise(EMITTERS)
+register_lengths(EMITTERS, "flax")
 
 
 _DOWNSCALE_DROPOUT = '''class DownscaleDropout(nnx.Dropout):

@@ -104,9 +104,9 @@ class LayoutPlan:
         self.at: dict[str, LayerLayout] = {}
         self.start: str | None = None
         self.rank = rank
-        self._settled = False  # the first walk only finds start: nothing is refused there
+        self._finding = True
         self._node(spec, "", (Held(None, rank),))  # finds start (and the rank)
-        self.at, self._settled = {}, True
+        self.at, self._finding = {}, False
         self.out = self._node(spec, "", (Held(self.start, self.rank),))
 
     def _node(self, node, path: str, held: tuple[Held, ...]) -> Held:
@@ -141,7 +141,7 @@ class LayoutPlan:
             first = next((h for h in held if h.layout is not None and h.batched), held[0])
             placed = first.layout == CHANNELS and first.matters
             placed = placed and not all(h.batched for h in held)
-            if placed and self._settled:
+            if placed and not self._finding:
                 _check_placed(layer, path, first, held)
             to = tuple(
                 first.layout
@@ -183,9 +183,23 @@ class LayoutPlan:
         for name in node.order:
             refs = node.inputs_of(name)
             args = tuple(values[ref.partition(".")[0]] for ref in refs)
-            values[name] = self._node(node.node(name), _join(path, name), args)
+            callee, child = node.called(name)  # a Reuse node: its target's layer, again
+            where = _join(path, callee)
+            first = self._signatures(where) if callee != name and not self._finding else None
+            values[name] = self._node(child, where, args)
+            if first is not None and self._signatures(where) != first:
+                raise ExportError(
+                    f"{where}: called again by {_join(path, name)} (a Reuse node) on values "
+                    "held otherwise than at its first call; the flax export writes one "
+                    "layout per layer"
+                )
         outs = [values[ref.partition(".")[0]] for _, ref in node.outputs]
         return outs[0]
+
+    def _signatures(self, where: str) -> dict:
+        """What the written code depends on, per layer at or below ``where``."""
+        inside = where + "."
+        return {p: a.signature for p, a in self.at.items() if p == where or p.startswith(inside)}
 
     def _differences(self, planner):
         """(class name, first instance's path, other instance's path, layer path in the

@@ -125,12 +125,12 @@ def _attention_apply(f: Fields, attr: str, args: list) -> str:
     return f"{attr}({q})" if q == k == v else f"{attr}({q}, {k}, {v})"
 
 
-_SDPA = '''def attention(x, num_heads: int, causal: bool = False, mask=None):
+_SDPA = '''def attention(x, num_heads: int, causal: bool = False, mask=None, bias=None):
     """Packed (N, L, 3E) rows q, k, v -> heads -> scaled dot-product attention -> (N, L, E);
-    ``mask`` (L, L) True where a query may see a key."""
+    ``mask`` (L, L) True where a query may see a key; ``bias`` added to the scores."""
     n, length, packed = x.shape
     q, k, v = jnp.split(x.reshape(n, length, 3 * num_heads, -1), 3, axis=2)
-    y = nnx.dot_product_attention(q, k, v, mask=mask, is_causal=causal)
+    y = nnx.dot_product_attention(q, k, v, bias=bias, mask=mask, is_causal=causal)
     return y.reshape(n, length, packed // 3)
 '''
 
@@ -153,6 +153,8 @@ def _sdpa(f: Fields, args: list) -> str:
     f.ctx.need("import jax.numpy as jnp")
     f.ctx.helper("attention", _SDPA)
     causal = ", causal=True" if f.spec.causal else ""
+    if f.spec.attn_mask:
+        return f"attention({args[0]}, {f['num_heads']}, bias={args[1]})"
     if f.spec.local_window is None:
         return f"attention({args[0]}, {f['num_heads']}{causal})"
     f.ctx.helper("local_window_mask", _LOCAL_WINDOW)

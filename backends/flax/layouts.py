@@ -145,17 +145,18 @@ def plan_graph(children: Mapping[str, Any], layout: Mapping[str, Any]):
     itself (``_xinit_raw``, see ``modules.broadcast_channel_last``)."""
     inputs = tuple(layout["inputs"])
     taken: dict[str, str | None] = dict.fromkeys(inputs)
-    for name, refs in layout["nodes"]:
-        if _learned_tensor(children[name]):
+    for _, refs, callee in layout["nodes"]:
+        if _learned_tensor(children[callee]):
             continue  # its input only places it in the graph
-        for ref, need in zip(refs, needs(children[name], len(refs))):
+        for ref, need in zip(refs, needs(children[callee], len(refs))):
             if ref in taken and taken[ref] is None and need is not None:
                 taken[ref] = need
     layouts: dict[str, Any] = {k: v or CHANNELS for k, v in taken.items()}
     converts: dict[str, tuple] = {}
     raw: set[str] = set()  # nodes whose value has no batch axis (learned tensors), held neutral
-    for name, refs in layout["nodes"]:
-        child = children[name]
+    planned: dict[str, str] = {}  # element-wise child -> the layout its first call set
+    for name, refs, callee in layout["nodes"]:
+        child = children[callee]  # a Reuse node's: its target's, called again
         if _learned_tensor(child):
             raw.add(name)
             layouts[name] = NEUTRAL
@@ -169,8 +170,10 @@ def plan_graph(children: Mapping[str, Any], layout: Mapping[str, Any]):
                 raw.add(name)
             batched = [h for h, r in zip(held, is_raw) if not r] or [NEUTRAL]
             first = batched[0] if isinstance(batched[0], str) else CHANNELS
+            if callee in planned and planned[callee] != first:  # reused: as its first call
+                first = planned[callee]
             want = tuple(None if r else first for r in is_raw)  # a raw one: broadcast as it is
-            child._xinit_layout = first  # a concat maps its neutral dim by it
+            child._xinit_layout = planned[callee] = first  # a concat maps its neutral dim by it
             child._xinit_raw = is_raw
             out = first
         to = tuple(w if w is not None and w != h else None for w, h in zip(want, held))

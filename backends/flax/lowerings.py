@@ -513,6 +513,16 @@ def _pad(s, x):
     return _jnp().pad(x, s.widths(x.ndim), mode=_PAD_MODES[s.mode], **extra)
 
 
+def _length_mask(s, lengths):
+    """LengthMask: -inf where key j >= the length (or is the query, ``diagonal``), else 0."""
+    jnp = _jnp()
+    steps = jnp.arange(s.size, dtype=lengths.dtype)
+    blocked = (steps >= lengths[:, None])[:, None, :] | jnp.asarray(s.eye())
+    return jnp.where(blocked, jnp.asarray(-jnp.inf, lengths.dtype), jnp.zeros((), lengths.dtype))[
+        :, None
+    ]
+
+
 def _dropout(s):
     cls = _modules().DownscaleDropout if s.mode == "downscale_in_infer" else _nnx().Dropout
     return cls(s.p, rngs=_nnx().Rngs(dropout=0))
@@ -545,6 +555,10 @@ FUNCTIONS = {
     "pad": _pad,
     "channel_shuffle": lambda s, x: _modules().channel_shuffle(s, x),
     "sinusoid_positions": lambda s, x: x + _jnp().asarray(s.table(x.shape[1]), x.dtype),
+    "argmax": lambda s, x: _jnp().argmax(x, axis=s.dim).astype(x.dtype),
+    "cumsum": lambda s, x: _jnp().cumsum(x, axis=s.dim),
+    "compare": lambda s, x: s.test(x).astype(x.dtype),
+    "length_mask": _length_mask,
 }
 
 # Parameter-free layers: the native module from the spec, nothing else.
@@ -591,5 +605,9 @@ for _kind, _layout in {
     "slice": "neutral",
     "pad": "neutral",
     "sinusoid_positions": "neutral",
+    "argmax": "neutral",
+    "cumsum": "neutral",
+    "compare": "neutral",
+    "length_mask": "neutral",
 }.items():
     REGISTRY[_kind].layout = _layout

@@ -411,7 +411,7 @@ class Graph(GraphLogic, nnx.Module):
     def __init__(self, children: dict, layout: dict):
         for name, child in children.items():
             setattr(self, name, child)
-        self._xinit_nodes = tuple((name, tuple(refs)) for name, refs in layout["nodes"])
+        self._xinit_nodes = tuple((n, tuple(refs), callee) for n, refs, callee in layout["nodes"])
         self._xinit_inputs = tuple(layout["inputs"])
         self._xinit_outputs = tuple(tuple(o) for o in layout["outputs"])
         self._xinit_returns = layout["returns"]
@@ -422,8 +422,8 @@ class Graph(GraphLogic, nnx.Module):
     def _child(self, name):
         return getattr(self, name)
 
-    def _call(self, name, args):
-        child = getattr(self, name)
+    def _call(self, name, callee, args):
+        child = getattr(self, callee)
         to = self._xinit_converts.get(name)
         if to is not None:
             args = [layouts.convert(a, t) for a, t in zip(args, to)]

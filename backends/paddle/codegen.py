@@ -37,6 +37,7 @@ from ..common.codegen import (
     split_call,
     stochastic_depth_emitter,
 )
+from ..common.codegen_lengths import register_lengths
 from ..common.codegen_window import window_attention_emitter
 from ..common.recurrent import recurrent_keywords
 from .codegen_classes import RMSNORM, RUNNING_INSTANCENORM, UPSAMPLE
@@ -119,7 +120,7 @@ def _learned_apply(f: Fields, attr: str, args: list) -> str:
 
 _ATTENTION = '''def attention(x, num_heads: int, causal: bool = False, mask=None):
     """Packed (N, L, 3E) rows q, k, v -> heads -> softmax(q k^T / sqrt(d)) v -> (N, L, E);
-    ``mask`` (L, L), bool: True where query i may see key j."""
+    ``mask`` (L, L), bool: True where query i may see key j; or float, added to the scores."""
     n, length, packed = x.shape
     e = packed // 3
     d = e // num_heads
@@ -128,8 +129,10 @@ _ATTENTION = '''def attention(x, num_heads: int, causal: bool = False, mask=None
     scores = paddle.matmul(q, k, transpose_y=True) * (1.0 / float(np.sqrt(d)))
     if causal:
         mask = paddle.tril(paddle.ones([length, length], dtype="bool"))
-    if mask is not None:
+    if mask is not None and mask.dtype == paddle.bool:
         scores = paddle.where(mask, scores, paddle.full_like(scores, float("-inf")))
+    elif mask is not None:
+        scores = scores + mask
     y = paddle.matmul(nn.functional.softmax(scores, axis=-1), v)
     return y.transpose([0, 2, 1, 3]).reshape([n, length, e])
 '''
@@ -152,6 +155,8 @@ def _sdpa(f: Fields, args: list) -> str:
     f.ctx.need("import numpy as np")
     f.ctx.helper("attention", _ATTENTION)
     causal = ", causal=True" if f.spec.causal else ""
+    if f.spec.attn_mask:
+        return f"attention({args[0]}, {f['num_heads']}, mask={args[1]})"
     if f.spec.local_window is None:
         return f"attention({args[0]}, {f['num_heads']}{causal})"
     f.ctx.helper("local_window_mask", _LOCAL_WINDOW)
@@ -198,6 +203,7 @@ EMITTERS.register(
     ),
 )
 register_common(EMITTERS, "Silu", dropout_modes=True, dim_keyword="axis")
+register_lengths(EMITTERS, "paddle")
 EMITTERS.register("gelu", module=_gelu)
 EMITTERS.register("learned_parameter", module=_learned_module, apply=_learned_apply)
 EMITTERS.register("sdpa", call=_sdpa)

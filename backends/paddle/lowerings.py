@@ -441,6 +441,16 @@ def _sinusoid_positions(s, x):
     return x + _paddle().to_tensor(s.table(x.shape[1]), dtype=x.dtype, place=x.place)
 
 
+def _length_mask(s, lengths):
+    """LengthMask: -inf where key j >= the length (or is the query, ``diagonal``), else 0."""
+    paddle = _paddle()
+    steps = paddle.arange(s.size, dtype=lengths.dtype)
+    eye = paddle.to_tensor(s.eye(), place=lengths.place)
+    blocked = paddle.logical_or((steps >= lengths.unsqueeze(1)).unsqueeze(1), eye)
+    zeros = paddle.zeros(blocked.shape, dtype=lengths.dtype)
+    return paddle.where(blocked, paddle.full_like(zeros, float("-inf")), zeros).unsqueeze(1)
+
+
 def _channel_shuffle(s, x):
     n, c, *rest = x.shape
     g = s.groups
@@ -479,6 +489,10 @@ FUNCTIONS = {
     "pad": _pad,
     "channel_shuffle": _channel_shuffle,
     "sinusoid_positions": _sinusoid_positions,
+    "argmax": lambda s, x: _paddle().argmax(x, axis=s.dim).astype(x.dtype),
+    "cumsum": lambda s, x: _paddle().cumsum(x, axis=s.dim),
+    "compare": lambda s, x: s.test(x).astype(x.dtype),
+    "length_mask": _length_mask,
 }
 
 # Parameter-free layers: the native layer from the spec, nothing else.

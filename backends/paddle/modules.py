@@ -322,14 +322,14 @@ class ScaledDotProductAttention(nn.Layer):
     plain ops (Paddle's fused kernel wants a GPU and its own (N, L, H, D) layout).
     ``blocked`` (L, L), bool, True where a key is masked out (``local_window``): added to the
     scores as -inf before the softmax, as SVTR's ``Local`` mixer; a plain attribute, no state
-    key."""
+    key. ``attn_mask``: a float mask added to the scores (the spec's second input)."""
 
     def __init__(self, num_heads: int, causal: bool = False, blocked=None):
         super().__init__()
         self.num_heads, self.causal = num_heads, causal
         self.blocked = blocked  # numpy: made a tensor on the input's place in forward
 
-    def forward(self, x):
+    def forward(self, x, attn_mask=None):
         n, length, packed = x.shape
         e = packed // 3
         d = e // self.num_heads
@@ -342,6 +342,8 @@ class ScaledDotProductAttention(nn.Layer):
         if self.blocked is not None:
             bias = np.where(self.blocked, -np.inf, 0.0).astype(np.float32)
             scores = scores + paddle.to_tensor(bias, dtype=scores.dtype, place=x.place)
+        if attn_mask is not None:
+            scores = scores + attn_mask
         y = paddle.matmul(F.softmax(scores, axis=-1), v)
         return y.transpose([0, 2, 1, 3]).reshape([n, length, e])
 

@@ -162,7 +162,6 @@ class _Tracer:
         self.pending: dict[int, tuple[str, Any]] = {}  # an expanded parameter -> (name, it)
         self.frames: list = []
         self.scopes: list[_Open] = []
-        self.used: set[int] = set()
         self.busy = 0
 
     # ---- installing -------------------------------------------------------------------------
@@ -506,10 +505,6 @@ class _Tracer:
             self._made(out)
             return
         if spec is not None:
-            if spec.params():
-                if id(layer) in self.used:
-                    self.rec.unknown(f"layer {name} holds parameters and is called twice")
-                self.used.add(id(layer))
             if isinstance(out, (tuple, list)):  # an LSTM's (output, states): the output only
                 what = f"the states {type(layer).__name__} {name} returns beside its output"
                 self._taint(list(out[1:]), (what + " have no neutral form", source_line(), []))

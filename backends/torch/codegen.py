@@ -43,6 +43,7 @@ from ..common.codegen import (
     split_call,
     stochastic_depth_emitter,
 )
+from ..common.codegen_lengths import register_lengths
 from ..common.codegen_window import window_attention_emitter
 from ..common.recurrent import recurrent_keywords
 
@@ -97,7 +98,7 @@ def _learned_module(f: Fields) -> str:
 
 _ATTENTION = '''def attention(x, num_heads: int, causal: bool = False, mask=None):
     """Packed (N, L, 3E) rows q, k, v -> heads -> scaled dot-product attention -> (N, L, E);
-    ``mask`` (L, L), bool: True where query i may see key j."""
+    ``mask`` (L, L), bool: True where query i may see key j; or float, added to the scores."""
     n, length, packed = x.shape
     e = packed // 3
     qkv = x.reshape(n, length, 3, num_heads, e // num_heads).permute(2, 0, 3, 1, 4)
@@ -123,6 +124,8 @@ _LOCAL_WINDOW = '''def local_window_mask(grid, window, device=None):
 def _sdpa(f: Fields, args: list) -> str:
     f.ctx.helper("attention", _ATTENTION)
     causal = ", causal=True" if f.spec.causal else ""
+    if f.spec.attn_mask:
+        return f"attention({args[0]}, {f['num_heads']}, mask={args[1]})"
     if f.spec.local_window is None:
         return f"attention({args[0]}, {f['num_heads']}{causal})"
     f.ctx.need("import torch")
@@ -202,6 +205,7 @@ EMITTERS.register(
 )
 EMITTERS.register("upsample", module=_upsample)
 register_common(EMITTERS, "SiLU")
+register_lengths(EMITTERS, "torch")
 EMITTERS.register("gelu", module=lambda f: f"nn.GELU({args_text(f.kw('approximate', 'none'))})")
 EMITTERS.register("learned_parameter", module=_learned_module, apply=_learned_apply)
 EMITTERS.register("sdpa", call=_sdpa)

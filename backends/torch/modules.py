@@ -171,19 +171,20 @@ class ScaledDotProductAttention(torch.nn.Module):
     """Packed (N, L, 3E) q, k, v rows -> heads -> ``F.scaled_dot_product_attention`` ->
     (N, L, E), as timm's ``Attention`` and GPT-2's attention compute between their Linears.
     ``blocked`` (L, L), bool, True where a key is masked out (``local_window``): a plain
-    attribute, as SVTR keeps its mask, so no state key."""
+    attribute, as SVTR keeps its mask, so no state key. ``attn_mask``: a float mask added to
+    the scores (the spec's second input)."""
 
     def __init__(self, num_heads: int, causal: bool = False, blocked=None):
         super().__init__()
         self.num_heads, self.causal = num_heads, causal
         self.allowed = None if blocked is None else torch.from_numpy(~blocked)
 
-    def forward(self, x):
+    def forward(self, x, attn_mask=None):
         n, length, packed = x.shape
         e = packed // 3
         qkv = x.reshape(n, length, 3, self.num_heads, e // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        mask = None if self.allowed is None else self.allowed.to(x.device)
+        mask = attn_mask if self.allowed is None else self.allowed.to(x.device)
         y = torch.nn.functional.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=self.causal
         )

@@ -68,6 +68,15 @@ def _pad(s, x):
     return _nn().functional.pad(x, list(s.pads), s.mode, value)
 
 
+def _length_mask(s, lengths):
+    """LengthMask: -inf where key j >= the length (or is the query, ``diagonal``), else 0."""
+    torch = _torch()
+    steps = torch.arange(s.size, dtype=lengths.dtype, device=lengths.device)
+    blocked = (steps >= lengths[:, None])[:, None, :] | torch.from_numpy(s.eye()).to(lengths.device)
+    mask = torch.zeros(blocked.shape, dtype=lengths.dtype, device=lengths.device)
+    return mask.masked_fill(blocked, -torch.inf)[:, None]
+
+
 def _sinusoid_positions(s, x):
     return x + _torch().tensor(s.table(x.shape[1]), dtype=x.dtype, device=x.device)
 
@@ -96,6 +105,10 @@ FUNCTIONS = {
     "matmul": lambda s, a, b: _torch().matmul(a, b),
     "pad": _pad,
     "sinusoid_positions": _sinusoid_positions,
+    "argmax": lambda s, x: x.argmax(s.dim).to(x.dtype),
+    "cumsum": lambda s, x: x.cumsum(s.dim),
+    "compare": lambda s, x: s.test(x).to(x.dtype),
+    "length_mask": _length_mask,
 }
 
 

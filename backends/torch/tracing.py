@@ -265,9 +265,7 @@ class _Tracer:
                 f"other than its {type(spec).__name__} spec (an activation or a step added?)"
             )
             return self._fallback(output, inputs)
-        node = self.node(name, spec, inputs, out)
-        if node != name and spec.params():
-            self.unknown(f"layer {name!r} ({_class(module)}) holds parameters and is called twice")
+        self.node(name, spec, inputs, out)  # called again: a Reuse node (the recorder's)
         return None
 
     def _computes(self, module, spec, inputs, out) -> bool:

@@ -95,10 +95,12 @@ def parts(out) -> dict:
 
 
 def assert_close(got, want, rtol: float, what: str) -> None:
-    """Each array of ``got`` equals ``want``'s to ``rtol`` relative to the output's scale."""
+    """Each array of ``got`` equals ``want``'s to ``rtol`` relative to the output's scale
+    (over its finite values: an additive mask's -inf must stand at the same places)."""
     got, want = parts(got), parts(want)
     assert got.keys() == want.keys(), f"{what}: outputs {sorted(got)}, want {sorted(want)}"
-    scale = max(1.0, *(float(np.max(np.abs(v))) for v in want.values()))
+    finite = [np.abs(v[np.isfinite(v)]) for v in map(np.asarray, want.values())]
+    scale = max(1.0, *(float(np.max(v, initial=0.0)) for v in finite))
     for key, value in want.items():
         np.testing.assert_allclose(got[key], value, rtol=rtol, atol=rtol * scale, err_msg=what)
 

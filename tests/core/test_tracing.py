@@ -8,7 +8,7 @@ import pytest
 
 import xinit
 from xinit.blocks import Sequential, param_specs
-from xinit.graph import Graph
+from xinit.graph import Graph, Reuse
 from xinit.layers import Add, BatchNorm, Conv, Linear, ReLU
 from xinit.tracing import TraceError, TraceRecorder
 
@@ -89,7 +89,7 @@ def test_every_unknown_is_listed_with_its_path():
     assert isinstance(err.value, xinit.XinitError)
 
 
-def test_a_module_with_parameters_called_twice_is_an_error():
+def test_a_module_called_twice_is_a_reuse_node_of_its_first_call():
     x = _t(2, 3)
     rec = TraceRecorder([x], batch=2)
     for _ in range(2):
@@ -97,9 +97,63 @@ def test_a_module_with_parameters_called_twice_is_an_error():
         y = _t(2, 3)
         rec.node("fc", Linear(3, 3), [x], y)
         rec.exit("shared", y)
+        z = _t(2, 3)
+        rec.node("fc", Linear(3, 3), [y], z)  # a layer, called twice in the root's scope
+        x = z
+    spec = rec.finish(x)
+    assert [(n, s) for n, s, _ in spec.nodes if isinstance(s, Reuse)] == [
+        ("shared_1", Reuse("shared")),
+        ("fc_1", Reuse("fc")),
+    ]
+    assert spec.inputs_of("shared_1") == ("fc",) and list(param_specs(spec)) == [
+        "shared.fc.weight",
+        "shared.fc.bias",
+        "fc.weight",
+        "fc.bias",
+    ]
+
+
+def test_a_module_that_computes_otherwise_when_called_again_is_an_error():
+    x = _t(2, 3)
+    rec = TraceRecorder([x], batch=2)
+    for extra in (False, True):
+        rec.enter("shared", "Block", [x])
+        y = _t(2, 3)
+        rec.node("fc", Linear(3, 3), [x], y)
+        if extra:  # control flow on the input: a step only the second call makes
+            z = _t(2, 3)
+            rec.node("relu", ReLU(), [y], z)
+            y = z
+        rec.exit("shared", y)
         x = y
-    with pytest.raises(TraceError, match="'shared' .* called twice"):
+    with pytest.raises(TraceError, match="'shared' .* called twice and computes otherwise"):
         rec.finish(x)
+
+
+def test_a_reuse_inside_a_container_the_model_never_calls_nests_with_it():
+    x = _t(2, 3)
+    rec = TraceRecorder([x], batch=2)
+    a, b, c = _t(2, 3), _t(2, 3), _t(2, 3)
+    rec.node("blocks.0", Linear(3, 3), [x], a)
+    rec.node("blocks.1", Linear(3, 3), [a], b)
+    rec.node("blocks.0", Linear(3, 3), [b], c)  # the first block again
+    blocks = rec.finish(c)["blocks"]
+    assert [(n, r) for n, _, r in blocks.nodes] == [("0", ("x",)), ("1", ("0",)), ("0_1", ("1",))]
+    assert blocks["0_1"] == Reuse("0")
+
+
+def test_a_reuse_across_a_container_the_model_never_calls_is_an_error():
+    """The root's ``fc`` run again between a LayerList's calls: that call moves inside the
+    container ``blocks`` (it reads one block and feeds the next), its first call stays out."""
+    x = _t(2, 3)
+    rec = TraceRecorder([x], batch=2)
+    a, b, c, d = _t(2, 3), _t(2, 3), _t(2, 3), _t(2, 3)
+    rec.node("fc", Linear(3, 3), [x], a)
+    rec.node("blocks.0", Linear(3, 3), [a], b)
+    rec.node("fc", Linear(3, 3), [b], c)
+    rec.node("blocks.1", Linear(3, 3), [c], d)
+    with pytest.raises(TraceError, match="'fc_1' calls 'fc' again from inside container 'blocks'"):
+        rec.finish(d)
 
 
 def test_children_of_a_container_never_called_nest_under_it():

@@ -245,7 +245,7 @@ ZOO_CASES = [Case("vgg19_encoder", "vgg19_encoder", (1, 3, 32, 32), stats=True)]
 # blocks whose instances draw other laws (kernel_init= arguments); svtr_tiny: local-window
 # attention, Paddle's downscale dropout; ppocrv4_rec, ppocrv4_server_rec: SVTR encoder convs
 # on images and on tokens (a class each), avg pools; visionlan: sinusoid positions, slices,
-# matmul; abinet: ABINet's vision model.
+# matmul; abinet: ABINet with its language passes (Reuse).
 ZOO_SLOW = [
     Case(name, name, shape, stats=True)
     for name, shape in {

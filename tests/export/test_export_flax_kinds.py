@@ -32,6 +32,10 @@ NOT_WRITTEN: dict[str, str] = {}
 # other kinds run in test_export_flax.py's models, the attention kinds' examples take seconds).
 RUN = (
     "adaptive_max_pool",
+    "argmax",
+    "compare",
+    "cumsum",
+    "length_mask",
     "channel_shuffle",
     "clip",
     "groupnorm",
@@ -99,6 +103,11 @@ VARIANTS = {
         ),
         ((2, 3, 4, 4),),
     ),
+    "sdpa_additive_mask": (
+        L.ScaledDotProductAttention(2, attn_mask=True),
+        ((2, 5, 12), (2, 1, 5, 5)),
+    ),
+    "length_mask_plain": (L.LengthMask(4), ((3,),)),
     "channel_shuffle_after_conv": (
         xinit.Sequential(L.Conv(3, 6, 1), L.ChannelShuffle(3)),
         ((2, 3, 2, 2),),

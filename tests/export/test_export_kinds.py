@@ -72,6 +72,12 @@ VARIANTS = {
     ),
     "upsample_nearest_1d": (L.Upsample(scale_factor=3.0), ((2, 3, 5),), FRAMEWORKS),
     "sdpa_causal": (L.ScaledDotProductAttention(2, causal=True), ((2, 5, 12),), FRAMEWORKS),
+    "sdpa_additive_mask": (  # a float mask added to the scores (ABINet's language model)
+        L.ScaledDotProductAttention(2, attn_mask=True),
+        ((2, 5, 12), (2, 1, 5, 5)),
+        FRAMEWORKS,
+    ),
+    "length_mask_plain": (L.LengthMask(4), ((3,),), FRAMEWORKS),
     "window_attention_plain": (  # no shift, no biases, no padding
         L.WindowAttention(8, (3, 3), (0, 0), 2, qkv_bias=False, proj_bias=False),
         ((2, 6, 6, 8),),

@@ -3,13 +3,14 @@
 (``tests/reference_paddleocr_heads.abinet_model``). Narrow in the default run: one encoder
 layer of 256 hidden, a 32x64 line (8x16 = 128 positions, the smallest PositionAttention's
 U-Net takes), 8 reading positions, ResNet45 with one block per stage (its ``layers``
-argument); PaddleOCR's full size in the slow run."""
+argument). The port of a checkpoint, the full size, and reading the shipped config, with
+either ``use_lang``, are ``test_paddleocr_abinet_lang.py``'s."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import require_backend, require_backends
+from helpers import require_backend
 from stats_helpers import assert_ks_one, assert_plan_laws
 
 import xinit
@@ -139,92 +140,12 @@ def test_the_init_check_catches_a_wrong_law():
         assert_ks_one(w, wrong, what=path)
 
 
-@pytest.mark.parametrize("dst", ["torch", "flax"])
-def test_paddle_checkpoint_ports_with_parity(tmp_path, dst):
-    """A checkpoint as ``paddle.save`` writes it (the ``pe`` buffers included) ports from the
-    config alone (the classes read from ``head.cls.bias``); the dropped tables are reported,
-    and ``port_parity`` proves the port layer by layer against it run in Paddle."""
-    require_backends("paddle", dst)
-    import paddle
-
-    ref = reference(seed=4)
-    randomize_batchnorm(ref, seed=6)
-    ref.eval()
-    path = tmp_path / "abinet.pdparams"
-    paddle.save(ref.state_dict(), str(path))
-    s = spec()
-    assert paddleocr.from_config({"Architecture": ARCH}, checkpoint=path) == s
-    ported = xinit.port(path, s, src="paddle", dst=dst)
-    notes = "\n".join(ported.report.notes)
-    for key in TABLES:
-        assert f"{key} (the fixed sinusoid table" in notes
-    report = xinit.port_parity(path, ported, s, line(3), src="paddle", dst=dst)
-    assert report.ok, str(report.first_divergent)
-    assert len(report.rows) > 60
-
-
 def test_bad_widths_are_refused_by_name():
     """PaddleOCR's PositionAttention is 512 wide whatever d_model says: another d_model is a
     clear error, not a model PaddleOCR could not build."""
     arch = {**ARCH, "Head": {**ARCH["Head"], "d_model": 256}}
     with pytest.raises(ValueError, match="PositionAttention is 512 wide.*d_model=256"):
         spec(arch)
-
-
-# configs/rec/rec_r45_abinet.yml's Global and Architecture, with use_lang: False
-ABINET_YML = """\
-Global:
-  character_dict_path:
-  character_type: en
-  max_text_length: 25
-  use_space_char: False
-Architecture:
-  model_type: rec
-  algorithm: ABINet
-  in_channels: 3
-  Transform:
-  Backbone:
-    name: ResNet45
-  Head:
-    name: ABINetHead
-    use_lang: False
-    iter_size: 3
-"""
-
-
-def test_from_config_reads_rec_r45_abinet_yml(tmp_path):
-    """The shipped config (use_lang off) gives the zoo's ``abinet``: PaddleOCR's 36 default
-    characters and '</s>' (37 classes), (N, 26, 37) out of a 32x128 line."""
-    path = tmp_path / "rec_r45_abinet.yml"
-    path.write_text(ABINET_YML)
-    spec_ = paddleocr.from_config(path)
-    assert spec_ == paddleocr.abinet()
-    assert xinit.blocks.infer(spec_, (2, 3, 32, 128))[-1].output_shape == (2, 26, 37)
-    assert paddleocr.default_input(path) == (1, 3, 32, 128)  # the CLI's input for it
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("dst", ["torch", "flax"])
-def test_zoo_abinet_full_size_ports_with_parity(tmp_path, dst):
-    """The zoo's ``abinet`` (rec_r45_abinet.yml, use_lang off, full size) against PaddleOCR's
-    ABINetHead on ResNet45: every key and shape, and a checkpoint ports with parity PASS."""
-    require_backends("paddle", dst)
-    import paddle
-    import reference_paddleocr_heads as ref_models
-
-    paddle.seed(7)
-    ref = ref_models.abinet_model(out_channels=37)
-    randomize_batchnorm(ref, seed=8)
-    ref.eval()
-    want = {k: tuple(v.shape) for k, v in ref.state_dict().items() if k not in TABLES}
-    got = xinit.build(paddleocr.abinet(), "paddle").state_dict()
-    assert {k: tuple(v.shape) for k, v in got.items()} == want
-    path = tmp_path / "abinet.pdparams"
-    paddle.save(ref.state_dict(), str(path))
-    ported = xinit.port(path, paddleocr.abinet(), src="paddle", dst=dst)
-    x = line(9, (1, 3, 32, 128))
-    report = xinit.port_parity(path, ported, paddleocr.abinet(), x, src="paddle", dst=dst)
-    assert report.ok, str(report.first_divergent)
 
 
 def _replaced(graph, path: str, new):

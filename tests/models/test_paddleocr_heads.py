@@ -13,7 +13,6 @@ from stats_helpers import assert_ks_one, assert_plan_laws
 import xinit
 from xinit import randomize_batchnorm
 from xinit.distributions import NormalDist
-from xinit.errors import UnknownNameError
 from xinit.models import paddleocr
 from xinit.plan import init_plan
 
@@ -151,16 +150,6 @@ def test_zoo_visionlan_has_paddleocrs_full_size_keys():
     want = {k: tuple(v.shape) for k, v in want.items() if not k.startswith(TRAINING_ONLY)}
     got = xinit.build(paddleocr.visionlan(), "paddle").state_dict()
     assert {k: tuple(v.shape) for k, v in got.items()} == want
-
-
-def test_abinet_language_model_is_refused_in_one_line():
-    """rec_r45_abinet.yml's head with ``use_lang: True``: one line saying why (the vision
-    model alone is tests/models/test_paddleocr_abinet.py's)."""
-    arch = {**ARCH, "Head": {"name": "ABINetHead", "use_lang": True, "iter_size": 3}}
-    why = r"'ABINetHead' with use_lang: .*BCNLanguage.*use_lang: False"
-    with pytest.raises(UnknownNameError, match=why) as err:
-        paddleocr.from_config({"Architecture": arch}, out_channels=CHARS)
-    assert "\n" not in str(err.value) and "VLHead" in str(err.value)
 
 
 # configs/rec/rec_r45_visionlan.yml as PaddleOCR ships it (its Global and Architecture; the

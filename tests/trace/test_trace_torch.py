@@ -271,20 +271,31 @@ def test_a_layer_whose_forward_differs_from_its_kind_is_named():
     assert lines[2].startswith("  <root>: layer 'rnn'") and "batch_first=False" in lines[2]
 
 
-class _Twice(torch.nn.Module):
-    """One Linear applied twice: one set of weights, two nodes, which a spec cannot share."""
+class _Borrowed(torch.nn.Module):
+    """A child that calls its parent's Linear: one set of weights called from two scopes,
+    which no Reuse node (an earlier node of the same graph) expresses."""
 
+    def __init__(self, fc):
+        super().__init__()
+        self.fc = fc
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class _Twice(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.fc = torch.nn.Linear(4, 4)
+        self.block = _Borrowed(self.fc)
 
     def forward(self, x):
-        return self.fc(torch.relu(self.fc(x)))
+        return self.block(torch.relu(self.fc(x)))
 
 
-def test_a_layer_with_parameters_called_twice_is_refused_and_the_model_left_as_it_was():
+def test_a_layer_called_from_two_scopes_is_refused_and_the_model_left_as_it_was():
     model = _Twice().train()
-    with pytest.raises(TraceError, match=r"<root>: layer 'fc' .* called twice"):
+    with pytest.raises(TraceError, match=r"block: calls module 'fc', which is not below"):
         xinit.trace(model, torch.zeros(1, 4))
     assert model.training and model.fc.training  # traced in eval mode, then restored
     with pytest.raises(TraceError, match="one batch size"):

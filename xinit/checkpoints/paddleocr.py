@@ -41,6 +41,8 @@ ABINET = "head.decoder.k_encoder."  # ABINetHead's vision model (PositionAttenti
 ABINET_CONSTANTS = {  # the sinusoid tables ABINetHead saves as buffers ``pe``
     "head.pos_encoder.pe": "the fixed sinusoid table, which the spec computes",
     "head.decoder.pos_encoder.pe": "the fixed sinusoid table, which the spec computes",
+    "head.language.token_encoder.pe": "the fixed sinusoid table, which the spec computes",
+    "head.language.pos_encoder.pe": "the fixed sinusoid table, which the spec computes",
 }
 SIDECARS = {".pdopt": "optimizer state", ".states": "training state (epoch, metrics)"}
 

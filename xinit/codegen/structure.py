@@ -18,7 +18,7 @@ from typing import Any
 
 from ..blocks import Residual, Sequential
 from ..errors import XinitError
-from ..graph import Graph
+from ..graph import Graph, Reuse
 from ..initializers import Initializer
 from ..layers import Layer
 
@@ -152,7 +152,7 @@ class Planner:
             act = None if node.activation is None else self.key(node.activation)
             return ("res", body, node.shortcut_name, node.activation_name, act)
         if isinstance(node, Graph):
-            nodes = tuple((n, self.key(s), refs) for n, s, refs in node.nodes)
+            nodes = tuple((n, _node_key(self.key, s), refs) for n, s, refs in node.nodes)
             return ("graph", node.kind, nodes, node.inputs, node.outputs, node.returns)
         raise ExportError(f"not a spec: {node!r}")
 
@@ -302,6 +302,11 @@ def _other_law(first: str, path: str, vector: tuple) -> bool:
     """Whether hole ``path`` holds code (a law) for another keyword than ``first``."""
     other = first.rsplit(".", 1)[-1] != path.rsplit(".", 1)[-1]
     return isinstance(vector[0], Code) and other
+
+
+def _node_key(key, spec) -> Any:
+    """A graph node's part of its graph's key: its spec's, or the node a Reuse runs again."""
+    return ("reuse", spec.node) if isinstance(spec, Reuse) else key(spec)
 
 
 def _children(node):

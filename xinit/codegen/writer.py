@@ -331,7 +331,8 @@ class ModelWriter:
             refs = node.inputs_of(name)
             args = [_ref(var, r) for r in refs]
             var[name] = self._var(name)
-            expr = self.apply(_attr(name, plan, listed), node.node(name), plan, args)
+            callee, child = node.called(name)  # a Reuse node: its target's attribute again
+            expr = self.apply(_attr(callee, plan, listed), child, plan, args)
             # a node whose value nothing reads (DB's thresh map at inference): called alone
             out += call_lines(f"{var[name]} = " if name in used else "", expr, 8)
         values = [_ref(var, ref) for _, ref in node.outputs]

@@ -33,6 +33,7 @@ from .base import Layer, ParamSpec, SpecError
 from .base import inputs_text as inputs_text  # re-exported for other modules
 from .channelwise import LayerScale, PReLU
 from .conv import Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose2d
+from .lengths import ArgMax, Compare, CumSum, LengthMask
 from .linear import Embedding, Linear
 from .merge import Add, Concat, Div, MatMul, Merge, Mul, Sub
 from .norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, LayerNorm2d, RMSNorm
@@ -123,6 +124,10 @@ __all__ = [
     "ChannelShuffle",
     "Pad",
     "LearnedTensor",
+    "ArgMax",
+    "CumSum",
+    "Compare",
+    "LengthMask",
     "Upsample",
     "pool_out",
     "LAYER_KINDS",

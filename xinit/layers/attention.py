@@ -292,16 +292,28 @@ class ScaledDotProductAttention(Layer):
 
     ``local_window`` (hk, wk) with ``grid`` (H, W), L = H·W tokens in row-major order: each
     token attends only to the tokens of an hk x wk window around it on the grid, as SVTR's
-    ``Local`` mixer (see :meth:`window_mask`); a constant mask, no parameter or state key."""
+    ``Local`` mixer (see :meth:`window_mask`); a constant mask, no parameter or state key.
+
+    ``attn_mask``: the node takes a second input, a float mask added to the scaled scores
+    before the softmax, of a shape that broadcasts to (N, num_heads, L, L) (a
+    :class:`~xinit.layers.LengthMask`'s (N, 1, L, L)), as PaddleOCR's ``MultiheadAttention``
+    adds its ``attn_mask``."""
 
     kind: ClassVar[str] = "sdpa"
     num_heads: int
     causal: bool = False
     local_window: tuple[int, int] | None = None
     grid: tuple[int, int] | None = None
+    attn_mask: bool = False
 
     def __post_init__(self):
         _positive_int(self, num_heads=self.num_heads)
+        if not isinstance(self.attn_mask, bool):
+            raise SpecError(
+                f"ScaledDotProductAttention.attn_mask must be True or False; got {self.attn_mask!r}"
+            )
+        if self.attn_mask and (self.causal or self.local_window is not None):
+            raise SpecError("ScaledDotProductAttention: attn_mask excludes causal and local_window")
         if (self.local_window is None) != (self.grid is None):
             raise SpecError(
                 f"ScaledDotProductAttention: local_window and grid go together; got "
@@ -342,10 +354,27 @@ class ScaledDotProductAttention(Layer):
             )
         return packed // 3
 
+    def inputs_taken(self):
+        return (2, 2) if self.attn_mask else (1, 1)
+
     def channels(self, c):
         return None if c is None else self.embed_dim(c)
 
     def output_shape(self, shape):
+        if self.attn_mask:
+            shape, mask = shape
+            out = self._packed_shape(shape)
+            want = (shape[0], self.num_heads, shape[1], shape[1])
+            if len(mask) > 4 or any(m not in (1, w) for m, w in zip(mask[::-1], want[::-1])):
+                raise SpecError(
+                    f"ScaledDotProductAttention: attn_mask {tuple(mask)} does not broadcast to "
+                    f"the scores (N, heads, L, L) = {want}"
+                )
+            return out
+        return self._packed_shape(shape)
+
+    def _packed_shape(self, shape):
+        """The output shape for the packed input's ``shape``."""
         if len(shape) != 3:
             raise SpecError(
                 f"ScaledDotProductAttention expects a packed (N, L, 3E) sequence; got shape "

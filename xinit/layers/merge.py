@@ -159,6 +159,8 @@ class Concat(Merge):
         return tuple(out)
 
     def merge_channels(self, channels):
+        if self.dim in (2, -1):  # a sequence's features (N, L, D), or an image's H or W
+            return None  # unknown without the rank
         if self.dim != 1:
             return super().merge_channels(channels)
         return None if None in channels else sum(channels)

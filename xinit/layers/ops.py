@@ -141,7 +141,8 @@ class Split(Layer):
         return {str(i): x[(*lead, slice(a, b))] for i, (a, b) in enumerate(self.bounds())}
 
     def channels(self, c):
-        same = c if self.dim >= 2 else None  # a negative dim: unknown without the rank
+        # dim 2 may be a sequence's features, a negative dim any: unknown without the rank
+        same = c if self.dim >= 3 else None
         return {str(i): n if self.dim == 1 else same for i, n in enumerate(self.sizes)}
 
     def output_shape(self, shape):

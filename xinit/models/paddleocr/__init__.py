@@ -128,22 +128,25 @@ def visionlan(out_channels: int = 37) -> Sequential:
     return from_config({"Architecture": VISIONLAN}, out_channels=out_channels)
 
 
-# configs/rec/rec_r45_abinet.yml's Architecture with use_lang off (Transform empty)
+# configs/rec/rec_r45_abinet.yml's Architecture (Transform empty)
 ABINET = {
     "model_type": "rec",
     "algorithm": "ABINet",
     "Backbone": {"name": "ResNet45"},
-    "Head": {"name": "ABINetHead", "use_lang": False, "iter_size": 3},
+    "Head": {"name": "ABINetHead", "use_lang": True, "iter_size": 3},
 }
 
 
 @zoo_model
-def abinet(out_channels: int = 37, softmax: bool = True) -> Sequential:
-    """ABINet's vision model (``rec_r45_abinet.yml`` with ``use_lang: False``): ResNet45
-    (strides 2, 1, 2, 1, 1) and ABINetHead's transformer encoder, PositionAttention and
-    ``cls``; 37 classes (``</s>`` and PaddleOCR's 36 default characters). Input
+def abinet(out_channels: int = 37, softmax: bool = True, use_lang: bool = True) -> Sequential:
+    """ABINet (``rec_r45_abinet.yml``): ResNet45 (strides 2, 1, 2, 1, 1) and ABINetHead's
+    vision model (transformer encoder, PositionAttention, ``cls``), then its language model
+    and alignment run 3 times on the same weights (``use_lang=False``: the vision model
+    alone); 37 classes (``</s>`` and PaddleOCR's 36 default characters). Input
     (N, 3, 32, 128), output (N, 26, classes)."""
-    return from_config({"Architecture": ABINET}, out_channels=out_channels, softmax=softmax)
+    head = {**ABINET["Head"], "use_lang": use_lang}
+    arch = {**ABINET, "Head": head}
+    return from_config({"Architecture": arch}, out_channels=out_channels, softmax=softmax)
 
 
 __all__ = [

@@ -4,8 +4,8 @@
 Supported: ``model_type: rec`` with ``Backbone`` in :data:`BACKBONES`, an optional ``Neck``
 (``SequenceEncoder``) and ``Head`` ``CTCHead``, ``MultiHead`` (its ``CTCHead`` branch, the
 one PaddleOCR runs at inference, under its names ``head.ctc_encoder``/``head.ctc_head``) or
-``VLHead`` (VisionLAN on ResNet45, its inference path) or ``ABINetHead`` with
-``use_lang: False`` (ABINet's vision model on ResNet45).
+``VLHead`` (VisionLAN on ResNet45, its inference path) or ``ABINetHead`` (ABINet on
+ResNet45: the vision model, with ``use_lang`` its language model and alignment too).
 Arguments that only steer training (learning-rate multipliers, weight decay, ``use_guide``)
 are accepted and have no effect on the spec; any other unknown argument is refused by name.
 """
@@ -43,12 +43,6 @@ BACKBONES: dict[str, tuple[Callable[..., Any], Callable[..., int]]] = {
 }
 NECKS = ("SequenceEncoder",)
 HEADS = ("CTCHead", "MultiHead", "VLHead", "ABINetHead")
-REFUSED_HEADS = {  # heads PaddleOCR pairs with ResNet45 that the specs do not express
-    ("ABINetHead", True): "with use_lang: its language model (BCNLanguage) and alignment are "
-    "not supported: they run iter_size times on the same weights (a spec reuses only "
-    "parameter-free nodes) and mask by lengths from an argmax and a cumsum (no op kinds yet); "
-    "use_lang: False (the vision model) and VisionLAN's VLHead are",
-}
 TRAINING_ONLY = ("lr_mult_list", "lab_lr", "lr_mult", "fc_decay", "use_guide", "pretrained")
 DEFAULT_CHARACTERS = "0123456789abcdefghijklmnopqrstuvwxyz"  # no dictionary: PaddleOCR's own
 VISIONLAN_CLASSIFIER = "head.MLM_VRM.Prediction.w_vrm.bias"
@@ -234,12 +228,13 @@ def from_config(
     elif head_cfg.get("name") == "VLHead":
         args = _args(head_cfg, ("name", "out_channels", "training_step"))
         children.append(("head", vl_head(width, n, **args)))
-    elif (head_cfg.get("name"), bool(head_cfg.get("use_lang"))) == ("ABINetHead", False):
+    elif head_cfg.get("name") == "ABINetHead":
         args = _args(head_cfg, ("name", "out_channels", "use_lang", "iter_size", "dropout"))
-        children.append(("head", abinet_head(width, n, softmax=softmax, **args)))
-    elif (head_cfg.get("name"), bool(head_cfg.get("use_lang"))) in REFUSED_HEADS:
-        why = REFUSED_HEADS[head_cfg["name"], bool(head_cfg.get("use_lang"))]
-        raise UnknownNameError(f"PaddleOCR config: Head {head_cfg['name']!r} {why}")
+        lang = bool(head_cfg.get("use_lang"))
+        iters = head_cfg.get("iter_size", 1) if lang else 1  # PaddleOCR's default 1
+        children.append(
+            ("head", abinet_head(width, n, softmax=softmax, use_lang=lang, iter_size=iters, **args))
+        )
     elif head_cfg.get("name") == "MultiHead":
         neck_args, head_args = _ctc_branch(head_cfg)
         encoder, width = _neck(width, neck_args, key="name")

@@ -1,7 +1,7 @@
-"""ABINet's head (``ppocr/modeling/heads/rec_abinet_head.py``, ``ABINetHead``) without its
-language model (``use_lang: False``): the vision model PaddleOCR runs at inference, under its
-names and with its initialisation (Paddle's defaults throughout: ``ABINetHead`` gives no
-initializer).
+"""ABINet's head (``ppocr/modeling/heads/rec_abinet_head.py``, ``ABINetHead``): the vision
+model PaddleOCR runs at inference, and with ``use_lang`` its language model and alignment
+(:mod:`.rec_abinet_language`), under its names and with its initialisation (Paddle's
+defaults throughout: ``ABINetHead`` gives no initializer).
 
 ``pos_encoder`` (the sinusoid table, as the spec's ``SinusoidPositions``), ``encoder``
 (``TransformerBlock``s of ``rec_nrtr_head.py``: self-attention, post-norm, ReLU ``mlp``),
@@ -12,6 +12,7 @@ checkpoint's keys for them are dropped with a report line on port. Dropouts are 
 
 from __future__ import annotations
 
+from ...errors import ArgumentError
 from ...graph import Graph
 from ...initializers import Zeros
 from ...layers import (
@@ -32,6 +33,7 @@ from ...layers import (
     Upsample,
 )
 from ._common import paddle_conv_default
+from .rec_abinet_language import language_passes
 from .rec_visionlan_head import paddle_linear
 
 # PositionAttention's width: PaddleOCR builds it with its default in_channels (512), whatever
@@ -141,10 +143,14 @@ def abinet_head(
     max_length: int = 25,
     image_size: tuple[int, int] = (32, 128),
     softmax: bool = True,
+    use_lang: bool = False,
+    iter_size: int = 1,
 ) -> Graph:
-    """``ABINetHead(use_lang=False)`` in eval mode on the backbone's (B, ``d_model``, H, W)
-    with (H, W) = ``image_size`` / 4: (B, ``max_length`` + 1, ``out_channels``) class
-    probabilities (``softmax=False``: the logits ``vis_logits``)."""
+    """``ABINetHead`` in eval mode on the backbone's (B, ``d_model``, H, W) with (H, W) =
+    ``image_size`` / 4: (B, ``max_length`` + 1, ``out_channels``) class probabilities
+    (``softmax=False``: the logits), of the vision model (``vis_logits``) or, ``use_lang``,
+    of the last of ``iter_size`` language-and-alignment passes
+    (:mod:`.rec_abinet_language`)."""
     if d_model != POSITION_ATTENTION_WIDTH or in_channels != d_model:
         raise ValueError(
             f"ABINetHead: PaddleOCR's PositionAttention is {POSITION_ATTENTION_WIDTH} wide, so "
@@ -163,6 +169,14 @@ def abinet_head(
         ("decoder", position_attention(max_length + 1, h, w, d_model)),
         ("cls", paddle_linear(d_model, out_channels)),
     ]
+    if use_lang:
+        if not isinstance(iter_size, int) or isinstance(iter_size, bool) or iter_size < 1:
+            raise ArgumentError(f"ABINetHead: iter_size must be a positive int; got {iter_size!r}")
+        passes, _ = language_passes(
+            "cls", "decoder", iter_size, d_model, nhead, dim_feedforward, max_length + 1,
+            out_channels,
+        )  # fmt: skip
+        nodes += passes  # the last is the aligned logits
     if softmax:
         nodes.append(("softmax", Softmax(-1)))
     return Graph(nodes)
