@@ -24,7 +24,7 @@ from ..common.codegen import native_fans, neutral_fans
 from ..common.codegen_lengths import register_lengths
 from ..common.codegen_window import flax_window_attention
 from .codegen_channelwise import ADAPTIVE_POOL, register_channelwise
-from .codegen_layout import CHANNELS, LayoutPlan
+from .codegen_layout import CHANNELS, LayoutPlan, turned_steps
 from .codegen_sequence import (
     converted,
     init_keywords,
@@ -387,7 +387,7 @@ class FlaxCode(FrameworkCode):
         planner = writer.planner
         writer.ctx.layouts = LayoutPlan(writer.spec)  # read by the emitters
         writer.ctx.layouts.check_shared(planner)
-        writer.ctx.turned = _turned_steps(writer.spec, writer.ctx.layouts, self)
+        writer.ctx.turned = turned_steps(writer.spec, writer.ctx.layouts, self.has_module)
         writer.ctx.tuple_args = _tuple_args(planner)
         if any(writer._is_list(plan.template) for plan in planner.order):
             writer.ctx.helper("NumberedLayers", _LAYERS)  # the base of the numbered lists' classes
@@ -411,29 +411,6 @@ class FlaxCode(FrameworkCode):
             f"Input: {taken}. Needs only flax. The state's paths are those",
             "of xinit.build(spec, 'flax'): nnx.update(model, state) loads weights xinit built.",
         ]
-
-
-def _turned_steps(spec, layouts: LayoutPlan, code: FlaxCode) -> dict[str, str]:
-    """The layout each constructed layer of a numbered Sequential must take its input in,
-    by path, where it comes in the other (ConvNeXt's LayerNorm2d after a block ending in
-    PyTorch's layout; a conv after a pad): the file's Sequential turns it (``turn=``). An
-    expression step turns its input itself, as a layer between named ones does."""
-    from xinit.blocks import Sequential, walk
-    from xinit.codegen.structure import is_numbered
-    from xinit.layers import Layer
-
-    out = {}
-    for path, node in walk(spec):
-        if not isinstance(node, Sequential) or not is_numbered(node):
-            continue
-        for name, child in node.steps:
-            where = f"{path}.{name}" if path else name
-            rec = layouts.at.get(where)
-            if rec is None or rec.to[0] is None:
-                continue
-            if isinstance(child, Layer) and code.has_module(child):
-                out[where] = rec.to[0]
-    return out
 
 
 def _join_args(*parts: str) -> str:

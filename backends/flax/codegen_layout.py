@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xinit.blocks import Residual, Sequential
-from xinit.codegen.structure import ExportError
+from xinit.blocks import Residual, Sequential, walk
+from xinit.codegen.structure import ExportError, is_numbered
 from xinit.graph import Graph
 from xinit.layers import Layer
 
@@ -238,8 +238,27 @@ class LayoutPlan:
         return {p[len(head) :]: v.signature for p, v in self.at.items() if p.startswith(head)}
 
 
+def turned_steps(spec, layouts: LayoutPlan, has_module) -> dict[str, str]:
+    """The layout each constructed layer of a numbered Sequential must take its input in,
+    by path, where it comes in the other (ConvNeXt's LayerNorm2d after a block ending in
+    PyTorch's layout; a conv after a pad): the file's Sequential turns it (``turn=``). An
+    expression step turns its input itself, as a layer between named ones does."""
+    out = {}
+    for path, node in walk(spec):
+        if not isinstance(node, Sequential) or not is_numbered(node):
+            continue
+        for name, child in node.steps:
+            where = _join(path, name)
+            rec = layouts.at.get(where)
+            if rec is None or rec.to[0] is None:
+                continue
+            if isinstance(child, Layer) and has_module(child):
+                out[where] = rec.to[0]
+    return out
+
+
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-__all__ = ["CHANNELS", "NEUTRAL", "Held", "LayerLayout", "LayoutPlan", "need_of"]
+__all__ = ["CHANNELS", "NEUTRAL", "Held", "LayerLayout", "LayoutPlan", "need_of", "turned_steps"]
