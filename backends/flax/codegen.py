@@ -24,8 +24,14 @@ from ..common.codegen import native_fans, neutral_fans
 from ..common.codegen_lengths import register_lengths
 from ..common.codegen_window import flax_window_attention
 from .codegen_channelwise import ADAPTIVE_POOL, register_channelwise
-from .codegen_layout import LayoutPlan
-from .codegen_sequence import converted, init_keywords, layout_at, register_sequence
+from .codegen_layout import CHANNELS, LayoutPlan, turned_steps
+from .codegen_sequence import (
+    converted,
+    init_keywords,
+    layout_at,
+    register_sequence,
+    turn_function,
+)
 from .codegen_zoo import SPATIAL, register_zoo
 
 
@@ -64,7 +70,23 @@ def _converted_args(f: Fields, args: list) -> list:
     rec = layout_at(f)
     if rec is None:
         return args
-    return [converted(f, a, t) for a, t in zip(args, rec.to)]
+    out = []
+    for a, t, held in zip(args, rec.to, rec.held):
+        placed = t == CHANNELS and not held.batched
+        out.append(_placed(f, a, held.rank, rec.out.rank) if placed else converted(f, a, t))
+    return out
+
+
+def _placed(f: Fields, x: str, rank: int, image_rank: int) -> str:
+    """A learned tensor in PyTorch's layout (no batch axis: a (C, 1, 1) scale) placed to
+    broadcast onto a channel-last image as it does onto PyTorch's: its channel axis (the
+    image's axis 1, after leading 1s) moved last."""
+    if rank == image_rank:  # a batch axis of 1: the value is an image
+        return converted(f, x, CHANNELS)
+    f.ctx.need("import jax.numpy as jnp")
+    lead = image_rank - 1 - rank  # the leading 1s up to the channel axis
+    x = f"{x}[{', '.join(['None'] * lead)}]" if lead else x
+    return f"jnp.moveaxis({x}, 0, -1)"
 
 
 EMITTERS = FlaxEmitters()
@@ -79,6 +101,28 @@ _SEQUENTIAL = '''class Sequential(nnx.Module):
 
     def __call__(self, x):
         for i in range(self.size):
+            x = getattr(self, str(i))(x)
+        return x
+'''
+
+# The file's Sequential where some step takes its input in the other layout (ConvNeXt's
+# LayerNorm2d after a block that ends in PyTorch's): ``turn={2: channels_last}``.
+_TURNING_SEQUENTIAL = '''class Sequential(nnx.Module):
+    """Layers applied in order, held as attributes "0", "1", ... (the state's paths); a step
+    numbered in ``turn`` has its input turned first by the function given (the layout it takes:
+    channel-last or PyTorch's)."""
+
+    def __init__(self, *layers, turn=None):
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+        self.size = len(layers)
+        turn = turn or {}
+        self.turn = tuple(turn.get(i) for i in range(len(layers)))  # static: hashable
+
+    def __call__(self, x):
+        for i in range(self.size):
+            if self.turn[i] is not None:
+                x = self.turn[i](x)
             x = getattr(self, str(i))(x)
         return x
 '''
@@ -304,13 +348,11 @@ class FlaxCode(FrameworkCode):
     def imports(self, ctx: Context) -> None:
         ctx.need("from flax import nnx")
 
-    def init_args(self, args, flag, hints, root: bool) -> str:
+    def init_args(self, args, flag, hints, root: bool, keywords=()) -> str:
         text = super().init_args(args, flag, hints, root)
-        extra = "rngs: nnx.Rngs | None = None" if root else "*, rngs: nnx.Rngs"
-        if flag and not root:
-            extra = "rngs: nnx.Rngs"  # after a keyword with a default: keyword-only already
-            return f"{text}, *, {extra}" if text else f"*, {extra}"
-        return f"{text}, {extra}" if text else extra
+        if root:
+            return _join_args(text, "rngs: nnx.Rngs | None = None")
+        return _join_args(text, "*", *keywords, "rngs: nnx.Rngs")
 
     def init_preamble(self, root: bool) -> list[str]:
         return ["        rngs = nnx.Rngs(0) if rngs is None else rngs"] if root else []
@@ -324,8 +366,17 @@ class FlaxCode(FrameworkCode):
         return plain.group(1) if plain else f"lambda x: {call}"
 
     def sequential(self, items: list[str], ctx: Context) -> str:
-        ctx.helper("Sequential", _SEQUENTIAL)
+        ctx.helper("Sequential", _TURNING_SEQUENTIAL if getattr(ctx, "turned", {}) else _SEQUENTIAL)
         return f"Sequential({', '.join(items)})"
+
+    def step_keywords(self, wheres: list[str], ctx: Context) -> list[str]:
+        """``turn={i: channels_last}`` for the steps whose input the file's Sequential turns."""
+        turned = getattr(ctx, "turned", {})
+        found = [(i, turned[w]) for i, w in enumerate(wheres) if w in turned]
+        if not found:
+            return []
+        pairs = ", ".join(f"{i}: {turn_function(ctx, to)}" for i, to in found)
+        return [f"turn={{{pairs}}}"]
 
     def init_weights(self, planner, writer) -> list[str]:
         """No method body of statements: each constructor's ``*_init=`` draws its law; the
@@ -336,7 +387,7 @@ class FlaxCode(FrameworkCode):
         planner = writer.planner
         writer.ctx.layouts = LayoutPlan(writer.spec)  # read by the emitters
         writer.ctx.layouts.check_shared(planner)
-        _check_numbered_steps(writer.spec, writer.ctx.layouts, self)
+        writer.ctx.turned = turned_steps(writer.spec, writer.ctx.layouts, self.has_module)
         writer.ctx.tuple_args = _tuple_args(planner)
         if any(writer._is_list(plan.template) for plan in planner.order):
             writer.ctx.helper("NumberedLayers", _LAYERS)  # the base of the numbered lists' classes
@@ -362,27 +413,8 @@ class FlaxCode(FrameworkCode):
         ]
 
 
-def _check_numbered_steps(spec, layouts: LayoutPlan, code: FlaxCode) -> None:
-    """A layer of a numbered Sequential is a step called on the value as it comes: where it
-    must take it in the other layout (a conv after a pad, which gives PyTorch's), only an
-    expression step turns it, so a constructed layer there is refused, naming it."""
-    from xinit.blocks import Sequential, walk
-    from xinit.codegen.structure import is_numbered
-    from xinit.layers import Layer
-
-    for path, node in walk(spec):
-        if not isinstance(node, Sequential) or not is_numbered(node):
-            continue
-        for name, child in node.steps:
-            where = f"{path}.{name}" if path else name
-            rec = layouts.at.get(where)
-            turned = rec is not None and any(t is not None for t in rec.to)
-            if turned and isinstance(child, Layer) and code.has_module(child):
-                raise ExportError(
-                    f"{where}: a step of a numbered Sequential taking its input in the "
-                    f"{rec.to[0]} layout, given the other; the flax export turns layouts "
-                    "between named layers only"
-                )
+def _join_args(*parts: str) -> str:
+    return ", ".join(p for p in parts if p)
 
 
 def _tuple_args(planner) -> set[str]:
@@ -395,31 +427,58 @@ def _tuple_args(planner) -> set[str]:
     return out
 
 
+# The constructor keyword of each neutral leaf, for the kinds whose emitter writes the laws
+# with ``init_keywords`` (those a class can take as its own ``kernel_init=`` argument).
+_KERNEL = {"weight": "kernel_init", "bias": "bias_init"}
+_SCALE = {"weight": "scale_init", "bias": "bias_init"}
+_INIT_KEYWORDS = {
+    **dict.fromkeys(("conv", "linear", "conv_transpose"), _KERNEL),
+    **dict.fromkeys(("batchnorm", "layernorm", "layernorm2d", "groupnorm"), _SCALE),
+    "embedding": {"weight": "embedding_init"},
+}
+_INITIALIZER = "nnx.Initializer"  # the annotation of a class's init argument
+
+
 def _planned(writer, rows):
     """The classes and each layer's init codes (:func:`_shared_codes`). Where instances of a
-    class still draw a layer differently (PP-OCR's blocks whose 1x1 and kxk convs draw other
-    laws, U-Net's up steps of other widths) or hold its values in other layouts (SVTR's
-    encoder convs, on an image or on tokens), the classes are planned again with those
-    layers' codes and layouts as part of their structure: each its own class (``Conv``,
-    ``Conv2``), until every class is written once for all its instances."""
-    from xinit.codegen.structure import Planner
+    class still draw a layer differently (PP-OCR's blocks whose depthwise convs draw other
+    laws), the law is an argument of the class, given where each instance is made
+    (``Block(16, 72, kernel_init=nnx.initializers.normal(0.5), rngs=rngs)``), as Flax users
+    write; a layer whose emitter takes no such argument, or whose instances hold its values in
+    other layouts (SVTR's encoder convs, on an image or on tokens), makes the classes planned
+    again with its codes and layouts as part of their structure: each its own class
+    (``Conv``, ``Conv2``), until every class is written once for all its instances."""
+    from xinit.codegen.structure import Code, Planner
 
     planner, marked = writer.planner, {}
+    passed: dict[int, dict[str, Code]] = {}  # layer id -> keyword -> its law, as arguments
     layers = dict(writer.layers())
     layouts = LayoutPlan(writer.spec)
     own: dict[str, dict[str, str]] = {}  # each layer's codes (a fan-scaled law as scaled)
+    plain: dict[str, dict[str, str]] = {}  # each layer's codes, the law as the spec gives it
     for row in rows:
-        code = _fan_scaled(row) or init_code(row, writer.ctx)
-        own.setdefault(row.item.layer, {})[row.leaf] = code
+        code = init_code(row, writer.ctx)
+        plain.setdefault(row.item.layer, {})[row.leaf] = code
+        own.setdefault(row.item.layer, {})[row.leaf] = _fan_scaled(row) or code
     while True:
         codes, conflicts = _shared_codes(planner, rows, writer.ctx)
+        conflicts = [c for c in conflicts if id(layers[c[0]]) not in passed]
+        now = {
+            id(layers[p]): _law_arguments(layers[p], plain.get(p, {}))
+            for c in conflicts
+            for p in c[3]
+            if layers[p].kind in _INIT_KEYWORDS
+        }
         found = {
-            (p, "init", tuple(sorted(own.get(p, {}).items()))) for c in conflicts for p in c[3]
+            (p, "init", tuple(sorted(own.get(p, {}).items())))
+            for c in conflicts
+            for p in c[3]
+            if id(layers[p]) not in now
         }
         found |= {(p, "layout", layouts.at[p].signature) for p in layouts.differing(planner)}
         new = {(id(layers[p]), what): value for p, what, value in found if p in layers}
         new = {k: v for k, v in new.items() if k not in marked}
-        if not new:
+        if not new and not now:
             if conflicts:
                 where, first, name, _ = conflicts[0]
                 raise ExportError(
@@ -428,12 +487,24 @@ def _planned(writer, rows):
                 )
             return planner, codes
         marked |= new
+        passed |= now
 
         def key(layer, marked=marked):
             mine = sorted((what, v) for (i, what), v in marked.items() if i == id(layer))
             return tuple(mine) or None
 
-        planner = Planner(writer.spec, writer.class_name, writer._numbered_ok, key)
+        def holes(layer, passed=passed):
+            return passed.get(id(layer), {})
+
+        planner = Planner(writer.spec, writer.class_name, writer._numbered_ok, key, holes)
+
+
+def _law_arguments(layer, codes: dict[str, str]) -> dict:
+    """``{"kernel_init": Code(...)}``: the layer's laws as the arguments of its constructor."""
+    from xinit.codegen.structure import Code
+
+    names = _INIT_KEYWORDS[layer.kind]
+    return {names[leaf]: Code(code, _INITIALIZER) for leaf, code in codes.items() if leaf in names}
 
 
 def _shared_codes(planner, rows, ctx):

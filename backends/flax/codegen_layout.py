@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xinit.blocks import Residual, Sequential
-from xinit.codegen.structure import ExportError
+from xinit.blocks import Residual, Sequential, walk
+from xinit.codegen.structure import ExportError, is_numbered
 from xinit.graph import Graph
 from xinit.layers import Layer
 
@@ -81,6 +81,19 @@ def _rank_after(layer: Layer, rank: int | None) -> int | None:
     return rank
 
 
+def _check_placed(layer: Layer, path: str, image: Held, held: tuple[Held, ...]) -> None:
+    """A learned tensor (no batch axis, held neutral) broadcast onto a channel-last image of
+    known rank is placed channel-last for it, as the build does (its leading 1s, then its
+    channel axis moved last); refused where that cannot be known or is no broadcast."""
+    where = f"{path}: a learned tensor broadcast onto a channel-last image"
+    if layer.kind == "concat":
+        raise ExportError(f"{where} is concatenated; the flax export broadcasts element-wise")
+    if image.rank is None:
+        raise ExportError(f"{where} of unknown rank; the flax export places it by its rank")
+    if any(not h.batched and h.rank > image.rank for h in held):
+        raise ExportError(f"{where} has more dims than the image")
+
+
 class LayoutPlan:
     """Every layer's :class:`LayerLayout` by its path in the model (``at``), from a walk of
     the spec (an input of ``rank``) with its input held as the first layer that cares takes
@@ -126,13 +139,14 @@ class LayoutPlan:
                 self.rank = dims + 2
         if layer.kind in _MERGES and len(held) > 1:
             first = next((h for h in held if h.layout is not None and h.batched), held[0])
-            if first.layout == CHANNELS and first.matters and not all(h.batched for h in held):
-                raise ExportError(
-                    f"{path}: a learned tensor broadcast onto a channel-last image; the flax "
-                    "export does not write that broadcast yet"
-                )
+            placed = first.layout == CHANNELS and first.matters
+            placed = placed and not all(h.batched for h in held)
+            if placed and not self._finding:
+                _check_placed(layer, path, first, held)
             to = tuple(
-                first.layout if h.matters and h.layout not in (None, first.layout) else None
+                first.layout
+                if (h.matters or not h.batched) and h.layout not in (None, first.layout)
+                else None
                 for h in held
             )
             out = Held(first.layout, first.rank)
@@ -224,8 +238,27 @@ class LayoutPlan:
         return {p[len(head) :]: v.signature for p, v in self.at.items() if p.startswith(head)}
 
 
+def turned_steps(spec, layouts: LayoutPlan, has_module) -> dict[str, str]:
+    """The layout each constructed layer of a numbered Sequential must take its input in,
+    by path, where it comes in the other (ConvNeXt's LayerNorm2d after a block ending in
+    PyTorch's layout; a conv after a pad): the file's Sequential turns it (``turn=``). An
+    expression step turns its input itself, as a layer between named ones does."""
+    out = {}
+    for path, node in walk(spec):
+        if not isinstance(node, Sequential) or not is_numbered(node):
+            continue
+        for name, child in node.steps:
+            where = _join(path, name)
+            rec = layouts.at.get(where)
+            if rec is None or rec.to[0] is None:
+                continue
+            if isinstance(child, Layer) and has_module(child):
+                out[where] = rec.to[0]
+    return out
+
+
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-__all__ = ["CHANNELS", "NEUTRAL", "Held", "LayerLayout", "LayoutPlan", "need_of"]
+__all__ = ["CHANNELS", "NEUTRAL", "Held", "LayerLayout", "LayoutPlan", "need_of", "turned_steps"]

@@ -7,7 +7,7 @@ writes the parameters at the paths of ``xinit.build(spec, "flax")``."""
 from __future__ import annotations
 
 from xinit.codegen.emitters import args_text
-from xinit.codegen.fields import Fields, literal
+from xinit.codegen.fields import Context, Fields, literal
 from xinit.codegen.structure import ExportError
 
 from .codegen_layout import CHANNELS, LayerLayout
@@ -21,7 +21,9 @@ def init_keywords(f: Fields, names: dict[str, str]) -> list[str]:
     codes = f.ctx.inits.get(f.where, {})
     out = []
     for leaf, kw in names.items():
-        if leaf in codes and codes[leaf] != DEFAULT_INITS.get(kw):
+        if kw in f.args:  # the law an argument of the class (its instances draw differently)
+            out.append(f"{kw}={f.args[kw]}")
+        elif leaf in codes and codes[leaf] != DEFAULT_INITS.get(kw):
             out.append(f"{kw}={codes[leaf]}")
     return out
 
@@ -43,16 +45,18 @@ _CHANNELS_LAST = '''def channels_last(x):
 '''
 
 
+def turn_function(ctx: Context, to: str) -> str:
+    """The file's function turning an array into layout ``to``: ``channels_last`` or
+    ``channels_first`` (defined once in the file)."""
+    ctx.need("import jax.numpy as jnp")
+    if to == CHANNELS:
+        return ctx.helper("channels_last", _CHANNELS_LAST)
+    return ctx.helper("channels_first", _CHANNELS_FIRST)
+
+
 def converted(f: Fields, x: str, to: str | None) -> str:
     """``x`` turned into layout ``to`` by a small function of the file (None: as it is)."""
-    if to is None:
-        return x
-    f.ctx.need("import jax.numpy as jnp")
-    if to == CHANNELS:
-        f.ctx.helper("channels_last", _CHANNELS_LAST)
-        return f"channels_last({x})"
-    f.ctx.helper("channels_first", _CHANNELS_FIRST)
-    return f"channels_first({x})"
+    return x if to is None else f"{turn_function(f.ctx, to)}({x})"
 
 
 # ---- layers with parameters ------------------------------------------------------------------
@@ -396,26 +400,33 @@ def _position_ids(f: Fields, args: list) -> str:
 
 def _flatten(f: Fields, args: list) -> str:
     """A flatten of dims start..end in PyTorch's order: a channel-last image is read
-    channel-first first, so a following Linear's weights are the build's."""
+    channel-first first, so a following Linear's weights are the build's. A traced flatten
+    names its last dim (``flatten(1, 3)`` on an image): written as the flatten to the end."""
     start, end = f.value("start_dim"), f.value("end_dim")
-    x = args[0]
+    x, rec = args[0], layout_at(f)
+    rank = None if rec is None else rec.held[0].rank
+    if isinstance(end, int) and end >= 0 and rank is not None and end == rank - 1:
+        end = -1  # the last dim, named
     if (start, end) == (1, -1):
-        rec = layout_at(f)
         if rec is None or (rec.held[0].layout == CHANNELS and rec.held[0].matters):
             f.ctx.need("import jax.numpy as jnp")
             return f"jnp.moveaxis({x}, -1, 1).reshape({x}.shape[0], -1)"
         return f"{x}.reshape({x}.shape[0], -1)"
-    if not isinstance(start, int) or end != -1 or start < 1:
-        raise ExportError(f"{f.where}: the flax export flattens from a literal dim to the end")
-    rec = layout_at(f)
-    axes = tuple(range(start))
-    if rec is not None and rec.to[0] is not None:
-        if rec.held[0].rank is None:
-            raise ExportError(f"{f.where}: a flatten of a channel-last array of unknown rank")
-        axes = _channels_first_axes(rec.held[0].rank)[:start]  # the sizes, read on x as held
+    if not isinstance(start, int) or not isinstance(end, int) or start < 1:
+        raise ExportError(f"{f.where}: the flax export flattens from a literal dim only")
+    if end != -1 and (rank is None or not start <= end % rank):
+        raise ExportError(f"{f.where}: the flax export flattens a known rank up to a dim")
+    turned = rec is not None and rec.to[0] is not None
+    if turned and rank is None:
+        raise ExportError(f"{f.where}: a flatten of a channel-last array of unknown rank")
+    tail = () if end == -1 else tuple(range(end % rank + 1, rank))
+    axes = (*range(start), *tail)
+    if turned:
+        axes = tuple(_channels_first_axes(rank)[a] for a in axes)  # read on x as held
         x = converted(f, x, rec.to[0])
-    lead = ", ".join(f"{args[0]}.shape[{i}]" for i in axes)
-    return f"{x}.reshape({lead}, -1)"
+    sizes = [f"{args[0]}.shape[{i}]" for i in axes]
+    sizes.insert(start, "-1")
+    return f"{x}.reshape({', '.join(sizes)})"
 
 
 def _concat(f: Fields, args: list) -> str:
@@ -454,4 +465,4 @@ def register_sequence(table) -> None:
     table.register("concat", call=_concat, converts=False)
 
 
-__all__ = ["init_keywords", "layout_at", "converted", "register_sequence"]
+__all__ = ["init_keywords", "layout_at", "converted", "register_sequence", "turn_function"]

@@ -72,8 +72,21 @@ LOCAL = Sequential(
     mixer=L.ScaledDotProductAttention(2, local_window=(3, 3), grid=(4, 4)),
     proj=L.Linear(8, 8),
 )
+
+
+def _block(std: float):
+    from xinit.initializers import Normal
+
+    conv = L.Conv(4, 4, 3, padding=1, weight_init=Normal(0.0, std), bias=False)
+    return Sequential(conv=conv, act=L.ReLU())
+
+
+# Blocks of one structure whose convs draw N(0, 0.1), N(0, 0.5), N(0, 0.1): one class taking
+# its law as ``kernel_init=``.
+PER_INSTANCE = Sequential(blocks=Sequential(_block(0.1), _block(0.5), _block(0.1)))
 CASES = [
     Case("vit", "vit_tiny_patch16_224", (2, 3, 32, 32), kwargs=VIT, stats=True),
+    SpecCase("per_instance_laws", PER_INSTANCE, (2, 4, 6, 6), stats=True),
     Case("crnn", "crnn", (2, 3, 32, 64), stats=True),
     Case("gpt2", "gpt2", (2, 16), kwargs=GPT2, stats=True, vocab=GPT2["vocab_size"]),
     # The policy's laws, not the spec's: GPT-2's c_proj at N(0, 0.02 / sqrt(2 n_layer)).
@@ -227,11 +240,12 @@ def test_ppocrv2_rec_exports_and_runs_as_the_build(tmp_path):
 # (relus as None gaps, numbers kept) returning a dict.
 ZOO_CASES = [Case("vgg19_encoder", "vgg19_encoder", (1, 3, 32, 32), stats=True)]
 # centernet_resnet: transposed convolutions; unet: ConvTranspose up steps whose instances draw
-# other laws (a class each); dbnet_pplcnetv3, ppocrv4_server_det: layer lists with a sum,
-# nearest upsampling, a scalar op; ppocr_cls, ppocrv3_det: PP-OCR blocks whose instances draw
-# other laws; svtr_tiny: local-window attention, Paddle's downscale dropout; ppocrv4_rec,
-# ppocrv4_server_rec: SVTR encoder convs on images and on tokens (a class each), avg pools;
-# visionlan: sinusoid positions, slices, matmul; abinet: ABINet with its language passes (Reuse).
+# other laws (given as kernel_init=/bias_init= arguments); dbnet_pplcnetv3, ppocrv4_server_det:
+# layer lists with a sum, nearest upsampling, a scalar op; ppocr_cls, ppocrv3_det: PP-OCR
+# blocks whose instances draw other laws (kernel_init= arguments); svtr_tiny: local-window
+# attention, Paddle's downscale dropout; ppocrv4_rec, ppocrv4_server_rec: SVTR encoder convs
+# on images and on tokens (a class each), avg pools; visionlan: sinusoid positions, slices,
+# matmul; abinet: ABINet with its language passes (Reuse).
 ZOO_SLOW = [
     Case(name, name, shape, stats=True)
     for name, shape in {
@@ -386,33 +400,30 @@ def test_an_unsupported_form_names_the_layer(layer, path):
         export_code(spec, "flax")
 
 
-def test_a_learned_tensor_on_an_image_names_the_node():
-    """A traced ``scale * conv(x)`` (a (C, 1, 1) tensor on a channel-last image) is refused at
-    the merge rather than broadcast along the wrong axis."""
-    scale = ("scale", L.LearnedTensor((8, 1, 1)), ("x",))
-    nodes = (
-        ("conv", L.Conv(3, 8, 3, padding=1), ("x",)),
-        scale,
-        ("mul", L.Mul(), ("scale", "conv")),
-    )
-    with pytest.raises(ExportError, match=r"^mul: a learned tensor broadcast onto a channel-last"):
-        export_code(Graph(nodes), "flax")
+def test_instances_that_draw_other_laws_take_the_law_as_an_argument(exported):
+    """Blocks alike but for their conv's law (N(0, 0.1), N(0, 0.5), N(0, 0.1)): one class
+    whose law is a keyword argument, given where each instance is made, as Flax users write
+    (the case ``per_instance_laws`` above runs it and checks each instance's draws)."""
+    text = exported[1]["per_instance_laws"]
+    assert text.count("class Block(") == 1 and "class Block2(" not in text
+    assert "def __init__(self, *, kernel_init: nnx.Initializer, rngs: nnx.Rngs):" in text
+    assert "kernel_init=kernel_init," in text
+    calls = [f"Block(kernel_init=nnx.initializers.normal({std}), rngs=rngs)" for std in (0.1, 0.5)]
+    assert text.count(calls[0]) == 2 and text.count(calls[1]) == 1
 
 
-def test_instances_that_draw_other_laws_become_classes_of_their_own():
-    """Blocks alike but for their conv's law (N(0, 0.1), N(0, 0.5), N(0, 0.1)): the first and
-    third share a class, the second has its own, each constructor drawing its law."""
+def test_other_laws_of_a_layer_without_an_init_argument_become_classes():
+    """A learned tensor (its law drawn in the class, no constructor keyword) drawn
+    N(0, 0.1) in one block and N(0, 0.5) in the other: each block its own class."""
     from xinit.initializers import Normal
 
     def block(std):
-        conv = L.Conv(4, 4, 3, padding=1, weight_init=Normal(0.0, std))
-        return Sequential(conv=conv, act=L.ReLU())
+        scale = ("scale", L.LearnedTensor((4, 1, 1), init=Normal(0.0, std)), ("x",))
+        return Graph([("conv", L.Conv(4, 4, 1), "x"), scale, ("mul", L.Mul(), ("scale", "conv"))])
 
-    spec = Sequential(blocks=Sequential(block(0.1), block(0.5), block(0.1)))
-    text = export_code(spec, "flax")
-    assert "Sequential(Block(rngs=rngs), Block2(rngs=rngs), Block(rngs=rngs))" in text
-    block_1, block_2 = text.split("class Block2(")[0], text.split("class Block2(")[1]
-    assert "normal(0.1)" in block_1.split("class Block(")[1] and "normal(0.5)" in block_2
+    text = export_code(Sequential(a=block(0.1), b=block(0.5)), "flax")
+    assert "self.a = A(rngs=rngs)" in text and "self.b = B(rngs=rngs)" in text
+    assert "normal(0.1)" in text.split("class B(")[0] and "normal(0.5)" in text.split("class B(")[1]
 
 
 def test_recurrent_laws_that_differ_by_layer_are_refused():

@@ -112,6 +112,41 @@ VARIANTS = {
         xinit.Sequential(L.Conv(3, 6, 1), L.ChannelShuffle(3)),
         ((2, 3, 2, 2),),
     ),
+    # A numbered Sequential's step given the other layout, turned by the file's Sequential
+    # (``turn=``): a conv after a pad (PyTorch's layout in, channel-last taken), a LayerNorm
+    # on a channel-last image (it takes PyTorch's layout: it normalises along W).
+    "numbered_turned_step": (
+        xinit.Sequential(L.Conv(3, 3, 1), L.Pad((1, 0, 2, 1)), L.Conv(3, 2, 1)),
+        ((2, 3, 4, 5),),
+    ),
+    "numbered_layernorm_on_image": (
+        xinit.Sequential(L.Conv(3, 4, 1), L.LayerNorm(5)),
+        ((2, 3, 4, 5),),
+    ),
+    # Traced flattens name their last dim: flatten(1, 3) is the flatten to the end; (1, 2)
+    # and (2, 3) keep a dim, read on the channel-last image as held.
+    "flatten_named_end": (xinit.Sequential(L.Conv(3, 4, 1), L.Flatten(1, 3)), ((2, 3, 4, 5),)),
+    "flatten_middle": (xinit.Sequential(L.Conv(3, 4, 1), L.Flatten(1, 2)), ((2, 3, 4, 5),)),
+    "flatten_spatial": (xinit.Sequential(L.Conv(3, 4, 1), L.Flatten(2, 3)), ((2, 3, 4, 5),)),
+    # Learned tensors (no batch axis) broadcast onto a channel-last image as onto PyTorch's:
+    # a (C, 1, 1) scale, a (W,) row, an (H, W) map, a (1, C, 1, 1) bias (C = H = W: a wrong
+    # broadcast would fit, see FAULTS).
+    "learned_tensors_on_image": (
+        Graph(
+            [
+                ("conv", L.Conv(3, 4, 1), "x"),
+                ("scale", L.LearnedTensor((4, 1, 1)), "x"),
+                ("row", L.LearnedTensor((4,)), "x"),
+                ("map", L.LearnedTensor((4, 4)), "x"),
+                ("bias", L.LearnedTensor((1, 4, 1, 1)), "x"),
+                ("scaled", L.Mul(), ("scale", "conv")),
+                ("shifted", L.Add(), ("scaled", "row")),
+                ("less", L.Sub(), ("shifted", "map")),
+                ("out", L.Add(), ("bias", "less")),
+            ]
+        ),
+        ((2, 3, 4, 4),),
+    ),
     "stochastic_depth_residual": (
         xinit.Sequential(
             block=xinit.Residual(
@@ -260,27 +295,61 @@ def test_files_are_ruff_clean(exported):
     assert ruff_problems(folder, [f"{name}.py" for name in cases]) == ""
 
 
-def test_the_verdict_catches_a_wrong_group_count(exported, tmp_path):
-    """A planted fault: GroupNorm written with one group changes the output past the verdict."""
+# Planted faults, each file changed in one place, run on its case's saved build: GroupNorm
+# written with one group; the learned (C, 1, 1) scale broadcast as held onto the channel-last
+# image (C == H, so it fits, along H).
+FAULTS = {
+    "kind_groupnorm": ("num_groups=2", "num_groups=1"),
+    "variant_learned_tensors_on_image": ("jnp.moveaxis(scale, 0, -1)", "scale"),
+}
+
+
+def test_the_verdict_catches_planted_faults(exported, tmp_path):
     folder, _, expected, _ = exported
-    name = "kind_groupnorm"
-    text = (folder / f"{name}.py").read_text()
-    assert "num_groups=2" in text
-    (tmp_path / f"{name}.py").write_text(text.replace("num_groups=2", "num_groups=1"))
-    for suffix in ("_paths.json", "_state.npz", "_x.npz"):
-        (tmp_path / f"{name}{suffix}").write_bytes((folder / f"{name}{suffix}").read_bytes())
-    (tmp_path / "cases.json").write_text(json.dumps([[name, True, True]]))
+    flags = []
+    for name, (right, wrong) in FAULTS.items():
+        text = (folder / f"{name}.py").read_text()
+        assert right in text, name
+        (tmp_path / f"{name}.py").write_text(text.replace(right, wrong))
+        for suffix in ("_paths.json", "_state.npz", "_x.npz"):
+            (tmp_path / f"{name}{suffix}").write_bytes((folder / f"{name}{suffix}").read_bytes())
+        flags.append([name, True, True])
+    (tmp_path / "cases.json").write_text(json.dumps(flags))
     run_isolated(tmp_path, SCRIPT)
-    got = np.load(tmp_path / f"{name}_out.npz")[""]
-    want, noise = expected[name][""]
-    assert not compare(want, got, atol=None, noise=2 * noise).passed
+    for name in FAULTS:
+        got = np.load(tmp_path / f"{name}_out.npz")[""]
+        want, noise = expected[name][""]
+        assert not compare(want, got, atol=None, noise=2 * noise).passed, name
 
 
-def test_a_numbered_step_given_the_other_layout_is_refused():
-    """A conv after a pad in a numbered Sequential would get PyTorch's layout where it takes
-    channel-last: refused, naming the step (a named graph node is turned; variant above)."""
-    spec = xinit.Sequential(L.Conv(3, 3, 1), L.Pad((1, 0, 2, 1)), L.Conv(3, 2, 1))
-    with pytest.raises(ExportError, match=r"^2: a step of a numbered Sequential"):
+def test_the_files_turn_and_place_as_written(exported):
+    """The readable forms of the variants above: the Sequential's ``turn=`` by step number,
+    the flatten as PyTorch's order, the learned tensors' channel axis moved last."""
+    folder = exported[0]
+
+    def text(name):
+        return (folder / f"variant_{name}.py").read_text()
+
+    assert "turn={2: channels_last}" in text("numbered_turned_step")
+    assert "turn={1: channels_first}" in text("numbered_layernorm_on_image")
+    assert "jnp.moveaxis(x, -1, 1).reshape(x.shape[0], -1)" in text("flatten_named_end")
+    learned = text("learned_tensors_on_image")
+    assert "scaled = jnp.moveaxis(scale, 0, -1) * conv" in learned
+    assert "jnp.moveaxis(row[None, None], 0, -1)" in learned
+    assert "channels_last(bias) + less" in learned
+
+
+def test_a_learned_tensor_wider_than_the_image_is_refused():
+    """A (2, 4, 1, 1, 1) tensor onto a rank-4 image broadcasts to rank 5 in PyTorch: no
+    channel-last placement holds that, so the merge is named."""
+    spec = Graph(
+        [
+            ("conv", L.Conv(3, 4, 1), "x"),
+            ("t", L.LearnedTensor((2, 4, 1, 1, 1)), "x"),
+            ("mul", L.Mul(), ("t", "conv")),
+        ]
+    )
+    with pytest.raises(ExportError, match=r"^mul: a learned tensor .* more dims than the image"):
         xinit.export_code(spec, "flax")
 
 
@@ -289,8 +358,7 @@ def test_a_numbered_step_given_the_other_layout_is_refused():
 def test_a_traced_swin_exports_to_flax_within_the_verdict(name, tmp_path):
     """torchvision's small Swin (v1, v2) traced and saved as test_export_traced.py does; its
     Flax file, run without xinit, gives the build's outputs within the verdict (about 25 s
-    each: the build's float64 run). ConvNeXt's is refused: a numbered step given the other
-    layout (test_a_numbered_step_given_the_other_layout_is_refused)."""
+    each: the build's float64 run). The other traced models: test_export_flax_traced.py."""
     pytest.importorskip("torch")
     from test_export_traced import TRACED, _save
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .structure import compact
+from .structure import Code, compact
 
 
 def literal(value: Any) -> str:
     """Python source of a plain value (ints, floats, strings, tuples, None, bools)."""
+    if isinstance(value, Code):
+        return str(value)
     if isinstance(value, float):
         text = repr(value)
         return text if text not in ("inf", "-inf", "nan") else f'float("{text}")'
@@ -67,4 +69,4 @@ class Fields:
         return [f"{as_name or name}={self[name]}"]
 
 
-__all__ = ["Context", "Fields", "literal"]
+__all__ = ["Code", "Context", "Fields", "literal"]

@@ -60,6 +60,8 @@ def call_lines(prefix: str, expr: str, indent: int, tail: str = "") -> list[str]
     line = pad + prefix + expr + tail
     if len(line) <= WIDTH:
         return [line]
+    if expr.startswith("*[") and expr.endswith("]") and " for " in expr:
+        return _starred_lines(prefix, expr[2:-1], indent, tail)
     parts = _outer_call(expr)
     if parts is None:
         return [line]
@@ -77,6 +79,17 @@ def call_lines(prefix: str, expr: str, indent: int, tail: str = "") -> list[str]
     for arg in args:
         out += call_lines("", arg, indent + 4, tail=",")
     return [*out, pad + close + tail]
+
+
+def _starred_lines(prefix: str, inner: str, indent: int, tail: str) -> list[str]:
+    """``*[item for _ in range(n)]`` too long for its line, as ruff writes it: the body on a
+    line of its own if it fits there, else the item (wrapped) and its ``for`` on their own."""
+    pad, inner_pad = " " * indent, " " * (indent + 4)
+    if len(inner_pad) + len(inner) <= WIDTH:
+        return [f"{pad}{prefix}*[", inner_pad + inner, f"{pad}]{tail}"]
+    item, _, loop = inner.rpartition(" for ")
+    body = [*call_lines("", item, indent + 4), f"{inner_pad}for {loop}"]
+    return [f"{pad}{prefix}*[", *body, f"{pad}]{tail}"]
 
 
 def statement(text: str, indent: int) -> list[str]:

@@ -34,6 +34,18 @@ SPATIAL = frozenset(
 )
 
 
+class Code(str):
+    """A constructor argument's value that is code as written (an initializer expression),
+    passed by keyword; ``hint`` is the parameter's annotation."""
+
+    hint = ""
+
+    def __new__(cls, text: str, hint: str = ""):
+        made = super().__new__(cls, text)
+        made.hint = hint
+        return made
+
+
 def is_numbered(seq: Sequential) -> bool:
     """A Sequential whose steps are named 0, 1, 2, ... (the framework's own container)."""
     return [n for n, _ in seq.steps] == [str(i) for i in range(len(seq.steps))]
@@ -105,11 +117,14 @@ class ClassPlan:
 class Planner:
     """Finds the classes of a spec (the root's is ``root_name``) and their arguments."""
 
-    def __init__(self, spec, root_name: str, numbered_ok, layer_key=None):
+    def __init__(self, spec, root_name: str, numbered_ok, layer_key=None, layer_holes=None):
         self.spec = spec
         self.numbered_ok = numbered_ok
         # layer -> what else two layers must share (None: nothing): Flax's init per class
         self.layer_key = layer_key
+        # layer -> more holes than its integer fields (name -> value; Flax's init laws where
+        # instances draw differently: ``Code``, passed by keyword)
+        self.layer_holes = layer_holes
         self.by_key: dict[Any, ClassPlan] = {}
         self.of_node: dict[int, ClassPlan] = {}
         self.order: list[ClassPlan] = []  # dependencies first
@@ -213,10 +228,19 @@ class Planner:
             self._collect(child, name, out)
         return out
 
+    def hole_names(self, layer: Layer) -> list[str]:
+        """The names of ``layer``'s holes: its integer fields, then any the planner adds."""
+        return [*holes(layer), *self._extra_holes(layer)]
+
+    def _extra_holes(self, layer: Layer) -> dict:
+        return {} if self.layer_holes is None else self.layer_holes(layer)
+
     def _collect(self, node, path: str, out: dict) -> None:
         if isinstance(node, Layer):
             for f, v in holes(node).items():
                 out[f"{path}.{f}"] = compact(f, v)
+            for f, v in self._extra_holes(node).items():
+                out[f"{path}.{f}"] = v
             return
         plan = self.of_node.get(id(node))
         if plan is None:  # an inline numbered Sequential
@@ -237,6 +261,8 @@ class Planner:
             present = [i for i, v in enumerate(plan.values) if path in v]
             vector = tuple(plan.values[i][path] for i in present)
             for members, gvector in groups:
+                if _other_law(members[0], path, vector):
+                    continue  # a kernel's law and a bias's: two arguments, however equal
                 if all(gvector[i] == plan.values[i][path] for i in present):
                     members.append(path)  # equal to an argument wherever present: that one
                     break
@@ -246,10 +272,13 @@ class Planner:
                 full = tuple(plan.values[i].get(path, vector[0]) for i in range(len(plan.values)))
                 groups.append(([path], full))
         used: set[str] = set()
-        for members, _ in groups:
+        laws = [m[0].rsplit(".", 1)[-1] for m, full in groups if isinstance(full[0], Code)]
+        for members, full in groups:
             field_name = members[0].rsplit(".", 1)[-1]
             name = field_name
-            if name in used or name == plan.flag:
+            # two laws of one keyword (two convs' kernel_init): each named by its layer's path
+            two_laws = isinstance(full[0], Code) and laws.count(field_name) > 1
+            if name in used or name == plan.flag or two_laws:
                 name = identifier(members[0].replace(".", "_"))
             k = 2
             base = name
@@ -259,6 +288,20 @@ class Planner:
             plan.args.append(name)
             for m in members:
                 plan.arg_of[m] = name
+        keyword = self.keyword_args(plan)  # (code, as ``kernel_init=``) after the positional
+        plan.args.sort(key=lambda a: a in keyword)
+
+    def keyword_args(self, plan: ClassPlan) -> set[str]:
+        """The arguments of ``plan``'s class passed by keyword (code values)."""
+        return {
+            a for p, a in plan.arg_of.items() for v in plan.values if isinstance(v.get(p), Code)
+        }
+
+
+def _other_law(first: str, path: str, vector: tuple) -> bool:
+    """Whether hole ``path`` holds code (a law) for another keyword than ``first``."""
+    other = first.rsplit(".", 1)[-1] != path.rsplit(".", 1)[-1]
+    return isinstance(vector[0], Code) and other
 
 
 def _node_key(key, spec) -> Any:
@@ -310,4 +353,13 @@ def identifier(name: str) -> str:
     return text
 
 
-__all__ = ["ExportError", "ClassPlan", "Planner", "camel", "identifier", "compact", "is_numbered"]
+__all__ = [
+    "Code",
+    "ExportError",
+    "ClassPlan",
+    "Planner",
+    "camel",
+    "identifier",
+    "compact",
+    "is_numbered",
+]

@@ -12,7 +12,7 @@ from ..graph import Graph
 from ..layers import Layer
 from .fields import Context, Fields, literal
 from .layout import WIDTH, call_lines, statement
-from .structure import ClassPlan, ExportError, Planner, identifier, is_numbered
+from .structure import ClassPlan, Code, ExportError, Planner, identifier, is_numbered
 
 
 class FrameworkCode:
@@ -49,6 +49,11 @@ class FrameworkCode:
     def sequential(self, items: list[str], ctx: Context) -> str:
         raise NotImplementedError
 
+    def step_keywords(self, wheres: list[str], ctx: Context) -> list[str]:
+        """Keyword arguments of a sequential container whose steps are at the model's paths
+        ``wheres`` (Flax's turns a step's input into the layout it takes); [] for none."""
+        return []
+
     # the framework's list of layers (``nn.ModuleList``): the base of a graph whose layers are
     # numbered (PaddleOCR's ``conv_kxk`` list), reached as ``self[0]``; "" for none
     module_list = ""
@@ -58,11 +63,16 @@ class FrameworkCode:
     calls_init_weights = True  # the model's __init__ ends with self.init_weights()
     no_child = "None"  # an absent optional child (a block without its shortcut)
 
-    def init_args(self, args: list[str], flag: str | None, hints: list[str], root: bool) -> str:
-        """The constructor's parameter list after ``self``."""
+    def init_args(
+        self, args: list[str], flag: str | None, hints: list[str], root: bool, keywords=()
+    ) -> str:
+        """The constructor's parameter list after ``self`` (``keywords``: keyword-only
+        parameters, annotated: Flax's per-instance ``kernel_init: nnx.Initializer``)."""
         text = ", ".join(f"{a}: {h}" for a, h in zip(args, hints))
         if flag:
             text += (", " if text else "") + f"{flag}: bool = False"
+        if keywords:
+            text += (", " if text else "") + ", ".join(["*", *keywords])
         return text
 
     def init_preamble(self, root: bool) -> list[str]:
@@ -101,7 +111,7 @@ class ModelWriter:
     # ---- expressions ----------------------------------------------------------------------
     def _fields(self, layer, plan: ClassPlan, path: str, in_forward=False) -> Fields:
         args = {}
-        for f_name in _hole_names(layer):
+        for f_name in self.planner.hole_names(layer):
             arg = plan.arg_of.get(f"{path}.{f_name}")
             if arg is not None:
                 args[f_name] = f"self.{arg}" if in_forward else arg
@@ -117,13 +127,16 @@ class ModelWriter:
         child_plan = self.planner.of_node.get(id(node))
         if child_plan is None:  # an inline numbered Sequential
             items = [self._step(c, plan, f"{path}.{n}") for n, c in node.steps]
-            return self.code.sequential(_runs(items), self.ctx)
+            keywords = self.code.step_keywords(self._step_paths(node, path), self.ctx)
+            return self.code.sequential([*_runs(items), *keywords], self.ctx)
         values, flag = child_plan.call_args(node)
         template = plan.values[plan.instances.index(_template_of(plan))]
+        keyword = self.planner.keyword_args(child_plan)
         codes = []
         for arg, v in zip(child_plan.args, values):
             hole = f"{path}.{arg}"
-            codes.append(plan.arg_of.get(hole) or literal(template.get(hole, v)))
+            code = plan.arg_of.get(hole) or literal(template.get(hole, v))
+            codes.append(f"{arg}={code}" if arg in keyword else code)
         return self.code.class_call(child_plan.name, codes, flag, child_plan.flag)
 
     def _step(self, node, plan: ClassPlan, path: str) -> str:
@@ -135,6 +148,10 @@ class ModelWriter:
         if em.step is not None:
             return em.step(self._fields(node, plan, path))
         return self.code.step(em.call(self._fields(node, plan, path), ["x"]), self.ctx)
+
+    def _step_paths(self, node: Sequential, path: str) -> list[str]:
+        """The model path of each step of ``node`` (at ``path`` in its class)."""
+        return [self.planner.path_of.get(id(c), _join_path(path, n)) for n, c in node.steps]
 
     def apply(self, name: str, node, plan: ClassPlan, args: list[str]) -> str:
         """The expression computing child ``name`` on the values ``args``."""
@@ -151,6 +168,16 @@ class ModelWriter:
         return f"{attr}({', '.join(args)})"
 
     # ---- classes --------------------------------------------------------------------------
+    def _params(self, plan: ClassPlan, root: bool) -> str:
+        """``self, in_channels: int, *, kernel_init: ...``: the constructor's parameters."""
+        keyword = self.planner.keyword_args(plan)
+        hints = _hints(plan)
+        pairs = list(zip(plan.args, hints))
+        args = [a for a, _ in pairs if a not in keyword]
+        kws = [f"{a}: {h}" for a, h in pairs if a in keyword]
+        text = self.code.init_args(args, plan.flag, hints[: len(args)], root, keywords=kws)
+        return _join("self", text)
+
     def _is_steps(self, node) -> bool:
         """A numbered Sequential written as a class (the model itself): a subclass of the
         framework's sequential container, its steps given to ``super().__init__``."""
@@ -160,11 +187,14 @@ class ModelWriter:
         node, root = _template_of(plan), plan is self.planner.root
         items = [self._step(c, plan, n) for n, c in node.steps]
         base = self.code.sequential(["x"], self.ctx).split("(")[0]
-        params = _join("self", self.code.init_args(plan.args, plan.flag, _hints(plan), root))
+        params = self._params(plan, root)
         lines = [f"class {plan.name}({base}):", f'    """{_class_doc(node, plan)}"""', ""]
         lines += _def_lines("__init__", params)
         lines += self.code.init_preamble(root)
-        lines += call_lines("super().__init__", "(" + ", ".join(_runs(items)) + ")", 8)
+        keywords = self.code.step_keywords(self._step_paths(node, ""), self.ctx)
+        lines += call_lines(
+            "super().__init__", "(" + ", ".join([*_runs(items), *keywords]) + ")", 8
+        )
         if root and self._init_lines and self.code.calls_init_weights:
             lines.append("        self.init_weights()")
         if root and self._init_lines:
@@ -194,7 +224,7 @@ class ModelWriter:
         gap = self.code.list_gap
         made = [self.construct(c, plan, n) for n, c in node.children if n.isdigit() or not gap]
         items = _runs([gap if m is None else m for m in made if m is not None or gap], gap)
-        params = _join("self", self.code.init_args(plan.args, plan.flag, _hints(plan), root))
+        params = self._params(plan, root)
         lines = [f"class {plan.name}({self.code.module_list}):"]
         lines += [f'    """{_class_doc(node, plan)}"""', "", *_def_lines("__init__", params)]
         lines += self.code.init_preamble(root)
@@ -224,7 +254,7 @@ class ModelWriter:
         lines.append(f'    """{doc}"""')
         lines.append("")
         root = plan is self.planner.root
-        params = _join("self", self.code.init_args(plan.args, plan.flag, _hints(plan), root))
+        params = self._params(plan, root)
         lines += _def_lines("__init__", params)
         lines.append("        super().__init__()")
         lines += self.code.init_preamble(root)
@@ -399,10 +429,14 @@ def _def_lines(name: str, params: str) -> list[str]:
 
 
 def _hints(plan: ClassPlan) -> list[str]:
-    """``int`` or ``tuple`` for each argument, from the values it takes."""
+    """``int`` or ``tuple`` for each argument, from the values it takes (a code value's own
+    hint)."""
     out = []
     for arg in plan.args:
         values = [v[p] for v in plan.values for p, a in plan.arg_of.items() if a == arg and p in v]
+        if values and isinstance(values[0], Code):
+            out.append(values[0].hint)
+            continue
         out.append("int" if all(isinstance(x, int) for x in values) else "tuple")
     return out
 
@@ -411,14 +445,12 @@ def _join(*parts: str) -> str:
     return ", ".join(p for p in parts if p)
 
 
+def _join_path(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
 def _template_of(plan: ClassPlan):
     return plan.template
-
-
-def _hole_names(layer) -> list[str]:
-    from .structure import holes
-
-    return list(holes(layer))
 
 
 def _attr(name: str, plan: ClassPlan, listed: bool = False) -> str:
