@@ -362,7 +362,7 @@ def test_files_read_as_flax_code(exported):
     vit, gpt2, crnn = texts["vit"], texts["gpt2"], texts["crnn"]
     assert "nnx.LayerNorm(192, use_fast_variance=False, rngs=rngs)" in vit
     assert "nnx.Param(nnx.initializers.normal(1e-06)(rngs.params(), (1, 1, 192)))" in vit
-    assert "nnx.dot_product_attention(q, k, v, mask=mask, is_causal=causal)" in vit
+    assert "nnx.dot_product_attention(q, k, v, bias=bias, mask=mask, is_causal=causal)" in vit
     assert "*[Block(rngs=rngs) for _ in range(12)]" in vit
     assert "nnx.Embed(500, 64, embedding_init=nnx.initializers.normal(0.02)" in gpt2
     assert "attention(x, 4, causal=True)" in gpt2
