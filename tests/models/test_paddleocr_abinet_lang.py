@@ -81,6 +81,7 @@ def ended(use_lang: bool = True):
     class's bias in ``cls`` and ``cls_align`` raised so that it wins at 40% of the lines'
     positions, as a trained ABINet ends its words: the lengths then differ between lines
     and passes (random weights alone never predict the stop). Shared: no test changes it."""
+    require_backend("paddle")
     import paddle
 
     ref, x = reference(seed=1, use_lang=use_lang), lines()
@@ -111,6 +112,7 @@ def test_keys_shapes_and_outputs_equal_paddleocrs():
     sinusoid tables: one ``head.language``, ``w_att_align`` and ``cls_align`` for the three
     passes. After ``set_state_dict`` of the reference's weights the outputs agree within the
     float64-derived parity verdict, layer by layer, on lines whose pass lengths differ."""
+    require_backend("paddle")
     import paddle
 
     ref, x, used = ended()
@@ -217,6 +219,7 @@ def test_the_reference_check_catches_a_planted_fault(fault):
     """Power: one fault in the first pass's lengths or mask fails the parity verdict
     against the retyped model, with PaddleOCR's weights loaded and the same lines as the
     test that passes."""
+    require_backend("paddle")
     ref, x, _ = ended()
     s = spec()
     wrong = Sequential(backbone=s["backbone"], head=FAULTS[fault](s["head"]))
