@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from helpers import require_backend
 from stats_helpers import assert_ks_one, assert_plan_laws
+from test_paddleocr_abinet_lang import ARCH as LANG_ARCH
+from test_paddleocr_abinet_lang import HEAD
 
 import xinit
 from xinit import randomize_batchnorm
@@ -20,13 +22,8 @@ from xinit.layers.positions import sinusoid_table
 from xinit.models import paddleocr
 from xinit.plan import init_plan
 
-HEAD = {"num_layers": 1, "dim_feedforward": 256, "max_length": 7, "image_size": [32, 64]}
-ARCH = {
-    "model_type": "rec",
-    "algorithm": "ABINet",
-    "Backbone": {"name": "ResNet45", "layers": [1, 1, 1, 1, 1]},
-    "Head": {"name": "ABINetHead", "use_lang": False, "iter_size": 3, **HEAD},
-}
+# the language-model tests' small head, without its language model
+ARCH = {**LANG_ARCH, "Head": {**LANG_ARCH["Head"], "use_lang": False}}
 CLASSES = 11  # ABINetHead's out_channels: '</s>' and 10 characters
 LINE = (1, 3, 32, 64)
 # the sinusoid tables PaddleOCR saves as buffers: not in the spec (dropped on port)
